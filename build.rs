@@ -1,0 +1,25 @@
+//! Generates the C header with cbindgen into `$OUT_DIR/pgsess.h`. The committed
+//! `include/pgsess.h` must equal it: `make header` copies it, and the test `header_matches`
+//! fails on any difference. Nothing here writes into the source tree.
+
+fn main() {
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=src");
+    // The shared library's soname carries the major version (ABI policy in README.md).
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libpgsess.so.{major}");
+    }
+    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml is valid");
+    match cbindgen::Builder::new().with_crate(&crate_dir).with_config(config).generate() {
+        Ok(bindings) => {
+            bindings.write_to_file(format!("{out_dir}/pgsess.h"));
+        }
+        Err(e) => {
+            // Keep the library building while a source file is mid-edit; the header test reports it.
+            println!("cargo:warning=cbindgen could not generate the header: {e}");
+        }
+    }
+}

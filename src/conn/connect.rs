@@ -1,0 +1,256 @@
+//! Opening a connection: try each host in turn (shuffled with `load_balance_hosts=random`), run the
+//! startup and authentication exchange within the connect timeout, then check
+//! `target_session_attrs` the way libpq does.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::{md5_hash, sasl};
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+
+use super::{server_fields, PgConn, Stream, TxStatus};
+use crate::config::{ConnectConfig, HostSpec, TargetSessionAttrs};
+use crate::error::{Error, Result};
+
+impl PgConn {
+    /// Connect to the first host of `config` that accepts us and matches `target_session_attrs`.
+    /// With several hosts, a failure names every host tried (never the password).
+    pub fn connect(config: &ConnectConfig) -> Result<PgConn> {
+        let mut order: Vec<&HostSpec> = config.hosts.iter().collect();
+        if config.load_balance_hosts {
+            shuffle(&mut order);
+        }
+        let passes: &[TargetSessionAttrs] = match config.target_session_attrs {
+            // libpq: first look for a standby, then accept any server.
+            TargetSessionAttrs::PreferStandby => &[TargetSessionAttrs::Standby, TargetSessionAttrs::Any],
+            ref t => std::slice::from_ref(t),
+        };
+        let mut failures: Vec<(String, Error)> = Vec::new();
+        for want in passes {
+            for spec in &order {
+                match PgConn::connect_one(spec, config).and_then(|mut c| c.check_target(*want).map(|_| c)) {
+                    Ok(conn) => return Ok(conn),
+                    Err(e) => failures.push((spec.to_string(), e)),
+                }
+            }
+        }
+        let (_, last) = failures.pop().expect("at least one host");
+        if failures.is_empty() {
+            return Err(last);
+        }
+        let mut message = String::from("could not connect to any host: ");
+        for (host, e) in &failures {
+            message.push_str(&format!("{host}: {}; ", e.message));
+        }
+        message.push_str(&last.message);
+        Err(Error { message, ..last })
+    }
+
+    fn connect_one(spec: &HostSpec, config: &ConnectConfig) -> Result<PgConn> {
+        let deadline = Instant::now() + config.connect_timeout;
+        let stream = Stream::connect(spec, config, deadline).map_err(|e| {
+            let what = match e.kind() {
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
+                _ => e.to_string(),
+            };
+            Error::operational("08001", format!("could not connect to server at {spec}: {what}"))
+        })?;
+        let mut conn = PgConn {
+            stream,
+            read_buf: BytesMut::with_capacity(super::READ_CHUNK),
+            write_buf: BytesMut::with_capacity(1024),
+            backend_pid: 0,
+            secret_key: 0,
+            parameters: HashMap::new(),
+            tx_status: TxStatus::Idle,
+            broken: false,
+            owner_pid: std::process::id(),
+            host: spec.clone(),
+            opened_at: Instant::now(),
+        };
+        conn.startup(config, Some(deadline)).map_err(|e| {
+            if e.server.is_some() {
+                e
+            } else {
+                e.context(format!("connecting to {spec}"))
+            }
+        })?;
+        Ok(conn)
+    }
+
+    fn startup(&mut self, config: &ConnectConfig, deadline: Option<Instant>) -> Result<()> {
+        let mut params: Vec<(&str, &str)> =
+            vec![("user", &config.user), ("database", &config.dbname), ("client_encoding", "UTF8")];
+        if let Some(app) = &config.application_name {
+            params.push(("application_name", app));
+        }
+        if let Some(opts) = &config.options {
+            params.push(("options", opts));
+        }
+        frontend::startup_message(params.iter().copied(), &mut self.write_buf)
+            .map_err(|_| Error::config("a user name, database name or option contains a NUL byte"))?;
+        self.flush_writes(deadline)?;
+        self.authenticate(config, deadline)?;
+        loop {
+            match self.read_message(deadline)? {
+                Message::ParameterStatus(body) => self.handle_parameter_status(&body),
+                Message::BackendKeyData(body) => {
+                    self.backend_pid = body.process_id();
+                    self.secret_key = body.secret_key();
+                }
+                Message::NoticeResponse(_) => {}
+                Message::ReadyForQuery(_) => return Ok(()),
+                Message::ErrorResponse(body) => {
+                    self.broken = true;
+                    return Err(Error::from_server(server_fields(body.fields())));
+                }
+                _ => return Err(self.protocol_violation("unexpected message during startup")),
+            }
+        }
+    }
+
+    fn authenticate(&mut self, config: &ConnectConfig, deadline: Option<Instant>) -> Result<()> {
+        let password = || -> Result<&[u8]> {
+            config.password.as_deref().map(str::as_bytes).ok_or_else(|| {
+                Error::operational(
+                    "28P01",
+                    format!(
+                        "the server at {} asked for a password for user \"{}\" but none was given (put it in the URI)",
+                        "the host", config.user
+                    ),
+                )
+            })
+        };
+        loop {
+            match self.read_message(deadline)? {
+                Message::AuthenticationOk => return Ok(()),
+                Message::AuthenticationCleartextPassword => {
+                    let pw = password()?;
+                    frontend::password_message(pw, &mut self.write_buf)
+                        .map_err(|_| Error::config("the password contains a NUL byte"))?;
+                    self.flush_writes(deadline)?;
+                }
+                Message::AuthenticationMd5Password(body) => {
+                    let hash = md5_hash(config.user.as_bytes(), password()?, body.salt());
+                    frontend::password_message(hash.as_bytes(), &mut self.write_buf)
+                        .map_err(|_| Error::config("invalid password"))?;
+                    self.flush_writes(deadline)?;
+                }
+                Message::AuthenticationSasl(body) => {
+                    let mut mechanisms = body.mechanisms();
+                    let mut scram = false;
+                    while let Some(m) =
+                        mechanisms.next().map_err(|_| self.protocol_violation("bad SASL mechanism list"))?
+                    {
+                        scram |= m == sasl::SCRAM_SHA_256;
+                    }
+                    if !scram {
+                        self.broken = true;
+                        return Err(Error::not_supported(
+                            "the server offers no SASL mechanism pgsess supports (SCRAM-SHA-256)",
+                        ));
+                    }
+                    let mut client = sasl::ScramSha256::new(password()?, sasl::ChannelBinding::unsupported());
+                    frontend::sasl_initial_response(sasl::SCRAM_SHA_256, client.message(), &mut self.write_buf)
+                        .map_err(|_| self.protocol_violation("SASL message too long"))?;
+                    self.flush_writes(deadline)?;
+                    match self.read_message(deadline)? {
+                        Message::AuthenticationSaslContinue(body) => client
+                            .update(body.data())
+                            .map_err(|_| self.protocol_violation("invalid SCRAM server-first message"))?,
+                        Message::ErrorResponse(body) => return Err(self.fatal(body)),
+                        _ => return Err(self.protocol_violation("unexpected message during SCRAM authentication")),
+                    }
+                    frontend::sasl_response(client.message(), &mut self.write_buf)
+                        .map_err(|_| self.protocol_violation("SASL message too long"))?;
+                    self.flush_writes(deadline)?;
+                    match self.read_message(deadline)? {
+                        Message::AuthenticationSaslFinal(body) => client
+                            .finish(body.data())
+                            .map_err(|_| self.protocol_violation("the server's SCRAM signature did not verify"))?,
+                        Message::ErrorResponse(body) => return Err(self.fatal(body)),
+                        _ => return Err(self.protocol_violation("unexpected message during SCRAM authentication")),
+                    }
+                }
+                Message::ErrorResponse(body) => return Err(self.fatal(body)),
+                Message::AuthenticationGss | Message::AuthenticationSspi | Message::AuthenticationKerberosV5 => {
+                    self.broken = true;
+                    return Err(Error::not_supported(
+                        "the server requires GSSAPI/SSPI authentication, which pgsess does not support",
+                    ));
+                }
+                _ => return Err(self.protocol_violation("unexpected authentication request")),
+            }
+        }
+    }
+
+    fn fatal(&mut self, body: postgres_protocol::message::backend::ErrorResponseBody) -> Error {
+        self.broken = true;
+        Error::from_server(server_fields(body.fields()))
+    }
+
+    pub(crate) fn protocol_violation(&mut self, what: &str) -> Error {
+        self.broken = true;
+        Error::operational("08P01", format!("protocol violation from {}: {what}", self.host))
+    }
+
+    /// Whether this server matches `want` (libpq's target_session_attrs), using the parameters
+    /// PostgreSQL 14+ reports at startup and asking the server when they are absent.
+    fn check_target(&mut self, want: TargetSessionAttrs) -> Result<()> {
+        let ok = match want {
+            TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby => true,
+            TargetSessionAttrs::ReadWrite => !self.server_read_only()?,
+            TargetSessionAttrs::ReadOnly => self.server_read_only()?,
+            TargetSessionAttrs::Primary => !self.server_in_hot_standby()?,
+            TargetSessionAttrs::Standby => self.server_in_hot_standby()?,
+        };
+        if ok {
+            Ok(())
+        } else {
+            let what = match want {
+                TargetSessionAttrs::ReadWrite => "the server is read-only",
+                TargetSessionAttrs::ReadOnly => "the server is not read-only",
+                TargetSessionAttrs::Primary => "the server is in hot standby mode",
+                _ => "the server is not in hot standby mode",
+            };
+            Err(Error::operational("08001", format!("{what} (target_session_attrs)")))
+        }
+    }
+
+    fn server_in_hot_standby(&mut self) -> Result<bool> {
+        if let Some(v) = self.parameter("in_hot_standby") {
+            return Ok(v == "on");
+        }
+        Ok(self.scalar("SELECT pg_catalog.pg_is_in_recovery()")? == "t")
+    }
+
+    fn server_read_only(&mut self) -> Result<bool> {
+        if let (Some(a), Some(b)) = (self.parameter("in_hot_standby"), self.parameter("default_transaction_read_only"))
+        {
+            return Ok(a == "on" || b == "on");
+        }
+        Ok(self.scalar("SHOW transaction_read_only")? == "on")
+    }
+
+    fn scalar(&mut self, sql: &str) -> Result<String> {
+        let set = self.simple_query(sql)?;
+        Ok(set.value(0, 0).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
+    }
+}
+
+/// Fisher-Yates with a seed from the clock and the process: load balancing needs spread, not secrecy.
+fn shuffle<T>(items: &mut [T]) {
+    let mut x = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+        as u64)
+        ^ (u64::from(std::process::id()) << 32)
+        | 1;
+    for i in (1..items.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        items.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}

@@ -1,0 +1,249 @@
+//! Running statements on one connection and collecting their rows as text.
+//!
+//! - With parameters: the unnamed statement of the extended protocol, sent in one write (Parse,
+//!   Describe, Bind, Execute, Sync): one round trip, no named prepared statement (works behind
+//!   PgBouncer in transaction mode), types inferred by the server as `PQexecParams` does, results
+//!   in text format.
+//! - Without parameters: the simple protocol, as `PQexec`, so a string of several statements runs
+//!   and the last statement's result is returned.
+//!
+//! Every exchange is read through to ReadyForQuery, so the connection stays in step even when a
+//! statement fails; a FATAL error or an I/O failure marks it broken instead.
+
+use std::time::{Duration, Instant};
+
+use bytes::BufMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+use postgres_protocol::IsNull;
+
+use super::{server_fields, PgConn, TxStatus};
+use crate::error::{Code, Error, Result};
+use crate::results::{Column, ResultSet};
+
+/// The largest number of parameters the protocol can carry (a 16-bit count).
+pub const MAX_PARAMS: usize = u16::MAX as usize;
+
+/// How long returning a connection may spend rolling back an open transaction.
+const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl PgConn {
+    /// Run `sql`: the extended protocol when there are parameters, the simple one otherwise.
+    pub fn execute(&mut self, sql: &str, params: &[Option<&[u8]>]) -> Result<ResultSet> {
+        if params.is_empty() {
+            self.simple_query(sql)
+        } else {
+            self.extended_query(sql, params)
+        }
+    }
+
+    /// `PQexec`: one Query message, any number of statements, the last one's result.
+    pub fn simple_query(&mut self, sql: &str) -> Result<ResultSet> {
+        self.ensure_usable()?;
+        frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
+        self.flush_writes(None)?;
+        self.collect(None, None)
+    }
+
+    /// `PQexecParams` with text parameters and no declared types, in one round trip.
+    pub fn extended_query(&mut self, sql: &str, params: &[Option<&[u8]>]) -> Result<ResultSet> {
+        self.ensure_usable()?;
+        if params.len() > MAX_PARAMS {
+            return Err(Error::interface(format!(
+                "too many parameters: {} (the protocol allows {MAX_PARAMS})",
+                params.len()
+            )));
+        }
+        frontend::parse("", sql, std::iter::empty(), &mut self.write_buf)
+            .map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
+        frontend::describe(b'S', "", &mut self.write_buf).expect("empty name has no NUL");
+        let bound = frontend::bind(
+            "",
+            "",
+            std::iter::empty::<i16>(),
+            params.iter(),
+            |v: &Option<&[u8]>, buf| match v {
+                None => Ok::<_, Box<dyn std::error::Error + Sync + Send>>(IsNull::Yes),
+                Some(bytes) => {
+                    buf.put_slice(bytes);
+                    Ok(IsNull::No)
+                }
+            },
+            std::iter::empty::<i16>(),
+            &mut self.write_buf,
+        );
+        if bound.is_err() {
+            self.write_buf.clear();
+            return Err(Error::interface("a parameter is too large to send (over 2 GiB)"));
+        }
+        frontend::execute("", 0, &mut self.write_buf).expect("empty name has no NUL");
+        frontend::sync(&mut self.write_buf);
+        self.flush_writes(None)?;
+        self.collect(None, Some(params.len()))
+    }
+
+    /// Before a connection goes back to the pool: roll back any transaction left open or aborted.
+    /// Returns false when the connection cannot be reused.
+    pub fn reset_for_reuse(&mut self) -> bool {
+        if self.broken || self.inherited() {
+            return false;
+        }
+        if self.tx_status == TxStatus::Idle {
+            return true;
+        }
+        frontend::query("ROLLBACK", &mut self.write_buf).expect("no NUL");
+        let deadline = Some(Instant::now() + RESET_TIMEOUT);
+        let ok = self.flush_writes(deadline).is_ok() && self.collect(deadline, None).is_ok();
+        if !ok || self.tx_status != TxStatus::Idle {
+            self.broken = true;
+        }
+        !self.broken
+    }
+
+    fn ensure_usable(&mut self) -> Result<()> {
+        if self.broken {
+            return Err(Error::operational("08003", format!("the connection to {} is broken", self.host)));
+        }
+        if self.inherited() {
+            return Err(Error::interface("this connection was inherited across fork() and cannot be used"));
+        }
+        Ok(())
+    }
+
+    /// Read one exchange through to ReadyForQuery. `nparams` is the number of parameters sent on the
+    /// extended path, to explain a parameter count mismatch.
+    fn collect(&mut self, deadline: Option<Instant>, nparams: Option<usize>) -> Result<ResultSet> {
+        let mut set = ResultSet::default();
+        set.backend_pid = self.backend_pid;
+        let mut error: Option<Error> = None;
+        let mut rows_started = false;
+        let mut empty_query = false;
+        let mut expected_params: Option<usize> = None;
+        loop {
+            let msg = self.read_message(deadline)?;
+            match msg {
+                Message::DataRow(body) => {
+                    let ncols = set.columns.len();
+                    let buf = body.buffer();
+                    let mut ranges = body.ranges();
+                    let mut seen = 0;
+                    let mut malformed = false;
+                    set.push_row(std::iter::from_fn(|| {
+                        if seen == ncols {
+                            return None;
+                        }
+                        match ranges.next() {
+                            Ok(Some(r)) => {
+                                seen += 1;
+                                Some(r.map(|r| &buf[r]))
+                            }
+                            _ => {
+                                malformed = true;
+                                None
+                            }
+                        }
+                    }));
+                    if malformed || !matches!(ranges.next(), Ok(None)) {
+                        return Err(self.protocol_violation("data row does not match the row description"));
+                    }
+                }
+                Message::RowDescription(body) => {
+                    let mut columns = Vec::new();
+                    let mut fields = body.fields();
+                    while let Some(f) =
+                        fields.next().map_err(|_| self.protocol_violation("malformed row description"))?
+                    {
+                        let name = std::ffi::CString::new(f.name()).unwrap_or_default();
+                        columns.push(Column { name, type_oid: f.type_oid() });
+                    }
+                    set.begin_rows(columns);
+                    rows_started = true;
+                }
+                Message::CommandComplete(body) => {
+                    if !rows_started {
+                        set.reset_statement();
+                    }
+                    rows_started = false;
+                    empty_query = false;
+                    set.command_tag = body.tag().unwrap_or("").to_owned();
+                }
+                Message::EmptyQueryResponse => {
+                    set.reset_statement();
+                    empty_query = true;
+                }
+                Message::ParameterDescription(body) => expected_params = Some(body.parameters().count().unwrap_or(0)),
+                Message::ParseComplete
+                | Message::BindComplete
+                | Message::NoData
+                | Message::CloseComplete
+                | Message::PortalSuspended => {}
+                Message::NoticeResponse(body) => {
+                    let text = server_fields(body.fields()).libpq_text();
+                    set.notices.push(std::ffi::CString::new(text).unwrap_or_default());
+                }
+                Message::ParameterStatus(body) => {
+                    self.handle_parameter_status(&body);
+                    if body.name().ok() == Some("client_encoding") && body.value().ok() != Some("UTF8") {
+                        self.broken = true;
+                        error.get_or_insert_with(|| {
+                            Error::not_supported(
+                                "client_encoding was changed away from UTF8; pgsess only speaks UTF8, so this connection is closed",
+                            )
+                        });
+                    }
+                }
+                Message::NotificationResponse(_) => {}
+                Message::ErrorResponse(body) => {
+                    let fields = server_fields(body.fields());
+                    let fatal = fields.is_fatal();
+                    let e = Error::from_server(fields);
+                    if fatal {
+                        // The server closes the connection after a FATAL error: no ReadyForQuery follows.
+                        self.broken = true;
+                        return Err(e);
+                    }
+                    error.get_or_insert(e);
+                }
+                Message::CopyInResponse(_) => {
+                    frontend::copy_fail("COPY FROM STDIN is not supported by pgsess", &mut self.write_buf)
+                        .expect("no NUL");
+                    frontend::sync(&mut self.write_buf);
+                    self.flush_writes(deadline)?;
+                    error.get_or_insert_with(|| Error::not_supported("COPY ... FROM STDIN is not supported by pgsess"));
+                }
+                Message::CopyOutResponse(_) | Message::CopyData(_) | Message::CopyDone => {
+                    error.get_or_insert_with(|| Error::not_supported("COPY ... TO STDOUT is not supported by pgsess"));
+                }
+                Message::ReadyForQuery(body) => {
+                    self.tx_status = match body.status() {
+                        b'T' => TxStatus::InTransaction,
+                        b'E' => TxStatus::Failed,
+                        _ => TxStatus::Idle,
+                    };
+                    break;
+                }
+                _ => return Err(self.protocol_violation("unexpected message while reading a result")),
+            }
+        }
+        if let Some(e) = error {
+            return Err(explain_param_mismatch(e, expected_params, nparams));
+        }
+        if empty_query {
+            return Err(Error::new(Code::PGSESS_PROGRAMMING_ERROR, "can't execute an empty query"));
+        }
+        Ok(set)
+    }
+}
+
+/// A Bind with the wrong number of values fails with 08P01; say plainly what was wrong.
+fn explain_param_mismatch(e: Error, expected: Option<usize>, given: Option<usize>) -> Error {
+    match (e.sqlstate(), expected, given) {
+        (Some("08P01"), Some(expected), Some(given)) if expected != given => Error {
+            code: Code::PGSESS_INTERFACE_ERROR,
+            message: format!("the statement takes {expected} parameter(s) but {given} were given"),
+            ..e
+        },
+        _ => e,
+    }
+}

@@ -1,0 +1,240 @@
+//! One connection to a PostgreSQL server, speaking the wire protocol through `postgres-protocol`.
+//!
+//! Why not `postgres::Client`: it hides what the C API must expose (the backend pid, the command
+//! tag, the transaction status, ParameterStatus, notices per statement) and always asks for binary
+//! results, so every value would have to be re-rendered as the server's text. Speaking the protocol
+//! directly, results arrive in text format: `pgsess_results_value` is then byte for byte what
+//! libpq's `PQgetvalue` returns, for every type and under every session setting.
+//!
+//! A `PgConn` is used by one thread at a time (the pool hands it out exclusively).
+
+mod connect;
+mod exec;
+mod stream;
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::{ErrorFields, Message};
+use postgres_protocol::message::frontend;
+
+use crate::config::HostSpec;
+use crate::error::{Error, ServerFields};
+pub use exec::MAX_PARAMS;
+pub use stream::Stream;
+
+/// Transaction status from the last ReadyForQuery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+pub struct PgConn {
+    stream: Stream,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    backend_pid: i32,
+    secret_key: i32,
+    parameters: HashMap<String, String>,
+    tx_status: TxStatus,
+    /// Set after any I/O or protocol failure or a FATAL error: the connection must be discarded.
+    broken: bool,
+    /// The process that opened the socket: after fork() a child must not speak on it.
+    owner_pid: u32,
+    host: HostSpec,
+    opened_at: Instant,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl PgConn {
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
+    }
+
+    pub fn tx_status(&self) -> TxStatus {
+        self.tx_status
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    pub fn host(&self) -> &HostSpec {
+        &self.host
+    }
+
+    pub fn opened_at(&self) -> Instant {
+        self.opened_at
+    }
+
+    /// A server parameter as last reported (TimeZone, DateStyle, server_version, ...).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters.get(name).map(String::as_str)
+    }
+
+    /// True when the connection was opened by another process (we are a forked child).
+    pub fn inherited(&self) -> bool {
+        self.owner_pid != std::process::id()
+    }
+
+    /// Cheap liveness check for an idle connection, no round trip: an idle server sends nothing, so
+    /// anything readable is either an asynchronous message (handled) or the server going away (a
+    /// FATAL error such as 57P01 from a restart or pg_terminate_backend, or EOF).
+    pub fn check_idle_alive(&mut self) -> bool {
+        if self.broken || self.inherited() {
+            return false;
+        }
+        while self.stream.readable_now() {
+            if self.stream.set_read_timeout(Some(Duration::from_millis(50))).is_err() {
+                self.broken = true;
+                return false;
+            }
+            match self.fill_read_buf() {
+                Ok(()) => {}
+                Err(_) => {
+                    self.broken = true;
+                    return false;
+                }
+            }
+            loop {
+                match Message::parse(&mut self.read_buf) {
+                    Ok(Some(Message::ParameterStatus(body))) => {
+                        if let (Ok(n), Ok(v)) = (body.name(), body.value()) {
+                            self.parameters.insert(n.to_owned(), v.to_owned());
+                        }
+                    }
+                    Ok(Some(Message::NoticeResponse(_))) | Ok(Some(Message::NotificationResponse(_))) => {}
+                    Ok(None) => break,
+                    Ok(Some(_)) | Err(_) => {
+                        self.broken = true;
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Read whatever the socket has (at least one byte) into `read_buf`, honouring the socket's
+    /// read timeout.
+    fn fill_read_buf(&mut self) -> io::Result<()> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        let spare = self.read_buf.spare_capacity_mut();
+        let n = loop {
+            // SAFETY: read(2) writes at most `spare.len()` bytes into the spare capacity, which
+            // we own; no Rust reference to uninitialised bytes is created.
+            let n = unsafe { libc::read(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+            if n >= 0 {
+                break n as usize;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection unexpectedly"));
+        }
+        // SAFETY: the kernel initialised `n` bytes after the current length.
+        unsafe { self.read_buf.set_len(self.read_buf.len() + n) };
+        Ok(())
+    }
+
+    /// Read the next backend message, waiting until `deadline` at most.
+    fn read_message(&mut self, deadline: Option<Instant>) -> Result<Message, Error> {
+        loop {
+            match Message::parse(&mut self.read_buf) {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                Err(e) => return Err(self.io_failure(e)),
+            }
+            let left = stream::remaining(deadline).map_err(|e| self.io_failure(e))?;
+            if let Err(e) = self.stream.set_read_timeout(left) {
+                return Err(self.io_failure(e));
+            }
+            if let Err(e) = self.fill_read_buf() {
+                return Err(self.io_failure(e));
+            }
+        }
+    }
+
+    /// Send everything in `write_buf`.
+    fn flush_writes(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        let left = stream::remaining(deadline).map_err(|e| self.io_failure(e))?;
+        if let Err(e) = self.stream.set_write_timeout(left) {
+            return Err(self.io_failure(e));
+        }
+        let res = self.stream.write_all(&self.write_buf);
+        self.write_buf.clear();
+        res.map_err(|e| self.io_failure(e))
+    }
+
+    /// Mark the connection broken and describe the I/O failure as an operational error.
+    fn io_failure(&mut self, e: io::Error) -> Error {
+        self.broken = true;
+        let what = match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timed out waiting for the server".to_string(),
+            io::ErrorKind::UnexpectedEof => "server closed the connection unexpectedly".to_string(),
+            _ => format!("connection to the server failed: {e}"),
+        };
+        Error::operational("08006", format!("{what} ({})", self.host))
+    }
+
+    fn handle_parameter_status(&mut self, body: &postgres_protocol::message::backend::ParameterStatusBody) {
+        if let (Ok(n), Ok(v)) = (body.name(), body.value()) {
+            self.parameters.insert(n.to_owned(), v.to_owned());
+        }
+    }
+
+    /// Close politely: Terminate, then drop the socket. A forked child never writes on an
+    /// inherited socket (that would end the parent's session); it only closes its descriptor.
+    fn terminate(&mut self) {
+        if self.broken || self.inherited() {
+            return;
+        }
+        frontend::terminate(&mut self.write_buf);
+        let _ = self.flush_writes(Some(Instant::now() + Duration::from_millis(200)));
+        self.broken = true;
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Parse an ErrorResponse/NoticeResponse body into its fields.
+pub(crate) fn server_fields(mut fields: ErrorFields<'_>) -> ServerFields {
+    let mut f = ServerFields::default();
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    while let Ok(Some(field)) = fields.next() {
+        let v = field.value_bytes();
+        match field.type_() {
+            b'S' => f.severity = text(v),
+            b'V' => f.severity_nonlocalized = Some(text(v)),
+            b'C' => f.sqlstate = text(v),
+            b'M' => f.message = text(v),
+            b'D' => f.detail = Some(text(v)),
+            b'H' => f.hint = Some(text(v)),
+            b'P' => f.position = Some(text(v)),
+            b'W' => f.where_ = Some(text(v)),
+            b's' => f.schema = Some(text(v)),
+            b't' => f.table = Some(text(v)),
+            b'c' => f.column = Some(text(v)),
+            b'd' => f.datatype = Some(text(v)),
+            b'n' => f.constraint = Some(text(v)),
+            _ => {}
+        }
+    }
+    f
+}

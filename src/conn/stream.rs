@@ -1,0 +1,153 @@
+//! The byte stream under one connection: a TCP or Unix-domain socket, with deadlines applied per
+//! read and write and TCP keepalive options set the way libpq sets them.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use crate::config::{ConnectConfig, Host, HostSpec};
+
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// Time left until `deadline`, or a `TimedOut` error when it has passed. `None` means no limit.
+pub fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
+    match deadline {
+        None => Ok(None),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+            } else {
+                Ok(Some(left))
+            }
+        }
+    }
+}
+
+impl Stream {
+    /// Connect to one host, bounded by `deadline` (every resolved address shares it).
+    pub fn connect(spec: &HostSpec, config: &ConnectConfig, deadline: Instant) -> io::Result<Stream> {
+        match &spec.host {
+            Host::Unix(dir) => {
+                let path = dir.join(format!(".s.PGSQL.{}", spec.port));
+                Ok(Stream::Unix(UnixStream::connect(path)?))
+            }
+            Host::Tcp(name) => {
+                let addrs = (name.as_str(), spec.port).to_socket_addrs()?;
+                let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
+                for addr in addrs {
+                    let left = remaining(Some(deadline))?.unwrap_or_default();
+                    match TcpStream::connect_timeout(&addr, left) {
+                        Ok(s) => {
+                            s.set_nodelay(true)?;
+                            set_tcp_options(&s, config)?;
+                            return Ok(Stream::Tcp(s));
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                Err(last)
+            }
+        }
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(t),
+            Stream::Unix(s) => s.set_write_timeout(t),
+        }
+    }
+
+    /// Whether the peer has sent something (or closed) without blocking: an idle connection should
+    /// have nothing to read.
+    pub fn readable_now(&self) -> bool {
+        let mut pfd = libc::pollfd { fd: self.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, zero timeout.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n != 0
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Keepalives on unless `keepalives=0`, with libpq's optional idle/interval/count and
+/// `tcp_user_timeout` (milliseconds, as in libpq).
+fn set_tcp_options(s: &TcpStream, c: &ConnectConfig) -> io::Result<()> {
+    let fd = s.as_raw_fd();
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, c.keepalives as libc::c_int)?;
+    if c.keepalives {
+        let clamp = |v: u32| v.min(i32::MAX as u32) as libc::c_int;
+        if let Some(v) = c.keepalives_idle {
+            setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, clamp(v.max(1)))?;
+        }
+        if let Some(v) = c.keepalives_interval {
+            setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, clamp(v.max(1)))?;
+        }
+        if let Some(v) = c.keepalives_count {
+            setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, clamp(v.max(1)))?;
+        }
+    }
+    if let Some(ms) = c.tcp_user_timeout_ms {
+        setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms.min(i32::MAX as u32) as libc::c_int)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! The error type every fallible operation returns, and the code/category taxonomy the C API exposes.
+//!
+//! Codes follow psycopg2's mapping from SQLSTATE classes to DB-API exceptions (the seed's behaviour,
+//! `seed-semantics.md` 3.6), with finer codes for query cancellation (57014), transaction rollback
+//! (class 40), pool exhaustion and configuration errors. The category of a code is its DB-API base.
+
+use std::fmt;
+
+/// Result codes of the C API. `PGSESS_OK` is zero; every other value is a failure.
+///
+/// The numbering is part of the ABI: new codes are only ever appended.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// Success.
+    PGSESS_OK = 0,
+    /// Misuse of the API: a NULL handle or argument, invalid UTF-8, a use after close.
+    PGSESS_INTERFACE_ERROR = 1,
+    /// Configuration: a missing `PGSQL_*` variable, an unparsable URI, an unsupported parameter.
+    PGSESS_CONFIG_ERROR = 2,
+    /// The database could not be reached or the connection broke (SQLSTATE classes 08, 26-28, 34, 5x, HV).
+    PGSESS_OPERATIONAL_ERROR = 3,
+    /// Every pooled connection stayed held for the whole checkout timeout.
+    PGSESS_POOL_EXHAUSTED = 4,
+    /// The statement was cancelled (SQLSTATE 57014: statement_timeout, a cancel request).
+    PGSESS_QUERY_CANCELED = 5,
+    /// The transaction was rolled back by the server (SQLSTATE class 40: serialization failure, deadlock).
+    PGSESS_TRANSACTION_ROLLBACK = 6,
+    /// SQL errors: syntax, undefined objects, privileges (SQLSTATE classes 20, 21, 3D, 3F, 42, 44).
+    PGSESS_PROGRAMMING_ERROR = 7,
+    /// Integrity constraint violations (SQLSTATE class 23).
+    PGSESS_INTEGRITY_ERROR = 8,
+    /// Data exceptions: invalid input, division by zero, out of range (SQLSTATE class 22).
+    PGSESS_DATA_ERROR = 9,
+    /// Server-internal states: invalid transaction state, internal errors (24, 25, 2B, 2D, 2F, 38, 39, 3B, F0, P0, XX).
+    PGSESS_INTERNAL_ERROR = 10,
+    /// A feature the server or pgsess does not support (SQLSTATE class 0A, or a refused setting).
+    PGSESS_NOT_SUPPORTED_ERROR = 11,
+    /// Any other database error (warnings classes, unknown classes, no SQLSTATE).
+    PGSESS_DATABASE_ERROR = 12,
+}
+
+use Code::*;
+
+impl Code {
+    /// Every code, in numeric order.
+    pub const ALL: [Code; 13] = [
+        PGSESS_OK,
+        PGSESS_INTERFACE_ERROR,
+        PGSESS_CONFIG_ERROR,
+        PGSESS_OPERATIONAL_ERROR,
+        PGSESS_POOL_EXHAUSTED,
+        PGSESS_QUERY_CANCELED,
+        PGSESS_TRANSACTION_ROLLBACK,
+        PGSESS_PROGRAMMING_ERROR,
+        PGSESS_INTEGRITY_ERROR,
+        PGSESS_DATA_ERROR,
+        PGSESS_INTERNAL_ERROR,
+        PGSESS_NOT_SUPPORTED_ERROR,
+        PGSESS_DATABASE_ERROR,
+    ];
+
+    /// The code for a raw integer, if it names one.
+    pub fn from_raw(raw: u32) -> Option<Code> {
+        Code::ALL.get(raw as usize).copied()
+    }
+
+    /// The enumerator's name as written in the header, e.g. `"PGSESS_DATA_ERROR"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PGSESS_OK => "PGSESS_OK",
+            PGSESS_INTERFACE_ERROR => "PGSESS_INTERFACE_ERROR",
+            PGSESS_CONFIG_ERROR => "PGSESS_CONFIG_ERROR",
+            PGSESS_OPERATIONAL_ERROR => "PGSESS_OPERATIONAL_ERROR",
+            PGSESS_POOL_EXHAUSTED => "PGSESS_POOL_EXHAUSTED",
+            PGSESS_QUERY_CANCELED => "PGSESS_QUERY_CANCELED",
+            PGSESS_TRANSACTION_ROLLBACK => "PGSESS_TRANSACTION_ROLLBACK",
+            PGSESS_PROGRAMMING_ERROR => "PGSESS_PROGRAMMING_ERROR",
+            PGSESS_INTEGRITY_ERROR => "PGSESS_INTEGRITY_ERROR",
+            PGSESS_DATA_ERROR => "PGSESS_DATA_ERROR",
+            PGSESS_INTERNAL_ERROR => "PGSESS_INTERNAL_ERROR",
+            PGSESS_NOT_SUPPORTED_ERROR => "PGSESS_NOT_SUPPORTED_ERROR",
+            PGSESS_DATABASE_ERROR => "PGSESS_DATABASE_ERROR",
+        }
+    }
+
+    /// The DB-API base class of a code: the finer codes map to the class psycopg2 derives them from
+    /// (QueryCanceledError and TransactionRollbackError are OperationalErrors; pool exhaustion is
+    /// operational; a configuration error is an interface error).
+    pub fn category(self) -> Code {
+        match self {
+            PGSESS_QUERY_CANCELED | PGSESS_TRANSACTION_ROLLBACK | PGSESS_POOL_EXHAUSTED => PGSESS_OPERATIONAL_ERROR,
+            PGSESS_CONFIG_ERROR => PGSESS_INTERFACE_ERROR,
+            other => other,
+        }
+    }
+
+    /// The code for a SQLSTATE, following psycopg2's class table (seed-semantics.md 3.6).
+    pub fn from_sqlstate(sqlstate: &str) -> Code {
+        if sqlstate == "57014" {
+            return PGSESS_QUERY_CANCELED;
+        }
+        let class = sqlstate.get(..2).unwrap_or("");
+        match class {
+            "08" | "26" | "27" | "28" | "34" | "HV" => PGSESS_OPERATIONAL_ERROR,
+            "0A" => PGSESS_NOT_SUPPORTED_ERROR,
+            "20" | "21" | "3D" | "3F" | "42" | "44" => PGSESS_PROGRAMMING_ERROR,
+            "22" => PGSESS_DATA_ERROR,
+            "23" => PGSESS_INTEGRITY_ERROR,
+            "24" | "25" | "2B" | "2D" | "2F" | "38" | "39" | "3B" | "F0" | "P0" | "XX" => PGSESS_INTERNAL_ERROR,
+            "40" => PGSESS_TRANSACTION_ROLLBACK,
+            c if c.starts_with('5') => PGSESS_OPERATIONAL_ERROR,
+            _ => PGSESS_DATABASE_ERROR,
+        }
+    }
+}
+
+/// The fields of a server ErrorResponse or NoticeResponse that callers act on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerFields {
+    /// Localised severity (`ERROR`, `FATAL`, `NOTICE`, ...).
+    pub severity: String,
+    /// Non-localised severity (`V` field, PostgreSQL 9.6+), used to classify FATAL/PANIC.
+    pub severity_nonlocalized: Option<String>,
+    pub sqlstate: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    pub position: Option<String>,
+    pub where_: Option<String>,
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub datatype: Option<String>,
+    pub constraint: Option<String>,
+}
+
+impl ServerFields {
+    /// Whether the server ends the session after this error (FATAL or PANIC).
+    pub fn is_fatal(&self) -> bool {
+        let s = self.severity_nonlocalized.as_deref().unwrap_or(&self.severity);
+        s == "FATAL" || s == "PANIC"
+    }
+
+    /// The message in libpq's default-verbosity form: `SEVERITY:  message\nDETAIL:  ...\nHINT:  ...\n`.
+    pub fn libpq_text(&self) -> String {
+        let mut s = format!("{}:  {}\n", self.severity, self.message);
+        if let Some(d) = &self.detail {
+            s.push_str(&format!("DETAIL:  {d}\n"));
+        }
+        if let Some(h) = &self.hint {
+            s.push_str(&format!("HINT:  {h}\n"));
+        }
+        s
+    }
+}
+
+/// An error from any pgsess operation.
+///
+/// The message is built from parts that never include a password: configuration errors name the
+/// variable or URI part, never its value when that part is a password, and connection errors name
+/// hosts, ports, users and databases only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+    /// The server's fields, when the server reported the error.
+    pub server: Option<Box<ServerFields>>,
+    /// SQLSTATE for client-side errors that have a standard one (e.g. 08001 for a failed connect).
+    pub client_sqlstate: Option<&'static str>,
+}
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Error {
+        Error { code, message: message.into(), server: None, client_sqlstate: None }
+    }
+
+    pub fn interface(message: impl Into<String>) -> Error {
+        Error::new(PGSESS_INTERFACE_ERROR, message)
+    }
+
+    pub fn config(message: impl Into<String>) -> Error {
+        Error::new(PGSESS_CONFIG_ERROR, message)
+    }
+
+    pub fn not_supported(message: impl Into<String>) -> Error {
+        Error::new(PGSESS_NOT_SUPPORTED_ERROR, message)
+    }
+
+    /// An operational error raised by the client (connect failure, broken connection, timeout) with
+    /// the SQLSTATE libpq-based drivers report for it.
+    pub fn operational(sqlstate: &'static str, message: impl Into<String>) -> Error {
+        Error { code: PGSESS_OPERATIONAL_ERROR, message: message.into(), server: None, client_sqlstate: Some(sqlstate) }
+    }
+
+    /// An error the server reported, classified by its SQLSTATE. A FATAL error without an
+    /// otherwise-specific class is operational: the session is gone.
+    pub fn from_server(fields: ServerFields) -> Error {
+        let mut code = Code::from_sqlstate(&fields.sqlstate);
+        if fields.is_fatal() && code == PGSESS_DATABASE_ERROR {
+            code = PGSESS_OPERATIONAL_ERROR;
+        }
+        let message = fields.message.clone();
+        Error { code, message, server: Some(Box::new(fields)), client_sqlstate: None }
+    }
+
+    pub fn category(&self) -> Code {
+        self.code.category()
+    }
+
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.server.as_ref().map(|s| s.sqlstate.as_str()).or(self.client_sqlstate)
+    }
+
+    pub fn detail(&self) -> Option<&str> {
+        self.server.as_ref().and_then(|s| s.detail.as_deref())
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        self.server.as_ref().and_then(|s| s.hint.as_deref())
+    }
+
+    /// Prefix the message with context (e.g. which host a connect failed on), keeping the code.
+    pub fn context(mut self, context: impl fmt::Display) -> Error {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.sqlstate() {
+            Some(state) => write!(f, "{} ({}): {}", self.code.name(), state, self.message),
+            None => write!(f, "{}: {}", self.code.name(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstate_classes_follow_psycopg2() {
+        let table = [
+            ("08006", PGSESS_OPERATIONAL_ERROR),
+            ("0A000", PGSESS_NOT_SUPPORTED_ERROR),
+            ("21000", PGSESS_PROGRAMMING_ERROR),
+            ("22012", PGSESS_DATA_ERROR),
+            ("23505", PGSESS_INTEGRITY_ERROR),
+            ("25006", PGSESS_INTERNAL_ERROR),
+            ("28P01", PGSESS_OPERATIONAL_ERROR),
+            ("3D000", PGSESS_PROGRAMMING_ERROR),
+            ("40001", PGSESS_TRANSACTION_ROLLBACK),
+            ("42601", PGSESS_PROGRAMMING_ERROR),
+            ("53300", PGSESS_OPERATIONAL_ERROR),
+            ("57014", PGSESS_QUERY_CANCELED),
+            ("57P01", PGSESS_OPERATIONAL_ERROR),
+            ("P0001", PGSESS_INTERNAL_ERROR),
+            ("XX000", PGSESS_INTERNAL_ERROR),
+            ("01000", PGSESS_DATABASE_ERROR),
+            ("", PGSESS_DATABASE_ERROR),
+        ];
+        for (state, code) in table {
+            assert_eq!(Code::from_sqlstate(state), code, "{state}");
+        }
+    }
+
+    #[test]
+    fn categories_are_dbapi_bases() {
+        assert_eq!(PGSESS_QUERY_CANCELED.category(), PGSESS_OPERATIONAL_ERROR);
+        assert_eq!(PGSESS_TRANSACTION_ROLLBACK.category(), PGSESS_OPERATIONAL_ERROR);
+        assert_eq!(PGSESS_POOL_EXHAUSTED.category(), PGSESS_OPERATIONAL_ERROR);
+        assert_eq!(PGSESS_CONFIG_ERROR.category(), PGSESS_INTERFACE_ERROR);
+        assert_eq!(PGSESS_DATA_ERROR.category(), PGSESS_DATA_ERROR);
+        for (i, c) in Code::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+            assert_eq!(Code::from_raw(i as u32), Some(*c));
+        }
+        assert_eq!(Code::from_raw(13), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! The C ABI. This module and its children are the only C-facing code: they check every pointer,
+//! convert C strings and arrays, catch panics so none crosses the boundary, and hand the work to
+//! the Rust types. One file per C "class".
+//!
+//! Conventions for every export (repeated in the header):
+//! - A function that can fail takes `pgsess_error **err`. NULL is allowed. When it is not NULL,
+//!   `*err` is set to NULL on entry and to a new error object on failure; the caller frees that
+//!   with `pgsess_error_free`.
+//! - Every `*_free`/`close` function accepts NULL.
+//! - Strings passed in must be NUL-terminated UTF-8; strings returned as `const char *` are owned
+//!   by the object they come from and live until it is freed; strings returned as `char *` are
+//!   the caller's, freed with `pgsess_string_free`.
+
+// Declared in the order the header lists them.
+pub mod error;
+pub mod options;
+pub mod results;
+pub mod session;
+pub mod tx;
+
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::{Code, Error, Result};
+pub use error::pgsess_error;
+
+/// The C type of a `pgsess_code` argument: read as a plain integer so that a value outside the
+/// enum is reported instead of being undefined behaviour. Declared as `pgsess_code` in the header.
+#[allow(non_camel_case_types)]
+pub type pgsess_code_arg = u32;
+
+/// Run `f`, returning `on_panic` if it panics.
+pub(crate) fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
+}
+
+/// Run a fallible `f`: on error (or panic) store the error in `*err` and return `on_error`.
+pub(crate) fn fallible<T>(err: *mut *mut pgsess_error, on_error: T, f: impl FnOnce() -> Result<T>) -> T {
+    if !err.is_null() {
+        // SAFETY: the caller passes either NULL (checked) or a pointer to writable storage.
+        unsafe { *err = std::ptr::null_mut() };
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(Error::new(Code::PGSESS_INTERNAL_ERROR, "internal error in pgsess (a bug: please report it)"))
+    });
+    match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            if !err.is_null() {
+                // SAFETY: as above.
+                unsafe { *err = error::into_raw(e) };
+            }
+            on_error
+        }
+    }
+}
+
+/// A `pgsess_code` result for an operation without a value.
+pub(crate) fn code_of(err: *mut *mut pgsess_error, f: impl FnOnce() -> Result<()>) -> Code {
+    let mut code = Code::PGSESS_OK;
+    fallible(err, (), || f().inspect_err(|e| code = e.code));
+    code
+}
+
+/// Borrow a handle, or fail with an interface error naming it.
+///
+/// # Safety
+/// `p` is NULL or points to a live `T` created by this library.
+pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
+    p.as_ref().ok_or_else(|| Error::interface(format!("{what} is NULL")))
+}
+
+/// Borrow a NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that outlives the call.
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+    if p.is_null() {
+        return Err(Error::interface(format!("{what} is NULL")));
+    }
+    CStr::from_ptr(p).to_str().map_err(|_| Error::interface(format!("{what} is not valid UTF-8")))
+}
+
+/// Borrow `n` text parameters; a NULL element is SQL NULL.
+///
+/// # Safety
+/// When `n > 0`, `p` is NULL or points to `n` pointers, each NULL or a NUL-terminated string.
+pub(crate) unsafe fn params_arg<'a>(n: usize, p: *const *const c_char, what: &str) -> Result<Vec<Option<&'a [u8]>>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(Error::interface(format!("{what} is NULL but its count is {n}")));
+    }
+    if n > crate::conn::MAX_PARAMS {
+        return Err(Error::interface(format!(
+            "too many parameters: {n} (the protocol allows {})",
+            crate::conn::MAX_PARAMS
+        )));
+    }
+    let ptrs = std::slice::from_raw_parts(p, n);
+    ptrs.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v.is_null() {
+                return Ok(None);
+            }
+            let bytes = CStr::from_ptr(v).to_bytes();
+            std::str::from_utf8(bytes)
+                .map_err(|_| Error::interface(format!("parameter ${} is not valid UTF-8", i + 1)))?;
+            Ok(Some(bytes))
+        })
+        .collect()
+}
+
+/// A C string from Rust text; interior NULs (never produced by the server) become U+FFFD.
+pub(crate) fn c_string(s: &str) -> CString {
+    CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "\u{FFFD}")).expect("no NUL left"))
+}
+
+/// The library version, e.g. `"0.1.0"`.
+///
+/// Returns a static string; never NULL. Any thread.
+#[no_mangle]
+pub extern "C" fn pgsess_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The name of a code as written in this header, e.g. `"PGSESS_POOL_EXHAUSTED"`.
+///
+/// Returns a static string; `"PGSESS_UNKNOWN_CODE"` for a value that is not a code. Any thread.
+#[no_mangle]
+pub extern "C" fn pgsess_code_name(code: pgsess_code_arg) -> *const c_char {
+    guard(c"PGSESS_UNKNOWN_CODE".as_ptr(), || match Code::from_raw(code) {
+        Some(c) => static_code_name(c).as_ptr(),
+        None => c"PGSESS_UNKNOWN_CODE".as_ptr(),
+    })
+}
+
+fn static_code_name(c: Code) -> &'static CStr {
+    match c {
+        Code::PGSESS_OK => c"PGSESS_OK",
+        Code::PGSESS_INTERFACE_ERROR => c"PGSESS_INTERFACE_ERROR",
+        Code::PGSESS_CONFIG_ERROR => c"PGSESS_CONFIG_ERROR",
+        Code::PGSESS_OPERATIONAL_ERROR => c"PGSESS_OPERATIONAL_ERROR",
+        Code::PGSESS_POOL_EXHAUSTED => c"PGSESS_POOL_EXHAUSTED",
+        Code::PGSESS_QUERY_CANCELED => c"PGSESS_QUERY_CANCELED",
+        Code::PGSESS_TRANSACTION_ROLLBACK => c"PGSESS_TRANSACTION_ROLLBACK",
+        Code::PGSESS_PROGRAMMING_ERROR => c"PGSESS_PROGRAMMING_ERROR",
+        Code::PGSESS_INTEGRITY_ERROR => c"PGSESS_INTEGRITY_ERROR",
+        Code::PGSESS_DATA_ERROR => c"PGSESS_DATA_ERROR",
+        Code::PGSESS_INTERNAL_ERROR => c"PGSESS_INTERNAL_ERROR",
+        Code::PGSESS_NOT_SUPPORTED_ERROR => c"PGSESS_NOT_SUPPORTED_ERROR",
+        Code::PGSESS_DATABASE_ERROR => c"PGSESS_DATABASE_ERROR",
+    }
+}
+
+/// Free a string this library returned as `char *` (`pgsess_notices`). NULL is ignored.
+///
+/// Any thread; each string once.
+///
+/// # Safety
+/// `s` is NULL or a string returned by this library as `char *` and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_string_free(s: *mut c_char) {
+    guard((), || {
+        if !s.is_null() {
+            drop(CString::from_raw(s));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_match_the_rust_names() {
+        for c in Code::ALL {
+            assert_eq!(static_code_name(c).to_str().unwrap(), c.name());
+        }
+    }
+}

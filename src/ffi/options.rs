@@ -1,0 +1,91 @@
+//! `pgsess_options`: settings for `pgsess_open`.
+
+use std::ffi::c_char;
+
+use super::{code_of, str_arg};
+use crate::config::SessionOptions;
+use crate::error::{Code, Error};
+
+/// Options for `pgsess_open`. Created by `pgsess_options_new`, owned by the caller, freed with
+/// `pgsess_options_free`; `pgsess_open` only reads it. Not synchronised: one thread at a time.
+#[allow(non_camel_case_types)]
+pub struct pgsess_options {
+    pub(crate) inner: SessionOptions,
+}
+
+/// New options with the defaults: no db_url (the environment is read), pool_max_size 25,
+/// pool_idle_ttl 60 s, checkout_timeout 5000 ms. Never NULL. Free with `pgsess_options_free`.
+#[no_mangle]
+pub extern "C" fn pgsess_options_new() -> *mut pgsess_options {
+    Box::into_raw(Box::new(pgsess_options { inner: SessionOptions::default() }))
+}
+
+/// Free options. NULL is ignored.
+///
+/// # Safety
+/// `opts` is NULL or from `pgsess_options_new`, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_free(opts: *mut pgsess_options) {
+    super::guard((), || {
+        if !opts.is_null() {
+            drop(Box::from_raw(opts));
+        }
+    })
+}
+
+fn with_opts(opts: *mut pgsess_options, f: impl FnOnce(&mut SessionOptions) -> crate::Result<()>) -> Code {
+    code_of(std::ptr::null_mut(), || {
+        // SAFETY: NULL or from pgsess_options_new, used by one thread at a time.
+        let o = unsafe { opts.as_mut() }.ok_or_else(|| Error::interface("options is NULL"))?;
+        f(&mut o.inner)
+    })
+}
+
+/// Use `url` (a PostgreSQL URI) instead of the `PGSQL_*` environment variable. The string is
+/// copied. `PGSESS_INTERFACE_ERROR` for NULL arguments or invalid UTF-8; the URI itself is
+/// checked by `pgsess_open`.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`; `url` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_db_url(opts: *mut pgsess_options, url: *const c_char) -> Code {
+    with_opts(opts, |o| {
+        // SAFETY: see the function's contract.
+        o.db_url = Some(unsafe { str_arg(url, "url") }?.to_owned());
+        Ok(())
+    })
+}
+
+/// The most connections the pool may hold open (1 to 10000; default 25). Sessions whose options
+/// differ use different pools. `PGSESS_CONFIG_ERROR` when out of range.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_pool_max_size(opts: *mut pgsess_options, max_size: u32) -> Code {
+    with_opts(opts, |o| o.set_pool_max_size(max_size))
+}
+
+/// Close connections idle longer than `seconds` (checked every second; default 60). 0 keeps idle
+/// connections open for the life of the pool.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_pool_idle_ttl(opts: *mut pgsess_options, seconds: u32) -> Code {
+    with_opts(opts, |o| {
+        o.set_pool_idle_ttl(seconds);
+        Ok(())
+    })
+}
+
+/// How long a statement waits for a pooled connection, including opening a new one (default
+/// 5000 ms; at least 1). After it, the call fails with `PGSESS_POOL_EXHAUSTED` when every
+/// connection is held, or with the last connection error when the server cannot be reached.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_checkout_timeout_ms(opts: *mut pgsess_options, ms: u32) -> Code {
+    with_opts(opts, |o| o.set_checkout_timeout_ms(ms))
+}

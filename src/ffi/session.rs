@@ -1,0 +1,206 @@
+//! `pgsess_session`: open, query, callproc, begin, and the seed's session properties.
+
+use std::ffi::{c_char, CString};
+use std::ptr::null_mut;
+
+use super::options::pgsess_options;
+use super::results::pgsess_results;
+use super::tx::pgsess_tx;
+use super::{c_string, code_of, fallible, guard, handle, params_arg, pgsess_error, str_arg};
+use crate::config::SessionOptions;
+use crate::error::Code;
+use crate::session::Session;
+
+/// A session on a process-wide connection pool. Created by `pgsess_open`, owned by the caller,
+/// freed with `pgsess_close`. Thread-safe: any number of threads may use one session at once
+/// (each statement checks out its own pooled connection); `pgsess_close` must not race with
+/// other calls on the same session.
+#[allow(non_camel_case_types)]
+pub struct pgsess_session {
+    inner: Session,
+    pool_id: CString,
+}
+
+/// Open a session named `dbname`.
+///
+/// The PostgreSQL URI comes from the `db_url` option when set; otherwise from the environment
+/// variable `"PGSQL_" + dbname`, upper-cased as a whole the way Python's `str.upper()` does
+/// (`"straße"` reads `PGSQL_STRASSE`; nothing else is changed). A NULL or empty `dbname` reads
+/// `PGSQL`. A missing variable, a malformed URI or an unsupported URI parameter is
+/// `PGSESS_CONFIG_ERROR`.
+///
+/// Sessions with the same normalised URI and pool options share one process-wide pool. Joining
+/// an existing pool opens no connection; creating one opens its first connection, so a wrong
+/// host, user or password fails here.
+///
+/// `opts` may be NULL (defaults); it is only read. Returns a new session, or NULL with `*err` set.
+/// Any thread.
+///
+/// # Safety
+/// `dbname` NULL or NUL-terminated; `opts` NULL or live; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_open(
+    dbname: *const c_char,
+    opts: *const pgsess_options,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_session {
+    fallible(err, null_mut(), || {
+        let name = if dbname.is_null() { "" } else { str_arg(dbname, "dbname")? };
+        let defaults = SessionOptions::default();
+        let options = opts.as_ref().map_or(&defaults, |o| &o.inner);
+        let inner = Session::open(name, options)?;
+        let pool_id = c_string(&inner.pool_id());
+        Ok(Box::into_raw(Box::new(pgsess_session { inner, pool_id })))
+    })
+}
+
+/// Close a session. NULL is ignored. Results and transactions obtained from it stay valid and
+/// keep their connections until freed; the pool stays for other sessions (its idle connections
+/// close after `pool_idle_ttl`).
+///
+/// # Safety
+/// `session` NULL or from `pgsess_open`, not yet closed, with no call on it running.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_close(session: *mut pgsess_session) {
+    guard((), || {
+        if !session.is_null() {
+            drop(Box::from_raw(session));
+        }
+    })
+}
+
+/// Run `sql` with `nparams` text parameters `$1..$n` (`params[i]` NULL is SQL NULL; types are
+/// inferred by the server, as `PQexecParams` with no types). One round trip, no named prepared
+/// statement (safe behind PgBouncer in transaction mode). With no parameters the string may hold
+/// several statements; the last one's result is returned.
+///
+/// Waits up to the checkout timeout for a pooled connection (`PGSESS_POOL_EXHAUSTED` when all
+/// stay held). The returned results hold that connection until `pgsess_results_free`: free them
+/// promptly. Returns NULL with `*err` set on failure (the connection is then released at once).
+/// Any thread, concurrently with other calls on the same session.
+///
+/// # Safety
+/// `session` NULL or live; `sql` NULL or NUL-terminated; `params` NULL or `nparams` pointers, each
+/// NULL or NUL-terminated; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_query(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    fallible(err, null_mut(), || {
+        let s = handle(session, "session")?;
+        let sql = str_arg(sql, "sql")?;
+        let params = params_arg(nparams, params, "params")?;
+        let results = s.inner.query(sql, &params)?;
+        Ok(pgsess_results::into_raw(results))
+    })
+}
+
+/// Call a set-returning or scalar function: `SELECT * FROM name($1, ...)`. `name` may be
+/// schema-qualified (`schema.function`); each dot-separated part is quoted as an identifier,
+/// never spliced into SQL (so it is case-sensitive: `lower`, not `LOWER`). Arguments and results
+/// as for `pgsess_query`.
+///
+/// # Safety
+/// As for `pgsess_query`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_callproc(
+    session: *mut pgsess_session,
+    name: *const c_char,
+    nargs: usize,
+    args: *const *const c_char,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    fallible(err, null_mut(), || {
+        let s = handle(session, "session")?;
+        let name = str_arg(name, "name")?;
+        let args = params_arg(nargs, args, "args")?;
+        Ok(pgsess_results::into_raw(s.inner.callproc(name, &args)?))
+    })
+}
+
+/// Begin a transaction: checks out one pooled connection (waiting as `pgsess_query` does) and
+/// holds it until `pgsess_commit` or `pgsess_rollback`. Returns NULL with `*err` set on failure.
+///
+/// # Safety
+/// `session` NULL or live; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_begin(session: *mut pgsess_session, err: *mut *mut pgsess_error) -> *mut pgsess_tx {
+    fallible(err, null_mut(), || {
+        let s = handle(session, "session")?;
+        Ok(pgsess_tx::into_raw(s.inner.begin()?))
+    })
+}
+
+/// The backend process id that ran this session's latest statement (with `pool_max_size` 1, the
+/// pool's one connection, as in the seed's Session); for a session that created its pool, the
+/// first connection's until then; 0 before any, or for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_backend_pid(session: *const pgsess_session) -> i32 {
+    guard(0, || session.as_ref().map_or(0, |s| s.inner.backend_pid()))
+}
+
+/// The pool's id: a hex hash of the normalised URI and pool options with a per-process salt
+/// (never reveals the password). Sessions sharing a pool share its id. Owned by the session; NULL
+/// for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pool_id(session: *const pgsess_session) -> *const c_char {
+    guard(std::ptr::null(), || session.as_ref().map_or(std::ptr::null(), |s| s.pool_id.as_ptr()))
+}
+
+/// The client encoding: always `"UTF8"` (static); NULL for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_encoding(session: *const pgsess_session) -> *const c_char {
+    guard(std::ptr::null(), || if session.is_null() { std::ptr::null() } else { c"UTF8".as_ptr() })
+}
+
+/// Accepts UTF8 under any of PostgreSQL's spellings (`UTF8`, `utf-8`, `unicode`) and changes
+/// nothing. Any other encoding is `PGSESS_NOT_SUPPORTED_ERROR`: pgsess returns UTF-8 text, and
+/// another client encoding would corrupt it.
+///
+/// # Safety
+/// `session` NULL or live; `encoding` NULL or NUL-terminated; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_set_encoding(
+    session: *mut pgsess_session,
+    encoding: *const c_char,
+    err: *mut *mut pgsess_error,
+) -> Code {
+    code_of(err, || {
+        let s = handle(session, "session")?;
+        s.inner.set_encoding(str_arg(encoding, "encoding")?)
+    })
+}
+
+/// Whether the session can get a connection and run `SELECT 1` (waiting up to the checkout
+/// timeout). False for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_validate(session: *mut pgsess_session) -> bool {
+    guard(false, || session.as_ref().is_some_and(|s| s.inner.validate()))
+}
+
+/// The session's last 50 notices (NOTICE, WARNING, ...), oldest first, each in libpq's form
+/// (`"NOTICE:  text\n"`, with `DETAIL:`/`HINT:` lines when present), concatenated. Returns a new
+/// string the caller frees with `pgsess_string_free` (empty when there are none); NULL for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_notices(session: *const pgsess_session) -> *mut c_char {
+    guard(null_mut(), || session.as_ref().map_or(null_mut(), |s| c_string(&s.inner.notices()).into_raw()))
+}

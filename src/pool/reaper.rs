@@ -1,0 +1,82 @@
+//! Closes pooled connections that have been idle longer than their pool's `pool_idle_ttl`.
+//!
+//! One thread per process wakes every second and looks at every pool's slots; a slot in use is
+//! skipped without waiting for it. Started on first use, and again in a forked child (threads do
+//! not survive fork()).
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use super::{lock, PoolShared};
+
+const TICK: Duration = Duration::from_secs(1);
+
+struct Watched {
+    /// The process whose reaper thread serves `pools`.
+    pid: u32,
+    pools: Vec<Weak<PoolShared>>,
+}
+
+static WATCHED: Mutex<Option<Watched>> = Mutex::new(None);
+
+/// Put a pool under the reaper's watch, starting the reaper thread if this process has none.
+pub fn watch(pool: &Arc<PoolShared>) {
+    if pool.settings.idle_ttl.is_zero() {
+        return;
+    }
+    let mut w = lock(&WATCHED);
+    let pid = std::process::id();
+    let fresh = !matches!(&*w, Some(existing) if existing.pid == pid);
+    if fresh {
+        *w = Some(Watched { pid, pools: Vec::new() });
+        let spawned = std::thread::Builder::new().name("pgsess-reaper".into()).spawn(run);
+        if spawned.is_err() {
+            // Without the thread, idle connections simply stay open; nothing else depends on it.
+            *w = None;
+            return;
+        }
+    }
+    if let Some(w) = w.as_mut() {
+        w.pools.push(Arc::downgrade(pool));
+    }
+}
+
+fn run() {
+    let me = std::process::id();
+    loop {
+        std::thread::sleep(TICK);
+        let pools: Vec<Arc<PoolShared>> = {
+            let mut w = lock(&WATCHED);
+            match w.as_mut() {
+                Some(w) if w.pid == me => {
+                    w.pools.retain(|p| p.strong_count() > 0);
+                    w.pools.iter().filter_map(Weak::upgrade).collect()
+                }
+                _ => return,
+            }
+        };
+        for pool in pools {
+            reap(&pool);
+        }
+    }
+}
+
+fn reap(pool: &PoolShared) {
+    let ttl = pool.settings.idle_ttl;
+    let slots: Vec<_> = lock(&pool.slots).iter().filter_map(Weak::upgrade).collect();
+    for slot in slots {
+        // A slot being used holds its lock for the statement: skip it rather than wait.
+        let expired = {
+            let Some(mut state) = slot.try_lock() else { continue };
+            if !state.leased && state.conn.is_some() && state.idle_since.elapsed() >= ttl {
+                state.conn.take()
+            } else {
+                None
+            }
+        };
+        if let Some(conn) = expired {
+            pool.counters.expired.inc();
+            drop(conn); // sends Terminate
+        }
+    }
+}

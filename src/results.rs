@@ -1,0 +1,202 @@
+//! The rows of one statement, fully buffered: an arena of text values, each followed by a NUL so C
+//! can use it as a string, and one 8-byte offset per cell (libpq's `PGresult` spends 16 bytes a cell
+//! plus the value). `Results` adds what the C handle needs: the pooled connection it holds until
+//! freed.
+
+use std::ffi::CString;
+
+use crate::pool::Lease;
+
+/// One result column.
+#[derive(Clone, Debug)]
+pub struct Column {
+    pub name: CString,
+    pub type_oid: u32,
+}
+
+/// A cell offset with this bit set is SQL NULL.
+const NULL_BIT: u64 = 1 << 63;
+
+/// The buffered outcome of one statement.
+#[derive(Debug, Default)]
+pub struct ResultSet {
+    pub columns: Vec<Column>,
+    /// Every non-NULL value's bytes followed by a NUL.
+    data: Vec<u8>,
+    /// Row-major start offsets into `data`; `NULL_BIT` marks SQL NULL. One extra entry at the end
+    /// of each row is not stored: a value's end is found from the next non-NULL start or `data.len()`.
+    cells: Vec<u64>,
+    /// Start offset of the value after each cell (its end + 1 for the NUL); parallel to `cells`.
+    ends: Vec<u64>,
+    nrows: usize,
+    /// The command tag (`SELECT 3`, `INSERT 0 1`, `CREATE TABLE`), empty when none.
+    pub command_tag: String,
+    /// Notices (NOTICE, WARNING, ...) the statement raised, in libpq's text form.
+    pub notices: Vec<CString>,
+    /// The backend that ran the statement.
+    pub backend_pid: i32,
+}
+
+impl ResultSet {
+    /// Start a new row set with these columns, discarding earlier rows (a later statement of a
+    /// multi-statement string replaces an earlier one's rows, as `PQexec` does).
+    pub fn begin_rows(&mut self, columns: Vec<Column>) {
+        self.columns = columns;
+        self.data.clear();
+        self.cells.clear();
+        self.ends.clear();
+        self.nrows = 0;
+        self.command_tag.clear();
+    }
+
+    /// Discard everything a previous statement produced except the notices.
+    pub fn reset_statement(&mut self) {
+        self.begin_rows(Vec::new());
+    }
+
+    /// Append one row; `values` yields each column's bytes or `None` for NULL.
+    pub fn push_row<'a>(&mut self, values: impl Iterator<Item = Option<&'a [u8]>>) {
+        for v in values {
+            match v {
+                None => {
+                    self.cells.push(NULL_BIT);
+                    self.ends.push(self.data.len() as u64);
+                }
+                Some(bytes) => {
+                    self.cells.push(self.data.len() as u64);
+                    self.data.extend_from_slice(bytes);
+                    self.data.push(0);
+                    self.ends.push(self.data.len() as u64);
+                }
+            }
+        }
+        self.nrows += 1;
+    }
+
+    /// Reserve room for about `bytes` more value bytes.
+    pub fn reserve_data(&mut self, bytes: usize) {
+        self.data.reserve(bytes);
+    }
+
+    pub fn nrows(&self) -> usize {
+        self.nrows
+    }
+
+    pub fn ncols(&self) -> usize {
+        self.columns.len()
+    }
+
+    fn cell(&self, row: usize, col: usize) -> Option<usize> {
+        if row < self.nrows && col < self.columns.len() {
+            Some(row * self.columns.len() + col)
+        } else {
+            None
+        }
+    }
+
+    /// The value's bytes including its trailing NUL, `None` for NULL or out of range.
+    pub fn value_with_nul(&self, row: usize, col: usize) -> Option<&[u8]> {
+        let i = self.cell(row, col)?;
+        let start = self.cells[i];
+        if start & NULL_BIT != 0 {
+            return None;
+        }
+        Some(&self.data[start as usize..self.ends[i] as usize])
+    }
+
+    /// The value's bytes, `None` for NULL or out of range.
+    pub fn value(&self, row: usize, col: usize) -> Option<&[u8]> {
+        self.value_with_nul(row, col).map(|v| &v[..v.len() - 1])
+    }
+
+    pub fn is_null(&self, row: usize, col: usize) -> bool {
+        self.cell(row, col).is_some_and(|i| self.cells[i] & NULL_BIT != 0)
+    }
+
+    /// Index of the first column with this name, as `PQfnumber` does for a case-sensitive match.
+    pub fn column_index(&self, name: &[u8]) -> Option<usize> {
+        self.columns.iter().position(|c| c.name.as_bytes() == name)
+    }
+
+    /// Rows affected, from the command tag, as libpq's `PQcmdTuples` reads it: the last number of
+    /// INSERT, UPDATE, DELETE, MERGE, SELECT, MOVE, FETCH, COPY tags; zero for any other command.
+    pub fn rows_affected(&self) -> u64 {
+        let mut words = self.command_tag.split(' ');
+        match words.next() {
+            Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "SELECT" | "MOVE" | "FETCH" | "COPY") => {
+                self.command_tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Approximate heap bytes held, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.data.capacity() + (self.cells.capacity() + self.ends.capacity()) * 8
+    }
+}
+
+/// A statement's rows plus the pooled connection they keep checked out until dropped (the seed's
+/// `Results.free()` contract). Results of a transaction share the transaction's connection.
+pub struct Results {
+    pub set: ResultSet,
+    /// The SQL text that produced these results.
+    pub sql: String,
+    /// Returned to the pool when the last holder (results or transaction) lets go.
+    _lease: Option<std::sync::Arc<Lease>>,
+}
+
+impl Results {
+    pub fn new(set: ResultSet, sql: String, lease: Option<std::sync::Arc<Lease>>) -> Results {
+        if let Some(l) = &lease {
+            l.shared().counters.results_outstanding.inc();
+        }
+        Results { set, sql, _lease: lease }
+    }
+}
+
+impl Drop for Results {
+    fn drop(&mut self) {
+        if let Some(l) = &self._lease {
+            l.shared().counters.results_outstanding.dec();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arena_keeps_values_nulls_and_bounds() {
+        let mut r = ResultSet::default();
+        r.begin_rows(vec![
+            Column { name: CString::new("a").unwrap(), type_oid: 23 },
+            Column { name: CString::new("b").unwrap(), type_oid: 25 },
+        ]);
+        r.push_row([Some(&b"1"[..]), None].into_iter());
+        r.push_row([Some(&b""[..]), Some(&b"xyz"[..])].into_iter());
+        assert_eq!(r.nrows(), 2);
+        assert_eq!(r.value(0, 0), Some(&b"1"[..]));
+        assert_eq!(r.value(0, 1), None);
+        assert!(r.is_null(0, 1));
+        assert_eq!(r.value(1, 0), Some(&b""[..]));
+        assert_eq!(r.value_with_nul(1, 1), Some(&b"xyz\0"[..]));
+        assert_eq!(r.value(2, 0), None);
+        assert_eq!(r.value(0, 2), None);
+        assert!(!r.is_null(5, 5));
+        assert_eq!(r.column_index(b"b"), Some(1));
+        assert_eq!(r.column_index(b"c"), None);
+    }
+
+    #[test]
+    fn rows_affected_reads_the_tag_like_pqcmdtuples() {
+        let mut r = ResultSet::default();
+        for (tag, n) in
+            [("INSERT 0 5", 5), ("UPDATE 3", 3), ("SELECT 7", 7), ("CREATE TABLE", 0), ("DELETE 0", 0), ("", 0)]
+        {
+            r.command_tag = tag.into();
+            assert_eq!(r.rows_affected(), n, "{tag}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! A session: a handle on a shared pool plus what the seed's `Session` exposes about it (the
+//! backend pid of the latest statement, the last 50 notices). Any number of threads may use one
+//! session at once; each statement checks out its own connection.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
+use crate::conn::TxStatus;
+use crate::error::{Code, Error, Result};
+use crate::pool::{registry, Lease, Pool, PoolStats};
+use crate::results::{ResultSet, Results};
+
+/// How many notices a session keeps (psycopg2's `CONN_NOTICES_LIMIT`).
+pub const NOTICES_KEPT: usize = 50;
+
+/// Whether `name` is one of PostgreSQL's spellings of UTF8 (case and punctuation are ignored, as
+/// the server's `clean_encoding_name` does: `utf-8`, `UTF_8`, `unicode`).
+pub fn is_utf8_alias(name: &str) -> bool {
+    let clean: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
+    clean == "utf8" || clean == "unicode"
+}
+
+struct SessionState {
+    last_backend_pid: i32,
+    notices: VecDeque<String>,
+}
+
+pub(crate) struct SessionInner {
+    config: ConnectConfig,
+    settings: PoolSettings,
+    pool: Mutex<Arc<Pool>>,
+    state: Mutex<SessionState>,
+}
+
+/// A session on a process-wide pool. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Session(Arc<SessionInner>);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Session {
+    /// Open a session named `dbname`: the URI comes from `options.db_url` when set, else from the
+    /// environment variable `PGSQL_<DBNAME>` (see `config::env_var_name`). Attaching to an
+    /// existing pool opens no connection; creating a pool opens its first connection so that a
+    /// wrong address or password fails here, not at the first query.
+    pub fn open(dbname: &str, options: &SessionOptions) -> Result<Session> {
+        let uri = match &options.db_url {
+            Some(url) => url.clone(),
+            None => config::uri_from_env(dbname)?,
+        };
+        let config = config::parse_uri(&uri, &ProcessEnvironment)?;
+        let (pool, created) = registry::get_or_create(&config, options.pool);
+        let session = Session(Arc::new(SessionInner {
+            config,
+            settings: options.pool,
+            pool: Mutex::new(pool.clone()),
+            state: Mutex::new(SessionState { last_backend_pid: 0, notices: VecDeque::new() }),
+        }));
+        if created {
+            match pool.checkout() {
+                Ok(lease) => {
+                    let pid = lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0);
+                    lock(&session.0.state).last_backend_pid = pid;
+                }
+                Err(e) => {
+                    registry::remove(&pool);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(session)
+    }
+
+    /// The session's pool; after fork() a child gets (or creates) its own.
+    fn pool(&self) -> Arc<Pool> {
+        let mut current = lock(&self.0.pool);
+        if !current.owned_by_this_process() {
+            *current = registry::get_or_create(&self.0.config, self.0.settings).0;
+        }
+        current.clone()
+    }
+
+    pub fn pool_id(&self) -> String {
+        self.pool().id.clone()
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool().stats()
+    }
+
+    /// Run one statement (see `PgConn::execute`); the results keep the connection until dropped.
+    pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Results> {
+        let lease = self.pool().checkout()?;
+        let outcome = lease.with_conn(|c| c.execute(sql, params));
+        self.finish_statement(outcome, sql, Arc::new(lease))
+    }
+
+    /// The seed's `callproc`: `SELECT * FROM name($1, ...)`, the name quoted as an identifier.
+    pub fn callproc(&self, name: &str, args: &[Option<&[u8]>]) -> Result<Results> {
+        let sql = callproc_sql(name, args.len())?;
+        self.query(&sql, args)
+    }
+
+    /// Begin a transaction on one pooled connection, held until commit or rollback.
+    pub fn begin(&self) -> Result<Transaction> {
+        let lease = Arc::new(self.pool().checkout()?);
+        let outcome = lease.with_conn(|c| c.simple_query("BEGIN"));
+        self.note_statement(&outcome, &lease);
+        outcome?;
+        lease.shared().counters.transactions_open.inc();
+        Ok(Transaction { lease, session: self.clone(), finished: false })
+    }
+
+    /// Whether a connection can be had and answers a trivial statement.
+    pub fn validate(&self) -> bool {
+        self.query("SELECT 1", &[]).is_ok_and(|r| r.set.value(0, 0) == Some(b"1"))
+    }
+
+    /// pgsess always speaks UTF8 to the server and returns UTF-8 text; other encodings would
+    /// corrupt text, so only UTF8's spellings are accepted.
+    pub fn set_encoding(&self, encoding: &str) -> Result<()> {
+        if is_utf8_alias(encoding) {
+            Ok(())
+        } else {
+            Err(Error::not_supported(format!(
+                "client encoding \"{encoding}\" is not supported: pgsess sessions always use UTF8 and return UTF-8 text; \
+                 convert in the application instead"
+            )))
+        }
+    }
+
+    /// The backend pid that ran this session's latest statement (0 before the first).
+    pub fn backend_pid(&self) -> i32 {
+        lock(&self.0.state).last_backend_pid
+    }
+
+    /// The session's last 50 notices, oldest first, each in libpq's form (`NOTICE:  text\n`).
+    pub fn notices(&self) -> String {
+        lock(&self.0.state).notices.iter().map(String::as_str).collect()
+    }
+
+    fn note_statement(&self, outcome: &Result<ResultSet>, lease: &Lease) {
+        let pid = lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0);
+        let mut state = lock(&self.0.state);
+        if pid != 0 {
+            state.last_backend_pid = pid;
+        }
+        if let Ok(set) = outcome {
+            for n in &set.notices {
+                if state.notices.len() == NOTICES_KEPT {
+                    state.notices.pop_front();
+                }
+                state.notices.push_back(n.to_string_lossy().into_owned());
+            }
+        }
+    }
+
+    fn finish_statement(&self, outcome: Result<ResultSet>, sql: &str, lease: Arc<Lease>) -> Result<Results> {
+        self.note_statement(&outcome, &lease);
+        let set = outcome?; // on failure the lease drops here: the connection goes back at once
+        Ok(Results::new(set, sql.to_owned(), Some(lease)))
+    }
+}
+
+/// Build the callproc statement. Each dot-separated part of `name` is taken literally and quoted
+/// as an identifier (so `public.my_func` and `"Odd Name"` both work and nothing is spliced).
+pub fn callproc_sql(name: &str, nargs: usize) -> Result<String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    if name.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::interface("callproc needs a function name, optionally schema-qualified (schema.function)"));
+    }
+    let quoted: Vec<String> = parts.iter().map(|p| format!("\"{}\"", p.replace('"', "\"\""))).collect();
+    let args: Vec<String> = (1..=nargs).map(|i| format!("${i}")).collect();
+    Ok(format!("SELECT * FROM {}({})", quoted.join("."), args.join(", ")))
+}
+
+/// A transaction pinned to one pooled connection. Commit or roll back to end it; dropping it
+/// unfinished rolls back at once. Its results share the connection, which returns to the pool
+/// when the transaction has ended and every one of its results has been dropped.
+pub struct Transaction {
+    lease: Arc<Lease>,
+    session: Session,
+    finished: bool,
+}
+
+impl Transaction {
+    pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Results> {
+        let outcome = self.lease.with_conn(|c| c.execute(sql, params));
+        self.session.finish_statement(outcome, sql, self.lease.clone())
+    }
+
+    /// Commit. If an earlier statement failed the server rolls back instead; that is reported as
+    /// `PGSESS_TRANSACTION_ROLLBACK`, never as success.
+    pub fn commit(mut self) -> Result<()> {
+        self.finished = true;
+        self.end();
+        let outcome = self.lease.with_conn(|c| {
+            let failed_before = c.tx_status() == TxStatus::Failed;
+            let set = c.simple_query("COMMIT")?;
+            if failed_before || set.command_tag == "ROLLBACK" {
+                return Err(Error {
+                    client_sqlstate: Some("40000"),
+                    ..Error::new(
+                        Code::PGSESS_TRANSACTION_ROLLBACK,
+                        "the transaction was rolled back, not committed, because a statement in it failed",
+                    )
+                });
+            }
+            Ok(set)
+        });
+        self.session.note_statement(&outcome, &self.lease);
+        outcome.map(|_| ())
+    }
+
+    /// Roll back. A failure only means the connection is discarded instead of reused.
+    pub fn rollback(mut self) {
+        self.finished = true;
+        self.end();
+        let _ = self.lease.with_conn(|c| c.simple_query("ROLLBACK"));
+    }
+
+    fn end(&self) {
+        self.lease.shared().counters.transactions_open.dec();
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.end();
+            let _ = self.lease.with_conn(|c| c.simple_query("ROLLBACK"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_aliases() {
+        for ok in ["UTF8", "utf-8", "Utf_8", "unicode"] {
+            assert!(is_utf8_alias(ok), "{ok}");
+        }
+        for bad in ["LATIN1", "SQL_ASCII", "utf16", ""] {
+            assert!(!is_utf8_alias(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn callproc_quotes_every_part() {
+        assert_eq!(callproc_sql("mod", 2).unwrap(), "SELECT * FROM \"mod\"($1, $2)");
+        assert_eq!(callproc_sql("pg_catalog.lower", 1).unwrap(), "SELECT * FROM \"pg_catalog\".\"lower\"($1)");
+        assert_eq!(callproc_sql("a\"; DROP TABLE x; --", 0).unwrap(), "SELECT * FROM \"a\"\"; DROP TABLE x; --\"()");
+        assert!(callproc_sql("", 0).is_err());
+        assert!(callproc_sql("a..b", 0).is_err());
+        assert!(callproc_sql("a.b.c.d", 0).is_err());
+    }
+}
