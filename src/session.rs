@@ -47,11 +47,15 @@ impl Session {
     /// existing pool opens no connection; creating a pool opens its first connection so that a
     /// wrong address or password fails here, not at the first query.
     pub fn open(dbname: &str, options: &SessionOptions) -> Result<Session> {
-        let uri = match &options.db_url {
-            Some(url) => url.clone(),
-            None => config::uri_from_env(dbname)?,
+        let config = match &options.db_url {
+            Some(url) => config::parse_uri(url, &ProcessEnvironment).map_err(|e| e.context("db_url"))?,
+            None => {
+                let uri = config::uri_from_env(dbname)?;
+                let var = config::env_var_name(dbname);
+                config::parse_uri(&uri, &ProcessEnvironment)
+                    .map_err(|e| e.context(format!("environment variable {var}")))?
+            }
         };
-        let config = config::parse_uri(&uri, &ProcessEnvironment)?;
         let (pool, created) = registry::get_or_create(&config, options.pool);
         let session = Session(Arc::new(SessionInner {
             config,

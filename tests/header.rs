@@ -7,8 +7,5 @@ fn committed_header_matches_cbindgen_output() {
         .expect("build.rs generated the header (see the cbindgen warning in the build output)");
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/pgsess.h"))
         .expect("include/pgsess.h is committed");
-    assert!(
-        generated == committed,
-        "include/pgsess.h differs from cbindgen's output: run `make header` and commit it"
-    );
+    assert!(generated == committed, "include/pgsess.h differs from cbindgen's output: run `make header` and commit it");
 }

@@ -184,7 +184,9 @@ static void test_config_errors(void)
     pgsess_error_free(err);
     pgsess_options_free(opts);
 
-    /* an empty variable is as good as missing */
+    /* an empty or malformed variable is a config error that names the
+     * variable it came from (with several PGSQL_* variables, the user must
+     * be told which one is wrong) */
     setenv("PGSQL_EMPTYDB_XYZ", "", 1);
     err = NULL;
     s = pgsess_open("emptydb_xyz", NULL, &err);
@@ -194,6 +196,15 @@ static void test_config_errors(void)
     pgsess_close(s);
     pgsess_error_free(err);
     unsetenv("PGSQL_EMPTYDB_XYZ");
+    setenv("PGSQL_BADURI_XYZ", "mysql://user@host/db", 1);
+    err = NULL;
+    s = pgsess_open("baduri_xyz", NULL, &err);
+    CHECK(s == NULL);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_CONFIG_ERROR);
+    CHECK_CONTAINS(pgsess_error_message(err), "PGSQL_BADURI_XYZ");
+    pgsess_close(s);
+    pgsess_error_free(err);
+    unsetenv("PGSQL_BADURI_XYZ");
 
     /* NULL / empty dbname -> PGSQL */
     {

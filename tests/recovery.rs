@@ -1,0 +1,111 @@
+//! Dead connections are discarded, never handed out: after a server restart or
+//! pg_terminate_backend, statements that were not in flight succeed; statements in flight fail
+//! with an operational-category error.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use pgsess::{Code, Session, SessionOptions};
+use support::Cluster;
+
+fn session(c: &Cluster, max: u32) -> Session {
+    let mut o = SessionOptions { db_url: Some(format!("{}?application_name=recovery", c.uri())), ..Default::default() };
+    o.set_pool_max_size(max).unwrap();
+    o.set_checkout_timeout_ms(10_000).unwrap();
+    Session::open("x", &o).unwrap()
+}
+
+/// Check out `n` connections at once so the pool holds `n` idle ones afterwards.
+fn warm(s: &Session, n: usize) -> Vec<i32> {
+    let held: Vec<_> = (0..n).map(|_| s.query("SELECT 1", &[]).unwrap()).collect();
+    held.iter().map(|r| r.set.backend_pid).collect()
+}
+
+fn one(s: &Session) -> Result<String, pgsess::Error> {
+    s.query("SELECT 42", &[]).map(|r| String::from_utf8(r.set.value(0, 0).unwrap().to_vec()).unwrap())
+}
+
+#[test]
+fn restart_fast_and_immediate_with_idle_connections() {
+    let c = Cluster::start();
+    let s = session(&c, 4);
+    for mode in ["fast", "immediate"] {
+        let before = warm(&s, 4);
+        c.restart(mode);
+        let t = Instant::now();
+        assert_eq!(one(&s).unwrap_or_else(|e| panic!("first statement after a {mode} restart: {e}")), "42");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        let after = warm(&s, 4);
+        assert!(after.iter().all(|p| !before.contains(p)), "{mode}: a dead connection was reused");
+        let stats = s.pool_stats();
+        assert_eq!((stats.in_use, stats.results_outstanding), (0, 0), "{stats:?}");
+    }
+    assert!(s.pool_stats().discarded_dead >= 8, "{:?}", s.pool_stats());
+}
+
+#[test]
+fn terminated_backends_idle_and_busy() {
+    let c = Cluster::start();
+    let s = session(&c, 3);
+    let pids = warm(&s, 3);
+    // Idle in the pool: terminated, then found dead at checkout: no statement fails.
+    let mut ctl = c.control();
+    for pid in &pids {
+        ctl.execute("SELECT pg_terminate_backend($1)", &[pid]).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..6 {
+        assert_eq!(one(&s).expect("no statement fails after idle backends are terminated"), "42");
+    }
+
+    // Busy: the statement in flight fails with an operational error; the next one succeeds.
+    let busy = {
+        let s = s.clone();
+        std::thread::spawn(move || s.query("SELECT pg_sleep(30)", &[]).err())
+    };
+    let victim = loop {
+        let rows = ctl
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE application_name='recovery' AND query LIKE 'SELECT pg_sleep%'",
+                &[],
+            )
+            .unwrap();
+        if let Some(r) = rows.first() {
+            break r.get::<_, i32>(0);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    ctl.execute("SELECT pg_terminate_backend($1)", &[&victim]).unwrap();
+    let e = busy.join().unwrap().expect("the statement in flight fails");
+    assert_eq!(e.category(), Code::PGSESS_OPERATIONAL_ERROR, "{e}");
+    assert_eq!(one(&s).unwrap(), "42");
+    let stats = s.pool_stats();
+    assert_eq!((stats.in_use, stats.results_outstanding), (0, 0), "{stats:?}");
+}
+
+#[test]
+fn server_down_then_back() {
+    let c = Cluster::start();
+    let mut o = SessionOptions { db_url: Some(c.uri()), ..Default::default() };
+    o.set_checkout_timeout_ms(700).unwrap();
+    o.set_pool_max_size(2).unwrap();
+    let s = Session::open("x", &o).unwrap();
+    warm(&s, 2);
+    c.stop();
+    let t = Instant::now();
+    let e = one(&s).err().expect("no server");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(e.category(), Code::PGSESS_OPERATIONAL_ERROR, "{e}");
+    assert_ne!(e.code, Code::PGSESS_POOL_EXHAUSTED, "server down is not exhaustion: {e}");
+    assert!(e.message.contains("could not"), "{e}");
+    assert!(!e.to_string().contains(Cluster::password()));
+    c.start_again();
+    let t = Instant::now();
+    loop {
+        match one(&s) {
+            Ok(v) => break assert_eq!(v, "42"),
+            Err(e) => assert!(t.elapsed() < Duration::from_secs(10), "no recovery: {e}"),
+        }
+    }
+}
