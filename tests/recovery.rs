@@ -94,7 +94,7 @@ fn server_down_then_back() {
     warm(&s, 2);
     c.stop();
     let t = Instant::now();
-    let e = one(&s).err().expect("no server");
+    let e = one(&s).expect_err("no server");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert_eq!(e.category(), Code::PGSESS_OPERATIONAL_ERROR, "{e}");
     assert_ne!(e.code, Code::PGSESS_POOL_EXHAUSTED, "server down is not exhaustion: {e}");
