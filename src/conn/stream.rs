@@ -1,7 +1,7 @@
 //! The byte stream under one connection: a TCP or Unix-domain socket, with deadlines applied per
 //! read and write and TCP keepalive options set the way libpq sets them.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -9,7 +9,14 @@ use std::time::{Duration, Instant};
 
 use crate::config::{ConnectConfig, Host, HostSpec};
 
-pub enum Stream {
+pub struct Stream {
+    socket: Socket,
+    /// The timeouts last set on the socket, so unchanged ones cost no system call.
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
@@ -35,7 +42,7 @@ impl Stream {
         match &spec.host {
             Host::Unix(dir) => {
                 let path = dir.join(format!(".s.PGSQL.{}", spec.port));
-                Ok(Stream::Unix(UnixStream::connect(path)?))
+                Ok(Stream::new(Socket::Unix(UnixStream::connect(path)?)))
             }
             Host::Tcp(name) => {
                 let addrs = (name.as_str(), spec.port).to_socket_addrs()?;
@@ -46,7 +53,7 @@ impl Stream {
                         Ok(s) => {
                             s.set_nodelay(true)?;
                             set_tcp_options(&s, config)?;
-                            return Ok(Stream::Tcp(s));
+                            return Ok(Stream::new(Socket::Tcp(s)));
                         }
                         Err(e) => last = e,
                     }
@@ -56,18 +63,30 @@ impl Stream {
         }
     }
 
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_read_timeout(t),
-            Stream::Unix(s) => s.set_read_timeout(t),
-        }
+    fn new(socket: Socket) -> Stream {
+        Stream { socket, read_timeout: None, write_timeout: None }
     }
 
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_write_timeout(t),
-            Stream::Unix(s) => s.set_write_timeout(t),
+    pub fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        if t != self.read_timeout {
+            match &self.socket {
+                Socket::Tcp(s) => s.set_read_timeout(t)?,
+                Socket::Unix(s) => s.set_read_timeout(t)?,
+            }
+            self.read_timeout = t;
         }
+        Ok(())
+    }
+
+    pub fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        if t != self.write_timeout {
+            match &self.socket {
+                Socket::Tcp(s) => s.set_write_timeout(t)?,
+                Socket::Unix(s) => s.set_write_timeout(t)?,
+            }
+            self.write_timeout = t;
+        }
+        Ok(())
     }
 
     /// Whether the peer has sent something (or closed) without blocking: an idle connection should
@@ -82,27 +101,18 @@ impl Stream {
 
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
-        match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
+        match &self.socket {
+            Socket::Tcp(s) => s.as_raw_fd(),
+            Socket::Unix(s) => s.as_raw_fd(),
         }
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
+        match &mut self.socket {
+            Socket::Tcp(s) => s.write(buf),
+            Socket::Unix(s) => s.write(buf),
         }
     }
 
