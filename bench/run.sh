@@ -1,56 +1,107 @@
 #!/usr/bin/env bash
-# bench/run.sh PREFIX [roundtrip args...]
+# bench/run.sh PREFIX [-q]      (what `make bench` runs)
 #
-# Builds bench/roundtrip.c against the pgsess library installed under PREFIX
-# (and the system libpq), via pkg-config, then runs it with the client pinned
-# to CPU 0 when taskset is available.
+# Builds bench/bench.c through pkg-config against the pgsess installed under PREFIX and the
+# system libpq, runs every workload of the performance issue with pgsess and libpq interleaved in
+# blocks, prints the result table and rewrites the "Latest results" section of BENCHMARKS.md.
 #
 # Environment:
-#   PGSQL_BENCH                  PostgreSQL URI (required)
-#   PGSESS_BENCH_POSTMASTER_PID  if set, pin that postmaster and all its
-#                                threads/children to CPU 1 first
-#   CC                           compiler (default cc)
+#   PGSQL_BENCH                   PostgreSQL URI to use; unset: a throwaway cluster is started
+#                                 (scripts/pg-cluster) and stopped afterwards
+#   PGSESS_BENCH_POSTMASTER_PID   with PGSQL_BENCH: the server's postmaster, to pin it
+#   PGSESS_BENCH_PLACEMENT        split (default): server on CPU 1, client on CPU 0
+#                                 same: server and client both on CPU 0
+#                                 none: no pinning
+#   PGSESS_BENCH_NO_WRITE=1       do not touch BENCHMARKS.md (-q never writes it)
+#   CC                            compiler (default cc)
 set -u
 
-[ $# -ge 1 ] || { echo "usage: $0 PREFIX [BLOCKS [ITERATIONS [WARMUP]]]" >&2; exit 2; }
-here=$(cd "$(dirname "$0")" && pwd)
+[[ $# -ge 1 ]] || { echo "usage: $0 PREFIX [-q]" >&2; exit 2; }
+command_line="bench/run.sh $*"
+[[ -n "${PGSESS_BENCH_PLACEMENT:-}" ]] && command_line="PGSESS_BENCH_PLACEMENT=$PGSESS_BENCH_PLACEMENT $command_line"
 prefix=$(cd "$1" 2>/dev/null && pwd) || { echo "run.sh: PREFIX $1 does not exist" >&2; exit 2; }
 shift
+quick=
+if [[ "${1:-}" == -q ]]; then quick=-q; shift; fi
+[[ $# -eq 0 ]] || { echo "usage: bench/run.sh PREFIX [-q]" >&2; exit 2; }
 
-if [ -z "${PGSQL_BENCH:-}" ]; then
-    echo "bench/run.sh: PGSQL_BENCH is not set; export it to a PostgreSQL URI" >&2
-    exit 2
-fi
-export PGSQL_BENCH
+# shellcheck source=bench/common.sh
+. "$(cd "$(dirname "$0")" && pwd)/common.sh"
+started=$(date +%s)
 
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-flags=$(pkg-config --cflags --libs pgsess libpq) || {
-    echo "bench/run.sh: pkg-config cannot find pgsess (under $prefix/lib/pkgconfig) and/or libpq" >&2
-    exit 2
-}
+bench_build "$prefix" || exit 1
+bench_server || exit 1
 
-build=$(mktemp -d "${TMPDIR:-/tmp}/pgsess-bench.XXXXXX") || exit 2
-trap 'rm -rf "$build"' EXIT
-# shellcheck disable=SC2086
-${CC:-cc} -std=c99 -O2 -Wall -Wextra -Werror -pedantic "$here/roundtrip.c" -o "$build/roundtrip" \
-    $flags -Wl,-rpath,"$prefix/lib" || exit 1
-
+# Placement (see /work/shared/notes/measuring.md): pin before comparing round trips.
+placement=${PGSESS_BENCH_PLACEMENT:-split}
 pin=()
 ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
-if command -v taskset >/dev/null 2>&1 && [ "$ncpu" -ge 2 ]; then
-    pin=(taskset -c 0)
-    if [ -n "${PGSESS_BENCH_POSTMASTER_PID:-}" ]; then
-        taskset -a -p -c 1 "$PGSESS_BENCH_POSTMASTER_PID" >/dev/null || {
-            echo "bench/run.sh: could not pin postmaster $PGSESS_BENCH_POSTMASTER_PID to CPU 1" >&2
-            exit 1
-        }
-        echo "note: pinned postmaster $PGSESS_BENCH_POSTMASTER_PID to CPU 1; client runs on CPU 0"
-    else
-        echo "note: client runs on CPU 0; for stable numbers pin the server to CPU 1:"
-        echo "      taskset -a -p -c 1 <postmaster pid>   (or set PGSESS_BENCH_POSTMASTER_PID)"
-    fi
-else
-    echo "note: taskset unavailable or a single CPU; running unpinned"
+if [[ $placement != none ]] && ! { command -v taskset >/dev/null 2>&1 && [[ $ncpu -ge 2 ]]; }; then
+    placement=none
+    placement_text="unpinned (taskset unavailable or a single CPU)"
 fi
+case $placement in
+split | same)
+    client_cpu=0
+    server_cpu=1
+    [[ $placement == same ]] && server_cpu=0
+    pin=(taskset -c "$client_cpu")
+    if bench_pin_server "$server_cpu"; then
+        placement_text="server (postmaster, its children and new backends) on CPU $server_cpu, client on CPU $client_cpu"
+    else
+        placement_text="client on CPU $client_cpu; server NOT pinned (set PGSESS_BENCH_POSTMASTER_PID to pin it)"
+    fi
+    ;;
+none) placement_text=${placement_text:-"unpinned (PGSESS_BENCH_PLACEMENT=none)"} ;;
+*) echo "run.sh: PGSESS_BENCH_PLACEMENT must be split, same or none" >&2; exit 2 ;;
+esac
+echo "placement: $placement_text"
 
-"${pin[@]}" "$build/roundtrip" "$@"
+out="$BENCH_TMP/out.txt"
+# Bounded: the whole run takes about 1-2 minutes on the 2-core development machines.
+timeout 290 "${pin[@]}" "$BENCH_BIN" all $quick | tee "$out"
+status=${PIPESTATUS[0]}
+elapsed=$(($(date +%s) - started))
+if [[ $status -ne 0 ]]; then
+    echo "bench/run.sh: the benchmark failed (exit $status) after ${elapsed}s" >&2
+    exit 1
+fi
+echo "bench/run.sh: ${elapsed}s in total (build, server start, all workloads)"
+
+[[ -n "$quick" || "${PGSESS_BENCH_NO_WRITE:-}" == 1 ]] && exit 0
+
+# ---- BENCHMARKS.md: keep everything above "## Latest results", rewrite the rest.
+md="$BENCH_ROOT/BENCHMARKS.md"
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+server_version=$(sed -n 's/.* server \([^;]*\); .*/\1/p' "$out" | head -n 1)
+libpq_version=$(sed -n 's/.* vs libpq \([0-9]*\); .*/\1/p' "$out" | head -n 1)
+pgsess_version=$(sed -n 's/^pgsess \([^ ]*\) vs .*/\1/p' "$out" | head -n 1)
+{
+    if [[ -f "$md" ]]; then
+        sed '/^## Latest results/,$d' "$md"
+    else
+        printf '# Benchmarks\n\nSee bench/bench.c for the method.\n\n'
+    fi
+    echo "## Latest results"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- command: \`$command_line\` (from the repository root; took ${elapsed} s)"
+    echo "- built with: \`$BENCH_BUILD_CMD\`"
+    echo "- machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)"
+    echo "- PostgreSQL server $server_version ($BENCH_SERVER); libpq $libpq_version; pgsess $pgsess_version"
+    echo "- placement: $placement_text"
+    echo
+    sed -n '/^RESULTS-TABLE-BEGIN$/,/^RESULTS-TABLE-END$/p' "$out" | sed '1d;$d'
+    echo
+    echo "Ratios are pgsess/libpq: below 1 means pgsess takes less time (or memory); for throughput,"
+    echo "above 1 means pgsess is faster. \"(assumed)\" targets are this file's parity bars, not the issue's."
+    echo
+    echo "<details><summary>Full output</summary>"
+    echo
+    echo '```'
+    sed '/^RESULTS-TABLE-BEGIN$/,$d' "$out"
+    echo '```'
+    echo
+    echo "</details>"
+} >"$BENCH_TMP/BENCHMARKS.md" && mv "$BENCH_TMP/BENCHMARKS.md" "$md"
+echo "bench/run.sh: wrote $md"

@@ -82,6 +82,22 @@ typedef enum pgsess_code {
    * Any other database error (warnings classes, unknown classes, no SQLSTATE).
    */
   PGSESS_DATABASE_ERROR = 12,
+  /**
+   * A typed getter was asked for a value that is SQL NULL.
+   */
+  PGSESS_NULL_VALUE = 13,
+  /**
+   * A typed getter was asked for a column whose type does not convert to the requested one.
+   */
+  PGSESS_TYPE_MISMATCH = 14,
+  /**
+   * A row or column index is out of range.
+   */
+  PGSESS_OUT_OF_RANGE = 15,
+  /**
+   * The value does not fit the requested C type.
+   */
+  PGSESS_VALUE_OVERFLOW = 16,
 } pgsess_code;
 
 /**
@@ -111,6 +127,12 @@ typedef struct pgsess_results pgsess_results;
  * other calls on the same session.
  */
 typedef struct pgsess_session pgsess_session;
+
+/**
+ * Rows of one statement arriving in chunks, from `pgsess_query_stream`. Owned by the caller,
+ * freed with `pgsess_stream_free`; holds its pooled connection until then. One thread at a time.
+ */
+typedef struct pgsess_stream pgsess_stream;
 
 /**
  * A transaction, from `pgsess_begin`. Owned by the caller and ended (and freed) by exactly one
@@ -371,6 +393,133 @@ size_t pgsess_results_notice_count(const struct pgsess_results *results);
 const char *pgsess_results_notice(const struct pgsess_results *results, size_t index);
 
 /**
+ * The command tag (the seed's `status`): `"SELECT 3"`, `"INSERT 0 2"`, `"CREATE TABLE"`; empty
+ * when there is none. Owned by the results; NULL for NULL.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+const char *pgsess_results_status(const struct pgsess_results *results);
+
+/**
+ * The SQL text that produced the results (the seed's `query`). Owned by the results; NULL for NULL.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+const char *pgsess_results_query(const struct pgsess_results *results);
+
+/**
+ * The seed's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
+ * without a count (DDL, SET, BEGIN, DO). -1 for NULL.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+int64_t pgsess_results_count(const struct pgsess_results *results);
+
+/**
+ * Fill the row's value pointers (NULL for SQL NULL) and, when `lengths` is not NULL, their
+ * lengths, for the first `min(n, ncols)` columns: one call per row instead of one per cell.
+ * Returns how many columns were filled; 0 for an out-of-range row, NULL `results` or NULL
+ * `values`. The pointers are owned by the results.
+ *
+ * # Safety
+ * `results` NULL or live; `values` NULL or room for `n` pointers; `lengths` NULL or room for `n`.
+ */
+size_t pgsess_results_row(const struct pgsess_results *results, size_t row, const char **values, size_t *lengths, size_t n);
+
+/**
+ * The value as a 64-bit integer, for int2, int4, int8 and oid columns. Returns `PGSESS_OK` and
+ * sets `*out`, or leaves `*out` untouched and returns `PGSESS_NULL_VALUE`,
+ * `PGSESS_TYPE_MISMATCH` (another type), `PGSESS_OUT_OF_RANGE` (bad index) or
+ * `PGSESS_INTERFACE_ERROR` (NULL `results` or `out`).
+ *
+ * # Safety
+ * `results` NULL or live; `out` NULL or writable.
+ */
+enum pgsess_code pgsess_results_get_int64(const struct pgsess_results *results, size_t row, size_t col, int64_t *out);
+
+/**
+ * The value as a double, for float4, float8 and numeric columns (numeric rounded to the nearest
+ * double; NaN and infinities as such; a numeric beyond the double range is
+ * `PGSESS_VALUE_OVERFLOW`). Codes and `*out` as for `pgsess_results_get_int64`. The text is
+ * exact with the default `extra_float_digits`; lower settings round on the server.
+ *
+ * # Safety
+ * `results` NULL or live; `out` NULL or writable.
+ */
+enum pgsess_code pgsess_results_get_double(const struct pgsess_results *results, size_t row, size_t col, double *out);
+
+/**
+ * The value of a bool column. Codes and `*out` as for `pgsess_results_get_int64`.
+ *
+ * # Safety
+ * `results` NULL or live; `out` NULL or writable.
+ */
+enum pgsess_code pgsess_results_get_bool(const struct pgsess_results *results, size_t row, size_t col, bool *out);
+
+/**
+ * Microseconds since 1970-01-01 00:00:00 UTC for a timestamptz column; since that wall-clock
+ * time for timestamp, and to midnight for date. `infinity` and `-infinity` are INT64_MAX and
+ * INT64_MIN (PostgreSQL's own representation). Reads the ISO text form: under another DateStyle
+ * it returns `PGSESS_NOT_SUPPORTED_ERROR`. Other codes and `*out` as for
+ * `pgsess_results_get_int64`.
+ *
+ * # Safety
+ * `results` NULL or live; `out` NULL or writable.
+ */
+enum pgsess_code pgsess_results_get_epoch_micros(const struct pgsess_results *results, size_t row, size_t col, int64_t *out);
+
+/**
+ * A bytea value decoded to its bytes (any other type: its text bytes, without the NUL). Sets
+ * `*len` (when not NULL) and returns a pointer owned by the results; returns NULL and leaves
+ * `*len` untouched for SQL NULL, an out-of-range index or NULL `results`.
+ *
+ * # Safety
+ * `results` NULL or live; `len` NULL or writable.
+ */
+const uint8_t *pgsess_results_get_bytes(const struct pgsess_results *results, size_t row, size_t col, size_t *len);
+
+/**
+ * The whole result as JSON, the seed's RealDictCursor rows: `[{"col": value, ...}, ...]`.
+ * Numbers as numbers (NaN and infinities as strings), bool as true/false, json and jsonb
+ * embedded, NULL as null, every other type as a string; a duplicated column name keeps its
+ * first position and the last value. A new string freed with `pgsess_string_free`; NULL for NULL.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+char *pgsess_results_json(const struct pgsess_results *results);
+
+/**
+ * The seed's `items()`: the same as `pgsess_results_json`.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+char *pgsess_results_items(const struct pgsess_results *results);
+
+/**
+ * One row as a JSON object (see `pgsess_results_json`), or NULL when the row is out of range.
+ * A new string freed with `pgsess_string_free`.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+char *pgsess_results_row_json(const struct pgsess_results *results, size_t row);
+
+/**
+ * The seed's `as_dict()`: the only row as a JSON object. A result with no row or with more than
+ * one is `PGSESS_INTERFACE_ERROR` saying how many rows it has. A new string freed with
+ * `pgsess_string_free`, or NULL with `*err` set.
+ *
+ * # Safety
+ * `results` NULL or live; `err` NULL or writable.
+ */
+char *pgsess_results_as_dict(const struct pgsess_results *results, struct pgsess_error **err);
+
+/**
  * Open a session named `dbname`.
  *
  * The PostgreSQL URI comes from the `db_url` option when set; otherwise from the environment
@@ -417,6 +566,32 @@ void pgsess_close(struct pgsess_session *session);
  * NULL or NUL-terminated; `err` NULL or writable.
  */
 struct pgsess_results *pgsess_query(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, struct pgsess_error **err);
+
+/**
+ * `pgsess_query` in the shape of libpq's `PQexecParams`: `param_types` (NULL, or one OID per
+ * parameter, 0 meaning inferred) declares types; `param_formats` (NULL: all text) marks binary
+ * parameters with 1, whose length is `param_lengths[i]` (so bytea may hold zero bytes); text
+ * parameters are NUL-terminated UTF-8 and their lengths are ignored; a NULL value is SQL NULL.
+ * Always a single statement, on the extended protocol, even without parameters. Results are text,
+ * as everywhere in pgsess.
+ *
+ * # Safety
+ * As for `pgsess_query`; each non-NULL array has `nparams` elements and binary values have
+ * `param_lengths[i]` readable bytes.
+ */
+struct pgsess_results *pgsess_query_params(struct pgsess_session *session, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
+
+/**
+ * Run `sql` (parameters as for `pgsess_query`, one statement) and receive its rows in chunks of
+ * at most `chunk_rows` (at least 1) with `pgsess_stream_next`: memory stays bounded by one chunk
+ * however large the result. The stream holds its pooled connection until `pgsess_stream_free`
+ * (and each chunk's results until they are freed). Returns NULL with `*err` set on failure,
+ * including a statement error found in the first chunk.
+ *
+ * # Safety
+ * As for `pgsess_query`.
+ */
+struct pgsess_stream *pgsess_query_stream(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, uint32_t chunk_rows, struct pgsess_error **err);
 
 /**
  * Call a set-returning or scalar function: `SELECT * FROM name($1, ...)`. `name` may be
@@ -496,6 +671,26 @@ bool pgsess_validate(struct pgsess_session *session);
 char *pgsess_notices(const struct pgsess_session *session);
 
 /**
+ * The next chunk as a results handle of at most `chunk_rows` rows (free it with
+ * `pgsess_results_free`; it also holds the connection until freed). Returns NULL with `*err`
+ * left NULL when every row has been returned, and NULL with `*err` set on failure (the stream
+ * then has no more rows). The last chunk's `pgsess_results_status` is the command tag.
+ *
+ * # Safety
+ * `stream` NULL or live; `err` NULL or writable.
+ */
+struct pgsess_results *pgsess_stream_next(struct pgsess_stream *stream, struct pgsess_error **err);
+
+/**
+ * Free a stream. Rows not yet fetched are discarded (the server stops sending them) and the
+ * connection returns to the pool once every chunk is freed too. NULL is ignored.
+ *
+ * # Safety
+ * `stream` NULL or live.
+ */
+void pgsess_stream_free(struct pgsess_stream *stream);
+
+/**
  * Run a statement inside the transaction; arguments and results as for `pgsess_query`. After a
  * failed statement the server refuses further statements (SQLSTATE 25P02) until rollback.
  *
@@ -503,6 +698,14 @@ char *pgsess_notices(const struct pgsess_session *session);
  * `tx` NULL or live; other arguments as for `pgsess_query`.
  */
 struct pgsess_results *pgsess_tx_query(struct pgsess_tx *tx, const char *sql, size_t nparams, const char *const *params, struct pgsess_error **err);
+
+/**
+ * `pgsess_query_params` inside the transaction.
+ *
+ * # Safety
+ * `tx` NULL or live; other arguments as for `pgsess_query_params`.
+ */
+struct pgsess_results *pgsess_tx_query_params(struct pgsess_tx *tx, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
 
 /**
  * Commit and free the transaction handle (in every case: do not use `tx` afterwards). If a

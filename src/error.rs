@@ -39,13 +39,21 @@ pub enum Code {
     PGSESS_NOT_SUPPORTED_ERROR = 11,
     /// Any other database error (warnings classes, unknown classes, no SQLSTATE).
     PGSESS_DATABASE_ERROR = 12,
+    /// A typed getter was asked for a value that is SQL NULL.
+    PGSESS_NULL_VALUE = 13,
+    /// A typed getter was asked for a column whose type does not convert to the requested one.
+    PGSESS_TYPE_MISMATCH = 14,
+    /// A row or column index is out of range.
+    PGSESS_OUT_OF_RANGE = 15,
+    /// The value does not fit the requested C type.
+    PGSESS_VALUE_OVERFLOW = 16,
 }
 
 use Code::*;
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 13] = [
+    pub const ALL: [Code; 17] = [
         PGSESS_OK,
         PGSESS_INTERFACE_ERROR,
         PGSESS_CONFIG_ERROR,
@@ -59,6 +67,10 @@ impl Code {
         PGSESS_INTERNAL_ERROR,
         PGSESS_NOT_SUPPORTED_ERROR,
         PGSESS_DATABASE_ERROR,
+        PGSESS_NULL_VALUE,
+        PGSESS_TYPE_MISMATCH,
+        PGSESS_OUT_OF_RANGE,
+        PGSESS_VALUE_OVERFLOW,
     ];
 
     /// The code for a raw integer, if it names one.
@@ -82,6 +94,10 @@ impl Code {
             PGSESS_INTERNAL_ERROR => "PGSESS_INTERNAL_ERROR",
             PGSESS_NOT_SUPPORTED_ERROR => "PGSESS_NOT_SUPPORTED_ERROR",
             PGSESS_DATABASE_ERROR => "PGSESS_DATABASE_ERROR",
+            PGSESS_NULL_VALUE => "PGSESS_NULL_VALUE",
+            PGSESS_TYPE_MISMATCH => "PGSESS_TYPE_MISMATCH",
+            PGSESS_OUT_OF_RANGE => "PGSESS_OUT_OF_RANGE",
+            PGSESS_VALUE_OVERFLOW => "PGSESS_VALUE_OVERFLOW",
         }
     }
 
@@ -91,7 +107,10 @@ impl Code {
     pub fn category(self) -> Code {
         match self {
             PGSESS_QUERY_CANCELED | PGSESS_TRANSACTION_ROLLBACK | PGSESS_POOL_EXHAUSTED => PGSESS_OPERATIONAL_ERROR,
-            PGSESS_CONFIG_ERROR => PGSESS_INTERFACE_ERROR,
+            PGSESS_CONFIG_ERROR | PGSESS_NULL_VALUE | PGSESS_TYPE_MISMATCH | PGSESS_OUT_OF_RANGE => {
+                PGSESS_INTERFACE_ERROR
+            }
+            PGSESS_VALUE_OVERFLOW => PGSESS_DATA_ERROR,
             other => other,
         }
     }
@@ -282,6 +301,6 @@ mod tests {
             assert_eq!(*c as usize, i);
             assert_eq!(Code::from_raw(i as u32), Some(*c));
         }
-        assert_eq!(Code::from_raw(13), None);
+        assert_eq!(Code::from_raw(17), None);
     }
 }

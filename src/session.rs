@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
-use crate::conn::TxStatus;
+use crate::conn::{Param, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
-use crate::results::{ResultSet, Results};
+use crate::results::{Column, ResultSet, Results};
 
 /// How many notices a session keeps (psycopg2's `CONN_NOTICES_LIMIT`).
 pub const NOTICES_KEPT: usize = 50;
@@ -102,6 +102,38 @@ impl Session {
         self.finish_statement(outcome, sql, Arc::new(lease))
     }
 
+    /// `PQexecParams` in full: declared parameter types (0 = inferred) and binary parameters.
+    /// Always one statement on the extended protocol, even without parameters.
+    pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Results> {
+        let lease = self.pool().checkout()?;
+        let outcome = lease.with_conn(|c| c.query_params(sql, types, params));
+        self.finish_statement(outcome, sql, Arc::new(lease))
+    }
+
+    /// Run `sql` and receive its rows `chunk_rows` at a time; memory is bounded by one chunk.
+    /// The stream (and each chunk's results) holds the connection until dropped.
+    pub fn query_stream(&self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<RowStream> {
+        if chunk_rows == 0 {
+            return Err(Error::interface("chunk_rows must be at least 1"));
+        }
+        let lease = Arc::new(self.pool().checkout()?);
+        let outcome = lease.with_conn(|c| c.stream_open(sql, params, chunk_rows));
+        let (first, more) = match outcome {
+            Ok((set, more)) => (Ok(set), more),
+            Err(e) => (Err(e), false),
+        };
+        self.note_statement(&first, &lease);
+        let first = first?;
+        Ok(RowStream {
+            columns: first.columns.clone(),
+            first: Some(first),
+            more,
+            chunk_rows,
+            lease,
+            sql: sql.to_owned(),
+        })
+    }
+
     /// The seed's `callproc`: `SELECT * FROM name($1, ...)`, the name quoted as an identifier.
     pub fn callproc(&self, name: &str, args: &[Option<&[u8]>]) -> Result<Results> {
         let sql = callproc_sql(name, args.len())?;
@@ -169,6 +201,55 @@ impl Session {
     }
 }
 
+/// Rows of one statement arriving in chunks (a suspended portal on one pooled connection).
+pub struct RowStream {
+    lease: Arc<Lease>,
+    columns: Vec<Column>,
+    first: Option<ResultSet>,
+    more: bool,
+    chunk_rows: u32,
+    sql: String,
+}
+
+impl RowStream {
+    /// The next chunk (at most `chunk_rows` rows), or `None` when every row has been returned.
+    /// Only the first chunk may be empty (a result with no rows).
+    pub fn next_chunk(&mut self) -> Result<Option<Results>> {
+        if let Some(set) = self.first.take() {
+            return Ok(Some(Results::new(set, self.sql.clone(), Some(self.lease.clone()))));
+        }
+        if !self.more {
+            return Ok(None);
+        }
+        let (set, more) =
+            self.lease.with_conn(|c| c.stream_more(&self.columns, self.chunk_rows)).inspect_err(|_| {
+                self.more = false;
+            })?;
+        self.more = more;
+        if set.nrows() == 0 && !more {
+            // The row count was a multiple of the chunk size: the server only finds it has no
+            // more rows on the next Execute. That empty remainder is not a chunk.
+            return Ok(None);
+        }
+        Ok(Some(Results::new(set, self.sql.clone(), Some(self.lease.clone()))))
+    }
+
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+}
+
+impl Drop for RowStream {
+    fn drop(&mut self) {
+        if self.more {
+            let _ = self.lease.with_conn(|c| {
+                c.stream_abandon();
+                Ok(())
+            });
+        }
+    }
+}
+
 /// Build the callproc statement. Each dot-separated part of `name` is taken literally and quoted
 /// as an identifier (so `public.my_func` and `"Odd Name"` both work and nothing is spliced).
 pub fn callproc_sql(name: &str, nargs: usize) -> Result<String> {
@@ -193,6 +274,12 @@ pub struct Transaction {
 impl Transaction {
     pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Results> {
         let outcome = self.lease.with_conn(|c| c.execute(sql, params));
+        self.session.finish_statement(outcome, sql, self.lease.clone())
+    }
+
+    /// `Session::query_params` inside the transaction.
+    pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Results> {
+        let outcome = self.lease.with_conn(|c| c.query_params(sql, types, params));
         self.session.finish_statement(outcome, sql, self.lease.clone())
     }
 

@@ -43,11 +43,63 @@ impl PgConn {
         self.ensure_usable()?;
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.flush_writes(None)?;
-        self.collect(None, None)
+        Ok(self.collect(None, None, Stop::ReadyForQuery)?.0)
     }
 
     /// `PQexecParams` with text parameters and no declared types, in one round trip.
     pub fn extended_query(&mut self, sql: &str, params: &[Option<&[u8]>]) -> Result<ResultSet> {
+        let params: Vec<Param<'_>> = params.iter().map(|&value| Param { value, binary: false }).collect();
+        self.query_params(sql, &[], &params)
+    }
+
+    /// `PQexecParams` in full: declared parameter types (0 lets the server infer one), text or
+    /// binary parameters; results in text.
+    pub fn query_params(&mut self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<ResultSet> {
+        self.send_extended(sql, types, params, 0, false)?;
+        Ok(self.collect(None, Some(params.len()), Stop::ReadyForQuery)?.0)
+    }
+
+    /// Start a statement whose rows come `chunk_rows` at a time: the first chunk, and whether
+    /// more rows remain (the portal is suspended until `stream_more` or `stream_abandon`).
+    pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
+        let params: Vec<Param<'_>> = params.iter().map(|&value| Param { value, binary: false }).collect();
+        self.send_extended(sql, &[], &params, chunk_rows, true)?;
+        self.collect(None, Some(params.len()), Stop::PortalSuspended)
+    }
+
+    /// The next chunk of a suspended portal whose rows have these columns.
+    pub fn stream_more(&mut self, columns: &[Column], chunk_rows: u32) -> Result<(ResultSet, bool)> {
+        self.ensure_usable()?;
+        frontend::execute("", max_rows(chunk_rows), &mut self.write_buf).expect("empty name has no NUL");
+        frontend::flush(&mut self.write_buf);
+        self.flush_writes(None)?;
+        let mut first = ResultSet::default();
+        first.begin_rows(columns.to_vec());
+        self.collect_into(first, true, None, None, Stop::PortalSuspended)
+    }
+
+    /// Close a suspended portal early: Sync ends it and the implicit transaction.
+    pub fn stream_abandon(&mut self) {
+        if self.broken || self.inherited() {
+            return;
+        }
+        frontend::sync(&mut self.write_buf);
+        let deadline = Some(Instant::now() + RESET_TIMEOUT);
+        if self.flush_writes(deadline).is_err() || self.collect(deadline, None, Stop::ReadyForQuery).is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// Parse (unnamed), Describe statement, Bind, Execute, then Sync, or Flush when the portal is
+    /// to stay open for more chunks: all in one write.
+    fn send_extended(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: &[Param<'_>],
+        rows: u32,
+        keep_open: bool,
+    ) -> Result<()> {
         self.ensure_usable()?;
         if params.len() > MAX_PARAMS {
             return Err(Error::interface(format!(
@@ -55,15 +107,17 @@ impl PgConn {
                 params.len()
             )));
         }
-        frontend::parse("", sql, std::iter::empty(), &mut self.write_buf)
+        frontend::parse("", sql, types.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         frontend::describe(b'S', "", &mut self.write_buf).expect("empty name has no NUL");
+        let all_text = params.iter().all(|p| !p.binary);
+        let formats = params.iter().filter(|_| !all_text).map(|p| i16::from(p.binary));
         let bound = frontend::bind(
             "",
             "",
-            std::iter::empty::<i16>(),
+            formats,
             params.iter(),
-            |v: &Option<&[u8]>, buf| match v {
+            |p: &Param<'_>, buf| match p.value {
                 None => Ok::<_, Box<dyn std::error::Error + Sync + Send>>(IsNull::Yes),
                 Some(bytes) => {
                     buf.put_slice(bytes);
@@ -77,10 +131,13 @@ impl PgConn {
             self.write_buf.clear();
             return Err(Error::interface("a parameter is too large to send (over 2 GiB)"));
         }
-        frontend::execute("", 0, &mut self.write_buf).expect("empty name has no NUL");
-        frontend::sync(&mut self.write_buf);
-        self.flush_writes(None)?;
-        self.collect(None, Some(params.len()))
+        frontend::execute("", max_rows(rows), &mut self.write_buf).expect("empty name has no NUL");
+        if keep_open {
+            frontend::flush(&mut self.write_buf);
+        } else {
+            frontend::sync(&mut self.write_buf);
+        }
+        self.flush_writes(None)
     }
 
     /// Before a connection goes back to the pool: roll back any transaction left open or aborted.
@@ -94,7 +151,7 @@ impl PgConn {
         }
         frontend::query("ROLLBACK", &mut self.write_buf).expect("no NUL");
         let deadline = Some(Instant::now() + RESET_TIMEOUT);
-        let ok = self.flush_writes(deadline).is_ok() && self.collect(deadline, None).is_ok();
+        let ok = self.flush_writes(deadline).is_ok() && self.collect(deadline, None, Stop::ReadyForQuery).is_ok();
         if !ok || self.tx_status != TxStatus::Idle {
             self.broken = true;
         }
@@ -111,15 +168,26 @@ impl PgConn {
         Ok(())
     }
 
-    /// Read one exchange through to ReadyForQuery. `nparams` is the number of parameters sent on the
-    /// extended path, to explain a parameter count mismatch.
-    fn collect(&mut self, deadline: Option<Instant>, nparams: Option<usize>) -> Result<ResultSet> {
-        let mut set = ResultSet::default();
+    /// Read one exchange through to ReadyForQuery (or, for `Stop::PortalSuspended`, to the end
+    /// of a chunk). `nparams` is the number of parameters sent on the extended path, to explain
+    /// a parameter count mismatch. The flag is true when a suspended portal has more rows.
+    fn collect(&mut self, deadline: Option<Instant>, nparams: Option<usize>, stop: Stop) -> Result<(ResultSet, bool)> {
+        self.collect_into(ResultSet::default(), false, deadline, nparams, stop)
+    }
+
+    fn collect_into(
+        &mut self,
+        mut set: ResultSet,
+        mut rows_started: bool,
+        deadline: Option<Instant>,
+        nparams: Option<usize>,
+        mut stop: Stop,
+    ) -> Result<(ResultSet, bool)> {
         set.backend_pid = self.backend_pid;
         let mut error: Option<Error> = None;
-        let mut rows_started = false;
         let mut empty_query = false;
         let mut expected_params: Option<usize> = None;
+        let mut suspended = false;
         loop {
             let msg = self.read_message(deadline)?;
             match msg {
@@ -167,12 +235,18 @@ impl PgConn {
                     rows_started = false;
                     empty_query = false;
                     set.command_tag = body.tag().unwrap_or("").to_owned();
+                    self.end_chunked_exchange(&mut stop, deadline)?;
                 }
                 Message::EmptyQueryResponse => {
                     set.reset_statement();
                     empty_query = true;
+                    self.end_chunked_exchange(&mut stop, deadline)?;
                 }
                 Message::ParameterDescription(body) => expected_params = Some(body.parameters().count().unwrap_or(0)),
+                Message::PortalSuspended if stop == Stop::PortalSuspended => {
+                    suspended = true;
+                    break;
+                }
                 Message::ParseComplete
                 | Message::BindComplete
                 | Message::NoData
@@ -204,6 +278,7 @@ impl PgConn {
                         return Err(e);
                     }
                     error.get_or_insert(e);
+                    self.end_chunked_exchange(&mut stop, deadline)?;
                 }
                 Message::CopyInResponse(_) => {
                     frontend::copy_fail("COPY FROM STDIN is not supported by pgsess", &mut self.write_buf)
@@ -232,8 +307,39 @@ impl PgConn {
         if empty_query {
             return Err(Error::new(Code::PGSESS_PROGRAMMING_ERROR, "can't execute an empty query"));
         }
-        Ok(set)
+        set.date_style.push_str(self.parameter("DateStyle").unwrap_or("ISO, MDY"));
+        Ok((set, suspended))
     }
+
+    /// A chunked exchange (sent with Flush) has ended: send the Sync that ends it and read on to
+    /// ReadyForQuery.
+    fn end_chunked_exchange(&mut self, stop: &mut Stop, deadline: Option<Instant>) -> Result<()> {
+        if *stop == Stop::PortalSuspended {
+            *stop = Stop::ReadyForQuery;
+            frontend::sync(&mut self.write_buf);
+            self.flush_writes(deadline)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a read of backend messages ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    ReadyForQuery,
+    PortalSuspended,
+}
+
+/// One parameter of `query_params`: its bytes (None for NULL) and whether they are binary.
+#[derive(Clone, Copy, Debug)]
+pub struct Param<'a> {
+    pub value: Option<&'a [u8]>,
+    pub binary: bool,
+}
+
+/// Execute's row limit: 0 means all rows.
+fn max_rows(rows: u32) -> i32 {
+    rows.min(i32::MAX as u32) as i32
 }
 
 /// A Bind with the wrong number of values fails with 08P01; say plainly what was wrong.

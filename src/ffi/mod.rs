@@ -11,11 +11,11 @@
 //!   by the object they come from and live until it is freed; strings returned as `char *` are
 //!   the caller's, freed with `pgsess_string_free`.
 
-// Declared in the order the header lists them.
 pub mod error;
 pub mod options;
 pub mod results;
 pub mod session;
+pub mod stream;
 pub mod tx;
 
 use std::ffi::{c_char, CStr, CString};
@@ -113,6 +113,57 @@ pub(crate) unsafe fn params_arg<'a>(n: usize, p: *const *const c_char, what: &st
         .collect()
 }
 
+/// Borrow `n` parameters in `PQexecParams` form: `formats[i]` 1 is binary (`lengths[i]` bytes,
+/// `lengths` then required), 0 or a NULL `formats` is text (NUL-terminated UTF-8); a NULL value is
+/// SQL NULL. `types` (NULL: all inferred) declares parameter type OIDs, 0 meaning inferred.
+///
+/// # Safety
+/// Each non-NULL array has `n` elements; text values are NUL-terminated; binary values have at
+/// least `lengths[i]` bytes.
+pub(crate) unsafe fn typed_params_arg<'a>(
+    n: usize,
+    types: *const u32,
+    values: *const *const c_char,
+    lengths: *const i32,
+    formats: *const i32,
+) -> Result<(Vec<u32>, Vec<crate::conn::Param<'a>>)> {
+    if n == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    if values.is_null() {
+        return Err(Error::interface(format!("param_values is NULL but nparams is {n}")));
+    }
+    if n > crate::conn::MAX_PARAMS {
+        return Err(Error::interface(format!(
+            "too many parameters: {n} (the protocol allows {})",
+            crate::conn::MAX_PARAMS
+        )));
+    }
+    let types = if types.is_null() { Vec::new() } else { std::slice::from_raw_parts(types, n).to_vec() };
+    let values = std::slice::from_raw_parts(values, n);
+    let mut params = Vec::with_capacity(n);
+    for (i, &v) in values.iter().enumerate() {
+        let binary = !formats.is_null() && *formats.add(i) != 0;
+        let value = if v.is_null() {
+            None
+        } else if binary {
+            if lengths.is_null() {
+                return Err(Error::interface(format!("parameter ${} is binary but param_lengths is NULL", i + 1)));
+            }
+            let len = usize::try_from(*lengths.add(i))
+                .map_err(|_| Error::interface(format!("parameter ${} has a negative length", i + 1)))?;
+            Some(std::slice::from_raw_parts(v.cast::<u8>(), len))
+        } else {
+            let bytes = CStr::from_ptr(v).to_bytes();
+            std::str::from_utf8(bytes)
+                .map_err(|_| Error::interface(format!("parameter ${} is not valid UTF-8", i + 1)))?;
+            Some(bytes)
+        };
+        params.push(crate::conn::Param { value, binary });
+    }
+    Ok((types, params))
+}
+
 /// A C string from Rust text; interior NULs (never produced by the server) become U+FFFD.
 pub(crate) fn c_string(s: &str) -> CString {
     CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "\u{FFFD}")).expect("no NUL left"))
@@ -152,6 +203,10 @@ fn static_code_name(c: Code) -> &'static CStr {
         Code::PGSESS_INTERNAL_ERROR => c"PGSESS_INTERNAL_ERROR",
         Code::PGSESS_NOT_SUPPORTED_ERROR => c"PGSESS_NOT_SUPPORTED_ERROR",
         Code::PGSESS_DATABASE_ERROR => c"PGSESS_DATABASE_ERROR",
+        Code::PGSESS_NULL_VALUE => c"PGSESS_NULL_VALUE",
+        Code::PGSESS_TYPE_MISMATCH => c"PGSESS_TYPE_MISMATCH",
+        Code::PGSESS_OUT_OF_RANGE => c"PGSESS_OUT_OF_RANGE",
+        Code::PGSESS_VALUE_OVERFLOW => c"PGSESS_VALUE_OVERFLOW",
     }
 }
 

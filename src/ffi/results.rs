@@ -1,9 +1,11 @@
 //! `pgsess_results`: the buffered rows of one statement.
 
-use std::ffi::c_char;
-use std::ptr::null;
+use std::ffi::{c_char, CString};
+use std::ptr::{null, null_mut};
 
-use super::guard;
+use super::{c_string, fallible, guard, pgsess_error};
+use crate::error::{Code, Error};
+use crate::results::typed::GetError;
 use crate::results::Results;
 
 /// The buffered result of one statement. Returned by `pgsess_query`, `pgsess_callproc` and
@@ -13,12 +15,49 @@ use crate::results::Results;
 #[allow(non_camel_case_types)]
 pub struct pgsess_results {
     inner: Results,
+    sql: CString,
+    status: CString,
 }
 
 impl pgsess_results {
     pub(crate) fn into_raw(inner: Results) -> *mut pgsess_results {
-        Box::into_raw(Box::new(pgsess_results { inner }))
+        let sql = c_string(&inner.sql);
+        let status = c_string(&inner.set.command_tag);
+        Box::into_raw(Box::new(pgsess_results { inner, sql, status }))
     }
+}
+
+fn get_code(e: GetError) -> Code {
+    match e {
+        GetError::Null => Code::PGSESS_NULL_VALUE,
+        GetError::TypeMismatch => Code::PGSESS_TYPE_MISMATCH,
+        GetError::OutOfRange => Code::PGSESS_OUT_OF_RANGE,
+        GetError::Overflow => Code::PGSESS_VALUE_OVERFLOW,
+        GetError::Unsupported => Code::PGSESS_NOT_SUPPORTED_ERROR,
+    }
+}
+
+/// Run a typed getter and store its value in `*out` only on success.
+///
+/// # Safety
+/// `results` NULL or live; `out` NULL or writable.
+unsafe fn typed<T: Copy>(
+    results: *const pgsess_results,
+    out: *mut T,
+    read: impl FnOnce(&Results) -> Result<T, GetError>,
+) -> Code {
+    guard(Code::PGSESS_INTERFACE_ERROR, || {
+        let (Some(r), false) = (get(results), out.is_null()) else {
+            return Code::PGSESS_INTERFACE_ERROR;
+        };
+        match read(r) {
+            Ok(v) => {
+                *out = v;
+                Code::PGSESS_OK
+            }
+            Err(e) => get_code(e),
+        }
+    })
 }
 
 /// # Safety
@@ -157,4 +196,206 @@ pub unsafe extern "C" fn pgsess_results_notice_count(results: *const pgsess_resu
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_notice(results: *const pgsess_results, index: usize) -> *const c_char {
     guard(null(), || get(results).and_then(|r| r.set.notices.get(index)).map_or(null(), |n| n.as_ptr()))
+}
+
+/// The command tag (the seed's `status`): `"SELECT 3"`, `"INSERT 0 2"`, `"CREATE TABLE"`; empty
+/// when there is none. Owned by the results; NULL for NULL.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -> *const c_char {
+    guard(null(), || results.as_ref().map_or(null(), |r| r.status.as_ptr()))
+}
+
+/// The SQL text that produced the results (the seed's `query`). Owned by the results; NULL for NULL.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_query(results: *const pgsess_results) -> *const c_char {
+    guard(null(), || results.as_ref().map_or(null(), |r| r.sql.as_ptr()))
+}
+
+/// The seed's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
+/// without a count (DDL, SET, BEGIN, DO). -1 for NULL.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_count(results: *const pgsess_results) -> i64 {
+    guard(-1, || get(results).map_or(-1, |r| r.set.count()))
+}
+
+/// Fill the row's value pointers (NULL for SQL NULL) and, when `lengths` is not NULL, their
+/// lengths, for the first `min(n, ncols)` columns: one call per row instead of one per cell.
+/// Returns how many columns were filled; 0 for an out-of-range row, NULL `results` or NULL
+/// `values`. The pointers are owned by the results.
+///
+/// # Safety
+/// `results` NULL or live; `values` NULL or room for `n` pointers; `lengths` NULL or room for `n`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_row(
+    results: *const pgsess_results,
+    row: usize,
+    values: *mut *const c_char,
+    lengths: *mut usize,
+    n: usize,
+) -> usize {
+    guard(0, || {
+        let Some(r) = get(results) else { return 0 };
+        if values.is_null() || row >= r.set.nrows() {
+            return 0;
+        }
+        let filled = n.min(r.set.ncols());
+        for col in 0..filled {
+            let v = r.set.value_with_nul(row, col);
+            *values.add(col) = v.map_or(null(), |v| v.as_ptr().cast());
+            if !lengths.is_null() {
+                *lengths.add(col) = v.map_or(0, |v| v.len() - 1);
+            }
+        }
+        filled
+    })
+}
+
+/// The value as a 64-bit integer, for int2, int4, int8 and oid columns. Returns `PGSESS_OK` and
+/// sets `*out`, or leaves `*out` untouched and returns `PGSESS_NULL_VALUE`,
+/// `PGSESS_TYPE_MISMATCH` (another type), `PGSESS_OUT_OF_RANGE` (bad index) or
+/// `PGSESS_INTERFACE_ERROR` (NULL `results` or `out`).
+///
+/// # Safety
+/// `results` NULL or live; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_int64(
+    results: *const pgsess_results,
+    row: usize,
+    col: usize,
+    out: *mut i64,
+) -> Code {
+    typed(results, out, |r| r.set.get_int64(row, col))
+}
+
+/// The value as a double, for float4, float8 and numeric columns (numeric rounded to the nearest
+/// double; NaN and infinities as such; a numeric beyond the double range is
+/// `PGSESS_VALUE_OVERFLOW`). Codes and `*out` as for `pgsess_results_get_int64`. The text is
+/// exact with the default `extra_float_digits`; lower settings round on the server.
+///
+/// # Safety
+/// `results` NULL or live; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_double(
+    results: *const pgsess_results,
+    row: usize,
+    col: usize,
+    out: *mut f64,
+) -> Code {
+    typed(results, out, |r| r.set.get_double(row, col))
+}
+
+/// The value of a bool column. Codes and `*out` as for `pgsess_results_get_int64`.
+///
+/// # Safety
+/// `results` NULL or live; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_bool(
+    results: *const pgsess_results,
+    row: usize,
+    col: usize,
+    out: *mut bool,
+) -> Code {
+    typed(results, out, |r| r.set.get_bool(row, col))
+}
+
+/// Microseconds since 1970-01-01 00:00:00 UTC for a timestamptz column; since that wall-clock
+/// time for timestamp, and to midnight for date. `infinity` and `-infinity` are INT64_MAX and
+/// INT64_MIN (PostgreSQL's own representation). Reads the ISO text form: under another DateStyle
+/// it returns `PGSESS_NOT_SUPPORTED_ERROR`. Other codes and `*out` as for
+/// `pgsess_results_get_int64`.
+///
+/// # Safety
+/// `results` NULL or live; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_epoch_micros(
+    results: *const pgsess_results,
+    row: usize,
+    col: usize,
+    out: *mut i64,
+) -> Code {
+    typed(results, out, |r| r.set.get_epoch_micros(row, col))
+}
+
+/// A bytea value decoded to its bytes (any other type: its text bytes, without the NUL). Sets
+/// `*len` (when not NULL) and returns a pointer owned by the results; returns NULL and leaves
+/// `*len` untouched for SQL NULL, an out-of-range index or NULL `results`.
+///
+/// # Safety
+/// `results` NULL or live; `len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_bytes(
+    results: *const pgsess_results,
+    row: usize,
+    col: usize,
+    len: *mut usize,
+) -> *const u8 {
+    guard(null(), || match get(results).map(|r| r.bytes(row, col)) {
+        Some(Ok(bytes)) => {
+            if !len.is_null() {
+                *len = bytes.len();
+            }
+            bytes.as_ptr()
+        }
+        _ => null(),
+    })
+}
+
+/// The whole result as JSON, the seed's RealDictCursor rows: `[{"col": value, ...}, ...]`.
+/// Numbers as numbers (NaN and infinities as strings), bool as true/false, json and jsonb
+/// embedded, NULL as null, every other type as a string; a duplicated column name keeps its
+/// first position and the last value. A new string freed with `pgsess_string_free`; NULL for NULL.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_json(results: *const pgsess_results) -> *mut c_char {
+    guard(null_mut(), || get(results).map_or(null_mut(), |r| c_string(&r.set.to_json()).into_raw()))
+}
+
+/// The seed's `items()`: the same as `pgsess_results_json`.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_items(results: *const pgsess_results) -> *mut c_char {
+    pgsess_results_json(results)
+}
+
+/// One row as a JSON object (see `pgsess_results_json`), or NULL when the row is out of range.
+/// A new string freed with `pgsess_string_free`.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_row_json(results: *const pgsess_results, row: usize) -> *mut c_char {
+    guard(null_mut(), || get(results).and_then(|r| r.set.row_json(row)).map_or(null_mut(), |j| c_string(&j).into_raw()))
+}
+
+/// The seed's `as_dict()`: the only row as a JSON object. A result with no row or with more than
+/// one is `PGSESS_INTERFACE_ERROR` saying how many rows it has. A new string freed with
+/// `pgsess_string_free`, or NULL with `*err` set.
+///
+/// # Safety
+/// `results` NULL or live; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_as_dict(
+    results: *const pgsess_results,
+    err: *mut *mut pgsess_error,
+) -> *mut c_char {
+    fallible(err, null_mut(), || {
+        let r = super::handle(results, "results")?;
+        match r.inner.set.nrows() {
+            1 => Ok(c_string(&r.inner.set.row_json(0).unwrap_or_default()).into_raw()),
+            n => Err(Error::interface(format!("as_dict needs exactly one row; the result has {n}"))),
+        }
+    })
 }

@@ -5,8 +5,9 @@ use std::ptr::null_mut;
 
 use super::options::pgsess_options;
 use super::results::pgsess_results;
+use super::stream::pgsess_stream;
 use super::tx::pgsess_tx;
-use super::{c_string, code_of, fallible, guard, handle, params_arg, pgsess_error, str_arg};
+use super::{c_string, code_of, fallible, guard, handle, params_arg, pgsess_error, str_arg, typed_params_arg};
 use crate::config::SessionOptions;
 use crate::error::Code;
 use crate::session::Session;
@@ -96,6 +97,60 @@ pub unsafe extern "C" fn pgsess_query(
         let params = params_arg(nparams, params, "params")?;
         let results = s.inner.query(sql, &params)?;
         Ok(pgsess_results::into_raw(results))
+    })
+}
+
+/// `pgsess_query` in the shape of libpq's `PQexecParams`: `param_types` (NULL, or one OID per
+/// parameter, 0 meaning inferred) declares types; `param_formats` (NULL: all text) marks binary
+/// parameters with 1, whose length is `param_lengths[i]` (so bytea may hold zero bytes); text
+/// parameters are NUL-terminated UTF-8 and their lengths are ignored; a NULL value is SQL NULL.
+/// Always a single statement, on the extended protocol, even without parameters. Results are text,
+/// as everywhere in pgsess.
+///
+/// # Safety
+/// As for `pgsess_query`; each non-NULL array has `nparams` elements and binary values have
+/// `param_lengths[i]` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_query_params(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    param_types: *const u32,
+    param_values: *const *const c_char,
+    param_lengths: *const i32,
+    param_formats: *const i32,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    fallible(err, null_mut(), || {
+        let s = handle(session, "session")?;
+        let sql = str_arg(sql, "sql")?;
+        let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
+        Ok(pgsess_results::into_raw(s.inner.query_params(sql, &types, &params)?))
+    })
+}
+
+/// Run `sql` (parameters as for `pgsess_query`, one statement) and receive its rows in chunks of
+/// at most `chunk_rows` (at least 1) with `pgsess_stream_next`: memory stays bounded by one chunk
+/// however large the result. The stream holds its pooled connection until `pgsess_stream_free`
+/// (and each chunk's results until they are freed). Returns NULL with `*err` set on failure,
+/// including a statement error found in the first chunk.
+///
+/// # Safety
+/// As for `pgsess_query`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_query_stream(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+    chunk_rows: u32,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_stream {
+    fallible(err, null_mut(), || {
+        let s = handle(session, "session")?;
+        let sql = str_arg(sql, "sql")?;
+        let params = params_arg(nparams, params, "params")?;
+        Ok(pgsess_stream::into_raw(s.inner.query_stream(sql, &params, chunk_rows)?))
     })
 }
 

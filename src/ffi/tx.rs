@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::ptr::null_mut;
 
 use super::results::pgsess_results;
-use super::{code_of, fallible, guard, handle, params_arg, pgsess_error, str_arg};
+use super::{code_of, fallible, guard, handle, params_arg, pgsess_error, str_arg, typed_params_arg};
 use crate::error::{Code, Error};
 use crate::session::Transaction;
 
@@ -41,6 +41,29 @@ pub unsafe extern "C" fn pgsess_tx_query(
         let sql = str_arg(sql, "sql")?;
         let params = params_arg(nparams, params, "params")?;
         Ok(pgsess_results::into_raw(t.inner.query(sql, &params)?))
+    })
+}
+
+/// `pgsess_query_params` inside the transaction.
+///
+/// # Safety
+/// `tx` NULL or live; other arguments as for `pgsess_query_params`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_tx_query_params(
+    tx: *mut pgsess_tx,
+    sql: *const c_char,
+    nparams: usize,
+    param_types: *const u32,
+    param_values: *const *const c_char,
+    param_lengths: *const i32,
+    param_formats: *const i32,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    fallible(err, null_mut(), || {
+        let t = handle(tx, "tx")?;
+        let sql = str_arg(sql, "sql")?;
+        let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
+        Ok(pgsess_results::into_raw(t.inner.query_params(sql, &types, &params)?))
     })
 }
 

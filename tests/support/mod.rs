@@ -139,6 +139,28 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string()
     }
 
+    /// Run SQL through psql (libpq) as `postgres` and return the fields of the one row its last
+    /// statement produces, split on the ASCII unit separator (no value may contain it).
+    pub fn psql_row(&self, sql: &str) -> Vec<String> {
+        let out = run(
+            Command::new(bindir().join("psql"))
+                .args(["-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-F", "\x1f", "-R", "\x1e", "-U", "postgres", "-d"])
+                .arg("pgsess")
+                .arg("-h")
+                .arg(&self.sock)
+                .arg("-p")
+                .arg(self.port.to_string())
+                .arg("-c")
+                .arg(sql)
+                .env("PGCONNECT_TIMEOUT", "10"),
+            "psql",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8(out.stdout).expect("psql prints UTF-8");
+        let row = text.trim_end_matches('\n').trim_end_matches('\u{1e}');
+        row.split('\u{1f}').map(str::to_owned).collect()
+    }
+
     /// `pg_ctl restart -m fast|immediate`; returns once the server accepts
     /// connections again (pg_ctl -w, at most 60 s).
     pub fn restart(&self, mode: &str) {

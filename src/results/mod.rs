@@ -3,6 +3,9 @@
 //! plus the value). `Results` adds what the C handle needs: the pooled connection it holds until
 //! freed.
 
+mod json;
+pub mod typed;
+
 use std::ffi::CString;
 
 use crate::pool::Lease;
@@ -35,6 +38,8 @@ pub struct ResultSet {
     pub notices: Vec<CString>,
     /// The backend that ran the statement.
     pub backend_pid: i32,
+    /// The session's DateStyle when the statement ran (how date/time values are written).
+    pub date_style: String,
 }
 
 impl ResultSet {
@@ -130,16 +135,37 @@ impl ResultSet {
         }
     }
 
+    /// The seed's `count()`: the raw row count, as psycopg2's `rowcount`: rows returned or
+    /// affected, and -1 for commands without a count (DDL, SET, BEGIN, ...).
+    pub fn count(&self) -> i64 {
+        let counted = matches!(
+            self.command_tag.split(' ').next(),
+            Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "SELECT" | "MOVE" | "FETCH" | "COPY")
+        );
+        if counted {
+            self.rows_affected() as i64
+        } else if !self.columns.is_empty() {
+            self.nrows as i64
+        } else {
+            -1
+        }
+    }
+
     /// Approximate heap bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.data.capacity() + (self.cells.capacity() + self.ends.capacity()) * 8
     }
 }
 
+/// Decoded bytea values by (row, column).
+type DecodedCache = std::sync::Mutex<std::collections::HashMap<(usize, usize), Box<[u8]>>>;
+
 /// A statement's rows plus the pooled connection they keep checked out until dropped (the seed's
 /// `Results.free()` contract). Results of a transaction share the transaction's connection.
 pub struct Results {
     pub set: ResultSet,
+    /// Decoded bytea values handed out by `bytes`, kept so their pointers stay valid.
+    decoded: DecodedCache,
     /// The SQL text that produced these results.
     pub sql: String,
     /// Returned to the pool when the last holder (results or transaction) lets go.
@@ -151,7 +177,33 @@ impl Results {
         if let Some(l) = &lease {
             l.shared().counters.results_outstanding.inc();
         }
-        Results { set, sql, _lease: lease }
+        Results { set, sql, decoded: Default::default(), _lease: lease }
+    }
+}
+
+impl Results {
+    /// A bytea value decoded to its bytes; any other type's text bytes. The slice lives as long as
+    /// the results (decoded values are cached).
+    pub fn bytes(&self, row: usize, col: usize) -> Result<&[u8], typed::GetError> {
+        let ty = self.set.columns.get(col).ok_or(typed::GetError::OutOfRange)?.type_oid;
+        if row >= self.set.nrows() {
+            return Err(typed::GetError::OutOfRange);
+        }
+        let text = self.set.value(row, col).ok_or(typed::GetError::Null)?;
+        if ty != typed::oid::BYTEA {
+            return Ok(text);
+        }
+        let mut cache = self.decoded.lock().unwrap_or_else(|p| p.into_inner());
+        let ptr: *const [u8] = match cache.get(&(row, col)) {
+            Some(b) => &**b,
+            None => {
+                let decoded = typed::decode_bytea(text).ok_or(typed::GetError::TypeMismatch)?.into_boxed_slice();
+                &**cache.entry((row, col)).or_insert(decoded)
+            }
+        };
+        // SAFETY: the boxed slice is never removed or replaced while `self` lives, and a Box's
+        // contents do not move when the map grows.
+        Ok(unsafe { &*ptr })
     }
 }
 

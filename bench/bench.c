@@ -1,0 +1,1215 @@
+/*
+ * bench/bench.c - pgsess versus libpq, the workloads of the performance issue.
+ *
+ * Built through pkg-config against the installed pgsess and libpq (bench/run.sh does it):
+ *     cc -std=c99 -O2 bench/bench.c $(pkg-config --cflags --libs pgsess libpq) -pthread
+ *
+ * Both sides use the same server and URI (env PGSQL_BENCH), run the same SQL, read every value
+ * (pgsess_results_value / PQgetvalue, lengths and first bytes summed) and check the results. Sides
+ * alternate in blocks (A B A B ...) inside one process; each workload reports per-side medians over
+ * blocks and the median of the per-block ratios pgsess/libpq.
+ *
+ *   bench all [-q]                 every workload, then a markdown table (-q: tiny sizes, a smoke test)
+ *   bench mem pgsess|libpq TABLE ROWS
+ *                                  child of workload 5: peak RSS of holding the bulk result
+ *   bench cg rt|bulk pgsess|libpq N
+ *                                  one side, one workload, N iterations inside the function
+ *                                  measured_loop (for valgrind --tool=callgrind --toggle-collect=measured_loop)
+ *
+ * Workloads (see BENCHMARKS.md):
+ *   1 round trip   SELECT $1::int + 1, one text parameter: pgsess_query + free vs PQexecParams + PQclear
+ *   2 bulk fetch   200,000 rows x (int4, text, timestamptz, float8, bool) from a table created at start
+ *   3 concurrency  8 threads on one session (pool 8) vs 8 threads with a connection each;
+ *                  64 threads on pool 8 vs 64 threads sharing 8 connections through a mutex free list
+ *   4 connect      per request: pgsess_open + statement + pgsess_close on a warm pool
+ *                  vs PQconnectdb + statement + PQfinish
+ *   5 memory       peak RSS minus a baseline taken before the bulk query, in child processes
+ *   6 small writes 1,000 single-row parameterised INSERTs (table truncated between blocks);
+ *                  libpq pipeline mode as an extra row
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <libpq-fe.h>
+#include <pgsess.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sizes (the -q smoke test divides them)                                                      */
+
+static long RT_BLOCKS = 21, RT_ITERS = 400, RT_WARM = 500;
+static long BULK_ROWS = 200000, BULK_BLOCKS = 7;
+static long CONC_TOTAL = 4096, CONC_BLOCKS = 7;
+static long CONN_BLOCKS = 7, CONN_REQS = 20;
+static long MEM_RUNS = 3;
+static long WR_BLOCKS = 7, WR_ROWS = 1000;
+
+static const char *RT_SQL = "SELECT $1::int + 1";
+static const char *URL;
+static char BULK_TABLE[64], WR_TABLE[64];
+static char BULK_SQL[160], WR_SQL[160];
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers                                                                                     */
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static const char *emsg(const pgsess_error *e)
+{
+    const char *m = pgsess_error_message(e);
+    return m ? m : "(no message)";
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts v in place; q in [0,1], nearest rank. */
+static double quantile_sorted(const double *v, size_t n, double q)
+{
+    size_t i;
+    if (n == 0)
+        return 0.0;
+    i = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static double median(const double *v, size_t n)
+{
+    double *c, m;
+    if (n == 0)
+        return 0.0;
+    c = malloc(n * sizeof *c);
+    if (c == NULL)
+        die("out of memory");
+    memcpy(c, v, n * sizeof *c);
+    qsort(c, n, sizeof *c, cmp_double);
+    m = (n % 2) ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2.0;
+    free(c);
+    return m;
+}
+
+static double min_of(const double *v, size_t n)
+{
+    double m = v[0];
+    size_t i;
+    for (i = 1; i < n; i++)
+        if (v[i] < m)
+            m = v[i];
+    return m;
+}
+
+static double max_of(const double *v, size_t n)
+{
+    double m = v[0];
+    size_t i;
+    for (i = 1; i < n; i++)
+        if (v[i] > m)
+            m = v[i];
+    return m;
+}
+
+static double *dalloc(long n)
+{
+    double *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
+    if (p == NULL)
+        die("out of memory");
+    return p;
+}
+
+static PGconn *pq_connect(void)
+{
+    PGconn *c = PQconnectdb(URL);
+    if (PQstatus(c) != CONNECTION_OK)
+        die("PQconnectdb failed: %s", PQerrorMessage(c));
+    return c;
+}
+
+static void pq_exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        die("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+static pgsess_session *ps_open(uint32_t pool)
+{
+    pgsess_options *o = pgsess_options_new();
+    pgsess_error *err = NULL;
+    pgsess_session *s;
+    if (pgsess_options_set_pool_max_size(o, pool) != PGSESS_OK)
+        die("pgsess_options_set_pool_max_size(%u) failed", pool);
+    s = pgsess_open("bench", o, &err); /* reads PGSQL_BENCH */
+    pgsess_options_free(o);
+    if (s == NULL)
+        die("pgsess_open failed: %s", emsg(err));
+    return s;
+}
+
+static void print_stats(const char *label, const char *unit, const double *v, long n)
+{
+    printf("    %-34s median %10.2f  min %10.2f  max %10.2f %s\n", label, median(v, (size_t)n),
+           min_of(v, (size_t)n), max_of(v, (size_t)n), unit);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The result table                                                                            */
+
+enum better { LOWER, HIGHER, INFO };
+
+struct row {
+    char workload[96];
+    char a[40], b[40];
+    double ratio; /* < 0: none */
+    char target[56];
+    char met[40];
+};
+
+static struct row ROWS[32];
+static int NROWS;
+
+static void fmt_val(char *buf, size_t n, double v, const char *unit)
+{
+    if (v >= 100000)
+        snprintf(buf, n, "%.0f %s", v, unit);
+    else if (v >= 100)
+        snprintf(buf, n, "%.1f %s", v, unit);
+    else
+        snprintf(buf, n, "%.2f %s", v, unit);
+}
+
+/* target_ratio <= 0: no target. */
+static void add_row(const char *workload, double a, double b, const char *unit, double ratio,
+                    enum better better, double target_ratio, const char *target_note)
+{
+    struct row *r = &ROWS[NROWS++];
+    snprintf(r->workload, sizeof r->workload, "%s", workload);
+    fmt_val(r->a, sizeof r->a, a, unit);
+    fmt_val(r->b, sizeof r->b, b, unit);
+    r->ratio = ratio;
+    if (target_ratio <= 0 || better == INFO) {
+        snprintf(r->target, sizeof r->target, "%s", target_note ? target_note : "-");
+        snprintf(r->met, sizeof r->met, "-");
+    } else {
+        int ok = better == LOWER ? ratio <= target_ratio : ratio >= target_ratio;
+        snprintf(r->target, sizeof r->target, "%s %.2f%s%s", better == LOWER ? "<=" : ">=", target_ratio,
+                 target_note ? " " : "", target_note ? target_note : "");
+        snprintf(r->met, sizeof r->met, "%s", ok ? "yes" : "**no**");
+    }
+}
+
+static void add_text_row(const char *workload, const char *a, const char *b, const char *target, const char *met)
+{
+    struct row *r = &ROWS[NROWS++];
+    snprintf(r->workload, sizeof r->workload, "%s", workload);
+    snprintf(r->a, sizeof r->a, "%s", a);
+    snprintf(r->b, sizeof r->b, "%s", b);
+    r->ratio = -1;
+    snprintf(r->target, sizeof r->target, "%s", target);
+    snprintf(r->met, sizeof r->met, "%s", met);
+}
+
+static void print_table(void)
+{
+    int i;
+    printf("| workload | pgsess median | libpq median | ratio pgsess/libpq (median of per-block ratios) | target | met? |\n");
+    printf("|---|---:|---:|---:|---|---|\n");
+    for (i = 0; i < NROWS; i++) {
+        char ratio[24];
+        if (ROWS[i].ratio < 0)
+            snprintf(ratio, sizeof ratio, "-");
+        else
+            snprintf(ratio, sizeof ratio, "%.3f", ROWS[i].ratio);
+        printf("| %s | %s | %s | %s | %s | %s |\n", ROWS[i].workload, ROWS[i].a, ROWS[i].b, ratio,
+               ROWS[i].target, ROWS[i].met);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workload 1: round trip                                                                      */
+
+/* Returns elapsed microseconds for n calls; adds the answers' lengths to *sum. */
+static double rt_pgsess(pgsess_session *s, long base, long n, unsigned long long *sum)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 0; i < n; i++) {
+        char in[24], want[24];
+        const char *params[1];
+        pgsess_error *err = NULL;
+        pgsess_results *r;
+        const char *v;
+        snprintf(in, sizeof in, "%ld", base + i);
+        snprintf(want, sizeof want, "%ld", base + i + 1);
+        params[0] = in;
+        r = pgsess_query(s, RT_SQL, 1, params, &err);
+        if (r == NULL)
+            die("pgsess_query(%s) failed: %s", RT_SQL, emsg(err));
+        v = pgsess_results_value(r, 0, 0);
+        if (v == NULL || strcmp(v, want) != 0)
+            die("pgsess: wrong answer for %s: %s", in, v ? v : "NULL");
+        *sum += strlen(v);
+        pgsess_results_free(r);
+    }
+    return now_us() - t0;
+}
+
+static double rt_libpq(PGconn *conn, long base, long n, unsigned long long *sum)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 0; i < n; i++) {
+        char in[24], want[24];
+        const char *params[1];
+        PGresult *r;
+        const char *v;
+        snprintf(in, sizeof in, "%ld", base + i);
+        snprintf(want, sizeof want, "%ld", base + i + 1);
+        params[0] = in;
+        r = PQexecParams(conn, RT_SQL, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            die("PQexecParams(%s) failed: %s", RT_SQL, PQerrorMessage(conn));
+        v = PQgetvalue(r, 0, 0);
+        if (v == NULL || strcmp(v, want) != 0)
+            die("libpq: wrong answer for %s: %s", in, v ? v : "NULL");
+        *sum += strlen(v);
+        PQclear(r);
+    }
+    return now_us() - t0;
+}
+
+static void workload_roundtrip(pgsess_session *s, PGconn *c)
+{
+    double *a = dalloc(RT_BLOCKS), *b = dalloc(RT_BLOCKS), *ratio = dalloc(RT_BLOCKS);
+    unsigned long long sa = 0, sb = 0;
+    long k;
+    printf("1. round trip \"%s\": %ld blocks x %ld calls per side, %ld warm-up calls\n", RT_SQL, RT_BLOCKS,
+           RT_ITERS, RT_WARM);
+    rt_pgsess(s, 0, RT_WARM, &sa);
+    rt_libpq(c, 0, RT_WARM, &sb);
+    for (k = 0; k < RT_BLOCKS; k++) {
+        a[k] = rt_pgsess(s, k * RT_ITERS, RT_ITERS, &sa) / (double)RT_ITERS;
+        b[k] = rt_libpq(c, k * RT_ITERS, RT_ITERS, &sb) / (double)RT_ITERS;
+        ratio[k] = a[k] / b[k];
+    }
+    if (sa != sb)
+        die("round trip: value lengths differ (pgsess %llu, libpq %llu)", sa, sb);
+    print_stats("pgsess per call", "us", a, RT_BLOCKS);
+    print_stats("libpq per call", "us", b, RT_BLOCKS);
+    print_stats("ratio pgsess/libpq", "", ratio, RT_BLOCKS);
+    add_row("1. round trip `SELECT $1::int + 1`, per call", median(a, (size_t)RT_BLOCKS),
+            median(b, (size_t)RT_BLOCKS), "us", median(ratio, (size_t)RT_BLOCKS), LOWER, 1.10, "(assumed)");
+    free(a);
+    free(b);
+    free(ratio);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workload 2: bulk fetch                                                                      */
+
+struct bulk_sum {
+    unsigned long long len, first; /* sum of value lengths, sum of first bytes */
+    long rows;
+};
+
+struct bulk_time {
+    double query, read, free;
+};
+
+static void bulk_read_pgsess(const pgsess_results *r, struct bulk_sum *out)
+{
+    size_t nrows = pgsess_results_nrows(r), ncols = pgsess_results_ncols(r), i, j;
+    unsigned long long len = 0, first = 0;
+    if ((long)nrows != BULK_ROWS || ncols != 5)
+        die("pgsess bulk: %zu rows x %zu columns, expected %ld x 5", nrows, ncols, BULK_ROWS);
+    for (i = 0; i < nrows; i++)
+        for (j = 0; j < ncols; j++) {
+            const char *v = pgsess_results_value(r, i, j);
+            if (v == NULL)
+                die("pgsess bulk: NULL at (%zu, %zu)", i, j);
+            len += strlen(v);
+            first += (unsigned char)v[0];
+        }
+    out->len = len;
+    out->first = first;
+    out->rows = (long)nrows;
+}
+
+static void bulk_read_libpq(const PGresult *r, struct bulk_sum *out)
+{
+    int nrows = PQntuples(r), ncols = PQnfields(r), i, j;
+    unsigned long long len = 0, first = 0;
+    if (nrows != BULK_ROWS || ncols != 5)
+        die("libpq bulk: %d rows x %d columns, expected %ld x 5", nrows, ncols, BULK_ROWS);
+    for (i = 0; i < nrows; i++)
+        for (j = 0; j < ncols; j++) {
+            const char *v = PQgetvalue(r, i, j);
+            if (v == NULL || PQgetisnull(r, i, j))
+                die("libpq bulk: NULL at (%d, %d)", i, j);
+            len += strlen(v);
+            first += (unsigned char)v[0];
+        }
+    out->len = len;
+    out->first = first;
+    out->rows = nrows;
+}
+
+static double bulk_pgsess(pgsess_session *s, struct bulk_sum *sum, struct bulk_time *t)
+{
+    pgsess_error *err = NULL;
+    pgsess_results *r;
+    double t0 = now_us(), t1, t2, t3;
+    r = pgsess_query(s, BULK_SQL, 0, NULL, &err);
+    if (r == NULL)
+        die("pgsess_query(%s) failed: %s", BULK_SQL, emsg(err));
+    t1 = now_us();
+    bulk_read_pgsess(r, sum);
+    t2 = now_us();
+    pgsess_results_free(r);
+    t3 = now_us();
+    if (t) {
+        t->query = t1 - t0;
+        t->read = t2 - t1;
+        t->free = t3 - t2;
+    }
+    return t3 - t0;
+}
+
+static double bulk_libpq(PGconn *c, struct bulk_sum *sum, struct bulk_time *t)
+{
+    PGresult *r;
+    double t0 = now_us(), t1, t2, t3;
+    r = PQexec(c, BULK_SQL);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die("PQexec(%s) failed: %s", BULK_SQL, PQerrorMessage(c));
+    t1 = now_us();
+    bulk_read_libpq(r, sum);
+    t2 = now_us();
+    PQclear(r);
+    t3 = now_us();
+    if (t) {
+        t->query = t1 - t0;
+        t->read = t2 - t1;
+        t->free = t3 - t2;
+    }
+    return t3 - t0;
+}
+
+static struct bulk_sum BULK_EXPECTED;
+
+static void check_bulk(const char *side, const struct bulk_sum *got)
+{
+    if (got->len != BULK_EXPECTED.len || got->first != BULK_EXPECTED.first || got->rows != BULK_EXPECTED.rows)
+        die("bulk %s: checksum (%ld rows, len %llu, first %llu) differs from (%ld, %llu, %llu)", side, got->rows,
+            got->len, got->first, BULK_EXPECTED.rows, BULK_EXPECTED.len, BULK_EXPECTED.first);
+}
+
+static void workload_bulk(pgsess_session *s, PGconn *c)
+{
+    double *a = dalloc(BULK_BLOCKS), *b = dalloc(BULK_BLOCKS), *ratio = dalloc(BULK_BLOCKS);
+    double *aq = dalloc(BULK_BLOCKS), *ar = dalloc(BULK_BLOCKS), *af = dalloc(BULK_BLOCKS);
+    double *bq = dalloc(BULK_BLOCKS), *br = dalloc(BULK_BLOCKS), *bf = dalloc(BULK_BLOCKS);
+    struct bulk_sum sa, sb;
+    struct bulk_time ta, tb;
+    long k;
+    printf("2. bulk fetch \"%s\": %ld rows x 5 columns, %ld blocks of one fetch per side, 1 warm-up each\n",
+           BULK_SQL, BULK_ROWS, BULK_BLOCKS);
+    bulk_libpq(c, &BULK_EXPECTED, NULL);
+    bulk_pgsess(s, &sa, NULL);
+    check_bulk("pgsess", &sa);
+    for (k = 0; k < BULK_BLOCKS; k++) {
+        a[k] = bulk_pgsess(s, &sa, &ta) / 1000.0;
+        b[k] = bulk_libpq(c, &sb, &tb) / 1000.0;
+        check_bulk("pgsess", &sa);
+        check_bulk("libpq", &sb);
+        ratio[k] = a[k] / b[k];
+        aq[k] = ta.query / 1000.0, ar[k] = ta.read / 1000.0, af[k] = ta.free / 1000.0;
+        bq[k] = tb.query / 1000.0, br[k] = tb.read / 1000.0, bf[k] = tb.free / 1000.0;
+    }
+    printf("    (each fetch reads %ld values, %llu bytes of text)\n", BULK_ROWS * 5, BULK_EXPECTED.len);
+    print_stats("pgsess per fetch", "ms", a, BULK_BLOCKS);
+    print_stats("  pgsess_query (until returned)", "ms", aq, BULK_BLOCKS);
+    print_stats("  reading every value", "ms", ar, BULK_BLOCKS);
+    print_stats("  pgsess_results_free", "ms", af, BULK_BLOCKS);
+    print_stats("libpq per fetch", "ms", b, BULK_BLOCKS);
+    print_stats("  PQexec (until returned)", "ms", bq, BULK_BLOCKS);
+    print_stats("  reading every value", "ms", br, BULK_BLOCKS);
+    print_stats("  PQclear", "ms", bf, BULK_BLOCKS);
+    print_stats("ratio pgsess/libpq", "", ratio, BULK_BLOCKS);
+    {
+        char label[96];
+        snprintf(label, sizeof label, "2. bulk fetch %ld rows x 5 cols, every value read, per fetch", BULK_ROWS);
+        add_row(label, median(a, (size_t)BULK_BLOCKS), median(b, (size_t)BULK_BLOCKS), "ms",
+                median(ratio, (size_t)BULK_BLOCKS), LOWER, 1.10, "(assumed)");
+    }
+    free(a), free(b), free(ratio), free(aq), free(ar), free(af), free(bq), free(br), free(bf);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workload 3: concurrency                                                                     */
+
+struct connpool { /* the hand-rolled libpq pool: a mutex-protected free list */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    PGconn *free[64];
+    int nfree;
+};
+
+static PGconn *cp_get(struct connpool *p)
+{
+    PGconn *c;
+    pthread_mutex_lock(&p->mu);
+    while (p->nfree == 0)
+        pthread_cond_wait(&p->cv, &p->mu);
+    c = p->free[--p->nfree];
+    pthread_mutex_unlock(&p->mu);
+    return c;
+}
+
+static void cp_put(struct connpool *p, PGconn *c)
+{
+    pthread_mutex_lock(&p->mu);
+    p->free[p->nfree++] = c;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+enum conc_side { PGSESS_SHARED, LIBPQ_OWN, LIBPQ_FREELIST };
+
+struct worker {
+    enum conc_side side;
+    pgsess_session *s;
+    PGconn *conn;
+    struct connpool *pool;
+    long base, n;
+    double *lat; /* n latencies, us */
+    unsigned long long sum;
+    pthread_barrier_t *bar;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    long i;
+    pthread_barrier_wait(w->bar);
+    for (i = 0; i < w->n; i++) {
+        char in[24], want[24];
+        const char *params[1];
+        const char *v;
+        double t0 = now_us();
+        snprintf(in, sizeof in, "%ld", w->base + i);
+        snprintf(want, sizeof want, "%ld", w->base + i + 1);
+        params[0] = in;
+        if (w->side == PGSESS_SHARED) {
+            pgsess_error *err = NULL;
+            pgsess_results *r = pgsess_query(w->s, RT_SQL, 1, params, &err);
+            if (r == NULL)
+                die("pgsess_query (thread) failed: %s", emsg(err));
+            v = pgsess_results_value(r, 0, 0);
+            if (v == NULL || strcmp(v, want) != 0)
+                die("pgsess (thread): wrong answer for %s: %s", in, v ? v : "NULL");
+            w->sum += strlen(v);
+            pgsess_results_free(r);
+        } else {
+            PGconn *c = w->side == LIBPQ_OWN ? w->conn : cp_get(w->pool);
+            PGresult *r = PQexecParams(c, RT_SQL, 1, NULL, params, NULL, NULL, 0);
+            if (PQresultStatus(r) != PGRES_TUPLES_OK)
+                die("PQexecParams (thread) failed: %s", PQerrorMessage(c));
+            v = PQgetvalue(r, 0, 0);
+            if (v == NULL || strcmp(v, want) != 0)
+                die("libpq (thread): wrong answer for %s: %s", in, v ? v : "NULL");
+            w->sum += strlen(v);
+            PQclear(r);
+            if (w->side == LIBPQ_FREELIST)
+                cp_put(w->pool, c);
+        }
+        w->lat[i] = now_us() - t0;
+    }
+    return NULL;
+}
+
+struct conc_result {
+    double throughput, p50, p99; /* statements/s, us, us */
+    unsigned long long sum;
+};
+
+static struct conc_result conc_block(enum conc_side side, int nthreads, long total, pgsess_session *s,
+                                     PGconn **conns, struct connpool *pool)
+{
+    pthread_t th[64];
+    struct worker w[64];
+    pthread_barrier_t bar;
+    double *lat = dalloc(total), t0, t1;
+    long per = total / nthreads;
+    struct conc_result res = {0, 0, 0, 0};
+    int i;
+    if (pthread_barrier_init(&bar, NULL, (unsigned)nthreads + 1) != 0)
+        die("pthread_barrier_init failed");
+    for (i = 0; i < nthreads; i++) {
+        w[i].side = side;
+        w[i].s = s;
+        w[i].conn = conns ? conns[i] : NULL;
+        w[i].pool = pool;
+        w[i].base = (long)i * per;
+        w[i].n = per;
+        w[i].lat = lat + (long)i * per;
+        w[i].sum = 0;
+        w[i].bar = &bar;
+        if (pthread_create(&th[i], NULL, worker_main, &w[i]) != 0)
+            die("pthread_create failed");
+    }
+    pthread_barrier_wait(&bar);
+    t0 = now_us();
+    for (i = 0; i < nthreads; i++) {
+        pthread_join(th[i], NULL);
+        res.sum += w[i].sum;
+    }
+    t1 = now_us();
+    pthread_barrier_destroy(&bar);
+    qsort(lat, (size_t)(per * nthreads), sizeof *lat, cmp_double);
+    res.throughput = (double)(per * nthreads) / ((t1 - t0) / 1e6);
+    res.p50 = quantile_sorted(lat, (size_t)(per * nthreads), 0.50);
+    res.p99 = quantile_sorted(lat, (size_t)(per * nthreads), 0.99);
+    free(lat);
+    return res;
+}
+
+static void conc_config(const char *name, int nthreads, pgsess_session *s8, PGconn **conns)
+{
+    double *at = dalloc(CONC_BLOCKS), *bt = dalloc(CONC_BLOCKS), *rt = dalloc(CONC_BLOCKS);
+    double *a50 = dalloc(CONC_BLOCKS), *b50 = dalloc(CONC_BLOCKS), *r50 = dalloc(CONC_BLOCKS);
+    double *a99 = dalloc(CONC_BLOCKS), *b99 = dalloc(CONC_BLOCKS), *r99 = dalloc(CONC_BLOCKS);
+    struct connpool pool;
+    enum conc_side lside = nthreads <= 8 ? LIBPQ_OWN : LIBPQ_FREELIST;
+    long k;
+    int i;
+    char label[96];
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.cv, NULL);
+    for (i = 0; i < 8; i++)
+        pool.free[i] = conns[i];
+    pool.nfree = 8;
+
+    printf("3. %s: %ld statements per block, %ld blocks per side, 1 warm-up block each\n", name,
+           (CONC_TOTAL / nthreads) * nthreads, CONC_BLOCKS);
+    conc_block(PGSESS_SHARED, nthreads, CONC_TOTAL, s8, NULL, NULL);
+    conc_block(lside, nthreads, CONC_TOTAL, NULL, conns, &pool);
+    for (k = 0; k < CONC_BLOCKS; k++) {
+        struct conc_result a = conc_block(PGSESS_SHARED, nthreads, CONC_TOTAL, s8, NULL, NULL);
+        struct conc_result b = conc_block(lside, nthreads, CONC_TOTAL, NULL, conns, &pool);
+        if (a.sum != b.sum)
+            die("concurrency: value lengths differ (pgsess %llu, libpq %llu)", a.sum, b.sum);
+        at[k] = a.throughput, bt[k] = b.throughput, rt[k] = a.throughput / b.throughput;
+        a50[k] = a.p50, b50[k] = b.p50, r50[k] = a.p50 / b.p50;
+        a99[k] = a.p99, b99[k] = b.p99, r99[k] = a.p99 / b.p99;
+    }
+    print_stats("pgsess throughput", "stmt/s", at, CONC_BLOCKS);
+    print_stats("libpq throughput", "stmt/s", bt, CONC_BLOCKS);
+    print_stats("ratio pgsess/libpq throughput", "", rt, CONC_BLOCKS);
+    print_stats("pgsess p50 latency", "us", a50, CONC_BLOCKS);
+    print_stats("libpq p50 latency", "us", b50, CONC_BLOCKS);
+    print_stats("pgsess p99 latency", "us", a99, CONC_BLOCKS);
+    print_stats("libpq p99 latency", "us", b99, CONC_BLOCKS);
+    snprintf(label, sizeof label, "3. %s: throughput", name);
+    add_row(label, median(at, (size_t)CONC_BLOCKS), median(bt, (size_t)CONC_BLOCKS), "stmt/s",
+            median(rt, (size_t)CONC_BLOCKS), HIGHER, 0.90, "(assumed)");
+    snprintf(label, sizeof label, "3. %s: p50 latency", name);
+    add_row(label, median(a50, (size_t)CONC_BLOCKS), median(b50, (size_t)CONC_BLOCKS), "us",
+            median(r50, (size_t)CONC_BLOCKS), INFO, 0, NULL);
+    snprintf(label, sizeof label, "3. %s: p99 latency", name);
+    add_row(label, median(a99, (size_t)CONC_BLOCKS), median(b99, (size_t)CONC_BLOCKS), "us",
+            median(r99, (size_t)CONC_BLOCKS), INFO, 0, NULL);
+    pthread_mutex_destroy(&pool.mu);
+    pthread_cond_destroy(&pool.cv);
+    free(at), free(bt), free(rt), free(a50), free(b50), free(r50), free(a99), free(b99), free(r99);
+}
+
+static void workload_concurrency(pgsess_session *s8)
+{
+    PGconn *conns[8];
+    int i;
+    for (i = 0; i < 8; i++)
+        conns[i] = pq_connect();
+    conc_config("8 threads: one session (pool 8) vs a connection each", 8, s8, conns);
+    conc_config("64 threads on 8 connections (pgsess pool 8 vs libpq mutex free list)", 64, s8, conns);
+    for (i = 0; i < 8; i++)
+        PQfinish(conns[i]);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workload 4: connect cost avoided                                                            */
+
+static double connect_pgsess(long base, long n, unsigned long long *sum)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 0; i < n; i++) {
+        pgsess_session *s = ps_open(8); /* the warm pool-8 pool of workload 3 */
+        rt_pgsess(s, base + i, 1, sum);
+        pgsess_close(s);
+    }
+    return now_us() - t0;
+}
+
+static double connect_libpq(long base, long n, unsigned long long *sum)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 0; i < n; i++) {
+        PGconn *c = pq_connect();
+        rt_libpq(c, base + i, 1, sum);
+        PQfinish(c);
+    }
+    return now_us() - t0;
+}
+
+static void workload_connect(void)
+{
+    double *a = dalloc(CONN_BLOCKS), *b = dalloc(CONN_BLOCKS), *ratio = dalloc(CONN_BLOCKS);
+    unsigned long long sa = 0, sb = 0;
+    long k;
+    printf("4. connect cost avoided: %ld blocks x %ld requests per side, 2 warm-up requests each\n", CONN_BLOCKS,
+           CONN_REQS);
+    printf("    request = pgsess_open + \"%s\" + pgsess_close (warm pool 8)\n", RT_SQL);
+    printf("           vs PQconnectdb + \"%s\" + PQfinish\n", RT_SQL);
+    connect_pgsess(0, 2, &sa);
+    connect_libpq(0, 2, &sb);
+    for (k = 0; k < CONN_BLOCKS; k++) {
+        a[k] = connect_pgsess(k * CONN_REQS, CONN_REQS, &sa) / (double)CONN_REQS;
+        b[k] = connect_libpq(k * CONN_REQS, CONN_REQS, &sb) / (double)CONN_REQS;
+        ratio[k] = a[k] / b[k];
+    }
+    if (sa != sb)
+        die("connect: value lengths differ (pgsess %llu, libpq %llu)", sa, sb);
+    print_stats("pgsess per request", "us", a, CONN_BLOCKS);
+    print_stats("libpq per request", "us", b, CONN_BLOCKS);
+    print_stats("ratio pgsess/libpq", "", ratio, CONN_BLOCKS);
+    printf("    pgsess is %.1fx faster per request (median of per-block ratios)\n",
+           1.0 / median(ratio, (size_t)CONN_BLOCKS));
+    add_row("4. connect cost avoided: open + statement + close, per request", median(a, (size_t)CONN_BLOCKS),
+            median(b, (size_t)CONN_BLOCKS), "us", median(ratio, (size_t)CONN_BLOCKS), LOWER, 0.10,
+            "(10x faster; issue)");
+    free(a), free(b), free(ratio);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workload 5: memory (child processes)                                                        */
+
+static long maxrss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss; /* kilobytes on Linux */
+}
+
+/* The child: connect, warm up, baseline, fetch and read the bulk result, peak. */
+static int mem_child(const char *side)
+{
+    struct bulk_sum sum;
+    long base, peak;
+    unsigned long long dummy = 0;
+    if (strcmp(side, "pgsess") == 0) {
+        pgsess_session *s = ps_open(1);
+        pgsess_error *err = NULL;
+        pgsess_results *r;
+        rt_pgsess(s, 0, 10, &dummy);
+        base = maxrss_kb();
+        r = pgsess_query(s, BULK_SQL, 0, NULL, &err);
+        if (r == NULL)
+            die("pgsess_query(%s) failed: %s", BULK_SQL, emsg(err));
+        bulk_read_pgsess(r, &sum);
+        peak = maxrss_kb();
+        pgsess_results_free(r);
+        pgsess_close(s);
+    } else if (strcmp(side, "libpq") == 0) {
+        PGconn *c = pq_connect();
+        PGresult *r;
+        rt_libpq(c, 0, 10, &dummy);
+        base = maxrss_kb();
+        r = PQexec(c, BULK_SQL);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            die("PQexec(%s) failed: %s", BULK_SQL, PQerrorMessage(c));
+        bulk_read_libpq(r, &sum);
+        peak = maxrss_kb();
+        PQclear(r);
+        PQfinish(c);
+    } else {
+        die("mem: side must be pgsess or libpq");
+        return 2;
+    }
+    printf("MEM %ld %ld %ld %llu %llu\n", base, peak, sum.rows, sum.len, sum.first);
+    return 0;
+}
+
+static char SELF[4096];
+
+/* Runs "SELF mem SIDE TABLE ROWS" and returns peak - baseline in KiB. */
+static double mem_run(const char *side)
+{
+    int fd[2], status;
+    pid_t pid;
+    char buf[256];
+    ssize_t n, got = 0;
+    long base, peak;
+    struct bulk_sum sum;
+    if (pipe(fd) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(stdout);
+    pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        char *argv[6], rows[24];
+        snprintf(rows, sizeof rows, "%ld", BULK_ROWS);
+        argv[0] = SELF;
+        argv[1] = (char *)"mem";
+        argv[2] = (char *)side;
+        argv[3] = BULK_TABLE;
+        argv[4] = rows;
+        argv[5] = NULL;
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execv(SELF, argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    while (got < (ssize_t)sizeof buf - 1 && (n = read(fd[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+        got += n;
+    buf[got] = '\0';
+    close(fd[0]);
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("mem child (%s) failed", side);
+    if (sscanf(buf, "MEM %ld %ld %ld %llu %llu", &base, &peak, &sum.rows, &sum.len, &sum.first) != 5)
+        die("mem child (%s) printed: %s", side, buf);
+    check_bulk(side, &sum);
+    return (double)(peak - base);
+}
+
+static void workload_memory(void)
+{
+    double *a = dalloc(MEM_RUNS), *b = dalloc(MEM_RUNS), *ratio = dalloc(MEM_RUNS);
+    long k;
+    printf("5. memory: peak RSS (getrusage ru_maxrss) minus a baseline before the bulk query, while the\n"
+           "   %ld-row result is held and every value read; child processes %s mem pgsess|libpq, %ld runs each\n",
+           BULK_ROWS, SELF, MEM_RUNS);
+    for (k = 0; k < MEM_RUNS; k++) {
+        a[k] = mem_run("pgsess") / 1024.0;
+        b[k] = mem_run("libpq") / 1024.0;
+        ratio[k] = a[k] / b[k];
+    }
+    print_stats("pgsess peak - baseline", "MiB", a, MEM_RUNS);
+    print_stats("libpq peak - baseline", "MiB", b, MEM_RUNS);
+    print_stats("ratio pgsess/libpq", "", ratio, MEM_RUNS);
+    add_row("5. memory: peak RSS holding the bulk result (minus baseline)", median(a, (size_t)MEM_RUNS),
+            median(b, (size_t)MEM_RUNS), "MiB", median(ratio, (size_t)MEM_RUNS), LOWER, 1.00, "(assumed)");
+    free(a), free(b), free(ratio);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workload 6: small writes                                                                    */
+
+static void wr_params(long i, char *id, char *name, char *v, const char **params)
+{
+    snprintf(id, 24, "%ld", i);
+    snprintf(name, 40, "name %ld", i);
+    snprintf(v, 32, "%ld.5", i);
+    params[0] = id;
+    params[1] = name;
+    params[2] = v;
+}
+
+static double wr_pgsess(pgsess_session *s)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 1; i <= WR_ROWS; i++) {
+        char id[24], name[40], v[32];
+        const char *params[3];
+        pgsess_error *err = NULL;
+        pgsess_results *r;
+        wr_params(i, id, name, v, params);
+        r = pgsess_query(s, WR_SQL, 3, params, &err);
+        if (r == NULL)
+            die("pgsess_query(%s) failed: %s", WR_SQL, emsg(err));
+        if (pgsess_results_rows_affected(r) != 1)
+            die("pgsess insert: %llu rows affected", (unsigned long long)pgsess_results_rows_affected(r));
+        pgsess_results_free(r);
+    }
+    return now_us() - t0;
+}
+
+static double wr_libpq(PGconn *c)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 1; i <= WR_ROWS; i++) {
+        char id[24], name[40], v[32];
+        const char *params[3];
+        PGresult *r;
+        wr_params(i, id, name, v, params);
+        r = PQexecParams(c, WR_SQL, 3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            die("PQexecParams(%s) failed: %s", WR_SQL, PQerrorMessage(c));
+        if (strcmp(PQcmdTuples(r), "1") != 0)
+            die("libpq insert: %s rows affected", PQcmdTuples(r));
+        PQclear(r);
+    }
+    return now_us() - t0;
+}
+
+#ifdef LIBPQ_HAS_PIPELINING
+/* All inserts sent in pipeline mode (each its own implicit transaction, as one at a time: a Sync
+ * after each), then every result read. */
+static double wr_libpq_pipeline(PGconn *c)
+{
+    long i;
+    PGresult *r;
+    double t0 = now_us();
+    if (PQenterPipelineMode(c) != 1)
+        die("PQenterPipelineMode failed: %s", PQerrorMessage(c));
+    for (i = 1; i <= WR_ROWS; i++) {
+        char id[24], name[40], v[32];
+        const char *params[3];
+        wr_params(i, id, name, v, params);
+        if (PQsendQueryParams(c, WR_SQL, 3, NULL, params, NULL, NULL, 0) != 1)
+            die("PQsendQueryParams failed: %s", PQerrorMessage(c));
+        if (PQpipelineSync(c) != 1)
+            die("PQpipelineSync failed: %s", PQerrorMessage(c));
+    }
+    for (i = 1; i <= WR_ROWS; i++) {
+        r = PQgetResult(c);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            die("pipelined insert %ld: %s", i, PQerrorMessage(c));
+        if (strcmp(PQcmdTuples(r), "1") != 0)
+            die("pipelined insert: %s rows affected", PQcmdTuples(r));
+        PQclear(r);
+        if ((r = PQgetResult(c)) != NULL)
+            die("pipelined insert %ld: unexpected extra result", i);
+        r = PQgetResult(c);
+        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+            die("pipelined insert %ld: expected a sync, got %s", i, PQresStatus(PQresultStatus(r)));
+        PQclear(r);
+    }
+    if (PQexitPipelineMode(c) != 1)
+        die("PQexitPipelineMode failed: %s", PQerrorMessage(c));
+    return now_us() - t0;
+}
+#endif
+
+static void wr_truncate(PGconn *ctl)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "TRUNCATE %s", WR_TABLE);
+    pq_exec_ok(ctl, sql);
+}
+
+static void wr_verify(PGconn *ctl, const char *side)
+{
+    char sql[160], want[64];
+    PGresult *r;
+    snprintf(sql, sizeof sql, "SELECT count(*) || ' ' || sum(id) || ' ' || sum(v) FROM %s", WR_TABLE);
+    snprintf(want, sizeof want, "%ld %ld %ld", WR_ROWS, WR_ROWS * (WR_ROWS + 1) / 2,
+             WR_ROWS * (WR_ROWS + 1) / 2 + WR_ROWS / 2);
+    if (WR_ROWS % 2)
+        snprintf(want, sizeof want, "%ld %ld %ld.5", WR_ROWS, WR_ROWS * (WR_ROWS + 1) / 2,
+                 WR_ROWS * (WR_ROWS + 1) / 2 + WR_ROWS / 2);
+    r = PQexec(ctl, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), want) != 0)
+        die("small writes (%s): table holds \"%s\", expected \"%s\" %s", side,
+            PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "?", want, PQerrorMessage(ctl));
+    PQclear(r);
+}
+
+static void workload_writes(pgsess_session *s, PGconn *c, PGconn *ctl)
+{
+    double *a = dalloc(WR_BLOCKS), *b = dalloc(WR_BLOCKS), *ratio = dalloc(WR_BLOCKS);
+    double *p = dalloc(WR_BLOCKS), *pratio = dalloc(WR_BLOCKS);
+    long k;
+    int have_pipeline = 0;
+#ifdef LIBPQ_HAS_PIPELINING
+    have_pipeline = 1;
+#endif
+    printf("6. small writes: %ld single-row INSERTs per block (\"%s\"), truncated between blocks,\n"
+           "   %ld blocks per side, 1 warm-up block each%s\n",
+           WR_ROWS, WR_SQL, WR_BLOCKS, have_pipeline ? "; extra side: libpq pipeline mode" : "");
+    for (k = -1; k < WR_BLOCKS; k++) {
+        double ta, tb, tp = 0;
+        wr_truncate(ctl);
+        ta = wr_pgsess(s) / 1000.0;
+        wr_verify(ctl, "pgsess");
+        wr_truncate(ctl);
+        tb = wr_libpq(c) / 1000.0;
+        wr_verify(ctl, "libpq");
+#ifdef LIBPQ_HAS_PIPELINING
+        wr_truncate(ctl);
+        tp = wr_libpq_pipeline(c) / 1000.0;
+        wr_verify(ctl, "libpq pipeline");
+#endif
+        if (k < 0)
+            continue;
+        a[k] = ta, b[k] = tb, p[k] = tp;
+        ratio[k] = ta / tb;
+        pratio[k] = tp / tb;
+    }
+    wr_truncate(ctl);
+    print_stats("pgsess one at a time, per block", "ms", a, WR_BLOCKS);
+    print_stats("libpq one at a time, per block", "ms", b, WR_BLOCKS);
+    print_stats("ratio pgsess/libpq", "", ratio, WR_BLOCKS);
+    {
+        char label[96];
+        snprintf(label, sizeof label, "6. small writes: %ld single-row INSERTs, one at a time", WR_ROWS);
+        add_row(label, median(a, (size_t)WR_BLOCKS), median(b, (size_t)WR_BLOCKS), "ms",
+                median(ratio, (size_t)WR_BLOCKS), LOWER, 1.10, "(assumed)");
+    }
+    if (have_pipeline) {
+        char bval[40];
+        print_stats("libpq pipeline mode, per block", "ms", p, WR_BLOCKS);
+        print_stats("ratio libpq pipeline/one at a time", "", pratio, WR_BLOCKS);
+        fmt_val(bval, sizeof bval, median(p, (size_t)WR_BLOCKS), "ms");
+        {
+            struct row *r;
+            add_text_row("6. (extra) libpq pipeline mode, same inserts; ratio = pipeline / libpq one at a time",
+                         "-", bval, "the bar for a pgsess batch call", "-");
+            r = &ROWS[NROWS - 1];
+            r->ratio = median(pratio, (size_t)WR_BLOCKS);
+        }
+    }
+    add_text_row("6. pgsess batch/pipeline call", "**pipeline: not yet implemented**", "-",
+                 "<= 0.33 vs libpq one at a time (3x faster; issue)", "not yet implemented");
+    free(a), free(b), free(ratio), free(p), free(pratio);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Setup                                                                                       */
+
+static void set_names(const char *bulk_table)
+{
+    if (bulk_table != BULK_TABLE)
+        snprintf(BULK_TABLE, sizeof BULK_TABLE, "%s", bulk_table);
+    snprintf(BULK_SQL, sizeof BULK_SQL, "SELECT i, t, ts, f, b FROM %s", BULK_TABLE);
+}
+
+static void setup_tables(PGconn *ctl)
+{
+    char sql[512];
+    snprintf(BULK_TABLE, sizeof BULK_TABLE, "pgsess_bench_bulk_%ld", (long)getpid());
+    snprintf(WR_TABLE, sizeof WR_TABLE, "pgsess_bench_writes_%ld", (long)getpid());
+    set_names(BULK_TABLE);
+    snprintf(WR_SQL, sizeof WR_SQL, "INSERT INTO %s (id, name, v) VALUES ($1, $2, $3)", WR_TABLE);
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE %s AS SELECT i, 'row ' || i AS t, now() + i * interval '1 second' AS ts,"
+             " (i * 1.5)::float8 AS f, i %% 2 = 0 AS b FROM generate_series(1, %ld) i",
+             BULK_TABLE, BULK_ROWS);
+    pq_exec_ok(ctl, sql);
+    snprintf(sql, sizeof sql, "VACUUM ANALYZE %s", BULK_TABLE);
+    pq_exec_ok(ctl, sql);
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (id int PRIMARY KEY, name text NOT NULL, v float8)", WR_TABLE);
+    pq_exec_ok(ctl, sql);
+}
+
+static void drop_tables(PGconn *ctl)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s, %s", BULK_TABLE, WR_TABLE);
+    pq_exec_ok(ctl, sql);
+}
+
+static PGconn *CTL_FOR_EXIT;
+
+static void cleanup_at_exit(void)
+{
+    if (CTL_FOR_EXIT != NULL && PQstatus(CTL_FOR_EXIT) == CONNECTION_OK && BULK_TABLE[0]) {
+        char sql[160];
+        PGresult *r;
+        snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s, %s", BULK_TABLE, WR_TABLE);
+        r = PQexec(CTL_FOR_EXIT, sql);
+        PQclear(r);
+    }
+}
+
+static int run_all(void)
+{
+    PGconn *ctl = pq_connect(), *c;
+    pgsess_session *s1, *s8;
+    double t0 = now_us();
+
+    CTL_FOR_EXIT = ctl;
+    atexit(cleanup_at_exit);
+    printf("pgsess %s vs libpq %d; server %s; client pid %ld\n", pgsess_version(), PQlibVersion(),
+           PQparameterStatus(ctl, "server_version"), (long)getpid());
+    printf("server TimeZone %s, DateStyle %s\n\n", PQparameterStatus(ctl, "TimeZone"),
+           PQparameterStatus(ctl, "DateStyle"));
+    setup_tables(ctl);
+
+    s1 = ps_open(1);
+    s8 = ps_open(8);
+    c = pq_connect();
+
+    workload_roundtrip(s1, c);
+    workload_bulk(s1, c);
+    workload_concurrency(s8);
+    workload_connect();
+    workload_memory();
+    workload_writes(s1, c, ctl);
+
+    printf("\nall workloads: %.1f s\n\n", (now_us() - t0) / 1e6);
+    printf("RESULTS-TABLE-BEGIN\n");
+    print_table();
+    printf("RESULTS-TABLE-END\n");
+
+    PQfinish(c);
+    pgsess_close(s1);
+    pgsess_close(s8);
+    drop_tables(ctl);
+    CTL_FOR_EXIT = NULL;
+    PQfinish(ctl);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Callgrind mode: one side, one workload, a fixed count, the loop in measured_loop()          */
+
+static volatile unsigned long long SINK;
+
+NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, PGconn *c)
+{
+    unsigned long long sum = 0;
+    long i;
+    struct bulk_sum bs;
+    if (!bulk) {
+        if (pg)
+            rt_pgsess(s, 1000, n, &sum);
+        else
+            rt_libpq(c, 1000, n, &sum);
+    } else {
+        for (i = 0; i < n; i++) {
+            if (pg)
+                bulk_pgsess(s, &bs, NULL);
+            else
+                bulk_libpq(c, &bs, NULL);
+            sum += bs.len + bs.first;
+        }
+    }
+    SINK = sum;
+}
+
+static int run_cg(const char *workload, const char *side, long n)
+{
+    int bulk = strcmp(workload, "bulk") == 0, pg = strcmp(side, "pgsess") == 0;
+    pgsess_session *s = NULL;
+    PGconn *c = NULL, *ctl = NULL;
+    unsigned long long dummy = 0;
+    struct bulk_sum bs;
+    if ((!bulk && strcmp(workload, "rt") != 0) || (!pg && strcmp(side, "libpq") != 0) || n <= 0)
+        die("usage: bench cg rt|bulk pgsess|libpq N");
+    if (bulk) { /* the table, created here, outside the measured function */
+        ctl = pq_connect();
+        CTL_FOR_EXIT = ctl;
+        atexit(cleanup_at_exit);
+        setup_tables(ctl);
+    }
+    if (pg)
+        s = ps_open(1);
+    else
+        c = pq_connect();
+    /* Warm up outside the measured function. */
+    if (!bulk) {
+        if (pg)
+            rt_pgsess(s, 0, 50, &dummy);
+        else
+            rt_libpq(c, 0, 50, &dummy);
+    } else if (pg) {
+        bulk_pgsess(s, &bs, NULL);
+    } else {
+        bulk_libpq(c, &bs, NULL);
+    }
+    measured_loop(bulk, pg, n, s, c);
+    printf("CG %s %s n=%ld rows=%ld\n", workload, side, n, bulk ? BULK_ROWS : 1L);
+    if (s)
+        pgsess_close(s);
+    if (c)
+        PQfinish(c);
+    if (ctl) {
+        drop_tables(ctl);
+        CTL_FOR_EXIT = NULL;
+        PQfinish(ctl);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    ssize_t n;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    URL = getenv("PGSQL_BENCH");
+    if (URL == NULL || URL[0] == '\0') {
+        fprintf(stderr, "PGSQL_BENCH is not set; export it to a PostgreSQL URI\n");
+        return 2;
+    }
+    n = readlink("/proc/self/exe", SELF, sizeof SELF - 1);
+    if (n <= 0)
+        snprintf(SELF, sizeof SELF, "%s", argv[0]);
+    else
+        SELF[n] = '\0';
+
+    if (argc >= 2 && strcmp(argv[1], "all") == 0) {
+        if (argc >= 3 && strcmp(argv[2], "-q") == 0) {
+            RT_BLOCKS = 3, RT_ITERS = 50, RT_WARM = 20;
+            BULK_ROWS = 2000, BULK_BLOCKS = 3;
+            CONC_TOTAL = 256, CONC_BLOCKS = 3;
+            CONN_BLOCKS = 3, CONN_REQS = 3;
+            MEM_RUNS = 1;
+            WR_BLOCKS = 3, WR_ROWS = 50;
+        }
+        return run_all();
+    }
+    if (argc == 5 && strcmp(argv[1], "mem") == 0) {
+        set_names(argv[3]);
+        BULK_ROWS = strtol(argv[4], NULL, 10);
+        return mem_child(argv[2]);
+    }
+    if (argc == 5 && strcmp(argv[1], "cg") == 0)
+        return run_cg(argv[2], argv[3], strtol(argv[4], NULL, 10));
+    fprintf(stderr,
+            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk pgsess|libpq N\n"
+            "  (PGSQL_BENCH must hold a PostgreSQL URI)\n",
+            argv[0]);
+    return 2;
+}

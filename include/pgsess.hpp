@@ -1,0 +1,746 @@
+/*
+ * pgsess.hpp: a header-only C++17 layer over the pgsess C ABI (pgsess.h).
+ *
+ *     pgsess::Session s("foo");                        // reads PGSQL_FOO
+ *     auto r = s.query("SELECT $1::int + 1 AS n", 41);  // parameters are sent as text
+ *     for (auto row : r)
+ *         std::cout << row["n"].value_or("NULL") << "\n";  // "42", exactly as libpq's PQgetvalue
+ *     // r's destructor frees the results and returns the pooled connection
+ *
+ * Rules for the whole header:
+ * - Every failure throws pgsess::Error (a std::runtime_error carrying the library's code,
+ *   category, SQLSTATE, detail and hint). Bad row/column indexes throw std::out_of_range. No
+ *   function returns an error code.
+ * - Session, Results and Transaction each own one C handle. They are move-only: copying is
+ *   deleted, moving transfers the handle and leaves the source empty. An empty (default-constructed
+ *   or moved-from) object is safe to destroy and to assign to; calls that need the handle throw
+ *   pgsess::Error with PGSESS_INTERFACE_ERROR (as the C API reports a NULL handle), and the
+ *   read-only accessors of an empty Results report zero rows and columns.
+ * - std::string_view values returned by Results and Row point into the results buffer: they stay
+ *   valid while the owning Results object (or any Results it was moved into) is alive.
+ * - Threading follows the C API: a Session may be used by any number of threads at once (except
+ *   that destroying or assigning to it must not race with other calls on it); a Results may be
+ *   read by any number of threads at once; a Transaction is used by one thread at a time; an
+ *   Error is immutable. pgsess::Options is a plain value.
+ *
+ * Requires C++17 and linking with the pgsess library (pkg-config pgsess, or the CMake target
+ * pgsess::pgsess).
+ */
+#ifndef PGSESS_HPP
+#define PGSESS_HPP
+
+#include <pgsess.h>
+
+#include <array>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace pgsess {
+
+/** A pgsess result code (PGSESS_OK, PGSESS_DATA_ERROR, ...). */
+using Code = pgsess_code;
+
+/** The library version, e.g. "0.1.0" (a static string). Any thread. */
+inline std::string_view version() noexcept { return pgsess_version(); }
+
+/** The name of a code as written in pgsess.h, e.g. "PGSESS_POOL_EXHAUSTED" (a static string). */
+inline std::string_view code_name(Code code) noexcept { return pgsess_code_name(code); }
+
+/**
+ * A failure reported by pgsess. what() is the library's message (never contains a password).
+ *
+ * Thrown by every member of this header that can fail. Immutable and cheap to copy (the fields
+ * are shared); any number of threads may read one.
+ */
+class Error : public std::runtime_error {
+public:
+    Error(Code code, Code category, const std::string &message,
+          std::optional<std::string> sqlstate = std::nullopt,
+          std::optional<std::string> detail = std::nullopt,
+          std::optional<std::string> hint = std::nullopt)
+        : std::runtime_error(message),
+          info_(std::make_shared<Info>(
+              Info{code, category, std::move(sqlstate), std::move(detail), std::move(hint)})) {}
+
+    /** The error's code, e.g. PGSESS_DATA_ERROR. */
+    Code code() const noexcept { return info_->code; }
+    /** The DB-API category of the code (see pgsess_error_category), e.g. PGSESS_OPERATIONAL_ERROR
+     *  for PGSESS_POOL_EXHAUSTED. */
+    Code category() const noexcept { return info_->category; }
+    /** pgsess::code_name(code()), e.g. "PGSESS_DATA_ERROR". */
+    std::string_view code_name() const noexcept { return pgsess_code_name(info_->code); }
+    /** The five-character SQLSTATE (the server's, or the standard one for a client-side failure);
+     *  nullopt when there is none (pool exhaustion, configuration and interface errors). */
+    const std::optional<std::string> &sqlstate() const noexcept { return info_->sqlstate; }
+    /** The server's DETAIL field, or nullopt. */
+    const std::optional<std::string> &detail() const noexcept { return info_->detail; }
+    /** The server's HINT field, or nullopt. */
+    const std::optional<std::string> &hint() const noexcept { return info_->hint; }
+
+private:
+    struct Info {
+        Code code;
+        Code category;
+        std::optional<std::string> sqlstate;
+        std::optional<std::string> detail;
+        std::optional<std::string> hint;
+    };
+    // Shared so that copying an Error (as throwing and catching by value do) never throws.
+    std::shared_ptr<const Info> info_;
+};
+
+namespace impl {
+
+struct ErrorDeleter {
+    void operator()(pgsess_error *e) const noexcept { pgsess_error_free(e); }
+};
+struct OptionsDeleter {
+    void operator()(pgsess_options *o) const noexcept { pgsess_options_free(o); }
+};
+struct StringDeleter {
+    void operator()(char *s) const noexcept { pgsess_string_free(s); }
+};
+
+inline std::optional<std::string> opt_string(const char *s) {
+    if (s == nullptr)
+        return std::nullopt;
+    return std::string(s);
+}
+
+/* The category pgsess_error_category gives a code (for the errors this header raises itself). */
+inline Code category_of(Code code) noexcept {
+    if (code == PGSESS_QUERY_CANCELED || code == PGSESS_TRANSACTION_ROLLBACK || code == PGSESS_POOL_EXHAUSTED)
+        return PGSESS_OPERATIONAL_ERROR;
+    if (code == PGSESS_CONFIG_ERROR)
+        return PGSESS_INTERFACE_ERROR;
+    return code;
+}
+
+/* Convert a C error object into pgsess::Error, free it, and throw. `what` names the call, for the
+ * (never expected) case of a failure without an error object. */
+[[noreturn]] inline void throw_error(pgsess_error *raw, const char *what) {
+    std::unique_ptr<pgsess_error, ErrorDeleter> err(raw); // freed however we leave
+    if (!err) {
+        throw Error(PGSESS_INTERFACE_ERROR, PGSESS_INTERFACE_ERROR,
+                    std::string("pgsess: ") + what + " failed without an error object");
+    }
+    const char *message = pgsess_error_message(err.get());
+    throw Error(pgsess_error_code(err.get()), pgsess_error_category(err.get()),
+                message != nullptr ? message : "", opt_string(pgsess_error_sqlstate(err.get())),
+                opt_string(pgsess_error_detail(err.get())), opt_string(pgsess_error_hint(err.get())));
+}
+
+[[noreturn]] inline void throw_code(Code code, const std::string &message) {
+    throw Error(code, category_of(code), message);
+}
+
+inline void check_no_nul(std::string_view s, const char *what) {
+    if (s.find('\0') != std::string_view::npos)
+        throw_code(PGSESS_INTERFACE_ERROR, std::string("pgsess: ") + what + " contains a NUL byte");
+}
+
+template <class T>
+inline constexpr bool is_char_type_v =
+    std::is_same_v<T, char> || std::is_same_v<T, wchar_t> || std::is_same_v<T, char16_t> ||
+    std::is_same_v<T, char32_t>
+#if defined(__cpp_char8_t)
+    || std::is_same_v<T, char8_t>
+#endif
+    ;
+
+/* Integers sent as decimal text. bool and the character types are excluded (bool is sent as
+ * "true"/"false"; a char is refused at compile time rather than sent as its code). signed char and
+ * unsigned char (std::int8_t, std::uint8_t) count as integers. */
+template <class T>
+inline constexpr bool is_integer_param_v =
+    std::is_integral_v<T> && !std::is_same_v<T, bool> && !is_char_type_v<T>;
+
+/* A NUL-terminated string for the C API: borrowed when the argument already is one, else copied. */
+class CString {
+public:
+    CString(const char *s) : ptr_(s) { // NOLINT(google-explicit-constructor): implicit on purpose
+        if (s == nullptr)
+            throw_code(PGSESS_INTERFACE_ERROR, "pgsess: NULL string argument");
+    }
+    CString(const std::string &s) : ptr_(s.c_str()) { check_no_nul(s, "a string argument"); }
+    CString(std::string_view s) : owned_(s), ptr_(nullptr) { check_no_nul(s, "a string argument"); }
+    const char *c_str() const noexcept { return ptr_ != nullptr ? ptr_ : owned_.c_str(); }
+
+private:
+    std::string owned_;
+    const char *ptr_;
+};
+
+} // namespace impl
+
+/**
+ * One statement parameter, sent as text (`$1`, `$2`, ...; the server infers each type).
+ *
+ * Built implicitly from:
+ * - std::nullopt, nullptr or an empty std::optional: SQL NULL;
+ * - const char * (NULL is SQL NULL), std::string, std::string_view: the text itself (a
+ *   string_view is copied, since the C API needs NUL-terminated strings; a string with an
+ *   embedded NUL byte throws Error PGSESS_INTERFACE_ERROR);
+ * - integers (any integral type except bool and the character types): decimal text via
+ *   std::to_chars;
+ * - bool: "true" or "false";
+ * - std::optional<T> of any of these.
+ *
+ * A Param borrows a `const char *` or an lvalue std::string: it is meant to live only for the call
+ * it is passed to.
+ */
+class Param {
+public:
+    Param(std::nullopt_t) noexcept {}
+    Param(std::nullptr_t) noexcept {}
+    Param(const char *s) noexcept : borrowed_(s), null_(s == nullptr) {}
+    Param(const std::string &s) : borrowed_(s.c_str()), null_(false) { impl::check_no_nul(s, "a parameter"); }
+    Param(std::string &&s) : owned_(std::move(s)), null_(false), is_owned_(true) {
+        impl::check_no_nul(owned_, "a parameter");
+    }
+    Param(std::string_view s) : owned_(s), null_(false), is_owned_(true) { impl::check_no_nul(s, "a parameter"); }
+
+    template <class T, std::enable_if_t<impl::is_integer_param_v<T>, int> = 0>
+    Param(T value) : null_(false), is_owned_(true) {
+        std::array<char, 48> buf{};
+        auto res = std::to_chars(buf.data(), buf.data() + buf.size(), value);
+        owned_.assign(buf.data(), static_cast<std::size_t>(res.ptr - buf.data()));
+    }
+
+    template <class T, std::enable_if_t<std::is_same_v<T, bool>, int> = 0>
+    Param(T value) noexcept : borrowed_(value ? "true" : "false"), null_(false) {}
+
+    template <class T, std::enable_if_t<std::is_constructible_v<Param, const T &>, int> = 0>
+    Param(const std::optional<T> &value) : Param(value ? Param(*value) : Param(std::nullopt)) {}
+
+    template <class T, std::enable_if_t<std::is_constructible_v<Param, T &&>, int> = 0>
+    Param(std::optional<T> &&value)
+        : Param(value ? Param(std::move(*value)) : Param(std::nullopt)) {}
+
+    /** True for SQL NULL. */
+    bool is_null() const noexcept { return null_; }
+    /** The NUL-terminated text, or nullptr for SQL NULL (valid while this Param is). */
+    const char *c_str() const noexcept {
+        if (null_)
+            return nullptr;
+        return is_owned_ ? owned_.c_str() : borrowed_;
+    }
+
+private:
+    std::string owned_;
+    const char *borrowed_ = nullptr;
+    bool null_ = true;
+    bool is_owned_ = false;
+};
+
+/** True when every type in Args converts to pgsess::Param (constrains the variadic overloads). */
+template <class... Args>
+inline constexpr bool are_params_v = std::conjunction_v<std::is_constructible<Param, Args &&>...>;
+
+class Results;
+
+/**
+ * One row of a Results: a lightweight view (a results handle and a row index), cheap to copy.
+ * Valid while the Results it came from (or any Results that was moved from it) is alive.
+ */
+class Row {
+public:
+    Row(const pgsess_results *results, std::size_t index) noexcept : results_(results), index_(index) {}
+
+    /** The row's index in its Results. */
+    std::size_t index() const noexcept { return index_; }
+    /** The number of columns. */
+    std::size_t size() const noexcept { return pgsess_results_ncols(results_); }
+
+    /** The value in column `col` as the server's text; nullopt for SQL NULL.
+     *  Throws std::out_of_range when `col >= size()` (or the row is out of range). */
+    std::optional<std::string_view> operator[](std::size_t col) const;
+    /** The value in the first column named exactly `name` (case-sensitive); nullopt for SQL NULL.
+     *  Throws std::out_of_range when no column has that name. */
+    std::optional<std::string_view> operator[](std::string_view name) const;
+
+private:
+    void check_row() const;
+
+    const pgsess_results *results_;
+    std::size_t index_;
+};
+
+/**
+ * The buffered result of one statement; owns a pgsess_results handle.
+ *
+ * Ownership: move-only. The destructor (or reset()) calls pgsess_results_free, which returns the
+ * pooled connection the results hold: free results promptly, or later statements wait and finally
+ * fail with PGSESS_POOL_EXHAUSTED. Results stay valid after their Session is destroyed.
+ *
+ * Threading: read-only; any number of threads may read one Results at once (but not while it is
+ * being destroyed, reset or assigned to).
+ */
+class Results {
+public:
+    /** An input iterator over the rows; dereferences to a Row by value. */
+    class iterator {
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = Row;
+        using difference_type = std::ptrdiff_t;
+        using pointer = void;
+        using reference = Row;
+
+        iterator() noexcept = default;
+        iterator(const pgsess_results *results, std::size_t index) noexcept : results_(results), index_(index) {}
+        Row operator*() const noexcept { return Row(results_, index_); }
+        iterator &operator++() noexcept {
+            ++index_;
+            return *this;
+        }
+        iterator operator++(int) noexcept {
+            iterator old = *this;
+            ++index_;
+            return old;
+        }
+        friend bool operator==(const iterator &a, const iterator &b) noexcept {
+            return a.results_ == b.results_ && a.index_ == b.index_;
+        }
+        friend bool operator!=(const iterator &a, const iterator &b) noexcept { return !(a == b); }
+
+    private:
+        const pgsess_results *results_ = nullptr;
+        std::size_t index_ = 0;
+    };
+    using const_iterator = iterator;
+
+    /** An empty Results (no handle, no rows). */
+    Results() noexcept = default;
+    /** Take ownership of a handle from the C API (NULL gives an empty Results). */
+    explicit Results(pgsess_results *handle) noexcept : h_(handle) {}
+    ~Results() { pgsess_results_free(h_); }
+
+    Results(const Results &) = delete;
+    Results &operator=(const Results &) = delete;
+    Results(Results &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+    /** Frees the results held so far, then takes other's; other is left empty. */
+    Results &operator=(Results &&other) noexcept {
+        if (this != &other)
+            pgsess_results_free(std::exchange(h_, std::exchange(other.h_, nullptr)));
+        return *this;
+    }
+
+    /** Free the results now (returning the pooled connection); the object becomes empty. */
+    void reset() noexcept { pgsess_results_free(std::exchange(h_, nullptr)); }
+    /** Give up ownership: the caller must pgsess_results_free the returned handle. */
+    pgsess_results *release() noexcept { return std::exchange(h_, nullptr); }
+    /** The C handle (still owned by this object), or NULL when empty. */
+    pgsess_results *get() const noexcept { return h_; }
+    /** True unless empty. */
+    explicit operator bool() const noexcept { return h_ != nullptr; }
+
+    /** Number of rows (0 for a command without rows, or when empty). */
+    std::size_t rows() const noexcept { return pgsess_results_nrows(h_); }
+    /** Number of columns (0 for a command without rows, or when empty). */
+    std::size_t columns() const noexcept { return pgsess_results_ncols(h_); }
+    /** Whether there are no rows. */
+    bool empty() const noexcept { return rows() == 0; }
+
+    /** Name of column `col`. Throws std::out_of_range when `col >= columns()`. */
+    std::string_view column_name(std::size_t col) const {
+        const char *name = pgsess_results_column_name(h_, col);
+        if (name == nullptr)
+            throw std::out_of_range("pgsess::Results::column_name: column " + std::to_string(col) +
+                                    " out of range (" + std::to_string(columns()) + " columns)");
+        return name;
+    }
+    /** Type OID of column `col` (as PQftype: 23 int4, 25 text, ...). Throws std::out_of_range when
+     *  `col >= columns()`. */
+    std::uint32_t column_type(std::size_t col) const {
+        check_col(col, "column_type");
+        return pgsess_results_column_type(h_, col);
+    }
+    /** Index of the first column named exactly `name` (case-sensitive), or nullopt. */
+    std::optional<std::size_t> column_index(std::string_view name) const noexcept {
+        return find_column(h_, name);
+    }
+
+    /** The value at (`row`, `col`) as the server's text, exactly as libpq's PQgetvalue gives it;
+     *  nullopt for SQL NULL. Throws std::out_of_range for an index out of range. */
+    std::optional<std::string_view> value(std::size_t row, std::size_t col) const {
+        check_row(row);
+        check_col(col, "value");
+        return cell(h_, row, col);
+    }
+    /** The value at (`row`, column named `name`); see Row::operator[](std::string_view). */
+    std::optional<std::string_view> value(std::size_t row, std::string_view name) const {
+        check_row(row);
+        return Row(h_, row)[name];
+    }
+    /** Whether the value at (`row`, `col`) is SQL NULL. Throws std::out_of_range for an index out
+     *  of range. */
+    bool is_null(std::size_t row, std::size_t col) const {
+        check_row(row);
+        check_col(col, "is_null");
+        return pgsess_results_is_null(h_, row, col);
+    }
+
+    /** Row `row`. Throws std::out_of_range when `row >= rows()`. */
+    Row row(std::size_t row) const {
+        check_row(row);
+        return Row(h_, row);
+    }
+    /** Row `row`, unchecked until a value is read (reading a value from a row out of range throws
+     *  std::out_of_range). */
+    Row operator[](std::size_t row) const noexcept { return Row(h_, row); }
+
+    iterator begin() const noexcept { return iterator(h_, 0); }
+    iterator end() const noexcept { return iterator(h_, rows()); }
+
+    /** Rows affected, as libpq's PQcmdTuples reads the command tag (INSERT, UPDATE, DELETE, MERGE,
+     *  SELECT, MOVE, FETCH, COPY; any other command 0). */
+    std::uint64_t rows_affected() const noexcept { return pgsess_results_rows_affected(h_); }
+    /** Backend process id of the connection that ran the statement (0 when empty). */
+    std::int32_t backend_pid() const noexcept { return pgsess_results_backend_pid(h_); }
+    /** The notices the statement raised, in libpq's form ("NOTICE:  text\n"). */
+    std::vector<std::string_view> notices() const {
+        std::vector<std::string_view> out;
+        const std::size_t n = pgsess_results_notice_count(h_);
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const char *notice = pgsess_results_notice(h_, i);
+            if (notice != nullptr)
+                out.emplace_back(notice);
+        }
+        return out;
+    }
+
+private:
+    friend class Row;
+
+    static std::optional<std::size_t> find_column(const pgsess_results *h, std::string_view name) noexcept {
+        const std::size_t n = pgsess_results_ncols(h);
+        for (std::size_t c = 0; c < n; ++c) {
+            const char *col = pgsess_results_column_name(h, c);
+            if (col != nullptr && name == col)
+                return c;
+        }
+        return std::nullopt;
+    }
+    static std::optional<std::string_view> cell(const pgsess_results *h, std::size_t row, std::size_t col) noexcept {
+        const char *v = pgsess_results_value(h, row, col);
+        if (v == nullptr)
+            return std::nullopt;
+        return std::string_view(v, pgsess_results_value_length(h, row, col));
+    }
+    void check_row(std::size_t row) const {
+        if (row >= rows())
+            throw std::out_of_range("pgsess::Results: row " + std::to_string(row) + " out of range (" +
+                                    std::to_string(rows()) + " rows)");
+    }
+    void check_col(std::size_t col, const char *what) const {
+        if (col >= columns())
+            throw std::out_of_range(std::string("pgsess::Results::") + what + ": column " +
+                                    std::to_string(col) + " out of range (" + std::to_string(columns()) +
+                                    " columns)");
+    }
+
+    pgsess_results *h_ = nullptr;
+};
+
+inline void Row::check_row() const {
+    const std::size_t n = pgsess_results_nrows(results_);
+    if (index_ >= n)
+        throw std::out_of_range("pgsess::Row: row " + std::to_string(index_) + " out of range (" +
+                                std::to_string(n) + " rows)");
+}
+
+inline std::optional<std::string_view> Row::operator[](std::size_t col) const {
+    check_row();
+    const std::size_t n = size();
+    if (col >= n)
+        throw std::out_of_range("pgsess::Row: column " + std::to_string(col) + " out of range (" +
+                                std::to_string(n) + " columns)");
+    return Results::cell(results_, index_, col);
+}
+
+inline std::optional<std::string_view> Row::operator[](std::string_view name) const {
+    check_row();
+    const std::optional<std::size_t> col = Results::find_column(results_, name);
+    if (!col)
+        throw std::out_of_range("pgsess::Row: no column named \"" + std::string(name) + "\"");
+    return Results::cell(results_, index_, *col);
+}
+
+namespace impl {
+
+/* Run a pgsess_query-shaped C function with converted parameters. */
+template <class Handle, class Fn>
+Results run(Fn fn, Handle *handle, const char *sql, std::size_t n, const char *const *params, const char *what) {
+    pgsess_error *err = nullptr;
+    pgsess_results *r = fn(handle, sql, n, n != 0 ? params : nullptr, &err);
+    if (r == nullptr)
+        throw_error(err, what);
+    pgsess_error_free(err); // NULL on success; freed anyway in case
+    return Results(r);
+}
+
+template <class Handle, class Fn, class... Args>
+Results run_variadic(Fn fn, Handle *handle, const CString &sql, const char *what, Args &&...args) {
+    const std::array<Param, sizeof...(Args)> params{Param(std::forward<Args>(args))...};
+    std::array<const char *, sizeof...(Args)> ptrs{};
+    for (std::size_t i = 0; i < params.size(); ++i)
+        ptrs[i] = params[i].c_str();
+    return run(fn, handle, sql.c_str(), ptrs.size(), ptrs.data(), what);
+}
+
+template <class Handle, class Fn>
+Results run_vector(Fn fn, Handle *handle, const CString &sql, const char *what,
+                   const std::vector<std::optional<std::string>> &params) {
+    std::vector<const char *> ptrs;
+    ptrs.reserve(params.size());
+    for (const auto &p : params) {
+        if (p)
+            check_no_nul(*p, "a parameter");
+        ptrs.push_back(p ? p->c_str() : nullptr);
+    }
+    return run(fn, handle, sql.c_str(), ptrs.size(), ptrs.data(), what);
+}
+
+} // namespace impl
+
+/**
+ * A transaction: one pooled connection pinned from Session::begin() until commit() or rollback().
+ *
+ * Ownership: move-only; owns a pgsess_tx handle. A Transaction destroyed (or assigned to) while
+ * still open is rolled back (pgsess_rollback). After commit() or rollback() it is empty; further
+ * query() or commit() calls throw Error PGSESS_INTERFACE_ERROR. Results from query() share the
+ * transaction's connection, which returns to the pool once the transaction has ended and all of
+ * them are freed.
+ *
+ * Threading: one thread at a time.
+ */
+class Transaction {
+public:
+    /** An empty (ended) transaction. */
+    Transaction() noexcept = default;
+    /** Take ownership of a handle from pgsess_begin (NULL gives an empty Transaction). */
+    explicit Transaction(pgsess_tx *handle) noexcept : h_(handle) {}
+    /** Rolls back when still open. */
+    ~Transaction() { pgsess_rollback(h_); }
+
+    Transaction(const Transaction &) = delete;
+    Transaction &operator=(const Transaction &) = delete;
+    Transaction(Transaction &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+    /** Rolls back the transaction held so far (if open), then takes other's. */
+    Transaction &operator=(Transaction &&other) noexcept {
+        if (this != &other)
+            pgsess_rollback(std::exchange(h_, std::exchange(other.h_, nullptr)));
+        return *this;
+    }
+
+    /** Run a statement in the transaction; parameters as for Session::query. After a failed
+     *  statement the server refuses further statements (SQLSTATE 25P02) until rollback. */
+    template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
+    Results query(const impl::CString &sql, Args &&...params) {
+        return impl::run_variadic(pgsess_tx_query, h_, sql, "pgsess_tx_query", std::forward<Args>(params)...);
+    }
+    /** Run a statement with a vector of parameters (nullopt is SQL NULL). */
+    Results query(const impl::CString &sql, const std::vector<std::optional<std::string>> &params) {
+        return impl::run_vector(pgsess_tx_query, h_, sql, "pgsess_tx_query", params);
+    }
+
+    /** Commit. The transaction is ended (and empty) afterwards in every case, even when this
+     *  throws. Throws Error PGSESS_TRANSACTION_ROLLBACK when a statement in the transaction failed
+     *  (the server rolled back instead). */
+    void commit() {
+        pgsess_error *err = nullptr;
+        if (pgsess_commit(std::exchange(h_, nullptr), &err) != PGSESS_OK)
+            impl::throw_error(err, "pgsess_commit");
+        pgsess_error_free(err);
+    }
+    /** Roll back now; the transaction becomes empty. Does nothing when already ended. */
+    void rollback() noexcept { pgsess_rollback(std::exchange(h_, nullptr)); }
+
+    /** True while the transaction is open (not yet committed, rolled back or moved from). */
+    bool active() const noexcept { return h_ != nullptr; }
+    explicit operator bool() const noexcept { return active(); }
+    /** The C handle (still owned by this object), or NULL when ended. */
+    pgsess_tx *get() const noexcept { return h_; }
+    /** Give up ownership: the caller must end the returned handle with pgsess_commit or
+     *  pgsess_rollback. */
+    pgsess_tx *release() noexcept { return std::exchange(h_, nullptr); }
+
+private:
+    pgsess_tx *h_ = nullptr;
+};
+
+/**
+ * Options for opening a Session. A plain value; an unset member keeps the library default.
+ * Sessions whose URI and pool options are equal share one process-wide pool.
+ */
+struct Options {
+    /** A PostgreSQL URI to use instead of the PGSQL_* environment variable. */
+    std::optional<std::string> db_url;
+    /** The most connections the pool may hold open (1 to 10000; default 25). */
+    std::optional<std::uint32_t> pool_max_size;
+    /** Seconds after which an idle connection is closed (default 60; 0 keeps them open). */
+    std::optional<std::uint32_t> pool_idle_ttl;
+    /** How long a statement waits for a pooled connection, in milliseconds (default 5000;
+     *  at least 1). */
+    std::optional<std::uint32_t> checkout_timeout_ms;
+};
+
+/**
+ * A session on a process-wide connection pool; owns a pgsess_session handle.
+ *
+ * Ownership: move-only. The destructor calls pgsess_close; Results and Transactions obtained from
+ * the session stay valid and keep their connections until they are destroyed.
+ *
+ * Threading: thread-safe; any number of threads may call query(), callproc(), begin() and the
+ * accessors at once (each statement checks out its own pooled connection). Destroying, moving
+ * from or assigning to a Session must not race with other calls on it.
+ */
+class Session {
+public:
+    /** An empty session (every statement throws PGSESS_INTERFACE_ERROR). */
+    Session() noexcept = default;
+
+    /**
+     * Open the session named `name`: the URI comes from options.db_url when set, else from the
+     * environment variable "PGSQL_" + name upper-cased (an empty name reads PGSQL). Throws Error:
+     * PGSESS_CONFIG_ERROR for a missing variable, a malformed URI or an option out of range;
+     * a connection error when this creates the pool and its first connection fails.
+     */
+    explicit Session(std::string_view name, const Options &options = Options{}) {
+        const impl::CString cname(name);
+        std::unique_ptr<pgsess_options, impl::OptionsDeleter> opts(pgsess_options_new());
+        if (!opts)
+            impl::throw_code(PGSESS_INTERFACE_ERROR, "pgsess_options_new failed");
+        if (options.db_url)
+            set_option(pgsess_options_set_db_url(opts.get(), impl::CString(*options.db_url).c_str()),
+                       "db_url", "(URI)");
+        if (options.pool_max_size)
+            set_option(pgsess_options_set_pool_max_size(opts.get(), *options.pool_max_size),
+                       "pool_max_size", std::to_string(*options.pool_max_size));
+        if (options.pool_idle_ttl)
+            set_option(pgsess_options_set_pool_idle_ttl(opts.get(), *options.pool_idle_ttl),
+                       "pool_idle_ttl", std::to_string(*options.pool_idle_ttl));
+        if (options.checkout_timeout_ms)
+            set_option(pgsess_options_set_checkout_timeout_ms(opts.get(), *options.checkout_timeout_ms),
+                       "checkout_timeout_ms", std::to_string(*options.checkout_timeout_ms));
+        pgsess_error *err = nullptr;
+        h_ = pgsess_open(cname.c_str(), opts.get(), &err);
+        if (h_ == nullptr)
+            impl::throw_error(err, "pgsess_open");
+        pgsess_error_free(err);
+    }
+
+    /** Take ownership of a handle from pgsess_open (NULL gives an empty Session). */
+    explicit Session(pgsess_session *handle) noexcept : h_(handle) {}
+    ~Session() { pgsess_close(h_); }
+
+    Session(const Session &) = delete;
+    Session &operator=(const Session &) = delete;
+    Session(Session &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+    /** Closes the session held so far, then takes other's. */
+    Session &operator=(Session &&other) noexcept {
+        if (this != &other)
+            pgsess_close(std::exchange(h_, std::exchange(other.h_, nullptr)));
+        return *this;
+    }
+
+    /**
+     * Run `sql` with parameters `$1..$n` (see pgsess::Param for what converts: strings, integers,
+     * bool, std::nullopt for SQL NULL, std::optional of those). With no parameters the string may
+     * hold several statements; the last one's result is returned. Waits up to the checkout
+     * timeout for a pooled connection; the returned Results hold it until destroyed.
+     * Throws Error on failure.
+     */
+    template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
+    Results query(const impl::CString &sql, Args &&...params) {
+        return impl::run_variadic(pgsess_query, h_, sql, "pgsess_query", std::forward<Args>(params)...);
+    }
+    /** Run `sql` with a vector of parameters (nullopt is SQL NULL). */
+    Results query(const impl::CString &sql, const std::vector<std::optional<std::string>> &params) {
+        return impl::run_vector(pgsess_query, h_, sql, "pgsess_query", params);
+    }
+
+    /** `SELECT * FROM name($1, ...)`; `name` may be schema-qualified and each part is quoted as an
+     *  identifier (so it is case-sensitive). Arguments and results as for query(). */
+    template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
+    Results callproc(const impl::CString &name, Args &&...args) {
+        return impl::run_variadic(pgsess_callproc, h_, name, "pgsess_callproc", std::forward<Args>(args)...);
+    }
+    /** callproc() with a vector of arguments (nullopt is SQL NULL). */
+    Results callproc(const impl::CString &name, const std::vector<std::optional<std::string>> &args) {
+        return impl::run_vector(pgsess_callproc, h_, name, "pgsess_callproc", args);
+    }
+
+    /** Begin a transaction (checks out and pins one pooled connection). Throws Error on failure. */
+    Transaction begin() {
+        pgsess_error *err = nullptr;
+        pgsess_tx *tx = pgsess_begin(h_, &err);
+        if (tx == nullptr)
+            impl::throw_error(err, "pgsess_begin");
+        pgsess_error_free(err);
+        return Transaction(tx);
+    }
+
+    /** Backend process id that ran this session's latest statement (see pgsess_backend_pid);
+     *  0 before any, or when empty. */
+    std::int32_t backend_pid() const noexcept { return pgsess_backend_pid(h_); }
+    /** The pool's id (a salted hash; never reveals the password); "" when empty. */
+    std::string pool_id() const {
+        const char *id = pgsess_pool_id(h_);
+        return id != nullptr ? std::string(id) : std::string();
+    }
+    /** The client encoding: always "UTF8"; "" when empty. */
+    std::string encoding() const {
+        const char *e = pgsess_encoding(h_);
+        return e != nullptr ? std::string(e) : std::string();
+    }
+    /** Accepts UTF8 under any spelling and changes nothing; throws Error
+     *  PGSESS_NOT_SUPPORTED_ERROR for any other encoding. */
+    void set_encoding(const impl::CString &name) {
+        pgsess_error *err = nullptr;
+        if (pgsess_set_encoding(h_, name.c_str(), &err) != PGSESS_OK)
+            impl::throw_error(err, "pgsess_set_encoding");
+        pgsess_error_free(err);
+    }
+    /** Whether the session can get a connection and run SELECT 1 (waits up to the checkout
+     *  timeout); false when empty. */
+    bool validate() noexcept { return pgsess_validate(h_); }
+    /** The session's last 50 notices, oldest first, concatenated in libpq's form. */
+    std::string notices() const {
+        std::unique_ptr<char, impl::StringDeleter> s(pgsess_notices(h_));
+        return s ? std::string(s.get()) : std::string();
+    }
+
+    /** True unless empty. */
+    explicit operator bool() const noexcept { return h_ != nullptr; }
+    /** The C handle (still owned by this object), or NULL when empty. */
+    pgsess_session *get() const noexcept { return h_; }
+    /** Give up ownership: the caller must pgsess_close the returned handle. */
+    pgsess_session *release() noexcept { return std::exchange(h_, nullptr); }
+
+private:
+    static void set_option(Code code, const char *option, const std::string &value) {
+        if (code != PGSESS_OK)
+            impl::throw_code(code, std::string("pgsess: option ") + option + " = " + value + " rejected (" +
+                                       pgsess_code_name(code) + ")");
+    }
+
+    pgsess_session *h_ = nullptr;
+};
+
+} // namespace pgsess
+
+#endif /* PGSESS_HPP */

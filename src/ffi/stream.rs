@@ -1,0 +1,53 @@
+//! `pgsess_stream`: a large result received in chunks.
+
+use std::ptr::null_mut;
+
+use super::results::pgsess_results;
+use super::{fallible, guard, pgsess_error};
+use crate::error::Error;
+use crate::session::RowStream;
+
+/// Rows of one statement arriving in chunks, from `pgsess_query_stream`. Owned by the caller,
+/// freed with `pgsess_stream_free`; holds its pooled connection until then. One thread at a time.
+#[allow(non_camel_case_types)]
+pub struct pgsess_stream {
+    inner: RowStream,
+}
+
+impl pgsess_stream {
+    pub(crate) fn into_raw(inner: RowStream) -> *mut pgsess_stream {
+        Box::into_raw(Box::new(pgsess_stream { inner }))
+    }
+}
+
+/// The next chunk as a results handle of at most `chunk_rows` rows (free it with
+/// `pgsess_results_free`; it also holds the connection until freed). Returns NULL with `*err`
+/// left NULL when every row has been returned, and NULL with `*err` set on failure (the stream
+/// then has no more rows). The last chunk's `pgsess_results_status` is the command tag.
+///
+/// # Safety
+/// `stream` NULL or live; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_stream_next(
+    stream: *mut pgsess_stream,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    fallible(err, null_mut(), || {
+        let st = stream.as_mut().ok_or_else(|| Error::interface("stream is NULL"))?;
+        Ok(st.inner.next_chunk()?.map_or(null_mut(), pgsess_results::into_raw))
+    })
+}
+
+/// Free a stream. Rows not yet fetched are discarded (the server stops sending them) and the
+/// connection returns to the pool once every chunk is freed too. NULL is ignored.
+///
+/// # Safety
+/// `stream` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_stream_free(stream: *mut pgsess_stream) {
+    guard((), || {
+        if !stream.is_null() {
+            drop(Box::from_raw(stream));
+        }
+    })
+}

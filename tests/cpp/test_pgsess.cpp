@@ -1,0 +1,756 @@
+// Tests for include/pgsess.hpp, the C++17 layer over pgsess.h.
+//
+// Connects to the session "ctest" (URI from the environment variable PGSQL_CTEST). Run by
+// tests/cpp/run.sh under valgrind (which is what checks that moved-from objects free nothing twice
+// and that nothing leaks). Prints one line per failed check and ends with "N passed, M failed";
+// exits 1 when anything failed, 2 when PGSQL_CTEST is unset.
+#include <pgsess.hpp>
+#include <pgsess.hpp> // include guard
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+namespace {
+
+int g_passed = 0;
+int g_failed = 0;
+
+bool check(bool ok, const char *expr, const char *file, int line) {
+    if (ok) {
+        ++g_passed;
+    } else {
+        ++g_failed;
+        std::cout.flush();
+        std::cerr << file << ":" << line << ": CHECK failed: " << expr << std::endl;
+    }
+    return ok;
+}
+
+std::string show(const std::optional<std::string_view> &v) {
+    return v ? "\"" + std::string(*v) + "\"" : std::string("nullopt");
+}
+std::string show(const std::optional<std::string> &v) {
+    return v ? "\"" + *v + "\"" : std::string("nullopt");
+}
+std::string show(std::string_view v) { return "\"" + std::string(v) + "\""; }
+std::string show(const std::string &v) { return show(std::string_view(v)); }
+std::string show(const char *v) { return v ? show(std::string_view(v)) : std::string("NULL"); }
+std::string show(pgsess::Code c) { return std::string(pgsess::code_name(c)); }
+template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
+std::string show(T v) {
+    return std::to_string(v);
+}
+std::string show(std::nullopt_t) { return "nullopt"; }
+template <class T>
+std::string show(const std::optional<T> &v) {
+    return v ? show(*v) : std::string("nullopt");
+}
+
+template <class A, class B>
+bool check_eq(const A &a, const B &b, const char *ea, const char *eb, const char *file, int line) {
+    const bool ok = (a == b);
+    if (ok) {
+        ++g_passed;
+    } else {
+        ++g_failed;
+        std::cout.flush();
+        std::cerr << file << ":" << line << ": CHECK failed: " << ea << " == " << eb << "\n    got:      "
+                  << show(a) << "\n    expected: " << show(b) << std::endl;
+    }
+    return ok;
+}
+
+#define CHECK(expr) check(static_cast<bool>(expr), #expr, __FILE__, __LINE__)
+#define CHECK_EQ(a, b) check_eq((a), (b), #a, #b, __FILE__, __LINE__)
+
+// Run f, expecting pgsess::Error; returns it (nullopt, with a failed check, when none is thrown).
+#define EXPECT_ERROR(stmt) expect_error([&] { stmt; }, #stmt, __FILE__, __LINE__)
+std::optional<pgsess::Error> expect_error(const std::function<void()> &f, const char *what, const char *file,
+                                          int line) {
+    try {
+        f();
+    } catch (const pgsess::Error &e) {
+        ++g_passed;
+        return e;
+    } catch (const std::exception &e) {
+        check(false, (std::string(what) + " throws pgsess::Error (threw another exception: " + e.what() + ")").c_str(),
+              file, line);
+        return std::nullopt;
+    }
+    check(false, (std::string(what) + " throws pgsess::Error (threw nothing)").c_str(), file, line);
+    return std::nullopt;
+}
+
+#define EXPECT_OUT_OF_RANGE(stmt) expect_out_of_range([&] { stmt; }, #stmt, __FILE__, __LINE__)
+void expect_out_of_range(const std::function<void()> &f, const char *what, const char *file, int line) {
+    try {
+        f();
+    } catch (const std::out_of_range &) {
+        ++g_passed;
+        return;
+    } catch (const std::exception &e) {
+        check(false, (std::string(what) + " throws std::out_of_range (threw: " + e.what() + ")").c_str(), file, line);
+        return;
+    }
+    check(false, (std::string(what) + " throws std::out_of_range (threw nothing)").c_str(), file, line);
+}
+
+bool contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
+
+std::string unique_name(const char *tag) {
+    const auto ns = std::chrono::steady_clock::now().time_since_epoch().count();
+    return "pgsess_cpptest_" + std::string(tag) + "_" + std::to_string(getpid()) + "_" + std::to_string(ns % 1000000);
+}
+
+// The count(*) of a table, as text.
+std::string count_rows(pgsess::Session &s, const std::string &table) {
+    auto r = s.query("SELECT count(*) FROM " + table);
+    return std::string(r.value(0, 0).value_or("NULL"));
+}
+
+pgsess::Session open_ctest(const pgsess::Options &opts = {}) { return pgsess::Session("ctest", opts); }
+
+// ---------------------------------------------------------------------------------------------
+
+void test_params_and_null(pgsess::Session &s) {
+    const std::string lvalue = "from a std::string";
+    const std::string_view long_view = "hello world";
+    const std::string_view not_terminated = long_view.substr(0, 5); // "hello", not NUL-terminated
+    const std::optional<std::string_view> opt_sv = std::string_view("opt view");
+    const std::optional<std::string_view> opt_sv_null;
+    const std::optional<std::string> opt_s = std::string("opt string");
+    const char *null_cstr = nullptr;
+
+    auto r = s.query("SELECT $1::text AS a, $2::text AS b, $3::text AS c, $4::text AS d, $5::text AS e, "
+                     "$6::text AS f, $7::text AS g, $8::text AS h, $9::text AS i, $10::text AS j",
+                     "literal", std::nullopt, lvalue, not_terminated, opt_sv, opt_sv_null, opt_s, null_cstr,
+                     std::string("temporary"), nullptr);
+    CHECK_EQ(r.rows(), 1u);
+    CHECK_EQ(r.columns(), 10u);
+    CHECK_EQ(r.value(0, 0), std::optional<std::string_view>("literal"));
+    CHECK_EQ(r.value(0, 1), std::nullopt);
+    CHECK_EQ(r.value(0, 2), std::optional<std::string_view>("from a std::string"));
+    CHECK_EQ(r.value(0, 3), std::optional<std::string_view>("hello"));
+    CHECK_EQ(r.value(0, 4), std::optional<std::string_view>("opt view"));
+    CHECK_EQ(r.value(0, 5), std::nullopt);
+    CHECK_EQ(r.value(0, 6), std::optional<std::string_view>("opt string"));
+    CHECK_EQ(r.value(0, 7), std::nullopt);
+    CHECK_EQ(r.value(0, 8), std::optional<std::string_view>("temporary"));
+    CHECK_EQ(r.value(0, 9), std::nullopt);
+    CHECK(r.is_null(0, 1));
+    CHECK(!r.is_null(0, 0));
+
+    // Empty string is not NULL; UTF-8 passes through unchanged.
+    auto u = s.query("SELECT $1::text, length($1::text), $2::text", "", "straße ✓");
+    CHECK_EQ(u.value(0, 0), std::optional<std::string_view>(""));
+    CHECK_EQ(u.value(0, 1), std::optional<std::string_view>("0"));
+    CHECK_EQ(u.value(0, 2), std::optional<std::string_view>("straße ✓"));
+
+    // The vector overload.
+    const std::vector<std::optional<std::string>> params{std::string("a"), std::nullopt, std::string("c")};
+    auto v = s.query("SELECT $1::text, $2::text, $3::text", params);
+    CHECK_EQ(v.value(0, 0), std::optional<std::string_view>("a"));
+    CHECK_EQ(v.value(0, 1), std::nullopt);
+    CHECK_EQ(v.value(0, 2), std::optional<std::string_view>("c"));
+    auto empty_vec = s.query("SELECT 7", std::vector<std::optional<std::string>>{});
+    CHECK_EQ(empty_vec.value(0, 0), std::optional<std::string_view>("7"));
+
+    // No parameters: the simple protocol, several statements, the last one's result.
+    auto multi = s.query("SELECT 1; SELECT 2 AS two");
+    CHECK_EQ(multi.column_name(0), std::string_view("two"));
+    CHECK_EQ(multi.value(0, 0), std::optional<std::string_view>("2"));
+
+    // SQL given as std::string and as a (non-terminated) std::string_view.
+    const std::string sql = "SELECT $1::int * 2";
+    CHECK_EQ(s.query(sql, 21).value(0, 0), std::optional<std::string_view>("42"));
+    const std::string_view sql_view = std::string_view("SELECT 'view'::text trailing garbage").substr(0, 20);
+    CHECK_EQ(s.query(sql_view).value(0, 0), std::optional<std::string_view>("view"));
+}
+
+void test_typed_ints(pgsess::Session &s) {
+    const std::int64_t i64min = std::numeric_limits<std::int64_t>::min();
+    const std::int64_t i64max = std::numeric_limits<std::int64_t>::max();
+    const std::uint64_t u64max = std::numeric_limits<std::uint64_t>::max();
+    const short sh = -32768;
+    const unsigned int ui = 4000000000u;
+    const std::int8_t i8 = -5;
+    const std::uint8_t u8 = 200;
+    auto r = s.query("SELECT $1::int8, $2::int8, $3::numeric, $4::int2, $5::int8, $6::int, $7::int, $8::int + $9::int, "
+                     "$10::bool, $11::bool, $12::int, $13::text",
+                     i64min, i64max, u64max, sh, ui, i8, u8, 40, 2L, true, false, std::optional<int>(),
+                     std::optional<long long>(-1));
+    CHECK_EQ(r.value(0, 0), std::optional<std::string_view>("-9223372036854775808"));
+    CHECK_EQ(r.value(0, 1), std::optional<std::string_view>("9223372036854775807"));
+    CHECK_EQ(r.value(0, 2), std::optional<std::string_view>("18446744073709551615"));
+    CHECK_EQ(r.value(0, 3), std::optional<std::string_view>("-32768"));
+    CHECK_EQ(r.value(0, 4), std::optional<std::string_view>("4000000000"));
+    CHECK_EQ(r.value(0, 5), std::optional<std::string_view>("-5"));
+    CHECK_EQ(r.value(0, 6), std::optional<std::string_view>("200"));
+    CHECK_EQ(r.value(0, 7), std::optional<std::string_view>("42"));
+    CHECK_EQ(r.value(0, 8), std::optional<std::string_view>("t"));
+    CHECK_EQ(r.value(0, 9), std::optional<std::string_view>("f"));
+    CHECK_EQ(r.value(0, 10), std::nullopt);
+    CHECK_EQ(r.value(0, 11), std::optional<std::string_view>("-1"));
+
+    // What converts, at compile time: characters and pointers other than const char * do not.
+    static_assert(std::is_constructible_v<pgsess::Param, int>);
+    static_assert(std::is_constructible_v<pgsess::Param, unsigned long long>);
+    static_assert(std::is_constructible_v<pgsess::Param, std::optional<std::string_view>>);
+    static_assert(!std::is_constructible_v<pgsess::Param, char>);
+    static_assert(!std::is_constructible_v<pgsess::Param, int *>);
+    static_assert(!std::is_constructible_v<pgsess::Param, double>);
+    static_assert(!std::is_constructible_v<pgsess::Param, std::vector<int>>);
+}
+
+void test_iteration_and_columns(pgsess::Session &s) {
+    auto r = s.query("SELECT n, 'v' || n AS label, NULL::text AS nothing, n AS n FROM generate_series(1, 3) AS n");
+    CHECK_EQ(r.rows(), 3u);
+    CHECK_EQ(r.columns(), 4u);
+    CHECK(!r.empty());
+    CHECK_EQ(r.rows_affected(), 3u);
+    CHECK_EQ(r.column_name(0), std::string_view("n"));
+    CHECK_EQ(r.column_name(1), std::string_view("label"));
+    CHECK_EQ(r.column_type(0), 23u); // int4
+    CHECK_EQ(r.column_type(1), 25u); // text
+    CHECK_EQ(r.column_index("label"), std::optional<std::size_t>(1));
+    CHECK_EQ(r.column_index("n"), std::optional<std::size_t>(0)); // the first of two
+    CHECK_EQ(r.column_index("LABEL"), std::nullopt);              // case-sensitive
+    CHECK_EQ(r.column_index("missing"), std::nullopt);
+    CHECK_EQ(r.column_index(std::string_view("labelXX").substr(0, 5)), std::optional<std::size_t>(1));
+
+    std::size_t count = 0;
+    for (auto row : r) {
+        const std::string n = std::to_string(count + 1);
+        CHECK_EQ(row.index(), count);
+        CHECK_EQ(row.size(), 4u);
+        CHECK_EQ(row[0], std::optional<std::string_view>(n));
+        CHECK_EQ(row["n"], std::optional<std::string_view>(n));
+        CHECK_EQ(row["label"], std::optional<std::string_view>("v" + n));
+        CHECK_EQ(row[2], std::nullopt);
+        CHECK_EQ(row["nothing"], std::nullopt);
+        EXPECT_OUT_OF_RANGE(row[4]);
+        EXPECT_OUT_OF_RANGE(row["missing"]);
+        ++count;
+    }
+    CHECK_EQ(count, 3u);
+
+    // Standard algorithms work on the row range.
+    const auto big = std::count_if(r.begin(), r.end(), [](const pgsess::Row &row) { return row["n"] >= "2"; });
+    CHECK_EQ(big, 2);
+    CHECK_EQ(r.row(2)["label"], std::optional<std::string_view>("v3"));
+    CHECK_EQ(r.value(1, "label"), std::optional<std::string_view>("v2"));
+
+    // Bad indexes throw std::out_of_range.
+    EXPECT_OUT_OF_RANGE(r.value(3, 0));
+    EXPECT_OUT_OF_RANGE(r.value(0, 4));
+    EXPECT_OUT_OF_RANGE(r.value(0, "missing"));
+    EXPECT_OUT_OF_RANGE(r.is_null(9, 0));
+    EXPECT_OUT_OF_RANGE(r.column_name(4));
+    EXPECT_OUT_OF_RANGE(r.column_type(4));
+    EXPECT_OUT_OF_RANGE(r.row(3));
+    EXPECT_OUT_OF_RANGE(r[3][0]); // unchecked Row, checked on read
+
+    // A command without rows.
+    auto none = s.query("SELECT 1 WHERE false");
+    CHECK_EQ(none.rows(), 0u);
+    CHECK(none.empty());
+    CHECK(none.begin() == none.end());
+    CHECK_EQ(none.rows_affected(), 0u);
+
+    // callproc: quoted names, set-returning and scalar functions, integer arguments.
+    auto lower = s.callproc("lower", "ABC");
+    CHECK_EQ(lower.value(0, 0), std::optional<std::string_view>("abc"));
+    auto upper = s.callproc("pg_catalog.upper", std::string("xyz"));
+    CHECK_EQ(upper.value(0, 0), std::optional<std::string_view>("XYZ"));
+    // (Arguments are untyped text: an overloaded name like generate_series would be ambiguous.)
+    auto rep = s.callproc("repeat", "ab", 3);
+    CHECK_EQ(rep.value(0, 0), std::optional<std::string_view>("ababab"));
+    auto series = s.callproc("regexp_split_to_table", "a,b,c", ",");
+    CHECK_EQ(series.rows(), 3u);
+    CHECK_EQ(series.value(2, 0), std::optional<std::string_view>("c"));
+    auto vec = s.callproc("regexp_split_to_table",
+                          std::vector<std::optional<std::string>>{std::string("x;y"), std::string(";")});
+    CHECK_EQ(vec.rows(), 2u);
+    auto null_arg = s.callproc("repeat", std::nullopt, 3);
+    CHECK_EQ(null_arg.value(0, 0), std::nullopt);
+    auto bad = EXPECT_ERROR(s.callproc("LOWER", "x")); // case-sensitive: no such function
+    if (bad)
+        CHECK_EQ(bad->code(), PGSESS_PROGRAMMING_ERROR);
+}
+
+void test_errors(pgsess::Session &s) {
+    // Division by zero: 22012, a data error.
+    auto e = EXPECT_ERROR(s.query("SELECT 1 / $1::int", 0));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_DATA_ERROR);
+        CHECK_EQ(e->category(), PGSESS_DATA_ERROR);
+        CHECK_EQ(e->sqlstate(), std::optional<std::string>("22012"));
+        CHECK_EQ(e->code_name(), std::string_view("PGSESS_DATA_ERROR"));
+        CHECK(contains(e->what(), "division by zero"));
+        // Copies share the fields.
+        const pgsess::Error copy = *e;
+        CHECK_EQ(copy.sqlstate(), std::optional<std::string>("22012"));
+        CHECK_EQ(std::string(copy.what()), std::string(e->what()));
+    }
+    // Catchable as std::runtime_error.
+    bool caught = false;
+    try {
+        s.query("SELECT 1/0");
+    } catch (const std::runtime_error &re) {
+        caught = contains(re.what(), "division by zero");
+    }
+    CHECK(caught);
+
+    // Syntax error: programming error, 42601.
+    e = EXPECT_ERROR(s.query("SELEKT 1"));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_PROGRAMMING_ERROR);
+        CHECK_EQ(e->sqlstate(), std::optional<std::string>("42601"));
+    }
+    // Undefined function: 42883 with a HINT.
+    e = EXPECT_ERROR(s.query("SELECT pgsess_cpptest_no_such_function(1)"));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_PROGRAMMING_ERROR);
+        CHECK_EQ(e->sqlstate(), std::optional<std::string>("42883"));
+        CHECK(e->hint().has_value());
+    }
+    // Unique violation: an integrity error with a DETAIL.
+    const std::string table = unique_name("err");
+    s.query("CREATE TABLE " + table + " (id int PRIMARY KEY)");
+    s.query("INSERT INTO " + table + " VALUES ($1)", 1);
+    e = EXPECT_ERROR(s.query("INSERT INTO " + table + " VALUES ($1)", 1));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_INTEGRITY_ERROR);
+        CHECK_EQ(e->category(), PGSESS_INTEGRITY_ERROR);
+        CHECK_EQ(e->sqlstate(), std::optional<std::string>("23505"));
+        CHECK(e->detail() && contains(*e->detail(), "already exists"));
+    }
+    s.query("DROP TABLE " + table);
+
+    // Configuration errors: no SQLSTATE, interface category.
+    e = EXPECT_ERROR(pgsess::Session("pgsess_cpptest_unset_variable"));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_CONFIG_ERROR);
+        CHECK_EQ(e->category(), PGSESS_INTERFACE_ERROR);
+        CHECK_EQ(e->sqlstate(), std::nullopt);
+        CHECK(contains(e->what(), "PGSQL_PGSESS_CPPTEST_UNSET_VARIABLE"));
+    }
+    pgsess::Options bad_url;
+    bad_url.db_url = "postgresql://user:sekrit-pw@host:notaport/db";
+    e = EXPECT_ERROR(pgsess::Session("ctest", bad_url));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_CONFIG_ERROR);
+        CHECK(!contains(e->what(), "sekrit-pw"));
+    }
+    pgsess::Options zero_pool;
+    zero_pool.pool_max_size = 0;
+    e = EXPECT_ERROR(pgsess::Session("ctest", zero_pool));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_CONFIG_ERROR);
+        CHECK_EQ(e->category(), PGSESS_INTERFACE_ERROR);
+    }
+    pgsess::Options zero_timeout;
+    zero_timeout.checkout_timeout_ms = 0;
+    e = EXPECT_ERROR(pgsess::Session("ctest", zero_timeout));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_CONFIG_ERROR);
+
+    // A NUL byte cannot cross the C API: refused, not truncated.
+    using namespace std::string_literals;
+    e = EXPECT_ERROR(s.query("SELECT $1::text", "a\0b"s));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    e = EXPECT_ERROR(s.query("SELECT $1::text", std::vector<std::optional<std::string>>{"a\0b"s}));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    e = EXPECT_ERROR(s.query("SELECT 1\0; DROP TABLE x"s));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    // A wrong parameter count fails (whatever the code, it is an Error).
+    EXPECT_ERROR(s.query("SELECT $1::int, $2::int", 1));
+
+    // Encodings.
+    s.set_encoding("utf-8");
+    s.set_encoding("UNICODE");
+    e = EXPECT_ERROR(s.set_encoding("LATIN1"));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_NOT_SUPPORTED_ERROR);
+
+    // The session still works after all of this.
+    CHECK_EQ(s.query("SELECT 'ok'::text").value(0, 0), std::optional<std::string_view>("ok"));
+}
+
+void test_transactions(pgsess::Session &s) {
+    const std::string table = unique_name("tx");
+    s.query("CREATE TABLE " + table + " (id int PRIMARY KEY, note text)");
+
+    // Commit.
+    {
+        auto tx = s.begin();
+        CHECK(tx.active());
+        auto r = tx.query("INSERT INTO " + table + " VALUES ($1, $2)", 1, "committed");
+        CHECK_EQ(r.rows_affected(), 1u);
+        // Not visible outside the transaction yet.
+        CHECK_EQ(count_rows(s, table), "0");
+        tx.commit();
+        CHECK(!tx.active());
+    }
+    CHECK_EQ(count_rows(s, table), "1");
+
+    // Destroyed without commit: rolled back.
+    {
+        auto tx = s.begin();
+        tx.query("INSERT INTO " + table + " VALUES ($1, $2)", 2, "dropped");
+        CHECK_EQ(tx.query("SELECT count(*) FROM " + table).value(0, 0), std::optional<std::string_view>("2"));
+    }
+    CHECK_EQ(count_rows(s, table), "1");
+
+    // Rolled back by an exception unwinding through it.
+    try {
+        auto tx = s.begin();
+        tx.query("INSERT INTO " + table + " VALUES ($1, $2)", 3, "unwound");
+        throw std::runtime_error("application failure");
+    } catch (const std::runtime_error &) {
+    }
+    CHECK_EQ(count_rows(s, table), "1");
+
+    // Explicit rollback; the transaction is then ended.
+    {
+        auto tx = s.begin();
+        tx.query("INSERT INTO " + table + " VALUES ($1, $2)", 4, "rolled back");
+        tx.rollback();
+        CHECK(!tx.active());
+        tx.rollback(); // harmless
+        auto e = EXPECT_ERROR(tx.query("SELECT 1"));
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+        e = EXPECT_ERROR(tx.commit());
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    }
+    CHECK_EQ(count_rows(s, table), "1");
+
+    // A failed statement: later statements fail with 25P02, commit reports the rollback.
+    {
+        auto tx = s.begin();
+        tx.query("INSERT INTO " + table + " VALUES ($1, $2)", 5, "doomed");
+        auto e = EXPECT_ERROR(tx.query("INSERT INTO " + table + " VALUES ($1, $2)", 1, "duplicate"));
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTEGRITY_ERROR);
+        e = EXPECT_ERROR(tx.query("SELECT 1"));
+        if (e)
+            CHECK_EQ(e->sqlstate(), std::optional<std::string>("25P02"));
+        e = EXPECT_ERROR(tx.commit());
+        if (e) {
+            CHECK_EQ(e->code(), PGSESS_TRANSACTION_ROLLBACK);
+            CHECK_EQ(e->category(), PGSESS_OPERATIONAL_ERROR);
+        }
+        CHECK(!tx.active()); // ended even though commit threw
+        e = EXPECT_ERROR(tx.commit());
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    }
+    CHECK_EQ(count_rows(s, table), "1");
+
+    // Moved transactions: the moved-from one is empty and its destruction does nothing.
+    {
+        auto tx = s.begin();
+        tx.query("INSERT INTO " + table + " VALUES ($1, $2)", 6, "moved");
+        pgsess::Transaction moved(std::move(tx));
+        CHECK(!tx.active());
+        CHECK(moved.active());
+        pgsess::Transaction assigned;
+        assigned = std::move(moved);
+        CHECK(!moved.active());
+        assigned.query("INSERT INTO " + table + " VALUES ($1, $2)", 7, "moved twice");
+        assigned.commit();
+    }
+    CHECK_EQ(count_rows(s, table), "3");
+
+    // Move-assigning over an open transaction rolls the old one back.
+    {
+        auto first = s.begin();
+        first.query("INSERT INTO " + table + " VALUES ($1, $2)", 8, "replaced");
+        first = s.begin();
+        first.query("INSERT INTO " + table + " VALUES ($1, $2)", 9, "kept");
+        first.commit();
+    }
+    CHECK_EQ(count_rows(s, table), "4");
+    auto kept = s.query("SELECT id FROM " + table + " WHERE id IN (8, 9) ORDER BY id");
+    CHECK_EQ(kept.rows(), 1u);
+    CHECK_EQ(kept.value(0, 0), std::optional<std::string_view>("9"));
+
+    // The vector overload inside a transaction.
+    {
+        auto tx = s.begin();
+        tx.query("INSERT INTO " + table + " VALUES ($1, $2)",
+                 std::vector<std::optional<std::string>>{std::string("10"), std::nullopt});
+        tx.commit();
+    }
+    auto ten = s.query("SELECT note IS NULL FROM " + table + " WHERE id = $1", 10);
+    CHECK_EQ(ten.value(0, 0), std::optional<std::string_view>("t"));
+
+    s.query("DROP TABLE " + table);
+}
+
+template <class T>
+void self_move_assign(T &a, T &b) {
+    a = std::move(b); // a and b are the same object
+}
+
+void test_moves(pgsess::Session &s) {
+    // Results.
+    pgsess::Results r1 = s.query("SELECT 'kept'::text AS v");
+    const std::string_view view = *r1.value(0, 0);
+    pgsess::Results r2(std::move(r1));
+    CHECK(!r1);
+    CHECK(r2);
+    CHECK_EQ(r1.rows(), 0u);
+    CHECK_EQ(r1.columns(), 0u);
+    CHECK(r1.begin() == r1.end());
+    CHECK_EQ(r1.rows_affected(), 0u);
+    CHECK_EQ(r1.backend_pid(), 0);
+    CHECK(r1.notices().empty());
+    EXPECT_OUT_OF_RANGE(r1.value(0, 0));
+    CHECK_EQ(r2.value(0, "v"), std::optional<std::string_view>("kept"));
+    CHECK_EQ(view, std::string_view("kept")); // views survive a move of their Results
+    pgsess::Results r3;
+    r3 = std::move(r2);
+    CHECK(!r2);
+    CHECK_EQ(r3.value(0, 0), std::optional<std::string_view>("kept"));
+    self_move_assign(r3, r3);
+    CHECK_EQ(r3.value(0, 0), std::optional<std::string_view>("kept"));
+    r3 = s.query("SELECT 'replaced'::text"); // frees the old results
+    CHECK_EQ(r3.value(0, 0), std::optional<std::string_view>("replaced"));
+    r3.reset();
+    CHECK(!r3);
+    r3.reset(); // harmless
+    // release() hands the handle to C.
+    pgsess::Results r4 = s.query("SELECT 1");
+    pgsess_results *raw = r4.release();
+    CHECK(!r4);
+    CHECK_EQ(pgsess_results_nrows(raw), 1u);
+    pgsess_results_free(raw);
+    // Results outlive their session.
+    {
+        pgsess::Results survivor;
+        {
+            auto short_lived = open_ctest();
+            survivor = short_lived.query("SELECT 'after close'::text");
+        }
+        CHECK_EQ(survivor.value(0, 0), std::optional<std::string_view>("after close"));
+    }
+
+    // Sessions.
+    pgsess::Session a = open_ctest();
+    pgsess::Session b(std::move(a));
+    CHECK(!a);
+    CHECK(b);
+    auto e = EXPECT_ERROR(a.query("SELECT 1"));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    e = EXPECT_ERROR(a.begin());
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    e = EXPECT_ERROR(a.callproc("lower", "x"));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    CHECK(!a.validate());
+    CHECK_EQ(a.backend_pid(), 0);
+    CHECK_EQ(a.pool_id(), std::string());
+    CHECK_EQ(a.encoding(), std::string());
+    CHECK_EQ(a.notices(), std::string());
+    CHECK_EQ(b.query("SELECT 2").value(0, 0), std::optional<std::string_view>("2"));
+    a = std::move(b); // a takes b's handle back
+    CHECK(a && !b);
+    self_move_assign(a, a);
+    CHECK(a.validate());
+    a = open_ctest(); // closes the old session
+    CHECK(a.validate());
+    pgsess::Session empty;
+    CHECK(!empty);
+    empty = pgsess::Session();
+    // Every moved-from or empty object here is destroyed at scope exit: valgrind checks that
+    // nothing is freed twice.
+}
+
+void test_exhaustion() {
+    pgsess::Options opts;
+    opts.pool_max_size = 1;
+    opts.checkout_timeout_ms = 300;
+    opts.pool_idle_ttl = 0;
+    auto one = open_ctest(opts);
+
+    auto held = one.query("SELECT 1");
+    const auto start = std::chrono::steady_clock::now();
+    auto e = EXPECT_ERROR(one.query("SELECT 2"));
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_POOL_EXHAUSTED);
+        CHECK_EQ(e->category(), PGSESS_OPERATIONAL_ERROR);
+        CHECK_EQ(e->sqlstate(), std::nullopt);
+        CHECK(contains(e->what(), "exhausted"));
+        CHECK(contains(e->what(), "1 results not yet freed"));
+    }
+    CHECK(waited >= 250);
+    CHECK(waited < 5000);
+    e = EXPECT_ERROR(one.begin());
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_POOL_EXHAUSTED);
+    e = EXPECT_ERROR(one.callproc("lower", "x"));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_POOL_EXHAUSTED);
+
+    // Moving the results moves the connection with them; only freeing returns it.
+    pgsess::Results moved = std::move(held);
+    e = EXPECT_ERROR(one.query("SELECT 2"));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_POOL_EXHAUSTED);
+    moved.reset();
+    CHECK_EQ(one.query("SELECT 2").value(0, 0), std::optional<std::string_view>("2"));
+
+    // Move-assignment frees the results it replaces.
+    {
+        pgsess::Results a = one.query("SELECT 3");
+        pgsess::Results b;
+        b = std::move(a);
+        b = pgsess::Results();
+        CHECK_EQ(one.query("SELECT 4").value(0, 0), std::optional<std::string_view>("4"));
+    }
+
+    // Results of a transaction keep its connection after commit, until freed.
+    {
+        auto tx = one.begin();
+        auto r = tx.query("SELECT 5");
+        tx.commit();
+        e = EXPECT_ERROR(one.query("SELECT 6"));
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_POOL_EXHAUSTED);
+        CHECK_EQ(r.value(0, 0), std::optional<std::string_view>("5"));
+    }
+    // A transaction destroyed without commit returns its connection too.
+    {
+        auto tx = one.begin();
+        tx.query("SELECT 7");
+    }
+    CHECK_EQ(one.query("SELECT 8").value(0, 0), std::optional<std::string_view>("8"));
+    CHECK(one.validate());
+}
+
+void test_session_helpers(pgsess::Session &s) {
+    CHECK_EQ(pgsess::version(), std::string_view(pgsess_version()));
+    CHECK_EQ(pgsess::code_name(PGSESS_POOL_EXHAUSTED), std::string_view("PGSESS_POOL_EXHAUSTED"));
+    CHECK(s.validate());
+    CHECK_EQ(s.encoding(), std::string("UTF8"));
+    CHECK(!s.pool_id().empty());
+    auto other = open_ctest();
+    CHECK_EQ(other.pool_id(), s.pool_id()); // same URI and options: same pool
+    pgsess::Options small;
+    small.pool_max_size = 2;
+    auto different = open_ctest(small);
+    CHECK(different.pool_id() != s.pool_id());
+
+    auto r = s.query("SELECT pg_backend_pid()");
+    CHECK(r.backend_pid() > 0);
+    CHECK_EQ(r.value(0, 0), std::optional<std::string_view>(std::to_string(r.backend_pid())));
+    CHECK(s.backend_pid() > 0);
+
+    auto n = s.query("DO $$BEGIN RAISE NOTICE 'hello from cpp'; RAISE WARNING 'careful'; END$$");
+    const std::vector<std::string_view> notices = n.notices();
+    CHECK_EQ(notices.size(), 2u);
+    if (notices.size() == 2) {
+        CHECK_EQ(notices[0], std::string_view("NOTICE:  hello from cpp\n"));
+        CHECK_EQ(notices[1], std::string_view("WARNING:  careful\n"));
+    }
+    const std::string all = s.notices();
+    CHECK(contains(all, "NOTICE:  hello from cpp\n"));
+    CHECK(contains(all, "WARNING:  careful\n"));
+}
+
+void test_threads(pgsess::Session &s) {
+    constexpr int kThreads = 4;
+    constexpr int kQueries = 10;
+    std::atomic<int> ok{0};
+    std::atomic<int> bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&s, &ok, &bad, t] {
+            for (int i = 0; i < kQueries; ++i) {
+                try {
+                    auto r = s.query("SELECT $1::int * 1000 + $2::int", t, i);
+                    if (r.value(0, 0) == std::optional<std::string_view>(std::to_string(t * 1000 + i)))
+                        ++ok;
+                    else
+                        ++bad;
+                } catch (const std::exception &e) {
+                    std::cerr << "thread " << t << ": " << e.what() << std::endl;
+                    ++bad;
+                }
+            }
+        });
+    }
+    for (auto &th : threads)
+        th.join();
+    CHECK_EQ(ok.load(), kThreads * kQueries);
+    CHECK_EQ(bad.load(), 0);
+}
+
+void run(const char *name, const std::function<void()> &f) {
+    std::cout << "== " << name << std::endl;
+    try {
+        f();
+    } catch (const pgsess::Error &e) {
+        check(false, (std::string(name) + ": unexpected pgsess::Error " + std::string(e.code_name()) + " " +
+                      (e.sqlstate() ? *e.sqlstate() : std::string("-")) + ": " + e.what())
+                         .c_str(),
+              __FILE__, __LINE__);
+    } catch (const std::exception &e) {
+        check(false, (std::string(name) + ": unexpected exception: " + e.what()).c_str(), __FILE__, __LINE__);
+    }
+}
+
+} // namespace
+
+int main() {
+    const char *uri = std::getenv("PGSQL_CTEST");
+    if (uri == nullptr || *uri == '\0') {
+        std::cerr << "PGSQL_CTEST is not set; export it to a PostgreSQL URI" << std::endl;
+        return 2;
+    }
+    std::cout << "pgsess " << pgsess::version() << " C++ tests" << std::endl;
+    try {
+        pgsess::Session s = open_ctest();
+        run("params and NULL", [&] { test_params_and_null(s); });
+        run("typed integers", [&] { test_typed_ints(s); });
+        run("iteration and columns", [&] { test_iteration_and_columns(s); });
+        run("errors", [&] { test_errors(s); });
+        run("transactions", [&] { test_transactions(s); });
+        run("moves", [&] { test_moves(s); });
+        run("exhaustion", [] { test_exhaustion(); });
+        run("session helpers", [&] { test_session_helpers(s); });
+        run("threads", [&] { test_threads(s); });
+    } catch (const pgsess::Error &e) {
+        check(false, (std::string("open session \"ctest\": ") + e.what()).c_str(), __FILE__, __LINE__);
+    }
+    std::cout << g_passed << " passed, " << g_failed << " failed" << std::endl;
+    return g_failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,414 @@
+//! Values: every type as the server writes it. Each expression of the table is read through
+//! pgsess and through psql (libpq) under each combination of session settings; the two texts
+//! must be equal byte for byte, and the column type OID must be the expression's type.
+//! Then typed getters, row access, JSON, the seed's Results members, PQexecParams-shaped
+//! parameters and streaming.
+
+mod support;
+
+use std::sync::OnceLock;
+
+use pgsess::conn::Param;
+use pgsess::results::typed::GetError;
+use pgsess::{Code, Session, SessionOptions};
+
+/// A session on a pool of its own (tests run in parallel; `SET` must not cross between them).
+fn session(pool: u32, test: &str) -> Session {
+    let uri = format!("{}?application_name={test}", support::shared().uri());
+    let mut o = SessionOptions { db_url: Some(uri), ..Default::default() };
+    o.set_pool_max_size(pool).unwrap();
+    Session::open("x", &o).unwrap()
+}
+
+/// Types the table needs: contrib extensions, an enum, a domain, a composite.
+fn setup() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        support::shared().psql(
+            "CREATE EXTENSION IF NOT EXISTS hstore; CREATE EXTENSION IF NOT EXISTS citext; \
+             CREATE EXTENSION IF NOT EXISTS ltree; \
+             DO $$BEGIN CREATE TYPE fid_mood AS ENUM ('sad', 'ok', 'happy'); EXCEPTION WHEN duplicate_object THEN NULL; END$$; \
+             DO $$BEGIN CREATE DOMAIN fid_posint AS int CHECK (VALUE > 0); EXCEPTION WHEN duplicate_object THEN NULL; END$$; \
+             DO $$BEGIN CREATE TYPE fid_pair AS (label text, at timestamptz); EXCEPTION WHEN duplicate_object THEN NULL; END$$;",
+        );
+    });
+}
+
+/// The fidelity table: at least one value of every base type users meet, with edge cases.
+const EXPRESSIONS: &[&str] = &[
+    // integers and oid
+    "0::int2",
+    "(-32768)::int2",
+    "32767::int2",
+    "(-2147483648)::int4",
+    "2147483647::int4",
+    "(-9223372036854775808)::int8",
+    "9223372036854775807::int8",
+    "4294967295::oid",
+    // floating point (extra_float_digits matters)
+    "1.5::float4",
+    "0.1::float4",
+    "3.4028235e38::float4",
+    "1e-45::float4",
+    "'NaN'::float4",
+    "'-Infinity'::float4",
+    "'-0'::float4",
+    "0.1::float8",
+    "(1.0/3)::float8",
+    "1e300::float8",
+    "5e-324::float8",
+    "'Infinity'::float8",
+    "'-0'::float8",
+    "123456789.123456789::float8",
+    // numeric, money, bits
+    "123456789012345678901234567890.000000000001::numeric",
+    "'NaN'::numeric",
+    "'Infinity'::numeric",
+    "'-Infinity'::numeric",
+    "(-0.00)::numeric(5,2)",
+    "1e-20::numeric",
+    "(2::numeric ^ 100)",
+    "(1.0/3)::numeric",
+    "12.34::money",
+    "(-1234567.891)::money",
+    "B'1010'::bit(4)",
+    "B'101'::varbit",
+    "B''::varbit",
+    // booleans, text kinds
+    "true",
+    "false",
+    "'héllo wörld ✓'::text",
+    "''::text",
+    "E'line1\\nline2\\ttab'::text",
+    "'a\"b\\c''d'::varchar(10)",
+    "'ab'::char(5)",
+    "'pg_class'::name",
+    "'a'::\"char\"",
+    "'MiXeD Case'::citext",
+    // bytea (bytea_output matters)
+    "'\\x00ff10'::bytea",
+    "''::bytea",
+    "convert_to('quote''s \\ back', 'UTF8')",
+    "decode('deadbeef', 'hex')",
+    // date and time (DateStyle, TimeZone, IntervalStyle matter)
+    "'2024-02-29'::date",
+    "'4713-01-01 BC'::date",
+    "'5874897-12-31'::date",
+    "'infinity'::date",
+    "'-infinity'::date",
+    "'23:59:59.999999'::time",
+    "'00:00'::time",
+    "'12:34:56.789+05:30'::timetz",
+    "'01:02:03-08'::timetz",
+    "'2024-07-01 12:34:56.789'::timestamp",
+    "'0044-03-15 12:00:00 BC'::timestamp",
+    "'infinity'::timestamp",
+    "'2024-07-01 12:34:56.789+02'::timestamptz",
+    "'2024-01-15 03:00:00+00'::timestamptz",
+    "'2024-03-10 07:30:00+00'::timestamptz",
+    "'2024-11-03 06:30:00+00'::timestamptz",
+    "'1900-01-01 00:00:00+00'::timestamptz",
+    "'0100-06-01 12:00:00+00 BC'::timestamptz",
+    "'-infinity'::timestamptz",
+    "'294276-12-31 23:59:59+00'::timestamptz",
+    "'1 year 2 mons 3 days 04:05:06.7'::interval",
+    "'-1 day -00:00:01'::interval",
+    "'1 year -1 month 2 days -3 hours'::interval",
+    "'0'::interval",
+    "'178000000 years'::interval",
+    "'0.000001 seconds'::interval",
+    "'-2 years -3 mons'::interval",
+    // uuid, json
+    "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid",
+    "'{\"a\": [1, 2.50, null], \"b\": \"x\"}'::json",
+    "'{\"a\": [1, 2.50, null], \"b\": \"x\", \"a\": 3}'::jsonb",
+    "'[]'::jsonb",
+    "'\"str\"'::jsonb",
+    "'$.a[*] ? (@ > 1)'::jsonpath",
+    // geometric
+    "'(1.5,2)'::point",
+    "'{1,-1,0}'::line",
+    "'[(0,0),(1,1)]'::lseg",
+    "'((0,0),(1,1))'::box",
+    "'[(0,0),(1,1),(2,0)]'::path",
+    "'((0,0),(1,1),(2,0))'::path",
+    "'((0,0),(1,1),(2,0))'::polygon",
+    "'<(0,0),1.5>'::circle",
+    // network
+    "'192.168.1.5/24'::inet",
+    "'::ffff:1.2.3.4'::inet",
+    "'2001:db8::1/64'::inet",
+    "'10.0.0.0/8'::cidr",
+    "'08:00:2b:01:02:03'::macaddr",
+    "'08:00:2b:01:02:03:04:05'::macaddr8",
+    // text search, xml, lsn, system types
+    "'a fat cat sat on a mat'::tsvector",
+    "to_tsvector('english', 'The Fat Rats')",
+    "'fat & (rat | cat)'::tsquery",
+    "'<a href=\"x\">t&amp;</a>'::xml",
+    "'16/B374D848'::pg_lsn",
+    "'pg_class'::regclass",
+    "'int4'::regtype",
+    "'now'::regproc",
+    "'sum(int4)'::regprocedure",
+    "'+(int4,int4)'::regoperator",
+    "'pg_catalog'::regnamespace",
+    "'postgres'::regrole",
+    "'english'::regconfig",
+    "'1 2 3'::int2vector",
+    "'23 25'::oidvector",
+    "'(1,2)'::tid",
+    "'123'::xid",
+    "'10:20:10,14,15'::pg_snapshot",
+    "'=r/postgres'::aclitem",
+    // arrays
+    "ARRAY[1,2,NULL]::int4[]",
+    "ARRAY[[1,2],[3,4]]",
+    "'[0:2]={1,2,3}'::int[]",
+    "'[-1:0][2:3]={{1,2},{3,4}}'::int[]",
+    "ARRAY[[[1]],[[2]]]",
+    "'{}'::int[]",
+    "ARRAY['a b','c\"d',NULL,'','NULL','x,y','{z}','back\\slash']::text[]",
+    "ARRAY[1.5,NULL,'NaN']::float8[]",
+    "ARRAY['2024-01-01 00:00:00+00', '2024-07-01 00:00:00+00']::timestamptz[]",
+    "ARRAY[true,false]",
+    "ARRAY['\\x01ff'::bytea, NULL]",
+    "ARRAY['((0,0),(1,1))'::box, '((2,2),(3,3))'::box]",
+    "ARRAY['1 day'::interval]",
+    "ARRAY['2024-02-29'::date]",
+    "ARRAY[ROW(1,'a')]",
+    "ARRAY['{\"k\": 1}'::jsonb]",
+    "ARRAY['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid]",
+    // ranges and multiranges
+    "int4range(1, 10)",
+    "'empty'::int4range",
+    "int8range(NULL, 5)",
+    "numrange(1.5, 2.5, '[]')",
+    "daterange('2024-01-01', '2024-12-31')",
+    "tsrange('2024-01-01 10:00', NULL)",
+    "tstzrange('2024-01-01 10:00+00', '2024-06-01 10:00+00')",
+    "'{[1,3), [5,7)}'::int4multirange",
+    "'{}'::datemultirange",
+    "'{[2024-01-01 00:00+00, 2024-02-01 00:00+00)}'::tstzmultirange",
+    // composites, records, enums, domains
+    "ROW(1, 'a b', NULL)",
+    "ROW(1, ROW(2, 'x\"y'))",
+    "ROW('2024-07-01 00:00+00'::timestamptz, '')",
+    "('lbl', '2024-07-01 00:00+00')::fid_pair",
+    "'happy'::fid_mood",
+    "ARRAY['sad', 'ok']::fid_mood[]",
+    "7::fid_posint",
+    // contrib
+    "'a=>1, b=>NULL, \"c d\"=>\"e,f\"'::hstore",
+    "'Top.Science.Astronomy'::ltree",
+    "'*.Science.*'::lquery",
+];
+
+/// Session settings the table runs under (applied with SET on the session's one connection).
+const SETTINGS: &[&str] = &[
+    "RESET ALL",
+    "SET TimeZone = 'America/New_York'",
+    "SET TimeZone = 'Asia/Kolkata'; SET DateStyle = 'SQL, DMY'",
+    "SET TimeZone = 'Australia/Lord_Howe'; SET DateStyle = 'Postgres, MDY'",
+    "SET DateStyle = 'German'; SET IntervalStyle = 'sql_standard'; SET extra_float_digits = 0",
+    "SET bytea_output = 'escape'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = -15",
+    "SET IntervalStyle = 'postgres_verbose'; SET extra_float_digits = 3; SET TimeZone = 'UTC'",
+    "SET DateStyle = 'ISO, DMY'; SET TimeZone = 'Pacific/Chatham'; SET extra_float_digits = 2",
+    "SET TimeZone = 'America/St_Johns'; SET DateStyle = 'SQL, MDY'; SET IntervalStyle = 'postgres'",
+    "SET DateStyle = 'Postgres, DMY'; SET TimeZone = 'Europe/Berlin'; SET bytea_output = 'hex'",
+];
+
+#[test]
+fn every_value_equals_libpq_under_every_setting() {
+    setup();
+    assert!(EXPRESSIONS.len() >= 120 && SETTINGS.len() >= 8);
+    let c = support::shared();
+    let s = session(1, "fidelity"); // one connection: SET applies to every later statement of the session
+    let select = format!("SELECT {}", EXPRESSIONS.join(", "));
+    let type_oids = c.psql_row(&format!(
+        "SELECT {}",
+        // RowDescription (and so PQftype) names a domain's base type.
+        EXPRESSIONS
+            .iter()
+            .map(|e| format!(
+                "(SELECT CASE typtype WHEN 'd' THEN typbasetype ELSE oid END FROM pg_type WHERE oid = pg_typeof({e}))"
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let mut diffs = Vec::new();
+    for settings in SETTINGS {
+        s.query("RESET ALL", &[]).unwrap();
+        s.query(settings, &[]).unwrap();
+        let ours = s.query(&select, &[]).unwrap_or_else(|e| panic!("{settings}: {e}"));
+        let libpq = c.psql_row(&format!("{settings}; {select}"));
+        assert_eq!(libpq.len(), EXPRESSIONS.len());
+        for (i, expr) in EXPRESSIONS.iter().enumerate() {
+            let v = String::from_utf8(ours.set.value(0, i).expect("not NULL").to_vec()).unwrap();
+            if v != libpq[i] {
+                diffs.push(format!("[{settings}] {expr}: pgsess {v:?} libpq {:?}", libpq[i]));
+            }
+            if ours.set.columns[i].type_oid.to_string() != type_oids[i] {
+                diffs.push(format!(
+                    "{expr}: type oid {} but pg_typeof says {}",
+                    ours.set.columns[i].type_oid, type_oids[i]
+                ));
+            }
+        }
+    }
+    let total = EXPRESSIONS.len() * SETTINGS.len();
+    assert!(diffs.is_empty(), "{} of {total} values differ:\n{}", diffs.len(), diffs.join("\n"));
+    eprintln!(
+        "fidelity: {} expressions x {} settings = {total} values equal to libpq",
+        EXPRESSIONS.len(),
+        SETTINGS.len()
+    );
+}
+
+#[test]
+fn typed_getters_convert_by_type_and_refuse_what_does_not_fit() {
+    setup();
+    let s = session(2, "getters");
+    let r = s
+        .query(
+            "SELECT 42::int2, -7::int8, 4294967295::oid, 2.5::float4, 1e308::float8, 12.25::numeric, \
+             'NaN'::numeric, true, '\\x00ff00'::bytea, 'text'::text, NULL::int4, \
+             '2000-01-01 02:00:00.5+02'::timestamptz, '1970-01-02'::date, 'infinity'::timestamp, \
+             1e400::numeric, '99999999999999999999'::numeric",
+            &[],
+        )
+        .unwrap();
+    let set = &r.set;
+    assert_eq!(set.get_int64(0, 0), Ok(42));
+    assert_eq!(set.get_int64(0, 1), Ok(-7));
+    assert_eq!(set.get_int64(0, 2), Ok(4_294_967_295));
+    assert_eq!(set.get_double(0, 3), Ok(2.5));
+    assert_eq!(set.get_double(0, 4), Ok(1e308));
+    assert_eq!(set.get_double(0, 5), Ok(12.25));
+    assert!(set.get_double(0, 6).unwrap().is_nan());
+    assert_eq!(set.get_bool(0, 7), Ok(true));
+    assert_eq!(r.bytes(0, 8), Ok(&[0u8, 255, 0][..]));
+    assert_eq!(r.bytes(0, 9), Ok(&b"text"[..]));
+    assert_eq!(set.get_epoch_micros(0, 11), Ok(946_684_800_500_000));
+    assert_eq!(set.get_epoch_micros(0, 12), Ok(86_400_000_000));
+    assert_eq!(set.get_epoch_micros(0, 13), Ok(i64::MAX));
+    // Refusals, each distinct.
+    assert_eq!(set.get_int64(0, 10), Err(GetError::Null));
+    assert_eq!(set.get_int64(0, 9), Err(GetError::TypeMismatch));
+    assert_eq!(set.get_bool(0, 0), Err(GetError::TypeMismatch));
+    assert_eq!(set.get_int64(1, 0), Err(GetError::OutOfRange));
+    assert_eq!(set.get_int64(0, 99), Err(GetError::OutOfRange));
+    assert_eq!(set.get_double(0, 14), Err(GetError::Overflow));
+    assert_eq!(set.get_int64(0, 15), Err(GetError::TypeMismatch), "numeric is not an integer type");
+    // A DateStyle other than ISO is reported, not misread.
+    let one = session(1, "getters_datestyle");
+    one.query("SET DateStyle = 'German'", &[]).unwrap();
+    let g = one.query("SELECT '2024-07-01'::date", &[]).unwrap();
+    assert_eq!(g.set.get_epoch_micros(0, 0), Err(GetError::Unsupported));
+    drop(g); // results hold the pool's one connection until dropped
+    one.query("RESET DateStyle", &[]).unwrap();
+}
+
+#[test]
+fn seed_results_members_and_json() {
+    setup();
+    let s = session(2, "seed");
+    let r = s
+        .query("SELECT 1 AS a, 'x' AS b, 2 AS a, '{\"k\": [1]}'::jsonb AS j, NULL::text AS n, 'NaN'::float8 AS f", &[])
+        .unwrap();
+    assert_eq!(r.set.to_json(), r#"[{"a":2,"b":"x","j":{"k": [1]},"n":null,"f":"NaN"}]"#);
+    assert_eq!(r.set.command_tag, "SELECT 1");
+    assert_eq!(r.set.count(), 1);
+    drop(r);
+    let r = s.query("CREATE TEMP TABLE seed_t (x int)", &[]).unwrap();
+    assert_eq!((r.set.command_tag.as_str(), r.set.count(), r.set.to_json()), ("CREATE TABLE", -1, "[]".to_string()));
+    drop(r);
+    let r = s.query("SELECT 1 WHERE false", &[]).unwrap();
+    assert_eq!((r.set.count(), r.set.to_json(), r.set.row_json(0)), (0, "[]".to_string(), None));
+    assert_eq!(r.sql, "SELECT 1 WHERE false");
+}
+
+#[test]
+fn pqexecparams_shape_binary_bytea_and_declared_types() {
+    setup();
+    let s = session(2, "params");
+    let blob: &[u8] = &[0, 1, 0, 255, b'\\', 0];
+    let r = s
+        .query_params(
+            "SELECT $1::bytea, length($1::bytea), pg_typeof($2)::text, $2 + 1, $3::text IS NULL",
+            &[0, 20, 0],
+            &[
+                Param { value: Some(blob), binary: true },
+                Param { value: Some(b"41"), binary: false },
+                Param { value: None, binary: false },
+            ],
+        )
+        .unwrap();
+    assert_eq!(r.bytes(0, 0), Ok(blob));
+    assert_eq!(r.set.value(0, 1), Some(&b"6"[..]));
+    assert_eq!(r.set.value(0, 2), Some(&b"bigint"[..]), "the declared type is used");
+    assert_eq!(r.set.value(0, 3), Some(&b"42"[..]));
+    assert_eq!(r.set.value(0, 4), Some(&b"t"[..]));
+    drop(r);
+    // Binary int4 (network order) with its declared type.
+    let r =
+        s.query_params("SELECT $1 * 2", &[23], &[Param { value: Some(&7i32.to_be_bytes()), binary: true }]).unwrap();
+    assert_eq!(r.set.value(0, 0), Some(&b"14"[..]));
+    drop(r);
+    // No parameters: still one statement on the extended protocol.
+    assert_eq!(s.query_params("SELECT 1; SELECT 2", &[], &[]).err().unwrap().code, Code::PGSESS_PROGRAMMING_ERROR);
+}
+
+#[test]
+fn streaming_holds_one_chunk_at_a_time() {
+    setup();
+    let s = session(1, "stream");
+    let total = 250_000usize;
+    let chunk = 1_000u32;
+    let mut stream = s
+        .query_stream(
+            "SELECT i, repeat('x', 50) FROM generate_series(1, $1::int) i",
+            &[Some(total.to_string().as_bytes())],
+            chunk,
+        )
+        .unwrap();
+    let (mut seen, mut chunks, mut max_bytes) = (0usize, 0usize, 0usize);
+    while let Some(part) = stream.next_chunk().unwrap() {
+        assert!(part.set.nrows() <= chunk as usize);
+        for row in 0..part.set.nrows() {
+            seen += 1;
+            assert_eq!(part.set.value(row, 0), Some(seen.to_string().as_bytes()));
+        }
+        max_bytes = max_bytes.max(part.set.heap_bytes());
+        chunks += 1;
+    }
+    assert_eq!((seen, chunks), (total, total / chunk as usize), "no empty trailing chunk");
+    assert!(max_bytes < 512 * 1024, "a chunk held {max_bytes} bytes");
+    drop(stream);
+    // The connection is back and clean: a pool of one serves the next statement.
+    assert_eq!(s.query("SELECT 5", &[]).unwrap().set.value(0, 0), Some(&b"5"[..]));
+
+    // Abandoned half way: the rest is discarded, the connection reused.
+    let mut stream = s.query_stream("SELECT generate_series(1, 100000)", &[], 100).unwrap();
+    let first = stream.next_chunk().unwrap().unwrap();
+    assert_eq!(first.set.nrows(), 100);
+    drop(first);
+    drop(stream);
+    assert_eq!(s.query("SELECT 6", &[]).unwrap().set.value(0, 0), Some(&b"6"[..]));
+
+    // An error in the first chunk fails the call; one in a later chunk fails that chunk.
+    assert!(s.query_stream("SELECT 1/0", &[], 10).is_err());
+    let mut stream = s.query_stream("SELECT 10 / (5 - i) FROM generate_series(1, 10) i", &[], 2).unwrap();
+    assert_eq!(stream.next_chunk().unwrap().unwrap().set.nrows(), 2);
+    let e = loop {
+        match stream.next_chunk() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("division by zero was not reported"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(e.code, Code::PGSESS_DATA_ERROR);
+    assert!(stream.next_chunk().unwrap().is_none());
+    drop(stream);
+    assert_eq!(s.query("SELECT 7", &[]).unwrap().set.value(0, 0), Some(&b"7"[..]));
+}
