@@ -736,108 +736,194 @@ static long maxrss_kb(void)
     return ru.ru_maxrss; /* kilobytes on Linux */
 }
 
+/* VmHWM of /proc/self/status in kB (this address space's peak, reset by exec), -1 if unknown. */
+static long vmhwm_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) {
+            v = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
 /* The child: connect, warm up, baseline, fetch and read the bulk result, peak. */
 static int mem_child(const char *side)
 {
     struct bulk_sum sum;
-    long base, peak;
+    long base, peak, hbase, hpeak;
     unsigned long long dummy = 0;
     if (strcmp(side, "pgsess") == 0) {
         pgsess_session *s = ps_open(1);
         pgsess_error *err = NULL;
         pgsess_results *r;
         rt_pgsess(s, 0, 10, &dummy);
-        base = maxrss_kb();
+        base = maxrss_kb(), hbase = vmhwm_kb();
         r = pgsess_query(s, BULK_SQL, 0, NULL, &err);
         if (r == NULL)
             die("pgsess_query(%s) failed: %s", BULK_SQL, emsg(err));
         bulk_read_pgsess(r, &sum);
-        peak = maxrss_kb();
+        peak = maxrss_kb(), hpeak = vmhwm_kb();
         pgsess_results_free(r);
         pgsess_close(s);
     } else if (strcmp(side, "libpq") == 0) {
         PGconn *c = pq_connect();
         PGresult *r;
         rt_libpq(c, 0, 10, &dummy);
-        base = maxrss_kb();
+        base = maxrss_kb(), hbase = vmhwm_kb();
         r = PQexec(c, BULK_SQL);
         if (PQresultStatus(r) != PGRES_TUPLES_OK)
             die("PQexec(%s) failed: %s", BULK_SQL, PQerrorMessage(c));
         bulk_read_libpq(r, &sum);
-        peak = maxrss_kb();
+        peak = maxrss_kb(), hpeak = vmhwm_kb();
         PQclear(r);
         PQfinish(c);
     } else {
         die("mem: side must be pgsess or libpq");
         return 2;
     }
-    printf("MEM %ld %ld %ld %llu %llu\n", base, peak, sum.rows, sum.len, sum.first);
+    printf("MEM %ld %ld %ld %ld %ld %llu %llu\n", base, peak, hbase, hpeak, sum.rows, sum.len, sum.first);
     return 0;
 }
 
 static char SELF[4096];
 
-/* Runs "SELF mem SIDE TABLE ROWS" and returns peak - baseline in KiB. */
-static double mem_run(const char *side)
+/*
+ * ru_maxrss survives execve: a child forked from this (by then large) process and exec'd starts
+ * with the parent's high-water mark, which would hide the baseline. So the memory children are
+ * launched by a spawner forked at start-up, while this process is still small: it reads
+ * "SIDE TABLE ROWS" lines and answers each with the child's MEM line (or FAIL).
+ */
+static FILE *SPAWN_REQ, *SPAWN_RESP;
+static pid_t SPAWNER;
+static long SPAWNER_MAXRSS;
+
+static void spawner_loop(int in_fd, int out_fd)
 {
-    int fd[2], status;
-    pid_t pid;
-    char buf[256];
-    ssize_t n, got = 0;
-    long base, peak;
-    struct bulk_sum sum;
-    if (pipe(fd) != 0)
+    FILE *in = fdopen(in_fd, "r");
+    char line[512];
+    if (in == NULL)
+        _exit(1);
+    while (fgets(line, sizeof line, in)) {
+        char side[16], table[128], rows[24];
+        int status;
+        pid_t pid;
+        if (sscanf(line, "%15s %127s %23s", side, table, rows) != 3)
+            break;
+        pid = fork();
+        if (pid == 0) {
+            char *argv[6];
+            argv[0] = SELF;
+            argv[1] = (char *)"mem";
+            argv[2] = side;
+            argv[3] = table;
+            argv[4] = rows;
+            argv[5] = NULL;
+            dup2(out_fd, 1);
+            execv(SELF, argv);
+            _exit(127);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            char msg[64];
+            int len = snprintf(msg, sizeof msg, "FAIL %d\n", pid < 0 ? -1 : status);
+            if (write(out_fd, msg, (size_t)len) < 0)
+                _exit(1);
+        }
+    }
+    _exit(0);
+}
+
+static void start_spawner(void)
+{
+    int req[2], resp[2];
+    SPAWNER_MAXRSS = maxrss_kb();
+    if (pipe(req) != 0 || pipe(resp) != 0)
         die("pipe: %s", strerror(errno));
     fflush(stdout);
-    pid = fork();
-    if (pid < 0)
+    SPAWNER = fork();
+    if (SPAWNER < 0)
         die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        char *argv[6], rows[24];
-        snprintf(rows, sizeof rows, "%ld", BULK_ROWS);
-        argv[0] = SELF;
-        argv[1] = (char *)"mem";
-        argv[2] = (char *)side;
-        argv[3] = BULK_TABLE;
-        argv[4] = rows;
-        argv[5] = NULL;
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        execv(SELF, argv);
-        _exit(127);
+    if (SPAWNER == 0) {
+        close(req[1]);
+        close(resp[0]);
+        spawner_loop(req[0], resp[1]);
     }
-    close(fd[1]);
-    while (got < (ssize_t)sizeof buf - 1 && (n = read(fd[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
-        got += n;
-    buf[got] = '\0';
-    close(fd[0]);
-    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        die("mem child (%s) failed", side);
-    if (sscanf(buf, "MEM %ld %ld %ld %llu %llu", &base, &peak, &sum.rows, &sum.len, &sum.first) != 5)
-        die("mem child (%s) printed: %s", side, buf);
+    close(req[0]);
+    close(resp[1]);
+    SPAWN_REQ = fdopen(req[1], "w");
+    SPAWN_RESP = fdopen(resp[0], "r");
+    if (SPAWN_REQ == NULL || SPAWN_RESP == NULL)
+        die("fdopen failed");
+}
+
+static void stop_spawner(void)
+{
+    if (SPAWN_REQ == NULL)
+        return;
+    fclose(SPAWN_REQ);
+    fclose(SPAWN_RESP);
+    SPAWN_REQ = SPAWN_RESP = NULL;
+    waitpid(SPAWNER, NULL, 0);
+}
+
+/* Runs "SELF mem SIDE TABLE ROWS" through the spawner; returns peak - baseline in KiB (ru_maxrss)
+ * and in *hwm_delta the same from VmHWM. */
+static double mem_run(const char *side, double *hwm_delta, long *base_kb)
+{
+    char buf[256];
+    long base, peak, hbase, hpeak;
+    struct bulk_sum sum;
+    fprintf(SPAWN_REQ, "%s %s %ld\n", side, BULK_TABLE, BULK_ROWS);
+    fflush(SPAWN_REQ);
+    if (fgets(buf, sizeof buf, SPAWN_RESP) == NULL)
+        die("memory child (%s): no answer from the spawner", side);
+    if (sscanf(buf, "MEM %ld %ld %ld %ld %ld %llu %llu", &base, &peak, &hbase, &hpeak, &sum.rows, &sum.len,
+               &sum.first) != 7)
+        die("memory child (%s) failed: %s", side, buf);
     check_bulk(side, &sum);
+    if (hbase >= 0 && base > hbase + 256)
+        printf("    warning: %s child's ru_maxrss baseline %ld kB exceeds its VmHWM %ld kB (inherited peak)\n",
+               side, base, hbase);
+    *hwm_delta = (double)(hpeak - hbase);
+    *base_kb = base;
     return (double)(peak - base);
 }
 
 static void workload_memory(void)
 {
     double *a = dalloc(MEM_RUNS), *b = dalloc(MEM_RUNS), *ratio = dalloc(MEM_RUNS);
-    long k;
-    printf("5. memory: peak RSS (getrusage ru_maxrss) minus a baseline before the bulk query, while the\n"
-           "   %ld-row result is held and every value read; child processes %s mem pgsess|libpq, %ld runs each\n",
-           BULK_ROWS, SELF, MEM_RUNS);
+    double *ah = dalloc(MEM_RUNS), *bh = dalloc(MEM_RUNS), *ab = dalloc(MEM_RUNS), *bb = dalloc(MEM_RUNS);
+    long k, base;
+    printf("5. memory: peak RSS (getrusage ru_maxrss) minus a baseline taken before the bulk query, while\n"
+           "   the %ld-row result is held and every value read; child processes \"bench mem pgsess|libpq\"\n"
+           "   (launched by a spawner forked at start-up, max RSS %ld kB), %ld runs each, alternating\n",
+           BULK_ROWS, SPAWNER_MAXRSS, MEM_RUNS);
     for (k = 0; k < MEM_RUNS; k++) {
-        a[k] = mem_run("pgsess") / 1024.0;
-        b[k] = mem_run("libpq") / 1024.0;
+        a[k] = mem_run("pgsess", &ah[k], &base) / 1024.0;
+        ab[k] = (double)base / 1024.0;
+        b[k] = mem_run("libpq", &bh[k], &base) / 1024.0;
+        bb[k] = (double)base / 1024.0;
+        ah[k] /= 1024.0;
+        bh[k] /= 1024.0;
         ratio[k] = a[k] / b[k];
     }
+    printf("    (the values are %.1f MiB of text, %ld cells)\n", (double)BULK_EXPECTED.len / 1048576.0, BULK_ROWS * 5);
+    print_stats("pgsess baseline (ru_maxrss)", "MiB", ab, MEM_RUNS);
+    print_stats("libpq baseline (ru_maxrss)", "MiB", bb, MEM_RUNS);
     print_stats("pgsess peak - baseline", "MiB", a, MEM_RUNS);
     print_stats("libpq peak - baseline", "MiB", b, MEM_RUNS);
+    print_stats("  cross-check: pgsess VmHWM delta", "MiB", ah, MEM_RUNS);
+    print_stats("  cross-check: libpq VmHWM delta", "MiB", bh, MEM_RUNS);
     print_stats("ratio pgsess/libpq", "", ratio, MEM_RUNS);
     add_row("5. memory: peak RSS holding the bulk result (minus baseline)", median(a, (size_t)MEM_RUNS),
             median(b, (size_t)MEM_RUNS), "MiB", median(ratio, (size_t)MEM_RUNS), LOWER, 1.00, "(assumed)");
-    free(a), free(b), free(ratio);
+    free(a), free(b), free(ratio), free(ah), free(bh), free(ab), free(bb);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1064,10 +1150,12 @@ static void cleanup_at_exit(void)
 
 static int run_all(void)
 {
-    PGconn *ctl = pq_connect(), *c;
+    PGconn *ctl, *c;
     pgsess_session *s1, *s8;
     double t0 = now_us();
 
+    start_spawner(); /* first, while this process is small: see mem_run */
+    ctl = pq_connect();
     CTL_FOR_EXIT = ctl;
     atexit(cleanup_at_exit);
     printf("pgsess %s vs libpq %d; server %s; client pid %ld\n", pgsess_version(), PQlibVersion(),
@@ -1087,6 +1175,7 @@ static int run_all(void)
     workload_memory();
     workload_writes(s1, c, ctl);
 
+    stop_spawner();
     printf("\nall workloads: %.1f s\n\n", (now_us() - t0) / 1e6);
     printf("RESULTS-TABLE-BEGIN\n");
     print_table();
