@@ -101,6 +101,16 @@ typedef enum pgsess_code {
 } pgsess_code;
 
 /**
+ * Severity of a log message; lower is more severe.
+ */
+typedef enum pgsess_log_level {
+  PGSESS_LOG_ERROR = 1,
+  PGSESS_LOG_WARN = 2,
+  PGSESS_LOG_INFO = 3,
+  PGSESS_LOG_DEBUG = 4,
+} pgsess_log_level;
+
+/**
  * An error. Created by the library on failure of a call that takes `pgsess_error **err`; owned by
  * the caller, who frees it with `pgsess_error_free`. Immutable: any number of threads may read it.
  */
@@ -142,6 +152,64 @@ typedef struct pgsess_stream pgsess_stream;
  */
 typedef struct pgsess_tx pgsess_tx;
 
+/**
+ * A C log callback: `(user_data, level, message)`; the message is valid during the call only.
+ * NULL means none.
+ */
+typedef void (*pgsess_log_callback)(void *user_data, enum pgsess_log_level level, const char *message);
+
+/**
+ * A snapshot of a pool's state and counters, filled by `pgsess_pool_stats`.
+ */
+typedef struct pgsess_stats {
+  /**
+   * `pool_max_size`.
+   */
+  uint32_t max_size;
+  /**
+   * Connections open now (idle + in use).
+   */
+  uint32_t open;
+  uint32_t idle;
+  /**
+   * Connections checked out (held by statements, results, streams or transactions).
+   */
+  uint32_t in_use;
+  /**
+   * Callers waiting for a connection now.
+   */
+  uint32_t waiting;
+  /**
+   * Results handles (and stream chunks) not yet freed.
+   */
+  uint64_t results_outstanding;
+  uint64_t transactions_open;
+  /**
+   * Successful checkouts since the pool was created.
+   */
+  uint64_t checkouts;
+  /**
+   * Checkouts that gave up after the checkout timeout.
+   */
+  uint64_t checkout_timeouts;
+  /**
+   * Connections opened.
+   */
+  uint64_t connects;
+  /**
+   * Connection attempts that failed.
+   */
+  uint64_t connect_failures;
+  /**
+   * Connections discarded because the server had closed them or they broke.
+   */
+  uint64_t discarded_dead;
+  /**
+   * Connections closed after idling past `pool_idle_ttl`.
+   */
+  uint64_t discarded_expired;
+} pgsess_stats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -159,6 +227,20 @@ const char *pgsess_version(void);
  * Returns a static string; `"PGSESS_UNKNOWN_CODE"` for a value that is not a code. Any thread.
  */
 const char *pgsess_code_name(pgsess_code code);
+
+/**
+ * Send the library's log to `callback` for messages at `max_level` or more severe
+ * (`PGSESS_LOG_ERROR` < `WARN` < `INFO` < `DEBUG`); a NULL callback removes it. Without a
+ * callback, setting the environment variable `PGSESS_LOG` to `error`, `warn`, `info` or `debug`
+ * prints the log to stderr. The callback is called from any thread (including the library's
+ * own), must be thread-safe, must not call back into pgsess, and gets a message valid only
+ * during the call; messages never contain a password. Call it at start-up, before other threads
+ * use the library.
+ *
+ * # Safety
+ * `callback` NULL or a function that may be called with `user_data` from any thread.
+ */
+enum pgsess_code pgsess_set_log_callback(pgsess_log_callback callback, void *user_data, pgsess_log_level max_level);
 
 /**
  * Free a string this library returned as `char *` (`pgsess_notices`). NULL is ignored.
@@ -272,6 +354,16 @@ enum pgsess_code pgsess_options_set_pool_max_size(struct pgsess_options *opts, u
  * `opts` as for `pgsess_options_free`.
  */
 enum pgsess_code pgsess_options_set_pool_idle_ttl(struct pgsess_options *opts, uint32_t seconds);
+
+/**
+ * Report through the log (level warn) any results handle, stream or transaction that keeps its
+ * pooled connection longer than `ms`, naming the statement that produced it and how long it has
+ * been held; checked every second, reported once per checkout. 0 (the default) turns it off.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_leak_threshold_ms(struct pgsess_options *opts, uint32_t ms);
 
 /**
  * How long a statement waits for a pooled connection, including opening a new one (default
@@ -632,6 +724,15 @@ int32_t pgsess_backend_pid(const struct pgsess_session *session);
  * `session` NULL or live.
  */
 const char *pgsess_pool_id(const struct pgsess_session *session);
+
+/**
+ * Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
+ * arguments. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live; `stats` NULL or writable.
+ */
+enum pgsess_code pgsess_pool_stats(const struct pgsess_session *session, struct pgsess_stats *stats);
 
 /**
  * The client encoding: always `"UTF8"` (static); NULL for NULL.

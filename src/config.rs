@@ -181,6 +181,8 @@ pub struct PoolSettings {
     /// Zero disables idle expiry.
     pub idle_ttl: Duration,
     pub checkout_timeout: Duration,
+    /// Report (through the log) a connection held by results or a transaction for longer.
+    pub leak_threshold: Option<Duration>,
 }
 
 impl Default for PoolSettings {
@@ -189,6 +191,7 @@ impl Default for PoolSettings {
             max_size: DEFAULT_POOL_MAX_SIZE,
             idle_ttl: DEFAULT_POOL_IDLE_TTL,
             checkout_timeout: DEFAULT_CHECKOUT_TIMEOUT,
+            leak_threshold: None,
         }
     }
 }
@@ -216,6 +219,11 @@ impl SessionOptions {
         }
         self.pool.checkout_timeout = Duration::from_millis(ms.into());
         Ok(())
+    }
+
+    /// 0 turns leak reports off.
+    pub fn set_leak_threshold_ms(&mut self, ms: u32) {
+        self.pool.leak_threshold = (ms > 0).then(|| Duration::from_millis(ms.into()));
     }
 
     pub fn set_pool_idle_ttl(&mut self, seconds: u32) {

@@ -64,11 +64,8 @@ impl Session {
             state: Mutex::new(SessionState { last_backend_pid: 0, notices: VecDeque::new() }),
         }));
         if created {
-            match pool.checkout() {
-                Ok(lease) => {
-                    let pid = lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0);
-                    lock(&session.0.state).last_backend_pid = pid;
-                }
+            match pool.connect_first() {
+                Ok(pid) => lock(&session.0.state).last_backend_pid = pid,
                 Err(e) => {
                     registry::remove(&pool);
                     return Err(e);
@@ -124,6 +121,7 @@ impl Session {
         };
         self.note_statement(&first, &lease);
         let first = first?;
+        lease.set_holder(|| format!("a stream of \"{}\"", abbreviate(sql)));
         Ok(RowStream {
             columns: first.columns.clone(),
             first: Some(first),
@@ -147,6 +145,7 @@ impl Session {
         self.note_statement(&outcome, &lease);
         outcome?;
         lease.shared().counters.transactions_open.inc();
+        lease.set_holder(|| "a transaction".to_owned());
         Ok(Transaction { lease, session: self.clone(), finished: false })
     }
 
@@ -197,6 +196,7 @@ impl Session {
     fn finish_statement(&self, outcome: Result<ResultSet>, sql: &str, lease: Arc<Lease>) -> Result<Results> {
         self.note_statement(&outcome, &lease);
         let set = outcome?; // on failure the lease drops here: the connection goes back at once
+        lease.set_holder(|| format!("the results of \"{}\"", abbreviate(sql)));
         Ok(Results::new(set, sql.to_owned(), Some(lease)))
     }
 }
@@ -247,6 +247,15 @@ impl Drop for RowStream {
                 Ok(())
             });
         }
+    }
+}
+
+/// SQL text for log messages: one line, at most 200 characters.
+fn abbreviate(sql: &str) -> String {
+    let one_line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &one_line[..i]),
+        None => one_line,
     }
 }
 

@@ -112,7 +112,7 @@ fn exhaustion_waits_for_the_timeout_then_explains_and_a_free_wakes_a_waiter() {
     let r1 = s.query("SELECT 1", &[]).unwrap();
     let r2 = s.query("SELECT 2", &[]).unwrap();
     let t = Instant::now();
-    let e = s.query("SELECT 3", &[]).err().expect("all connections are held");
+    let e = s.query("SELECT 3", &[]).expect_err("all connections are held");
     let waited = t.elapsed();
     assert_eq!(e.code, Code::PGSESS_POOL_EXHAUSTED, "{e}");
     assert_eq!(e.category(), Code::PGSESS_OPERATIONAL_ERROR);

@@ -79,6 +79,20 @@ pub unsafe extern "C" fn pgsess_options_set_pool_idle_ttl(opts: *mut pgsess_opti
     })
 }
 
+/// Report through the log (level warn) any results handle, stream or transaction that keeps its
+/// pooled connection longer than `ms`, naming the statement that produced it and how long it has
+/// been held; checked every second, reported once per checkout. 0 (the default) turns it off.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_leak_threshold_ms(opts: *mut pgsess_options, ms: u32) -> Code {
+    with_opts(opts, |o| {
+        o.set_leak_threshold_ms(ms);
+        Ok(())
+    })
+}
+
 /// How long a statement waits for a pooled connection, including opening a new one (default
 /// 5000 ms; at least 1). After it, the call fails with `PGSESS_POOL_EXHAUSTED` when every
 /// connection is held, or with the last connection error when the server cannot be reached.

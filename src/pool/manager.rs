@@ -22,6 +22,10 @@ pub struct SlotState {
     /// Checked out (between `is_valid` at checkout and the lease's return).
     pub leased: bool,
     pub idle_since: Instant,
+    pub leased_since: Instant,
+    /// What holds the lease (results of a statement, a transaction), for leak reports.
+    pub holder: Option<String>,
+    pub leak_reported: bool,
 }
 
 impl Slot {
@@ -57,9 +61,21 @@ pub struct PooledConn {
     pub slot: Arc<Slot>,
 }
 
+#[derive(Clone)]
 pub struct Manager {
     pub config: ConnectConfig,
     pub shared: Arc<PoolShared>,
+}
+
+impl Manager {
+    /// Open a new connection, recording a failure for the pool's checkout errors and counters.
+    pub fn dial(&self) -> Result<PgConn, Error> {
+        PgConn::connect(&self.config).inspect_err(|e| {
+            self.shared.counters.connect_failures.inc();
+            crate::log::warn(|| format!("pool {}: connecting failed: {e}", self.shared.id));
+            *self.shared.last_connect_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        })
+    }
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -67,22 +83,33 @@ impl r2d2::ManageConnection for Manager {
     type Error = Error;
 
     fn connect(&self) -> Result<PooledConn, Error> {
-        match PgConn::connect(&self.config) {
-            Ok(conn) => {
-                self.shared.counters.connects.inc();
-                *self.shared.last_connect_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                let slot = Arc::new(Slot {
-                    state: Mutex::new(SlotState { conn: Some(conn), leased: false, idle_since: Instant::now() }),
-                });
-                self.shared.register_slot(&slot);
-                Ok(PooledConn { slot })
-            }
-            Err(e) => {
-                self.shared.counters.connect_failures.inc();
-                *self.shared.last_connect_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-                Err(e)
-            }
-        }
+        let started = Instant::now();
+        let adopted = self.shared.adopted.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = adopted.map_or_else(|| self.dial(), Ok)?;
+        self.shared.counters.connects.inc();
+        crate::log::info(|| {
+            format!(
+                "pool {}: connected to {} as {} (backend pid {}) in {} ms",
+                self.shared.id,
+                conn.host(),
+                self.config.user,
+                conn.backend_pid(),
+                started.elapsed().as_millis()
+            )
+        });
+        *self.shared.last_connect_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let slot = Arc::new(Slot {
+            state: Mutex::new(SlotState {
+                conn: Some(conn),
+                leased: false,
+                idle_since: Instant::now(),
+                leased_since: Instant::now(),
+                holder: None,
+                leak_reported: false,
+            }),
+        });
+        self.shared.register_slot(&slot);
+        Ok(PooledConn { slot })
     }
 
     /// Runs at every checkout: no round trip, just a look at the socket (see
@@ -96,10 +123,16 @@ impl r2d2::ManageConnection for Manager {
         };
         if !alive {
             self.shared.counters.discarded_dead.inc();
+            crate::log::warn(|| {
+                format!("pool {}: discarded a pooled connection the server had closed", self.shared.id)
+            });
             state.conn = None;
             return Err(Error::operational("08006", "pooled connection found closed by the server; discarded"));
         }
         state.leased = true;
+        state.leased_since = Instant::now();
+        state.holder = None;
+        state.leak_reported = false;
         Ok(())
     }
 

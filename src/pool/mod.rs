@@ -55,10 +55,14 @@ pub struct Counters {
 
 /// State shared by a pool, its manager, its leases and the reaper.
 pub struct PoolShared {
+    pub id: String,
     pub settings: PoolSettings,
     pub counters: Counters,
     pub last_connect_error: Mutex<Option<Error>>,
     slots: Mutex<Vec<Weak<Slot>>>,
+    /// Connections opened outside r2d2 (the first one, by `Pool::connect_first`), taken by the
+    /// manager before it dials a new one.
+    adopted: Mutex<Vec<PgConn>>,
 }
 
 impl PoolShared {
@@ -102,6 +106,8 @@ pub struct Pool {
     pub settings: PoolSettings,
     inner: r2d2::Pool<Manager>,
     shared: Arc<PoolShared>,
+    /// The same manager r2d2 has, for connecting outside it.
+    manager: Manager,
     /// The process that built the pool; a forked child must build its own.
     owner_pid: u32,
 }
@@ -114,10 +120,12 @@ impl Pool {
         threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
     ) -> Arc<Pool> {
         let shared = Arc::new(PoolShared {
+            id: id.clone(),
             settings,
             counters: Counters::default(),
             last_connect_error: Mutex::new(None),
             slots: Mutex::new(Vec::new()),
+            adopted: Mutex::new(Vec::new()),
         });
         let manager = Manager { config, shared: shared.clone() };
         let idle_timeout = (!settings.idle_ttl.is_zero()).then_some(settings.idle_ttl);
@@ -131,14 +139,25 @@ impl Pool {
             .max_lifetime(None)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .thread_pool(threads)
-            .build_unchecked(manager);
-        let pool = Arc::new(Pool { id, settings, inner, shared, owner_pid: std::process::id() });
+            .build_unchecked(manager.clone());
+        let pool = Arc::new(Pool { id, settings, inner, shared, manager, owner_pid: std::process::id() });
         reaper::watch(&pool.shared);
         pool
     }
 
     pub fn owned_by_this_process(&self) -> bool {
         self.owner_pid == std::process::id()
+    }
+
+    /// Open the pool's first connection in the calling thread, so that a wrong address, user,
+    /// password or database fails at once with the server's error instead of after the checkout
+    /// timeout; the connection then joins the pool. Returns its backend pid.
+    pub fn connect_first(&self) -> Result<i32> {
+        let conn = self.manager.dial()?;
+        let pid = conn.backend_pid();
+        lock(&self.shared.adopted).push(conn);
+        drop(self.checkout()?);
+        Ok(pid)
     }
 
     /// Check out a connection, waiting up to the checkout timeout. A timeout says whether every
@@ -157,7 +176,9 @@ impl Pool {
             }
             Err(_) => {
                 c.checkout_timeouts.inc();
-                Err(self.checkout_failure(started.elapsed().as_millis()))
+                let e = self.checkout_failure(started.elapsed().as_millis());
+                crate::log::warn(|| format!("checkout failed: {e}"));
+                Err(e)
             }
         }
     }
@@ -233,6 +254,15 @@ impl Lease {
 
     pub fn shared(&self) -> &Arc<PoolShared> {
         &self.shared
+    }
+
+    /// Say what holds this connection (for leak reports): e.g. the results of a statement.
+    pub fn set_holder(&self, what: impl FnOnce() -> String) {
+        if self.shared.settings.leak_threshold.is_some() {
+            if let Some(pooled) = self.conn.as_ref() {
+                pooled.slot.lock().holder = Some(what());
+            }
+        }
     }
 }
 

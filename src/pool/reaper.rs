@@ -21,7 +21,7 @@ static WATCHED: Mutex<Option<Watched>> = Mutex::new(None);
 
 /// Put a pool under the reaper's watch, starting the reaper thread if this process has none.
 pub fn watch(pool: &Arc<PoolShared>) {
-    if pool.settings.idle_ttl.is_zero() {
+    if pool.settings.idle_ttl.is_zero() && pool.settings.leak_threshold.is_none() {
         return;
     }
     let mut w = lock(&WATCHED);
@@ -68,7 +68,10 @@ fn reap(pool: &PoolShared) {
         // A slot being used holds its lock for the statement: skip it rather than wait.
         let expired = {
             let Some(mut state) = slot.try_lock() else { continue };
-            if !state.leased && state.conn.is_some() && state.idle_since.elapsed() >= ttl {
+            if state.leased {
+                report_leak(pool, &mut state);
+                None
+            } else if !ttl.is_zero() && state.conn.is_some() && state.idle_since.elapsed() >= ttl {
                 state.conn.take()
             } else {
                 None
@@ -76,7 +79,28 @@ fn reap(pool: &PoolShared) {
         };
         if let Some(conn) = expired {
             pool.counters.expired.inc();
+            crate::log::debug(|| format!("pool {}: closed a connection idle for {} s", pool.id, ttl.as_secs()));
             drop(conn); // sends Terminate
         }
     }
+}
+
+/// Log, once per checkout, a connection held longer than the pool's leak threshold.
+fn report_leak(pool: &PoolShared, state: &mut super::manager::SlotState) {
+    let Some(threshold) = pool.settings.leak_threshold else { return };
+    let held = state.leased_since.elapsed();
+    if state.leak_reported || held < threshold {
+        return;
+    }
+    state.leak_reported = true;
+    let holder = state.holder.as_deref().unwrap_or("a statement still running");
+    crate::log::warn(|| {
+        format!(
+            "pool {}: possible leak: a connection has been held for {} ms (threshold {} ms) by {holder}; \
+             free results with pgsess_results_free and end transactions",
+            pool.id,
+            held.as_millis(),
+            threshold.as_millis()
+        )
+    });
 }

@@ -42,13 +42,7 @@ fn random_salt() -> [u8; 16] {
 }
 
 fn registry_key(config: &ConnectConfig, settings: &PoolSettings) -> String {
-    format!(
-        "{}|max={};ttl={:?};timeout={:?}",
-        config.canonical_key(),
-        settings.max_size,
-        settings.idle_ttl,
-        settings.checkout_timeout
-    )
+    format!("{}|{settings:?}", config.canonical_key())
 }
 
 /// The pool for this configuration, created if needed. The flag is true when this call created it.

@@ -181,6 +181,18 @@ impl Results {
     }
 }
 
+impl std::fmt::Debug for Results {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Results")
+            .field("sql", &self.sql)
+            .field("rows", &self.set.nrows())
+            .field("columns", &self.set.ncols())
+            .field("command_tag", &self.set.command_tag)
+            .field("backend_pid", &self.set.backend_pid)
+            .finish()
+    }
+}
+
 impl Results {
     /// A bytea value decoded to its bytes; any other type's text bytes. The slice lives as long as
     /// the results (decoded values are cached).
