@@ -356,6 +356,18 @@ enum pgsess_code pgsess_options_set_pool_max_size(struct pgsess_options *opts, u
 enum pgsess_code pgsess_options_set_pool_idle_ttl(struct pgsess_options *opts, uint32_t seconds);
 
 /**
+ * Bound every statement of sessions opened with these options: after `ms` the library asks
+ * the server to cancel the statement, which then fails with `PGSESS_QUERY_CANCELED`; if the
+ * server does not answer within 5 s more (a hung server or network), the statement fails with
+ * `PGSESS_OPERATIONAL_ERROR` and its connection is discarded. 0 (the default): no bound. Not
+ * part of the pool key: sessions with different timeouts share a pool.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_statement_timeout_ms(struct pgsess_options *opts, uint32_t ms);
+
+/**
  * Report through the log (level warn) any results handle, stream or transaction that keeps its
  * pooled connection longer than `ms`, naming the statement that produced it and how long it has
  * been held; checked every second, reported once per checkout. 0 (the default) turns it off.
@@ -704,6 +716,18 @@ struct pgsess_results *pgsess_callproc(struct pgsess_session *session, const cha
  * `session` NULL or live; `err` NULL or writable.
  */
 struct pgsess_tx *pgsess_begin(struct pgsess_session *session, struct pgsess_error **err);
+
+/**
+ * Ask the server to cancel every statement this session is running now (from another thread:
+ * `pgsess_query` blocks the thread that called it). Each cancelled statement fails with
+ * `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. `PGSESS_OK` when
+ * every cancel request was sent (including when nothing was running), else
+ * `PGSESS_OPERATIONAL_ERROR`; `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+enum pgsess_code pgsess_cancel(const struct pgsess_session *session);
 
 /**
  * The backend process id that ran this session's latest statement (with `pool_max_size` 1, the

@@ -20,6 +20,13 @@ pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// Default bound on one whole connection attempt (socket connect, startup, authentication) to one
 /// host, used when the URI has no `connect_timeout`. libpq waits forever; a pool must not.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive defaults (seconds) when the URI sets none: probe after 60 s idle, every 10 s,
+/// give up after 3 unanswered probes.
+pub const DEFAULT_KEEPALIVES_IDLE: u32 = 60;
+pub const DEFAULT_KEEPALIVES_INTERVAL: u32 = 10;
+pub const DEFAULT_KEEPALIVES_COUNT: u32 = 3;
+/// Data unacknowledged this long (ms) breaks a TCP connection (libpq's tcp_user_timeout).
+pub const DEFAULT_TCP_USER_TIMEOUT_MS: u32 = 60_000;
 /// The seed's TornadoSession default.
 pub const DEFAULT_POOL_MAX_SIZE: u32 = 25;
 /// The seed's default idle TTL.
@@ -202,6 +209,8 @@ pub struct SessionOptions {
     /// When set, used instead of the environment.
     pub db_url: Option<String>,
     pub pool: PoolSettings,
+    /// Client-enforced bound on each statement of the session (cancelled on the server after it).
+    pub statement_timeout: Option<Duration>,
 }
 
 impl SessionOptions {
@@ -219,6 +228,11 @@ impl SessionOptions {
         }
         self.pool.checkout_timeout = Duration::from_millis(ms.into());
         Ok(())
+    }
+
+    /// 0 means no statement timeout.
+    pub fn set_statement_timeout_ms(&mut self, ms: u32) {
+        self.statement_timeout = (ms > 0).then(|| Duration::from_millis(ms.into()));
     }
 
     /// 0 turns leak reports off.
@@ -579,10 +593,11 @@ pub fn parse_uri(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
         options,
         connect_timeout,
         keepalives,
-        keepalives_idle: ka_idle,
-        keepalives_interval: ka_interval,
-        keepalives_count: ka_count,
-        tcp_user_timeout_ms: tcp_user_timeout,
+        // On by default so a dead peer is noticed in about 90 s, not the kernel's 2 hours.
+        keepalives_idle: ka_idle.or(Some(DEFAULT_KEEPALIVES_IDLE)),
+        keepalives_interval: ka_interval.or(Some(DEFAULT_KEEPALIVES_INTERVAL)),
+        keepalives_count: ka_count.or(Some(DEFAULT_KEEPALIVES_COUNT)),
+        tcp_user_timeout_ms: tcp_user_timeout.or(Some(DEFAULT_TCP_USER_TIMEOUT_MS)),
         target_session_attrs,
         load_balance_hosts,
     })

@@ -3,10 +3,12 @@
 //! session at once; each statement checks out its own connection.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
-use crate::conn::{Param, TxStatus};
+use crate::conn::{CancelKey, Param, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
 use crate::results::{Column, ResultSet, Results};
@@ -29,6 +31,10 @@ struct SessionState {
 pub(crate) struct SessionInner {
     config: ConnectConfig,
     settings: PoolSettings,
+    statement_timeout: Option<Duration>,
+    /// Statements running now, for `cancel`.
+    running: Mutex<Vec<(u64, CancelKey)>>,
+    next_token: AtomicU64,
     pool: Mutex<Arc<Pool>>,
     state: Mutex<SessionState>,
 }
@@ -60,6 +66,9 @@ impl Session {
         let session = Session(Arc::new(SessionInner {
             config,
             settings: options.pool,
+            statement_timeout: options.statement_timeout,
+            running: Mutex::new(Vec::new()),
+            next_token: AtomicU64::new(0),
             pool: Mutex::new(pool.clone()),
             state: Mutex::new(SessionState { last_backend_pid: 0, notices: VecDeque::new() }),
         }));
@@ -95,7 +104,7 @@ impl Session {
     /// Run one statement (see `PgConn::execute`); the results keep the connection until dropped.
     pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Results> {
         let lease = self.pool().checkout()?;
-        let outcome = lease.with_conn(|c| c.execute(sql, params));
+        let outcome = self.run(&lease, |c| c.execute(sql, params));
         self.finish_statement(outcome, sql, Arc::new(lease))
     }
 
@@ -103,7 +112,7 @@ impl Session {
     /// Always one statement on the extended protocol, even without parameters.
     pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Results> {
         let lease = self.pool().checkout()?;
-        let outcome = lease.with_conn(|c| c.query_params(sql, types, params));
+        let outcome = self.run(&lease, |c| c.query_params(sql, types, params));
         self.finish_statement(outcome, sql, Arc::new(lease))
     }
 
@@ -114,7 +123,7 @@ impl Session {
             return Err(Error::interface("chunk_rows must be at least 1"));
         }
         let lease = Arc::new(self.pool().checkout()?);
-        let outcome = lease.with_conn(|c| c.stream_open(sql, params, chunk_rows));
+        let outcome = self.run(&lease, |c| c.stream_open(sql, params, chunk_rows));
         let (first, more) = match outcome {
             Ok((set, more)) => (Ok(set), more),
             Err(e) => (Err(e), false),
@@ -123,6 +132,7 @@ impl Session {
         let first = first?;
         lease.set_holder(|| format!("a stream of \"{}\"", abbreviate(sql)));
         Ok(RowStream {
+            session: self.clone(),
             columns: first.columns.clone(),
             first: Some(first),
             more,
@@ -141,7 +151,7 @@ impl Session {
     /// Begin a transaction on one pooled connection, held until commit or rollback.
     pub fn begin(&self) -> Result<Transaction> {
         let lease = Arc::new(self.pool().checkout()?);
-        let outcome = lease.with_conn(|c| c.simple_query("BEGIN"));
+        let outcome = self.run(&lease, |c| c.simple_query("BEGIN"));
         self.note_statement(&outcome, &lease);
         outcome?;
         lease.shared().counters.transactions_open.inc();
@@ -165,6 +175,26 @@ impl Session {
                  convert in the application instead"
             )))
         }
+    }
+
+    /// Run `f` on the lease's connection as one of this session's statements: bounded by the
+    /// session's statement timeout, and cancellable by `cancel` while it runs.
+    fn run<T>(&self, lease: &Lease, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
+        lease.with_conn(|c| {
+            c.set_statement_timeout(self.0.statement_timeout);
+            let token = self.0.next_token.fetch_add(1, Ordering::Relaxed);
+            lock(&self.0.running).push((token, c.cancel_key()));
+            let outcome = f(c);
+            lock(&self.0.running).retain(|(t, _)| *t != token);
+            outcome
+        })
+    }
+
+    /// Ask the server to cancel every statement this session is running now (from any thread);
+    /// each fails with `PGSESS_QUERY_CANCELED`. Returns (requests sent, statements running).
+    pub fn cancel(&self) -> (usize, usize) {
+        let keys: Vec<CancelKey> = lock(&self.0.running).iter().map(|(_, k)| k.clone()).collect();
+        (keys.iter().filter(|k| k.send().is_ok()).count(), keys.len())
     }
 
     /// The backend pid that ran this session's latest statement (0 before the first).
@@ -203,6 +233,7 @@ impl Session {
 
 /// Rows of one statement arriving in chunks (a suspended portal on one pooled connection).
 pub struct RowStream {
+    session: Session,
     lease: Arc<Lease>,
     columns: Vec<Column>,
     first: Option<ResultSet>,
@@ -222,7 +253,7 @@ impl RowStream {
             return Ok(None);
         }
         let (set, more) =
-            self.lease.with_conn(|c| c.stream_more(&self.columns, self.chunk_rows)).inspect_err(|_| {
+            self.session.run(&self.lease, |c| c.stream_more(&self.columns, self.chunk_rows)).inspect_err(|_| {
                 self.more = false;
             })?;
         self.more = more;
@@ -242,7 +273,7 @@ impl RowStream {
 impl Drop for RowStream {
     fn drop(&mut self) {
         if self.more {
-            let _ = self.lease.with_conn(|c| {
+            let _ = self.session.run(&self.lease, |c| {
                 c.stream_abandon();
                 Ok(())
             });
@@ -282,13 +313,13 @@ pub struct Transaction {
 
 impl Transaction {
     pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Results> {
-        let outcome = self.lease.with_conn(|c| c.execute(sql, params));
+        let outcome = self.session.run(&self.lease, |c| c.execute(sql, params));
         self.session.finish_statement(outcome, sql, self.lease.clone())
     }
 
     /// `Session::query_params` inside the transaction.
     pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Results> {
-        let outcome = self.lease.with_conn(|c| c.query_params(sql, types, params));
+        let outcome = self.session.run(&self.lease, |c| c.query_params(sql, types, params));
         self.session.finish_statement(outcome, sql, self.lease.clone())
     }
 
@@ -297,7 +328,7 @@ impl Transaction {
     pub fn commit(mut self) -> Result<()> {
         self.finished = true;
         self.end();
-        let outcome = self.lease.with_conn(|c| {
+        let outcome = self.session.run(&self.lease, |c| {
             let failed_before = c.tx_status() == TxStatus::Failed;
             let set = c.simple_query("COMMIT")?;
             if failed_before || set.command_tag == "ROLLBACK" {
@@ -319,7 +350,7 @@ impl Transaction {
     pub fn rollback(mut self) {
         self.finished = true;
         self.end();
-        let _ = self.lease.with_conn(|c| c.simple_query("ROLLBACK"));
+        let _ = self.session.run(&self.lease, |c| c.simple_query("ROLLBACK"));
     }
 
     fn end(&self) {
@@ -331,7 +362,7 @@ impl Drop for Transaction {
     fn drop(&mut self) {
         if !self.finished {
             self.end();
-            let _ = self.lease.with_conn(|c| c.simple_query("ROLLBACK"));
+            let _ = self.session.run(&self.lease, |c| c.simple_query("ROLLBACK"));
         }
     }
 }

@@ -109,3 +109,83 @@ fn server_down_then_back() {
         }
     }
 }
+
+#[test]
+fn statement_timeout_and_cancel_report_query_canceled() {
+    let c = Cluster::start();
+    let mut o = SessionOptions { db_url: Some(c.uri()), ..Default::default() };
+    o.set_pool_max_size(2).unwrap();
+    o.set_statement_timeout_ms(300);
+    let s = Session::open("x", &o).unwrap();
+    let t = Instant::now();
+    let e = s.query("SELECT pg_sleep(10)", &[]).expect_err("cancelled by the statement timeout");
+    assert_eq!(e.code, Code::PGSESS_QUERY_CANCELED, "{e}");
+    assert_eq!(e.sqlstate(), Some("57014"));
+    assert!(t.elapsed() >= Duration::from_millis(290) && t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(one(&s).unwrap(), "42", "the connection is still good");
+    assert_eq!(s.pool_stats().discarded_dead, 0);
+
+    // pgsess_cancel from another thread, on a session without a timeout.
+    let s = session(&c, 2);
+    let runner = {
+        let s = s.clone();
+        std::thread::spawn(move || s.query("SELECT pg_sleep(10)", &[]).expect_err("cancelled"))
+    };
+    let t = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        if s.cancel().1 > 0 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+    let e = runner.join().unwrap();
+    assert_eq!(e.code, Code::PGSESS_QUERY_CANCELED, "{e}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(s.cancel(), (0, 0), "nothing is running any more");
+}
+
+#[test]
+fn a_stopped_backend_fails_the_statement_within_bounds() {
+    let c = Cluster::start();
+    let mut o = SessionOptions { db_url: Some(c.uri()), ..Default::default() };
+    o.set_pool_max_size(2).unwrap();
+    o.set_statement_timeout_ms(300);
+    let s = Session::open("x", &o).unwrap();
+    let pid = s.query("SELECT pg_backend_pid()", &[]).unwrap().set.backend_pid;
+    // SAFETY: signalling a server process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let t = Instant::now();
+    let e = s.query("SELECT 1", &[]).expect_err("the backend never answers");
+    let took = t.elapsed();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(e.category(), Code::PGSESS_OPERATIONAL_ERROR, "{e}");
+    assert!(took < Duration::from_secs(8), "bounded by the timeout plus the cancel grace: {took:?}");
+    assert_eq!(one(&s).unwrap(), "42", "a fresh connection serves the next statement");
+}
+
+#[test]
+fn a_server_turning_read_only_is_evicted_for_read_write_sessions() {
+    let c = Cluster::start();
+    let mut o = SessionOptions {
+        db_url: Some(format!("{}?target_session_attrs=read-write", c.tcp_uri())),
+        ..Default::default()
+    };
+    o.set_pool_max_size(1).unwrap();
+    o.set_checkout_timeout_ms(1000).unwrap();
+    let s = Session::open("x", &o).unwrap();
+    let first = s.query("SELECT pg_backend_pid()", &[]).unwrap().set.backend_pid;
+    c.psql("ALTER SYSTEM SET default_transaction_read_only = on");
+    c.psql("SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(300));
+    // The next statement learns the server is read-only (ParameterStatus) and the connection
+    // is discarded afterwards; new connections are refused by target_session_attrs.
+    let _ = s.query("SELECT 1", &[]);
+    let e = one(&s).expect_err("no writable server");
+    assert!(e.message.contains("read-only"), "{e}");
+    c.psql("ALTER SYSTEM RESET default_transaction_read_only");
+    c.psql("SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(300));
+    let r = s.query("SELECT pg_backend_pid()", &[]).unwrap();
+    assert_ne!(r.set.backend_pid, first, "the read-only connection was not reused");
+}

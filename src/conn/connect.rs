@@ -70,6 +70,11 @@ impl PgConn {
             owner_pid: std::process::id(),
             host: spec.clone(),
             opened_at: Instant::now(),
+            statement_timeout: None,
+            require_writable: matches!(
+                config.target_session_attrs,
+                TargetSessionAttrs::ReadWrite | TargetSessionAttrs::Primary
+            ),
         };
         conn.startup(config, Some(deadline)).map_err(|e| {
             if e.server.is_some() {

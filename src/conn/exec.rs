@@ -188,8 +188,34 @@ impl PgConn {
         let mut empty_query = false;
         let mut expected_params: Option<usize> = None;
         let mut suspended = false;
+        let mut deadline = deadline;
+        let mut cancel_at = self.statement_timeout.map(|t| Instant::now() + t);
         loop {
-            let msg = self.read_message(deadline)?;
+            let wake = match (deadline, cancel_at) {
+                (Some(d), Some(c)) => Some(d.min(c)),
+                (d, c) => d.or(c),
+            };
+            let msg = match self.read_message_until(wake)? {
+                Some(msg) => msg,
+                None if cancel_at.is_some_and(|c| Instant::now() >= c) => {
+                    // The statement timeout passed: ask the server to cancel, then give it a
+                    // grace period to answer (with 57014) before declaring the connection dead.
+                    cancel_at = None;
+                    let grace = Instant::now() + super::CANCEL_GRACE;
+                    deadline = Some(deadline.map_or(grace, |d| d.min(grace)));
+                    if self.cancel_key().send().is_err() {
+                        deadline = Some(Instant::now());
+                    }
+                    continue;
+                }
+                None => {
+                    let e = self.io_failure(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"));
+                    return Err(Error {
+                        message: format!("{} (no answer after the statement was cancelled)", e.message),
+                        ..e
+                    });
+                }
+            };
             match msg {
                 Message::DataRow(body) => {
                     let ncols = set.columns.len();
@@ -301,6 +327,11 @@ impl PgConn {
                 _ => return Err(self.protocol_violation("unexpected message while reading a result")),
             }
         }
+        if self.require_writable && self.server_turned_read_only(error.as_ref()) {
+            // target_session_attrs asked for a writable server and this one is not (any more):
+            // finish this exchange, then discard the connection so the pool reconnects.
+            self.broken = true;
+        }
         if let Some(e) = error {
             return Err(explain_param_mismatch(e, expected_params, nparams));
         }
@@ -309,6 +340,14 @@ impl PgConn {
         }
         set.date_style.push_str(self.parameter("DateStyle").unwrap_or("ISO, MDY"));
         Ok((set, suspended))
+    }
+
+    /// Whether the server reported it can no longer write: SQLSTATE 25006, or (PostgreSQL 14+)
+    /// `in_hot_standby` / `default_transaction_read_only` turned on.
+    fn server_turned_read_only(&self, error: Option<&Error>) -> bool {
+        error.and_then(Error::sqlstate) == Some("25006")
+            || self.parameter("in_hot_standby") == Some("on")
+            || self.parameter("default_transaction_read_only") == Some("on")
     }
 
     /// A chunked exchange (sent with Flush) has ended: send the Sync that ends it and read on to

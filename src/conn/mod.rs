@@ -49,7 +49,38 @@ pub struct PgConn {
     owner_pid: u32,
     host: HostSpec,
     opened_at: Instant,
+    /// Client-enforced bound on each statement (see `set_statement_timeout`).
+    statement_timeout: Option<Duration>,
+    /// The session needs a writable server (target_session_attrs read-write or primary): a
+    /// connection whose server turns read-only is discarded.
+    require_writable: bool,
 }
+
+/// Identifies a running statement for a CancelRequest.
+#[derive(Clone, Debug)]
+pub struct CancelKey {
+    host: HostSpec,
+    backend_pid: i32,
+    secret_key: i32,
+}
+
+impl CancelKey {
+    /// Ask the server to cancel the statement running on that backend (a new short connection,
+    /// as libpq's PQcancel). Best effort: the server does not reply.
+    pub fn send(&self) -> io::Result<()> {
+        let mut buf = BytesMut::with_capacity(16);
+        frontend::cancel_request(self.backend_pid, self.secret_key, &mut buf);
+        let deadline = Instant::now() + CANCEL_CONNECT_TIMEOUT;
+        let mut stream = Stream::connect_plain(&self.host, deadline)?;
+        stream.set_write_timeout(Some(CANCEL_CONNECT_TIMEOUT))?;
+        stream.write_all(&buf)
+    }
+}
+
+/// How long a cancel request may take to connect and send.
+const CANCEL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a cancelled statement has to end before its connection is declared broken.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -151,20 +182,43 @@ impl PgConn {
 
     /// Read the next backend message, waiting until `deadline` at most.
     fn read_message(&mut self, deadline: Option<Instant>) -> Result<Message, Error> {
+        match self.read_message_until(deadline)? {
+            Some(m) => Ok(m),
+            None => Err(self.io_failure(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
+        }
+    }
+
+    /// Read the next backend message; `None` when `deadline` passes first (the connection is
+    /// still in step: a partial message stays buffered).
+    fn read_message_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message>, Error> {
         loop {
             match Message::parse(&mut self.read_buf) {
-                Ok(Some(m)) => return Ok(m),
+                Ok(Some(m)) => return Ok(Some(m)),
                 Ok(None) => {}
                 Err(e) => return Err(self.io_failure(e)),
             }
-            let left = stream::remaining(deadline).map_err(|e| self.io_failure(e))?;
+            let Ok(left) = stream::remaining(deadline) else { return Ok(None) };
             if let Err(e) = self.stream.set_read_timeout(left) {
                 return Err(self.io_failure(e));
             }
-            if let Err(e) = self.fill_read_buf() {
-                return Err(self.io_failure(e));
+            match self.fill_read_buf() {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) => return Err(self.io_failure(e)),
             }
         }
+    }
+
+    /// What it takes to cancel this connection's running statement from another connection.
+    pub fn cancel_key(&self) -> CancelKey {
+        CancelKey { host: self.host.clone(), backend_pid: self.backend_pid, secret_key: self.secret_key }
+    }
+
+    /// Bound the statements run from now on: past `timeout` the server is asked to cancel the
+    /// statement (it then fails with 57014); if the server does not answer within
+    /// `CANCEL_GRACE` more, the connection is declared broken. `None`: no bound.
+    pub fn set_statement_timeout(&mut self, timeout: Option<Duration>) {
+        self.statement_timeout = timeout;
     }
 
     /// Send everything in `write_buf`.

@@ -37,34 +37,39 @@ pub fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
 }
 
 impl Stream {
-    /// Connect to one host, bounded by `deadline` (every resolved address shares it).
+    /// Connect to one host, bounded by `deadline` (every resolved address shares it), with the
+    /// configuration's TCP options.
     pub fn connect(spec: &HostSpec, config: &ConnectConfig, deadline: Instant) -> io::Result<Stream> {
+        let stream = Stream::connect_plain(spec, deadline)?;
+        if let Socket::Tcp(s) = &stream.socket {
+            s.set_nodelay(true)?;
+            set_tcp_options(s, config)?;
+        }
+        Ok(stream)
+    }
+
+    fn new(socket: Socket) -> Stream {
+        Stream { socket, read_timeout: None, write_timeout: None }
+    }
+
+    /// Connect without the TCP options of a configuration (for a cancel request).
+    pub fn connect_plain(spec: &HostSpec, deadline: Instant) -> io::Result<Stream> {
         match &spec.host {
             Host::Unix(dir) => {
-                let path = dir.join(format!(".s.PGSQL.{}", spec.port));
-                Ok(Stream::new(Socket::Unix(UnixStream::connect(path)?)))
+                Ok(Stream::new(Socket::Unix(UnixStream::connect(dir.join(format!(".s.PGSQL.{}", spec.port)))?)))
             }
             Host::Tcp(name) => {
-                let addrs = (name.as_str(), spec.port).to_socket_addrs()?;
                 let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
-                for addr in addrs {
+                for addr in (name.as_str(), spec.port).to_socket_addrs()? {
                     let left = remaining(Some(deadline))?.unwrap_or_default();
                     match TcpStream::connect_timeout(&addr, left) {
-                        Ok(s) => {
-                            s.set_nodelay(true)?;
-                            set_tcp_options(&s, config)?;
-                            return Ok(Stream::new(Socket::Tcp(s)));
-                        }
+                        Ok(s) => return Ok(Stream::new(Socket::Tcp(s))),
                         Err(e) => last = e,
                     }
                 }
                 Err(last)
             }
         }
-    }
-
-    fn new(socket: Socket) -> Stream {
-        Stream { socket, read_timeout: None, write_timeout: None }
     }
 
     pub fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {

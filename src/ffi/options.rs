@@ -79,6 +79,22 @@ pub unsafe extern "C" fn pgsess_options_set_pool_idle_ttl(opts: *mut pgsess_opti
     })
 }
 
+/// Bound every statement of sessions opened with these options: after `ms` the library asks
+/// the server to cancel the statement, which then fails with `PGSESS_QUERY_CANCELED`; if the
+/// server does not answer within 5 s more (a hung server or network), the statement fails with
+/// `PGSESS_OPERATIONAL_ERROR` and its connection is discarded. 0 (the default): no bound. Not
+/// part of the pool key: sessions with different timeouts share a pool.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_statement_timeout_ms(opts: *mut pgsess_options, ms: u32) -> Code {
+    with_opts(opts, |o| {
+        o.set_statement_timeout_ms(ms);
+        Ok(())
+    })
+}
+
 /// Report through the log (level warn) any results handle, stream or transaction that keeps its
 /// pooled connection longer than `ms`, naming the statement that produced it and how long it has
 /// been held; checked every second, reported once per checkout. 0 (the default) turns it off.

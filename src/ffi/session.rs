@@ -190,6 +190,29 @@ pub unsafe extern "C" fn pgsess_begin(session: *mut pgsess_session, err: *mut *m
     })
 }
 
+/// Ask the server to cancel every statement this session is running now (from another thread:
+/// `pgsess_query` blocks the thread that called it). Each cancelled statement fails with
+/// `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. `PGSESS_OK` when
+/// every cancel request was sent (including when nothing was running), else
+/// `PGSESS_OPERATIONAL_ERROR`; `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_cancel(session: *const pgsess_session) -> Code {
+    guard(Code::PGSESS_INTERFACE_ERROR, || match session.as_ref() {
+        None => Code::PGSESS_INTERFACE_ERROR,
+        Some(s) => {
+            let (sent, running) = s.inner.cancel();
+            if sent == running {
+                Code::PGSESS_OK
+            } else {
+                Code::PGSESS_OPERATIONAL_ERROR
+            }
+        }
+    })
+}
+
 /// The backend process id that ran this session's latest statement (with `pool_max_size` 1, the
 /// pool's one connection, as in the seed's Session); for a session that created its pool, the
 /// first connection's until then; 0 before any, or for NULL.
