@@ -13,6 +13,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod ffi;
+mod fork;
 pub mod log;
 pub mod pool;
 pub mod results;

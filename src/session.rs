@@ -3,8 +3,10 @@
 //! session at once; each statement checks out its own connection.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
@@ -34,6 +36,8 @@ pub(crate) struct SessionInner {
     statement_timeout: Option<Duration>,
     /// Statements running now, for `cancel`.
     running: Mutex<Vec<(u64, CancelKey)>>,
+    /// The process using the session; a forked child resets the session's locks once.
+    owner_pid: AtomicU32,
     next_token: AtomicU64,
     pool: Mutex<Arc<Pool>>,
     state: Mutex<SessionState>,
@@ -43,8 +47,8 @@ pub(crate) struct SessionInner {
 #[derive(Clone)]
 pub struct Session(Arc<SessionInner>);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 impl Session {
@@ -68,6 +72,7 @@ impl Session {
             settings: options.pool,
             statement_timeout: options.statement_timeout,
             running: Mutex::new(Vec::new()),
+            owner_pid: AtomicU32::new(std::process::id()),
             next_token: AtomicU64::new(0),
             pool: Mutex::new(pool.clone()),
             state: Mutex::new(SessionState { last_backend_pid: 0, notices: VecDeque::new() }),
@@ -84,8 +89,25 @@ impl Session {
         Ok(session)
     }
 
+    /// In a forked child, once: release this session's locks a parent thread held at fork()
+    /// time and forget the parent's running statements.
+    fn ensure_process(&self) {
+        let me = std::process::id();
+        let owner = self.0.owner_pid.load(Ordering::Acquire);
+        if owner != me && self.0.owner_pid.compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            // SAFETY: the child's first call on this session; the lock holders are gone.
+            unsafe {
+                crate::fork::unlock_inherited(&self.0.pool);
+                crate::fork::unlock_inherited(&self.0.state);
+                crate::fork::unlock_inherited(&self.0.running);
+            }
+            lock(&self.0.running).clear();
+        }
+    }
+
     /// The session's pool; after fork() a child gets (or creates) its own.
     fn pool(&self) -> Arc<Pool> {
+        self.ensure_process();
         let mut current = lock(&self.0.pool);
         if !current.owned_by_this_process() {
             *current = registry::get_or_create(&self.0.config, self.0.settings).0;
@@ -193,17 +215,20 @@ impl Session {
     /// Ask the server to cancel every statement this session is running now (from any thread);
     /// each fails with `PGSESS_QUERY_CANCELED`. Returns (requests sent, statements running).
     pub fn cancel(&self) -> (usize, usize) {
+        self.ensure_process();
         let keys: Vec<CancelKey> = lock(&self.0.running).iter().map(|(_, k)| k.clone()).collect();
         (keys.iter().filter(|k| k.send().is_ok()).count(), keys.len())
     }
 
     /// The backend pid that ran this session's latest statement (0 before the first).
     pub fn backend_pid(&self) -> i32 {
+        self.ensure_process();
         lock(&self.0.state).last_backend_pid
     }
 
     /// The session's last 50 notices, oldest first, each in libpq's form (`NOTICE:  text\n`).
     pub fn notices(&self) -> String {
+        self.ensure_process();
         lock(&self.0.state).notices.iter().map(String::as_str).collect()
     }
 

@@ -10,7 +10,7 @@
 //! checkout that times out can say exactly why.
 
 mod manager;
-mod reaper;
+pub(crate) mod reaper;
 pub mod registry;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -172,7 +172,7 @@ impl Pool {
             Ok(conn) => {
                 c.checkouts.inc();
                 c.in_use.inc();
-                Ok(Lease { conn: Some(conn), shared: self.shared.clone() })
+                Ok(Lease { conn: Some(conn), shared: self.shared.clone(), owner_pid: std::process::id() })
             }
             Err(_) => {
                 c.checkout_timeouts.inc();
@@ -239,17 +239,29 @@ impl Pool {
 pub struct Lease {
     conn: Option<r2d2::PooledConnection<Manager>>,
     shared: Arc<PoolShared>,
+    /// The process that checked it out: in a forked child the lease is forgotten, not returned.
+    owner_pid: u32,
 }
 
 impl Lease {
     /// Run `f` on the connection. Serialised: one statement at a time per connection.
     pub fn with_conn<T>(&self, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
+        if self.inherited() {
+            return Err(Error::interface(
+                "this connection was checked out by the parent process before fork(); it cannot be used in the child",
+            ));
+        }
         let pooled = self.conn.as_ref().expect("lease holds a connection until dropped");
         let mut state = pooled.slot.lock();
         match state.conn.as_mut() {
             Some(c) => f(c),
             None => Err(Error::operational("08003", "the connection was closed")),
         }
+    }
+
+    /// Whether this process is a fork of the one that checked the connection out.
+    pub fn inherited(&self) -> bool {
+        self.owner_pid != std::process::id()
     }
 
     pub fn shared(&self) -> &Arc<PoolShared> {
@@ -269,6 +281,11 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(pooled) = self.conn.take() {
+            if self.inherited() {
+                // The parent's pool and its locks are not ours to touch: forget the lease.
+                std::mem::forget(pooled);
+                return;
+            }
             {
                 let mut state = pooled.slot.lock();
                 let reusable = state.conn.as_mut().is_some_and(|c| c.reset_for_reuse());

@@ -4,7 +4,9 @@
 //! skipped without waiting for it. Started on first use, and again in a forked child (threads do
 //! not survive fork()).
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use super::{lock, PoolShared};
@@ -24,7 +26,8 @@ pub fn watch(pool: &Arc<PoolShared>) {
     if pool.settings.idle_ttl.is_zero() && pool.settings.leak_threshold.is_none() {
         return;
     }
-    let mut w = lock(&WATCHED);
+    crate::fork::enter();
+    let mut w = WATCHED.lock();
     let pid = std::process::id();
     let fresh = !matches!(&*w, Some(existing) if existing.pid == pid);
     if fresh {
@@ -46,7 +49,7 @@ fn run() {
     loop {
         std::thread::sleep(TICK);
         let pools: Vec<Arc<PoolShared>> = {
-            let mut w = lock(&WATCHED);
+            let mut w = WATCHED.lock();
             match w.as_mut() {
                 Some(w) if w.pid == me => {
                     w.pools.retain(|p| p.strong_count() > 0);
@@ -103,4 +106,12 @@ fn report_leak(pool: &PoolShared, state: &mut super::manager::SlotState) {
             threshold.as_millis()
         )
     });
+}
+
+/// In a forked child: release the watch list's lock if the parent's reaper held it at fork().
+///
+/// # Safety
+/// Only from `fork::enter`, the child's first call.
+pub(crate) unsafe fn after_fork() {
+    crate::fork::unlock_inherited(&WATCHED);
 }

@@ -8,12 +8,14 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use scheduled_thread_pool::ScheduledThreadPool;
 use sha2::{Digest, Sha256};
 
-use super::{lock, Pool};
+use super::Pool;
 use crate::config::{ConnectConfig, PoolSettings};
 
 /// Threads r2d2 uses to open connections, shared by every pool of the process.
@@ -48,11 +50,12 @@ fn registry_key(config: &ConnectConfig, settings: &PoolSettings) -> String {
 /// The pool for this configuration, created if needed. The flag is true when this call created it.
 pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings) -> (Arc<Pool>, bool) {
     let key = registry_key(config, &settings);
-    let mut guard = lock(&REGISTRY);
+    crate::fork::enter();
+    let mut guard = REGISTRY.lock();
     let pid = std::process::id();
     if let Some(old) = guard.take_if(|r| r.pid != pid) {
         // Forked child: keep the parent's pools alive but unused.
-        let mut inherited = lock(&INHERITED);
+        let mut inherited = INHERITED.lock();
         inherited.extend(old.pools.into_values());
         std::mem::forget(old.threads);
     }
@@ -82,8 +85,18 @@ pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings) -> (Arc<Poo
 /// Unregister `pool` if it is still the registered one for its key (a pool whose first connection
 /// failed is not kept).
 pub fn remove(pool: &Arc<Pool>) {
-    let mut guard = lock(&REGISTRY);
+    crate::fork::enter();
+    let mut guard = REGISTRY.lock();
     if let Some(reg) = guard.as_mut() {
         reg.pools.retain(|_, p| !Arc::ptr_eq(p, pool));
     }
+}
+
+/// In a forked child: release the registry's locks if a parent thread held them at fork().
+///
+/// # Safety
+/// Only from `fork::enter`, the child's first call.
+pub(crate) unsafe fn after_fork() {
+    crate::fork::unlock_inherited(&REGISTRY);
+    crate::fork::unlock_inherited(&INHERITED);
 }
