@@ -13,7 +13,7 @@ mod exec;
 mod stream;
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,7 @@ impl CancelKey {
     /// Ask the server to cancel the statement running on that backend (a new short connection,
     /// as libpq's PQcancel). Best effort: the server does not reply.
     pub fn send(&self) -> io::Result<()> {
+        use std::io::Write;
         let mut buf = BytesMut::with_capacity(16);
         frontend::cancel_request(self.backend_pid, self.secret_key, &mut buf);
         let deadline = Instant::now() + CANCEL_CONNECT_TIMEOUT;
@@ -221,15 +222,51 @@ impl PgConn {
         self.statement_timeout = timeout;
     }
 
-    /// Send everything in `write_buf`.
+    /// Send everything in `write_buf`. While the socket cannot take more, read what the server
+    /// sends meanwhile into `read_buf`: a server answering a large batch (a Parse with thousands
+    /// of parameters gets a large ParameterDescription) stops reading when its own output is not
+    /// read, and two blocked writers would wait for each other forever.
     fn flush_writes(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let left = stream::remaining(deadline).map_err(|e| self.io_failure(e))?;
-        if let Err(e) = self.stream.set_write_timeout(left) {
-            return Err(self.io_failure(e));
-        }
-        let res = self.stream.write_all(&self.write_buf);
+        let fd = self.stream.as_raw_fd();
+        let mut sent = 0;
+        let result = loop {
+            if sent == self.write_buf.len() {
+                break Ok(());
+            }
+            let rest = &self.write_buf[sent..];
+            // SAFETY: sends from a live buffer; MSG_NOSIGNAL keeps a closed peer from raising
+            // SIGPIPE in the host program.
+            let n =
+                unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                sent += n as usize;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {}
+                _ => break Err(e),
+            }
+            let timeout_ms = match stream::remaining(deadline) {
+                Ok(None) => -1,
+                Ok(Some(left)) => left.as_millis().clamp(1, i32::MAX as u128) as i32,
+                Err(e) => break Err(e),
+            };
+            let mut pfd = libc::pollfd { fd, events: libc::POLLOUT | libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd.
+            let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            if ready == 0 {
+                break Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+            }
+            if ready > 0 && pfd.revents & libc::POLLIN != 0 {
+                if let Err(e) = self.fill_read_buf() {
+                    break Err(e);
+                }
+            }
+        };
         self.write_buf.clear();
-        res.map_err(|e| self.io_failure(e))
+        result.map_err(|e| self.io_failure(e))
     }
 
     /// Mark the connection broken and describe the I/O failure as an operational error.
