@@ -13,7 +13,7 @@ MAJOR    := $(firstword $(subst ., ,$(VERSION)))
 # What a program linking libpgsess.a statically also needs (rustc --print native-static-libs).
 LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-.PHONY: all build header install demo check clean
+.PHONY: all build header install demo check bench clean
 
 all: build
 
@@ -25,14 +25,19 @@ header: build
 	cp "$$(ls -t target/release/build/pgsess-*/out/pgsess.h | head -1)" include/pgsess.h
 
 install: build
-	install -d "$(PREFIX)/lib/pkgconfig" "$(PREFIX)/include"
+	install -d "$(PREFIX)/lib/pkgconfig" "$(PREFIX)/include" "$(PREFIX)/lib/cmake/pgsess"
 	install -m 0755 target/release/libpgsess.so "$(PREFIX)/lib/libpgsess.so.$(VERSION)"
 	ln -sf "libpgsess.so.$(VERSION)" "$(PREFIX)/lib/libpgsess.so.$(MAJOR)"
 	ln -sf "libpgsess.so.$(MAJOR)" "$(PREFIX)/lib/libpgsess.so"
 	install -m 0644 target/release/libpgsess.a "$(PREFIX)/lib/libpgsess.a"
 	install -m 0644 include/pgsess.h "$(PREFIX)/include/pgsess.h"
+	install -m 0644 include/pgsess.hpp "$(PREFIX)/include/pgsess.hpp"
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' \
 	    pgsess.pc.in > "$(PREFIX)/lib/pkgconfig/pgsess.pc"
+	for f in pgsessConfig pgsessConfigVersion; do \
+	    sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' \
+	        "cmake/$$f.cmake.in" > "$(PREFIX)/lib/cmake/pgsess/$$f.cmake" || exit 1; \
+	done
 
 demo:
 	scripts/ensure-deps
@@ -42,6 +47,13 @@ demo:
 check:
 	scripts/ensure-deps
 	scripts/check $(STAGE)
+
+# Side-by-side benchmark against libpq (not part of check): prints the table and rewrites
+# BENCHMARKS.md. Starts its own server unless PGSQL_BENCH is set.
+bench:
+	scripts/ensure-deps
+	$(MAKE) --no-print-directory install PREFIX=$(STAGE)
+	bench/run.sh $(STAGE)
 
 clean:
 	$(CARGO) clean

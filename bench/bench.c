@@ -12,7 +12,7 @@
  *   bench all [-q]                 every workload, then a markdown table (-q: tiny sizes, a smoke test)
  *   bench mem pgsess|libpq TABLE ROWS
  *                                  child of workload 5: peak RSS of holding the bulk result
- *   bench cg rt|bulk pgsess|libpq N
+ *   bench cg rt|bulk|bulkrow pgsess|libpq N
  *                                  one side, one workload, N iterations inside the function
  *                                  measured_loop (for valgrind --tool=callgrind --toggle-collect=measured_loop)
  *
@@ -51,12 +51,12 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Sizes (the -q smoke test divides them)                                                      */
 
-static long RT_BLOCKS = 21, RT_ITERS = 400, RT_WARM = 500;
-static long BULK_ROWS = 200000, BULK_BLOCKS = 7;
-static long CONC_TOTAL = 4096, CONC_BLOCKS = 7;
-static long CONN_BLOCKS = 7, CONN_REQS = 20;
-static long MEM_RUNS = 3;
-static long WR_BLOCKS = 7, WR_ROWS = 1000;
+static long RT_BLOCKS = 31, RT_ITERS = 400, RT_WARM = 500;
+static long BULK_ROWS = 200000, BULK_BLOCKS = 15;
+static long CONC_TOTAL = 4096, CONC_BLOCKS = 11;
+static long CONN_BLOCKS = 11, CONN_REQS = 20;
+static long MEM_RUNS = 5;
+static long WR_BLOCKS = 21, WR_ROWS = 1000;
 
 static const char *RT_SQL = "SELECT $1::int + 1";
 static const char *URL;
@@ -348,7 +348,15 @@ struct bulk_sum {
 
 struct bulk_time {
     double query, read, free;
+    long minflt; /* minor page faults during the whole fetch (query, read, free) */
 };
+
+static long minflt_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
 
 static void bulk_read_pgsess(const pgsess_results *r, struct bulk_sum *out)
 {
@@ -369,6 +377,30 @@ static void bulk_read_pgsess(const pgsess_results *r, struct bulk_sum *out)
     out->rows = (long)nrows;
 }
 
+/* The same reading through the row-wise accessor: one call per row fills 5 value pointers. */
+static void bulk_read_pgsess_rows(const pgsess_results *r, struct bulk_sum *out)
+{
+    size_t nrows = pgsess_results_nrows(r), ncols = pgsess_results_ncols(r), i, j;
+    unsigned long long len = 0, first = 0;
+    const char *vals[5];
+    if ((long)nrows != BULK_ROWS || ncols != 5)
+        die("pgsess bulk: %zu rows x %zu columns, expected %ld x 5", nrows, ncols, BULK_ROWS);
+    for (i = 0; i < nrows; i++) {
+        if (pgsess_results_row(r, i, vals, NULL, 5) != 5)
+            die("pgsess_results_row(%zu) did not fill 5 columns", i);
+        for (j = 0; j < 5; j++) {
+            const char *v = vals[j];
+            if (v == NULL)
+                die("pgsess bulk: NULL at (%zu, %zu)", i, j);
+            len += strlen(v);
+            first += (unsigned char)v[0];
+        }
+    }
+    out->len = len;
+    out->first = first;
+    out->rows = (long)nrows;
+}
+
 static void bulk_read_libpq(const PGresult *r, struct bulk_sum *out)
 {
     int nrows = PQntuples(r), ncols = PQnfields(r), i, j;
@@ -377,9 +409,11 @@ static void bulk_read_libpq(const PGresult *r, struct bulk_sum *out)
         die("libpq bulk: %d rows x %d columns, expected %ld x 5", nrows, ncols, BULK_ROWS);
     for (i = 0; i < nrows; i++)
         for (j = 0; j < ncols; j++) {
+            /* No PQgetisnull here: pgsess learns NULL from the pointer at no extra cost, and the
+             * table has no NULLs (the pgsess side and the equal checksums prove it). */
             const char *v = PQgetvalue(r, i, j);
-            if (v == NULL || PQgetisnull(r, i, j))
-                die("libpq bulk: NULL at (%d, %d)", i, j);
+            if (v == NULL)
+                die("libpq bulk: no value at (%d, %d)", i, j);
             len += strlen(v);
             first += (unsigned char)v[0];
         }
@@ -388,16 +422,20 @@ static void bulk_read_libpq(const PGresult *r, struct bulk_sum *out)
     out->rows = nrows;
 }
 
-static double bulk_pgsess(pgsess_session *s, struct bulk_sum *sum, struct bulk_time *t)
+static double bulk_pgsess(pgsess_session *s, int rowwise, struct bulk_sum *sum, struct bulk_time *t)
 {
     pgsess_error *err = NULL;
     pgsess_results *r;
+    long f0 = t ? minflt_now() : 0;
     double t0 = now_us(), t1, t2, t3;
     r = pgsess_query(s, BULK_SQL, 0, NULL, &err);
     if (r == NULL)
         die("pgsess_query(%s) failed: %s", BULK_SQL, emsg(err));
     t1 = now_us();
-    bulk_read_pgsess(r, sum);
+    if (rowwise)
+        bulk_read_pgsess_rows(r, sum);
+    else
+        bulk_read_pgsess(r, sum);
     t2 = now_us();
     pgsess_results_free(r);
     t3 = now_us();
@@ -405,6 +443,7 @@ static double bulk_pgsess(pgsess_session *s, struct bulk_sum *sum, struct bulk_t
         t->query = t1 - t0;
         t->read = t2 - t1;
         t->free = t3 - t2;
+        t->minflt = minflt_now() - f0;
     }
     return t3 - t0;
 }
@@ -412,6 +451,7 @@ static double bulk_pgsess(pgsess_session *s, struct bulk_sum *sum, struct bulk_t
 static double bulk_libpq(PGconn *c, struct bulk_sum *sum, struct bulk_time *t)
 {
     PGresult *r;
+    long f0 = t ? minflt_now() : 0;
     double t0 = now_us(), t1, t2, t3;
     r = PQexec(c, BULK_SQL);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -425,6 +465,7 @@ static double bulk_libpq(PGconn *c, struct bulk_sum *sum, struct bulk_time *t)
         t->query = t1 - t0;
         t->read = t2 - t1;
         t->free = t3 - t2;
+        t->minflt = minflt_now() - f0;
     }
     return t3 - t0;
 }
@@ -443,22 +484,32 @@ static void workload_bulk(pgsess_session *s, PGconn *c)
     double *a = dalloc(BULK_BLOCKS), *b = dalloc(BULK_BLOCKS), *ratio = dalloc(BULK_BLOCKS);
     double *aq = dalloc(BULK_BLOCKS), *ar = dalloc(BULK_BLOCKS), *af = dalloc(BULK_BLOCKS);
     double *bq = dalloc(BULK_BLOCKS), *br = dalloc(BULK_BLOCKS), *bf = dalloc(BULK_BLOCKS);
-    struct bulk_sum sa, sb;
-    struct bulk_time ta, tb;
+    double *w = dalloc(BULK_BLOCKS), *wr = dalloc(BULK_BLOCKS), *wratio = dalloc(BULK_BLOCKS);
+    double *afl = dalloc(BULK_BLOCKS), *bfl = dalloc(BULK_BLOCKS);
+    struct bulk_sum sa, sb, sw;
+    struct bulk_time ta, tb, tw;
     long k;
-    printf("2. bulk fetch \"%s\": %ld rows x 5 columns, %ld blocks of one fetch per side, 1 warm-up each\n",
+    printf("2. bulk fetch \"%s\": %ld rows x 5 columns, %ld blocks of one fetch per side, 1 warm-up each;\n"
+           "   sides: pgsess_results_value per cell, libpq PQgetvalue per cell, extra: pgsess_results_row per row\n",
            BULK_SQL, BULK_ROWS, BULK_BLOCKS);
     bulk_libpq(c, &BULK_EXPECTED, NULL);
-    bulk_pgsess(s, &sa, NULL);
+    bulk_pgsess(s, 0, &sa, NULL);
     check_bulk("pgsess", &sa);
+    bulk_pgsess(s, 1, &sw, NULL);
+    check_bulk("pgsess (rows)", &sw);
     for (k = 0; k < BULK_BLOCKS; k++) {
-        a[k] = bulk_pgsess(s, &sa, &ta) / 1000.0;
+        a[k] = bulk_pgsess(s, 0, &sa, &ta) / 1000.0;
         b[k] = bulk_libpq(c, &sb, &tb) / 1000.0;
+        w[k] = bulk_pgsess(s, 1, &sw, &tw) / 1000.0;
         check_bulk("pgsess", &sa);
         check_bulk("libpq", &sb);
+        check_bulk("pgsess (rows)", &sw);
         ratio[k] = a[k] / b[k];
+        wratio[k] = w[k] / b[k];
         aq[k] = ta.query / 1000.0, ar[k] = ta.read / 1000.0, af[k] = ta.free / 1000.0;
         bq[k] = tb.query / 1000.0, br[k] = tb.read / 1000.0, bf[k] = tb.free / 1000.0;
+        wr[k] = tw.read / 1000.0;
+        afl[k] = (double)ta.minflt, bfl[k] = (double)tb.minflt;
     }
     printf("    (each fetch reads %ld values, %llu bytes of text)\n", BULK_ROWS * 5, BULK_EXPECTED.len);
     print_stats("pgsess per fetch", "ms", a, BULK_BLOCKS);
@@ -469,14 +520,22 @@ static void workload_bulk(pgsess_session *s, PGconn *c)
     print_stats("  PQexec (until returned)", "ms", bq, BULK_BLOCKS);
     print_stats("  reading every value", "ms", br, BULK_BLOCKS);
     print_stats("  PQclear", "ms", bf, BULK_BLOCKS);
+    print_stats("pgsess minor page faults per fetch", "", afl, BULK_BLOCKS);
+    print_stats("libpq minor page faults per fetch", "", bfl, BULK_BLOCKS);
+    print_stats("pgsess (row accessor) per fetch", "ms", w, BULK_BLOCKS);
+    print_stats("  reading every value, by row", "ms", wr, BULK_BLOCKS);
     print_stats("ratio pgsess/libpq", "", ratio, BULK_BLOCKS);
+    print_stats("ratio pgsess (row accessor)/libpq", "", wratio, BULK_BLOCKS);
     {
         char label[96];
         snprintf(label, sizeof label, "2. bulk fetch %ld rows x 5 cols, every value read, per fetch", BULK_ROWS);
         add_row(label, median(a, (size_t)BULK_BLOCKS), median(b, (size_t)BULK_BLOCKS), "ms",
                 median(ratio, (size_t)BULK_BLOCKS), LOWER, 1.10, "(assumed)");
+        add_row("2. (extra) the same, pgsess reading with pgsess_results_row", median(w, (size_t)BULK_BLOCKS),
+                median(b, (size_t)BULK_BLOCKS), "ms", median(wratio, (size_t)BULK_BLOCKS), INFO, 0, NULL);
     }
     free(a), free(b), free(ratio), free(aq), free(ar), free(af), free(bq), free(br), free(bf);
+    free(w), free(wr), free(wratio), free(afl), free(bfl);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -673,26 +732,39 @@ static void workload_concurrency(pgsess_session *s8)
 /* ------------------------------------------------------------------------------------------ */
 /* Workload 4: connect cost avoided                                                            */
 
-static double connect_pgsess(long base, long n, unsigned long long *sum)
+/* Per-phase time of one side's requests, us: open/connect, statement, close/finish. */
+struct phases {
+    double open, stmt, close;
+};
+
+static double connect_pgsess(long base, long n, unsigned long long *sum, struct phases *ph)
 {
     long i;
     double t0 = now_us();
     for (i = 0; i < n; i++) {
+        double a = now_us(), b, c;
         pgsess_session *s = ps_open(8); /* the warm pool-8 pool of workload 3 */
+        b = now_us();
         rt_pgsess(s, base + i, 1, sum);
+        c = now_us();
         pgsess_close(s);
+        ph->open += b - a, ph->stmt += c - b, ph->close += now_us() - c;
     }
     return now_us() - t0;
 }
 
-static double connect_libpq(long base, long n, unsigned long long *sum)
+static double connect_libpq(long base, long n, unsigned long long *sum, struct phases *ph)
 {
     long i;
     double t0 = now_us();
     for (i = 0; i < n; i++) {
-        PGconn *c = pq_connect();
-        rt_libpq(c, base + i, 1, sum);
-        PQfinish(c);
+        double a = now_us(), b, c;
+        PGconn *conn = pq_connect();
+        b = now_us();
+        rt_libpq(conn, base + i, 1, sum);
+        c = now_us();
+        PQfinish(conn);
+        ph->open += b - a, ph->stmt += c - b, ph->close += now_us() - c;
     }
     return now_us() - t0;
 }
@@ -700,30 +772,43 @@ static double connect_libpq(long base, long n, unsigned long long *sum)
 static void workload_connect(void)
 {
     double *a = dalloc(CONN_BLOCKS), *b = dalloc(CONN_BLOCKS), *ratio = dalloc(CONN_BLOCKS);
+    double *ao = dalloc(CONN_BLOCKS), *as = dalloc(CONN_BLOCKS), *ac = dalloc(CONN_BLOCKS);
+    double *bo = dalloc(CONN_BLOCKS), *bs = dalloc(CONN_BLOCKS), *bc = dalloc(CONN_BLOCKS);
     unsigned long long sa = 0, sb = 0;
+    struct phases pa, pb;
     long k;
     printf("4. connect cost avoided: %ld blocks x %ld requests per side, 2 warm-up requests each\n", CONN_BLOCKS,
            CONN_REQS);
     printf("    request = pgsess_open + \"%s\" + pgsess_close (warm pool 8)\n", RT_SQL);
     printf("           vs PQconnectdb + \"%s\" + PQfinish\n", RT_SQL);
-    connect_pgsess(0, 2, &sa);
-    connect_libpq(0, 2, &sb);
+    connect_pgsess(0, 2, &sa, &pa);
+    connect_libpq(0, 2, &sb, &pb);
     for (k = 0; k < CONN_BLOCKS; k++) {
-        a[k] = connect_pgsess(k * CONN_REQS, CONN_REQS, &sa) / (double)CONN_REQS;
-        b[k] = connect_libpq(k * CONN_REQS, CONN_REQS, &sb) / (double)CONN_REQS;
+        memset(&pa, 0, sizeof pa);
+        memset(&pb, 0, sizeof pb);
+        a[k] = connect_pgsess(k * CONN_REQS, CONN_REQS, &sa, &pa) / (double)CONN_REQS;
+        b[k] = connect_libpq(k * CONN_REQS, CONN_REQS, &sb, &pb) / (double)CONN_REQS;
         ratio[k] = a[k] / b[k];
+        ao[k] = pa.open / (double)CONN_REQS, as[k] = pa.stmt / (double)CONN_REQS, ac[k] = pa.close / (double)CONN_REQS;
+        bo[k] = pb.open / (double)CONN_REQS, bs[k] = pb.stmt / (double)CONN_REQS, bc[k] = pb.close / (double)CONN_REQS;
     }
     if (sa != sb)
         die("connect: value lengths differ (pgsess %llu, libpq %llu)", sa, sb);
     print_stats("pgsess per request", "us", a, CONN_BLOCKS);
+    print_stats("  pgsess_open", "us", ao, CONN_BLOCKS);
+    print_stats("  statement", "us", as, CONN_BLOCKS);
+    print_stats("  pgsess_close", "us", ac, CONN_BLOCKS);
     print_stats("libpq per request", "us", b, CONN_BLOCKS);
+    print_stats("  PQconnectdb", "us", bo, CONN_BLOCKS);
+    print_stats("  statement", "us", bs, CONN_BLOCKS);
+    print_stats("  PQfinish", "us", bc, CONN_BLOCKS);
     print_stats("ratio pgsess/libpq", "", ratio, CONN_BLOCKS);
     printf("    pgsess is %.1fx faster per request (median of per-block ratios)\n",
            1.0 / median(ratio, (size_t)CONN_BLOCKS));
     add_row("4. connect cost avoided: open + statement + close, per request", median(a, (size_t)CONN_BLOCKS),
             median(b, (size_t)CONN_BLOCKS), "us", median(ratio, (size_t)CONN_BLOCKS), LOWER, 0.10,
             "(10x faster; issue)");
-    free(a), free(b), free(ratio);
+    free(a), free(b), free(ratio), free(ao), free(as), free(ac), free(bo), free(bs), free(bc);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1195,6 +1280,7 @@ static int run_all(void)
 
 static volatile unsigned long long SINK;
 
+/* bulk: 0 round trip, 1 bulk fetch read by cell, 2 bulk fetch read by row (pgsess only) */
 NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, PGconn *c)
 {
     unsigned long long sum = 0;
@@ -1208,7 +1294,7 @@ NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, 
     } else {
         for (i = 0; i < n; i++) {
             if (pg)
-                bulk_pgsess(s, &bs, NULL);
+                bulk_pgsess(s, bulk == 2, &bs, NULL);
             else
                 bulk_libpq(c, &bs, NULL);
             sum += bs.len + bs.first;
@@ -1219,13 +1305,15 @@ NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, 
 
 static int run_cg(const char *workload, const char *side, long n)
 {
-    int bulk = strcmp(workload, "bulk") == 0, pg = strcmp(side, "pgsess") == 0;
+    int bulk = strcmp(workload, "bulk") == 0 ? 1 : strcmp(workload, "bulkrow") == 0 ? 2 : 0;
+    int pg = strcmp(side, "pgsess") == 0;
     pgsess_session *s = NULL;
     PGconn *c = NULL, *ctl = NULL;
     unsigned long long dummy = 0;
     struct bulk_sum bs;
-    if ((!bulk && strcmp(workload, "rt") != 0) || (!pg && strcmp(side, "libpq") != 0) || n <= 0)
-        die("usage: bench cg rt|bulk pgsess|libpq N");
+    if ((!bulk && strcmp(workload, "rt") != 0) || (!pg && strcmp(side, "libpq") != 0) || n <= 0 ||
+        (bulk == 2 && !pg))
+        die("usage: bench cg rt|bulk|bulkrow pgsess|libpq N  (bulkrow: pgsess only)");
     if (bulk) { /* the table, created here, outside the measured function */
         ctl = pq_connect();
         CTL_FOR_EXIT = ctl;
@@ -1243,7 +1331,7 @@ static int run_cg(const char *workload, const char *side, long n)
         else
             rt_libpq(c, 0, 50, &dummy);
     } else if (pg) {
-        bulk_pgsess(s, &bs, NULL);
+        bulk_pgsess(s, bulk == 2, &bs, NULL);
     } else {
         bulk_libpq(c, &bs, NULL);
     }
@@ -1297,7 +1385,7 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "cg") == 0)
         return run_cg(argv[2], argv[3], strtol(argv[4], NULL, 10));
     fprintf(stderr,
-            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk pgsess|libpq N\n"
+            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk|bulkrow pgsess|libpq N\n"
             "  (PGSQL_BENCH must hold a PostgreSQL URI)\n",
             argv[0]);
     return 2;

@@ -14,7 +14,9 @@ BENCH_ROOT=$(dirname "$BENCH_HERE")
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgsess-bench.XXXXXX") || exit 2
 BENCH_CLUSTER=
 BENCH_PM_PID=
-BENCH_SERVER=
+# Read by the scripts that source this file:
+# shellcheck disable=SC2034
+BENCH_SERVER='' BENCH_BUILD_CMD='' BENCH_BIN=''
 
 bench_cleanup() {
     if [[ -n "$BENCH_CLUSTER" ]]; then
@@ -39,6 +41,7 @@ bench_build() {
     # shellcheck disable=SC2086
     ${CC:-cc} -std=c99 -O2 -g -Wall -Wextra -pedantic "$BENCH_HERE/bench.c" -o "$BENCH_BIN" \
         $flags -pthread -Wl,-rpath,"$prefix/lib" || return 1
+    # shellcheck disable=SC2034
     BENCH_BUILD_CMD="${CC:-cc} -std=c99 -O2 -g bench/bench.c \$(pkg-config --cflags --libs pgsess libpq) -pthread"
 }
 
@@ -46,6 +49,7 @@ bench_server() {
     if [[ -n "${PGSQL_BENCH:-}" ]]; then
         export PGSQL_BENCH
         BENCH_PM_PID=${PGSESS_BENCH_POSTMASTER_PID:-}
+        # shellcheck disable=SC2034
         BENCH_SERVER="PGSQL_BENCH as given"
         return 0
     fi
@@ -59,6 +63,7 @@ bench_server() {
     . "$BENCH_CLUSTER/env"
     export PGSQL_BENCH="$PGSQL_TEST" # Unix socket, SCRAM password
     BENCH_PM_PID=$(head -n 1 "$BENCH_CLUSTER/data/postmaster.pid")
+    # shellcheck disable=SC2034
     BENCH_SERVER="throwaway cluster (scripts/pg-cluster: fsync=off, synchronous_commit=off), Unix socket, SCRAM"
 }
 

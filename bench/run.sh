@@ -58,15 +58,17 @@ esac
 echo "placement: $placement_text"
 
 out="$BENCH_TMP/out.txt"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 # Bounded: the whole run takes about 1-2 minutes on the 2-core development machines.
 timeout 290 "${pin[@]}" "$BENCH_BIN" all $quick | tee "$out"
 status=${PIPESTATUS[0]}
 elapsed=$(($(date +%s) - started))
+load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 if [[ $status -ne 0 ]]; then
     echo "bench/run.sh: the benchmark failed (exit $status) after ${elapsed}s" >&2
     exit 1
 fi
-echo "bench/run.sh: ${elapsed}s in total (build, server start, all workloads)"
+echo "bench/run.sh: ${elapsed}s in total (build, server start, all workloads); load average $load_before before, $load_after after"
 
 [[ -n "$quick" || "${PGSESS_BENCH_NO_WRITE:-}" == 1 ]] && exit 0
 
@@ -90,6 +92,7 @@ pgsess_version=$(sed -n 's/^pgsess \([^ ]*\) vs .*/\1/p' "$out" | head -n 1)
     echo "- machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)"
     echo "- PostgreSQL server $server_version ($BENCH_SERVER); libpq $libpq_version; pgsess $pgsess_version"
     echo "- placement: $placement_text"
+    echo "- load average (1, 5, 15 min) before: $load_before; after: $load_after (other jobs on the machine add noise)"
     echo
     sed -n '/^RESULTS-TABLE-BEGIN$/,/^RESULTS-TABLE-END$/p' "$out" | sed '1d;$d'
     echo

@@ -18,6 +18,8 @@
  *   read-only accessors of an empty Results report zero rows and columns.
  * - std::string_view values returned by Results and Row point into the results buffer: they stay
  *   valid while the owning Results object (or any Results it was moved into) is alive.
+ *   `for (auto row : s.query(...))` is fine (the temporary Results lives for the whole loop), but
+ *   `for (auto n : s.query(...).notices())` is not: keep the Results in a variable.
  * - Threading follows the C API: a Session may be used by any number of threads at once (except
  *   that destroying or assigning to it must not race with other calls on it); a Results may be
  *   read by any number of threads at once; a Transaction is used by one thread at a time; an
@@ -41,7 +43,6 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -550,10 +551,12 @@ public:
      *  statement the server refuses further statements (SQLSTATE 25P02) until rollback. */
     template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
     Results query(const impl::CString &sql, Args &&...params) {
+        check_active("query");
         return impl::run_variadic(pgsess_tx_query, h_, sql, "pgsess_tx_query", std::forward<Args>(params)...);
     }
     /** Run a statement with a vector of parameters (nullopt is SQL NULL). */
     Results query(const impl::CString &sql, const std::vector<std::optional<std::string>> &params) {
+        check_active("query");
         return impl::run_vector(pgsess_tx_query, h_, sql, "pgsess_tx_query", params);
     }
 
@@ -561,6 +564,7 @@ public:
      *  throws. Throws Error PGSESS_TRANSACTION_ROLLBACK when a statement in the transaction failed
      *  (the server rolled back instead). */
     void commit() {
+        check_active("commit");
         pgsess_error *err = nullptr;
         if (pgsess_commit(std::exchange(h_, nullptr), &err) != PGSESS_OK)
             impl::throw_error(err, "pgsess_commit");
@@ -579,6 +583,13 @@ public:
     pgsess_tx *release() noexcept { return std::exchange(h_, nullptr); }
 
 private:
+    void check_active(const char *what) const {
+        if (h_ == nullptr)
+            impl::throw_code(PGSESS_INTERFACE_ERROR, std::string("pgsess::Transaction::") + what +
+                                                         ": the transaction has ended (committed, rolled "
+                                                         "back or moved from)");
+    }
+
     pgsess_tx *h_ = nullptr;
 };
 
@@ -666,10 +677,12 @@ public:
      */
     template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
     Results query(const impl::CString &sql, Args &&...params) {
+        check_open("query");
         return impl::run_variadic(pgsess_query, h_, sql, "pgsess_query", std::forward<Args>(params)...);
     }
     /** Run `sql` with a vector of parameters (nullopt is SQL NULL). */
     Results query(const impl::CString &sql, const std::vector<std::optional<std::string>> &params) {
+        check_open("query");
         return impl::run_vector(pgsess_query, h_, sql, "pgsess_query", params);
     }
 
@@ -677,15 +690,18 @@ public:
      *  identifier (so it is case-sensitive). Arguments and results as for query(). */
     template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
     Results callproc(const impl::CString &name, Args &&...args) {
+        check_open("callproc");
         return impl::run_variadic(pgsess_callproc, h_, name, "pgsess_callproc", std::forward<Args>(args)...);
     }
     /** callproc() with a vector of arguments (nullopt is SQL NULL). */
     Results callproc(const impl::CString &name, const std::vector<std::optional<std::string>> &args) {
+        check_open("callproc");
         return impl::run_vector(pgsess_callproc, h_, name, "pgsess_callproc", args);
     }
 
     /** Begin a transaction (checks out and pins one pooled connection). Throws Error on failure. */
     Transaction begin() {
+        check_open("begin");
         pgsess_error *err = nullptr;
         pgsess_tx *tx = pgsess_begin(h_, &err);
         if (tx == nullptr)
@@ -710,6 +726,7 @@ public:
     /** Accepts UTF8 under any spelling and changes nothing; throws Error
      *  PGSESS_NOT_SUPPORTED_ERROR for any other encoding. */
     void set_encoding(const impl::CString &name) {
+        check_open("set_encoding");
         pgsess_error *err = nullptr;
         if (pgsess_set_encoding(h_, name.c_str(), &err) != PGSESS_OK)
             impl::throw_error(err, "pgsess_set_encoding");
@@ -732,6 +749,12 @@ public:
     pgsess_session *release() noexcept { return std::exchange(h_, nullptr); }
 
 private:
+    void check_open(const char *what) const {
+        if (h_ == nullptr)
+            impl::throw_code(PGSESS_INTERFACE_ERROR, std::string("pgsess::Session::") + what +
+                                                         ": the session is empty (default-constructed or "
+                                                         "moved from)");
+    }
     static void set_option(Code code, const char *option, const std::string &value) {
         if (code != PGSESS_OK)
             impl::throw_code(code, std::string("pgsess: option ") + option + " = " + value + " rejected (" +

@@ -44,8 +44,9 @@ pub unsafe extern "C" fn pgsess_error_code(err: *const pgsess_error) -> Code {
 }
 
 /// The DB-API category of the error's code: the code itself, except `PGSESS_QUERY_CANCELED`,
-/// `PGSESS_TRANSACTION_ROLLBACK` and `PGSESS_POOL_EXHAUSTED` (operational) and
-/// `PGSESS_CONFIG_ERROR` (interface). `PGSESS_INTERFACE_ERROR` for a NULL `err`.
+/// `PGSESS_TRANSACTION_ROLLBACK` and `PGSESS_POOL_EXHAUSTED` (operational);
+/// `PGSESS_CONFIG_ERROR`, `PGSESS_NULL_VALUE`, `PGSESS_TYPE_MISMATCH` and `PGSESS_OUT_OF_RANGE`
+/// (interface); `PGSESS_VALUE_OVERFLOW` (data). `PGSESS_INTERFACE_ERROR` for a NULL `err`.
 ///
 /// # Safety
 /// `err` is NULL or a live error object from this library.

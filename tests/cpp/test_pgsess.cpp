@@ -128,6 +128,31 @@ std::string count_rows(pgsess::Session &s, const std::string &table) {
 
 pgsess::Session open_ctest(const pgsess::Options &opts = {}) { return pgsess::Session("ctest", opts); }
 
+// Whether primary key `id` of `table` is free: neither committed nor held by a transaction still
+// open somewhere (that would make the probe wait; lock_timeout turns the wait into a failure
+// instead of a hang). The probe itself is rolled back.
+bool key_is_free(pgsess::Session &s, const std::string &table, int id) {
+    try {
+        auto tx = s.begin();
+        tx.query("SET LOCAL lock_timeout = '2s'");
+        tx.query("INSERT INTO " + table + " (id) VALUES ($1)", id);
+        tx.rollback();
+        return true;
+    } catch (const pgsess::Error &e) {
+        std::cerr << "key " << id << " of " << table << " is not free: " << e.code_name() << " "
+                  << e.sqlstate().value_or("-") << " " << e.what() << std::endl;
+        return false;
+    }
+}
+
+// DROP TABLE without waiting forever for a lock a leaked transaction would hold.
+void drop_table(pgsess::Session &s, const std::string &table) {
+    auto tx = s.begin();
+    tx.query("SET LOCAL lock_timeout = '2s'");
+    tx.query("DROP TABLE " + table);
+    tx.commit();
+}
+
 // ---------------------------------------------------------------------------------------------
 
 void test_params_and_null(pgsess::Session &s) {
@@ -251,6 +276,12 @@ void test_iteration_and_columns(pgsess::Session &s) {
         ++count;
     }
     CHECK_EQ(count, 3u);
+
+    // Iterating a temporary Results: it lives for the whole loop (valgrind checks the reads).
+    std::string joined;
+    for (auto row : s.query("SELECT 'x' || n FROM generate_series(1, 3) AS n"))
+        joined += std::string(row[0].value_or("NULL"));
+    CHECK_EQ(joined, std::string("x1x2x3"));
 
     // Standard algorithms work on the row range.
     const auto big = std::count_if(r.begin(), r.end(), [](const pgsess::Row &row) { return row["n"] >= "2"; });
@@ -422,6 +453,7 @@ void test_transactions(pgsess::Session &s) {
         CHECK_EQ(tx.query("SELECT count(*) FROM " + table).value(0, 0), std::optional<std::string_view>("2"));
     }
     CHECK_EQ(count_rows(s, table), "1");
+    CHECK(key_is_free(s, table, 2)); // rolled back, not merely uncommitted
 
     // Rolled back by an exception unwinding through it.
     try {
@@ -431,6 +463,7 @@ void test_transactions(pgsess::Session &s) {
     } catch (const std::runtime_error &) {
     }
     CHECK_EQ(count_rows(s, table), "1");
+    CHECK(key_is_free(s, table, 3));
 
     // Explicit rollback; the transaction is then ended.
     {
@@ -440,13 +473,16 @@ void test_transactions(pgsess::Session &s) {
         CHECK(!tx.active());
         tx.rollback(); // harmless
         auto e = EXPECT_ERROR(tx.query("SELECT 1"));
-        if (e)
+        if (e) {
             CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+            CHECK(contains(e->what(), "ended"));
+        }
         e = EXPECT_ERROR(tx.commit());
         if (e)
             CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
     }
     CHECK_EQ(count_rows(s, table), "1");
+    CHECK(key_is_free(s, table, 4));
 
     // A failed statement: later statements fail with 25P02, commit reports the rollback.
     {
@@ -469,6 +505,7 @@ void test_transactions(pgsess::Session &s) {
             CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
     }
     CHECK_EQ(count_rows(s, table), "1");
+    CHECK(key_is_free(s, table, 5));
 
     // Moved transactions: the moved-from one is empty and its destruction does nothing.
     {
@@ -497,6 +534,7 @@ void test_transactions(pgsess::Session &s) {
     auto kept = s.query("SELECT id FROM " + table + " WHERE id IN (8, 9) ORDER BY id");
     CHECK_EQ(kept.rows(), 1u);
     CHECK_EQ(kept.value(0, 0), std::optional<std::string_view>("9"));
+    CHECK(key_is_free(s, table, 8));
 
     // The vector overload inside a transaction.
     {
@@ -508,7 +546,7 @@ void test_transactions(pgsess::Session &s) {
     auto ten = s.query("SELECT note IS NULL FROM " + table + " WHERE id = $1", 10);
     CHECK_EQ(ten.value(0, 0), std::optional<std::string_view>("t"));
 
-    s.query("DROP TABLE " + table);
+    drop_table(s, table);
 }
 
 template <class T>
@@ -565,8 +603,11 @@ void test_moves(pgsess::Session &s) {
     CHECK(!a);
     CHECK(b);
     auto e = EXPECT_ERROR(a.query("SELECT 1"));
-    if (e)
+    if (e) {
         CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+        CHECK_EQ(e->category(), PGSESS_INTERFACE_ERROR);
+        CHECK(contains(e->what(), "moved from"));
+    }
     e = EXPECT_ERROR(a.begin());
     if (e)
         CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);

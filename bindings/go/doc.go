@@ -1,0 +1,75 @@
+// Package pgsess is the Go binding of libpgsess: pooled PostgreSQL sessions configured from
+// the environment, the Go counterpart of the seed's sprockets.clients.postgresql Session.
+//
+//	s, err := pgsess.Open("foo") // reads PGSQL_FOO=postgresql://user:pass@host:port/db
+//	if err != nil { ... }
+//	defer s.Close()
+//	res, err := s.Query("SELECT id, name FROM users WHERE id = $1", 42)
+//	if err != nil { ... }
+//	defer res.Close() // returns the pooled connection
+//	for res.Next() {
+//		var id int64
+//		var name string
+//		if err := res.Scan(&id, &name); err != nil { ... }
+//	}
+//
+// # Building
+//
+// The package uses cgo and finds the library with pkg-config (`#cgo pkg-config: pgsess`): set
+// PKG_CONFIG_PATH to PREFIX/lib/pkgconfig after `make install PREFIX=...`, and, for a prefix
+// outside the loader's path, CGO_LDFLAGS=-Wl,-rpath,PREFIX/lib. It has no dependency outside
+// the standard library.
+//
+// # Results hold a pooled connection
+//
+// A [Results] holds the pooled connection that ran its statement until [Results.Close], exactly
+// as the C handle does until pgsess_results_free: always `defer res.Close()`. When every
+// connection of a pool stays held, the next statement waits up to the checkout timeout and then
+// fails with an [*Error] whose Code is [PoolExhausted] (see [IsPoolExhausted]) and whose message
+// explains the pool's state. A Results that is garbage-collected without Close is reported on
+// the standard logger, with its SQL; it is never freed behind the caller's back, so the leak
+// stays visible.
+//
+// # Statements and parameters
+//
+// Query and Callproc take Go values and send them as text parameters $1..$n, which the server
+// types as PQexecParams does: nil (and a nil pointer, nil []byte) is SQL NULL; string, bool,
+// every integer and float kind, time.Time (RFC 3339 with nanoseconds and the time's own offset;
+// a timestamp-without-time-zone parameter keeps the wall clock and ignores the offset, as
+// PostgreSQL does), fmt.Stringer and database/sql/driver.Valuer values (sql.NullString, ...)
+// are converted to text; []byte is sent as a binary parameter (pgsess_query_params, no declared
+// types), so bytea values keep zero bytes; json.RawMessage is sent as text. A string holding a
+// zero byte, and any other type, is an InterfaceError. A statement with no arguments runs on
+// the simple protocol, where one string may hold several statements (the last one's result is
+// returned); with arguments it is one statement on the extended protocol.
+//
+// # Reading values
+//
+// The server sends every value as text (byte for byte what libpq's PQgetvalue gives). Next
+// fetches all cell pointers of a row with one cgo call (pgsess_results_row); Scan and Values then
+// convert in Go, without further cgo calls except for date/time columns. Values types each cell
+// by its column's type OID:
+//
+//	int2, int4, int8, oid           int64
+//	float4, float8                  float64
+//	numeric                         string (exact)
+//	bool                            bool
+//	bytea                           []byte (decoded)
+//	timestamptz                     time.Time, the instant, in UTC
+//	timestamp, date                 time.Time, the wall-clock time, in UTC
+//	json, jsonb                     json.RawMessage
+//	NULL                            nil
+//	anything else                   string (the server's text form)
+//
+// The time types read PostgreSQL's ISO DateStyle (the default); 'infinity' and '-infinity' are
+// returned by Values as the strings "infinity" and "-infinity", and are an error for Scan into
+// *time.Time.
+//
+// # Concurrency
+//
+// A [Session] is safe for any number of goroutines at once: each statement checks out its own
+// pooled connection. Close may race with them: it waits for statements already running on the
+// session, and later calls fail with InterfaceError. A [Results] is NOT safe for concurrent use: it has a
+// cursor; give each goroutine its own. A [Tx] serialises its own calls, but its statements run
+// one at a time on one connection.
+package pgsess

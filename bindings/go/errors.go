@@ -1,0 +1,220 @@
+package pgsess
+
+/*
+#include <pgsess.h>
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a pgsess result code; the values are those of the C enum pgsess_code.
+type Code int
+
+// The codes of pgsess_code, in the header's order and with its numbering.
+const (
+	OK                  Code = C.PGSESS_OK
+	InterfaceError      Code = C.PGSESS_INTERFACE_ERROR
+	ConfigError         Code = C.PGSESS_CONFIG_ERROR
+	OperationalError    Code = C.PGSESS_OPERATIONAL_ERROR
+	PoolExhausted       Code = C.PGSESS_POOL_EXHAUSTED
+	QueryCanceled       Code = C.PGSESS_QUERY_CANCELED
+	TransactionRollback Code = C.PGSESS_TRANSACTION_ROLLBACK
+	ProgrammingError    Code = C.PGSESS_PROGRAMMING_ERROR
+	IntegrityError      Code = C.PGSESS_INTEGRITY_ERROR
+	DataError           Code = C.PGSESS_DATA_ERROR
+	InternalError       Code = C.PGSESS_INTERNAL_ERROR
+	NotSupportedError   Code = C.PGSESS_NOT_SUPPORTED_ERROR
+	DatabaseError       Code = C.PGSESS_DATABASE_ERROR
+	NullValue           Code = C.PGSESS_NULL_VALUE
+	TypeMismatch        Code = C.PGSESS_TYPE_MISMATCH
+	OutOfRange          Code = C.PGSESS_OUT_OF_RANGE
+	ValueOverflow       Code = C.PGSESS_VALUE_OVERFLOW
+)
+
+var codeNames = [...]string{
+	OK:                  "PGSESS_OK",
+	InterfaceError:      "PGSESS_INTERFACE_ERROR",
+	ConfigError:         "PGSESS_CONFIG_ERROR",
+	OperationalError:    "PGSESS_OPERATIONAL_ERROR",
+	PoolExhausted:       "PGSESS_POOL_EXHAUSTED",
+	QueryCanceled:       "PGSESS_QUERY_CANCELED",
+	TransactionRollback: "PGSESS_TRANSACTION_ROLLBACK",
+	ProgrammingError:    "PGSESS_PROGRAMMING_ERROR",
+	IntegrityError:      "PGSESS_INTEGRITY_ERROR",
+	DataError:           "PGSESS_DATA_ERROR",
+	InternalError:       "PGSESS_INTERNAL_ERROR",
+	NotSupportedError:   "PGSESS_NOT_SUPPORTED_ERROR",
+	DatabaseError:       "PGSESS_DATABASE_ERROR",
+	NullValue:           "PGSESS_NULL_VALUE",
+	TypeMismatch:        "PGSESS_TYPE_MISMATCH",
+	OutOfRange:          "PGSESS_OUT_OF_RANGE",
+	ValueOverflow:       "PGSESS_VALUE_OVERFLOW",
+}
+
+// String gives the code's name as the C header spells it, e.g. "PGSESS_POOL_EXHAUSTED"; a code
+// this binding does not know is asked of the library (pgsess_code_name), which may be newer.
+func (c Code) String() string {
+	if c >= 0 && int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return C.GoString(C.pgsess_code_name(C.pgsess_code(c)))
+}
+
+// Category is the DB-API base class of the code, as pgsess_error_category gives it.
+func (c Code) Category() Code {
+	switch c {
+	case QueryCanceled, TransactionRollback, PoolExhausted:
+		return OperationalError
+	case ConfigError, NullValue, TypeMismatch, OutOfRange:
+		return InterfaceError
+	case ValueOverflow:
+		return DataError
+	}
+	return c
+}
+
+// Error is every error this package returns: those of the library (with the server's fields
+// when the server reported it) and the binding's own (bad arguments, conversions in Scan,
+// use after Close), which have no SQLState.
+//
+// Use errors.As to get at it, or the Is* helpers:
+//
+//	var pe *pgsess.Error
+//	if errors.As(err, &pe) && pe.SQLState == "23505" { ... }
+type Error struct {
+	Code     Code   // the precise code
+	Category Code   // the DB-API base class (OperationalError for PoolExhausted, ...)
+	SQLState string // five characters, or "" when there is none
+	Message  string // never contains a password
+	Detail   string // the server's DETAIL field, or ""
+	Hint     string // the server's HINT field, or ""
+}
+
+func (e *Error) Error() string {
+	if e.SQLState != "" {
+		return "pgsess: " + e.Message + " (" + e.Code.String() + ", SQLSTATE " + e.SQLState + ")"
+	}
+	return "pgsess: " + e.Message + " (" + e.Code.String() + ")"
+}
+
+// Is reports whether target is an *Error with the same Code, so that
+//
+//	errors.Is(err, &pgsess.Error{Code: pgsess.PoolExhausted})
+//
+// works; a target with a SQLState must match it too.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	if !ok {
+		return false
+	}
+	return t.Code == e.Code && (t.SQLState == "" || t.SQLState == e.SQLState)
+}
+
+// CodeOf gives the Code of err when it is (or wraps) an *Error, OK for nil, and
+// InterfaceError for any other error.
+func CodeOf(err error) Code {
+	if err == nil {
+		return OK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return InterfaceError
+}
+
+// SQLStateOf gives the SQLSTATE of err when it is (or wraps) an *Error that has one, else "".
+func SQLStateOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.SQLState
+	}
+	return ""
+}
+
+func hasCode(err error, c Code) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == c
+}
+
+func hasCategory(err error, c Code) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Category == c
+}
+
+// IsPoolExhausted reports whether err is a checkout that timed out with every connection held.
+func IsPoolExhausted(err error) bool { return hasCode(err, PoolExhausted) }
+
+// IsConfigError reports a missing PGSQL_* variable, a bad URI or an unsupported option.
+func IsConfigError(err error) bool { return hasCode(err, ConfigError) }
+
+// IsQueryCanceled reports SQLSTATE 57014 (statement_timeout, a cancel request).
+func IsQueryCanceled(err error) bool { return hasCode(err, QueryCanceled) }
+
+// IsTransactionRollback reports SQLSTATE class 40, or a commit the server turned into a rollback.
+func IsTransactionRollback(err error) bool { return hasCode(err, TransactionRollback) }
+
+// IsIntegrityError reports SQLSTATE class 23 (unique, foreign key, not null, check violations).
+func IsIntegrityError(err error) bool { return hasCode(err, IntegrityError) }
+
+// IsDataError reports SQLSTATE class 22 (invalid input, division by zero, out of range).
+func IsDataError(err error) bool { return hasCode(err, DataError) }
+
+// IsProgrammingError reports SQL errors: syntax, undefined objects, privileges.
+func IsProgrammingError(err error) bool { return hasCode(err, ProgrammingError) }
+
+// IsOperational reports the operational category: the server unreachable, a lost connection,
+// pool exhaustion, cancellation, a rolled-back transaction.
+func IsOperational(err error) bool { return hasCategory(err, OperationalError) }
+
+// IsNull reports a NULL value scanned into a destination that cannot hold NULL.
+func IsNull(err error) bool { return hasCode(err, NullValue) }
+
+func cstr(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	return C.GoString(p)
+}
+
+// takeError converts a library error to an *Error and frees it. A nil cerr (a failure the
+// library reported without an error object) becomes an InterfaceError naming what failed.
+func takeError(cerr *C.pgsess_error, what string) error {
+	if cerr == nil {
+		return newError(InterfaceError, what+" failed without an error object")
+	}
+	defer C.pgsess_error_free(cerr)
+	return &Error{
+		Code:     Code(C.pgsess_error_code(cerr)),
+		Category: Code(C.pgsess_error_category(cerr)),
+		SQLState: cstr(C.pgsess_error_sqlstate(cerr)),
+		Message:  cstr(C.pgsess_error_message(cerr)),
+		Detail:   cstr(C.pgsess_error_detail(cerr)),
+		Hint:     cstr(C.pgsess_error_hint(cerr)),
+	}
+}
+
+func newError(c Code, msg string) *Error {
+	return &Error{Code: c, Category: c.Category(), Message: msg}
+}
+
+func errorf(c Code, format string, args ...any) *Error {
+	return newError(c, fmt.Sprintf(format, args...))
+}
+
+// codeError is for calls that return a bare pgsess_code.
+func codeError(c C.enum_pgsess_code, what string) error {
+	if c == C.PGSESS_OK {
+		return nil
+	}
+	return errorf(Code(c), "%s refused by the library (see pgsess.h for the valid range)", what)
+}
+
+// libCodeName is the library's own name for c (pgsess_code_name), for tests that check the
+// Code table against the header.
+func libCodeName(c Code) string {
+	return C.GoString(C.pgsess_code_name(C.pgsess_code(c)))
+}

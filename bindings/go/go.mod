@@ -1,0 +1,3 @@
+module pgsess.example/pgsess
+
+go 1.19

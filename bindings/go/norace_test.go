@@ -1,0 +1,5 @@
+//go:build !race
+
+package pgsess
+
+const raceEnabled = false

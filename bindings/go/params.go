@@ -1,0 +1,245 @@
+package pgsess
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include <pgsess.h>
+*/
+import "C"
+
+import (
+	"database/sql/driver"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"time"
+	"unsafe"
+)
+
+// params holds statement parameters in C memory: one malloc'd block for all values (each
+// NUL-terminated), and Go arrays of C pointers, lengths and formats (which hold no Go pointers,
+// so they may be passed to C).
+type params struct {
+	n       int
+	binary  bool // some parameter is binary: use pgsess_query_params
+	block   unsafe.Pointer
+	values  []*C.char
+	lengths []C.int32_t
+	formats []C.int32_t
+}
+
+type span struct {
+	off, len int
+	null     bool
+	binary   bool
+}
+
+// newParams converts args; allowBinary sends []byte as binary parameters (else as bytea hex
+// text).
+func newParams(args []any, allowBinary bool) (*params, error) {
+	p := &params{n: len(args)}
+	if len(args) == 0 {
+		return p, nil
+	}
+	spans := make([]span, len(args))
+	var data []byte
+	for i, a := range args {
+		off := len(data)
+		var null, bin bool
+		var err error
+		data, null, bin, err = appendArg(data, a, allowBinary, 0)
+		if err != nil {
+			return nil, errorf(InterfaceError, "argument $%d (%T): %v", i+1, a, err)
+		}
+		spans[i] = span{off: off, len: len(data) - off, null: null, binary: bin}
+		if bin {
+			if len(data)-off > math.MaxInt32 {
+				return nil, errorf(InterfaceError, "argument $%d: %d bytes is too long", i+1, len(data)-off)
+			}
+			p.binary = true
+		}
+		if !null {
+			data = append(data, 0)
+		}
+	}
+	if len(data) > 0 {
+		p.block = C.malloc(C.size_t(len(data)))
+		C.memcpy(p.block, unsafe.Pointer(&data[0]), C.size_t(len(data)))
+	}
+	p.values = make([]*C.char, len(args))
+	if p.binary {
+		p.lengths = make([]C.int32_t, len(args))
+		p.formats = make([]C.int32_t, len(args))
+	}
+	for i, sp := range spans {
+		if !sp.null {
+			p.values[i] = (*C.char)(unsafe.Add(p.block, sp.off))
+		}
+		if p.binary {
+			p.lengths[i] = C.int32_t(sp.len)
+			if sp.binary {
+				p.formats[i] = 1
+			}
+		}
+	}
+	return p, nil
+}
+
+func (p *params) free() {
+	if p.block != nil {
+		C.free(p.block)
+		p.block = nil
+	}
+}
+
+func (p *params) valuesPtr() **C.char {
+	if p.n == 0 {
+		return nil
+	}
+	return &p.values[0]
+}
+
+func (p *params) lengthsPtr() *C.int32_t {
+	if len(p.lengths) == 0 {
+		return nil
+	}
+	return &p.lengths[0]
+}
+
+func (p *params) formatsPtr() *C.int32_t {
+	if len(p.formats) == 0 {
+		return nil
+	}
+	return &p.formats[0]
+}
+
+// appendArg appends the parameter form of a to buf.
+func appendArg(buf []byte, a any, allowBinary bool, depth int) (out []byte, null, binary bool, err error) {
+	if depth > 8 {
+		return buf, false, false, fmt.Errorf("too many levels of indirection")
+	}
+	switch v := a.(type) {
+	case nil:
+		return buf, true, false, nil
+	case string:
+		return appendText(buf, v)
+	case json.RawMessage:
+		if v == nil {
+			return buf, true, false, nil
+		}
+		return appendText(buf, string(v))
+	case []byte:
+		if v == nil {
+			return buf, true, false, nil
+		}
+		if allowBinary {
+			return append(buf, v...), false, true, nil
+		}
+		buf = append(buf, '\\', 'x')
+		n := len(buf)
+		buf = append(buf, make([]byte, hex.EncodedLen(len(v)))...)
+		hex.Encode(buf[n:], v)
+		return buf, false, false, nil
+	case bool:
+		if v {
+			return append(buf, "true"...), false, false, nil
+		}
+		return append(buf, "false"...), false, false, nil
+	case int:
+		return strconv.AppendInt(buf, int64(v), 10), false, false, nil
+	case int8:
+		return strconv.AppendInt(buf, int64(v), 10), false, false, nil
+	case int16:
+		return strconv.AppendInt(buf, int64(v), 10), false, false, nil
+	case int32:
+		return strconv.AppendInt(buf, int64(v), 10), false, false, nil
+	case int64:
+		return strconv.AppendInt(buf, v, 10), false, false, nil
+	case uint:
+		return strconv.AppendUint(buf, uint64(v), 10), false, false, nil
+	case uint8:
+		return strconv.AppendUint(buf, uint64(v), 10), false, false, nil
+	case uint16:
+		return strconv.AppendUint(buf, uint64(v), 10), false, false, nil
+	case uint32:
+		return strconv.AppendUint(buf, uint64(v), 10), false, false, nil
+	case uint64:
+		return strconv.AppendUint(buf, v, 10), false, false, nil
+	case uintptr:
+		return strconv.AppendUint(buf, uint64(v), 10), false, false, nil
+	case float32:
+		return appendFloat(buf, float64(v), 32), false, false, nil
+	case float64:
+		return appendFloat(buf, v, 64), false, false, nil
+	case time.Time:
+		return v.AppendFormat(buf, time.RFC3339Nano), false, false, nil
+	case driver.Valuer:
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			return buf, true, false, nil
+		}
+		dv, err := v.Value()
+		if err != nil {
+			return buf, false, false, err
+		}
+		return appendArg(buf, dv, allowBinary, depth+1)
+	case fmt.Stringer:
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			return buf, true, false, nil
+		}
+		return appendText(buf, v.String())
+	}
+	// Named types of the kinds above (type ID int64), and pointers to any supported value.
+	rv := reflect.ValueOf(a)
+	switch rv.Kind() {
+	case reflect.Pointer:
+		if rv.IsNil() {
+			return buf, true, false, nil
+		}
+		return appendArg(buf, rv.Elem().Interface(), allowBinary, depth+1)
+	case reflect.String:
+		return appendArg(buf, rv.String(), allowBinary, depth+1)
+	case reflect.Bool:
+		return appendArg(buf, rv.Bool(), allowBinary, depth+1)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.AppendInt(buf, rv.Int(), 10), false, false, nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return strconv.AppendUint(buf, rv.Uint(), 10), false, false, nil
+	case reflect.Float32:
+		return appendFloat(buf, rv.Float(), 32), false, false, nil
+	case reflect.Float64:
+		return appendFloat(buf, rv.Float(), 64), false, false, nil
+	case reflect.Slice:
+		if rv.Type().Elem().Kind() == reflect.Uint8 {
+			return appendArg(buf, rv.Bytes(), allowBinary, depth+1)
+		}
+	}
+	return buf, false, false, fmt.Errorf("unsupported parameter type %T (use nil, string, []byte, bool, "+
+		"an integer or float, time.Time, fmt.Stringer or driver.Valuer)", a)
+}
+
+func appendText(buf []byte, s string) ([]byte, bool, bool, error) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return buf, false, false, fmt.Errorf("text contains a zero byte at offset %d "+
+				"(PostgreSQL text cannot hold one; use []byte for bytea)", i)
+		}
+	}
+	return append(buf, s...), false, false, nil
+}
+
+// appendFloat writes the shortest exact form; NaN and the infinities in the spelling that
+// PostgreSQL's float and numeric input both accept.
+func appendFloat(buf []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(buf, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(buf, "Infinity"...)
+	case math.IsInf(f, -1):
+		return append(buf, "-Infinity"...)
+	}
+	return strconv.AppendFloat(buf, f, 'g', -1, bits)
+}

@@ -1,0 +1,1008 @@
+package pgsess
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"math/rand"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The server comes from PGSQL_GOTEST (session name "gotest"); bindings/go/run.sh always sets it.
+func openTest(t testing.TB, opts ...Option) *Session {
+	t.Helper()
+	if os.Getenv("PGSQL_GOTEST") == "" {
+		t.Skip("PGSQL_GOTEST is not set")
+	}
+	s, err := Open("gotest", opts...)
+	if err != nil {
+		t.Fatalf("Open(gotest): %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// uniq makes table names that concurrent test runs on one server do not share.
+func uniq(base string) string {
+	return fmt.Sprintf("%s_%d_%d", base, os.Getpid(), time.Now().UnixNano()%1000000)
+}
+
+func mustQuery(t testing.TB, q interface {
+	Query(string, ...any) (*Results, error)
+}, sql string, args ...any) *Results {
+	t.Helper()
+	res, err := q.Query(sql, args...)
+	if err != nil {
+		t.Fatalf("Query(%q): %v", sql, err)
+	}
+	return res
+}
+
+func exec(t testing.TB, s *Session, sql string, args ...any) {
+	t.Helper()
+	if _, err := s.Exec(sql, args...); err != nil {
+		t.Fatalf("Exec(%q): %v", sql, err)
+	}
+}
+
+// one runs a query that returns one row and scans it.
+func one(t testing.TB, s *Session, sql string, args []any, dest ...any) {
+	t.Helper()
+	res := mustQuery(t, s, sql, args...)
+	defer res.Close()
+	if !res.Next() {
+		t.Fatalf("%q: no row", sql)
+	}
+	if err := res.Scan(dest...); err != nil {
+		t.Fatalf("%q: Scan: %v", sql, err)
+	}
+	if res.Next() {
+		t.Fatalf("%q: more than one row", sql)
+	}
+}
+
+type stringerArg struct{ v string }
+
+func (s stringerArg) String() string { return "str:" + s.v }
+
+type myInt int16
+
+func TestQueryParamsAndNull(t *testing.T) {
+	s := openTest(t)
+	var sum int64
+	var txt string
+	var isNull bool
+	one(t, s, "SELECT $1::int + 1, $2::text, $3::text IS NULL", []any{41, "héllo wörld", nil}, &sum, &txt, &isNull)
+	if sum != 42 || txt != "héllo wörld" || !isNull {
+		t.Fatalf("got %d %q %v", sum, txt, isNull)
+	}
+
+	ts := time.Date(2024, 2, 29, 12, 34, 56, 123456000, time.FixedZone("x", 2*3600))
+	var nilPtr *int
+	seven := 7
+	args := []any{
+		int8(-8), int16(-16), int32(-32), int64(math.MinInt64), uint8(8), uint16(16), uint32(math.MaxUint32),
+		uint64(math.MaxUint64), uint(5), float32(1.5), 0.1, true, false, ts, stringerArg{"x"},
+		sql.NullString{String: "ns", Valid: true}, sql.NullInt64{}, nilPtr, &seven, myInt(12), []byte(nil),
+		math.Inf(-1), math.NaN(),
+	}
+	res := mustQuery(t, s, `SELECT $1::int2, $2::int2, $3::int4, $4::int8, $5::int2, $6::int4, $7::int8,
+		$8::numeric, $9::int8, $10::float4, $11::float8, $12::bool, $13::bool, $14::timestamptz, $15::text,
+		$16::text, $17::int8 IS NULL, $18::int4 IS NULL, $19::int4, $20::int2, $21::bytea IS NULL,
+		$22::float8, $23::float8`, args...)
+	defer res.Close()
+	if !res.Next() {
+		t.Fatal("no row")
+	}
+	vals, err := res.Values()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []any{int64(-8), int64(-16), int64(-32), int64(math.MinInt64), int64(8), int64(16), int64(math.MaxUint32),
+		"18446744073709551615", int64(5), 1.5, 0.1, true, false, ts.UTC(), "str:x", "ns", true, true,
+		int64(7), int64(12), true, math.Inf(-1)}
+	for i, w := range want {
+		if fmt.Sprint(vals[i]) != fmt.Sprint(w) {
+			t.Errorf("$%d: got %#v, want %#v", i+1, vals[i], w)
+		}
+	}
+	if f, ok := vals[22].(float64); !ok || !math.IsNaN(f) {
+		t.Errorf("NaN: got %#v", vals[22])
+	}
+
+	// Arguments that cannot be sent are InterfaceErrors naming the argument.
+	_, err = s.Query("SELECT $1", struct{}{})
+	if CodeOf(err) != InterfaceError || !strings.Contains(err.Error(), "$1") {
+		t.Errorf("struct argument: %v", err)
+	}
+	_, err = s.Query("SELECT $1::text", "a\x00b")
+	if CodeOf(err) != InterfaceError {
+		t.Errorf("zero byte in text: %v", err)
+	}
+	// Without arguments several statements may run (simple protocol): the last result is returned.
+	var n int
+	one(t, s, "SELECT 1; SELECT 2", nil, &n)
+	if n != 2 {
+		t.Errorf("multi-statement: %d", n)
+	}
+}
+
+func TestScanKinds(t *testing.T) {
+	s := openTest(t)
+	res := mustQuery(t, s, `SELECT 1::int2, 2::int4, 3::int8, 4.5::float8, 1.25::float4, true, 'txt'::text,
+		'\x00ff00'::bytea, '2024-01-02 03:04:05.678901+00'::timestamptz, '2024-01-02'::date,
+		'2024-01-02 03:04:05'::timestamp, '{"a": 1}'::jsonb, 12.50::numeric, NULL::int, NULL::text,
+		99::oid, 7::int4, 'x'::varchar, NULL::bytea, 5::int8, 6::int4`)
+	defer res.Close()
+	if err := res.Scan(new(int)); err == nil {
+		t.Fatal("Scan before Next succeeded")
+	}
+	if !res.Next() {
+		t.Fatal("no row")
+	}
+	var (
+		i16   int16
+		i32   int32
+		i64   int64
+		f64   float64
+		f32   float32
+		b     bool
+		str   string
+		by    []byte
+		tstz  time.Time
+		date  time.Time
+		ts    time.Time
+		js    json.RawMessage
+		num   string
+		nullp *int64
+		nulls sql.NullString
+		oid   uint32
+		anyv  any
+		vc    *string
+		nullb []byte
+		ni    sql.NullInt64
+		mi    myInt
+	)
+	nullb = []byte("not nil")
+	if err := res.Scan(&i16, &i32, &i64, &f64, &f32, &b, &str, &by, &tstz, &date, &ts, &js, &num, &nullp, &nulls,
+		&oid, &anyv, &vc, &nullb, &ni, &mi); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, got, want any) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: got %v, want %v", name, got, want)
+		}
+	}
+	check("int2", i16, 1)
+	check("int4", i32, 2)
+	check("int8", i64, 3)
+	check("float8", f64, 4.5)
+	check("float4", f32, 1.25)
+	check("bool", b, true)
+	check("text", str, "txt")
+	check("bytea", by, []byte{0, 255, 0})
+	check("timestamptz", tstz, time.Date(2024, 1, 2, 3, 4, 5, 678901000, time.UTC))
+	check("date", date, time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC))
+	check("timestamp", ts, time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC))
+	check("jsonb", string(js), `{"a": 1}`)
+	check("numeric", num, "12.50")
+	if nullp != nil {
+		t.Errorf("NULL into **int64: %v", *nullp)
+	}
+	check("NULL into sql.NullString", nulls.Valid, false)
+	check("oid", oid, 99)
+	check("int4 into *any", anyv, int64(7))
+	if vc == nil || *vc != "x" {
+		t.Errorf("varchar into **string: %v", vc)
+	}
+	if nullb != nil {
+		t.Errorf("NULL bytea into *[]byte: %v", nullb)
+	}
+	check("int8 into sql.NullInt64", ni, sql.NullInt64{Int64: 5, Valid: true})
+	check("int4 into named int16", mi, 6)
+
+	// Conversions that cannot be done.
+	row := func(sql string, dest any) error {
+		r := mustQuery(t, s, sql)
+		defer r.Close()
+		r.Next()
+		return r.Scan(dest)
+	}
+	if err := row("SELECT NULL::int", new(int64)); !IsNull(err) {
+		t.Errorf("NULL into *int64: %v", err)
+	}
+	if err := row("SELECT 'abc'::text", new(int64)); CodeOf(err) != TypeMismatch {
+		t.Errorf("text into *int64: %v", err)
+	}
+	if err := row("SELECT 40000::int4", new(int16)); CodeOf(err) != ValueOverflow {
+		t.Errorf("40000 into *int16: %v", err)
+	}
+	if err := row("SELECT true", new(int)); CodeOf(err) != TypeMismatch {
+		t.Errorf("bool into *int: %v", err)
+	}
+	if err := row("SELECT 1", new(time.Time)); CodeOf(err) != TypeMismatch {
+		t.Errorf("int into *time.Time: %v", err)
+	}
+	if err := row("SELECT 'infinity'::timestamptz", new(time.Time)); CodeOf(err) != ValueOverflow {
+		t.Errorf("infinity into *time.Time: %v", err)
+	}
+	if err := row("SELECT 1", new(struct{})); CodeOf(err) != TypeMismatch {
+		t.Errorf("into *struct{}: %v", err)
+	}
+	if err := row("SELECT 1", 5); CodeOf(err) != InterfaceError {
+		t.Errorf("into a non-pointer: %v", err)
+	}
+	r := mustQuery(t, s, "SELECT 1, 2")
+	r.Next()
+	if err := r.Scan(new(int)); err == nil {
+		t.Error("Scan with too few destinations succeeded")
+	}
+	var a int
+	if err := r.Scan(&a, nil); err != nil || a != 1 {
+		t.Errorf("Scan with a nil destination: %v %d", err, a)
+	}
+	r.Close()
+	if err := r.Scan(&a, nil); err == nil {
+		t.Error("Scan after Close succeeded")
+	}
+	if r.Next() {
+		t.Error("Next after Close")
+	}
+}
+
+func TestValuesAndMaps(t *testing.T) {
+	s := openTest(t)
+	res := mustQuery(t, s, `SELECT i AS id, 'n' || i AS name, i * 1.5::float8 AS f, (i % 2 = 0) AS even,
+		CASE WHEN i = 2 THEN NULL ELSE i::numeric / 4 END AS q, '\xdead'::bytea AS b,
+		json_build_object('i', i) AS j, 'infinity'::timestamptz AS inf, '-infinity'::date AS ninf,
+		'1999-12-31 23:59:59.5'::timestamp AS ts, interval '1 day' AS iv
+		FROM generate_series(1, 3) AS i`)
+	defer res.Close()
+	if res.Rows() != 3 || len(res.Columns()) != 11 {
+		t.Fatalf("rows %d columns %d", res.Rows(), len(res.Columns()))
+	}
+	wantCols := []Column{{"id", OIDInt4}, {"name", OIDText}, {"f", OIDFloat8}, {"even", OIDBool},
+		{"q", OIDNumeric}, {"b", OIDBytea}, {"j", OIDJSON}, {"inf", OIDTimestampTZ}, {"ninf", OIDDate},
+		{"ts", OIDTimestamp}, {"iv", 1186}}
+	for i, c := range res.Columns() {
+		if c != wantCols[i] {
+			t.Errorf("column %d: %+v, want %+v", i, c, wantCols[i])
+		}
+	}
+	if _, err := res.Values(); err == nil {
+		t.Error("Values before Next succeeded")
+	}
+	res.Next()
+	res.Next() // row 2 (i = 2)
+	vals, err := res.Values()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []any{int64(2), "n2", 3.0, true, nil, []byte{0xde, 0xad}, json.RawMessage(`{"i" : 2}`),
+		"infinity", "-infinity", time.Date(1999, 12, 31, 23, 59, 59, 500000000, time.UTC), "1 day"}
+	for i := range want {
+		if fmt.Sprintf("%#v", vals[i]) != fmt.Sprintf("%#v", want[i]) {
+			t.Errorf("Values[%d] = %#v, want %#v", i, vals[i], want[i])
+		}
+	}
+	maps, err := res.Maps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(maps) != 3 || maps[0]["id"] != int64(1) || maps[2]["name"] != "n3" || maps[0]["q"] != "0.25000000000000000000" || maps[1]["q"] != nil {
+		t.Errorf("Maps: %v", maps)
+	}
+	// Maps leaves the cursor where it was.
+	var id int
+	var rest [10]any
+	dest := []any{&id}
+	for i := range rest {
+		dest = append(dest, &rest[i])
+	}
+	if err := res.Scan(dest...); err != nil || id != 2 {
+		t.Errorf("after Maps, current row id %d (%v)", id, err)
+	}
+	m, err := res.Map()
+	if err != nil || m["name"] != "n2" {
+		t.Errorf("Map: %v %v", m, err)
+	}
+	if _, err := res.AsDict(); CodeOf(err) != InterfaceError {
+		t.Errorf("AsDict of 3 rows: %v", err)
+	}
+	js, err := res.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded []map[string]any
+	if err := json.Unmarshal(js, &decoded); err != nil || len(decoded) != 3 || decoded[1]["id"] != 2.0 {
+		t.Errorf("JSON: %s (%v)", js, err)
+	}
+	if txt, ok := res.Text(0, 1); !ok || txt != "n1" {
+		t.Errorf("Text(0, 1) = %q %v", txt, ok)
+	}
+	if _, ok := res.Text(1, 4); ok {
+		t.Error("Text of NULL ok")
+	}
+	res.Seek(0)
+	n := 0
+	for res.Next() {
+		n++
+	}
+	if n != 3 {
+		t.Errorf("after Seek(0), %d rows", n)
+	}
+
+	one1 := mustQuery(t, s, "SELECT 1 AS a, 'x' AS b")
+	defer one1.Close()
+	d, err := one1.AsDict()
+	if err != nil || d["a"] != int64(1) || d["b"] != "x" {
+		t.Errorf("AsDict: %v %v", d, err)
+	}
+}
+
+func TestBytesRoundTrip(t *testing.T) {
+	s := openTest(t)
+	table := uniq("gotest_bytes")
+	exec(t, s, "CREATE TABLE "+table+" (id int PRIMARY KEY, b bytea)")
+	defer exec(t, s, "DROP TABLE "+table)
+
+	payloads := [][]byte{{0}, {0, 1, 2, 0, 255, 0}, {}, bytes.Repeat([]byte{0, 0x5c, 'x', 0xff}, 1000)}
+	big := make([]byte, 1<<20)
+	rand.New(rand.NewSource(1)).Read(big)
+	payloads = append(payloads, big)
+	for i, p := range payloads {
+		n, err := s.Exec("INSERT INTO "+table+" VALUES ($1, $2)", i, p)
+		if err != nil || n != 1 {
+			t.Fatalf("insert %d: %d %v", i, n, err)
+		}
+	}
+	if _, err := s.Exec("INSERT INTO "+table+" VALUES ($1, $2)", 100, []byte(nil)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(res *Results, how string) {
+		t.Helper()
+		defer res.Close()
+		for res.Next() {
+			var id int
+			var b []byte
+			var l int
+			if err := res.Scan(&id, &b, &l); err != nil {
+				t.Fatal(err)
+			}
+			if id == 100 {
+				if b != nil || l != -1 {
+					t.Errorf("%s: NULL bytea read as %v (%d)", how, b, l)
+				}
+				continue
+			}
+			if !bytes.Equal(b, payloads[id]) || l != len(payloads[id]) {
+				t.Errorf("%s: payload %d: %d bytes (server says %d), want %d", how, id, len(b), l, len(payloads[id]))
+			}
+		}
+	}
+	check(mustQuery(t, s, "SELECT id, b, coalesce(octet_length(b), -1) FROM "+table+" ORDER BY id"), "hex")
+	// The escape output format is decoded by the library (pgsess_results_get_bytes).
+	err := s.InTx(func(tx *Tx) error {
+		if _, err := tx.Exec("SET LOCAL bytea_output = 'escape'"); err != nil {
+			return err
+		}
+		check(mustQuery(t, tx, "SELECT id, b, coalesce(octet_length(b), -1) FROM "+table+" ORDER BY id"), "escape")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A binary parameter echoed back.
+	var echo []byte
+	one(t, s, "SELECT $1::bytea", []any{[]byte{0, 'a', 0}}, &echo)
+	if !bytes.Equal(echo, []byte{0, 'a', 0}) {
+		t.Errorf("echo: %v", echo)
+	}
+	// Mixed binary and text parameters, in a transaction too.
+	err = s.InTx(func(tx *Tx) error {
+		res, err := tx.Query("SELECT octet_length($1::bytea), $2::int + 1, $3::text IS NULL", []byte{0, 0, 0}, 1, nil)
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		res.Next()
+		var l, n int
+		var isNull bool
+		if err := res.Scan(&l, &n, &isNull); err != nil {
+			return err
+		}
+		if l != 3 || n != 2 || !isNull {
+			t.Errorf("mixed parameters: %d %d %v", l, n, isNull)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	s := openTest(t)
+	_, err := s.Query("SELECT 1 / $1::int", 0)
+	var pe *Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("division by zero: %T %v", err, err)
+	}
+	if pe.Code != DataError || pe.Category != DataError || pe.SQLState != "22012" || !IsDataError(err) {
+		t.Errorf("division by zero: %+v", pe)
+	}
+	if !strings.Contains(pe.Message, "division by zero") || !strings.Contains(err.Error(), "SQLSTATE 22012") ||
+		!strings.Contains(err.Error(), "PGSESS_DATA_ERROR") {
+		t.Errorf("message: %q / %q", pe.Message, err.Error())
+	}
+	if !errors.Is(err, &Error{Code: DataError}) || !errors.Is(err, &Error{Code: DataError, SQLState: "22012"}) ||
+		errors.Is(err, &Error{Code: IntegrityError}) {
+		t.Error("errors.Is by code")
+	}
+	wrapped := fmt.Errorf("outer: %w", err)
+	if SQLStateOf(wrapped) != "22012" || CodeOf(wrapped) != DataError {
+		t.Error("wrapped error")
+	}
+
+	table := uniq("gotest_uniq")
+	exec(t, s, "CREATE TABLE "+table+" (id int PRIMARY KEY)")
+	defer exec(t, s, "DROP TABLE "+table)
+	exec(t, s, "INSERT INTO "+table+" VALUES (1)")
+	_, err = s.Exec("INSERT INTO "+table+" VALUES ($1)", 1)
+	if !errors.As(err, &pe) || pe.Code != IntegrityError || pe.SQLState != "23505" || !IsIntegrityError(err) ||
+		!strings.Contains(pe.Detail, "already exists") {
+		t.Errorf("unique violation: %+v", pe)
+	}
+
+	_, err = s.Query("SELEC 1")
+	if !errors.As(err, &pe) || pe.Code != ProgrammingError || pe.SQLState != "42601" || !IsProgrammingError(err) {
+		t.Errorf("syntax error: %v", err)
+	}
+	_, err = s.Query("SELECT * FROM no_such_table_gotest")
+	if SQLStateOf(err) != "42P01" {
+		t.Errorf("undefined table: %v", err)
+	}
+	_, err = s.Query("DO $$BEGIN RAISE EXCEPTION 'boom' USING HINT = 'try again', DETAIL = 'the detail'; END$$")
+	if !errors.As(err, &pe) || pe.Code != InternalError || pe.SQLState != "P0001" || pe.Hint != "try again" ||
+		pe.Detail != "the detail" || pe.Message != "boom" {
+		t.Errorf("raise exception: %+v", pe)
+	}
+	// SET LOCAL, so that the setting does not stay on a pooled connection.
+	err = s.InTx(func(tx *Tx) error {
+		if _, err := tx.Exec("SET LOCAL statement_timeout = 50"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := tx.Exec("SELECT pg_sleep(2)")
+		return err
+	})
+	if !IsQueryCanceled(err) || !IsOperational(err) || SQLStateOf(err) != "57014" {
+		t.Errorf("statement timeout: %v", err)
+	}
+
+	// Configuration errors.
+	_, err = Open("no_such_gotest_variable")
+	if !IsConfigError(err) || !strings.Contains(err.Error(), "PGSQL_NO_SUCH_GOTEST_VARIABLE") {
+		t.Errorf("missing variable: %v", err)
+	}
+	if !errors.As(err, &pe) || pe.Category != InterfaceError {
+		t.Errorf("config error category: %+v", pe)
+	}
+	_, err = Open("x", WithDBURL("mysql://nope"))
+	if !IsConfigError(err) {
+		t.Errorf("bad URL: %v", err)
+	}
+	_, err = Open("gotest", WithPoolMaxSize(0))
+	if !IsConfigError(err) {
+		t.Errorf("pool size 0: %v", err)
+	}
+	_, err = Open("gotest", WithCheckoutTimeout(-time.Second))
+	if !IsConfigError(err) {
+		t.Errorf("negative timeout: %v", err)
+	}
+	// WithDBURL wins over the environment.
+	s3, err := Open("no_such_gotest_variable", WithDBURL(os.Getenv("PGSQL_GOTEST")))
+	if err != nil {
+		t.Fatalf("WithDBURL: %v", err)
+	}
+	s3.Close()
+	s3.Close() // idempotent
+	if _, err := s3.Query("SELECT 1"); CodeOf(err) != InterfaceError {
+		t.Errorf("query on a closed session: %v", err)
+	}
+
+	// The Code table matches the library's names, and categories follow the header.
+	for c := OK; c <= ValueOverflow; c++ {
+		if c.String() != libCodeName(c) {
+			t.Errorf("code %d: %s, library says %s", int(c), c, libCodeName(c))
+		}
+	}
+	if Code(999).String() != "PGSESS_UNKNOWN_CODE" {
+		t.Errorf("unknown code: %s", Code(999))
+	}
+	if PoolExhausted.Category() != OperationalError || ConfigError.Category() != InterfaceError ||
+		IntegrityError.Category() != IntegrityError {
+		t.Error("categories")
+	}
+}
+
+func TestTransactions(t *testing.T) {
+	s := openTest(t)
+	table := uniq("gotest_tx")
+	exec(t, s, "CREATE TABLE "+table+" (id int PRIMARY KEY, v text)")
+	defer exec(t, s, "DROP TABLE "+table)
+	count := func() int {
+		var n int
+		one(t, s, "SELECT count(*) FROM "+table, nil, &n)
+		return n
+	}
+
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO "+table+" VALUES ($1, $2)", 1, "one"); err != nil {
+		t.Fatal(err)
+	}
+	res := mustQuery(t, tx, "SELECT v FROM "+table+" WHERE id = $1", 1)
+	if !res.Next() {
+		t.Fatal("own insert not visible inside the transaction")
+	}
+	res.Close()
+	if count() != 0 {
+		t.Error("uncommitted row visible outside")
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if count() != 1 {
+		t.Error("committed row not visible")
+	}
+	if err := tx.Commit(); err != ErrTxDone {
+		t.Errorf("second commit: %v", err)
+	}
+	if _, err := tx.Query("SELECT 1"); err != ErrTxDone {
+		t.Errorf("query after commit: %v", err)
+	}
+
+	tx, _ = s.Begin()
+	tx.Exec("INSERT INTO " + table + " VALUES (2, 'two')")
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if count() != 1 {
+		t.Error("rolled-back row visible")
+	}
+	if err := tx.Rollback(); err != ErrTxDone {
+		t.Errorf("second rollback: %v", err)
+	}
+
+	// InTx commits on nil, rolls back on error and on panic.
+	if err := s.InTx(func(tx *Tx) error {
+		_, err := tx.Exec("INSERT INTO " + table + " VALUES (3, 'three')")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sentinel := errors.New("sentinel")
+	if err := s.InTx(func(tx *Tx) error {
+		tx.Exec("INSERT INTO " + table + " VALUES (4, 'four')")
+		return sentinel
+	}); err != sentinel {
+		t.Errorf("InTx error: %v", err)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "oops" {
+				t.Errorf("InTx panic: %v", r)
+			}
+		}()
+		s.InTx(func(tx *Tx) error {
+			tx.Exec("INSERT INTO " + table + " VALUES (5, 'five')")
+			panic("oops")
+		})
+	}()
+	if count() != 2 {
+		t.Errorf("after InTx: %d rows, want 2", count())
+	}
+
+	// A failed statement turns the commit into a rollback.
+	err = s.InTx(func(tx *Tx) error {
+		tx.Exec("INSERT INTO " + table + " VALUES (6, 'six')")
+		if _, err := tx.Exec("INSERT INTO " + table + " VALUES (1, 'dup')"); !IsIntegrityError(err) {
+			t.Errorf("duplicate inside tx: %v", err)
+		}
+		_, err := tx.Exec("SELECT 1")
+		if SQLStateOf(err) != "25P02" {
+			t.Errorf("statement after failure: %v", err)
+		}
+		return nil
+	})
+	if !IsTransactionRollback(err) {
+		t.Errorf("commit after failure: %v", err)
+	}
+	if count() != 2 {
+		t.Errorf("after failed transaction: %d rows, want 2", count())
+	}
+}
+
+func TestConcurrentGoroutines(t *testing.T) {
+	s := openTest(t, WithPoolMaxSize(4))
+	const goroutines, perG = 16, 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	pids := map[int32]bool{}
+	errs := make(chan error, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < perG; i++ {
+				n := g*10000 + i
+				tag := fmt.Sprintf("g%d-i%d", g, i)
+				res, err := s.Query("SELECT $1::int8 * 2, $2::text || '!', pg_backend_pid()", n, tag)
+				if err != nil {
+					errs <- fmt.Errorf("goroutine %d query %d: %w", g, i, err)
+					return
+				}
+				var got int64
+				var txt string
+				var pid int32
+				ok := res.Next()
+				err = res.Scan(&got, &txt, &pid)
+				res.Close()
+				if !ok || err != nil || got != int64(2*n) || txt != tag+"!" || pid != res.BackendPID() {
+					errs <- fmt.Errorf("goroutine %d query %d: got %d %q pid %d/%d (%v)", g, i, got, txt, pid, res.BackendPID(), err)
+					return
+				}
+				mu.Lock()
+				pids[pid] = true
+				mu.Unlock()
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(pids) > 4 || len(pids) == 0 {
+		t.Errorf("%d distinct backends for a pool of 4", len(pids))
+	}
+	t.Logf("%d queries on %d backends", goroutines*perG, len(pids))
+}
+
+func TestPoolExhausted(t *testing.T) {
+	s := openTest(t, WithPoolMaxSize(1), WithCheckoutTimeout(200*time.Millisecond))
+	held := mustQuery(t, s, "SELECT 1")
+	start := time.Now()
+	_, err := s.Query("SELECT 2")
+	waited := time.Since(start)
+	if !IsPoolExhausted(err) || !IsOperational(err) {
+		t.Fatalf("second query with the only connection held: %v", err)
+	}
+	var pe *Error
+	errors.As(err, &pe)
+	if pe.SQLState != "" || !strings.Contains(pe.Message, "exhausted") || !strings.Contains(pe.Message, "1 results not yet freed") {
+		t.Errorf("exhaustion error: %+v", pe)
+	}
+	if waited < 190*time.Millisecond || waited > 3*time.Second {
+		t.Errorf("waited %v for a 200 ms checkout timeout", waited)
+	}
+	// A transaction cannot start either, and one waiting statement is woken by Close.
+	if _, err := s.Begin(); !IsPoolExhausted(err) {
+		t.Errorf("Begin with the pool exhausted: %v", err)
+	}
+	done := make(chan error)
+	s2 := openTest(t, WithPoolMaxSize(1), WithCheckoutTimeout(3*time.Second))
+	held2 := mustQuery(t, s2, "SELECT 1")
+	go func() {
+		res, err := s2.Query("SELECT 3")
+		if err == nil {
+			res.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start = time.Now()
+	held2.Close()
+	if err := <-done; err != nil {
+		t.Errorf("waiting statement after Close: %v", err)
+	}
+	if w := time.Since(start); w > time.Second {
+		t.Errorf("waiter woke %v after Close", w)
+	}
+
+	held.Close()
+	held.Close() // idempotent
+	var n int
+	one(t, s, "SELECT 4", nil, &n)
+	if n != 4 {
+		t.Error(n)
+	}
+}
+
+func TestCallproc(t *testing.T) {
+	s := openTest(t)
+	fn := uniq("gotest_add")
+	exec(t, s, "CREATE FUNCTION "+fn+"(a int, b int) RETURNS int LANGUAGE sql AS 'SELECT a + b'")
+	defer exec(t, s, "DROP FUNCTION "+fn+"(int, int)")
+	res, err := s.Callproc(fn, 2, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if !res.Next() || res.Scan(&n) != nil || n != 42 {
+		t.Errorf("%s(2, 40) = %d", fn, n)
+	}
+	res.Close()
+
+	res, err = s.Callproc("pg_catalog.regexp_split_to_table", "a,b,c", ",")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows() != 3 || res.SQL() != "pg_catalog.regexp_split_to_table" {
+		t.Errorf("regexp_split_to_table: %d rows, SQL %q", res.Rows(), res.SQL())
+	}
+	res.Close()
+
+	var hexs string
+	res, err = s.Callproc("encode", []byte{0, 1, 0xff}, "hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Next() || res.Scan(&hexs) != nil || hexs != "0001ff" {
+		t.Errorf("encode(bytea) = %q", hexs)
+	}
+	res.Close()
+
+	var lower *string
+	res, err = s.Callproc("lower", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Next() || res.Scan(&lower) != nil || lower != nil {
+		t.Errorf("lower(NULL) = %v", lower)
+	}
+	res.Close()
+
+	// The name is quoted, never spliced: upper case is another function, injection is harmless.
+	if _, err := s.Callproc("LOWER", "x"); SQLStateOf(err) != "42883" {
+		t.Errorf("LOWER: %v", err)
+	}
+	if _, err := s.Callproc("lower(1); DROP TABLE x; --"); SQLStateOf(err) != "42883" {
+		t.Errorf("injection attempt: %v", err)
+	}
+}
+
+func TestMetadataAndNotices(t *testing.T) {
+	s := openTest(t)
+	table := uniq("gotest_meta")
+	res := mustQuery(t, s, "CREATE TABLE "+table+" (id int)")
+	if res.Status() != "CREATE TABLE" || res.Count() != -1 || res.RowsAffected() != 0 || res.Rows() != 0 ||
+		len(res.Columns()) != 0 || res.Next() {
+		t.Errorf("CREATE TABLE: %q %d %d", res.Status(), res.Count(), res.RowsAffected())
+	}
+	res.Close()
+	defer exec(t, s, "DROP TABLE "+table)
+	res = mustQuery(t, s, "INSERT INTO "+table+" SELECT generate_series(1, $1::int)", 5)
+	res.Close() // metadata stays readable after Close
+	if res.Status() != "INSERT 0 5" || res.RowsAffected() != 5 || res.Count() != 5 || res.BackendPID() == 0 {
+		t.Errorf("INSERT: %q %d %d pid %d", res.Status(), res.RowsAffected(), res.Count(), res.BackendPID())
+	}
+	if n, err := s.Exec("UPDATE "+table+" SET id = id + 1 WHERE id > $1", 2); err != nil || n != 3 {
+		t.Errorf("UPDATE: %d %v", n, err)
+	}
+	res = mustQuery(t, s, "DO $$BEGIN RAISE NOTICE 'hello %', 'gotest'; RAISE WARNING 'careful'; END$$")
+	notes := res.Notices()
+	res.Close()
+	if len(notes) != 2 || notes[0] != "NOTICE:  hello gotest\n" || notes[1] != "WARNING:  careful\n" {
+		t.Errorf("results notices: %q", notes)
+	}
+	sn := s.Notices()
+	if len(sn) < 2 || sn[len(sn)-2] != "NOTICE:  hello gotest\n" || sn[len(sn)-1] != "WARNING:  careful\n" {
+		t.Errorf("session notices: %q", sn)
+	}
+	if s.BackendPID() == 0 || s.Encoding() != "UTF8" || len(s.PoolID()) == 0 || !s.Validate() {
+		t.Errorf("session: pid %d encoding %q pool %q", s.BackendPID(), s.Encoding(), s.PoolID())
+	}
+	if err := s.SetEncoding("utf-8"); err != nil {
+		t.Error(err)
+	}
+	if err := s.SetEncoding("LATIN1"); CodeOf(err) != NotSupportedError {
+		t.Errorf("LATIN1: %v", err)
+	}
+	if Version() == "" {
+		t.Error("no version")
+	}
+	if got := splitNotices("NOTICE:  a\nDETAIL:  d\nHINT:  h\nWARNING:  b\n"); len(got) != 2 ||
+		got[0] != "NOTICE:  a\nDETAIL:  d\nHINT:  h\n" {
+		t.Errorf("splitNotices: %q", got)
+	}
+
+	// Results stay valid after their session is closed.
+	s2, err := Open("gotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustQuery(t, s2, "SELECT 'still here'")
+	s2.Close()
+	var v string
+	if !r.Next() || r.Scan(&v) != nil || v != "still here" {
+		t.Errorf("results after session close: %q", v)
+	}
+	r.Close()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func TestLeakedResultsAreReported(t *testing.T) {
+	// A pool of its own (the idle TTL makes it distinct): the leaked results keep its only
+	// connection for the rest of the process.
+	s := openTest(t, WithPoolMaxSize(1), WithPoolIdleTTL(17*time.Second), WithCheckoutTimeout(200*time.Millisecond))
+	var buf syncBuffer
+	log.SetOutput(&buf)
+	defer log.SetOutput(os.Stderr)
+	// A closed one is never reported.
+	func() {
+		res := mustQuery(t, s, "SELECT 'closed properly'")
+		res.Close()
+	}()
+	func() {
+		res := mustQuery(t, s, "SELECT 'leaked on purpose' AS gotest_leak")
+		_ = res.Rows()
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(buf.String(), "leaked on purpose") {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "LEAK") || !strings.Contains(out, "SELECT 'leaked on purpose' AS gotest_leak") {
+		t.Errorf("no leak report: %q", out)
+	}
+	if strings.Contains(out, "closed properly") {
+		t.Errorf("closed results reported: %q", out)
+	}
+	// Reported, not freed behind the caller's back: the connection is still held.
+	_, err := s.Query("SELECT 1")
+	if !IsPoolExhausted(err) || !strings.Contains(err.Error(), "1 results not yet freed") {
+		t.Errorf("after the leak report: %v", err)
+	}
+}
+
+const rowCostSQL = `SELECT i, i * 2 AS j, 'row ' || i AS s, i / 3.0::float8 AS f, i % 2 = 0 AS b
+	FROM generate_series(1, 200000) AS i`
+
+// readAll reads every row through Next/Scan and returns a checksum.
+func readAll(tb testing.TB, res *Results) int64 {
+	var (
+		i, j int64
+		s    string
+		f    float64
+		b    bool
+		sum  int64
+	)
+	res.Seek(0)
+	for res.Next() {
+		if err := res.Scan(&i, &j, &s, &f, &b); err != nil {
+			tb.Fatal(err)
+		}
+		sum += i + j + int64(len(s))
+		if b {
+			sum++
+		}
+	}
+	return sum
+}
+
+// TestRowCost reads a 200,000 x 5 result through Next/Scan and logs the cost per row, and the
+// cost of Next alone (the one cgo call per row).
+func TestRowCost(t *testing.T) {
+	s := openTest(t)
+	res := mustQuery(t, s, rowCostSQL)
+	defer res.Close()
+	if res.Rows() != 200000 {
+		t.Fatalf("%d rows", res.Rows())
+	}
+	var want int64
+	for i := int64(1); i <= 200000; i++ {
+		want += 3*i + int64(len(fmt.Sprint("row ", i)))
+		if i%2 == 0 {
+			want++
+		}
+	}
+	best, bestNext := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+	for k := 0; k < 5; k++ {
+		start := time.Now()
+		if got := readAll(t, res); got != want {
+			t.Fatalf("checksum %d, want %d", got, want)
+		}
+		if d := time.Since(start); d < best {
+			best = d
+		}
+		start = time.Now()
+		res.Seek(0)
+		for res.Next() {
+		}
+		if d := time.Since(start); d < bestNext {
+			bestNext = d
+		}
+	}
+	note := ""
+	if raceEnabled {
+		note = " (race detector on: not representative)"
+	}
+	fmt.Printf("go row cost: Next+Scan(int8,int8,text,float8,bool) %.1f ns/row; Next alone (one cgo call) %.1f ns/row%s\n",
+		float64(best.Nanoseconds())/200000, float64(bestNext.Nanoseconds())/200000, note)
+}
+
+// BenchmarkRowCGOCalls: ns/row of Next+Scan over the 200,000 x 5 result.
+func BenchmarkRowCGOCalls(b *testing.B) {
+	s := openTest(b)
+	res := mustQuery(b, s, rowCostSQL)
+	defer res.Close()
+	b.ResetTimer()
+	start := time.Now()
+	for n := 0; n < b.N; n++ {
+		readAll(b, res)
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/200000, "ns/row")
+}
+
+// BenchmarkRowNextOnly: ns/row of Next alone, the one cgo call per row.
+func BenchmarkRowNextOnly(b *testing.B) {
+	s := openTest(b)
+	res := mustQuery(b, s, rowCostSQL)
+	defer res.Close()
+	b.ResetTimer()
+	start := time.Now()
+	for n := 0; n < b.N; n++ {
+		res.Seek(0)
+		for res.Next() {
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/200000, "ns/row")
+}
+
+// BenchmarkRowValues: ns/row of Next+Values.
+func BenchmarkRowValues(b *testing.B) {
+	s := openTest(b)
+	res := mustQuery(b, s, rowCostSQL)
+	defer res.Close()
+	b.ResetTimer()
+	start := time.Now()
+	for n := 0; n < b.N; n++ {
+		res.Seek(0)
+		for res.Next() {
+			if _, err := res.Values(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/200000, "ns/row")
+}

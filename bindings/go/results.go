@@ -1,0 +1,473 @@
+package pgsess
+
+/*
+#include <stdint.h>
+#include <stdlib.h>
+#include <pgsess.h>
+
+// One row's cell pointers and lengths into a C block of n pointers followed by n lengths. The
+// block is passed as an integer so that cgo adds no pointer check (nor an allocation) per row.
+static size_t gopgsess_row(const pgsess_results *r, size_t row, uintptr_t block, size_t n) {
+	const char **values = (const char **)block;
+	return pgsess_results_row(r, row, values, (size_t *)(values + n), n);
+}
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"log"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// Type OIDs that Values and Scan treat specially (PostgreSQL's pg_type.oid).
+const (
+	OIDBool        uint32 = 16
+	OIDBytea       uint32 = 17
+	OIDInt8        uint32 = 20
+	OIDInt2        uint32 = 21
+	OIDInt4        uint32 = 23
+	OIDText        uint32 = 25
+	OIDOid         uint32 = 26
+	OIDJSON        uint32 = 114
+	OIDFloat4      uint32 = 700
+	OIDFloat8      uint32 = 701
+	OIDVarchar     uint32 = 1043
+	OIDDate        uint32 = 1082
+	OIDTimestamp   uint32 = 1114
+	OIDTimestampTZ uint32 = 1184
+	OIDNumeric     uint32 = 1700
+	OIDJSONB       uint32 = 3802
+)
+
+// Column describes one result column.
+type Column struct {
+	Name    string
+	TypeOID uint32 // as libpq's PQftype: 23 int4, 25 text, ...; a domain reports its base type
+}
+
+// Results is the buffered result of one statement. It holds the pooled connection that ran the
+// statement until Close, which must be called (defer res.Close()).
+//
+// Next/Scan walk the rows like database/sql's Rows; Values and Map give the current row typed by
+// column type; Maps gives every row. The metadata (Rows, Columns, Status, RowsAffected, Count,
+// BackendPID, Notices, SQL) stays readable after Close; row data does not.
+//
+// A Results is not safe for concurrent use by several goroutines (it has a cursor).
+type Results struct {
+	r      *C.pgsess_results
+	sql    string
+	nrows  int
+	cols   []Column
+	status string
+	nrAff  uint64
+	count  int64
+	pid    int32
+	notes  []string
+
+	row   int            // current row; -1 before the first Next
+	valid bool           // vals/lens hold row `row`
+	cmem  unsafe.Pointer // C block: ncols value pointers then ncols lengths
+	vals  []*C.char      // views of cmem
+	lens  []C.size_t
+}
+
+func newResults(r *C.pgsess_results, sql string) (*Results, error) {
+	res := &Results{
+		r:      r,
+		sql:    sql,
+		nrows:  int(C.pgsess_results_nrows(r)),
+		status: cstr(C.pgsess_results_status(r)),
+		nrAff:  uint64(C.pgsess_results_rows_affected(r)),
+		count:  int64(C.pgsess_results_count(r)),
+		pid:    int32(C.pgsess_results_backend_pid(r)),
+		row:    -1,
+	}
+	ncols := int(C.pgsess_results_ncols(r))
+	res.cols = make([]Column, ncols)
+	for i := range res.cols {
+		res.cols[i] = Column{
+			Name:    cstr(C.pgsess_results_column_name(r, C.size_t(i))),
+			TypeOID: uint32(C.pgsess_results_column_type(r, C.size_t(i))),
+		}
+	}
+	if nn := int(C.pgsess_results_notice_count(r)); nn > 0 {
+		res.notes = make([]string, nn)
+		for i := range res.notes {
+			res.notes[i] = cstr(C.pgsess_results_notice(r, C.size_t(i)))
+		}
+	}
+	if ncols > 0 {
+		ptrSize := C.size_t(unsafe.Sizeof((*C.char)(nil)))
+		lenSize := C.size_t(unsafe.Sizeof(C.size_t(0)))
+		res.cmem = C.malloc(C.size_t(ncols) * (ptrSize + lenSize))
+		res.vals = unsafe.Slice((**C.char)(res.cmem), ncols)
+		res.lens = unsafe.Slice((*C.size_t)(unsafe.Add(res.cmem, uintptr(ncols)*uintptr(ptrSize))), ncols)
+	}
+	runtime.SetFinalizer(res, reportLeak)
+	return res, nil
+}
+
+// reportLeak runs when a Results is garbage-collected without Close. It reports and does NOT
+// free: the pooled connection stays held, so the leak keeps showing (as pool exhaustion) rather
+// than being hidden by the garbage collector's timing.
+func reportLeak(res *Results) {
+	sql := res.sql
+	if len(sql) > 200 {
+		sql = sql[:200] + "..."
+	}
+	log.Printf("pgsess: LEAK: Results of %q (backend pid %d) was garbage-collected without Close; "+
+		"its pooled connection stays held. Call res.Close() (e.g. defer res.Close()) after Query.", sql, res.pid)
+}
+
+// Close frees the results and returns the pooled connection they hold (waking a statement
+// waiting for one). Idempotent; always returns nil.
+func (res *Results) Close() error {
+	if res == nil || res.r == nil {
+		return nil
+	}
+	C.pgsess_results_free(res.r)
+	res.r = nil
+	if res.cmem != nil {
+		C.free(res.cmem)
+		res.cmem, res.vals, res.lens = nil, nil, nil
+	}
+	res.valid = false
+	runtime.SetFinalizer(res, nil)
+	return nil
+}
+
+// Rows is the number of rows (0 for a command without rows).
+func (res *Results) Rows() int { return res.nrows }
+
+// Columns describes the columns (none for a command without rows). The slice is shared: do not
+// modify it.
+func (res *Results) Columns() []Column { return res.cols }
+
+// RowsAffected is the count in the command tag, as libpq's PQcmdTuples: INSERT, UPDATE, DELETE,
+// MERGE, SELECT, MOVE, FETCH and COPY give their count; any other command 0.
+func (res *Results) RowsAffected() uint64 { return res.nrAff }
+
+// Count is the seed's count() (psycopg2's rowcount): rows returned or affected, -1 for commands
+// without a count (DDL, SET, BEGIN, DO).
+func (res *Results) Count() int64 { return res.count }
+
+// Status is the command tag, e.g. "SELECT 3", "INSERT 0 2", "CREATE TABLE".
+func (res *Results) Status() string { return res.status }
+
+// SQL is the statement text (for Callproc, the function name).
+func (res *Results) SQL() string { return res.sql }
+
+// BackendPID is the backend process id of the connection that ran the statement.
+func (res *Results) BackendPID() int32 { return res.pid }
+
+// Notices are the notices (NOTICE, WARNING, ...) the statement raised, in libpq's form
+// ("NOTICE:  text\n").
+func (res *Results) Notices() []string { return res.notes }
+
+// Next advances to the next row, fetching all its cells with one call into the library; it
+// returns false after the last row or once the results are closed.
+func (res *Results) Next() bool {
+	if res.r == nil || res.row+1 >= res.nrows {
+		res.row = res.nrows
+		res.valid = false
+		return false
+	}
+	res.row++
+	res.fetch(res.row)
+	return true
+}
+
+// fetch fills vals/lens with row's cell pointers: one cgo call.
+func (res *Results) fetch(row int) {
+	if len(res.cols) > 0 {
+		C.gopgsess_row(res.r, C.size_t(row), C.uintptr_t(uintptr(res.cmem)), C.size_t(len(res.cols)))
+	}
+	res.valid = true
+}
+
+// Seek positions the cursor before row (0 rewinds), so that the next Next reads it.
+func (res *Results) Seek(row int) {
+	if row < 0 {
+		row = 0
+	}
+	if row > res.nrows {
+		row = res.nrows
+	}
+	res.row = row - 1
+	res.valid = false
+}
+
+// Row is the index of the current row (-1 before the first Next).
+func (res *Results) Row() int { return res.row }
+
+func (res *Results) current() error {
+	if res.r == nil {
+		return newError(InterfaceError, "results are closed")
+	}
+	if !res.valid || res.row < 0 || res.row >= res.nrows {
+		return newError(InterfaceError, "no current row: call Next first (and check that it returned true)")
+	}
+	return nil
+}
+
+// view is the current row's cell col as a transient string over the library's memory (nil-ness
+// in ok). It must not outlive the Results: only parse it or copy it.
+func (res *Results) view(col int) (s string, ok bool) {
+	p := res.vals[col]
+	if p == nil {
+		return "", false
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(p)), int(res.lens[col]))
+	return *(*string)(unsafe.Pointer(&b)), true // unsafe.String, which Go 1.19 lacks
+}
+
+// Scan copies the current row's columns into dest, one per column, converting by the column's
+// type. Supported destinations:
+//
+//	*string, *[]byte, *json.RawMessage   the text form (bytea: the decoded bytes for []byte)
+//	*int, *int8..*int64, *uint..*uint64  integer text (int2/4/8, oid, numeric without fraction, ...)
+//	*float32, *float64                   float and numeric text
+//	*bool                                bool
+//	*time.Time                           date, timestamp, timestamptz (see Values)
+//	*any                                 as Values
+//	sql.Scanner (sql.NullString, ...)    given the Values value
+//	**T for any T above                  nil for NULL, else a new T
+//	nil                                  skips the column
+//
+// NULL into a destination that cannot hold it is an error with Code NullValue; *[]byte,
+// *json.RawMessage and *any become nil.
+func (res *Results) Scan(dest ...any) error {
+	if err := res.current(); err != nil {
+		return err
+	}
+	if len(dest) != len(res.cols) {
+		return errorf(InterfaceError, "Scan: %d destinations for %d columns", len(dest), len(res.cols))
+	}
+	for i, d := range dest {
+		if err := res.scanCol(i, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Values gives the current row's values typed by column type (see the package documentation).
+func (res *Results) Values() ([]any, error) {
+	if err := res.current(); err != nil {
+		return nil, err
+	}
+	out := make([]any, len(res.cols))
+	for i := range res.cols {
+		v, err := res.value(i)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// Map gives the current row as a map from column name to Values' value; with duplicated column
+// names the last one wins.
+func (res *Results) Map() (map[string]any, error) {
+	if err := res.current(); err != nil {
+		return nil, err
+	}
+	m := make(map[string]any, len(res.cols))
+	for i, c := range res.cols {
+		v, err := res.value(i)
+		if err != nil {
+			return nil, err
+		}
+		m[c.Name] = v
+	}
+	return m, nil
+}
+
+// Maps gives every row as a map (the seed's dict rows, psycopg2's RealDictCursor), whatever the
+// cursor's position, which it leaves unchanged.
+func (res *Results) Maps() ([]map[string]any, error) {
+	if res.r == nil {
+		return nil, newError(InterfaceError, "results are closed")
+	}
+	saved, savedValid := res.row, res.valid
+	defer func() {
+		res.row, res.valid = saved, false
+		if savedValid {
+			res.fetch(saved)
+		}
+	}()
+	out := make([]map[string]any, 0, res.nrows)
+	for row := 0; row < res.nrows; row++ {
+		res.row = row
+		res.fetch(row)
+		m, err := res.Map()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// AsDict is the seed's as_dict(): the only row as a map; a result without exactly one row is an
+// InterfaceError.
+func (res *Results) AsDict() (map[string]any, error) {
+	if res.r != nil && res.nrows != 1 {
+		return nil, errorf(InterfaceError, "as_dict needs exactly one row, the result has %d", res.nrows)
+	}
+	rows, err := res.Maps()
+	if err != nil {
+		return nil, err
+	}
+	return rows[0], nil
+}
+
+// JSON is the whole result as the library's JSON (pgsess_results_json): an array of objects
+// keyed by column name, numbers, bools and json values keeping their JSON types.
+func (res *Results) JSON() (json.RawMessage, error) {
+	if res.r == nil {
+		return nil, newError(InterfaceError, "results are closed")
+	}
+	p := C.pgsess_results_json(res.r)
+	if p == nil {
+		return nil, newError(InterfaceError, "pgsess_results_json returned NULL")
+	}
+	defer C.pgsess_string_free(p)
+	return json.RawMessage(C.GoString(p)), nil
+}
+
+// Text gives the server's text form of any cell (false for NULL or an index out of range),
+// without moving the cursor: one cgo call per cell.
+func (res *Results) Text(row, col int) (string, bool) {
+	if res.r == nil || row < 0 || col < 0 || row >= res.nrows || col >= len(res.cols) {
+		return "", false
+	}
+	p := C.pgsess_results_value(res.r, C.size_t(row), C.size_t(col))
+	if p == nil {
+		return "", false
+	}
+	return C.GoStringN(p, C.int(C.pgsess_results_value_length(res.r, C.size_t(row), C.size_t(col)))), true
+}
+
+func (res *Results) colErr(c Code, col int, format string, args ...any) error {
+	e := errorf(c, format, args...)
+	e.Message = "column " + strconv.Quote(res.cols[col].Name) + " (row " + strconv.Itoa(res.row) + "): " + e.Message
+	return e
+}
+
+func (res *Results) nullErr(col int, dest any) error {
+	return res.colErr(NullValue, col, "NULL cannot be scanned into %T (scan into a pointer to a pointer, *any or a sql.Null* type)", dest)
+}
+
+// value is Values' conversion of cell col of the current row.
+func (res *Results) value(col int) (any, error) {
+	s, ok := res.view(col)
+	if !ok {
+		return nil, nil
+	}
+	switch res.cols[col].TypeOID {
+	case OIDInt2, OIDInt4, OIDInt8, OIDOid:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, res.colErr(ValueOverflow, col, "%v", err)
+		}
+		return n, nil
+	case OIDFloat4, OIDFloat8:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, res.colErr(TypeMismatch, col, "%v", err)
+		}
+		return f, nil
+	case OIDBool:
+		return s == "t", nil
+	case OIDBytea:
+		return res.bytea(col, s)
+	case OIDDate, OIDTimestamp, OIDTimestampTZ:
+		t, inf, err := res.timeValue(col)
+		if err != nil {
+			return nil, err
+		}
+		if inf != 0 {
+			if inf > 0 {
+				return "infinity", nil
+			}
+			return "-infinity", nil
+		}
+		return t, nil
+	case OIDJSON, OIDJSONB:
+		return json.RawMessage(s), nil // the conversion copies
+	}
+	return strings.Clone(s), nil // copy out of the library's memory
+}
+
+// bytea decodes a bytea cell: the hex form in Go, the escape form (bytea_output=escape) by the
+// library.
+func (res *Results) bytea(col int, s string) ([]byte, error) {
+	if len(s) >= 2 && s[0] == '\\' && s[1] == 'x' {
+		b, ok := decodeHex(s[2:])
+		if !ok {
+			return nil, res.colErr(TypeMismatch, col, "bad bytea hex text")
+		}
+		return b, nil
+	}
+	var n C.size_t
+	p := C.pgsess_results_get_bytes(res.r, C.size_t(res.row), C.size_t(col), &n)
+	if p == nil {
+		return nil, res.colErr(InterfaceError, col, "pgsess_results_get_bytes returned NULL")
+	}
+	return C.GoBytes(unsafe.Pointer(p), C.int(n)), nil
+}
+
+// timeValue reads a date/timestamp/timestamptz cell through pgsess_results_get_epoch_micros;
+// inf is +1/-1 for 'infinity'/'-infinity'.
+func (res *Results) timeValue(col int) (t time.Time, inf int, err error) {
+	var us C.int64_t
+	rc := C.pgsess_results_get_epoch_micros(res.r, C.size_t(res.row), C.size_t(col), &us)
+	if rc != C.PGSESS_OK {
+		s, _ := res.view(col)
+		return t, 0, res.colErr(Code(rc), col, "cannot read %q as a time (%s; the ISO DateStyle is required)", s, Code(rc))
+	}
+	switch int64(us) {
+	case math.MaxInt64:
+		return t, 1, nil
+	case math.MinInt64:
+		return t, -1, nil
+	}
+	return time.UnixMicro(int64(us)).UTC(), 0, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// decodeHex decodes hex digits from a string without copying it first.
+func decodeHex(s string) ([]byte, bool) {
+	if len(s)%2 != 0 {
+		return nil, false
+	}
+	b := make([]byte, len(s)/2)
+	for i := range b {
+		hi, ok1 := unhex(s[2*i])
+		lo, ok2 := unhex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		b[i] = hi<<4 | lo
+	}
+	return b, true
+}

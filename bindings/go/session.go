@@ -1,0 +1,384 @@
+package pgsess
+
+/*
+#cgo pkg-config: pgsess
+#include <stdlib.h>
+#include <pgsess.h>
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Version is the library's version, e.g. "0.1.0".
+func Version() string { return C.GoString(C.pgsess_version()) }
+
+type options struct {
+	dbURL           *string
+	poolMaxSize     *uint32
+	poolIdleTTL     *uint32
+	checkoutTimeout *uint32
+	err             error
+}
+
+// Option configures Open. Sessions with equal URIs and pool options share one process-wide pool.
+type Option func(*options)
+
+// WithDBURL uses url (a PostgreSQL URI) instead of the PGSQL_* environment variable.
+func WithDBURL(url string) Option {
+	return func(o *options) { o.dbURL = &url }
+}
+
+// WithPoolMaxSize sets the most connections the pool opens (1 to 10000; default 25).
+func WithPoolMaxSize(n int) Option {
+	return func(o *options) {
+		if n < 0 || n > math.MaxUint32 {
+			o.err = errorf(ConfigError, "pool max size %d out of range (1 to 10000)", n)
+			return
+		}
+		v := uint32(n)
+		o.poolMaxSize = &v
+	}
+}
+
+// WithPoolIdleTTL closes connections idle longer than d (whole seconds, rounded up; default
+// 60 s). 0 keeps idle connections for the life of the pool.
+func WithPoolIdleTTL(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.err = errorf(ConfigError, "pool idle TTL %v is negative", d)
+			return
+		}
+		s := (d + time.Second - 1) / time.Second
+		if s > math.MaxUint32 {
+			s = math.MaxUint32
+		}
+		v := uint32(s)
+		o.poolIdleTTL = &v
+	}
+}
+
+// WithCheckoutTimeout sets how long a statement waits for a pooled connection, including
+// opening one (milliseconds, rounded up, at least 1; default 5 s). After it the statement fails
+// with PoolExhausted when every connection is held.
+func WithCheckoutTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d <= 0 {
+			o.err = errorf(ConfigError, "checkout timeout %v must be positive", d)
+			return
+		}
+		ms := (d + time.Millisecond - 1) / time.Millisecond
+		if ms > math.MaxUint32 {
+			ms = math.MaxUint32
+		}
+		v := uint32(ms)
+		o.checkoutTimeout = &v
+	}
+}
+
+// Session is a session on a process-wide connection pool, from Open. It is safe for concurrent
+// use by any number of goroutines: each statement checks out its own pooled connection.
+type Session struct {
+	mu   sync.RWMutex // read-held by every call on s, write-held by Close
+	s    *C.pgsess_session
+	name string
+}
+
+// Open opens the session name: its URI is the environment variable "PGSQL_" + name upper-cased
+// (Open("foo") reads PGSQL_FOO; "" reads PGSQL), unless WithDBURL is given. Creating a pool
+// opens its first connection, so a wrong host or password fails here.
+func Open(name string, opts ...Option) (*Session, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	copts := C.pgsess_options_new()
+	defer C.pgsess_options_free(copts)
+	if o.dbURL != nil {
+		cu, err := cString(*o.dbURL, "db_url")
+		if err != nil {
+			return nil, err
+		}
+		rc := C.pgsess_options_set_db_url(copts, cu)
+		C.free(unsafe.Pointer(cu))
+		if err := codeError(rc, "db_url option"); err != nil {
+			return nil, err
+		}
+	}
+	if o.poolMaxSize != nil {
+		if err := codeError(C.pgsess_options_set_pool_max_size(copts, C.uint32_t(*o.poolMaxSize)),
+			fmt.Sprintf("pool max size %d", *o.poolMaxSize)); err != nil {
+			return nil, err
+		}
+	}
+	if o.poolIdleTTL != nil {
+		if err := codeError(C.pgsess_options_set_pool_idle_ttl(copts, C.uint32_t(*o.poolIdleTTL)),
+			fmt.Sprintf("pool idle TTL %d s", *o.poolIdleTTL)); err != nil {
+			return nil, err
+		}
+	}
+	if o.checkoutTimeout != nil {
+		if err := codeError(C.pgsess_options_set_checkout_timeout_ms(copts, C.uint32_t(*o.checkoutTimeout)),
+			fmt.Sprintf("checkout timeout %d ms", *o.checkoutTimeout)); err != nil {
+			return nil, err
+		}
+	}
+	cname, err := cString(name, "session name")
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	var cerr *C.pgsess_error
+	cs := C.pgsess_open(cname, copts, &cerr)
+	if cs == nil {
+		return nil, takeError(cerr, "pgsess_open")
+	}
+	return &Session{s: cs, name: name}, nil
+}
+
+// Name is the name the session was opened with.
+func (s *Session) Name() string { return s.name }
+
+// Close closes the session. Results and transactions obtained from it stay valid and keep their
+// connections until closed; the pool stays for other sessions. It waits for statements running
+// on s; calls on s afterwards fail with InterfaceError. Closing twice is a no-op.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.s != nil {
+		C.pgsess_close(s.s)
+		s.s = nil
+	}
+	return nil
+}
+
+// handle read-locks s and returns its C handle, or an error after Close. The caller must
+// RUnlock.
+func (s *Session) handle() (*C.pgsess_session, error) {
+	s.mu.RLock()
+	if s.s == nil {
+		s.mu.RUnlock()
+		return nil, newError(InterfaceError, "session is closed")
+	}
+	return s.s, nil
+}
+
+// Query runs sql with args as $1..$n (see the package documentation for how Go values are
+// sent). The returned Results hold a pooled connection until their Close: defer it.
+func (s *Session) Query(sql string, args ...any) (*Results, error) {
+	cs, err := s.handle()
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	return execute(cs, nil, sql, args)
+}
+
+// Exec runs sql like Query and closes its results at once, returning the number of rows
+// affected (as libpq's PQcmdTuples).
+func (s *Session) Exec(sql string, args ...any) (uint64, error) {
+	res, err := s.Query(sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Close()
+	return res.RowsAffected(), nil
+}
+
+// Callproc calls a function: SELECT * FROM name($1, ...). name may be schema-qualified; each
+// dot-separated part is quoted as an identifier (so it is case-sensitive), never spliced into SQL.
+// Arguments are sent as text, as for Query, except that a []byte argument is sent as bytea's
+// hex text form ('\\x...'), since the library's callproc takes text parameters only.
+func (s *Session) Callproc(name string, args ...any) (*Results, error) {
+	cs, err := s.handle()
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	p, err := newParams(args, false)
+	if err != nil {
+		return nil, err
+	}
+	defer p.free()
+	cname, err := cString(name, "function name")
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	var cerr *C.pgsess_error
+	r := C.pgsess_callproc(cs, cname, C.size_t(p.n), p.valuesPtr(), &cerr)
+	if r == nil {
+		return nil, takeError(cerr, "pgsess_callproc")
+	}
+	return newResults(r, name)
+}
+
+// execute runs one statement on a session (cs) or a transaction (ctx).
+func execute(cs *C.pgsess_session, ctx *C.pgsess_tx, sql string, args []any) (*Results, error) {
+	p, err := newParams(args, true)
+	if err != nil {
+		return nil, err
+	}
+	defer p.free()
+	csql, err := cString(sql, "SQL")
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(csql))
+	var cerr *C.pgsess_error
+	var r *C.pgsess_results
+	switch {
+	case p.binary && ctx != nil:
+		r = C.pgsess_tx_query_params(ctx, csql, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
+	case p.binary:
+		r = C.pgsess_query_params(cs, csql, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
+	case ctx != nil:
+		r = C.pgsess_tx_query(ctx, csql, C.size_t(p.n), p.valuesPtr(), &cerr)
+	default:
+		r = C.pgsess_query(cs, csql, C.size_t(p.n), p.valuesPtr(), &cerr)
+	}
+	if r == nil {
+		return nil, takeError(cerr, "query")
+	}
+	return newResults(r, sql)
+}
+
+// BackendPID is the backend process id that ran the session's latest statement (with pool max
+// size 1, the pool's one connection); 0 before any.
+func (s *Session) BackendPID() int32 {
+	cs, err := s.handle()
+	if err != nil {
+		return 0
+	}
+	defer s.mu.RUnlock()
+	return int32(C.pgsess_backend_pid(cs))
+}
+
+// PoolID is the pool's id: a salted hash of its configuration (never reveals the password).
+// Sessions sharing a pool share it.
+func (s *Session) PoolID() string {
+	cs, err := s.handle()
+	if err != nil {
+		return ""
+	}
+	defer s.mu.RUnlock()
+	return cstr(C.pgsess_pool_id(cs))
+}
+
+// Encoding is the client encoding, always "UTF8".
+func (s *Session) Encoding() string {
+	cs, err := s.handle()
+	if err != nil {
+		return ""
+	}
+	defer s.mu.RUnlock()
+	return cstr(C.pgsess_encoding(cs))
+}
+
+// SetEncoding accepts UTF8 under any of PostgreSQL's spellings and changes nothing; any other
+// encoding is NotSupportedError.
+func (s *Session) SetEncoding(enc string) error {
+	cs, err := s.handle()
+	if err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	cenc, err := cString(enc, "encoding")
+	if err != nil {
+		return err
+	}
+	defer C.free(unsafe.Pointer(cenc))
+	var cerr *C.pgsess_error
+	if rc := C.pgsess_set_encoding(cs, cenc, &cerr); rc != C.PGSESS_OK {
+		return takeError(cerr, "pgsess_set_encoding")
+	}
+	return nil
+}
+
+// Validate reports whether the session can get a connection and run SELECT 1.
+func (s *Session) Validate() bool {
+	cs, err := s.handle()
+	if err != nil {
+		return false
+	}
+	defer s.mu.RUnlock()
+	return bool(C.pgsess_validate(cs))
+}
+
+// Notices gives the session's last 50 notices, oldest first, each in libpq's form
+// ("NOTICE:  text\n", with DETAIL/HINT lines when present).
+func (s *Session) Notices() []string {
+	cs, err := s.handle()
+	if err != nil {
+		return nil
+	}
+	defer s.mu.RUnlock()
+	p := C.pgsess_notices(cs)
+	if p == nil {
+		return nil
+	}
+	all := C.GoString(p)
+	C.pgsess_string_free(p)
+	return splitNotices(all)
+}
+
+// splitNotices splits libpq-form notices, which are concatenated: each starts with a severity
+// word and a colon at the start of a line, and DETAIL:/HINT:/... lines belong to the notice
+// before them.
+func splitNotices(all string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(all); {
+		nl := indexByteFrom(all, '\n', i)
+		if nl < 0 {
+			break
+		}
+		next := nl + 1
+		if next >= len(all) || isNoticeStart(all[next:]) {
+			out = append(out, all[start:next])
+			start = next
+		}
+		i = next
+	}
+	if start < len(all) {
+		out = append(out, all[start:])
+	}
+	return out
+}
+
+func indexByteFrom(s string, b byte, from int) int {
+	for i := from; i < len(s); i++ {
+		if s[i] == b {
+			return i
+		}
+	}
+	return -1
+}
+
+func isNoticeStart(s string) bool {
+	for _, sev := range [...]string{"NOTICE:", "WARNING:", "INFO:", "DEBUG:", "LOG:"} {
+		if len(s) >= len(sev) && s[:len(sev)] == sev {
+			return true
+		}
+	}
+	return false
+}
+
+// cString copies s into C memory (free with C.free); a string holding a zero byte cannot be
+// passed to the library and is an InterfaceError.
+func cString(s, what string) (*C.char, error) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return nil, errorf(InterfaceError, "%s contains a zero byte at offset %d", what, i)
+		}
+	}
+	return C.CString(s), nil
+}

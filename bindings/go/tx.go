@@ -1,0 +1,113 @@
+package pgsess
+
+/*
+#include <pgsess.h>
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Tx is a transaction from Session.Begin: it holds one pooled connection until Commit or
+// Rollback. Its methods may be called from several goroutines; they run one at a time.
+type Tx struct {
+	mu sync.Mutex
+	tx *C.pgsess_tx // nil once ended
+}
+
+// ErrTxDone is returned by calls on a transaction that has been committed or rolled back.
+var ErrTxDone = newError(InterfaceError, "transaction has already been committed or rolled back")
+
+// Begin starts a transaction, checking out one pooled connection (waiting as Query does).
+func (s *Session) Begin() (*Tx, error) {
+	cs, err := s.handle()
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var cerr *C.pgsess_error
+	t := C.pgsess_begin(cs, &cerr)
+	if t == nil {
+		return nil, takeError(cerr, "pgsess_begin")
+	}
+	return &Tx{tx: t}, nil
+}
+
+// Query runs a statement inside the transaction (arguments and results as for Session.Query).
+// Its Results share the transaction's connection, which returns to the pool once the
+// transaction has ended and all of them are closed. After a failed statement the server refuses
+// further statements (SQLSTATE 25P02) until Rollback.
+func (tx *Tx) Query(sql string, args ...any) (*Results, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.tx == nil {
+		return nil, ErrTxDone
+	}
+	return execute(nil, tx.tx, sql, args)
+}
+
+// Exec runs a statement inside the transaction and closes its results, returning the rows
+// affected.
+func (tx *Tx) Exec(sql string, args ...any) (uint64, error) {
+	res, err := tx.Query(sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Close()
+	return res.RowsAffected(), nil
+}
+
+// Commit commits and ends the transaction (in every case). If a statement in it failed, the
+// server rolled back instead and the error's Code is TransactionRollback.
+func (tx *Tx) Commit() error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.tx == nil {
+		return ErrTxDone
+	}
+	var cerr *C.pgsess_error
+	rc := C.pgsess_commit(tx.tx, &cerr)
+	tx.tx = nil
+	if rc != C.PGSESS_OK {
+		return takeError(cerr, "pgsess_commit")
+	}
+	return nil
+}
+
+// Rollback rolls back and ends the transaction. After Commit or Rollback it returns ErrTxDone,
+// so `defer tx.Rollback()` is harmless.
+func (tx *Tx) Rollback() error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.tx == nil {
+		return ErrTxDone
+	}
+	C.pgsess_rollback(tx.tx)
+	tx.tx = nil
+	return nil
+}
+
+// InTx runs fn in a transaction: it commits when fn returns nil, and rolls back when fn returns
+// an error (which InTx returns) or panics (the panic goes on after the rollback).
+func (s *Session) InTx(fn func(*Tx) error) (err error) {
+	tx, err := s.Begin()
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	committed = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+# frozen_string_literal: true
+
+require "ffi"
+
+module PGSess
+  # Raw bindings to libpgsess (include/pgsess.h). Internal: use PGSess::Session.
+  #
+  # Every function that can wait on the network is attached with `blocking: true`, so the GVL is
+  # released while it runs and other Ruby threads keep running.
+  module Native
+    extend FFI::Library
+
+    # The library to load: $PGSESS_LIB, else `pkg-config --variable=libdir pgsess`/libpgsess.so,
+    # else "pgsess" (the dynamic linker's search path).
+    def self.library_path
+      env = ENV["PGSESS_LIB"]
+      return env if env && !env.empty?
+
+      begin
+        libdir = IO.popen(["pkg-config", "--variable=libdir", "pgsess"], err: File::NULL, &:read).to_s.strip
+        if $?.success? && !libdir.empty?
+          path = File.join(libdir, "libpgsess.so")
+          return path if File.exist?(path)
+        end
+      rescue SystemCallError
+        # pkg-config is not installed: fall through to the linker's search path.
+      end
+      "pgsess"
+    end
+
+    ffi_lib library_path
+
+    # pgsess_code values (the numbering is part of the ABI).
+    OK = 0
+    NULL_VALUE = 13
+    NOT_SUPPORTED_ERROR = 11
+
+    typedef :pointer, :session
+    typedef :pointer, :results
+    typedef :pointer, :options
+    typedef :pointer, :error
+    typedef :pointer, :errp
+    typedef :pointer, :tx
+    typedef :pointer, :stream
+    typedef :int, :code
+
+    attach_function :pgsess_version, [], :string
+    attach_function :pgsess_code_name, [:code], :string
+    attach_function :pgsess_string_free, [:pointer], :void
+
+    attach_function :pgsess_error_code, [:error], :code
+    attach_function :pgsess_error_category, [:error], :code
+    attach_function :pgsess_error_message, [:error], :pointer
+    attach_function :pgsess_error_sqlstate, [:error], :pointer
+    attach_function :pgsess_error_detail, [:error], :pointer
+    attach_function :pgsess_error_hint, [:error], :pointer
+    attach_function :pgsess_error_free, [:error], :void
+
+    attach_function :pgsess_options_new, [], :options
+    attach_function :pgsess_options_free, [:options], :void
+    attach_function :pgsess_options_set_db_url, [:options, :pointer], :code
+    attach_function :pgsess_options_set_pool_max_size, [:options, :uint32], :code
+    attach_function :pgsess_options_set_pool_idle_ttl, [:options, :uint32], :code
+    attach_function :pgsess_options_set_checkout_timeout_ms, [:options, :uint32], :code
+
+    # Frees results and returns the pooled connection; may roll back: blocking.
+    attach_function :pgsess_results_free, [:results], :void, blocking: true
+    attach_function :pgsess_results_nrows, [:results], :size_t
+    attach_function :pgsess_results_ncols, [:results], :size_t
+    attach_function :pgsess_results_column_name, [:results, :size_t], :pointer
+    attach_function :pgsess_results_column_type, [:results, :size_t], :uint32
+    attach_function :pgsess_results_rows_affected, [:results], :uint64
+    attach_function :pgsess_results_backend_pid, [:results], :int32
+    attach_function :pgsess_results_notice_count, [:results], :size_t
+    attach_function :pgsess_results_notice, [:results, :size_t], :pointer
+    attach_function :pgsess_results_status, [:results], :pointer
+    attach_function :pgsess_results_query, [:results], :pointer
+    attach_function :pgsess_results_count, [:results], :int64
+    attach_function :pgsess_results_row, [:results, :size_t, :pointer, :pointer, :size_t], :size_t
+    attach_function :pgsess_results_get_epoch_micros, [:results, :size_t, :size_t, :pointer], :code
+    attach_function :pgsess_results_get_bytes, [:results, :size_t, :size_t, :pointer], :pointer
+    attach_function :pgsess_results_json, [:results], :pointer
+
+    attach_function :pgsess_open, [:pointer, :options, :errp], :session, blocking: true
+    attach_function :pgsess_close, [:session], :void, blocking: true
+    attach_function :pgsess_query, [:session, :pointer, :size_t, :pointer, :errp], :results, blocking: true
+    attach_function :pgsess_query_params,
+                    [:session, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
+                    :results, blocking: true
+    attach_function :pgsess_query_stream, [:session, :pointer, :size_t, :pointer, :uint32, :errp],
+                    :stream, blocking: true
+    attach_function :pgsess_callproc, [:session, :pointer, :size_t, :pointer, :errp], :results,
+                    blocking: true
+    attach_function :pgsess_begin, [:session, :errp], :tx, blocking: true
+    attach_function :pgsess_backend_pid, [:session], :int32
+    attach_function :pgsess_pool_id, [:session], :pointer
+    attach_function :pgsess_encoding, [:session], :pointer
+    attach_function :pgsess_set_encoding, [:session, :pointer, :errp], :code
+    attach_function :pgsess_validate, [:session], :bool, blocking: true
+    attach_function :pgsess_notices, [:session], :pointer
+
+    attach_function :pgsess_stream_next, [:stream, :errp], :results, blocking: true
+    attach_function :pgsess_stream_free, [:stream], :void, blocking: true
+
+    attach_function :pgsess_tx_query, [:tx, :pointer, :size_t, :pointer, :errp], :results, blocking: true
+    attach_function :pgsess_tx_query_params,
+                    [:tx, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
+                    :results, blocking: true
+    attach_function :pgsess_commit, [:tx, :errp], :code, blocking: true
+    attach_function :pgsess_rollback, [:tx], :void, blocking: true
+
+    UTF8 = Encoding::UTF_8
+
+    # A NUL-terminated string owned by the library, as a UTF-8 Ruby String (nil for NULL).
+    def self.str(ptr)
+      return nil if ptr.nil? || ptr.null?
+
+      ptr.read_string.force_encoding(UTF8)
+    end
+
+    # Take ownership of a `char *` result: copy it and free it with pgsess_string_free.
+    def self.take_string(ptr)
+      return nil if ptr.nil? || ptr.null?
+
+      begin
+        ptr.read_string.force_encoding(UTF8)
+      ensure
+        pgsess_string_free(ptr)
+      end
+    end
+
+    # Call the block with a fresh `pgsess_error **`; raise the error it reports (freeing it).
+    # Returns the block's value.
+    def self.checked
+      errp = FFI::MemoryPointer.new(:pointer)
+      value = yield errp
+      err = errp.read_pointer
+      raise PGSess::Error.from_native(err) unless err.null?
+
+      value
+    end
+
+    # A NUL-terminated copy of a Ruby string in malloc'ed memory, stable while the GVL is
+    # released (a Ruby String's buffer could be changed by another thread meanwhile).
+    def self.cstring(value, what)
+      s = value.to_s
+      if s.encoding == Encoding::BINARY
+        s = s.dup.force_encoding(UTF8) # bytes taken as UTF-8; the library rejects invalid UTF-8
+      elsif s.encoding != UTF8 && s.encoding != Encoding::US_ASCII
+        s = s.encode(UTF8)
+      end
+      if s.include?("\0")
+        raise PGSess::InterfaceError.new("#{what} contains a NUL byte", code: :interface_error)
+      end
+
+      FFI::MemoryPointer.from_string(s)
+    rescue EncodingError => e
+      raise PGSess::InterfaceError.new("#{what} cannot be converted to UTF-8: #{e.message}",
+                                       code: :interface_error)
+    end
+  end
+end

@@ -1,0 +1,299 @@
+# frozen_string_literal: true
+
+require "bigdecimal"
+require "date"
+require "json"
+
+module PGSess
+  # The buffered result of one statement (the seed's queries.Results with RealDictCursor rows).
+  #
+  # Results hold their pooled connection until #free: call it (or use the block form of
+  # Session#query) as soon as you are done. A Results that is garbage-collected without #free
+  # prints a leak warning naming its SQL to $stderr, then frees itself.
+  #
+  # Reading is thread-safe; #free may be called from any thread, any number of times.
+  class Results
+    include Enumerable
+
+    # Type OIDs (pg_type.h).
+    module OID
+      BOOL = 16
+      BYTEA = 17
+      INT8 = 20
+      INT2 = 21
+      INT4 = 23
+      OID = 26
+      JSON = 114
+      FLOAT4 = 700
+      FLOAT8 = 701
+      DATE = 1082
+      TIMESTAMPTZ = 1184
+      NUMERIC = 1700
+      JSONB = 3802
+    end
+
+    # Owns the native handle. The finalizer holds this object, never the Results.
+    class Handle # :nodoc:
+      attr_reader :sql
+
+      def initialize(ptr, sql)
+        @ptr = ptr
+        @sql = sql
+        @lock = Mutex.new
+      end
+
+      # Yield the live pointer, holding the lock so that #free cannot run meanwhile.
+      def use
+        @lock.synchronize do
+          raise InterfaceError.new("results already freed (#{@sql.inspect})", code: :interface_error) unless @ptr
+
+          yield @ptr
+        end
+      end
+
+      def freed?
+        @ptr.nil?
+      end
+
+      def free
+        ptr = @lock.synchronize do
+          p = @ptr
+          @ptr = nil
+          p
+        end
+        Native.pgsess_results_free(ptr) if ptr
+        !ptr.nil?
+      end
+
+      # The finalizer: the Results is unreachable, so nothing else can be using the handle.
+      def call(_object_id)
+        ptr = @ptr
+        return unless ptr
+
+        @ptr = nil
+        $stderr.puts("pgsess: leaked PGSess::Results for SQL #{@sql.inspect}: garbage-collected " \
+                     "without #free; freeing it now (call #free or use the block form of #query)")
+        Native.pgsess_results_free(ptr)
+      rescue StandardError
+        nil
+      end
+    end
+
+    INFINITY_MICROS = 2**63 - 1
+    NEG_INFINITY_MICROS = -2**63
+    DATE_RE = /\A(\d+)-(\d\d)-(\d\d)( BC)?\z/.freeze
+    PTR_SIZE = FFI::Pointer.size
+
+    # Wraps a non-NULL pgsess_results pointer, taking ownership of it.
+    def initialize(ptr, sql = nil) # :nodoc:
+      @sql = sql || Native.str(Native.pgsess_results_query(ptr))
+      @handle = Handle.new(ptr, @sql)
+      ObjectSpace.define_finalizer(self, @handle)
+      @nrows = Native.pgsess_results_nrows(ptr)
+      @ncols = Native.pgsess_results_ncols(ptr)
+      @columns = Array.new(@ncols) { |c| Native.str(Native.pgsess_results_column_name(ptr, c)).freeze }.freeze
+      @types = Array.new(@ncols) { |c| Native.pgsess_results_column_type(ptr, c) }.freeze
+      @status = Native.str(Native.pgsess_results_status(ptr)).freeze
+      @count = Native.pgsess_results_count(ptr)
+      @rows_affected = Native.pgsess_results_rows_affected(ptr)
+      @backend_pid = Native.pgsess_results_backend_pid(ptr)
+    end
+
+    # The SQL text that produced the results (the seed's `query`).
+    attr_reader :sql
+    alias query sql
+    # Column names, in order.
+    attr_reader :columns
+    # The command tag (the seed's `status`): "SELECT 3", "INSERT 0 2", "CREATE TABLE".
+    attr_reader :status
+    # Rows affected, as libpq's PQcmdTuples (0 for commands without a count).
+    attr_reader :rows_affected
+    # Backend pid of the connection that ran the statement.
+    attr_reader :backend_pid
+
+    # Column type OIDs, in order.
+    def column_types
+      @types
+    end
+
+    # Number of rows returned.
+    def nrows
+      @nrows
+    end
+    alias length nrows
+    alias size nrows
+
+    def empty?
+      @nrows.zero?
+    end
+
+    # The seed's count(): rows returned or affected; -1 for commands without a count (DDL, SET,
+    # DO). With an argument or a block, Enumerable#count.
+    def count(*args, &block)
+      return super if !args.empty? || block
+
+      @count
+    end
+
+    # Yield each row as a Hash keyed by column name (a duplicated name keeps the last value).
+    def each
+      return enum_for(:each) { @nrows } unless block_given?
+
+      buffers = row_buffers
+      i = 0
+      while i < @nrows
+        yield fetch_row(i, buffers)
+        i += 1
+      end
+      self
+    end
+
+    # Row `i` as a Hash (negative indexes count from the end). IndexError when out of range.
+    def [](index)
+      i = index.to_int
+      i += @nrows if i.negative?
+      raise IndexError, "No such row: #{index} (#{@nrows} rows)" if i.negative? || i >= @nrows
+
+      fetch_row(i, row_buffers)
+    end
+
+    # All rows, as Hashes.
+    def to_a
+      each.to_a
+    end
+    alias items to_a
+
+    # The seed's as_dict(): the only row; {} when there is none; ArgumentError for several.
+    def as_dict
+      return {} if @nrows.zero?
+      raise ArgumentError, "More than one row (#{@nrows})" if @nrows > 1
+
+      self[0]
+    end
+
+    # The whole result as the library's JSON text (pgsess_results_json).
+    def to_json(*_args)
+      @handle.use { |ptr| Native.take_string(Native.pgsess_results_json(ptr)) }
+    end
+
+    # Notices the statement raised, each in libpq's form ("NOTICE:  text\n").
+    def notices
+      @handle.use do |ptr|
+        Array.new(Native.pgsess_results_notice_count(ptr)) { |k| Native.str(Native.pgsess_results_notice(ptr, k)) }
+      end
+    end
+
+    # Free the results and return the pooled connection. Idempotent; true when this call freed.
+    def free
+      freed = @handle.free
+      ObjectSpace.undefine_finalizer(self) if freed
+      freed
+    end
+
+    def freed?
+      @handle.freed?
+    end
+
+    def inspect
+      "#<#{self.class.name} rows=#{@nrows} status=#{@status.inspect}#{freed? ? ' freed' : ''}>"
+    end
+
+    private
+
+    # Per-call buffers for pgsess_results_row (per call so that threads never share them).
+    def row_buffers
+      n = [@ncols, 1].max
+      [FFI::MemoryPointer.new(:pointer, n), FFI::MemoryPointer.new(:size_t, n), FFI::MemoryPointer.new(:int64)]
+    end
+
+    # One foreign call per row (pgsess_results_row), plus one per bytea or timestamptz value.
+    def fetch_row(i, buffers)
+      values, lengths, out = buffers
+      @handle.use do |ptr|
+        Native.pgsess_results_row(ptr, i, values, lengths, @ncols)
+        ptrs = values.read_array_of_pointer(@ncols)
+        lens = lengths.read_array_of_ulong(@ncols)
+        row = {}
+        c = 0
+        while c < @ncols
+          vp = ptrs[c]
+          row[@columns[c]] = vp.null? ? nil : convert(ptr, i, c, vp, lens[c], out)
+          c += 1
+        end
+        row
+      end
+    end
+
+    def convert(ptr, row, col, vp, len, out)
+      case @types[col]
+      when OID::INT4, OID::INT8, OID::INT2, OID::OID
+        vp.read_string(len).to_i
+      when OID::FLOAT8, OID::FLOAT4
+        float(vp.read_string(len))
+      when OID::NUMERIC
+        BigDecimal(vp.read_string(len))
+      when OID::BOOL
+        vp.get_uint8(0) == 116 # "t"
+      when OID::BYTEA
+        bytes(ptr, row, col, out)
+      when OID::JSON, OID::JSONB
+        JSON.parse(text(vp, len))
+      when OID::TIMESTAMPTZ
+        timestamptz(ptr, row, col, vp, len, out)
+      when OID::DATE
+        date(text(vp, len))
+      else
+        text(vp, len)
+      end
+    end
+
+    def text(vp, len)
+      vp.read_string(len).force_encoding(Encoding::UTF_8)
+    end
+
+    def float(s)
+      case s
+      when "NaN" then Float::NAN
+      when "Infinity" then Float::INFINITY
+      when "-Infinity" then -Float::INFINITY
+      else s.to_f
+      end
+    end
+
+    def bytes(ptr, row, col, out)
+      p = Native.pgsess_results_get_bytes(ptr, row, col, out)
+      return nil if p.null?
+
+      p.read_bytes(out.read_ulong) # ASCII-8BIT
+    end
+
+    # Time in UTC; Float::INFINITY / -Float::INFINITY for infinity; the text under a DateStyle
+    # other than ISO.
+    def timestamptz(ptr, row, col, vp, len, out)
+      rc = Native.pgsess_results_get_epoch_micros(ptr, row, col, out)
+      return text(vp, len) unless rc == Native::OK
+
+      micros = out.read_int64
+      return Float::INFINITY if micros == INFINITY_MICROS
+      return -Float::INFINITY if micros == NEG_INFINITY_MICROS
+
+      Time.at(micros.div(1_000_000), micros % 1_000_000, :usec).utc
+    end
+
+    # Date (proleptic Gregorian, as PostgreSQL); Float::INFINITY / -Float::INFINITY for infinity;
+    # the text under a DateStyle other than ISO.
+    def date(s)
+      m = DATE_RE.match(s)
+      if m
+        year = m[1].to_i
+        year = 1 - year if m[4]
+        return Date.new(year, m[2].to_i, m[3].to_i, Date::GREGORIAN)
+      end
+      case s
+      when "infinity" then Float::INFINITY
+      when "-infinity" then -Float::INFINITY
+      else s
+      end
+    end
+  end
+end

@@ -1,0 +1,345 @@
+# frozen_string_literal: true
+
+module PGSess
+  # Helpers shared by Session and Transaction. Internal.
+  module Statements # :nodoc:
+    module_function
+
+    # Run the block with asynchronous interrupts (Thread#raise, Timeout, Thread#kill) deferred
+    # until it ends. A native call cannot be aborted anyway; deferring makes sure that the
+    # handle it returns is wrapped (and so freed) before an interrupt unwinds the stack.
+    def guarded(&block)
+      Thread.handle_interrupt(Object => :never, &block)
+    end
+
+    # Run the statement (the block returns its Results) with interrupts deferred, then:
+    # - with `user_block`: yield the results to it, free them when it ends, return its value;
+    # - without: return the results.
+    # An interrupt (Timeout, Thread#raise) that arrived during the native call is raised once
+    # the results are wrapped; they are freed then, never left to the garbage collector.
+    def execute(user_block)
+      results = nil
+      completed = false
+      begin
+        guarded { results = yield }
+        return user_block.call(results) if user_block
+
+        completed = true
+        results
+      ensure
+        results.free if results && (user_block || !completed)
+      end
+    end
+
+    # The statement pgsess_callproc runs, with every dot-separated part of `name` quoted.
+    def callproc_sql(name, nargs)
+      parts = name.split(".", -1)
+      if name.empty? || parts.size > 3 || parts.any?(&:empty?)
+        raise InterfaceError.new("callproc needs a function name, optionally schema-qualified (schema.function)",
+                                 code: :interface_error)
+      end
+
+      ident = parts.map { |p| "\"#{p.gsub('"', '""')}\"" }.join(".")
+      "SELECT * FROM #{ident}(#{(1..nargs).map { |k| "$#{k}" }.join(', ')})"
+    end
+
+    # Run `sql` through `simple` (text parameters) or `extended` (pgsess_*_query_params, when a
+    # parameter is binary or `simple` is nil); returns the Results. Call it inside #execute.
+    def run(sql, params, handle, simple, extended)
+      sql = sql.to_s
+      sql_ptr = Native.cstring(sql, "SQL")
+      prm = Params.new(params)
+      ptr = handle.use do |h|
+        Native.checked do |e|
+          if prm.binary? || simple.nil?
+            Native.public_send(extended, h, sql_ptr, prm.count, nil, prm.values_ptr, prm.lengths_ptr,
+                               prm.formats_ptr, e)
+          else
+            Native.public_send(simple, h, sql_ptr, prm.count, prm.values_ptr, e)
+          end
+        end
+      end
+      Results.new(ptr, sql)
+    end
+
+    # callproc: pgsess_callproc for text arguments; the same statement through
+    # `extended` when an argument is binary (pgsess_callproc takes text only). Call it inside
+    # #execute.
+    def callproc(name, args, handle, extended)
+      name = name.to_s
+      prm = Params.new(args, "argument")
+      # Transactions have no native callproc, and pgsess_callproc takes text only.
+      if prm.binary? || handle.is_a?(Transaction::Handle)
+        return run(callproc_sql(name, args.size), args, handle, nil, extended)
+      end
+
+      name_ptr = Native.cstring(name, "procedure name")
+      ptr = handle.use do |h|
+        Native.checked { |e| Native.pgsess_callproc(h, name_ptr, prm.count, prm.values_ptr, e) }
+      end
+      Results.new(ptr)
+    end
+  end
+
+  # A session on a process-wide connection pool (the seed's Session / TornadoSession).
+  #
+  #   session = PGSess::Session.open("foo")          # reads PGSQL_FOO
+  #   session.query("SELECT $1::int + 1 AS n", 41) { |r| r.first["n"] }   # => 42
+  #   session.close
+  #
+  # Thread-safe: any number of threads may use one session at once (each statement checks out
+  # its own pooled connection). #close waits for calls in flight on other threads.
+  class Session
+    # Owns the native handle and counts calls in flight, so that pgsess_close never races with
+    # them. The finalizer holds this object, never the Session.
+    class Handle # :nodoc:
+      def initialize(ptr)
+        @ptr = ptr
+        @lock = Mutex.new
+        @idle = ConditionVariable.new
+        @inflight = 0
+      end
+
+      def use
+        ptr = @lock.synchronize do
+          raise InterfaceError.new("session is closed", code: :interface_error) unless @ptr
+
+          @inflight += 1
+          @ptr
+        end
+        begin
+          yield ptr
+        ensure
+          @lock.synchronize do
+            @inflight -= 1
+            @idle.broadcast if @inflight.zero?
+          end
+        end
+      end
+
+      def closed?
+        @ptr.nil?
+      end
+
+      def close
+        ptr = @lock.synchronize do
+          p = @ptr
+          @ptr = nil # new calls fail from now on
+          @idle.wait(@lock) while @inflight.positive?
+          p
+        end
+        Native.pgsess_close(ptr) if ptr
+        !ptr.nil?
+      end
+
+      # Finalizer: the session is unreachable, so no call on it is in flight.
+      def call(_object_id)
+        ptr = @ptr
+        @ptr = nil
+        Native.pgsess_close(ptr) if ptr
+      rescue StandardError
+        nil
+      end
+    end
+
+    UINT32_MAX = 2**32 - 1
+
+    # Open a session named `name`: its PostgreSQL URI comes from `db_url` when given, else from
+    # the environment variable "PGSQL_" + name upper-cased (nil or "" reads PGSQL).
+    # Options left nil keep the library's defaults (pool_max_size 25, pool_idle_ttl 60 s,
+    # checkout_timeout_ms 5000). With a block, yields the session, closes it when the block
+    # ends and returns the block's value.
+    def self.open(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil)
+      session = new(name, db_url: db_url, pool_max_size: pool_max_size, pool_idle_ttl: pool_idle_ttl,
+                          checkout_timeout_ms: checkout_timeout_ms)
+      return session unless block_given?
+
+      begin
+        yield session
+      ensure
+        session.close
+      end
+    end
+
+    # The name the session was opened with.
+    attr_reader :name
+    # The pool's id (the seed's `pid`): a hash that never reveals the password.
+    attr_reader :pool_id
+
+    # See Session.open.
+    def initialize(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil)
+      @name = name
+      name_ptr = name.nil? ? nil : Native.cstring(name, "session name")
+      opts = Native.pgsess_options_new
+      begin
+        unless db_url.nil?
+          code = Native.pgsess_options_set_db_url(opts, Native.cstring(db_url, "db_url"))
+          option_failed("db_url", "(not shown)", code) unless code == Native::OK
+        end
+        set_uint32(opts, :pgsess_options_set_pool_max_size, "pool_max_size", pool_max_size)
+        set_uint32(opts, :pgsess_options_set_pool_idle_ttl, "pool_idle_ttl", pool_idle_ttl)
+        set_uint32(opts, :pgsess_options_set_checkout_timeout_ms, "checkout_timeout_ms", checkout_timeout_ms)
+        Statements.guarded do
+          ptr = Native.checked { |e| Native.pgsess_open(name_ptr, opts, e) }
+          @handle = Handle.new(ptr)
+          ObjectSpace.define_finalizer(self, @handle)
+        end
+      ensure
+        Native.pgsess_options_free(opts)
+      end
+      @pool_id = @handle.use { |s| Native.str(Native.pgsess_pool_id(s)) }.freeze
+    end
+
+    # Close the session (waits for calls in flight on other threads). Results and transactions
+    # from it stay valid until freed. Idempotent; true when this call closed it.
+    def close
+      closed = @handle.close
+      ObjectSpace.undefine_finalizer(self) if closed
+      closed
+    end
+
+    def closed?
+      @handle.closed?
+    end
+
+    # Run `sql` with parameters $1..$n (see PGSess::Params for the conversions; a binary String
+    # is sent as binary). Returns PGSess::Results, which hold a pooled connection until freed.
+    # With a block, yields the results, frees them when the block ends (even on exception) and
+    # returns the block's value.
+    def query(sql, *params, &block)
+      Statements.execute(block) { Statements.run(sql, params, @handle, :pgsess_query, :pgsess_query_params) }
+    end
+
+    # Call a function: `SELECT * FROM name($1, ...)`, the name quoted part by part (so it is
+    # case-sensitive). Results and block as for #query.
+    def callproc(name, *args, &block)
+      Statements.execute(block) { Statements.callproc(name, args, @handle, :pgsess_query_params) }
+    end
+
+    # Run `sql` and yield its rows (Hashes, as Results#each) as they arrive in chunks of at
+    # most `chunk_rows`, so memory stays bounded. The pooled connection is held until the block
+    # has seen every row (or raised). Text parameters only. Returns the number of rows.
+    def stream(sql, *params, chunk_rows: 1000)
+      return enum_for(:stream, sql, *params, chunk_rows: chunk_rows) unless block_given?
+
+      sql = sql.to_s
+      sql_ptr = Native.cstring(sql, "SQL")
+      prm = Params.new(params)
+      if prm.binary?
+        raise InterfaceError.new("stream takes text parameters only; use #query for binary ones",
+                                 code: :interface_error)
+      end
+      chunk = Integer(chunk_rows)
+      raise InterfaceError.new("chunk_rows must be 1 to #{UINT32_MAX}", code: :interface_error) unless chunk.between?(1, UINT32_MAX)
+
+      total = 0
+      stream = nil
+      begin
+        Statements.guarded do
+          stream = @handle.use do |s|
+            Native.checked { |e| Native.pgsess_query_stream(s, sql_ptr, prm.count, prm.values_ptr, chunk, e) }
+          end
+        end
+        loop do
+          results = nil
+          begin
+            Statements.guarded do
+              ptr = Native.checked { |e| Native.pgsess_stream_next(stream, e) }
+              results = Results.new(ptr, sql) unless ptr.null?
+            end
+            break unless results
+
+            results.each do |row|
+              total += 1
+              yield row
+            end
+          ensure
+            results&.free
+          end
+        end
+      ensure
+        Native.pgsess_stream_free(stream) if stream
+      end
+      total
+    end
+
+    # Begin a transaction (pins one pooled connection). With a block, see #transaction.
+    def begin(&block)
+      tx = nil
+      completed = false
+      begin
+        Statements.guarded do
+          ptr = @handle.use { |s| Native.checked { |e| Native.pgsess_begin(s, e) } }
+          tx = Transaction.new(ptr)
+        end
+        return Transaction.run(tx, &block) if block
+
+        completed = true
+        tx
+      ensure
+        # Interrupted right after the begin: do not leave the connection pinned.
+        tx.rollback if tx && !block && !completed
+      end
+    end
+
+    # Yield a new Transaction; commit when the block ends normally, roll back when it raises
+    # (re-raising) or leaves early (break, return, throw). Returns the block's value. A commit
+    # of a transaction in which a statement failed raises TransactionRollbackError.
+    def transaction(&block)
+      raise ArgumentError, "transaction needs a block (or use #begin)" unless block
+
+      self.begin(&block)
+    end
+
+    # The backend pid that ran this session's latest statement (0 before any).
+    def backend_pid
+      @handle.use { |s| Native.pgsess_backend_pid(s) }
+    end
+
+    # The client encoding: always "UTF8".
+    def encoding
+      @handle.use { |s| Native.str(Native.pgsess_encoding(s)) }
+    end
+
+    # Accepts UTF8 under any spelling; any other encoding raises NotSupportedError.
+    def set_encoding(value = "UTF8")
+      enc = Native.cstring(value, "encoding")
+      @handle.use { |s| Native.checked { |e| Native.pgsess_set_encoding(s, enc, e) } }
+      nil
+    end
+
+    # The session's last 50 notices, oldest first, as lines in libpq's form
+    # ("NOTICE:  text\n"; DETAIL:/HINT: lines follow as lines of their own).
+    def notices
+      @handle.use { |s| Native.take_string(Native.pgsess_notices(s)) }.to_s.lines
+    end
+
+    # Whether the session can get a connection and run SELECT 1.
+    def validate
+      @handle.use { |s| Native.pgsess_validate(s) }
+    end
+    alias valid? validate
+
+    def inspect
+      "#<#{self.class.name} #{@name.inspect} pool=#{@pool_id}#{closed? ? ' closed' : ''}>"
+    end
+
+    private
+
+    def set_uint32(opts, setter, what, value)
+      return if value.nil?
+
+      n = Integer(value)
+      code = n.between?(0, UINT32_MAX) ? Native.public_send(setter, opts, n) : 2
+      option_failed(what, n, code) unless code == Native::OK
+    rescue ArgumentError, TypeError
+      option_failed(what, value.inspect, 2)
+    end
+
+    def option_failed(what, value, code)
+      sym = Error.code_symbol(code)
+      raise Error.class_for(code).new("invalid #{what} #{value} (#{Native.pgsess_code_name(code)})",
+                                      code: sym, category: sym == :config_error ? :interface_error : sym)
+    end
+  end
+end

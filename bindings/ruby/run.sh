@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# bindings/ruby/run.sh PREFIX
+#
+# Tests the Ruby binding against the pgsess library INSTALLED under PREFIX:
+#   1. test/test_pgsess.rb (minitest, ruby -w) with PGSQL_RBTEST=$PGSQL_CTEST and
+#      PGSESS_LIB=PREFIX/lib/libpgsess.so; every test counts, and the run must print no leak
+#      warning and no Ruby warning from lib/;
+#   2. without PGSESS_LIB the library is found through pkg-config (PKG_CONFIG_PATH=PREFIX/...);
+#   3. examples/ruby/demo.rb runs with PGSQL_DEMO=$PGSQL_CTEST;
+#   4. the gem builds from pgsess.gemspec, installs into a scratch GEM_HOME and works from there.
+# Prints minitest's summary and a final line "N passed, M failed"; exits non-zero on failure.
+#
+# Needs: PGSQL_CTEST (a PostgreSQL URI), ruby and the ffi gem (Debian: apt-get install ruby ruby-ffi).
+set -u
+
+usage() { echo "usage: $0 PREFIX" >&2; exit 2; }
+[ $# -eq 1 ] || usage
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+prefix=$(cd "$1" 2>/dev/null && pwd) || { echo "run.sh: PREFIX $1 does not exist" >&2; exit 2; }
+
+if [ -z "${PGSQL_CTEST:-}" ]; then
+    echo "run.sh: PGSQL_CTEST is not set; export it to a PostgreSQL URI (e.g. postgresql://user@host/db)" >&2
+    exit 2
+fi
+if ! command -v ruby >/dev/null 2>&1 || ! ruby -e 'require "ffi"' >/dev/null 2>&1; then
+    echo "run.sh: needs ruby and the ffi gem (e.g. apt-get install ruby ruby-ffi)" >&2
+    exit 2
+fi
+
+lib="$prefix/lib/libpgsess.so"
+[ -e "$lib" ] || { echo "run.sh: $lib not found (make install PREFIX=$prefix)" >&2; exit 2; }
+export PGSESS_LIB="$lib"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pgsess-rbtests.XXXXXX") || exit 2
+trap 'rm -rf "$work"' EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok: $*"; }
+ko() { failed=$((failed + 1)); echo "FAILED: $*"; }
+
+# 1. minitest
+echo "== minitest: test/test_pgsess.rb"
+(cd "$here" && PGSQL_RBTEST="$PGSQL_CTEST" ruby -w -Ilib test/test_pgsess.rb) >"$work/minitest.log" 2>&1
+rc=$?
+cat "$work/minitest.log"
+summary=$(grep -E '^[0-9]+ runs, [0-9]+ assertions, [0-9]+ failures, [0-9]+ errors, [0-9]+ skips' "$work/minitest.log" | tail -1)
+if [ -n "$summary" ]; then
+    read -r runs _ _ _ fails _ errs _ skips _ <<<"$summary"
+    passed=$((passed + runs - fails - errs - skips))
+    failed=$((failed + fails + errs))
+    if [ "$rc" -ne 0 ] && [ $((fails + errs)) -eq 0 ]; then
+        ko "minitest exited $rc"
+    fi
+else
+    ko "minitest printed no summary (exit $rc)"
+fi
+if grep -q 'pgsess: leaked' "$work/minitest.log"; then
+    ko "leak warnings during the tests"
+else
+    ok "no leak warnings during the tests"
+fi
+if grep -E "lib/pgsess[^:]*\.rb:[0-9]+: warning:" "$work/minitest.log"; then
+    ko "ruby -w warnings from lib/"
+else
+    ok "no ruby -w warnings from lib/"
+fi
+
+# 2. pkg-config discovery
+echo "== library found through pkg-config"
+if found=$(cd "$here" && env -u PGSESS_LIB ruby -Ilib -e 'require "pgsess"; puts PGSess::Native.library_path, PGSess.library_version' 2>&1) &&
+    [ "$(echo "$found" | head -1)" = "$prefix/lib/libpgsess.so" ]; then
+    ok "pkg-config: $(echo "$found" | tr '\n' ' ')"
+else
+    ko "pkg-config discovery: $found"
+fi
+
+# 3. the example
+echo "== examples/ruby/demo.rb"
+if PGSQL_DEMO="$PGSQL_CTEST" ruby -w -I"$here/lib" "$root/examples/ruby/demo.rb"; then
+    ok "examples/ruby/demo.rb"
+else
+    ko "examples/ruby/demo.rb"
+fi
+
+# 4. the gem: builds, installs (locally, into a scratch GEM_HOME) and loads from outside the tree
+echo "== gem build + install"
+gem_path="$work/gems:$(ruby -e 'print Gem.path.join(":")')"
+# shellcheck disable=SC2016 # the Ruby program is single-quoted on purpose
+if (cd "$here" && gem build pgsess.gemspec --output "$work/pgsess.gem") >"$work/gem.log" 2>&1 &&
+    GEM_HOME="$work/gems" GEM_PATH="$gem_path" gem install --local --no-document "$work/pgsess.gem" >>"$work/gem.log" 2>&1 &&
+    (cd "$work" && GEM_HOME="$work/gems" GEM_PATH="$gem_path" PGSQL_RBGEM="$PGSQL_CTEST" ruby -e '
+        require "pgsess"
+        abort "loaded from #{$LOADED_FEATURES.grep(/pgsess\.rb/)}" unless $LOADED_FEATURES.any? { |f| f.include?("/gems/pgsess-") }
+        abort "wrong value" unless PGSess::Session.open("rbgem") { |s| s.query("SELECT 41 + 1 AS n") { |r| r[0]["n"] } } == 42
+    ') >>"$work/gem.log" 2>&1; then
+    ok "gem build, install and require"
+else
+    cat "$work/gem.log"
+    ko "gem build, install and require"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,662 @@
+# frozen_string_literal: true
+
+# Tests of the Ruby binding against a real server: PGSQL_RBTEST holds its URI (session "rbtest").
+#   PGSQL_RBTEST=postgresql://... PGSESS_LIB=/prefix/lib/libpgsess.so ruby -Ilib test/test_pgsess.rb
+
+require "minitest/autorun"
+require "open3"
+require "rbconfig"
+require "timeout"
+require "pgsess"
+
+class TestPGSess < Minitest::Test
+  NAME = "rbtest"
+  LIB_DIR = File.expand_path("../lib", __dir__)
+
+  def setup
+    flunk "PGSQL_RBTEST is not set (a PostgreSQL URI)" if ENV["PGSQL_RBTEST"].to_s.empty?
+  end
+
+  def open(**opts, &block)
+    PGSess::Session.open(NAME, **opts, &block)
+  end
+
+  def now
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  # One value from a one-row, one-column statement.
+  def value(session, sql, *params)
+    session.query(sql, *params) { |r| r[0].values.first }
+  end
+
+  # --- parameters -------------------------------------------------------------------------
+
+  def test_params_and_null
+    open do |s|
+      s.query("SELECT $1::int + 1 AS n, $2::text AS t, $3::text IS NULL AS is_null, $4::text AS v",
+              41, "hé ✓", nil, nil) do |r|
+        assert_equal [{ "n" => 42, "t" => "hé ✓", "is_null" => true, "v" => nil }], r.to_a
+        assert_equal Encoding::UTF_8, r[0]["t"].encoding
+      end
+      assert_nil value(s, "SELECT $1::int", nil)
+      assert_equal "no params", value(s, "SELECT 'no params'")
+    end
+  end
+
+  def test_param_conversions
+    open do |s|
+      assert_equal true, value(s, "SELECT $1::bool", true)
+      assert_equal false, value(s, "SELECT $1::bool", false)
+      assert_equal "true", value(s, "SELECT $1::text", true)
+      assert_equal 9_223_372_036_854_775_807, value(s, "SELECT $1::int8", 9_223_372_036_854_775_807)
+      assert_equal(-5, value(s, "SELECT $1::int4", -5))
+      assert_equal 0.1, value(s, "SELECT $1::float8", 0.1)
+      assert_equal 1.0e20, value(s, "SELECT $1::float8", 1.0e20)
+      assert_equal Float::INFINITY, value(s, "SELECT $1::float8", Float::INFINITY)
+      assert value(s, "SELECT $1::float8", Float::NAN).nan?
+      big = BigDecimal("12345678901234567890.123456789")
+      assert_equal big, value(s, "SELECT $1::numeric", big)
+      t = Time.utc(2024, 1, 2, 3, 4, 5, 123_456)
+      assert_equal t, value(s, "SELECT $1::timestamptz", t)
+      local = Time.new(2024, 6, 1, 12, 30, 15.25r, "+05:30")
+      assert_equal local, value(s, "SELECT $1::timestamptz", local)
+      assert_equal Date.new(2024, 2, 29), value(s, "SELECT $1::date", Date.new(2024, 2, 29))
+      assert_equal "sym", value(s, "SELECT $1::text", :sym)
+      latin1 = "caf\xE9".dup.force_encoding(Encoding::ISO_8859_1)
+      assert_equal "café", value(s, "SELECT $1::text", latin1)
+    end
+  end
+
+  def test_bad_text_is_an_interface_error
+    open do |s|
+      e = assert_raises(PGSess::InterfaceError) { s.query("SELECT $1::text", "a\0b") }
+      assert_match(/parameter 1 contains a NUL byte/, e.message)
+      assert_raises(PGSess::InterfaceError) { s.query("SELECT 1\0") }
+      e = assert_raises(PGSess::InterfaceError) { s.query("SELECT $1::text", "\xFF\xFE".dup.force_encoding("UTF-8")) }
+      assert_equal :interface_error, e.code
+      e = assert_raises(PGSess::InterfaceError) { s.query("SELECT $1::int, $2::int", 1) }
+      assert_equal :interface_error, e.category
+    end
+  end
+
+  # --- values -----------------------------------------------------------------------------
+
+  def test_typed_values
+    sql = <<~SQL
+      SELECT 1::int2 AS i2, 2::int4 AS i4, 9223372036854775807::int8 AS i8, 4294967295::oid AS o,
+             1.5::float4 AS f4, 2.25::float8 AS f8, 'NaN'::float8 AS fnan, '-Infinity'::float4 AS fninf,
+             1.10::numeric AS num, 'NaN'::numeric AS numnan, true AS t, false AS f,
+             '\\x00ff41'::bytea AS b, '{"a": [1, 2.5, null]}'::json AS js, '"str"'::jsonb AS jb,
+             '2024-01-02 03:04:05.123456+02'::timestamptz AS tstz, '2024-02-29'::date AS d,
+             NULL::int AS n, 'héllo'::text AS txt, '{1,2}'::int[] AS arr, '1 day'::interval AS iv,
+             '2024-01-02 03:04:05'::timestamp AS ts
+    SQL
+    open do |s|
+      s.query(sql) do |r|
+        row = r[0]
+        assert_equal 1, row["i2"]
+        assert_equal 2, row["i4"]
+        assert_equal 9_223_372_036_854_775_807, row["i8"]
+        assert_equal 4_294_967_295, row["o"]
+        assert_equal 1.5, row["f4"]
+        assert_equal 2.25, row["f8"]
+        assert row["fnan"].nan?
+        assert_equal(-Float::INFINITY, row["fninf"])
+        assert_instance_of BigDecimal, row["num"]
+        assert_equal BigDecimal("1.10"), row["num"]
+        assert row["numnan"].nan?
+        assert_equal true, row["t"]
+        assert_equal false, row["f"]
+        assert_equal "\x00\xFFA".b, row["b"]
+        assert_equal Encoding::BINARY, row["b"].encoding
+        assert_equal({ "a" => [1, 2.5, nil] }, row["js"])
+        assert_equal "str", row["jb"]
+        assert_equal Time.utc(2024, 1, 2, 1, 4, 5, 123_456), row["tstz"]
+        assert row["tstz"].utc?
+        assert_equal Date.new(2024, 2, 29), row["d"]
+        assert_nil row["n"]
+        assert row.key?("n")
+        assert_equal "héllo", row["txt"]
+        assert_equal Encoding::UTF_8, row["txt"].encoding
+        assert_equal "{1,2}", row["arr"]
+        assert_equal "1 day", row["iv"]
+        assert_equal "2024-01-02 03:04:05", row["ts"]
+        assert_equal [21, 23, 20, 26, 700, 701, 701, 700, 1700, 1700, 16, 16, 17, 114, 3802, 1184, 1082,
+                      23, 25, 1007, 1186, 1114], r.column_types
+      end
+    end
+  end
+
+  def test_timestamps_and_dates_edge_cases
+    open do |s|
+      s.transaction do |tx|
+        tx.query("SET LOCAL TimeZone = 'America/New_York'") {}
+        tx.query(<<~SQL) do |r|
+          SELECT '1969-12-31 23:59:59.5+00'::timestamptz AS before_epoch,
+                 '2024-07-01 12:00:00'::timestamptz AS local_noon,
+                 'infinity'::timestamptz AS inf, '-infinity'::timestamptz AS ninf,
+                 '0044-03-15 BC'::date AS bc, 'infinity'::date AS dinf, '1582-10-10'::date AS gregorian
+        SQL
+          row = r[0]
+          assert_equal Time.utc(1969, 12, 31, 23, 59, 59, 500_000), row["before_epoch"]
+          assert_equal Time.utc(2024, 7, 1, 16), row["local_noon"]
+          assert_equal Float::INFINITY, row["inf"]
+          assert_equal(-Float::INFINITY, row["ninf"])
+          assert_equal Date.new(-43, 3, 15, Date::GREGORIAN), row["bc"]
+          assert_equal Float::INFINITY, row["dinf"]
+          assert_equal Date.new(1582, 10, 10, Date::GREGORIAN), row["gregorian"]
+        end
+      end
+    end
+  end
+
+  def test_each_to_a_count_status
+    open do |s|
+      s.query("SELECT g AS n, g * 10 AS ten FROM generate_series(1, 3) g") do |r|
+        assert_equal 3, r.count
+        assert_equal 3, r.length
+        assert_equal "SELECT 3", r.status
+        assert_equal 3, r.rows_affected
+        assert_equal %w[n ten], r.columns
+        assert_equal "SELECT g AS n, g * 10 AS ten FROM generate_series(1, 3) g", r.query
+        rows = []
+        assert_same r, r.each { |row| rows << row }
+        assert_equal [{ "n" => 1, "ten" => 10 }, { "n" => 2, "ten" => 20 }, { "n" => 3, "ten" => 30 }], rows
+        assert_equal rows, r.to_a
+        assert_equal rows, r.each.to_a
+        assert_equal [10, 20, 30], r.map { |h| h["ten"] }
+        assert_equal 2, r.count { |h| h["n"] > 1 }
+        assert_equal({ "n" => 3, "ten" => 30 }, r[-1])
+        assert_raises(IndexError) { r[3] }
+        assert_raises(IndexError) { r[-4] }
+        assert_equal rows, JSON.parse(r.to_json)
+        assert_raises(ArgumentError) { r.as_dict }
+        assert_match(/rows=3 status="SELECT 3"/, r.inspect)
+      end
+      s.query("SELECT 1 AS a, 2 AS a, 3 AS b") do |r|
+        assert_equal [{ "a" => 2, "b" => 3 }], r.to_a
+        assert_equal %w[a a b], r.columns
+        assert_equal({ "a" => 2, "b" => 3 }, r.as_dict)
+      end
+      s.query("SELECT 1 WHERE false") do |r|
+        assert_equal 0, r.count
+        assert_equal [], r.to_a
+        assert_equal({}, r.as_dict)
+        assert r.empty?
+      end
+      s.transaction do |tx|
+        tx.query("CREATE TEMP TABLE rb_count (id int)") do |r|
+          assert_equal(-1, r.count)
+          assert_equal "CREATE TABLE", r.status
+          assert_equal [], r.to_a
+        end
+        tx.query("INSERT INTO rb_count VALUES (1), (2)") do |r|
+          assert_equal 2, r.count
+          assert_equal "INSERT 0 2", r.status
+          assert_equal 2, r.rows_affected
+        end
+        tx.query("UPDATE rb_count SET id = 3 WHERE id > 5") do |r|
+          assert_equal 0, r.count
+          assert_equal "UPDATE 0", r.status
+        end
+        tx.query("DELETE FROM rb_count RETURNING id") do |r|
+          assert_equal 2, r.count
+          assert_equal [{ "id" => 1 }, { "id" => 2 }], r.to_a
+        end
+      end
+    end
+  end
+
+  def test_notices
+    open(pool_max_size: 1) do |s|
+      s.query("DO $$ BEGIN RAISE NOTICE 'hello from rb %', 42; END $$") do |r|
+        assert_equal ["NOTICE:  hello from rb 42\n"], r.notices
+        assert_equal "DO", r.status
+      end
+      assert_includes s.notices, "NOTICE:  hello from rb 42\n"
+    end
+  end
+
+  # --- freeing ----------------------------------------------------------------------------
+
+  def test_block_form_frees
+    open(pool_max_size: 1, checkout_timeout_ms: 200) do |s|
+      assert_equal 1, s.query("SELECT 1 AS one") { |r| r[0]["one"] }
+      # The block freed the results: with a pool of 1 the next statement gets the connection.
+      assert_equal 2, s.query("SELECT 2 AS two") { |r| r[0]["two"] }
+      # Freed on exception too.
+      assert_raises(RuntimeError) { s.query("SELECT 3") { raise "boom" } }
+      assert_equal 4, value(s, "SELECT 4")
+      # And when the block leaves early.
+      [1].each { s.query("SELECT 5") { break } }
+      assert_equal 6, value(s, "SELECT 6")
+      assert_equal [7], s.callproc("abs", -7) { |r| r.map { |h| h["abs"] } }
+      assert_equal 8, value(s, "SELECT 8")
+    end
+  end
+
+  def test_free_is_idempotent_and_use_after_free_raises
+    open(pool_max_size: 1, checkout_timeout_ms: 200) do |s|
+      r = s.query("SELECT 1 AS x")
+      refute r.freed?
+      assert_equal true, r.free
+      assert_equal false, r.free
+      assert r.freed?
+      e = assert_raises(PGSess::InterfaceError) { r.to_a }
+      assert_match(/already freed/, e.message)
+      assert_raises(PGSess::InterfaceError) { r[0] }
+      assert_equal "SELECT 1", r.status # metadata stays readable
+      assert_equal 2, value(s, "SELECT 2")
+    end
+  end
+
+  def test_pool_exhausted_while_a_result_is_held
+    open(pool_max_size: 1, checkout_timeout_ms: 200) do |s|
+      held = s.query("SELECT 1 AS one")
+      begin
+        t0 = now
+        e = assert_raises(PGSess::PoolExhaustedError) { s.query("SELECT 2") }
+        assert_operator now - t0, :>=, 0.15
+        assert_kind_of PGSess::OperationalError, e
+        assert_kind_of PGSess::DatabaseError, e
+        assert_equal :pool_exhausted, e.code
+        assert_equal :operational_error, e.category
+        assert_nil e.sqlstate
+        assert_match(/exhausted/, e.message)
+        assert_equal [{ "one" => 1 }], held.to_a
+      ensure
+        held.free
+      end
+      assert_equal 3, value(s, "SELECT 3")
+    end
+  end
+
+  def test_free_from_another_thread_wakes_a_waiter
+    open(pool_max_size: 1, checkout_timeout_ms: 5000) do |s|
+      held = s.query("SELECT 1")
+      freer = Thread.new do
+        sleep 0.3
+        held.free
+      end
+      t0 = now
+      assert_equal 2, value(s, "SELECT 2") # waits (GVL released) until the other thread frees
+      assert_operator now - t0, :<, 3.0
+      freer.join
+    end
+  end
+
+  # Timeout interrupts a statement only when its native call returns (a call is never aborted);
+  # the results it returned are freed then, in the block form and without a block alike.
+  def test_interrupts_do_not_leak_results
+    open(pool_max_size: 1, checkout_timeout_ms: 300) do |s|
+      assert_raises(Timeout::Error) { Timeout.timeout(0.2) { s.query("SELECT pg_sleep(0.6)") { flunk "block ran" } } }
+      assert_equal 1, value(s, "SELECT 1")
+      assert_raises(Timeout::Error) { Timeout.timeout(0.2) { s.query("SELECT pg_sleep(0.6)") } }
+      assert_equal 2, value(s, "SELECT 2")
+      assert_raises(Timeout::Error) { Timeout.timeout(0.2) { s.transaction { |tx| tx.query("SELECT pg_sleep(0.6)") {} } } }
+      assert_equal 3, value(s, "SELECT 3")
+      worker = Thread.new do
+        s.query("SELECT pg_sleep(0.6)") { flunk "block ran" }
+      rescue RuntimeError => e
+        e.message
+      end
+      sleep 0.2
+      worker.raise(RuntimeError, "interrupted")
+      assert_equal "interrupted", worker.value
+      assert_equal 4, value(s, "SELECT 4")
+    end
+  end
+
+  def test_leak_warning_names_the_sql
+    script = <<~RUBY
+      require "pgsess"
+      s = PGSess::Session.open("#{NAME}")
+      def leak(s)
+        s.query("SELECT 'rb-leak-marker' AS x")
+        nil
+      end
+      leak(s)
+      GC.start
+      puts "done"
+    RUBY
+    out, err, status = Open3.capture3(RbConfig.ruby, "-I", LIB_DIR, "-e", script)
+    assert status.success?, "child failed: #{err}"
+    assert_equal "done\n", out
+    assert_match(/pgsess: leaked PGSess::Results for SQL "SELECT 'rb-leak-marker' AS x"/, err)
+  end
+
+  # --- errors -----------------------------------------------------------------------------
+
+  def test_hierarchy
+    assert_operator PGSess::Error, :<, StandardError
+    assert_operator PGSess::InterfaceError, :<, PGSess::Error
+    assert_operator PGSess::DatabaseError, :<, PGSess::Error
+    [PGSess::DataError, PGSess::OperationalError, PGSess::IntegrityError, PGSess::InternalError,
+     PGSess::ProgrammingError, PGSess::NotSupportedError].each { |k| assert_operator k, :<, PGSess::DatabaseError }
+    [PGSess::QueryCanceledError, PGSess::TransactionRollbackError, PGSess::PoolExhaustedError].each do |k|
+      assert_operator k, :<, PGSess::OperationalError
+    end
+    assert_operator PGSess::ConfigError, :<, PGSess::InterfaceError
+  end
+
+  def test_data_error
+    open do |s|
+      e = assert_raises(PGSess::DataError) { s.query("SELECT 1 / 0") }
+      assert_equal "22012", e.sqlstate
+      assert_equal :data_error, e.code
+      assert_kind_of PGSess::DatabaseError, e
+      assert_match(/division by zero/, e.message)
+      # The connection went back to the pool: the session still works.
+      assert_equal 1, value(s, "SELECT 1")
+    end
+  end
+
+  def test_integrity_error
+    open do |s|
+      tx = s.begin
+      begin
+        tx.query("CREATE TEMP TABLE rb_uniq (id int PRIMARY KEY)") {}
+        tx.query("INSERT INTO rb_uniq VALUES ($1)", 1) {}
+        e = assert_raises(PGSess::IntegrityError) { tx.query("INSERT INTO rb_uniq VALUES ($1)", 1) }
+        assert_equal "23505", e.sqlstate
+        assert_equal :integrity_error, e.code
+        assert_match(/already exists/, e.detail)
+        # The server now refuses statements until rollback (25P02: InternalError).
+        e = assert_raises(PGSess::InternalError) { tx.query("SELECT 1") }
+        assert_equal "25P02", e.sqlstate
+      ensure
+        tx.rollback
+      end
+    end
+  end
+
+  def test_query_canceled
+    open do |s|
+      t0 = now
+      e = assert_raises(PGSess::QueryCanceledError) do
+        s.transaction do |tx|
+          tx.query("SET LOCAL statement_timeout = '100ms'") {}
+          tx.query("SELECT pg_sleep(5)") {}
+        end
+      end
+      assert_operator now - t0, :<, 3.0
+      assert_equal "57014", e.sqlstate
+      assert_equal :query_canceled, e.code
+      assert_equal :operational_error, e.category
+      assert_kind_of PGSess::OperationalError, e
+    end
+  end
+
+  def test_transaction_rollback_error
+    open do |s|
+      e = assert_raises(PGSess::TransactionRollbackError) do
+        s.query("DO $$ BEGIN RAISE EXCEPTION 'serialization test' USING ERRCODE = '40001'; END $$")
+      end
+      assert_equal "40001", e.sqlstate
+      assert_equal :transaction_rollback, e.code
+      assert_kind_of PGSess::OperationalError, e
+      assert_match(/serialization test/, e.message)
+    end
+  end
+
+  def test_programming_error_detail_and_hint
+    open do |s|
+      e = assert_raises(PGSess::ProgrammingError) { s.query("SELECT * FROM rb_no_such_table") }
+      assert_equal "42P01", e.sqlstate
+      e = assert_raises(PGSess::ProgrammingError) { s.query("SELEKT 1") }
+      assert_equal "42601", e.sqlstate
+      e = assert_raises(PGSess::DataError) do
+        s.query("DO $$ BEGIN RAISE EXCEPTION 'custom' USING ERRCODE = '22023', DETAIL = 'the detail', " \
+                "HINT = 'the hint'; END $$")
+      end
+      assert_equal ["22023", "the detail", "the hint"], [e.sqlstate, e.detail, e.hint]
+      e = assert_raises(PGSess::NotSupportedError) { s.set_encoding("LATIN1") }
+      assert_equal :not_supported_error, e.code
+      assert_nil s.set_encoding("utf-8")
+    end
+  end
+
+  def test_config_errors
+    var = "rbtest_unset_#{Process.pid}"
+    e = assert_raises(PGSess::ConfigError) { PGSess::Session.open(var) }
+    assert_match(/PGSQL_#{var.upcase}/, e.message)
+    assert_equal :config_error, e.code
+    assert_equal :interface_error, e.category
+    assert_kind_of PGSess::InterfaceError, e
+    assert_raises(PGSess::ConfigError) { open(pool_max_size: 0) }
+    assert_raises(PGSess::ConfigError) { open(pool_max_size: -1) }
+    assert_raises(PGSess::ConfigError) { open(checkout_timeout_ms: "soon") }
+    assert_raises(PGSess::ConfigError) { PGSess::Session.open(var, db_url: "mysql://nope") }
+    # db_url wins over the environment.
+    PGSess::Session.open(var, db_url: ENV.fetch("PGSQL_RBTEST")) { |s| assert_equal 1, value(s, "SELECT 1") }
+    e = assert_raises(PGSess::OperationalError) do
+      PGSess::Session.open(var, db_url: "postgresql://nobody:secret-pw@127.0.0.1:1/x?connect_timeout=2")
+    end
+    assert_equal "08001", e.sqlstate
+    refute_match(/secret-pw/, e.message)
+  end
+
+  # --- transactions -----------------------------------------------------------------------
+
+  def test_transactions
+    table = "rb_tx_#{Process.pid}"
+    open do |s|
+      s.query("CREATE TABLE #{table} (v text)") {}
+      begin
+        n = s.transaction { |tx| tx.query("INSERT INTO #{table} VALUES ($1)", "committed") { |r| r.count } }
+        assert_equal 1, n
+        assert_raises(RuntimeError) do
+          s.transaction do |tx|
+            tx.query("INSERT INTO #{table} VALUES ($1)", "raised") {}
+            raise "boom"
+          end
+        end
+        [1].each { s.transaction { |tx| tx.query("INSERT INTO #{table} VALUES ('broke')") {}; break } }
+
+        tx = s.begin
+        assert tx.active?
+        tx.query("INSERT INTO #{table} VALUES ($1)", "explicit") {}
+        # Not visible to another connection before the commit.
+        assert_equal 1, value(s, "SELECT count(*)::int FROM #{table}")
+        assert_nil tx.commit
+        refute tx.active?
+        assert_raises(PGSess::InterfaceError) { tx.query("SELECT 1") }
+        assert_raises(PGSess::InterfaceError) { tx.commit }
+        assert_equal false, tx.rollback
+
+        tx = s.begin
+        tx.query("INSERT INTO #{table} VALUES ($1)", "explicit-rolled-back") {}
+        assert_equal true, tx.rollback
+
+        # A statement failed: the commit is a rollback and says so.
+        tx = s.begin
+        tx.query("INSERT INTO #{table} VALUES ($1)", "failed") {}
+        assert_raises(PGSess::DataError) { tx.query("SELECT 1 / 0") }
+        e = assert_raises(PGSess::TransactionRollbackError) { tx.commit }
+        assert_equal :transaction_rollback, e.code
+        refute tx.active?
+
+        # The block form's commit raises the same way.
+        assert_raises(PGSess::TransactionRollbackError) do
+          s.transaction do |t|
+            t.query("INSERT INTO #{table} VALUES ('failed too')") {}
+            begin
+              t.query("SELECT 1 / 0")
+            rescue PGSess::DataError
+              nil
+            end
+          end
+        end
+
+        # Results from a transaction stay readable after the commit, until freed.
+        r = s.transaction { |t| t.query("SELECT v FROM #{table} ORDER BY v") }
+        assert_equal %w[committed explicit], r.map { |h| h["v"] }
+        r.free
+      ensure
+        s.query("DROP TABLE IF EXISTS #{table}") {}
+      end
+    end
+  end
+
+  # --- bytea ------------------------------------------------------------------------------
+
+  def test_bytea_round_trip_with_zero_bytes
+    open do |s|
+      data = "\x00\x01\xFF\x00abc\x00".b
+      s.query("SELECT $1::bytea AS b, length($1::bytea) AS n, $2::text AS t", data, "text too") do |r|
+        assert_equal({ "b" => data, "n" => 8, "t" => "text too" }, r[0])
+      end
+      all = (0..255).map(&:chr).join.b * 4096 # 1 MiB, every byte value
+      assert_equal all, value(s, "SELECT $1::bytea", all)
+      assert_equal "".b, value(s, "SELECT $1::bytea", "".b)
+      assert_equal "\\x00ff", value(s, "SELECT $1::bytea::text", "\x00\xFF".b)
+      assert_nil value(s, "SELECT $1::bytea", nil)
+      table = "rb_bytea_#{Process.pid}"
+      s.transaction do |tx|
+        tx.query("CREATE TEMP TABLE #{table} (b bytea)") {}
+        tx.query("INSERT INTO #{table} VALUES ($1), ($2)", data, nil) {}
+        assert_equal [data, nil], tx.query("SELECT b FROM #{table} ORDER BY b NULLS LAST") { |r| r.map { |h| h["b"] } }
+      end
+    end
+  end
+
+  # --- callproc ---------------------------------------------------------------------------
+
+  def test_callproc
+    open do |s|
+      s.callproc("lower", "ABC") { |r| assert_equal [{ "lower" => "abc" }], r.to_a }
+      s.callproc("pg_catalog.regexp_split_to_table", "a,b,c", ",") do |r|
+        assert_equal %w[a b c], r.map { |h| h["regexp_split_to_table"] }
+        assert_equal 3, r.count
+      end
+      r = s.callproc("now")
+      assert_instance_of Time, r[0]["now"]
+      r.free
+      e = assert_raises(PGSess::ProgrammingError) { s.callproc("LOWER", "x") } # quoted: case-sensitive
+      assert_equal "42883", e.sqlstate
+      assert_raises(PGSess::ProgrammingError) { s.callproc("lower\"; DROP TABLE x; --", "x") }
+      assert_raises(PGSess::InterfaceError) { s.callproc("a..b") }
+      # A binary argument goes through the extended path with the same quoting.
+      s.callproc("pg_catalog.encode", "\x00\xFF".b, "hex") { |r2| assert_equal "00ff", r2[0]["encode"] }
+      s.transaction do |tx|
+        tx.callproc("upper", "x") { |r2| assert_equal "X", r2[0]["upper"] }
+        tx.query(<<~SQL) {}
+          CREATE FUNCTION pg_temp."RbAdd"(a int, b int) RETURNS TABLE (total int, doubled int)
+          LANGUAGE sql AS $$ SELECT a + b, 2 * (a + b) $$
+        SQL
+        tx.callproc("pg_temp.RbAdd", 2, 3) { |r2| assert_equal [{ "total" => 5, "doubled" => 10 }], r2.to_a }
+        tx.callproc("pg_temp.RbAdd", 1, nil) { |r2| assert_equal [{ "total" => nil, "doubled" => nil }], r2.to_a }
+      end
+    end
+  end
+
+  # --- threads ----------------------------------------------------------------------------
+
+  # blocking: true releases the GVL during the network wait: another Ruby thread keeps running.
+  # Without it the counter thread would be frozen for the whole second (a gap >= 1 s).
+  def test_blocking_calls_let_other_threads_run
+    open(pool_max_size: 2) do |s|
+      s.query("SELECT 1") {}
+      counter = 0
+      max_gap = 0.0
+      stop = false
+      ready = Queue.new
+      counter_thread = Thread.new do
+        last = now
+        ready << true
+        until stop
+          counter += 1
+          t = now
+          max_gap = t - last if t - last > max_gap
+          last = t
+        end
+      end
+      ready.pop
+      sleeper = Thread.new do
+        before = counter
+        t0 = now
+        s.query("SELECT pg_sleep(1)") {}
+        [counter - before, now - t0]
+      end
+      during, elapsed = sleeper.value
+      stop = true
+      counter_thread.join
+      assert_operator elapsed, :>=, 0.95
+      assert_operator during, :>, 1000, "counter advanced only #{during} during pg_sleep(1)"
+      assert_operator max_gap, :<, 0.5, "counter thread was frozen for #{max_gap.round(3)} s"
+    end
+  end
+
+  def test_parallel_sleeps_overlap
+    open(pool_max_size: 2) do |s|
+      # Open the pool's second connection first, so that the timing measures only the sleeps.
+      held = s.query("SELECT 1")
+      s.query("SELECT 2") {}
+      held.free
+      t0 = now
+      threads = 2.times.map { Thread.new { s.query("SELECT pg_sleep(1)") { |r| r.count } } }
+      assert_equal [1, 1], threads.map(&:value)
+      elapsed = now - t0
+      assert_operator elapsed, :<, 1.8, "two pg_sleep(1) on a pool of 2 took #{elapsed.round(3)} s"
+    end
+  end
+
+  def test_threads_share_a_session
+    open(pool_max_size: 4) do |s|
+      results = 8.times.map do |t|
+        Thread.new { (1..25).map { |i| value(s, "SELECT $1::int * 2", t * 100 + i) } }
+      end.map(&:value)
+      results.each_with_index { |vals, t| assert_equal (1..25).map { |i| (t * 100 + i) * 2 }, vals }
+    end
+  end
+
+  def test_close_waits_for_calls_in_flight
+    s = open
+    worker = Thread.new { s.query("SELECT pg_sleep(0.8) AS z") { |r| r.count } }
+    sleep 0.3
+    assert_equal true, s.close
+    assert_equal 1, worker.value
+    assert s.closed?
+    assert_equal false, s.close
+    e = assert_raises(PGSess::InterfaceError) { s.query("SELECT 1") }
+    assert_match(/closed/, e.message)
+  end
+
+  # --- session ----------------------------------------------------------------------------
+
+  def test_session_properties
+    s = open(pool_max_size: 1)
+    begin
+      assert_match(/\A\h+\z/, s.pool_id)
+      refute_includes s.pool_id, "s3cret"
+      assert_equal s.pool_id, open(pool_max_size: 1) { |other| other.pool_id }
+      refute_equal s.pool_id, open(pool_max_size: 3) { |other| other.pool_id }
+      assert_equal "UTF8", s.encoding
+      assert_equal true, s.validate
+      pid = value(s, "SELECT pg_backend_pid()")
+      assert_equal pid, s.backend_pid
+      assert_equal "rbtest", s.name
+      assert_equal [], open(pool_max_size: 1) { |fresh| fresh.notices }
+    ensure
+      s.close
+    end
+    assert_equal 42, open { |x| x.query("SELECT 42 AS v") { |r| r[0]["v"] } }
+    assert_match(/\A\d+\.\d+\.\d+/, PGSess.library_version)
+  end
+
+  def test_stream
+    open(pool_max_size: 1, checkout_timeout_ms: 200) do |s|
+      rows = []
+      n = s.stream("SELECT g FROM generate_series(1, $1::int) g", 10, chunk_rows: 3) { |row| rows << row["g"] }
+      assert_equal 10, n
+      assert_equal (1..10).to_a, rows
+      assert_equal [1, 2], s.stream("SELECT g FROM generate_series(1, 2) g").map { |h| h["g"] }
+      # Leaving early frees the stream: the pool's one connection is available again.
+      s.stream("SELECT g FROM generate_series(1, 100000) g", chunk_rows: 10) { |_| break }
+      assert_equal 1, value(s, "SELECT 1")
+      assert_raises(PGSess::DataError) { s.stream("SELECT 1 / 0") { |_| nil } }
+      assert_equal 2, value(s, "SELECT 2")
+    end
+  end
+end
