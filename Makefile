@@ -13,7 +13,7 @@ MAJOR    := $(firstword $(subst ., ,$(VERSION)))
 # What a program linking libpgsess.a statically also needs (rustc --print native-static-libs).
 LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-.PHONY: all build header install demo check bench clean
+.PHONY: all build header install demo check bench docs clean
 
 all: build
 
@@ -47,6 +47,10 @@ demo:
 check:
 	scripts/ensure-deps
 	scripts/check $(STAGE)
+
+# Reference documentation from the headers' doc comments (build/docs/html); warnings fail it.
+docs:
+	doxygen docs/Doxyfile
 
 # Side-by-side benchmark against libpq (not part of check): prints the table and rewrites
 # BENCHMARKS.md. Starts its own server unless PGSQL_BENCH is set.

@@ -12,7 +12,18 @@ fn main() {
         let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libpgsess.so.{major}");
     }
-    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml is valid");
+    let mut config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml is valid");
+    // Version macros equal to Cargo's version (tests/header.rs checks them).
+    let version = |part: &str| std::env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version");
+    config.after_includes = Some(format!(
+        "\n/** The version of this header: equal to pgsess_version() of the library it ships with. */\n\
+         #define PGSESS_VERSION_MAJOR {}\n#define PGSESS_VERSION_MINOR {}\n#define PGSESS_VERSION_PATCH {}\n\
+         #define PGSESS_VERSION \"{}\"",
+        version("MAJOR"),
+        version("MINOR"),
+        version("PATCH"),
+        std::env::var("CARGO_PKG_VERSION").expect("cargo sets the version")
+    ));
     match cbindgen::Builder::new().with_crate(&crate_dir).with_config(config).generate() {
         Ok(bindings) => {
             bindings.write_to_file(format!("{out_dir}/pgsess.h"));

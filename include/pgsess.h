@@ -24,6 +24,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** The version of this header: equal to pgsess_version() of the library it ships with. */
+#define PGSESS_VERSION_MAJOR 0
+#define PGSESS_VERSION_MINOR 1
+#define PGSESS_VERSION_PATCH 0
+#define PGSESS_VERSION "0.1.0"
+
 /**
  * Result codes of the C API. `PGSESS_OK` is zero; every other value is a failure.
  *
@@ -170,6 +176,9 @@ typedef struct pgsess_stats {
    * Connections open now (idle + in use).
    */
   uint32_t open;
+  /**
+   * Connections open and not checked out.
+   */
   uint32_t idle;
   /**
    * Connections checked out (held by statements, results, streams or transactions).
@@ -183,6 +192,9 @@ typedef struct pgsess_stats {
    * Results handles (and stream chunks) not yet freed.
    */
   uint64_t results_outstanding;
+  /**
+   * Transactions begun and not yet ended.
+   */
   uint64_t transactions_open;
   /**
    * Successful checkouts since the pool was created.

@@ -66,6 +66,8 @@ inline std::string_view code_name(Code code) noexcept { return pgsess_code_name(
  */
 class Error : public std::runtime_error {
 public:
+    /** Build an error from its parts: `message` becomes what(); the SQLSTATE, DETAIL and HINT
+     *  fields are optional. This header throws these itself; callers rarely need to. */
     Error(Code code, Code category, const std::string &message,
           std::optional<std::string> sqlstate = std::nullopt,
           std::optional<std::string> detail = std::nullopt,
@@ -101,6 +103,8 @@ private:
     std::shared_ptr<const Info> info_;
 };
 
+/// @cond INTERNAL
+// Implementation details, hidden from the Doxygen reference (not part of the public API).
 namespace impl {
 
 struct ErrorDeleter {
@@ -184,6 +188,7 @@ private:
 };
 
 } // namespace impl
+/// @endcond
 
 /**
  * One statement parameter, sent as text (`$1`, `$2`, ...; the server infers each type).
@@ -203,15 +208,26 @@ private:
  */
 class Param {
 public:
+    /** SQL NULL. */
     Param(std::nullopt_t) noexcept {}
+    /** SQL NULL. */
     Param(std::nullptr_t) noexcept {}
+    /** The text `s`, borrowed (not copied); a NULL pointer is SQL NULL. */
     Param(const char *s) noexcept : borrowed_(s), null_(s == nullptr) {}
+    /** The text of `s`, borrowed (not copied): `s` must outlive this Param. Throws Error
+     *  PGSESS_INTERFACE_ERROR when `s` contains a NUL byte. */
     Param(const std::string &s) : borrowed_(s.c_str()), null_(false) { impl::check_no_nul(s, "a parameter"); }
+    /** The text of `s`, moved into this Param (owned). Throws Error PGSESS_INTERFACE_ERROR when
+     *  `s` contains a NUL byte. */
     Param(std::string &&s) : owned_(std::move(s)), null_(false), is_owned_(true) {
         impl::check_no_nul(owned_, "a parameter");
     }
+    /** The text of `s`, copied into this Param (owned). Throws Error PGSESS_INTERFACE_ERROR when
+     *  `s` contains a NUL byte. */
     Param(std::string_view s) : owned_(s), null_(false), is_owned_(true) { impl::check_no_nul(s, "a parameter"); }
 
+    /** An integer (any integral type except bool and the character types), as decimal text
+     *  (std::to_chars, owned). */
     template <class T, std::enable_if_t<impl::is_integer_param_v<T>, int> = 0>
     Param(T value) : null_(false), is_owned_(true) {
         std::array<char, 48> buf{};
@@ -219,12 +235,16 @@ public:
         owned_.assign(buf.data(), static_cast<std::size_t>(res.ptr - buf.data()));
     }
 
+    /** A bool, as the text "true" or "false". */
     template <class T, std::enable_if_t<std::is_same_v<T, bool>, int> = 0>
     Param(T value) noexcept : borrowed_(value ? "true" : "false"), null_(false) {}
 
+    /** SQL NULL when `value` is empty, else Param(*value) (so a contained std::string is
+     *  borrowed). */
     template <class T, std::enable_if_t<std::is_constructible_v<Param, const T &>, int> = 0>
     Param(const std::optional<T> &value) : Param(value ? Param(*value) : Param(std::nullopt)) {}
 
+    /** SQL NULL when `value` is empty, else Param(std::move(*value)). */
     template <class T, std::enable_if_t<std::is_constructible_v<Param, T &&>, int> = 0>
     Param(std::optional<T> &&value)
         : Param(value ? Param(std::move(*value)) : Param(std::nullopt)) {}
@@ -257,6 +277,8 @@ class Results;
  */
 class Row {
 public:
+    /** A view of row `index` of `results` (borrowed, not owned). The index is not checked until a
+     *  value is read. */
     Row(const pgsess_results *results, std::size_t index) noexcept : results_(results), index_(index) {}
 
     /** The row's index in its Results. */
@@ -293,43 +315,60 @@ public:
     /** An input iterator over the rows; dereferences to a Row by value. */
     class iterator {
     public:
+        /** An input iterator. */
         using iterator_category = std::input_iterator_tag;
+        /** The element type: a Row view. */
         using value_type = Row;
+        /** The distance type between two iterators. */
         using difference_type = std::ptrdiff_t;
+        /** No pointer type: there is no operator->. */
         using pointer = void;
+        /** Dereferencing yields a Row by value. */
         using reference = Row;
 
+        /** An iterator with no results handle, at row 0. */
         iterator() noexcept = default;
+        /** An iterator at row `index` of `results` (borrowed, not owned). */
         iterator(const pgsess_results *results, std::size_t index) noexcept : results_(results), index_(index) {}
+        /** The current row, as a Row view. */
         Row operator*() const noexcept { return Row(results_, index_); }
+        /** Advance to the next row. */
         iterator &operator++() noexcept {
             ++index_;
             return *this;
         }
+        /** Advance to the next row; returns the iterator as it was before. */
         iterator operator++(int) noexcept {
             iterator old = *this;
             ++index_;
             return old;
         }
+        /** Equal when both refer to the same results handle and row index. */
         friend bool operator==(const iterator &a, const iterator &b) noexcept {
             return a.results_ == b.results_ && a.index_ == b.index_;
         }
+        /** The negation of operator==. */
         friend bool operator!=(const iterator &a, const iterator &b) noexcept { return !(a == b); }
 
     private:
         const pgsess_results *results_ = nullptr;
         std::size_t index_ = 0;
     };
+    /** The same as iterator (rows are read-only views). */
     using const_iterator = iterator;
 
     /** An empty Results (no handle, no rows). */
     Results() noexcept = default;
     /** Take ownership of a handle from the C API (NULL gives an empty Results). */
     explicit Results(pgsess_results *handle) noexcept : h_(handle) {}
+    /** Frees the results (pgsess_results_free); does nothing when empty. */
     ~Results() { pgsess_results_free(h_); }
 
+    /** Not copyable (move-only). */
     Results(const Results &) = delete;
+    /** Not copyable (move-only). */
     Results &operator=(const Results &) = delete;
+    /** Takes other's handle; other is left empty. */
     Results(Results &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
     /** Frees the results held so far, then takes other's; other is left empty. */
     Results &operator=(Results &&other) noexcept {
@@ -402,7 +441,9 @@ public:
      *  std::out_of_range). */
     Row operator[](std::size_t row) const noexcept { return Row(h_, row); }
 
+    /** Iterator at the first row. */
     iterator begin() const noexcept { return iterator(h_, 0); }
+    /** Iterator past the last row (at index rows()). */
     iterator end() const noexcept { return iterator(h_, rows()); }
 
     /** Rows affected, as libpq's PQcmdTuples reads the command tag (INSERT, UPDATE, DELETE, MERGE,
@@ -480,6 +521,7 @@ inline std::optional<std::string_view> Row::operator[](std::string_view name) co
     return Results::cell(results_, index_, *col);
 }
 
+/// @cond INTERNAL
 namespace impl {
 
 /* Run a pgsess_query-shaped C function with converted parameters. */
@@ -516,6 +558,7 @@ Results run_vector(Fn fn, Handle *handle, const CString &sql, const char *what,
 }
 
 } // namespace impl
+/// @endcond
 
 /**
  * A transaction: one pooled connection pinned from Session::begin() until commit() or rollback().
@@ -537,8 +580,11 @@ public:
     /** Rolls back when still open. */
     ~Transaction() { pgsess_rollback(h_); }
 
+    /** Not copyable (move-only). */
     Transaction(const Transaction &) = delete;
+    /** Not copyable (move-only). */
     Transaction &operator=(const Transaction &) = delete;
+    /** Takes other's handle; other is left empty (ended). */
     Transaction(Transaction &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
     /** Rolls back the transaction held so far (if open), then takes other's. */
     Transaction &operator=(Transaction &&other) noexcept {
@@ -575,6 +621,7 @@ public:
 
     /** True while the transaction is open (not yet committed, rolled back or moved from). */
     bool active() const noexcept { return h_ != nullptr; }
+    /** The same as active(). */
     explicit operator bool() const noexcept { return active(); }
     /** The C handle (still owned by this object), or NULL when ended. */
     pgsess_tx *get() const noexcept { return h_; }
@@ -656,10 +703,14 @@ public:
 
     /** Take ownership of a handle from pgsess_open (NULL gives an empty Session). */
     explicit Session(pgsess_session *handle) noexcept : h_(handle) {}
+    /** Closes the session (pgsess_close); does nothing when empty. */
     ~Session() { pgsess_close(h_); }
 
+    /** Not copyable (move-only). */
     Session(const Session &) = delete;
+    /** Not copyable (move-only). */
     Session &operator=(const Session &) = delete;
+    /** Takes other's handle; other is left empty. */
     Session(Session &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
     /** Closes the session held so far, then takes other's. */
     Session &operator=(Session &&other) noexcept {

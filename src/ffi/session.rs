@@ -244,6 +244,7 @@ pub struct pgsess_stats {
     pub max_size: u32,
     /// Connections open now (idle + in use).
     pub open: u32,
+    /// Connections open and not checked out.
     pub idle: u32,
     /// Connections checked out (held by statements, results, streams or transactions).
     pub in_use: u32,
@@ -251,6 +252,7 @@ pub struct pgsess_stats {
     pub waiting: u32,
     /// Results handles (and stream chunks) not yet freed.
     pub results_outstanding: u64,
+    /// Transactions begun and not yet ended.
     pub transactions_open: u64,
     /// Successful checkouts since the pool was created.
     pub checkouts: u64,
