@@ -9,14 +9,36 @@
 //! that share the same session.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
 
 /// The process that last used the process-wide state.
 static PROCESS: AtomicU32 = AtomicU32::new(0);
 
+/// This process's id, kept current across fork() by an atfork handler, so checking "am I a
+/// forked child?" on every statement costs a load instead of a getpid() system call.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn refresh_pid_in_child() {
+    // SAFETY: getpid is async-signal-safe, as an atfork child handler requires.
+    PID.store(unsafe { libc::getpid() } as u32, Ordering::Release);
+}
+
+/// The current process id.
+pub fn current_pid() -> u32 {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        PID.store(std::process::id(), Ordering::Release);
+        // SAFETY: registers a handler that only stores getpid() into an atomic.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(refresh_pid_in_child)) };
+        debug_assert_eq!(rc, 0);
+    });
+    PID.load(Ordering::Acquire)
+}
+
 /// Call before taking a process-wide lock: in a freshly forked child, releases the ones inherited
 /// locked.
 pub fn enter() {
-    let me = std::process::id();
+    let me = current_pid();
     let seen = PROCESS.load(Ordering::Acquire);
     if seen != me && PROCESS.compare_exchange(seen, me, Ordering::AcqRel, Ordering::Acquire).is_ok() && seen != 0 {
         // SAFETY: we are the only thread of a new child process (the first call after fork);

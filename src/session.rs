@@ -35,7 +35,7 @@ pub(crate) struct SessionInner {
     settings: PoolSettings,
     statement_timeout: Option<Duration>,
     /// Statements running now, for `cancel`.
-    running: Mutex<Vec<(u64, CancelKey)>>,
+    running: Mutex<Vec<(u64, Arc<CancelKey>)>>,
     /// The process using the session; a forked child resets the session's locks once.
     owner_pid: AtomicU32,
     next_token: AtomicU64,
@@ -72,7 +72,7 @@ impl Session {
             settings: options.pool,
             statement_timeout: options.statement_timeout,
             running: Mutex::new(Vec::new()),
-            owner_pid: AtomicU32::new(std::process::id()),
+            owner_pid: AtomicU32::new(crate::fork::current_pid()),
             next_token: AtomicU64::new(0),
             pool: Mutex::new(pool.clone()),
             state: Mutex::new(SessionState { last_backend_pid: 0, notices: VecDeque::new() }),
@@ -92,7 +92,7 @@ impl Session {
     /// In a forked child, once: release this session's locks a parent thread held at fork()
     /// time and forget the parent's running statements.
     fn ensure_process(&self) {
-        let me = std::process::id();
+        let me = crate::fork::current_pid();
         let owner = self.0.owner_pid.load(Ordering::Acquire);
         if owner != me && self.0.owner_pid.compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             // SAFETY: the child's first call on this session; the lock holders are gone.
@@ -216,7 +216,7 @@ impl Session {
     /// each fails with `PGSESS_QUERY_CANCELED`. Returns (requests sent, statements running).
     pub fn cancel(&self) -> (usize, usize) {
         self.ensure_process();
-        let keys: Vec<CancelKey> = lock(&self.0.running).iter().map(|(_, k)| k.clone()).collect();
+        let keys: Vec<Arc<CancelKey>> = lock(&self.0.running).iter().map(|(_, k)| k.clone()).collect();
         (keys.iter().filter(|k| k.send().is_ok()).count(), keys.len())
     }
 

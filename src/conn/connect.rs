@@ -11,7 +11,9 @@ use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
-use super::{server_fields, PgConn, Stream, TxStatus};
+use std::sync::Arc;
+
+use super::{server_fields, CancelKey, PgConn, Stream, TxStatus};
 use crate::config::{ConnectConfig, HostSpec, TargetSessionAttrs};
 use crate::error::{Error, Result};
 
@@ -67,10 +69,12 @@ impl PgConn {
             parameters: HashMap::new(),
             tx_status: TxStatus::Idle,
             broken: false,
-            owner_pid: std::process::id(),
+            owner_pid: crate::fork::current_pid(),
             host: spec.clone(),
             opened_at: Instant::now(),
             statement_timeout: None,
+            last_param_count: None,
+            cancel_key: Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0 }),
             require_writable: matches!(
                 config.target_session_attrs,
                 TargetSessionAttrs::ReadWrite | TargetSessionAttrs::Primary
@@ -107,7 +111,14 @@ impl PgConn {
                     self.secret_key = body.secret_key();
                 }
                 Message::NoticeResponse(_) => {}
-                Message::ReadyForQuery(_) => return Ok(()),
+                Message::ReadyForQuery(_) => {
+                    self.cancel_key = Arc::new(CancelKey {
+                        host: self.host.clone(),
+                        backend_pid: self.backend_pid,
+                        secret_key: self.secret_key,
+                    });
+                    return Ok(());
+                }
                 Message::ErrorResponse(body) => {
                     self.broken = true;
                     return Err(Error::from_server(server_fields(body.fields())));

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BufMut;
+use bytes::{Buf, BufMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
@@ -43,28 +43,63 @@ impl PgConn {
         self.ensure_usable()?;
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.flush_writes(None)?;
-        Ok(self.collect(None, None, Stop::ReadyForQuery)?.0)
+        Ok(self.collect(None, Stop::ReadyForQuery)?.0)
     }
 
     /// `PQexecParams` with text parameters and no declared types, in one round trip.
     pub fn extended_query(&mut self, sql: &str, params: &[Option<&[u8]>]) -> Result<ResultSet> {
-        let params: Vec<Param<'_>> = params.iter().map(|&value| Param { value, binary: false }).collect();
-        self.query_params(sql, &[], &params)
+        self.run_extended(sql, &[], text_params(params))
     }
 
     /// `PQexecParams` in full: declared parameter types (0 lets the server infer one), text or
     /// binary parameters; results in text.
     pub fn query_params(&mut self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<ResultSet> {
+        self.run_extended(sql, types, params.iter().copied())
+    }
+
+    /// One statement on the unnamed statement and portal, read through to ReadyForQuery.
+    fn run_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P) -> Result<ResultSet>
+    where
+        P: ExactSizeIterator<Item = Param<'p>> + Clone,
+    {
+        let given = params.len();
         self.send_extended(sql, types, params, 0, false)?;
-        Ok(self.collect(None, Some(params.len()), Stop::ReadyForQuery)?.0)
+        let outcome = self.collect(None, Stop::ReadyForQuery).map(|(set, _)| set);
+        self.explain_param_mismatch(outcome, sql, types, given)
     }
 
     /// Start a statement whose rows come `chunk_rows` at a time: the first chunk, and whether
     /// more rows remain (the portal is suspended until `stream_more` or `stream_abandon`).
     pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
-        let params: Vec<Param<'_>> = params.iter().map(|&value| Param { value, binary: false }).collect();
-        self.send_extended(sql, &[], &params, chunk_rows, true)?;
-        self.collect(None, Some(params.len()), Stop::PortalSuspended)
+        self.send_extended(sql, &[], text_params(params), chunk_rows, true)?;
+        let outcome = self.collect(None, Stop::PortalSuspended);
+        self.explain_param_mismatch(outcome, sql, &[], params.len())
+    }
+
+    /// A Bind with the wrong number of values fails with 08P01. Only then, ask the server how
+    /// many parameters the statement takes (one more round trip, on the error path alone) and
+    /// say plainly what was wrong.
+    fn explain_param_mismatch<T>(&mut self, outcome: Result<T>, sql: &str, types: &[u32], given: usize) -> Result<T> {
+        let e = match outcome {
+            Err(e) if e.sqlstate() == Some("08P01") && !self.broken => e,
+            other => return other,
+        };
+        let expected = (|| {
+            frontend::parse("", sql, types.iter().copied(), &mut self.write_buf).ok()?;
+            frontend::describe(b'S', "", &mut self.write_buf).ok()?;
+            frontend::sync(&mut self.write_buf);
+            self.flush_writes(None).ok()?;
+            self.collect(None, Stop::ReadyForQuery).ok()?;
+            self.last_param_count.take()
+        })();
+        match expected {
+            Some(expected) if expected != given => Err(Error {
+                code: Code::PGSESS_INTERFACE_ERROR,
+                message: format!("the statement takes {expected} parameter(s) but {given} were given"),
+                ..e
+            }),
+            _ => Err(e),
+        }
     }
 
     /// The next chunk of a suspended portal whose rows have these columns.
@@ -75,7 +110,7 @@ impl PgConn {
         self.flush_writes(None)?;
         let mut first = ResultSet::default();
         first.begin_rows(columns.to_vec());
-        self.collect_into(first, true, None, None, Stop::PortalSuspended)
+        self.collect_into(first, true, None, Stop::PortalSuspended)
     }
 
     /// Close a suspended portal early: Sync ends it and the implicit transaction.
@@ -85,21 +120,17 @@ impl PgConn {
         }
         frontend::sync(&mut self.write_buf);
         let deadline = Some(Instant::now() + RESET_TIMEOUT);
-        if self.flush_writes(deadline).is_err() || self.collect(deadline, None, Stop::ReadyForQuery).is_err() {
+        if self.flush_writes(deadline).is_err() || self.collect(deadline, Stop::ReadyForQuery).is_err() {
             self.broken = true;
         }
     }
 
     /// Parse (unnamed), Describe statement, Bind, Execute, then Sync, or Flush when the portal is
     /// to stay open for more chunks: all in one write.
-    fn send_extended(
-        &mut self,
-        sql: &str,
-        types: &[u32],
-        params: &[Param<'_>],
-        rows: u32,
-        keep_open: bool,
-    ) -> Result<()> {
+    fn send_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P, rows: u32, keep_open: bool) -> Result<()>
+    where
+        P: ExactSizeIterator<Item = Param<'p>> + Clone,
+    {
         self.ensure_usable()?;
         if params.len() > MAX_PARAMS {
             return Err(Error::interface(format!(
@@ -109,15 +140,14 @@ impl PgConn {
         }
         frontend::parse("", sql, types.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
-        frontend::describe(b'S', "", &mut self.write_buf).expect("empty name has no NUL");
-        let all_text = params.iter().all(|p| !p.binary);
-        let formats = params.iter().filter(|_| !all_text).map(|p| i16::from(p.binary));
+        let all_text = params.clone().all(|p| !p.binary);
+        let formats = params.clone().filter(|_| !all_text).map(|p| i16::from(p.binary));
         let bound = frontend::bind(
             "",
             "",
             formats,
-            params.iter(),
-            |p: &Param<'_>, buf| match p.value {
+            params,
+            |p: Param<'_>, buf| match p.value {
                 None => Ok::<_, Box<dyn std::error::Error + Sync + Send>>(IsNull::Yes),
                 Some(bytes) => {
                     buf.put_slice(bytes);
@@ -131,6 +161,7 @@ impl PgConn {
             self.write_buf.clear();
             return Err(Error::interface("a parameter is too large to send (over 2 GiB)"));
         }
+        frontend::describe(b'P', "", &mut self.write_buf).expect("empty name has no NUL");
         frontend::execute("", max_rows(rows), &mut self.write_buf).expect("empty name has no NUL");
         if keep_open {
             frontend::flush(&mut self.write_buf);
@@ -151,7 +182,7 @@ impl PgConn {
         }
         frontend::query("ROLLBACK", &mut self.write_buf).expect("no NUL");
         let deadline = Some(Instant::now() + RESET_TIMEOUT);
-        let ok = self.flush_writes(deadline).is_ok() && self.collect(deadline, None, Stop::ReadyForQuery).is_ok();
+        let ok = self.flush_writes(deadline).is_ok() && self.collect(deadline, Stop::ReadyForQuery).is_ok();
         if !ok || self.tx_status != TxStatus::Idle {
             self.broken = true;
         }
@@ -171,8 +202,8 @@ impl PgConn {
     /// Read one exchange through to ReadyForQuery (or, for `Stop::PortalSuspended`, to the end
     /// of a chunk). `nparams` is the number of parameters sent on the extended path, to explain
     /// a parameter count mismatch. The flag is true when a suspended portal has more rows.
-    fn collect(&mut self, deadline: Option<Instant>, nparams: Option<usize>, stop: Stop) -> Result<(ResultSet, bool)> {
-        self.collect_into(ResultSet::default(), false, deadline, nparams, stop)
+    fn collect(&mut self, deadline: Option<Instant>, stop: Stop) -> Result<(ResultSet, bool)> {
+        self.collect_into(ResultSet::default(), false, deadline, stop)
     }
 
     fn collect_into(
@@ -180,13 +211,11 @@ impl PgConn {
         mut set: ResultSet,
         mut rows_started: bool,
         deadline: Option<Instant>,
-        nparams: Option<usize>,
         mut stop: Stop,
     ) -> Result<(ResultSet, bool)> {
         set.backend_pid = self.backend_pid;
         let mut error: Option<Error> = None;
         let mut empty_query = false;
-        let mut expected_params: Option<usize> = None;
         let mut suspended = false;
         let mut deadline = deadline;
         let mut cancel_at = self.statement_timeout.map(|t| Instant::now() + t);
@@ -195,6 +224,7 @@ impl PgConn {
                 (Some(d), Some(c)) => Some(d.min(c)),
                 (d, c) => d.or(c),
             };
+            self.take_data_rows(&mut set)?;
             let msg = match self.read_message_until(wake)? {
                 Some(msg) => msg,
                 None if cancel_at.is_some_and(|c| Instant::now() >= c) => {
@@ -268,7 +298,7 @@ impl PgConn {
                     empty_query = true;
                     self.end_chunked_exchange(&mut stop, deadline)?;
                 }
-                Message::ParameterDescription(body) => expected_params = Some(body.parameters().count().unwrap_or(0)),
+                Message::ParameterDescription(body) => self.last_param_count = body.parameters().count().ok(),
                 Message::PortalSuspended if stop == Stop::PortalSuspended => {
                     suspended = true;
                     break;
@@ -333,13 +363,31 @@ impl PgConn {
             self.broken = true;
         }
         if let Some(e) = error {
-            return Err(explain_param_mismatch(e, expected_params, nparams));
+            return Err(e);
         }
         if empty_query {
             return Err(Error::new(Code::PGSESS_PROGRAMMING_ERROR, "can't execute an empty query"));
         }
-        set.date_style.push_str(self.parameter("DateStyle").unwrap_or("ISO, MDY"));
+        set.non_iso_dates = !self.parameter("DateStyle").unwrap_or("ISO").starts_with("ISO");
         Ok((set, suspended))
+    }
+
+    /// Append every complete DataRow at the front of the read buffer to `set`, parsing them in
+    /// place: the bulk of a large result never becomes a `Message`.
+    fn take_data_rows(&mut self, set: &mut ResultSet) -> Result<()> {
+        let ncols = set.columns.len();
+        while let [b'D', a, b, c, d, ..] = self.read_buf[..] {
+            let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
+            if self.read_buf.len() < total || total < 7 {
+                break;
+            }
+            let count = u16::from_be_bytes([self.read_buf[5], self.read_buf[6]]) as usize;
+            if count != ncols || !set.push_raw_row(&self.read_buf[7..total], ncols) {
+                return Err(self.protocol_violation("data row does not match the row description"));
+            }
+            self.read_buf.advance(total);
+        }
+        Ok(())
     }
 
     /// Whether the server reported it can no longer write: SQLSTATE 25006, or (PostgreSQL 14+)
@@ -376,19 +424,12 @@ pub struct Param<'a> {
     pub binary: bool,
 }
 
+/// Text parameters as `Param`s, without collecting them.
+fn text_params<'p>(params: &'p [Option<&'p [u8]>]) -> impl ExactSizeIterator<Item = Param<'p>> + Clone + 'p {
+    params.iter().map(|&value| Param { value, binary: false })
+}
+
 /// Execute's row limit: 0 means all rows.
 fn max_rows(rows: u32) -> i32 {
     rows.min(i32::MAX as u32) as i32
-}
-
-/// A Bind with the wrong number of values fails with 08P01; say plainly what was wrong.
-fn explain_param_mismatch(e: Error, expected: Option<usize>, given: Option<usize>) -> Error {
-    match (e.sqlstate(), expected, given) {
-        (Some("08P01"), Some(expected), Some(given)) if expected != given => Error {
-            code: Code::PGSESS_INTERFACE_ERROR,
-            message: format!("the statement takes {expected} parameter(s) but {given} were given"),
-            ..e
-        },
-        _ => e,
-    }
 }

@@ -15,6 +15,7 @@ mod stream;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -51,6 +52,10 @@ pub struct PgConn {
     opened_at: Instant,
     /// Client-enforced bound on each statement (see `set_statement_timeout`).
     statement_timeout: Option<Duration>,
+    /// Set once the startup's BackendKeyData is in.
+    cancel_key: Arc<CancelKey>,
+    /// The parameter count of the last ParameterDescription received.
+    last_param_count: Option<usize>,
     /// The session needs a writable server (target_session_attrs read-write or primary): a
     /// connection whose server turns read-only is discarded.
     require_writable: bool,
@@ -113,7 +118,7 @@ impl PgConn {
 
     /// True when the connection was opened by another process (we are a forked child).
     pub fn inherited(&self) -> bool {
-        self.owner_pid != std::process::id()
+        self.owner_pid != crate::fork::current_pid()
     }
 
     /// Cheap liveness check for an idle connection, no round trip: an idle server sends nothing, so
@@ -211,8 +216,9 @@ impl PgConn {
     }
 
     /// What it takes to cancel this connection's running statement from another connection.
-    pub fn cancel_key(&self) -> CancelKey {
-        CancelKey { host: self.host.clone(), backend_pid: self.backend_pid, secret_key: self.secret_key }
+    /// Shared, so recording the running statement of a session costs no allocation.
+    pub fn cancel_key(&self) -> Arc<CancelKey> {
+        self.cancel_key.clone()
     }
 
     /// Bound the statements run from now on: past `timeout` the server is asked to cancel the

@@ -2,6 +2,7 @@
 
 use std::ffi::{c_char, CString};
 use std::ptr::{null, null_mut};
+use std::sync::OnceLock;
 
 use super::{c_string, fallible, guard, pgsess_error};
 use crate::error::{Code, Error};
@@ -15,15 +16,14 @@ use crate::results::Results;
 #[allow(non_camel_case_types)]
 pub struct pgsess_results {
     inner: Results,
-    sql: CString,
-    status: CString,
+    /// C copies of the SQL text and command tag, made on first request.
+    sql: OnceLock<CString>,
+    status: OnceLock<CString>,
 }
 
 impl pgsess_results {
     pub(crate) fn into_raw(inner: Results) -> *mut pgsess_results {
-        let sql = c_string(&inner.sql);
-        let status = c_string(&inner.set.command_tag);
-        Box::into_raw(Box::new(pgsess_results { inner, sql, status }))
+        Box::into_raw(Box::new(pgsess_results { inner, sql: OnceLock::new(), status: OnceLock::new() }))
     }
 }
 
@@ -205,7 +205,9 @@ pub unsafe extern "C" fn pgsess_results_notice(results: *const pgsess_results, i
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -> *const c_char {
-    guard(null(), || results.as_ref().map_or(null(), |r| r.status.as_ptr()))
+    guard(null(), || {
+        results.as_ref().map_or(null(), |r| r.status.get_or_init(|| c_string(&r.inner.set.command_tag)).as_ptr())
+    })
 }
 
 /// The SQL text that produced the results (the seed's `query`). Owned by the results; NULL for NULL.
@@ -214,7 +216,7 @@ pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_query(results: *const pgsess_results) -> *const c_char {
-    guard(null(), || results.as_ref().map_or(null(), |r| r.sql.as_ptr()))
+    guard(null(), || results.as_ref().map_or(null(), |r| r.sql.get_or_init(|| c_string(&r.inner.sql)).as_ptr()))
 }
 
 /// The seed's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands

@@ -140,13 +140,13 @@ impl Pool {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .thread_pool(threads)
             .build_unchecked(manager.clone());
-        let pool = Arc::new(Pool { id, settings, inner, shared, manager, owner_pid: std::process::id() });
+        let pool = Arc::new(Pool { id, settings, inner, shared, manager, owner_pid: crate::fork::current_pid() });
         reaper::watch(&pool.shared);
         pool
     }
 
     pub fn owned_by_this_process(&self) -> bool {
-        self.owner_pid == std::process::id()
+        self.owner_pid == crate::fork::current_pid()
     }
 
     /// Open the pool's first connection in the calling thread, so that a wrong address, user,
@@ -172,7 +172,7 @@ impl Pool {
             Ok(conn) => {
                 c.checkouts.inc();
                 c.in_use.inc();
-                Ok(Lease { conn: Some(conn), shared: self.shared.clone(), owner_pid: std::process::id() })
+                Ok(Lease { conn: Some(conn), shared: self.shared.clone(), owner_pid: crate::fork::current_pid() })
             }
             Err(_) => {
                 c.checkout_timeouts.inc();
@@ -261,7 +261,7 @@ impl Lease {
 
     /// Whether this process is a fork of the one that checked the connection out.
     pub fn inherited(&self) -> bool {
-        self.owner_pid != std::process::id()
+        self.owner_pid != crate::fork::current_pid()
     }
 
     pub fn shared(&self) -> &Arc<PoolShared> {

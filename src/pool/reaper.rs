@@ -28,7 +28,7 @@ pub fn watch(pool: &Arc<PoolShared>) {
     }
     crate::fork::enter();
     let mut w = WATCHED.lock();
-    let pid = std::process::id();
+    let pid = crate::fork::current_pid();
     let fresh = !matches!(&*w, Some(existing) if existing.pid == pid);
     if fresh {
         *w = Some(Watched { pid, pools: Vec::new() });
@@ -45,7 +45,7 @@ pub fn watch(pool: &Arc<PoolShared>) {
 }
 
 fn run() {
-    let me = std::process::id();
+    let me = crate::fork::current_pid();
     loop {
         std::thread::sleep(TICK);
         let pools: Vec<Arc<PoolShared>> = {

@@ -52,7 +52,7 @@ pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings) -> (Arc<Poo
     let key = registry_key(config, &settings);
     crate::fork::enter();
     let mut guard = REGISTRY.lock();
-    let pid = std::process::id();
+    let pid = crate::fork::current_pid();
     if let Some(old) = guard.take_if(|r| r.pid != pid) {
         // Forked child: keep the parent's pools alive but unused.
         let mut inherited = INHERITED.lock();

@@ -26,11 +26,10 @@ pub struct ResultSet {
     pub columns: Vec<Column>,
     /// Every non-NULL value's bytes followed by a NUL.
     data: Vec<u8>,
-    /// Row-major start offsets into `data`; `NULL_BIT` marks SQL NULL. One extra entry at the end
-    /// of each row is not stored: a value's end is found from the next non-NULL start or `data.len()`.
+    /// Row-major start offsets into `data`, one per cell. A NULL cell has `NULL_BIT` set and
+    /// holds where the next value will start, so every value ends (with its NUL) where the next
+    /// cell's offset, or `data.len()`, begins: no second array of lengths.
     cells: Vec<u64>,
-    /// Start offset of the value after each cell (its end + 1 for the NUL); parallel to `cells`.
-    ends: Vec<u64>,
     nrows: usize,
     /// The command tag (`SELECT 3`, `INSERT 0 1`, `CREATE TABLE`), empty when none.
     pub command_tag: String,
@@ -38,8 +37,8 @@ pub struct ResultSet {
     pub notices: Vec<CString>,
     /// The backend that ran the statement.
     pub backend_pid: i32,
-    /// The session's DateStyle when the statement ran (how date/time values are written).
-    pub date_style: String,
+    /// The session's DateStyle was not ISO when the statement ran (dates are not in ISO form).
+    pub non_iso_dates: bool,
 }
 
 impl ResultSet {
@@ -49,7 +48,6 @@ impl ResultSet {
         self.columns = columns;
         self.data.clear();
         self.cells.clear();
-        self.ends.clear();
         self.nrows = 0;
         self.command_tag.clear();
     }
@@ -63,19 +61,51 @@ impl ResultSet {
     pub fn push_row<'a>(&mut self, values: impl Iterator<Item = Option<&'a [u8]>>) {
         for v in values {
             match v {
-                None => {
-                    self.cells.push(NULL_BIT);
-                    self.ends.push(self.data.len() as u64);
-                }
+                None => self.cells.push(NULL_BIT | self.data.len() as u64),
                 Some(bytes) => {
                     self.cells.push(self.data.len() as u64);
                     self.data.extend_from_slice(bytes);
                     self.data.push(0);
-                    self.ends.push(self.data.len() as u64);
                 }
             }
         }
         self.nrows += 1;
+    }
+
+    /// Append one row straight from a DataRow message's values (after its column count): each
+    /// an i32 length (-1 for NULL) and that many bytes. Returns false, appending nothing, when
+    /// the values do not match `ncols` columns exactly.
+    pub fn push_raw_row(&mut self, mut values: &[u8], ncols: usize) -> bool {
+        let (data_mark, cells_mark) = (self.data.len(), self.cells.len());
+        self.data.reserve(values.len());
+        self.cells.reserve(ncols);
+        for _ in 0..ncols {
+            let Some((len, rest)) = values.split_first_chunk::<4>() else { return self.undo(data_mark, cells_mark) };
+            let len = i32::from_be_bytes(*len);
+            if len < 0 {
+                self.cells.push(NULL_BIT | self.data.len() as u64);
+                values = rest;
+                continue;
+            }
+            let Some((bytes, rest)) = rest.split_at_checked(len as usize) else {
+                return self.undo(data_mark, cells_mark);
+            };
+            self.cells.push(self.data.len() as u64);
+            self.data.extend_from_slice(bytes);
+            self.data.push(0);
+            values = rest;
+        }
+        if !values.is_empty() {
+            return self.undo(data_mark, cells_mark);
+        }
+        self.nrows += 1;
+        true
+    }
+
+    fn undo(&mut self, data_mark: usize, cells_mark: usize) -> bool {
+        self.data.truncate(data_mark);
+        self.cells.truncate(cells_mark);
+        false
     }
 
     /// Reserve room for about `bytes` more value bytes.
@@ -106,7 +136,8 @@ impl ResultSet {
         if start & NULL_BIT != 0 {
             return None;
         }
-        Some(&self.data[start as usize..self.ends[i] as usize])
+        let end = self.cells.get(i + 1).map_or(self.data.len(), |next| (next & !NULL_BIT) as usize);
+        Some(&self.data[start as usize..end])
     }
 
     /// The value's bytes, `None` for NULL or out of range.
@@ -153,7 +184,7 @@ impl ResultSet {
 
     /// Approximate heap bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.data.capacity() + (self.cells.capacity() + self.ends.capacity()) * 8
+        self.data.capacity() + self.cells.capacity() * 8
     }
 }
 
@@ -251,6 +282,28 @@ mod tests {
         assert!(!r.is_null(5, 5));
         assert_eq!(r.column_index(b"b"), Some(1));
         assert_eq!(r.column_index(b"c"), None);
+    }
+
+    #[test]
+    fn raw_rows_parse_in_place_and_reject_malformed_ones() {
+        let mut r = ResultSet::default();
+        r.begin_rows(vec![
+            Column { name: CString::new("a").unwrap(), type_oid: 25 },
+            Column { name: CString::new("b").unwrap(), type_oid: 25 },
+        ]);
+        let mut row = Vec::new();
+        row.extend_from_slice(&2i32.to_be_bytes());
+        row.extend_from_slice(b"hi");
+        row.extend_from_slice(&(-1i32).to_be_bytes());
+        assert!(r.push_raw_row(&row, 2));
+        assert_eq!((r.value(0, 0), r.value(0, 1), r.is_null(0, 1)), (Some(&b"hi"[..]), None, true));
+        // Too short, too long, a length past the end: refused, nothing appended.
+        for bad in [&row[..5], &[&row[..], &[0u8][..]].concat()[..], &[0, 0, 0, 9, b'x'][..]] {
+            assert!(!r.push_raw_row(bad, 2));
+        }
+        assert_eq!(r.nrows(), 1);
+        assert!(r.push_raw_row(&row, 2));
+        assert_eq!(r.value(1, 0), Some(&b"hi"[..]));
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl ResultSet {
             "-infinity" => return Ok(i64::MIN),
             _ => {}
         }
-        if !self.date_style.starts_with("ISO") {
+        if self.non_iso_dates {
             return Err(GetError::Unsupported);
         }
         parse_iso_datetime(text, ty == oid::TIMESTAMPTZ).ok_or(GetError::Unsupported)
