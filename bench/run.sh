@@ -97,7 +97,7 @@ pgsess_version=$(sed -n 's/^pgsess \([^ ]*\) vs .*/\1/p' "$out" | head -n 1)
     sed -n '/^RESULTS-TABLE-BEGIN$/,/^RESULTS-TABLE-END$/p' "$out" | sed '1d;$d'
     echo
     echo "Ratios are pgsess/libpq: below 1 means pgsess takes less time (or memory); for throughput,"
-    echo "above 1 means pgsess is faster. \"(assumed)\" targets are this file's parity bars, not the issue's."
+    echo "above 1 means pgsess is faster. Targets are the performance issue's."
     echo
     echo "<details><summary>Full output</summary>"
     echo
