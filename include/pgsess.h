@@ -117,6 +117,20 @@ typedef enum pgsess_log_level {
 } pgsess_log_level;
 
 /**
+ * A list of statements to run together with `pgsess_batch_run`. Created by `pgsess_batch_new`,
+ * owned by the caller, freed with `pgsess_batch_free`; it copies what is added. One thread at
+ * a time; reusable (run it any number of times).
+ */
+typedef struct pgsess_batch pgsess_batch;
+
+/**
+ * The outcome of each statement of a batch, in order. Owned by the caller, freed with
+ * `pgsess_batch_results_free`, which also returns the pooled connection the successful results
+ * hold. Read-only: any number of threads may read it.
+ */
+typedef struct pgsess_batch_results pgsess_batch_results;
+
+/**
  * An error. Created by the library on failure of a call that takes `pgsess_error **err`; owned by
  * the caller, who frees it with `pgsess_error_free`. Immutable: any number of threads may read it.
  */
@@ -263,6 +277,84 @@ enum pgsess_code pgsess_set_log_callback(pgsess_log_callback callback, void *use
  * `s` is NULL or a string returned by this library as `char *` and not yet freed.
  */
 void pgsess_string_free(char *s);
+
+/**
+ * A new, empty batch. Never NULL.
+ */
+struct pgsess_batch *pgsess_batch_new(void);
+
+/**
+ * Append a statement with `nparams` text parameters (as for `pgsess_query`; NULL is SQL NULL).
+ * The SQL and parameters are copied. `PGSESS_INTERFACE_ERROR` for NULL arguments, invalid UTF-8
+ * or more than 65535 parameters.
+ *
+ * # Safety
+ * `batch` NULL or live; `sql` NULL or NUL-terminated; `params` as for `pgsess_query`.
+ */
+enum pgsess_code pgsess_batch_add(struct pgsess_batch *batch, const char *sql, size_t nparams, const char *const *params);
+
+/**
+ * Number of statements in the batch (0 for NULL).
+ *
+ * # Safety
+ * `batch` NULL or live.
+ */
+size_t pgsess_batch_len(const struct pgsess_batch *batch);
+
+/**
+ * Free a batch. NULL is ignored.
+ *
+ * # Safety
+ * `batch` NULL or live.
+ */
+void pgsess_batch_free(struct pgsess_batch *batch);
+
+/**
+ * Run every statement of `batch` on one pooled connection in a single round trip (pipelined).
+ * Each entry must be one statement (no `;`-separated lists) and runs as its own implicit
+ * transaction, so one statement's error does not stop the others (inside an explicit `BEGIN`
+ * sent as part of the batch, the server's usual aborted-transaction rules apply). Returns the outcome of every statement, or NULL with `*err` set when the batch as a
+ * whole failed (no connection, or the connection broke). Any thread.
+ *
+ * # Safety
+ * `session` and `batch` NULL or live; `err` NULL or writable.
+ */
+struct pgsess_batch_results *pgsess_batch_run(struct pgsess_session *session, const struct pgsess_batch *batch, struct pgsess_error **err);
+
+/**
+ * Number of statement outcomes (the batch's length); 0 for NULL.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+size_t pgsess_batch_results_count(const struct pgsess_batch_results *results);
+
+/**
+ * The results of statement `index`, or NULL when it failed (see `pgsess_batch_results_error`)
+ * or `index` is out of range. Owned by the batch results: read it with the `pgsess_results_*`
+ * accessors, never free it.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+const struct pgsess_results *pgsess_batch_results_get(const struct pgsess_batch_results *results, size_t index);
+
+/**
+ * The error of statement `index`, or NULL when it succeeded or `index` is out of range. Owned by
+ * the batch results: read it with the `pgsess_error_*` accessors, never free it.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+const struct pgsess_error *pgsess_batch_results_error(const struct pgsess_batch_results *results, size_t index);
+
+/**
+ * Free batch results, returning the pooled connection. NULL is ignored.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+void pgsess_batch_results_free(struct pgsess_batch_results *results);
 
 /**
  * The error's code. `PGSESS_INTERFACE_ERROR` for a NULL `err`.

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
-use crate::conn::{CancelKey, Param, PgConn, TxStatus};
+use crate::conn::{BatchStatement, CancelKey, Param, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
 use crate::results::{Column, ResultSet, Results};
@@ -162,6 +162,19 @@ impl Session {
             lease,
             sql: sql.to_owned(),
         })
+    }
+
+    /// Run many statements in one round trip (pipelined, each its own implicit transaction): one
+    /// outcome per statement, in order. The outer error means no statement result could be read
+    /// (checkout failed, or the connection broke). Successful results share the connection.
+    pub fn batch(&self, statements: &[BatchStatement]) -> Result<Vec<Result<Results>>> {
+        let lease = Arc::new(self.pool().checkout()?);
+        let outcomes = self.run(&lease, |c| c.pipeline(statements))?;
+        let mut out = Vec::with_capacity(outcomes.len());
+        for (st, outcome) in statements.iter().zip(outcomes) {
+            out.push(self.finish_statement(outcome, &st.sql, lease.clone()));
+        }
+        Ok(out)
     }
 
     /// The seed's `callproc`: `SELECT * FROM name($1, ...)`, the name quoted as an identifier.

@@ -68,6 +68,30 @@ impl PgConn {
         self.explain_param_mismatch(outcome, sql, types, given)
     }
 
+    /// Pipelining: every statement sent in one write, each with its own Sync (so each is its own
+    /// implicit transaction and one statement's error does not abort the others), then each
+    /// result read in order. One round trip for the batch. The outer error is for the batch as a
+    /// whole (the connection broke); the inner ones are per statement.
+    pub fn pipeline(&mut self, statements: &[BatchStatement]) -> Result<Vec<Result<ResultSet>>> {
+        for st in statements {
+            let params = st.params.iter().map(|p| Param { value: p.as_deref(), binary: false });
+            if let Err(e) = self.queue_extended(&st.sql, &[], params, 0, false, true) {
+                self.write_buf.clear();
+                return Err(e);
+            }
+        }
+        self.flush_writes(None)?;
+        let mut out = Vec::with_capacity(statements.len());
+        for _ in statements {
+            match self.collect(None, Stop::ReadyForQuery) {
+                Ok((set, _)) => out.push(Ok(set)),
+                Err(e) if self.broken => return Err(e),
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Start a statement whose rows come `chunk_rows` at a time: the first chunk, and whether
     /// more rows remain (the portal is suspended until `stream_more` or `stream_abandon`).
     pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
@@ -131,6 +155,22 @@ impl PgConn {
     where
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
+        self.queue_extended(sql, types, params, rows, keep_open, false)
+    }
+
+    /// Queue Parse/Bind/Describe/Execute and Sync (or Flush); send unless `batching`.
+    fn queue_extended<'p, P>(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: P,
+        rows: u32,
+        keep_open: bool,
+        batching: bool,
+    ) -> Result<()>
+    where
+        P: ExactSizeIterator<Item = Param<'p>> + Clone,
+    {
         self.ensure_usable()?;
         if params.len() > MAX_PARAMS {
             return Err(Error::interface(format!(
@@ -167,6 +207,9 @@ impl PgConn {
             frontend::flush(&mut self.write_buf);
         } else {
             frontend::sync(&mut self.write_buf);
+        }
+        if batching {
+            return Ok(());
         }
         self.flush_writes(None)
     }
@@ -422,6 +465,13 @@ enum Stop {
 pub struct Param<'a> {
     pub value: Option<&'a [u8]>,
     pub binary: bool,
+}
+
+/// One statement of a pipelined batch: SQL and text parameters (None is NULL).
+#[derive(Clone, Debug, Default)]
+pub struct BatchStatement {
+    pub sql: String,
+    pub params: Vec<Option<Vec<u8>>>,
 }
 
 /// Text parameters as `Param`s, without collecting them.

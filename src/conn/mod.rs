@@ -25,7 +25,7 @@ use postgres_protocol::message::frontend;
 
 use crate::config::HostSpec;
 use crate::error::{Error, ServerFields};
-pub use exec::{Param, MAX_PARAMS};
+pub use exec::{BatchStatement, Param, MAX_PARAMS};
 pub use stream::Stream;
 
 /// Transaction status from the last ReadyForQuery.

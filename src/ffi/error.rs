@@ -17,11 +17,15 @@ pub struct pgsess_error {
 }
 
 pub(crate) fn into_raw(error: Error) -> *mut pgsess_error {
+    Box::into_raw(boxed(error))
+}
+
+pub(crate) fn boxed(error: Error) -> Box<pgsess_error> {
     let message = c_string(&error.message);
     let sqlstate = error.sqlstate().map(c_string);
     let detail = error.detail().map(c_string);
     let hint = error.hint().map(c_string);
-    Box::into_raw(Box::new(pgsess_error { error, message, sqlstate, detail, hint }))
+    Box::new(pgsess_error { error, message, sqlstate, detail, hint })
 }
 
 /// # Safety

@@ -11,6 +11,7 @@
 //!   by the object they come from and live until it is freed; strings returned as `char *` are
 //!   the caller's, freed with `pgsess_string_free`.
 
+pub mod batch;
 pub mod error;
 pub mod options;
 pub mod results;

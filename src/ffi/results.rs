@@ -23,7 +23,11 @@ pub struct pgsess_results {
 
 impl pgsess_results {
     pub(crate) fn into_raw(inner: Results) -> *mut pgsess_results {
-        Box::into_raw(Box::new(pgsess_results { inner, sql: OnceLock::new(), status: OnceLock::new() }))
+        Box::into_raw(Box::new(pgsess_results::new(inner)))
+    }
+
+    pub(crate) fn new(inner: Results) -> pgsess_results {
+        pgsess_results { inner, sql: OnceLock::new(), status: OnceLock::new() }
     }
 }
 

@@ -22,6 +22,12 @@ pub struct pgsess_session {
     pool_id: CString,
 }
 
+impl pgsess_session {
+    pub(crate) fn session(&self) -> &Session {
+        &self.inner
+    }
+}
+
 /// Open a session named `dbname`.
 ///
 /// The PostgreSQL URI comes from the `db_url` option when set; otherwise from the environment

@@ -1,0 +1,155 @@
+//! `pgsess_batch`: many statements in one round trip.
+
+use std::ffi::c_char;
+use std::ptr::{null, null_mut};
+
+use super::error::{boxed, pgsess_error};
+use super::results::pgsess_results;
+use super::session::pgsess_session;
+use super::{code_of, fallible, guard, handle, params_arg, str_arg};
+use crate::conn::BatchStatement;
+use crate::error::{Code, Error};
+
+/// A list of statements to run together with `pgsess_batch_run`. Created by `pgsess_batch_new`,
+/// owned by the caller, freed with `pgsess_batch_free`; it copies what is added. One thread at
+/// a time; reusable (run it any number of times).
+#[allow(non_camel_case_types)]
+pub struct pgsess_batch {
+    statements: Vec<BatchStatement>,
+}
+
+/// The outcome of each statement of a batch, in order. Owned by the caller, freed with
+/// `pgsess_batch_results_free`, which also returns the pooled connection the successful results
+/// hold. Read-only: any number of threads may read it.
+#[allow(non_camel_case_types)]
+pub struct pgsess_batch_results {
+    items: Vec<Result<pgsess_results, Box<pgsess_error>>>,
+}
+
+/// A new, empty batch. Never NULL.
+#[no_mangle]
+pub extern "C" fn pgsess_batch_new() -> *mut pgsess_batch {
+    Box::into_raw(Box::new(pgsess_batch { statements: Vec::new() }))
+}
+
+/// Append a statement with `nparams` text parameters (as for `pgsess_query`; NULL is SQL NULL).
+/// The SQL and parameters are copied. `PGSESS_INTERFACE_ERROR` for NULL arguments, invalid UTF-8
+/// or more than 65535 parameters.
+///
+/// # Safety
+/// `batch` NULL or live; `sql` NULL or NUL-terminated; `params` as for `pgsess_query`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_batch_add(
+    batch: *mut pgsess_batch,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+) -> Code {
+    code_of(null_mut(), || {
+        let b = batch.as_mut().ok_or_else(|| Error::interface("batch is NULL"))?;
+        let sql = str_arg(sql, "sql")?.to_owned();
+        let params = params_arg(nparams, params, "params")?.into_iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+        b.statements.push(BatchStatement { sql, params });
+        Ok(())
+    })
+}
+
+/// Number of statements in the batch (0 for NULL).
+///
+/// # Safety
+/// `batch` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_batch_len(batch: *const pgsess_batch) -> usize {
+    guard(0, || batch.as_ref().map_or(0, |b| b.statements.len()))
+}
+
+/// Free a batch. NULL is ignored.
+///
+/// # Safety
+/// `batch` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_batch_free(batch: *mut pgsess_batch) {
+    guard((), || {
+        if !batch.is_null() {
+            drop(Box::from_raw(batch));
+        }
+    })
+}
+
+/// Run every statement of `batch` on one pooled connection in a single round trip (pipelined).
+/// Each entry must be one statement (no `;`-separated lists) and runs as its own implicit
+/// transaction, so one statement's error does not stop the others (inside an explicit `BEGIN`
+/// sent as part of the batch, the server's usual aborted-transaction rules apply). Returns the outcome of every statement, or NULL with `*err` set when the batch as a
+/// whole failed (no connection, or the connection broke). Any thread.
+///
+/// # Safety
+/// `session` and `batch` NULL or live; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_batch_run(
+    session: *mut pgsess_session,
+    batch: *const pgsess_batch,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_batch_results {
+    fallible(err, null_mut(), || {
+        let s = handle(session, "session")?;
+        let b = handle(batch, "batch")?;
+        let items =
+            s.session().batch(&b.statements)?.into_iter().map(|r| r.map(pgsess_results::new).map_err(boxed)).collect();
+        Ok(Box::into_raw(Box::new(pgsess_batch_results { items })))
+    })
+}
+
+/// Number of statement outcomes (the batch's length); 0 for NULL.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_batch_results_count(results: *const pgsess_batch_results) -> usize {
+    guard(0, || results.as_ref().map_or(0, |r| r.items.len()))
+}
+
+/// The results of statement `index`, or NULL when it failed (see `pgsess_batch_results_error`)
+/// or `index` is out of range. Owned by the batch results: read it with the `pgsess_results_*`
+/// accessors, never free it.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_batch_results_get(
+    results: *const pgsess_batch_results,
+    index: usize,
+) -> *const pgsess_results {
+    guard(null(), || match results.as_ref().and_then(|r| r.items.get(index)) {
+        Some(Ok(r)) => r as *const pgsess_results,
+        _ => null(),
+    })
+}
+
+/// The error of statement `index`, or NULL when it succeeded or `index` is out of range. Owned by
+/// the batch results: read it with the `pgsess_error_*` accessors, never free it.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_batch_results_error(
+    results: *const pgsess_batch_results,
+    index: usize,
+) -> *const pgsess_error {
+    guard(null(), || match results.as_ref().and_then(|r| r.items.get(index)) {
+        Some(Err(e)) => &**e as *const pgsess_error,
+        _ => null(),
+    })
+}
+
+/// Free batch results, returning the pooled connection. NULL is ignored.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_batch_results_free(results: *mut pgsess_batch_results) {
+    guard((), || {
+        if !results.is_null() {
+            drop(Box::from_raw(results));
+        }
+    })
+}
