@@ -50,6 +50,7 @@ check:
 
 # Reference documentation from the headers' doc comments (build/docs/html); warnings fail it.
 docs:
+	mkdir -p build/docs
 	doxygen docs/Doxyfile
 
 # Side-by-side benchmark against libpq (not part of check): prints the table and rewrites
