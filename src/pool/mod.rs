@@ -9,6 +9,7 @@
 //! The pool keeps its own counts of leases, outstanding results and open transactions so that a
 //! checkout that times out can say exactly why.
 
+mod gate;
 mod manager;
 pub(crate) mod reaper;
 pub mod registry;
@@ -57,6 +58,8 @@ pub struct Counters {
 pub struct PoolShared {
     pub id: String,
     pub settings: PoolSettings,
+    /// At most max_size leases; waiters served in arrival order.
+    gate: gate::Gate,
     pub counters: Counters,
     pub last_connect_error: Mutex<Option<Error>>,
     slots: Mutex<Vec<Weak<Slot>>>,
@@ -122,6 +125,7 @@ impl Pool {
         let shared = Arc::new(PoolShared {
             id: id.clone(),
             settings,
+            gate: gate::Gate::new(settings.max_size),
             counters: Counters::default(),
             last_connect_error: Mutex::new(None),
             slots: Mutex::new(Vec::new()),
@@ -166,15 +170,23 @@ impl Pool {
         let c = &self.shared.counters;
         c.waiting.inc();
         let started = Instant::now();
-        let got = self.inner.get_timeout(self.settings.checkout_timeout);
+        let deadline = started + self.settings.checkout_timeout;
+        let got = if self.shared.gate.acquire(deadline) {
+            // A permit means a connection is idle or may be opened; r2d2 still bounds the wait
+            // (opening one can be slow).
+            let left = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
+            self.inner.get_timeout(left).map_err(|_| self.shared.gate.release()).ok()
+        } else {
+            None
+        };
         c.waiting.dec();
         match got {
-            Ok(conn) => {
+            Some(conn) => {
                 c.checkouts.inc();
                 c.in_use.inc();
                 Ok(Lease { conn: Some(conn), shared: self.shared.clone(), owner_pid: crate::fork::current_pid() })
             }
-            Err(_) => {
+            None => {
                 c.checkout_timeouts.inc();
                 let e = self.checkout_failure(started.elapsed().as_millis());
                 crate::log::warn(|| format!("checkout failed: {e}"));
@@ -296,7 +308,8 @@ impl Drop for Lease {
                 state.idle_since = Instant::now();
             }
             self.shared.counters.in_use.dec();
-            drop(pooled); // r2d2 puts it back (or drops it if broken) and wakes a waiter
+            drop(pooled); // r2d2 puts it back (or drops it if broken)
+            self.shared.gate.release(); // then the next caller in line gets it
         }
     }
 }
