@@ -143,6 +143,13 @@ typedef struct pgsess_error pgsess_error;
 typedef struct pgsess_options pgsess_options;
 
 /**
+ * A submitted request, for cancelling or waiting on it. Owned by the caller, freed with
+ * `pgsess_request_free` at any time (freeing neither cancels the request nor stops its
+ * callback). One thread at a time.
+ */
+typedef struct pgsess_request pgsess_request;
+
+/**
  * The buffered result of one statement. Returned by `pgsess_query`, `pgsess_callproc` and
  * `pgsess_tx_query`; owned by the caller and freed with `pgsess_results_free`, which returns the
  * pooled connection it holds. Read-only: any number of threads may read one results handle at
@@ -177,6 +184,14 @@ typedef struct pgsess_tx pgsess_tx;
  * NULL means none.
  */
 typedef void (*pgsess_log_callback)(void *user_data, enum pgsess_log_level level, const char *message);
+
+/**
+ * Receives a request's outcome: exactly one of `results` and `error` is non-NULL, and the
+ * callback owns it (free it with `pgsess_results_free` or `pgsess_error_free`). Runs on the
+ * thread that calls `pgsess_async_dispatch`, `pgsess_request_wait` or `pgsess_close`, exactly
+ * once per request. It may submit new requests, but must not close the session.
+ */
+typedef void (*pgsess_callback)(void *user_data, struct pgsess_results *results, struct pgsess_error *error);
 
 /**
  * A snapshot of a pool's state and counters, filled by `pgsess_pool_stats`.
@@ -493,6 +508,79 @@ enum pgsess_code pgsess_options_set_leak_threshold_ms(struct pgsess_options *opt
 enum pgsess_code pgsess_options_set_checkout_timeout_ms(struct pgsess_options *opts, uint32_t ms);
 
 /**
+ * `pgsess_query` without blocking: queues the statement and returns at once. It runs on a pooled
+ * connection when one is free (at most `pool_max_size` at a time; the rest wait in order, each
+ * failing with `PGSESS_POOL_EXHAUSTED` if not started within the checkout timeout), and
+ * `callback(user_data, results, error)` runs from `pgsess_async_dispatch` once it is done. The
+ * SQL and parameters are copied. Returns a request handle (free it with
+ * `pgsess_request_free`), or NULL with `*err` set for misuse (NULL session, SQL or callback,
+ * invalid UTF-8), in which case the callback never runs. Any thread.
+ *
+ * # Safety
+ * As for `pgsess_query`; `user_data` is passed to the callback untouched.
+ */
+struct pgsess_request *pgsess_query_async(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, pgsess_callback callback, void *user_data, struct pgsess_error **err);
+
+/**
+ * `pgsess_callproc` without blocking; otherwise as `pgsess_query_async`.
+ *
+ * # Safety
+ * As for `pgsess_callproc`.
+ */
+struct pgsess_request *pgsess_callproc_async(struct pgsess_session *session, const char *name, size_t nargs, const char *const *args, pgsess_callback callback, void *user_data, struct pgsess_error **err);
+
+/**
+ * A file descriptor that becomes readable when completions are ready: add it to the event
+ * loop's poller (epoll, libuv, libevent, asio) for reading and call `pgsess_async_dispatch`
+ * when it fires. Owned by the session (do not close it); the same for the session's life.
+ * Starts the session's request engine if needed. -1 for NULL or when the engine cannot start.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+int pgsess_async_fd(struct pgsess_session *session);
+
+/**
+ * Run the callbacks of every finished request on the calling thread and clear the fd's
+ * readiness. Returns how many callbacks ran (0 for NULL or when nothing was ready). Call it from
+ * one thread at a time (the event loop's).
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+size_t pgsess_async_dispatch(struct pgsess_session *session);
+
+/**
+ * Cancel a request: if it is still queued it is dropped and its callback gets
+ * `PGSESS_QUERY_CANCELED`; if it is running the server is asked to cancel it (it then usually
+ * fails with `PGSESS_QUERY_CANCELED`); a finished request is unaffected. The callback still runs
+ * exactly once. `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
+ *
+ * # Safety
+ * `request` NULL or live.
+ */
+enum pgsess_code pgsess_request_cancel(struct pgsess_request *request);
+
+/**
+ * Block until the request has finished, then run its callback on the calling thread (unless a
+ * dispatch already ran it). `timeout_ms` 0 waits as long as it takes. True when the callback
+ * has run; false on timeout or for NULL. For simple programs and tests.
+ *
+ * # Safety
+ * `request` NULL or live.
+ */
+bool pgsess_request_wait(struct pgsess_request *request, uint32_t timeout_ms);
+
+/**
+ * Free a request handle. The request itself goes on and its callback still runs. NULL is
+ * ignored.
+ *
+ * # Safety
+ * `request` NULL or live.
+ */
+void pgsess_request_free(struct pgsess_request *request);
+
+/**
  * Free results and return the pooled connection they hold (waking a caller waiting for one).
  * NULL is ignored. Each handle once; any thread.
  *
@@ -750,9 +838,10 @@ char *pgsess_results_as_dict(const struct pgsess_results *results, struct pgsess
 struct pgsess_session *pgsess_open(const char *dbname, const struct pgsess_options *opts, struct pgsess_error **err);
 
 /**
- * Close a session. NULL is ignored. Results and transactions obtained from it stay valid and
- * keep their connections until freed; the pool stays for other sessions (its idle connections
- * close after `pool_idle_ttl`).
+ * Close a session. NULL is ignored. Asynchronous requests still outstanding are cancelled and
+ * every remaining callback runs on this thread before it returns. Results and transactions
+ * obtained from the session stay valid and keep their connections until freed; the pool stays
+ * for other sessions (its idle connections close after `pool_idle_ttl`).
  *
  * # Safety
  * `session` NULL or from `pgsess_open`, not yet closed, with no call on it running.

@@ -16,6 +16,7 @@ pub mod ffi;
 mod fork;
 pub mod log;
 pub mod pool;
+pub mod requests;
 pub mod results;
 pub mod session;
 

@@ -38,6 +38,9 @@ pub(crate) struct SessionInner {
     running: Mutex<Vec<(u64, Arc<CancelKey>)>>,
     /// The process using the session; a forked child resets the session's locks once.
     owner_pid: AtomicU32,
+    /// Asynchronous requests (started on first use).
+    requests: std::sync::OnceLock<Arc<crate::requests::Engine>>,
+    requests_init: Mutex<()>,
     next_token: AtomicU64,
     pool: Mutex<Arc<Pool>>,
     state: Mutex<SessionState>,
@@ -73,6 +76,8 @@ impl Session {
             statement_timeout: options.statement_timeout,
             running: Mutex::new(Vec::new()),
             owner_pid: AtomicU32::new(crate::fork::current_pid()),
+            requests: std::sync::OnceLock::new(),
+            requests_init: Mutex::new(()),
             next_token: AtomicU64::new(0),
             pool: Mutex::new(pool.clone()),
             state: Mutex::new(SessionState { last_backend_pid: 0, notices: VecDeque::new() }),
@@ -125,9 +130,49 @@ impl Session {
 
     /// Run one statement (see `PgConn::execute`); the results keep the connection until dropped.
     pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Results> {
+        self.query_observed(sql, params, |_| {})
+    }
+
+    /// `query`, calling `started` with the statement's cancel key once it has a connection and
+    /// is about to be sent (the asynchronous API cancels single requests with it).
+    pub(crate) fn query_observed(
+        &self,
+        sql: &str,
+        params: &[Option<&[u8]>],
+        started: impl FnOnce(Arc<CancelKey>),
+    ) -> Result<Results> {
         let lease = self.pool().checkout()?;
-        let outcome = self.run(&lease, |c| c.execute(sql, params));
+        let outcome = self.run(&lease, |c| {
+            started(c.cancel_key());
+            c.execute(sql, params)
+        });
         self.finish_statement(outcome, sql, Arc::new(lease))
+    }
+
+    /// The session's asynchronous request engine, started on first use.
+    pub fn requests(&self) -> Result<Arc<crate::requests::Engine>> {
+        if let Some(e) = self.0.requests.get() {
+            return Ok(e.clone());
+        }
+        let _guard = lock(&self.0.requests_init);
+        if let Some(e) = self.0.requests.get() {
+            return Ok(e.clone());
+        }
+        let engine = crate::requests::Engine::start(self.clone(), self.0.settings.max_size)?;
+        let _ = self.0.requests.set(engine.clone());
+        Ok(engine)
+    }
+
+    /// Stop the asynchronous engine if it was started: outstanding requests are cancelled and
+    /// every remaining callback runs on the calling thread.
+    pub fn close_requests(&self) {
+        if let Some(e) = self.0.requests.get() {
+            e.shutdown();
+        }
+    }
+
+    pub fn checkout_timeout(&self) -> Duration {
+        self.0.settings.checkout_timeout
     }
 
     /// `PQexecParams` in full: declared parameter types (0 = inferred) and binary parameters.

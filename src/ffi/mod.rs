@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod error;
 pub mod options;
+pub mod requests;
 pub mod results;
 pub mod session;
 pub mod stream;

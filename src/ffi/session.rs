@@ -61,9 +61,10 @@ pub unsafe extern "C" fn pgsess_open(
     })
 }
 
-/// Close a session. NULL is ignored. Results and transactions obtained from it stay valid and
-/// keep their connections until freed; the pool stays for other sessions (its idle connections
-/// close after `pool_idle_ttl`).
+/// Close a session. NULL is ignored. Asynchronous requests still outstanding are cancelled and
+/// every remaining callback runs on this thread before it returns. Results and transactions
+/// obtained from the session stay valid and keep their connections until freed; the pool stays
+/// for other sessions (its idle connections close after `pool_idle_ttl`).
 ///
 /// # Safety
 /// `session` NULL or from `pgsess_open`, not yet closed, with no call on it running.
@@ -71,7 +72,9 @@ pub unsafe extern "C" fn pgsess_open(
 pub unsafe extern "C" fn pgsess_close(session: *mut pgsess_session) {
     guard((), || {
         if !session.is_null() {
-            drop(Box::from_raw(session));
+            let session = Box::from_raw(session);
+            session.inner.close_requests();
+            drop(session);
         }
     })
 }
