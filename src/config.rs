@@ -126,6 +126,11 @@ pub struct ConnectConfig {
     pub tcp_user_timeout_ms: Option<u32>,
     pub target_session_attrs: TargetSessionAttrs,
     pub load_balance_hosts: bool,
+    /// libpq's password file (`passfile=`, PGPASSFILE, or ~/.pgpass), read when no password is
+    /// given and the server asks for one.
+    pub passfile: Option<PathBuf>,
+    /// The socket directory that counts as "localhost" in the password file.
+    pub default_socket_dir: PathBuf,
 }
 
 impl std::fmt::Debug for ConnectConfig {
@@ -176,8 +181,63 @@ impl ConnectConfig {
         );
         field("target_session_attrs", &format!("{:?}", self.target_session_attrs));
         field("load_balance_hosts", &self.load_balance_hosts.to_string());
+        field("passfile", &self.passfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         s
     }
+
+    /// The password for `host`: the URI's (or PGPASSWORD), else the password file's matching
+    /// entry, as libpq looks it up.
+    pub fn password_for(&self, host: &HostSpec) -> Option<String> {
+        self.password.clone().or_else(|| {
+            let file = self.passfile.as_ref()?;
+            let hostname = match &host.host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(dir) if *dir == self.default_socket_dir => "localhost".to_owned(),
+                Host::Unix(dir) => dir.display().to_string(),
+            };
+            passfile_lookup(file, &hostname, &host.port.to_string(), &self.dbname, &self.user)
+        })
+    }
+}
+
+/// Look `host:port:db:user` up in a libpq password file. The file is ignored (as libpq does)
+/// unless it is a regular file with no group or world permissions. Fields are separated by
+/// `:`, `\` escapes `:` and `\`, and `*` matches anything.
+pub fn passfile_lookup(path: &std::path::Path, host: &str, port: &str, db: &str, user: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::with_capacity(5);
+        let mut field = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => field.extend(chars.next()),
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+                c => field.push(c),
+            }
+        }
+        fields.push(field);
+        if fields.len() != 5 {
+            continue;
+        }
+        let matches = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        if matches(&fields[0], host)
+            && matches(&fields[1], port)
+            && matches(&fields[2], db)
+            && matches(&fields[3], user)
+        {
+            return Some(fields.pop().expect("five fields"));
+        }
+    }
+    None
 }
 
 /// Settings of a pool, fixed when the pool is created. Sessions with different settings on the same
@@ -442,6 +502,7 @@ pub fn parse_uri(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
     let mut tsa = None;
     let mut load_balance = None;
     let mut sslmode = None;
+    let mut passfile = None;
 
     for (key, value) in parts.params {
         match key.as_str() {
@@ -449,6 +510,7 @@ pub fn parse_uri(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
             "port" => ports = value.split(',').map(str::to_owned).collect(),
             "user" => user = Some(value),
             "password" => password = Some(value),
+            "passfile" => passfile = Some(PathBuf::from(value)),
             "dbname" => dbname = Some(value),
             "application_name" => application_name = Some(value),
             "fallback_application_name" => fallback_application_name = Some(value),
@@ -494,7 +556,7 @@ pub fn parse_uri(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
             other => {
                 return Err(Error::config(format!(
                     "URI query parameter \"{other}\" is not supported by pgsess (supported: host, port, user, password, dbname, \
-                     application_name, fallback_application_name, options, connect_timeout, keepalives, keepalives_idle, \
+                     passfile, application_name, fallback_application_name, options, connect_timeout, keepalives, keepalives_idle, \
                      keepalives_interval, keepalives_count, tcp_user_timeout, target_session_attrs, load_balance_hosts, \
                      client_encoding, sslmode, gssencmode, channel_binding)"
                 )))
@@ -583,6 +645,9 @@ pub fn parse_uri(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
         },
     };
     let load_balance_hosts = load_balance.unwrap_or(false);
+    let passfile = passfile
+        .or_else(|| env.var("PGPASSFILE").map(PathBuf::from))
+        .or_else(|| env.var("HOME").map(|h| PathBuf::from(h).join(".pgpass")));
 
     Ok(ConnectConfig {
         hosts: specs,
@@ -600,6 +665,8 @@ pub fn parse_uri(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
         tcp_user_timeout_ms: tcp_user_timeout.or(Some(DEFAULT_TCP_USER_TIMEOUT_MS)),
         target_session_attrs,
         load_balance_hosts,
+        passfile,
+        default_socket_dir: env.default_socket_dir(),
     })
 }
 
@@ -689,6 +756,22 @@ mod tests {
             assert!(e.message.contains(needle), "{uri}: {}", e.message);
             assert!(!e.message.contains("hunter") && !e.message.contains("ter2"), "{uri}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn password_file_follows_libpq() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pgsess-pgpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pgpass");
+        std::fs::write(&file, "# comment\nother:5432:*:*:no\nh:*:db:u:first\n*:*:*:u:p\\:w\\\\d\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(passfile_lookup(&file, "h", "5432", "db", "u").as_deref(), Some("first"));
+        assert_eq!(passfile_lookup(&file, "x", "1", "any", "u").as_deref(), Some("p:w\\d"));
+        assert_eq!(passfile_lookup(&file, "x", "1", "any", "nobody"), None);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(passfile_lookup(&file, "h", "5432", "db", "u"), None, "group/world readable: ignored");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -50,6 +50,13 @@ pub(crate) struct SessionInner {
 #[derive(Clone)]
 pub struct Session(Arc<SessionInner>);
 
+impl std::fmt::Debug for Session {
+    /// The configuration without the password, and the pool id.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("config", &self.0.config).field("pool", &lock(&self.0.pool).id).finish()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
     m.lock()
 }

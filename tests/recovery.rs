@@ -189,3 +189,87 @@ fn a_server_turning_read_only_is_evicted_for_read_write_sessions() {
     let r = s.query("SELECT pg_backend_pid()", &[]).unwrap();
     assert_ne!(r.set.backend_pid, first, "the read-only connection was not reused");
 }
+
+#[test]
+fn restart_under_load_fails_only_statements_in_flight() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let c = Cluster::start();
+    let mut o =
+        SessionOptions { db_url: Some(format!("{}?application_name=under_load", c.uri())), ..Default::default() };
+    o.set_pool_max_size(4).unwrap();
+    o.set_checkout_timeout_ms(10_000).unwrap();
+    let s = Session::open("x", &o).unwrap();
+    for mode in ["fast", "immediate"] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let slowest = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+        let workers: Vec<_> = (0..8)
+            .map(|t| {
+                let (s, stop, ok, failed, slowest) =
+                    (s.clone(), stop.clone(), ok.clone(), failed.clone(), slowest.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let v = (t * 100_000 + i).to_string();
+                        let started = Instant::now();
+                        match s.query("SELECT $1::int + 0", &[Some(v.as_bytes())]) {
+                            Ok(r) => {
+                                assert_eq!(r.set.value(0, 0), Some(v.as_bytes()));
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                assert_eq!(e.category(), Code::PGSESS_OPERATIONAL_ERROR, "{e}");
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        let took = started.elapsed();
+                        let mut m = slowest.lock().unwrap();
+                        *m = (*m).max(took);
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let before = ok.load(Ordering::Relaxed);
+        let restart = Instant::now();
+        c.restart(mode);
+        let restarted = restart.elapsed();
+        // The first statement after the server accepts again succeeds.
+        assert_eq!(one(&s).unwrap_or_else(|e| panic!("first statement after a {mode} restart: {e}")), "42");
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().unwrap();
+        }
+        let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+        assert!(ok > before, "work resumed after the restart");
+        assert!(failed <= 8, "{mode}: {failed} statements failed; at most the 8 in flight may");
+        let slowest = *slowest.lock().unwrap();
+        assert!(slowest < Duration::from_secs(10), "{mode}: a call blocked {slowest:?}");
+        let st = s.pool_stats();
+        assert_eq!((st.in_use, st.results_outstanding, st.waiting), (0, 0, 0), "{st:?}");
+        assert!(st.open <= 4, "{st:?}");
+        eprintln!(
+            "restart {mode} under load: {failed} failed, {ok} succeeded, restart took {restarted:?}, slowest call {slowest:?}"
+        );
+    }
+}
+
+#[test]
+fn a_peer_that_accepts_and_never_answers_fails_within_the_connect_timeout() {
+    // A listener whose backlog completes TCP handshakes but never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let uri = format!("postgresql://u:never-shown@127.0.0.1:{port}/db?connect_timeout=2");
+    let mut o = SessionOptions { db_url: Some(uri), ..Default::default() };
+    o.set_checkout_timeout_ms(10_000).unwrap();
+    let t = Instant::now();
+    let e = Session::open("x", &o).expect_err("nobody answers");
+    let took = t.elapsed();
+    assert_eq!(e.category(), Code::PGSESS_OPERATIONAL_ERROR, "{e}");
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(4), "took {took:?}: {e}");
+    assert!(e.message.contains("timed out") && !e.message.contains("never-shown"), "{e}");
+    drop(listener);
+}

@@ -222,3 +222,24 @@ fn idle_connections_close_after_the_ttl() {
     assert_eq!(s.pool_stats().expired, 3);
     assert_eq!(scalar(&s, "SELECT 8", &[]), "8", "the pool reconnects on demand");
 }
+
+#[test]
+fn the_password_file_supplies_a_missing_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = support::shared();
+    let file = c.dir().join("test-pgpass");
+    std::fs::write(&file, format!("127.0.0.1:{}:pgsess:pgsess:{}\n", c.port(), Cluster::password())).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let uri = format!("postgresql://pgsess@127.0.0.1:{}/pgsess?passfile={}", c.port(), file.display());
+    let s = Session::open("x", &opts(&uri, 1, 3000)).expect("the password comes from the file");
+    assert_eq!(scalar(&s, "SELECT current_user", &[]), "pgsess");
+    // Without a matching entry the server's request for a password is explained.
+    std::fs::write(&file, "otherhost:*:*:*:nope\n").unwrap();
+    let uri = format!(
+        "postgresql://pgsess@127.0.0.1:{}/pgsess?passfile={}&application_name=nopass",
+        c.port(),
+        file.display()
+    );
+    let e = Session::open("x", &opts(&uri, 1, 3000)).expect_err("no password");
+    assert!(e.message.contains("password file"), "{e}");
+}

@@ -129,13 +129,16 @@ impl PgConn {
     }
 
     fn authenticate(&mut self, config: &ConnectConfig, deadline: Option<Instant>) -> Result<()> {
+        let known = config.password_for(&self.host);
+        let host = self.host.to_string();
         let password = || -> Result<&[u8]> {
-            config.password.as_deref().map(str::as_bytes).ok_or_else(|| {
+            known.as_deref().map(str::as_bytes).ok_or_else(|| {
                 Error::operational(
                     "28P01",
                     format!(
-                        "the server at {} asked for a password for user \"{}\" but none was given (put it in the URI)",
-                        "the host", config.user
+                        "the server at {host} asked for a password for user \"{}\" but none was given \
+                         (in the URI, PGPASSWORD or the password file)",
+                        config.user
                     ),
                 )
             })

@@ -566,3 +566,4 @@ fn sweep_stale() {
         }
     });
 }
+pub mod servers;
