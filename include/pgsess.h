@@ -194,7 +194,8 @@ typedef void (*pgsess_log_callback)(void *user_data, enum pgsess_log_level level
 typedef void (*pgsess_callback)(void *user_data, struct pgsess_results *results, struct pgsess_error *error);
 
 /**
- * A snapshot of a pool's state and counters, filled by `pgsess_pool_stats`.
+ * A snapshot of a pool's state and counters (`pgsess_stats` in C, filled by
+ * `pgsess_pool_stats`).
  */
 typedef struct pgsess_stats {
   /**

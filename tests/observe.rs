@@ -6,8 +6,8 @@ use std::ffi::{c_char, c_void, CStr};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pgsess::ffi::session::pgsess_stats;
 use pgsess::log::Level;
+use pgsess::pool::PoolStats;
 use pgsess::{Session, SessionOptions};
 
 static LOG: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
@@ -47,7 +47,7 @@ fn stats_log_and_leak_reports_never_show_the_password() {
     assert_eq!((st.in_use, st.idle, st.results_outstanding, st.transactions_open), (0, 3, 0, 0), "{st:?}");
 
     // The same numbers through the C struct.
-    let mut cs = pgsess_stats::default();
+    let mut cs = PoolStats::default();
     // SAFETY: a NULL session is allowed and reported.
     let failed = unsafe { pgsess::ffi::session::pgsess_pool_stats(std::ptr::null(), &mut cs) };
     assert_eq!(failed, pgsess::Code::PGSESS_INTERFACE_ERROR);

@@ -219,7 +219,7 @@ fn idle_connections_close_after_the_ttl() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(t.elapsed() >= Duration::from_millis(1500), "closed before the TTL: {:?}", t.elapsed());
-    assert_eq!(s.pool_stats().expired, 3);
+    assert_eq!(s.pool_stats().discarded_expired, 3);
     assert_eq!(scalar(&s, "SELECT 8", &[]), "8", "the pool reconnects on demand");
 }
 

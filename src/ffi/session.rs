@@ -10,6 +10,7 @@ use super::tx::pgsess_tx;
 use super::{c_string, code_of, fallible, guard, handle, params_arg, pgsess_error, str_arg, typed_params_arg};
 use crate::config::SessionOptions;
 use crate::error::Code;
+use crate::pool::PoolStats;
 use crate::session::Session;
 
 /// A session on a process-wide connection pool. Created by `pgsess_open`, owned by the caller,
@@ -244,66 +245,18 @@ pub unsafe extern "C" fn pgsess_pool_id(session: *const pgsess_session) -> *cons
     guard(std::ptr::null(), || session.as_ref().map_or(std::ptr::null(), |s| s.pool_id.as_ptr()))
 }
 
-/// A snapshot of a pool's state and counters, filled by `pgsess_pool_stats`.
-#[allow(non_camel_case_types)]
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct pgsess_stats {
-    /// `pool_max_size`.
-    pub max_size: u32,
-    /// Connections open now (idle + in use).
-    pub open: u32,
-    /// Connections open and not checked out.
-    pub idle: u32,
-    /// Connections checked out (held by statements, results, streams or transactions).
-    pub in_use: u32,
-    /// Callers waiting for a connection now.
-    pub waiting: u32,
-    /// Results handles (and stream chunks) not yet freed.
-    pub results_outstanding: u64,
-    /// Transactions begun and not yet ended.
-    pub transactions_open: u64,
-    /// Successful checkouts since the pool was created.
-    pub checkouts: u64,
-    /// Checkouts that gave up after the checkout timeout.
-    pub checkout_timeouts: u64,
-    /// Connections opened.
-    pub connects: u64,
-    /// Connection attempts that failed.
-    pub connect_failures: u64,
-    /// Connections discarded because the server had closed them or they broke.
-    pub discarded_dead: u64,
-    /// Connections closed after idling past `pool_idle_ttl`.
-    pub discarded_expired: u64,
-}
-
 /// Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
 /// arguments. Any thread.
 ///
 /// # Safety
 /// `session` NULL or live; `stats` NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn pgsess_pool_stats(session: *const pgsess_session, stats: *mut pgsess_stats) -> Code {
+pub unsafe extern "C" fn pgsess_pool_stats(session: *const pgsess_session, stats: *mut PoolStats) -> Code {
     guard(Code::PGSESS_INTERFACE_ERROR, || {
         let (Some(s), Some(out)) = (session.as_ref(), stats.as_mut()) else {
             return Code::PGSESS_INTERFACE_ERROR;
         };
-        let p = s.inner.pool_stats();
-        *out = pgsess_stats {
-            max_size: p.max_size,
-            open: p.open,
-            idle: p.idle,
-            in_use: p.in_use,
-            waiting: p.waiting,
-            results_outstanding: p.results_outstanding,
-            transactions_open: p.transactions_open,
-            checkouts: p.checkouts,
-            checkout_timeouts: p.checkout_timeouts,
-            connects: p.connects,
-            connect_failures: p.connect_failures,
-            discarded_dead: p.discarded_dead,
-            discarded_expired: p.expired,
-        };
+        *out = s.inner.pool_stats();
         Code::PGSESS_OK
     })
 }

@@ -85,22 +85,37 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A snapshot of a pool's state.
+/// A snapshot of a pool's state and counters (`pgsess_stats` in C, filled by
+/// `pgsess_pool_stats`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
+    /// `pool_max_size`.
     pub max_size: u32,
+    /// Connections open now (idle + in use).
     pub open: u32,
+    /// Connections open and not checked out.
     pub idle: u32,
+    /// Connections checked out (held by statements, results, streams or transactions).
     pub in_use: u32,
+    /// Callers waiting for a connection now.
     pub waiting: u32,
+    /// Results handles (and stream chunks) not yet freed.
     pub results_outstanding: u64,
+    /// Transactions begun and not yet ended.
     pub transactions_open: u64,
+    /// Successful checkouts since the pool was created.
     pub checkouts: u64,
+    /// Checkouts that gave up after the checkout timeout.
     pub checkout_timeouts: u64,
+    /// Connections opened.
     pub connects: u64,
+    /// Connection attempts that failed.
     pub connect_failures: u64,
+    /// Connections discarded because the server had closed them or they broke.
     pub discarded_dead: u64,
-    pub expired: u64,
+    /// Connections closed after idling past `pool_idle_ttl`.
+    pub discarded_expired: u64,
 }
 
 pub struct Pool {
@@ -241,7 +256,7 @@ impl Pool {
             connects: c.connects.get(),
             connect_failures: c.connect_failures.get(),
             discarded_dead: c.discarded_dead.get(),
-            expired: c.expired.get(),
+            discarded_expired: c.expired.get(),
         }
     }
 }

@@ -122,31 +122,27 @@ impl Cluster {
     /// pgsess) and return its stdout without the trailing newline.  Panics with
     /// psql's stderr on failure.
     pub fn psql(&self, sql: &str) -> String {
-        let out = run(
-            Command::new(bindir().join("psql"))
-                .args(["-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d"])
-                .arg("pgsess")
-                .arg("-h")
-                .arg(&self.sock)
-                .arg("-p")
-                .arg(self.port.to_string())
-                .arg("-c")
-                .arg(sql)
-                .env("PGCONNECT_TIMEOUT", "10"),
-            "psql",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string()
+        let out = self.run_psql(&[], sql);
+        String::from_utf8_lossy(&out).trim_end_matches('\n').to_string()
     }
 
     /// Run SQL through psql (libpq) as `postgres` and return the fields of the one row its last
     /// statement produces, split on the ASCII unit separator (no value may contain it).
     pub fn psql_row(&self, sql: &str) -> Vec<String> {
-        let out = run(
+        let out = self.run_psql(&["-F", "\x1f", "-R", "\x1e"], sql);
+        let text = String::from_utf8(out).expect("psql prints UTF-8");
+        let row = text.trim_end_matches('\n').trim_end_matches('\u{1e}');
+        row.split('\u{1f}').map(str::to_owned).collect()
+    }
+
+    /// psql -X -Atq -v ON_ERROR_STOP=1 as postgres on database pgsess, with `extra` options;
+    /// its stdout. Panics with psql's stderr on failure.
+    fn run_psql(&self, extra: &[&str], sql: &str) -> Vec<u8> {
+        run(
             Command::new(bindir().join("psql"))
-                .args(["-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-F", "\x1f", "-R", "\x1e", "-U", "postgres", "-d"])
-                .arg("pgsess")
-                .arg("-h")
+                .args(["-X", "-Atq", "-v", "ON_ERROR_STOP=1"])
+                .args(extra)
+                .args(["-U", "postgres", "-d", "pgsess", "-h"])
                 .arg(&self.sock)
                 .arg("-p")
                 .arg(self.port.to_string())
@@ -155,10 +151,8 @@ impl Cluster {
                 .env("PGCONNECT_TIMEOUT", "10"),
             "psql",
         )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let text = String::from_utf8(out.stdout).expect("psql prints UTF-8");
-        let row = text.trim_end_matches('\n').trim_end_matches('\u{1e}');
-        row.split('\u{1f}').map(str::to_owned).collect()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .stdout
     }
 
     /// `pg_ctl restart -m fast|immediate`; returns once the server accepts
