@@ -12,7 +12,6 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::conn::CancelKey;
@@ -38,6 +37,7 @@ enum Phase {
 
 struct RequestState {
     phase: Phase,
+    /// Set by a cancel (or a close) while running: a statement not yet sent is not sent.
     cancel_requested: bool,
     /// The running statement's cancel key, once it has a connection.
     key: Option<Arc<CancelKey>>,
@@ -60,6 +60,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The error of a request cancelled before its statement reached the server.
+pub fn cancelled_error() -> Error {
+    Error {
+        client_sqlstate: Some("57014"),
+        ..Error::new(Code::PGSESS_QUERY_CANCELED, "the request was cancelled before it ran")
+    }
+}
+
 impl Request {
     pub fn new(statement: Statement, checkout_timeout: Duration, callback: Completion) -> Arc<Request> {
         let now = Instant::now();
@@ -77,17 +85,14 @@ impl Request {
             finished: Condvar::new(),
         })
     }
-
-    fn cancelled_error() -> Error {
-        Error {
-            client_sqlstate: Some("57014"),
-            ..Error::new(Code::PGSESS_QUERY_CANCELED, "the request was cancelled before it started")
-        }
-    }
 }
 
 struct Queue {
+    /// Waiting requests in submission order; their start deadlines are in the same order (one
+    /// checkout timeout per session), so the first to expire is always at the front.
     waiting: VecDeque<Arc<Request>>,
+    /// Taken by a worker and not finished yet.
+    running: Vec<Arc<Request>>,
     closing: bool,
 }
 
@@ -95,12 +100,15 @@ struct Queue {
 pub struct Engine {
     session: Mutex<Option<Session>>,
     queue: Mutex<Queue>,
-    wake: Condvar,
+    /// Wakes one worker per submitted request.
+    work: Condvar,
+    /// Wakes the watcher when the front of the queue changes, and `shutdown` when a request
+    /// finishes.
+    changed: Condvar,
     /// Finished requests whose callbacks have not run yet, in completion order.
     done: Mutex<VecDeque<Arc<Request>>>,
     /// Readable while `done` is not empty (an eventfd).
     fd: RawFd,
-    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -113,22 +121,24 @@ impl Engine {
         }
         let engine = Arc::new(Engine {
             session: Mutex::new(Some(session)),
-            queue: Mutex::new(Queue { waiting: VecDeque::new(), closing: false }),
-            wake: Condvar::new(),
+            queue: Mutex::new(Queue { waiting: VecDeque::new(), running: Vec::new(), closing: false }),
+            work: Condvar::new(),
+            changed: Condvar::new(),
             done: Mutex::new(VecDeque::new()),
             fd,
-            threads: Mutex::new(Vec::new()),
         });
-        let mut threads = lock(&engine.threads);
-        for i in 0..workers {
+        let spawn = |name: String, f: fn(&Engine)| {
             let e = engine.clone();
-            let spawned = std::thread::Builder::new().name(format!("pgsess-async-{i}")).spawn(move || e.work());
-            threads.push(spawned.map_err(|err| Error::operational("58000", format!("cannot start a worker: {err}")))?);
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || f(&e))
+                .map(drop)
+                .map_err(|err| Error::operational("58000", format!("cannot start a worker thread: {err}")))
+        };
+        for i in 0..workers {
+            spawn(format!("pgsess-async-{i}"), Engine::work)?;
         }
-        let e = engine.clone();
-        let watcher = std::thread::Builder::new().name("pgsess-async-watch".into()).spawn(move || e.watch());
-        threads.push(watcher.map_err(|err| Error::operational("58000", format!("cannot start a worker: {err}")))?);
-        drop(threads);
+        spawn("pgsess-async-watch".into(), Engine::watch)?;
         Ok(engine)
     }
 
@@ -143,24 +153,27 @@ impl Engine {
             return Err(Error::interface("the session is closing: no new requests"));
         }
         q.waiting.push_back(request);
-        self.wake.notify_all();
+        if q.waiting.len() == 1 {
+            self.changed.notify_all(); // a new front: the watcher's next deadline
+        }
+        self.work.notify_one();
         Ok(())
     }
 
-    /// Cancel a request: a queued one is dropped (its callback gets `PGSESS_QUERY_CANCELED`), a
-    /// running one gets a server-side cancel. Finished requests are unaffected.
+    /// Cancel a request: a queued one is dropped (its callback gets `PGSESS_QUERY_CANCELED`); a
+    /// running one whose statement has not been sent yet is not sent; a running statement gets
+    /// a server-side cancel. Finished requests are unaffected.
     pub fn cancel(&self, request: &Arc<Request>) {
-        let removed = {
+        let key = {
             let mut q = lock(&self.queue);
             let before = q.waiting.len();
             q.waiting.retain(|r| !Arc::ptr_eq(r, request));
-            q.waiting.len() != before
-        };
-        if removed {
-            self.finish(request, Err(Request::cancelled_error()));
-            return;
-        }
-        let key = {
+            if q.waiting.len() != before {
+                drop(q);
+                self.finish(request, Err(cancelled_error()));
+                return;
+            }
+            // Not queued: running (marked under this same lock when taken) or finished.
             let mut st = lock(&request.state);
             if st.phase != Phase::Running {
                 return;
@@ -175,15 +188,20 @@ impl Engine {
 
     /// Run the callbacks of every finished request on this thread; returns how many ran.
     pub fn dispatch(&self) -> usize {
+        let ready: Vec<Arc<Request>> = {
+            let mut done = lock(&self.done);
+            self.clear_fd();
+            done.drain(..).collect()
+        };
+        ready.iter().filter(|r| run_callback(r)).count()
+    }
+
+    /// Reset the eventfd. Called with `done` locked and about to be empty: completions push and
+    /// signal under that lock, so readiness is neither lost nor left stale.
+    fn clear_fd(&self) {
         let mut counter = 0u64;
         // SAFETY: reads 8 bytes from our eventfd into a u64 (resets it); EAGAIN when zero.
         unsafe { libc::read(self.fd, (&mut counter as *mut u64).cast(), 8) };
-        let ready: Vec<Arc<Request>> = lock(&self.done).drain(..).collect();
-        let n = ready.len();
-        for request in ready {
-            run_callback(&request);
-        }
-        n
     }
 
     /// Block until `request` has finished (up to `timeout`; `None` waits as long as it takes),
@@ -204,31 +222,54 @@ impl Engine {
             };
         }
         drop(st);
-        lock(&self.done).retain(|r| !Arc::ptr_eq(r, request));
+        // `finish` put it on `done` before marking it finished: take it off so no dispatch
+        // counts it again.
+        {
+            let mut done = lock(&self.done);
+            done.retain(|r| !Arc::ptr_eq(r, request));
+            if done.is_empty() {
+                self.clear_fd(); // no stale wakeup for the request just handled
+            }
+        }
         run_callback(request);
         true
     }
 
-    /// Cancel everything outstanding, stop the threads, and run every remaining callback on the
-    /// calling thread (each exactly once). Idempotent.
+    /// Cancel everything outstanding and run every remaining callback on the calling thread
+    /// (each exactly once). Requests still waiting for a connection are finished as cancelled at
+    /// once (their workers drop whatever they get later); running statements get a server-side
+    /// cancel. Idempotent.
     pub fn shutdown(&self) {
-        let queued: Vec<Arc<Request>> = {
+        let (queued, running) = {
             let mut q = lock(&self.queue);
             q.closing = true;
-            self.wake.notify_all();
-            q.waiting.drain(..).collect()
+            self.work.notify_all();
+            self.changed.notify_all();
+            (q.waiting.drain(..).collect::<Vec<_>>(), q.running.clone())
         };
         for r in &queued {
-            self.finish(r, Err(Request::cancelled_error()));
+            self.finish(r, Err(cancelled_error()));
         }
-        if let Some(s) = lock(&self.session).as_ref() {
-            s.cancel();
+        for r in &running {
+            let key = {
+                let mut st = lock(&r.state);
+                st.cancel_requested = true;
+                st.key.clone()
+            };
+            match key {
+                Some(key) => {
+                    let _ = key.send();
+                }
+                None => self.finish(r, Err(cancelled_error())),
+            }
         }
-        let threads: Vec<JoinHandle<()>> = lock(&self.threads).drain(..).collect();
-        for t in threads {
-            let _ = t.join();
+        // Every accepted request finishes now or as soon as its cancelled statement returns.
+        let mut q = lock(&self.queue);
+        while !q.running.is_empty() {
+            q = self.changed.wait_timeout(q, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
         }
-        // Break the engine <-> session cycle.
+        drop(q);
+        // Break the engine <-> session cycle; workers still checking out hold their own clone.
         lock(&self.session).take();
         self.dispatch();
     }
@@ -238,23 +279,27 @@ impl Engine {
             let request = {
                 let mut q = lock(&self.queue);
                 loop {
-                    if let Some(r) = q.waiting.pop_front() {
-                        break r;
-                    }
                     if q.closing {
                         return;
                     }
-                    q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                    if let Some(r) = q.waiting.pop_front() {
+                        // Marked running under the queue lock: a cancel sees it queued or running.
+                        lock(&r.state).phase = Phase::Running;
+                        q.running.push(r.clone());
+                        self.changed.notify_all();
+                        break r;
+                    }
+                    q = self.work.wait(q).unwrap_or_else(|p| p.into_inner());
                 }
             };
-            lock(&request.state).phase = Phase::Running;
-            let Some(session) = lock(&self.session).clone() else { return };
+            let Some(session) = lock(&self.session).clone() else {
+                self.finish(&request, Err(cancelled_error()));
+                continue;
+            };
             let started = |key: Arc<CancelKey>| {
                 let mut st = lock(&request.state);
-                if st.cancel_requested {
-                    let _ = key.send();
-                }
                 st.key = Some(key);
+                !st.cancel_requested && st.phase == Phase::Running
             };
             let outcome = match &request.statement {
                 Statement::Query { sql, params } => {
@@ -271,7 +316,7 @@ impl Engine {
         }
     }
 
-    /// Fail queued requests whose start deadline has passed.
+    /// Fail queued requests whose start deadline has passed; the earliest is always at the front.
     fn watch(&self) {
         let mut q = lock(&self.queue);
         loop {
@@ -279,8 +324,10 @@ impl Engine {
                 return;
             }
             let now = Instant::now();
-            let (expired, kept): (Vec<_>, Vec<_>) = q.waiting.drain(..).partition(|r| r.start_deadline <= now);
-            q.waiting.extend(kept);
+            let mut expired = Vec::new();
+            while q.waiting.front().is_some_and(|r| r.start_deadline <= now) {
+                expired.extend(q.waiting.pop_front());
+            }
             if !expired.is_empty() {
                 drop(q);
                 for r in expired {
@@ -299,16 +346,16 @@ impl Engine {
                 q = lock(&self.queue);
                 continue;
             }
-            let next = q.waiting.iter().map(|r| r.start_deadline).min();
-            q = match next {
+            q = match q.waiting.front().map(|r| r.start_deadline) {
                 Some(d) => {
-                    self.wake.wait_timeout(q, d.saturating_duration_since(now)).unwrap_or_else(|p| p.into_inner()).0
+                    self.changed.wait_timeout(q, d.saturating_duration_since(now)).unwrap_or_else(|p| p.into_inner()).0
                 }
-                None => self.wake.wait(q).unwrap_or_else(|p| p.into_inner()),
+                None => self.changed.wait(q).unwrap_or_else(|p| p.into_inner()),
             };
         }
     }
 
+    /// Record the outcome (the first one wins), queue the callback and signal the fd.
     fn finish(&self, request: &Arc<Request>, outcome: Result<Results>) {
         {
             let mut st = lock(&request.state);
@@ -318,23 +365,34 @@ impl Engine {
             st.phase = Phase::Finished;
             st.key = None;
             st.outcome = Some(outcome);
+            // On `done` (and the fd signalled, under the same lock, so that the fd's counter and
+            // `done` always agree for `dispatch` and `wait`) before anyone can see it finished.
+            let mut done = lock(&self.done);
+            done.push_back(request.clone());
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes to our eventfd.
+            unsafe { libc::write(self.fd, (&one as *const u64).cast(), 8) };
+            drop(done);
             request.finished.notify_all();
         }
-        lock(&self.done).push_back(request.clone());
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes to our eventfd.
-        unsafe { libc::write(self.fd, (&one as *const u64).cast(), 8) };
+        let mut q = lock(&self.queue);
+        q.running.retain(|r| !Arc::ptr_eq(r, request));
+        self.changed.notify_all();
     }
 }
 
-/// Run the request's callback if it has not run yet.
-fn run_callback(request: &Request) {
+/// Run the request's callback if it has not run yet; true when it ran now.
+fn run_callback(request: &Request) -> bool {
     let (callback, outcome) = {
         let mut st = lock(&request.state);
         (st.callback.take(), st.outcome.take())
     };
-    if let (Some(callback), Some(outcome)) = (callback, outcome) {
-        callback(outcome);
+    match (callback, outcome) {
+        (Some(callback), Some(outcome)) => {
+            callback(outcome);
+            true
+        }
+        _ => false,
     }
 }
 

@@ -137,20 +137,24 @@ impl Session {
 
     /// Run one statement (see `PgConn::execute`); the results keep the connection until dropped.
     pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Results> {
-        self.query_observed(sql, params, |_| {})
+        self.query_observed(sql, params, |_| true)
     }
 
     /// `query`, calling `started` with the statement's cancel key once it has a connection and
-    /// is about to be sent (the asynchronous API cancels single requests with it).
+    /// is about to be sent; when `started` returns false the statement is not sent and the call
+    /// fails with `PGSESS_QUERY_CANCELED` (the asynchronous API cancels single requests so: a
+    /// server-side cancel that arrives before the statement does would be ignored).
     pub(crate) fn query_observed(
         &self,
         sql: &str,
         params: &[Option<&[u8]>],
-        started: impl FnOnce(Arc<CancelKey>),
+        started: impl FnOnce(Arc<CancelKey>) -> bool,
     ) -> Result<Results> {
         let lease = self.pool().checkout()?;
         let outcome = self.run(&lease, |c| {
-            started(c.cancel_key());
+            if !started(c.cancel_key()) {
+                return Err(crate::requests::cancelled_error());
+            }
             c.execute(sql, params)
         });
         self.finish_statement(outcome, sql, Arc::new(lease))

@@ -447,6 +447,76 @@ static void test_errors_callproc_chain(void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Submitting from other threads while this one dispatches                                    */
+
+#define NSUBMITTERS 4
+#define NPERSUBMITTER 50
+
+struct submitter {
+    pgsess_session *s;
+    struct rec *recs;
+    int base;
+    int failed;
+};
+
+static void *submitter_main(void *arg)
+{
+    struct submitter *w = arg;
+    int i;
+    for (i = 0; i < NPERSUBMITTER; i++) {
+        char in[16];
+        const char *params[1];
+        pgsess_request *rq;
+        snprintf(in, sizeof in, "%d", w->base + i);
+        params[0] = in;
+        rq = pgsess_query_async(w->s, "SELECT $1::int", 1, params, on_rec, &w->recs[i], NULL);
+        if (rq == NULL)
+            w->failed++;
+        pgsess_request_free(rq);
+    }
+    return NULL;
+}
+
+static void test_submit_from_threads(void)
+{
+    pgsess_session *s = open_pool(2, 0);
+    static struct rec recs[NSUBMITTERS * NPERSUBMITTER];
+    struct rec *v[NSUBMITTERS * NPERSUBMITTER];
+    struct submitter w[NSUBMITTERS];
+    pthread_t th[NSUBMITTERS];
+    int k, i, values_ok = 1, failed = 0;
+    size_t n;
+    memset(recs, 0, sizeof recs);
+    for (i = 0; i < NSUBMITTERS * NPERSUBMITTER; i++)
+        v[i] = &recs[i];
+    pgsess_async_fd(s); /* the engine is running before the threads start */
+    for (k = 0; k < NSUBMITTERS; k++) {
+        w[k].s = s;
+        w[k].recs = &recs[k * NPERSUBMITTER];
+        w[k].base = k * NPERSUBMITTER;
+        w[k].failed = 0;
+        CHECK(pthread_create(&th[k], NULL, submitter_main, &w[k]) == 0);
+    }
+    /* Dispatch while they submit (the callbacks run here, never on the submitting threads). */
+    n = pump_until(s, v, NSUBMITTERS * NPERSUBMITTER, 60000);
+    for (k = 0; k < NSUBMITTERS; k++) {
+        pthread_join(th[k], NULL);
+        failed += w[k].failed;
+    }
+    CHECK_INTEQ(failed, 0);
+    CHECK_INTEQ(n, NSUBMITTERS * NPERSUBMITTER);
+    check_once(v, NSUBMITTERS * NPERSUBMITTER, "submitted from threads");
+    for (i = 0; i < NSUBMITTERS * NPERSUBMITTER; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        if (recs[i].code != PGSESS_OK || strcmp(recs[i].value, want) != 0)
+            values_ok = 0;
+    }
+    CHECK(values_ok);
+    pgsess_close(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Cancelling                                                                                  */
 
 static void test_cancel_queued(void)
@@ -594,6 +664,7 @@ static void test_wait(void)
 /* ------------------------------------------------------------------------------------------ */
 /* Misuse: NULL + PGSESS_INTERFACE_ERROR, and the callback never runs                          */
 
+/* (Each call is made before check_misuse reads err: argument evaluation order is unspecified.) */
 static void check_misuse(pgsess_request *rq, pgsess_error *err, const char *what)
 {
     if (!CHECK(rq == NULL))
@@ -609,25 +680,34 @@ static void test_misuse(void)
     pgsess_session *s = open_pool(2, 0);
     struct rec a;
     pgsess_error *err;
+    pgsess_request *rq;
     const char *one[1] = {"1"};
     memset(&a, 0, sizeof a);
 
     err = NULL;
-    check_misuse(pgsess_query_async(NULL, "SELECT 1", 0, NULL, on_rec, &a, &err), err, "NULL session");
+    rq = pgsess_query_async(NULL, "SELECT 1", 0, NULL, on_rec, &a, &err);
+    check_misuse(rq, err, "NULL session");
     err = NULL;
-    check_misuse(pgsess_query_async(s, "SELECT 1", 0, NULL, NULL, &a, &err), err, "NULL callback");
+    rq = pgsess_query_async(s, "SELECT 1", 0, NULL, NULL, &a, &err);
+    check_misuse(rq, err, "NULL callback");
     err = NULL;
-    check_misuse(pgsess_query_async(s, NULL, 0, NULL, on_rec, &a, &err), err, "NULL sql");
+    rq = pgsess_query_async(s, NULL, 0, NULL, on_rec, &a, &err);
+    check_misuse(rq, err, "NULL sql");
     err = NULL;
-    check_misuse(pgsess_query_async(s, "SELECT $1", 1, NULL, on_rec, &a, &err), err, "nparams 1, NULL params");
+    rq = pgsess_query_async(s, "SELECT $1", 1, NULL, on_rec, &a, &err);
+    check_misuse(rq, err, "nparams 1, NULL params");
     err = NULL;
-    check_misuse(pgsess_query_async(s, "SELECT '\xff'", 0, NULL, on_rec, &a, &err), err, "invalid UTF-8 sql");
+    rq = pgsess_query_async(s, "SELECT '\xff'", 0, NULL, on_rec, &a, &err);
+    check_misuse(rq, err, "invalid UTF-8 sql");
     err = NULL;
-    check_misuse(pgsess_callproc_async(NULL, "abs", 1, one, on_rec, &a, &err), err, "callproc NULL session");
+    rq = pgsess_callproc_async(NULL, "abs", 1, one, on_rec, &a, &err);
+    check_misuse(rq, err, "callproc NULL session");
     err = NULL;
-    check_misuse(pgsess_callproc_async(s, NULL, 1, one, on_rec, &a, &err), err, "callproc NULL name");
+    rq = pgsess_callproc_async(s, NULL, 1, one, on_rec, &a, &err);
+    check_misuse(rq, err, "callproc NULL name");
     err = NULL;
-    check_misuse(pgsess_callproc_async(s, "abs", 1, one, NULL, &a, &err), err, "callproc NULL callback");
+    rq = pgsess_callproc_async(s, "abs", 1, one, NULL, &a, &err);
+    check_misuse(rq, err, "callproc NULL callback");
     /* err may be NULL */
     CHECK(pgsess_query_async(NULL, "SELECT 1", 0, NULL, on_rec, &a, NULL) == NULL);
     CHECK(pgsess_query_async(s, "SELECT 1", 0, NULL, NULL, &a, NULL) == NULL);
@@ -638,7 +718,6 @@ static void test_misuse(void)
     err = (pgsess_error *)&a;
     {
         struct rec ok;
-        pgsess_request *rq;
         memset(&ok, 0, sizeof ok);
         rq = pgsess_query_async(s, "SELECT 1", 0, NULL, on_rec, &ok, &err);
         CHECK(rq != NULL);
@@ -884,6 +963,7 @@ int main(void)
     test_order_pool1();
     test_many_pool2();
     test_errors_callproc_chain();
+    test_submit_from_threads();
     test_cancel_queued();
     test_cancel_running();
     test_wait();
