@@ -698,6 +698,11 @@ func TestPoolExhausted(t *testing.T) {
 	if waited < 190*time.Millisecond || waited > 3*time.Second {
 		t.Errorf("waited %v for a 200 ms checkout timeout", waited)
 	}
+	// The pool's statistics say why.
+	st, err := s.Stats()
+	if err != nil || st.MaxSize != 1 || st.InUse != 1 || st.ResultsOutstanding != 1 || st.CheckoutTimeouts < 1 {
+		t.Errorf("Stats with the only connection held: %+v, %v", st, err)
+	}
 	// A transaction cannot start either, and one waiting statement is woken by Close.
 	if _, err := s.Begin(); !IsPoolExhausted(err) {
 		t.Errorf("Begin with the pool exhausted: %v", err)

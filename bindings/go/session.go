@@ -273,6 +273,37 @@ func (s *Session) PoolID() string {
 	return cstr(C.pgsess_pool_id(cs))
 }
 
+// PoolStats is a snapshot of a pool's state and counters (C's pgsess_stats).
+type PoolStats struct {
+	MaxSize, Open, Idle, InUse, Waiting  uint32
+	ResultsOutstanding, TransactionsOpen uint64
+	Checkouts, CheckoutTimeouts          uint64
+	Connects, ConnectFailures            uint64
+	DiscardedDead, DiscardedExpired      uint64
+}
+
+// Stats reports the state of the session's pool: its size and use now, and counters since it
+// was created.
+func (s *Session) Stats() (PoolStats, error) {
+	cs, err := s.handle()
+	if err != nil {
+		return PoolStats{}, err
+	}
+	defer s.mu.RUnlock()
+	var st C.pgsess_stats
+	if code := C.pgsess_pool_stats(cs, &st); code != C.PGSESS_OK {
+		return PoolStats{}, &Error{Code: Code(code), Category: Code(code), Message: "pgsess_pool_stats failed"}
+	}
+	return PoolStats{
+		MaxSize: uint32(st.max_size), Open: uint32(st.open), Idle: uint32(st.idle),
+		InUse: uint32(st.in_use), Waiting: uint32(st.waiting),
+		ResultsOutstanding: uint64(st.results_outstanding), TransactionsOpen: uint64(st.transactions_open),
+		Checkouts: uint64(st.checkouts), CheckoutTimeouts: uint64(st.checkout_timeouts),
+		Connects: uint64(st.connects), ConnectFailures: uint64(st.connect_failures),
+		DiscardedDead: uint64(st.discarded_dead), DiscardedExpired: uint64(st.discarded_expired),
+	}, nil
+}
+
 // Encoding is the client encoding, always "UTF8".
 func (s *Session) Encoding() string {
 	cs, err := s.handle()
