@@ -601,6 +601,70 @@ static void test_cancel_running(void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Backends killed with requests in flight (what a server restart does to them)               */
+
+static void test_backends_killed_in_flight(void)
+{
+    enum { N = 120 };
+    pgsess_session *s = open_pool(4, 0);
+    struct rec recs[N], tail, *v[N + 1];
+    char tag[96], sql[160], num[N][16], kill_sql[256];
+    const char *p[1];
+    size_t i;
+    int ok = 0, failed_operational = 0, other = 0;
+    unique_name(tag, sizeof tag, "killed");
+    snprintf(sql, sizeof sql, "SELECT pg_sleep(0.02)::text || $1 /* %s */", tag);
+    memset(recs, 0, sizeof recs);
+    memset(&tail, 0, sizeof tail);
+    for (i = 0; i < N; i++) {
+        v[i] = &recs[i];
+        snprintf(num[i], sizeof num[i], "%zu", i);
+        p[0] = num[i];
+        SUBMITP_FREE(s, sql, 1, p, &recs[i]);
+    }
+    /* Keep dispatching (completed results hold their connections until their callbacks free
+     * them) until some requests are done, then terminate every backend running the others. */
+    {
+        double end = now_ms() + 20000;
+        size_t done = 0;
+        while (done < 12 && now_ms() < end) {
+            pump_for(s, 10);
+            for (done = 0, i = 0; i < N; i++)
+                done += recs[i].calls > 0;
+        }
+        CHECK(done >= 12 && done < N);
+    }
+    snprintf(kill_sql, sizeof kill_sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE '%%%s%%' "
+             "AND pid <> pg_backend_pid()", tag);
+    EXEC(CTL, kill_sql);
+    pump_until(s, v, N, 60000);
+    check_once(v, N, "backends killed in flight");
+    for (i = 0; i < N; i++) {
+        if (recs[i].code == PGSESS_OK)
+            ok++;
+        else if (recs[i].code == PGSESS_OPERATIONAL_ERROR || recs[i].code == PGSESS_QUERY_CANCELED)
+            failed_operational++;
+        else {
+            if (!other)
+                fprintf(stderr, "    request %zu: %s: %s\n", i, pgsess_code_name(recs[i].code), recs[i].message);
+            other++;
+        }
+    }
+    CHECK_INTEQ(other, 0);                /* only operational failures */
+    CHECK(failed_operational <= 4);       /* at most the statements that were in flight */
+    CHECK_INTEQ(ok + failed_operational, N);
+    printf("note: backends killed with %d requests queued or running: %d failed, %d succeeded\n", N,
+           failed_operational, ok);
+    /* The pool recovered: a new request succeeds. */
+    v[N] = &tail;
+    pgsess_request_free(SUBMIT(s, "SELECT 9", &tail));
+    pump_until(s, v + N, 1, 10000);
+    CHECK_STREQ(tail.value, "9");
+    pgsess_close(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* pgsess_request_wait                                                                         */
 
 static void test_wait(void)
@@ -966,6 +1030,7 @@ int main(void)
     test_submit_from_threads();
     test_cancel_queued();
     test_cancel_running();
+    test_backends_killed_in_flight();
     test_wait();
     test_misuse();
     test_close_outstanding();
