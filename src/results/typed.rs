@@ -140,22 +140,28 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `YYYY-MM-DD[ HH:MM:SS[.ffffff]][±HH[:MM[:SS]]][ BC]` as printed under DateStyle ISO.
+/// `YYYY-MM-DD[ HH:MM:SS[.ffffff]][±HH[:MM[:SS]]][ BC]` as printed under DateStyle ISO. Every
+/// field is range-checked and the arithmetic is checked: text that is not a real date/time (the
+/// server never sends one, but the getter must hold for any input) gives `None`, never a wrong
+/// value.
 fn parse_iso_datetime(text: &str, with_zone: bool) -> Option<i64> {
     let (text, bc) = match text.strip_suffix(" BC") {
         Some(t) => (t, true),
         None => (text, false),
     };
-    let num = |s: &str| -> Option<i64> {
-        if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
-            s.parse().ok()
-        } else {
-            None
+    // A field of 1 to `max_len` digits whose value is at most `max`.
+    let field = |s: &str, max_len: usize, max: i64| -> Option<i64> {
+        if s.is_empty() || s.len() > max_len || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
         }
+        s.parse::<i64>().ok().filter(|v| *v <= max)
     };
     let (date, rest) = text.split_once(' ').map_or((text, None), |(d, r)| (d, Some(r)));
     let mut dp = date.splitn(3, '-');
-    let (y, m, d) = (num(dp.next()?)?, num(dp.next()?)?, num(dp.next()?)?);
+    // PostgreSQL's dates span 4713 BC to 5874897 AD.
+    let y = field(dp.next()?, 7, 5_874_897)?;
+    let m = field(dp.next()?, 2, 12).filter(|m| *m >= 1)?;
+    let d = field(dp.next()?, 2, 31).filter(|d| *d >= 1)?;
     let year = if bc { 1 - y } else { y };
     let mut micros = days_from_civil(year, m, d).checked_mul(86_400_000_000)?;
     if let Some(rest) = rest {
@@ -165,20 +171,25 @@ fn parse_iso_datetime(text: &str, with_zone: bool) -> Option<i64> {
             return None;
         }
         let mut cp = clock.splitn(3, ':');
-        let (h, mi) = (num(cp.next()?)?, num(cp.next()?)?);
+        let h = field(cp.next()?, 2, 24)?;
+        let mi = field(cp.next()?, 2, 59)?;
         let sec = cp.next()?;
         let (s, frac) = sec.split_once('.').map_or((sec, ""), |(s, f)| (s, f));
-        let mut frac_us = if frac.is_empty() { 0 } else { num(frac)? };
+        let s = field(s, 2, 60)?;
+        let mut frac_us = if frac.is_empty() { 0 } else { field(frac, 6, 999_999)? };
         for _ in frac.len()..6 {
             frac_us *= 10;
         }
-        micros = micros.checked_add(((h * 60 + mi) * 60 + num(s)?) * 1_000_000 + frac_us)?;
+        micros = micros.checked_add(((h * 60 + mi) * 60 + s) * 1_000_000 + frac_us)?;
         if !zone.is_empty() {
             let sign = if zone.starts_with('-') { -1 } else { 1 };
             let mut zp = zone[1..].split(':');
-            let zh = num(zp.next()?)?;
-            let zm = zp.next().map_or(Some(0), num)?;
-            let zs = zp.next().map_or(Some(0), num)?;
+            let zh = field(zp.next()?, 2, 16)?;
+            let zm = zp.next().map_or(Some(0), |v| field(v, 2, 59))?;
+            let zs = zp.next().map_or(Some(0), |v| field(v, 2, 59))?;
+            if zp.next().is_some() {
+                return None;
+            }
             micros = micros.checked_sub(sign * ((zh * 60 + zm) * 60 + zs) * 1_000_000)?;
         }
     }
@@ -199,6 +210,17 @@ mod tests {
         assert_eq!(parse_iso_datetime("0001-01-01 BC", false), parse_iso_datetime("0000-01-01", false));
         assert_eq!(parse_iso_datetime("2000-01-01 00:00:00", true), None);
         assert_eq!(parse_iso_datetime("01.01.2000", false), None);
+        // Out of range or overflowing fields are refused, not wrapped (found by fuzzing).
+        for bad in [
+            "99999999999999-01-01",
+            "2000-13-01",
+            "2000-01-00",
+            "2000-01-01 99999999999:00:00",
+            "2000-01-01 00:00:00.1234567",
+        ] {
+            assert_eq!(parse_iso_datetime(bad, false), None, "{bad}");
+        }
+        assert_eq!(parse_iso_datetime("2000-01-01 00:00:00+99999999999", true), None);
     }
 
     #[test]
