@@ -75,3 +75,36 @@ bench_pin_server() {
         taskset -a -p -c "$cpu" "$child" >/dev/null 2>&1 || true
     done
 }
+
+# Placement (see /work/shared/notes/measuring.md): pin before comparing round trips. Sets `pin`
+# (the command prefix for the client) and `placement_text`, from PGSESS_BENCH_PLACEMENT
+# (split: server on CPU 1, client on CPU 0; same: both on CPU 0; none).
+bench_placement() {
+    local client_cpu server_cpu ncpu
+    placement=${PGSESS_BENCH_PLACEMENT:-split}
+    pin=()
+    placement_text=
+    ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+    if [[ $placement != none ]] && ! { command -v taskset >/dev/null 2>&1 && [[ $ncpu -ge 2 ]]; }; then
+        placement=none
+        placement_text="unpinned (taskset unavailable or a single CPU)"
+    fi
+    case $placement in
+    split | same)
+        client_cpu=0
+        server_cpu=1
+        [[ $placement == same ]] && server_cpu=0
+        pin=(taskset -c "$client_cpu")
+        if bench_pin_server "$server_cpu"; then
+            placement_text="server (postmaster, its children and new backends) on CPU $server_cpu, client on CPU $client_cpu"
+        else
+            placement_text="client on CPU $client_cpu; server NOT pinned (set PGSESS_BENCH_POSTMASTER_PID to pin it)"
+        fi
+        ;;
+    none) placement_text=${placement_text:-"unpinned (PGSESS_BENCH_PLACEMENT=none)"} ;;
+    *)
+        echo "PGSESS_BENCH_PLACEMENT must be split, same or none" >&2
+        return 2
+        ;;
+    esac
+}

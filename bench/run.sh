@@ -32,29 +32,7 @@ started=$(date +%s)
 bench_build "$prefix" || exit 1
 bench_server || exit 1
 
-# Placement (see /work/shared/notes/measuring.md): pin before comparing round trips.
-placement=${PGSESS_BENCH_PLACEMENT:-split}
-pin=()
-ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
-if [[ $placement != none ]] && ! { command -v taskset >/dev/null 2>&1 && [[ $ncpu -ge 2 ]]; }; then
-    placement=none
-    placement_text="unpinned (taskset unavailable or a single CPU)"
-fi
-case $placement in
-split | same)
-    client_cpu=0
-    server_cpu=1
-    [[ $placement == same ]] && server_cpu=0
-    pin=(taskset -c "$client_cpu")
-    if bench_pin_server "$server_cpu"; then
-        placement_text="server (postmaster, its children and new backends) on CPU $server_cpu, client on CPU $client_cpu"
-    else
-        placement_text="client on CPU $client_cpu; server NOT pinned (set PGSESS_BENCH_POSTMASTER_PID to pin it)"
-    fi
-    ;;
-none) placement_text=${placement_text:-"unpinned (PGSESS_BENCH_PLACEMENT=none)"} ;;
-*) echo "run.sh: PGSESS_BENCH_PLACEMENT must be split, same or none" >&2; exit 2 ;;
-esac
+bench_placement || exit 2
 echo "placement: $placement_text"
 
 out="$BENCH_TMP/out.txt"
