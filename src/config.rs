@@ -487,6 +487,33 @@ fn parse_bool01(key: &str, v: &str) -> Result<bool> {
 /// Parse a PostgreSQL connection URI the way libpq does and complete it with libpq's defaults
 /// (`PG*` variables, the default socket directory, port 5432, the OS user).
 pub fn parse_uri(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
+    parse_uri_parts(uri, env).map_err(|e| redact_query_echo(e, uri))
+}
+
+/// A password with an unencoded `?` ends the authority early: the rest of the password lands in
+/// the query string (`postgresql://u:pa?ss@h/db`), and an error about a query parameter would
+/// echo it. When the query string holds an `@` (the sign of that mistake) and the error quotes
+/// any piece of it, say what to fix without quoting anything (found by fuzzing).
+fn redact_query_echo(e: Error, uri: &str) -> Error {
+    let Some((_, query)) = uri.split_once('?') else { return e };
+    if !query.contains('@') {
+        return e;
+    }
+    let quotes = query
+        .split(['&', '='])
+        .filter(|piece| piece.len() >= 3)
+        .any(|piece| e.message.contains(piece) || e.message.contains(&*percent_decode_str(piece).decode_utf8_lossy()));
+    if quotes {
+        Error::config(
+            "the URI's query string is invalid and contains '@': percent-encode '?', '@' and '/' in the user name \
+             and password (%3F, %40, %2F)",
+        )
+    } else {
+        e
+    }
+}
+
+fn parse_uri_parts(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
     let parts = split_uri(uri.trim())?;
     let mut hosts = parts.hosts;
     let mut ports = parts.ports;
@@ -749,6 +776,10 @@ mod tests {
             ("postgresql://u:hun@ter2@h/d", "host"),
             ("postgresql://u:hunter2@h/d?sslcert=x", "sslcert"),
             ("postgresql://u:hunter2@h/d?password", "'='"),
+            // An unencoded '?' in the password moves the rest of it into the query string.
+            ("postgresql://u:hun?sslmode=hunter2@h/db", "%3F"),
+            ("postgresql://u:hun?hunter2=1@h/db", "%3F"),
+            ("postgresql://u:hun?target_session_attrs=ter2x@h/db", "%3F"),
         ];
         for (uri, needle) in cases {
             let e = parse_uri(uri, &env()).unwrap_err();

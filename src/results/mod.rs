@@ -174,7 +174,7 @@ impl ResultSet {
             Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "SELECT" | "MOVE" | "FETCH" | "COPY")
         );
         if counted {
-            self.rows_affected() as i64
+            i64::try_from(self.rows_affected()).unwrap_or(i64::MAX)
         } else if !self.columns.is_empty() {
             self.nrows as i64
         } else {

@@ -119,7 +119,8 @@ pub fn decode_bytea(text: &[u8]) -> Option<Vec<u8>> {
             i += 2;
         } else {
             let oct = text.get(i + 1..i + 4)?;
-            if !oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+            // \000 to \377, as PostgreSQL accepts.
+            if !oct.iter().all(|c| (b'0'..=b'7').contains(c)) || oct[0] > b'3' {
                 return None;
             }
             out.push((oct[0] - b'0') << 6 | (oct[1] - b'0') << 3 | (oct[2] - b'0'));
@@ -228,5 +229,6 @@ mod tests {
         assert_eq!(decode_bytea(b"\\x00ff10"), Some(vec![0, 255, 16]));
         assert_eq!(decode_bytea(b"a\\000b\\\\c\\377"), Some(b"a\0b\\c\xff".to_vec()));
         assert_eq!(decode_bytea(b"\\x0"), None);
+        assert_eq!(decode_bytea(b"\\777"), None, "octal escapes stop at \\377");
     }
 }
