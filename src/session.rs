@@ -302,7 +302,11 @@ impl Session {
     }
 
     fn note_statement(&self, outcome: &Result<ResultSet>, lease: &Lease) {
-        let pid = lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0);
+        // A result carries its backend pid; only a failure needs to ask the connection.
+        let pid = match outcome {
+            Ok(set) => set.backend_pid,
+            Err(_) => lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0),
+        };
         let mut state = lock(&self.0.state);
         if pid != 0 {
             state.last_backend_pid = pid;

@@ -157,23 +157,25 @@ impl ResultSet {
     /// Rows affected, from the command tag, as libpq's `PQcmdTuples` reads it: the last number of
     /// INSERT, UPDATE, DELETE, MERGE, SELECT, MOVE, FETCH, COPY tags; zero for any other command.
     pub fn rows_affected(&self) -> u64 {
-        let mut words = self.command_tag.split(' ');
-        match words.next() {
-            Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "SELECT" | "MOVE" | "FETCH" | "COPY") => {
-                self.command_tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
-            }
-            _ => 0,
+        if self.tag_has_count() {
+            self.command_tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+        } else {
+            0
         }
+    }
+
+    /// Whether the command tag ends in a row count (the commands `PQcmdTuples` reads).
+    fn tag_has_count(&self) -> bool {
+        matches!(
+            self.command_tag.split(' ').next(),
+            Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "SELECT" | "MOVE" | "FETCH" | "COPY")
+        )
     }
 
     /// The seed's `count()`: the raw row count, as psycopg2's `rowcount`: rows returned or
     /// affected, and -1 for commands without a count (DDL, SET, BEGIN, ...).
     pub fn count(&self) -> i64 {
-        let counted = matches!(
-            self.command_tag.split(' ').next(),
-            Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "SELECT" | "MOVE" | "FETCH" | "COPY")
-        );
-        if counted {
+        if self.tag_has_count() {
             i64::try_from(self.rows_affected()).unwrap_or(i64::MAX)
         } else if !self.columns.is_empty() {
             self.nrows as i64
