@@ -36,7 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -470,6 +473,57 @@ static double bulk_libpq(PGconn *c, struct bulk_sum *sum, struct bulk_time *t)
     return t3 - t0;
 }
 
+/* The server's floor: a client that sends the same Query message on a libpq connection's socket
+ * and reads the reply, following only the message framing (type + length) to count the DataRow
+ * messages and find ReadyForQuery. No client can finish the fetch sooner than this, whatever it
+ * does with the rows, so floor/libpq bounds any client's ratio from below. */
+static double bulk_floor(PGconn *c)
+{
+    static unsigned char buf[1 << 16];
+    int fd = PQsocket(c), flags = fcntl(fd, F_GETFL);
+    size_t sql_len = strlen(BULK_SQL) + 1, need = 5, have = 0;
+    uint32_t len = htonl((uint32_t)(4 + sql_len));
+    unsigned char hdr[5], type = 0;
+    int in_body = 0, done = 0;
+    long rows = 0;
+    double t0;
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK); /* libpq keeps its socket non-blocking */
+    t0 = now_us();
+    hdr[0] = 'Q';
+    memcpy(hdr + 1, &len, 4);
+    if (send(fd, hdr, 5, 0) != 5 || send(fd, BULK_SQL, sql_len, 0) != (ssize_t)sql_len)
+        die("floor: send failed");
+    while (!done) {
+        ssize_t n = read(fd, buf, sizeof buf), i = 0;
+        if (n <= 0)
+            die("floor: read failed");
+        while (i < n && !done) {
+            if (!in_body) { /* collecting the 5-byte header into hdr */
+                hdr[5 - need] = buf[i++];
+                if (--need == 0) {
+                    type = hdr[0];
+                    memcpy(&len, hdr + 1, 4);
+                    need = ntohl(len) - 4, in_body = 1;
+                    rows += type == 'D';
+                    if (type == 'E')
+                        die("floor: the server returned an error");
+                }
+            } else {
+                have = (size_t)(n - i) < need ? (size_t)(n - i) : need;
+                i += (ssize_t)have, need -= have;
+            }
+            if (in_body && need == 0) {
+                in_body = 0, need = 5;
+                done = type == 'Z';
+            }
+        }
+    }
+    fcntl(fd, F_SETFL, flags);
+    if (rows != BULK_ROWS)
+        die("floor: %ld DataRow messages, expected %ld", rows, BULK_ROWS);
+    return now_us() - t0;
+}
+
 static struct bulk_sum BULK_EXPECTED;
 
 static void check_bulk(const char *side, const struct bulk_sum *got)
@@ -486,6 +540,8 @@ static void workload_bulk(pgsess_session *s, PGconn *c)
     double *bq = dalloc(BULK_BLOCKS), *br = dalloc(BULK_BLOCKS), *bf = dalloc(BULK_BLOCKS);
     double *w = dalloc(BULK_BLOCKS), *wr = dalloc(BULK_BLOCKS), *wratio = dalloc(BULK_BLOCKS);
     double *afl = dalloc(BULK_BLOCKS), *bfl = dalloc(BULK_BLOCKS);
+    double *fl = dalloc(BULK_BLOCKS), *flratio = dalloc(BULK_BLOCKS);
+    PGconn *raw = pq_connect();
     struct bulk_sum sa, sb, sw;
     struct bulk_time ta, tb, tw;
     long k;
@@ -497,10 +553,13 @@ static void workload_bulk(pgsess_session *s, PGconn *c)
     check_bulk("pgsess", &sa);
     bulk_pgsess(s, 1, &sw, NULL);
     check_bulk("pgsess (rows)", &sw);
+    bulk_floor(raw);
     for (k = 0; k < BULK_BLOCKS; k++) {
         a[k] = bulk_pgsess(s, 0, &sa, &ta) / 1000.0;
         b[k] = bulk_libpq(c, &sb, &tb) / 1000.0;
         w[k] = bulk_pgsess(s, 1, &sw, &tw) / 1000.0;
+        fl[k] = bulk_floor(raw) / 1000.0;
+        flratio[k] = fl[k] / b[k];
         check_bulk("pgsess", &sa);
         check_bulk("libpq", &sb);
         check_bulk("pgsess (rows)", &sw);
@@ -524,8 +583,10 @@ static void workload_bulk(pgsess_session *s, PGconn *c)
     print_stats("libpq minor page faults per fetch", "", bfl, BULK_BLOCKS);
     print_stats("pgsess (row accessor) per fetch", "ms", w, BULK_BLOCKS);
     print_stats("  reading every value, by row", "ms", wr, BULK_BLOCKS);
+    print_stats("server floor (framing only) per fetch", "ms", fl, BULK_BLOCKS);
     print_stats("ratio pgsess/libpq", "", ratio, BULK_BLOCKS);
     print_stats("ratio pgsess (row accessor)/libpq", "", wratio, BULK_BLOCKS);
+    print_stats("ratio server floor/libpq", "", flratio, BULK_BLOCKS);
     {
         char label[96];
         snprintf(label, sizeof label, "2. bulk fetch %ld rows x 5 cols, every value read, per fetch", BULK_ROWS);
@@ -533,9 +594,12 @@ static void workload_bulk(pgsess_session *s, PGconn *c)
                 median(ratio, (size_t)BULK_BLOCKS), LOWER, 0.90, "(issue)");
         add_row("2. (extra) the same, pgsess reading with pgsess_results_row", median(w, (size_t)BULK_BLOCKS),
                 median(b, (size_t)BULK_BLOCKS), "ms", median(wratio, (size_t)BULK_BLOCKS), INFO, 0, NULL);
+        add_row("2. (extra) server floor: a client that only follows the framing, vs libpq", median(fl, (size_t)BULK_BLOCKS),
+                median(b, (size_t)BULK_BLOCKS), "ms", median(flratio, (size_t)BULK_BLOCKS), INFO, 0, NULL);
     }
+    PQfinish(raw);
     free(a), free(b), free(ratio), free(aq), free(ar), free(af), free(bq), free(br), free(bf);
-    free(w), free(wr), free(wratio), free(afl), free(bfl);
+    free(w), free(wr), free(wratio), free(afl), free(bfl), free(fl), free(flratio);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1280,6 +1344,21 @@ static void cleanup_at_exit(void)
     }
 }
 
+/* PGSESS_BENCH_ONLY: a comma-separated list of workloads to run (roundtrip, bulk, concurrency,
+ * connect, memory, writes); unset or empty runs all of them. */
+static int wanted(const char *workload)
+{
+    const char *only = getenv("PGSESS_BENCH_ONLY");
+    size_t n = strlen(workload);
+    const char *p;
+    if (only == NULL || only[0] == '\0')
+        return 1;
+    for (p = only; (p = strstr(p, workload)) != NULL; p += n)
+        if ((p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return 1;
+    return 0;
+}
+
 static int run_all(void)
 {
     PGconn *ctl, *c;
@@ -1300,12 +1379,18 @@ static int run_all(void)
     s8 = ps_open(8);
     c = pq_connect();
 
-    workload_roundtrip(s1, c);
-    workload_bulk(s1, c);
-    workload_concurrency(s8);
-    workload_connect();
-    workload_memory();
-    workload_writes(s1, c, ctl);
+    if (wanted("roundtrip"))
+        workload_roundtrip(s1, c);
+    if (wanted("bulk"))
+        workload_bulk(s1, c);
+    if (wanted("concurrency"))
+        workload_concurrency(s8);
+    if (wanted("connect"))
+        workload_connect();
+    if (wanted("memory"))
+        workload_memory();
+    if (wanted("writes"))
+        workload_writes(s1, c, ctl);
 
     stop_spawner();
     printf("\nall workloads: %.1f s\n\n", (now_us() - t0) / 1e6);

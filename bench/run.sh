@@ -13,6 +13,8 @@
 #                                 same: server and client both on CPU 0
 #                                 none: no pinning
 #   PGSESS_BENCH_NO_WRITE=1       do not touch BENCHMARKS.md (-q never writes it)
+#   PGSESS_BENCH_ONLY=bulk,...    run only these workloads (roundtrip, bulk, concurrency, connect,
+#                                 memory, writes); never writes BENCHMARKS.md
 #   CC                            compiler (default cc)
 set -u
 
@@ -48,7 +50,7 @@ if [[ $status -ne 0 ]]; then
 fi
 echo "bench/run.sh: ${elapsed}s in total (build, server start, all workloads); load average $load_before before, $load_after after"
 
-[[ -n "$quick" || "${PGSESS_BENCH_NO_WRITE:-}" == 1 ]] && exit 0
+[[ -n "$quick" || "${PGSESS_BENCH_NO_WRITE:-}" == 1 || -n "${PGSESS_BENCH_ONLY:-}" ]] && exit 0
 
 # ---- BENCHMARKS.md: keep everything above "## Latest results", rewrite the rest.
 md="$BENCH_ROOT/BENCHMARKS.md"

@@ -20,6 +20,7 @@ use postgres_protocol::IsNull;
 
 use super::{server_fields, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
+use crate::results::typed::oid;
 use crate::results::{Column, ResultSet};
 
 /// The largest number of parameters the protocol can carry (a 16-bit count).
@@ -411,7 +412,10 @@ impl PgConn {
         if empty_query {
             return Err(Error::new(Code::PGSESS_PROGRAMMING_ERROR, "can't execute an empty query"));
         }
-        set.non_iso_dates = !self.parameter("DateStyle").unwrap_or("ISO").starts_with("ISO");
+        // Only the date getters read this: skip the lookup for results without such columns.
+        set.non_iso_dates =
+            set.columns.iter().any(|c| matches!(c.type_oid, oid::DATE | oid::TIMESTAMP | oid::TIMESTAMPTZ))
+                && !self.parameter("DateStyle").unwrap_or("ISO").starts_with("ISO");
         Ok((set, suspended))
     }
 

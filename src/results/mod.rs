@@ -1,7 +1,11 @@
-//! The rows of one statement, fully buffered: an arena of text values, each followed by a NUL so C
-//! can use it as a string, and one 8-byte offset per cell (libpq's `PGresult` spends 16 bytes a cell
-//! plus the value). `Results` adds what the C handle needs: the pooled connection it holds until
-//! freed.
+//! The rows of one statement, fully buffered: text values, each followed by a NUL so C can use it
+//! as a string, and one 8-byte offset per cell (libpq's `PGresult` spends 16 bytes a cell plus the
+//! value). `Results` adds what the C handle needs: the pooled connection it holds until freed.
+//!
+//! Rows are stored in blocks of a fixed, power-of-two number of rows (about 64 Ki cells each), so
+//! the storage of a big result is never reallocated and copied as it grows: one contiguous arena
+//! doubling to 16 MiB copied 8 MiB at a time while reading, and the server stalled on a full
+//! socket meanwhile. Finding a row's block is a shift.
 
 mod json;
 pub mod typed;
@@ -20,16 +24,30 @@ pub struct Column {
 /// A cell offset with this bit set is SQL NULL.
 const NULL_BIT: u64 = 1 << 63;
 
-/// The buffered outcome of one statement.
+/// Cells per block, at most (rounded down to whole rows, a power of two of them).
+const BLOCK_CELLS: usize = 64 * 1024;
+
+/// The rows `[b << shift, (b + 1) << shift)` of a result.
 #[derive(Debug, Default)]
-pub struct ResultSet {
-    pub columns: Vec<Column>,
+struct Block {
     /// Every non-NULL value's bytes followed by a NUL.
     data: Vec<u8>,
     /// Row-major start offsets into `data`, one per cell. A NULL cell has `NULL_BIT` set and
     /// holds where the next value will start, so every value ends (with its NUL) where the next
     /// cell's offset, or `data.len()`, begins: no second array of lengths.
     cells: Vec<u64>,
+}
+
+/// The buffered outcome of one statement.
+#[derive(Debug, Default)]
+pub struct ResultSet {
+    pub columns: Vec<Column>,
+    /// Block 0, kept inline so a small result costs no allocation for the list of blocks.
+    first: Block,
+    /// Blocks 1, 2, ...
+    more: Vec<Block>,
+    /// log2 of the rows per block.
+    shift: u32,
     nrows: usize,
     /// The command tag (`SELECT 3`, `INSERT 0 1`, `CREATE TABLE`), empty when none.
     pub command_tag: String,
@@ -45,9 +63,11 @@ impl ResultSet {
     /// Start a new row set with these columns, discarding earlier rows (a later statement of a
     /// multi-statement string replaces an earlier one's rows, as `PQexec` does).
     pub fn begin_rows(&mut self, columns: Vec<Column>) {
+        let rows_per_block = (BLOCK_CELLS / columns.len().max(1)).max(1);
+        self.shift = usize::BITS - 1 - rows_per_block.leading_zeros(); // floor(log2)
         self.columns = columns;
-        self.data.clear();
-        self.cells.clear();
+        self.first = Block::default();
+        self.more.clear();
         self.nrows = 0;
         self.command_tag.clear();
     }
@@ -57,15 +77,35 @@ impl ResultSet {
         self.begin_rows(Vec::new());
     }
 
+    /// The block the next row goes to, with room reserved for `data_bytes` more value bytes.
+    fn block_for_next_row(&mut self, data_bytes: usize) -> &mut Block {
+        let b = self.nrows >> self.shift;
+        if b > self.more.len() {
+            // Later blocks are sized from the previous one: full rows are never copied again.
+            let prev = self.more.last().unwrap_or(&self.first);
+            let block = Block {
+                data: Vec::with_capacity(prev.data.len() + prev.data.len() / 8),
+                cells: Vec::with_capacity(prev.cells.len()),
+            };
+            self.more.push(block);
+        }
+        let ncols = self.columns.len();
+        let block = if b == 0 { &mut self.first } else { &mut self.more[b - 1] };
+        block.data.reserve(data_bytes);
+        block.cells.reserve(ncols);
+        block
+    }
+
     /// Append one row; `values` yields each column's bytes or `None` for NULL.
     pub fn push_row<'a>(&mut self, values: impl Iterator<Item = Option<&'a [u8]>>) {
+        let block = self.block_for_next_row(0);
         for v in values {
             match v {
-                None => self.cells.push(NULL_BIT | self.data.len() as u64),
+                None => block.cells.push(NULL_BIT | block.data.len() as u64),
                 Some(bytes) => {
-                    self.cells.push(self.data.len() as u64);
-                    self.data.extend_from_slice(bytes);
-                    self.data.push(0);
+                    block.cells.push(block.data.len() as u64);
+                    block.data.extend_from_slice(bytes);
+                    block.data.push(0);
                 }
             }
         }
@@ -74,43 +114,50 @@ impl ResultSet {
 
     /// Append one row straight from a DataRow message's values (after its column count): each
     /// an i32 length (-1 for NULL) and that many bytes. Returns false, appending nothing, when
-    /// the values do not match `ncols` columns exactly.
-    pub fn push_raw_row(&mut self, mut values: &[u8], ncols: usize) -> bool {
-        let (data_mark, cells_mark) = (self.data.len(), self.cells.len());
-        self.data.reserve(values.len());
-        self.cells.reserve(ncols);
-        for _ in 0..ncols {
-            let Some((len, rest)) = values.split_first_chunk::<4>() else { return self.undo(data_mark, cells_mark) };
-            let len = i32::from_be_bytes(*len);
-            if len < 0 {
-                self.cells.push(NULL_BIT | self.data.len() as u64);
-                values = rest;
-                continue;
-            }
-            let Some((bytes, rest)) = rest.split_at_checked(len as usize) else {
-                return self.undo(data_mark, cells_mark);
-            };
-            self.cells.push(self.data.len() as u64);
-            self.data.extend_from_slice(bytes);
-            self.data.push(0);
-            values = rest;
+    /// the values do not match `ncols` columns (the result's column count) exactly.
+    pub fn push_raw_row(&mut self, values: &[u8], ncols: usize) -> bool {
+        if ncols != self.columns.len() {
+            return false;
         }
-        if !values.is_empty() {
-            return self.undo(data_mark, cells_mark);
+        // Every value's 4-byte length prefix is at least the room its NUL needs, so the row's
+        // data never takes more than `values.len()` bytes.
+        let block = self.block_for_next_row(values.len());
+        let (data, cells) = (block.data.as_mut_ptr(), block.cells.as_mut_ptr());
+        let (data_len, cells_len) = (block.data.len(), block.cells.len());
+        let (mut pos, mut out) = (0usize, data_len);
+        for col in 0..ncols {
+            let Some(prefix) = values.get(pos..pos + 4) else { return false };
+            let len = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+            pos += 4;
+            let cell = if len < 0 {
+                NULL_BIT | out as u64
+            } else {
+                let len = len as usize;
+                let Some(bytes) = values.get(pos..pos + len) else { return false };
+                // SAFETY: `out + len + 1 <= data_len + pos <= data_len + values.len()`, within
+                // the capacity reserved above; the source is a different allocation.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(out), len);
+                    data.add(out + len).write(0);
+                }
+                pos += len;
+                out += len + 1;
+                (out - len - 1) as u64
+            };
+            // SAFETY: `ncols` cells were reserved above.
+            unsafe { cells.add(cells_len + col).write(cell) };
+        }
+        if pos != values.len() {
+            return false;
+        }
+        // SAFETY: the bytes and cells up to these lengths were written above. A malformed row
+        // returned before this point and so appended nothing.
+        unsafe {
+            block.data.set_len(out);
+            block.cells.set_len(cells_len + ncols);
         }
         self.nrows += 1;
         true
-    }
-
-    fn undo(&mut self, data_mark: usize, cells_mark: usize) -> bool {
-        self.data.truncate(data_mark);
-        self.cells.truncate(cells_mark);
-        false
-    }
-
-    /// Reserve room for about `bytes` more value bytes.
-    pub fn reserve_data(&mut self, bytes: usize) {
-        self.data.reserve(bytes);
     }
 
     pub fn nrows(&self) -> usize {
@@ -121,32 +168,58 @@ impl ResultSet {
         self.columns.len()
     }
 
-    fn cell(&self, row: usize, col: usize) -> Option<usize> {
-        if row < self.nrows && col < self.columns.len() {
-            Some(row * self.columns.len() + col)
+    /// The block holding the cell and the cell's index in it.
+    #[inline]
+    fn cell(&self, row: usize, col: usize) -> Option<(&Block, usize)> {
+        let ncols = self.columns.len();
+        if row < self.nrows && col < ncols {
+            let b = row >> self.shift;
+            let block = if b == 0 { &self.first } else { &self.more[b - 1] };
+            Some((block, (row & ((1 << self.shift) - 1)) * ncols + col))
         } else {
             None
         }
     }
 
     /// The value's bytes including its trailing NUL, `None` for NULL or out of range.
+    ///
+    /// The hottest read of the library (one call per cell from C): after the range check it
+    /// relies on what `push_row` and `push_raw_row` maintain instead of checking again. For
+    /// every row below `nrows`, block `row >> shift` exists and holds `ncols` cells for that
+    /// row (block 0 is `first`, block b > 0 is `more[b - 1]`); cell offsets never decrease and never exceed their block's `data.len()`.
+    #[inline]
     pub fn value_with_nul(&self, row: usize, col: usize) -> Option<&[u8]> {
-        let i = self.cell(row, col)?;
-        let start = self.cells[i];
-        if start & NULL_BIT != 0 {
+        let ncols = self.columns.len();
+        if row >= self.nrows || col >= ncols {
             return None;
         }
-        let end = self.cells.get(i + 1).map_or(self.data.len(), |next| (next & !NULL_BIT) as usize);
-        Some(&self.data[start as usize..end])
+        let i = (row & ((1 << self.shift) - 1)) * ncols + col;
+        // SAFETY: the invariants above, for a row and column just checked to be in range.
+        unsafe {
+            let b = row >> self.shift;
+            let block = if b == 0 { &self.first } else { self.more.get_unchecked(b - 1) };
+            debug_assert!(i < block.cells.len());
+            let start = *block.cells.get_unchecked(i);
+            if start & NULL_BIT != 0 {
+                return None;
+            }
+            let end = match block.cells.get(i + 1) {
+                Some(next) => (next & !NULL_BIT) as usize,
+                None => block.data.len(),
+            };
+            debug_assert!(start as usize <= end && end <= block.data.len());
+            Some(block.data.get_unchecked(start as usize..end))
+        }
     }
 
     /// The value's bytes, `None` for NULL or out of range.
+    #[inline]
     pub fn value(&self, row: usize, col: usize) -> Option<&[u8]> {
         self.value_with_nul(row, col).map(|v| &v[..v.len() - 1])
     }
 
     pub fn is_null(&self, row: usize, col: usize) -> bool {
-        self.cell(row, col).is_some_and(|i| self.cells[i] & NULL_BIT != 0)
+        self.cell(row, col).is_some_and(|(block, i)| block.cells[i] & NULL_BIT != 0)
     }
 
     /// Index of the first column with this name, as `PQfnumber` does for a case-sensitive match.
@@ -186,7 +259,7 @@ impl ResultSet {
 
     /// Approximate heap bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.data.capacity() + self.cells.capacity() * 8
+        std::iter::once(&self.first).chain(&self.more).map(|b| b.data.capacity() + b.cells.capacity() * 8).sum()
     }
 }
 
@@ -306,6 +379,51 @@ mod tests {
         assert_eq!(r.nrows(), 1);
         assert!(r.push_raw_row(&row, 2));
         assert_eq!(r.value(1, 0), Some(&b"hi"[..]));
+    }
+
+    #[test]
+    fn rows_span_blocks_with_nulls_at_their_edges() {
+        let mut r = ResultSet::default();
+        let cols = |n: usize| (0..n).map(|i| Column { name: CString::new(format!("c{i}")).unwrap(), type_oid: 25 });
+        r.begin_rows(cols(3).collect());
+        let rows_per_block = 1usize << r.shift;
+        assert!(rows_per_block * 3 <= BLOCK_CELLS && rows_per_block * 6 > BLOCK_CELLS);
+        let n = rows_per_block * 2 + 7;
+        let text = |row: usize, col: usize| format!("{row}:{col}");
+        // The last column is NULL on every block's last row, the first on every block's first row.
+        let is_null = |row: usize, col: usize| {
+            (col == 2 && row % rows_per_block == rows_per_block - 1) || (col == 0 && row % rows_per_block == 0)
+        };
+        for row in 0..n {
+            if row == rows_per_block {
+                // A malformed row at a block's start appends nothing.
+                assert!(!r.push_raw_row(&[0, 0, 0, 9, b'x'], 3));
+            }
+            let mut raw = Vec::new();
+            for col in 0..3 {
+                if is_null(row, col) {
+                    raw.extend_from_slice(&(-1i32).to_be_bytes());
+                } else {
+                    let t = text(row, col);
+                    raw.extend_from_slice(&(t.len() as i32).to_be_bytes());
+                    raw.extend_from_slice(t.as_bytes());
+                }
+            }
+            assert!(r.push_raw_row(&raw, 3));
+        }
+        assert_eq!(r.nrows(), n);
+        assert_eq!(r.more.len(), 2);
+        for row in 0..n {
+            for col in 0..3 {
+                let want = (!is_null(row, col)).then(|| format!("{}\0", text(row, col)).into_bytes());
+                assert_eq!(r.value_with_nul(row, col).map(<[u8]>::to_vec), want, "({row}, {col})");
+                assert_eq!(r.is_null(row, col), is_null(row, col));
+            }
+        }
+        assert_eq!(r.value(n, 0), None);
+        r.begin_rows(cols(0).collect());
+        r.push_row(std::iter::empty());
+        assert_eq!((r.nrows(), r.value(0, 0)), (1, None));
     }
 
     #[test]
