@@ -269,6 +269,7 @@ impl PgConn {
                 (d, c) => d.or(c),
             };
             self.take_data_rows(&mut set)?;
+            self.skip_completions();
             let msg = match self.read_message_until(wake)? {
                 Some(msg) => msg,
                 None if cancel_at.is_some_and(|c| Instant::now() >= c) => {
@@ -435,6 +436,15 @@ impl PgConn {
             self.read_buf.advance(total);
         }
         Ok(())
+    }
+
+    /// Drop the bodiless acknowledgements (ParseComplete, BindComplete, CloseComplete, NoData) at
+    /// the front of the read buffer: every extended-protocol statement gets two or three, and
+    /// they need no decoding.
+    fn skip_completions(&mut self) {
+        while let [b'1' | b'2' | b'3' | b'n', 0, 0, 0, 4, ..] = self.read_buf[..] {
+            self.read_buf.advance(5);
+        }
     }
 
     /// Whether the server reported it can no longer write: SQLSTATE 25006, or (PostgreSQL 14+)
