@@ -6,7 +6,13 @@
 //!   `Z9q-secret-Z9q` (USER and the text around the marker percent-encoded, REST arbitrary), neither
 //!   an error message nor the parsed configuration's `Debug`/`Display` contains the marker.
 //!
-//! Input layout: byte 0 picks the mode (even: the whole rest is the URI; odd: the secret mode),
+//! - the same with the text around the marker written raw, not percent-encoded (only `@` left
+//!   out, so the user information still ends before REST): a `?`, `/` or `#` there ends the
+//!   authority early and puts the marker into a query string, port or path, and no error message
+//!   may quote it even then (a parsed configuration may: the parser cannot know).
+//!
+//! Input layout: byte 0 picks the mode (even: the whole rest is the URI; odd: the secret mode,
+//! with bit 2 set: raw),
 //! byte 1 says which `PG*` variables are set, and the rest is split into fields at 0xFF bytes:
 //! the URI (or USER, PREFIX, SUFFIX, REST in the secret mode) and then the variables' values.
 #![no_main]
@@ -112,6 +118,15 @@ fuzz_target!(|data: &[u8]| {
     let (user, prefix, suffix, rest) = (uri_fields[0], uri_fields[1], uri_fields[2], uri_fields[3]);
     // Parts that may be echoed must not spell the marker themselves.
     if spells_marker(user) || spells_marker(rest) || env.vars.iter().any(|(_, v)| spells_marker(v)) {
+        return;
+    }
+    if data[0] & 4 != 0 {
+        let (prefix, suffix) = (prefix.replace('@', ""), suffix.replace('@', ""));
+        let uri = format!("postgresql://{}:{prefix}{SECRET}{suffix}@{rest}", encode(user));
+        if let Err(err) = parse_uri(&uri, &env) {
+            let shown = format!("{err:?} {}", err.message);
+            assert!(!shown.contains(SECRET), "the error shows the raw password: {shown:?} for {uri:?}");
+        }
         return;
     }
     let uri = format!("postgresql://{}:{}{SECRET}{}@{rest}", encode(user), encode(prefix), encode(suffix));
