@@ -148,11 +148,6 @@ impl SslMode {
             SslMode::VerifyFull => "verify-full",
         }
     }
-
-    /// Whether a connection without TLS is an error.
-    pub fn requires_tls(self) -> bool {
-        matches!(self, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
-    }
 }
 
 /// libpq's `channel_binding` (SCRAM-SHA-256-PLUS with tls-server-end-point).

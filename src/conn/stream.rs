@@ -116,10 +116,6 @@ impl Stream {
         Ok(())
     }
 
-    pub fn is_tcp(&self) -> bool {
-        matches!(self.socket, Socket::Tcp(_))
-    }
-
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
