@@ -13,9 +13,39 @@ use postgres_protocol::message::frontend;
 
 use std::sync::Arc;
 
+use super::stream::HandshakeError;
+use super::tls::TlsSetup;
 use super::{server_fields, CancelKey, PgConn, Stream, TxStatus};
-use crate::config::{ConnectConfig, HostSpec, TargetSessionAttrs};
+use crate::config::{ChannelBinding, ConnectConfig, Host, HostSpec, SslMode, TargetSessionAttrs};
 use crate::error::{Error, Result};
+
+/// What one connection attempt does about TLS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    /// No SSLRequest.
+    Never,
+    /// SSLRequest; plain text on the same connection when the server has no TLS.
+    Preferred,
+    /// SSLRequest; a server without TLS is an error.
+    Required,
+}
+
+/// A failed attempt, with what libpq's sslmode fallbacks look at.
+struct Failure {
+    error: Error,
+    /// The server sent an error during authentication (pg_hba.conf rejected us, wrong password).
+    auth_rejected: bool,
+    /// The attempt ran over TLS.
+    tls_used: bool,
+    /// TLS setup or the handshake failed (`prefer` then retries in plain text).
+    tls_failed: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure { error, auth_rejected: false, tls_used: false, tls_failed: false }
+    }
+}
 
 impl PgConn {
     /// Connect to the first host of `config` that accepts us and matches `target_session_attrs`.
@@ -51,14 +81,46 @@ impl PgConn {
         Err(Error { message, ..last })
     }
 
+    /// One host, with libpq's sslmode negotiation. Every attempt on the host (a plain-text retry
+    /// after TLS, or the reverse) shares the one connect timeout, as in libpq.
     fn connect_one(spec: &HostSpec, config: &ConnectConfig) -> Result<PgConn> {
         let deadline = Instant::now() + config.connect_timeout;
+        let mode = config.tls.sslmode;
+        // libpq never negotiates TLS over a Unix-domain socket, whatever sslmode says.
+        if matches!(spec.host, Host::Unix(_)) {
+            return PgConn::attempt(spec, config, deadline, Tls::Never).map_err(|f| f.error);
+        }
+        match mode {
+            SslMode::Disable => PgConn::attempt(spec, config, deadline, Tls::Never).map_err(|f| f.error),
+            // Plain text first; TLS only if the server rejects that (pg_hba.conf's hostssl).
+            SslMode::Allow => match PgConn::attempt(spec, config, deadline, Tls::Never) {
+                Err(f) if f.auth_rejected => PgConn::attempt(spec, config, deadline, Tls::Required)
+                    .map_err(|f2| retried(f2.error, "with TLS (sslmode=allow)", &f.error)),
+                other => other.map_err(|f| f.error),
+            },
+            // TLS when the server has it; plain text when it answers 'N', when the handshake
+            // fails, or when the server rejects the TLS connection (pg_hba.conf's hostnossl).
+            SslMode::Prefer => match PgConn::attempt(spec, config, deadline, Tls::Preferred) {
+                Err(f) if f.tls_failed || (f.tls_used && f.auth_rejected) => {
+                    PgConn::attempt(spec, config, deadline, Tls::Never)
+                        .map_err(|f2| retried(f2.error, "without TLS (sslmode=prefer)", &f.error))
+                }
+                other => other.map_err(|f| f.error),
+            },
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                PgConn::attempt(spec, config, deadline, Tls::Required).map_err(|f| f.error)
+            }
+        }
+    }
+
+    /// One connection: socket, TLS negotiation as `tls` says, startup and authentication.
+    fn attempt(spec: &HostSpec, config: &ConnectConfig, deadline: Instant, tls: Tls) -> Result<PgConn, Failure> {
         let stream = Stream::connect(spec, config, deadline).map_err(|e| {
             let what = match e.kind() {
                 std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
                 _ => e.to_string(),
             };
-            Error::operational("08001", format!("could not connect to server at {spec}: {what}"))
+            Failure::from(Error::operational("08001", format!("could not connect to server at {spec}: {what}")))
         })?;
         let mut conn = PgConn {
             stream,
@@ -74,23 +136,91 @@ impl PgConn {
             opened_at: Instant::now(),
             statement_timeout: None,
             last_param_count: None,
-            cancel_key: Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0 }),
+            cancel_key: Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0, tls: None }),
             require_writable: matches!(
                 config.target_session_attrs,
                 TargetSessionAttrs::ReadWrite | TargetSessionAttrs::Primary
             ),
         };
-        conn.startup(config, Some(deadline)).map_err(|e| {
-            if e.server.is_some() {
-                e
-            } else {
-                e.context(format!("connecting to {spec}"))
-            }
-        })?;
+        let context = |e: Error| if e.server.is_some() { e } else { e.context(format!("connecting to {spec}")) };
+        if tls != Tls::Never {
+            conn.negotiate_tls(config, deadline, tls)?;
+        }
+        let deadline = Some(deadline);
+        let tls_used = conn.stream.is_tls();
+        conn.send_startup(config, deadline).map_err(|e| Failure { tls_used, ..Failure::from(context(e)) })?;
+        if let Err(e) = conn.authenticate(config, deadline) {
+            // libpq retries (allow, prefer) on any error the server sends during authentication,
+            // except "the database system is starting up" (57P03), which moves on to the next host.
+            let auth_rejected = e.server.is_some() && e.sqlstate() != Some("57P03");
+            return Err(Failure { error: context(e), auth_rejected, tls_used, tls_failed: false });
+        }
+        conn.await_ready(deadline).map_err(|e| Failure { tls_used, ..Failure::from(context(e)) })?;
         Ok(conn)
     }
 
-    fn startup(&mut self, config: &ConnectConfig, deadline: Option<Instant>) -> Result<()> {
+    /// SSLRequest, then the TLS handshake on 'S'. With `Tls::Preferred`, a server without TLS
+    /// ('N') leaves the connection in plain text.
+    fn negotiate_tls(&mut self, config: &ConnectConfig, deadline: Instant, want: Tls) -> Result<(), Failure> {
+        let spec = self.host.clone();
+        let mode = config.tls.sslmode.as_str();
+        let io_error = |e: std::io::Error| {
+            let what = match e.kind() {
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
+                _ => e.to_string(),
+            };
+            Error::operational("08001", format!("SSL negotiation with {spec} failed (sslmode={mode}): {what}"))
+        };
+        let tls_failure = |what: String| Failure {
+            error: Error::operational("08001", format!("SSL connection to {spec} failed (sslmode={mode}): {what}")),
+            auth_rejected: false,
+            tls_used: true,
+            tls_failed: true,
+        };
+        match self.stream.ssl_request(deadline).map_err(|e| Failure::from(io_error(e)))? {
+            b'S' => {}
+            b'N' if want == Tls::Preferred => return Ok(()),
+            b'N' => {
+                return Err(Failure::from(Error::operational(
+                    "08001",
+                    format!("the server at {spec} does not support SSL, but sslmode={mode} requires it"),
+                )))
+            }
+            b'E' => {
+                // A server that cannot start a backend answers with an error message.
+                self.read_buf.extend_from_slice(b"E");
+                return Err(Failure::from(match self.read_message(Some(deadline)) {
+                    Ok(Message::ErrorResponse(body)) => self.fatal(body),
+                    Ok(_) | Err(_) => self.protocol_violation("invalid error message in answer to the SSL request"),
+                }));
+            }
+            other => {
+                return Err(Failure::from(
+                    self.protocol_violation(&format!("invalid answer to the SSL request: byte {other}")),
+                ))
+            }
+        }
+        let host = match &spec.host {
+            Host::Tcp(name) => name.as_str(),
+            Host::Unix(_) => unreachable!("no TLS over Unix-domain sockets"),
+        };
+        let setup = Arc::new(TlsSetup::new(&config.tls, host).map_err(tls_failure)?);
+        let tls = setup.connection().map_err(tls_failure)?;
+        self.stream.start_tls(tls, deadline).map_err(|e| match e {
+            HandshakeError::Tls(e) => tls_failure(setup.describe(&e)),
+            HandshakeError::Io(e) => {
+                let what = match e.kind() {
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
+                    _ => e.to_string(),
+                };
+                tls_failure(what)
+            }
+        })?;
+        self.cancel_key = Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0, tls: Some(setup) });
+        Ok(())
+    }
+
+    fn send_startup(&mut self, config: &ConnectConfig, deadline: Option<Instant>) -> Result<()> {
         let mut params: Vec<(&str, &str)> =
             vec![("user", &config.user), ("database", &config.dbname), ("client_encoding", "UTF8")];
         if let Some(app) = &config.application_name {
@@ -101,8 +231,11 @@ impl PgConn {
         }
         frontend::startup_message(params.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::config("a user name, database name or option contains a NUL byte"))?;
-        self.flush_writes(deadline)?;
-        self.authenticate(config, deadline)?;
+        self.flush_writes(deadline)
+    }
+
+    /// After authentication: parameters and the cancel key, up to the first ReadyForQuery.
+    fn await_ready(&mut self, deadline: Option<Instant>) -> Result<()> {
         loop {
             match self.read_message(deadline)? {
                 Message::ParameterStatus(body) => self.handle_parameter_status(&body),
@@ -116,6 +249,7 @@ impl PgConn {
                         host: self.host.clone(),
                         backend_pid: self.backend_pid,
                         secret_key: self.secret_key,
+                        tls: self.cancel_key.tls.clone(),
                     });
                     return Ok(());
                 }
@@ -143,9 +277,23 @@ impl PgConn {
                 )
             })
         };
+        let require_binding = config.tls.channel_binding == ChannelBinding::Require;
+        let mut bound = false;
         loop {
             match self.read_message(deadline)? {
+                Message::AuthenticationOk if require_binding && !bound => {
+                    self.broken = true;
+                    return Err(Error::operational(
+                        "08001",
+                        "channel binding is required (channel_binding=require), but the server \
+                         authenticated the client without channel binding",
+                    ));
+                }
                 Message::AuthenticationOk => return Ok(()),
+                Message::AuthenticationCleartextPassword | Message::AuthenticationMd5Password(_) if require_binding => {
+                    self.broken = true;
+                    return Err(channel_binding_required(self.stream.is_tls()));
+                }
                 Message::AuthenticationCleartextPassword => {
                     let pw = password()?;
                     frontend::password_message(pw, &mut self.write_buf)
@@ -160,20 +308,40 @@ impl PgConn {
                 }
                 Message::AuthenticationSasl(body) => {
                     let mut mechanisms = body.mechanisms();
-                    let mut scram = false;
+                    let (mut scram, mut plus) = (false, false);
                     while let Some(m) =
                         mechanisms.next().map_err(|_| self.protocol_violation("bad SASL mechanism list"))?
                     {
                         scram |= m == sasl::SCRAM_SHA_256;
+                        plus |= m == sasl::SCRAM_SHA_256_PLUS;
                     }
-                    if !scram {
-                        self.broken = true;
-                        return Err(Error::not_supported(
-                            "the server offers no SASL mechanism pgsess supports (SCRAM-SHA-256)",
-                        ));
-                    }
-                    let mut client = sasl::ScramSha256::new(password()?, sasl::ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(sasl::SCRAM_SHA_256, client.message(), &mut self.write_buf)
+                    // libpq: SCRAM-SHA-256-PLUS (tls-server-end-point) over TLS when the server
+                    // offers it; otherwise plain SCRAM telling the server whether we could have
+                    // bound ('y'), which lets it detect a stripped PLUS offer.
+                    let may_bind = self.stream.is_tls() && config.tls.channel_binding != ChannelBinding::Disable;
+                    let end_point = if may_bind && plus {
+                        self.stream.peer_certificate().and_then(super::tls::server_end_point)
+                    } else {
+                        None
+                    };
+                    let (mechanism, binding) = match end_point {
+                        Some(hash) => (sasl::SCRAM_SHA_256_PLUS, sasl::ChannelBinding::tls_server_end_point(hash)),
+                        None if config.tls.channel_binding == ChannelBinding::Require => {
+                            self.broken = true;
+                            return Err(channel_binding_required(self.stream.is_tls()));
+                        }
+                        None if !scram => {
+                            self.broken = true;
+                            return Err(Error::not_supported(
+                                "the server offers no SASL mechanism pgsess supports (SCRAM-SHA-256)",
+                            ));
+                        }
+                        None if may_bind && !plus => (sasl::SCRAM_SHA_256, sasl::ChannelBinding::unrequested()),
+                        None => (sasl::SCRAM_SHA_256, sasl::ChannelBinding::unsupported()),
+                    };
+                    bound = mechanism == sasl::SCRAM_SHA_256_PLUS;
+                    let mut client = sasl::ScramSha256::new(password()?, binding);
+                    frontend::sasl_initial_response(mechanism, client.message(), &mut self.write_buf)
                         .map_err(|_| self.protocol_violation("SASL message too long"))?;
                     self.flush_writes(deadline)?;
                     match self.read_message(deadline)? {
@@ -258,6 +426,16 @@ impl PgConn {
         let set = self.simple_query(sql)?;
         Ok(set.value(0, 0).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
     }
+}
+
+/// The error of a retry, which also tells why the first attempt failed.
+fn retried(e: Error, how: &str, first: &Error) -> Error {
+    Error { message: format!("{} (retried {how} after: {})", e.message, first.message), ..e }
+}
+
+fn channel_binding_required(tls: bool) -> Error {
+    let why = if tls { "the server did not offer SCRAM-SHA-256-PLUS" } else { "the connection does not use TLS" };
+    Error::operational("08001", format!("channel binding is required (channel_binding=require), but {why}"))
 }
 
 /// Fisher-Yates with a seed from the clock and the process: load balancing needs spread, not secrecy.

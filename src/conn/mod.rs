@@ -11,10 +11,10 @@
 mod connect;
 mod exec;
 mod stream;
+mod tls;
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,19 +67,34 @@ pub struct CancelKey {
     host: HostSpec,
     backend_pid: i32,
     secret_key: i32,
+    /// Set when the connection uses TLS: the cancel request then goes over TLS too, checked
+    /// the same way.
+    tls: Option<Arc<tls::TlsSetup>>,
 }
 
 impl CancelKey {
     /// Ask the server to cancel the statement running on that backend (a new short connection,
     /// as libpq's PQcancel). Best effort: the server does not reply.
+    ///
+    /// A connection that uses TLS sends its cancel request over TLS with the same certificate
+    /// checks, as libpq 17's PQcancelBlocking does (the older PQcancel always sent it in plain
+    /// text, exposing the cancel key on the network).
     pub fn send(&self) -> io::Result<()> {
-        use std::io::Write;
         let mut buf = BytesMut::with_capacity(16);
         frontend::cancel_request(self.backend_pid, self.secret_key, &mut buf);
         let deadline = Instant::now() + CANCEL_CONNECT_TIMEOUT;
         let mut stream = Stream::connect_plain(&self.host, deadline)?;
-        stream.set_write_timeout(Some(CANCEL_CONNECT_TIMEOUT))?;
-        stream.write_all(&buf)
+        if let Some(setup) = &self.tls {
+            if stream.ssl_request(deadline)? != b'S' {
+                return Err(io::Error::other("the server refused TLS for the cancel request"));
+            }
+            let conn = setup.connection().map_err(io::Error::other)?;
+            stream.start_tls(conn, deadline).map_err(|e| match e {
+                stream::HandshakeError::Io(e) => e,
+                stream::HandshakeError::Tls(e) => io::Error::other(setup.describe(&e)),
+            })?;
+        }
+        stream.send_all(&buf, &mut BytesMut::new(), Some(deadline))
     }
 }
 
@@ -159,31 +174,10 @@ impl PgConn {
         true
     }
 
-    /// Read whatever the socket has (at least one byte) into `read_buf`, honouring the socket's
-    /// read timeout.
+    /// Read whatever the socket has into `read_buf`, honouring the socket's read timeout.
+    #[inline]
     fn fill_read_buf(&mut self) -> io::Result<()> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
-        }
-        let spare = self.read_buf.spare_capacity_mut();
-        let n = loop {
-            // SAFETY: read(2) writes at most `spare.len()` bytes into the spare capacity, which
-            // we own; no Rust reference to uninitialised bytes is created.
-            let n = unsafe { libc::read(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-            if n >= 0 {
-                break n as usize;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        };
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection unexpectedly"));
-        }
-        // SAFETY: the kernel initialised `n` bytes after the current length.
-        unsafe { self.read_buf.set_len(self.read_buf.len() + n) };
-        Ok(())
+        self.stream.fill(&mut self.read_buf)
     }
 
     /// Read the next backend message, waiting until `deadline` at most.
@@ -233,44 +227,7 @@ impl PgConn {
     /// of parameters gets a large ParameterDescription) stops reading when its own output is not
     /// read, and two blocked writers would wait for each other forever.
     fn flush_writes(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let fd = self.stream.as_raw_fd();
-        let mut sent = 0;
-        let result = loop {
-            if sent == self.write_buf.len() {
-                break Ok(());
-            }
-            let rest = &self.write_buf[sent..];
-            // SAFETY: sends from a live buffer; MSG_NOSIGNAL keeps a closed peer from raising
-            // SIGPIPE in the host program.
-            let n =
-                unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-            if n >= 0 {
-                sent += n as usize;
-                continue;
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {}
-                _ => break Err(e),
-            }
-            let timeout_ms = match stream::remaining(deadline) {
-                Ok(None) => -1,
-                Ok(Some(left)) => left.as_millis().clamp(1, i32::MAX as u128) as i32,
-                Err(e) => break Err(e),
-            };
-            let mut pfd = libc::pollfd { fd, events: libc::POLLOUT | libc::POLLIN, revents: 0 };
-            // SAFETY: one valid pollfd.
-            let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-            if ready == 0 {
-                break Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
-            }
-            if ready > 0 && pfd.revents & libc::POLLIN != 0 {
-                if let Err(e) = self.fill_read_buf() {
-                    break Err(e);
-                }
-            }
-        };
+        let result = self.stream.send_all(&self.write_buf, &mut self.read_buf, deadline);
         self.write_buf.clear();
         result.map_err(|e| self.io_failure(e))
     }
@@ -299,7 +256,9 @@ impl PgConn {
             return;
         }
         frontend::terminate(&mut self.write_buf);
-        let _ = self.flush_writes(Some(Instant::now() + Duration::from_millis(200)));
+        if self.flush_writes(Some(Instant::now() + Duration::from_millis(200))).is_ok() {
+            self.stream.close_notify();
+        }
         self.broken = true;
     }
 }

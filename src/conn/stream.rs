@@ -1,20 +1,42 @@
 //! The byte stream under one connection: a TCP or Unix-domain socket, with deadlines applied per
-//! read and write and TCP keepalive options set the way libpq sets them.
+//! read and write and TCP keepalive options set the way libpq sets them, optionally carrying TLS.
+//!
+//! Plain text reads straight from the socket into the connection's buffer and writes straight
+//! from it, as before TLS existed: the only cost TLS adds to that path is one branch per read or
+//! flush. With TLS, rustls's `ClientConnection` sits between the same system calls and the same
+//! buffers: records are read with `read_tls`, decrypted by `process_new_packets`, and the
+//! plaintext is appended to the read buffer; writes go through `writer()` (bounded by rustls's
+//! buffer limit) and `write_tls` with non-blocking sends, still reading while the socket is full.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+use rustls::ClientConnection;
+
 use crate::config::{ConnectConfig, Host, HostSpec};
 
 pub struct Stream {
     socket: Socket,
+    /// Set once a TLS handshake has completed; every byte then goes through it.
+    tls: Option<Box<ClientConnection>>,
     /// The timeouts last set on the socket, so unchanged ones cost no system call.
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
 }
+
+/// Why a TLS handshake did not complete.
+#[derive(Debug)]
+pub enum HandshakeError {
+    Io(io::Error),
+    Tls(rustls::Error),
+}
+
+/// How much the read buffer grows by when it runs short (shared with the connection).
+const READ_CHUNK: usize = super::READ_CHUNK;
 
 enum Socket {
     Tcp(TcpStream),
@@ -49,7 +71,7 @@ impl Stream {
     }
 
     fn new(socket: Socket) -> Stream {
-        Stream { socket, read_timeout: None, write_timeout: None }
+        Stream { socket, tls: None, read_timeout: None, write_timeout: None }
     }
 
     /// Connect without the TCP options of a configuration (for a cancel request).
@@ -94,8 +116,191 @@ impl Stream {
         Ok(())
     }
 
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The server's end-entity certificate (DER), once TLS is up.
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        self.tls.as_ref()?.peer_certificates()?.first().map(|c| c.as_ref())
+    }
+
+    /// Send an SSLRequest and read the server's one-byte answer ('S', 'N', or 'E' for an error
+    /// message that follows). Exactly one byte is read: anything the server sent after it stays
+    /// in the socket and, if it is not TLS, fails the handshake (libpq refuses "unencrypted data
+    /// after SSL response").
+    pub fn ssl_request(&mut self, deadline: Instant) -> io::Result<u8> {
+        let mut request = BytesMut::with_capacity(8);
+        postgres_protocol::message::frontend::ssl_request(&mut request);
+        let mut scratch = BytesMut::new();
+        self.send_all(&request, &mut scratch, Some(deadline))?;
+        let mut byte = [0u8; 1];
+        loop {
+            self.set_read_timeout(remaining(Some(deadline))?)?;
+            match FdIo(self.as_raw_fd()).read(&mut byte) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the connection unexpectedly (in answer to the SSL request)",
+                    ))
+                }
+                Ok(_) => return Ok(byte[0]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Run the TLS handshake on this socket with `conn`, bounded by `deadline`. On success every
+    /// later byte is encrypted.
+    pub fn start_tls(&mut self, mut conn: ClientConnection, deadline: Instant) -> Result<(), HandshakeError> {
+        let fd = self.as_raw_fd();
+        loop {
+            while conn.wants_write() {
+                match conn.write_tls(&mut FdIo(fd)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        wait_fd(fd, libc::POLLOUT, Some(deadline)).map_err(HandshakeError::Io)?;
+                    }
+                    Err(e) => return Err(HandshakeError::Io(e)),
+                }
+            }
+            if !conn.is_handshaking() {
+                break;
+            }
+            self.set_read_timeout(remaining(Some(deadline)).map_err(HandshakeError::Io)?)
+                .map_err(HandshakeError::Io)?;
+            match conn.read_tls(&mut FdIo(fd)) {
+                Ok(0) => {
+                    return Err(HandshakeError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the connection during the TLS handshake",
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(HandshakeError::Io(e)),
+            }
+            if let Err(e) = conn.process_new_packets() {
+                // Tell the server why (the alert rustls queued), best effort.
+                let _ = conn.write_tls(&mut FdIo(fd));
+                return Err(HandshakeError::Tls(e));
+            }
+        }
+        self.tls = Some(Box::new(conn));
+        Ok(())
+    }
+
+    /// Read whatever the socket has (at least one byte from the socket) into `buf`, honouring
+    /// the socket's read timeout. With TLS, a read may bring no plaintext (a partial record, a
+    /// session ticket): that is `Ok` with nothing appended, and the caller reads again.
+    #[inline]
+    pub fn fill(&mut self, buf: &mut BytesMut) -> io::Result<()> {
+        let fd = self.socket_fd();
+        if let Some(tls) = &mut self.tls {
+            return tls_fill(tls, fd, buf);
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let spare = buf.spare_capacity_mut();
+        let n = loop {
+            // SAFETY: read(2) writes at most `spare.len()` bytes into the spare capacity, which
+            // we own; no Rust reference to uninitialised bytes is created.
+            let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+            if n >= 0 {
+                break n as usize;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection unexpectedly"));
+        }
+        // SAFETY: the kernel initialised `n` bytes after the current length.
+        unsafe { buf.set_len(buf.len() + n) };
+        Ok(())
+    }
+
+    /// Send all of `data`. While the socket cannot take more, read what the server sends
+    /// meanwhile into `read_buf`: a server answering a large batch stops reading when its own
+    /// output is not read, and two blocked writers would wait for each other forever.
+    pub fn send_all(&mut self, data: &[u8], read_buf: &mut BytesMut, deadline: Option<Instant>) -> io::Result<()> {
+        if self.tls.is_some() {
+            return self.tls_send_all(data, read_buf, deadline);
+        }
+        let fd = self.socket_fd();
+        let mut sent = 0;
+        loop {
+            if sent == data.len() {
+                return Ok(());
+            }
+            let rest = &data[sent..];
+            // SAFETY: sends from a live buffer; MSG_NOSIGNAL keeps a closed peer from raising
+            // SIGPIPE in the host program.
+            let n =
+                unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                sent += n as usize;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {}
+                _ => return Err(e),
+            }
+            if wait_fd(fd, libc::POLLOUT | libc::POLLIN, deadline)? & libc::POLLIN != 0 {
+                self.fill(read_buf)?;
+            }
+        }
+    }
+
+    fn tls_send_all(&mut self, data: &[u8], read_buf: &mut BytesMut, deadline: Option<Instant>) -> io::Result<()> {
+        let fd = self.socket_fd();
+        let mut accepted = 0;
+        loop {
+            let tls = self.tls.as_mut().expect("TLS stream");
+            // Encrypt as much as rustls's outgoing buffer limit takes, then push it out.
+            if accepted < data.len() {
+                accepted += tls.writer().write(&data[accepted..])?;
+            }
+            let mut blocked = false;
+            while tls.wants_write() {
+                match tls.write_tls(&mut FdIo(fd)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !blocked {
+                if accepted == data.len() {
+                    return Ok(());
+                }
+                continue;
+            }
+            if wait_fd(fd, libc::POLLOUT | libc::POLLIN, deadline)? & libc::POLLIN != 0 {
+                self.fill(read_buf)?;
+            }
+        }
+    }
+
+    /// End TLS politely (close_notify), without waiting: the socket is closed next.
+    pub fn close_notify(&mut self) {
+        let fd = self.socket_fd();
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut FdIo(fd));
+        }
+    }
+
     /// Whether the peer has sent something (or closed) without blocking: an idle connection should
-    /// have nothing to read.
+    /// have nothing to read. (TLS leaves no decrypted plaintext behind: `fill` takes all of it.)
     pub fn readable_now(&self) -> bool {
         let mut pfd = libc::pollfd { fd: self.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd, zero timeout.
@@ -104,8 +309,9 @@ impl Stream {
     }
 }
 
-impl AsRawFd for Stream {
-    fn as_raw_fd(&self) -> RawFd {
+impl Stream {
+    #[inline]
+    fn socket_fd(&self) -> RawFd {
         match &self.socket {
             Socket::Tcp(s) => s.as_raw_fd(),
             Socket::Unix(s) => s.as_raw_fd(),
@@ -113,11 +319,107 @@ impl AsRawFd for Stream {
     }
 }
 
-impl Write for Stream {
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket_fd()
+    }
+}
+
+/// Read TLS records until some plaintext or nothing more is at hand; append the plaintext.
+fn tls_fill(tls: &mut ClientConnection, fd: RawFd, buf: &mut BytesMut) -> io::Result<()> {
+    let n = tls.read_tls(&mut FdIo(fd))?;
+    let state = match tls.process_new_packets() {
+        Ok(state) => state,
+        Err(e) => {
+            let _ = tls.write_tls(&mut FdIo(fd)); // the alert, best effort
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("TLS error: {e}")));
+        }
+    };
+    // Whatever TLS itself has to say back (a key update), without waiting.
+    while tls.wants_write() {
+        if tls.write_tls(&mut FdIo(fd)).is_err() {
+            break;
+        }
+    }
+    let plain = state.plaintext_bytes_to_read();
+    if plain > 0 {
+        let start = buf.len();
+        buf.resize(start + plain, 0);
+        tls.reader().read_exact(&mut buf[start..])?;
+        return Ok(());
+    }
+    if n == 0 || state.peer_has_closed() {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection unexpectedly"));
+    }
+    Ok(())
+}
+
+/// Wait until `fd` has one of `events` (or an error or hang-up), bounded by `deadline`;
+/// returns the events seen.
+fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> io::Result<libc::c_short> {
+    loop {
+        let timeout_ms = match remaining(deadline)? {
+            None => -1,
+            Some(left) => left.as_millis().clamp(1, i32::MAX as u128) as i32,
+        };
+        let mut pfd = libc::pollfd { fd, events, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if ready > 0 {
+            return Ok(pfd.revents);
+        }
+        if ready == 0 {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The socket as rustls sees it: blocking reads honouring the socket's read timeout (a timeout
+/// is `WouldBlock`), and non-blocking vectored sends without SIGPIPE.
+struct FdIo(RawFd);
+
+impl Read for FdIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: reads into a live, initialised buffer of that length.
+            let n = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Write for FdIo {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.socket {
-            Socket::Tcp(s) => s.write(buf),
-            Socket::Unix(s) => s.write(buf),
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        loop {
+            // SAFETY: an msghdr pointing at the caller's live IoSlices (layout-compatible with
+            // iovec), no address and no control data.
+            let n = unsafe {
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+                msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+                libc::sendmsg(self.0, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
         }
     }
 

@@ -95,6 +95,35 @@ impl Cluster {
         &self.dir
     }
 
+    /// The data directory (pg_hba.conf, postgresql.auto.conf).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Write `name` in the cluster's directory for the server to read (a key, a certificate):
+    /// mode 0600 and, when root, owned by `postgres`, as the server requires of a key file.
+    pub fn write_server_file(&self, name: &str, contents: &[u8]) -> PathBuf {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.join(name);
+        let _ = fs::remove_file(&path);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("create {path:?}: {e}"));
+        f.write_all(contents).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+        give_to_postgres(&path);
+        path
+    }
+
+    /// Replace pg_hba.conf (keeping its owner and mode); takes effect at the next reload or restart.
+    pub fn set_hba(&self, text: &str) {
+        let hba = self.data.join("pg_hba.conf");
+        fs::write(&hba, text).unwrap_or_else(|e| panic!("write {hba:?}: {e}"));
+    }
+
     /// `postgresql://pgsess:pgsess-s3cret@%2F...%2Fsock:PORT/pgsess`
     pub fn uri(&self) -> String {
         let host = pct_encode(&self.sock.to_string_lossy());
@@ -225,6 +254,25 @@ pub fn shared() -> &'static Cluster {
         let c = Cluster::start();
         // SAFETY: registering a plain extern "C" fn with no captured state.
         unsafe { libc::atexit(stop_shared) };
+        c
+    })
+}
+
+/// A second cluster per test binary, made once by `make` (e.g. a TLS server), stopped at exit
+/// like [`shared`]. Every call must pass the same `make`.
+pub fn shared_with(make: fn() -> Cluster) -> &'static Cluster {
+    static CUSTOM: OnceLock<Cluster> = OnceLock::new();
+    extern "C" fn stop_custom() {
+        let _ = std::panic::catch_unwind(|| {
+            if let Some(c) = CUSTOM.get() {
+                c.teardown();
+            }
+        });
+    }
+    CUSTOM.get_or_init(|| {
+        let c = make();
+        // SAFETY: registering a plain extern "C" fn with no captured state.
+        unsafe { libc::atexit(stop_custom) };
         c
     })
 }
