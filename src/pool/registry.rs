@@ -65,35 +65,51 @@ fn registry_key(config: &ConnectConfig, settings: &PoolSettings, local: bool) ->
 /// that did not ask for it. A forked child's pools always use it.
 pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings, local: bool) -> (Arc<Pool>, bool) {
     let key = registry_key(config, &settings, local);
-    let mut guard = lock();
-    let pid = crate::fork::current_pid();
-    let mut inherited_salt = None;
-    if let Some(old) = guard.take_if(|r| r.pid != pid) {
-        // A forked child's first call: the parent's pools and threads are not ours.
-        let mut closed = 0;
-        for pool in old.pools.into_values() {
-            closed += pool.abandon();
-            crate::fork::keep(pool);
+    let mut forgot = None;
+    let got = {
+        let mut guard = lock();
+        let pid = crate::fork::current_pid();
+        let mut inherited_salt = None;
+        if let Some(old) = guard.take_if(|r| r.pid != pid) {
+            // A forked child's first call: the parent's pools and threads are not ours.
+            let (pools, mut closed) = (old.pools.len(), 0);
+            for pool in old.pools.into_values() {
+                closed += pool.abandon();
+                crate::fork::keep(pool);
+            }
+            if let Some(threads) = old.threads {
+                crate::fork::keep(threads);
+            }
+            // The same salt: a configuration keeps its pool id across fork() (the ids that
+            // `pgsess_pool_id` handed out before fork() still name the child's pools).
+            inherited_salt = Some(old.salt);
+            forgot = Some((pools, closed));
         }
-        if let Some(threads) = old.threads {
-            crate::fork::keep(threads);
+        let reg = guard.get_or_insert_with(|| Registry {
+            pid,
+            salt: inherited_salt.unwrap_or_else(random_salt),
+            pools: HashMap::new(),
+            threads: None,
+        });
+        match reg.pools.get(&key) {
+            Some(pool) => (pool.clone(), false),
+            None => (create(reg, key, config, settings, local), true),
         }
-        // The same salt: a configuration keeps its pool id across fork() (the ids that
-        // `pgsess_pool_id` handed out before fork() still name the child's pools).
-        inherited_salt = Some(old.salt);
+    };
+    // Logged outside the registry's lock: a log callback is the application's code.
+    if let Some((pools, closed)) = forgot {
         crate::log::debug(|| {
-            format!("forked child {pid}: left the parent's pools alone, closed this process's copies of {closed} of their sockets")
+            format!(
+                "forked child {}: left the parent's {pools} pools alone, closed this process's copies of {closed} of \
+                 their sockets",
+                crate::fork::current_pid()
+            )
         });
     }
-    let reg = guard.get_or_insert_with(|| Registry {
-        pid,
-        salt: inherited_salt.unwrap_or_else(random_salt),
-        pools: HashMap::new(),
-        threads: None,
-    });
-    if let Some(pool) = reg.pools.get(&key) {
-        return (pool.clone(), false);
-    }
+    got
+}
+
+fn create(reg: &mut Registry, key: String, config: &ConnectConfig, settings: PoolSettings, local: bool) -> Arc<Pool> {
     let mut hasher = Sha256::new();
     hasher.update(reg.salt);
     hasher.update(key.as_bytes());
@@ -113,7 +129,7 @@ pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings, local: bool
     };
     let pool = Pool::new(id, config.clone(), settings, backend);
     reg.pools.insert(key, pool.clone());
-    (pool, true)
+    pool
 }
 
 /// Unregister `pool` if it is still the registered one for its key (a pool whose first connection
