@@ -75,15 +75,13 @@ pub struct Manager {
 impl Manager {
     /// Open a new connection, recording a failure for the pool's checkout errors and counters.
     pub fn dial(&self) -> Result<PgConn, Error> {
-        self.dial_with(&self.config)
+        PgConn::connect(&self.config).inspect_err(|e| self.record_failure(e))
     }
 
-    fn dial_with(&self, config: &ConnectConfig) -> Result<PgConn, Error> {
-        PgConn::connect(config).inspect_err(|e| {
-            self.shared.counters.connect_failures.inc();
-            crate::log::warn(|| format!("pool {}: connecting failed: {e}", self.shared.id));
-            *self.shared.last_connect_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-        })
+    fn record_failure(&self, e: &Error) {
+        self.shared.counters.connect_failures.inc();
+        crate::log::warn(|| format!("pool {}: connecting failed: {e}", self.shared.id));
+        *self.shared.last_connect_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
     }
 
     /// A connection for the pool in a new slot: the one `Pool::connect_first` opened if it is
@@ -94,11 +92,22 @@ impl Manager {
         let adopted = self.shared.adopted.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match adopted {
             Some(conn) => conn,
-            None => match deadline.map(|d| d.saturating_duration_since(started)) {
-                Some(left) if left < self.config.connect_timeout => {
+            None => match deadline.map(|d| (d, d.saturating_duration_since(started))) {
+                Some((deadline, left)) if left < self.config.connect_timeout => {
                     let mut bounded = self.config.clone();
                     bounded.connect_timeout = left.max(Duration::from_millis(1));
-                    self.dial_with(&bounded)?
+                    PgConn::connect(&bounded).inspect_err(|e| {
+                        if Instant::now() < deadline {
+                            self.record_failure(e);
+                        } else {
+                            // Cut short by the caller's checkout deadline: not the server's
+                            // answer, so it does not replace the last attempt's error (a checkout
+                            // error should say why connecting fails, not that time ran out).
+                            crate::log::debug(|| {
+                                format!("pool {}: gave up connecting at the checkout deadline: {e}", self.shared.id)
+                            });
+                        }
+                    })?
                 }
                 _ => self.dial()?,
             },
