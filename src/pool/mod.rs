@@ -159,12 +159,14 @@ pub(crate) enum NewBackend {
 }
 
 pub struct Pool {
-    /// Hex id derived from the configuration with a per-process salt; never reveals the password.
+    /// Hex id derived from the configuration with a random salt (a forked child keeps its
+    /// parent's, so a configuration's id survives fork()); never reveals the password.
     pub id: String,
     pub settings: PoolSettings,
     backend: Backend,
     shared: Arc<PoolShared>,
-    /// The same manager r2d2 has, for connecting outside it.
+    /// Opens and checks connections: the same manager r2d2 has, used directly by the local core
+    /// and by `connect_first`.
     manager: Manager,
 }
 
