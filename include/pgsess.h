@@ -13,6 +13,8 @@
  *   them with pgsess_string_free().
  * - No call ever aborts the process: misuse (NULL handles, bad arguments) is reported as
  *   PGSESS_INTERFACE_ERROR, NULL, 0 or false.
+ * - After fork(), the child may go on using its parent's sessions from any number of threads:
+ *   it opens connections of its own and never touches the parent's (README.md, "fork()").
  */
 
 #ifndef PGSESS_H
@@ -533,8 +535,9 @@ struct pgsess_request *pgsess_callproc_async(struct pgsess_session *session, con
 /**
  * A file descriptor that becomes readable when completions are ready: add it to the event
  * loop's poller (epoll, libuv, libevent, asio) for reading and call `pgsess_async_dispatch`
- * when it fires. Owned by the session (do not close it); the same for the session's life.
- * Starts the session's request engine if needed. -1 for NULL or when the engine cannot start.
+ * when it fires. Owned by the session (do not close it); the same for the session's life in one
+ * process (a child created by fork() gets a new one: its own engine's). Starts the session's
+ * request engine if needed. -1 for NULL or when the engine cannot start.
  *
  * # Safety
  * `session` NULL or live.
@@ -555,7 +558,8 @@ size_t pgsess_async_dispatch(struct pgsess_session *session);
  * Cancel a request: if it is still queued it is dropped and its callback gets
  * `PGSESS_QUERY_CANCELED`; if it is running the server is asked to cancel it (it then usually
  * fails with `PGSESS_QUERY_CANCELED`); a finished request is unaffected. The callback still runs
- * exactly once. `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
+ * exactly once. `PGSESS_INTERFACE_ERROR` for NULL. Any thread. In a child created by fork(), a
+ * request its parent submitted is the parent's: cancelling it there does nothing.
  *
  * # Safety
  * `request` NULL or live.
@@ -565,7 +569,9 @@ enum pgsess_code pgsess_request_cancel(struct pgsess_request *request);
 /**
  * Block until the request has finished, then run its callback on the calling thread (unless a
  * dispatch already ran it). `timeout_ms` 0 waits as long as it takes. True when the callback
- * has run; false on timeout or for NULL. For simple programs and tests.
+ * has run; false on timeout or for NULL. For simple programs and tests. In a child created by
+ * fork(), false at once for a request its parent submitted (it completes, if ever, in the
+ * parent).
  *
  * # Safety
  * `request` NULL or live.

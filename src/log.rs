@@ -4,7 +4,7 @@
 
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{OnceLock, RwLock, RwLockWriteGuard};
 
 /// Severity of a log message; lower is more severe.
 #[allow(non_camel_case_types)]
@@ -44,7 +44,8 @@ pub type Callback = Option<unsafe extern "C" fn(user_data: *mut c_void, level: L
 
 type CallbackFn = unsafe extern "C" fn(*mut c_void, Level, *const c_char);
 
-struct Sink {
+#[derive(Clone, Copy)]
+pub(crate) struct Sink {
     callback: CallbackFn,
     user_data: *mut c_void,
 }
@@ -54,6 +55,8 @@ struct Sink {
 unsafe impl Send for Sink {}
 unsafe impl Sync for Sink {}
 
+/// Process-wide: taken by the atfork prepare handler (see `crate::fork`), and held only to copy
+/// or replace the sink, never while the callback runs.
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 /// The most verbose level delivered; 0 means none.
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(0);
@@ -80,8 +83,8 @@ pub fn log(level: Level, message: impl FnOnce() -> String) {
         return;
     }
     let text = message();
-    let sink = SINK.read().unwrap_or_else(|p| p.into_inner());
-    match sink.as_ref() {
+    let sink = *SINK.read().unwrap_or_else(|p| p.into_inner());
+    match sink {
         Some(s) if (level as u8) <= MAX_LEVEL.load(Ordering::Relaxed) => {
             let c = crate::ffi::c_string(&text);
             // SAFETY: the callback was registered by the application for exactly this use.
@@ -89,10 +92,45 @@ pub fn log(level: Level, message: impl FnOnce() -> String) {
         }
         _ => {
             if (level as u8) <= env_level() {
-                eprintln!("pgsess {}: {text}", level.name());
+                to_stderr(&format!("pgsess {}: {text}\n", level.name()));
             }
         }
     }
+}
+
+/// Print a line on stderr. A forked child bypasses std's stderr lock, which a parent thread may
+/// have held at fork() time (it is not one of ours to take in the atfork handler), and writes
+/// the whole line with write(2) directly.
+fn to_stderr(line: &str) {
+    if !crate::fork::forked() {
+        eprint!("{line}");
+        return;
+    }
+    let mut rest = line.as_bytes();
+    while !rest.is_empty() {
+        // SAFETY: writes from a live buffer of the given length.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n > 0 {
+            rest = &rest[n as usize..];
+        } else if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        } else {
+            return;
+        }
+    }
+}
+
+/// Held by the atfork prepare handler until the parent and child handlers (see `crate::fork`).
+pub(crate) type ForkGuard = RwLockWriteGuard<'static, Option<Sink>>;
+
+/// Before fork(): read `PGSESS_LOG` now, so that a child never finds its one-time initialisation
+/// left half done by a parent thread.
+pub(crate) fn prepare_for_fork() {
+    env_level();
+}
+
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    SINK.write().unwrap_or_else(|p| p.into_inner())
 }
 
 pub fn warn(message: impl FnOnce() -> String) {

@@ -8,6 +8,12 @@
 //! Completions are queued for the event loop: an eventfd becomes readable, and `dispatch` runs
 //! the ready callbacks on the thread that calls it. Every request's callback runs exactly once:
 //! with its results (which hold their connection until freed, as everywhere) or its error.
+//!
+//! An engine belongs to the process that started it: its workers do not exist in a forked child.
+//! A child's session starts an engine of its own (with its own eventfd); the parent's engine,
+//! reachable in the child only through request handles made before fork(), is never locked
+//! there: cancelling such a request does nothing and waiting for it returns false at once (its
+//! callback runs, if ever, in the parent).
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -109,6 +115,8 @@ pub struct Engine {
     done: Mutex<VecDeque<Arc<Request>>>,
     /// Readable while `done` is not empty (an eventfd).
     fd: RawFd,
+    /// The process whose threads run this engine.
+    pid: u32,
 }
 
 impl Engine {
@@ -126,6 +134,7 @@ impl Engine {
             changed: Condvar::new(),
             done: Mutex::new(VecDeque::new()),
             fd,
+            pid: crate::fork::current_pid(),
         });
         let spawn = |name: String, f: fn(&Engine)| {
             let e = engine.clone();
@@ -146,8 +155,28 @@ impl Engine {
         self.fd
     }
 
+    /// False in a forked child for its parent's engine, whose locks must not be taken there (a
+    /// parent thread may have held one at the instant of fork()).
+    fn ours(&self) -> bool {
+        self.pid == crate::fork::current_pid()
+    }
+
+    /// In a forked child, for its parent's engine: close this process's copy of the eventfd (the
+    /// parent's completions must not wake the child's event loop). The engine is never used nor
+    /// dropped here afterwards.
+    pub(crate) fn abandon(&self) {
+        if !self.ours() {
+            // SAFETY: this process's copy of the parent's descriptor; nothing in this process
+            // uses it (every entry checks `ours` first, and the engine is never dropped here).
+            unsafe { libc::close(self.fd) };
+        }
+    }
+
     /// Queue a request. Fails only when the engine is shutting down.
     pub fn submit(&self, request: Arc<Request>) -> Result<()> {
+        if !self.ours() {
+            return Err(Error::interface("this request engine belongs to the parent process"));
+        }
         let mut q = lock(&self.queue);
         if q.closing {
             return Err(Error::interface("the session is closing: no new requests"));
@@ -164,6 +193,9 @@ impl Engine {
     /// running one whose statement has not been sent yet is not sent; a running statement gets
     /// a server-side cancel. Finished requests are unaffected.
     pub fn cancel(&self, request: &Arc<Request>) {
+        if !self.ours() {
+            return; // a request of the parent's
+        }
         let key = {
             let mut q = lock(&self.queue);
             let before = q.waiting.len();
@@ -188,6 +220,9 @@ impl Engine {
 
     /// Run the callbacks of every finished request on this thread; returns how many ran.
     pub fn dispatch(&self) -> usize {
+        if !self.ours() {
+            return 0;
+        }
         let ready: Vec<Arc<Request>> = {
             let mut done = lock(&self.done);
             self.clear_fd();
@@ -207,6 +242,9 @@ impl Engine {
     /// Block until `request` has finished (up to `timeout`; `None` waits as long as it takes),
     /// then run its callback here if it has not run yet. True when it has run.
     pub fn wait(&self, request: &Arc<Request>, timeout: Option<Duration>) -> bool {
+        if !self.ours() {
+            return false; // a request of the parent's: it finishes, if ever, in the parent
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = lock(&request.state);
         while st.phase != Phase::Finished {
@@ -240,6 +278,9 @@ impl Engine {
     /// once (their workers drop whatever they get later); running statements get a server-side
     /// cancel. Idempotent.
     pub fn shutdown(&self) {
+        if !self.ours() {
+            return;
+        }
         let (queued, running) = {
             let mut q = lock(&self.queue);
             q.closing = true;
@@ -398,7 +439,9 @@ fn run_callback(request: &Request) -> bool {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // SAFETY: the engine owns its eventfd.
-        unsafe { libc::close(self.fd) };
+        if self.ours() {
+            // SAFETY: the engine owns its eventfd.
+            unsafe { libc::close(self.fd) };
+        }
     }
 }

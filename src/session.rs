@@ -1,18 +1,22 @@
 //! A session: a handle on a shared pool plus what the seed's `Session` exposes about it (the
 //! backend pid of the latest statement, the last 50 notices). Any number of threads may use one
 //! session at once; each statement checks out its own connection.
+//!
+//! After `fork()` a session goes on working in the child: its first call there finds the
+//! session's per-process part (`PerProcess`) made by another process and installs one of the
+//! child's own, on the child's own pool. The parent's part is never locked (a parent thread may
+//! have held one of its locks at the instant of fork()) nor dropped: it is kept untouched.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
-
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
 use crate::conn::{BatchStatement, CancelKey, Param, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
+use crate::requests::Engine;
 use crate::results::{Column, ResultSet, Results};
 
 /// How many notices a session keeps (psycopg2's `CONN_NOTICES_LIMIT`).
@@ -30,20 +34,55 @@ struct SessionState {
     notices: VecDeque<String>,
 }
 
+/// What a session has in one process: its pool, the statements it is running, its latest backend
+/// pid and notices, its asynchronous engine. Immutable apart from its own locks, which only
+/// threads of process `pid` ever take.
+struct PerProcess {
+    pid: u32,
+    pool: Arc<Pool>,
+    /// Statements running now, for `cancel`.
+    running: Mutex<Vec<(u64, Arc<CancelKey>)>>,
+    state: Mutex<SessionState>,
+    /// Asynchronous requests (started on first use).
+    requests: OnceLock<Arc<Engine>>,
+    requests_init: Mutex<()>,
+}
+
+impl PerProcess {
+    fn new(pool: Arc<Pool>) -> PerProcess {
+        PerProcess {
+            pid: crate::fork::current_pid(),
+            pool,
+            running: Mutex::new(Vec::new()),
+            state: Mutex::new(SessionState { last_backend_pid: 0, notices: VecDeque::new() }),
+            requests: OnceLock::new(),
+            requests_init: Mutex::new(()),
+        }
+    }
+}
+
 pub(crate) struct SessionInner {
     config: ConnectConfig,
     settings: PoolSettings,
     statement_timeout: Option<Duration>,
-    /// Statements running now, for `cancel`.
-    running: Mutex<Vec<(u64, Arc<CancelKey>)>>,
-    /// The process using the session; a forked child resets the session's locks once.
-    owner_pid: AtomicU32,
-    /// Asynchronous requests (started on first use).
-    requests: std::sync::OnceLock<Arc<crate::requests::Engine>>,
-    requests_init: Mutex<()>,
+    /// Runs on the local pool core even in the original process (tests).
+    local_pool: bool,
     next_token: AtomicU64,
-    pool: Mutex<Arc<Pool>>,
-    state: Mutex<SessionState>,
+    /// This process's part: never null; replaced (never freed) in a forked child by its first
+    /// call; freed with the session by the process it belongs to.
+    here: AtomicPtr<PerProcess>,
+}
+
+impl Drop for SessionInner {
+    fn drop(&mut self) {
+        let here = *self.here.get_mut();
+        // SAFETY: `here` came from Box::into_raw and nothing else refers to it any more (the
+        // session is being dropped); a parent's part is kept, not freed.
+        let here = unsafe { Box::from_raw(here) };
+        if here.pid != crate::fork::current_pid() {
+            crate::fork::keep(here);
+        }
+    }
 }
 
 /// A session on a process-wide pool. Cheap to clone; clones share state.
@@ -53,12 +92,13 @@ pub struct Session(Arc<SessionInner>);
 impl std::fmt::Debug for Session {
     /// The configuration without the password, and the pool id.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("config", &self.0.config).field("pool", &lock(&self.0.pool).id).finish()
+        f.debug_struct("Session").field("config", &self.0.config).field("pool", &self.here().pool.id).finish()
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
-    m.lock()
+/// Lock one of this process's locks; they guard nothing a panic could leave half-updated.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Session {
@@ -67,6 +107,17 @@ impl Session {
     /// existing pool opens no connection; creating a pool opens its first connection so that a
     /// wrong address or password fails here, not at the first query.
     pub fn open(dbname: &str, options: &SessionOptions) -> Result<Session> {
+        Session::open_on(dbname, options, false)
+    }
+
+    /// `open` on the pool core a forked child uses, in this process (on pools of their own).
+    /// For the test suite, which runs the pool's contract against both backends.
+    #[doc(hidden)]
+    pub fn open_with_local_pool(dbname: &str, options: &SessionOptions) -> Result<Session> {
+        Session::open_on(dbname, options, true)
+    }
+
+    fn open_on(dbname: &str, options: &SessionOptions, local_pool: bool) -> Result<Session> {
         let config = match &options.db_url {
             Some(url) => config::parse_uri(url, &ProcessEnvironment).map_err(|e| e.context("db_url"))?,
             None => {
@@ -76,22 +127,18 @@ impl Session {
                     .map_err(|e| e.context(format!("environment variable {var}")))?
             }
         };
-        let (pool, created) = registry::get_or_create(&config, options.pool);
+        let (pool, created) = registry::get_or_create(&config, options.pool, local_pool);
         let session = Session(Arc::new(SessionInner {
             config,
             settings: options.pool,
             statement_timeout: options.statement_timeout,
-            running: Mutex::new(Vec::new()),
-            owner_pid: AtomicU32::new(crate::fork::current_pid()),
-            requests: std::sync::OnceLock::new(),
-            requests_init: Mutex::new(()),
+            local_pool,
             next_token: AtomicU64::new(0),
-            pool: Mutex::new(pool.clone()),
-            state: Mutex::new(SessionState { last_backend_pid: 0, notices: VecDeque::new() }),
+            here: AtomicPtr::new(Box::into_raw(Box::new(PerProcess::new(pool.clone())))),
         }));
         if created {
             match pool.connect_first() {
-                Ok(pid) => lock(&session.0.state).last_backend_pid = pid,
+                Ok(pid) => lock(&session.here().state).last_backend_pid = pid,
                 Err(e) => {
                     registry::remove(&pool);
                     return Err(e);
@@ -101,34 +148,79 @@ impl Session {
         Ok(session)
     }
 
-    /// In a forked child, once: release this session's locks a parent thread held at fork()
-    /// time and forget the parent's running statements.
-    fn ensure_process(&self) {
-        let me = crate::fork::current_pid();
-        let owner = self.0.owner_pid.load(Ordering::Acquire);
-        if owner != me && self.0.owner_pid.compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            // SAFETY: the child's first call on this session; the lock holders are gone.
-            unsafe {
-                crate::fork::unlock_inherited(&self.0.pool);
-                crate::fork::unlock_inherited(&self.0.state);
-                crate::fork::unlock_inherited(&self.0.running);
-            }
-            lock(&self.0.running).clear();
+    /// This process's part of the session: one atomic load and a comparison with the cached
+    /// process id; in a forked child's first call, a new part.
+    #[inline]
+    fn here(&self) -> &PerProcess {
+        // SAFETY: `here` is never null and what it points to is never freed before the session
+        // (a replaced part is kept forever).
+        let here = unsafe { &*self.0.here.load(Ordering::Acquire) };
+        if here.pid == crate::fork::current_pid() {
+            here
+        } else {
+            self.here_after_fork()
         }
     }
 
-    /// The session's pool; after fork() a child gets (or creates) its own.
-    fn pool(&self) -> Arc<Pool> {
-        self.ensure_process();
-        let mut current = lock(&self.0.pool);
-        if !current.owned_by_this_process() {
-            *current = registry::get_or_create(&self.0.config, self.0.settings).0;
+    /// This process's part if it has one already (`None` in a forked child before its first
+    /// call: there is nothing of the child's to act on yet).
+    fn here_if_made(&self) -> Option<&PerProcess> {
+        // SAFETY: as in `here`.
+        let here = unsafe { &*self.0.here.load(Ordering::Acquire) };
+        (here.pid == crate::fork::current_pid()).then_some(here)
+    }
+
+    /// The first call in a forked child (or several racing ones, if the child started threads
+    /// first): install a part for this process, on this process's pool for the configuration.
+    /// Only process-wide locks are taken (the registry's), which the atfork handlers keep
+    /// consistent; the parent's part is not locked, not dropped, and its engine's eventfd (this
+    /// process's copy) is closed.
+    #[cold]
+    fn here_after_fork(&self) -> &PerProcess {
+        let me = crate::fork::current_pid();
+        let pool = registry::get_or_create(&self.0.config, self.0.settings, self.0.local_pool).0;
+        let fresh = Box::into_raw(Box::new(PerProcess::new(pool)));
+        let mut seen = self.0.here.load(Ordering::Acquire);
+        loop {
+            // SAFETY: as in `here`.
+            let current = unsafe { &*seen };
+            if current.pid == me {
+                // Another thread of this process got there first.
+                // SAFETY: `fresh` was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                return current;
+            }
+            match self.0.here.compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    // SAFETY: replaced, so no longer reachable from the session; threads of this
+                    // process that loaded it only read `pid` and move on.
+                    let parents = unsafe { Box::from_raw(seen) };
+                    if let Some(engine) = parents.requests.get() {
+                        engine.abandon();
+                    }
+                    crate::fork::keep(parents);
+                    // SAFETY: just installed; freed only with the session.
+                    return unsafe { &*fresh };
+                }
+                Err(now) => seen = now,
+            }
         }
-        current.clone()
+    }
+
+    /// The session's pool in this process.
+    fn pool(&self) -> &Arc<Pool> {
+        &self.here().pool
     }
 
     pub fn pool_id(&self) -> String {
         self.pool().id.clone()
+    }
+
+    /// Whether the session's pool in this process runs on the local pool core (in a forked
+    /// child, or opened with `open_with_local_pool`) rather than r2d2.
+    #[doc(hidden)]
+    pub fn uses_local_pool(&self) -> bool {
+        self.pool().is_local()
     }
 
     pub fn pool_stats(&self) -> PoolStats {
@@ -161,23 +253,26 @@ impl Session {
     }
 
     /// The session's asynchronous request engine, started on first use.
-    pub fn requests(&self) -> Result<Arc<crate::requests::Engine>> {
-        if let Some(e) = self.0.requests.get() {
+    /// In a forked child, a new engine of the child's own (the parent's worker threads do not
+    /// exist there).
+    pub fn requests(&self) -> Result<Arc<Engine>> {
+        let here = self.here();
+        if let Some(e) = here.requests.get() {
             return Ok(e.clone());
         }
-        let _guard = lock(&self.0.requests_init);
-        if let Some(e) = self.0.requests.get() {
+        let _guard = lock(&here.requests_init);
+        if let Some(e) = here.requests.get() {
             return Ok(e.clone());
         }
-        let engine = crate::requests::Engine::start(self.clone(), self.0.settings.max_size)?;
-        let _ = self.0.requests.set(engine.clone());
+        let engine = Engine::start(self.clone(), self.0.settings.max_size)?;
+        let _ = here.requests.set(engine.clone());
         Ok(engine)
     }
 
-    /// Stop the asynchronous engine if it was started: outstanding requests are cancelled and
-    /// every remaining callback runs on the calling thread.
+    /// Stop this process's asynchronous engine if it was started: outstanding requests are
+    /// cancelled and every remaining callback runs on the calling thread.
     pub fn close_requests(&self) {
-        if let Some(e) = self.0.requests.get() {
+        if let Some(e) = self.here_if_made().and_then(|here| here.requests.get()) {
             e.shutdown();
         }
     }
@@ -273,10 +368,11 @@ impl Session {
     fn run<T>(&self, lease: &Lease, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
         lease.with_conn(|c| {
             c.set_statement_timeout(self.0.statement_timeout);
+            let running = &self.here().running;
             let token = self.0.next_token.fetch_add(1, Ordering::Relaxed);
-            lock(&self.0.running).push((token, c.cancel_key()));
+            lock(running).push((token, c.cancel_key()));
             let outcome = f(c);
-            lock(&self.0.running).retain(|(t, _)| *t != token);
+            lock(running).retain(|(t, _)| *t != token);
             outcome
         })
     }
@@ -284,21 +380,20 @@ impl Session {
     /// Ask the server to cancel every statement this session is running now (from any thread);
     /// each fails with `PGSESS_QUERY_CANCELED`. Returns (requests sent, statements running).
     pub fn cancel(&self) -> (usize, usize) {
-        self.ensure_process();
-        let keys: Vec<Arc<CancelKey>> = lock(&self.0.running).iter().map(|(_, k)| k.clone()).collect();
+        let Some(here) = self.here_if_made() else { return (0, 0) };
+        let keys: Vec<Arc<CancelKey>> = lock(&here.running).iter().map(|(_, k)| k.clone()).collect();
         (keys.iter().filter(|k| k.send().is_ok()).count(), keys.len())
     }
 
     /// The backend pid that ran this session's latest statement (0 before the first).
     pub fn backend_pid(&self) -> i32 {
-        self.ensure_process();
-        lock(&self.0.state).last_backend_pid
+        self.here_if_made().map_or(0, |here| lock(&here.state).last_backend_pid)
     }
 
     /// The session's last 50 notices, oldest first, each in libpq's form (`NOTICE:  text\n`).
     pub fn notices(&self) -> String {
-        self.ensure_process();
-        lock(&self.0.state).notices.iter().map(String::as_str).collect()
+        self.here_if_made()
+            .map_or_else(String::new, |here| lock(&here.state).notices.iter().map(String::as_str).collect())
     }
 
     fn note_statement(&self, outcome: &Result<ResultSet>, lease: &Lease) {
@@ -307,7 +402,7 @@ impl Session {
             Ok(set) => set.backend_pid,
             Err(_) => lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0),
         };
-        let mut state = lock(&self.0.state);
+        let mut state = lock(&self.here().state);
         if pid != 0 {
             state.last_backend_pid = pid;
         }

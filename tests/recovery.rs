@@ -1,19 +1,33 @@
 //! Dead connections are discarded, never handed out: after a server restart or
 //! pg_terminate_backend, statements that were not in flight succeed; statements in flight fail
-//! with an operational-category error.
+//! with an operational-category error. Runs on both pool backends (r2d2, and the core of forked
+//! children) where the pool's part matters.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use pgsess::{Code, Session, SessionOptions};
-use support::Cluster;
+use support::{Backend, Cluster};
+
+on_both_backends!(
+    restart_fast_and_immediate_with_idle_connections,
+    terminated_backends_idle_and_busy,
+    server_down_then_back,
+    a_stopped_backend_fails_the_statement_within_bounds,
+    a_server_turning_read_only_is_evicted_for_read_write_sessions,
+    restart_under_load_fails_only_statements_in_flight,
+);
 
 fn session(c: &Cluster, max: u32) -> Session {
+    session_on(Backend::R2d2, c, max)
+}
+
+fn session_on(b: Backend, c: &Cluster, max: u32) -> Session {
     let mut o = SessionOptions { db_url: Some(format!("{}?application_name=recovery", c.uri())), ..Default::default() };
     o.set_pool_max_size(max).unwrap();
     o.set_checkout_timeout_ms(10_000).unwrap();
-    Session::open("x", &o).unwrap()
+    b.open("x", &o).unwrap()
 }
 
 /// Check out `n` connections at once so the pool holds `n` idle ones afterwards.
@@ -26,10 +40,9 @@ fn one(s: &Session) -> Result<String, pgsess::Error> {
     s.query("SELECT 42", &[]).map(|r| String::from_utf8(r.set.value(0, 0).unwrap().to_vec()).unwrap())
 }
 
-#[test]
-fn restart_fast_and_immediate_with_idle_connections() {
+fn restart_fast_and_immediate_with_idle_connections(b: Backend) {
     let c = Cluster::start();
-    let s = session(&c, 4);
+    let s = session_on(b, &c, 4);
     for mode in ["fast", "immediate"] {
         let before = warm(&s, 4);
         c.restart(mode);
@@ -44,10 +57,9 @@ fn restart_fast_and_immediate_with_idle_connections() {
     assert!(s.pool_stats().discarded_dead >= 8, "{:?}", s.pool_stats());
 }
 
-#[test]
-fn terminated_backends_idle_and_busy() {
+fn terminated_backends_idle_and_busy(b: Backend) {
     let c = Cluster::start();
-    let s = session(&c, 3);
+    let s = session_on(b, &c, 3);
     let pids = warm(&s, 3);
     // Idle in the pool: terminated, then found dead at checkout: no statement fails.
     let mut ctl = c.control();
@@ -84,13 +96,12 @@ fn terminated_backends_idle_and_busy() {
     assert_eq!((stats.in_use, stats.results_outstanding), (0, 0), "{stats:?}");
 }
 
-#[test]
-fn server_down_then_back() {
+fn server_down_then_back(b: Backend) {
     let c = Cluster::start();
     let mut o = SessionOptions { db_url: Some(c.uri()), ..Default::default() };
     o.set_checkout_timeout_ms(700).unwrap();
     o.set_pool_max_size(2).unwrap();
-    let s = Session::open("x", &o).unwrap();
+    let s = b.open("x", &o).unwrap();
     warm(&s, 2);
     c.stop();
     let t = Instant::now();
@@ -145,13 +156,12 @@ fn statement_timeout_and_cancel_report_query_canceled() {
     assert_eq!(s.cancel(), (0, 0), "nothing is running any more");
 }
 
-#[test]
-fn a_stopped_backend_fails_the_statement_within_bounds() {
+fn a_stopped_backend_fails_the_statement_within_bounds(b: Backend) {
     let c = Cluster::start();
     let mut o = SessionOptions { db_url: Some(c.uri()), ..Default::default() };
     o.set_pool_max_size(2).unwrap();
     o.set_statement_timeout_ms(300);
-    let s = Session::open("x", &o).unwrap();
+    let s = b.open("x", &o).unwrap();
     let pid = s.query("SELECT pg_backend_pid()", &[]).unwrap().set.backend_pid;
     // SAFETY: signalling a server process this test started.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -164,8 +174,7 @@ fn a_stopped_backend_fails_the_statement_within_bounds() {
     assert_eq!(one(&s).unwrap(), "42", "a fresh connection serves the next statement");
 }
 
-#[test]
-fn a_server_turning_read_only_is_evicted_for_read_write_sessions() {
+fn a_server_turning_read_only_is_evicted_for_read_write_sessions(b: Backend) {
     let c = Cluster::start();
     let mut o = SessionOptions {
         db_url: Some(format!("{}?target_session_attrs=read-write", c.tcp_uri())),
@@ -173,7 +182,7 @@ fn a_server_turning_read_only_is_evicted_for_read_write_sessions() {
     };
     o.set_pool_max_size(1).unwrap();
     o.set_checkout_timeout_ms(1000).unwrap();
-    let s = Session::open("x", &o).unwrap();
+    let s = b.open("x", &o).unwrap();
     let first = s.query("SELECT pg_backend_pid()", &[]).unwrap().set.backend_pid;
     c.psql("ALTER SYSTEM SET default_transaction_read_only = on");
     c.psql("SELECT pg_reload_conf()");
@@ -190,8 +199,7 @@ fn a_server_turning_read_only_is_evicted_for_read_write_sessions() {
     assert_ne!(r.set.backend_pid, first, "the read-only connection was not reused");
 }
 
-#[test]
-fn restart_under_load_fails_only_statements_in_flight() {
+fn restart_under_load_fails_only_statements_in_flight(b: Backend) {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
     let c = Cluster::start();
@@ -199,7 +207,7 @@ fn restart_under_load_fails_only_statements_in_flight() {
         SessionOptions { db_url: Some(format!("{}?application_name=under_load", c.uri())), ..Default::default() };
     o.set_pool_max_size(4).unwrap();
     o.set_checkout_timeout_ms(10_000).unwrap();
-    let s = Session::open("x", &o).unwrap();
+    let s = b.open("x", &o).unwrap();
     for mode in ["fast", "immediate"] {
         let stop = Arc::new(AtomicBool::new(false));
         let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -252,7 +260,7 @@ fn restart_under_load_fails_only_statements_in_flight() {
         assert_eq!((st.in_use, st.results_outstanding, st.waiting), (0, 0, 0), "{st:?}");
         assert!(st.open <= 4, "{st:?}");
         eprintln!(
-            "restart {mode} under load: {failed} failed, {ok} succeeded, restart took {restarted:?}, slowest call {slowest:?}"
+            "restart {mode} under load ({b:?}): {failed} failed, {ok} succeeded, restart took {restarted:?}, slowest call {slowest:?}"
         );
     }
 }

@@ -1,13 +1,24 @@
 //! Session configuration and the pool's contract, against a real server: environment naming,
 //! db_url precedence, percent-encoded credentials, pool sharing and ids, exhaustion and the free
-//! contract, concurrency, reset on return, idle TTL.
+//! contract, concurrency, reset on return, idle TTL. The pool's contract runs on both pool
+//! backends (r2d2, and the core of forked children).
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pgsess::{Code, Session, SessionOptions};
-use support::Cluster;
+use support::{Backend, Cluster};
+
+on_both_backends!(
+    sessions_share_one_pool_per_normalised_uri_and_settings,
+    exhaustion_waits_for_the_timeout_then_explains_and_a_free_wakes_a_waiter,
+    waiters_are_served_first_come_first_served,
+    eight_threads_share_one_session_with_a_pool_of_four,
+    connections_return_outside_any_transaction,
+    idle_connections_close_after_the_ttl,
+);
 
 fn opts(uri: &str, max: u32, timeout_ms: u32) -> SessionOptions {
     let mut o = SessionOptions { db_url: Some(uri.to_string()), ..SessionOptions::default() };
@@ -88,27 +99,25 @@ fn percent_encoded_user_password_and_dbname() {
     assert!(!e.message.contains("wrong-secret-123") && !e.to_string().contains(password), "{e}");
 }
 
-#[test]
-fn sessions_share_one_pool_per_normalised_uri_and_settings() {
+fn sessions_share_one_pool_per_normalised_uri_and_settings(b: Backend) {
     let c = support::shared();
-    let app = "share_pool";
-    let a = Session::open("x", &opts(&with_app(&c.uri(), app), 3, 2000)).unwrap();
+    let app = &format!("share_pool_{}", b.tag());
+    let a = b.open("x", &opts(&with_app(&c.uri(), app), 3, 2000)).unwrap();
     assert_eq!(backends(c, app), 1, "creating the pool opened its first connection");
     // The same URI spelled differently shares the pool and opens nothing new.
     let respelled = with_app(&c.uri().replacen("postgresql://", "postgres://", 1), app);
-    let b = Session::open("y", &opts(&respelled, 3, 2000)).unwrap();
-    assert_eq!(a.pool_id(), b.pool_id());
+    let same = b.open("y", &opts(&respelled, 3, 2000)).unwrap();
+    assert_eq!(a.pool_id(), same.pool_id());
     assert_eq!(backends(c, app), 1);
     // Different pool settings make a different pool.
-    let d = Session::open("z", &opts(&with_app(&c.uri(), app), 4, 2000)).unwrap();
+    let d = b.open("z", &opts(&with_app(&c.uri(), app), 4, 2000)).unwrap();
     assert_ne!(a.pool_id(), d.pool_id());
     assert!(!a.pool_id().contains(Cluster::password()));
 }
 
-#[test]
-fn exhaustion_waits_for_the_timeout_then_explains_and_a_free_wakes_a_waiter() {
+fn exhaustion_waits_for_the_timeout_then_explains_and_a_free_wakes_a_waiter(b: Backend) {
     let c = support::shared();
-    let s = Session::open("x", &opts(&with_app(&c.uri(), "exhaust"), 2, 400)).unwrap();
+    let s = b.open("x", &opts(&with_app(&c.uri(), "exhaust"), 2, 400)).unwrap();
     let r1 = s.query("SELECT 1", &[]).unwrap();
     let r2 = s.query("SELECT 2", &[]).unwrap();
     let t = Instant::now();
@@ -124,7 +133,7 @@ fn exhaustion_waits_for_the_timeout_then_explains_and_a_free_wakes_a_waiter() {
     assert_eq!(scalar(&s, "SELECT 4", &[]), "4", "a freed connection serves the next statement");
 
     // A waiter is woken by a free, not by its timeout.
-    let long = Session::open("x", &opts(&with_app(&c.uri(), "exhaust"), 2, 10_000)).unwrap();
+    let long = b.open("x", &opts(&with_app(&c.uri(), "exhaust"), 2, 10_000)).unwrap();
     let h1 = long.query("SELECT 1", &[]).unwrap();
     let h2 = long.query("SELECT 2", &[]).unwrap();
     let waiter = {
@@ -143,11 +152,43 @@ fn exhaustion_waits_for_the_timeout_then_explains_and_a_free_wakes_a_waiter() {
     drop((h2, r2));
 }
 
-#[test]
-fn eight_threads_share_one_session_with_a_pool_of_four() {
+/// With one connection, every caller waiting for it gets it in the order it asked.
+fn waiters_are_served_first_come_first_served(b: Backend) {
     let c = support::shared();
-    let app = "eight_threads";
-    let s = Session::open("x", &opts(&with_app(&c.uri(), app), 4, 10_000)).unwrap();
+    let s = b.open("x", &opts(&with_app(&c.uri(), "fifo"), 1, 10_000)).unwrap();
+    let held = s.query("SELECT 'held'", &[]).unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let waiters: Vec<_> = (0..5)
+        .map(|i| {
+            let (mine, order) = (s.clone(), order.clone());
+            let waiter = std::thread::spawn(move || {
+                let r = mine.query("SELECT $1::int", &[Some(i.to_string().as_bytes())]).unwrap();
+                order.lock().unwrap().push(i);
+                drop(r);
+            });
+            // Arrive in order 0, 1, 2, 3, 4: each waits in line before the next comes.
+            let t = Instant::now();
+            while s.pool_stats().waiting < i + 1 {
+                assert!(t.elapsed() < Duration::from_secs(5), "waiter {i} never queued");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(20)); // from counted to in line
+            waiter
+        })
+        .collect();
+    drop(held);
+    for w in waiters {
+        w.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+    let stats = s.pool_stats();
+    assert_eq!((stats.open, stats.in_use, stats.waiting, stats.checkout_timeouts), (1, 0, 0, 0), "{stats:?}");
+}
+
+fn eight_threads_share_one_session_with_a_pool_of_four(b: Backend) {
+    let c = support::shared();
+    let app = &format!("eight_threads_{}", b.tag());
+    let s = b.open("x", &opts(&with_app(&c.uri(), app), 4, 10_000)).unwrap();
     let handles: Vec<_> = (0..8)
         .map(|t| {
             let s = s.clone();
@@ -172,14 +213,14 @@ fn eight_threads_share_one_session_with_a_pool_of_four() {
     assert!(stats.checkouts >= 4000, "{stats:?}");
 }
 
-#[test]
-fn connections_return_outside_any_transaction() {
+fn connections_return_outside_any_transaction(b: Backend) {
     let c = support::shared();
-    let s = Session::open("x", &opts(&with_app(&c.uri(), "reset"), 1, 3000)).unwrap();
-    // A raw BEGIN through query: the connection goes back rolled back, the insert undone.
-    exec(&s, "CREATE TABLE IF NOT EXISTS reset_t (x int)");
-    drop(s.query("BEGIN; INSERT INTO reset_t VALUES (1)", &[]).unwrap());
-    assert_eq!(scalar(&s, "SELECT count(*) FROM reset_t", &[]), "0");
+    let s = b.open("x", &opts(&with_app(&c.uri(), "reset"), 1, 3000)).unwrap();
+    let t = format!("reset_{}", b.tag()); // the backends' tests run at once
+                                          // A raw BEGIN through query: the connection goes back rolled back, the insert undone.
+    exec(&s, &format!("CREATE TABLE IF NOT EXISTS {t} (x int)"));
+    drop(s.query(&format!("BEGIN; INSERT INTO {t} VALUES (1)"), &[]).unwrap());
+    assert_eq!(scalar(&s, &format!("SELECT count(*) FROM {t}"), &[]), "0");
     assert_eq!(scalar(&s, "SELECT now() = statement_timestamp()", &[]), "t", "not inside a transaction");
     // An aborted transaction is rolled back too, and the connection is reusable.
     drop(s.query("BEGIN", &[]).unwrap());
@@ -187,29 +228,29 @@ fn connections_return_outside_any_transaction() {
     assert_eq!(scalar(&s, "SELECT 7", &[]), "7");
     // A Transaction dropped without commit rolls back at once.
     let tx = s.begin().unwrap();
-    drop(tx.query("INSERT INTO reset_t VALUES (2)", &[]).unwrap());
+    drop(tx.query(&format!("INSERT INTO {t} VALUES (2)"), &[]).unwrap());
     drop(tx);
-    assert_eq!(scalar(&s, "SELECT count(*) FROM reset_t", &[]), "0");
+    assert_eq!(scalar(&s, &format!("SELECT count(*) FROM {t}"), &[]), "0");
     // Commit makes rows visible; a failed statement turns commit into TRANSACTION_ROLLBACK.
     let tx = s.begin().unwrap();
-    drop(tx.query("INSERT INTO reset_t VALUES ($1)", &[Some(b"3")]).unwrap());
+    drop(tx.query(&format!("INSERT INTO {t} VALUES ($1)"), &[Some(b"3")]).unwrap());
     tx.commit().unwrap();
-    assert_eq!(scalar(&s, "SELECT count(*) FROM reset_t", &[]), "1");
+    assert_eq!(scalar(&s, &format!("SELECT count(*) FROM {t}"), &[]), "1");
     let tx = s.begin().unwrap();
-    drop(tx.query("INSERT INTO reset_t VALUES (4)", &[]).unwrap());
+    drop(tx.query(&format!("INSERT INTO {t} VALUES (4)"), &[]).unwrap());
     assert!(tx.query("SELECT 1/0", &[]).is_err());
     assert_eq!(tx.commit().err().unwrap().code, Code::PGSESS_TRANSACTION_ROLLBACK);
-    assert_eq!(scalar(&s, "SELECT count(*) FROM reset_t", &[]), "1");
-    exec(&s, "DROP TABLE reset_t");
+    assert_eq!(scalar(&s, &format!("SELECT count(*) FROM {t}"), &[]), "1");
+    exec(&s, &format!("DROP TABLE {t}"));
+    assert_eq!(s.pool_stats().discarded_dead, 0, "every connection came back reusable");
 }
 
-#[test]
-fn idle_connections_close_after_the_ttl() {
+fn idle_connections_close_after_the_ttl(b: Backend) {
     let c = support::shared();
-    let app = "idle_ttl";
+    let app = &format!("idle_ttl_{}", b.tag());
     let mut o = opts(&with_app(&c.uri(), app), 3, 3000);
     o.set_pool_idle_ttl(2);
-    let s = Session::open("x", &o).unwrap();
+    let s = b.open("x", &o).unwrap();
     let held: Vec<_> = (0..3).map(|_| s.query("SELECT 1", &[]).unwrap()).collect();
     drop(held);
     assert_eq!(backends(c, app), 3);

@@ -133,8 +133,9 @@ pub unsafe extern "C" fn pgsess_callproc_async(
 
 /// A file descriptor that becomes readable when completions are ready: add it to the event
 /// loop's poller (epoll, libuv, libevent, asio) for reading and call `pgsess_async_dispatch`
-/// when it fires. Owned by the session (do not close it); the same for the session's life.
-/// Starts the session's request engine if needed. -1 for NULL or when the engine cannot start.
+/// when it fires. Owned by the session (do not close it); the same for the session's life in one
+/// process (a child created by fork() gets a new one: its own engine's). Starts the session's
+/// request engine if needed. -1 for NULL or when the engine cannot start.
 ///
 /// # Safety
 /// `session` NULL or live.
@@ -157,7 +158,8 @@ pub unsafe extern "C" fn pgsess_async_dispatch(session: *mut pgsess_session) -> 
 /// Cancel a request: if it is still queued it is dropped and its callback gets
 /// `PGSESS_QUERY_CANCELED`; if it is running the server is asked to cancel it (it then usually
 /// fails with `PGSESS_QUERY_CANCELED`); a finished request is unaffected. The callback still runs
-/// exactly once. `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
+/// exactly once. `PGSESS_INTERFACE_ERROR` for NULL. Any thread. In a child created by fork(), a
+/// request its parent submitted is the parent's: cancelling it there does nothing.
 ///
 /// # Safety
 /// `request` NULL or live.
@@ -174,7 +176,9 @@ pub unsafe extern "C" fn pgsess_request_cancel(request: *mut pgsess_request) -> 
 
 /// Block until the request has finished, then run its callback on the calling thread (unless a
 /// dispatch already ran it). `timeout_ms` 0 waits as long as it takes. True when the callback
-/// has run; false on timeout or for NULL. For simple programs and tests.
+/// has run; false on timeout or for NULL. For simple programs and tests. In a child created by
+/// fork(), false at once for a request its parent submitted (it completes, if ever, in the
+/// parent).
 ///
 /// # Safety
 /// `request` NULL or live.

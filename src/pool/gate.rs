@@ -3,14 +3,15 @@
 //! permit straight to the longest waiter and wakes only that thread (r2d2's own condvar wakes
 //! an arbitrary waiter, which under contention leaves some callers waiting through many
 //! releases: a long latency tail).
+//!
+//! std's Mutex and thread parking only (futex-based on Linux), never parking_lot: the gate also
+//! serves the pools of forked children (see `super::local`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::Instant;
-
-use parking_lot::Mutex;
 
 struct Waiter {
     thread: Thread,
@@ -31,10 +32,15 @@ impl Gate {
         Gate { state: Mutex::new(State { permits, queue: VecDeque::new() }) }
     }
 
+    /// The state lock; a panic cannot leave `State` half-updated, so poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Take a permit, waiting in line until `deadline`. False when the deadline passed first.
     pub fn acquire(&self, deadline: Instant) -> bool {
         let me = {
-            let mut s = self.state.lock();
+            let mut s = self.lock();
             if s.queue.is_empty() && s.permits > 0 {
                 s.permits -= 1;
                 return true;
@@ -49,7 +55,7 @@ impl Gate {
             }
             let now = Instant::now();
             if now >= deadline {
-                let mut s = self.state.lock();
+                let mut s = self.lock();
                 // A release may have handed us the permit just now.
                 if me.granted.load(Ordering::Acquire) {
                     return true;
@@ -63,7 +69,7 @@ impl Gate {
 
     /// Give a permit back: to the first waiter in line, or to the pool.
     pub fn release(&self) {
-        let mut s = self.state.lock();
+        let mut s = self.lock();
         match s.queue.pop_front() {
             Some(w) => {
                 w.granted.store(true, Ordering::Release);

@@ -1,11 +1,12 @@
-//! The r2d2 connection manager: how the pool opens, checks and discards connections.
+//! The connection manager: how a pool opens, checks and discards connections (for both backends,
+//! see `super`).
 //!
 //! Each pooled connection lives in a `Slot` shared with the pool's bookkeeping, so the idle reaper
 //! (`super::reaper`) can close a connection that has sat idle past the TTL within about a second,
 //! which r2d2's own reaper (fixed at a 30 s rate) cannot.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::PoolShared;
 use crate::config::ConnectConfig;
@@ -61,6 +62,10 @@ pub struct PooledConn {
     pub slot: Arc<Slot>,
 }
 
+/// Opens, checks and leases connections for one pool; r2d2's `ManageConnection` in the original
+/// process, called directly by the local core (`super::local`) in a forked child. Everything a
+/// connection goes through between the server and a lease is here, so both backends behave the
+/// same: counters, logs, the last connect error, slot registration, the checkout check.
 #[derive(Clone)]
 pub struct Manager {
     pub config: ConnectConfig,
@@ -70,22 +75,43 @@ pub struct Manager {
 impl Manager {
     /// Open a new connection, recording a failure for the pool's checkout errors and counters.
     pub fn dial(&self) -> Result<PgConn, Error> {
-        PgConn::connect(&self.config).inspect_err(|e| {
-            self.shared.counters.connect_failures.inc();
-            crate::log::warn(|| format!("pool {}: connecting failed: {e}", self.shared.id));
-            *self.shared.last_connect_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-        })
+        PgConn::connect(&self.config).inspect_err(|e| self.record_failure(e))
     }
-}
 
-impl r2d2::ManageConnection for Manager {
-    type Connection = PooledConn;
-    type Error = Error;
+    fn record_failure(&self, e: &Error) {
+        self.shared.counters.connect_failures.inc();
+        crate::log::warn(|| format!("pool {}: connecting failed: {e}", self.shared.id));
+        *self.shared.last_connect_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+    }
 
-    fn connect(&self) -> Result<PooledConn, Error> {
+    /// A connection for the pool in a new slot: the one `Pool::connect_first` opened if it is
+    /// still waiting, else a new one. With a `deadline`, connecting gives up by then (each host
+    /// tried gets at most the time left, and never more than `connect_timeout`).
+    pub fn open(&self, deadline: Option<Instant>) -> Result<Arc<Slot>, Error> {
         let started = Instant::now();
         let adopted = self.shared.adopted.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = adopted.map_or_else(|| self.dial(), Ok)?;
+        let conn = match adopted {
+            Some(conn) => conn,
+            None => match deadline.map(|d| (d, d.saturating_duration_since(started))) {
+                Some((deadline, left)) if left < self.config.connect_timeout => {
+                    let mut bounded = self.config.clone();
+                    bounded.connect_timeout = left.max(Duration::from_millis(1));
+                    PgConn::connect(&bounded).inspect_err(|e| {
+                        if Instant::now() < deadline {
+                            self.record_failure(e);
+                        } else {
+                            // Cut short by the caller's checkout deadline: not the server's
+                            // answer, so it does not replace the last attempt's error (a checkout
+                            // error should say why connecting fails, not that time ran out).
+                            crate::log::debug(|| {
+                                format!("pool {}: gave up connecting at the checkout deadline: {e}", self.shared.id)
+                            });
+                        }
+                    })?
+                }
+                _ => self.dial()?,
+            },
+        };
         self.shared.counters.connects.inc();
         crate::log::info(|| {
             format!(
@@ -109,14 +135,15 @@ impl r2d2::ManageConnection for Manager {
             }),
         });
         self.shared.register_slot(&slot);
-        Ok(PooledConn { slot })
+        Ok(slot)
     }
 
-    /// Runs at every checkout: no round trip, just a look at the socket (see
-    /// `PgConn::check_idle_alive`). A connection closed by the reaper or found dead is refused,
-    /// and r2d2 discards it and tries the next one or opens a new one.
-    fn is_valid(&self, conn: &mut PooledConn) -> Result<(), Error> {
-        let mut state = conn.slot.lock();
+    /// The check at every checkout: no round trip, just a look at the socket (see
+    /// `PgConn::check_idle_alive`). A connection closed by the reaper or found dead is refused
+    /// (and a dead one closed and counted); the caller then tries another or opens a new one.
+    /// A connection that passes is marked leased.
+    pub fn check_out(&self, slot: &Slot) -> Result<(), Error> {
+        let mut state = slot.lock();
         let alive = match state.conn.as_mut() {
             None => return Err(Error::operational("08003", "connection closed after idling past pool_idle_ttl")),
             Some(c) => c.check_idle_alive(),
@@ -129,11 +156,35 @@ impl r2d2::ManageConnection for Manager {
             state.conn = None;
             return Err(Error::operational("08006", "pooled connection found closed by the server; discarded"));
         }
-        state.leased = true;
-        state.leased_since = Instant::now();
-        state.holder = None;
-        state.leak_reported = false;
+        mark_leased(&mut state);
         Ok(())
+    }
+
+    /// Lease a connection just opened (it needs no check).
+    pub fn lease_new(&self, slot: &Slot) {
+        mark_leased(&mut slot.lock());
+    }
+}
+
+fn mark_leased(state: &mut SlotState) {
+    state.leased = true;
+    state.leased_since = Instant::now();
+    state.holder = None;
+    state.leak_reported = false;
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PooledConn;
+    type Error = Error;
+
+    fn connect(&self) -> Result<PooledConn, Error> {
+        self.open(None).map(|slot| PooledConn { slot })
+    }
+
+    /// Runs at every checkout (see `Manager::check_out`); r2d2 discards a refused connection and
+    /// tries the next one or opens a new one.
+    fn is_valid(&self, conn: &mut PooledConn) -> Result<(), Error> {
+        self.check_out(&conn.slot)
     }
 
     fn has_broken(&self, conn: &mut PooledConn) -> bool {

@@ -2,14 +2,37 @@
 //!
 //! - `registry`: one pool per (normalised URI, pool settings), found again by every session that
 //!   opens the same configuration; forgets inherited pools after `fork()`.
-//! - `manager`: the r2d2 manager that opens, checks and discards connections.
-//! - `reaper`: closes connections idle past the TTL.
+//! - `gate`: at most `pool_max_size` callers hold (or are opening) a connection; waiters are
+//!   served first come, first served.
+//! - `manager`: opens, checks and discards connections, for both backends below.
+//! - `local`: the pool core of forked children.
+//! - `reaper`: closes connections idle past the TTL, reports leaks.
 //! - `Lease` (here): a checked-out connection, returned (rolled back first if needed) when dropped.
 //!
 //! The pool keeps its own counts of leases, outstanding results and open transactions so that a
 //! checkout that times out can say exactly why.
+//!
+//! # Two backends, one pool
+//!
+//! The pool of the process that loaded the library is r2d2 (`Backend::R2d2`), as the design
+//! fixes. A process created by `fork()` cannot use r2d2, nor anything else built on parking_lot:
+//! parking_lot_core keeps one process-wide hashtable of bucket locks that every parking_lot Mutex
+//! and Condvar uses whenever a thread parks or unparks, and a parent thread inside such a
+//! critical section at the instant of fork() leaves a bucket locked forever in the child. gdb on
+//! a hung child showed its threads blocked in `parking_lot_core::grow_hashtable ->
+//! WordLock::lock`; `tests/fork.rs` hung so about one run in four. r2d2 and scheduled-thread-pool
+//! take those locks inside their own code, so no atfork handler of ours can make them safe.
+//! A forked child's pools therefore run on `local` (`Backend::Local`): the same gate, manager,
+//! slots, leases, counters, statistics, leak reports and reaper, with idle connections in a list
+//! of our own and connections opened in the calling thread.
+//!
+//! So the two backends differ only in where idle connections wait and who opens new ones;
+//! everything a caller can observe (errors, statistics, FIFO service, rollback on return, dead
+//! connection discard, TTL) is shared code. Tests run the pool's contract against both
+//! (`Session::open_with_local_pool`).
 
 mod gate;
+mod local;
 mod manager;
 pub(crate) mod reaper;
 pub mod registry;
@@ -21,7 +44,7 @@ use std::time::Instant;
 use crate::config::{ConnectConfig, PoolSettings};
 use crate::conn::PgConn;
 use crate::error::{Code, Error, Result};
-use manager::{Manager, Slot};
+use manager::{Manager, PooledConn, Slot};
 
 #[derive(Default)]
 pub struct Counter(AtomicU64);
@@ -62,9 +85,10 @@ pub struct PoolShared {
     gate: gate::Gate,
     pub counters: Counters,
     pub last_connect_error: Mutex<Option<Error>>,
+    /// Every connection's slot, for statistics, the reaper and, after fork(), `Pool::abandon`.
     slots: Mutex<Vec<Weak<Slot>>>,
-    /// Connections opened outside r2d2 (the first one, by `Pool::connect_first`), taken by the
-    /// manager before it dials a new one.
+    /// The connection `Pool::connect_first` opened, taken by the manager before it dials a new
+    /// one.
     adopted: Mutex<Vec<PgConn>>,
 }
 
@@ -118,25 +142,36 @@ pub struct PoolStats {
     pub discarded_expired: u64,
 }
 
+/// Where idle connections wait and who opens new ones: the only difference between the two
+/// backends (see the module comment).
+enum Backend {
+    /// The original process's pool.
+    R2d2(r2d2::Pool<Manager>),
+    /// A forked child's pool (and, in tests, any pool opened with `local`).
+    Local(local::Idle),
+}
+
+/// What `Pool::new` builds.
+pub(crate) enum NewBackend {
+    /// r2d2 with the process's connecting threads.
+    R2d2(Arc<scheduled_thread_pool::ScheduledThreadPool>),
+    Local,
+}
+
 pub struct Pool {
-    /// Hex id derived from the configuration with a per-process salt; never reveals the password.
+    /// Hex id derived from the configuration with a random salt (a forked child keeps its
+    /// parent's, so a configuration's id survives fork()); never reveals the password.
     pub id: String,
     pub settings: PoolSettings,
-    inner: r2d2::Pool<Manager>,
+    backend: Backend,
     shared: Arc<PoolShared>,
-    /// The same manager r2d2 has, for connecting outside it.
+    /// Opens and checks connections: the same manager r2d2 has, used directly by the local core
+    /// and by `connect_first`.
     manager: Manager,
-    /// The process that built the pool; a forked child must build its own.
-    owner_pid: u32,
 }
 
 impl Pool {
-    fn new(
-        id: String,
-        config: ConnectConfig,
-        settings: PoolSettings,
-        threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
-    ) -> Arc<Pool> {
+    fn new(id: String, config: ConnectConfig, settings: PoolSettings, backend: NewBackend) -> Arc<Pool> {
         let shared = Arc::new(PoolShared {
             id: id.clone(),
             settings,
@@ -147,31 +182,39 @@ impl Pool {
             adopted: Mutex::new(Vec::new()),
         });
         let manager = Manager { config, shared: shared.clone() };
-        let idle_timeout = (!settings.idle_ttl.is_zero()).then_some(settings.idle_ttl);
-        let inner = r2d2::Pool::builder()
-            .max_size(settings.max_size)
-            .min_idle(Some(0))
-            .test_on_check_out(true)
-            .connection_timeout(settings.checkout_timeout)
-            // r2d2's reaper (every 30 s) also drops slots our reaper has emptied.
-            .idle_timeout(idle_timeout)
-            .max_lifetime(None)
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .thread_pool(threads)
-            .build_unchecked(manager.clone());
-        let pool = Arc::new(Pool { id, settings, inner, shared, manager, owner_pid: crate::fork::current_pid() });
+        let backend = match backend {
+            NewBackend::R2d2(threads) => {
+                let idle_timeout = (!settings.idle_ttl.is_zero()).then_some(settings.idle_ttl);
+                Backend::R2d2(
+                    r2d2::Pool::builder()
+                        .max_size(settings.max_size)
+                        .min_idle(Some(0))
+                        .test_on_check_out(true)
+                        .connection_timeout(settings.checkout_timeout)
+                        // r2d2's reaper (every 30 s) also drops slots our reaper has emptied.
+                        .idle_timeout(idle_timeout)
+                        .max_lifetime(None)
+                        .error_handler(Box::new(r2d2::NopErrorHandler))
+                        .thread_pool(threads)
+                        .build_unchecked(manager.clone()),
+                )
+            }
+            NewBackend::Local => Backend::Local(local::Idle::new(settings.max_size)),
+        };
+        let pool = Arc::new(Pool { id, settings, backend, shared, manager });
         reaper::watch(&pool.shared);
         pool
     }
 
-    pub fn owned_by_this_process(&self) -> bool {
-        self.owner_pid == crate::fork::current_pid()
+    /// Whether this pool runs on the local core rather than r2d2.
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Local(_))
     }
 
     /// Open the pool's first connection in the calling thread, so that a wrong address, user,
     /// password or database fails at once with the server's error instead of after the checkout
     /// timeout; the connection then joins the pool. Returns its backend pid.
-    pub fn connect_first(&self) -> Result<i32> {
+    pub fn connect_first(self: &Arc<Self>) -> Result<i32> {
         let conn = self.manager.dial()?;
         let pid = conn.backend_pid();
         lock(&self.shared.adopted).push(conn);
@@ -181,16 +224,26 @@ impl Pool {
 
     /// Check out a connection, waiting up to the checkout timeout. A timeout says whether every
     /// connection is held (and by how many un-freed results) or the server cannot be reached.
-    pub fn checkout(&self) -> Result<Lease> {
+    pub fn checkout(self: &Arc<Self>) -> Result<Lease> {
         let c = &self.shared.counters;
         c.waiting.inc();
         let started = Instant::now();
         let deadline = started + self.settings.checkout_timeout;
         let got = if self.shared.gate.acquire(deadline) {
-            // A permit means a connection is idle or may be opened; r2d2 still bounds the wait
-            // (opening one can be slow).
-            let left = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
-            self.inner.get_timeout(left).map_err(|_| self.shared.gate.release()).ok()
+            // A permit means a connection is idle or may be opened.
+            let got = match &self.backend {
+                Backend::R2d2(pool) => {
+                    // r2d2 still bounds the wait (opening one can be slow).
+                    let left =
+                        deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
+                    pool.get_timeout(left).ok().map(Checked::R2d2)
+                }
+                Backend::Local(idle) => idle.get(&self.manager, deadline).map(Checked::Local),
+            };
+            if got.is_none() {
+                self.shared.gate.release();
+            }
+            got
         } else {
             None
         };
@@ -199,7 +252,7 @@ impl Pool {
             Some(conn) => {
                 c.checkouts.inc();
                 c.in_use.inc();
-                Ok(Lease { conn: Some(conn), shared: self.shared.clone(), owner_pid: crate::fork::current_pid() })
+                Ok(Lease { conn: Some(conn), pool: self.clone(), owner_pid: crate::fork::current_pid() })
             }
             None => {
                 c.checkout_timeouts.inc();
@@ -208,6 +261,31 @@ impl Pool {
                 Err(e)
             }
         }
+    }
+
+    /// In a forked child, for a pool of the parent: close this process's copies of the pool's
+    /// sockets, so that a connection the parent closes (or loses) is really closed rather than
+    /// kept open by its children. Nothing is sent (the parent's connections stay open: it holds
+    /// its own descriptors), and only locks that are free are taken: a connection a parent
+    /// thread was using at the instant of fork() is left as it is. Returns how many were closed.
+    pub(crate) fn abandon(&self) -> usize {
+        let mut closed = 0;
+        let slots: Vec<Arc<Slot>> = match self.shared.slots.try_lock() {
+            Ok(slots) => slots.iter().filter_map(Weak::upgrade).collect(),
+            Err(_) => Vec::new(),
+        };
+        for slot in slots {
+            if let Some(conn) = slot.try_lock().and_then(|mut state| state.conn.take()) {
+                debug_assert!(conn.inherited());
+                drop(conn); // an inherited connection only closes its descriptor
+                closed += 1;
+            }
+        }
+        if let Ok(mut adopted) = self.shared.adopted.try_lock() {
+            closed += adopted.len();
+            adopted.clear();
+        }
+        closed
     }
 
     fn checkout_failure(&self, waited_ms: u128) -> Error {
@@ -264,10 +342,28 @@ impl Pool {
 /// A checked-out connection. Dropping it rolls back a transaction left open (or discards the
 /// connection if that fails) and returns it to the pool, waking one waiter.
 pub struct Lease {
-    conn: Option<r2d2::PooledConnection<Manager>>,
-    shared: Arc<PoolShared>,
+    conn: Option<Checked>,
+    pool: Arc<Pool>,
     /// The process that checked it out: in a forked child the lease is forgotten, not returned.
     owner_pid: u32,
+}
+
+/// A leased connection, as its backend handed it out.
+enum Checked {
+    R2d2(r2d2::PooledConnection<Manager>),
+    Local(Arc<Slot>),
+}
+
+impl Checked {
+    fn slot(&self) -> &Slot {
+        match self {
+            Checked::R2d2(pooled) => {
+                let pooled: &PooledConn = pooled;
+                &pooled.slot
+            }
+            Checked::Local(slot) => slot,
+        }
+    }
 }
 
 impl Lease {
@@ -278,8 +374,8 @@ impl Lease {
                 "this connection was checked out by the parent process before fork(); it cannot be used in the child",
             ));
         }
-        let pooled = self.conn.as_ref().expect("lease holds a connection until dropped");
-        let mut state = pooled.slot.lock();
+        let checked = self.conn.as_ref().expect("lease holds a connection until dropped");
+        let mut state = checked.slot().lock();
         match state.conn.as_mut() {
             Some(c) => f(c),
             None => Err(Error::operational("08003", "the connection was closed")),
@@ -292,14 +388,14 @@ impl Lease {
     }
 
     pub fn shared(&self) -> &Arc<PoolShared> {
-        &self.shared
+        &self.pool.shared
     }
 
     /// Say what holds this connection (for leak reports): e.g. the results of a statement.
     pub fn set_holder(&self, what: impl FnOnce() -> String) {
-        if self.shared.settings.leak_threshold.is_some() {
-            if let Some(pooled) = self.conn.as_ref() {
-                pooled.slot.lock().holder = Some(what());
+        if self.pool.settings.leak_threshold.is_some() && !self.inherited() {
+            if let Some(checked) = self.conn.as_ref() {
+                checked.slot().lock().holder = Some(what());
             }
         }
     }
@@ -307,24 +403,32 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(pooled) = self.conn.take() {
-            if self.inherited() {
-                // The parent's pool and its locks are not ours to touch: forget the lease.
-                std::mem::forget(pooled);
-                return;
-            }
-            {
-                let mut state = pooled.slot.lock();
-                let reusable = state.conn.as_mut().is_some_and(|c| c.reset_for_reuse());
-                if !reusable && state.conn.take().is_some() {
-                    self.shared.counters.discarded_dead.inc();
-                }
-                state.leased = false;
-                state.idle_since = Instant::now();
-            }
-            self.shared.counters.in_use.dec();
-            drop(pooled); // r2d2 puts it back (or drops it if broken)
-            self.shared.gate.release(); // then the next caller in line gets it
+        let Some(checked) = self.conn.take() else { return };
+        if self.inherited() {
+            // The parent's pool and its locks are not ours to touch: forget the lease, and keep
+            // a count on the pool so that its last reference is never dropped in this process.
+            std::mem::forget(checked);
+            std::mem::forget(self.pool.clone());
+            return;
         }
+        let reusable = {
+            let mut state = checked.slot().lock();
+            let reusable = state.conn.as_mut().is_some_and(|c| c.reset_for_reuse());
+            if !reusable && state.conn.take().is_some() {
+                self.pool.shared.counters.discarded_dead.inc();
+            }
+            state.leased = false;
+            state.idle_since = Instant::now();
+            reusable
+        };
+        self.pool.shared.counters.in_use.dec();
+        match (checked, &self.pool.backend) {
+            // r2d2 puts it back, or drops it if broken (`Manager::has_broken`).
+            (Checked::R2d2(pooled), _) => drop(pooled),
+            (Checked::Local(slot), Backend::Local(idle)) if reusable => idle.put(slot),
+            (Checked::Local(slot), _) => drop(slot), // discarded: its connection is already gone
+        }
+        // Then the next caller in line gets it.
+        self.pool.shared.gate.release();
     }
 }

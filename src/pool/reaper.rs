@@ -2,18 +2,18 @@
 //!
 //! One thread per process wakes every second and looks at every pool's slots; a slot in use is
 //! skipped without waiting for it. Started on first use, and again in a forked child (threads do
-//! not survive fork()).
+//! not survive fork()). Serves both pool backends: it works on the slots every pool lists.
+//! The watch list's lock is one of the process-wide locks the atfork handlers hold across fork()
+//! (`crate::fork`).
 
-use std::sync::{Arc, Weak};
-
-use parking_lot::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use super::{lock, PoolShared};
 
 const TICK: Duration = Duration::from_secs(1);
 
-struct Watched {
+pub(crate) struct Watched {
     /// The process whose reaper thread serves `pools`.
     pid: u32,
     pools: Vec<Weak<PoolShared>>,
@@ -21,13 +21,23 @@ struct Watched {
 
 static WATCHED: Mutex<Option<Watched>> = Mutex::new(None);
 
+fn watched() -> MutexGuard<'static, Option<Watched>> {
+    WATCHED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Held by the atfork prepare handler until the parent and child handlers (see `crate::fork`).
+pub(crate) type ForkGuard = MutexGuard<'static, Option<Watched>>;
+
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    watched()
+}
+
 /// Put a pool under the reaper's watch, starting the reaper thread if this process has none.
 pub fn watch(pool: &Arc<PoolShared>) {
     if pool.settings.idle_ttl.is_zero() && pool.settings.leak_threshold.is_none() {
         return;
     }
-    crate::fork::enter();
-    let mut w = WATCHED.lock();
+    let mut w = watched();
     let pid = crate::fork::current_pid();
     let fresh = !matches!(&*w, Some(existing) if existing.pid == pid);
     if fresh {
@@ -49,7 +59,7 @@ fn run() {
     loop {
         std::thread::sleep(TICK);
         let pools: Vec<Arc<PoolShared>> = {
-            let mut w = WATCHED.lock();
+            let mut w = watched();
             match w.as_mut() {
                 Some(w) if w.pid == me => {
                     w.pools.retain(|p| p.strong_count() > 0);
@@ -106,12 +116,4 @@ fn report_leak(pool: &PoolShared, state: &mut super::manager::SlotState) {
             threshold.as_millis()
         )
     });
-}
-
-/// In a forked child: release the watch list's lock if the parent's reaper held it at fork().
-///
-/// # Safety
-/// Only from `fork::enter`, the child's first call.
-pub(crate) unsafe fn after_fork() {
-    crate::fork::unlock_inherited(&WATCHED);
 }

@@ -1,37 +1,47 @@
 //! The process-wide registry: one pool per (normalised connection settings, pool settings).
 //!
 //! Pools stay registered for the life of the process (idle connections expire by TTL), so opening
-//! and closing sessions on a warm pool costs no connection. After `fork()` the child starts an
-//! empty registry: the parent's pools, their threads and sockets are left untouched (never dropped,
-//! since dropping could write on the parent's sockets or wait on the parent's threads).
+//! and closing sessions on a warm pool costs no connection. After `fork()` the child's first call
+//! starts an empty registry: the parent's pools are kept alive and never used or dropped (dropping
+//! could write on the parent's sockets or wait on the parent's threads and locks); the child only
+//! closes its own copies of their sockets (`Pool::abandon`). The registry's lock is one of the
+//! process-wide locks the atfork handlers hold across fork() (`crate::fork`), so the child always
+//! finds it free.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::Arc;
-
-use parking_lot::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use scheduled_thread_pool::ScheduledThreadPool;
 use sha2::{Digest, Sha256};
 
-use super::Pool;
+use super::{NewBackend, Pool};
 use crate::config::{ConnectConfig, PoolSettings};
 
-/// Threads r2d2 uses to open connections, shared by every pool of the process.
+/// Threads r2d2 uses to open connections, shared by every r2d2 pool of the process.
 const CONNECT_THREADS: usize = 8;
 
-struct Registry {
+pub(crate) struct Registry {
     pid: u32,
     salt: [u8; 16],
     pools: HashMap<String, Arc<Pool>>,
-    threads: Arc<ScheduledThreadPool>,
+    /// Started with the process's first r2d2 pool; never in a forked child (it uses parking_lot).
+    threads: Option<Arc<ScheduledThreadPool>>,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
-/// Pools of a parent process, kept alive and untouched in a forked child.
-static INHERITED: Mutex<Vec<Arc<Pool>>> = Mutex::new(Vec::new());
+fn lock() -> MutexGuard<'static, Option<Registry>> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Held by the atfork prepare handler until the parent and child handlers (see `crate::fork`).
+pub(crate) type ForkGuard = MutexGuard<'static, Option<Registry>>;
+
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    lock()
+}
 
 fn random_salt() -> [u8; 16] {
     // RandomState is seeded from the OS's randomness once per process.
@@ -43,60 +53,90 @@ fn random_salt() -> [u8; 16] {
     out
 }
 
-fn registry_key(config: &ConnectConfig, settings: &PoolSettings) -> String {
-    format!("{}|{settings:?}", config.canonical_key())
+fn registry_key(config: &ConnectConfig, settings: &PoolSettings, local: bool) -> String {
+    let backend = if local { "|local" } else { "" };
+    format!("{}|{settings:?}{backend}", config.canonical_key())
 }
 
 /// The pool for this configuration, created if needed. The flag is true when this call created it.
-pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings) -> (Arc<Pool>, bool) {
-    let key = registry_key(config, &settings);
-    crate::fork::enter();
-    let mut guard = REGISTRY.lock();
-    let pid = crate::fork::current_pid();
-    if let Some(old) = guard.take_if(|r| r.pid != pid) {
-        // Forked child: keep the parent's pools alive but unused.
-        let mut inherited = INHERITED.lock();
-        inherited.extend(old.pools.into_values());
-        std::mem::forget(old.threads);
+///
+/// `local` asks for the library's own pool core even in a process that has not forked (tests
+/// run the pool's contract against both backends so); such a pool is never shared with sessions
+/// that did not ask for it. A forked child's pools always use it.
+pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings, local: bool) -> (Arc<Pool>, bool) {
+    let key = registry_key(config, &settings, local);
+    let mut forgot = None;
+    let got = {
+        let mut guard = lock();
+        let pid = crate::fork::current_pid();
+        let mut inherited_salt = None;
+        if let Some(old) = guard.take_if(|r| r.pid != pid) {
+            // A forked child's first call: the parent's pools and threads are not ours.
+            let (pools, mut closed) = (old.pools.len(), 0);
+            for pool in old.pools.into_values() {
+                closed += pool.abandon();
+                crate::fork::keep(pool);
+            }
+            if let Some(threads) = old.threads {
+                crate::fork::keep(threads);
+            }
+            // The same salt: a configuration keeps its pool id across fork() (the ids that
+            // `pgsess_pool_id` handed out before fork() still name the child's pools).
+            inherited_salt = Some(old.salt);
+            forgot = Some((pools, closed));
+        }
+        let reg = guard.get_or_insert_with(|| Registry {
+            pid,
+            salt: inherited_salt.unwrap_or_else(random_salt),
+            pools: HashMap::new(),
+            threads: None,
+        });
+        match reg.pools.get(&key) {
+            Some(pool) => (pool.clone(), false),
+            None => (create(reg, key, config, settings, local), true),
+        }
+    };
+    // Logged outside the registry's lock: a log callback is the application's code.
+    if let Some((pools, closed)) = forgot {
+        crate::log::debug(|| {
+            format!(
+                "forked child {}: left the parent's {pools} pools alone, closed this process's copies of {closed} of \
+                 their sockets",
+                crate::fork::current_pid()
+            )
+        });
     }
-    let reg = guard.get_or_insert_with(|| Registry {
-        pid,
-        salt: random_salt(),
-        pools: HashMap::new(),
-        threads: Arc::new(
-            ScheduledThreadPool::builder()
-                .num_threads(CONNECT_THREADS)
-                .thread_name_pattern("pgsess-connect-{}")
-                .build(),
-        ),
-    });
-    if let Some(pool) = reg.pools.get(&key) {
-        return (pool.clone(), false);
-    }
+    got
+}
+
+fn create(reg: &mut Registry, key: String, config: &ConnectConfig, settings: PoolSettings, local: bool) -> Arc<Pool> {
     let mut hasher = Sha256::new();
     hasher.update(reg.salt);
     hasher.update(key.as_bytes());
     let id: String = hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
-    let pool = Pool::new(id, config.clone(), settings, reg.threads.clone());
+    let backend = if local || crate::fork::forked() {
+        NewBackend::Local
+    } else {
+        let threads = reg.threads.get_or_insert_with(|| {
+            Arc::new(
+                ScheduledThreadPool::builder()
+                    .num_threads(CONNECT_THREADS)
+                    .thread_name_pattern("pgsess-connect-{}")
+                    .build(),
+            )
+        });
+        NewBackend::R2d2(threads.clone())
+    };
+    let pool = Pool::new(id, config.clone(), settings, backend);
     reg.pools.insert(key, pool.clone());
-    (pool, true)
+    pool
 }
 
 /// Unregister `pool` if it is still the registered one for its key (a pool whose first connection
 /// failed is not kept).
 pub fn remove(pool: &Arc<Pool>) {
-    crate::fork::enter();
-    let mut guard = REGISTRY.lock();
-    if let Some(reg) = guard.as_mut() {
+    let mut guard = lock();
+    if let Some(reg) = guard.as_mut().filter(|r| r.pid == crate::fork::current_pid()) {
         reg.pools.retain(|_, p| !Arc::ptr_eq(p, pool));
     }
-}
-
-/// In a forked child: release the registry's locks if a parent thread held them at fork().
-///
-/// # Safety
-/// Only from `fork::enter`, the child's first call.
-pub(crate) unsafe fn after_fork() {
-    crate::fork::unlock_inherited(&REGISTRY);
-    crate::fork::unlock_inherited(&INHERITED);
 }

@@ -609,3 +609,56 @@ fn sweep_stale() {
     });
 }
 pub mod servers;
+
+// ---------------------------------------------------------------------------
+// Pool backends
+
+/// The pool's two backends (see src/pool/mod.rs): r2d2, in a process that never forked, and the
+/// library's own core, in forked children. The pool's contract is tested on both
+/// (`on_both_backends!`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    R2d2,
+    Local,
+}
+
+impl Backend {
+    /// `Session::open` on this backend (pools of the two backends are never shared).
+    pub fn open(self, name: &str, options: &pgsess::SessionOptions) -> pgsess::Result<pgsess::Session> {
+        let s = match self {
+            Backend::R2d2 => pgsess::Session::open(name, options),
+            Backend::Local => pgsess::Session::open_with_local_pool(name, options),
+        }?;
+        assert_eq!(s.uses_local_pool(), self == Backend::Local);
+        Ok(s)
+    }
+
+    /// For names the two backends' tests must not share (they run at once on one server), such
+    /// as application names whose backends a test counts.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Backend::R2d2 => "r2d2",
+            Backend::Local => "local",
+        }
+    }
+}
+
+/// `on_both_backends!(f, g);` for functions `fn f(backend: Backend)`: the tests `f::r2d2` and
+/// `f::local`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn r2d2() {
+                    super::$name($crate::support::Backend::R2d2)
+                }
+                #[test]
+                fn local() {
+                    super::$name($crate::support::Backend::Local)
+                }
+            }
+        )+
+    };
+}
