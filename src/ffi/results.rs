@@ -250,18 +250,15 @@ pub unsafe extern "C" fn pgsess_results_row(
 ) -> usize {
     guard(0, || {
         let Some(r) = get(results) else { return 0 };
-        if values.is_null() || row >= r.set.nrows() {
+        if values.is_null() {
             return 0;
         }
-        let filled = n.min(r.set.ncols());
-        for col in 0..filled {
-            let v = r.set.value_with_nul(row, col);
+        r.set.for_each_in_row(row, n, |col, v| {
             *values.add(col) = v.map_or(null(), |v| v.as_ptr().cast());
             if !lengths.is_null() {
                 *lengths.add(col) = v.map_or(0, |v| v.len() - 1);
             }
-        }
-        filled
+        })
     })
 }
 

@@ -212,6 +212,39 @@ impl ResultSet {
         }
     }
 
+    /// Call `f(col, value with its NUL)` for the first `n` columns of `row` (fewer if the result
+    /// has fewer), finding the row once; `value` is `None` for NULL. Returns the columns visited:
+    /// 0 when `row` is out of range.
+    #[inline]
+    pub fn for_each_in_row(&self, row: usize, n: usize, mut f: impl FnMut(usize, Option<&[u8]>)) -> usize {
+        let ncols = self.columns.len();
+        if row >= self.nrows {
+            return 0;
+        }
+        let n = n.min(ncols);
+        let base = (row & ((1 << self.shift) - 1)) * ncols;
+        let b = row >> self.shift;
+        // SAFETY: as in `value_with_nul`: the row is in range, so its block exists and holds its
+        // `ncols` cells from `base`, with offsets ordered and within the block's data.
+        unsafe {
+            let block = if b == 0 { &self.first } else { self.more.get_unchecked(b - 1) };
+            debug_assert!(base + ncols <= block.cells.len());
+            let cells = block.cells.get_unchecked(base..base + ncols);
+            let next_row = block.cells.get(base + ncols).map_or(block.data.len(), |c| (c & !NULL_BIT) as usize);
+            for col in 0..n {
+                let start = *cells.get_unchecked(col);
+                if start & NULL_BIT != 0 {
+                    f(col, None);
+                    continue;
+                }
+                let end = if col + 1 < ncols { (cells.get_unchecked(col + 1) & !NULL_BIT) as usize } else { next_row };
+                debug_assert!(start as usize <= end && end <= block.data.len());
+                f(col, Some(block.data.get_unchecked(start as usize..end)));
+            }
+        }
+        n
+    }
+
     /// The value's bytes, `None` for NULL or out of range.
     #[inline]
     pub fn value(&self, row: usize, col: usize) -> Option<&[u8]> {
@@ -421,6 +454,14 @@ mod tests {
             }
         }
         assert_eq!(r.value(n, 0), None);
+        for row in [0, rows_per_block - 1, rows_per_block, n - 1] {
+            let mut seen = Vec::new();
+            assert_eq!(r.for_each_in_row(row, 9, |col, v| seen.push((col, v.map(<[u8]>::to_vec)))), 3);
+            let want: Vec<_> = (0..3).map(|col| (col, r.value_with_nul(row, col).map(<[u8]>::to_vec))).collect();
+            assert_eq!(seen, want, "row {row}");
+        }
+        assert_eq!(r.for_each_in_row(0, 2, |_, _| ()), 2);
+        assert_eq!(r.for_each_in_row(n, 3, |_, _| panic!("out of range")), 0);
         r.begin_rows(cols(0).collect());
         r.push_row(std::iter::empty());
         assert_eq!((r.nrows(), r.value(0, 0)), (1, None));
