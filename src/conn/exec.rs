@@ -270,6 +270,12 @@ impl PgConn {
             };
             self.take_data_rows(&mut set)?;
             self.skip_completions();
+            if let [b'Z', 0, 0, 0, 5, status, ..] = self.read_buf[..] {
+                // ReadyForQuery, the end of every exchange, read without decoding a Message.
+                self.read_buf.advance(6);
+                self.tx_status = TxStatus::from_indicator(status);
+                break;
+            }
             let msg = match self.read_message_until(wake)? {
                 Some(msg) => msg,
                 None if cancel_at.is_some_and(|c| Instant::now() >= c) => {
@@ -392,11 +398,7 @@ impl PgConn {
                     error.get_or_insert_with(|| Error::not_supported("COPY ... TO STDOUT is not supported by pgsess"));
                 }
                 Message::ReadyForQuery(body) => {
-                    self.tx_status = match body.status() {
-                        b'T' => TxStatus::InTransaction,
-                        b'E' => TxStatus::Failed,
-                        _ => TxStatus::Idle,
-                    };
+                    self.tx_status = TxStatus::from_indicator(body.status());
                     break;
                 }
                 _ => return Err(self.protocol_violation("unexpected message while reading a result")),

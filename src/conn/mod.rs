@@ -36,6 +36,17 @@ pub enum TxStatus {
     Failed,
 }
 
+impl TxStatus {
+    /// From ReadyForQuery's status byte: `T` in a transaction, `E` in a failed one, else idle.
+    pub fn from_indicator(status: u8) -> TxStatus {
+        match status {
+            b'T' => TxStatus::InTransaction,
+            b'E' => TxStatus::Failed,
+            _ => TxStatus::Idle,
+        }
+    }
+}
+
 pub struct PgConn {
     stream: Stream,
     read_buf: BytesMut,
