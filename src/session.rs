@@ -428,7 +428,7 @@ impl Session {
 pub struct RowStream {
     session: Session,
     lease: Arc<Lease>,
-    columns: Vec<Column>,
+    columns: Arc<[Column]>,
     first: Option<ResultSet>,
     more: bool,
     chunk_rows: u32,

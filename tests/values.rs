@@ -412,3 +412,41 @@ fn streaming_holds_one_chunk_at_a_time() {
     drop(stream);
     assert_eq!(s.query("SELECT 7", &[]).unwrap().set.value(0, 0), Some(&b"7"[..]));
 }
+
+/// A connection reuses the columns of a RowDescription equal to its last one: the same
+/// statement again shares them; any difference (name, type, count) gets its own.
+#[test]
+fn repeated_row_descriptions_share_columns_and_changed_ones_do_not() {
+    let s = session(1, "row_description_cache");
+    let columns = |sql: &str| {
+        let r = s.query(sql, &[]).unwrap();
+        let cols: Vec<(String, u32)> =
+            r.set.columns.iter().map(|c| (c.name.to_string_lossy().into_owned(), c.type_oid)).collect();
+        (r.set.columns.clone(), cols, r.set.value(0, 0).map(<[u8]>::to_vec))
+    };
+    let (a1, c1, v1) = columns("SELECT 1 AS a");
+    let (a2, c2, v2) = columns("SELECT 2 AS a");
+    assert!(std::sync::Arc::ptr_eq(&a1, &a2), "the same RowDescription again shares its columns");
+    assert_eq!(
+        (c1, v1, c2, v2),
+        (vec![("a".into(), 23)], Some(b"1".to_vec()), vec![("a".into(), 23)], Some(b"2".to_vec()))
+    );
+    for (sql, want, value) in [
+        ("SELECT 'x'::text AS a", vec![("a".to_owned(), 25)], &b"x"[..]),
+        ("SELECT 3 AS b", vec![("b".to_owned(), 23)], &b"3"[..]),
+        ("SELECT 4 AS a, 5 AS b", vec![("a".to_owned(), 23), ("b".to_owned(), 23)], &b"4"[..]),
+        ("SELECT 6 AS a", vec![("a".to_owned(), 23)], &b"6"[..]),
+    ] {
+        let (_, cols, v) = columns(sql);
+        assert_eq!((cols, v.as_deref()), (want, Some(value)), "{sql}");
+    }
+    // A statement without rows in between, then a stream's chunks: still right.
+    s.query("SET application_name = 'row_description_cache2'", &[]).unwrap();
+    let mut stream = s.query_stream("SELECT i AS a FROM generate_series(1, 5) i", &[], 2).unwrap();
+    let mut seen = Vec::new();
+    while let Some(chunk) = stream.next_chunk().unwrap() {
+        assert_eq!(chunk.set.columns[0].type_oid, 23);
+        seen.extend((0..chunk.set.nrows()).map(|r| chunk.set.value(r, 0).unwrap().to_vec()));
+    }
+    assert_eq!(seen, ["1", "2", "3", "4", "5"].map(|v| v.as_bytes().to_vec()));
+}

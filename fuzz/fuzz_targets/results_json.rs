@@ -219,7 +219,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             columns.push(Column { name: CString::new(name).unwrap(), type_oid });
         }
         types = columns.iter().map(|c| c.type_oid).collect();
-        set.begin_rows(columns);
+        set.begin_rows(columns.into());
         model.clear();
         for _ in 0..u.int_in_range(0..=8)? {
             let row: Row = types.iter().map(|&ty| value(u, ty, &mut bytea_check)).collect::<Result<_>>()?;

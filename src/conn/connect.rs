@@ -136,6 +136,7 @@ impl PgConn {
             opened_at: Instant::now(),
             statement_timeout: None,
             last_param_count: None,
+            last_row_description: None,
             cancel_key: Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0, tls: None }),
             require_writable: matches!(
                 config.target_session_attrs,

@@ -10,6 +10,7 @@
 //! Every exchange is read through to ReadyForQuery, so the connection stays in step even when a
 //! statement fails; a FATAL error or an I/O failure marks it broken instead.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut};
@@ -128,13 +129,13 @@ impl PgConn {
     }
 
     /// The next chunk of a suspended portal whose rows have these columns.
-    pub fn stream_more(&mut self, columns: &[Column], chunk_rows: u32) -> Result<(ResultSet, bool)> {
+    pub fn stream_more(&mut self, columns: &Arc<[Column]>, chunk_rows: u32) -> Result<(ResultSet, bool)> {
         self.ensure_usable()?;
         frontend::execute("", max_rows(chunk_rows), &mut self.write_buf).expect("empty name has no NUL");
         frontend::flush(&mut self.write_buf);
         self.flush_writes(None)?;
         let mut first = ResultSet::default();
-        first.begin_rows(columns.to_vec());
+        first.begin_rows(columns.clone());
         self.collect_into(first, true, None, Stop::PortalSuspended)
     }
 
@@ -263,11 +264,18 @@ impl PgConn {
         let mut suspended = false;
         let mut deadline = deadline;
         let mut cancel_at = self.statement_timeout.map(|t| Instant::now() + t);
+        // The raw bytes of a RowDescription about to be decoded, to cache with its columns.
+        let mut new_row_description: Option<Vec<u8>> = None;
         loop {
             let wake = match (deadline, cancel_at) {
                 (Some(d), Some(c)) => Some(d.min(c)),
                 (d, c) => d.or(c),
             };
+            if self.read_buf.is_empty() {
+                // Wait for the answer here, so that the fast paths below see its first messages
+                // (a timeout is handled when read_message_until finds the deadline passed).
+                self.read_more_until(wake)?;
+            }
             self.take_data_rows(&mut set)?;
             self.skip_completions();
             if let [b'Z', 0, 0, 0, 5, status, ..] = self.read_buf[..] {
@@ -275,6 +283,22 @@ impl PgConn {
                 self.read_buf.advance(6);
                 self.tx_status = TxStatus::from_indicator(status);
                 break;
+            }
+            if let [b'T', a, b, c, d, ..] = self.read_buf[..] {
+                // A RowDescription equal to the last one on this connection (the same statement
+                // run again, as pooled services do) reuses its columns.
+                let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
+                if self.read_buf.len() >= total {
+                    if let Some((raw, columns)) = &self.last_row_description {
+                        if raw[..] == self.read_buf[..total] {
+                            set.begin_rows(columns.clone());
+                            rows_started = true;
+                            self.read_buf.advance(total);
+                            continue;
+                        }
+                    }
+                    new_row_description = Some(self.read_buf[..total].to_vec());
+                }
             }
             let msg = match self.read_message_until(wake)? {
                 Some(msg) => msg,
@@ -331,6 +355,10 @@ impl PgConn {
                     {
                         let name = std::ffi::CString::new(f.name()).unwrap_or_default();
                         columns.push(Column { name, type_oid: f.type_oid() });
+                    }
+                    let columns: Arc<[Column]> = columns.into();
+                    if let Some(raw) = new_row_description.take() {
+                        self.last_row_description = Some((raw, columns.clone()));
                     }
                     set.begin_rows(columns);
                     rows_started = true;

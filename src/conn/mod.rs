@@ -67,6 +67,8 @@ pub struct PgConn {
     cancel_key: Arc<CancelKey>,
     /// The parameter count of the last ParameterDescription received.
     last_param_count: Option<usize>,
+    /// The last RowDescription message received, whole, and its decoded columns.
+    last_row_description: Option<(Vec<u8>, Arc<[crate::results::Column]>)>,
     /// The session needs a writable server (target_session_attrs read-write or primary): a
     /// connection whose server turns read-only is discarded.
     require_writable: bool,
@@ -208,16 +210,24 @@ impl PgConn {
                 Ok(None) => {}
                 Err(e) => return Err(self.io_failure(e)),
             }
-            let Ok(left) = stream::remaining(deadline) else { return Ok(None) };
-            if let Err(e) = self.stream.set_read_timeout(left) {
-                return Err(self.io_failure(e));
-            }
-            match self.fill_read_buf() {
-                Ok(()) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(e) => return Err(self.io_failure(e)),
+            if !self.read_more_until(deadline)? {
+                return Ok(None);
             }
         }
+    }
+
+    /// Wait for more bytes from the server (one read) until `deadline`; false when it passed.
+    fn read_more_until(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let Ok(left) = stream::remaining(deadline) else { return Ok(false) };
+        if let Err(e) = self.stream.set_read_timeout(left) {
+            return Err(self.io_failure(e));
+        }
+        match self.fill_read_buf() {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(self.io_failure(e)),
+        }
+        Ok(true)
     }
 
     /// What it takes to cancel this connection's running statement from another connection.

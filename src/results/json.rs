@@ -138,7 +138,7 @@ mod tests {
     fn rows_as_objects_with_last_duplicate_winning() {
         let col = |n: &str, t: u32| Column { name: CString::new(n).unwrap(), type_oid: t };
         let mut r = ResultSet::default();
-        r.begin_rows(vec![col("a", 23), col("b", 25), col("a", 16), col("j", 3802), col("n", 1700)]);
+        r.begin_rows(vec![col("a", 23), col("b", 25), col("a", 16), col("j", 3802), col("n", 1700)].into());
         r.push_row(
             [Some(&b"1"[..]), Some(&b"x\"\n"[..]), Some(&b"t"[..]), Some(&b"{\"k\": 1}"[..]), Some(&b"NaN"[..])]
                 .into_iter(),

@@ -11,6 +11,7 @@ mod json;
 pub mod typed;
 
 use std::ffi::CString;
+use std::sync::Arc;
 
 use crate::pool::Lease;
 
@@ -41,7 +42,9 @@ struct Block {
 /// The buffered outcome of one statement.
 #[derive(Debug, Default)]
 pub struct ResultSet {
-    pub columns: Vec<Column>,
+    /// Shared with the connection's cache of its last RowDescription (and with the chunks of a
+    /// stream), so a statement run again allocates nothing for its columns.
+    pub columns: Arc<[Column]>,
     /// Block 0, kept inline so a small result costs no allocation for the list of blocks.
     first: Block,
     /// Blocks 1, 2, ...
@@ -62,7 +65,7 @@ pub struct ResultSet {
 impl ResultSet {
     /// Start a new row set with these columns, discarding earlier rows (a later statement of a
     /// multi-statement string replaces an earlier one's rows, as `PQexec` does).
-    pub fn begin_rows(&mut self, columns: Vec<Column>) {
+    pub fn begin_rows(&mut self, columns: Arc<[Column]>) {
         let rows_per_block = (BLOCK_CELLS / columns.len().max(1)).max(1);
         self.shift = usize::BITS - 1 - rows_per_block.leading_zeros(); // floor(log2)
         self.columns = columns;
@@ -74,7 +77,7 @@ impl ResultSet {
 
     /// Discard everything a previous statement produced except the notices.
     pub fn reset_statement(&mut self) {
-        self.begin_rows(Vec::new());
+        self.begin_rows(Arc::default());
     }
 
     /// The block the next row goes to, with room reserved for `data_bytes` more value bytes.
@@ -373,10 +376,10 @@ mod tests {
     #[test]
     fn arena_keeps_values_nulls_and_bounds() {
         let mut r = ResultSet::default();
-        r.begin_rows(vec![
+        r.begin_rows(Arc::from(vec![
             Column { name: CString::new("a").unwrap(), type_oid: 23 },
             Column { name: CString::new("b").unwrap(), type_oid: 25 },
-        ]);
+        ]));
         r.push_row([Some(&b"1"[..]), None].into_iter());
         r.push_row([Some(&b""[..]), Some(&b"xyz"[..])].into_iter());
         assert_eq!(r.nrows(), 2);
@@ -395,10 +398,10 @@ mod tests {
     #[test]
     fn raw_rows_parse_in_place_and_reject_malformed_ones() {
         let mut r = ResultSet::default();
-        r.begin_rows(vec![
+        r.begin_rows(Arc::from(vec![
             Column { name: CString::new("a").unwrap(), type_oid: 25 },
             Column { name: CString::new("b").unwrap(), type_oid: 25 },
-        ]);
+        ]));
         let mut row = Vec::new();
         row.extend_from_slice(&2i32.to_be_bytes());
         row.extend_from_slice(b"hi");
@@ -418,7 +421,7 @@ mod tests {
     fn rows_span_blocks_with_nulls_at_their_edges() {
         let mut r = ResultSet::default();
         let cols = |n: usize| (0..n).map(|i| Column { name: CString::new(format!("c{i}")).unwrap(), type_oid: 25 });
-        r.begin_rows(cols(3).collect());
+        r.begin_rows(cols(3).collect::<Vec<_>>().into());
         let rows_per_block = 1usize << r.shift;
         assert!(rows_per_block * 3 <= BLOCK_CELLS && rows_per_block * 6 > BLOCK_CELLS);
         let n = rows_per_block * 2 + 7;
@@ -462,7 +465,7 @@ mod tests {
         }
         assert_eq!(r.for_each_in_row(0, 2, |_, _| ()), 2);
         assert_eq!(r.for_each_in_row(n, 3, |_, _| panic!("out of range")), 0);
-        r.begin_rows(cols(0).collect());
+        r.begin_rows(cols(0).collect::<Vec<_>>().into());
         r.push_row(std::iter::empty());
         assert_eq!((r.nrows(), r.value(0, 0)), (1, None));
     }
