@@ -48,7 +48,7 @@ pub unsafe extern "C" fn pgsess_batch_add(
     code_of(null_mut(), || {
         let b = batch.as_mut().ok_or_else(|| Error::interface("batch is NULL"))?;
         let sql = str_arg(sql, "sql")?.to_owned();
-        let params = params_arg(nparams, params, "params")?.into_iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+        let params = params_arg(nparams, params, "params")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
         b.statements.push(BatchStatement { sql, params });
         Ok(())
     })

@@ -87,13 +87,32 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
     CStr::from_ptr(p).to_str().map_err(|_| Error::interface(format!("{what} is not valid UTF-8")))
 }
 
+/// Parameters that fit on the stack stay there: a statement's parameter list costs no allocation.
+const INLINE_PARAMS: usize = 16;
+
+/// Borrowed text parameters (a NULL element is SQL NULL), held inline up to `INLINE_PARAMS`.
+pub(crate) enum Params<'a> {
+    Inline([Option<&'a [u8]>; INLINE_PARAMS], usize),
+    Heap(Vec<Option<&'a [u8]>>),
+}
+
+impl<'a> std::ops::Deref for Params<'a> {
+    type Target = [Option<&'a [u8]>];
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Params::Inline(array, n) => &array[..*n],
+            Params::Heap(v) => v,
+        }
+    }
+}
+
 /// Borrow `n` text parameters; a NULL element is SQL NULL.
 ///
 /// # Safety
 /// When `n > 0`, `p` is NULL or points to `n` pointers, each NULL or a NUL-terminated string.
-pub(crate) unsafe fn params_arg<'a>(n: usize, p: *const *const c_char, what: &str) -> Result<Vec<Option<&'a [u8]>>> {
+pub(crate) unsafe fn params_arg<'a>(n: usize, p: *const *const c_char, what: &str) -> Result<Params<'a>> {
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok(Params::Inline([None; INLINE_PARAMS], 0));
     }
     if p.is_null() {
         return Err(Error::interface(format!("{what} is NULL but its count is {n}")));
@@ -105,18 +124,22 @@ pub(crate) unsafe fn params_arg<'a>(n: usize, p: *const *const c_char, what: &st
         )));
     }
     let ptrs = std::slice::from_raw_parts(p, n);
-    ptrs.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if v.is_null() {
-                return Ok(None);
-            }
-            let bytes = CStr::from_ptr(v).to_bytes();
-            std::str::from_utf8(bytes)
-                .map_err(|_| Error::interface(format!("parameter ${} is not valid UTF-8", i + 1)))?;
-            Ok(Some(bytes))
-        })
-        .collect()
+    let param = |i: usize, v: *const c_char| -> Result<Option<&'a [u8]>> {
+        if v.is_null() {
+            return Ok(None);
+        }
+        let bytes = CStr::from_ptr(v).to_bytes();
+        std::str::from_utf8(bytes).map_err(|_| Error::interface(format!("parameter ${} is not valid UTF-8", i + 1)))?;
+        Ok(Some(bytes))
+    };
+    if n <= INLINE_PARAMS {
+        let mut array = [None; INLINE_PARAMS];
+        for (i, &v) in ptrs.iter().enumerate() {
+            array[i] = param(i, v)?;
+        }
+        return Ok(Params::Inline(array, n));
+    }
+    ptrs.iter().enumerate().map(|(i, &v)| param(i, v)).collect::<Result<_>>().map(Params::Heap)
 }
 
 /// Borrow `n` parameters in `PQexecParams` form: `formats[i]` 1 is binary (`lengths[i]` bytes,

@@ -99,7 +99,7 @@ pub unsafe extern "C" fn pgsess_query_async(
     fallible(err, null_mut(), || {
         let statement = || {
             let sql = str_arg(sql, "sql")?.to_owned();
-            let params = params_arg(nparams, params, "params")?.into_iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+            let params = params_arg(nparams, params, "params")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
             Ok(Statement::Query { sql, params })
         };
         submit(session, statement, callback, user_data)
@@ -124,7 +124,7 @@ pub unsafe extern "C" fn pgsess_callproc_async(
         let statement = || {
             let name = str_arg(name, "name")?.to_owned();
             crate::session::callproc_sql(&name, nargs)?;
-            let args = params_arg(nargs, args, "args")?.into_iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+            let args = params_arg(nargs, args, "args")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
             Ok(Statement::Callproc { name, args })
         };
         submit(session, statement, callback, user_data)
