@@ -91,6 +91,9 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
 const INLINE_PARAMS: usize = 16;
 
 /// Borrowed text parameters (a NULL element is SQL NULL), held inline up to `INLINE_PARAMS`.
+/// The inline variant is large on purpose: it lives on the stack for one call, instead of the
+/// heap.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Params<'a> {
     Inline([Option<&'a [u8]>; INLINE_PARAMS], usize),
     Heap(Vec<Option<&'a [u8]>>),
