@@ -306,7 +306,7 @@ impl Session {
         lease.set_holder(|| format!("a stream of \"{}\"", abbreviate(sql)));
         Ok(RowStream {
             session: self.clone(),
-            columns: first.columns.clone(),
+            columns: first.columns().clone(),
             first: Some(first),
             more,
             chunk_rows,

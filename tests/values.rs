@@ -248,10 +248,11 @@ fn every_value_equals_libpq_under_every_setting() {
             if v != libpq[i] {
                 diffs.push(format!("[{settings}] {expr}: pgsess {v:?} libpq {:?}", libpq[i]));
             }
-            if ours.set.columns[i].type_oid.to_string() != type_oids[i] {
+            if ours.set.columns()[i].type_oid.to_string() != type_oids[i] {
                 diffs.push(format!(
                     "{expr}: type oid {} but pg_typeof says {}",
-                    ours.set.columns[i].type_oid, type_oids[i]
+                    ours.set.columns()[i].type_oid,
+                    type_oids[i]
                 ));
             }
         }
@@ -421,8 +422,8 @@ fn repeated_row_descriptions_share_columns_and_changed_ones_do_not() {
     let columns = |sql: &str| {
         let r = s.query(sql, &[]).unwrap();
         let cols: Vec<(String, u32)> =
-            r.set.columns.iter().map(|c| (c.name.to_string_lossy().into_owned(), c.type_oid)).collect();
-        (r.set.columns.clone(), cols, r.set.value(0, 0).map(<[u8]>::to_vec))
+            r.set.columns().iter().map(|c| (c.name.to_string_lossy().into_owned(), c.type_oid)).collect();
+        (r.set.columns().clone(), cols, r.set.value(0, 0).map(<[u8]>::to_vec))
     };
     let (a1, c1, v1) = columns("SELECT 1 AS a");
     let (a2, c2, v2) = columns("SELECT 2 AS a");
@@ -445,7 +446,7 @@ fn repeated_row_descriptions_share_columns_and_changed_ones_do_not() {
     let mut stream = s.query_stream("SELECT i AS a FROM generate_series(1, 5) i", &[], 2).unwrap();
     let mut seen = Vec::new();
     while let Some(chunk) = stream.next_chunk().unwrap() {
-        assert_eq!(chunk.set.columns[0].type_oid, 23);
+        assert_eq!(chunk.set.columns()[0].type_oid, 23);
         seen.extend((0..chunk.set.nrows()).map(|r| chunk.set.value(r, 0).unwrap().to_vec()));
     }
     assert_eq!(seen, ["1", "2", "3", "4", "5"].map(|v| v.as_bytes().to_vec()));

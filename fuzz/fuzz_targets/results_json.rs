@@ -225,7 +225,15 @@ fn run(u: &mut Unstructured) -> Result<()> {
             let row: Row = types.iter().map(|&ty| value(u, ty, &mut bytea_check)).collect::<Result<_>>()?;
             match u.int_in_range(0..=2)? {
                 0 => {
-                    set.push_row(row.iter().map(|v| v.as_deref()));
+                    if !row.is_empty() {
+                        // One value short, or one too many: refused, nothing appended.
+                        assert!(!set.push_row(row[1..].iter().map(|v| v.as_deref())), "a short row was taken");
+                        assert!(
+                            !set.push_row(row.iter().chain(&row[..1]).map(|v| v.as_deref())),
+                            "a long row was taken"
+                        );
+                    }
+                    assert!(set.push_row(row.iter().map(|v| v.as_deref())), "a whole row was refused: {row:?}");
                     model.push(row);
                 }
                 1 => {

@@ -108,7 +108,7 @@ pub unsafe extern "C" fn pgsess_results_ncols(results: *const pgsess_results) ->
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_name(results: *const pgsess_results, col: usize) -> *const c_char {
-    guard(null(), || get(results).and_then(|r| r.set.columns.get(col)).map_or(null(), |c| c.name.as_ptr()))
+    guard(null(), || get(results).and_then(|r| r.set.columns().get(col)).map_or(null(), |c| c.name.as_ptr()))
 }
 
 /// Type OID of column `col` (as `PQftype`: 23 int4, 25 text, ...), or 0 when out of range.
@@ -117,7 +117,7 @@ pub unsafe extern "C" fn pgsess_results_column_name(results: *const pgsess_resul
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_type(results: *const pgsess_results, col: usize) -> u32 {
-    guard(0, || get(results).and_then(|r| r.set.columns.get(col)).map_or(0, |c| c.type_oid))
+    guard(0, || get(results).and_then(|r| r.set.columns().get(col)).map_or(0, |c| c.type_oid))
 }
 
 /// Index of the first column named exactly `name` (case-sensitive), or -1.

@@ -139,11 +139,11 @@ mod tests {
         let col = |n: &str, t: u32| Column { name: CString::new(n).unwrap(), type_oid: t };
         let mut r = ResultSet::default();
         r.begin_rows(vec![col("a", 23), col("b", 25), col("a", 16), col("j", 3802), col("n", 1700)].into());
-        r.push_row(
+        assert!(r.push_row(
             [Some(&b"1"[..]), Some(&b"x\"\n"[..]), Some(&b"t"[..]), Some(&b"{\"k\": 1}"[..]), Some(&b"NaN"[..])]
                 .into_iter(),
-        );
-        r.push_row([None, None, None, None, None].into_iter());
+        ));
+        assert!(r.push_row([None, None, None, None, None].into_iter()));
         assert_eq!(
             r.to_json(),
             r#"[{"a":true,"b":"x\"\n","j":{"k": 1},"n":"NaN"},{"a":null,"b":null,"j":null,"n":null}]"#

@@ -43,8 +43,9 @@ struct Block {
 #[derive(Debug, Default)]
 pub struct ResultSet {
     /// Shared with the connection's cache of its last RowDescription (and with the chunks of a
-    /// stream), so a statement run again allocates nothing for its columns.
-    pub columns: Arc<[Column]>,
+    /// stream), so a statement run again allocates nothing for its columns. Private: the cell
+    /// layout is built for this column count (`begin_rows` is the only way to change it).
+    columns: Arc<[Column]>,
     /// Block 0, kept inline so a small result costs no allocation for the list of blocks.
     first: Block,
     /// Blocks 1, 2, ...
@@ -99,10 +100,18 @@ impl ResultSet {
         block
     }
 
-    /// Append one row; `values` yields each column's bytes or `None` for NULL.
-    pub fn push_row<'a>(&mut self, values: impl Iterator<Item = Option<&'a [u8]>>) {
+    /// The result's columns.
+    pub fn columns(&self) -> &Arc<[Column]> {
+        &self.columns
+    }
+
+    /// Append one row; `values` yields each column's bytes or `None` for NULL. Returns false,
+    /// appending nothing, unless it yields exactly one value per column.
+    pub fn push_row<'a>(&mut self, mut values: impl Iterator<Item = Option<&'a [u8]>>) -> bool {
+        let ncols = self.columns.len();
         let block = self.block_for_next_row(0);
-        for v in values {
+        let (data_mark, cells_mark) = (block.data.len(), block.cells.len());
+        for v in values.by_ref().take(ncols) {
             match v {
                 None => block.cells.push(NULL_BIT | block.data.len() as u64),
                 Some(bytes) => {
@@ -112,7 +121,13 @@ impl ResultSet {
                 }
             }
         }
+        if block.cells.len() - cells_mark != ncols || values.next().is_some() {
+            block.data.truncate(data_mark);
+            block.cells.truncate(cells_mark);
+            return false;
+        }
         self.nrows += 1;
+        true
     }
 
     /// Append one row straight from a DataRow message's values (after its column count): each
@@ -380,8 +395,11 @@ mod tests {
             Column { name: CString::new("a").unwrap(), type_oid: 23 },
             Column { name: CString::new("b").unwrap(), type_oid: 25 },
         ]));
-        r.push_row([Some(&b"1"[..]), None].into_iter());
-        r.push_row([Some(&b""[..]), Some(&b"xyz"[..])].into_iter());
+        assert!(r.push_row([Some(&b"1"[..]), None].into_iter()));
+        assert!(r.push_row([Some(&b""[..]), Some(&b"xyz"[..])].into_iter()));
+        // One value too few or too many: refused, nothing appended.
+        assert!(!r.push_row([Some(&b"short"[..])].into_iter()));
+        assert!(!r.push_row([None, None, Some(&b"long"[..])].into_iter()));
         assert_eq!(r.nrows(), 2);
         assert_eq!(r.value(0, 0), Some(&b"1"[..]));
         assert_eq!(r.value(0, 1), None);
@@ -466,7 +484,7 @@ mod tests {
         assert_eq!(r.for_each_in_row(0, 2, |_, _| ()), 2);
         assert_eq!(r.for_each_in_row(n, 3, |_, _| panic!("out of range")), 0);
         r.begin_rows(cols(0).collect::<Vec<_>>().into());
-        r.push_row(std::iter::empty());
+        assert!(r.push_row(std::iter::empty()));
         assert_eq!((r.nrows(), r.value(0, 0)), (1, None));
     }
 
