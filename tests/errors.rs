@@ -83,3 +83,61 @@ fn every_sqlstate_class_maps_to_its_code() {
     assert!(e.message.contains("2 parameter(s) but 1"), "{e}");
     assert_eq!(s.query("SELECT 1", &[]).unwrap().set.value(0, 0), Some(&b"1"[..]));
 }
+
+/// COPY ... FROM STDIN is refused on every path, and the connection stays in step: the next
+/// statement gets its own answer (a Sync too many after a simple Query's CopyFail once left the
+/// connection one reply behind).
+#[test]
+fn copy_from_stdin_is_refused_and_the_connection_stays_in_step() {
+    use pgsess::conn::{BatchStatement, Param};
+    let mut o = SessionOptions {
+        db_url: Some(format!("{}?application_name=copy_in_step", support::shared().uri())),
+        ..Default::default()
+    };
+    o.set_pool_max_size(1).unwrap();
+    let s = Session::open("x", &o).unwrap();
+    drop(s.query("CREATE TABLE IF NOT EXISTS copy_in_step (i int)", &[]).unwrap());
+    let copy = "COPY copy_in_step FROM STDIN";
+    let next = |n: &str| {
+        let sql = format!("SELECT {n}");
+        let r = s.query(&sql, &[]).unwrap();
+        assert_eq!(r.set.value(0, 0), Some(n.as_bytes()), "after a refused COPY, {sql} got another answer");
+    };
+    let refused = |r: pgsess::Result<pgsess::Results>| {
+        let e = r.expect_err("COPY FROM STDIN must be refused");
+        assert_eq!(e.code, Code::PGSESS_NOT_SUPPORTED_ERROR, "{e:?}");
+    };
+
+    refused(s.query(copy, &[])); // simple protocol
+    next("41");
+    next("42");
+    refused(s.query_params(copy, &[], &[] as &[Param<'_>])); // extended protocol
+    next("43");
+    refused(s.query(&format!("SELECT 1; {copy}; SELECT 2"), &[])); // within a multi-statement string
+    next("44");
+    refused(s.query_stream(copy, &[], 10).map(|_| unreachable!("a stream of COPY FROM STDIN")));
+    next("45");
+
+    // In a transaction: the statement fails and aborts it, exactly once.
+    let tx = s.begin().unwrap();
+    refused(tx.query(copy, &[]));
+    let e = tx.query("SELECT 46", &[]).expect_err("the transaction is aborted");
+    assert_eq!(e.sqlstate(), Some("25P02"), "{e:?}");
+    tx.rollback();
+    next("47");
+
+    // In a batch the answers of later statements cannot be matched up: the batch fails as a
+    // whole and the connection is replaced.
+    let batch = [
+        BatchStatement { sql: "SELECT 1".into(), params: vec![] },
+        BatchStatement { sql: copy.into(), params: vec![] },
+        BatchStatement { sql: "SELECT 3".into(), params: vec![] },
+    ];
+    match s.batch(&batch) {
+        Err(e) => assert_eq!(e.code, Code::PGSESS_NOT_SUPPORTED_ERROR, "{e:?}"),
+        Ok(outcomes) => panic!("a batch with COPY FROM STDIN succeeded: {} outcomes", outcomes.len()),
+    }
+    next("48");
+    next("49");
+    drop(s.query("DROP TABLE copy_in_step", &[]).unwrap());
+}

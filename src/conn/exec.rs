@@ -19,7 +19,7 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 
-use super::{server_fields, PgConn, TxStatus};
+use super::{server_fields, Exchange, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::results::typed::oid;
 use crate::results::{Column, ResultSet};
@@ -44,6 +44,7 @@ impl PgConn {
     pub fn simple_query(&mut self, sql: &str) -> Result<ResultSet> {
         self.ensure_usable()?;
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
+        self.exchange = Exchange::Simple;
         self.flush_writes(None)?;
         Ok(self.collect(None, Stop::ReadyForQuery)?.0)
     }
@@ -182,6 +183,7 @@ impl PgConn {
         }
         frontend::parse("", sql, types.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
+        self.exchange = if batching { Exchange::Pipelined } else { Exchange::Extended };
         let all_text = params.clone().all(|p| !p.binary);
         let formats = params.clone().filter(|_| !all_text).map(|p| i16::from(p.binary));
         let bound = frontend::bind(
@@ -226,6 +228,7 @@ impl PgConn {
             return true;
         }
         frontend::query("ROLLBACK", &mut self.write_buf).expect("no NUL");
+        self.exchange = Exchange::Simple;
         let deadline = Some(Instant::now() + RESET_TIMEOUT);
         let ok = self.flush_writes(deadline).is_ok() && self.collect(deadline, Stop::ReadyForQuery).is_ok();
         if !ok || self.tx_status != TxStatus::Idle {
@@ -323,12 +326,12 @@ impl PgConn {
             };
             match msg {
                 Message::DataRow(body) => {
-                    let ncols = set.columns.len();
+                    let ncols = set.columns().len();
                     let buf = body.buffer();
                     let mut ranges = body.ranges();
                     let mut seen = 0;
                     let mut malformed = false;
-                    set.push_row(std::iter::from_fn(|| {
+                    let complete = set.push_row(std::iter::from_fn(|| {
                         if seen == ncols {
                             return None;
                         }
@@ -343,7 +346,7 @@ impl PgConn {
                             }
                         }
                     }));
-                    if malformed || !matches!(ranges.next(), Ok(None)) {
+                    if !complete || malformed || !matches!(ranges.next(), Ok(None)) {
                         return Err(self.protocol_violation("data row does not match the row description"));
                     }
                 }
@@ -416,11 +419,30 @@ impl PgConn {
                     self.end_chunked_exchange(&mut stop, deadline)?;
                 }
                 Message::CopyInResponse(_) => {
+                    let refused = || Error::not_supported("COPY ... FROM STDIN is not supported by pgsess");
+                    if self.exchange == Exchange::Pipelined {
+                        // The server, now in copy-in mode, takes the batch's later statements for
+                        // bad copy data: their answers cannot be matched up any more. Discard the
+                        // connection (the batch fails as a whole).
+                        self.broken = true;
+                        return Err(refused());
+                    }
                     frontend::copy_fail("COPY FROM STDIN is not supported by pgsess", &mut self.write_buf)
                         .expect("no NUL");
-                    frontend::sync(&mut self.write_buf);
+                    if self.exchange == Exchange::Extended {
+                        // The Sync sent with the statement was ignored in copy-in mode, and after
+                        // the CopyFail the server waits for one; a simple Query gets its
+                        // ReadyForQuery without (a Sync there would answer with a second one and
+                        // leave the connection a reply behind), as libpq does. A stream's
+                        // exchange (ended by Flush) takes the Sync that ends it, once.
+                        if stop == Stop::PortalSuspended {
+                            self.end_chunked_exchange(&mut stop, deadline)?;
+                        } else {
+                            frontend::sync(&mut self.write_buf);
+                        }
+                    }
                     self.flush_writes(deadline)?;
-                    error.get_or_insert_with(|| Error::not_supported("COPY ... FROM STDIN is not supported by pgsess"));
+                    error.get_or_insert_with(refused);
                 }
                 Message::CopyOutResponse(_) | Message::CopyData(_) | Message::CopyDone => {
                     error.get_or_insert_with(|| Error::not_supported("COPY ... TO STDOUT is not supported by pgsess"));
@@ -445,7 +467,7 @@ impl PgConn {
         }
         // Only the date getters read this: skip the lookup for results without such columns.
         set.non_iso_dates =
-            set.columns.iter().any(|c| matches!(c.type_oid, oid::DATE | oid::TIMESTAMP | oid::TIMESTAMPTZ))
+            set.columns().iter().any(|c| matches!(c.type_oid, oid::DATE | oid::TIMESTAMP | oid::TIMESTAMPTZ))
                 && !self.parameter("DateStyle").unwrap_or("ISO").starts_with("ISO");
         Ok((set, suspended))
     }
@@ -453,7 +475,7 @@ impl PgConn {
     /// Append every complete DataRow at the front of the read buffer to `set`, parsing them in
     /// place: the bulk of a large result never becomes a `Message`.
     fn take_data_rows(&mut self, set: &mut ResultSet) -> Result<()> {
-        let ncols = set.columns.len();
+        let ncols = set.columns().len();
         while let [b'D', a, b, c, d, ..] = self.read_buf[..] {
             let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
             if self.read_buf.len() < total || total < 7 {

@@ -28,6 +28,17 @@ use crate::error::{Error, ServerFields};
 pub use exec::{BatchStatement, Param, MAX_PARAMS};
 pub use stream::Stream;
 
+/// How the exchange being read was sent: what answering a COPY FROM STDIN takes depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exchange {
+    /// A simple Query message.
+    Simple,
+    /// One statement on the extended protocol, ended by its Sync.
+    Extended,
+    /// One of several statements sent together (`pipeline`).
+    Pipelined,
+}
+
 /// Transaction status from the last ReadyForQuery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxStatus {
@@ -67,6 +78,8 @@ pub struct PgConn {
     cancel_key: Arc<CancelKey>,
     /// The parameter count of the last ParameterDescription received.
     last_param_count: Option<usize>,
+    /// How the current exchange was sent.
+    exchange: Exchange,
     /// The last RowDescription message received, whole, and its decoded columns.
     last_row_description: Option<(Vec<u8>, Arc<[crate::results::Column]>)>,
     /// The session needs a writable server (target_session_attrs read-write or primary): a
