@@ -287,21 +287,18 @@ impl PgConn {
                 self.tx_status = TxStatus::from_indicator(status);
                 break;
             }
-            if let [b'T', a, b, c, d, ..] = self.read_buf[..] {
+            if let Some(total) = self.complete_message_at_front(b'T') {
                 // A RowDescription equal to the last one on this connection (the same statement
                 // run again, as pooled services do) reuses its columns.
-                let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
-                if self.read_buf.len() >= total {
-                    if let Some((raw, columns)) = &self.last_row_description {
-                        if raw[..] == self.read_buf[..total] {
-                            set.begin_rows(columns.clone());
-                            rows_started = true;
-                            self.read_buf.advance(total);
-                            continue;
-                        }
+                if let Some((raw, columns)) = &self.last_row_description {
+                    if raw[..] == self.read_buf[..total] {
+                        set.begin_rows(columns.clone());
+                        rows_started = true;
+                        self.read_buf.advance(total);
+                        continue;
                     }
-                    new_row_description = Some(self.read_buf[..total].to_vec());
                 }
+                new_row_description = Some(self.read_buf[..total].to_vec());
             }
             let msg = match self.read_message_until(wake)? {
                 Some(msg) => msg,
@@ -326,27 +323,9 @@ impl PgConn {
             };
             match msg {
                 Message::DataRow(body) => {
+                    // A row completed inside read_message_until: the same parser as take_data_rows.
                     let ncols = set.columns().len();
-                    let buf = body.buffer();
-                    let mut ranges = body.ranges();
-                    let mut seen = 0;
-                    let mut malformed = false;
-                    let complete = set.push_row(std::iter::from_fn(|| {
-                        if seen == ncols {
-                            return None;
-                        }
-                        match ranges.next() {
-                            Ok(Some(r)) => {
-                                seen += 1;
-                                Some(r.map(|r| &buf[r]))
-                            }
-                            _ => {
-                                malformed = true;
-                                None
-                            }
-                        }
-                    }));
-                    if !complete || malformed || !matches!(ranges.next(), Ok(None)) {
+                    if body.ranges().count().ok() != Some(ncols) || !set.push_raw_row(body.buffer(), ncols) {
                         return Err(self.protocol_violation("data row does not match the row description"));
                     }
                 }
@@ -476,10 +455,9 @@ impl PgConn {
     /// place: the bulk of a large result never becomes a `Message`.
     fn take_data_rows(&mut self, set: &mut ResultSet) -> Result<()> {
         let ncols = set.columns().len();
-        while let [b'D', a, b, c, d, ..] = self.read_buf[..] {
-            let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
-            if self.read_buf.len() < total || total < 7 {
-                break;
+        while let Some(total) = self.complete_message_at_front(b'D') {
+            if total < 7 {
+                break; // too short to be a DataRow: the message decoder reports it
             }
             let count = u16::from_be_bytes([self.read_buf[5], self.read_buf[6]]) as usize;
             if count != ncols || !set.push_raw_row(&self.read_buf[7..total], ncols) {
@@ -488,6 +466,19 @@ impl PgConn {
             self.read_buf.advance(total);
         }
         Ok(())
+    }
+
+    /// The length (type byte included) of the message at the front of the read buffer when it
+    /// is of type `tag` and wholly buffered.
+    #[inline]
+    fn complete_message_at_front(&self, tag: u8) -> Option<usize> {
+        match self.read_buf[..] {
+            [t, a, b, c, d, ..] if t == tag => {
+                let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
+                (self.read_buf.len() >= total).then_some(total)
+            }
+            _ => None,
+        }
     }
 
     /// Drop the bodiless acknowledgements (ParseComplete, BindComplete, CloseComplete, NoData) at

@@ -39,6 +39,30 @@ struct Block {
     cells: Vec<u64>,
 }
 
+impl Block {
+    /// Cell `i`'s value with its NUL, `None` for NULL.
+    ///
+    /// # Safety
+    /// `i` is the cell of a row below the result's `nrows` and a column below its column count.
+    /// `push_row` and `push_raw_row` keep what that guarantees: such a block holds every cell of
+    /// its rows, and cell offsets never decrease and never exceed `data.len()`. So no bounds are
+    /// checked again (this is the per-cell read of the C API).
+    #[inline]
+    unsafe fn value_at(&self, i: usize) -> Option<&[u8]> {
+        debug_assert!(i < self.cells.len());
+        let start = *self.cells.get_unchecked(i);
+        if start & NULL_BIT != 0 {
+            return None;
+        }
+        let end = match self.cells.get(i + 1) {
+            Some(next) => (next & !NULL_BIT) as usize,
+            None => self.data.len(),
+        };
+        debug_assert!(start as usize <= end && end <= self.data.len());
+        Some(self.data.get_unchecked(start as usize..end))
+    }
+}
+
 /// The buffered outcome of one statement.
 #[derive(Debug, Default)]
 pub struct ResultSet {
@@ -186,47 +210,30 @@ impl ResultSet {
         self.columns.len()
     }
 
-    /// The block holding the cell and the cell's index in it.
+    /// The block holding `row` and the index of the row's first cell in it. Nothing here can
+    /// panic, so the C API's per-cell read keeps no unwinding path.
+    ///
+    /// # Safety
+    /// `row < nrows`: then its block exists (`push_row` and `push_raw_row` create it).
     #[inline]
-    fn cell(&self, row: usize, col: usize) -> Option<(&Block, usize)> {
-        let ncols = self.columns.len();
-        if row < self.nrows && col < ncols {
-            let b = row >> self.shift;
-            let block = if b == 0 { &self.first } else { &self.more[b - 1] };
-            Some((block, (row & ((1 << self.shift) - 1)) * ncols + col))
-        } else {
-            None
-        }
+    unsafe fn locate(&self, row: usize) -> (&Block, usize) {
+        let b = row >> self.shift;
+        debug_assert!(b <= self.more.len());
+        let block = if b == 0 { &self.first } else { self.more.get_unchecked(b - 1) };
+        (block, (row & ((1 << self.shift) - 1)) * self.columns.len())
     }
 
-    /// The value's bytes including its trailing NUL, `None` for NULL or out of range.
-    ///
-    /// The hottest read of the library (one call per cell from C): after the range check it
-    /// relies on what `push_row` and `push_raw_row` maintain instead of checking again. For
-    /// every row below `nrows`, block `row >> shift` exists and holds `ncols` cells for that
-    /// row (block 0 is `first`, block b > 0 is `more[b - 1]`); cell offsets never decrease and never exceed their block's `data.len()`.
+    /// The value's bytes including its trailing NUL, `None` for NULL or out of range. The
+    /// hottest read of the library: one call per cell from C.
     #[inline]
     pub fn value_with_nul(&self, row: usize, col: usize) -> Option<&[u8]> {
-        let ncols = self.columns.len();
-        if row >= self.nrows || col >= ncols {
+        if row >= self.nrows || col >= self.columns.len() {
             return None;
         }
-        let i = (row & ((1 << self.shift) - 1)) * ncols + col;
-        // SAFETY: the invariants above, for a row and column just checked to be in range.
+        // SAFETY: the row and column are in range (see `locate` and `Block::value_at`).
         unsafe {
-            let b = row >> self.shift;
-            let block = if b == 0 { &self.first } else { self.more.get_unchecked(b - 1) };
-            debug_assert!(i < block.cells.len());
-            let start = *block.cells.get_unchecked(i);
-            if start & NULL_BIT != 0 {
-                return None;
-            }
-            let end = match block.cells.get(i + 1) {
-                Some(next) => (next & !NULL_BIT) as usize,
-                None => block.data.len(),
-            };
-            debug_assert!(start as usize <= end && end <= block.data.len());
-            Some(block.data.get_unchecked(start as usize..end))
+            let (block, base) = self.locate(row);
+            block.value_at(base + col)
         }
     }
 
@@ -235,30 +242,15 @@ impl ResultSet {
     /// 0 when `row` is out of range.
     #[inline]
     pub fn for_each_in_row(&self, row: usize, n: usize, mut f: impl FnMut(usize, Option<&[u8]>)) -> usize {
-        let ncols = self.columns.len();
         if row >= self.nrows {
             return 0;
         }
-        let n = n.min(ncols);
-        let base = (row & ((1 << self.shift) - 1)) * ncols;
-        let b = row >> self.shift;
-        // SAFETY: as in `value_with_nul`: the row is in range, so its block exists and holds its
-        // `ncols` cells from `base`, with offsets ordered and within the block's data.
-        unsafe {
-            let block = if b == 0 { &self.first } else { self.more.get_unchecked(b - 1) };
-            debug_assert!(base + ncols <= block.cells.len());
-            let cells = block.cells.get_unchecked(base..base + ncols);
-            let next_row = block.cells.get(base + ncols).map_or(block.data.len(), |c| (c & !NULL_BIT) as usize);
-            for col in 0..n {
-                let start = *cells.get_unchecked(col);
-                if start & NULL_BIT != 0 {
-                    f(col, None);
-                    continue;
-                }
-                let end = if col + 1 < ncols { (cells.get_unchecked(col + 1) & !NULL_BIT) as usize } else { next_row };
-                debug_assert!(start as usize <= end && end <= block.data.len());
-                f(col, Some(block.data.get_unchecked(start as usize..end)));
-            }
+        let n = n.min(self.columns.len());
+        // SAFETY: the row is in range.
+        let (block, base) = unsafe { self.locate(row) };
+        for col in 0..n {
+            // SAFETY: the row is in range and `col` below the column count.
+            f(col, unsafe { block.value_at(base + col) });
         }
         n
     }
@@ -270,7 +262,12 @@ impl ResultSet {
     }
 
     pub fn is_null(&self, row: usize, col: usize) -> bool {
-        self.cell(row, col).is_some_and(|(block, i)| block.cells[i] & NULL_BIT != 0)
+        if row >= self.nrows || col >= self.columns.len() {
+            return false;
+        }
+        // SAFETY: the row is in range.
+        let (block, base) = unsafe { self.locate(row) };
+        block.cells[base + col] & NULL_BIT != 0
     }
 
     /// Index of the first column with this name, as `PQfnumber` does for a case-sensitive match.
