@@ -20,6 +20,7 @@ pub mod pool;
 pub mod requests;
 pub mod results;
 pub mod session;
+mod text;
 
 pub use config::SessionOptions;
 pub use error::{Code, Error, Result};

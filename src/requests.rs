@@ -32,7 +32,7 @@ pub enum Statement {
 }
 
 /// Called once with the request's outcome, on the thread that dispatches it.
-pub type Completion = Box<dyn FnOnce(Result<Results>) + Send>;
+pub type Completion = Box<dyn FnOnce(Result<Box<Results>>) + Send>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -48,7 +48,7 @@ struct RequestState {
     /// The running statement's cancel key, once it has a connection.
     key: Option<Arc<CancelKey>>,
     /// The outcome, from when the request finishes until its callback runs.
-    outcome: Option<Result<Results>>,
+    outcome: Option<Result<Box<Results>>>,
     callback: Option<Completion>,
 }
 
@@ -397,7 +397,7 @@ impl Engine {
     }
 
     /// Record the outcome (the first one wins), queue the callback and signal the fd.
-    fn finish(&self, request: &Arc<Request>, outcome: Result<Results>) {
+    fn finish(&self, request: &Arc<Request>, outcome: Result<Box<Results>>) {
         {
             let mut st = lock(&request.state);
             if st.phase == Phase::Finished {

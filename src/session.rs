@@ -17,7 +17,7 @@ use crate::conn::{BatchStatement, CancelKey, Param, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
 use crate::requests::Engine;
-use crate::results::{Column, ResultSet, Results};
+use crate::results::{Column, Hold, ResultSet, Results};
 
 /// How many notices a session keeps (psycopg2's `CONN_NOTICES_LIMIT`).
 pub const NOTICES_KEPT: usize = 50;
@@ -228,7 +228,7 @@ impl Session {
     }
 
     /// Run one statement (see `PgConn::execute`); the results keep the connection until dropped.
-    pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Results> {
+    pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Box<Results>> {
         self.query_observed(sql, params, |_| true)
     }
 
@@ -241,15 +241,14 @@ impl Session {
         sql: &str,
         params: &[Option<&[u8]>],
         started: impl FnOnce(Arc<CancelKey>) -> bool,
-    ) -> Result<Results> {
+    ) -> Result<Box<Results>> {
         let lease = self.pool().checkout()?;
-        let outcome = self.run(&lease, |c| {
+        self.statement(Hold::Lease(lease), sql, |c, set| {
             if !started(c.cancel_key()) {
                 return Err(crate::requests::cancelled_error());
             }
-            c.execute(sql, params)
-        });
-        self.finish_statement(outcome, sql, Arc::new(lease))
+            c.execute_into(sql, params, set)
+        })
     }
 
     /// The session's asynchronous request engine, started on first use.
@@ -283,10 +282,9 @@ impl Session {
 
     /// `PQexecParams` in full: declared parameter types (0 = inferred) and binary parameters.
     /// Always one statement on the extended protocol, even without parameters.
-    pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Results> {
+    pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Box<Results>> {
         let lease = self.pool().checkout()?;
-        let outcome = self.run(&lease, |c| c.query_params(sql, types, params));
-        self.finish_statement(outcome, sql, Arc::new(lease))
+        self.statement(Hold::Lease(lease), sql, |c, set| c.query_params_into(sql, types, params, set))
     }
 
     /// Run `sql` and receive its rows `chunk_rows` at a time; memory is bounded by one chunk.
@@ -301,7 +299,7 @@ impl Session {
             Ok((set, more)) => (Ok(set), more),
             Err(e) => (Err(e), false),
         };
-        self.note_statement(&first, &lease);
+        self.note_statement(first.as_ref().ok(), &lease);
         let first = first?;
         lease.set_holder(|| format!("a stream of \"{}\"", abbreviate(sql)));
         Ok(RowStream {
@@ -323,13 +321,13 @@ impl Session {
         let outcomes = self.run(&lease, |c| c.pipeline(statements))?;
         let mut out = Vec::with_capacity(outcomes.len());
         for (st, outcome) in statements.iter().zip(outcomes) {
-            out.push(self.finish_statement(outcome, &st.sql, lease.clone()));
+            out.push(self.finish_statement(outcome, &st.sql, Hold::Shared(lease.clone())));
         }
         Ok(out)
     }
 
     /// The seed's `callproc`: `SELECT * FROM name($1, ...)`, the name quoted as an identifier.
-    pub fn callproc(&self, name: &str, args: &[Option<&[u8]>]) -> Result<Results> {
+    pub fn callproc(&self, name: &str, args: &[Option<&[u8]>]) -> Result<Box<Results>> {
         let sql = callproc_sql(name, args.len())?;
         self.query(&sql, args)
     }
@@ -338,7 +336,7 @@ impl Session {
     pub fn begin(&self) -> Result<Transaction> {
         let lease = Arc::new(self.pool().checkout()?);
         let outcome = self.run(&lease, |c| c.simple_query("BEGIN"));
-        self.note_statement(&outcome, &lease);
+        self.note_statement(outcome.as_ref().ok(), &lease);
         outcome?;
         lease.shared().counters.transactions_open.inc();
         lease.set_holder(|| "a transaction".to_owned());
@@ -396,17 +394,18 @@ impl Session {
             .map_or_else(String::new, |here| lock(&here.state).notices.iter().map(String::as_str).collect())
     }
 
-    fn note_statement(&self, outcome: &Result<ResultSet>, lease: &Lease) {
+    /// Record a statement's backend and notices: `set` is its result, `None` when it failed.
+    fn note_statement(&self, set: Option<&ResultSet>, lease: &Lease) {
         // A result carries its backend pid; only a failure needs to ask the connection.
-        let pid = match outcome {
-            Ok(set) => set.backend_pid,
-            Err(_) => lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0),
+        let pid = match set {
+            Some(set) => set.backend_pid,
+            None => lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0),
         };
         let mut state = lock(&self.here().state);
         if pid != 0 {
             state.last_backend_pid = pid;
         }
-        if let Ok(set) = outcome {
+        if let Some(set) = set {
             for n in &set.notices {
                 if state.notices.len() == NOTICES_KEPT {
                     state.notices.pop_front();
@@ -416,11 +415,30 @@ impl Session {
         }
     }
 
-    fn finish_statement(&self, outcome: Result<ResultSet>, sql: &str, lease: Arc<Lease>) -> Result<Results> {
-        self.note_statement(&outcome, &lease);
+    fn finish_statement(&self, outcome: Result<ResultSet>, sql: &str, hold: Hold) -> Result<Results> {
+        let lease = hold.lease().expect("a statement's results hold its lease");
+        self.note_statement(outcome.as_ref().ok(), lease);
         let set = outcome?; // on failure the lease drops here: the connection goes back at once
         lease.set_holder(|| format!("the results of \"{}\"", abbreviate(sql)));
-        Ok(Results::new(set, sql.to_owned(), Some(lease)))
+        Ok(Results::new(set, sql, hold))
+    }
+
+    /// Run one statement on `hold`'s connection (see `run`), its rows going straight into the
+    /// results that will keep them: they are built in place, never copied on the way to C.
+    fn statement(
+        &self,
+        hold: Hold,
+        sql: &str,
+        f: impl FnOnce(&mut PgConn, &mut ResultSet) -> Result<()>,
+    ) -> Result<Box<Results>> {
+        let mut results = Results::boxed(sql, hold);
+        let (lease, set) = results.lease_and_set();
+        let lease = lease.expect("a statement's results hold its lease");
+        let outcome = self.run(lease, |c| f(c, set));
+        self.note_statement(outcome.as_ref().ok().map(|()| &*set), lease);
+        outcome?; // on failure the lease drops with the results: the connection goes back at once
+        lease.set_holder(|| format!("the results of \"{}\"", abbreviate(sql)));
+        Ok(results)
     }
 }
 
@@ -440,7 +458,7 @@ impl RowStream {
     /// Only the first chunk may be empty (a result with no rows).
     pub fn next_chunk(&mut self) -> Result<Option<Results>> {
         if let Some(set) = self.first.take() {
-            return Ok(Some(Results::new(set, self.sql.clone(), Some(self.lease.clone()))));
+            return Ok(Some(Results::new(set, &self.sql, Hold::Shared(self.lease.clone()))));
         }
         if !self.more {
             return Ok(None);
@@ -455,7 +473,7 @@ impl RowStream {
             // more rows on the next Execute. That empty remainder is not a chunk.
             return Ok(None);
         }
-        Ok(Some(Results::new(set, self.sql.clone(), Some(self.lease.clone()))))
+        Ok(Some(Results::new(set, &self.sql, Hold::Shared(self.lease.clone()))))
     }
 
     pub fn columns(&self) -> &[Column] {
@@ -505,15 +523,14 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Results> {
-        let outcome = self.session.run(&self.lease, |c| c.execute(sql, params));
-        self.session.finish_statement(outcome, sql, self.lease.clone())
+    pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Box<Results>> {
+        self.session.statement(Hold::Shared(self.lease.clone()), sql, |c, set| c.execute_into(sql, params, set))
     }
 
     /// `Session::query_params` inside the transaction.
-    pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Results> {
-        let outcome = self.session.run(&self.lease, |c| c.query_params(sql, types, params));
-        self.session.finish_statement(outcome, sql, self.lease.clone())
+    pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Box<Results>> {
+        let hold = Hold::Shared(self.lease.clone());
+        self.session.statement(hold, sql, |c, set| c.query_params_into(sql, types, params, set))
     }
 
     /// Commit. If an earlier statement failed the server rolls back instead; that is reported as
@@ -535,7 +552,7 @@ impl Transaction {
             }
             Ok(set)
         });
-        self.session.note_statement(&outcome, &self.lease);
+        self.session.note_statement(outcome.as_ref().ok(), &self.lease);
         outcome.map(|_| ())
     }
 

@@ -103,7 +103,7 @@ fn copy_from_stdin_is_refused_and_the_connection_stays_in_step() {
         let r = s.query(&sql, &[]).unwrap();
         assert_eq!(r.set.value(0, 0), Some(n.as_bytes()), "after a refused COPY, {sql} got another answer");
     };
-    let refused = |r: pgsess::Result<pgsess::Results>| {
+    let refused = |r: pgsess::Result<Box<pgsess::Results>>| {
         let e = r.expect_err("COPY FROM STDIN must be refused");
         assert_eq!(e.code, Code::PGSESS_NOT_SUPPORTED_ERROR, "{e:?}");
     };

@@ -326,7 +326,7 @@ fn seed_results_members_and_json() {
     drop(r);
     let r = s.query("SELECT 1 WHERE false", &[]).unwrap();
     assert_eq!((r.set.count(), r.set.to_json(), r.set.row_json(0)), (0, "[]".to_string(), None));
-    assert_eq!(r.sql, "SELECT 1 WHERE false");
+    assert_eq!(r.sql(), "SELECT 1 WHERE false");
 }
 
 #[test]
@@ -450,4 +450,48 @@ fn repeated_row_descriptions_share_columns_and_changed_ones_do_not() {
         seen.extend((0..chunk.set.nrows()).map(|r| chunk.set.value(r, 0).unwrap().to_vec()));
     }
     assert_eq!(seen, ["1", "2", "3", "4", "5"].map(|v| v.as_bytes().to_vec()));
+}
+
+/// A small result's row storage goes back to its connection when freed and the next statement's
+/// rows are written into it; values stay right whatever the shapes, sizes and NULLs, and a big
+/// result's storage is not kept.
+#[test]
+fn freed_small_results_lend_their_storage_to_the_next_statement() {
+    let s = session(1, "row_storage_reuse");
+    let first_value_at = |sql: &str| {
+        let r = s.query(sql, &[]).unwrap();
+        r.set.value(0, 0).unwrap().as_ptr() as usize
+    };
+    let a = first_value_at("SELECT 'a'");
+    let b = first_value_at("SELECT 'b'");
+    assert_eq!(a, b, "the second result reuses the first one's storage");
+
+    let wide = "x".repeat(3000);
+    let cases: Vec<(String, Vec<Vec<Option<String>>>)> = vec![
+        ("SELECT 1, NULL::text, 'two'".into(), vec![vec![Some("1".into()), None, Some("two".into())]]),
+        ("SELECT i FROM generate_series(1, 3) i WHERE false".into(), vec![]),
+        (
+            "SELECT i, repeat('y', i) FROM generate_series(1, 40) i".into(),
+            (1..=40).map(|i| vec![Some(i.to_string()), Some("y".repeat(i))]).collect(),
+        ),
+        (format!("SELECT '{wide}'"), vec![vec![Some(wide.clone())]]),
+        ("SELECT i FROM generate_series(1, 20000) i".into(), (1..=20000).map(|i| vec![Some(i.to_string())]).collect()),
+        ("SELECT NULL, NULL".into(), vec![vec![None, None]]),
+        ("SELECT 'c'".into(), vec![vec![Some("c".into())]]),
+    ];
+    for _ in 0..2 {
+        for (sql, want) in &cases {
+            let r = s.query(sql, &[]).unwrap();
+            let got: Vec<Vec<Option<String>>> = (0..r.set.nrows())
+                .map(|row| {
+                    (0..r.set.ncols())
+                        .map(|col| r.set.value(row, col).map(|v| String::from_utf8(v.to_vec()).unwrap()))
+                        .collect()
+                })
+                .collect();
+            drop(r);
+            assert!(got == *want, "{sql}: rows differ");
+            assert!(s.query("SELECT 1/0", &[]).is_err(), "a failed statement in between");
+        }
+    }
 }

@@ -18,7 +18,7 @@ use std::ffi::CString;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use pgsess::results::typed::{decode_bytea, oid, GetError};
-use pgsess::results::{Column, ResultSet, Results};
+use pgsess::results::{Column, CommandTag, Hold, ResultSet, Results};
 
 const TEXT: u32 = 25;
 const VARCHAR: u32 = 1043;
@@ -219,6 +219,14 @@ fn run(u: &mut Unstructured) -> Result<()> {
             columns.push(Column { name: CString::new(name).unwrap(), type_oid });
         }
         types = columns.iter().map(|c| c.type_oid).collect();
+        if u.ratio(1, 3)? {
+            // A connection hands a dropped small result's storage to its next statement.
+            if let Some(storage) = set.take_storage() {
+                assert_eq!(set.nrows(), 0, "take_storage left rows behind");
+                set = ResultSet::default();
+                set.reuse_storage(storage);
+            }
+        }
         set.begin_rows(columns.into());
         model.clear();
         for _ in 0..u.int_in_range(0..=8)? {
@@ -257,7 +265,15 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 }
             }
         }
-        set.command_tag = if u.ratio(1, 4)? { u.arbitrary()? } else { u.choose(&TAGS)?.to_string() };
+        let tag: &str = if u.ratio(1, 4)? { u.arbitrary()? } else { u.choose(&TAGS)? };
+        set.command_tag = CommandTag::new(tag);
+        let upto_nul = tag.split('\0').next().unwrap_or_default();
+        assert_eq!((set.command_tag.as_str(), set.command_tag.as_c_str().to_bytes()), (upto_nul, upto_nul.as_bytes()));
+        let mut body = tag.as_bytes().to_vec();
+        body.push(0);
+        let parsed = CommandTag::from_message_body(&body);
+        assert_eq!(parsed.is_some(), !tag.contains('\0'), "tag body {body:?}");
+        assert!(parsed.map_or(true, |t| t == tag));
     }
     set.non_iso_dates = u.ratio(1, 8)?;
     check(&set, &types, &model);
@@ -269,7 +285,10 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let _ = decode_bytea(stray);
 
     // Results::bytes decodes bytea once and hands out the cached copy.
-    let results = Results::new(set, String::new(), None);
+    let sql: &str = u.arbitrary()?;
+    let results = Results::new(set, sql, Hold::Nothing);
+    assert_eq!(results.sql(), sql);
+    assert_eq!(results.sql_c().to_bytes(), sql.split('\0').next().unwrap_or_default().as_bytes());
     for row in 0..=model.len() {
         for col in 0..=types.len() {
             let first = results.bytes(row, col);

@@ -22,7 +22,20 @@ use postgres_protocol::IsNull;
 use super::{server_fields, Exchange, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::results::typed::oid;
-use crate::results::{Column, ResultSet};
+use crate::results::{Column, CommandTag, ResultSet};
+
+/// The length (type byte included) of the message at the front of `buf` when it is of type
+/// `tag` and wholly in `buf`.
+#[inline]
+fn complete_message(buf: &[u8], tag: u8) -> Option<usize> {
+    match *buf {
+        [t, a, b, c, d, ..] if t == tag => {
+            let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
+            (buf.len() >= total).then_some(total)
+        }
+        _ => None,
+    }
+}
 
 /// The largest number of parameters the protocol can carry (a 16-bit count).
 pub const MAX_PARAMS: usize = u16::MAX as usize;
@@ -33,41 +46,63 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 impl PgConn {
     /// Run `sql`: the extended protocol when there are parameters, the simple one otherwise.
     pub fn execute(&mut self, sql: &str, params: &[Option<&[u8]>]) -> Result<ResultSet> {
+        let mut set = ResultSet::default();
+        self.execute_into(sql, params, &mut set)?;
+        Ok(set)
+    }
+
+    /// `execute`, the rows going into `set` (filled in place: a statement's results are built
+    /// where they will stay, never copied on the way up).
+    pub fn execute_into(&mut self, sql: &str, params: &[Option<&[u8]>], set: &mut ResultSet) -> Result<()> {
         if params.is_empty() {
-            self.simple_query(sql)
+            self.simple_query_into(sql, set)
         } else {
-            self.extended_query(sql, params)
+            self.run_extended(sql, &[], text_params(params), set)
         }
     }
 
     /// `PQexec`: one Query message, any number of statements, the last one's result.
     pub fn simple_query(&mut self, sql: &str) -> Result<ResultSet> {
+        let mut set = ResultSet::default();
+        self.simple_query_into(sql, &mut set)?;
+        Ok(set)
+    }
+
+    fn simple_query_into(&mut self, sql: &str, set: &mut ResultSet) -> Result<()> {
         self.ensure_usable()?;
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = Exchange::Simple;
         self.flush_writes(None)?;
-        Ok(self.collect(None, Stop::ReadyForQuery)?.0)
+        self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop)
     }
 
     /// `PQexecParams` with text parameters and no declared types, in one round trip.
     pub fn extended_query(&mut self, sql: &str, params: &[Option<&[u8]>]) -> Result<ResultSet> {
-        self.run_extended(sql, &[], text_params(params))
+        let mut set = ResultSet::default();
+        self.run_extended(sql, &[], text_params(params), &mut set)?;
+        Ok(set)
     }
 
     /// `PQexecParams` in full: declared parameter types (0 lets the server infer one), text or
-    /// binary parameters; results in text.
-    pub fn query_params(&mut self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<ResultSet> {
-        self.run_extended(sql, types, params.iter().copied())
+    /// binary parameters; results in text, into `set`.
+    pub fn query_params_into(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: &[Param<'_>],
+        set: &mut ResultSet,
+    ) -> Result<()> {
+        self.run_extended(sql, types, params.iter().copied(), set)
     }
 
     /// One statement on the unnamed statement and portal, read through to ReadyForQuery.
-    fn run_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P) -> Result<ResultSet>
+    fn run_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P, set: &mut ResultSet) -> Result<()>
     where
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
         let given = params.len();
         self.send_extended(sql, types, params, 0, false)?;
-        let outcome = self.collect(None, Stop::ReadyForQuery).map(|(set, _)| set);
+        let outcome = self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop);
         self.explain_param_mismatch(outcome, sql, types, given)
     }
 
@@ -135,9 +170,10 @@ impl PgConn {
         frontend::execute("", max_rows(chunk_rows), &mut self.write_buf).expect("empty name has no NUL");
         frontend::flush(&mut self.write_buf);
         self.flush_writes(None)?;
-        let mut first = ResultSet::default();
-        first.begin_rows(columns.clone());
-        self.collect_into(first, true, None, Stop::PortalSuspended)
+        let mut set = ResultSet::default();
+        set.begin_rows(columns.clone());
+        let more = self.collect_into(&mut set, true, None, Stop::PortalSuspended)?;
+        Ok((set, more))
     }
 
     /// Close a suspended portal early: Sync ends it and the implicit transaction.
@@ -218,6 +254,11 @@ impl PgConn {
         self.flush_writes(None)
     }
 
+    /// Keep the emptied row storage of a result for the next statement's rows.
+    pub fn keep_row_storage(&mut self, storage: crate::results::RowStorage) {
+        self.spare_rows = Some(storage);
+    }
+
     /// Before a connection goes back to the pool: roll back any transaction left open or aborted.
     /// Returns false when the connection cannot be reused.
     pub fn reset_for_reuse(&mut self) -> bool {
@@ -251,17 +292,23 @@ impl PgConn {
     /// of a chunk). `nparams` is the number of parameters sent on the extended path, to explain
     /// a parameter count mismatch. The flag is true when a suspended portal has more rows.
     fn collect(&mut self, deadline: Option<Instant>, stop: Stop) -> Result<(ResultSet, bool)> {
-        self.collect_into(ResultSet::default(), false, deadline, stop)
+        let mut set = ResultSet::default();
+        let more = self.collect_into(&mut set, false, deadline, stop)?;
+        Ok((set, more))
     }
 
+    /// `collect`, into `set`.
     fn collect_into(
         &mut self,
-        mut set: ResultSet,
+        set: &mut ResultSet,
         mut rows_started: bool,
         deadline: Option<Instant>,
         mut stop: Stop,
-    ) -> Result<(ResultSet, bool)> {
+    ) -> Result<bool> {
         set.backend_pid = self.backend_pid;
+        if let Some(storage) = self.spare_rows.take() {
+            set.reuse_storage(storage);
+        }
         let mut error: Option<Error> = None;
         let mut empty_query = false;
         let mut suspended = false;
@@ -279,13 +326,21 @@ impl PgConn {
                 // (a timeout is handled when read_message_until finds the deadline passed).
                 self.read_more_until(wake)?;
             }
-            self.take_data_rows(&mut set)?;
+            self.take_data_rows(set)?;
             self.skip_completions();
             if let [b'Z', 0, 0, 0, 5, status, ..] = self.read_buf[..] {
                 // ReadyForQuery, the end of every exchange, read without decoding a Message.
                 self.read_buf.advance(6);
                 self.tx_status = TxStatus::from_indicator(status);
                 break;
+            }
+            if let Some(total) = self.complete_message_at_front(b'C') {
+                // CommandComplete, its tag read in place.
+                let tag = CommandTag::from_message_body(&self.read_buf[5..total]).unwrap_or_default();
+                self.read_buf.advance(total);
+                self.command_complete(set, tag, &mut rows_started, &mut stop, deadline)?;
+                empty_query = false;
+                continue;
             }
             if let Some(total) = self.complete_message_at_front(b'T') {
                 // A RowDescription equal to the last one on this connection (the same statement
@@ -346,13 +401,9 @@ impl PgConn {
                     rows_started = true;
                 }
                 Message::CommandComplete(body) => {
-                    if !rows_started {
-                        set.reset_statement();
-                    }
-                    rows_started = false;
+                    let tag = CommandTag::new(body.tag().unwrap_or_default());
+                    self.command_complete(set, tag, &mut rows_started, &mut stop, deadline)?;
                     empty_query = false;
-                    set.command_tag = body.tag().unwrap_or("").to_owned();
-                    self.end_chunked_exchange(&mut stop, deadline)?;
                 }
                 Message::EmptyQueryResponse => {
                     set.reset_statement();
@@ -448,7 +499,7 @@ impl PgConn {
         set.non_iso_dates =
             set.columns().iter().any(|c| matches!(c.type_oid, oid::DATE | oid::TIMESTAMP | oid::TIMESTAMPTZ))
                 && !self.parameter("DateStyle").unwrap_or("ISO").starts_with("ISO");
-        Ok((set, suspended))
+        Ok(suspended)
     }
 
     /// Append every complete DataRow at the front of the read buffer to `set`, parsing them in
@@ -472,13 +523,24 @@ impl PgConn {
     /// is of type `tag` and wholly buffered.
     #[inline]
     fn complete_message_at_front(&self, tag: u8) -> Option<usize> {
-        match self.read_buf[..] {
-            [t, a, b, c, d, ..] if t == tag => {
-                let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
-                (self.read_buf.len() >= total).then_some(total)
-            }
-            _ => None,
+        complete_message(&self.read_buf, tag)
+    }
+
+    /// A statement's CommandComplete: its tag, and the end of a chunked exchange.
+    fn command_complete(
+        &mut self,
+        set: &mut ResultSet,
+        tag: CommandTag,
+        rows_started: &mut bool,
+        stop: &mut Stop,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        if !*rows_started {
+            set.reset_statement();
         }
+        *rows_started = false;
+        set.command_tag = tag;
+        self.end_chunked_exchange(stop, deadline)
     }
 
     /// Drop the bodiless acknowledgements (ParseComplete, BindComplete, CloseComplete, NoData) at

@@ -82,6 +82,8 @@ pub struct PgConn {
     exchange: Exchange,
     /// The last RowDescription message received, whole, and its decoded columns.
     last_row_description: Option<(Vec<u8>, Arc<[crate::results::Column]>)>,
+    /// The emptied row storage of this connection's last small result, for the next one.
+    spare_rows: Option<crate::results::RowStorage>,
     /// The session needs a writable server (target_session_attrs read-write or primary): a
     /// connection whose server turns read-only is discarded.
     require_writable: bool,

@@ -9,6 +9,7 @@ use super::session::pgsess_session;
 use super::{code_of, fallible, guard, handle, params_arg, str_arg};
 use crate::conn::BatchStatement;
 use crate::error::{Code, Error};
+use crate::results::Results;
 
 /// A list of statements to run together with `pgsess_batch_run`. Created by `pgsess_batch_new`,
 /// owned by the caller, freed with `pgsess_batch_free`; it copies what is added. One thread at
@@ -23,7 +24,7 @@ pub struct pgsess_batch {
 /// hold. Read-only: any number of threads may read it.
 #[allow(non_camel_case_types)]
 pub struct pgsess_batch_results {
-    items: Vec<Result<pgsess_results, Box<pgsess_error>>>,
+    items: Vec<Result<Results, Box<pgsess_error>>>,
 }
 
 /// A new, empty batch. Never NULL.
@@ -93,8 +94,7 @@ pub unsafe extern "C" fn pgsess_batch_run(
     fallible(err, null_mut(), || {
         let s = handle(session, "session")?;
         let b = handle(batch, "batch")?;
-        let items =
-            s.session().batch(&b.statements)?.into_iter().map(|r| r.map(pgsess_results::new).map_err(boxed)).collect();
+        let items = s.session().batch(&b.statements)?.into_iter().map(|r| r.map_err(boxed)).collect();
         Ok(Box::into_raw(Box::new(pgsess_batch_results { items })))
     })
 }
@@ -120,7 +120,7 @@ pub unsafe extern "C" fn pgsess_batch_results_get(
     index: usize,
 ) -> *const pgsess_results {
     guard(null(), || match results.as_ref().and_then(|r| r.items.get(index)) {
-        Some(Ok(r)) => r as *const pgsess_results,
+        Some(Ok(r)) => pgsess_results::borrowed(r),
         _ => null(),
     })
 }

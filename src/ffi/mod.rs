@@ -84,7 +84,8 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
     if p.is_null() {
         return Err(Error::interface(format!("{what} is NULL")));
     }
-    CStr::from_ptr(p).to_str().map_err(|_| Error::interface(format!("{what} is not valid UTF-8")))
+    crate::text::utf8(CStr::from_ptr(p).to_bytes())
+        .ok_or_else(|| Error::interface(format!("{what} is not valid UTF-8")))
 }
 
 /// Parameters that fit on the stack stay there: a statement's parameter list costs no allocation.
@@ -132,7 +133,7 @@ pub(crate) unsafe fn params_arg<'a>(n: usize, p: *const *const c_char, what: &st
             return Ok(None);
         }
         let bytes = CStr::from_ptr(v).to_bytes();
-        std::str::from_utf8(bytes).map_err(|_| Error::interface(format!("parameter ${} is not valid UTF-8", i + 1)))?;
+        crate::text::utf8(bytes).ok_or_else(|| Error::interface(format!("parameter ${} is not valid UTF-8", i + 1)))?;
         Ok(Some(bytes))
     };
     if n <= INLINE_PARAMS {

@@ -47,7 +47,7 @@ impl CallbackTarget {
 }
 
 fn completion(target: CallbackTarget) -> Completion {
-    Box::new(move |outcome: Result<crate::results::Results>| {
+    Box::new(move |outcome: Result<Box<crate::results::Results>>| {
         let (results, error) = match outcome {
             Ok(r) => (pgsess_results::into_raw(r), null_mut()),
             Err(e) => (null_mut(), error_into_raw(e)),

@@ -1,8 +1,7 @@
 //! `pgsess_results`: the buffered rows of one statement.
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 use std::ptr::{null, null_mut};
-use std::sync::OnceLock;
 
 use super::{c_string, fallible, guard, pgsess_error};
 use crate::error::{Code, Error};
@@ -13,21 +12,24 @@ use crate::results::Results;
 /// `pgsess_tx_query`; owned by the caller and freed with `pgsess_results_free`, which returns the
 /// pooled connection it holds. Read-only: any number of threads may read one results handle at
 /// once. Every pointer it returns stays valid until it is freed.
+//
+// In Rust, an opaque name for `Results`, never instantiated: a handle is a pointer to a
+// `Results` (as rustls-ffi's handles point to their Rust types), so the results a statement built
+// on the heap become the handle without being copied.
 #[allow(non_camel_case_types)]
 pub struct pgsess_results {
-    inner: Results,
-    /// C copies of the SQL text and command tag, made on first request.
-    sql: OnceLock<CString>,
-    status: OnceLock<CString>,
+    _opaque: [u8; 0],
 }
 
 impl pgsess_results {
-    pub(crate) fn into_raw(inner: Results) -> *mut pgsess_results {
-        Box::into_raw(Box::new(pgsess_results::new(inner)))
+    /// The handle for results already on the heap (where the statement built them): no copy.
+    pub(crate) fn into_raw(results: Box<Results>) -> *mut pgsess_results {
+        Box::into_raw(results).cast()
     }
 
-    pub(crate) fn new(inner: Results) -> pgsess_results {
-        pgsess_results { inner, sql: OnceLock::new(), status: OnceLock::new() }
+    /// A borrowed handle (results owned by something else, such as a batch's results).
+    pub(crate) fn borrowed(results: &Results) -> *const pgsess_results {
+        (results as *const Results).cast()
     }
 }
 
@@ -67,7 +69,7 @@ unsafe fn typed<T: Copy>(
 /// # Safety
 /// `r` is NULL or a live results handle.
 unsafe fn get<'a>(r: *const pgsess_results) -> Option<&'a Results> {
-    r.as_ref().map(|r| &r.inner)
+    r.cast::<Results>().as_ref()
 }
 
 /// Free results and return the pooled connection they hold (waking a caller waiting for one).
@@ -79,7 +81,7 @@ unsafe fn get<'a>(r: *const pgsess_results) -> Option<&'a Results> {
 pub unsafe extern "C" fn pgsess_results_free(results: *mut pgsess_results) {
     guard((), || {
         if !results.is_null() {
-            drop(Box::from_raw(results));
+            drop(Box::from_raw(results.cast::<Results>()));
         }
     })
 }
@@ -209,9 +211,7 @@ pub unsafe extern "C" fn pgsess_results_notice(results: *const pgsess_results, i
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -> *const c_char {
-    guard(null(), || {
-        results.as_ref().map_or(null(), |r| r.status.get_or_init(|| c_string(&r.inner.set.command_tag)).as_ptr())
-    })
+    guard(null(), || get(results).map_or(null(), |r| r.set.command_tag.as_c_str().as_ptr()))
 }
 
 /// The SQL text that produced the results (the seed's `query`). Owned by the results; NULL for NULL.
@@ -220,7 +220,7 @@ pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_query(results: *const pgsess_results) -> *const c_char {
-    guard(null(), || results.as_ref().map_or(null(), |r| r.sql.get_or_init(|| c_string(&r.inner.sql)).as_ptr()))
+    guard(null(), || get(results).map_or(null(), |r| r.sql_c().as_ptr()))
 }
 
 /// The seed's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
@@ -395,9 +395,9 @@ pub unsafe extern "C" fn pgsess_results_as_dict(
     err: *mut *mut pgsess_error,
 ) -> *mut c_char {
     fallible(err, null_mut(), || {
-        let r = super::handle(results, "results")?;
-        match r.inner.set.nrows() {
-            1 => Ok(c_string(&r.inner.set.row_json(0).unwrap_or_default()).into_raw()),
+        let r = get(results).ok_or_else(|| Error::interface("results is NULL"))?;
+        match r.set.nrows() {
+            1 => Ok(c_string(&r.set.row_json(0).unwrap_or_default()).into_raw()),
             n => Err(Error::interface(format!("as_dict needs exactly one row; the result has {n}"))),
         }
     })

@@ -34,7 +34,7 @@ pub unsafe extern "C" fn pgsess_stream_next(
 ) -> *mut pgsess_results {
     fallible(err, null_mut(), || {
         let st = stream.as_mut().ok_or_else(|| Error::interface("stream is NULL"))?;
-        Ok(st.inner.next_chunk()?.map_or(null_mut(), pgsess_results::into_raw))
+        Ok(st.inner.next_chunk()?.map_or(null_mut(), |r| pgsess_results::into_raw(Box::new(r))))
     })
 }
 

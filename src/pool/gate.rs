@@ -37,6 +37,16 @@ impl Gate {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Take a permit if one is free and nobody is waiting for one.
+    pub fn try_acquire(&self) -> bool {
+        let mut s = self.lock();
+        if s.queue.is_empty() && s.permits > 0 {
+            s.permits -= 1;
+            return true;
+        }
+        false
+    }
+
     /// Take a permit, waiting in line until `deadline`. False when the deadline passed first.
     pub fn acquire(&self, deadline: Instant) -> bool {
         let me = {

@@ -229,14 +229,20 @@ impl Pool {
         c.waiting.inc();
         let started = Instant::now();
         let deadline = started + self.settings.checkout_timeout;
-        let got = if self.shared.gate.acquire(deadline) {
+        // The time left once a permit is held: all of it when one was free at once.
+        let left = if self.shared.gate.try_acquire() {
+            Some(self.settings.checkout_timeout)
+        } else if self.shared.gate.acquire(deadline) {
+            Some(deadline.saturating_duration_since(Instant::now()))
+        } else {
+            None
+        };
+        let got = if let Some(left) = left {
             // A permit means a connection is idle or may be opened.
             let got = match &self.backend {
                 Backend::R2d2(pool) => {
                     // r2d2 still bounds the wait (opening one can be slow).
-                    let left =
-                        deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
-                    pool.get_timeout(left).ok().map(Checked::R2d2)
+                    pool.get_timeout(left.max(std::time::Duration::from_millis(1))).ok().map(Checked::R2d2)
                 }
                 Backend::Local(idle) => idle.get(&self.manager, deadline).map(Checked::Local),
             };
@@ -252,7 +258,12 @@ impl Pool {
             Some(conn) => {
                 c.checkouts.inc();
                 c.in_use.inc();
-                Ok(Lease { conn: Some(conn), pool: self.clone(), owner_pid: crate::fork::current_pid() })
+                Ok(Lease {
+                    conn: Some(conn),
+                    row_storage: None,
+                    pool: self.clone(),
+                    owner_pid: crate::fork::current_pid(),
+                })
             }
             None => {
                 c.checkout_timeouts.inc();
@@ -343,6 +354,8 @@ impl Pool {
 /// connection if that fails) and returns it to the pool, waking one waiter.
 pub struct Lease {
     conn: Option<Checked>,
+    /// Row storage handed back by the lease's results, given to the connection on return.
+    row_storage: Option<crate::results::RowStorage>,
     pool: Arc<Pool>,
     /// The process that checked it out: in a forked child the lease is forgotten, not returned.
     owner_pid: u32,
@@ -391,6 +404,11 @@ impl Lease {
         &self.pool.shared
     }
 
+    /// Row storage for the connection to reuse once the lease returns it.
+    pub fn keep_row_storage(&mut self, storage: crate::results::RowStorage) {
+        self.row_storage = Some(storage);
+    }
+
     /// Say what holds this connection (for leak reports): e.g. the results of a statement.
     pub fn set_holder(&self, what: impl FnOnce() -> String) {
         if self.pool.settings.leak_threshold.is_some() && !self.inherited() {
@@ -414,6 +432,9 @@ impl Drop for Lease {
         let reusable = {
             let mut state = checked.slot().lock();
             let reusable = state.conn.as_mut().is_some_and(|c| c.reset_for_reuse());
+            if let (true, Some(c), Some(storage)) = (reusable, state.conn.as_mut(), self.row_storage.take()) {
+                c.keep_row_storage(storage);
+            }
             if !reusable && state.conn.take().is_some() {
                 self.pool.shared.counters.discarded_dead.inc();
             }

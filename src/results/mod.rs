@@ -8,9 +8,12 @@
 //! socket meanwhile. Finding a row's block is a shift.
 
 mod json;
+mod tag;
 pub mod typed;
 
-use std::ffi::CString;
+pub use tag::CommandTag;
+
+use std::ffi::{CStr, CString};
 use std::sync::Arc;
 
 use crate::pool::Lease;
@@ -27,6 +30,18 @@ const NULL_BIT: u64 = 1 << 63;
 
 /// Cells per block, at most (rounded down to whole rows, a power of two of them).
 const BLOCK_CELLS: usize = 64 * 1024;
+
+/// The largest first block handed back for reuse (`ResultSet::take_storage`): small results are
+/// the ones whose allocations weigh in a round trip, and an idle connection should not sit on
+/// the memory of a big one.
+const REUSED_DATA_BYTES: usize = 4096;
+const REUSED_CELLS: usize = 512;
+
+/// The emptied row storage of a small result, kept by its connection for the next statement's
+/// rows: a round trip then allocates nothing for its rows (their two allocations and frees were
+/// a twentieth of a round trip's client instructions).
+#[derive(Debug)]
+pub struct RowStorage(Block);
 
 /// The rows `[b << shift, (b + 1) << shift)` of a result.
 #[derive(Debug, Default)]
@@ -78,7 +93,7 @@ pub struct ResultSet {
     shift: u32,
     nrows: usize,
     /// The command tag (`SELECT 3`, `INSERT 0 1`, `CREATE TABLE`), empty when none.
-    pub command_tag: String,
+    pub command_tag: CommandTag,
     /// Notices (NOTICE, WARNING, ...) the statement raised, in libpq's text form.
     pub notices: Vec<CString>,
     /// The backend that ran the statement.
@@ -94,10 +109,38 @@ impl ResultSet {
         let rows_per_block = (BLOCK_CELLS / columns.len().max(1)).max(1);
         self.shift = usize::BITS - 1 - rows_per_block.leading_zeros(); // floor(log2)
         self.columns = columns;
-        self.first = Block::default();
+        // Emptied, not replaced: the first block keeps its (possibly reused) capacity.
+        self.first.data.clear();
+        self.first.cells.clear();
         self.more.clear();
         self.nrows = 0;
         self.command_tag.clear();
+    }
+
+    /// Give up the first block's storage, emptied, for another result to reuse: only from a
+    /// small result (the rows are gone afterwards; for a result being dropped).
+    pub fn take_storage(&mut self) -> Option<RowStorage> {
+        let first = &mut self.first;
+        if first.data.capacity() == 0
+            || first.data.capacity() > REUSED_DATA_BYTES
+            || first.cells.capacity() > REUSED_CELLS
+        {
+            return None;
+        }
+        self.nrows = 0;
+        self.more.clear();
+        let mut block = std::mem::take(first);
+        block.data.clear();
+        block.cells.clear();
+        Some(RowStorage(block))
+    }
+
+    /// Store rows in `storage` (from `take_storage`) rather than a new allocation. Ignored once
+    /// this result holds rows.
+    pub fn reuse_storage(&mut self, storage: RowStorage) {
+        if self.nrows == 0 && self.first.data.capacity() == 0 && self.first.cells.capacity() == 0 {
+            self.first = storage.0;
+        }
     }
 
     /// Discard everything a previous statement produced except the notices.
@@ -279,7 +322,7 @@ impl ResultSet {
     /// INSERT, UPDATE, DELETE, MERGE, SELECT, MOVE, FETCH, COPY tags; zero for any other command.
     pub fn rows_affected(&self) -> u64 {
         if self.tag_has_count() {
-            self.command_tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+            self.command_tag.as_str().rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
         } else {
             0
         }
@@ -288,7 +331,7 @@ impl ResultSet {
     /// Whether the command tag ends in a row count (the commands `PQcmdTuples` reads).
     fn tag_has_count(&self) -> bool {
         matches!(
-            self.command_tag.split(' ').next(),
+            self.command_tag.as_str().split(' ').next(),
             Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "SELECT" | "MOVE" | "FETCH" | "COPY")
         )
     }
@@ -311,8 +354,29 @@ impl ResultSet {
     }
 }
 
-/// Decoded bytea values by (row, column).
-type DecodedCache = std::sync::Mutex<std::collections::HashMap<(usize, usize), Box<[u8]>>>;
+/// Decoded bytea values by (row, column); made on the first `bytes` call that decodes one.
+type DecodedCache = std::sync::OnceLock<Box<std::sync::Mutex<std::collections::HashMap<(usize, usize), Box<[u8]>>>>>;
+
+/// What keeps the connection checked out for as long as results live.
+pub enum Hold {
+    /// The lease of one statement's results, returned when they are dropped.
+    Lease(Lease),
+    /// A lease shared with a transaction, a stream or a batch's other results: returned when the
+    /// last of them lets go.
+    Shared(Arc<Lease>),
+    /// No connection: results put together without one (the fuzzer's).
+    Nothing,
+}
+
+impl Hold {
+    pub fn lease(&self) -> Option<&Lease> {
+        match self {
+            Hold::Lease(l) => Some(l),
+            Hold::Shared(l) => Some(l),
+            Hold::Nothing => None,
+        }
+    }
+}
 
 /// A statement's rows plus the pooled connection they keep checked out until dropped (the seed's
 /// `Results.free()` contract). Results of a transaction share the transaction's connection.
@@ -320,25 +384,76 @@ pub struct Results {
     pub set: ResultSet,
     /// Decoded bytea values handed out by `bytes`, kept so their pointers stay valid.
     decoded: DecodedCache,
-    /// The SQL text that produced these results.
-    pub sql: String,
+    /// The SQL text that produced these results, followed by a NUL for C.
+    sql: Box<[u8]>,
     /// Returned to the pool when the last holder (results or transaction) lets go.
-    _lease: Option<std::sync::Arc<Lease>>,
+    hold: Hold,
 }
 
 impl Results {
-    pub fn new(set: ResultSet, sql: String, lease: Option<std::sync::Arc<Lease>>) -> Results {
-        if let Some(l) = &lease {
-            l.shared().counters.results_outstanding.inc();
-        }
-        Results { set, sql, decoded: Default::default(), _lease: lease }
+    /// Results of `sql` holding `set`'s rows (a NUL in `sql`, which could not have been sent,
+    /// would end it for C).
+    pub fn new(set: ResultSet, sql: &str, hold: Hold) -> Results {
+        count_outstanding(&hold);
+        Results { set, sql: sql_for_c(sql), decoded: Default::default(), hold }
     }
+
+    /// Empty results on the heap, for a statement to fill in place (`Session`'s statements).
+    pub(crate) fn boxed(sql: &str, hold: Hold) -> Box<Results> {
+        count_outstanding(&hold);
+        let sql = sql_for_c(sql);
+        // Written field by field into the allocation: `Box::new` of a whole `Results` built it on
+        // the stack first and copied it (two copies of about 400 bytes per statement).
+        let mut results = Box::new(std::mem::MaybeUninit::<Results>::uninit());
+        let p = results.as_mut_ptr();
+        // SAFETY: each field is written once, through raw pointers into the allocation, before
+        // the box is taken as initialised (`MaybeUninit<T>` has `T`'s layout); nothing reads the
+        // allocation earlier.
+        unsafe {
+            std::ptr::addr_of_mut!((*p).set).write(ResultSet::default());
+            std::ptr::addr_of_mut!((*p).decoded).write(Default::default());
+            std::ptr::addr_of_mut!((*p).sql).write(sql);
+            std::ptr::addr_of_mut!((*p).hold).write(hold);
+            Box::from_raw(Box::into_raw(results).cast::<Results>())
+        }
+    }
+
+    /// The SQL text that produced these results.
+    pub fn sql(&self) -> &str {
+        // SAFETY: copied from a `&str` by `sql_for_c`, which added the last byte (a NUL).
+        unsafe { std::str::from_utf8_unchecked(&self.sql[..self.sql.len() - 1]) }
+    }
+
+    /// The lease (to run the statement on) and the rows (to fill), at once.
+    pub(crate) fn lease_and_set(&mut self) -> (Option<&Lease>, &mut ResultSet) {
+        (self.hold.lease(), &mut self.set)
+    }
+
+    /// `sql` with its NUL, for C (up to its first NUL, which a statement that ran cannot hold).
+    pub fn sql_c(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.sql).expect("sql_for_c ends it with a NUL")
+    }
+}
+
+/// Count new results as outstanding on their pool (`Results::drop` counts them back).
+fn count_outstanding(hold: &Hold) {
+    if let Some(l) = hold.lease() {
+        l.shared().counters.results_outstanding.inc();
+    }
+}
+
+/// `sql` followed by a NUL. Not scanned for a NUL inside: `Results::sql_c` stops at the first.
+fn sql_for_c(sql: &str) -> Box<[u8]> {
+    let mut bytes = Vec::with_capacity(sql.len() + 1);
+    bytes.extend_from_slice(sql.as_bytes());
+    bytes.push(0);
+    bytes.into_boxed_slice()
 }
 
 impl std::fmt::Debug for Results {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Results")
-            .field("sql", &self.sql)
+            .field("sql", &self.sql())
             .field("rows", &self.set.nrows())
             .field("columns", &self.set.ncols())
             .field("command_tag", &self.set.command_tag)
@@ -359,7 +474,7 @@ impl Results {
         if ty != typed::oid::BYTEA {
             return Ok(text);
         }
-        let mut cache = self.decoded.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.decoded.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
         let ptr: *const [u8] = match cache.get(&(row, col)) {
             Some(b) => &**b,
             None => {
@@ -375,7 +490,13 @@ impl Results {
 
 impl Drop for Results {
     fn drop(&mut self) {
-        if let Some(l) = &self._lease {
+        if let Hold::Lease(lease) = &mut self.hold {
+            // The connection keeps this result's row storage for its next statement.
+            if let Some(storage) = self.set.take_storage() {
+                lease.keep_row_storage(storage);
+            }
+        }
+        if let Some(l) = self.hold.lease() {
             l.shared().counters.results_outstanding.dec();
         }
     }
