@@ -14,6 +14,7 @@ use support::{Backend, Cluster};
 on_both_backends!(
     sessions_share_one_pool_per_normalised_uri_and_settings,
     exhaustion_waits_for_the_timeout_then_explains_and_a_free_wakes_a_waiter,
+    exhaustion_and_statistics_do_not_wait_for_running_statements,
     waiters_are_served_first_come_first_served,
     eight_threads_share_one_session_with_a_pool_of_four,
     connections_return_outside_any_transaction,
@@ -150,6 +151,34 @@ fn exhaustion_waits_for_the_timeout_then_explains_and_a_free_wakes_a_waiter(b: B
     assert_eq!(r.unwrap(), b"5");
     assert!(waited < Duration::from_millis(2000), "woken by the free, not the 10 s timeout: {waited:?}");
     drop((h2, r2));
+}
+
+/// A checkout that times out while every connection is running a long statement fails at its
+/// timeout, and statistics answer at once: neither waits for a statement to end (they once
+/// read each connection's state under the lock a running statement holds).
+fn exhaustion_and_statistics_do_not_wait_for_running_statements(b: Backend) {
+    let c = support::shared();
+    let s = b.open("x", &opts(&with_app(&c.uri(), "exhaust_running"), 1, 300)).unwrap();
+    let sleeper = {
+        let s = s.clone();
+        std::thread::spawn(move || s.query("SELECT pg_sleep(3)", &[]).map(|r| r.set.nrows()))
+    };
+    let t = Instant::now();
+    while s.pool_stats().in_use == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(t.elapsed() < Duration::from_secs(2), "the statement never started");
+    }
+    std::thread::sleep(Duration::from_millis(100)); // inside pg_sleep by now
+    let t = Instant::now();
+    let stats = s.pool_stats();
+    assert!(t.elapsed() < Duration::from_millis(500), "pool_stats waited {:?}", t.elapsed());
+    assert_eq!((stats.open, stats.in_use), (1, 1));
+    let t = Instant::now();
+    let e = s.query("SELECT 1", &[]).expect_err("the only connection is busy");
+    assert_eq!(e.code, Code::PGSESS_POOL_EXHAUSTED, "{e}");
+    assert!(t.elapsed() < Duration::from_millis(1500), "the checkout error waited {:?}", t.elapsed());
+    assert!(e.message.contains("1 in use"), "{}", e.message);
+    assert_eq!(sleeper.join().unwrap().unwrap(), 1);
 }
 
 /// With one connection, every caller waiting for it gets it in the order it asked.

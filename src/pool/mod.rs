@@ -99,9 +99,11 @@ impl PoolShared {
         slots.push(Arc::downgrade(slot));
     }
 
-    /// Connections currently open (idle or leased).
+    /// Connections currently open (idle or leased). Never waits for a slot: a statement holds
+    /// its slot's lock while it runs (for as long as it runs), and its connection is open.
     pub fn open_connections(&self) -> usize {
-        lock(&self.slots).iter().filter_map(Weak::upgrade).filter(|s| s.lock().conn.is_some()).count()
+        let open = |s: &Arc<Slot>| s.try_lock().map_or(true, |state| state.conn.is_some());
+        lock(&self.slots).iter().filter_map(Weak::upgrade).filter(open).count()
     }
 }
 
