@@ -8,7 +8,7 @@
 //! have held one of its locks at the instant of fork()) nor dropped: it is kept untouched.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -29,20 +29,20 @@ pub fn is_utf8_alias(name: &str) -> bool {
     clean == "utf8" || clean == "unicode"
 }
 
-struct SessionState {
-    last_backend_pid: i32,
-    notices: VecDeque<String>,
-}
+/// Session ids, for `SessionInner::id` (never 0, which marks a connection running nothing).
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
-/// What a session has in one process: its pool, the statements it is running, its latest backend
-/// pid and notices, its asynchronous engine. Immutable apart from its own locks, which only
-/// threads of process `pid` ever take.
+/// What a session has in one process: its pool, its latest backend pid and notices, its
+/// asynchronous engine (its running statements are marked on their connections' slots, see
+/// `Lease::run_for`). Immutable apart from its atomics and locks, which only threads of process
+/// `pid` ever use. A statement takes none of the session's locks unless it raised notices.
 struct PerProcess {
     pid: u32,
     pool: Arc<Pool>,
-    /// Statements running now, for `cancel`.
-    running: Mutex<Vec<(u64, Arc<CancelKey>)>>,
-    state: Mutex<SessionState>,
+    /// The backend of the session's latest statement.
+    last_backend_pid: AtomicI32,
+    /// The latest notices, oldest first.
+    notices: Mutex<VecDeque<String>>,
     /// Asynchronous requests (started on first use).
     requests: OnceLock<Arc<Engine>>,
     requests_init: Mutex<()>,
@@ -53,8 +53,8 @@ impl PerProcess {
         PerProcess {
             pid: crate::fork::current_pid(),
             pool,
-            running: Mutex::new(Vec::new()),
-            state: Mutex::new(SessionState { last_backend_pid: 0, notices: VecDeque::new() }),
+            last_backend_pid: AtomicI32::new(0),
+            notices: Mutex::new(VecDeque::new()),
             requests: OnceLock::new(),
             requests_init: Mutex::new(()),
         }
@@ -67,7 +67,8 @@ pub(crate) struct SessionInner {
     statement_timeout: Option<Duration>,
     /// Runs on the local pool core even in the original process (tests).
     local_pool: bool,
-    next_token: AtomicU64,
+    /// Distinguishes the session's statements from others on the same pool (for `cancel`).
+    id: u64,
     /// This process's part: never null; replaced (never freed) in a forked child by its first
     /// call; freed with the session by the process it belongs to.
     here: AtomicPtr<PerProcess>,
@@ -133,12 +134,12 @@ impl Session {
             settings: options.pool,
             statement_timeout: options.statement_timeout,
             local_pool,
-            next_token: AtomicU64::new(0),
+            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             here: AtomicPtr::new(Box::into_raw(Box::new(PerProcess::new(pool.clone())))),
         }));
         if created {
             match pool.connect_first() {
-                Ok(pid) => lock(&session.here().state).last_backend_pid = pid,
+                Ok(pid) => session.here().last_backend_pid.store(pid, Ordering::Relaxed),
                 Err(e) => {
                     registry::remove(&pool);
                     return Err(e);
@@ -364,14 +365,9 @@ impl Session {
     /// Run `f` on the lease's connection as one of this session's statements: bounded by the
     /// session's statement timeout, and cancellable by `cancel` while it runs.
     fn run<T>(&self, lease: &Lease, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
-        lease.with_conn(|c| {
+        lease.run_for(self.0.id, |c| {
             c.set_statement_timeout(self.0.statement_timeout);
-            let running = &self.here().running;
-            let token = self.0.next_token.fetch_add(1, Ordering::Relaxed);
-            lock(running).push((token, c.cancel_key()));
-            let outcome = f(c);
-            lock(running).retain(|(t, _)| *t != token);
-            outcome
+            f(c)
         })
     }
 
@@ -379,19 +375,18 @@ impl Session {
     /// each fails with `PGSESS_QUERY_CANCELED`. Returns (requests sent, statements running).
     pub fn cancel(&self) -> (usize, usize) {
         let Some(here) = self.here_if_made() else { return (0, 0) };
-        let keys: Vec<Arc<CancelKey>> = lock(&here.running).iter().map(|(_, k)| k.clone()).collect();
+        let keys = here.pool.running_cancel_keys(self.0.id);
         (keys.iter().filter(|k| k.send().is_ok()).count(), keys.len())
     }
 
     /// The backend pid that ran this session's latest statement (0 before the first).
     pub fn backend_pid(&self) -> i32 {
-        self.here_if_made().map_or(0, |here| lock(&here.state).last_backend_pid)
+        self.here_if_made().map_or(0, |here| here.last_backend_pid.load(Ordering::Relaxed))
     }
 
     /// The session's last 50 notices, oldest first, each in libpq's form (`NOTICE:  text\n`).
     pub fn notices(&self) -> String {
-        self.here_if_made()
-            .map_or_else(String::new, |here| lock(&here.state).notices.iter().map(String::as_str).collect())
+        self.here_if_made().map_or_else(String::new, |here| lock(&here.notices).iter().map(String::as_str).collect())
     }
 
     /// Record a statement's backend and notices: `set` is its result, `None` when it failed.
@@ -401,16 +396,18 @@ impl Session {
             Some(set) => set.backend_pid,
             None => lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0),
         };
-        let mut state = lock(&self.here().state);
+        let here = self.here();
         if pid != 0 {
-            state.last_backend_pid = pid;
+            here.last_backend_pid.store(pid, Ordering::Relaxed);
         }
-        if let Some(set) = set {
+        // Only statements that raised notices take the session's lock.
+        if let Some(set) = set.filter(|set| !set.notices.is_empty()) {
+            let mut notices = lock(&here.notices);
             for n in &set.notices {
-                if state.notices.len() == NOTICES_KEPT {
-                    state.notices.pop_front();
+                if notices.len() == NOTICES_KEPT {
+                    notices.pop_front();
                 }
-                state.notices.push_back(n.to_string_lossy().into_owned());
+                notices.push_back(n.to_string_lossy().into_owned());
             }
         }
     }

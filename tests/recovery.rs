@@ -136,16 +136,26 @@ fn statement_timeout_and_cancel_report_query_canceled() {
     assert_eq!(one(&s).unwrap(), "42", "the connection is still good");
     assert_eq!(s.pool_stats().discarded_dead, 0);
 
-    // pgsess_cancel from another thread, on a session without a timeout.
+    // pgsess_cancel from another thread, on a session without a timeout. Another session on the
+    // same pool runs a statement meanwhile: cancel is per session, so that one completes.
     let s = session(&c, 2);
+    let bystander = session(&c, 2);
+    assert_eq!(s.pool_id(), bystander.pool_id(), "one pool for both sessions");
+    let other = std::thread::spawn(move || bystander.query("SELECT pg_sleep(1.5)", &[]).map(|r| r.set.nrows()));
     let runner = {
         let s = s.clone();
         std::thread::spawn(move || s.query("SELECT pg_sleep(10)", &[]).expect_err("cancelled"))
     };
     let t = Instant::now();
+    while s.pool_stats().in_use < 2 {
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        if s.cancel().1 > 0 {
+        let (sent, running) = s.cancel();
+        assert!(running <= 1, "only this session's statement is cancelled, not the other session's");
+        if sent > 0 {
             break;
         }
         assert!(t.elapsed() < Duration::from_secs(5));
@@ -154,6 +164,7 @@ fn statement_timeout_and_cancel_report_query_canceled() {
     assert_eq!(e.code, Code::PGSESS_QUERY_CANCELED, "{e}");
     assert!(t.elapsed() < Duration::from_secs(3));
     assert_eq!(s.cancel(), (0, 0), "nothing is running any more");
+    assert_eq!(other.join().unwrap().expect("the other session's statement was not cancelled"), 1);
 }
 
 fn a_stopped_backend_fails_the_statement_within_bounds(b: Backend) {

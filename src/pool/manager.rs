@@ -5,17 +5,23 @@
 //! (`super::reaper`) can close a connection that has sat idle past the TTL within about a second,
 //! which r2d2's own reaper (fixed at a 30 s rate) cannot.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::PoolShared;
 use crate::config::ConnectConfig;
-use crate::conn::PgConn;
+use crate::conn::{CancelKey, PgConn};
 use crate::error::Error;
 
 /// One pooled connection's place. `conn` is `None` once the reaper has closed it.
 pub struct Slot {
     state: Mutex<SlotState>,
+    /// The session whose statement runs on the connection now (0: none), and the connection's
+    /// cancel key: read without the state lock, which a running statement holds, so that
+    /// `Session::cancel` finds its statements without the statements taking any shared lock.
+    running_for: AtomicU64,
+    cancel_key: Arc<CancelKey>,
 }
 
 pub struct SlotState {
@@ -30,6 +36,16 @@ pub struct SlotState {
 }
 
 impl Slot {
+    /// Mark the connection as running a statement of session `id` (0: none any more).
+    pub fn set_running_for(&self, id: u64) {
+        self.running_for.store(id, Ordering::Release);
+    }
+
+    /// The cancel key of the statement of session `id` running on this connection, if one is.
+    pub fn cancel_key_if_running_for(&self, id: u64) -> Option<Arc<CancelKey>> {
+        (self.running_for.load(Ordering::Acquire) == id).then(|| self.cancel_key.clone())
+    }
+
     /// Lock the slot unless another thread holds it.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, SlotState>> {
         match self.state.try_lock() {
@@ -124,7 +140,10 @@ impl Manager {
             )
         });
         *self.shared.last_connect_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let cancel_key = conn.cancel_key();
         let slot = Arc::new(Slot {
+            running_for: AtomicU64::new(0),
+            cancel_key,
             state: Mutex::new(SlotState {
                 conn: Some(conn),
                 leased: false,

@@ -330,6 +330,12 @@ impl Pool {
         }
     }
 
+    /// The cancel keys of the statements of session `session` running now (see `Lease::run_for`).
+    pub fn running_cancel_keys(&self, session: u64) -> Vec<Arc<crate::conn::CancelKey>> {
+        let slots: Vec<Arc<Slot>> = lock(&self.shared.slots).iter().filter_map(Weak::upgrade).collect();
+        slots.iter().filter_map(|s| s.cancel_key_if_running_for(session)).collect()
+    }
+
     pub fn stats(&self) -> PoolStats {
         let c = &self.shared.counters;
         let open = self.shared.open_connections() as u32;
@@ -395,6 +401,23 @@ impl Lease {
             Some(c) => f(c),
             None => Err(Error::operational("08003", "the connection was closed")),
         }
+    }
+
+    /// Run `f` on the connection as a statement of session `session` (an id other than 0), which
+    /// `Pool::running_cancel_keys` finds while it runs.
+    pub fn run_for<T>(&self, session: u64, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
+        struct Running<'a>(&'a Slot);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.set_running_for(0); // also when `f` panics
+            }
+        }
+        self.with_conn(|c| {
+            let slot = self.conn.as_ref().expect("lease holds a connection until dropped").slot();
+            slot.set_running_for(session);
+            let _running = Running(slot);
+            f(c)
+        })
     }
 
     /// Whether this process is a fork of the one that checked the connection out.
