@@ -135,6 +135,15 @@ fn statement_timeout_and_cancel_report_query_canceled() {
     assert!(t.elapsed() >= Duration::from_millis(290) && t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert_eq!(one(&s).unwrap(), "42", "the connection is still good");
     assert_eq!(s.pool_stats().discarded_dead, 0);
+    // The same with another connection in use: the statement then waits for its answer in
+    // poll(2) rather than read(2) (`ReplyWait`), and the timeout holds there too.
+    let held = s.query("SELECT 1", &[]).unwrap();
+    let t = Instant::now();
+    let e = s.query("SELECT pg_sleep(10)", &[]).expect_err("cancelled by the statement timeout");
+    assert_eq!(e.code, Code::PGSESS_QUERY_CANCELED, "{e}");
+    assert!(t.elapsed() >= Duration::from_millis(290) && t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    drop(held);
+    assert_eq!(one(&s).unwrap(), "42");
 
     // pgsess_cancel from another thread, on a session without a timeout. Another session on the
     // same pool runs a statement meanwhile: cancel is per session, so that one completes.

@@ -26,7 +26,7 @@ use postgres_protocol::message::frontend;
 use crate::config::HostSpec;
 use crate::error::{Error, ServerFields};
 pub use exec::{BatchStatement, Param, MAX_PARAMS};
-pub use stream::Stream;
+pub use stream::{ReplyWait, Stream};
 
 /// How the exchange being read was sent: what answering a COPY FROM STDIN takes depends on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +82,8 @@ pub struct PgConn {
     exchange: Exchange,
     /// The last RowDescription message received, whole, and its decoded columns.
     last_row_description: Option<(Vec<u8>, Arc<[crate::results::Column]>)>,
+    /// How the next statements wait for their answers (see `set_reply_wait`).
+    reply_wait: ReplyWait,
     /// The emptied row storage of this connection's last small result, for the next one.
     spare_rows: Option<crate::results::RowStorage>,
     /// The session needs a writable server (target_session_attrs read-write or primary): a
@@ -233,16 +235,20 @@ impl PgConn {
 
     /// Wait for more bytes from the server (one read) until `deadline`; false when it passed.
     fn read_more_until(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
-        let Ok(left) = stream::remaining(deadline) else { return Ok(false) };
-        if let Err(e) = self.stream.set_read_timeout(left) {
-            return Err(self.io_failure(e));
+        if stream::remaining(deadline).is_err() {
+            return Ok(false);
         }
-        match self.fill_read_buf() {
+        match self.stream.fill_until(&mut self.read_buf, deadline, self.reply_wait) {
             Ok(()) => {}
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
             Err(e) => return Err(self.io_failure(e)),
         }
         Ok(true)
+    }
+
+    /// How statements wait for their answers from now on (the pool chooses per statement).
+    pub fn set_reply_wait(&mut self, wait: ReplyWait) {
+        self.reply_wait = wait;
     }
 
     /// What it takes to cancel this connection's running statement from another connection.
