@@ -25,13 +25,14 @@ use crate::results::typed::oid;
 use crate::results::{Column, CommandTag, ResultSet};
 
 /// The length (type byte included) of the message at the front of `buf` when it is of type
-/// `tag` and wholly in `buf`.
+/// `tag` and wholly in `buf`. A length field under 4 (it counts itself) is no message: `None`,
+/// and the message decoder reports it.
 #[inline]
 fn complete_message(buf: &[u8], tag: u8) -> Option<usize> {
     match *buf {
         [t, a, b, c, d, ..] if t == tag => {
             let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
-            (buf.len() >= total).then_some(total)
+            (total >= 5 && buf.len() >= total).then_some(total)
         }
         _ => None,
     }
@@ -601,4 +602,21 @@ fn text_params<'p>(params: &'p [Option<&'p [u8]>]) -> impl ExactSizeIterator<Ite
 /// Execute's row limit: 0 means all rows.
 fn max_rows(rows: u32) -> i32 {
     rows.min(i32::MAX as u32) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_message;
+
+    #[test]
+    fn a_message_is_complete_only_with_a_sane_length_and_all_its_bytes() {
+        assert_eq!(complete_message(b"C\0\0\0\x0dSELECT 1\0Z", b'C'), Some(14));
+        assert_eq!(complete_message(b"C\0\0\0\x0dSELECT", b'C'), None, "not all in yet");
+        assert_eq!(complete_message(b"1\0\0\0\x04", b'1'), Some(5), "a bodiless message");
+        assert_eq!(complete_message(b"C\0\0\0\x0dSELECT 1\0", b'D'), None, "another type");
+        for bad in [&b"C\0\0\0\0"[..], b"C\0\0\0\x03xyz"] {
+            assert_eq!(complete_message(bad, b'C'), None, "length field under 4: {bad:?}");
+        }
+        assert_eq!(complete_message(b"C\0\0", b'C'), None);
+    }
 }
