@@ -195,6 +195,11 @@ impl Error {
         Error { code, message: message.into(), server: None, client_sqlstate: None }
     }
 
+    /// What a caught panic becomes: a bug in pgsess.
+    pub fn internal_bug() -> Error {
+        Error::new(PGSESS_INTERNAL_ERROR, "internal error in pgsess (a bug: please report it)")
+    }
+
     pub fn interface(message: impl Into<String>) -> Error {
         Error::new(PGSESS_INTERFACE_ERROR, message)
     }

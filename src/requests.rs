@@ -342,7 +342,7 @@ impl Engine {
                 st.key = Some(key);
                 !st.cancel_requested && st.phase == Phase::Running
             };
-            let outcome = match &request.statement {
+            let run = || match &request.statement {
                 Statement::Query { sql, params } => {
                     let params: Vec<Option<&[u8]>> = params.iter().map(|p| p.as_deref()).collect();
                     session.query_observed(sql, &params, started)
@@ -353,6 +353,10 @@ impl Engine {
                         .and_then(|sql| session.query_observed(&sql, &args, started))
                 }
             };
+            // A panic (a bug) fails this request like any error: the worker lives on, and the
+            // request's callback still runs exactly once, so no caller waits forever.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .unwrap_or_else(|_| Err(Error::internal_bug()));
             self.finish(&request, outcome);
         }
     }

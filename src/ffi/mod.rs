@@ -46,9 +46,7 @@ pub(crate) fn fallible<T>(err: *mut *mut pgsess_error, on_error: T, f: impl FnOn
         // SAFETY: the caller passes either NULL (checked) or a pointer to writable storage.
         unsafe { *err = std::ptr::null_mut() };
     }
-    let outcome = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(Error::new(Code::PGSESS_INTERNAL_ERROR, "internal error in pgsess (a bug: please report it)"))
-    });
+    let outcome = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(Error::internal_bug()));
     match outcome {
         Ok(v) => v,
         Err(e) => {
