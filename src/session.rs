@@ -435,6 +435,7 @@ impl Session {
         self.note_statement(outcome.as_ref().ok().map(|()| &*set), lease);
         outcome?; // on failure the lease drops with the results: the connection goes back at once
         lease.set_holder(|| format!("the results of \"{}\"", abbreviate(sql)));
+        results.statement_done();
         Ok(results)
     }
 }

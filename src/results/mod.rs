@@ -55,6 +55,11 @@ struct Block {
 }
 
 impl Block {
+    /// Whether its storage is small enough to keep for reuse (`REUSED_DATA_BYTES`).
+    fn small_enough_to_reuse(&self) -> bool {
+        self.data.capacity() <= REUSED_DATA_BYTES && self.cells.capacity() <= REUSED_CELLS
+    }
+
     /// Cell `i`'s value with its NUL, `None` for NULL.
     ///
     /// # Safety
@@ -109,7 +114,11 @@ impl ResultSet {
         let rows_per_block = (BLOCK_CELLS / columns.len().max(1)).max(1);
         self.shift = usize::BITS - 1 - rows_per_block.leading_zeros(); // floor(log2)
         self.columns = columns;
-        // Emptied, not replaced: the first block keeps its (possibly reused) capacity.
+        // Emptied, not replaced: the first block keeps its (possibly reused) capacity, unless it
+        // is too big to be worth keeping (an earlier statement of a multi-statement string).
+        if !self.first.small_enough_to_reuse() {
+            self.first = Block::default();
+        }
         self.first.data.clear();
         self.first.cells.clear();
         self.more.clear();
@@ -121,10 +130,7 @@ impl ResultSet {
     /// small result (the rows are gone afterwards; for a result being dropped).
     pub fn take_storage(&mut self) -> Option<RowStorage> {
         let first = &mut self.first;
-        if first.data.capacity() == 0
-            || first.data.capacity() > REUSED_DATA_BYTES
-            || first.cells.capacity() > REUSED_CELLS
-        {
+        if first.data.capacity() == 0 || !first.small_enough_to_reuse() {
             return None;
         }
         self.nrows = 0;
@@ -388,19 +394,21 @@ pub struct Results {
     sql: Box<[u8]>,
     /// Returned to the pool when the last holder (results or transaction) lets go.
     hold: Hold,
+    /// Counted in the pool's `results_outstanding` (from when they hold a statement's outcome).
+    counted: bool,
 }
 
 impl Results {
     /// Results of `sql` holding `set`'s rows (a NUL in `sql`, which could not have been sent,
     /// would end it for C).
     pub fn new(set: ResultSet, sql: &str, hold: Hold) -> Results {
-        count_outstanding(&hold);
-        Results { set, sql: sql_for_c(sql), decoded: Default::default(), hold }
+        let counted = count_outstanding(&hold);
+        Results { set, sql: sql_for_c(sql), decoded: Default::default(), hold, counted }
     }
 
-    /// Empty results on the heap, for a statement to fill in place (`Session`'s statements).
+    /// Empty results on the heap, for a statement to fill in place (`Session`'s statements);
+    /// `statement_done` counts them once the statement succeeded.
     pub(crate) fn boxed(sql: &str, hold: Hold) -> Box<Results> {
-        count_outstanding(&hold);
         let sql = sql_for_c(sql);
         // Written field by field into the allocation: `Box::new` of a whole `Results` built it on
         // the stack first and copied it (two copies of about 400 bytes per statement).
@@ -414,6 +422,7 @@ impl Results {
             std::ptr::addr_of_mut!((*p).decoded).write(Default::default());
             std::ptr::addr_of_mut!((*p).sql).write(sql);
             std::ptr::addr_of_mut!((*p).hold).write(hold);
+            std::ptr::addr_of_mut!((*p).counted).write(false);
             Box::from_raw(Box::into_raw(results).cast::<Results>())
         }
     }
@@ -422,6 +431,14 @@ impl Results {
     pub fn sql(&self) -> &str {
         // SAFETY: copied from a `&str` by `sql_for_c`, which added the last byte (a NUL).
         unsafe { std::str::from_utf8_unchecked(&self.sql[..self.sql.len() - 1]) }
+    }
+
+    /// The statement filling these results (`boxed`) succeeded: from now on they count as
+    /// results not yet freed.
+    pub(crate) fn statement_done(&mut self) {
+        if !self.counted {
+            self.counted = count_outstanding(&self.hold);
+        }
     }
 
     /// The lease (to run the statement on) and the rows (to fill), at once.
@@ -435,11 +452,10 @@ impl Results {
     }
 }
 
-/// Count new results as outstanding on their pool (`Results::drop` counts them back).
-fn count_outstanding(hold: &Hold) {
-    if let Some(l) = hold.lease() {
-        l.shared().counters.results_outstanding.inc();
-    }
+/// Count new results as outstanding on their pool (`Results::drop` counts them back); whether
+/// they were (results without a connection are not).
+fn count_outstanding(hold: &Hold) -> bool {
+    hold.lease().inspect(|l| l.shared().counters.results_outstanding.inc()).is_some()
 }
 
 /// `sql` followed by a NUL. Not scanned for a NUL inside: `Results::sql_c` stops at the first.
@@ -496,7 +512,7 @@ impl Drop for Results {
                 lease.keep_row_storage(storage);
             }
         }
-        if let Some(l) = self.hold.lease() {
+        if let (true, Some(l)) = (self.counted, self.hold.lease()) {
             l.shared().counters.results_outstanding.dec();
         }
     }
