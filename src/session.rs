@@ -322,7 +322,8 @@ impl Session {
         let outcomes = self.run(&lease, |c| c.pipeline(statements))?;
         let mut out = Vec::with_capacity(outcomes.len());
         for (st, outcome) in statements.iter().zip(outcomes) {
-            out.push(self.finish_statement(outcome, &st.sql, Hold::Shared(lease.clone())));
+            self.statement_ended(&lease, &st.sql, outcome.as_ref().ok());
+            out.push(outcome.map(|set| Results::new(set, &st.sql, Hold::Shared(lease.clone()))));
         }
         Ok(out)
     }
@@ -412,12 +413,13 @@ impl Session {
         }
     }
 
-    fn finish_statement(&self, outcome: Result<ResultSet>, sql: &str, hold: Hold) -> Result<Results> {
-        let lease = hold.lease().expect("a statement's results hold its lease");
-        self.note_statement(outcome.as_ref().ok(), lease);
-        let set = outcome?; // on failure the lease drops here: the connection goes back at once
-        lease.set_holder(|| format!("the results of \"{}\"", abbreviate(sql)));
-        Ok(Results::new(set, sql, hold))
+    /// Record a statement's end (`set` is its result, `None` when it failed) and, when it
+    /// succeeded, that its results now hold the connection (for leak reports).
+    fn statement_ended(&self, lease: &Lease, sql: &str, set: Option<&ResultSet>) {
+        self.note_statement(set, lease);
+        if set.is_some() {
+            lease.set_holder(|| format!("the results of \"{}\"", abbreviate(sql)));
+        }
     }
 
     /// Run one statement on `hold`'s connection (see `run`), its rows going straight into the
@@ -432,9 +434,8 @@ impl Session {
         let (lease, set) = results.lease_and_set();
         let lease = lease.expect("a statement's results hold its lease");
         let outcome = self.run(lease, |c| f(c, set));
-        self.note_statement(outcome.as_ref().ok().map(|()| &*set), lease);
+        self.statement_ended(lease, sql, outcome.as_ref().ok().map(|()| &*set));
         outcome?; // on failure the lease drops with the results: the connection goes back at once
-        lease.set_holder(|| format!("the results of \"{}\"", abbreviate(sql)));
         results.statement_done();
         Ok(results)
     }

@@ -45,16 +45,11 @@ pub const MAX_PARAMS: usize = u16::MAX as usize;
 const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PgConn {
-    /// Run `sql`: the extended protocol when there are parameters, the simple one otherwise.
-    pub fn execute(&mut self, sql: &str, params: &[Option<&[u8]>]) -> Result<ResultSet> {
-        let mut set = ResultSet::default();
-        self.execute_into(sql, params, &mut set)?;
-        Ok(set)
-    }
-
-    /// `execute`, the rows going into `set` (filled in place: a statement's results are built
-    /// where they will stay, never copied on the way up).
+    /// Run `sql`, the extended protocol when there are parameters, the simple one otherwise, its
+    /// rows going into `set` (filled in place: a statement's results are built where they will
+    /// stay, never copied on the way up).
     pub fn execute_into(&mut self, sql: &str, params: &[Option<&[u8]>], set: &mut ResultSet) -> Result<()> {
+        self.lend_spare_rows(set);
         if params.is_empty() {
             self.simple_query_into(sql, set)
         } else {
@@ -77,13 +72,6 @@ impl PgConn {
         self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop)
     }
 
-    /// `PQexecParams` with text parameters and no declared types, in one round trip.
-    pub fn extended_query(&mut self, sql: &str, params: &[Option<&[u8]>]) -> Result<ResultSet> {
-        let mut set = ResultSet::default();
-        self.run_extended(sql, &[], text_params(params), &mut set)?;
-        Ok(set)
-    }
-
     /// `PQexecParams` in full: declared parameter types (0 lets the server infer one), text or
     /// binary parameters; results in text, into `set`.
     pub fn query_params_into(
@@ -93,7 +81,17 @@ impl PgConn {
         params: &[Param<'_>],
         set: &mut ResultSet,
     ) -> Result<()> {
+        self.lend_spare_rows(set);
         self.run_extended(sql, types, params.iter().copied(), set)
+    }
+
+    /// Give `set` the row storage a freed result left with this connection. Only for the
+    /// statements whose results can give it back (`Results::drop` of a single statement's
+    /// results): a BEGIN's or a reset's result would only free it.
+    fn lend_spare_rows(&mut self, set: &mut ResultSet) {
+        if let Some(storage) = self.spare_rows.take() {
+            set.reuse_storage(storage);
+        }
     }
 
     /// One statement on the unnamed statement and portal, read through to ReadyForQuery.
@@ -307,9 +305,6 @@ impl PgConn {
         mut stop: Stop,
     ) -> Result<bool> {
         set.backend_pid = self.backend_pid;
-        if let Some(storage) = self.spare_rows.take() {
-            set.reuse_storage(storage);
-        }
         let mut error: Option<Error> = None;
         let mut empty_query = false;
         let mut suspended = false;
@@ -335,7 +330,7 @@ impl PgConn {
                 self.tx_status = TxStatus::from_indicator(status);
                 break;
             }
-            if let Some(total) = self.complete_message_at_front(b'C') {
+            if let Some(total) = complete_message(&self.read_buf, b'C') {
                 // CommandComplete, its tag read in place.
                 let tag = CommandTag::from_message_body(&self.read_buf[5..total]).unwrap_or_default();
                 self.read_buf.advance(total);
@@ -343,7 +338,7 @@ impl PgConn {
                 empty_query = false;
                 continue;
             }
-            if let Some(total) = self.complete_message_at_front(b'T') {
+            if let Some(total) = complete_message(&self.read_buf, b'T') {
                 // A RowDescription equal to the last one on this connection (the same statement
                 // run again, as pooled services do) reuses its columns.
                 if let Some((raw, columns)) = &self.last_row_description {
@@ -507,7 +502,7 @@ impl PgConn {
     /// place: the bulk of a large result never becomes a `Message`.
     fn take_data_rows(&mut self, set: &mut ResultSet) -> Result<()> {
         let ncols = set.columns().len();
-        while let Some(total) = self.complete_message_at_front(b'D') {
+        while let Some(total) = complete_message(&self.read_buf, b'D') {
             if total < 7 {
                 break; // too short to be a DataRow: the message decoder reports it
             }
@@ -518,13 +513,6 @@ impl PgConn {
             self.read_buf.advance(total);
         }
         Ok(())
-    }
-
-    /// The length (type byte included) of the message at the front of the read buffer when it
-    /// is of type `tag` and wholly buffered.
-    #[inline]
-    fn complete_message_at_front(&self, tag: u8) -> Option<usize> {
-        complete_message(&self.read_buf, tag)
     }
 
     /// A statement's CommandComplete: its tag, and the end of a chunked exchange.

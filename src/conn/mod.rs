@@ -178,7 +178,7 @@ impl PgConn {
                 self.broken = true;
                 return false;
             }
-            match self.fill_read_buf() {
+            match self.stream.fill(&mut self.read_buf) {
                 Ok(()) => {}
                 Err(_) => {
                     self.broken = true;
@@ -202,12 +202,6 @@ impl PgConn {
             }
         }
         true
-    }
-
-    /// Read whatever the socket has into `read_buf`, honouring the socket's read timeout.
-    #[inline]
-    fn fill_read_buf(&mut self) -> io::Result<()> {
-        self.stream.fill(&mut self.read_buf)
     }
 
     /// Read the next backend message, waiting until `deadline` at most.

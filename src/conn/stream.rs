@@ -25,7 +25,6 @@ pub struct Stream {
     tls: Option<Box<ClientConnection>>,
     /// The timeouts last set on the socket, so unchanged ones cost no system call.
     read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
 }
 
 /// Why a TLS handshake did not complete.
@@ -89,7 +88,7 @@ impl Stream {
     }
 
     fn new(socket: Socket) -> Stream {
-        Stream { socket, tls: None, read_timeout: None, write_timeout: None }
+        Stream { socket, tls: None, read_timeout: None }
     }
 
     /// Connect without the TCP options of a configuration (for a cancel request).
@@ -123,17 +122,6 @@ impl Stream {
         Ok(())
     }
 
-    pub fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
-        if t != self.write_timeout {
-            match &self.socket {
-                Socket::Tcp(s) => s.set_write_timeout(t)?,
-                Socket::Unix(s) => s.set_write_timeout(t)?,
-            }
-            self.write_timeout = t;
-        }
-        Ok(())
-    }
-
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
@@ -155,7 +143,7 @@ impl Stream {
         let mut byte = [0u8; 1];
         loop {
             self.set_read_timeout(remaining(Some(deadline))?)?;
-            match FdIo(self.as_raw_fd()).read(&mut byte) {
+            match FdIo(self.socket_fd()).read(&mut byte) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -172,7 +160,7 @@ impl Stream {
     /// Run the TLS handshake on this socket with `conn`, bounded by `deadline`. On success every
     /// later byte is encrypted.
     pub fn start_tls(&mut self, mut conn: ClientConnection, deadline: Instant) -> Result<(), HandshakeError> {
-        let fd = self.as_raw_fd();
+        let fd = self.socket_fd();
         loop {
             while conn.wants_write() {
                 match conn.write_tls(&mut FdIo(fd)) {
@@ -332,7 +320,7 @@ impl Stream {
     /// Whether the peer has sent something (or closed) without blocking: an idle connection should
     /// have nothing to read. (TLS leaves no decrypted plaintext behind: `fill` takes all of it.)
     pub fn readable_now(&self) -> bool {
-        let mut pfd = libc::pollfd { fd: self.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd { fd: self.socket_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd, zero timeout.
         let n = unsafe { libc::poll(&mut pfd, 1, 0) };
         n != 0
@@ -346,12 +334,6 @@ impl Stream {
             Socket::Tcp(s) => s.as_raw_fd(),
             Socket::Unix(s) => s.as_raw_fd(),
         }
-    }
-}
-
-impl AsRawFd for Stream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.socket_fd()
     }
 }
 

@@ -23,6 +23,17 @@ struct State {
     queue: VecDeque<Arc<Waiter>>,
 }
 
+impl State {
+    /// Take a permit if one is free and nobody is waiting for one (waiters are served first).
+    fn take_free_permit(&mut self) -> bool {
+        let free = self.queue.is_empty() && self.permits > 0;
+        if free {
+            self.permits -= 1;
+        }
+        free
+    }
+}
+
 pub struct Gate {
     state: Mutex<State>,
 }
@@ -39,20 +50,14 @@ impl Gate {
 
     /// Take a permit if one is free and nobody is waiting for one.
     pub fn try_acquire(&self) -> bool {
-        let mut s = self.lock();
-        if s.queue.is_empty() && s.permits > 0 {
-            s.permits -= 1;
-            return true;
-        }
-        false
+        self.lock().take_free_permit()
     }
 
     /// Take a permit, waiting in line until `deadline`. False when the deadline passed first.
     pub fn acquire(&self, deadline: Instant) -> bool {
         let me = {
             let mut s = self.lock();
-            if s.queue.is_empty() && s.permits > 0 {
-                s.permits -= 1;
+            if s.take_free_permit() {
                 return true;
             }
             let me = Arc::new(Waiter { thread: std::thread::current(), granted: AtomicBool::new(false) });
