@@ -671,7 +671,7 @@ fn parse_uri_parts(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
                 })
             }
             "client_encoding" => {
-                if !crate::session::is_utf8_alias(&value) {
+                if !crate::text::is_utf8_alias(&value) {
                     return Err(Error::config(format!(
                         "client_encoding \"{value}\" is not supported: pgsess always uses UTF8"
                     )));

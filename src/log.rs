@@ -2,61 +2,46 @@
 //! `PGSESS_LOG` names a level (`error`, `warn`, `info`, `debug`). Messages never contain a
 //! password: they are built from pool ids, hosts, users, databases and SQL text only.
 
-use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{OnceLock, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockWriteGuard};
 
-/// Severity of a log message; lower is more severe.
-#[allow(non_camel_case_types)]
-#[repr(C)]
+/// Severity of a log message; lower is more severe. The values are those of the C enum
+/// `pgsess_log_level`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
-    PGSESS_LOG_ERROR = 1,
-    PGSESS_LOG_WARN = 2,
-    PGSESS_LOG_INFO = 3,
-    PGSESS_LOG_DEBUG = 4,
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
 }
 
 impl Level {
     pub fn name(self) -> &'static str {
         match self {
-            Level::PGSESS_LOG_ERROR => "error",
-            Level::PGSESS_LOG_WARN => "warn",
-            Level::PGSESS_LOG_INFO => "info",
-            Level::PGSESS_LOG_DEBUG => "debug",
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
         }
     }
 
     fn parse(s: &str) -> Option<Level> {
         Some(match s.to_ascii_lowercase().as_str() {
-            "error" => Level::PGSESS_LOG_ERROR,
-            "warn" | "warning" => Level::PGSESS_LOG_WARN,
-            "info" => Level::PGSESS_LOG_INFO,
-            "debug" => Level::PGSESS_LOG_DEBUG,
+            "error" => Level::Error,
+            "warn" | "warning" => Level::Warn,
+            "info" => Level::Info,
+            "debug" => Level::Debug,
             _ => return None,
         })
     }
 }
 
-/// A C log callback: `(user_data, level, message)`; the message is valid during the call only.
-/// NULL means none.
-pub type Callback = Option<unsafe extern "C" fn(user_data: *mut c_void, level: Level, message: *const c_char)>;
+/// Where messages go instead of stderr: called from any thread, with a message that lives for
+/// the call only.
+pub type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
-type CallbackFn = unsafe extern "C" fn(*mut c_void, Level, *const c_char);
-
-#[derive(Clone, Copy)]
-pub(crate) struct Sink {
-    callback: CallbackFn,
-    user_data: *mut c_void,
-}
-
-// SAFETY: the caller promises (in the header) that the callback may be called from any thread
-// with its user data.
-unsafe impl Send for Sink {}
-unsafe impl Sync for Sink {}
-
-/// Process-wide: taken by the atfork prepare handler (see `crate::fork`), and held only to copy
-/// or replace the sink, never while the callback runs.
+/// Process-wide: taken by the atfork prepare handler (see `crate::atfork`), and held only to copy
+/// or replace the sink, never while the sink runs.
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 /// The most verbose level delivered; 0 means none.
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(0);
@@ -66,11 +51,11 @@ fn env_level() -> u8 {
     *ENV.get_or_init(|| std::env::var("PGSESS_LOG").ok().and_then(|v| Level::parse(&v)).map_or(0, |l| l as u8))
 }
 
-/// Install (or with `None`, remove) the callback and the most verbose level it receives.
-pub fn set_callback(callback: Callback, user_data: *mut c_void, max_level: Level) {
-    let mut sink = SINK.write().unwrap_or_else(|p| p.into_inner());
-    *sink = callback.map(|callback| Sink { callback, user_data });
-    MAX_LEVEL.store(if sink.is_some() { max_level as u8 } else { 0 }, Ordering::Relaxed);
+/// Install (or with `None`, remove) the sink and the most verbose level it receives.
+pub fn set_sink(sink: Option<Sink>, max_level: Level) {
+    let mut current = SINK.write().unwrap_or_else(|p| p.into_inner());
+    *current = sink;
+    MAX_LEVEL.store(if current.is_some() { max_level as u8 } else { 0 }, Ordering::Relaxed);
 }
 
 /// Whether a message at `level` would go anywhere (so callers can skip formatting it).
@@ -83,12 +68,11 @@ pub fn log(level: Level, message: impl FnOnce() -> String) {
         return;
     }
     let text = message();
-    let sink = *SINK.read().unwrap_or_else(|p| p.into_inner());
+    let sink = SINK.read().unwrap_or_else(|p| p.into_inner()).clone();
     match sink {
-        Some(s) if (level as u8) <= MAX_LEVEL.load(Ordering::Relaxed) => {
-            let c = crate::ffi::c_string(&text);
-            // SAFETY: the callback was registered by the application for exactly this use.
-            let _ = std::panic::catch_unwind(|| unsafe { (s.callback)(s.user_data, level, c.as_ptr()) });
+        Some(sink) if (level as u8) <= MAX_LEVEL.load(Ordering::Relaxed) => {
+            // A sink that panics loses its message; the statement that logged goes on.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(level, &text)));
         }
         _ => {
             if (level as u8) <= env_level() {
@@ -102,7 +86,7 @@ pub fn log(level: Level, message: impl FnOnce() -> String) {
 /// have held at fork() time (it is not one of ours to take in the atfork handler), and writes
 /// the whole line with write(2) directly.
 fn to_stderr(line: &str) {
-    if !crate::fork::forked() {
+    if !crate::process::forked() {
         eprint!("{line}");
         return;
     }
@@ -120,7 +104,7 @@ fn to_stderr(line: &str) {
     }
 }
 
-/// Held by the atfork prepare handler until the parent and child handlers (see `crate::fork`).
+/// Held by the atfork prepare handler until the parent and child handlers (see `crate::atfork`).
 pub(crate) type ForkGuard = RwLockWriteGuard<'static, Option<Sink>>;
 
 /// Before fork(): read `PGSESS_LOG` now, so that a child never finds its one-time initialisation
@@ -134,13 +118,13 @@ pub(crate) fn lock_for_fork() -> ForkGuard {
 }
 
 pub fn warn(message: impl FnOnce() -> String) {
-    log(Level::PGSESS_LOG_WARN, message)
+    log(Level::Warn, message)
 }
 
 pub fn info(message: impl FnOnce() -> String) {
-    log(Level::PGSESS_LOG_INFO, message)
+    log(Level::Info, message)
 }
 
 pub fn debug(message: impl FnOnce() -> String) {
-    log(Level::PGSESS_LOG_DEBUG, message)
+    log(Level::Debug, message)
 }

@@ -134,7 +134,7 @@ impl Engine {
             changed: Condvar::new(),
             done: Mutex::new(VecDeque::new()),
             fd,
-            pid: crate::fork::current_pid(),
+            pid: crate::process::current_pid(),
         });
         let spawn = |name: String, f: fn(&Engine)| {
             let e = engine.clone();
@@ -158,7 +158,7 @@ impl Engine {
     /// False in a forked child for its parent's engine, whose locks must not be taken there (a
     /// parent thread may have held one at the instant of fork()).
     fn ours(&self) -> bool {
-        self.pid == crate::fork::current_pid()
+        self.pid == crate::process::current_pid()
     }
 
     /// In a forked child, for its parent's engine: close this process's copy of the eventfd (the

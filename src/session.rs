@@ -17,17 +17,11 @@ use crate::conn::{BatchStatement, CancelKey, Param, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
 use crate::requests::Engine;
-use crate::results::{Column, Hold, ResultSet, Results};
+use crate::results::{Hold, Results};
+use crate::rows::{Column, ResultSet};
 
 /// How many notices a session keeps (psycopg2's `CONN_NOTICES_LIMIT`).
 pub const NOTICES_KEPT: usize = 50;
-
-/// Whether `name` is one of PostgreSQL's spellings of UTF8 (case and punctuation are ignored, as
-/// the server's `clean_encoding_name` does: `utf-8`, `UTF_8`, `unicode`).
-pub fn is_utf8_alias(name: &str) -> bool {
-    let clean: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
-    clean == "utf8" || clean == "unicode"
-}
 
 /// Session ids, for `SessionInner::id` (never 0, which marks a connection running nothing).
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -51,7 +45,7 @@ struct PerProcess {
 impl PerProcess {
     fn new(pool: Arc<Pool>) -> PerProcess {
         PerProcess {
-            pid: crate::fork::current_pid(),
+            pid: crate::process::current_pid(),
             pool,
             last_backend_pid: AtomicI32::new(0),
             notices: Mutex::new(VecDeque::new()),
@@ -80,8 +74,8 @@ impl Drop for SessionInner {
         // SAFETY: `here` came from Box::into_raw and nothing else refers to it any more (the
         // session is being dropped); a parent's part is kept, not freed.
         let here = unsafe { Box::from_raw(here) };
-        if here.pid != crate::fork::current_pid() {
-            crate::fork::keep(here);
+        if here.pid != crate::process::current_pid() {
+            crate::process::keep(here);
         }
     }
 }
@@ -128,6 +122,7 @@ impl Session {
                     .map_err(|e| e.context(format!("environment variable {var}")))?
             }
         };
+        crate::atfork::register();
         let (pool, created) = registry::get_or_create(&config, options.pool, local_pool);
         let session = Session(Arc::new(SessionInner {
             config,
@@ -156,7 +151,7 @@ impl Session {
         // SAFETY: `here` is never null and what it points to is never freed before the session
         // (a replaced part is kept forever).
         let here = unsafe { &*self.0.here.load(Ordering::Acquire) };
-        if here.pid == crate::fork::current_pid() {
+        if here.pid == crate::process::current_pid() {
             here
         } else {
             self.here_after_fork()
@@ -168,7 +163,7 @@ impl Session {
     fn here_if_made(&self) -> Option<&PerProcess> {
         // SAFETY: as in `here`.
         let here = unsafe { &*self.0.here.load(Ordering::Acquire) };
-        (here.pid == crate::fork::current_pid()).then_some(here)
+        (here.pid == crate::process::current_pid()).then_some(here)
     }
 
     /// The first call in a forked child (or several racing ones, if the child started threads
@@ -178,7 +173,7 @@ impl Session {
     /// process's copy) is closed.
     #[cold]
     fn here_after_fork(&self) -> &PerProcess {
-        let me = crate::fork::current_pid();
+        let me = crate::process::current_pid();
         let pool = registry::get_or_create(&self.0.config, self.0.settings, self.0.local_pool).0;
         let fresh = Box::into_raw(Box::new(PerProcess::new(pool)));
         let mut seen = self.0.here.load(Ordering::Acquire);
@@ -199,7 +194,7 @@ impl Session {
                     if let Some(engine) = parents.requests.get() {
                         engine.abandon();
                     }
-                    crate::fork::keep(parents);
+                    crate::process::keep(parents);
                     // SAFETY: just installed; freed only with the session.
                     return unsafe { &*fresh };
                 }
@@ -353,7 +348,7 @@ impl Session {
     /// pgsess always speaks UTF8 to the server and returns UTF-8 text; other encodings would
     /// corrupt text, so only UTF8's spellings are accepted.
     pub fn set_encoding(&self, encoding: &str) -> Result<()> {
-        if is_utf8_alias(encoding) {
+        if crate::text::is_utf8_alias(encoding) {
             Ok(())
         } else {
             Err(Error::not_supported(format!(
@@ -579,16 +574,6 @@ impl Drop for Transaction {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utf8_aliases() {
-        for ok in ["UTF8", "utf-8", "Utf_8", "unicode"] {
-            assert!(is_utf8_alias(ok), "{ok}");
-        }
-        for bad in ["LATIN1", "SQL_ASCII", "utf16", ""] {
-            assert!(!is_utf8_alias(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn callproc_quotes_every_part() {

@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_void, CStr};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pgsess::log::Level;
+use pgsess::ffi::log::pgsess_log_level as Level;
 use pgsess::pool::PoolStats;
 use pgsess::SessionOptions;
 use support::Backend;
@@ -25,7 +25,7 @@ fn stats_log_and_leak_reports_never_show_the_password() {
     let c = support::shared();
     // SAFETY: capture is thread-safe (a mutex) and never calls into pgsess.
     let code = unsafe {
-        pgsess::ffi::pgsess_set_log_callback(Some(capture), std::ptr::null_mut(), Level::PGSESS_LOG_DEBUG as u32)
+        pgsess::ffi::log::pgsess_set_log_callback(Some(capture), std::ptr::null_mut(), Level::PGSESS_LOG_DEBUG as u32)
     };
     assert_eq!(code, pgsess::Code::PGSESS_OK);
 
@@ -84,5 +84,5 @@ fn stats_log_and_leak_reports_never_show_the_password() {
             }
         }
     }
-    unsafe { pgsess::ffi::pgsess_set_log_callback(None, std::ptr::null_mut(), 1) };
+    unsafe { pgsess::ffi::log::pgsess_set_log_callback(None, std::ptr::null_mut(), 1) };
 }

@@ -9,7 +9,7 @@ mod support;
 use std::sync::OnceLock;
 
 use pgsess::conn::Param;
-use pgsess::results::typed::GetError;
+use pgsess::rows::typed::GetError;
 use pgsess::{Code, Session, SessionOptions};
 
 /// A session on a pool of its own (tests run in parallel; `SET` must not cross between them).

@@ -17,8 +17,9 @@ use std::ffi::CString;
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use pgsess::results::typed::{decode_bytea, oid, GetError};
-use pgsess::results::{Column, CommandTag, Hold, ResultSet, Results};
+use pgsess::rows::typed::{decode_bytea, oid, GetError};
+use pgsess::results::{Hold, Results};
+use pgsess::rows::{Column, CommandTag, ResultSet};
 
 const TEXT: u32 = 25;
 const VARCHAR: u32 = 1043;

@@ -124,14 +124,14 @@ impl PgConn {
         })?;
         let mut conn = PgConn {
             stream,
-            read_buf: BytesMut::with_capacity(super::READ_CHUNK),
+            read_buf: BytesMut::with_capacity(super::stream::READ_CHUNK),
             write_buf: BytesMut::with_capacity(1024),
             backend_pid: 0,
             secret_key: 0,
             parameters: HashMap::new(),
             tx_status: TxStatus::Idle,
             broken: false,
-            owner_pid: crate::fork::current_pid(),
+            owner_pid: crate::process::current_pid(),
             host: spec.clone(),
             opened_at: Instant::now(),
             statement_timeout: None,

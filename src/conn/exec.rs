@@ -21,8 +21,8 @@ use postgres_protocol::IsNull;
 
 use super::{server_fields, Exchange, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
-use crate::results::typed::oid;
-use crate::results::{Column, CommandTag, ResultSet};
+use crate::rows::typed::oid;
+use crate::rows::{Column, CommandTag, ResultSet};
 
 /// The length (type byte included) of the message at the front of `buf` when it is of type
 /// `tag` and wholly in `buf`. A length field under 4 (it counts itself) is no message: `None`,
@@ -254,7 +254,7 @@ impl PgConn {
     }
 
     /// Keep the emptied row storage of a result for the next statement's rows.
-    pub fn keep_row_storage(&mut self, storage: crate::results::RowStorage) {
+    pub fn keep_row_storage(&mut self, storage: crate::rows::RowStorage) {
         self.spare_rows = Some(storage);
     }
 

@@ -81,11 +81,11 @@ pub struct PgConn {
     /// How the current exchange was sent.
     exchange: Exchange,
     /// The last RowDescription message received, whole, and its decoded columns.
-    last_row_description: Option<(Vec<u8>, Arc<[crate::results::Column]>)>,
+    last_row_description: Option<(Vec<u8>, Arc<[crate::rows::Column]>)>,
     /// How the next statements wait for their answers (see `set_reply_wait`).
     reply_wait: ReplyWait,
     /// The emptied row storage of this connection's last small result, for the next one.
-    spare_rows: Option<crate::results::RowStorage>,
+    spare_rows: Option<crate::rows::RowStorage>,
     /// The session needs a writable server (target_session_attrs read-write or primary): a
     /// connection whose server turns read-only is discarded.
     require_writable: bool,
@@ -133,8 +133,6 @@ const CANCEL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a cancelled statement has to end before its connection is declared broken.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
-const READ_CHUNK: usize = 64 * 1024;
-
 impl PgConn {
     pub fn backend_pid(&self) -> i32 {
         self.backend_pid
@@ -163,7 +161,7 @@ impl PgConn {
 
     /// True when the connection was opened by another process (we are a forked child).
     pub fn inherited(&self) -> bool {
-        self.owner_pid != crate::fork::current_pid()
+        self.owner_pid != crate::process::current_pid()
     }
 
     /// Cheap liveness check for an idle connection, no round trip: an idle server sends nothing, so

@@ -34,8 +34,8 @@ pub enum HandshakeError {
     Tls(rustls::Error),
 }
 
-/// How much the read buffer grows by when it runs short (shared with the connection).
-const READ_CHUNK: usize = super::READ_CHUNK;
+/// How much the read buffer grows by when it runs short, and its size when a connection starts.
+pub(super) const READ_CHUNK: usize = 64 * 1024;
 
 enum Socket {
     Tcp(TcpStream),

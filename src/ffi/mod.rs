@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod log;
 pub mod options;
 pub mod requests;
 pub mod results;
@@ -30,10 +31,6 @@ pub use error::pgsess_error;
 /// enum is reported instead of being undefined behaviour. Declared as `pgsess_code` in the header.
 #[allow(non_camel_case_types)]
 pub type pgsess_code_arg = u32;
-
-/// The C type of a `pgsess_log_level` argument, read as an integer for the same reason.
-#[allow(non_camel_case_types)]
-pub type pgsess_log_level_arg = u32;
 
 /// Run `f`, returning `on_panic` if it panics.
 pub(crate) fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
@@ -239,35 +236,6 @@ fn static_code_name(c: Code) -> &'static CStr {
         Code::PGSESS_OUT_OF_RANGE => c"PGSESS_OUT_OF_RANGE",
         Code::PGSESS_VALUE_OVERFLOW => c"PGSESS_VALUE_OVERFLOW",
     }
-}
-
-/// Send the library's log to `callback` for messages at `max_level` or more severe
-/// (`PGSESS_LOG_ERROR` < `WARN` < `INFO` < `DEBUG`); a NULL callback removes it. Without a
-/// callback, setting the environment variable `PGSESS_LOG` to `error`, `warn`, `info` or `debug`
-/// prints the log to stderr. The callback is called from any thread (including the library's
-/// own), must be thread-safe, must not call back into pgsess, and gets a message valid only
-/// during the call; messages never contain a password. Call it at start-up, before other threads
-/// use the library.
-///
-/// # Safety
-/// `callback` NULL or a function that may be called with `user_data` from any thread.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_set_log_callback(
-    callback: crate::log::Callback,
-    user_data: *mut std::ffi::c_void,
-    max_level: pgsess_log_level_arg,
-) -> Code {
-    guard(Code::PGSESS_INTERFACE_ERROR, || {
-        let level = match max_level {
-            1 => crate::log::Level::PGSESS_LOG_ERROR,
-            2 => crate::log::Level::PGSESS_LOG_WARN,
-            3 => crate::log::Level::PGSESS_LOG_INFO,
-            4 => crate::log::Level::PGSESS_LOG_DEBUG,
-            _ => return Code::PGSESS_INTERFACE_ERROR,
-        };
-        crate::log::set_callback(callback, user_data, level);
-        Code::PGSESS_OK
-    })
 }
 
 /// Free a string this library returned as `char *` (`pgsess_notices`). NULL is ignored.

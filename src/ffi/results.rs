@@ -5,8 +5,8 @@ use std::ptr::{null, null_mut};
 
 use super::{c_string, fallible, guard, pgsess_error};
 use crate::error::{Code, Error};
-use crate::results::typed::GetError;
 use crate::results::Results;
+use crate::rows::typed::GetError;
 
 /// The buffered result of one statement. Returned by `pgsess_query`, `pgsess_callproc` and
 /// `pgsess_tx_query`; owned by the caller and freed with `pgsess_results_free`, which returns the

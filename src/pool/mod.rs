@@ -264,7 +264,7 @@ impl Pool {
                     conn: Some(conn),
                     row_storage: None,
                     pool: self.clone(),
-                    owner_pid: crate::fork::current_pid(),
+                    owner_pid: crate::process::current_pid(),
                 })
             }
             None => {
@@ -363,7 +363,7 @@ impl Pool {
 pub struct Lease {
     conn: Option<Checked>,
     /// Row storage handed back by the lease's results, given to the connection on return.
-    row_storage: Option<crate::results::RowStorage>,
+    row_storage: Option<crate::rows::RowStorage>,
     pool: Arc<Pool>,
     /// The process that checked it out: in a forked child the lease is forgotten, not returned.
     owner_pid: u32,
@@ -425,7 +425,7 @@ impl Lease {
 
     /// Whether this process is a fork of the one that checked the connection out.
     pub fn inherited(&self) -> bool {
-        self.owner_pid != crate::fork::current_pid()
+        self.owner_pid != crate::process::current_pid()
     }
 
     pub fn shared(&self) -> &Arc<PoolShared> {
@@ -433,7 +433,7 @@ impl Lease {
     }
 
     /// Row storage for the connection to reuse once the lease returns it.
-    pub fn keep_row_storage(&mut self, storage: crate::results::RowStorage) {
+    pub fn keep_row_storage(&mut self, storage: crate::rows::RowStorage) {
         self.row_storage = Some(storage);
     }
 

@@ -4,7 +4,7 @@
 //! skipped without waiting for it. Started on first use, and again in a forked child (threads do
 //! not survive fork()). Serves both pool backends: it works on the slots every pool lists.
 //! The watch list's lock is one of the process-wide locks the atfork handlers hold across fork()
-//! (`crate::fork`).
+//! (`crate::atfork`).
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -25,7 +25,7 @@ fn watched() -> MutexGuard<'static, Option<Watched>> {
     WATCHED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Held by the atfork prepare handler until the parent and child handlers (see `crate::fork`).
+/// Held by the atfork prepare handler until the parent and child handlers (see `crate::atfork`).
 pub(crate) type ForkGuard = MutexGuard<'static, Option<Watched>>;
 
 pub(crate) fn lock_for_fork() -> ForkGuard {
@@ -38,7 +38,7 @@ pub fn watch(pool: &Arc<PoolShared>) {
         return;
     }
     let mut w = watched();
-    let pid = crate::fork::current_pid();
+    let pid = crate::process::current_pid();
     let fresh = !matches!(&*w, Some(existing) if existing.pid == pid);
     if fresh {
         *w = Some(Watched { pid, pools: Vec::new() });
@@ -55,7 +55,7 @@ pub fn watch(pool: &Arc<PoolShared>) {
 }
 
 fn run() {
-    let me = crate::fork::current_pid();
+    let me = crate::process::current_pid();
     loop {
         std::thread::sleep(TICK);
         let pools: Vec<Arc<PoolShared>> = {

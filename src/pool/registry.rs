@@ -5,7 +5,7 @@
 //! starts an empty registry: the parent's pools are kept alive and never used or dropped (dropping
 //! could write on the parent's sockets or wait on the parent's threads and locks); the child only
 //! closes its own copies of their sockets (`Pool::abandon`). The registry's lock is one of the
-//! process-wide locks the atfork handlers hold across fork() (`crate::fork`), so the child always
+//! process-wide locks the atfork handlers hold across fork() (`crate::atfork`), so the child always
 //! finds it free.
 
 use std::collections::hash_map::RandomState;
@@ -36,7 +36,7 @@ fn lock() -> MutexGuard<'static, Option<Registry>> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Held by the atfork prepare handler until the parent and child handlers (see `crate::fork`).
+/// Held by the atfork prepare handler until the parent and child handlers (see `crate::atfork`).
 pub(crate) type ForkGuard = MutexGuard<'static, Option<Registry>>;
 
 pub(crate) fn lock_for_fork() -> ForkGuard {
@@ -68,17 +68,17 @@ pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings, local: bool
     let mut forgot = None;
     let got = {
         let mut guard = lock();
-        let pid = crate::fork::current_pid();
+        let pid = crate::process::current_pid();
         let mut inherited_salt = None;
         if let Some(old) = guard.take_if(|r| r.pid != pid) {
             // A forked child's first call: the parent's pools and threads are not ours.
             let (pools, mut closed) = (old.pools.len(), 0);
             for pool in old.pools.into_values() {
                 closed += pool.abandon();
-                crate::fork::keep(pool);
+                crate::process::keep(pool);
             }
             if let Some(threads) = old.threads {
-                crate::fork::keep(threads);
+                crate::process::keep(threads);
             }
             // The same salt: a configuration keeps its pool id across fork() (the ids that
             // `pgsess_pool_id` handed out before fork() still name the child's pools).
@@ -102,7 +102,7 @@ pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings, local: bool
             format!(
                 "forked child {}: left the parent's {pools} pools alone, closed this process's copies of {closed} of \
                  their sockets",
-                crate::fork::current_pid()
+                crate::process::current_pid()
             )
         });
     }
@@ -114,7 +114,7 @@ fn create(reg: &mut Registry, key: String, config: &ConnectConfig, settings: Poo
     hasher.update(reg.salt);
     hasher.update(key.as_bytes());
     let id: String = hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
-    let backend = if local || crate::fork::forked() {
+    let backend = if local || crate::process::forked() {
         NewBackend::Local
     } else {
         let threads = reg.threads.get_or_insert_with(|| {
@@ -136,7 +136,7 @@ fn create(reg: &mut Registry, key: String, config: &ConnectConfig, settings: Poo
 /// failed is not kept).
 pub fn remove(pool: &Arc<Pool>) {
     let mut guard = lock();
-    if let Some(reg) = guard.as_mut().filter(|r| r.pid == crate::fork::current_pid()) {
+    if let Some(reg) = guard.as_mut().filter(|r| r.pid == crate::process::current_pid()) {
         reg.pools.retain(|_, p| !Arc::ptr_eq(p, pool));
     }
 }

@@ -121,7 +121,7 @@ fn write_string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::Column;
+    use crate::rows::Column;
     use std::ffi::CString;
 
     #[test]

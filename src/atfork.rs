@@ -1,46 +1,42 @@
-//! `fork()` support.
+//! Where `fork()` is handled: the `pthread_atfork` handlers, registered when the library is
+//! loaded, and the order in which they take every process-wide lock.
 //!
 //! A child process gets a copy of the parent's memory: its pools, sockets and the state of every
 //! lock. It does not get the parent's other threads, so a lock one of them held at the moment of
 //! fork() stays locked in the child forever. pgsess handles the two kinds of lock differently:
 //!
-//! - Process-wide locks (the pool registry, the reaper's list, the list below, the log sink) are
-//!   std locks made safe the POSIX way: the `prepare` handler registered with `pthread_atfork`
+//! - Process-wide locks (the pool registry, the reaper's list, the kept list of
+//!   `crate::process`, the log sink) are std locks made safe the POSIX way: the `prepare` handler
 //!   takes them all, in a fixed order, before fork() copies the process, and the parent and child
 //!   handlers release them. Both copies therefore start with them free and consistent.
 //! - Per-session and per-pool locks are never taken in a child on an object the parent made: the
 //!   child replaces such objects (`Session`'s per-process part, the registry's pools, the request
-//!   engine) instead of locking them, and leaves the parent's copies alone forever (`keep`).
+//!   engine) instead of locking them, and leaves the parent's copies alone forever
+//!   (`process::keep`).
 //!
 //! No parking_lot code may run in a child: parking_lot_core keeps one process-wide table of
 //! bucket locks that every parking_lot Mutex or Condvar uses when a thread parks or unparks, and
 //! a parent thread inside such a critical section at the instant of fork() leaves a bucket locked
-//! forever in the child (gdb on a hung child: `grow_hashtable -> WordLock::lock`). r2d2 and
-//! scheduled-thread-pool use parking_lot internally, so a forked child's pools run on the
-//! library's own pool core (`pool::Backend::Local`), and all of the library's locks are std's
-//! (futex-based on Linux: no shared table).
+//! forever in the child. r2d2 and scheduled-thread-pool use parking_lot internally, so a forked
+//! child's pools run on the library's own pool core (`pool::Backend::Local`), and all of the
+//! library's locks are std's (futex-based on Linux: no shared table).
 //!
-//! The process id is kept in an atomic by the same atfork child handler, so "is this object the
-//! parent's?" costs a load on every statement, not a getpid() system call.
+//! Everything else fork() touches, by file:
+//! - `process.rs`: the cached pid, the "forked" flag, the kept list;
+//! - `pool/registry.rs`: a child's pools replace the parent's (which are kept, never dropped);
+//! - `pool/reaper.rs`: the idle reaper thread exists only in the process that started it;
+//! - `conn/mod.rs`, `pool/mod.rs`: a connection or lease of another process is never used;
+//! - `session.rs`: a session's per-process part is replaced on its first call in a child;
+//! - `requests.rs`: the parent's request engine is abandoned, a child starts its own;
+//! - `log.rs`: a child writes to stderr without std's lock.
 
-use std::any::Any;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-/// This process's id, kept current across fork() by the atfork child handler; 0 until set.
-static PID: AtomicU32 = AtomicU32::new(0);
-
-/// Set in every process created by fork() from a process that had the library loaded.
-static FORKED: AtomicBool = AtomicBool::new(false);
+use crate::pool::{reaper, registry};
 
 /// 0: handlers not registered; 1: being registered; 2: registered.
 static REGISTERED: AtomicU8 = AtomicU8::new(0);
-
-/// What a child inherited from its parent and must neither use nor drop (dropping could write on
-/// the parent's sockets or wait on the parent's locks and threads); kept reachable for the life
-/// of the process, so leak checkers see it as still reachable rather than lost.
-static KEPT: Mutex<Vec<Box<dyn Any + Send>>> = Mutex::new(Vec::new());
 
 /// Registers the atfork handlers when the library is loaded, before the program can fork (or
 /// start threads that might): a registration racing with fork() could leave a child unaware that
@@ -62,57 +58,26 @@ pub fn registered_at_load() -> bool {
     REGISTERED_AT_LOAD.load(Ordering::Acquire)
 }
 
-/// Register the atfork handlers once. Lock-free: a caller that loses the race does not wait.
-fn register() {
+/// Register the atfork handlers once (the load-time constructor does; opening a session does
+/// again, in case a program's loader skipped it). Lock-free: a caller that loses the race does
+/// not wait. Until registration, `process::current_pid` asks the kernel on every call, so a
+/// child forked meanwhile is never mistaken for its parent.
+pub fn register() {
     if REGISTERED.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         // SAFETY: registers plain functions; they only take and release the library's own locks
         // and store into atomics.
         let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
         debug_assert_eq!(rc, 0);
-        // From here on the child handler keeps PID current in every child.
-        PID.store(std::process::id(), Ordering::Release);
+        crate::process::cache_pid();
         REGISTERED.store(2, Ordering::Release);
     }
 }
 
-/// The current process id.
-#[inline]
-pub fn current_pid() -> u32 {
-    match PID.load(Ordering::Acquire) {
-        0 => current_pid_slow(),
-        pid => pid,
-    }
-}
-
-/// Before registration (only if the load-time constructor did not run): register, and until the
-/// handlers are in place ask the kernel, so a child forked meanwhile is never mistaken for its
-/// parent.
-#[cold]
-fn current_pid_slow() -> u32 {
-    register();
-    match PID.load(Ordering::Acquire) {
-        0 => std::process::id(),
-        pid => pid,
-    }
-}
-
-/// Whether this process was created by fork() from one that had the library loaded. Such a
-/// process must never run parking_lot code (see the module comment).
-#[inline]
-pub fn forked() -> bool {
-    FORKED.load(Ordering::Relaxed)
-}
-
-/// Keep `what` (inherited from the parent) alive and untouched for the life of this process.
-pub fn keep<T: Send + 'static>(what: T) {
-    KEPT.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(what));
-}
-
 /// The process-wide locks, held from the prepare handler to the parent or child handler.
 struct Held {
-    _registry: crate::pool::registry::ForkGuard,
-    _kept: MutexGuard<'static, Vec<Box<dyn Any + Send>>>,
-    _reaper: crate::pool::reaper::ForkGuard,
+    _registry: registry::ForkGuard,
+    _kept: crate::process::ForkGuard,
+    _reaper: reaper::ForkGuard,
     _log: crate::log::ForkGuard,
 }
 
@@ -127,9 +92,9 @@ thread_local! {
 extern "C" fn prepare() {
     crate::log::prepare_for_fork();
     let held = Held {
-        _registry: crate::pool::registry::lock_for_fork(),
-        _kept: KEPT.lock().unwrap_or_else(|p| p.into_inner()),
-        _reaper: crate::pool::reaper::lock_for_fork(),
+        _registry: registry::lock_for_fork(),
+        _kept: crate::process::lock_for_fork(),
+        _reaper: reaper::lock_for_fork(),
         _log: crate::log::lock_for_fork(),
     };
     HELD.with(|h| *h.borrow_mut() = Some(held));
@@ -145,9 +110,7 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
-    // SAFETY: getpid has no preconditions.
-    PID.store(unsafe { libc::getpid() } as u32, Ordering::Release);
-    FORKED.store(true, Ordering::Release);
+    crate::process::note_child();
     release();
 }
 
@@ -161,7 +124,7 @@ mod tests {
         // is known without a system call.
         assert!(registered_at_load());
         assert_eq!(REGISTERED.load(Ordering::Acquire), 2);
-        assert_eq!(current_pid(), std::process::id());
-        assert!(!forked());
+        assert_eq!(crate::process::current_pid(), std::process::id());
+        assert!(!crate::process::forked());
     }
 }

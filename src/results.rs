@@ -1,0 +1,167 @@
+//! The C handle's side of a statement's outcome: its rows (`crate::rows::ResultSet`) plus the
+//! pooled connection they keep checked out until freed (the contract of
+//! sprockets.clients.postgresql's `Results.free()`).
+
+use std::ffi::CStr;
+use std::sync::Arc;
+
+use crate::pool::Lease;
+use crate::rows::{typed, ResultSet};
+
+/// Decoded bytea values by (row, column); made on the first `bytes` call that decodes one.
+type DecodedCache = std::sync::OnceLock<Box<std::sync::Mutex<std::collections::HashMap<(usize, usize), Box<[u8]>>>>>;
+
+/// What keeps the connection checked out for as long as results live.
+pub enum Hold {
+    /// The lease of one statement's results, returned when they are dropped.
+    Lease(Lease),
+    /// A lease shared with a transaction, a stream or a batch's other results: returned when the
+    /// last of them lets go.
+    Shared(Arc<Lease>),
+    /// No connection: results put together without one (the fuzzer's).
+    Nothing,
+}
+
+impl Hold {
+    pub fn lease(&self) -> Option<&Lease> {
+        match self {
+            Hold::Lease(l) => Some(l),
+            Hold::Shared(l) => Some(l),
+            Hold::Nothing => None,
+        }
+    }
+}
+
+/// A statement's rows plus the pooled connection they keep checked out until dropped (the seed's
+/// `Results.free()` contract). Results of a transaction share the transaction's connection.
+pub struct Results {
+    pub set: ResultSet,
+    /// Decoded bytea values handed out by `bytes`, kept so their pointers stay valid.
+    decoded: DecodedCache,
+    /// The SQL text that produced these results, followed by a NUL for C.
+    sql: Box<[u8]>,
+    /// Returned to the pool when the last holder (results or transaction) lets go.
+    hold: Hold,
+    /// Counted in the pool's `results_outstanding` (from when they hold a statement's outcome).
+    counted: bool,
+}
+
+impl Results {
+    /// Results of `sql` holding `set`'s rows (a NUL in `sql`, which could not have been sent,
+    /// would end it for C).
+    pub fn new(set: ResultSet, sql: &str, hold: Hold) -> Results {
+        let counted = count_outstanding(&hold);
+        Results { set, sql: sql_for_c(sql), decoded: Default::default(), hold, counted }
+    }
+
+    /// Empty results on the heap, for a statement to fill in place (`Session`'s statements);
+    /// `statement_done` counts them once the statement succeeded.
+    pub(crate) fn boxed(sql: &str, hold: Hold) -> Box<Results> {
+        let sql = sql_for_c(sql);
+        // Written field by field into the allocation: `Box::new` of a whole `Results` built it on
+        // the stack first and copied it (two copies of about 400 bytes per statement).
+        let mut results = Box::new(std::mem::MaybeUninit::<Results>::uninit());
+        let p = results.as_mut_ptr();
+        // SAFETY: each field is written once, through raw pointers into the allocation, before
+        // the box is taken as initialised (`MaybeUninit<T>` has `T`'s layout); nothing reads the
+        // allocation earlier.
+        unsafe {
+            std::ptr::addr_of_mut!((*p).set).write(ResultSet::default());
+            std::ptr::addr_of_mut!((*p).decoded).write(Default::default());
+            std::ptr::addr_of_mut!((*p).sql).write(sql);
+            std::ptr::addr_of_mut!((*p).hold).write(hold);
+            std::ptr::addr_of_mut!((*p).counted).write(false);
+            Box::from_raw(Box::into_raw(results).cast::<Results>())
+        }
+    }
+
+    /// The SQL text that produced these results.
+    pub fn sql(&self) -> &str {
+        // SAFETY: copied from a `&str` by `sql_for_c`, which added the last byte (a NUL).
+        unsafe { std::str::from_utf8_unchecked(&self.sql[..self.sql.len() - 1]) }
+    }
+
+    /// The statement filling these results (`boxed`) succeeded: from now on they count as
+    /// results not yet freed.
+    pub(crate) fn statement_done(&mut self) {
+        if !self.counted {
+            self.counted = count_outstanding(&self.hold);
+        }
+    }
+
+    /// The lease (to run the statement on) and the rows (to fill), at once.
+    pub(crate) fn lease_and_set(&mut self) -> (Option<&Lease>, &mut ResultSet) {
+        (self.hold.lease(), &mut self.set)
+    }
+
+    /// `sql` with its NUL, for C (up to its first NUL, which a statement that ran cannot hold).
+    pub fn sql_c(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.sql).expect("sql_for_c ends it with a NUL")
+    }
+}
+
+/// Count new results as outstanding on their pool (`Results::drop` counts them back); whether
+/// they were (results without a connection are not).
+fn count_outstanding(hold: &Hold) -> bool {
+    hold.lease().inspect(|l| l.shared().counters.results_outstanding.inc()).is_some()
+}
+
+/// `sql` followed by a NUL. Not scanned for a NUL inside: `Results::sql_c` stops at the first.
+fn sql_for_c(sql: &str) -> Box<[u8]> {
+    let mut bytes = Vec::with_capacity(sql.len() + 1);
+    bytes.extend_from_slice(sql.as_bytes());
+    bytes.push(0);
+    bytes.into_boxed_slice()
+}
+
+impl std::fmt::Debug for Results {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Results")
+            .field("sql", &self.sql())
+            .field("rows", &self.set.nrows())
+            .field("columns", &self.set.ncols())
+            .field("command_tag", &self.set.command_tag)
+            .field("backend_pid", &self.set.backend_pid)
+            .finish()
+    }
+}
+
+impl Results {
+    /// A bytea value decoded to its bytes; any other type's text bytes. The slice lives as long as
+    /// the results (decoded values are cached).
+    pub fn bytes(&self, row: usize, col: usize) -> Result<&[u8], typed::GetError> {
+        let ty = self.set.columns().get(col).ok_or(typed::GetError::OutOfRange)?.type_oid;
+        if row >= self.set.nrows() {
+            return Err(typed::GetError::OutOfRange);
+        }
+        let text = self.set.value(row, col).ok_or(typed::GetError::Null)?;
+        if ty != typed::oid::BYTEA {
+            return Ok(text);
+        }
+        let mut cache = self.decoded.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        let ptr: *const [u8] = match cache.get(&(row, col)) {
+            Some(b) => &**b,
+            None => {
+                let decoded = typed::decode_bytea(text).ok_or(typed::GetError::TypeMismatch)?.into_boxed_slice();
+                &**cache.entry((row, col)).or_insert(decoded)
+            }
+        };
+        // SAFETY: the boxed slice is never removed or replaced while `self` lives, and a Box's
+        // contents do not move when the map grows.
+        Ok(unsafe { &*ptr })
+    }
+}
+
+impl Drop for Results {
+    fn drop(&mut self) {
+        if let Hold::Lease(lease) = &mut self.hold {
+            // The connection keeps this result's row storage for its next statement.
+            if let Some(storage) = self.set.take_storage() {
+                lease.keep_row_storage(storage);
+            }
+        }
+        if let (true, Some(l)) = (self.counted, self.hold.lease()) {
+            l.shared().counters.results_outstanding.dec();
+        }
+    }
+}
