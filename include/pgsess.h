@@ -106,6 +106,12 @@ typedef enum pgsess_code {
    * The value does not fit the requested C type.
    */
   PGSESS_VALUE_OVERFLOW = 16,
+  /**
+   * A bug in pgsess: a panic was caught at the C boundary (or in an asynchronous worker). The
+   * call failed and the library goes on working; its category is `PGSESS_INTERNAL_ERROR`, but
+   * unlike that code (the server's SQLSTATE classes such as XX) it never comes from the server.
+   */
+  PGSESS_PANIC = 17,
 } pgsess_code;
 
 /**
@@ -273,20 +279,6 @@ const char *pgsess_version(void);
 const char *pgsess_code_name(pgsess_code code);
 
 /**
- * Send the library's log to `callback` for messages at `max_level` or more severe
- * (`PGSESS_LOG_ERROR` < `WARN` < `INFO` < `DEBUG`); a NULL callback removes it. Without a
- * callback, setting the environment variable `PGSESS_LOG` to `error`, `warn`, `info` or `debug`
- * prints the log to stderr. The callback is called from any thread (including the library's
- * own), must be thread-safe, must not call back into pgsess, and gets a message valid only
- * during the call; messages never contain a password. Call it at start-up, before other threads
- * use the library.
- *
- * # Safety
- * `callback` NULL or a function that may be called with `user_data` from any thread.
- */
-enum pgsess_code pgsess_set_log_callback(pgsess_log_callback callback, void *user_data, pgsess_log_level max_level);
-
-/**
  * Free a string this library returned as `char *` (`pgsess_notices`). NULL is ignored.
  *
  * Any thread; each string once.
@@ -394,6 +386,16 @@ enum pgsess_code pgsess_error_code(const struct pgsess_error *err);
 enum pgsess_code pgsess_error_category(const struct pgsess_error *err);
 
 /**
+ * The DB-API category of a code, as `pgsess_error_category` gives it for an error with that
+ * code: the code itself, except `PGSESS_QUERY_CANCELED`, `PGSESS_TRANSACTION_ROLLBACK` and
+ * `PGSESS_POOL_EXHAUSTED` (operational); `PGSESS_CONFIG_ERROR`, `PGSESS_NULL_VALUE`,
+ * `PGSESS_TYPE_MISMATCH` and `PGSESS_OUT_OF_RANGE` (interface); `PGSESS_VALUE_OVERFLOW` (data);
+ * `PGSESS_PANIC` (internal). Bindings map codes to their exception classes through this one
+ * table. `PGSESS_INTERFACE_ERROR` for a value that is not a code. Any thread.
+ */
+enum pgsess_code pgsess_code_category(pgsess_code code);
+
+/**
  * The message (never contains a password). Owned by `err`, valid until it is freed; NULL for a
  * NULL `err`.
  *
@@ -435,6 +437,22 @@ const char *pgsess_error_hint(const struct pgsess_error *err);
  * `err` is NULL or an error object from this library not yet freed.
  */
 void pgsess_error_free(struct pgsess_error *err);
+
+/**
+ * Send the library's log to `callback` for messages at `max_level` or more severe
+ * (`PGSESS_LOG_ERROR` < `WARN` < `INFO` < `DEBUG`); a NULL callback removes it. Without a
+ * callback, setting the environment variable `PGSESS_LOG` to `error`, `warn`, `info` or `debug`
+ * prints the log to stderr. The callback is called from any thread (including the library's
+ * own), must be thread-safe, must not call back into pgsess, and gets a message valid only
+ * during the call; messages never contain a password. Call it at start-up, before other threads
+ * use the library.
+ *
+ * Returns `PGSESS_OK`, or `PGSESS_INTERFACE_ERROR` for a level outside the enum.
+ *
+ * # Safety
+ * `callback` NULL or a function that may be called with `user_data` from any thread.
+ */
+enum pgsess_code pgsess_set_log_callback(pgsess_log_callback callback, void *user_data, pgsess_log_level max_level);
 
 /**
  * New options with the defaults: no db_url (the environment is read), pool_max_size 25,
@@ -997,6 +1015,37 @@ bool pgsess_validate(struct pgsess_session *session);
 char *pgsess_notices(const struct pgsess_session *session);
 
 /**
+ * How many notices the session keeps now (the last 50 at most, across all its statements): the
+ * range of indexes `pgsess_notice` accepts. 0 for NULL. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+size_t pgsess_notice_count(const struct pgsess_session *session);
+
+/**
+ * The session's notice `index` (0 is the oldest kept) whole, in libpq's form: the severity
+ * line as the server wrote it (`"NOTICE:  text\n"`, or its translation under the server's
+ * `lc_messages`) followed by its `DETAIL:` and `HINT:` lines when present. Returns a new string
+ * the caller frees with `pgsess_string_free`; NULL for NULL or an index past the last (other
+ * threads' statements may add notices and drop the oldest between calls). Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+char *pgsess_notice(const struct pgsess_session *session, size_t index);
+
+/**
+ * `pgsess_callproc` with arguments in `pgsess_query_params` form: declared types (NULL, or one
+ * OID per argument, 0 meaning inferred) and binary arguments (`param_formats[i]` 1, length
+ * `param_lengths[i]`), so a bytea argument travels as its bytes.
+ *
+ * # Safety
+ * As for `pgsess_query_params`, with `name` for `sql`.
+ */
+struct pgsess_results *pgsess_callproc_params(struct pgsess_session *session, const char *name, size_t nargs, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
+
+/**
  * The next chunk as a results handle of at most `chunk_rows` rows (free it with
  * `pgsess_results_free`; it also holds the connection until freed). Returns NULL with `*err`
  * left NULL when every row has been returned, and NULL with `*err` set on failure (the stream
@@ -1032,6 +1081,22 @@ struct pgsess_results *pgsess_tx_query(struct pgsess_tx *tx, const char *sql, si
  * `tx` NULL or live; other arguments as for `pgsess_query_params`.
  */
 struct pgsess_results *pgsess_tx_query_params(struct pgsess_tx *tx, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
+
+/**
+ * `pgsess_callproc` inside the transaction.
+ *
+ * # Safety
+ * `tx` NULL or live; other arguments as for `pgsess_callproc`.
+ */
+struct pgsess_results *pgsess_tx_callproc(struct pgsess_tx *tx, const char *name, size_t nargs, const char *const *args, struct pgsess_error **err);
+
+/**
+ * `pgsess_callproc_params` inside the transaction.
+ *
+ * # Safety
+ * `tx` NULL or live; other arguments as for `pgsess_callproc_params`.
+ */
+struct pgsess_results *pgsess_tx_callproc_params(struct pgsess_tx *tx, const char *name, size_t nargs, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
 
 /**
  * Commit and free the transaction handle (in every case: do not use `tx` afterwards). If a

@@ -4,6 +4,7 @@
 //! `seed-semantics.md` 3.6), with finer codes for query cancellation (57014), transaction rollback
 //! (class 40), pool exhaustion and configuration errors. The category of a code is its DB-API base.
 
+use std::ffi::CStr;
 use std::fmt;
 
 /// Result codes of the C API. `PGSESS_OK` is zero; every other value is a failure.
@@ -47,13 +48,17 @@ pub enum Code {
     PGSESS_OUT_OF_RANGE = 15,
     /// The value does not fit the requested C type.
     PGSESS_VALUE_OVERFLOW = 16,
+    /// A bug in pgsess: a panic was caught at the C boundary (or in an asynchronous worker). The
+    /// call failed and the library goes on working; its category is `PGSESS_INTERNAL_ERROR`, but
+    /// unlike that code (the server's SQLSTATE classes such as XX) it never comes from the server.
+    PGSESS_PANIC = 17,
 }
 
 use Code::*;
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         PGSESS_OK,
         PGSESS_INTERFACE_ERROR,
         PGSESS_CONFIG_ERROR,
@@ -71,6 +76,7 @@ impl Code {
         PGSESS_TYPE_MISMATCH,
         PGSESS_OUT_OF_RANGE,
         PGSESS_VALUE_OVERFLOW,
+        PGSESS_PANIC,
     ];
 
     /// The code for a raw integer, if it names one.
@@ -78,27 +84,33 @@ impl Code {
         Code::ALL.get(raw as usize).copied()
     }
 
+    /// The enumerator's name as written in the header, NUL-terminated for C.
+    pub fn c_name(self) -> &'static CStr {
+        match self {
+            PGSESS_OK => c"PGSESS_OK",
+            PGSESS_INTERFACE_ERROR => c"PGSESS_INTERFACE_ERROR",
+            PGSESS_CONFIG_ERROR => c"PGSESS_CONFIG_ERROR",
+            PGSESS_OPERATIONAL_ERROR => c"PGSESS_OPERATIONAL_ERROR",
+            PGSESS_POOL_EXHAUSTED => c"PGSESS_POOL_EXHAUSTED",
+            PGSESS_QUERY_CANCELED => c"PGSESS_QUERY_CANCELED",
+            PGSESS_TRANSACTION_ROLLBACK => c"PGSESS_TRANSACTION_ROLLBACK",
+            PGSESS_PROGRAMMING_ERROR => c"PGSESS_PROGRAMMING_ERROR",
+            PGSESS_INTEGRITY_ERROR => c"PGSESS_INTEGRITY_ERROR",
+            PGSESS_DATA_ERROR => c"PGSESS_DATA_ERROR",
+            PGSESS_INTERNAL_ERROR => c"PGSESS_INTERNAL_ERROR",
+            PGSESS_NOT_SUPPORTED_ERROR => c"PGSESS_NOT_SUPPORTED_ERROR",
+            PGSESS_DATABASE_ERROR => c"PGSESS_DATABASE_ERROR",
+            PGSESS_NULL_VALUE => c"PGSESS_NULL_VALUE",
+            PGSESS_TYPE_MISMATCH => c"PGSESS_TYPE_MISMATCH",
+            PGSESS_OUT_OF_RANGE => c"PGSESS_OUT_OF_RANGE",
+            PGSESS_VALUE_OVERFLOW => c"PGSESS_VALUE_OVERFLOW",
+            PGSESS_PANIC => c"PGSESS_PANIC",
+        }
+    }
+
     /// The enumerator's name as written in the header, e.g. `"PGSESS_DATA_ERROR"`.
     pub fn name(self) -> &'static str {
-        match self {
-            PGSESS_OK => "PGSESS_OK",
-            PGSESS_INTERFACE_ERROR => "PGSESS_INTERFACE_ERROR",
-            PGSESS_CONFIG_ERROR => "PGSESS_CONFIG_ERROR",
-            PGSESS_OPERATIONAL_ERROR => "PGSESS_OPERATIONAL_ERROR",
-            PGSESS_POOL_EXHAUSTED => "PGSESS_POOL_EXHAUSTED",
-            PGSESS_QUERY_CANCELED => "PGSESS_QUERY_CANCELED",
-            PGSESS_TRANSACTION_ROLLBACK => "PGSESS_TRANSACTION_ROLLBACK",
-            PGSESS_PROGRAMMING_ERROR => "PGSESS_PROGRAMMING_ERROR",
-            PGSESS_INTEGRITY_ERROR => "PGSESS_INTEGRITY_ERROR",
-            PGSESS_DATA_ERROR => "PGSESS_DATA_ERROR",
-            PGSESS_INTERNAL_ERROR => "PGSESS_INTERNAL_ERROR",
-            PGSESS_NOT_SUPPORTED_ERROR => "PGSESS_NOT_SUPPORTED_ERROR",
-            PGSESS_DATABASE_ERROR => "PGSESS_DATABASE_ERROR",
-            PGSESS_NULL_VALUE => "PGSESS_NULL_VALUE",
-            PGSESS_TYPE_MISMATCH => "PGSESS_TYPE_MISMATCH",
-            PGSESS_OUT_OF_RANGE => "PGSESS_OUT_OF_RANGE",
-            PGSESS_VALUE_OVERFLOW => "PGSESS_VALUE_OVERFLOW",
-        }
+        self.c_name().to_str().unwrap_or("PGSESS_UNKNOWN_CODE")
     }
 
     /// The DB-API base class of a code: the finer codes map to the class psycopg2 derives them from
@@ -111,6 +123,7 @@ impl Code {
                 PGSESS_INTERFACE_ERROR
             }
             PGSESS_VALUE_OVERFLOW => PGSESS_DATA_ERROR,
+            PGSESS_PANIC => PGSESS_INTERNAL_ERROR,
             other => other,
         }
     }
@@ -195,9 +208,9 @@ impl Error {
         Error { code, message: message.into(), server: None, client_sqlstate: None }
     }
 
-    /// What a caught panic becomes: a bug in pgsess.
-    pub fn internal_bug() -> Error {
-        Error::new(PGSESS_INTERNAL_ERROR, "internal error in pgsess (a bug: please report it)")
+    /// What a caught panic becomes: a bug in pgsess, with a code of its own.
+    pub fn panic() -> Error {
+        Error::new(PGSESS_PANIC, "internal error in pgsess: a panic was caught (a bug: please report it)")
     }
 
     pub fn interface(message: impl Into<String>) -> Error {
@@ -306,6 +319,10 @@ mod tests {
             assert_eq!(*c as usize, i);
             assert_eq!(Code::from_raw(i as u32), Some(*c));
         }
-        assert_eq!(Code::from_raw(17), None);
+        assert_eq!(PGSESS_PANIC.category(), PGSESS_INTERNAL_ERROR);
+        assert_eq!(Code::from_raw(Code::ALL.len() as u32), None);
+        for c in Code::ALL {
+            assert_eq!(c.name(), format!("{c:?}"));
+        }
     }
 }

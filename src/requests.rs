@@ -1,6 +1,9 @@
-//! Asynchronous statements for event-loop programs (the seed's TornadoSession, in C).
+//! Asynchronous statements for event-loop programs (sprockets.clients.postgresql's
+//! TornadoSession, in C).
 //!
-//! A request is queued and returns at once. The session's workers take requests first in, first
+//! A request is a job (a closure that runs one statement, given by the session) queued with the
+//! callback that receives its outcome; submitting returns at once. The engine knows nothing of
+//! sessions: it runs the jobs it is given. A session's workers take requests first in, first
 //! out: there are `pool_max_size` of them, each running one statement at a time on a pooled
 //! connection, so at most that many run while the rest wait in order. A queued request that is
 //! not started within the checkout timeout fails with `PGSESS_POOL_EXHAUSTED`.
@@ -23,13 +26,13 @@ use std::time::{Duration, Instant};
 use crate::conn::CancelKey;
 use crate::error::{Code, Error, Result};
 use crate::results::Results;
-use crate::session::Session;
 
-/// What a request runs.
-pub enum Statement {
-    Query { sql: String, params: Vec<Option<Vec<u8>>> },
-    Callproc { name: String, args: Vec<Option<Vec<u8>>> },
-}
+/// Told the running statement's cancel key once it has a connection and is about to be sent;
+/// returns false when the request was cancelled meanwhile (the statement is then not sent).
+pub type Started<'a> = &'a mut dyn FnMut(Arc<CancelKey>) -> bool;
+
+/// What a request runs, on a worker thread: one statement, reporting to `Started` before it sends.
+pub type Job = Box<dyn FnOnce(Started<'_>) -> Result<Box<Results>> + Send>;
 
 /// Called once with the request's outcome, on the thread that dispatches it.
 pub type Completion = Box<dyn FnOnce(Result<Box<Results>>) + Send>;
@@ -47,6 +50,8 @@ struct RequestState {
     cancel_requested: bool,
     /// The running statement's cancel key, once it has a connection.
     key: Option<Arc<CancelKey>>,
+    /// Until a worker takes it, or the request finishes without running.
+    job: Option<Job>,
     /// The outcome, from when the request finishes until its callback runs.
     outcome: Option<Result<Box<Results>>>,
     callback: Option<Completion>,
@@ -54,7 +59,6 @@ struct RequestState {
 
 /// One asynchronous request.
 pub struct Request {
-    statement: Statement,
     /// Must be started by then, or it fails as pool exhaustion.
     start_deadline: Instant,
     queued_at: Instant,
@@ -75,16 +79,16 @@ pub fn cancelled_error() -> Error {
 }
 
 impl Request {
-    pub fn new(statement: Statement, checkout_timeout: Duration, callback: Completion) -> Arc<Request> {
+    pub fn new(job: Job, checkout_timeout: Duration, callback: Completion) -> Arc<Request> {
         let now = Instant::now();
         Arc::new(Request {
-            statement,
             start_deadline: now + checkout_timeout,
             queued_at: now,
             state: Mutex::new(RequestState {
                 phase: Phase::Queued,
                 cancel_requested: false,
                 key: None,
+                job: Some(job),
                 outcome: None,
                 callback: Some(callback),
             }),
@@ -104,7 +108,6 @@ struct Queue {
 
 /// The asynchronous engine of one session.
 pub struct Engine {
-    session: Mutex<Option<Session>>,
     queue: Mutex<Queue>,
     /// Wakes one worker per submitted request.
     work: Condvar,
@@ -120,15 +123,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Start `workers` worker threads and the queue watcher for `session`.
-    pub fn start(session: Session, workers: u32) -> Result<Arc<Engine>> {
+    /// Start `workers` worker threads and the queue watcher.
+    pub fn start(workers: u32) -> Result<Arc<Engine>> {
         // SAFETY: creates a new descriptor owned by the engine.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if fd < 0 {
             return Err(Error::operational("58000", format!("eventfd failed: {}", std::io::Error::last_os_error())));
         }
         let engine = Arc::new(Engine {
-            session: Mutex::new(Some(session)),
             queue: Mutex::new(Queue { waiting: VecDeque::new(), running: Vec::new(), closing: false }),
             work: Condvar::new(),
             changed: Condvar::new(),
@@ -310,8 +312,6 @@ impl Engine {
             q = self.changed.wait_timeout(q, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
         }
         drop(q);
-        // Break the engine <-> session cycle; workers still checking out hold their own clone.
-        lock(&self.session).take();
         self.dispatch();
     }
 
@@ -333,30 +333,19 @@ impl Engine {
                     q = self.work.wait(q).unwrap_or_else(|p| p.into_inner());
                 }
             };
-            let Some(session) = lock(&self.session).clone() else {
-                self.finish(&request, Err(cancelled_error()));
-                continue;
+            let Some(job) = lock(&request.state).job.take() else {
+                continue; // finished (cancelled) before it could run
             };
-            let started = |key: Arc<CancelKey>| {
+            let mut started = |key: Arc<CancelKey>| {
                 let mut st = lock(&request.state);
                 st.key = Some(key);
                 !st.cancel_requested && st.phase == Phase::Running
             };
-            let run = || match &request.statement {
-                Statement::Query { sql, params } => {
-                    let params: Vec<Option<&[u8]>> = params.iter().map(|p| p.as_deref()).collect();
-                    session.query_observed(sql, &params, started)
-                }
-                Statement::Callproc { name, args } => {
-                    let args: Vec<Option<&[u8]>> = args.iter().map(|p| p.as_deref()).collect();
-                    crate::session::callproc_sql(name, args.len())
-                        .and_then(|sql| session.query_observed(&sql, &args, started))
-                }
-            };
+            let run = || job(&mut started);
             // A panic (a bug) fails this request like any error: the worker lives on, and the
             // request's callback still runs exactly once, so no caller waits forever.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-                .unwrap_or_else(|_| Err(Error::internal_bug()));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(Error::panic()));
             self.finish(&request, outcome);
         }
     }
@@ -402,7 +391,7 @@ impl Engine {
 
     /// Record the outcome (the first one wins), queue the callback and signal the fd.
     fn finish(&self, request: &Arc<Request>, outcome: Result<Box<Results>>) {
-        {
+        let unrun = {
             let mut st = lock(&request.state);
             if st.phase == Phase::Finished {
                 return;
@@ -419,7 +408,11 @@ impl Engine {
             unsafe { libc::write(self.fd, (&one as *const u64).cast(), 8) };
             drop(done);
             request.finished.notify_all();
-        }
+            st.job.take()
+        };
+        // A job that never ran holds what it would have run with (its session among them):
+        // dropped here, outside every lock.
+        drop(unrun);
         let mut q = lock(&self.queue);
         q.running.retain(|r| !Arc::ptr_eq(r, request));
         self.changed.notify_all();

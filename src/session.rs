@@ -16,7 +16,7 @@ use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, Sessi
 use crate::conn::{BatchStatement, CancelKey, Param, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
-use crate::requests::Engine;
+use crate::requests::{Completion, Engine, Job, Request};
 use crate::results::{Hold, Results};
 use crate::rows::{Column, ResultSet};
 
@@ -232,7 +232,7 @@ impl Session {
     /// is about to be sent; when `started` returns false the statement is not sent and the call
     /// fails with `PGSESS_QUERY_CANCELED` (the asynchronous API cancels single requests so: a
     /// server-side cancel that arrives before the statement does would be ignored).
-    pub(crate) fn query_observed(
+    fn query_observed(
         &self,
         sql: &str,
         params: &[Option<&[u8]>],
@@ -259,9 +259,46 @@ impl Session {
         if let Some(e) = here.requests.get() {
             return Ok(e.clone());
         }
-        let engine = Engine::start(self.clone(), self.0.settings.max_size)?;
+        let engine = Engine::start(self.0.settings.max_size)?;
         let _ = here.requests.set(engine.clone());
         Ok(engine)
+    }
+
+    /// Queue `sql` with owned parameters on the session's asynchronous engine (see
+    /// `crate::requests`); `callback` receives the outcome exactly once. Returns the engine and
+    /// the request, for cancelling or waiting on it.
+    pub fn query_async(
+        &self,
+        sql: String,
+        params: Vec<Option<Vec<u8>>>,
+        callback: Completion,
+    ) -> Result<(Arc<Engine>, Arc<Request>)> {
+        let session = self.clone();
+        self.submit(
+            Box::new(move |started| {
+                let params: Vec<Option<&[u8]>> = params.iter().map(|p| p.as_deref()).collect();
+                session.query_observed(&sql, &params, started)
+            }),
+            callback,
+        )
+    }
+
+    /// `callproc` on the asynchronous engine; otherwise as `query_async` (a bad function name
+    /// fails here, before anything is queued).
+    pub fn callproc_async(
+        &self,
+        name: &str,
+        args: Vec<Option<Vec<u8>>>,
+        callback: Completion,
+    ) -> Result<(Arc<Engine>, Arc<Request>)> {
+        self.query_async(callproc_sql(name, args.len())?, args, callback)
+    }
+
+    fn submit(&self, job: Job, callback: Completion) -> Result<(Arc<Engine>, Arc<Request>)> {
+        let engine = self.requests()?;
+        let request = Request::new(job, self.checkout_timeout(), callback);
+        engine.submit(request.clone())?;
+        Ok((engine, request))
     }
 
     /// Stop this process's asynchronous engine if it was started: outstanding requests are
@@ -329,6 +366,12 @@ impl Session {
         self.query(&sql, args)
     }
 
+    /// `callproc` with arguments in `PQexecParams` form (declared types, binary arguments).
+    pub fn callproc_params(&self, name: &str, types: &[u32], args: &[Param<'_>]) -> Result<Box<Results>> {
+        let sql = callproc_sql(name, args.len())?;
+        self.query_params(&sql, types, args)
+    }
+
     /// Begin a transaction on one pooled connection, held until commit or rollback.
     pub fn begin(&self) -> Result<Transaction> {
         let lease = Arc::new(self.pool().checkout()?);
@@ -383,6 +426,17 @@ impl Session {
     /// The session's last 50 notices, oldest first, each in libpq's form (`NOTICE:  text\n`).
     pub fn notices(&self) -> String {
         self.here_if_made().map_or_else(String::new, |here| lock(&here.notices).iter().map(String::as_str).collect())
+    }
+
+    /// How many notices the session keeps now (at most `NOTICES_KEPT`).
+    pub fn notice_count(&self) -> usize {
+        self.here_if_made().map_or(0, |here| lock(&here.notices).len())
+    }
+
+    /// The session's notice `index` (0 is the oldest kept), whole: its severity line and any
+    /// DETAIL and HINT lines, in libpq's form.
+    pub fn notice(&self, index: usize) -> Option<String> {
+        self.here_if_made().and_then(|here| lock(&here.notices).get(index).cloned())
     }
 
     /// Record a statement's backend and notices: `set` is its result, `None` when it failed.
@@ -525,6 +579,18 @@ impl Transaction {
     pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Box<Results>> {
         let hold = Hold::Shared(self.lease.clone());
         self.session.statement(hold, sql, |c, set| c.query_params_into(sql, types, params, set))
+    }
+
+    /// `Session::callproc` inside the transaction.
+    pub fn callproc(&self, name: &str, args: &[Option<&[u8]>]) -> Result<Box<Results>> {
+        let sql = callproc_sql(name, args.len())?;
+        self.query(&sql, args)
+    }
+
+    /// `Session::callproc_params` inside the transaction.
+    pub fn callproc_params(&self, name: &str, types: &[u32], args: &[Param<'_>]) -> Result<Box<Results>> {
+        let sql = callproc_sql(name, args.len())?;
+        self.query_params(&sql, types, args)
     }
 
     /// Commit. If an earlier statement failed the server rolls back instead; that is reported as

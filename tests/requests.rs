@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pgsess::requests::{Request, Statement};
+use pgsess::requests::Request;
 use pgsess::{Code, Session, SessionOptions};
 
 fn session(uri: &str, pool: u32, app: &str) -> Session {
@@ -21,18 +21,13 @@ type Log = Arc<Mutex<Vec<(usize, Result<String, Code>)>>>;
 /// Submit `SELECT $1::int` with value i; the outcome is logged as (i, value or code).
 fn submit(s: &Session, sql: &str, i: usize, log: &Log) -> Arc<Request> {
     let log = log.clone();
-    let request = Request::new(
-        Statement::Query { sql: sql.into(), params: vec![Some(i.to_string().into_bytes())] },
-        s.checkout_timeout(),
-        Box::new(move |outcome| {
-            let entry = outcome
-                .map(|r| String::from_utf8(r.set.value(0, 0).unwrap_or_default().to_vec()).unwrap())
-                .map_err(|e| e.code);
-            log.lock().unwrap().push((i, entry));
-        }),
-    );
-    s.requests().unwrap().submit(request.clone()).unwrap();
-    request
+    let callback = Box::new(move |outcome: pgsess::Result<Box<pgsess::Results>>| {
+        let entry = outcome
+            .map(|r| String::from_utf8(r.set.value(0, 0).unwrap_or_default().to_vec()).unwrap())
+            .map_err(|e| e.code);
+        log.lock().unwrap().push((i, entry));
+    });
+    s.query_async(sql.into(), vec![Some(i.to_string().into_bytes())], callback).unwrap().1
 }
 
 /// Dispatch until `n` callbacks ran, polling the fd as an event loop would.
@@ -106,14 +101,10 @@ fn close_with_requests_outstanding_runs_every_callback_once() {
     for i in 0..40 {
         let calls = calls.clone();
         let sql = if i < 2 { "SELECT pg_sleep(10)::text || $1" } else { "SELECT $1::int" };
-        let r = Request::new(
-            Statement::Query { sql: sql.into(), params: vec![Some(i.to_string().into_bytes())] },
-            s.checkout_timeout(),
-            Box::new(move |_| {
-                calls.fetch_add(1, Ordering::SeqCst);
-            }),
-        );
-        s.requests().unwrap().submit(r).unwrap();
+        let callback = Box::new(move |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+        });
+        s.query_async(sql.into(), vec![Some(i.to_string().into_bytes())], callback).unwrap();
     }
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
@@ -121,12 +112,7 @@ fn close_with_requests_outstanding_runs_every_callback_once() {
     assert!(t.elapsed() < Duration::from_secs(5), "close waited {:?}", t.elapsed());
     assert_eq!(calls.load(Ordering::SeqCst), 40);
     // Nothing more runs, and new requests are refused.
-    let r = Request::new(
-        Statement::Query { sql: "SELECT 1".into(), params: vec![] },
-        s.checkout_timeout(),
-        Box::new(|_| {}),
-    );
-    assert!(s.requests().unwrap().submit(r).is_err());
+    assert!(s.query_async("SELECT 1".into(), vec![], Box::new(|_| {})).is_err());
 }
 
 #[test]

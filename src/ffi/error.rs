@@ -59,6 +59,17 @@ pub unsafe extern "C" fn pgsess_error_category(err: *const pgsess_error) -> Code
     guard(Code::PGSESS_INTERFACE_ERROR, || get(err).map_or(Code::PGSESS_INTERFACE_ERROR, |e| e.error.category()))
 }
 
+/// The DB-API category of a code, as `pgsess_error_category` gives it for an error with that
+/// code: the code itself, except `PGSESS_QUERY_CANCELED`, `PGSESS_TRANSACTION_ROLLBACK` and
+/// `PGSESS_POOL_EXHAUSTED` (operational); `PGSESS_CONFIG_ERROR`, `PGSESS_NULL_VALUE`,
+/// `PGSESS_TYPE_MISMATCH` and `PGSESS_OUT_OF_RANGE` (interface); `PGSESS_VALUE_OVERFLOW` (data);
+/// `PGSESS_PANIC` (internal). Bindings map codes to their exception classes through this one
+/// table. `PGSESS_INTERFACE_ERROR` for a value that is not a code. Any thread.
+#[no_mangle]
+pub extern "C" fn pgsess_code_category(code: super::pgsess_code_arg) -> Code {
+    guard(Code::PGSESS_PANIC, || Code::from_raw(code).map_or(Code::PGSESS_INTERFACE_ERROR, Code::category))
+}
+
 /// The message (never contains a password). Owned by `err`, valid until it is freed; NULL for a
 /// NULL `err`.
 ///

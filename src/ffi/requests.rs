@@ -11,7 +11,7 @@ use super::results::pgsess_results;
 use super::session::pgsess_session;
 use super::{fallible, guard, handle, params_arg, str_arg};
 use crate::error::{Code, Error, Result};
-use crate::requests::{Completion, Engine, Request, Statement};
+use crate::requests::{Completion, Engine, Request};
 
 /// Receives a request's outcome: exactly one of `results` and `error` is non-NULL, and the
 /// callback owns it (free it with `pgsess_results_free` or `pgsess_error_free`). Runs on the
@@ -56,26 +56,6 @@ fn completion(target: CallbackTarget) -> Completion {
     })
 }
 
-/// Submit a request on `session`'s engine (started on first use).
-///
-/// # Safety
-/// `session` NULL or live.
-unsafe fn submit(
-    session: *mut pgsess_session,
-    statement: impl FnOnce() -> Result<Statement>,
-    callback: pgsess_callback,
-    user_data: *mut c_void,
-) -> Result<*mut pgsess_request> {
-    let s = handle(session, "session")?;
-    let callback = callback.ok_or_else(|| Error::interface("callback is NULL"))?;
-    let statement = statement()?;
-    let engine = s.session().requests()?;
-    let request =
-        Request::new(statement, s.session().checkout_timeout(), completion(CallbackTarget { callback, user_data }));
-    engine.submit(request.clone())?;
-    Ok(Box::into_raw(Box::new(pgsess_request { engine, inner: request })))
-}
-
 /// `pgsess_query` without blocking: queues the statement and returns at once. It runs on a pooled
 /// connection when one is free (at most `pool_max_size` at a time; the rest wait in order, each
 /// failing with `PGSESS_POOL_EXHAUSTED` if not started within the checkout timeout), and
@@ -97,12 +77,13 @@ pub unsafe extern "C" fn pgsess_query_async(
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_request {
     fallible(err, null_mut(), || {
-        let statement = || {
-            let sql = str_arg(sql, "sql")?.to_owned();
-            let params = params_arg(nparams, params, "params")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
-            Ok(Statement::Query { sql, params })
-        };
-        submit(session, statement, callback, user_data)
+        let s = handle(session, "session")?;
+        let callback = callback.ok_or_else(|| Error::interface("callback is NULL"))?;
+        let sql = str_arg(sql, "sql")?.to_owned();
+        let params = params_arg(nparams, params, "params")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+        let (engine, inner) =
+            s.session().query_async(sql, params, completion(CallbackTarget { callback, user_data }))?;
+        Ok(Box::into_raw(Box::new(pgsess_request { engine, inner })))
     })
 }
 
@@ -121,13 +102,13 @@ pub unsafe extern "C" fn pgsess_callproc_async(
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_request {
     fallible(err, null_mut(), || {
-        let statement = || {
-            let name = str_arg(name, "name")?.to_owned();
-            crate::session::callproc_sql(&name, nargs)?;
-            let args = params_arg(nargs, args, "args")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
-            Ok(Statement::Callproc { name, args })
-        };
-        submit(session, statement, callback, user_data)
+        let s = handle(session, "session")?;
+        let callback = callback.ok_or_else(|| Error::interface("callback is NULL"))?;
+        let name = str_arg(name, "name")?;
+        let args = params_arg(nargs, args, "args")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+        let (engine, inner) =
+            s.session().callproc_async(name, args, completion(CallbackTarget { callback, user_data }))?;
+        Ok(Box::into_raw(Box::new(pgsess_request { engine, inner })))
     })
 }
 

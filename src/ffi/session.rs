@@ -308,3 +308,53 @@ pub unsafe extern "C" fn pgsess_validate(session: *mut pgsess_session) -> bool {
 pub unsafe extern "C" fn pgsess_notices(session: *const pgsess_session) -> *mut c_char {
     guard(null_mut(), || session.as_ref().map_or(null_mut(), |s| c_string(&s.inner.notices()).into_raw()))
 }
+
+/// How many notices the session keeps now (the last 50 at most, across all its statements): the
+/// range of indexes `pgsess_notice` accepts. 0 for NULL. Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_notice_count(session: *const pgsess_session) -> usize {
+    guard(0, || session.as_ref().map_or(0, |s| s.inner.notice_count()))
+}
+
+/// The session's notice `index` (0 is the oldest kept) whole, in libpq's form: the severity
+/// line as the server wrote it (`"NOTICE:  text\n"`, or its translation under the server's
+/// `lc_messages`) followed by its `DETAIL:` and `HINT:` lines when present. Returns a new string
+/// the caller frees with `pgsess_string_free`; NULL for NULL or an index past the last (other
+/// threads' statements may add notices and drop the oldest between calls). Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_notice(session: *const pgsess_session, index: usize) -> *mut c_char {
+    guard(null_mut(), || {
+        session.as_ref().and_then(|s| s.inner.notice(index)).map_or(null_mut(), |n| c_string(&n).into_raw())
+    })
+}
+
+/// `pgsess_callproc` with arguments in `pgsess_query_params` form: declared types (NULL, or one
+/// OID per argument, 0 meaning inferred) and binary arguments (`param_formats[i]` 1, length
+/// `param_lengths[i]`), so a bytea argument travels as its bytes.
+///
+/// # Safety
+/// As for `pgsess_query_params`, with `name` for `sql`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_callproc_params(
+    session: *mut pgsess_session,
+    name: *const c_char,
+    nargs: usize,
+    param_types: *const u32,
+    param_values: *const *const c_char,
+    param_lengths: *const i32,
+    param_formats: *const i32,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    fallible(err, null_mut(), || {
+        let s = handle(session, "session")?;
+        let name = str_arg(name, "name")?;
+        let (types, args) = typed_params_arg(nargs, param_types, param_values, param_lengths, param_formats)?;
+        Ok(pgsess_results::into_raw(s.inner.callproc_params(name, &types, &args)?))
+    })
+}

@@ -67,6 +67,49 @@ pub unsafe extern "C" fn pgsess_tx_query_params(
     })
 }
 
+/// `pgsess_callproc` inside the transaction.
+///
+/// # Safety
+/// `tx` NULL or live; other arguments as for `pgsess_callproc`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_tx_callproc(
+    tx: *mut pgsess_tx,
+    name: *const c_char,
+    nargs: usize,
+    args: *const *const c_char,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    fallible(err, null_mut(), || {
+        let t = handle(tx, "tx")?;
+        let name = str_arg(name, "name")?;
+        let args = params_arg(nargs, args, "args")?;
+        Ok(pgsess_results::into_raw(t.inner.callproc(name, &args)?))
+    })
+}
+
+/// `pgsess_callproc_params` inside the transaction.
+///
+/// # Safety
+/// `tx` NULL or live; other arguments as for `pgsess_callproc_params`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_tx_callproc_params(
+    tx: *mut pgsess_tx,
+    name: *const c_char,
+    nargs: usize,
+    param_types: *const u32,
+    param_values: *const *const c_char,
+    param_lengths: *const i32,
+    param_formats: *const i32,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    fallible(err, null_mut(), || {
+        let t = handle(tx, "tx")?;
+        let name = str_arg(name, "name")?;
+        let (types, args) = typed_params_arg(nargs, param_types, param_values, param_lengths, param_formats)?;
+        Ok(pgsess_results::into_raw(t.inner.callproc_params(name, &types, &args)?))
+    })
+}
+
 /// Commit and free the transaction handle (in every case: do not use `tx` afterwards). If a
 /// statement in the transaction failed, the server rolls back instead and this returns
 /// `PGSESS_TRANSACTION_ROLLBACK`. `PGSESS_INTERFACE_ERROR` for NULL.
