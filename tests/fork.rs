@@ -14,7 +14,6 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pgsess::requests::{Request, Statement};
 use pgsess::{Code, Session, SessionOptions};
 
 /// Print from a child: its stderr through the test harness's capture would be lost.
@@ -169,15 +168,10 @@ fn a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone() {
             assert!(!parent_pids.contains(&backend_pid_in(&tx)));
             tx.commit().unwrap();
             let (sent, answer) = mpsc::channel();
-            let request = Request::new(
-                Statement::Query { sql: "SELECT pg_backend_pid()".into(), params: vec![] },
-                s.checkout_timeout(),
-                Box::new(move |outcome| {
-                    let _ = sent.send(outcome.map(|r| r.set.backend_pid).map_err(|e| e.to_string()));
-                }),
-            );
-            let engine = s.requests().unwrap();
-            engine.submit(request.clone()).unwrap();
+            let callback = Box::new(move |outcome: pgsess::Result<Box<pgsess::Results>>| {
+                let _ = sent.send(outcome.map(|r| r.set.backend_pid).map_err(|e| e.to_string()));
+            });
+            let (engine, request) = s.query_async("SELECT pg_backend_pid()".into(), vec![], callback).unwrap();
             assert!(engine.wait(&request, Some(Duration::from_secs(10))), "the child's request ran");
             let pid = answer.recv().unwrap().unwrap();
             assert!(!parent_pids.contains(&pid));
@@ -282,15 +276,10 @@ fn the_parents_transactions_streams_and_requests_in_a_child() {
     let mut stream = s.query_stream("SELECT generate_series(1, 10)", &[], 3).unwrap();
     assert_eq!(stream.next_chunk().unwrap().unwrap().set.nrows(), 3);
     let (sent, answer) = mpsc::channel();
-    let request = Request::new(
-        Statement::Query { sql: "SELECT pg_sleep(0.5), 'from the parent'".into(), params: vec![] },
-        s.checkout_timeout(),
-        Box::new(move |outcome| {
-            let _ = sent.send(outcome.map(|r| r.set.value(0, 1).map(<[u8]>::to_vec)).map_err(|e| e.to_string()));
-        }),
-    );
-    let engine = s.requests().unwrap();
-    engine.submit(request.clone()).unwrap();
+    let callback = Box::new(move |outcome: pgsess::Result<Box<pgsess::Results>>| {
+        let _ = sent.send(outcome.map(|r| r.set.value(0, 1).map(<[u8]>::to_vec)).map_err(|e| e.to_string()));
+    });
+    let (engine, request) = s.query_async("SELECT pg_sleep(0.5), 'from the parent'".into(), vec![], callback).unwrap();
     let tx = RefCell::new(Some(tx));
     let stream = RefCell::new(Some(stream));
 
