@@ -188,20 +188,6 @@ typedef struct pgsess_stream pgsess_stream;
 typedef struct pgsess_tx pgsess_tx;
 
 /**
- * A C log callback: `(user_data, level, message)`; the message is valid during the call only.
- * NULL means none.
- */
-typedef void (*pgsess_log_callback)(void *user_data, enum pgsess_log_level level, const char *message);
-
-/**
- * Receives a request's outcome: exactly one of `results` and `error` is non-NULL, and the
- * callback owns it (free it with `pgsess_results_free` or `pgsess_error_free`). Runs on the
- * thread that calls `pgsess_async_dispatch`, `pgsess_request_wait` or `pgsess_close`, exactly
- * once per request. It may submit new requests, but must not close the session.
- */
-typedef void (*pgsess_callback)(void *user_data, struct pgsess_results *results, struct pgsess_error *error);
-
-/**
  * A snapshot of a pool's state and counters (`pgsess_stats` in C, filled by
  * `pgsess_pool_stats`).
  */
@@ -260,199 +246,227 @@ typedef struct pgsess_stats {
   uint64_t discarded_expired;
 } pgsess_stats;
 
+/**
+ * Receives a request's outcome: exactly one of `results` and `error` is non-NULL, and the
+ * callback owns it (free it with `pgsess_results_free` or `pgsess_error_free`). Runs on the
+ * thread that calls `pgsess_async_dispatch`, `pgsess_request_wait` or `pgsess_close`, exactly
+ * once per request. It may submit new requests, but must not close the session.
+ */
+typedef void (*pgsess_callback)(void *user_data, struct pgsess_results *results, struct pgsess_error *error);
+
+/**
+ * A C log callback: `(user_data, level, message)`; the message is valid during the call only.
+ * NULL means none.
+ */
+typedef void (*pgsess_log_callback)(void *user_data, enum pgsess_log_level level, const char *message);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, e.g. `"0.1.0"`.
+ * Open a session named `dbname`.
  *
- * Returns a static string; never NULL. Any thread.
- */
-const char *pgsess_version(void);
-
-/**
- * The name of a code as written in this header, e.g. `"PGSESS_POOL_EXHAUSTED"`.
+ * The PostgreSQL URI comes from the `db_url` option when set; otherwise from the environment
+ * variable `"PGSQL_" + dbname`, upper-cased as a whole the way Python's `str.upper()` does
+ * (`"straße"` reads `PGSQL_STRASSE`; nothing else is changed). A NULL or empty `dbname` reads
+ * `PGSQL`. A missing variable, a malformed URI or an unsupported URI parameter is
+ * `PGSESS_CONFIG_ERROR`.
  *
- * Returns a static string; `"PGSESS_UNKNOWN_CODE"` for a value that is not a code. Any thread.
- */
-const char *pgsess_code_name(pgsess_code code);
-
-/**
- * Free a string this library returned as `char *` (`pgsess_notices`). NULL is ignored.
+ * Sessions with the same normalised URI and pool options share one process-wide pool. Joining
+ * an existing pool opens no connection; creating one opens its first connection, so a wrong
+ * host, user or password fails here.
  *
- * Any thread; each string once.
+ * `opts` may be NULL (defaults); it is only read. Returns a new session, or NULL with `*err` set.
+ * Any thread.
  *
  * # Safety
- * `s` is NULL or a string returned by this library as `char *` and not yet freed.
+ * `dbname` NULL or NUL-terminated; `opts` NULL or live; `err` NULL or writable.
  */
-void pgsess_string_free(char *s);
+struct pgsess_session *pgsess_open(const char *dbname, const struct pgsess_options *opts, struct pgsess_error **err);
 
 /**
- * A new, empty batch. Never NULL.
- */
-struct pgsess_batch *pgsess_batch_new(void);
-
-/**
- * Append a statement with `nparams` text parameters (as for `pgsess_query`; NULL is SQL NULL).
- * The SQL and parameters are copied. `PGSESS_INTERFACE_ERROR` for NULL arguments, invalid UTF-8
- * or more than 65535 parameters.
+ * Close a session. NULL is ignored. Asynchronous requests still outstanding are cancelled and
+ * every remaining callback runs on this thread before it returns. Results and transactions
+ * obtained from the session stay valid and keep their connections until freed; the pool stays
+ * for other sessions (its idle connections close after `pool_idle_ttl`).
  *
  * # Safety
- * `batch` NULL or live; `sql` NULL or NUL-terminated; `params` as for `pgsess_query`.
+ * `session` NULL or from `pgsess_open`, not yet closed, with no call on it running.
  */
-enum pgsess_code pgsess_batch_add(struct pgsess_batch *batch, const char *sql, size_t nparams, const char *const *params);
+void pgsess_close(struct pgsess_session *session);
 
 /**
- * Number of statements in the batch (0 for NULL).
+ * Run `sql` with `nparams` text parameters `$1..$n` (`params[i]` NULL is SQL NULL; types are
+ * inferred by the server, as `PQexecParams` with no types). One round trip, no named prepared
+ * statement (safe behind PgBouncer in transaction mode). With no parameters the string may hold
+ * several statements; the last one's result is returned.
+ *
+ * Waits up to the checkout timeout for a pooled connection (`PGSESS_POOL_EXHAUSTED` when all
+ * stay held). The returned results hold that connection until `pgsess_results_free`: free them
+ * promptly. Returns NULL with `*err` set on failure (the connection is then released at once).
+ * Any thread, concurrently with other calls on the same session.
  *
  * # Safety
- * `batch` NULL or live.
+ * `session` NULL or live; `sql` NULL or NUL-terminated; `params` NULL or `nparams` pointers, each
+ * NULL or NUL-terminated; `err` NULL or writable.
  */
-size_t pgsess_batch_len(const struct pgsess_batch *batch);
+struct pgsess_results *pgsess_query(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, struct pgsess_error **err);
 
 /**
- * Free a batch. NULL is ignored.
+ * `pgsess_query` in the shape of libpq's `PQexecParams`: `param_types` (NULL, or one OID per
+ * parameter, 0 meaning inferred) declares types; `param_formats` (NULL: all text) marks binary
+ * parameters with 1, whose length is `param_lengths[i]` (so bytea may hold zero bytes); text
+ * parameters are NUL-terminated UTF-8 and their lengths are ignored; a NULL value is SQL NULL.
+ * Always a single statement, on the extended protocol, even without parameters. Results are text,
+ * as everywhere in pgsess.
  *
  * # Safety
- * `batch` NULL or live.
+ * As for `pgsess_query`; each non-NULL array has `nparams` elements and binary values have
+ * `param_lengths[i]` readable bytes.
  */
-void pgsess_batch_free(struct pgsess_batch *batch);
+struct pgsess_results *pgsess_query_params(struct pgsess_session *session, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
 
 /**
- * Run every statement of `batch` on one pooled connection in a single round trip (pipelined).
- * Each entry must be one statement (no `;`-separated lists) and runs as its own implicit
- * transaction, so one statement's error does not stop the others (inside an explicit `BEGIN`
- * sent as part of the batch, the server's usual aborted-transaction rules apply). Returns the outcome of every statement, or NULL with `*err` set when the batch as a
- * whole failed (no connection, or the connection broke). Any thread.
+ * Run `sql` (parameters as for `pgsess_query`, one statement) and receive its rows in chunks of
+ * at most `chunk_rows` (at least 1) with `pgsess_stream_next`: memory stays bounded by one chunk
+ * however large the result. The stream holds its pooled connection until `pgsess_stream_free`
+ * (and each chunk's results until they are freed). Returns NULL with `*err` set on failure,
+ * including a statement error found in the first chunk.
  *
  * # Safety
- * `session` and `batch` NULL or live; `err` NULL or writable.
+ * As for `pgsess_query`.
  */
-struct pgsess_batch_results *pgsess_batch_run(struct pgsess_session *session, const struct pgsess_batch *batch, struct pgsess_error **err);
+struct pgsess_stream *pgsess_query_stream(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, uint32_t chunk_rows, struct pgsess_error **err);
 
 /**
- * Number of statement outcomes (the batch's length); 0 for NULL.
+ * Call a set-returning or scalar function: `SELECT * FROM name($1, ...)`. `name` may be
+ * schema-qualified (`schema.function`); each dot-separated part is quoted as an identifier,
+ * never spliced into SQL (so it is case-sensitive: `lower`, not `LOWER`). Arguments and results
+ * as for `pgsess_query`.
  *
  * # Safety
- * `results` NULL or live.
+ * As for `pgsess_query`.
  */
-size_t pgsess_batch_results_count(const struct pgsess_batch_results *results);
+struct pgsess_results *pgsess_callproc(struct pgsess_session *session, const char *name, size_t nargs, const char *const *args, struct pgsess_error **err);
 
 /**
- * The results of statement `index`, or NULL when it failed (see `pgsess_batch_results_error`)
- * or `index` is out of range. Owned by the batch results: read it with the `pgsess_results_*`
- * accessors, never free it.
+ * `pgsess_callproc` with arguments in `pgsess_query_params` form: declared types (NULL, or one
+ * OID per argument, 0 meaning inferred) and binary arguments (`param_formats[i]` 1, length
+ * `param_lengths[i]`), so a bytea argument travels as its bytes.
  *
  * # Safety
- * `results` NULL or live.
+ * As for `pgsess_query_params`, with `name` for `sql`.
  */
-const struct pgsess_results *pgsess_batch_results_get(const struct pgsess_batch_results *results, size_t index);
+struct pgsess_results *pgsess_callproc_params(struct pgsess_session *session, const char *name, size_t nargs, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
 
 /**
- * The error of statement `index`, or NULL when it succeeded or `index` is out of range. Owned by
- * the batch results: read it with the `pgsess_error_*` accessors, never free it.
+ * Begin a transaction: checks out one pooled connection (waiting as `pgsess_query` does) and
+ * holds it until `pgsess_commit` or `pgsess_rollback`. Returns NULL with `*err` set on failure.
  *
  * # Safety
- * `results` NULL or live.
+ * `session` NULL or live; `err` NULL or writable.
  */
-const struct pgsess_error *pgsess_batch_results_error(const struct pgsess_batch_results *results, size_t index);
+struct pgsess_tx *pgsess_begin(struct pgsess_session *session, struct pgsess_error **err);
 
 /**
- * Free batch results, returning the pooled connection. NULL is ignored.
+ * Ask the server to cancel every statement this session is running now (from another thread:
+ * `pgsess_query` blocks the thread that called it). Each cancelled statement fails with
+ * `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. `PGSESS_OK` when
+ * every cancel request was sent (including when nothing was running), else
+ * `PGSESS_OPERATIONAL_ERROR`; `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
  *
  * # Safety
- * `results` NULL or live.
+ * `session` NULL or live.
  */
-void pgsess_batch_results_free(struct pgsess_batch_results *results);
+enum pgsess_code pgsess_cancel(const struct pgsess_session *session);
 
 /**
- * The error's code. `PGSESS_INTERFACE_ERROR` for a NULL `err`.
+ * The backend process id that ran this session's latest statement (with `pool_max_size` 1, the
+ * pool's one connection, as in the seed's Session); for a session that created its pool, the
+ * first connection's until then; 0 before any, or for NULL.
  *
  * # Safety
- * `err` is NULL or a live error object from this library.
+ * `session` NULL or live.
  */
-enum pgsess_code pgsess_error_code(const struct pgsess_error *err);
+int32_t pgsess_backend_pid(const struct pgsess_session *session);
 
 /**
- * The DB-API category of the error's code: the code itself, except `PGSESS_QUERY_CANCELED`,
- * `PGSESS_TRANSACTION_ROLLBACK` and `PGSESS_POOL_EXHAUSTED` (operational);
- * `PGSESS_CONFIG_ERROR`, `PGSESS_NULL_VALUE`, `PGSESS_TYPE_MISMATCH` and `PGSESS_OUT_OF_RANGE`
- * (interface); `PGSESS_VALUE_OVERFLOW` (data). `PGSESS_INTERFACE_ERROR` for a NULL `err`.
+ * The pool's id: a hex hash of the normalised URI and pool options with a per-process salt
+ * (never reveals the password). Sessions sharing a pool share its id. Owned by the session; NULL
+ * for NULL.
  *
  * # Safety
- * `err` is NULL or a live error object from this library.
+ * `session` NULL or live.
  */
-enum pgsess_code pgsess_error_category(const struct pgsess_error *err);
+const char *pgsess_pool_id(const struct pgsess_session *session);
 
 /**
- * The DB-API category of a code, as `pgsess_error_category` gives it for an error with that
- * code: the code itself, except `PGSESS_QUERY_CANCELED`, `PGSESS_TRANSACTION_ROLLBACK` and
- * `PGSESS_POOL_EXHAUSTED` (operational); `PGSESS_CONFIG_ERROR`, `PGSESS_NULL_VALUE`,
- * `PGSESS_TYPE_MISMATCH` and `PGSESS_OUT_OF_RANGE` (interface); `PGSESS_VALUE_OVERFLOW` (data);
- * `PGSESS_PANIC` (internal). Bindings map codes to their exception classes through this one
- * table. `PGSESS_INTERFACE_ERROR` for a value that is not a code. Any thread.
- */
-enum pgsess_code pgsess_code_category(pgsess_code code);
-
-/**
- * The message (never contains a password). Owned by `err`, valid until it is freed; NULL for a
- * NULL `err`.
+ * Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
+ * arguments. Any thread.
  *
  * # Safety
- * `err` is NULL or a live error object from this library.
+ * `session` NULL or live; `stats` NULL or writable.
  */
-const char *pgsess_error_message(const struct pgsess_error *err);
+enum pgsess_code pgsess_pool_stats(const struct pgsess_session *session, struct pgsess_stats *stats);
 
 /**
- * The five-character SQLSTATE: the server's, or the standard one for a client-side failure
- * (`08001` could not connect, `08006` connection lost, ...). NULL when there is none (pool
- * exhaustion, configuration and interface errors). Owned by `err`.
+ * The client encoding: always `"UTF8"` (static); NULL for NULL.
  *
  * # Safety
- * `err` is NULL or a live error object from this library.
+ * `session` NULL or live.
  */
-const char *pgsess_error_sqlstate(const struct pgsess_error *err);
+const char *pgsess_encoding(const struct pgsess_session *session);
 
 /**
- * The server's DETAIL field, or NULL. Owned by `err`.
+ * Accepts UTF8 under any of PostgreSQL's spellings (`UTF8`, `utf-8`, `unicode`) and changes
+ * nothing. Any other encoding is `PGSESS_NOT_SUPPORTED_ERROR`: pgsess returns UTF-8 text, and
+ * another client encoding would corrupt it.
  *
  * # Safety
- * `err` is NULL or a live error object from this library.
+ * `session` NULL or live; `encoding` NULL or NUL-terminated; `err` NULL or writable.
  */
-const char *pgsess_error_detail(const struct pgsess_error *err);
+enum pgsess_code pgsess_set_encoding(struct pgsess_session *session, const char *encoding, struct pgsess_error **err);
 
 /**
- * The server's HINT field, or NULL. Owned by `err`.
+ * Whether the session can get a connection and run `SELECT 1` (waiting up to the checkout
+ * timeout). False for NULL.
  *
  * # Safety
- * `err` is NULL or a live error object from this library.
+ * `session` NULL or live.
  */
-const char *pgsess_error_hint(const struct pgsess_error *err);
+bool pgsess_validate(struct pgsess_session *session);
 
 /**
- * Free an error object. NULL is ignored. Each error once, from any thread.
+ * The session's last 50 notices (NOTICE, WARNING, ...), oldest first, each in libpq's form
+ * (`"NOTICE:  text\n"`, with `DETAIL:`/`HINT:` lines when present), concatenated. Returns a new
+ * string the caller frees with `pgsess_string_free` (empty when there are none); NULL for NULL.
  *
  * # Safety
- * `err` is NULL or an error object from this library not yet freed.
+ * `session` NULL or live.
  */
-void pgsess_error_free(struct pgsess_error *err);
+char *pgsess_notices(const struct pgsess_session *session);
 
 /**
- * Send the library's log to `callback` for messages at `max_level` or more severe
- * (`PGSESS_LOG_ERROR` < `WARN` < `INFO` < `DEBUG`); a NULL callback removes it. Without a
- * callback, setting the environment variable `PGSESS_LOG` to `error`, `warn`, `info` or `debug`
- * prints the log to stderr. The callback is called from any thread (including the library's
- * own), must be thread-safe, must not call back into pgsess, and gets a message valid only
- * during the call; messages never contain a password. Call it at start-up, before other threads
- * use the library.
- *
- * Returns `PGSESS_OK`, or `PGSESS_INTERFACE_ERROR` for a level outside the enum.
+ * How many notices the session keeps now (the last 50 at most, across all its statements): the
+ * range of indexes `pgsess_notice` accepts. 0 for NULL. Any thread.
  *
  * # Safety
- * `callback` NULL or a function that may be called with `user_data` from any thread.
+ * `session` NULL or live.
  */
-enum pgsess_code pgsess_set_log_callback(pgsess_log_callback callback, void *user_data, pgsess_log_level max_level);
+size_t pgsess_notice_count(const struct pgsess_session *session);
+
+/**
+ * The session's notice `index` (0 is the oldest kept) whole, in libpq's form: the severity
+ * line as the server wrote it (`"NOTICE:  text\n"`, or its translation under the server's
+ * `lc_messages`) followed by its `DETAIL:` and `HINT:` lines when present. Returns a new string
+ * the caller frees with `pgsess_string_free`; NULL for NULL or an index past the last (other
+ * threads' statements may add notices and drop the oldest between calls). Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+char *pgsess_notice(const struct pgsess_session *session, size_t index);
 
 /**
  * New options with the defaults: no db_url (the environment is read), pool_max_size 25,
@@ -527,83 +541,6 @@ enum pgsess_code pgsess_options_set_leak_threshold_ms(struct pgsess_options *opt
  * `opts` as for `pgsess_options_free`.
  */
 enum pgsess_code pgsess_options_set_checkout_timeout_ms(struct pgsess_options *opts, uint32_t ms);
-
-/**
- * `pgsess_query` without blocking: queues the statement and returns at once. It runs on a pooled
- * connection when one is free (at most `pool_max_size` at a time; the rest wait in order, each
- * failing with `PGSESS_POOL_EXHAUSTED` if not started within the checkout timeout), and
- * `callback(user_data, results, error)` runs from `pgsess_async_dispatch` once it is done. The
- * SQL and parameters are copied. Returns a request handle (free it with
- * `pgsess_request_free`), or NULL with `*err` set for misuse (NULL session, SQL or callback,
- * invalid UTF-8), in which case the callback never runs. Any thread.
- *
- * # Safety
- * As for `pgsess_query`; `user_data` is passed to the callback untouched.
- */
-struct pgsess_request *pgsess_query_async(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, pgsess_callback callback, void *user_data, struct pgsess_error **err);
-
-/**
- * `pgsess_callproc` without blocking; otherwise as `pgsess_query_async`.
- *
- * # Safety
- * As for `pgsess_callproc`.
- */
-struct pgsess_request *pgsess_callproc_async(struct pgsess_session *session, const char *name, size_t nargs, const char *const *args, pgsess_callback callback, void *user_data, struct pgsess_error **err);
-
-/**
- * A file descriptor that becomes readable when completions are ready: add it to the event
- * loop's poller (epoll, libuv, libevent, asio) for reading and call `pgsess_async_dispatch`
- * when it fires. Owned by the session (do not close it); the same for the session's life in one
- * process (a child created by fork() gets a new one: its own engine's). Starts the session's
- * request engine if needed. -1 for NULL or when the engine cannot start.
- *
- * # Safety
- * `session` NULL or live.
- */
-int pgsess_async_fd(struct pgsess_session *session);
-
-/**
- * Run the callbacks of every finished request on the calling thread and clear the fd's
- * readiness. Returns how many callbacks ran (0 for NULL or when nothing was ready). Call it from
- * one thread at a time (the event loop's).
- *
- * # Safety
- * `session` NULL or live.
- */
-size_t pgsess_async_dispatch(struct pgsess_session *session);
-
-/**
- * Cancel a request: if it is still queued it is dropped and its callback gets
- * `PGSESS_QUERY_CANCELED`; if it is running the server is asked to cancel it (it then usually
- * fails with `PGSESS_QUERY_CANCELED`); a finished request is unaffected. The callback still runs
- * exactly once. `PGSESS_INTERFACE_ERROR` for NULL. Any thread. In a child created by fork(), a
- * request its parent submitted is the parent's: cancelling it there does nothing.
- *
- * # Safety
- * `request` NULL or live.
- */
-enum pgsess_code pgsess_request_cancel(struct pgsess_request *request);
-
-/**
- * Block until the request has finished, then run its callback on the calling thread (unless a
- * dispatch already ran it). `timeout_ms` 0 waits as long as it takes. True when the callback
- * has run; false on timeout or for NULL. For simple programs and tests. In a child created by
- * fork(), false at once for a request its parent submitted (it completes, if ever, in the
- * parent).
- *
- * # Safety
- * `request` NULL or live.
- */
-bool pgsess_request_wait(struct pgsess_request *request, uint32_t timeout_ms);
-
-/**
- * Free a request handle. The request itself goes on and its callback still runs. NULL is
- * ignored.
- *
- * # Safety
- * `request` NULL or live.
- */
-void pgsess_request_free(struct pgsess_request *request);
 
 /**
  * Free results and return the pooled connection they hold (waking a caller waiting for one).
@@ -842,230 +779,6 @@ char *pgsess_results_row_json(const struct pgsess_results *results, size_t row);
 char *pgsess_results_as_dict(const struct pgsess_results *results, struct pgsess_error **err);
 
 /**
- * Open a session named `dbname`.
- *
- * The PostgreSQL URI comes from the `db_url` option when set; otherwise from the environment
- * variable `"PGSQL_" + dbname`, upper-cased as a whole the way Python's `str.upper()` does
- * (`"straße"` reads `PGSQL_STRASSE`; nothing else is changed). A NULL or empty `dbname` reads
- * `PGSQL`. A missing variable, a malformed URI or an unsupported URI parameter is
- * `PGSESS_CONFIG_ERROR`.
- *
- * Sessions with the same normalised URI and pool options share one process-wide pool. Joining
- * an existing pool opens no connection; creating one opens its first connection, so a wrong
- * host, user or password fails here.
- *
- * `opts` may be NULL (defaults); it is only read. Returns a new session, or NULL with `*err` set.
- * Any thread.
- *
- * # Safety
- * `dbname` NULL or NUL-terminated; `opts` NULL or live; `err` NULL or writable.
- */
-struct pgsess_session *pgsess_open(const char *dbname, const struct pgsess_options *opts, struct pgsess_error **err);
-
-/**
- * Close a session. NULL is ignored. Asynchronous requests still outstanding are cancelled and
- * every remaining callback runs on this thread before it returns. Results and transactions
- * obtained from the session stay valid and keep their connections until freed; the pool stays
- * for other sessions (its idle connections close after `pool_idle_ttl`).
- *
- * # Safety
- * `session` NULL or from `pgsess_open`, not yet closed, with no call on it running.
- */
-void pgsess_close(struct pgsess_session *session);
-
-/**
- * Run `sql` with `nparams` text parameters `$1..$n` (`params[i]` NULL is SQL NULL; types are
- * inferred by the server, as `PQexecParams` with no types). One round trip, no named prepared
- * statement (safe behind PgBouncer in transaction mode). With no parameters the string may hold
- * several statements; the last one's result is returned.
- *
- * Waits up to the checkout timeout for a pooled connection (`PGSESS_POOL_EXHAUSTED` when all
- * stay held). The returned results hold that connection until `pgsess_results_free`: free them
- * promptly. Returns NULL with `*err` set on failure (the connection is then released at once).
- * Any thread, concurrently with other calls on the same session.
- *
- * # Safety
- * `session` NULL or live; `sql` NULL or NUL-terminated; `params` NULL or `nparams` pointers, each
- * NULL or NUL-terminated; `err` NULL or writable.
- */
-struct pgsess_results *pgsess_query(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, struct pgsess_error **err);
-
-/**
- * `pgsess_query` in the shape of libpq's `PQexecParams`: `param_types` (NULL, or one OID per
- * parameter, 0 meaning inferred) declares types; `param_formats` (NULL: all text) marks binary
- * parameters with 1, whose length is `param_lengths[i]` (so bytea may hold zero bytes); text
- * parameters are NUL-terminated UTF-8 and their lengths are ignored; a NULL value is SQL NULL.
- * Always a single statement, on the extended protocol, even without parameters. Results are text,
- * as everywhere in pgsess.
- *
- * # Safety
- * As for `pgsess_query`; each non-NULL array has `nparams` elements and binary values have
- * `param_lengths[i]` readable bytes.
- */
-struct pgsess_results *pgsess_query_params(struct pgsess_session *session, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
-
-/**
- * Run `sql` (parameters as for `pgsess_query`, one statement) and receive its rows in chunks of
- * at most `chunk_rows` (at least 1) with `pgsess_stream_next`: memory stays bounded by one chunk
- * however large the result. The stream holds its pooled connection until `pgsess_stream_free`
- * (and each chunk's results until they are freed). Returns NULL with `*err` set on failure,
- * including a statement error found in the first chunk.
- *
- * # Safety
- * As for `pgsess_query`.
- */
-struct pgsess_stream *pgsess_query_stream(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, uint32_t chunk_rows, struct pgsess_error **err);
-
-/**
- * Call a set-returning or scalar function: `SELECT * FROM name($1, ...)`. `name` may be
- * schema-qualified (`schema.function`); each dot-separated part is quoted as an identifier,
- * never spliced into SQL (so it is case-sensitive: `lower`, not `LOWER`). Arguments and results
- * as for `pgsess_query`.
- *
- * # Safety
- * As for `pgsess_query`.
- */
-struct pgsess_results *pgsess_callproc(struct pgsess_session *session, const char *name, size_t nargs, const char *const *args, struct pgsess_error **err);
-
-/**
- * Begin a transaction: checks out one pooled connection (waiting as `pgsess_query` does) and
- * holds it until `pgsess_commit` or `pgsess_rollback`. Returns NULL with `*err` set on failure.
- *
- * # Safety
- * `session` NULL or live; `err` NULL or writable.
- */
-struct pgsess_tx *pgsess_begin(struct pgsess_session *session, struct pgsess_error **err);
-
-/**
- * Ask the server to cancel every statement this session is running now (from another thread:
- * `pgsess_query` blocks the thread that called it). Each cancelled statement fails with
- * `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. `PGSESS_OK` when
- * every cancel request was sent (including when nothing was running), else
- * `PGSESS_OPERATIONAL_ERROR`; `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
- *
- * # Safety
- * `session` NULL or live.
- */
-enum pgsess_code pgsess_cancel(const struct pgsess_session *session);
-
-/**
- * The backend process id that ran this session's latest statement (with `pool_max_size` 1, the
- * pool's one connection, as in the seed's Session); for a session that created its pool, the
- * first connection's until then; 0 before any, or for NULL.
- *
- * # Safety
- * `session` NULL or live.
- */
-int32_t pgsess_backend_pid(const struct pgsess_session *session);
-
-/**
- * The pool's id: a hex hash of the normalised URI and pool options with a per-process salt
- * (never reveals the password). Sessions sharing a pool share its id. Owned by the session; NULL
- * for NULL.
- *
- * # Safety
- * `session` NULL or live.
- */
-const char *pgsess_pool_id(const struct pgsess_session *session);
-
-/**
- * Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
- * arguments. Any thread.
- *
- * # Safety
- * `session` NULL or live; `stats` NULL or writable.
- */
-enum pgsess_code pgsess_pool_stats(const struct pgsess_session *session, struct pgsess_stats *stats);
-
-/**
- * The client encoding: always `"UTF8"` (static); NULL for NULL.
- *
- * # Safety
- * `session` NULL or live.
- */
-const char *pgsess_encoding(const struct pgsess_session *session);
-
-/**
- * Accepts UTF8 under any of PostgreSQL's spellings (`UTF8`, `utf-8`, `unicode`) and changes
- * nothing. Any other encoding is `PGSESS_NOT_SUPPORTED_ERROR`: pgsess returns UTF-8 text, and
- * another client encoding would corrupt it.
- *
- * # Safety
- * `session` NULL or live; `encoding` NULL or NUL-terminated; `err` NULL or writable.
- */
-enum pgsess_code pgsess_set_encoding(struct pgsess_session *session, const char *encoding, struct pgsess_error **err);
-
-/**
- * Whether the session can get a connection and run `SELECT 1` (waiting up to the checkout
- * timeout). False for NULL.
- *
- * # Safety
- * `session` NULL or live.
- */
-bool pgsess_validate(struct pgsess_session *session);
-
-/**
- * The session's last 50 notices (NOTICE, WARNING, ...), oldest first, each in libpq's form
- * (`"NOTICE:  text\n"`, with `DETAIL:`/`HINT:` lines when present), concatenated. Returns a new
- * string the caller frees with `pgsess_string_free` (empty when there are none); NULL for NULL.
- *
- * # Safety
- * `session` NULL or live.
- */
-char *pgsess_notices(const struct pgsess_session *session);
-
-/**
- * How many notices the session keeps now (the last 50 at most, across all its statements): the
- * range of indexes `pgsess_notice` accepts. 0 for NULL. Any thread.
- *
- * # Safety
- * `session` NULL or live.
- */
-size_t pgsess_notice_count(const struct pgsess_session *session);
-
-/**
- * The session's notice `index` (0 is the oldest kept) whole, in libpq's form: the severity
- * line as the server wrote it (`"NOTICE:  text\n"`, or its translation under the server's
- * `lc_messages`) followed by its `DETAIL:` and `HINT:` lines when present. Returns a new string
- * the caller frees with `pgsess_string_free`; NULL for NULL or an index past the last (other
- * threads' statements may add notices and drop the oldest between calls). Any thread.
- *
- * # Safety
- * `session` NULL or live.
- */
-char *pgsess_notice(const struct pgsess_session *session, size_t index);
-
-/**
- * `pgsess_callproc` with arguments in `pgsess_query_params` form: declared types (NULL, or one
- * OID per argument, 0 meaning inferred) and binary arguments (`param_formats[i]` 1, length
- * `param_lengths[i]`), so a bytea argument travels as its bytes.
- *
- * # Safety
- * As for `pgsess_query_params`, with `name` for `sql`.
- */
-struct pgsess_results *pgsess_callproc_params(struct pgsess_session *session, const char *name, size_t nargs, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
-
-/**
- * The next chunk as a results handle of at most `chunk_rows` rows (free it with
- * `pgsess_results_free`; it also holds the connection until freed). Returns NULL with `*err`
- * left NULL when every row has been returned, and NULL with `*err` set on failure (the stream
- * then has no more rows). The last chunk's `pgsess_results_status` is the command tag.
- *
- * # Safety
- * `stream` NULL or live; `err` NULL or writable.
- */
-struct pgsess_results *pgsess_stream_next(struct pgsess_stream *stream, struct pgsess_error **err);
-
-/**
- * Free a stream. Rows not yet fetched are discarded (the server stops sending them) and the
- * connection returns to the pool once every chunk is freed too. NULL is ignored.
- *
- * # Safety
- * `stream` NULL or live.
- */
-void pgsess_stream_free(struct pgsess_stream *stream);
-
-/**
  * Run a statement inside the transaction; arguments and results as for `pgsess_query`. After a
  * failed statement the server refuses further statements (SQLSTATE 25P02) until rollback.
  *
@@ -1115,6 +828,291 @@ enum pgsess_code pgsess_commit(struct pgsess_tx *tx, struct pgsess_error **err);
  * `tx` NULL or live.
  */
 void pgsess_rollback(struct pgsess_tx *tx);
+
+/**
+ * The next chunk as a results handle of at most `chunk_rows` rows (free it with
+ * `pgsess_results_free`; it also holds the connection until freed). Returns NULL with `*err`
+ * left NULL when every row has been returned, and NULL with `*err` set on failure (the stream
+ * then has no more rows). The last chunk's `pgsess_results_status` is the command tag.
+ *
+ * # Safety
+ * `stream` NULL or live; `err` NULL or writable.
+ */
+struct pgsess_results *pgsess_stream_next(struct pgsess_stream *stream, struct pgsess_error **err);
+
+/**
+ * Free a stream. Rows not yet fetched are discarded (the server stops sending them) and the
+ * connection returns to the pool once every chunk is freed too. NULL is ignored.
+ *
+ * # Safety
+ * `stream` NULL or live.
+ */
+void pgsess_stream_free(struct pgsess_stream *stream);
+
+/**
+ * A new, empty batch. Never NULL.
+ */
+struct pgsess_batch *pgsess_batch_new(void);
+
+/**
+ * Append a statement with `nparams` text parameters (as for `pgsess_query`; NULL is SQL NULL).
+ * The SQL and parameters are copied. `PGSESS_INTERFACE_ERROR` for NULL arguments, invalid UTF-8
+ * or more than 65535 parameters.
+ *
+ * # Safety
+ * `batch` NULL or live; `sql` NULL or NUL-terminated; `params` as for `pgsess_query`.
+ */
+enum pgsess_code pgsess_batch_add(struct pgsess_batch *batch, const char *sql, size_t nparams, const char *const *params);
+
+/**
+ * Number of statements in the batch (0 for NULL).
+ *
+ * # Safety
+ * `batch` NULL or live.
+ */
+size_t pgsess_batch_len(const struct pgsess_batch *batch);
+
+/**
+ * Free a batch. NULL is ignored.
+ *
+ * # Safety
+ * `batch` NULL or live.
+ */
+void pgsess_batch_free(struct pgsess_batch *batch);
+
+/**
+ * Run every statement of `batch` on one pooled connection in a single round trip (pipelined).
+ * Each entry must be one statement (no `;`-separated lists) and runs as its own implicit
+ * transaction, so one statement's error does not stop the others (inside an explicit `BEGIN`
+ * sent as part of the batch, the server's usual aborted-transaction rules apply). Returns the outcome of every statement, or NULL with `*err` set when the batch as a
+ * whole failed (no connection, or the connection broke). Any thread.
+ *
+ * # Safety
+ * `session` and `batch` NULL or live; `err` NULL or writable.
+ */
+struct pgsess_batch_results *pgsess_batch_run(struct pgsess_session *session, const struct pgsess_batch *batch, struct pgsess_error **err);
+
+/**
+ * Number of statement outcomes (the batch's length); 0 for NULL.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+size_t pgsess_batch_results_count(const struct pgsess_batch_results *results);
+
+/**
+ * The results of statement `index`, or NULL when it failed (see `pgsess_batch_results_error`)
+ * or `index` is out of range. Owned by the batch results: read it with the `pgsess_results_*`
+ * accessors, never free it.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+const struct pgsess_results *pgsess_batch_results_get(const struct pgsess_batch_results *results, size_t index);
+
+/**
+ * The error of statement `index`, or NULL when it succeeded or `index` is out of range. Owned by
+ * the batch results: read it with the `pgsess_error_*` accessors, never free it.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+const struct pgsess_error *pgsess_batch_results_error(const struct pgsess_batch_results *results, size_t index);
+
+/**
+ * Free batch results, returning the pooled connection. NULL is ignored.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+void pgsess_batch_results_free(struct pgsess_batch_results *results);
+
+/**
+ * `pgsess_query` without blocking: queues the statement and returns at once. It runs on a pooled
+ * connection when one is free (at most `pool_max_size` at a time; the rest wait in order, each
+ * failing with `PGSESS_POOL_EXHAUSTED` if not started within the checkout timeout), and
+ * `callback(user_data, results, error)` runs from `pgsess_async_dispatch` once it is done. The
+ * SQL and parameters are copied. Returns a request handle (free it with
+ * `pgsess_request_free`), or NULL with `*err` set for misuse (NULL session, SQL or callback,
+ * invalid UTF-8), in which case the callback never runs. Any thread.
+ *
+ * # Safety
+ * As for `pgsess_query`; `user_data` is passed to the callback untouched.
+ */
+struct pgsess_request *pgsess_query_async(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, pgsess_callback callback, void *user_data, struct pgsess_error **err);
+
+/**
+ * `pgsess_callproc` without blocking; otherwise as `pgsess_query_async`.
+ *
+ * # Safety
+ * As for `pgsess_callproc`.
+ */
+struct pgsess_request *pgsess_callproc_async(struct pgsess_session *session, const char *name, size_t nargs, const char *const *args, pgsess_callback callback, void *user_data, struct pgsess_error **err);
+
+/**
+ * A file descriptor that becomes readable when completions are ready: add it to the event
+ * loop's poller (epoll, libuv, libevent, asio) for reading and call `pgsess_async_dispatch`
+ * when it fires. Owned by the session (do not close it); the same for the session's life in one
+ * process (a child created by fork() gets a new one: its own engine's). Starts the session's
+ * request engine if needed. -1 for NULL or when the engine cannot start.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+int pgsess_async_fd(struct pgsess_session *session);
+
+/**
+ * Run the callbacks of every finished request on the calling thread and clear the fd's
+ * readiness. Returns how many callbacks ran (0 for NULL or when nothing was ready). Call it from
+ * one thread at a time (the event loop's).
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+size_t pgsess_async_dispatch(struct pgsess_session *session);
+
+/**
+ * Cancel a request: if it is still queued it is dropped and its callback gets
+ * `PGSESS_QUERY_CANCELED`; if it is running the server is asked to cancel it (it then usually
+ * fails with `PGSESS_QUERY_CANCELED`); a finished request is unaffected. The callback still runs
+ * exactly once. `PGSESS_INTERFACE_ERROR` for NULL. Any thread. In a child created by fork(), a
+ * request its parent submitted is the parent's: cancelling it there does nothing.
+ *
+ * # Safety
+ * `request` NULL or live.
+ */
+enum pgsess_code pgsess_request_cancel(struct pgsess_request *request);
+
+/**
+ * Block until the request has finished, then run its callback on the calling thread (unless a
+ * dispatch already ran it). `timeout_ms` 0 waits as long as it takes. True when the callback
+ * has run; false on timeout or for NULL. For simple programs and tests. In a child created by
+ * fork(), false at once for a request its parent submitted (it completes, if ever, in the
+ * parent).
+ *
+ * # Safety
+ * `request` NULL or live.
+ */
+bool pgsess_request_wait(struct pgsess_request *request, uint32_t timeout_ms);
+
+/**
+ * Free a request handle. The request itself goes on and its callback still runs. NULL is
+ * ignored.
+ *
+ * # Safety
+ * `request` NULL or live.
+ */
+void pgsess_request_free(struct pgsess_request *request);
+
+/**
+ * The error's code. `PGSESS_INTERFACE_ERROR` for a NULL `err`.
+ *
+ * # Safety
+ * `err` is NULL or a live error object from this library.
+ */
+enum pgsess_code pgsess_error_code(const struct pgsess_error *err);
+
+/**
+ * The DB-API category of the error's code (as `pgsess_code_category` gives it).
+ * `PGSESS_INTERFACE_ERROR` for a NULL `err`.
+ *
+ * # Safety
+ * `err` is NULL or a live error object from this library.
+ */
+enum pgsess_code pgsess_error_category(const struct pgsess_error *err);
+
+/**
+ * The DB-API category of a code: the code itself, except `PGSESS_QUERY_CANCELED`,
+ * `PGSESS_TRANSACTION_ROLLBACK` and `PGSESS_POOL_EXHAUSTED` (operational); `PGSESS_CONFIG_ERROR`,
+ * `PGSESS_NULL_VALUE`, `PGSESS_TYPE_MISMATCH` and `PGSESS_OUT_OF_RANGE` (interface);
+ * `PGSESS_VALUE_OVERFLOW` (data); `PGSESS_PANIC` (internal). Bindings map codes to their
+ * exception classes through this one table. `PGSESS_INTERFACE_ERROR` for a value that is not a
+ * code. Any thread.
+ */
+enum pgsess_code pgsess_code_category(pgsess_code code);
+
+/**
+ * The message (never contains a password). Owned by `err`, valid until it is freed; NULL for a
+ * NULL `err`.
+ *
+ * # Safety
+ * `err` is NULL or a live error object from this library.
+ */
+const char *pgsess_error_message(const struct pgsess_error *err);
+
+/**
+ * The five-character SQLSTATE: the server's, or the standard one for a client-side failure
+ * (`08001` could not connect, `08006` connection lost, ...). NULL when there is none (pool
+ * exhaustion, configuration and interface errors). Owned by `err`.
+ *
+ * # Safety
+ * `err` is NULL or a live error object from this library.
+ */
+const char *pgsess_error_sqlstate(const struct pgsess_error *err);
+
+/**
+ * The server's DETAIL field, or NULL. Owned by `err`.
+ *
+ * # Safety
+ * `err` is NULL or a live error object from this library.
+ */
+const char *pgsess_error_detail(const struct pgsess_error *err);
+
+/**
+ * The server's HINT field, or NULL. Owned by `err`.
+ *
+ * # Safety
+ * `err` is NULL or a live error object from this library.
+ */
+const char *pgsess_error_hint(const struct pgsess_error *err);
+
+/**
+ * Free an error object. NULL is ignored. Each error once, from any thread.
+ *
+ * # Safety
+ * `err` is NULL or an error object from this library not yet freed.
+ */
+void pgsess_error_free(struct pgsess_error *err);
+
+/**
+ * Send the library's log to `callback` for messages at `max_level` or more severe
+ * (`PGSESS_LOG_ERROR` < `WARN` < `INFO` < `DEBUG`); a NULL callback removes it. Without a
+ * callback, setting the environment variable `PGSESS_LOG` to `error`, `warn`, `info` or `debug`
+ * prints the log to stderr. The callback is called from any thread (including the library's
+ * own), must be thread-safe, must not call back into pgsess, and gets a message valid only
+ * during the call; messages never contain a password. Call it at start-up, before other threads
+ * use the library.
+ *
+ * Returns `PGSESS_OK`, or `PGSESS_INTERFACE_ERROR` for a level outside the enum.
+ *
+ * # Safety
+ * `callback` NULL or a function that may be called with `user_data` from any thread.
+ */
+enum pgsess_code pgsess_set_log_callback(pgsess_log_callback callback, void *user_data, pgsess_log_level max_level);
+
+/**
+ * The library version, e.g. `"0.1.0"`.
+ *
+ * Returns a static string; never NULL. Any thread.
+ */
+const char *pgsess_version(void);
+
+/**
+ * The name of a code as written in this header, e.g. `"PGSESS_POOL_EXHAUSTED"`.
+ *
+ * Returns a static string; `"PGSESS_UNKNOWN_CODE"` for a value that is not a code. Any thread.
+ */
+const char *pgsess_code_name(pgsess_code code);
+
+/**
+ * Free a string this library returned as `char *` (`pgsess_notices`). NULL is ignored.
+ *
+ * Any thread; each string once.
+ *
+ * # Safety
+ * `s` is NULL or a string returned by this library as `char *` and not yet freed.
+ */
+void pgsess_string_free(char *s);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -97,6 +97,24 @@ impl Request {
     }
 }
 
+/// A submitted request with the engine it runs on: what its submitter cancels or waits on.
+pub struct Pending {
+    pub engine: Arc<Engine>,
+    pub request: Arc<Request>,
+}
+
+impl Pending {
+    /// See `Engine::cancel`.
+    pub fn cancel(&self) {
+        self.engine.cancel(&self.request);
+    }
+
+    /// See `Engine::wait`.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        self.engine.wait(&self.request, timeout)
+    }
+}
+
 struct Queue {
     /// Waiting requests in submission order; their start deadlines are in the same order (one
     /// checkout timeout per session), so the first to expire is always at the front.

@@ -5,7 +5,9 @@
 use std::ffi::CStr;
 use std::sync::Arc;
 
+use crate::error::{Code, Error, Result};
 use crate::pool::Lease;
+use crate::rows::typed::GetError;
 use crate::rows::{typed, ResultSet};
 
 /// Decoded bytea values by (row, column); made on the first `bytes` call that decodes one.
@@ -129,7 +131,7 @@ impl std::fmt::Debug for Results {
 impl Results {
     /// A bytea value decoded to its bytes; any other type's text bytes. The slice lives as long as
     /// the results (decoded values are cached).
-    pub fn bytes(&self, row: usize, col: usize) -> Result<&[u8], typed::GetError> {
+    pub fn bytes(&self, row: usize, col: usize) -> Result<&[u8], GetError> {
         let ty = self.set.columns().get(col).ok_or(typed::GetError::OutOfRange)?.type_oid;
         if row >= self.set.nrows() {
             return Err(typed::GetError::OutOfRange);
@@ -149,6 +151,28 @@ impl Results {
         // SAFETY: the boxed slice is never removed or replaced while `self` lives, and a Box's
         // contents do not move when the map grows.
         Ok(unsafe { &*ptr })
+    }
+}
+
+impl Results {
+    /// `as_dict()` of sprockets.clients.postgresql: the only row as a JSON object; an interface
+    /// error, saying how many rows there are, unless there is exactly one.
+    pub fn as_dict(&self) -> Result<String> {
+        match self.set.nrows() {
+            1 => Ok(self.set.row_json(0).unwrap_or_default()),
+            n => Err(Error::interface(format!("as_dict needs exactly one row; the result has {n}"))),
+        }
+    }
+}
+
+/// The code a typed getter's failure is reported as.
+pub fn getter_code(e: GetError) -> Code {
+    match e {
+        GetError::Null => Code::PGSESS_NULL_VALUE,
+        GetError::TypeMismatch => Code::PGSESS_TYPE_MISMATCH,
+        GetError::OutOfRange => Code::PGSESS_OUT_OF_RANGE,
+        GetError::Overflow => Code::PGSESS_VALUE_OVERFLOW,
+        GetError::Unsupported => Code::PGSESS_NOT_SUPPORTED_ERROR,
     }
 }
 

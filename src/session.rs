@@ -8,6 +8,7 @@
 //! have held one of its locks at the instant of fork()) nor dropped: it is kept untouched.
 
 use std::collections::VecDeque;
+use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, Sessi
 use crate::conn::{BatchStatement, CancelKey, Param, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
-use crate::requests::{Completion, Engine, Job, Request};
+use crate::requests::{Completion, Engine, Job, Pending, Request};
 use crate::results::{Hold, Results};
 use crate::rows::{Column, ResultSet};
 
@@ -33,6 +34,8 @@ static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 struct PerProcess {
     pid: u32,
     pool: Arc<Pool>,
+    /// The pool's id for C, for as long as this part lives.
+    pool_id: CString,
     /// The backend of the session's latest statement.
     last_backend_pid: AtomicI32,
     /// The latest notices, oldest first.
@@ -46,6 +49,7 @@ impl PerProcess {
     fn new(pool: Arc<Pool>) -> PerProcess {
         PerProcess {
             pid: crate::process::current_pid(),
+            pool_id: CString::new(pool.id.as_str()).unwrap_or_default(),
             pool,
             last_backend_pid: AtomicI32::new(0),
             notices: Mutex::new(VecDeque::new()),
@@ -212,6 +216,12 @@ impl Session {
         self.pool().id.clone()
     }
 
+    /// The pool's id as a C string, valid until the session is dropped (in a forked child, the
+    /// child's pool's id; the parent's stays valid too, since that part is kept).
+    pub fn pool_id_c(&self) -> &CStr {
+        &self.here().pool_id
+    }
+
     /// Whether the session's pool in this process runs on the local pool core (in a forked
     /// child, or opened with `open_with_local_pool`) rather than r2d2.
     #[doc(hidden)]
@@ -267,12 +277,7 @@ impl Session {
     /// Queue `sql` with owned parameters on the session's asynchronous engine (see
     /// `crate::requests`); `callback` receives the outcome exactly once. Returns the engine and
     /// the request, for cancelling or waiting on it.
-    pub fn query_async(
-        &self,
-        sql: String,
-        params: Vec<Option<Vec<u8>>>,
-        callback: Completion,
-    ) -> Result<(Arc<Engine>, Arc<Request>)> {
+    pub fn query_async(&self, sql: String, params: Vec<Option<Vec<u8>>>, callback: Completion) -> Result<Pending> {
         let session = self.clone();
         self.submit(
             Box::new(move |started| {
@@ -285,20 +290,15 @@ impl Session {
 
     /// `callproc` on the asynchronous engine; otherwise as `query_async` (a bad function name
     /// fails here, before anything is queued).
-    pub fn callproc_async(
-        &self,
-        name: &str,
-        args: Vec<Option<Vec<u8>>>,
-        callback: Completion,
-    ) -> Result<(Arc<Engine>, Arc<Request>)> {
+    pub fn callproc_async(&self, name: &str, args: Vec<Option<Vec<u8>>>, callback: Completion) -> Result<Pending> {
         self.query_async(callproc_sql(name, args.len())?, args, callback)
     }
 
-    fn submit(&self, job: Job, callback: Completion) -> Result<(Arc<Engine>, Arc<Request>)> {
+    fn submit(&self, job: Job, callback: Completion) -> Result<Pending> {
         let engine = self.requests()?;
         let request = Request::new(job, self.checkout_timeout(), callback);
         engine.submit(request.clone())?;
-        Ok((engine, request))
+        Ok(Pending { engine, request })
     }
 
     /// Stop this process's asynchronous engine if it was started: outstanding requests are
@@ -388,6 +388,11 @@ impl Session {
         self.query("SELECT 1", &[]).is_ok_and(|r| r.set.value(0, 0) == Some(b"1"))
     }
 
+    /// The client encoding: always UTF8 (see `set_encoding`).
+    pub fn encoding(&self) -> &'static CStr {
+        c"UTF8"
+    }
+
     /// pgsess always speaks UTF8 to the server and returns UTF-8 text; other encodings would
     /// corrupt text, so only UTF8's spellings are accepted.
     pub fn set_encoding(&self, encoding: &str) -> Result<()> {
@@ -416,6 +421,20 @@ impl Session {
         let Some(here) = self.here_if_made() else { return (0, 0) };
         let keys = here.pool.running_cancel_keys(self.0.id);
         (keys.iter().filter(|k| k.send().is_ok()).count(), keys.len())
+    }
+
+    /// `cancel`, as one outcome: an operational error unless a cancel request reached the server
+    /// for every statement that was running.
+    pub fn cancel_running(&self) -> Result<()> {
+        let (sent, running) = self.cancel();
+        if sent == running {
+            Ok(())
+        } else {
+            Err(Error::operational(
+                "08006",
+                format!("{} of {running} cancel requests could not be sent to the server", running - sent),
+            ))
+        }
     }
 
     /// The backend pid that ran this session's latest statement (0 before the first).

@@ -171,8 +171,8 @@ fn a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone() {
             let callback = Box::new(move |outcome: pgsess::Result<Box<pgsess::Results>>| {
                 let _ = sent.send(outcome.map(|r| r.set.backend_pid).map_err(|e| e.to_string()));
             });
-            let (engine, request) = s.query_async("SELECT pg_backend_pid()".into(), vec![], callback).unwrap();
-            assert!(engine.wait(&request, Some(Duration::from_secs(10))), "the child's request ran");
+            let pending = s.query_async("SELECT pg_backend_pid()".into(), vec![], callback).unwrap();
+            assert!(pending.wait(Some(Duration::from_secs(10))), "the child's request ran");
             let pid = answer.recv().unwrap().unwrap();
             assert!(!parent_pids.contains(&pid));
             s.close_requests();
@@ -279,7 +279,8 @@ fn the_parents_transactions_streams_and_requests_in_a_child() {
     let callback = Box::new(move |outcome: pgsess::Result<Box<pgsess::Results>>| {
         let _ = sent.send(outcome.map(|r| r.set.value(0, 1).map(<[u8]>::to_vec)).map_err(|e| e.to_string()));
     });
-    let (engine, request) = s.query_async("SELECT pg_sleep(0.5), 'from the parent'".into(), vec![], callback).unwrap();
+    let pgsess::requests::Pending { engine, request } =
+        s.query_async("SELECT pg_sleep(0.5), 'from the parent'".into(), vec![], callback).unwrap();
     let tx = RefCell::new(Some(tx));
     let stream = RefCell::new(Some(stream));
 

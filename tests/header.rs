@@ -25,6 +25,6 @@ fn header_version_macros_equal_cargo_version() {
     assert_eq!(define("PGSESS_VERSION_MINOR"), env!("CARGO_PKG_VERSION_MINOR"));
     assert_eq!(define("PGSESS_VERSION_PATCH"), env!("CARGO_PKG_VERSION_PATCH"));
     assert_eq!(define("PGSESS_VERSION"), format!("\"{}\"", env!("CARGO_PKG_VERSION")));
-    let lib = unsafe { std::ffi::CStr::from_ptr(pgsess::ffi::pgsess_version()) };
+    let lib = unsafe { std::ffi::CStr::from_ptr(pgsess::ffi::library::pgsess_version()) };
     assert_eq!(lib.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
 }

@@ -27,7 +27,7 @@ fn submit(s: &Session, sql: &str, i: usize, log: &Log) -> Arc<Request> {
             .map_err(|e| e.code);
         log.lock().unwrap().push((i, entry));
     });
-    s.query_async(sql.into(), vec![Some(i.to_string().into_bytes())], callback).unwrap().1
+    s.query_async(sql.into(), vec![Some(i.to_string().into_bytes())], callback).unwrap().request
 }
 
 /// Dispatch until `n` callbacks ran, polling the fd as an event loop would.

@@ -41,6 +41,15 @@ fn complete_message(buf: &[u8], tag: u8) -> Option<usize> {
 /// The largest number of parameters the protocol can carry (a 16-bit count).
 pub const MAX_PARAMS: usize = u16::MAX as usize;
 
+/// Refuse a statement with more parameters than the protocol can carry (its Bind message counts
+/// them in 16 bits), before anything is built or sent.
+pub fn check_param_count(n: usize) -> Result<()> {
+    if n > MAX_PARAMS {
+        return Err(Error::interface(format!("too many parameters: {n} (the protocol allows {MAX_PARAMS})")));
+    }
+    Ok(())
+}
+
 /// How long returning a connection may spend rolling back an open transaction.
 const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -210,12 +219,7 @@ impl PgConn {
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
         self.ensure_usable()?;
-        if params.len() > MAX_PARAMS {
-            return Err(Error::interface(format!(
-                "too many parameters: {} (the protocol allows {MAX_PARAMS})",
-                params.len()
-            )));
-        }
+        check_param_count(params.len())?;
         frontend::parse("", sql, types.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = if batching { Exchange::Pipelined } else { Exchange::Extended };

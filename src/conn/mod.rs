@@ -25,7 +25,7 @@ use postgres_protocol::message::frontend;
 
 use crate::config::HostSpec;
 use crate::error::{Error, ServerFields};
-pub use exec::{BatchStatement, Param, MAX_PARAMS};
+pub use exec::{check_param_count, BatchStatement, Param, MAX_PARAMS};
 pub use stream::{ReplyWait, Stream};
 
 /// How the exchange being read was sent: what answering a COPY FROM STDIN takes depends on it.

@@ -1,14 +1,14 @@
 //! `pgsess_batch`: many statements in one round trip.
 
 use std::ffi::c_char;
-use std::ptr::{null, null_mut};
+use std::ptr::null;
 
-use super::error::{boxed, pgsess_error};
+use super::error::{pgsess_error, CError};
 use super::results::pgsess_results;
 use super::session::pgsess_session;
-use super::{code_of, fallible, guard, handle, params_arg, str_arg};
+use super::{arg, arg_mut, call, give, lend, params_arg, str_arg, take, Handle, NO_ERR};
 use crate::conn::BatchStatement;
-use crate::error::{Code, Error};
+use crate::error::Code;
 use crate::results::Results;
 
 /// A list of statements to run together with `pgsess_batch_run`. Created by `pgsess_batch_new`,
@@ -16,7 +16,11 @@ use crate::results::Results;
 /// a time; reusable (run it any number of times).
 #[allow(non_camel_case_types)]
 pub struct pgsess_batch {
-    statements: Vec<BatchStatement>,
+    _opaque: [u8; 0],
+}
+
+impl Handle for pgsess_batch {
+    type Rust = Vec<BatchStatement>;
 }
 
 /// The outcome of each statement of a batch, in order. Owned by the caller, freed with
@@ -24,13 +28,17 @@ pub struct pgsess_batch {
 /// hold. Read-only: any number of threads may read it.
 #[allow(non_camel_case_types)]
 pub struct pgsess_batch_results {
-    items: Vec<Result<Results, Box<pgsess_error>>>,
+    _opaque: [u8; 0],
+}
+
+impl Handle for pgsess_batch_results {
+    type Rust = Vec<Result<Results, CError>>;
 }
 
 /// A new, empty batch. Never NULL.
 #[no_mangle]
 pub extern "C" fn pgsess_batch_new() -> *mut pgsess_batch {
-    Box::into_raw(Box::new(pgsess_batch { statements: Vec::new() }))
+    call(NO_ERR, || Ok(give::<pgsess_batch>(Box::default())))
 }
 
 /// Append a statement with `nparams` text parameters (as for `pgsess_query`; NULL is SQL NULL).
@@ -46,12 +54,12 @@ pub unsafe extern "C" fn pgsess_batch_add(
     nparams: usize,
     params: *const *const c_char,
 ) -> Code {
-    code_of(null_mut(), || {
-        let b = batch.as_mut().ok_or_else(|| Error::interface("batch is NULL"))?;
+    call(NO_ERR, || {
+        let b = arg_mut(batch, "batch")?;
         let sql = str_arg(sql, "sql")?.to_owned();
         let params = params_arg(nparams, params, "params")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
-        b.statements.push(BatchStatement { sql, params });
-        Ok(())
+        b.push(BatchStatement { sql, params });
+        Ok(Code::PGSESS_OK)
     })
 }
 
@@ -61,7 +69,7 @@ pub unsafe extern "C" fn pgsess_batch_add(
 /// `batch` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_len(batch: *const pgsess_batch) -> usize {
-    guard(0, || batch.as_ref().map_or(0, |b| b.statements.len()))
+    call(NO_ERR, || Ok(arg(batch, "batch")?.len()))
 }
 
 /// Free a batch. NULL is ignored.
@@ -70,10 +78,9 @@ pub unsafe extern "C" fn pgsess_batch_len(batch: *const pgsess_batch) -> usize {
 /// `batch` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_free(batch: *mut pgsess_batch) {
-    guard((), || {
-        if !batch.is_null() {
-            drop(Box::from_raw(batch));
-        }
+    call(NO_ERR, || {
+        drop(take(batch));
+        Ok(())
     })
 }
 
@@ -91,11 +98,11 @@ pub unsafe extern "C" fn pgsess_batch_run(
     batch: *const pgsess_batch,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_batch_results {
-    fallible(err, null_mut(), || {
-        let s = handle(session, "session")?;
-        let b = handle(batch, "batch")?;
-        let items = s.session().batch(&b.statements)?.into_iter().map(|r| r.map_err(boxed)).collect();
-        Ok(Box::into_raw(Box::new(pgsess_batch_results { items })))
+    call(err, || {
+        let s = arg(session, "session")?;
+        let b = arg(batch, "batch")?;
+        let items = s.batch(b)?.into_iter().map(|r| r.map_err(CError::new)).collect();
+        Ok(give::<pgsess_batch_results>(Box::new(items)))
     })
 }
 
@@ -105,7 +112,7 @@ pub unsafe extern "C" fn pgsess_batch_run(
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_results_count(results: *const pgsess_batch_results) -> usize {
-    guard(0, || results.as_ref().map_or(0, |r| r.items.len()))
+    call(NO_ERR, || Ok(arg(results, "results")?.len()))
 }
 
 /// The results of statement `index`, or NULL when it failed (see `pgsess_batch_results_error`)
@@ -119,9 +126,9 @@ pub unsafe extern "C" fn pgsess_batch_results_get(
     results: *const pgsess_batch_results,
     index: usize,
 ) -> *const pgsess_results {
-    guard(null(), || match results.as_ref().and_then(|r| r.items.get(index)) {
-        Some(Ok(r)) => pgsess_results::borrowed(r),
-        _ => null(),
+    call(NO_ERR, || match arg(results, "results")?.get(index) {
+        Some(Ok(r)) => Ok(lend::<pgsess_results>(r)),
+        _ => Ok(null()),
     })
 }
 
@@ -135,9 +142,9 @@ pub unsafe extern "C" fn pgsess_batch_results_error(
     results: *const pgsess_batch_results,
     index: usize,
 ) -> *const pgsess_error {
-    guard(null(), || match results.as_ref().and_then(|r| r.items.get(index)) {
-        Some(Err(e)) => &**e as *const pgsess_error,
-        _ => null(),
+    call(NO_ERR, || match arg(results, "results")?.get(index) {
+        Some(Err(e)) => Ok(lend::<pgsess_error>(e)),
+        _ => Ok(null()),
     })
 }
 
@@ -147,9 +154,8 @@ pub unsafe extern "C" fn pgsess_batch_results_error(
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_results_free(results: *mut pgsess_batch_results) {
-    guard((), || {
-        if !results.is_null() {
-            drop(Box::from_raw(results));
-        }
+    call(NO_ERR, || {
+        drop(take(results));
+        Ok(())
     })
 }

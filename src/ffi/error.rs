@@ -1,14 +1,25 @@
 //! `pgsess_error`: an error object returned through `pgsess_error **err` out-parameters.
 
 use std::ffi::{c_char, CString};
+use std::ptr::null;
 
-use super::{c_string, guard};
+use super::{arg, c_string, call, give, pgsess_code_arg, take, Handle, NO_ERR};
 use crate::error::{Code, Error};
 
 /// An error. Created by the library on failure of a call that takes `pgsess_error **err`; owned by
 /// the caller, who frees it with `pgsess_error_free`. Immutable: any number of threads may read it.
 #[allow(non_camel_case_types)]
 pub struct pgsess_error {
+    _opaque: [u8; 0],
+}
+
+impl Handle for pgsess_error {
+    type Rust = CError;
+}
+
+/// An error with its text fields as C strings, made once so the accessors return pointers that
+/// live as long as the error object.
+pub(crate) struct CError {
     error: Error,
     message: CString,
     sqlstate: Option<CString>,
@@ -16,26 +27,23 @@ pub struct pgsess_error {
     hint: Option<CString>,
 }
 
+impl CError {
+    pub(crate) fn new(error: Error) -> CError {
+        let message = c_string(&error.message);
+        let sqlstate = error.sqlstate().map(c_string);
+        let detail = error.detail().map(c_string);
+        let hint = error.hint().map(c_string);
+        CError { error, message, sqlstate, detail, hint }
+    }
+}
+
+/// A new error handle the caller owns.
 pub(crate) fn into_raw(error: Error) -> *mut pgsess_error {
-    Box::into_raw(boxed(error))
-}
-
-pub(crate) fn boxed(error: Error) -> Box<pgsess_error> {
-    let message = c_string(&error.message);
-    let sqlstate = error.sqlstate().map(c_string);
-    let detail = error.detail().map(c_string);
-    let hint = error.hint().map(c_string);
-    Box::new(pgsess_error { error, message, sqlstate, detail, hint })
-}
-
-/// # Safety
-/// `err` is NULL or a live error object from this library.
-unsafe fn get<'a>(err: *const pgsess_error) -> Option<&'a pgsess_error> {
-    err.as_ref()
+    give::<pgsess_error>(Box::new(CError::new(error)))
 }
 
 fn opt_ptr(s: &Option<CString>) -> *const c_char {
-    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+    s.as_ref().map_or(null(), |s| s.as_ptr())
 }
 
 /// The error's code. `PGSESS_INTERFACE_ERROR` for a NULL `err`.
@@ -44,30 +52,28 @@ fn opt_ptr(s: &Option<CString>) -> *const c_char {
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_code(err: *const pgsess_error) -> Code {
-    guard(Code::PGSESS_INTERFACE_ERROR, || get(err).map_or(Code::PGSESS_INTERFACE_ERROR, |e| e.error.code))
+    call(NO_ERR, || Ok(arg(err, "err")?.error.code))
 }
 
-/// The DB-API category of the error's code: the code itself, except `PGSESS_QUERY_CANCELED`,
-/// `PGSESS_TRANSACTION_ROLLBACK` and `PGSESS_POOL_EXHAUSTED` (operational);
-/// `PGSESS_CONFIG_ERROR`, `PGSESS_NULL_VALUE`, `PGSESS_TYPE_MISMATCH` and `PGSESS_OUT_OF_RANGE`
-/// (interface); `PGSESS_VALUE_OVERFLOW` (data). `PGSESS_INTERFACE_ERROR` for a NULL `err`.
+/// The DB-API category of the error's code (as `pgsess_code_category` gives it).
+/// `PGSESS_INTERFACE_ERROR` for a NULL `err`.
 ///
 /// # Safety
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_category(err: *const pgsess_error) -> Code {
-    guard(Code::PGSESS_INTERFACE_ERROR, || get(err).map_or(Code::PGSESS_INTERFACE_ERROR, |e| e.error.category()))
+    call(NO_ERR, || Ok(arg(err, "err")?.error.category()))
 }
 
-/// The DB-API category of a code, as `pgsess_error_category` gives it for an error with that
-/// code: the code itself, except `PGSESS_QUERY_CANCELED`, `PGSESS_TRANSACTION_ROLLBACK` and
-/// `PGSESS_POOL_EXHAUSTED` (operational); `PGSESS_CONFIG_ERROR`, `PGSESS_NULL_VALUE`,
-/// `PGSESS_TYPE_MISMATCH` and `PGSESS_OUT_OF_RANGE` (interface); `PGSESS_VALUE_OVERFLOW` (data);
-/// `PGSESS_PANIC` (internal). Bindings map codes to their exception classes through this one
-/// table. `PGSESS_INTERFACE_ERROR` for a value that is not a code. Any thread.
+/// The DB-API category of a code: the code itself, except `PGSESS_QUERY_CANCELED`,
+/// `PGSESS_TRANSACTION_ROLLBACK` and `PGSESS_POOL_EXHAUSTED` (operational); `PGSESS_CONFIG_ERROR`,
+/// `PGSESS_NULL_VALUE`, `PGSESS_TYPE_MISMATCH` and `PGSESS_OUT_OF_RANGE` (interface);
+/// `PGSESS_VALUE_OVERFLOW` (data); `PGSESS_PANIC` (internal). Bindings map codes to their
+/// exception classes through this one table. `PGSESS_INTERFACE_ERROR` for a value that is not a
+/// code. Any thread.
 #[no_mangle]
-pub extern "C" fn pgsess_code_category(code: super::pgsess_code_arg) -> Code {
-    guard(Code::PGSESS_PANIC, || Code::from_raw(code).map_or(Code::PGSESS_INTERFACE_ERROR, Code::category))
+pub extern "C" fn pgsess_code_category(code: pgsess_code_arg) -> Code {
+    call(NO_ERR, || Ok(Code::from_raw(code).ok_or_else(|| Error::interface("not a code"))?.category()))
 }
 
 /// The message (never contains a password). Owned by `err`, valid until it is freed; NULL for a
@@ -77,7 +83,7 @@ pub extern "C" fn pgsess_code_category(code: super::pgsess_code_arg) -> Code {
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_message(err: *const pgsess_error) -> *const c_char {
-    guard(std::ptr::null(), || get(err).map_or(std::ptr::null(), |e| e.message.as_ptr()))
+    call(NO_ERR, || Ok(arg(err, "err")?.message.as_ptr()))
 }
 
 /// The five-character SQLSTATE: the server's, or the standard one for a client-side failure
@@ -88,7 +94,7 @@ pub unsafe extern "C" fn pgsess_error_message(err: *const pgsess_error) -> *cons
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_sqlstate(err: *const pgsess_error) -> *const c_char {
-    guard(std::ptr::null(), || get(err).map_or(std::ptr::null(), |e| opt_ptr(&e.sqlstate)))
+    call(NO_ERR, || Ok(opt_ptr(&arg(err, "err")?.sqlstate)))
 }
 
 /// The server's DETAIL field, or NULL. Owned by `err`.
@@ -97,7 +103,7 @@ pub unsafe extern "C" fn pgsess_error_sqlstate(err: *const pgsess_error) -> *con
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_detail(err: *const pgsess_error) -> *const c_char {
-    guard(std::ptr::null(), || get(err).map_or(std::ptr::null(), |e| opt_ptr(&e.detail)))
+    call(NO_ERR, || Ok(opt_ptr(&arg(err, "err")?.detail)))
 }
 
 /// The server's HINT field, or NULL. Owned by `err`.
@@ -106,7 +112,7 @@ pub unsafe extern "C" fn pgsess_error_detail(err: *const pgsess_error) -> *const
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_hint(err: *const pgsess_error) -> *const c_char {
-    guard(std::ptr::null(), || get(err).map_or(std::ptr::null(), |e| opt_ptr(&e.hint)))
+    call(NO_ERR, || Ok(opt_ptr(&arg(err, "err")?.hint)))
 }
 
 /// Free an error object. NULL is ignored. Each error once, from any thread.
@@ -115,9 +121,8 @@ pub unsafe extern "C" fn pgsess_error_hint(err: *const pgsess_error) -> *const c
 /// `err` is NULL or an error object from this library not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_free(err: *mut pgsess_error) {
-    guard((), || {
-        if !err.is_null() {
-            drop(Box::from_raw(err));
-        }
+    call(NO_ERR, || {
+        drop(take(err));
+        Ok(())
     })
 }

@@ -3,8 +3,8 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::{c_string, guard};
-use crate::error::Code;
+use super::{c_string, call, NO_ERR};
+use crate::error::{Code, Error};
 use crate::log::Level;
 
 /// Severity of a log message; lower is more severe.
@@ -89,15 +89,14 @@ pub unsafe extern "C" fn pgsess_set_log_callback(
     user_data: *mut c_void,
     max_level: pgsess_log_level_arg,
 ) -> Code {
-    guard(Code::PGSESS_INTERFACE_ERROR, || {
-        let Some(level) = pgsess_log_level::from_raw(max_level) else {
-            return Code::PGSESS_INTERFACE_ERROR;
-        };
+    call(NO_ERR, || {
+        let level =
+            pgsess_log_level::from_raw(max_level).ok_or_else(|| Error::interface("max_level is not a level"))?;
         let sink = callback.map(|callback| {
             let sink = CSink { callback, user_data };
             Arc::new(move |level: Level, message: &str| sink.deliver(level, message)) as crate::log::Sink
         });
         crate::log::set_sink(sink, level);
-        Code::PGSESS_OK
+        Ok(Code::PGSESS_OK)
     })
 }

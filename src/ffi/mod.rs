@@ -1,6 +1,7 @@
 //! The C ABI. This module and its children are the only C-facing code: they check every pointer,
-//! convert C strings and arrays, catch panics so none crosses the boundary, and hand the work to
-//! the Rust types. One file per C "class".
+//! convert C strings and arrays, catch panics so none crosses the boundary, and call one Rust
+//! method. One file per C "class", declared below in the order the header presents them (the
+//! order a reader meets them); `boundary` holds the idiom every export follows.
 //!
 //! Conventions for every export (repeated in the header):
 //! - A function that can fail takes `pgsess_error **err`. NULL is allowed. When it is not NULL,
@@ -11,65 +12,38 @@
 //!   by the object they come from and live until it is freed; strings returned as `char *` are
 //!   the caller's, freed with `pgsess_string_free`.
 
-pub mod batch;
-pub mod error;
-pub mod log;
-pub mod options;
-pub mod requests;
-pub mod results;
+mod boundary;
+
 pub mod session;
-pub mod stream;
+
+pub mod options;
+
+pub mod results;
+
 pub mod tx;
 
-use std::ffi::{c_char, CStr, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+pub mod stream;
 
-use crate::error::{Code, Error, Result};
+pub mod batch;
+
+pub mod requests;
+
+pub mod error;
+
+pub mod log;
+
+pub mod library;
+
+use std::ffi::{c_char, CStr, CString};
+
+use crate::error::{Error, Result};
+pub(crate) use boundary::{arg, arg_mut, call, call_or, give, lend, take, Handle, NO_ERR};
 pub use error::pgsess_error;
 
 /// The C type of a `pgsess_code` argument: read as a plain integer so that a value outside the
 /// enum is reported instead of being undefined behaviour. Declared as `pgsess_code` in the header.
 #[allow(non_camel_case_types)]
 pub type pgsess_code_arg = u32;
-
-/// Run `f`, returning `on_panic` if it panics.
-pub(crate) fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
-}
-
-/// Run a fallible `f`: on error (or panic) store the error in `*err` and return `on_error`.
-pub(crate) fn fallible<T>(err: *mut *mut pgsess_error, on_error: T, f: impl FnOnce() -> Result<T>) -> T {
-    if !err.is_null() {
-        // SAFETY: the caller passes either NULL (checked) or a pointer to writable storage.
-        unsafe { *err = std::ptr::null_mut() };
-    }
-    let outcome = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(Error::panic()));
-    match outcome {
-        Ok(v) => v,
-        Err(e) => {
-            if !err.is_null() {
-                // SAFETY: as above.
-                unsafe { *err = error::into_raw(e) };
-            }
-            on_error
-        }
-    }
-}
-
-/// A `pgsess_code` result for an operation without a value.
-pub(crate) fn code_of(err: *mut *mut pgsess_error, f: impl FnOnce() -> Result<()>) -> Code {
-    let mut code = Code::PGSESS_OK;
-    fallible(err, (), || f().inspect_err(|e| code = e.code));
-    code
-}
-
-/// Borrow a handle, or fail with an interface error naming it.
-///
-/// # Safety
-/// `p` is NULL or points to a live `T` created by this library.
-pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
-    p.as_ref().ok_or_else(|| Error::interface(format!("{what} is NULL")))
-}
 
 /// Borrow a NUL-terminated UTF-8 string argument.
 ///
@@ -116,12 +90,7 @@ pub(crate) unsafe fn params_arg<'a>(n: usize, p: *const *const c_char, what: &st
     if p.is_null() {
         return Err(Error::interface(format!("{what} is NULL but its count is {n}")));
     }
-    if n > crate::conn::MAX_PARAMS {
-        return Err(Error::interface(format!(
-            "too many parameters: {n} (the protocol allows {})",
-            crate::conn::MAX_PARAMS
-        )));
-    }
+    crate::conn::check_param_count(n)?;
     let ptrs = std::slice::from_raw_parts(p, n);
     let param = |i: usize, v: *const c_char| -> Result<Option<&'a [u8]>> {
         if v.is_null() {
@@ -161,12 +130,7 @@ pub(crate) unsafe fn typed_params_arg<'a>(
     if values.is_null() {
         return Err(Error::interface(format!("param_values is NULL but nparams is {n}")));
     }
-    if n > crate::conn::MAX_PARAMS {
-        return Err(Error::interface(format!(
-            "too many parameters: {n} (the protocol allows {})",
-            crate::conn::MAX_PARAMS
-        )));
-    }
+    crate::conn::check_param_count(n)?;
     let types = if types.is_null() { Vec::new() } else { std::slice::from_raw_parts(types, n).to_vec() };
     let values = std::slice::from_raw_parts(values, n);
     let mut params = Vec::with_capacity(n);
@@ -195,38 +159,4 @@ pub(crate) unsafe fn typed_params_arg<'a>(
 /// A C string from Rust text; interior NULs (never produced by the server) become U+FFFD.
 pub(crate) fn c_string(s: &str) -> CString {
     CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "\u{FFFD}")).expect("no NUL left"))
-}
-
-/// The library version, e.g. `"0.1.0"`.
-///
-/// Returns a static string; never NULL. Any thread.
-#[no_mangle]
-pub extern "C" fn pgsess_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
-}
-
-/// The name of a code as written in this header, e.g. `"PGSESS_POOL_EXHAUSTED"`.
-///
-/// Returns a static string; `"PGSESS_UNKNOWN_CODE"` for a value that is not a code. Any thread.
-#[no_mangle]
-pub extern "C" fn pgsess_code_name(code: pgsess_code_arg) -> *const c_char {
-    guard(c"PGSESS_UNKNOWN_CODE".as_ptr(), || match Code::from_raw(code) {
-        Some(c) => c.c_name().as_ptr(),
-        None => c"PGSESS_UNKNOWN_CODE".as_ptr(),
-    })
-}
-
-/// Free a string this library returned as `char *` (`pgsess_notices`). NULL is ignored.
-///
-/// Any thread; each string once.
-///
-/// # Safety
-/// `s` is NULL or a string returned by this library as `char *` and not yet freed.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_string_free(s: *mut c_char) {
-    guard((), || {
-        if !s.is_null() {
-            drop(CString::from_raw(s));
-        }
-    })
 }

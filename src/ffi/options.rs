@@ -2,22 +2,26 @@
 
 use std::ffi::c_char;
 
-use super::{code_of, str_arg};
+use super::{arg_mut, call, give, str_arg, take, Handle, NO_ERR};
 use crate::config::SessionOptions;
-use crate::error::{Code, Error};
+use crate::error::Code;
 
 /// Options for `pgsess_open`. Created by `pgsess_options_new`, owned by the caller, freed with
 /// `pgsess_options_free`; `pgsess_open` only reads it. Not synchronised: one thread at a time.
 #[allow(non_camel_case_types)]
 pub struct pgsess_options {
-    pub(crate) inner: SessionOptions,
+    _opaque: [u8; 0],
+}
+
+impl Handle for pgsess_options {
+    type Rust = SessionOptions;
 }
 
 /// New options with the defaults: no db_url (the environment is read), pool_max_size 25,
 /// pool_idle_ttl 60 s, checkout_timeout 5000 ms. Never NULL. Free with `pgsess_options_free`.
 #[no_mangle]
 pub extern "C" fn pgsess_options_new() -> *mut pgsess_options {
-    Box::into_raw(Box::new(pgsess_options { inner: SessionOptions::default() }))
+    call(NO_ERR, || Ok(give::<pgsess_options>(Box::default())))
 }
 
 /// Free options. NULL is ignored.
@@ -26,18 +30,20 @@ pub extern "C" fn pgsess_options_new() -> *mut pgsess_options {
 /// `opts` is NULL or from `pgsess_options_new`, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_options_free(opts: *mut pgsess_options) {
-    super::guard((), || {
-        if !opts.is_null() {
-            drop(Box::from_raw(opts));
-        }
+    call(NO_ERR, || {
+        drop(take(opts));
+        Ok(())
     })
 }
 
-fn with_opts(opts: *mut pgsess_options, f: impl FnOnce(&mut SessionOptions) -> crate::Result<()>) -> Code {
-    code_of(std::ptr::null_mut(), || {
-        // SAFETY: NULL or from pgsess_options_new, used by one thread at a time.
-        let o = unsafe { opts.as_mut() }.ok_or_else(|| Error::interface("options is NULL"))?;
-        f(&mut o.inner)
+/// Change the options behind `opts`.
+///
+/// # Safety
+/// `opts` NULL or from `pgsess_options_new`, used by one thread at a time.
+unsafe fn with_opts(opts: *mut pgsess_options, f: impl FnOnce(&mut SessionOptions) -> crate::Result<()>) -> Code {
+    call(NO_ERR, || {
+        f(arg_mut(opts, "opts")?)?;
+        Ok(Code::PGSESS_OK)
     })
 }
 
@@ -50,8 +56,7 @@ fn with_opts(opts: *mut pgsess_options, f: impl FnOnce(&mut SessionOptions) -> c
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_options_set_db_url(opts: *mut pgsess_options, url: *const c_char) -> Code {
     with_opts(opts, |o| {
-        // SAFETY: see the function's contract.
-        o.db_url = Some(unsafe { str_arg(url, "url") }?.to_owned());
+        o.db_url = Some(str_arg(url, "url")?.to_owned());
         Ok(())
     })
 }

@@ -3,15 +3,14 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr::null_mut;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::{into_raw as error_into_raw, pgsess_error};
 use super::results::pgsess_results;
 use super::session::pgsess_session;
-use super::{fallible, guard, handle, params_arg, str_arg};
+use super::{arg, call, call_or, give, params_arg, str_arg, take, Handle, NO_ERR};
 use crate::error::{Code, Error, Result};
-use crate::requests::{Completion, Engine, Request};
+use crate::requests::{Completion, Pending};
 
 /// Receives a request's outcome: exactly one of `results` and `error` is non-NULL, and the
 /// callback owns it (free it with `pgsess_results_free` or `pgsess_error_free`). Runs on the
@@ -26,8 +25,11 @@ pub type pgsess_callback =
 /// callback). One thread at a time.
 #[allow(non_camel_case_types)]
 pub struct pgsess_request {
-    engine: Arc<Engine>,
-    inner: Arc<Request>,
+    _opaque: [u8; 0],
+}
+
+impl Handle for pgsess_request {
+    type Rust = Pending;
 }
 
 struct CallbackTarget {
@@ -49,7 +51,7 @@ impl CallbackTarget {
 fn completion(target: CallbackTarget) -> Completion {
     Box::new(move |outcome: Result<Box<crate::results::Results>>| {
         let (results, error) = match outcome {
-            Ok(r) => (pgsess_results::into_raw(r), null_mut()),
+            Ok(r) => (give::<pgsess_results>(r), null_mut()),
             Err(e) => (null_mut(), error_into_raw(e)),
         };
         target.call(results, error);
@@ -76,14 +78,13 @@ pub unsafe extern "C" fn pgsess_query_async(
     user_data: *mut c_void,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_request {
-    fallible(err, null_mut(), || {
-        let s = handle(session, "session")?;
+    call(err, || {
+        let s = arg(session, "session")?;
         let callback = callback.ok_or_else(|| Error::interface("callback is NULL"))?;
         let sql = str_arg(sql, "sql")?.to_owned();
         let params = params_arg(nparams, params, "params")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
-        let (engine, inner) =
-            s.session().query_async(sql, params, completion(CallbackTarget { callback, user_data }))?;
-        Ok(Box::into_raw(Box::new(pgsess_request { engine, inner })))
+        let pending = s.query_async(sql, params, completion(CallbackTarget { callback, user_data }))?;
+        Ok(give::<pgsess_request>(Box::new(pending)))
     })
 }
 
@@ -101,14 +102,13 @@ pub unsafe extern "C" fn pgsess_callproc_async(
     user_data: *mut c_void,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_request {
-    fallible(err, null_mut(), || {
-        let s = handle(session, "session")?;
+    call(err, || {
+        let s = arg(session, "session")?;
         let callback = callback.ok_or_else(|| Error::interface("callback is NULL"))?;
         let name = str_arg(name, "name")?;
         let args = params_arg(nargs, args, "args")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
-        let (engine, inner) =
-            s.session().callproc_async(name, args, completion(CallbackTarget { callback, user_data }))?;
-        Ok(Box::into_raw(Box::new(pgsess_request { engine, inner })))
+        let pending = s.callproc_async(name, args, completion(CallbackTarget { callback, user_data }))?;
+        Ok(give::<pgsess_request>(Box::new(pending)))
     })
 }
 
@@ -122,7 +122,7 @@ pub unsafe extern "C" fn pgsess_callproc_async(
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_async_fd(session: *mut pgsess_session) -> c_int {
-    guard(-1, || session.as_ref().and_then(|s| s.session().requests().ok()).map_or(-1, |e| e.fd()))
+    call_or(|_| -1, NO_ERR, || Ok(arg(session, "session")?.requests()?.fd()))
 }
 
 /// Run the callbacks of every finished request on the calling thread and clear the fd's
@@ -133,7 +133,7 @@ pub unsafe extern "C" fn pgsess_async_fd(session: *mut pgsess_session) -> c_int 
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_async_dispatch(session: *mut pgsess_session) -> usize {
-    guard(0, || session.as_ref().and_then(|s| s.session().requests().ok()).map_or(0, |e| e.dispatch()))
+    call(NO_ERR, || Ok(arg(session, "session")?.requests()?.dispatch()))
 }
 
 /// Cancel a request: if it is still queued it is dropped and its callback gets
@@ -146,12 +146,9 @@ pub unsafe extern "C" fn pgsess_async_dispatch(session: *mut pgsess_session) -> 
 /// `request` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_request_cancel(request: *mut pgsess_request) -> Code {
-    guard(Code::PGSESS_INTERFACE_ERROR, || match request.as_ref() {
-        None => Code::PGSESS_INTERFACE_ERROR,
-        Some(r) => {
-            r.engine.cancel(&r.inner);
-            Code::PGSESS_OK
-        }
+    call(NO_ERR, || {
+        arg(request, "request")?.cancel();
+        Ok(Code::PGSESS_OK)
     })
 }
 
@@ -165,11 +162,9 @@ pub unsafe extern "C" fn pgsess_request_cancel(request: *mut pgsess_request) -> 
 /// `request` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_request_wait(request: *mut pgsess_request, timeout_ms: u32) -> bool {
-    guard(false, || {
-        request.as_ref().is_some_and(|r| {
-            let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms.into()));
-            r.engine.wait(&r.inner, timeout)
-        })
+    call(NO_ERR, || {
+        let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms.into()));
+        Ok(arg(request, "request")?.wait(timeout))
     })
 }
 
@@ -180,9 +175,8 @@ pub unsafe extern "C" fn pgsess_request_wait(request: *mut pgsess_request, timeo
 /// `request` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_request_free(request: *mut pgsess_request) {
-    guard((), || {
-        if !request.is_null() {
-            drop(Box::from_raw(request));
-        }
+    call(NO_ERR, || {
+        drop(take(request));
+        Ok(())
     })
 }

@@ -1,9 +1,9 @@
 //! `pgsess_results`: the buffered rows of one statement.
 
 use std::ffi::c_char;
-use std::ptr::{null, null_mut};
+use std::ptr::null;
 
-use super::{c_string, fallible, guard, pgsess_error};
+use super::{arg, c_string, call, call_or, pgsess_error, take, Handle, NO_ERR};
 use crate::error::{Code, Error};
 use crate::results::Results;
 use crate::rows::typed::GetError;
@@ -21,26 +21,8 @@ pub struct pgsess_results {
     _opaque: [u8; 0],
 }
 
-impl pgsess_results {
-    /// The handle for results already on the heap (where the statement built them): no copy.
-    pub(crate) fn into_raw(results: Box<Results>) -> *mut pgsess_results {
-        Box::into_raw(results).cast()
-    }
-
-    /// A borrowed handle (results owned by something else, such as a batch's results).
-    pub(crate) fn borrowed(results: &Results) -> *const pgsess_results {
-        (results as *const Results).cast()
-    }
-}
-
-fn get_code(e: GetError) -> Code {
-    match e {
-        GetError::Null => Code::PGSESS_NULL_VALUE,
-        GetError::TypeMismatch => Code::PGSESS_TYPE_MISMATCH,
-        GetError::OutOfRange => Code::PGSESS_OUT_OF_RANGE,
-        GetError::Overflow => Code::PGSESS_VALUE_OVERFLOW,
-        GetError::Unsupported => Code::PGSESS_NOT_SUPPORTED_ERROR,
-    }
+impl Handle for pgsess_results {
+    type Rust = Results;
 }
 
 /// Run a typed getter and store its value in `*out` only on success.
@@ -52,24 +34,17 @@ unsafe fn typed<T: Copy>(
     out: *mut T,
     read: impl FnOnce(&Results) -> Result<T, GetError>,
 ) -> Code {
-    guard(Code::PGSESS_INTERFACE_ERROR, || {
-        let (Some(r), false) = (get(results), out.is_null()) else {
-            return Code::PGSESS_INTERFACE_ERROR;
-        };
-        match read(r) {
+    call(NO_ERR, || {
+        let r = arg(results, "results")?;
+        let out = out.as_mut().ok_or_else(|| Error::interface("out is NULL"))?;
+        Ok(match read(r) {
             Ok(v) => {
                 *out = v;
                 Code::PGSESS_OK
             }
-            Err(e) => get_code(e),
-        }
+            Err(e) => crate::results::getter_code(e),
+        })
     })
-}
-
-/// # Safety
-/// `r` is NULL or a live results handle.
-unsafe fn get<'a>(r: *const pgsess_results) -> Option<&'a Results> {
-    r.cast::<Results>().as_ref()
 }
 
 /// Free results and return the pooled connection they hold (waking a caller waiting for one).
@@ -79,10 +54,9 @@ unsafe fn get<'a>(r: *const pgsess_results) -> Option<&'a Results> {
 /// `results` NULL or a live results handle.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_free(results: *mut pgsess_results) {
-    guard((), || {
-        if !results.is_null() {
-            drop(Box::from_raw(results.cast::<Results>()));
-        }
+    call(NO_ERR, || {
+        drop(take(results));
+        Ok(())
     })
 }
 
@@ -92,7 +66,7 @@ pub unsafe extern "C" fn pgsess_results_free(results: *mut pgsess_results) {
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_nrows(results: *const pgsess_results) -> usize {
-    guard(0, || get(results).map_or(0, |r| r.set.nrows()))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.nrows()))
 }
 
 /// Number of columns (0 for a command without rows, or NULL).
@@ -101,7 +75,7 @@ pub unsafe extern "C" fn pgsess_results_nrows(results: *const pgsess_results) ->
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_ncols(results: *const pgsess_results) -> usize {
-    guard(0, || get(results).map_or(0, |r| r.set.ncols()))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.ncols()))
 }
 
 /// Name of column `col`, or NULL when out of range.
@@ -110,7 +84,7 @@ pub unsafe extern "C" fn pgsess_results_ncols(results: *const pgsess_results) ->
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_name(results: *const pgsess_results, col: usize) -> *const c_char {
-    guard(null(), || get(results).and_then(|r| r.set.columns().get(col)).map_or(null(), |c| c.name.as_ptr()))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(null(), |c| c.name.as_ptr())))
 }
 
 /// Type OID of column `col` (as `PQftype`: 23 int4, 25 text, ...), or 0 when out of range.
@@ -119,7 +93,7 @@ pub unsafe extern "C" fn pgsess_results_column_name(results: *const pgsess_resul
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_type(results: *const pgsess_results, col: usize) -> u32 {
-    guard(0, || get(results).and_then(|r| r.set.columns().get(col)).map_or(0, |c| c.type_oid))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| c.type_oid)))
 }
 
 /// Index of the first column named exactly `name` (case-sensitive), or -1.
@@ -128,13 +102,15 @@ pub unsafe extern "C" fn pgsess_results_column_type(results: *const pgsess_resul
 /// `results` NULL or live; `name` NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_index(results: *const pgsess_results, name: *const c_char) -> i64 {
-    guard(-1, || {
-        if name.is_null() {
-            return -1;
-        }
-        let name = std::ffi::CStr::from_ptr(name).to_bytes();
-        get(results).and_then(|r| r.set.column_index(name)).map_or(-1, |i| i as i64)
-    })
+    call_or(
+        |_| -1,
+        NO_ERR,
+        || {
+            let r = arg(results, "results")?;
+            let name = name.as_ref().ok_or_else(|| Error::interface("name is NULL"))?;
+            Ok(r.set.column_index(std::ffi::CStr::from_ptr(name).to_bytes()).map_or(-1, |i| i as i64))
+        },
+    )
 }
 
 /// The value at (`row`, `col`) as NUL-terminated text, exactly as libpq's `PQgetvalue` gives it
@@ -145,7 +121,7 @@ pub unsafe extern "C" fn pgsess_results_column_index(results: *const pgsess_resu
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_value(results: *const pgsess_results, row: usize, col: usize) -> *const c_char {
-    guard(null(), || get(results).and_then(|r| r.set.value_with_nul(row, col)).map_or(null(), |v| v.as_ptr().cast()))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.value_with_nul(row, col).map_or(null(), |v| v.as_ptr().cast())))
 }
 
 /// Length in bytes of the value at (`row`, `col`), without the NUL; 0 for SQL NULL or out of range.
@@ -154,7 +130,7 @@ pub unsafe extern "C" fn pgsess_results_value(results: *const pgsess_results, ro
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_value_length(results: *const pgsess_results, row: usize, col: usize) -> usize {
-    guard(0, || get(results).and_then(|r| r.set.value(row, col)).map_or(0, <[u8]>::len))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.value(row, col).map_or(0, <[u8]>::len)))
 }
 
 /// Whether the value at (`row`, `col`) is SQL NULL; false when out of range.
@@ -163,7 +139,7 @@ pub unsafe extern "C" fn pgsess_results_value_length(results: *const pgsess_resu
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_is_null(results: *const pgsess_results, row: usize, col: usize) -> bool {
-    guard(false, || get(results).is_some_and(|r| r.set.is_null(row, col)))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.is_null(row, col)))
 }
 
 /// Rows affected, as libpq's `PQcmdTuples` reads the command tag: INSERT, UPDATE, DELETE, MERGE,
@@ -173,7 +149,7 @@ pub unsafe extern "C" fn pgsess_results_is_null(results: *const pgsess_results, 
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_rows_affected(results: *const pgsess_results) -> u64 {
-    guard(0, || get(results).map_or(0, |r| r.set.rows_affected()))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.rows_affected()))
 }
 
 /// The backend process id of the connection that ran the statement; 0 for NULL.
@@ -182,7 +158,7 @@ pub unsafe extern "C" fn pgsess_results_rows_affected(results: *const pgsess_res
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_backend_pid(results: *const pgsess_results) -> i32 {
-    guard(0, || get(results).map_or(0, |r| r.set.backend_pid))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.backend_pid))
 }
 
 /// Number of notices (NOTICE, WARNING, ...) the statement raised.
@@ -191,7 +167,7 @@ pub unsafe extern "C" fn pgsess_results_backend_pid(results: *const pgsess_resul
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_notice_count(results: *const pgsess_results) -> usize {
-    guard(0, || get(results).map_or(0, |r| r.set.notices.len()))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.notices.len()))
 }
 
 /// Notice `index` in libpq's form (`"NOTICE:  text\n"`), or NULL when out of range. Owned by the
@@ -201,7 +177,7 @@ pub unsafe extern "C" fn pgsess_results_notice_count(results: *const pgsess_resu
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_notice(results: *const pgsess_results, index: usize) -> *const c_char {
-    guard(null(), || get(results).and_then(|r| r.set.notices.get(index)).map_or(null(), |n| n.as_ptr()))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.notices.get(index).map_or(null(), |n| n.as_ptr())))
 }
 
 /// The command tag (the seed's `status`): `"SELECT 3"`, `"INSERT 0 2"`, `"CREATE TABLE"`; empty
@@ -211,7 +187,7 @@ pub unsafe extern "C" fn pgsess_results_notice(results: *const pgsess_results, i
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -> *const c_char {
-    guard(null(), || get(results).map_or(null(), |r| r.set.command_tag.as_c_str().as_ptr()))
+    call(NO_ERR, || Ok(arg(results, "results")?.set.command_tag.as_c_str().as_ptr()))
 }
 
 /// The SQL text that produced the results (the seed's `query`). Owned by the results; NULL for NULL.
@@ -220,7 +196,7 @@ pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_query(results: *const pgsess_results) -> *const c_char {
-    guard(null(), || get(results).map_or(null(), |r| r.sql_c().as_ptr()))
+    call(NO_ERR, || Ok(arg(results, "results")?.sql_c().as_ptr()))
 }
 
 /// The seed's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
@@ -230,7 +206,7 @@ pub unsafe extern "C" fn pgsess_results_query(results: *const pgsess_results) ->
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_count(results: *const pgsess_results) -> i64 {
-    guard(-1, || get(results).map_or(-1, |r| r.set.count()))
+    call_or(|_| -1, NO_ERR, || Ok(arg(results, "results")?.set.count()))
 }
 
 /// Fill the row's value pointers (NULL for SQL NULL) and, when `lengths` is not NULL, their
@@ -248,17 +224,17 @@ pub unsafe extern "C" fn pgsess_results_row(
     lengths: *mut usize,
     n: usize,
 ) -> usize {
-    guard(0, || {
-        let Some(r) = get(results) else { return 0 };
+    call(NO_ERR, || {
+        let r = arg(results, "results")?;
         if values.is_null() {
-            return 0;
+            return Err(Error::interface("values is NULL"));
         }
-        r.set.for_each_in_row(row, n, |col, v| {
+        Ok(r.set.for_each_in_row(row, n, |col, v| {
             *values.add(col) = v.map_or(null(), |v| v.as_ptr().cast());
             if !lengths.is_null() {
                 *lengths.add(col) = v.map_or(0, |v| v.len() - 1);
             }
-        })
+        }))
     })
 }
 
@@ -341,14 +317,14 @@ pub unsafe extern "C" fn pgsess_results_get_bytes(
     col: usize,
     len: *mut usize,
 ) -> *const u8 {
-    guard(null(), || match get(results).map(|r| r.bytes(row, col)) {
-        Some(Ok(bytes)) => {
+    call(NO_ERR, || match arg(results, "results")?.bytes(row, col) {
+        Ok(bytes) => {
             if !len.is_null() {
                 *len = bytes.len();
             }
-            bytes.as_ptr()
+            Ok(bytes.as_ptr())
         }
-        _ => null(),
+        Err(_) => Ok(null()),
     })
 }
 
@@ -361,7 +337,7 @@ pub unsafe extern "C" fn pgsess_results_get_bytes(
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_json(results: *const pgsess_results) -> *mut c_char {
-    guard(null_mut(), || get(results).map_or(null_mut(), |r| c_string(&r.set.to_json()).into_raw()))
+    call(NO_ERR, || Ok(c_string(&arg(results, "results")?.set.to_json()).into_raw()))
 }
 
 /// The seed's `items()`: the same as `pgsess_results_json`.
@@ -380,7 +356,9 @@ pub unsafe extern "C" fn pgsess_results_items(results: *const pgsess_results) ->
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_row_json(results: *const pgsess_results, row: usize) -> *mut c_char {
-    guard(null_mut(), || get(results).and_then(|r| r.set.row_json(row)).map_or(null_mut(), |j| c_string(&j).into_raw()))
+    call(NO_ERR, || {
+        Ok(arg(results, "results")?.set.row_json(row).map_or(std::ptr::null_mut(), |j| c_string(&j).into_raw()))
+    })
 }
 
 /// The seed's `as_dict()`: the only row as a JSON object. A result with no row or with more than
@@ -394,11 +372,5 @@ pub unsafe extern "C" fn pgsess_results_as_dict(
     results: *const pgsess_results,
     err: *mut *mut pgsess_error,
 ) -> *mut c_char {
-    fallible(err, null_mut(), || {
-        let r = get(results).ok_or_else(|| Error::interface("results is NULL"))?;
-        match r.set.nrows() {
-            1 => Ok(c_string(&r.set.row_json(0).unwrap_or_default()).into_raw()),
-            n => Err(Error::interface(format!("as_dict needs exactly one row; the result has {n}"))),
-        }
-    })
+    call(err, || Ok(c_string(&arg(results, "results")?.as_dict()?).into_raw()))
 }

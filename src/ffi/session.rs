@@ -1,15 +1,14 @@
 //! `pgsess_session`: open, query, callproc, begin, and the seed's session properties.
 
-use std::ffi::{c_char, CString};
-use std::ptr::null_mut;
+use std::ffi::c_char;
 
 use super::options::pgsess_options;
 use super::results::pgsess_results;
 use super::stream::pgsess_stream;
 use super::tx::pgsess_tx;
-use super::{c_string, code_of, fallible, guard, handle, params_arg, pgsess_error, str_arg, typed_params_arg};
+use super::{arg, c_string, call, give, params_arg, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR};
 use crate::config::SessionOptions;
-use crate::error::Code;
+use crate::error::{Code, Error};
 use crate::pool::PoolStats;
 use crate::session::Session;
 
@@ -19,14 +18,11 @@ use crate::session::Session;
 /// other calls on the same session.
 #[allow(non_camel_case_types)]
 pub struct pgsess_session {
-    inner: Session,
-    pool_id: CString,
+    _opaque: [u8; 0],
 }
 
-impl pgsess_session {
-    pub(crate) fn session(&self) -> &Session {
-        &self.inner
-    }
+impl Handle for pgsess_session {
+    type Rust = Session;
 }
 
 /// Open a session named `dbname`.
@@ -52,13 +48,11 @@ pub unsafe extern "C" fn pgsess_open(
     opts: *const pgsess_options,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_session {
-    fallible(err, null_mut(), || {
+    call(err, || {
         let name = if dbname.is_null() { "" } else { str_arg(dbname, "dbname")? };
         let defaults = SessionOptions::default();
-        let options = opts.as_ref().map_or(&defaults, |o| &o.inner);
-        let inner = Session::open(name, options)?;
-        let pool_id = c_string(&inner.pool_id());
-        Ok(Box::into_raw(Box::new(pgsess_session { inner, pool_id })))
+        let options = if opts.is_null() { &defaults } else { arg(opts, "opts")? };
+        Ok(give::<pgsess_session>(Box::new(Session::open(name, options)?)))
     })
 }
 
@@ -71,12 +65,11 @@ pub unsafe extern "C" fn pgsess_open(
 /// `session` NULL or from `pgsess_open`, not yet closed, with no call on it running.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_close(session: *mut pgsess_session) {
-    guard((), || {
-        if !session.is_null() {
-            let session = Box::from_raw(session);
-            session.inner.close_requests();
-            drop(session);
+    call(NO_ERR, || {
+        if let Some(session) = take(session) {
+            session.close_requests();
         }
+        Ok(())
     })
 }
 
@@ -101,12 +94,11 @@ pub unsafe extern "C" fn pgsess_query(
     params: *const *const c_char,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    fallible(err, null_mut(), || {
-        let s = handle(session, "session")?;
+    call(err, || {
+        let s = arg(session, "session")?;
         let sql = str_arg(sql, "sql")?;
         let params = params_arg(nparams, params, "params")?;
-        let results = s.inner.query(sql, &params)?;
-        Ok(pgsess_results::into_raw(results))
+        Ok(give::<pgsess_results>(s.query(sql, &params)?))
     })
 }
 
@@ -131,11 +123,11 @@ pub unsafe extern "C" fn pgsess_query_params(
     param_formats: *const i32,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    fallible(err, null_mut(), || {
-        let s = handle(session, "session")?;
+    call(err, || {
+        let s = arg(session, "session")?;
         let sql = str_arg(sql, "sql")?;
         let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
-        Ok(pgsess_results::into_raw(s.inner.query_params(sql, &types, &params)?))
+        Ok(give::<pgsess_results>(s.query_params(sql, &types, &params)?))
     })
 }
 
@@ -156,11 +148,11 @@ pub unsafe extern "C" fn pgsess_query_stream(
     chunk_rows: u32,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_stream {
-    fallible(err, null_mut(), || {
-        let s = handle(session, "session")?;
+    call(err, || {
+        let s = arg(session, "session")?;
         let sql = str_arg(sql, "sql")?;
         let params = params_arg(nparams, params, "params")?;
-        Ok(pgsess_stream::into_raw(s.inner.query_stream(sql, &params, chunk_rows)?))
+        Ok(give::<pgsess_stream>(Box::new(s.query_stream(sql, &params, chunk_rows)?)))
     })
 }
 
@@ -179,158 +171,11 @@ pub unsafe extern "C" fn pgsess_callproc(
     args: *const *const c_char,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    fallible(err, null_mut(), || {
-        let s = handle(session, "session")?;
+    call(err, || {
+        let s = arg(session, "session")?;
         let name = str_arg(name, "name")?;
         let args = params_arg(nargs, args, "args")?;
-        Ok(pgsess_results::into_raw(s.inner.callproc(name, &args)?))
-    })
-}
-
-/// Begin a transaction: checks out one pooled connection (waiting as `pgsess_query` does) and
-/// holds it until `pgsess_commit` or `pgsess_rollback`. Returns NULL with `*err` set on failure.
-///
-/// # Safety
-/// `session` NULL or live; `err` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_begin(session: *mut pgsess_session, err: *mut *mut pgsess_error) -> *mut pgsess_tx {
-    fallible(err, null_mut(), || {
-        let s = handle(session, "session")?;
-        Ok(pgsess_tx::into_raw(s.inner.begin()?))
-    })
-}
-
-/// Ask the server to cancel every statement this session is running now (from another thread:
-/// `pgsess_query` blocks the thread that called it). Each cancelled statement fails with
-/// `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. `PGSESS_OK` when
-/// every cancel request was sent (including when nothing was running), else
-/// `PGSESS_OPERATIONAL_ERROR`; `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
-///
-/// # Safety
-/// `session` NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_cancel(session: *const pgsess_session) -> Code {
-    guard(Code::PGSESS_INTERFACE_ERROR, || match session.as_ref() {
-        None => Code::PGSESS_INTERFACE_ERROR,
-        Some(s) => {
-            let (sent, running) = s.inner.cancel();
-            if sent == running {
-                Code::PGSESS_OK
-            } else {
-                Code::PGSESS_OPERATIONAL_ERROR
-            }
-        }
-    })
-}
-
-/// The backend process id that ran this session's latest statement (with `pool_max_size` 1, the
-/// pool's one connection, as in the seed's Session); for a session that created its pool, the
-/// first connection's until then; 0 before any, or for NULL.
-///
-/// # Safety
-/// `session` NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_backend_pid(session: *const pgsess_session) -> i32 {
-    guard(0, || session.as_ref().map_or(0, |s| s.inner.backend_pid()))
-}
-
-/// The pool's id: a hex hash of the normalised URI and pool options with a per-process salt
-/// (never reveals the password). Sessions sharing a pool share its id. Owned by the session; NULL
-/// for NULL.
-///
-/// # Safety
-/// `session` NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_pool_id(session: *const pgsess_session) -> *const c_char {
-    guard(std::ptr::null(), || session.as_ref().map_or(std::ptr::null(), |s| s.pool_id.as_ptr()))
-}
-
-/// Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
-/// arguments. Any thread.
-///
-/// # Safety
-/// `session` NULL or live; `stats` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_pool_stats(session: *const pgsess_session, stats: *mut PoolStats) -> Code {
-    guard(Code::PGSESS_INTERFACE_ERROR, || {
-        let (Some(s), Some(out)) = (session.as_ref(), stats.as_mut()) else {
-            return Code::PGSESS_INTERFACE_ERROR;
-        };
-        *out = s.inner.pool_stats();
-        Code::PGSESS_OK
-    })
-}
-
-/// The client encoding: always `"UTF8"` (static); NULL for NULL.
-///
-/// # Safety
-/// `session` NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_encoding(session: *const pgsess_session) -> *const c_char {
-    guard(std::ptr::null(), || if session.is_null() { std::ptr::null() } else { c"UTF8".as_ptr() })
-}
-
-/// Accepts UTF8 under any of PostgreSQL's spellings (`UTF8`, `utf-8`, `unicode`) and changes
-/// nothing. Any other encoding is `PGSESS_NOT_SUPPORTED_ERROR`: pgsess returns UTF-8 text, and
-/// another client encoding would corrupt it.
-///
-/// # Safety
-/// `session` NULL or live; `encoding` NULL or NUL-terminated; `err` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_set_encoding(
-    session: *mut pgsess_session,
-    encoding: *const c_char,
-    err: *mut *mut pgsess_error,
-) -> Code {
-    code_of(err, || {
-        let s = handle(session, "session")?;
-        s.inner.set_encoding(str_arg(encoding, "encoding")?)
-    })
-}
-
-/// Whether the session can get a connection and run `SELECT 1` (waiting up to the checkout
-/// timeout). False for NULL.
-///
-/// # Safety
-/// `session` NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_validate(session: *mut pgsess_session) -> bool {
-    guard(false, || session.as_ref().is_some_and(|s| s.inner.validate()))
-}
-
-/// The session's last 50 notices (NOTICE, WARNING, ...), oldest first, each in libpq's form
-/// (`"NOTICE:  text\n"`, with `DETAIL:`/`HINT:` lines when present), concatenated. Returns a new
-/// string the caller frees with `pgsess_string_free` (empty when there are none); NULL for NULL.
-///
-/// # Safety
-/// `session` NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_notices(session: *const pgsess_session) -> *mut c_char {
-    guard(null_mut(), || session.as_ref().map_or(null_mut(), |s| c_string(&s.inner.notices()).into_raw()))
-}
-
-/// How many notices the session keeps now (the last 50 at most, across all its statements): the
-/// range of indexes `pgsess_notice` accepts. 0 for NULL. Any thread.
-///
-/// # Safety
-/// `session` NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_notice_count(session: *const pgsess_session) -> usize {
-    guard(0, || session.as_ref().map_or(0, |s| s.inner.notice_count()))
-}
-
-/// The session's notice `index` (0 is the oldest kept) whole, in libpq's form: the severity
-/// line as the server wrote it (`"NOTICE:  text\n"`, or its translation under the server's
-/// `lc_messages`) followed by its `DETAIL:` and `HINT:` lines when present. Returns a new string
-/// the caller frees with `pgsess_string_free`; NULL for NULL or an index past the last (other
-/// threads' statements may add notices and drop the oldest between calls). Any thread.
-///
-/// # Safety
-/// `session` NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn pgsess_notice(session: *const pgsess_session, index: usize) -> *mut c_char {
-    guard(null_mut(), || {
-        session.as_ref().and_then(|s| s.inner.notice(index)).map_or(null_mut(), |n| c_string(&n).into_raw())
+        Ok(give::<pgsess_results>(s.callproc(name, &args)?))
     })
 }
 
@@ -351,10 +196,150 @@ pub unsafe extern "C" fn pgsess_callproc_params(
     param_formats: *const i32,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    fallible(err, null_mut(), || {
-        let s = handle(session, "session")?;
+    call(err, || {
+        let s = arg(session, "session")?;
         let name = str_arg(name, "name")?;
         let (types, args) = typed_params_arg(nargs, param_types, param_values, param_lengths, param_formats)?;
-        Ok(pgsess_results::into_raw(s.inner.callproc_params(name, &types, &args)?))
+        Ok(give::<pgsess_results>(s.callproc_params(name, &types, &args)?))
+    })
+}
+
+/// Begin a transaction: checks out one pooled connection (waiting as `pgsess_query` does) and
+/// holds it until `pgsess_commit` or `pgsess_rollback`. Returns NULL with `*err` set on failure.
+///
+/// # Safety
+/// `session` NULL or live; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_begin(session: *mut pgsess_session, err: *mut *mut pgsess_error) -> *mut pgsess_tx {
+    call(err, || {
+        let s = arg(session, "session")?;
+        Ok(give::<pgsess_tx>(Box::new(s.begin()?)))
+    })
+}
+
+/// Ask the server to cancel every statement this session is running now (from another thread:
+/// `pgsess_query` blocks the thread that called it). Each cancelled statement fails with
+/// `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. `PGSESS_OK` when
+/// every cancel request was sent (including when nothing was running), else
+/// `PGSESS_OPERATIONAL_ERROR`; `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_cancel(session: *const pgsess_session) -> Code {
+    call(NO_ERR, || {
+        arg(session, "session")?.cancel_running()?;
+        Ok(Code::PGSESS_OK)
+    })
+}
+
+/// The backend process id that ran this session's latest statement (with `pool_max_size` 1, the
+/// pool's one connection, as in the seed's Session); for a session that created its pool, the
+/// first connection's until then; 0 before any, or for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_backend_pid(session: *const pgsess_session) -> i32 {
+    call(NO_ERR, || Ok(arg(session, "session")?.backend_pid()))
+}
+
+/// The pool's id: a hex hash of the normalised URI and pool options with a per-process salt
+/// (never reveals the password). Sessions sharing a pool share its id. Owned by the session; NULL
+/// for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pool_id(session: *const pgsess_session) -> *const c_char {
+    call(NO_ERR, || Ok(arg(session, "session")?.pool_id_c().as_ptr()))
+}
+
+/// Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
+/// arguments. Any thread.
+///
+/// # Safety
+/// `session` NULL or live; `stats` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pool_stats(session: *const pgsess_session, stats: *mut PoolStats) -> Code {
+    call(NO_ERR, || {
+        let s = arg(session, "session")?;
+        let out = stats.as_mut().ok_or_else(|| Error::interface("stats is NULL"))?;
+        *out = s.pool_stats();
+        Ok(Code::PGSESS_OK)
+    })
+}
+
+/// The client encoding: always `"UTF8"` (static); NULL for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_encoding(session: *const pgsess_session) -> *const c_char {
+    call(NO_ERR, || Ok(arg(session, "session")?.encoding().as_ptr()))
+}
+
+/// Accepts UTF8 under any of PostgreSQL's spellings (`UTF8`, `utf-8`, `unicode`) and changes
+/// nothing. Any other encoding is `PGSESS_NOT_SUPPORTED_ERROR`: pgsess returns UTF-8 text, and
+/// another client encoding would corrupt it.
+///
+/// # Safety
+/// `session` NULL or live; `encoding` NULL or NUL-terminated; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_set_encoding(
+    session: *mut pgsess_session,
+    encoding: *const c_char,
+    err: *mut *mut pgsess_error,
+) -> Code {
+    call(err, || {
+        arg(session, "session")?.set_encoding(str_arg(encoding, "encoding")?)?;
+        Ok(Code::PGSESS_OK)
+    })
+}
+
+/// Whether the session can get a connection and run `SELECT 1` (waiting up to the checkout
+/// timeout). False for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_validate(session: *mut pgsess_session) -> bool {
+    call(NO_ERR, || Ok(arg(session, "session")?.validate()))
+}
+
+/// The session's last 50 notices (NOTICE, WARNING, ...), oldest first, each in libpq's form
+/// (`"NOTICE:  text\n"`, with `DETAIL:`/`HINT:` lines when present), concatenated. Returns a new
+/// string the caller frees with `pgsess_string_free` (empty when there are none); NULL for NULL.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_notices(session: *const pgsess_session) -> *mut c_char {
+    call(NO_ERR, || Ok(c_string(&arg(session, "session")?.notices()).into_raw()))
+}
+
+/// How many notices the session keeps now (the last 50 at most, across all its statements): the
+/// range of indexes `pgsess_notice` accepts. 0 for NULL. Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_notice_count(session: *const pgsess_session) -> usize {
+    call(NO_ERR, || Ok(arg(session, "session")?.notice_count()))
+}
+
+/// The session's notice `index` (0 is the oldest kept) whole, in libpq's form: the severity
+/// line as the server wrote it (`"NOTICE:  text\n"`, or its translation under the server's
+/// `lc_messages`) followed by its `DETAIL:` and `HINT:` lines when present. Returns a new string
+/// the caller frees with `pgsess_string_free`; NULL for NULL or an index past the last (other
+/// threads' statements may add notices and drop the oldest between calls). Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_notice(session: *const pgsess_session, index: usize) -> *mut c_char {
+    call(NO_ERR, || {
+        let notice = arg(session, "session")?.notice(index);
+        Ok(notice.map_or(std::ptr::null_mut(), |n| c_string(&n).into_raw()))
     })
 }

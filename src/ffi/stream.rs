@@ -3,21 +3,18 @@
 use std::ptr::null_mut;
 
 use super::results::pgsess_results;
-use super::{fallible, guard, pgsess_error};
-use crate::error::Error;
+use super::{arg_mut, call, give, pgsess_error, take, Handle, NO_ERR};
 use crate::session::RowStream;
 
 /// Rows of one statement arriving in chunks, from `pgsess_query_stream`. Owned by the caller,
 /// freed with `pgsess_stream_free`; holds its pooled connection until then. One thread at a time.
 #[allow(non_camel_case_types)]
 pub struct pgsess_stream {
-    inner: RowStream,
+    _opaque: [u8; 0],
 }
 
-impl pgsess_stream {
-    pub(crate) fn into_raw(inner: RowStream) -> *mut pgsess_stream {
-        Box::into_raw(Box::new(pgsess_stream { inner }))
-    }
+impl Handle for pgsess_stream {
+    type Rust = RowStream;
 }
 
 /// The next chunk as a results handle of at most `chunk_rows` rows (free it with
@@ -32,9 +29,9 @@ pub unsafe extern "C" fn pgsess_stream_next(
     stream: *mut pgsess_stream,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    fallible(err, null_mut(), || {
-        let st = stream.as_mut().ok_or_else(|| Error::interface("stream is NULL"))?;
-        Ok(st.inner.next_chunk()?.map_or(null_mut(), |r| pgsess_results::into_raw(Box::new(r))))
+    call(err, || {
+        let chunk = arg_mut(stream, "stream")?.next_chunk()?;
+        Ok(chunk.map_or(null_mut(), |r| give::<pgsess_results>(Box::new(r))))
     })
 }
 
@@ -45,9 +42,8 @@ pub unsafe extern "C" fn pgsess_stream_next(
 /// `stream` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_stream_free(stream: *mut pgsess_stream) {
-    guard((), || {
-        if !stream.is_null() {
-            drop(Box::from_raw(stream));
-        }
+    call(NO_ERR, || {
+        drop(take(stream));
+        Ok(())
     })
 }

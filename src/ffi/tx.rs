@@ -1,10 +1,9 @@
 //! `pgsess_tx`: a transaction pinned to one pooled connection.
 
 use std::ffi::c_char;
-use std::ptr::null_mut;
 
 use super::results::pgsess_results;
-use super::{code_of, fallible, guard, handle, params_arg, pgsess_error, str_arg, typed_params_arg};
+use super::{arg, call, give, params_arg, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR};
 use crate::error::{Code, Error};
 use crate::session::Transaction;
 
@@ -14,13 +13,11 @@ use crate::session::Transaction;
 /// transaction has ended and all of them are freed.
 #[allow(non_camel_case_types)]
 pub struct pgsess_tx {
-    inner: Transaction,
+    _opaque: [u8; 0],
 }
 
-impl pgsess_tx {
-    pub(crate) fn into_raw(inner: Transaction) -> *mut pgsess_tx {
-        Box::into_raw(Box::new(pgsess_tx { inner }))
-    }
+impl Handle for pgsess_tx {
+    type Rust = Transaction;
 }
 
 /// Run a statement inside the transaction; arguments and results as for `pgsess_query`. After a
@@ -36,11 +33,11 @@ pub unsafe extern "C" fn pgsess_tx_query(
     params: *const *const c_char,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    fallible(err, null_mut(), || {
-        let t = handle(tx, "tx")?;
+    call(err, || {
+        let t = arg(tx, "tx")?;
         let sql = str_arg(sql, "sql")?;
         let params = params_arg(nparams, params, "params")?;
-        Ok(pgsess_results::into_raw(t.inner.query(sql, &params)?))
+        Ok(give::<pgsess_results>(t.query(sql, &params)?))
     })
 }
 
@@ -59,11 +56,11 @@ pub unsafe extern "C" fn pgsess_tx_query_params(
     param_formats: *const i32,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    fallible(err, null_mut(), || {
-        let t = handle(tx, "tx")?;
+    call(err, || {
+        let t = arg(tx, "tx")?;
         let sql = str_arg(sql, "sql")?;
         let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
-        Ok(pgsess_results::into_raw(t.inner.query_params(sql, &types, &params)?))
+        Ok(give::<pgsess_results>(t.query_params(sql, &types, &params)?))
     })
 }
 
@@ -79,11 +76,11 @@ pub unsafe extern "C" fn pgsess_tx_callproc(
     args: *const *const c_char,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    fallible(err, null_mut(), || {
-        let t = handle(tx, "tx")?;
+    call(err, || {
+        let t = arg(tx, "tx")?;
         let name = str_arg(name, "name")?;
         let args = params_arg(nargs, args, "args")?;
-        Ok(pgsess_results::into_raw(t.inner.callproc(name, &args)?))
+        Ok(give::<pgsess_results>(t.callproc(name, &args)?))
     })
 }
 
@@ -102,11 +99,11 @@ pub unsafe extern "C" fn pgsess_tx_callproc_params(
     param_formats: *const i32,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    fallible(err, null_mut(), || {
-        let t = handle(tx, "tx")?;
+    call(err, || {
+        let t = arg(tx, "tx")?;
         let name = str_arg(name, "name")?;
         let (types, args) = typed_params_arg(nargs, param_types, param_values, param_lengths, param_formats)?;
-        Ok(pgsess_results::into_raw(t.inner.callproc_params(name, &types, &args)?))
+        Ok(give::<pgsess_results>(t.callproc_params(name, &types, &args)?))
     })
 }
 
@@ -118,11 +115,9 @@ pub unsafe extern "C" fn pgsess_tx_callproc_params(
 /// `tx` NULL or live; `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_commit(tx: *mut pgsess_tx, err: *mut *mut pgsess_error) -> Code {
-    code_of(err, || {
-        if tx.is_null() {
-            return Err(Error::interface("tx is NULL"));
-        }
-        Box::from_raw(tx).inner.commit()
+    call(err, || {
+        take(tx).ok_or_else(|| Error::interface("tx is NULL"))?.commit()?;
+        Ok(Code::PGSESS_OK)
     })
 }
 
@@ -132,9 +127,10 @@ pub unsafe extern "C" fn pgsess_commit(tx: *mut pgsess_tx, err: *mut *mut pgsess
 /// `tx` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_rollback(tx: *mut pgsess_tx) {
-    guard((), || {
-        if !tx.is_null() {
-            Box::from_raw(tx).inner.rollback();
+    call(NO_ERR, || {
+        if let Some(tx) = take(tx) {
+            tx.rollback();
         }
+        Ok(())
     })
 }
