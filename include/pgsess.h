@@ -383,7 +383,7 @@ enum pgsess_code pgsess_cancel(const struct pgsess_session *session);
 
 /**
  * The backend process id that ran this session's latest statement (with `pool_max_size` 1, the
- * pool's one connection, as in the seed's Session); for a session that created its pool, the
+ * pool's one connection, as in sprockets.clients.postgresql's Session); for a session that created its pool, the
  * first connection's until then; 0 before any, or for NULL.
  *
  * # Safety
@@ -652,7 +652,7 @@ size_t pgsess_results_notice_count(const struct pgsess_results *results);
 const char *pgsess_results_notice(const struct pgsess_results *results, size_t index);
 
 /**
- * The command tag (the seed's `status`): `"SELECT 3"`, `"INSERT 0 2"`, `"CREATE TABLE"`; empty
+ * The command tag (sprockets.clients.postgresql's `status`): `"SELECT 3"`, `"INSERT 0 2"`, `"CREATE TABLE"`; empty
  * when there is none. Owned by the results; NULL for NULL.
  *
  * # Safety
@@ -661,7 +661,7 @@ const char *pgsess_results_notice(const struct pgsess_results *results, size_t i
 const char *pgsess_results_status(const struct pgsess_results *results);
 
 /**
- * The SQL text that produced the results (the seed's `query`). Owned by the results; NULL for NULL.
+ * The SQL text that produced the results (sprockets.clients.postgresql's `query`). Owned by the results; NULL for NULL.
  *
  * # Safety
  * `results` NULL or live.
@@ -669,7 +669,7 @@ const char *pgsess_results_status(const struct pgsess_results *results);
 const char *pgsess_results_query(const struct pgsess_results *results);
 
 /**
- * The seed's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
+ * sprockets.clients.postgresql's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
  * without a count (DDL, SET, BEGIN, DO). -1 for NULL.
  *
  * # Safety
@@ -741,7 +741,7 @@ enum pgsess_code pgsess_results_get_epoch_micros(const struct pgsess_results *re
 const uint8_t *pgsess_results_get_bytes(const struct pgsess_results *results, size_t row, size_t col, size_t *len);
 
 /**
- * The whole result as JSON, the seed's RealDictCursor rows: `[{"col": value, ...}, ...]`.
+ * The whole result as JSON, sprockets.clients.postgresql's RealDictCursor rows: `[{"col": value, ...}, ...]`.
  * Numbers as numbers (NaN and infinities as strings), bool as true/false, json and jsonb
  * embedded, NULL as null, every other type as a string; a duplicated column name keeps its
  * first position and the last value. A new string freed with `pgsess_string_free`; NULL for NULL.
@@ -752,7 +752,7 @@ const uint8_t *pgsess_results_get_bytes(const struct pgsess_results *results, si
 char *pgsess_results_json(const struct pgsess_results *results);
 
 /**
- * The seed's `items()`: the same as `pgsess_results_json`.
+ * sprockets.clients.postgresql's `items()`: the same as `pgsess_results_json`.
  *
  * # Safety
  * `results` NULL or live.
@@ -769,7 +769,7 @@ char *pgsess_results_items(const struct pgsess_results *results);
 char *pgsess_results_row_json(const struct pgsess_results *results, size_t row);
 
 /**
- * The seed's `as_dict()`: the only row as a JSON object. A result with no row or with more than
+ * sprockets.clients.postgresql's `as_dict()`: the only row as a JSON object. A result with no row or with more than
  * one is `PGSESS_INTERFACE_ERROR` saying how many rows it has. A new string freed with
  * `pgsess_string_free`, or NULL with `*err` set.
  *

@@ -34,8 +34,8 @@ impl Hold {
     }
 }
 
-/// A statement's rows plus the pooled connection they keep checked out until dropped (the seed's
-/// `Results.free()` contract). Results of a transaction share the transaction's connection.
+/// A statement's rows plus the pooled connection they keep checked out until dropped (the
+/// `Results.free()` contract of sprockets.clients.postgresql). Results of a transaction share the transaction's connection.
 pub struct Results {
     pub set: ResultSet,
     /// Decoded bytea values handed out by `bytes`, kept so their pointers stay valid.
@@ -60,8 +60,8 @@ impl Results {
     /// `statement_done` counts them once the statement succeeded.
     pub(crate) fn boxed(sql: &str, hold: Hold) -> Box<Results> {
         let sql = sql_for_c(sql);
-        // Written field by field into the allocation: `Box::new` of a whole `Results` built it on
-        // the stack first and copied it (two copies of about 400 bytes per statement).
+        // Written field by field into the allocation, so the ~400-byte value is never built on
+        // the stack and copied into the box.
         let mut results = Box::new(std::mem::MaybeUninit::<Results>::uninit());
         let p = results.as_mut_ptr();
         // SAFETY: each field is written once, through raw pointers into the allocation, before

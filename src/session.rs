@@ -1,4 +1,4 @@
-//! A session: a handle on a shared pool plus what the seed's `Session` exposes about it (the
+//! A session: a handle on a shared pool plus what sprockets.clients.postgresql's `Session` exposes about it (the
 //! backend pid of the latest statement, the last 50 notices). Any number of threads may use one
 //! session at once; each statement checks out its own connection.
 //!
@@ -360,7 +360,7 @@ impl Session {
         Ok(out)
     }
 
-    /// The seed's `callproc`: `SELECT * FROM name($1, ...)`, the name quoted as an identifier.
+    /// sprockets.clients.postgresql's `callproc`: `SELECT * FROM name($1, ...)`, the name quoted as an identifier.
     pub fn callproc(&self, name: &str, args: &[Option<&[u8]>]) -> Result<Box<Results>> {
         let sql = callproc_sql(name, args.len())?;
         self.query(&sql, args)

@@ -180,7 +180,7 @@ pub unsafe extern "C" fn pgsess_results_notice(results: *const pgsess_results, i
     call(NO_ERR, || Ok(arg(results, "results")?.set.notices.get(index).map_or(null(), |n| n.as_ptr())))
 }
 
-/// The command tag (the seed's `status`): `"SELECT 3"`, `"INSERT 0 2"`, `"CREATE TABLE"`; empty
+/// The command tag (sprockets.clients.postgresql's `status`): `"SELECT 3"`, `"INSERT 0 2"`, `"CREATE TABLE"`; empty
 /// when there is none. Owned by the results; NULL for NULL.
 ///
 /// # Safety
@@ -190,7 +190,7 @@ pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -
     call(NO_ERR, || Ok(arg(results, "results")?.set.command_tag.as_c_str().as_ptr()))
 }
 
-/// The SQL text that produced the results (the seed's `query`). Owned by the results; NULL for NULL.
+/// The SQL text that produced the results (sprockets.clients.postgresql's `query`). Owned by the results; NULL for NULL.
 ///
 /// # Safety
 /// `results` NULL or live.
@@ -199,7 +199,7 @@ pub unsafe extern "C" fn pgsess_results_query(results: *const pgsess_results) ->
     call(NO_ERR, || Ok(arg(results, "results")?.sql_c().as_ptr()))
 }
 
-/// The seed's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
+/// sprockets.clients.postgresql's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
 /// without a count (DDL, SET, BEGIN, DO). -1 for NULL.
 ///
 /// # Safety
@@ -328,7 +328,7 @@ pub unsafe extern "C" fn pgsess_results_get_bytes(
     })
 }
 
-/// The whole result as JSON, the seed's RealDictCursor rows: `[{"col": value, ...}, ...]`.
+/// The whole result as JSON, sprockets.clients.postgresql's RealDictCursor rows: `[{"col": value, ...}, ...]`.
 /// Numbers as numbers (NaN and infinities as strings), bool as true/false, json and jsonb
 /// embedded, NULL as null, every other type as a string; a duplicated column name keeps its
 /// first position and the last value. A new string freed with `pgsess_string_free`; NULL for NULL.
@@ -340,7 +340,7 @@ pub unsafe extern "C" fn pgsess_results_json(results: *const pgsess_results) -> 
     call(NO_ERR, || Ok(c_string(&arg(results, "results")?.set.to_json()).into_raw()))
 }
 
-/// The seed's `items()`: the same as `pgsess_results_json`.
+/// sprockets.clients.postgresql's `items()`: the same as `pgsess_results_json`.
 ///
 /// # Safety
 /// `results` NULL or live.
@@ -361,7 +361,7 @@ pub unsafe extern "C" fn pgsess_results_row_json(results: *const pgsess_results,
     })
 }
 
-/// The seed's `as_dict()`: the only row as a JSON object. A result with no row or with more than
+/// sprockets.clients.postgresql's `as_dict()`: the only row as a JSON object. A result with no row or with more than
 /// one is `PGSESS_INTERFACE_ERROR` saying how many rows it has. A new string freed with
 /// `pgsess_string_free`, or NULL with `*err` set.
 ///

@@ -1,4 +1,4 @@
-//! `pgsess_session`: open, query, callproc, begin, and the seed's session properties.
+//! `pgsess_session`: open, query, callproc, begin, and sprockets.clients.postgresql's session properties.
 
 use std::ffi::c_char;
 
@@ -234,7 +234,7 @@ pub unsafe extern "C" fn pgsess_cancel(session: *const pgsess_session) -> Code {
 }
 
 /// The backend process id that ran this session's latest statement (with `pool_max_size` 1, the
-/// pool's one connection, as in the seed's Session); for a session that created its pool, the
+/// pool's one connection, as in sprockets.clients.postgresql's Session); for a session that created its pool, the
 /// first connection's until then; 0 before any, or for NULL.
 ///
 /// # Safety
