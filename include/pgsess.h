@@ -125,6 +125,25 @@ typedef enum pgsess_log_level {
 } pgsess_log_level;
 
 /**
+ * What a pool undoes before a connection goes to its next user (`pgsess_options_set_reset`).
+ */
+typedef enum pgsess_reset {
+  /**
+   * The default: one `DISCARD ALL` after a use that may have changed session state (README,
+   * "Sessions, connections and state", says exactly which); other uses cost nothing.
+   */
+  PGSESS_RESET_DIRTY = 0,
+  /**
+   * `DISCARD ALL` after every use (PgBouncer's `server_reset_query` in session mode).
+   */
+  PGSESS_RESET_ALWAYS = 1,
+  /**
+   * Only an open transaction is rolled back: session state passes from one user to the next.
+   */
+  PGSESS_RESET_NEVER = 2,
+} pgsess_reset;
+
+/**
  * A list of statements to run together with `pgsess_batch_run`. Created by `pgsess_batch_new`,
  * owned by the caller, freed with `pgsess_batch_free`; it copies what is added. One thread at
  * a time; reusable (run it any number of times).
@@ -297,6 +316,35 @@ struct pgsess_session *pgsess_open(const char *dbname, const struct pgsess_optio
 void pgsess_close(struct pgsess_session *session);
 
 /**
+ * A new pinned session on `session`'s pool: it checks out one connection now (waiting up to the
+ * checkout timeout, `PGSESS_POOL_EXHAUSTED` when none comes free) and holds it until
+ * `pgsess_close`, so session state (`SET`, `SET ROLE`, temporary tables, `PREPARE`, `LISTEN`,
+ * session advisory locks, `lastval()`) carries from one statement to the next as on a libpq
+ * connection, and `BEGIN` ... `COMMIT` sent as separate `pgsess_query` calls is one transaction.
+ * Every session call works on it unchanged; statements from several threads run one at a time,
+ * in turn. Its results share its connection (they hold no other). If the connection dies, the
+ * statement in flight fails with `PGSESS_OPERATIONAL_ERROR` saying the session's state was lost,
+ * and the next statement runs on a new connection. `pgsess_close` returns the connection to the
+ * pool (once the session's results are freed too), reset as the pool's `pgsess_reset` mode
+ * says. `session` itself is unchanged (pooled or pinned). Returns NULL with `*err` set on
+ * failure. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live; `err` NULL or writable.
+ */
+struct pgsess_session *pgsess_pin(struct pgsess_session *session, struct pgsess_error **err);
+
+/**
+ * Whether the session holds one connection for its life: from `pgsess_pin`, from
+ * `pgsess_open` with `pgsess_options_set_pinned`, or a transaction's (`pgsess_tx_session`).
+ * False for NULL. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+bool pgsess_is_pinned(const struct pgsess_session *session);
+
+/**
  * Run `sql` with `nparams` text parameters `$1..$n` (`params[i]` NULL is SQL NULL; types are
  * inferred by the server, as `PQexecParams` with no types). One round trip, no named prepared
  * statement (safe behind PgBouncer in transaction mode). With no parameters the string may hold
@@ -400,6 +448,15 @@ int32_t pgsess_backend_pid(const struct pgsess_session *session);
  * `session` NULL or live.
  */
 const char *pgsess_pool_id(const struct pgsess_session *session);
+
+/**
+ * How many pinned sessions hold a connection of the session's pool now (their connections are
+ * also counted in `pgsess_stats.in_use`). 0 for NULL. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+uint64_t pgsess_pool_pinned_sessions(const struct pgsess_session *session);
 
 /**
  * Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
@@ -541,6 +598,26 @@ enum pgsess_code pgsess_options_set_leak_threshold_ms(struct pgsess_options *opt
  * `opts` as for `pgsess_options_free`.
  */
 enum pgsess_code pgsess_options_set_checkout_timeout_ms(struct pgsess_options *opts, uint32_t ms);
+
+/**
+ * How the pool resets a connection between users (default `PGSESS_RESET_DIRTY`). Part of the
+ * pool key: sessions with different modes on one URI use different pools.
+ * `PGSESS_INTERFACE_ERROR` for NULL `opts` or a value that is not a mode.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_reset(struct pgsess_options *opts, pgsess_reset mode);
+
+/**
+ * Make `pgsess_open` return a pinned session (as `pgsess_pin` does): one connection held for the
+ * session's life, like sprockets.clients.postgresql's `Session` over one connection. Not part
+ * of the pool key: pinned and pooled sessions of one URI share a pool.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_pinned(struct pgsess_options *opts, bool pinned);
 
 /**
  * Free results and return the pooled connection they hold (waking a caller waiting for one).
@@ -777,6 +854,20 @@ char *pgsess_results_row_json(const struct pgsess_results *results, size_t row);
  * `results` NULL or live; `err` NULL or writable.
  */
 char *pgsess_results_as_dict(const struct pgsess_results *results, struct pgsess_error **err);
+
+/**
+ * A session bound to the transaction: every session call on it (`pgsess_query`,
+ * `pgsess_query_params`, `pgsess_callproc`, `pgsess_query_stream`, `pgsess_batch_run`, the
+ * asynchronous calls, ...) runs inside the transaction, on its connection, and is committed or
+ * rolled back with it. Borrowed from `tx`: it lives until `pgsess_commit` or `pgsess_rollback`
+ * (which first cancel its outstanding asynchronous requests and run their callbacks), and
+ * `pgsess_close` on it does nothing. Repeated calls return the same session. `pgsess_begin`
+ * on it fails (use `SAVEPOINT`). NULL for NULL. One thread at a time, as `tx`.
+ *
+ * # Safety
+ * `tx` NULL or live.
+ */
+struct pgsess_session *pgsess_tx_session(struct pgsess_tx *tx);
 
 /**
  * Run a statement inside the transaction; arguments and results as for `pgsess_query`. After a

@@ -347,6 +347,20 @@ pub fn passfile_lookup(path: &std::path::Path, host: &str, port: &str, db: &str,
     None
 }
 
+/// What a pool undoes before a connection goes to its next user (`PoolSettings::reset`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ResetMode {
+    /// `DISCARD ALL` only after a use that may have changed session state (see
+    /// `conn::SessionState`); a use that changed nothing costs no round trip.
+    #[default]
+    Dirty,
+    /// `DISCARD ALL` after every use (PgBouncer's `server_reset_query` in session mode).
+    Always,
+    /// Nothing but the rollback of an open transaction: one user's session state (role,
+    /// settings, temporary tables, prepared statements, LISTEN, advisory locks) reaches the next.
+    Never,
+}
+
 /// Settings of a pool, fixed when the pool is created. Sessions with different settings on the same
 /// URI get different pools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -357,6 +371,8 @@ pub struct PoolSettings {
     pub checkout_timeout: Duration,
     /// Report (through the log) a connection held by results or a transaction for longer.
     pub leak_threshold: Option<Duration>,
+    /// What is undone before a connection goes to its next user.
+    pub reset: ResetMode,
 }
 
 impl Default for PoolSettings {
@@ -366,6 +382,7 @@ impl Default for PoolSettings {
             idle_ttl: DEFAULT_POOL_IDLE_TTL,
             checkout_timeout: DEFAULT_CHECKOUT_TIMEOUT,
             leak_threshold: None,
+            reset: ResetMode::Dirty,
         }
     }
 }
@@ -378,6 +395,9 @@ pub struct SessionOptions {
     pub pool: PoolSettings,
     /// Client-enforced bound on each statement of the session (cancelled on the server after it).
     pub statement_timeout: Option<Duration>,
+    /// Open a pinned session (one connection for its life) instead of a pooled one. Not part of
+    /// the pool key: pinned and pooled sessions of one URI share a pool.
+    pub pinned: bool,
 }
 
 impl SessionOptions {

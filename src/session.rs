@@ -27,6 +27,46 @@ pub const NOTICES_KEPT: usize = 50;
 /// Session ids, for `SessionInner::id` (never 0, which marks a connection running nothing).
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Where a session's statements get their connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Binding {
+    /// Each statement checks out a connection of its own (and its results hold it).
+    Pooled,
+    /// One connection for the session's life, as a libpq connection: state carries from one
+    /// statement to the next. A connection that dies is replaced by the next statement.
+    Pinned,
+    /// The connection of one transaction (`Transaction::session`): every statement runs inside
+    /// it, until it ends.
+    Transaction,
+}
+
+/// A pinned session's connection (counted in its pool's `pinned_sessions` while held), or a
+/// transaction's (counted as the transaction).
+struct Pin {
+    lease: Arc<Lease>,
+    counted: bool,
+}
+
+impl Pin {
+    fn pinned(lease: Arc<Lease>) -> Pin {
+        lease.shared().counters.pinned_sessions.inc();
+        lease.set_holder(|| "a pinned session".to_owned());
+        Pin { lease, counted: true }
+    }
+
+    fn transaction(lease: Arc<Lease>) -> Pin {
+        Pin { lease, counted: false }
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        if self.counted {
+            self.lease.shared().counters.pinned_sessions.dec();
+        }
+    }
+}
+
 /// What a session has in one process: its pool, its latest backend pid and notices, its
 /// asynchronous engine (its running statements are marked on their connections' slots, see
 /// `Lease::run_for`). Immutable apart from its atomics and locks, which only threads of process
@@ -43,11 +83,15 @@ struct PerProcess {
     /// Asynchronous requests (started on first use).
     requests: OnceLock<Arc<Engine>>,
     requests_init: Mutex<()>,
+    /// A pinned or transaction-bound session's connection (`Binding`); always `None` for a
+    /// pooled one. Locked only to take or replace it, never while a statement runs.
+    pin: Mutex<Option<Pin>>,
 }
 
 impl PerProcess {
     fn new(pool: Arc<Pool>) -> PerProcess {
         PerProcess {
+            pin: Mutex::new(None),
             pid: crate::process::current_pid(),
             pool_id: CString::new(pool.id.as_str()).unwrap_or_default(),
             pool,
@@ -67,6 +111,7 @@ pub(crate) struct SessionInner {
     local_pool: bool,
     /// Distinguishes the session's statements from others on the same pool (for `cancel`).
     id: u64,
+    binding: Binding,
     /// This process's part: never null; replaced (never freed) in a forked child by its first
     /// call; freed with the session by the process it belongs to.
     here: AtomicPtr<PerProcess>,
@@ -128,14 +173,14 @@ impl Session {
         };
         crate::atfork::register();
         let (pool, created) = registry::get_or_create(&config, options.pool, local_pool);
-        let session = Session(Arc::new(SessionInner {
+        let session = Session::on_pool(
             config,
-            settings: options.pool,
-            statement_timeout: options.statement_timeout,
+            options.pool,
+            options.statement_timeout,
             local_pool,
-            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
-            here: AtomicPtr::new(Box::into_raw(Box::new(PerProcess::new(pool.clone())))),
-        }));
+            Binding::Pooled,
+            PerProcess::new(pool.clone()),
+        );
         if created {
             match pool.connect_first() {
                 Ok(pid) => session.here().last_backend_pid.store(pid, Ordering::Relaxed),
@@ -145,7 +190,125 @@ impl Session {
                 }
             }
         }
+        if options.pinned {
+            return session.pin();
+        }
         Ok(session)
+    }
+
+    fn on_pool(
+        config: ConnectConfig,
+        settings: PoolSettings,
+        statement_timeout: Option<Duration>,
+        local_pool: bool,
+        binding: Binding,
+        here: PerProcess,
+    ) -> Session {
+        Session(Arc::new(SessionInner {
+            config,
+            settings,
+            statement_timeout,
+            local_pool,
+            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            binding,
+            here: AtomicPtr::new(Box::into_raw(Box::new(here))),
+        }))
+    }
+
+    /// A new pinned session on this session's pool: it checks out one connection now (waiting
+    /// up to the checkout timeout) and keeps it until dropped, so every statement of it runs on
+    /// that connection, one at a time, and session state (settings, temporary tables, prepared
+    /// statements, LISTEN) carries from one to the next. Dropping it returns the connection,
+    /// reset as the pool's reset mode says, once its results are dropped too.
+    pub fn pin(&self) -> Result<Session> {
+        let inner = &self.0;
+        let here = PerProcess::new(self.pool().clone());
+        let pinned = Session::on_pool(
+            inner.config.clone(),
+            inner.settings,
+            inner.statement_timeout,
+            inner.local_pool,
+            Binding::Pinned,
+            here,
+        );
+        let lease = pinned.pinned_lease()?;
+        let pid = lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0);
+        pinned.here().last_backend_pid.store(pid, Ordering::Relaxed);
+        Ok(pinned)
+    }
+
+    /// Whether the session holds one connection for its life (`pin`, or a transaction's).
+    pub fn is_pinned(&self) -> bool {
+        self.0.binding != Binding::Pooled
+    }
+
+    /// Whether this is a transaction's session (`Transaction::session`), which the transaction
+    /// owns: closing it does nothing.
+    pub fn is_transaction_bound(&self) -> bool {
+        self.0.binding == Binding::Transaction
+    }
+
+    /// The connection a statement runs on, as what its results hold: a new checkout for a
+    /// pooled session, the session's own connection otherwise.
+    fn hold(&self) -> Result<Hold> {
+        match self.0.binding {
+            Binding::Pooled => Ok(Hold::Lease(self.pool().checkout()?)),
+            Binding::Pinned | Binding::Transaction => Ok(Hold::Shared(self.pinned_lease()?)),
+        }
+    }
+
+    /// `hold`, for what shares its connection with several results (streams, batches,
+    /// transactions).
+    fn shared_lease(&self) -> Result<Arc<Lease>> {
+        match self.0.binding {
+            Binding::Pooled => Ok(Arc::new(self.pool().checkout()?)),
+            Binding::Pinned | Binding::Transaction => self.pinned_lease(),
+        }
+    }
+
+    /// A pinned session's connection: checked out on first use and again after it was lost.
+    fn pinned_lease(&self) -> Result<Arc<Lease>> {
+        let here = self.here();
+        let mut pin = lock(&here.pin);
+        if let Some(pin) = pin.as_ref() {
+            return Ok(pin.lease.clone());
+        }
+        if self.0.binding == Binding::Transaction {
+            return Err(Error::interface(
+                "this transaction's session can no longer be used: its transaction has ended (or belongs to the \
+                 process that began it)",
+            ));
+        }
+        let lease = Arc::new(self.pool().checkout()?);
+        *pin = Some(Pin::pinned(lease.clone()));
+        Ok(lease)
+    }
+
+    /// After a statement of a pinned session failed: if its connection is gone, say so in the
+    /// error (the session's state went with it) and let the next statement check out another.
+    fn after_pinned_failure(&self, lease: &Lease, e: Error) -> Error {
+        let lost = lease.with_conn(|c| Ok(c.is_broken())).unwrap_or(true);
+        if !lost {
+            return e;
+        }
+        let here = self.here();
+        let mut pin = lock(&here.pin);
+        let ours = pin.as_ref().is_some_and(|p| std::ptr::eq(&*p.lease, lease));
+        match self.0.binding {
+            Binding::Pinned => {
+                if ours {
+                    pin.take();
+                }
+                let message = format!(
+                    "{}; this pinned session's connection is lost, and with it the session's state (settings, \
+                     temporary tables, prepared statements, cursors, listened channels, advisory locks); its next \
+                     statement runs on a new connection",
+                    e.message
+                );
+                Error { message, ..e }
+            }
+            Binding::Transaction | Binding::Pooled => e,
+        }
     }
 
     /// This process's part of the session: one atomic load and a comparison with the cached
@@ -233,6 +396,11 @@ impl Session {
         self.pool().stats()
     }
 
+    /// Pinned sessions holding a connection of this session's pool now.
+    pub fn pinned_sessions(&self) -> u64 {
+        self.pool().counters().pinned_sessions.get()
+    }
+
     /// Run one statement (see `PgConn::execute`); the results keep the connection until dropped.
     pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Box<Results>> {
         self.query_observed(sql, params, |_| true)
@@ -248,8 +416,7 @@ impl Session {
         params: &[Option<&[u8]>],
         started: impl FnOnce(Arc<CancelKey>) -> bool,
     ) -> Result<Box<Results>> {
-        let lease = self.pool().checkout()?;
-        self.statement(Hold::Lease(lease), sql, |c, set| {
+        self.statement(self.hold()?, sql, |c, set| {
             if !started(c.cancel_key()) {
                 return Err(crate::requests::cancelled_error());
             }
@@ -316,8 +483,7 @@ impl Session {
     /// `PQexecParams` in full: declared parameter types (0 = inferred) and binary parameters.
     /// Always one statement on the extended protocol, even without parameters.
     pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Box<Results>> {
-        let lease = self.pool().checkout()?;
-        self.statement(Hold::Lease(lease), sql, |c, set| c.query_params_into(sql, types, params, set))
+        self.statement(self.hold()?, sql, |c, set| c.query_params_into(sql, types, params, set))
     }
 
     /// Run `sql` and receive its rows `chunk_rows` at a time; memory is bounded by one chunk.
@@ -326,7 +492,7 @@ impl Session {
         if chunk_rows == 0 {
             return Err(Error::interface("chunk_rows must be at least 1"));
         }
-        let lease = Arc::new(self.pool().checkout()?);
+        let lease = self.shared_lease()?;
         let outcome = self.run(&lease, |c| c.stream_open(sql, params, chunk_rows));
         let (first, more) = match outcome {
             Ok((set, more)) => (Ok(set), more),
@@ -350,7 +516,7 @@ impl Session {
     /// outcome per statement, in order. The outer error means no statement result could be read
     /// (checkout failed, or the connection broke). Successful results share the connection.
     pub fn batch(&self, statements: &[BatchStatement]) -> Result<Vec<Result<Results>>> {
-        let lease = Arc::new(self.pool().checkout()?);
+        let lease = self.shared_lease()?;
         let outcomes = self.run(&lease, |c| c.pipeline(statements))?;
         let mut out = Vec::with_capacity(outcomes.len());
         for (st, outcome) in statements.iter().zip(outcomes) {
@@ -374,13 +540,18 @@ impl Session {
 
     /// Begin a transaction on one pooled connection, held until commit or rollback.
     pub fn begin(&self) -> Result<Transaction> {
-        let lease = Arc::new(self.pool().checkout()?);
+        if self.0.binding == Binding::Transaction {
+            return Err(Error::interface(
+                "a transaction's session cannot begin another transaction (use SAVEPOINT for a nested one)",
+            ));
+        }
+        let lease = self.shared_lease()?;
         let outcome = self.run(&lease, |c| c.simple_query("BEGIN"));
         self.note_statement(outcome.as_ref().ok(), &lease);
         outcome?;
         lease.shared().counters.transactions_open.inc();
         lease.set_holder(|| "a transaction".to_owned());
-        Ok(Transaction { lease, session: self.clone(), finished: false })
+        Ok(Transaction { lease, session: self.clone(), bound: OnceLock::new(), finished: false })
     }
 
     /// Whether a connection can be had and answers a trivial statement.
@@ -409,10 +580,14 @@ impl Session {
     /// Run `f` on the lease's connection as one of this session's statements: bounded by the
     /// session's statement timeout, and cancellable by `cancel` while it runs.
     fn run<T>(&self, lease: &Lease, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
-        lease.run_for(self.0.id, |c| {
+        let outcome = lease.run_for(self.0.id, |c| {
             c.set_statement_timeout(self.0.statement_timeout);
             f(c)
-        })
+        });
+        match outcome {
+            Err(e) if self.0.binding != Binding::Pooled => Err(self.after_pinned_failure(lease, e)),
+            outcome => outcome,
+        }
     }
 
     /// Ask the server to cancel every statement this session is running now (from any thread);
@@ -586,10 +761,44 @@ pub fn callproc_sql(name: &str, nargs: usize) -> Result<String> {
 pub struct Transaction {
     lease: Arc<Lease>,
     session: Session,
+    /// The session bound to this transaction, made on first use (`session`).
+    bound: OnceLock<Session>,
     finished: bool,
 }
 
 impl Transaction {
+    /// A session bound to this transaction: every session call on it (query, callproc, stream,
+    /// batch, asynchronous requests) runs inside the transaction, on its connection. It lives
+    /// as long as the transaction: when the transaction ends, its outstanding asynchronous
+    /// requests are cancelled (their callbacks run) and any later call on it fails.
+    pub fn session(&self) -> &Session {
+        self.bound.get_or_init(|| {
+            let parent = &self.session;
+            let here = PerProcess::new(parent.pool().clone());
+            *lock(&here.pin) = Some(Pin::transaction(self.lease.clone()));
+            let inner = &parent.0;
+            Session::on_pool(
+                inner.config.clone(),
+                inner.settings,
+                inner.statement_timeout,
+                inner.local_pool,
+                Binding::Transaction,
+                here,
+            )
+        })
+    }
+
+    /// Before the transaction ends: its session's requests finish, and it lets go of the
+    /// connection.
+    fn release_session(&self) {
+        if let Some(bound) = self.bound.get() {
+            bound.close_requests();
+            if let Some(here) = bound.here_if_made() {
+                lock(&here.pin).take();
+            }
+        }
+    }
+
     pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Box<Results>> {
         self.session.statement(Hold::Shared(self.lease.clone()), sql, |c, set| c.execute_into(sql, params, set))
     }
@@ -616,6 +825,7 @@ impl Transaction {
     /// `PGSESS_TRANSACTION_ROLLBACK`, never as success.
     pub fn commit(mut self) -> Result<()> {
         self.finished = true;
+        self.release_session();
         self.end();
         let outcome = self.session.run(&self.lease, |c| {
             let failed_before = c.tx_status() == TxStatus::Failed;
@@ -638,6 +848,7 @@ impl Transaction {
     /// Roll back. A failure only means the connection is discarded instead of reused.
     pub fn rollback(mut self) {
         self.finished = true;
+        self.release_session();
         self.end();
         let _ = self.session.run(&self.lease, |c| c.simple_query("ROLLBACK"));
     }
@@ -650,6 +861,7 @@ impl Transaction {
 impl Drop for Transaction {
     fn drop(&mut self) {
         if !self.finished {
+            self.release_session();
             self.end();
             let _ = self.session.run(&self.lease, |c| c.simple_query("ROLLBACK"));
         }

@@ -223,7 +223,8 @@ fn every_value_equals_libpq_under_every_setting() {
     setup();
     assert!(EXPRESSIONS.len() >= 120 && SETTINGS.len() >= 8);
     let c = support::shared();
-    let s = session(1, "fidelity"); // one connection: SET applies to every later statement of the session
+    // Pinned: SET applies to every later statement of the session, as on a libpq connection.
+    let s = session(1, "fidelity").pin().unwrap();
     let select = format!("SELECT {}", EXPRESSIONS.join(", "));
     let type_oids = c.psql_row(&format!(
         "SELECT {}",
@@ -302,7 +303,7 @@ fn typed_getters_convert_by_type_and_refuse_what_does_not_fit() {
     assert_eq!(set.get_double(0, 14), Err(GetError::Overflow));
     assert_eq!(set.get_int64(0, 15), Err(GetError::TypeMismatch), "numeric is not an integer type");
     // A DateStyle other than ISO is reported, not misread.
-    let one = session(1, "getters_datestyle");
+    let one = session(1, "getters_datestyle").pin().unwrap();
     one.query("SET DateStyle = 'German'", &[]).unwrap();
     let g = one.query("SELECT '2024-07-01'::date", &[]).unwrap();
     assert_eq!(g.set.get_epoch_micros(0, 0), Err(GetError::Unsupported));

@@ -131,6 +131,7 @@ impl PgConn {
             parameters: HashMap::new(),
             tx_status: TxStatus::Idle,
             broken: false,
+            session_changed: false,
             owner_pid: crate::process::current_pid(),
             host: spec.clone(),
             opened_at: Instant::now(),
@@ -160,6 +161,7 @@ impl PgConn {
             return Err(Failure { error: context(e), auth_rejected, tls_used, tls_failed: false });
         }
         conn.await_ready(deadline).map_err(|e| Failure { tls_used, ..Failure::from(context(e)) })?;
+        conn.session_changed = false; // the start-up's ParameterStatus messages change nothing
         Ok(conn)
     }
 

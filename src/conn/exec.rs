@@ -20,6 +20,7 @@ use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 
 use super::{server_fields, Exchange, PgConn, TxStatus};
+use crate::config::ResetMode;
 use crate::error::{Code, Error, Result};
 use crate::rows::typed::oid;
 use crate::rows::{Column, CommandTag, ResultSet};
@@ -75,6 +76,7 @@ impl PgConn {
 
     fn simple_query_into(&mut self, sql: &str, set: &mut ResultSet) -> Result<()> {
         self.ensure_usable()?;
+        self.note_sql(sql);
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = Exchange::Simple;
         self.flush_writes(None)?;
@@ -220,6 +222,7 @@ impl PgConn {
     {
         self.ensure_usable()?;
         check_param_count(params.len())?;
+        self.note_sql(sql);
         frontend::parse("", sql, types.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = if batching { Exchange::Pipelined } else { Exchange::Extended };
@@ -262,22 +265,52 @@ impl PgConn {
         self.spare_rows = Some(storage);
     }
 
-    /// Before a connection goes back to the pool: roll back any transaction left open or aborted.
+    /// Mark the connection as changed when `sql` names something the tags do not show.
+    #[inline]
+    fn note_sql(&mut self, sql: &str) {
+        if !self.session_changed && super::state::sql_may_change_session(sql) {
+            self.session_changed = true;
+        }
+    }
+
+    /// Whether a statement since the last reset may have changed session state.
+    pub fn session_changed(&self) -> bool {
+        self.session_changed
+    }
+
+    /// Before a connection goes back to the pool: roll back any transaction left open or aborted,
+    /// then, as `mode` says, undo session state with `DISCARD ALL` (both in one round trip).
     /// Returns false when the connection cannot be reused.
-    pub fn reset_for_reuse(&mut self) -> bool {
+    pub fn reset_for_reuse(&mut self, mode: ResetMode) -> bool {
         if self.broken || self.inherited() {
             return false;
         }
-        if self.tx_status == TxStatus::Idle {
+        let rollback = self.tx_status != TxStatus::Idle;
+        let discard = match mode {
+            ResetMode::Always => true,
+            ResetMode::Dirty => self.session_changed,
+            ResetMode::Never => false,
+        };
+        if !rollback && !discard {
             return true;
         }
-        frontend::query("ROLLBACK", &mut self.write_buf).expect("no NUL");
+        // Two Query messages in one write: DISCARD ALL may not run inside a transaction block,
+        // and as its own message it runs after the ROLLBACK has ended it.
+        let mut replies = 0;
+        for (wanted, sql) in [(rollback, "ROLLBACK"), (discard, "DISCARD ALL")] {
+            if wanted {
+                frontend::query(sql, &mut self.write_buf).expect("no NUL");
+                replies += 1;
+            }
+        }
         self.exchange = Exchange::Simple;
         let deadline = Some(Instant::now() + RESET_TIMEOUT);
-        let ok = self.flush_writes(deadline).is_ok() && self.collect(deadline, Stop::ReadyForQuery).is_ok();
+        let ok = self.flush_writes(deadline).is_ok()
+            && (0..replies).all(|_| self.collect(deadline, Stop::ReadyForQuery).is_ok());
         if !ok || self.tx_status != TxStatus::Idle {
             self.broken = true;
         }
+        self.session_changed = false;
         !self.broken
     }
 
@@ -532,6 +565,9 @@ impl PgConn {
             set.reset_statement();
         }
         *rows_started = false;
+        if !self.session_changed && super::state::tag_changes_session(tag.as_c_str().to_bytes()) {
+            self.session_changed = true;
+        }
         set.command_tag = tag;
         self.end_chunked_exchange(stop, deadline)
     }

@@ -10,6 +10,7 @@
 
 mod connect;
 mod exec;
+pub mod state;
 mod stream;
 mod tls;
 
@@ -68,6 +69,9 @@ pub struct PgConn {
     tx_status: TxStatus,
     /// Set after any I/O or protocol failure or a FATAL error: the connection must be discarded.
     broken: bool,
+    /// Set when a statement may have changed session state (`state`): the pool resets the
+    /// connection before its next user (`ResetMode::Dirty`).
+    session_changed: bool,
     /// The process that opened the socket: after fork() a child must not speak on it.
     owner_pid: u32,
     host: HostSpec,
@@ -281,6 +285,7 @@ impl PgConn {
         if let (Ok(n), Ok(v)) = (body.name(), body.value()) {
             self.parameters.insert(n.to_owned(), v.to_owned());
         }
+        self.session_changed = true; // cleared once start-up (or a reset) is done
     }
 
     /// Close politely: Terminate, then drop the socket. A forked child never writes on an

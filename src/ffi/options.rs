@@ -3,8 +3,8 @@
 use std::ffi::c_char;
 
 use super::{arg_mut, call, give, str_arg, take, Handle, NO_ERR};
-use crate::config::SessionOptions;
-use crate::error::Code;
+use crate::config::{ResetMode, SessionOptions};
+use crate::error::{Code, Error};
 
 /// Options for `pgsess_open`. Created by `pgsess_options_new`, owned by the caller, freed with
 /// `pgsess_options_free`; `pgsess_open` only reads it. Not synchronised: one thread at a time.
@@ -123,4 +123,56 @@ pub unsafe extern "C" fn pgsess_options_set_leak_threshold_ms(opts: *mut pgsess_
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_options_set_checkout_timeout_ms(opts: *mut pgsess_options, ms: u32) -> Code {
     with_opts(opts, |o| o.set_checkout_timeout_ms(ms))
+}
+
+/// What a pool undoes before a connection goes to its next user (`pgsess_options_set_reset`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum pgsess_reset {
+    /// The default: one `DISCARD ALL` after a use that may have changed session state (README,
+    /// "Sessions, connections and state", says exactly which); other uses cost nothing.
+    PGSESS_RESET_DIRTY = 0,
+    /// `DISCARD ALL` after every use (PgBouncer's `server_reset_query` in session mode).
+    PGSESS_RESET_ALWAYS = 1,
+    /// Only an open transaction is rolled back: session state passes from one user to the next.
+    PGSESS_RESET_NEVER = 2,
+}
+
+/// The C type of a `pgsess_reset` argument, read as an integer so that a value outside the enum
+/// is reported instead of being undefined behaviour. Declared as `pgsess_reset` in the header.
+#[allow(non_camel_case_types)]
+pub type pgsess_reset_arg = u32;
+
+/// How the pool resets a connection between users (default `PGSESS_RESET_DIRTY`). Part of the
+/// pool key: sessions with different modes on one URI use different pools.
+/// `PGSESS_INTERFACE_ERROR` for NULL `opts` or a value that is not a mode.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_reset(opts: *mut pgsess_options, mode: pgsess_reset_arg) -> Code {
+    with_opts(opts, |o| {
+        o.pool.reset = match mode {
+            0 => ResetMode::Dirty,
+            1 => ResetMode::Always,
+            2 => ResetMode::Never,
+            _ => return Err(Error::interface(format!("{mode} is not a pgsess_reset mode"))),
+        };
+        Ok(())
+    })
+}
+
+/// Make `pgsess_open` return a pinned session (as `pgsess_pin` does): one connection held for the
+/// session's life, like sprockets.clients.postgresql's `Session` over one connection. Not part
+/// of the pool key: pinned and pooled sessions of one URI share a pool.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_pinned(opts: *mut pgsess_options, pinned: bool) -> Code {
+    with_opts(opts, |o| {
+        o.pinned = pinned;
+        Ok(())
+    })
 }

@@ -66,11 +66,45 @@ pub unsafe extern "C" fn pgsess_open(
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_close(session: *mut pgsess_session) {
     call(NO_ERR, || {
+        if !session.is_null() && arg(session, "session")?.is_transaction_bound() {
+            return Ok(()); // owned by its transaction
+        }
         if let Some(session) = take(session) {
             session.close_requests();
         }
         Ok(())
     })
+}
+
+/// A new pinned session on `session`'s pool: it checks out one connection now (waiting up to the
+/// checkout timeout, `PGSESS_POOL_EXHAUSTED` when none comes free) and holds it until
+/// `pgsess_close`, so session state (`SET`, `SET ROLE`, temporary tables, `PREPARE`, `LISTEN`,
+/// session advisory locks, `lastval()`) carries from one statement to the next as on a libpq
+/// connection, and `BEGIN` ... `COMMIT` sent as separate `pgsess_query` calls is one transaction.
+/// Every session call works on it unchanged; statements from several threads run one at a time,
+/// in turn. Its results share its connection (they hold no other). If the connection dies, the
+/// statement in flight fails with `PGSESS_OPERATIONAL_ERROR` saying the session's state was lost,
+/// and the next statement runs on a new connection. `pgsess_close` returns the connection to the
+/// pool (once the session's results are freed too), reset as the pool's `pgsess_reset` mode
+/// says. `session` itself is unchanged (pooled or pinned). Returns NULL with `*err` set on
+/// failure. Any thread.
+///
+/// # Safety
+/// `session` NULL or live; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pin(session: *mut pgsess_session, err: *mut *mut pgsess_error) -> *mut pgsess_session {
+    call(err, || Ok(give::<pgsess_session>(Box::new(arg(session, "session")?.pin()?))))
+}
+
+/// Whether the session holds one connection for its life: from `pgsess_pin`, from
+/// `pgsess_open` with `pgsess_options_set_pinned`, or a transaction's (`pgsess_tx_session`).
+/// False for NULL. Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_is_pinned(session: *const pgsess_session) -> bool {
+    call(NO_ERR, || Ok(arg(session, "session")?.is_pinned()))
 }
 
 /// Run `sql` with `nparams` text parameters `$1..$n` (`params[i]` NULL is SQL NULL; types are
@@ -253,6 +287,16 @@ pub unsafe extern "C" fn pgsess_backend_pid(session: *const pgsess_session) -> i
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_pool_id(session: *const pgsess_session) -> *const c_char {
     call(NO_ERR, || Ok(arg(session, "session")?.pool_id_c().as_ptr()))
+}
+
+/// How many pinned sessions hold a connection of the session's pool now (their connections are
+/// also counted in `pgsess_stats.in_use`). 0 for NULL. Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pool_pinned_sessions(session: *const pgsess_session) -> u64 {
+    call(NO_ERR, || Ok(arg(session, "session")?.pinned_sessions()))
 }
 
 /// Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL

@@ -3,7 +3,8 @@
 use std::ffi::c_char;
 
 use super::results::pgsess_results;
-use super::{arg, call, give, params_arg, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR};
+use super::session::pgsess_session;
+use super::{arg, call, give, lend, params_arg, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR};
 use crate::error::{Code, Error};
 use crate::session::Transaction;
 
@@ -18,6 +19,21 @@ pub struct pgsess_tx {
 
 impl Handle for pgsess_tx {
     type Rust = Transaction;
+}
+
+/// A session bound to the transaction: every session call on it (`pgsess_query`,
+/// `pgsess_query_params`, `pgsess_callproc`, `pgsess_query_stream`, `pgsess_batch_run`, the
+/// asynchronous calls, ...) runs inside the transaction, on its connection, and is committed or
+/// rolled back with it. Borrowed from `tx`: it lives until `pgsess_commit` or `pgsess_rollback`
+/// (which first cancel its outstanding asynchronous requests and run their callbacks), and
+/// `pgsess_close` on it does nothing. Repeated calls return the same session. `pgsess_begin`
+/// on it fails (use `SAVEPOINT`). NULL for NULL. One thread at a time, as `tx`.
+///
+/// # Safety
+/// `tx` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_tx_session(tx: *mut pgsess_tx) -> *mut pgsess_session {
+    call(NO_ERR, || Ok(lend::<pgsess_session>(arg(tx, "tx")?.session()).cast_mut()))
 }
 
 /// Run a statement inside the transaction; arguments and results as for `pgsess_query`. After a

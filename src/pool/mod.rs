@@ -75,6 +75,8 @@ pub struct Counters {
     pub waiting: Counter,
     pub results_outstanding: Counter,
     pub transactions_open: Counter,
+    /// Pinned sessions holding a connection.
+    pub pinned_sessions: Counter,
 }
 
 /// State shared by a pool, its manager, its leases and the reaper.
@@ -336,6 +338,10 @@ impl Pool {
         slots.iter().filter_map(|s| s.cancel_key_if_running_for(session)).collect()
     }
 
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
     pub fn stats(&self) -> PoolStats {
         let c = &self.shared.counters;
         let open = self.shared.open_connections() as u32;
@@ -459,7 +465,8 @@ impl Drop for Lease {
         }
         let reusable = {
             let mut state = checked.slot().lock();
-            let reusable = state.conn.as_mut().is_some_and(|c| c.reset_for_reuse());
+            let reset = self.pool.settings.reset;
+            let reusable = state.conn.as_mut().is_some_and(|c| c.reset_for_reuse(reset));
             if let (true, Some(c), Some(storage)) = (reusable, state.conn.as_mut(), self.row_storage.take()) {
                 c.keep_row_storage(storage);
             }
