@@ -58,6 +58,11 @@ inline std::string_view version() noexcept { return pgsess_version(); }
 /** The name of a code as written in pgsess.h, e.g. "PGSESS_POOL_EXHAUSTED" (a static string). */
 inline std::string_view code_name(Code code) noexcept { return pgsess_code_name(code); }
 
+/** The DB-API category of a code (pgsess_code_category), e.g. PGSESS_OPERATIONAL_ERROR for
+ *  PGSESS_POOL_EXHAUSTED and PGSESS_INTERNAL_ERROR for PGSESS_PANIC; the same as
+ *  Error::category() of an error with that code. */
+inline Code code_category(Code code) noexcept { return pgsess_code_category(code); }
+
 /**
  * A failure reported by pgsess. what() is the library's message (never contains a password).
  *
@@ -123,15 +128,6 @@ inline std::optional<std::string> opt_string(const char *s) {
     return std::string(s);
 }
 
-/* The category pgsess_error_category gives a code (for the errors this header raises itself). */
-inline Code category_of(Code code) noexcept {
-    if (code == PGSESS_QUERY_CANCELED || code == PGSESS_TRANSACTION_ROLLBACK || code == PGSESS_POOL_EXHAUSTED)
-        return PGSESS_OPERATIONAL_ERROR;
-    if (code == PGSESS_CONFIG_ERROR)
-        return PGSESS_INTERFACE_ERROR;
-    return code;
-}
-
 /* Convert a C error object into pgsess::Error, free it, and throw. `what` names the call, for the
  * (never expected) case of a failure without an error object. */
 [[noreturn]] inline void throw_error(pgsess_error *raw, const char *what) {
@@ -146,8 +142,9 @@ inline Code category_of(Code code) noexcept {
                 opt_string(pgsess_error_detail(err.get())), opt_string(pgsess_error_hint(err.get())));
 }
 
+/* An error this header raises itself, categorised as the library categorises its own. */
 [[noreturn]] inline void throw_code(Code code, const std::string &message) {
-    throw Error(code, category_of(code), message);
+    throw Error(code, code_category(code), message);
 }
 
 inline void check_no_nul(std::string_view s, const char *what) {

@@ -727,6 +727,53 @@ void test_session_helpers(pgsess::Session &s) {
     CHECK(contains(all, "WARNING:  careful\n"));
 }
 
+// Every code's category comes from the library (pgsess_code_category), the one table; errors the
+// header raises itself carry it too.
+void test_code_categories() {
+    struct Expected {
+        pgsess::Code code;
+        pgsess::Code category;
+    };
+    const Expected expected[] = {
+        {PGSESS_OK, PGSESS_OK},
+        {PGSESS_INTERFACE_ERROR, PGSESS_INTERFACE_ERROR},
+        {PGSESS_CONFIG_ERROR, PGSESS_INTERFACE_ERROR},
+        {PGSESS_OPERATIONAL_ERROR, PGSESS_OPERATIONAL_ERROR},
+        {PGSESS_POOL_EXHAUSTED, PGSESS_OPERATIONAL_ERROR},
+        {PGSESS_QUERY_CANCELED, PGSESS_OPERATIONAL_ERROR},
+        {PGSESS_TRANSACTION_ROLLBACK, PGSESS_OPERATIONAL_ERROR},
+        {PGSESS_PROGRAMMING_ERROR, PGSESS_PROGRAMMING_ERROR},
+        {PGSESS_INTEGRITY_ERROR, PGSESS_INTEGRITY_ERROR},
+        {PGSESS_DATA_ERROR, PGSESS_DATA_ERROR},
+        {PGSESS_INTERNAL_ERROR, PGSESS_INTERNAL_ERROR},
+        {PGSESS_NOT_SUPPORTED_ERROR, PGSESS_NOT_SUPPORTED_ERROR},
+        {PGSESS_DATABASE_ERROR, PGSESS_DATABASE_ERROR},
+        {PGSESS_NULL_VALUE, PGSESS_INTERFACE_ERROR},
+        {PGSESS_TYPE_MISMATCH, PGSESS_INTERFACE_ERROR},
+        {PGSESS_OUT_OF_RANGE, PGSESS_INTERFACE_ERROR},
+        {PGSESS_VALUE_OVERFLOW, PGSESS_DATA_ERROR},
+        {PGSESS_PANIC, PGSESS_INTERNAL_ERROR},
+    };
+    for (const Expected &e : expected) {
+        CHECK_EQ(pgsess::code_category(e.code), e.category);
+        CHECK(pgsess::code_name(e.code) != "PGSESS_UNKNOWN_CODE");
+    }
+    CHECK_EQ(pgsess::code_name(PGSESS_PANIC), std::string_view("PGSESS_PANIC"));
+    // The value after the last code is none.
+    const auto past = static_cast<pgsess::Code>(PGSESS_PANIC + 1);
+    CHECK_EQ(pgsess::code_name(past), std::string_view("PGSESS_UNKNOWN_CODE"));
+    CHECK_EQ(pgsess::code_category(past), PGSESS_INTERFACE_ERROR);
+
+    // An option the library refuses: the header raises the error, with the library's category.
+    pgsess::Options bad;
+    bad.pool_max_size = 0;
+    auto err = EXPECT_ERROR(pgsess::Session("ctest", bad));
+    if (err) {
+        CHECK_EQ(err->code(), PGSESS_CONFIG_ERROR);
+        CHECK_EQ(err->category(), PGSESS_INTERFACE_ERROR);
+    }
+}
+
 void test_threads(pgsess::Session &s) {
     constexpr int kThreads = 4;
     constexpr int kQueries = 10;
@@ -788,6 +835,7 @@ int main() {
         run("moves", [&] { test_moves(s); });
         run("exhaustion", [] { test_exhaustion(); });
         run("session helpers", [&] { test_session_helpers(s); });
+        run("code categories", [] { test_code_categories(); });
         run("threads", [&] { test_threads(s); });
     } catch (const pgsess::Error &e) {
         check(false, (std::string("open session \"ctest\": ") + e.what()).c_str(), __FILE__, __LINE__);
