@@ -783,10 +783,21 @@ public:
     /** Whether the session can get a connection and run SELECT 1 (waits up to the checkout
      *  timeout); false when empty. */
     bool validate() noexcept { return pgsess_validate(h_); }
-    /** The session's last 50 notices, oldest first, concatenated in libpq's form. */
-    std::string notices() const {
-        std::unique_ptr<char, impl::StringDeleter> s(pgsess_notices(h_));
-        return s ? std::string(s.get()) : std::string();
+    /** The session's last 50 notices, oldest first, each whole in libpq's form: its severity
+     *  line ("NOTICE:  text\n", as the server wrote it under its lc_messages) and its DETAIL: and
+     *  HINT: lines (pgsess_notice). Empty when the session is. Other threads' statements may add
+     *  notices (dropping the oldest) while this reads them. */
+    std::vector<std::string> notices() const {
+        std::vector<std::string> out;
+        const std::size_t n = pgsess_notice_count(h_);
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            std::unique_ptr<char, impl::StringDeleter> notice(pgsess_notice(h_, i));
+            if (!notice)
+                break; // the list shrank meanwhile
+            out.emplace_back(notice.get());
+        }
+        return out;
     }
 
     /** True unless empty. */
