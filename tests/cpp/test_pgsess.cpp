@@ -814,6 +814,65 @@ void test_notices_whole() {
     }
 }
 
+// Bytes travel as a binary parameter: a zero byte and 0xff arrive as they are, through
+// callproc (pgsess_callproc_params) and query (pgsess_query_params).
+void test_binary_arguments(pgsess::Session &s) {
+    const char raw[] = {'\0', '\xff', 'a'};
+    const pgsess::Bytes bytes(raw, sizeof raw);
+    auto hex = s.callproc("encode", bytes, "hex");
+    CHECK_EQ(hex.value(0, 0), std::optional<std::string_view>("00ff61"));
+    const std::vector<std::uint8_t> vec{0x00, 0xff};
+    auto q = s.query("SELECT encode($1, 'hex'), $2::int", pgsess::Bytes(vec), 7);
+    CHECK_EQ(q.value(0, 0), std::optional<std::string_view>("00ff"));
+    CHECK_EQ(q.value(0, 1), std::optional<std::string_view>("7"));
+    auto empty = s.callproc("encode", pgsess::Bytes(nullptr, 0), "hex");
+    CHECK_EQ(empty.value(0, 0), std::optional<std::string_view>(""));
+    auto null_bytes = s.callproc("encode", std::optional<pgsess::Bytes>(), "hex");
+    CHECK_EQ(null_bytes.value(0, 0), std::nullopt);
+
+    const std::string fn = unique_name("octets");
+    s.query("CREATE FUNCTION " + fn + "(b bytea) RETURNS int LANGUAGE sql AS 'SELECT octet_length(b)'");
+    auto len = s.callproc(fn, bytes);
+    CHECK_EQ(len.value(0, 0), std::optional<std::string_view>("3"));
+    s.query("DROP FUNCTION " + fn + "(bytea)");
+}
+
+// Transaction::callproc runs in the transaction: what the function does is rolled back with it.
+void test_transaction_callproc(pgsess::Session &s) {
+    const std::string table = unique_name("txcall");
+    const std::string fn = table + "_put";
+    s.query("CREATE TABLE " + table + " (b bytea)");
+    s.query("CREATE FUNCTION " + fn + "(v bytea) RETURNS int LANGUAGE sql AS 'INSERT INTO " + table +
+            " VALUES (v) RETURNING octet_length(b)'");
+    const char raw[] = {'\0', '\xff'};
+    {
+        auto tx = s.begin();
+        CHECK_EQ(tx.callproc(fn, pgsess::Bytes(raw, sizeof raw)).value(0, 0),
+                 std::optional<std::string_view>("2"));  // binary: pgsess_tx_callproc_params
+        CHECK_EQ(tx.callproc(fn, "\\x00ff00").value(0, 0),
+                 std::optional<std::string_view>("3"));  // text: pgsess_tx_callproc
+        CHECK_EQ(tx.callproc(fn, std::vector<std::optional<std::string>>{std::string("\\x01")}).value(0, 0),
+                 std::optional<std::string_view>("1"));
+        CHECK_EQ(tx.query("SELECT count(*) FROM " + table).value(0, 0), std::optional<std::string_view>("3"));
+        CHECK_EQ(count_rows(s, table), "0"); // not visible outside
+        tx.rollback();
+        auto e = EXPECT_ERROR(tx.callproc(fn, "\\x00"));
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    }
+    CHECK_EQ(count_rows(s, table), "0");
+    {
+        auto tx = s.begin();
+        tx.callproc(fn, pgsess::Bytes(raw, sizeof raw));
+        tx.commit();
+    }
+    auto kept = s.query("SELECT encode(b, 'hex') FROM " + table);
+    CHECK_EQ(kept.rows(), 1u);
+    CHECK_EQ(kept.value(0, 0), std::optional<std::string_view>("00ff"));
+    s.query("DROP FUNCTION " + fn + "(bytea)");
+    drop_table(s, table);
+}
+
 void test_threads(pgsess::Session &s) {
     constexpr int kThreads = 4;
     constexpr int kQueries = 10;
@@ -877,6 +936,8 @@ int main() {
         run("session helpers", [&] { test_session_helpers(s); });
         run("code categories", [] { test_code_categories(); });
         run("notices whole", [] { test_notices_whole(); });
+        run("binary arguments", [&] { test_binary_arguments(s); });
+        run("callproc in a transaction", [&] { test_transaction_callproc(s); });
         run("threads", [&] { test_threads(s); });
     } catch (const pgsess::Error &e) {
         check(false, (std::string("open session \"ctest\": ") + e.what()).c_str(), __FILE__, __LINE__);
