@@ -520,18 +520,45 @@ func TestErrors(t *testing.T) {
 		t.Errorf("query on a closed session: %v", err)
 	}
 
-	// The Code table matches the library's names, and categories follow the header.
-	for c := OK; c <= ValueOverflow; c++ {
-		if c.String() != libCodeName(c) {
-			t.Errorf("code %d: %s, library says %s", int(c), c, libCodeName(c))
+}
+
+// Every code's name and category come from the library (pgsess_code_name, pgsess_code_category);
+// the errors the binding raises itself carry that category too.
+func TestCodeCategories(t *testing.T) {
+	want := map[Code]Code{
+		OK: OK, InterfaceError: InterfaceError, ConfigError: InterfaceError,
+		OperationalError: OperationalError, PoolExhausted: OperationalError,
+		QueryCanceled: OperationalError, TransactionRollback: OperationalError,
+		ProgrammingError: ProgrammingError, IntegrityError: IntegrityError, DataError: DataError,
+		InternalError: InternalError, NotSupportedError: NotSupportedError, DatabaseError: DatabaseError,
+		NullValue: InterfaceError, TypeMismatch: InterfaceError, OutOfRange: InterfaceError,
+		ValueOverflow: DataError, Panic: InternalError,
+	}
+	for c := OK; c <= Panic; c++ {
+		cat, ok := want[c]
+		if !ok {
+			t.Errorf("code %d has no constant", int(c))
+			continue
+		}
+		if got := c.Category(); got != cat {
+			t.Errorf("%s.Category() = %s, want %s", c, got, cat)
+		}
+		if c.String() == "PGSESS_UNKNOWN_CODE" || !strings.HasPrefix(c.String(), "PGSESS_") {
+			t.Errorf("code %d: name %q", int(c), c)
 		}
 	}
-	if Code(999).String() != "PGSESS_UNKNOWN_CODE" {
-		t.Errorf("unknown code: %s", Code(999))
+	if Panic.String() != "PGSESS_PANIC" || PoolExhausted.String() != "PGSESS_POOL_EXHAUSTED" {
+		t.Errorf("names: %s %s", Panic, PoolExhausted)
 	}
-	if PoolExhausted.Category() != OperationalError || ConfigError.Category() != InterfaceError ||
-		IntegrityError.Category() != IntegrityError {
-		t.Error("categories")
+	past := Panic + 1
+	if past.String() != "PGSESS_UNKNOWN_CODE" || past.Category() != InterfaceError {
+		t.Errorf("past the last code: %s, category %s", past, past.Category())
+	}
+	if e := newError(PoolExhausted, "x"); e.Category != OperationalError || !IsOperational(e) {
+		t.Errorf("binding's own error: %+v", e)
+	}
+	if e := newError(Panic, "x"); e.Category != InternalError || !errors.Is(e, &Error{Code: Panic}) {
+		t.Errorf("panic error: %+v", e)
 	}
 }
 

@@ -292,7 +292,7 @@ func (s *Session) Stats() (PoolStats, error) {
 	defer s.mu.RUnlock()
 	var st C.pgsess_stats
 	if code := C.pgsess_pool_stats(cs, &st); code != C.PGSESS_OK {
-		return PoolStats{}, &Error{Code: Code(code), Category: Code(code), Message: "pgsess_pool_stats failed"}
+		return PoolStats{}, newError(Code(code), "pgsess_pool_stats failed")
 	}
 	return PoolStats{
 		MaxSize: uint32(st.max_size), Open: uint32(st.open), Idle: uint32(st.idle),
