@@ -344,63 +344,30 @@ func (s *Session) Validate() bool {
 	return bool(C.pgsess_validate(cs))
 }
 
-// Notices gives the session's last 50 notices, oldest first, each in libpq's form
-// ("NOTICE:  text\n", with DETAIL/HINT lines when present).
+// Notices gives the session's last 50 notices, oldest first, each whole in libpq's form: the
+// severity line as the server wrote it ("NOTICE:  text\n", translated under its lc_messages)
+// and its DETAIL:/HINT: lines (pgsess_notice). Statements on other goroutines may add notices,
+// dropping the oldest, while it reads them.
 func (s *Session) Notices() []string {
 	cs, err := s.handle()
 	if err != nil {
 		return nil
 	}
 	defer s.mu.RUnlock()
-	p := C.pgsess_notices(cs)
-	if p == nil {
+	n := int(C.pgsess_notice_count(cs))
+	if n == 0 {
 		return nil
 	}
-	all := C.GoString(p)
-	C.pgsess_string_free(p)
-	return splitNotices(all)
-}
-
-// splitNotices splits libpq-form notices, which are concatenated: each starts with a severity
-// word and a colon at the start of a line, and DETAIL:/HINT:/... lines belong to the notice
-// before them.
-func splitNotices(all string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(all); {
-		nl := indexByteFrom(all, '\n', i)
-		if nl < 0 {
-			break
+	out := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		p := C.pgsess_notice(cs, C.size_t(i))
+		if p == nil {
+			break // the list shrank meanwhile
 		}
-		next := nl + 1
-		if next >= len(all) || isNoticeStart(all[next:]) {
-			out = append(out, all[start:next])
-			start = next
-		}
-		i = next
-	}
-	if start < len(all) {
-		out = append(out, all[start:])
+		out = append(out, C.GoString(p))
+		C.pgsess_string_free(p)
 	}
 	return out
-}
-
-func indexByteFrom(s string, b byte, from int) int {
-	for i := from; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
-}
-
-func isNoticeStart(s string) bool {
-	for _, sev := range [...]string{"NOTICE:", "WARNING:", "INFO:", "DEBUG:", "LOG:"} {
-		if len(s) >= len(sev) && s[:len(sev)] == sev {
-			return true
-		}
-	}
-	return false
 }
 
 // cString copies s into C memory (free with C.free); a string holding a zero byte cannot be
