@@ -763,6 +763,82 @@ func TestPoolExhausted(t *testing.T) {
 	}
 }
 
+// Tx.Callproc runs in the transaction: what the function does is rolled back with it.
+func TestTxCallproc(t *testing.T) {
+	s := openTest(t)
+	table := uniq("gotest_txcall")
+	fn := table + "_put"
+	exec(t, s, "CREATE TABLE "+table+" (b bytea)")
+	defer exec(t, s, "DROP TABLE "+table)
+	exec(t, s, "CREATE FUNCTION "+fn+"(v bytea) RETURNS int LANGUAGE sql AS 'INSERT INTO "+table+
+		" VALUES (v) RETURNING octet_length(b)'")
+	defer exec(t, s, "DROP FUNCTION "+fn+"(bytea)")
+	count := func(q interface {
+		Query(string, ...any) (*Results, error)
+	}) int {
+		t.Helper()
+		res := mustQuery(t, q, "SELECT count(*) FROM "+table)
+		defer res.Close()
+		var n int
+		if !res.Next() || res.Scan(&n) != nil {
+			t.Fatal("count")
+		}
+		return n
+	}
+	call := func(tx *Tx, arg any) int {
+		t.Helper()
+		res, err := tx.Callproc(fn, arg)
+		if err != nil {
+			t.Fatalf("Callproc(%v): %v", arg, err)
+		}
+		defer res.Close()
+		var n int
+		if !res.Next() || res.Scan(&n) != nil {
+			t.Fatal("no result")
+		}
+		return n
+	}
+
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := call(tx, []byte{0, 0xff}); n != 2 { // binary: pgsess_tx_callproc_params
+		t.Errorf("binary argument: %d bytes", n)
+	}
+	if n := call(tx, `\x00ff00`); n != 3 { // text: pgsess_tx_callproc
+		t.Errorf("text argument: %d bytes", n)
+	}
+	if n := count(tx); n != 2 {
+		t.Errorf("inside the transaction: %d rows", n)
+	}
+	if n := count(s); n != 0 {
+		t.Errorf("outside the open transaction: %d rows", n)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Callproc(fn, []byte{1}); !errors.Is(err, ErrTxDone) {
+		t.Errorf("after Rollback: %v", err)
+	}
+	if n := count(s); n != 0 {
+		t.Errorf("after Rollback: %d rows", n)
+	}
+
+	err = s.InTx(func(tx *Tx) error {
+		call(tx, []byte{0, 0xff})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hexs string
+	one(t, s, "SELECT encode(b, 'hex') FROM "+table, nil, &hexs)
+	if hexs != "00ff" {
+		t.Errorf("after commit: %q", hexs)
+	}
+}
+
 // Session.Notices gives each notice whole: its DETAIL and HINT lines stay with it, whatever the
 // server's lc_messages.
 func TestNoticesWhole(t *testing.T) {
@@ -827,6 +903,8 @@ func TestCallproc(t *testing.T) {
 	}
 	res.Close()
 
+	// []byte arguments travel as binary parameters (pgsess_callproc_params): a zero byte and
+	// 0xff arrive as bytes.
 	var hexs string
 	res, err = s.Callproc("encode", []byte{0, 1, 0xff}, "hex")
 	if err != nil {
@@ -834,6 +912,17 @@ func TestCallproc(t *testing.T) {
 	}
 	if !res.Next() || res.Scan(&hexs) != nil || hexs != "0001ff" {
 		t.Errorf("encode(bytea) = %q", hexs)
+	}
+	res.Close()
+	octets := uniq("gotest_octets")
+	exec(t, s, "CREATE FUNCTION "+octets+"(b bytea) RETURNS int LANGUAGE sql AS 'SELECT octet_length(b)'")
+	defer exec(t, s, "DROP FUNCTION "+octets+"(bytea)")
+	res, err = s.Callproc(octets, []byte{0, 0xff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Next() || res.Scan(&n) != nil || n != 2 {
+		t.Errorf("octet_length of 00ff = %d", n)
 	}
 	res.Close()
 

@@ -195,35 +195,21 @@ func (s *Session) Exec(sql string, args ...any) (uint64, error) {
 
 // Callproc calls a function: SELECT * FROM name($1, ...). name may be schema-qualified; each
 // dot-separated part is quoted as an identifier (so it is case-sensitive), never spliced into SQL.
-// Arguments are sent as text, as for Query, except that a []byte argument is sent as bytea's
-// hex text form ('\\x...'), since the library's callproc takes text parameters only.
+// Arguments and results as for Query: a []byte argument is sent as a binary parameter
+// (pgsess_callproc_params), so a bytea argument arrives as its bytes.
 func (s *Session) Callproc(name string, args ...any) (*Results, error) {
 	cs, err := s.handle()
 	if err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	p, err := newParams(args, false)
-	if err != nil {
-		return nil, err
-	}
-	defer p.free()
-	cname, err := cString(name, "function name")
-	if err != nil {
-		return nil, err
-	}
-	defer C.free(unsafe.Pointer(cname))
-	var cerr *C.pgsess_error
-	r := C.pgsess_callproc(cs, cname, C.size_t(p.n), p.valuesPtr(), &cerr)
-	if r == nil {
-		return nil, takeError(cerr, "pgsess_callproc")
-	}
-	return newResults(r, name)
+	return callproc(cs, nil, name, args)
 }
 
-// execute runs one statement on a session (cs) or a transaction (ctx).
+// execute runs one statement on a session (cs) or a transaction (ctx): through the
+// PQexecParams-shaped call when an argument is binary.
 func execute(cs *C.pgsess_session, ctx *C.pgsess_tx, sql string, args []any) (*Results, error) {
-	p, err := newParams(args, true)
+	p, err := newParams(args)
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +235,37 @@ func execute(cs *C.pgsess_session, ctx *C.pgsess_tx, sql string, args []any) (*R
 		return nil, takeError(cerr, "query")
 	}
 	return newResults(r, sql)
+}
+
+// callproc calls a function on a session (cs) or in a transaction (ctx), as execute runs a
+// statement; the library builds the statement from name.
+func callproc(cs *C.pgsess_session, ctx *C.pgsess_tx, name string, args []any) (*Results, error) {
+	p, err := newParams(args)
+	if err != nil {
+		return nil, err
+	}
+	defer p.free()
+	cname, err := cString(name, "function name")
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	var cerr *C.pgsess_error
+	var r *C.pgsess_results
+	switch {
+	case p.binary && ctx != nil:
+		r = C.pgsess_tx_callproc_params(ctx, cname, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
+	case p.binary:
+		r = C.pgsess_callproc_params(cs, cname, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
+	case ctx != nil:
+		r = C.pgsess_tx_callproc(ctx, cname, C.size_t(p.n), p.valuesPtr(), &cerr)
+	default:
+		r = C.pgsess_callproc(cs, cname, C.size_t(p.n), p.valuesPtr(), &cerr)
+	}
+	if r == nil {
+		return nil, takeError(cerr, "callproc")
+	}
+	return newResults(r, name)
 }
 
 // BackendPID is the backend process id that ran the session's latest statement (with pool max

@@ -48,6 +48,17 @@ func (tx *Tx) Query(sql string, args ...any) (*Results, error) {
 	return execute(nil, tx.tx, sql, args)
 }
 
+// Callproc calls a function inside the transaction (name, arguments and results as for
+// Session.Callproc), so what the function does commits or rolls back with the transaction.
+func (tx *Tx) Callproc(name string, args ...any) (*Results, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.tx == nil {
+		return nil, ErrTxDone
+	}
+	return callproc(nil, tx.tx, name, args)
+}
+
 // Exec runs a statement inside the transaction and closes its results, returning the rows
 // affected.
 func (tx *Tx) Exec(sql string, args ...any) (uint64, error) {
