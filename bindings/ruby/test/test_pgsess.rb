@@ -338,6 +338,45 @@ class TestPGSess < Minitest::Test
       assert_operator k, :<, PGSess::OperationalError
     end
     assert_operator PGSess::ConfigError, :<, PGSess::InterfaceError
+    assert_operator PGSess::PanicError, :<, PGSess::InternalError
+    assert_equal "PGSess::PoolExhaustedError", PGSess::PoolExhaustedError.name
+  end
+
+  # Every code's symbol and category come from the library (pgsess_code_name,
+  # pgsess_code_category); the classes follow the categories.
+  def test_code_categories
+    expected = {
+      ok: :ok, interface_error: :interface_error, config_error: :interface_error,
+      operational_error: :operational_error, pool_exhausted: :operational_error,
+      query_canceled: :operational_error, transaction_rollback: :operational_error,
+      programming_error: :programming_error, integrity_error: :integrity_error, data_error: :data_error,
+      internal_error: :internal_error, not_supported_error: :not_supported_error,
+      database_error: :database_error, null_value: :interface_error, type_mismatch: :interface_error,
+      out_of_range: :interface_error, value_overflow: :data_error, panic: :internal_error
+    }
+    assert_equal expected.keys, PGSess::Error::CODES.values
+    assert_equal (0...expected.size).to_a, PGSess::Error::CODES.keys
+    expected.each do |code, category|
+      assert_equal category, PGSess::Error.category_of(code), code
+      value = PGSess::Error::VALUES.fetch(code)
+      assert_equal category, PGSess::Error.category_of(value), code
+      next if code == :ok
+
+      klass = PGSess::Error.class_for(value)
+      assert_operator klass, :<=, PGSess::Error.class_for(PGSess::Error::VALUES.fetch(category)), code
+    end
+    assert_equal 17, PGSess::Error::VALUES[:panic]
+    assert_equal PGSess::PanicError, PGSess::Error.class_for(17)
+    assert_equal PGSess::PoolExhaustedError, PGSess::Error.class_for(4)
+    assert_equal PGSess::InterfaceError, PGSess::Error.class_for(13) # a NULL asked of a getter
+    assert_equal PGSess::DataError, PGSess::Error.class_for(16) # a value that does not fit
+    assert_equal 999, PGSess::Error.code_symbol(999)
+    assert_equal PGSess::InterfaceError, PGSess::Error.class_for(999)
+    # Errors the binding raises itself take the library's category.
+    assert_equal :operational_error, PGSess::PoolExhaustedError.new("x", code: :pool_exhausted).category
+    e = assert_raises(PGSess::ConfigError) { open(pool_max_size: 0) }
+    assert_equal :config_error, e.code
+    assert_equal :interface_error, e.category
   end
 
   def test_data_error

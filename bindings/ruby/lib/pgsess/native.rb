@@ -30,10 +30,8 @@ module PGSess
 
     ffi_lib library_path
 
-    # pgsess_code values (the numbering is part of the ABI).
+    # PGSESS_OK (the other codes are named by PGSess::Error::CODES, from pgsess_code_name).
     OK = 0
-    NULL_VALUE = 13
-    NOT_SUPPORTED_ERROR = 11
 
     typedef :pointer, :session
     typedef :pointer, :results
@@ -46,6 +44,7 @@ module PGSess
 
     attach_function :pgsess_version, [], :string
     attach_function :pgsess_code_name, [:code], :string
+    attach_function :pgsess_code_category, [:code], :code
     attach_function :pgsess_string_free, [:pointer], :void
 
     attach_function :pgsess_error_code, [:error], :code

@@ -330,16 +330,15 @@ module PGSess
       return if value.nil?
 
       n = Integer(value)
-      code = n.between?(0, UINT32_MAX) ? Native.public_send(setter, opts, n) : 2
+      code = n.between?(0, UINT32_MAX) ? Native.public_send(setter, opts, n) : Error::VALUES[:config_error]
       option_failed(what, n, code) unless code == Native::OK
     rescue ArgumentError, TypeError
-      option_failed(what, value.inspect, 2)
+      option_failed(what, value.inspect, Error::VALUES[:config_error])
     end
 
     def option_failed(what, value, code)
-      sym = Error.code_symbol(code)
       raise Error.class_for(code).new("invalid #{what} #{value} (#{Native.pgsess_code_name(code)})",
-                                      code: sym, category: sym == :config_error ? :interface_error : sym)
+                                      code: Error.code_symbol(code))
     end
   end
 end
