@@ -218,6 +218,37 @@ class TestPGSess < Minitest::Test
     end
   end
 
+  # Session#notices gives each notice whole: its DETAIL and HINT lines stay with it.
+  def test_notices_whole
+    open(pool_max_size: 1) do |s|
+      assert_equal [], s.notices
+      whole = "NOTICE:  x\nDETAIL:  d\nHINT:  h\n"
+      s.query("DO $$ BEGIN RAISE NOTICE 'x' USING DETAIL = 'd', HINT = 'h'; RAISE WARNING 'w'; END $$") do |r|
+        assert_equal [whole, "WARNING:  w\n"], r.notices
+      end
+      assert_equal [whole, "WARNING:  w\n"], s.notices
+    end
+  end
+
+  # Under another lc_messages the severity words are translated: still one element per notice.
+  # Skipped where the server cannot switch (no such locale, or not allowed).
+  def test_notices_whole_translated
+    open(pool_max_size: 1) do |s|
+      s.begin do |tx|
+        begin
+          tx.query("SET LOCAL lc_messages = 'de_DE.UTF-8'") {}
+        rescue PGSess::Error => e
+          skip "lc_messages cannot be set here, translation not checked: #{e.message}"
+        end
+        tx.query("DO $$ BEGIN RAISE NOTICE 'x' USING DETAIL = 'd', HINT = 'h'; END $$") {}
+        tx.rollback
+      end
+      translated = s.notices
+      assert_equal 1, translated.size
+      %W[x\n d\n h\n].each { |line| assert_includes translated.first, line }
+    end
+  end
+
   # --- freeing ----------------------------------------------------------------------------
 
   def test_block_form_frees

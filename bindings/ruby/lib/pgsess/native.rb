@@ -96,7 +96,8 @@ module PGSess
     attach_function :pgsess_encoding, [:session], :pointer
     attach_function :pgsess_set_encoding, [:session, :pointer, :errp], :code
     attach_function :pgsess_validate, [:session], :bool, blocking: true
-    attach_function :pgsess_notices, [:session], :pointer
+    attach_function :pgsess_notice_count, [:session], :size_t
+    attach_function :pgsess_notice, [:session, :size_t], :pointer
 
     attach_function :pgsess_stream_next, [:stream, :errp], :results, blocking: true
     attach_function :pgsess_stream_free, [:stream], :void, blocking: true

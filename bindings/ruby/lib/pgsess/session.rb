@@ -308,10 +308,21 @@ module PGSess
       nil
     end
 
-    # The session's last 50 notices, oldest first, as lines in libpq's form
-    # ("NOTICE:  text\n"; DETAIL:/HINT: lines follow as lines of their own).
+    # The session's last 50 notices, oldest first, each whole in libpq's form: the severity line
+    # as the server wrote it ("NOTICE:  text\n", translated under its lc_messages) and its
+    # DETAIL:/HINT: lines. Other threads' statements may add notices (dropping the oldest)
+    # while this reads them.
     def notices
-      @handle.use { |s| Native.take_string(Native.pgsess_notices(s)) }.to_s.lines
+      @handle.use do |s|
+        notices = []
+        Native.pgsess_notice_count(s).times do |k|
+          notice = Native.take_string(Native.pgsess_notice(s, k))
+          break unless notice # the list shrank meanwhile
+
+          notices << notice
+        end
+        notices
+      end
     end
 
     # Whether the session can get a connection and run SELECT 1.
