@@ -607,8 +607,15 @@ class TestPGSess < Minitest::Test
       assert_equal "42883", e.sqlstate
       assert_raises(PGSess::ProgrammingError) { s.callproc("lower\"; DROP TABLE x; --", "x") }
       assert_raises(PGSess::InterfaceError) { s.callproc("a..b") }
-      # A binary argument goes through the extended path with the same quoting.
+      # A binary argument travels as its bytes (pgsess_callproc_params), with the same quoting.
       s.callproc("pg_catalog.encode", "\x00\xFF".b, "hex") { |r2| assert_equal "00ff", r2[0]["encode"] }
+      fn = "rb_octets_#{Process.pid}_#{rand(1_000_000)}"
+      s.query("CREATE FUNCTION #{fn}(b bytea) RETURNS int LANGUAGE sql AS 'SELECT octet_length(b)'") {}
+      begin
+        assert_equal 2, s.callproc(fn, "\x00\xFF".b) { |r2| r2[0][fn] }
+      ensure
+        s.query("DROP FUNCTION #{fn}(bytea)") {}
+      end
       s.transaction do |tx|
         tx.callproc("upper", "x") { |r2| assert_equal "X", r2[0]["upper"] }
         tx.query(<<~SQL) {}
@@ -617,6 +624,34 @@ class TestPGSess < Minitest::Test
         SQL
         tx.callproc("pg_temp.RbAdd", 2, 3) { |r2| assert_equal [{ "total" => 5, "doubled" => 10 }], r2.to_a }
         tx.callproc("pg_temp.RbAdd", 1, nil) { |r2| assert_equal [{ "total" => nil, "doubled" => nil }], r2.to_a }
+      end
+    end
+  end
+
+  # Transaction#callproc runs in the transaction: what the function does is rolled back with it.
+  def test_transaction_callproc_rolls_back
+    table = "rb_txcall_#{Process.pid}_#{rand(1_000_000)}"
+    fn = "#{table}_put"
+    open do |s|
+      s.query("CREATE TABLE #{table} (b bytea)") {}
+      s.query("CREATE FUNCTION #{fn}(v bytea) RETURNS int LANGUAGE sql AS " \
+              "'INSERT INTO #{table} VALUES (v) RETURNING octet_length(b)'") {}
+      count = ->(q) { q.query("SELECT count(*) AS n FROM #{table}") { |r| r[0]["n"] } }
+      begin
+        tx = s.begin
+        assert_equal 2, tx.callproc(fn, "\x00\xFF".b) { |r| r[0][fn] } # binary: pgsess_tx_callproc_params
+        assert_equal 3, tx.callproc(fn, "\\x00ff00") { |r| r[0][fn] } # text: pgsess_tx_callproc
+        assert_equal 2, count.call(tx)
+        assert_equal 0, count.call(s) # not visible outside
+        tx.rollback
+        assert_raises(PGSess::InterfaceError) { tx.callproc(fn, "\x01".b) }
+        assert_equal 0, count.call(s)
+
+        s.transaction { |t| t.callproc(fn, "\x00\xFF".b) {} }
+        assert_equal ["\x00\xFF".b], s.query("SELECT b FROM #{table}") { |r| r.map { |h| h["b"] } }
+      ensure
+        s.query("DROP FUNCTION #{fn}(bytea)") {}
+        s.query("DROP TABLE #{table}") {}
       end
     end
   end

@@ -90,6 +90,9 @@ module PGSess
                     :stream, blocking: true
     attach_function :pgsess_callproc, [:session, :pointer, :size_t, :pointer, :errp], :results,
                     blocking: true
+    attach_function :pgsess_callproc_params,
+                    [:session, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
+                    :results, blocking: true
     attach_function :pgsess_begin, [:session, :errp], :tx, blocking: true
     attach_function :pgsess_backend_pid, [:session], :int32
     attach_function :pgsess_pool_id, [:session], :pointer
@@ -104,6 +107,10 @@ module PGSess
 
     attach_function :pgsess_tx_query, [:tx, :pointer, :size_t, :pointer, :errp], :results, blocking: true
     attach_function :pgsess_tx_query_params,
+                    [:tx, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
+                    :results, blocking: true
+    attach_function :pgsess_tx_callproc, [:tx, :pointer, :size_t, :pointer, :errp], :results, blocking: true
+    attach_function :pgsess_tx_callproc_params,
                     [:tx, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
                     :results, blocking: true
     attach_function :pgsess_commit, [:tx, :errp], :code, blocking: true
