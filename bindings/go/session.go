@@ -179,7 +179,7 @@ func (s *Session) Query(sql string, args ...any) (*Results, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	return execute(cs, nil, sql, args)
+	return run(cs, nil, sqlText, sql, args)
 }
 
 // Exec runs sql like Query and closes its results at once, returning the number of rows
@@ -203,69 +203,62 @@ func (s *Session) Callproc(name string, args ...any) (*Results, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	return callproc(cs, nil, name, args)
+	return run(cs, nil, funcName, name, args)
 }
 
-// execute runs one statement on a session (cs) or a transaction (ctx): through the
+// kind says what the text of a statement is: SQL, or the name of a function to call.
+type kind int
+
+const (
+	sqlText  kind = iota // SELECT ..., as Query takes it
+	funcName             // the name Callproc takes; the library quotes it and builds the SELECT
+)
+
+// run runs a statement on a session (cs) or in a transaction (ctx): through the library's
 // PQexecParams-shaped call when an argument is binary.
-func execute(cs *C.pgsess_session, ctx *C.pgsess_tx, sql string, args []any) (*Results, error) {
+func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any) (*Results, error) {
 	p, err := newParams(args)
 	if err != nil {
 		return nil, err
 	}
 	defer p.free()
-	csql, err := cString(sql, "SQL")
+	what := "SQL"
+	if k == funcName {
+		what = "function name"
+	}
+	ctext, err := cString(text, what)
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(csql))
+	defer C.free(unsafe.Pointer(ctext))
+	n, values, lengths, formats := C.size_t(p.n), p.valuesPtr(), p.lengthsPtr(), p.formatsPtr()
 	var cerr *C.pgsess_error
 	var r *C.pgsess_results
 	switch {
-	case p.binary && ctx != nil:
-		r = C.pgsess_tx_query_params(ctx, csql, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
-	case p.binary:
-		r = C.pgsess_query_params(cs, csql, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
+	case k == sqlText && ctx != nil && p.binary:
+		r = C.pgsess_tx_query_params(ctx, ctext, n, nil, values, lengths, formats, &cerr)
+	case k == sqlText && ctx != nil:
+		r = C.pgsess_tx_query(ctx, ctext, n, values, &cerr)
+	case k == sqlText && p.binary:
+		r = C.pgsess_query_params(cs, ctext, n, nil, values, lengths, formats, &cerr)
+	case k == sqlText:
+		r = C.pgsess_query(cs, ctext, n, values, &cerr)
+	case ctx != nil && p.binary:
+		r = C.pgsess_tx_callproc_params(ctx, ctext, n, nil, values, lengths, formats, &cerr)
 	case ctx != nil:
-		r = C.pgsess_tx_query(ctx, csql, C.size_t(p.n), p.valuesPtr(), &cerr)
+		r = C.pgsess_tx_callproc(ctx, ctext, n, values, &cerr)
+	case p.binary:
+		r = C.pgsess_callproc_params(cs, ctext, n, nil, values, lengths, formats, &cerr)
 	default:
-		r = C.pgsess_query(cs, csql, C.size_t(p.n), p.valuesPtr(), &cerr)
+		r = C.pgsess_callproc(cs, ctext, n, values, &cerr)
 	}
 	if r == nil {
+		if k == funcName {
+			return nil, takeError(cerr, "callproc")
+		}
 		return nil, takeError(cerr, "query")
 	}
-	return newResults(r, sql)
-}
-
-// callproc calls a function on a session (cs) or in a transaction (ctx), as execute runs a
-// statement; the library builds the statement from name.
-func callproc(cs *C.pgsess_session, ctx *C.pgsess_tx, name string, args []any) (*Results, error) {
-	p, err := newParams(args)
-	if err != nil {
-		return nil, err
-	}
-	defer p.free()
-	cname, err := cString(name, "function name")
-	if err != nil {
-		return nil, err
-	}
-	defer C.free(unsafe.Pointer(cname))
-	var cerr *C.pgsess_error
-	var r *C.pgsess_results
-	switch {
-	case p.binary && ctx != nil:
-		r = C.pgsess_tx_callproc_params(ctx, cname, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
-	case p.binary:
-		r = C.pgsess_callproc_params(cs, cname, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
-	case ctx != nil:
-		r = C.pgsess_tx_callproc(ctx, cname, C.size_t(p.n), p.valuesPtr(), &cerr)
-	default:
-		r = C.pgsess_callproc(cs, cname, C.size_t(p.n), p.valuesPtr(), &cerr)
-	}
-	if r == nil {
-		return nil, takeError(cerr, "callproc")
-	}
-	return newResults(r, name)
+	return newResults(r, text)
 }
 
 // BackendPID is the backend process id that ran the session's latest statement (with pool max
