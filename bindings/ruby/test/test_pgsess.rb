@@ -405,6 +405,7 @@ class TestPGSess < Minitest::Test
     assert_equal PGSess::InterfaceError, PGSess::Error.class_for(999)
     # Errors the binding raises itself take the library's category.
     assert_equal :operational_error, PGSess::PoolExhaustedError.new("x", code: :pool_exhausted).category
+    assert_nil PGSess::Error.new("x", code: :not_a_code).category
     e = assert_raises(PGSess::ConfigError) { open(pool_max_size: 0) }
     assert_equal :config_error, e.code
     assert_equal :interface_error, e.category

@@ -44,11 +44,11 @@ module PGSess
     end
 
     # The DB-API category of a code (a Symbol or a pgsess_code value) as a Symbol, from
-    # pgsess_code_category; nil for nil.
+    # pgsess_code_category; nil for nil or a Symbol that names no code.
     def self.category_of(code)
-      return nil if code.nil?
+      value = code.is_a?(Symbol) ? VALUES[code] : code
+      return nil if value.nil?
 
-      value = code.is_a?(Symbol) ? VALUES.fetch(code) : code
       code_symbol(Native.pgsess_code_category(value))
     end
 
