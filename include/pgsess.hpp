@@ -38,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -57,6 +58,11 @@ inline std::string_view version() noexcept { return pgsess_version(); }
 
 /** The name of a code as written in pgsess.h, e.g. "PGSESS_POOL_EXHAUSTED" (a static string). */
 inline std::string_view code_name(Code code) noexcept { return pgsess_code_name(code); }
+
+/** The DB-API category of a code (pgsess_code_category), e.g. PGSESS_OPERATIONAL_ERROR for
+ *  PGSESS_POOL_EXHAUSTED and PGSESS_INTERNAL_ERROR for PGSESS_PANIC; the same as
+ *  Error::category() of an error with that code. */
+inline Code code_category(Code code) noexcept { return pgsess_code_category(code); }
 
 /**
  * A failure reported by pgsess. what() is the library's message (never contains a password).
@@ -123,15 +129,6 @@ inline std::optional<std::string> opt_string(const char *s) {
     return std::string(s);
 }
 
-/* The category pgsess_error_category gives a code (for the errors this header raises itself). */
-inline Code category_of(Code code) noexcept {
-    if (code == PGSESS_QUERY_CANCELED || code == PGSESS_TRANSACTION_ROLLBACK || code == PGSESS_POOL_EXHAUSTED)
-        return PGSESS_OPERATIONAL_ERROR;
-    if (code == PGSESS_CONFIG_ERROR)
-        return PGSESS_INTERFACE_ERROR;
-    return code;
-}
-
 /* Convert a C error object into pgsess::Error, free it, and throw. `what` names the call, for the
  * (never expected) case of a failure without an error object. */
 [[noreturn]] inline void throw_error(pgsess_error *raw, const char *what) {
@@ -146,8 +143,9 @@ inline Code category_of(Code code) noexcept {
                 opt_string(pgsess_error_detail(err.get())), opt_string(pgsess_error_hint(err.get())));
 }
 
+/* An error this header raises itself, categorised as the library categorises its own. */
 [[noreturn]] inline void throw_code(Code code, const std::string &message) {
-    throw Error(code, category_of(code), message);
+    throw Error(code, code_category(code), message);
 }
 
 inline void check_no_nul(std::string_view s, const char *what) {
@@ -191,7 +189,31 @@ private:
 /// @endcond
 
 /**
- * One statement parameter, sent as text (`$1`, `$2`, ...; the server infers each type).
+ * Bytes to send as a binary parameter (for bytea: zero bytes and any other byte travel as they
+ * are, with no text encoding). Borrows the bytes: they must outlive the call it is passed to.
+ */
+class Bytes {
+public:
+    /** `size` bytes at `data` (which may be NULL when `size` is 0). */
+    Bytes(const void *data, std::size_t size) noexcept : data_(static_cast<const char *>(data)), size_(size) {}
+    /** The bytes of `s` (a std::string converts too). */
+    explicit Bytes(std::string_view s) noexcept : data_(s.data()), size_(s.size()) {}
+    /** The bytes of `v`. */
+    explicit Bytes(const std::vector<std::uint8_t> &v) noexcept : Bytes(v.data(), v.size()) {}
+
+    /** The first byte (NULL or dangling when empty). */
+    const char *data() const noexcept { return data_; }
+    /** The number of bytes. */
+    std::size_t size() const noexcept { return size_; }
+
+private:
+    const char *data_;
+    std::size_t size_;
+};
+
+/**
+ * One statement parameter (`$1`, `$2`, ...; the server infers each type), sent as text, or in
+ * binary format for pgsess::Bytes.
  *
  * Built implicitly from:
  * - std::nullopt, nullptr or an empty std::optional: SQL NULL;
@@ -201,10 +223,13 @@ private:
  * - integers (any integral type except bool and the character types): decimal text via
  *   std::to_chars;
  * - bool: "true" or "false";
+ * - pgsess::Bytes: the bytes themselves, as a binary parameter (the statement then goes through
+ *   the library's PQexecParams-shaped call, pgsess_query_params or pgsess_callproc_params; more
+ *   than INT32_MAX bytes throws Error PGSESS_INTERFACE_ERROR);
  * - std::optional<T> of any of these.
  *
- * A Param borrows a `const char *` or an lvalue std::string: it is meant to live only for the call
- * it is passed to.
+ * A Param borrows a `const char *`, an lvalue std::string or the bytes of a Bytes: it is meant to
+ * live only for the call it is passed to.
  */
 class Param {
 public:
@@ -239,6 +264,15 @@ public:
     template <class T, std::enable_if_t<std::is_same_v<T, bool>, int> = 0>
     Param(T value) noexcept : borrowed_(value ? "true" : "false"), null_(false) {}
 
+    /** The bytes of `bytes`, borrowed, as a binary parameter. Throws Error PGSESS_INTERFACE_ERROR
+     *  for more than INT32_MAX bytes (the protocol's limit). */
+    Param(const Bytes &bytes)
+        : borrowed_(bytes.size() != 0 ? bytes.data() : ""), null_(false), binary_(true), size_(bytes.size()) {
+        if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+            impl::throw_code(PGSESS_INTERFACE_ERROR, "pgsess: a binary parameter of " +
+                                                         std::to_string(bytes.size()) + " bytes is too long");
+    }
+
     /** SQL NULL when `value` is empty, else Param(*value) (so a contained std::string is
      *  borrowed). */
     template <class T, std::enable_if_t<std::is_constructible_v<Param, const T &>, int> = 0>
@@ -251,18 +285,26 @@ public:
 
     /** True for SQL NULL. */
     bool is_null() const noexcept { return null_; }
-    /** The NUL-terminated text, or nullptr for SQL NULL (valid while this Param is). */
+    /** True for a binary parameter (built from pgsess::Bytes). */
+    bool is_binary() const noexcept { return binary_; }
+    /** The NUL-terminated text; for a binary parameter its first byte (size() bytes, not
+     *  NUL-terminated); nullptr for SQL NULL. Valid while this Param is. */
     const char *c_str() const noexcept {
         if (null_)
             return nullptr;
         return is_owned_ ? owned_.c_str() : borrowed_;
     }
+    /** The number of bytes of a binary parameter (0 for text and SQL NULL: text is
+     *  NUL-terminated). */
+    std::size_t size() const noexcept { return size_; }
 
 private:
     std::string owned_;
     const char *borrowed_ = nullptr;
     bool null_ = true;
     bool is_owned_ = false;
+    bool binary_ = false;
+    std::size_t size_ = 0;
 };
 
 /** True when every type in Args converts to pgsess::Param (constrains the variadic overloads). */
@@ -524,28 +566,64 @@ inline std::optional<std::string_view> Row::operator[](std::string_view name) co
 /// @cond INTERNAL
 namespace impl {
 
-/* Run a pgsess_query-shaped C function with converted parameters. */
-template <class Handle, class Fn>
-Results run(Fn fn, Handle *handle, const char *sql, std::size_t n, const char *const *params, const char *what) {
-    pgsess_error *err = nullptr;
-    pgsess_results *r = fn(handle, sql, n, n != 0 ? params : nullptr, &err);
+/* The two C functions of one kind of statement on a Handle (pgsess_session or pgsess_tx): the one
+ * taking text parameters and the PQexecParams-shaped one, used when a parameter is binary. */
+template <class Handle>
+struct Calls {
+    pgsess_results *(*text)(Handle *, const char *, std::size_t, const char *const *, pgsess_error **);
+    pgsess_results *(*typed)(Handle *, const char *, std::size_t, const std::uint32_t *, const char *const *,
+                             const std::int32_t *, const std::int32_t *, pgsess_error **);
+    const char *what;
+};
+
+inline constexpr Calls<pgsess_session> kQuery{pgsess_query, pgsess_query_params, "pgsess_query"};
+inline constexpr Calls<pgsess_session> kCallproc{pgsess_callproc, pgsess_callproc_params, "pgsess_callproc"};
+inline constexpr Calls<pgsess_tx> kTxQuery{pgsess_tx_query, pgsess_tx_query_params, "pgsess_tx_query"};
+inline constexpr Calls<pgsess_tx> kTxCallproc{pgsess_tx_callproc, pgsess_tx_callproc_params,
+                                              "pgsess_tx_callproc"};
+
+/* Wrap what a C call returned: Results, or the error thrown. */
+inline Results take_results(pgsess_results *r, pgsess_error *err, const char *what) {
     if (r == nullptr)
         throw_error(err, what);
     pgsess_error_free(err); // NULL on success; freed anyway in case
     return Results(r);
 }
 
-template <class Handle, class Fn, class... Args>
-Results run_variadic(Fn fn, Handle *handle, const CString &sql, const char *what, Args &&...args) {
-    const std::array<Param, sizeof...(Args)> params{Param(std::forward<Args>(args))...};
-    std::array<const char *, sizeof...(Args)> ptrs{};
-    for (std::size_t i = 0; i < params.size(); ++i)
-        ptrs[i] = params[i].c_str();
-    return run(fn, handle, sql.c_str(), ptrs.size(), ptrs.data(), what);
+template <class Handle>
+Results run_text(const Calls<Handle> &calls, Handle *handle, const char *sql, std::size_t n,
+                 const char *const *values) {
+    pgsess_error *err = nullptr;
+    pgsess_results *r = calls.text(handle, sql, n, n != 0 ? values : nullptr, &err);
+    return take_results(r, err, calls.what);
 }
 
-template <class Handle, class Fn>
-Results run_vector(Fn fn, Handle *handle, const CString &sql, const char *what,
+template <class Handle, class... Args>
+Results run_variadic(const Calls<Handle> &calls, Handle *handle, const CString &sql, Args &&...args) {
+    constexpr std::size_t n = sizeof...(Args);
+    const std::array<Param, n> params{Param(std::forward<Args>(args))...};
+    std::array<const char *, n> values{};
+    std::array<std::int32_t, n> lengths{};
+    std::array<std::int32_t, n> formats{};
+    bool binary = false;
+    for (std::size_t i = 0; i < n; ++i) {
+        values[i] = params[i].c_str();
+        if (params[i].is_binary()) {
+            binary = true;
+            lengths[i] = static_cast<std::int32_t>(params[i].size()); // checked by Param
+            formats[i] = 1;
+        }
+    }
+    if (!binary)
+        return run_text(calls, handle, sql.c_str(), n, values.data());
+    pgsess_error *err = nullptr;
+    pgsess_results *r =
+        calls.typed(handle, sql.c_str(), n, nullptr, values.data(), lengths.data(), formats.data(), &err);
+    return take_results(r, err, calls.what);
+}
+
+template <class Handle>
+Results run_vector(const Calls<Handle> &calls, Handle *handle, const CString &sql,
                    const std::vector<std::optional<std::string>> &params) {
     std::vector<const char *> ptrs;
     ptrs.reserve(params.size());
@@ -554,7 +632,7 @@ Results run_vector(Fn fn, Handle *handle, const CString &sql, const char *what,
             check_no_nul(*p, "a parameter");
         ptrs.push_back(p ? p->c_str() : nullptr);
     }
-    return run(fn, handle, sql.c_str(), ptrs.size(), ptrs.data(), what);
+    return run_text(calls, handle, sql.c_str(), ptrs.size(), ptrs.data());
 }
 
 } // namespace impl
@@ -565,9 +643,9 @@ Results run_vector(Fn fn, Handle *handle, const CString &sql, const char *what,
  *
  * Ownership: move-only; owns a pgsess_tx handle. A Transaction destroyed (or assigned to) while
  * still open is rolled back (pgsess_rollback). After commit() or rollback() it is empty; further
- * query() or commit() calls throw Error PGSESS_INTERFACE_ERROR. Results from query() share the
- * transaction's connection, which returns to the pool once the transaction has ended and all of
- * them are freed.
+ * query(), callproc() or commit() calls throw Error PGSESS_INTERFACE_ERROR. Results from query()
+ * and callproc() share the transaction's connection, which returns to the pool once the
+ * transaction has ended and all of them are freed.
  *
  * Threading: one thread at a time.
  */
@@ -598,12 +676,25 @@ public:
     template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
     Results query(const impl::CString &sql, Args &&...params) {
         check_active("query");
-        return impl::run_variadic(pgsess_tx_query, h_, sql, "pgsess_tx_query", std::forward<Args>(params)...);
+        return impl::run_variadic(impl::kTxQuery, h_, sql, std::forward<Args>(params)...);
     }
     /** Run a statement with a vector of parameters (nullopt is SQL NULL). */
     Results query(const impl::CString &sql, const std::vector<std::optional<std::string>> &params) {
         check_active("query");
-        return impl::run_vector(pgsess_tx_query, h_, sql, "pgsess_tx_query", params);
+        return impl::run_vector(impl::kTxQuery, h_, sql, params);
+    }
+
+    /** Session::callproc() inside the transaction (pgsess_tx_callproc): the call's effects are
+     *  committed or rolled back with the transaction. */
+    template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
+    Results callproc(const impl::CString &name, Args &&...args) {
+        check_active("callproc");
+        return impl::run_variadic(impl::kTxCallproc, h_, name, std::forward<Args>(args)...);
+    }
+    /** callproc() with a vector of arguments (nullopt is SQL NULL). */
+    Results callproc(const impl::CString &name, const std::vector<std::optional<std::string>> &args) {
+        check_active("callproc");
+        return impl::run_vector(impl::kTxCallproc, h_, name, args);
     }
 
     /** Commit. The transaction is ended (and empty) afterwards in every case, even when this
@@ -729,12 +820,12 @@ public:
     template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
     Results query(const impl::CString &sql, Args &&...params) {
         check_open("query");
-        return impl::run_variadic(pgsess_query, h_, sql, "pgsess_query", std::forward<Args>(params)...);
+        return impl::run_variadic(impl::kQuery, h_, sql, std::forward<Args>(params)...);
     }
     /** Run `sql` with a vector of parameters (nullopt is SQL NULL). */
     Results query(const impl::CString &sql, const std::vector<std::optional<std::string>> &params) {
         check_open("query");
-        return impl::run_vector(pgsess_query, h_, sql, "pgsess_query", params);
+        return impl::run_vector(impl::kQuery, h_, sql, params);
     }
 
     /** `SELECT * FROM name($1, ...)`; `name` may be schema-qualified and each part is quoted as an
@@ -742,12 +833,12 @@ public:
     template <class... Args, std::enable_if_t<are_params_v<Args...>, int> = 0>
     Results callproc(const impl::CString &name, Args &&...args) {
         check_open("callproc");
-        return impl::run_variadic(pgsess_callproc, h_, name, "pgsess_callproc", std::forward<Args>(args)...);
+        return impl::run_variadic(impl::kCallproc, h_, name, std::forward<Args>(args)...);
     }
     /** callproc() with a vector of arguments (nullopt is SQL NULL). */
     Results callproc(const impl::CString &name, const std::vector<std::optional<std::string>> &args) {
         check_open("callproc");
-        return impl::run_vector(pgsess_callproc, h_, name, "pgsess_callproc", args);
+        return impl::run_vector(impl::kCallproc, h_, name, args);
     }
 
     /** Begin a transaction (checks out and pins one pooled connection). Throws Error on failure. */
@@ -786,10 +877,21 @@ public:
     /** Whether the session can get a connection and run SELECT 1 (waits up to the checkout
      *  timeout); false when empty. */
     bool validate() noexcept { return pgsess_validate(h_); }
-    /** The session's last 50 notices, oldest first, concatenated in libpq's form. */
-    std::string notices() const {
-        std::unique_ptr<char, impl::StringDeleter> s(pgsess_notices(h_));
-        return s ? std::string(s.get()) : std::string();
+    /** The session's last 50 notices, oldest first, each whole in libpq's form: its severity
+     *  line ("NOTICE:  text\n", as the server wrote it under its lc_messages) and its DETAIL: and
+     *  HINT: lines (pgsess_notice). Empty when the session is. Other threads' statements may add
+     *  notices (dropping the oldest) while this reads them. */
+    std::vector<std::string> notices() const {
+        std::vector<std::string> out;
+        const std::size_t n = pgsess_notice_count(h_);
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            std::unique_ptr<char, impl::StringDeleter> notice(pgsess_notice(h_, i));
+            if (!notice)
+                break; // the list shrank meanwhile
+            out.emplace_back(notice.get());
+        }
+        return out;
     }
 
     /** True unless empty. */

@@ -37,9 +37,9 @@
 // every integer and float kind, time.Time (RFC 3339 with nanoseconds and the time's own offset;
 // a timestamp-without-time-zone parameter keeps the wall clock and ignores the offset, as
 // PostgreSQL does), fmt.Stringer and database/sql/driver.Valuer values (sql.NullString, ...)
-// are converted to text; []byte is sent as a binary parameter (pgsess_query_params, no declared
-// types), so bytea values keep zero bytes; json.RawMessage is sent as text. A string holding a
-// zero byte, and any other type, is an InterfaceError. A statement with no arguments runs on
+// are converted to text; []byte is sent as a binary parameter (pgsess_query_params or
+// pgsess_callproc_params, no declared types), so bytea values keep zero bytes; json.RawMessage
+// is sent as text. A string holding a zero byte, and any other type, is an InterfaceError. A statement with no arguments runs on
 // the simple protocol, where one string may hold several statements (the last one's result is
 // returned); with arguments it is one statement on the extended protocol.
 //

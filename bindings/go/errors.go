@@ -32,48 +32,20 @@ const (
 	TypeMismatch        Code = C.PGSESS_TYPE_MISMATCH
 	OutOfRange          Code = C.PGSESS_OUT_OF_RANGE
 	ValueOverflow       Code = C.PGSESS_VALUE_OVERFLOW
+	Panic               Code = C.PGSESS_PANIC // a bug in pgsess, caught at the C boundary
 )
 
-var codeNames = [...]string{
-	OK:                  "PGSESS_OK",
-	InterfaceError:      "PGSESS_INTERFACE_ERROR",
-	ConfigError:         "PGSESS_CONFIG_ERROR",
-	OperationalError:    "PGSESS_OPERATIONAL_ERROR",
-	PoolExhausted:       "PGSESS_POOL_EXHAUSTED",
-	QueryCanceled:       "PGSESS_QUERY_CANCELED",
-	TransactionRollback: "PGSESS_TRANSACTION_ROLLBACK",
-	ProgrammingError:    "PGSESS_PROGRAMMING_ERROR",
-	IntegrityError:      "PGSESS_INTEGRITY_ERROR",
-	DataError:           "PGSESS_DATA_ERROR",
-	InternalError:       "PGSESS_INTERNAL_ERROR",
-	NotSupportedError:   "PGSESS_NOT_SUPPORTED_ERROR",
-	DatabaseError:       "PGSESS_DATABASE_ERROR",
-	NullValue:           "PGSESS_NULL_VALUE",
-	TypeMismatch:        "PGSESS_TYPE_MISMATCH",
-	OutOfRange:          "PGSESS_OUT_OF_RANGE",
-	ValueOverflow:       "PGSESS_VALUE_OVERFLOW",
-}
-
-// String gives the code's name as the C header spells it, e.g. "PGSESS_POOL_EXHAUSTED"; a code
-// this binding does not know is asked of the library (pgsess_code_name), which may be newer.
+// String gives the code's name as the C header spells it, e.g. "PGSESS_POOL_EXHAUSTED"
+// (pgsess_code_name; "PGSESS_UNKNOWN_CODE" for a value that is not a code).
 func (c Code) String() string {
-	if c >= 0 && int(c) < len(codeNames) {
-		return codeNames[c]
-	}
 	return C.GoString(C.pgsess_code_name(C.pgsess_code(c)))
 }
 
-// Category is the DB-API base class of the code, as pgsess_error_category gives it.
+// Category is the DB-API base class of the code, as pgsess_error_category gives it for an error
+// with that code (pgsess_code_category): OperationalError for PoolExhausted, InternalError for
+// Panic, InterfaceError for a value that is not a code.
 func (c Code) Category() Code {
-	switch c {
-	case QueryCanceled, TransactionRollback, PoolExhausted:
-		return OperationalError
-	case ConfigError, NullValue, TypeMismatch, OutOfRange:
-		return InterfaceError
-	case ValueOverflow:
-		return DataError
-	}
-	return c
+	return Code(C.pgsess_code_category(C.pgsess_code(c)))
 }
 
 // Error is every error this package returns: those of the library (with the server's fields
@@ -211,10 +183,4 @@ func codeError(c C.enum_pgsess_code, what string) error {
 		return nil
 	}
 	return errorf(Code(c), "%s refused by the library (see pgsess.h for the valid range)", what)
-}
-
-// libCodeName is the library's own name for c (pgsess_code_name), for tests that check the
-// Code table against the header.
-func libCodeName(c Code) string {
-	return C.GoString(C.pgsess_code_name(C.pgsess_code(c)))
 }

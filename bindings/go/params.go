@@ -9,7 +9,6 @@ import "C"
 
 import (
 	"database/sql/driver"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -37,9 +36,8 @@ type span struct {
 	binary   bool
 }
 
-// newParams converts args; allowBinary sends []byte as binary parameters (else as bytea hex
-// text).
-func newParams(args []any, allowBinary bool) (*params, error) {
+// newParams converts args; a []byte is a binary parameter.
+func newParams(args []any) (*params, error) {
 	p := &params{n: len(args)}
 	if len(args) == 0 {
 		return p, nil
@@ -50,7 +48,7 @@ func newParams(args []any, allowBinary bool) (*params, error) {
 		off := len(data)
 		var null, bin bool
 		var err error
-		data, null, bin, err = appendArg(data, a, allowBinary, 0)
+		data, null, bin, err = appendArg(data, a, 0)
 		if err != nil {
 			return nil, errorf(InterfaceError, "argument $%d (%T): %v", i+1, a, err)
 		}
@@ -117,7 +115,7 @@ func (p *params) formatsPtr() *C.int32_t {
 }
 
 // appendArg appends the parameter form of a to buf.
-func appendArg(buf []byte, a any, allowBinary bool, depth int) (out []byte, null, binary bool, err error) {
+func appendArg(buf []byte, a any, depth int) (out []byte, null, binary bool, err error) {
 	if depth > 8 {
 		return buf, false, false, fmt.Errorf("too many levels of indirection")
 	}
@@ -135,14 +133,7 @@ func appendArg(buf []byte, a any, allowBinary bool, depth int) (out []byte, null
 		if v == nil {
 			return buf, true, false, nil
 		}
-		if allowBinary {
-			return append(buf, v...), false, true, nil
-		}
-		buf = append(buf, '\\', 'x')
-		n := len(buf)
-		buf = append(buf, make([]byte, hex.EncodedLen(len(v)))...)
-		hex.Encode(buf[n:], v)
-		return buf, false, false, nil
+		return append(buf, v...), false, true, nil
 	case bool:
 		if v {
 			return append(buf, "true"...), false, false, nil
@@ -184,7 +175,7 @@ func appendArg(buf []byte, a any, allowBinary bool, depth int) (out []byte, null
 		if err != nil {
 			return buf, false, false, err
 		}
-		return appendArg(buf, dv, allowBinary, depth+1)
+		return appendArg(buf, dv, depth+1)
 	case fmt.Stringer:
 		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
 			return buf, true, false, nil
@@ -198,11 +189,11 @@ func appendArg(buf []byte, a any, allowBinary bool, depth int) (out []byte, null
 		if rv.IsNil() {
 			return buf, true, false, nil
 		}
-		return appendArg(buf, rv.Elem().Interface(), allowBinary, depth+1)
+		return appendArg(buf, rv.Elem().Interface(), depth+1)
 	case reflect.String:
-		return appendArg(buf, rv.String(), allowBinary, depth+1)
+		return appendArg(buf, rv.String(), depth+1)
 	case reflect.Bool:
-		return appendArg(buf, rv.Bool(), allowBinary, depth+1)
+		return appendArg(buf, rv.Bool(), depth+1)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return strconv.AppendInt(buf, rv.Int(), 10), false, false, nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
@@ -213,7 +204,7 @@ func appendArg(buf []byte, a any, allowBinary bool, depth int) (out []byte, null
 		return appendFloat(buf, rv.Float(), 64), false, false, nil
 	case reflect.Slice:
 		if rv.Type().Elem().Kind() == reflect.Uint8 {
-			return appendArg(buf, rv.Bytes(), allowBinary, depth+1)
+			return appendArg(buf, rv.Bytes(), depth+1)
 		}
 	}
 	return buf, false, false, fmt.Errorf("unsupported parameter type %T (use nil, string, []byte, bool, "+

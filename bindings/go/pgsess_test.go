@@ -520,18 +520,45 @@ func TestErrors(t *testing.T) {
 		t.Errorf("query on a closed session: %v", err)
 	}
 
-	// The Code table matches the library's names, and categories follow the header.
-	for c := OK; c <= ValueOverflow; c++ {
-		if c.String() != libCodeName(c) {
-			t.Errorf("code %d: %s, library says %s", int(c), c, libCodeName(c))
+}
+
+// Every code's name and category come from the library (pgsess_code_name, pgsess_code_category);
+// the errors the binding raises itself carry that category too.
+func TestCodeCategories(t *testing.T) {
+	want := map[Code]Code{
+		OK: OK, InterfaceError: InterfaceError, ConfigError: InterfaceError,
+		OperationalError: OperationalError, PoolExhausted: OperationalError,
+		QueryCanceled: OperationalError, TransactionRollback: OperationalError,
+		ProgrammingError: ProgrammingError, IntegrityError: IntegrityError, DataError: DataError,
+		InternalError: InternalError, NotSupportedError: NotSupportedError, DatabaseError: DatabaseError,
+		NullValue: InterfaceError, TypeMismatch: InterfaceError, OutOfRange: InterfaceError,
+		ValueOverflow: DataError, Panic: InternalError,
+	}
+	for c := OK; c <= Panic; c++ {
+		cat, ok := want[c]
+		if !ok {
+			t.Errorf("code %d has no constant", int(c))
+			continue
+		}
+		if got := c.Category(); got != cat {
+			t.Errorf("%s.Category() = %s, want %s", c, got, cat)
+		}
+		if c.String() == "PGSESS_UNKNOWN_CODE" || !strings.HasPrefix(c.String(), "PGSESS_") {
+			t.Errorf("code %d: name %q", int(c), c)
 		}
 	}
-	if Code(999).String() != "PGSESS_UNKNOWN_CODE" {
-		t.Errorf("unknown code: %s", Code(999))
+	if Panic.String() != "PGSESS_PANIC" || PoolExhausted.String() != "PGSESS_POOL_EXHAUSTED" {
+		t.Errorf("names: %s %s", Panic, PoolExhausted)
 	}
-	if PoolExhausted.Category() != OperationalError || ConfigError.Category() != InterfaceError ||
-		IntegrityError.Category() != IntegrityError {
-		t.Error("categories")
+	past := Panic + 1
+	if past.String() != "PGSESS_UNKNOWN_CODE" || past.Category() != InterfaceError {
+		t.Errorf("past the last code: %s, category %s", past, past.Category())
+	}
+	if e := newError(PoolExhausted, "x"); e.Category != OperationalError || !IsOperational(e) {
+		t.Errorf("binding's own error: %+v", e)
+	}
+	if e := newError(Panic, "x"); e.Category != InternalError || !errors.Is(e, &Error{Code: Panic}) {
+		t.Errorf("panic error: %+v", e)
 	}
 }
 
@@ -736,6 +763,122 @@ func TestPoolExhausted(t *testing.T) {
 	}
 }
 
+// Tx.Callproc runs in the transaction: what the function does is rolled back with it.
+func TestTxCallproc(t *testing.T) {
+	s := openTest(t)
+	table := uniq("gotest_txcall")
+	fn := table + "_put"
+	exec(t, s, "CREATE TABLE "+table+" (b bytea)")
+	defer exec(t, s, "DROP TABLE "+table)
+	exec(t, s, "CREATE FUNCTION "+fn+"(v bytea) RETURNS int LANGUAGE sql AS 'INSERT INTO "+table+
+		" VALUES (v) RETURNING octet_length(b)'")
+	defer exec(t, s, "DROP FUNCTION "+fn+"(bytea)")
+	count := func(q interface {
+		Query(string, ...any) (*Results, error)
+	}) int {
+		t.Helper()
+		res := mustQuery(t, q, "SELECT count(*) FROM "+table)
+		defer res.Close()
+		var n int
+		if !res.Next() || res.Scan(&n) != nil {
+			t.Fatal("count")
+		}
+		return n
+	}
+	call := func(tx *Tx, arg any) int {
+		t.Helper()
+		res, err := tx.Callproc(fn, arg)
+		if err != nil {
+			t.Fatalf("Callproc(%v): %v", arg, err)
+		}
+		defer res.Close()
+		var n int
+		if !res.Next() || res.Scan(&n) != nil {
+			t.Fatal("no result")
+		}
+		return n
+	}
+
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := call(tx, []byte{0, 0xff}); n != 2 { // binary: pgsess_tx_callproc_params
+		t.Errorf("binary argument: %d bytes", n)
+	}
+	if n := call(tx, `\x00ff00`); n != 3 { // text: pgsess_tx_callproc
+		t.Errorf("text argument: %d bytes", n)
+	}
+	if n := count(tx); n != 2 {
+		t.Errorf("inside the transaction: %d rows", n)
+	}
+	if n := count(s); n != 0 {
+		t.Errorf("outside the open transaction: %d rows", n)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Callproc(fn, []byte{1}); !errors.Is(err, ErrTxDone) {
+		t.Errorf("after Rollback: %v", err)
+	}
+	if n := count(s); n != 0 {
+		t.Errorf("after Rollback: %d rows", n)
+	}
+
+	err = s.InTx(func(tx *Tx) error {
+		call(tx, []byte{0, 0xff})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hexs string
+	one(t, s, "SELECT encode(b, 'hex') FROM "+table, nil, &hexs)
+	if hexs != "00ff" {
+		t.Errorf("after commit: %q", hexs)
+	}
+}
+
+// Session.Notices gives each notice whole: its DETAIL and HINT lines stay with it, whatever the
+// server's lc_messages.
+func TestNoticesWhole(t *testing.T) {
+	s := openTest(t, WithPoolMaxSize(1))
+	if n := s.Notices(); len(n) != 0 {
+		t.Errorf("a new session has notices: %q", n)
+	}
+	res := mustQuery(t, s, "DO $$ BEGIN RAISE NOTICE 'x' USING DETAIL = 'd', HINT = 'h'; RAISE WARNING 'w'; END $$")
+	notes := res.Notices()
+	res.Close()
+	const whole = "NOTICE:  x\nDETAIL:  d\nHINT:  h\n"
+	if len(notes) != 2 || notes[0] != whole {
+		t.Errorf("results notices: %q", notes)
+	}
+	sn := s.Notices()
+	if len(sn) != 2 || sn[0] != whole || sn[1] != "WARNING:  w\n" {
+		t.Errorf("session notices: %q", sn)
+	}
+
+	// Translated severity words: still one element per notice. Skipped where the server cannot
+	// switch (no such locale, or not allowed).
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("SET LOCAL lc_messages = 'de_DE.UTF-8'"); err != nil {
+		t.Logf("lc_messages cannot be set here, translation not checked: %v", err)
+		return
+	}
+	if _, err := tx.Exec("DO $$ BEGIN RAISE NOTICE 'x' USING DETAIL = 'd', HINT = 'h'; END $$"); err != nil {
+		t.Fatal(err)
+	}
+	sn = s.Notices()
+	if len(sn) != 3 || !strings.Contains(sn[2], "x\n") || !strings.Contains(sn[2], "d\n") ||
+		!strings.Contains(sn[2], "h\n") {
+		t.Errorf("translated notices: %q", sn)
+	}
+}
+
 func TestCallproc(t *testing.T) {
 	s := openTest(t)
 	fn := uniq("gotest_add")
@@ -760,6 +903,8 @@ func TestCallproc(t *testing.T) {
 	}
 	res.Close()
 
+	// []byte arguments travel as binary parameters (pgsess_callproc_params): a zero byte and
+	// 0xff arrive as bytes.
 	var hexs string
 	res, err = s.Callproc("encode", []byte{0, 1, 0xff}, "hex")
 	if err != nil {
@@ -767,6 +912,17 @@ func TestCallproc(t *testing.T) {
 	}
 	if !res.Next() || res.Scan(&hexs) != nil || hexs != "0001ff" {
 		t.Errorf("encode(bytea) = %q", hexs)
+	}
+	res.Close()
+	octets := uniq("gotest_octets")
+	exec(t, s, "CREATE FUNCTION "+octets+"(b bytea) RETURNS int LANGUAGE sql AS 'SELECT octet_length(b)'")
+	defer exec(t, s, "DROP FUNCTION "+octets+"(bytea)")
+	res, err = s.Callproc(octets, []byte{0, 0xff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Next() || res.Scan(&n) != nil || n != 2 {
+		t.Errorf("octet_length of 00ff = %d", n)
 	}
 	res.Close()
 
@@ -828,10 +984,6 @@ func TestMetadataAndNotices(t *testing.T) {
 	}
 	if Version() == "" {
 		t.Error("no version")
-	}
-	if got := splitNotices("NOTICE:  a\nDETAIL:  d\nHINT:  h\nWARNING:  b\n"); len(got) != 2 ||
-		got[0] != "NOTICE:  a\nDETAIL:  d\nHINT:  h\n" {
-		t.Errorf("splitNotices: %q", got)
 	}
 
 	// Results stay valid after their session is closed.

@@ -179,7 +179,7 @@ func (s *Session) Query(sql string, args ...any) (*Results, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	return execute(cs, nil, sql, args)
+	return run(cs, nil, sqlText, sql, args)
 }
 
 // Exec runs sql like Query and closes its results at once, returning the number of rows
@@ -195,60 +195,70 @@ func (s *Session) Exec(sql string, args ...any) (uint64, error) {
 
 // Callproc calls a function: SELECT * FROM name($1, ...). name may be schema-qualified; each
 // dot-separated part is quoted as an identifier (so it is case-sensitive), never spliced into SQL.
-// Arguments are sent as text, as for Query, except that a []byte argument is sent as bytea's
-// hex text form ('\\x...'), since the library's callproc takes text parameters only.
+// Arguments and results as for Query: a []byte argument is sent as a binary parameter
+// (pgsess_callproc_params), so a bytea argument arrives as its bytes.
 func (s *Session) Callproc(name string, args ...any) (*Results, error) {
 	cs, err := s.handle()
 	if err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	p, err := newParams(args, false)
-	if err != nil {
-		return nil, err
-	}
-	defer p.free()
-	cname, err := cString(name, "function name")
-	if err != nil {
-		return nil, err
-	}
-	defer C.free(unsafe.Pointer(cname))
-	var cerr *C.pgsess_error
-	r := C.pgsess_callproc(cs, cname, C.size_t(p.n), p.valuesPtr(), &cerr)
-	if r == nil {
-		return nil, takeError(cerr, "pgsess_callproc")
-	}
-	return newResults(r, name)
+	return run(cs, nil, funcName, name, args)
 }
 
-// execute runs one statement on a session (cs) or a transaction (ctx).
-func execute(cs *C.pgsess_session, ctx *C.pgsess_tx, sql string, args []any) (*Results, error) {
-	p, err := newParams(args, true)
+// kind says what the text of a statement is: SQL, or the name of a function to call.
+type kind int
+
+const (
+	sqlText  kind = iota // SELECT ..., as Query takes it
+	funcName             // the name Callproc takes; the library quotes it and builds the SELECT
+)
+
+// run runs a statement on a session (cs) or in a transaction (ctx): through the library's
+// PQexecParams-shaped call when an argument is binary.
+func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any) (*Results, error) {
+	p, err := newParams(args)
 	if err != nil {
 		return nil, err
 	}
 	defer p.free()
-	csql, err := cString(sql, "SQL")
+	what := "SQL"
+	if k == funcName {
+		what = "function name"
+	}
+	ctext, err := cString(text, what)
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(csql))
+	defer C.free(unsafe.Pointer(ctext))
+	n, values, lengths, formats := C.size_t(p.n), p.valuesPtr(), p.lengthsPtr(), p.formatsPtr()
 	var cerr *C.pgsess_error
 	var r *C.pgsess_results
 	switch {
-	case p.binary && ctx != nil:
-		r = C.pgsess_tx_query_params(ctx, csql, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
-	case p.binary:
-		r = C.pgsess_query_params(cs, csql, C.size_t(p.n), nil, p.valuesPtr(), p.lengthsPtr(), p.formatsPtr(), &cerr)
+	case k == sqlText && ctx != nil && p.binary:
+		r = C.pgsess_tx_query_params(ctx, ctext, n, nil, values, lengths, formats, &cerr)
+	case k == sqlText && ctx != nil:
+		r = C.pgsess_tx_query(ctx, ctext, n, values, &cerr)
+	case k == sqlText && p.binary:
+		r = C.pgsess_query_params(cs, ctext, n, nil, values, lengths, formats, &cerr)
+	case k == sqlText:
+		r = C.pgsess_query(cs, ctext, n, values, &cerr)
+	case ctx != nil && p.binary:
+		r = C.pgsess_tx_callproc_params(ctx, ctext, n, nil, values, lengths, formats, &cerr)
 	case ctx != nil:
-		r = C.pgsess_tx_query(ctx, csql, C.size_t(p.n), p.valuesPtr(), &cerr)
+		r = C.pgsess_tx_callproc(ctx, ctext, n, values, &cerr)
+	case p.binary:
+		r = C.pgsess_callproc_params(cs, ctext, n, nil, values, lengths, formats, &cerr)
 	default:
-		r = C.pgsess_query(cs, csql, C.size_t(p.n), p.valuesPtr(), &cerr)
+		r = C.pgsess_callproc(cs, ctext, n, values, &cerr)
 	}
 	if r == nil {
+		if k == funcName {
+			return nil, takeError(cerr, "callproc")
+		}
 		return nil, takeError(cerr, "query")
 	}
-	return newResults(r, sql)
+	return newResults(r, text)
 }
 
 // BackendPID is the backend process id that ran the session's latest statement (with pool max
@@ -292,7 +302,7 @@ func (s *Session) Stats() (PoolStats, error) {
 	defer s.mu.RUnlock()
 	var st C.pgsess_stats
 	if code := C.pgsess_pool_stats(cs, &st); code != C.PGSESS_OK {
-		return PoolStats{}, &Error{Code: Code(code), Category: Code(code), Message: "pgsess_pool_stats failed"}
+		return PoolStats{}, newError(Code(code), "pgsess_pool_stats failed")
 	}
 	return PoolStats{
 		MaxSize: uint32(st.max_size), Open: uint32(st.open), Idle: uint32(st.idle),
@@ -344,63 +354,30 @@ func (s *Session) Validate() bool {
 	return bool(C.pgsess_validate(cs))
 }
 
-// Notices gives the session's last 50 notices, oldest first, each in libpq's form
-// ("NOTICE:  text\n", with DETAIL/HINT lines when present).
+// Notices gives the session's last 50 notices, oldest first, each whole in libpq's form: the
+// severity line as the server wrote it ("NOTICE:  text\n", translated under its lc_messages)
+// and its DETAIL:/HINT: lines (pgsess_notice). Statements on other goroutines may add notices,
+// dropping the oldest, while it reads them.
 func (s *Session) Notices() []string {
 	cs, err := s.handle()
 	if err != nil {
 		return nil
 	}
 	defer s.mu.RUnlock()
-	p := C.pgsess_notices(cs)
-	if p == nil {
+	n := int(C.pgsess_notice_count(cs))
+	if n == 0 {
 		return nil
 	}
-	all := C.GoString(p)
-	C.pgsess_string_free(p)
-	return splitNotices(all)
-}
-
-// splitNotices splits libpq-form notices, which are concatenated: each starts with a severity
-// word and a colon at the start of a line, and DETAIL:/HINT:/... lines belong to the notice
-// before them.
-func splitNotices(all string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(all); {
-		nl := indexByteFrom(all, '\n', i)
-		if nl < 0 {
-			break
+	out := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		p := C.pgsess_notice(cs, C.size_t(i))
+		if p == nil {
+			break // the list shrank meanwhile
 		}
-		next := nl + 1
-		if next >= len(all) || isNoticeStart(all[next:]) {
-			out = append(out, all[start:next])
-			start = next
-		}
-		i = next
-	}
-	if start < len(all) {
-		out = append(out, all[start:])
+		out = append(out, C.GoString(p))
+		C.pgsess_string_free(p)
 	}
 	return out
-}
-
-func indexByteFrom(s string, b byte, from int) int {
-	for i := from; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
-}
-
-func isNoticeStart(s string) bool {
-	for _, sev := range [...]string{"NOTICE:", "WARNING:", "INFO:", "DEBUG:", "LOG:"} {
-		if len(s) >= len(sev) && s[:len(sev)] == sev {
-			return true
-		}
-	}
-	return false
 }
 
 // cString copies s into C memory (free with C.free); a string holding a zero byte cannot be

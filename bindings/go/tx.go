@@ -40,12 +40,23 @@ func (s *Session) Begin() (*Tx, error) {
 // transaction has ended and all of them are closed. After a failed statement the server refuses
 // further statements (SQLSTATE 25P02) until Rollback.
 func (tx *Tx) Query(sql string, args ...any) (*Results, error) {
+	return tx.run(sqlText, sql, args)
+}
+
+// Callproc calls a function inside the transaction (name, arguments and results as for
+// Session.Callproc), so what the function does commits or rolls back with the transaction.
+func (tx *Tx) Callproc(name string, args ...any) (*Results, error) {
+	return tx.run(funcName, name, args)
+}
+
+// run runs a statement while the transaction is open, one call at a time.
+func (tx *Tx) run(k kind, text string, args []any) (*Results, error) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	if tx.tx == nil {
 		return nil, ErrTxDone
 	}
-	return execute(nil, tx.tx, sql, args)
+	return run(nil, tx.tx, k, text, args)
 }
 
 // Exec runs a statement inside the transaction and closes its results, returning the rows

@@ -14,8 +14,8 @@ module PGSess
 end
 
 require_relative "pgsess/version"
+require_relative "pgsess/native" # before errors: the codes are read from the library
 require_relative "pgsess/errors"
-require_relative "pgsess/native"
 require_relative "pgsess/params"
 require_relative "pgsess/results"
 require_relative "pgsess/session"

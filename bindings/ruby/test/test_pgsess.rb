@@ -218,6 +218,37 @@ class TestPGSess < Minitest::Test
     end
   end
 
+  # Session#notices gives each notice whole: its DETAIL and HINT lines stay with it.
+  def test_notices_whole
+    open(pool_max_size: 1) do |s|
+      assert_equal [], s.notices
+      whole = "NOTICE:  x\nDETAIL:  d\nHINT:  h\n"
+      s.query("DO $$ BEGIN RAISE NOTICE 'x' USING DETAIL = 'd', HINT = 'h'; RAISE WARNING 'w'; END $$") do |r|
+        assert_equal [whole, "WARNING:  w\n"], r.notices
+      end
+      assert_equal [whole, "WARNING:  w\n"], s.notices
+    end
+  end
+
+  # Under another lc_messages the severity words are translated: still one element per notice.
+  # Skipped where the server cannot switch (no such locale, or not allowed).
+  def test_notices_whole_translated
+    open(pool_max_size: 1) do |s|
+      s.begin do |tx|
+        begin
+          tx.query("SET LOCAL lc_messages = 'de_DE.UTF-8'") {}
+        rescue PGSess::Error => e
+          skip "lc_messages cannot be set here, translation not checked: #{e.message}"
+        end
+        tx.query("DO $$ BEGIN RAISE NOTICE 'x' USING DETAIL = 'd', HINT = 'h'; END $$") {}
+        tx.rollback
+      end
+      translated = s.notices
+      assert_equal 1, translated.size
+      %W[x\n d\n h\n].each { |line| assert_includes translated.first, line }
+    end
+  end
+
   # --- freeing ----------------------------------------------------------------------------
 
   def test_block_form_frees
@@ -338,6 +369,46 @@ class TestPGSess < Minitest::Test
       assert_operator k, :<, PGSess::OperationalError
     end
     assert_operator PGSess::ConfigError, :<, PGSess::InterfaceError
+    assert_operator PGSess::PanicError, :<, PGSess::InternalError
+    assert_equal "PGSess::PoolExhaustedError", PGSess::PoolExhaustedError.name
+  end
+
+  # Every code's symbol and category come from the library (pgsess_code_name,
+  # pgsess_code_category); the classes follow the categories.
+  def test_code_categories
+    expected = {
+      ok: :ok, interface_error: :interface_error, config_error: :interface_error,
+      operational_error: :operational_error, pool_exhausted: :operational_error,
+      query_canceled: :operational_error, transaction_rollback: :operational_error,
+      programming_error: :programming_error, integrity_error: :integrity_error, data_error: :data_error,
+      internal_error: :internal_error, not_supported_error: :not_supported_error,
+      database_error: :database_error, null_value: :interface_error, type_mismatch: :interface_error,
+      out_of_range: :interface_error, value_overflow: :data_error, panic: :internal_error
+    }
+    assert_equal expected.keys, PGSess::Error::CODES.values
+    assert_equal (0...expected.size).to_a, PGSess::Error::CODES.keys
+    expected.each do |code, category|
+      assert_equal category, PGSess::Error.category_of(code), code
+      value = PGSess::Error::VALUES.fetch(code)
+      assert_equal category, PGSess::Error.category_of(value), code
+      next if code == :ok
+
+      klass = PGSess::Error.class_for(value)
+      assert_operator klass, :<=, PGSess::Error.class_for(PGSess::Error::VALUES.fetch(category)), code
+    end
+    assert_equal 17, PGSess::Error::VALUES[:panic]
+    assert_equal PGSess::PanicError, PGSess::Error.class_for(17)
+    assert_equal PGSess::PoolExhaustedError, PGSess::Error.class_for(4)
+    assert_equal PGSess::InterfaceError, PGSess::Error.class_for(13) # a NULL asked of a getter
+    assert_equal PGSess::DataError, PGSess::Error.class_for(16) # a value that does not fit
+    assert_equal 999, PGSess::Error.code_symbol(999)
+    assert_equal PGSess::InterfaceError, PGSess::Error.class_for(999)
+    # Errors the binding raises itself take the library's category.
+    assert_equal :operational_error, PGSess::PoolExhaustedError.new("x", code: :pool_exhausted).category
+    assert_nil PGSess::Error.new("x", code: :not_a_code).category
+    e = assert_raises(PGSess::ConfigError) { open(pool_max_size: 0) }
+    assert_equal :config_error, e.code
+    assert_equal :interface_error, e.category
   end
 
   def test_data_error
@@ -537,8 +608,15 @@ class TestPGSess < Minitest::Test
       assert_equal "42883", e.sqlstate
       assert_raises(PGSess::ProgrammingError) { s.callproc("lower\"; DROP TABLE x; --", "x") }
       assert_raises(PGSess::InterfaceError) { s.callproc("a..b") }
-      # A binary argument goes through the extended path with the same quoting.
+      # A binary argument travels as its bytes (pgsess_callproc_params), with the same quoting.
       s.callproc("pg_catalog.encode", "\x00\xFF".b, "hex") { |r2| assert_equal "00ff", r2[0]["encode"] }
+      fn = "rb_octets_#{Process.pid}_#{rand(1_000_000)}"
+      s.query("CREATE FUNCTION #{fn}(b bytea) RETURNS int LANGUAGE sql AS 'SELECT octet_length(b)'") {}
+      begin
+        assert_equal 2, s.callproc(fn, "\x00\xFF".b) { |r2| r2[0][fn] }
+      ensure
+        s.query("DROP FUNCTION #{fn}(bytea)") {}
+      end
       s.transaction do |tx|
         tx.callproc("upper", "x") { |r2| assert_equal "X", r2[0]["upper"] }
         tx.query(<<~SQL) {}
@@ -547,6 +625,34 @@ class TestPGSess < Minitest::Test
         SQL
         tx.callproc("pg_temp.RbAdd", 2, 3) { |r2| assert_equal [{ "total" => 5, "doubled" => 10 }], r2.to_a }
         tx.callproc("pg_temp.RbAdd", 1, nil) { |r2| assert_equal [{ "total" => nil, "doubled" => nil }], r2.to_a }
+      end
+    end
+  end
+
+  # Transaction#callproc runs in the transaction: what the function does is rolled back with it.
+  def test_transaction_callproc_rolls_back
+    table = "rb_txcall_#{Process.pid}_#{rand(1_000_000)}"
+    fn = "#{table}_put"
+    open do |s|
+      s.query("CREATE TABLE #{table} (b bytea)") {}
+      s.query("CREATE FUNCTION #{fn}(v bytea) RETURNS int LANGUAGE sql AS " \
+              "'INSERT INTO #{table} VALUES (v) RETURNING octet_length(b)'") {}
+      count = ->(q) { q.query("SELECT count(*) AS n FROM #{table}") { |r| r[0]["n"] } }
+      begin
+        tx = s.begin
+        assert_equal 2, tx.callproc(fn, "\x00\xFF".b) { |r| r[0][fn] } # binary: pgsess_tx_callproc_params
+        assert_equal 3, tx.callproc(fn, "\\x00ff00") { |r| r[0][fn] } # text: pgsess_tx_callproc
+        assert_equal 2, count.call(tx)
+        assert_equal 0, count.call(s) # not visible outside
+        tx.rollback
+        assert_raises(PGSess::InterfaceError) { tx.callproc(fn, "\x01".b) }
+        assert_equal 0, count.call(s)
+
+        s.transaction { |t| t.callproc(fn, "\x00\xFF".b) {} }
+        assert_equal ["\x00\xFF".b], s.query("SELECT b FROM #{table}") { |r| r.map { |h| h["b"] } }
+      ensure
+        s.query("DROP FUNCTION #{fn}(bytea)") {}
+        s.query("DROP TABLE #{table}") {}
       end
     end
   end

@@ -5,37 +5,34 @@ module PGSess
   #
   # Every error carries:
   # - `code`: a Symbol naming the pgsess_code (`:data_error`, `:pool_exhausted`, ...), or the
-  #   Integer for a code this binding does not know;
+  #   Integer for a code the library does not know;
   # - `category`: the DB-API category as a Symbol (`:operational_error` for `:pool_exhausted`);
   # - `sqlstate`, `detail`, `hint`: the server's fields (nil when there are none).
+  #
+  # Names and categories are the library's (pgsess_code_name, pgsess_code_category): the binding
+  # keeps no table of its own.
   class Error < StandardError
-    # pgsess_code value => Symbol.
-    CODES = {
-      0 => :ok,
-      1 => :interface_error,
-      2 => :config_error,
-      3 => :operational_error,
-      4 => :pool_exhausted,
-      5 => :query_canceled,
-      6 => :transaction_rollback,
-      7 => :programming_error,
-      8 => :integrity_error,
-      9 => :data_error,
-      10 => :internal_error,
-      11 => :not_supported_error,
-      12 => :database_error,
-      13 => :null_value,
-      14 => :type_mismatch,
-      15 => :out_of_range,
-      16 => :value_overflow
-    }.freeze
+    # pgsess_code value => Symbol: each code's name in pgsess.h without the prefix, downcased
+    # (PGSESS_POOL_EXHAUSTED is :pool_exhausted). The codes are numbered from 0 without a gap
+    # (new ones are only appended), so the list ends where pgsess_code_name knows no name.
+    CODES = (0..255).each_with_object({}) do |value, codes|
+      name = Native.pgsess_code_name(value)
+      break codes if name == "PGSESS_UNKNOWN_CODE"
+
+      codes[value] = name.delete_prefix("PGSESS_").downcase.to_sym
+    end.freeze
+
+    # Symbol => pgsess_code value.
+    VALUES = CODES.invert.freeze
 
     attr_reader :code, :category, :sqlstate, :detail, :hint
 
+    # `code` and `category` are Symbols (or Integers for unknown codes); the category defaults
+    # to the library's for the code.
     def initialize(message = nil, code: nil, category: nil, sqlstate: nil, detail: nil, hint: nil)
       super(message)
       @code = code
-      @category = category || code
+      @category = category || Error.category_of(code)
       @sqlstate = sqlstate
       @detail = detail
       @hint = hint
@@ -46,9 +43,26 @@ module PGSess
       CODES.fetch(value, value)
     end
 
-    # The exception class for a code (falling back to the category, then to Error).
+    # The DB-API category of a code (a Symbol or a pgsess_code value) as a Symbol, from
+    # pgsess_code_category; nil for nil or a Symbol that names no code.
+    def self.category_of(code)
+      value = code.is_a?(Symbol) ? VALUES[code] : code
+      return nil if value.nil?
+
+      code_symbol(Native.pgsess_code_category(value))
+    end
+
+    # The exception class for a pgsess_code value: the code's own class, else its category's
+    # (`category`, or the library's for the code), else Error.
     def self.class_for(code, category = nil)
-      CLASSES[code] || CLASSES[category] || Error
+      category ||= Native.pgsess_code_category(code)
+      CLASSES[code_symbol(code)] || CLASSES[code_symbol(category)] || Error
+    end
+
+    # A subclass of the class of the code's category, for a code finer than its category: the
+    # superclass is whatever pgsess_code_category says, never written down here.
+    def self.subclass_for(code)
+      Class.new(CLASSES.fetch(category_of(code)))
     end
 
     # Build the Ruby exception for a native pgsess_error and free the native error.
@@ -69,14 +83,14 @@ module PGSess
     end
   end
 
-  # Misuse of the API: closed session, freed results, bad arguments.
-  class InterfaceError < Error; end
-  # Missing PGSQL_* variable, bad URI, unsupported parameter or option.
-  class ConfigError < InterfaceError; end
+  # The DB-API classes (PEP 249), one per category.
 
+  # Misuse of the API: closed session, freed results, bad arguments; typed getters asked for a
+  # NULL, a mismatched type or an index out of range.
+  class InterfaceError < Error; end
   # Errors reported by (or about) the database.
   class DatabaseError < Error; end
-  # SQLSTATE class 22.
+  # SQLSTATE class 22; a value that does not fit.
   class DataError < DatabaseError; end
   # Cannot connect, connection lost, SQLSTATE 08, 26-28, 34, 5x, HV.
   class OperationalError < DatabaseError; end
@@ -88,32 +102,42 @@ module PGSess
   class ProgrammingError < DatabaseError; end
   # SQLSTATE 0A; a client encoding other than UTF8.
   class NotSupportedError < DatabaseError; end
-  # SQLSTATE 57014 (statement_timeout, cancel).
-  class QueryCanceledError < OperationalError; end
-  # SQLSTATE class 40; a commit that rolled back.
-  class TransactionRollbackError < OperationalError; end
-  # Every pooled connection stayed held for the whole checkout timeout.
-  class PoolExhaustedError < OperationalError; end
 
   class Error
-    # pgsess_code value => exception class.
+    # Category Symbol => its class; the classes of finer codes are added below.
     CLASSES = {
-      1 => InterfaceError,
-      2 => ConfigError,
-      3 => OperationalError,
-      4 => PoolExhaustedError,
-      5 => QueryCanceledError,
-      6 => TransactionRollbackError,
-      7 => ProgrammingError,
-      8 => IntegrityError,
-      9 => DataError,
-      10 => InternalError,
-      11 => NotSupportedError,
-      12 => DatabaseError,
-      13 => InterfaceError, # NULL value asked of a typed getter
-      14 => InterfaceError, # type mismatch
-      15 => InterfaceError, # index out of range
-      16 => DataError       # value overflow
-    }.freeze
+      interface_error: InterfaceError,
+      database_error: DatabaseError,
+      data_error: DataError,
+      operational_error: OperationalError,
+      integrity_error: IntegrityError,
+      internal_error: InternalError,
+      programming_error: ProgrammingError,
+      not_supported_error: NotSupportedError
+    }
+  end
+
+  # Classes for codes finer than their category, each a subclass of its category's class.
+
+  # Missing PGSQL_* variable, bad URI, unsupported parameter or option.
+  ConfigError = Error.subclass_for(:config_error)
+  # SQLSTATE 57014: statement_timeout, a cancel request.
+  QueryCanceledError = Error.subclass_for(:query_canceled)
+  # SQLSTATE class 40; a commit that rolled back.
+  TransactionRollbackError = Error.subclass_for(:transaction_rollback)
+  # Every pooled connection stayed held for the whole checkout timeout.
+  PoolExhaustedError = Error.subclass_for(:pool_exhausted)
+  # A bug in pgsess: a panic caught at the C boundary. The call failed; the library goes on
+  # working.
+  PanicError = Error.subclass_for(:panic)
+
+  class Error
+    CLASSES.merge!(
+      config_error: ConfigError,
+      query_canceled: QueryCanceledError,
+      transaction_rollback: TransactionRollbackError,
+      pool_exhausted: PoolExhaustedError,
+      panic: PanicError
+    ).freeze
   end
 end

@@ -30,10 +30,8 @@ module PGSess
 
     ffi_lib library_path
 
-    # pgsess_code values (the numbering is part of the ABI).
+    # PGSESS_OK (the other codes are named by PGSess::Error::CODES, from pgsess_code_name).
     OK = 0
-    NULL_VALUE = 13
-    NOT_SUPPORTED_ERROR = 11
 
     typedef :pointer, :session
     typedef :pointer, :results
@@ -46,6 +44,7 @@ module PGSess
 
     attach_function :pgsess_version, [], :string
     attach_function :pgsess_code_name, [:code], :string
+    attach_function :pgsess_code_category, [:code], :code
     attach_function :pgsess_string_free, [:pointer], :void
 
     attach_function :pgsess_error_code, [:error], :code
@@ -91,19 +90,27 @@ module PGSess
                     :stream, blocking: true
     attach_function :pgsess_callproc, [:session, :pointer, :size_t, :pointer, :errp], :results,
                     blocking: true
+    attach_function :pgsess_callproc_params,
+                    [:session, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
+                    :results, blocking: true
     attach_function :pgsess_begin, [:session, :errp], :tx, blocking: true
     attach_function :pgsess_backend_pid, [:session], :int32
     attach_function :pgsess_pool_id, [:session], :pointer
     attach_function :pgsess_encoding, [:session], :pointer
     attach_function :pgsess_set_encoding, [:session, :pointer, :errp], :code
     attach_function :pgsess_validate, [:session], :bool, blocking: true
-    attach_function :pgsess_notices, [:session], :pointer
+    attach_function :pgsess_notice_count, [:session], :size_t
+    attach_function :pgsess_notice, [:session, :size_t], :pointer
 
     attach_function :pgsess_stream_next, [:stream, :errp], :results, blocking: true
     attach_function :pgsess_stream_free, [:stream], :void, blocking: true
 
     attach_function :pgsess_tx_query, [:tx, :pointer, :size_t, :pointer, :errp], :results, blocking: true
     attach_function :pgsess_tx_query_params,
+                    [:tx, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
+                    :results, blocking: true
+    attach_function :pgsess_tx_callproc, [:tx, :pointer, :size_t, :pointer, :errp], :results, blocking: true
+    attach_function :pgsess_tx_callproc_params,
                     [:tx, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
                     :results, blocking: true
     attach_function :pgsess_commit, [:tx, :errp], :code, blocking: true

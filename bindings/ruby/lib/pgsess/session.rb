@@ -31,53 +31,34 @@ module PGSess
       end
     end
 
-    # The statement pgsess_callproc runs, with every dot-separated part of `name` quoted.
-    def callproc_sql(name, nargs)
-      parts = name.split(".", -1)
-      if name.empty? || parts.size > 3 || parts.any?(&:empty?)
-        raise InterfaceError.new("callproc needs a function name, optionally schema-qualified (schema.function)",
-                                 code: :interface_error)
-      end
-
-      ident = parts.map { |p| "\"#{p.gsub('"', '""')}\"" }.join(".")
-      "SELECT * FROM #{ident}(#{(1..nargs).map { |k| "$#{k}" }.join(', ')})"
+    # Run `sql` with `params` through the native function `text` (text parameters), or `typed`
+    # (its pgsess_*_query_params form) when a parameter is binary; returns the Results. Call it
+    # inside #execute.
+    def run(sql, params, handle, text, typed)
+      sql = sql.to_s
+      Results.new(native_call(handle, Native.cstring(sql, "SQL"), Params.new(params), text, typed), sql)
     end
 
-    # Run `sql` through `simple` (text parameters) or `extended` (pgsess_*_query_params, when a
-    # parameter is binary or `simple` is nil); returns the Results. Call it inside #execute.
-    def run(sql, params, handle, simple, extended)
-      sql = sql.to_s
-      sql_ptr = Native.cstring(sql, "SQL")
-      prm = Params.new(params)
-      ptr = handle.use do |h|
+    # Call the function `name` with `args` through `text` (pgsess_callproc or
+    # pgsess_tx_callproc), or `typed` (their _params form) when an argument is binary: the
+    # library quotes the name and builds the statement. Call it inside #execute.
+    def callproc(name, args, handle, text, typed)
+      name_ptr = Native.cstring(name.to_s, "function name")
+      Results.new(native_call(handle, name_ptr, Params.new(args, "argument"), text, typed))
+    end
+
+    # The native call shared by #run and #callproc; returns the results pointer.
+    def native_call(handle, first, prm, text, typed)
+      handle.use do |h|
         Native.checked do |e|
-          if prm.binary? || simple.nil?
-            Native.public_send(extended, h, sql_ptr, prm.count, nil, prm.values_ptr, prm.lengths_ptr,
+          if prm.binary?
+            Native.public_send(typed, h, first, prm.count, nil, prm.values_ptr, prm.lengths_ptr,
                                prm.formats_ptr, e)
           else
-            Native.public_send(simple, h, sql_ptr, prm.count, prm.values_ptr, e)
+            Native.public_send(text, h, first, prm.count, prm.values_ptr, e)
           end
         end
       end
-      Results.new(ptr, sql)
-    end
-
-    # callproc: pgsess_callproc for text arguments; the same statement through
-    # `extended` when an argument is binary (pgsess_callproc takes text only). Call it inside
-    # #execute.
-    def callproc(name, args, handle, extended)
-      name = name.to_s
-      prm = Params.new(args, "argument")
-      # Transactions have no native callproc, and pgsess_callproc takes text only.
-      if prm.binary? || handle.is_a?(Transaction::Handle)
-        return run(callproc_sql(name, args.size), args, handle, nil, extended)
-      end
-
-      name_ptr = Native.cstring(name, "procedure name")
-      ptr = handle.use do |h|
-        Native.checked { |e| Native.pgsess_callproc(h, name_ptr, prm.count, prm.values_ptr, e) }
-      end
-      Results.new(ptr)
     end
   end
 
@@ -211,9 +192,12 @@ module PGSess
     end
 
     # Call a function: `SELECT * FROM name($1, ...)`, the name quoted part by part (so it is
-    # case-sensitive). Results and block as for #query.
+    # case-sensitive). Arguments (a binary String arrives as its bytes), results and block as
+    # for #query.
     def callproc(name, *args, &block)
-      Statements.execute(block) { Statements.callproc(name, args, @handle, :pgsess_query_params) }
+      Statements.execute(block) do
+        Statements.callproc(name, args, @handle, :pgsess_callproc, :pgsess_callproc_params)
+      end
     end
 
     # Run `sql` and yield its rows (Hashes, as Results#each) as they arrive in chunks of at
@@ -308,10 +292,21 @@ module PGSess
       nil
     end
 
-    # The session's last 50 notices, oldest first, as lines in libpq's form
-    # ("NOTICE:  text\n"; DETAIL:/HINT: lines follow as lines of their own).
+    # The session's last 50 notices, oldest first, each whole in libpq's form: the severity line
+    # as the server wrote it ("NOTICE:  text\n", translated under its lc_messages) and its
+    # DETAIL:/HINT: lines. Other threads' statements may add notices (dropping the oldest)
+    # while this reads them.
     def notices
-      @handle.use { |s| Native.take_string(Native.pgsess_notices(s)) }.to_s.lines
+      @handle.use do |s|
+        notices = []
+        Native.pgsess_notice_count(s).times do |k|
+          notice = Native.take_string(Native.pgsess_notice(s, k))
+          break unless notice # the list shrank meanwhile
+
+          notices << notice
+        end
+        notices
+      end
     end
 
     # Whether the session can get a connection and run SELECT 1.
@@ -330,16 +325,15 @@ module PGSess
       return if value.nil?
 
       n = Integer(value)
-      code = n.between?(0, UINT32_MAX) ? Native.public_send(setter, opts, n) : 2
+      code = n.between?(0, UINT32_MAX) ? Native.public_send(setter, opts, n) : Error::VALUES[:config_error]
       option_failed(what, n, code) unless code == Native::OK
     rescue ArgumentError, TypeError
-      option_failed(what, value.inspect, 2)
+      option_failed(what, value.inspect, Error::VALUES[:config_error])
     end
 
     def option_failed(what, value, code)
-      sym = Error.code_symbol(code)
       raise Error.class_for(code).new("invalid #{what} #{value} (#{Native.pgsess_code_name(code)})",
-                                      code: sym, category: sym == :config_error ? :interface_error : sym)
+                                      code: Error.code_symbol(code))
     end
   end
 end

@@ -80,9 +80,12 @@ module PGSess
       Statements.execute(block) { Statements.run(sql, params, @handle, :pgsess_tx_query, :pgsess_tx_query_params) }
     end
 
-    # Session#callproc inside the transaction.
+    # Session#callproc inside the transaction (pgsess_tx_callproc): what the function does
+    # commits or rolls back with the transaction.
     def callproc(name, *args, &block)
-      Statements.execute(block) { Statements.callproc(name, args, @handle, :pgsess_tx_query_params) }
+      Statements.execute(block) do
+        Statements.callproc(name, args, @handle, :pgsess_tx_callproc, :pgsess_tx_callproc_params)
+      end
     end
 
     # Commit. Raises TransactionRollbackError when a statement in the transaction failed (the
