@@ -114,7 +114,9 @@ int main() try {
               << one.query("SELECT 2").value(0, 0).value_or("NULL") << "\n";
 
     s.query("DROP TABLE pgsess_demo");
-    std::cout << "session notices:\n" << s.notices();
+    std::cout << "session notices:\n";
+    for (const std::string &notice : s.notices())
+        std::cout << notice;
     std::cout << "demo finished\n";
     return 0;
 } catch (const pgsess::Error &e) {
