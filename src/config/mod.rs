@@ -1,6 +1,7 @@
 //! Where a session's configuration comes from: the `PGSQL_<NAME>` environment variable (or an explicit
 //! URL), parsed the way libpq parses connection URIs, completed with libpq's defaults, plus the pool
-//! settings. Nothing here does I/O beyond reading the environment and the OS user name.
+//! settings. Nothing here does I/O beyond reading the environment, the OS user name and (when the
+//! server asks for a password) the password file.
 //!
 //! Error messages name the part of the URI that is wrong but never echo a value from the authority
 //! (user, password, host, port): a password with an unencoded `@` or `/` shifts the other parts, so
@@ -40,9 +41,9 @@ pub const DEFAULT_KEEPALIVES_INTERVAL: u32 = 10;
 pub const DEFAULT_KEEPALIVES_COUNT: u32 = 3;
 /// Data unacknowledged this long (ms) breaks a TCP connection (libpq's tcp_user_timeout).
 pub const DEFAULT_TCP_USER_TIMEOUT_MS: u32 = 60_000;
-/// The seed's TornadoSession default.
+/// sprockets.clients.postgresql's TornadoSession default.
 pub const DEFAULT_POOL_MAX_SIZE: u32 = 25;
-/// The seed's default idle TTL.
+/// sprockets.clients.postgresql's default idle TTL.
 pub const DEFAULT_POOL_IDLE_TTL: Duration = Duration::from_secs(60);
 /// Largest accepted `pool_max_size`: far above any server's max_connections.
 pub const MAX_POOL_MAX_SIZE: u32 = 10_000;
@@ -270,7 +271,7 @@ impl SessionOptions {
     }
 }
 
-/// The environment a URI is completed from: libpq's `PG*` variables and the OS user. A struct so
+/// The environment a URI is completed from: libpq's `PG*` variables and the OS user. A trait so
 /// tests can supply their own.
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
