@@ -342,6 +342,78 @@ static void workload_roundtrip(pgsess_session *s, PGconn *c)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Workload 7: a statement that changes session state                                          */
+
+#define DIRTY_SQL "SET application_name = 'bench_dirty'"
+
+/* n calls of DIRTY_SQL on s (each result freed at once); elapsed microseconds. */
+static double dirty_pgsess(pgsess_session *s, long n)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 0; i < n; i++) {
+        pgsess_error *err = NULL;
+        pgsess_results *r = pgsess_query(s, DIRTY_SQL, 0, NULL, &err);
+        if (r == NULL)
+            die("pgsess_query(%s) failed: %s", DIRTY_SQL, emsg(err));
+        pgsess_results_free(r);
+    }
+    return now_us() - t0;
+}
+
+static double dirty_libpq(PGconn *c, long n)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 0; i < n; i++)
+        pq_exec_ok(c, DIRTY_SQL);
+    return now_us() - t0;
+}
+
+/* The cost of pool hygiene: a SET on a pooled session is followed by DISCARD ALL when its
+   connection returns (PGSESS_RESET_DIRTY); on a pinned session, or on a libpq connection, it is
+   not. Both pgsess sides are timed against libpq in the same interleaved blocks. */
+static void workload_dirty(pgsess_session *s, PGconn *c)
+{
+    long iters = RT_ITERS / 4;
+    double *a = dalloc(RT_BLOCKS), *p = dalloc(RT_BLOCKS), *b = dalloc(RT_BLOCKS);
+    double *ratio = dalloc(RT_BLOCKS), *pratio = dalloc(RT_BLOCKS);
+    pgsess_error *err = NULL;
+    pgsess_session *pinned = pgsess_pin(s, &err);
+    long k;
+    if (pinned == NULL)
+        die("pgsess_pin failed: %s", emsg(err));
+    printf("7. a statement that dirties the connection \"%s\": %ld blocks x %ld calls per side\n", DIRTY_SQL,
+           RT_BLOCKS, iters);
+    dirty_pgsess(s, iters);
+    dirty_pgsess(pinned, iters);
+    dirty_libpq(c, iters);
+    for (k = 0; k < RT_BLOCKS; k++) {
+        a[k] = dirty_pgsess(s, iters) / (double)iters;
+        p[k] = dirty_pgsess(pinned, iters) / (double)iters;
+        b[k] = dirty_libpq(c, iters) / (double)iters;
+        ratio[k] = a[k] / b[k];
+        pratio[k] = p[k] / b[k];
+    }
+    pgsess_close(pinned);
+    print_stats("pgsess pooled (reset after each) per call", "us", a, RT_BLOCKS);
+    print_stats("pgsess pinned per call", "us", p, RT_BLOCKS);
+    print_stats("libpq per call", "us", b, RT_BLOCKS);
+    print_stats("ratio pooled/libpq", "", ratio, RT_BLOCKS);
+    print_stats("ratio pinned/libpq", "", pratio, RT_BLOCKS);
+    add_row("7. `SET application_name` on a pooled session (DIRTY: DISCARD ALL on return), per call",
+            median(a, (size_t)RT_BLOCKS), median(b, (size_t)RT_BLOCKS), "us", median(ratio, (size_t)RT_BLOCKS),
+            INFO, 0, "the price of the reset");
+    add_row("7. (extra) the same on a pinned session (no reset), per call", median(p, (size_t)RT_BLOCKS),
+            median(b, (size_t)RT_BLOCKS), "us", median(pratio, (size_t)RT_BLOCKS), INFO, 0, "-");
+    free(a);
+    free(p);
+    free(b);
+    free(ratio);
+    free(pratio);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Workload 2: bulk fetch                                                                      */
 
 struct bulk_sum {
@@ -1391,6 +1463,8 @@ static int run_all(void)
         workload_memory();
     if (wanted("writes"))
         workload_writes(s1, c, ctl);
+    if (wanted("dirty"))
+        workload_dirty(s1, c);
 
     stop_spawner();
     printf("\nall workloads: %.1f s\n\n", (now_us() - t0) / 1e6);

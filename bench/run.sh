@@ -14,7 +14,7 @@
 #                                 none: no pinning
 #   PGSESS_BENCH_NO_WRITE=1       do not touch BENCHMARKS.md (-q never writes it)
 #   PGSESS_BENCH_ONLY=bulk,...    run only these workloads (roundtrip, bulk, concurrency, connect,
-#                                 memory, writes); never writes BENCHMARKS.md
+#                                 memory, writes, dirty); never writes BENCHMARKS.md
 #   CC                            compiler (default cc)
 set -u
 
