@@ -221,20 +221,20 @@ impl Session {
     /// statements, LISTEN) carries from one to the next. Dropping it returns the connection,
     /// reset as the pool's reset mode says, once its results are dropped too.
     pub fn pin(&self) -> Result<Session> {
-        let inner = &self.0;
-        let here = PerProcess::new(self.pool().clone());
-        let pinned = Session::on_pool(
-            inner.config.clone(),
-            inner.settings,
-            inner.statement_timeout,
-            inner.local_pool,
-            Binding::Pinned,
-            here,
-        );
+        let pinned = self.sibling(Binding::Pinned, None);
         let lease = pinned.pinned_lease()?;
         let pid = lease.with_conn(|c| Ok(c.backend_pid())).unwrap_or(0);
         pinned.here().last_backend_pid.store(pid, Ordering::Relaxed);
         Ok(pinned)
+    }
+
+    /// A new session with this one's configuration, on its pool in this process, bound as
+    /// `binding` says (to `pin`'s connection when given).
+    fn sibling(&self, binding: Binding, pin: Option<Pin>) -> Session {
+        let inner = &self.0;
+        let here = PerProcess::new(self.pool().clone());
+        *lock(&here.pin) = pin;
+        Session::on_pool(inner.config.clone(), inner.settings, inner.statement_timeout, inner.local_pool, binding, here)
     }
 
     /// Whether the session holds one connection for its life (`pin`, or a transaction's).
@@ -526,7 +526,8 @@ impl Session {
         Ok(out)
     }
 
-    /// sprockets.clients.postgresql's `callproc`: `SELECT * FROM name($1, ...)`, the name quoted as an identifier.
+    /// sprockets.clients.postgresql's `callproc`: `SELECT * FROM name($1, ...)`, the name quoted
+    /// as an identifier.
     pub fn callproc(&self, name: &str, args: &[Option<&[u8]>]) -> Result<Box<Results>> {
         let sql = callproc_sql(name, args.len())?;
         self.query(&sql, args)
@@ -772,20 +773,8 @@ impl Transaction {
     /// as long as the transaction: when the transaction ends, its outstanding asynchronous
     /// requests are cancelled (their callbacks run) and any later call on it fails.
     pub fn session(&self) -> &Session {
-        self.bound.get_or_init(|| {
-            let parent = &self.session;
-            let here = PerProcess::new(parent.pool().clone());
-            *lock(&here.pin) = Some(Pin::transaction(self.lease.clone()));
-            let inner = &parent.0;
-            Session::on_pool(
-                inner.config.clone(),
-                inner.settings,
-                inner.statement_timeout,
-                inner.local_pool,
-                Binding::Transaction,
-                here,
-            )
-        })
+        self.bound
+            .get_or_init(|| self.session.sibling(Binding::Transaction, Some(Pin::transaction(self.lease.clone()))))
     }
 
     /// Before the transaction ends: its session's requests finish, and it lets go of the
