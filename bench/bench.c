@@ -372,7 +372,8 @@ static double dirty_libpq(PGconn *c, long n)
 
 /* The cost of pool hygiene: a SET on a pooled session is followed by DISCARD ALL when its
    connection returns (PGSESS_RESET_DIRTY); on a pinned session, or on a libpq connection, it is
-   not. Both pgsess sides are timed against libpq in the same interleaved blocks. */
+   not. Both pgsess sides are timed against libpq in the same interleaved blocks. `s` needs a
+   pool of at least 2: the pinned session holds one connection meanwhile. */
 static void workload_dirty(pgsess_session *s, PGconn *c)
 {
     long iters = RT_ITERS / 4;
@@ -1464,7 +1465,7 @@ static int run_all(void)
     if (wanted("writes"))
         workload_writes(s1, c, ctl);
     if (wanted("dirty"))
-        workload_dirty(s1, c);
+        workload_dirty(s8, c);
 
     stop_spawner();
     printf("\nall workloads: %.1f s\n\n", (now_us() - t0) / 1e6);
