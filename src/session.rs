@@ -109,9 +109,14 @@ pub(crate) struct SessionInner {
     statement_timeout: Option<Duration>,
     /// Runs on the local pool core even in the original process (tests).
     local_pool: bool,
-    /// Distinguishes the session's statements from others on the same pool (for `cancel`).
+    /// Distinguishes the session's statements from others on the same pool (for `cancel`). A
+    /// transaction's session has the id of the session that began the transaction, so that
+    /// session's `cancel` reaches the transaction's statements.
     id: u64,
     binding: Binding,
+    /// For a transaction's session: the session that began the transaction, which records its
+    /// statements' backend and notices too.
+    parent: Option<Session>,
     /// This process's part: never null; replaced (never freed) in a forked child by its first
     /// call; freed with the session by the process it belongs to.
     here: AtomicPtr<PerProcess>,
@@ -211,6 +216,7 @@ impl Session {
             local_pool,
             id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             binding,
+            parent: None,
             here: AtomicPtr::new(Box::into_raw(Box::new(here))),
         }))
     }
@@ -234,6 +240,18 @@ impl Session {
         let inner = &self.0;
         let here = PerProcess::new(self.pool().clone());
         *lock(&here.pin) = pin;
+        if binding == Binding::Transaction {
+            return Session(Arc::new(SessionInner {
+                config: inner.config.clone(),
+                settings: inner.settings,
+                statement_timeout: inner.statement_timeout,
+                local_pool: inner.local_pool,
+                id: inner.id,
+                binding,
+                parent: Some(self.clone()),
+                here: AtomicPtr::new(Box::into_raw(Box::new(here))),
+            }));
+        }
         Session::on_pool(inner.config.clone(), inner.settings, inner.statement_timeout, inner.local_pool, binding, here)
     }
 
@@ -655,6 +673,9 @@ impl Session {
                 notices.push_back(n.to_string_lossy().into_owned());
             }
         }
+        if let Some(parent) = &self.0.parent {
+            parent.note_statement(set, lease);
+        }
     }
 
     /// Record a statement's end (`set` is its result, `None` when it failed) and, when it
@@ -788,26 +809,14 @@ impl Transaction {
         }
     }
 
+    /// `Session::query` inside the transaction (through `session`).
     pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Box<Results>> {
-        self.session.statement(Hold::Shared(self.lease.clone()), sql, |c, set| c.execute_into(sql, params, set))
+        self.session().query(sql, params)
     }
 
     /// `Session::query_params` inside the transaction.
     pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Box<Results>> {
-        let hold = Hold::Shared(self.lease.clone());
-        self.session.statement(hold, sql, |c, set| c.query_params_into(sql, types, params, set))
-    }
-
-    /// `Session::callproc` inside the transaction.
-    pub fn callproc(&self, name: &str, args: &[Option<&[u8]>]) -> Result<Box<Results>> {
-        let sql = callproc_sql(name, args.len())?;
-        self.query(&sql, args)
-    }
-
-    /// `Session::callproc_params` inside the transaction.
-    pub fn callproc_params(&self, name: &str, types: &[u32], args: &[Param<'_>]) -> Result<Box<Results>> {
-        let sql = callproc_sql(name, args.len())?;
-        self.query_params(&sql, types, args)
+        self.session().query_params(sql, types, params)
     }
 
     /// Commit. If an earlier statement failed the server rolls back instead; that is reported as

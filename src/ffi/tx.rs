@@ -1,10 +1,11 @@
 //! `pgsess_tx`: a transaction pinned to one pooled connection.
 
 use std::ffi::c_char;
+use std::ptr::null_mut;
 
 use super::results::pgsess_results;
-use super::session::pgsess_session;
-use super::{arg, call, give, lend, params_arg, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR};
+use super::session::{self, pgsess_session};
+use super::{arg, call, lend, pgsess_error, take, Handle, NO_ERR};
 use crate::error::{Code, Error};
 use crate::session::Transaction;
 
@@ -19,6 +20,16 @@ pub struct pgsess_tx {
 
 impl Handle for pgsess_tx {
     type Rust = Transaction;
+}
+
+/// The transaction's session, for the calls that run a session call inside it; `None`, with
+/// `*err` set, for a NULL `tx`.
+///
+/// # Safety
+/// `tx` NULL or live; `err` NULL or writable.
+unsafe fn session_of(tx: *mut pgsess_tx, err: *mut *mut pgsess_error) -> Option<*mut pgsess_session> {
+    let s = call(err, || Ok(lend::<pgsess_session>(arg(tx, "tx")?.session()).cast_mut()));
+    (!s.is_null()).then_some(s)
 }
 
 /// A session bound to the transaction: every session call on it (`pgsess_query`,
@@ -49,12 +60,10 @@ pub unsafe extern "C" fn pgsess_tx_query(
     params: *const *const c_char,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    call(err, || {
-        let t = arg(tx, "tx")?;
-        let sql = str_arg(sql, "sql")?;
-        let params = params_arg(nparams, params, "params")?;
-        Ok(give::<pgsess_results>(t.query(sql, &params)?))
-    })
+    match session_of(tx, err) {
+        Some(s) => session::pgsess_query(s, sql, nparams, params, err),
+        None => null_mut(),
+    }
 }
 
 /// `pgsess_query_params` inside the transaction.
@@ -72,12 +81,12 @@ pub unsafe extern "C" fn pgsess_tx_query_params(
     param_formats: *const i32,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    call(err, || {
-        let t = arg(tx, "tx")?;
-        let sql = str_arg(sql, "sql")?;
-        let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
-        Ok(give::<pgsess_results>(t.query_params(sql, &types, &params)?))
-    })
+    match session_of(tx, err) {
+        Some(s) => {
+            session::pgsess_query_params(s, sql, nparams, param_types, param_values, param_lengths, param_formats, err)
+        }
+        None => null_mut(),
+    }
 }
 
 /// `pgsess_callproc` inside the transaction.
@@ -92,12 +101,10 @@ pub unsafe extern "C" fn pgsess_tx_callproc(
     args: *const *const c_char,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    call(err, || {
-        let t = arg(tx, "tx")?;
-        let name = str_arg(name, "name")?;
-        let args = params_arg(nargs, args, "args")?;
-        Ok(give::<pgsess_results>(t.callproc(name, &args)?))
-    })
+    match session_of(tx, err) {
+        Some(s) => session::pgsess_callproc(s, name, nargs, args, err),
+        None => null_mut(),
+    }
 }
 
 /// `pgsess_callproc_params` inside the transaction.
@@ -115,12 +122,19 @@ pub unsafe extern "C" fn pgsess_tx_callproc_params(
     param_formats: *const i32,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
-    call(err, || {
-        let t = arg(tx, "tx")?;
-        let name = str_arg(name, "name")?;
-        let (types, args) = typed_params_arg(nargs, param_types, param_values, param_lengths, param_formats)?;
-        Ok(give::<pgsess_results>(t.callproc_params(name, &types, &args)?))
-    })
+    match session_of(tx, err) {
+        Some(s) => session::pgsess_callproc_params(
+            s,
+            name,
+            nargs,
+            param_types,
+            param_values,
+            param_lengths,
+            param_formats,
+            err,
+        ),
+        None => null_mut(),
+    }
 }
 
 /// Commit and free the transaction handle (in every case: do not use `tx` afterwards). If a
