@@ -32,6 +32,19 @@ fn complete_message(buf: &[u8], tag: u8) -> Option<usize> {
     }
 }
 
+/// The length (type byte included) of the message at the front of `buf` when all of it is there,
+/// whatever its type. A length field under 4 comes back as it is: the decoder reports it.
+#[inline]
+fn buffered_message(buf: &[u8]) -> Option<usize> {
+    match *buf {
+        [_, a, b, c, d, ..] => {
+            let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
+            (buf.len() >= total).then_some(total)
+        }
+        _ => None,
+    }
+}
+
 impl PgConn {
     /// Read one exchange through to ReadyForQuery (or, for `Stop::PortalSuspended`, to the end
     /// of a chunk). `nparams` is the number of parameters sent on the extended path, to explain
@@ -56,22 +69,12 @@ impl PgConn {
         let mut suspended = false;
         let mut deadline = deadline;
         let mut cancel_at = self.statement_timeout.map(|t| Instant::now() + t);
-        // The raw bytes of a RowDescription about to be decoded, to cache with its columns.
-        let mut new_row_description: Option<Vec<u8>> = None;
         loop {
-            let wake = match (deadline, cancel_at) {
-                (Some(d), Some(c)) => Some(d.min(c)),
-                (d, c) => d.or(c),
-            };
-            if self.read_buf.is_empty() {
-                // Wait for the answer here, so that the fast paths below see its first messages
-                // (a timeout is handled when read_message_until finds the deadline passed).
-                self.read_more_until(wake)?;
-            }
+            // The messages of every statement's reply, read in place once all of a message is in.
             self.take_data_rows(set)?;
             self.skip_completions();
             if let [b'Z', 0, 0, 0, 5, status, ..] = self.read_buf[..] {
-                // ReadyForQuery, the end of every exchange, read without decoding a Message.
+                // ReadyForQuery, the end of every exchange.
                 self.read_buf.advance(6);
                 self.tx_status = TxStatus::from_indicator(status);
                 break;
@@ -85,21 +88,22 @@ impl PgConn {
                 continue;
             }
             if let Some(total) = complete_message(&self.read_buf, b'T') {
-                // A RowDescription equal to the last one on this connection (the same statement
-                // run again, as pooled services do) reuses its columns.
-                if let Some((raw, columns)) = &self.last_row_description {
-                    if raw[..] == self.read_buf[..total] {
-                        set.begin_rows(columns.clone());
-                        rows_started = true;
-                        self.read_buf.advance(total);
-                        continue;
-                    }
-                }
-                new_row_description = Some(self.read_buf[..total].to_vec());
+                self.row_description(set, total)?;
+                rows_started = true;
+                continue;
             }
-            let msg = match self.read_message_until(wake)? {
-                Some(msg) => msg,
-                None if cancel_at.is_some_and(|c| Instant::now() >= c) => {
+            // Any other message is decoded as a `Message`, once all of it is in; so is one whose
+            // length is wrong for its type (the decoder reports it). A message not all in yet,
+            // of whatever type, is read and then looked at again from the top.
+            if buffered_message(&self.read_buf).is_none() {
+                let wake = match (deadline, cancel_at) {
+                    (Some(d), Some(c)) => Some(d.min(c)),
+                    (d, c) => d.or(c),
+                };
+                if self.read_rest_of_message(wake)? {
+                    continue;
+                }
+                if cancel_at.is_some_and(|c| Instant::now() >= c) {
                     // The statement timeout passed: ask the server to cancel, then give it a
                     // grace period to answer (with 57014) before declaring the connection dead.
                     cancel_at = None;
@@ -110,43 +114,13 @@ impl PgConn {
                     }
                     continue;
                 }
-                None => {
-                    let e = self.io_failure(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"));
-                    return Err(Error {
-                        message: format!("{} (no answer after the statement was cancelled)", e.message),
-                        ..e
-                    });
-                }
-            };
-            match msg {
-                Message::DataRow(body) => {
-                    // A row completed inside read_message_until: the same parser as take_data_rows.
-                    let ncols = set.columns().len();
-                    if body.ranges().count().ok() != Some(ncols) || !set.push_raw_row(body.buffer(), ncols) {
-                        return Err(self.protocol_violation("data row does not match the row description"));
-                    }
-                }
-                Message::RowDescription(body) => {
-                    let mut columns = Vec::new();
-                    let mut fields = body.fields();
-                    while let Some(f) =
-                        fields.next().map_err(|_| self.protocol_violation("malformed row description"))?
-                    {
-                        let name = std::ffi::CString::new(f.name()).unwrap_or_default();
-                        columns.push(Column { name, type_oid: f.type_oid() });
-                    }
-                    let columns: Arc<[Column]> = columns.into();
-                    if let Some(raw) = new_row_description.take() {
-                        self.last_row_description = Some((raw, columns.clone()));
-                    }
-                    set.begin_rows(columns);
-                    rows_started = true;
-                }
-                Message::CommandComplete(body) => {
-                    let tag = CommandTag::new(body.tag().unwrap_or_default());
-                    self.command_complete(set, tag, &mut rows_started, &mut stop, deadline)?;
-                    empty_query = false;
-                }
+                let e = self.io_failure(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"));
+                return Err(Error {
+                    message: format!("{} (no answer after the statement was cancelled)", e.message),
+                    ..e
+                });
+            }
+            match self.decode_front()? {
                 Message::EmptyQueryResponse => {
                     set.reset_statement();
                     empty_query = true;
@@ -157,11 +131,7 @@ impl PgConn {
                     suspended = true;
                     break;
                 }
-                Message::ParseComplete
-                | Message::BindComplete
-                | Message::NoData
-                | Message::CloseComplete
-                | Message::PortalSuspended => {}
+                Message::PortalSuspended => {}
                 Message::NoticeResponse(body) => {
                     let text = server_fields(body.fields()).libpq_text();
                     set.notices.push(std::ffi::CString::new(text).unwrap_or_default());
@@ -218,10 +188,6 @@ impl PgConn {
                 }
                 Message::CopyOutResponse(_) | Message::CopyData(_) | Message::CopyDone => {
                     error.get_or_insert_with(|| Error::not_supported("COPY ... TO STDOUT is not supported by pgsess"));
-                }
-                Message::ReadyForQuery(body) => {
-                    self.tx_status = TxStatus::from_indicator(body.status());
-                    break;
                 }
                 _ => return Err(self.protocol_violation("unexpected message while reading a result")),
             }
@@ -287,6 +253,53 @@ impl PgConn {
         }
     }
 
+    /// Wait for more of the message at the front of the read buffer, with room reserved for all
+    /// of it (a large message is not read into a buffer grown a chunk at a time); false when
+    /// `wake` passed first (the partial message stays buffered).
+    fn read_rest_of_message(&mut self, wake: Option<Instant>) -> Result<bool> {
+        if let [_, a, b, c, d, ..] = self.read_buf[..] {
+            let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
+            self.read_buf.reserve(total.saturating_sub(self.read_buf.len()));
+        }
+        self.read_more_until(wake)
+    }
+
+    /// Decode the message at the front of the read buffer, all of it there (`buffered_message`).
+    fn decode_front(&mut self) -> Result<Message> {
+        match Message::parse(&mut self.read_buf) {
+            Ok(Some(msg)) => Ok(msg),
+            Ok(None) => unreachable!("the whole message is buffered"),
+            Err(e) => Err(self.io_failure(e)),
+        }
+    }
+
+    /// The RowDescription at the front of the read buffer (`total` bytes): the columns of the
+    /// rows that follow. One equal to the last on this connection (the same statement run again,
+    /// as pooled services do) reuses its columns; another is decoded and becomes the last.
+    fn row_description(&mut self, set: &mut ResultSet, total: usize) -> Result<()> {
+        if let Some((raw, columns)) = &self.last_row_description {
+            if raw[..] == self.read_buf[..total] {
+                set.begin_rows(columns.clone());
+                self.read_buf.advance(total);
+                return Ok(());
+            }
+        }
+        let raw = self.read_buf[..total].to_vec();
+        let Message::RowDescription(body) = self.decode_front()? else {
+            unreachable!("a message of type 'T' is a RowDescription")
+        };
+        let mut columns = Vec::new();
+        let mut fields = body.fields();
+        while let Some(f) = fields.next().map_err(|_| self.protocol_violation("malformed row description"))? {
+            let name = std::ffi::CString::new(f.name()).unwrap_or_default();
+            columns.push(Column { name, type_oid: f.type_oid() });
+        }
+        let columns: Arc<[Column]> = columns.into();
+        self.last_row_description = Some((raw, columns.clone()));
+        set.begin_rows(columns);
+        Ok(())
+    }
+
     /// Whether the server reported it can no longer write: SQLSTATE 25006, or (PostgreSQL 14+)
     /// `in_hot_standby` / `default_transaction_read_only` turned on.
     fn server_turned_read_only(&self, error: Option<&Error>) -> bool {
@@ -316,7 +329,7 @@ pub(super) enum Stop {
 
 #[cfg(test)]
 mod tests {
-    use super::complete_message;
+    use super::{buffered_message, complete_message};
 
     #[test]
     fn a_message_is_complete_only_with_a_sane_length_and_all_its_bytes() {
@@ -328,5 +341,13 @@ mod tests {
             assert_eq!(complete_message(bad, b'C'), None, "length field under 4: {bad:?}");
         }
         assert_eq!(complete_message(b"C\0\0", b'C'), None);
+    }
+
+    #[test]
+    fn a_message_is_buffered_once_all_its_bytes_are_in_whatever_its_type() {
+        assert_eq!(buffered_message(b"S\0\0\0\x08abcdZ"), Some(9));
+        assert_eq!(buffered_message(b"S\0\0\0\x08abc"), None, "not all in yet");
+        assert_eq!(buffered_message(b"S\0\0"), None, "no length yet");
+        assert_eq!(buffered_message(b"S\0\0\0\x02"), Some(3), "a bad length is left to the decoder");
     }
 }
