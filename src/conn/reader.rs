@@ -47,8 +47,8 @@ fn buffered_message(buf: &[u8]) -> Option<usize> {
 
 impl PgConn {
     /// Read one exchange through to ReadyForQuery (or, for `Stop::PortalSuspended`, to the end
-    /// of a chunk). `nparams` is the number of parameters sent on the extended path, to explain
-    /// a parameter count mismatch. The flag is true when a suspended portal has more rows.
+    /// of a chunk), into a new `ResultSet`. The flag is true when a suspended portal has more
+    /// rows.
     pub(super) fn collect(&mut self, deadline: Option<Instant>, stop: Stop) -> Result<(ResultSet, bool)> {
         let mut set = ResultSet::default();
         let more = self.collect_into(&mut set, false, deadline, stop)?;
