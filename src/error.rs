@@ -1,8 +1,9 @@
 //! The error type every fallible operation returns, and the code/category taxonomy the C API exposes.
 //!
-//! Codes follow psycopg2's mapping from SQLSTATE classes to DB-API exceptions (the seed's behaviour,
-//! `seed-semantics.md` 3.6), with finer codes for query cancellation (57014), transaction rollback
-//! (class 40), pool exhaustion and configuration errors. The category of a code is its DB-API base.
+//! Codes follow psycopg2's mapping from SQLSTATE classes to DB-API exceptions (the exceptions
+//! sprockets.clients.postgresql raises), with finer codes for query cancellation (57014),
+//! transaction rollback (class 40), pool exhaustion and configuration errors. The category of a
+//! code is its DB-API base.
 
 use std::ffi::CStr;
 use std::fmt;
@@ -128,7 +129,7 @@ impl Code {
         }
     }
 
-    /// The code for a SQLSTATE, following psycopg2's class table (seed-semantics.md 3.6).
+    /// The code for a SQLSTATE, following psycopg2's class table.
     pub fn from_sqlstate(sqlstate: &str) -> Code {
         if sqlstate == "57014" {
             return PGSESS_QUERY_CANCELED;

@@ -3,6 +3,7 @@
 //! `target_session_attrs` the way libpq does.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -10,8 +11,6 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
-
-use std::sync::Arc;
 
 use super::stream::HandshakeError;
 use super::tls::TlsSetup;
@@ -116,11 +115,10 @@ impl PgConn {
     /// One connection: socket, TLS negotiation as `tls` says, startup and authentication.
     fn attempt(spec: &HostSpec, config: &ConnectConfig, deadline: Instant, tls: Tls) -> Result<PgConn, Failure> {
         let stream = Stream::connect(spec, config, deadline).map_err(|e| {
-            let what = match e.kind() {
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
-                _ => e.to_string(),
-            };
-            Failure::from(Error::operational("08001", format!("could not connect to server at {spec}: {what}")))
+            Failure::from(Error::operational(
+                "08001",
+                format!("could not connect to server at {spec}: {}", io_error_text(&e)),
+            ))
         })?;
         let mut conn = PgConn {
             stream,
@@ -171,11 +169,10 @@ impl PgConn {
         let spec = self.host.clone();
         let mode = config.tls.sslmode.as_str();
         let io_error = |e: std::io::Error| {
-            let what = match e.kind() {
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
-                _ => e.to_string(),
-            };
-            Error::operational("08001", format!("SSL negotiation with {spec} failed (sslmode={mode}): {what}"))
+            Error::operational(
+                "08001",
+                format!("SSL negotiation with {spec} failed (sslmode={mode}): {}", io_error_text(&e)),
+            )
         };
         let tls_failure = |what: String| Failure {
             error: Error::operational("08001", format!("SSL connection to {spec} failed (sslmode={mode}): {what}")),
@@ -214,13 +211,7 @@ impl PgConn {
         let tls = setup.connection().map_err(tls_failure)?;
         self.stream.start_tls(tls, deadline).map_err(|e| match e {
             HandshakeError::Tls(e) => tls_failure(setup.describe(&e)),
-            HandshakeError::Io(e) => {
-                let what = match e.kind() {
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
-                    _ => e.to_string(),
-                };
-                tls_failure(what)
-            }
+            HandshakeError::Io(e) => tls_failure(io_error_text(&e)),
         })?;
         self.cancel_key = Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0, tls: Some(setup) });
         Ok(())
@@ -431,6 +422,15 @@ impl PgConn {
     fn scalar(&mut self, sql: &str) -> Result<String> {
         let set = self.simple_query(sql)?;
         Ok(set.value(0, 0).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
+    }
+}
+
+/// An I/O failure while connecting, in words for an error message: a deadline that passed (the
+/// socket's read timeout reports `WouldBlock`) is "timed out", anything else as the system says.
+fn io_error_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
+        _ => e.to_string(),
     }
 }
 

@@ -7,9 +7,17 @@
 //! libpq's `PQgetvalue` returns, for every type and under every session setting.
 //!
 //! A `PgConn` is used by one thread at a time (the pool hands it out exclusively).
+//!
+//! - `connect`: opening a connection (hosts, TLS negotiation, authentication, target_session_attrs).
+//! - `exec`: sending statements (simple and extended queries, pipelines, streams) and resetting a
+//!   connection for reuse.
+//! - `reader`: reading a statement's reply through to ReadyForQuery, into a `ResultSet`.
+//! - `stream`: the socket under a connection, plain or TLS, with deadlines.
+//! - `tls`: TLS configuration and libpq's certificate checks.
 
 mod connect;
 mod exec;
+mod reader;
 pub mod state;
 mod stream;
 mod tls;

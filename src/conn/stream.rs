@@ -2,11 +2,11 @@
 //! read and write and TCP keepalive options set the way libpq sets them, optionally carrying TLS.
 //!
 //! Plain text reads straight from the socket into the connection's buffer and writes straight
-//! from it, as before TLS existed: the only cost TLS adds to that path is one branch per read or
-//! flush. With TLS, rustls's `ClientConnection` sits between the same system calls and the same
-//! buffers: records are read with `read_tls`, decrypted by `process_new_packets`, and the
-//! plaintext is appended to the read buffer; writes go through `writer()` (bounded by rustls's
-//! buffer limit) and `write_tls` with non-blocking sends, still reading while the socket is full.
+//! from it: TLS adds one branch per read or flush to that path. With TLS, rustls's
+//! `ClientConnection` sits between the same system calls and the same buffers: records are read
+//! with `read_tls`, decrypted by `process_new_packets`, and the plaintext is appended to the read
+//! buffer; writes go through `writer()` (bounded by rustls's buffer limit) and `write_tls` with
+//! non-blocking sends, still reading while the socket is full.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -45,13 +45,12 @@ enum Socket {
 /// How a statement waits for its answer on a plain socket.
 ///
 /// A reader blocked in read(2) on a Unix socket is also woken when the server consumes what was
-/// sent (the socket's write-space wakeup shares the wait queue, and read(2) does not filter it):
-/// about 1.5 wakeups per statement instead of one. Alone, that is a gain: the early wakeup keeps
-/// the client's CPU from idling deeply, and the answer is taken sooner (round trip 55 us against
-/// 86 us waiting in poll(2), as libpq does, on the benchmark machine). With other statements
-/// running, every spurious wakeup takes the CPU from them: 8 threads on one session measured
-/// 1.66 voluntary context switches per statement against libpq's 1.0, 1.8x its kernel time and
-/// 4% less throughput. poll(2) for input wakes only for the answer.
+/// sent (the socket's write-space wakeup shares the wait queue, and read(2) does not filter it),
+/// so a statement is often woken twice. Alone, that is a gain: the early wakeup keeps the
+/// client's CPU from idling deeply, and the answer is taken sooner than by waiting in poll(2) as
+/// libpq does. With other statements running, every spurious wakeup takes the CPU from them (more
+/// context switches and kernel time, less throughput). poll(2) for input wakes only for the
+/// answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyWait {
     /// Blocked in read(2): the statement is the only one its pool is running.

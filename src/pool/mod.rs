@@ -14,14 +14,14 @@
 //!
 //! # Two backends, one pool
 //!
-//! The pool of the process that loaded the library is r2d2 (`Backend::R2d2`), as the design
-//! fixes. A process created by `fork()` cannot use r2d2, nor anything else built on parking_lot:
-//! parking_lot_core keeps one process-wide hashtable of bucket locks that every parking_lot Mutex
-//! and Condvar uses whenever a thread parks or unparks, and a parent thread inside such a
-//! critical section at the instant of fork() leaves a bucket locked forever in the child. gdb on
-//! a hung child showed its threads blocked in `parking_lot_core::grow_hashtable ->
-//! WordLock::lock`; `tests/fork.rs` hung so about one run in four. r2d2 and scheduled-thread-pool
-//! take those locks inside their own code, so no atfork handler of ours can make them safe.
+//! The pool of the process that loaded the library is r2d2 (`Backend::R2d2`). A process created
+//! by `fork()` cannot use r2d2, nor anything else built on parking_lot: parking_lot_core keeps
+//! one process-wide hashtable of bucket locks that every parking_lot Mutex and Condvar uses
+//! whenever a thread parks or unparks, and a parent thread inside such a critical section at the
+//! instant of fork() leaves a bucket locked forever in the child, whose threads then hang the
+//! first time they park (in `parking_lot_core::grow_hashtable -> WordLock::lock`). r2d2 and
+//! scheduled-thread-pool take those locks inside their own code, so no atfork handler of ours can
+//! make them safe.
 //! A forked child's pools therefore run on `local` (`Backend::Local`): the same gate, manager,
 //! slots, leases, counters, statistics, leak reports and reaper, with idle connections in a list
 //! of our own and connections opened in the calling thread.

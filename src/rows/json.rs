@@ -1,4 +1,5 @@
-//! Results as JSON, the seed's `RealDictCursor` rows: an object per row keyed by column name.
+//! Results as JSON, the rows of sprockets.clients.postgresql (psycopg2's `RealDictCursor`): an
+//! object per row keyed by column name.
 //! Numbers as numbers, bool as true/false, json/jsonb embedded, NULL as null, anything else as a
 //! string. A duplicated column name keeps its first position and the last value, as a Python
 //! dict built from the row does.

@@ -37,8 +37,7 @@ const REUSED_DATA_BYTES: usize = 4096;
 const REUSED_CELLS: usize = 512;
 
 /// The emptied row storage of a small result, kept by its connection for the next statement's
-/// rows: a round trip then allocates nothing for its rows (their two allocations and frees were
-/// a twentieth of a round trip's client instructions).
+/// rows: a round trip then allocates nothing for its rows.
 #[derive(Debug)]
 pub struct RowStorage(Block);
 
@@ -341,8 +340,8 @@ impl ResultSet {
         )
     }
 
-    /// The seed's `count()`: the raw row count, as psycopg2's `rowcount`: rows returned or
-    /// affected, and -1 for commands without a count (DDL, SET, BEGIN, ...).
+    /// sprockets.clients.postgresql's `count()`: the raw row count, as psycopg2's `rowcount`: rows
+    /// returned or affected, and -1 for commands without a count (DDL, SET, BEGIN, ...).
     pub fn count(&self) -> i64 {
         if self.tag_has_count() {
             i64::try_from(self.rows_affected()).unwrap_or(i64::MAX)

@@ -1,7 +1,7 @@
 //! The command tag of a statement (`SELECT 3`, `INSERT 0 1`, `CREATE TABLE`), kept NUL-terminated
-//! so C reads it in place. Nearly every tag fits in 22 bytes and is stored inline: a statement's
-//! tag costs no allocation (it was one `String` per statement, a tenth of a round trip's client
-//! instructions with its parsing). Longer tags (`CREATE TEXT SEARCH CONFIGURATION`) go on the heap.
+//! so C reads it in place. Nearly every tag fits in 22 bytes and is stored inline, so that a
+//! statement's tag costs no allocation. Longer tags (`CREATE TEXT SEARCH CONFIGURATION`) go on
+//! the heap.
 
 use std::ffi::{CStr, CString};
 use std::fmt;

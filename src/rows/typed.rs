@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(parse_iso_datetime("0001-01-01 BC", false), parse_iso_datetime("0000-01-01", false));
         assert_eq!(parse_iso_datetime("2000-01-01 00:00:00", true), None);
         assert_eq!(parse_iso_datetime("01.01.2000", false), None);
-        // Out of range or overflowing fields are refused, not wrapped (found by fuzzing).
+        // Out of range or overflowing fields are refused, not wrapped.
         for bad in [
             "99999999999999-01-01",
             "2000-13-01",
