@@ -293,8 +293,8 @@ impl Session {
         }
         if self.0.binding == Binding::Transaction {
             return Err(Error::interface(
-                "this transaction's session can no longer be used: its transaction has ended (or belongs to the \
-                 process that began it)",
+                "this transaction's session can no longer be used: its transaction has ended, or was begun before \
+                 fork() by the parent process (whose connection a child never uses)",
             ));
         }
         let lease = Arc::new(self.pool().checkout()?);

@@ -241,7 +241,9 @@ fn a_pinned_session_after_close_leaves_nothing_behind(b: Backend) {
         exec(&s, sql);
     }
     // The pool's one connection is the pinned session's: a pooled caller waits for it.
-    assert_eq!(pooled.query("SELECT 1", &[]).err().map(|e| e.code), Some(Code::PGSESS_POOL_EXHAUSTED));
+    let e = pooled.query("SELECT 1", &[]).expect_err("the pinned session holds the one connection");
+    assert_eq!(e.code, Code::PGSESS_POOL_EXHAUSTED);
+    assert!(e.message.contains("1 pinned sessions"), "{e}");
     drop(s);
     let (seen, p) = scalar_pid(&pooled, "SELECT current_user");
     assert_eq!((seen, p), (user, pid));

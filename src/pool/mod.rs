@@ -310,9 +310,19 @@ impl Pool {
                 Code::PGSESS_POOL_EXHAUSTED,
                 format!(
                     "pool {} exhausted: all {} connections are in use ({} in use, {} idle, {} open; {} results not yet freed, \
-                     {} transactions open, {} other callers waiting); waited {} ms. Free results with pgsess_results_free \
-                     and end transactions to return their connections, or raise pool_max_size / checkout_timeout_ms",
-                    self.id, s.max_size, s.in_use, s.idle, s.open, s.results_outstanding, s.transactions_open, s.waiting, waited_ms
+                     {} transactions open, {} pinned sessions, {} other callers waiting); waited {} ms. Free results with \
+                     pgsess_results_free, end transactions and close pinned sessions to return their connections, or raise \
+                     pool_max_size / checkout_timeout_ms",
+                    self.id,
+                    s.max_size,
+                    s.in_use,
+                    s.idle,
+                    s.open,
+                    s.results_outstanding,
+                    s.transactions_open,
+                    self.shared.counters.pinned_sessions.get(),
+                    s.waiting,
+                    waited_ms
                 ),
             );
         }
