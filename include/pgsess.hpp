@@ -11,8 +11,9 @@
  * - Every failure throws pgsess::Error (a std::runtime_error carrying the library's code,
  *   category, SQLSTATE, detail and hint). Bad row/column indexes throw std::out_of_range. No
  *   function returns an error code.
- * - Session, Results and Transaction each own one C handle. They are move-only: copying is
- *   deleted, moving transfers the handle and leaves the source empty. An empty (default-constructed
+ * - Session, Results and Transaction each own one C handle (except the non-owning Session view
+ *   that Transaction::session() returns). They are move-only: copying is deleted, moving
+ *   transfers the handle and leaves the source empty. An empty (default-constructed
  *   or moved-from) object is safe to destroy and to assign to; calls that need the handle throw
  *   pgsess::Error with PGSESS_INTERFACE_ERROR (as the C API reports a NULL handle), and the
  *   read-only accessors of an empty Results report zero rows and columns.
@@ -21,7 +22,8 @@
  *   `for (auto row : s.query(...))` is fine (the temporary Results lives for the whole loop), but
  *   `for (auto n : s.query(...).notices())` is not: keep the Results in a variable.
  * - Threading follows the C API: a Session may be used by any number of threads at once (except
- *   that destroying or assigning to it must not race with other calls on it); a Results may be
+ *   that destroying or assigning to it must not race with other calls on it; a transaction's
+ *   session is used as its Transaction is, by one thread at a time); a Results may be
  *   read by any number of threads at once; a Transaction is used by one thread at a time; an
  *   Error is immutable. pgsess::Options is a plain value.
  *
@@ -52,6 +54,10 @@ namespace pgsess {
 
 /** A pgsess result code (PGSESS_OK, PGSESS_DATA_ERROR, ...). */
 using Code = pgsess_code;
+
+/** What a pool undoes before a connection goes to its next user (PGSESS_RESET_DIRTY,
+ *  PGSESS_RESET_ALWAYS, PGSESS_RESET_NEVER; see Options::reset). */
+using Reset = pgsess_reset;
 
 /** The library version, e.g. "0.1.0" (a static string). Any thread. */
 inline std::string_view version() noexcept { return pgsess_version(); }
@@ -638,6 +644,8 @@ Results run_vector(const Calls<Handle> &calls, Handle *handle, const CString &sq
 } // namespace impl
 /// @endcond
 
+class Session;
+
 /**
  * A transaction: one pooled connection pinned from Session::begin() until commit() or rollback().
  *
@@ -710,6 +718,19 @@ public:
     /** Roll back now; the transaction becomes empty. Does nothing when already ended. */
     void rollback() noexcept { pgsess_rollback(std::exchange(h_, nullptr)); }
 
+    /**
+     * The transaction's session (pgsess_tx_session): every Session call on it (query(),
+     * callproc(), ...) runs inside this transaction, on its connection, and is committed or
+     * rolled back with it, so code written against a Session can take part in the transaction.
+     * A non-owning view: its destructor never closes anything (Session::owns_handle() is false),
+     * and it is valid only until this transaction ends (commit(), rollback(), destruction or
+     * assignment); using it afterwards is undefined behaviour, as for a dangling pointer. Each
+     * call returns a view of the same C session. begin() on it throws Error
+     * PGSESS_INTERFACE_ERROR (use SAVEPOINT). One thread at a time, as the Transaction. Throws
+     * Error PGSESS_INTERFACE_ERROR when the transaction has ended.
+     */
+    Session session();
+
     /** True while the transaction is open (not yet committed, rolled back or moved from). */
     bool active() const noexcept { return h_ != nullptr; }
     /** The same as active(). */
@@ -745,17 +766,35 @@ struct Options {
     /** How long a statement waits for a pooled connection, in milliseconds (default 5000;
      *  at least 1). */
     std::optional<std::uint32_t> checkout_timeout_ms;
+    /** How the pool resets a connection before its next user (default PGSESS_RESET_DIRTY:
+     *  DISCARD ALL only after a statement that may have changed session state; PGSESS_RESET_ALWAYS:
+     *  after every use; PGSESS_RESET_NEVER: only an open transaction is rolled back, so settings
+     *  pass from one user to the next). Part of the pool key: sessions with different modes use
+     *  different pools. A value that is not a mode makes the Session constructor throw Error
+     *  PGSESS_INTERFACE_ERROR. */
+    std::optional<Reset> reset;
+    /** Open a pinned session (as Session::pin() gives): one connection held for the session's
+     *  life. Not part of the pool key: pinned and pooled sessions of one URI share a pool. */
+    bool pinned = false;
 };
 
 /**
  * A session on a process-wide connection pool; owns a pgsess_session handle.
  *
+ * A pooled session (the default) checks out a connection per statement, so session state (SET,
+ * temporary tables, ...) does not carry from one statement to the next. A pinned session (pin(),
+ * or Options::pinned) holds one connection for its life: state carries over as on one libpq
+ * connection, and BEGIN ... COMMIT sent as separate query() calls is one transaction. A
+ * transaction's session (Transaction::session()) runs every call inside that transaction.
+ *
  * Ownership: move-only. The destructor calls pgsess_close; Results and Transactions obtained from
- * the session stay valid and keep their connections until they are destroyed.
+ * the session stay valid and keep their connections until they are destroyed. The exception is a
+ * non-owning view (Transaction::session(), Session::borrow()): its destructor closes nothing.
  *
  * Threading: thread-safe; any number of threads may call query(), callproc(), begin() and the
- * accessors at once (each statement checks out its own pooled connection). Destroying, moving
- * from or assigning to a Session must not race with other calls on it.
+ * accessors at once (each statement checks out its own pooled connection; on a pinned session
+ * they take turns on its one connection). Destroying, moving from or assigning to a Session must
+ * not race with other calls on it.
  */
 class Session {
 public:
@@ -785,6 +824,11 @@ public:
         if (options.checkout_timeout_ms)
             set_option(pgsess_options_set_checkout_timeout_ms(opts.get(), *options.checkout_timeout_ms),
                        "checkout_timeout_ms", std::to_string(*options.checkout_timeout_ms));
+        if (options.reset)
+            set_option(pgsess_options_set_reset(opts.get(), *options.reset), "reset",
+                       std::to_string(static_cast<int>(*options.reset)));
+        if (options.pinned)
+            set_option(pgsess_options_set_pinned(opts.get(), true), "pinned", "true");
         pgsess_error *err = nullptr;
         h_ = pgsess_open(cname.c_str(), opts.get(), &err);
         if (h_ == nullptr)
@@ -792,21 +836,33 @@ public:
         pgsess_error_free(err);
     }
 
-    /** Take ownership of a handle from pgsess_open (NULL gives an empty Session). */
+    /** Take ownership of a handle from pgsess_open or pgsess_pin (NULL gives an empty Session). */
     explicit Session(pgsess_session *handle) noexcept : h_(handle) {}
-    /** Closes the session (pgsess_close); does nothing when empty. */
-    ~Session() { pgsess_close(h_); }
+    /** A non-owning view of a session owned elsewhere (such as pgsess_tx_session's): calls work
+     *  as on any Session, but neither the destructor nor assignment ever closes `handle`, which
+     *  must outlive the view. NULL gives an empty Session. */
+    static Session borrow(pgsess_session *handle) noexcept {
+        Session view(handle);
+        view.owned_ = false;
+        return view;
+    }
+    /** Closes the session (pgsess_close) when it owns it; does nothing when empty or a view. */
+    ~Session() { close_owned(); }
 
     /** Not copyable (move-only). */
     Session(const Session &) = delete;
     /** Not copyable (move-only). */
     Session &operator=(const Session &) = delete;
-    /** Takes other's handle; other is left empty. */
-    Session(Session &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
-    /** Closes the session held so far, then takes other's. */
+    /** Takes other's handle (and whether it owns it); other is left empty. */
+    Session(Session &&other) noexcept
+        : h_(std::exchange(other.h_, nullptr)), owned_(std::exchange(other.owned_, true)) {}
+    /** Closes the session held so far (when owned), then takes other's. */
     Session &operator=(Session &&other) noexcept {
-        if (this != &other)
-            pgsess_close(std::exchange(h_, std::exchange(other.h_, nullptr)));
+        if (this != &other) {
+            close_owned();
+            h_ = std::exchange(other.h_, nullptr);
+            owned_ = std::exchange(other.owned_, true);
+        }
         return *this;
     }
 
@@ -852,6 +908,31 @@ public:
         return Transaction(tx);
     }
 
+    /**
+     * A new pinned session on this session's pool (pgsess_pin): it checks out one connection now
+     * (waiting up to the checkout timeout; Error PGSESS_POOL_EXHAUSTED when none comes free) and
+     * holds it until destroyed, so SET, temporary tables, PREPARE, lastval() and BEGIN ... COMMIT
+     * sent as separate query() calls behave as on one libpq connection. Its Results share that
+     * connection. If the connection dies, the statement in flight throws Error
+     * PGSESS_OPERATIONAL_ERROR saying the session's state was lost, and the next runs on a new
+     * connection. Destroying it returns the connection to the pool (once its Results are gone
+     * too), reset as Options::reset says. This session is unchanged.
+     */
+    Session pin() {
+        check_open("pin");
+        pgsess_error *err = nullptr;
+        pgsess_session *pinned = pgsess_pin(h_, &err);
+        if (pinned == nullptr)
+            impl::throw_error(err, "pgsess_pin");
+        pgsess_error_free(err);
+        return Session(pinned);
+    }
+    /** Whether the session holds one connection for its life: from pin(), Options::pinned, or a
+     *  transaction's session. False when empty. */
+    bool is_pinned() const noexcept { return pgsess_is_pinned(h_); }
+    /** How many pinned sessions hold a connection of this session's pool now (0 when empty). */
+    std::uint64_t pinned_sessions() const noexcept { return pgsess_pool_pinned_sessions(h_); }
+
     /** Backend process id that ran this session's latest statement (see pgsess_backend_pid);
      *  0 before any, or when empty. */
     std::int32_t backend_pid() const noexcept { return pgsess_backend_pid(h_); }
@@ -896,12 +977,23 @@ public:
 
     /** True unless empty. */
     explicit operator bool() const noexcept { return h_ != nullptr; }
-    /** The C handle (still owned by this object), or NULL when empty. */
+    /** Whether the destructor closes the handle: false for a view (borrow(),
+     *  Transaction::session()). */
+    bool owns_handle() const noexcept { return owned_; }
+    /** The C handle (still owned by this object, unless it is a view), or NULL when empty. */
     pgsess_session *get() const noexcept { return h_; }
-    /** Give up ownership: the caller must pgsess_close the returned handle. */
-    pgsess_session *release() noexcept { return std::exchange(h_, nullptr); }
+    /** Give up the handle; the object becomes empty. The caller must pgsess_close it when this
+     *  Session owned it (owns_handle()). */
+    pgsess_session *release() noexcept {
+        owned_ = true;
+        return std::exchange(h_, nullptr);
+    }
 
 private:
+    void close_owned() noexcept {
+        if (owned_)
+            pgsess_close(h_);
+    }
     void check_open(const char *what) const {
         if (h_ == nullptr)
             impl::throw_code(PGSESS_INTERFACE_ERROR, std::string("pgsess::Session::") + what +
@@ -915,7 +1007,13 @@ private:
     }
 
     pgsess_session *h_ = nullptr;
+    bool owned_ = true; // false for a view: the destructor must not close h_
 };
+
+inline Session Transaction::session() {
+    check_active("session");
+    return Session::borrow(pgsess_tx_session(h_));
+}
 
 } // namespace pgsess
 

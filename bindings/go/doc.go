@@ -65,11 +65,28 @@
 // returned by Values as the strings "infinity" and "-infinity", and are an error for Scan into
 // *time.Time.
 //
+// # Session state
+//
+// A pooled session runs each statement on whichever pooled connection is free, and the pool
+// resets a connection before its next user (see [WithReset]): a SET, a temporary table or
+// lastval() does not carry from one statement to the next. For that, pin a session:
+//
+//	p, err := s.Pin() // holds one connection until p.Close()
+//	if err != nil { ... }
+//	defer p.Close()
+//	p.Exec("SET search_path = app, public")
+//	p.Exec("CREATE TEMP TABLE scratch (v int)") // still there for p's next statement
+//
+// [Session.Pin] (or [Open] with [WithPinned]) gives a session that behaves as one libpq
+// connection, BEGIN ... COMMIT sent as separate Exec calls included. [Tx.Session] gives a
+// *Session whose every call runs inside the transaction, for code written against a *Session.
+//
 // # Concurrency
 //
 // A [Session] is safe for any number of goroutines at once: each statement checks out its own
-// pooled connection. Close may race with them: it waits for statements already running on the
-// session, and later calls fail with InterfaceError. A [Results] is NOT safe for concurrent use: it has a
-// cursor; give each goroutine its own. A [Tx] serialises its own calls, but its statements run
-// one at a time on one connection.
+// pooled connection (on a pinned session they take turns on its one connection). Close may race
+// with them: it waits for statements already running on the session, and later calls fail with
+// InterfaceError. A [Results] is NOT safe for concurrent use: it has a cursor; give each
+// goroutine its own. A [Tx] serialises its own calls and those of its [Tx.Session], but its
+// statements run one at a time on one connection.
 package pgsess

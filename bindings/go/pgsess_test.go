@@ -1163,3 +1163,379 @@ func BenchmarkRowValues(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/200000, "ns/row")
 }
+
+// scalar returns the first value of sql on q as text ("NULL" for SQL NULL).
+func scalar(t testing.TB, q interface {
+	Query(string, ...any) (*Results, error)
+}, query string, args ...any) string {
+	t.Helper()
+	res := mustQuery(t, q, query, args...)
+	defer res.Close()
+	if !res.Next() {
+		t.Fatalf("%q: no row", query)
+	}
+	var v sql.NullString
+	if err := res.Scan(&v); err != nil {
+		t.Fatalf("%q: Scan: %v", query, err)
+	}
+	if !v.Valid {
+		return "NULL"
+	}
+	return v.String
+}
+
+// backendOf runs SELECT pg_backend_pid() on s and checks it against the results' backend pid.
+func backendOf(t testing.TB, s *Session) int32 {
+	t.Helper()
+	res := mustQuery(t, s, "SELECT pg_backend_pid()")
+	defer res.Close()
+	var pid int32
+	if !res.Next() || res.Scan(&pid) != nil || pid != res.BackendPID() || pid == 0 {
+		t.Fatalf("pg_backend_pid() %d, results' backend %d", pid, res.BackendPID())
+	}
+	return pid
+}
+
+func mustPin(t testing.TB, s *Session) *Session {
+	t.Helper()
+	p, err := s.Pin()
+	if err != nil {
+		t.Fatalf("Pin: %v", err)
+	}
+	return p
+}
+
+// A pinned session keeps SET, a temporary table and lastval() from one call to the next, on one
+// backend; the pooled session it came from sees none of it.
+func TestPinnedSessionKeepsState(t *testing.T) {
+	s := openTest(t)
+	defaultPath := scalar(t, s, "SHOW search_path")
+	p := mustPin(t, s)
+	defer p.Close()
+	if !p.IsPinned() || s.IsPinned() || p.PoolID() != s.PoolID() || p.Name() != s.Name() {
+		t.Errorf("pinned %v, base pinned %v, pools %q %q", p.IsPinned(), s.IsPinned(), p.PoolID(), s.PoolID())
+	}
+	pid := backendOf(t, p)
+	if _, err := p.Exec("SET search_path = pgsess_go_schema, public"); err != nil {
+		t.Fatal(err)
+	}
+	if got := scalar(t, p, "SHOW search_path"); got != "pgsess_go_schema, public" {
+		t.Errorf("search_path on the pinned session: %q", got)
+	}
+	if _, err := p.Exec("CREATE TEMP TABLE go_pinned (id serial, v int)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Exec("INSERT INTO go_pinned (v) VALUES ($1), ($2)", 7, 8); err != nil || n != 2 {
+		t.Fatalf("insert into the temp table: %d %v", n, err)
+	}
+	if got := scalar(t, p, "SELECT lastval()"); got != "2" {
+		t.Errorf("lastval(): %q", got)
+	}
+	if got := scalar(t, p, "SELECT sum(v) FROM go_pinned"); got != "15" {
+		t.Errorf("sum: %q", got)
+	}
+	for i := 0; i < 5; i++ {
+		if got := backendOf(t, p); got != pid {
+			t.Errorf("statement %d ran on backend %d, not %d", i, got, pid)
+		}
+	}
+	// Its Results share its connection: holding one does not stop the next statement.
+	held := mustQuery(t, p, "SELECT 'held'")
+	if got := scalar(t, p, "SELECT count(*) FROM go_pinned"); got != "2" || held.BackendPID() != pid {
+		t.Errorf("with a results held: count %q, backend %d", got, held.BackendPID())
+	}
+	held.Close()
+	if got := scalar(t, s, "SHOW search_path"); got != defaultPath {
+		t.Errorf("pooled session's search_path: %q, want %q", got, defaultPath)
+	}
+	if got := scalar(t, s, "SELECT to_regclass('go_pinned') IS NULL"); got != "true" {
+		t.Errorf("pooled session sees the temp table: %q", got)
+	}
+	p.Close()
+	if p.IsPinned() {
+		t.Error("IsPinned after Close")
+	}
+	if _, err := p.Exec("SELECT 1"); CodeOf(err) != InterfaceError {
+		t.Errorf("statement after Close: %v", err)
+	}
+}
+
+// BEGIN, INSERT and ROLLBACK sent as separate calls on a pinned session are one transaction.
+func TestPinnedTransactionAsCalls(t *testing.T) {
+	s := openTest(t)
+	table := uniq("gotest_pinned_tx")
+	exec(t, s, "CREATE TABLE "+table+" (id int PRIMARY KEY)")
+	defer exec(t, s, "DROP TABLE "+table)
+	count := func(q interface {
+		Query(string, ...any) (*Results, error)
+	}) string {
+		return scalar(t, q, "SELECT count(*) FROM "+table)
+	}
+	p := mustPin(t, s)
+	for _, sql := range []string{"BEGIN", "INSERT INTO " + table + " VALUES (1)"} {
+		if _, err := p.Exec(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if count(p) != "1" || count(s) != "0" {
+		t.Errorf("inside the transaction: %s on the pinned session, %s outside", count(p), count(s))
+	}
+	if _, err := p.Exec("ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if count(p) != "0" || count(s) != "0" {
+		t.Errorf("after ROLLBACK: %s, %s", count(p), count(s))
+	}
+	for _, sql := range []string{"BEGIN", "INSERT INTO " + table + " VALUES (2)", "COMMIT",
+		"BEGIN", "INSERT INTO " + table + " VALUES (3)"} {
+		if _, err := p.Exec(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	p.Close() // the open transaction is rolled back
+	if got := scalar(t, s, "SELECT string_agg(id::text, ',') FROM "+table); got != "2" {
+		t.Errorf("rows after Close with a transaction open: %q", got)
+	}
+}
+
+// On a pool of 1 the pinned session holds the only connection; once it is closed the next pooled
+// caller gets that connection back with none of its state.
+func TestPinnedPoolOfOne(t *testing.T) {
+	opts := []Option{WithPoolMaxSize(1), WithCheckoutTimeout(300 * time.Millisecond)}
+	s := openTest(t, opts...)
+	path, app := scalar(t, s, "SHOW search_path"), scalar(t, s, "SHOW application_name")
+	pid := backendOf(t, s)
+	if st, err := s.Stats(); err != nil || st.PinnedSessions != 0 {
+		t.Errorf("Stats before Pin: %+v %v", st, err)
+	}
+	p := mustPin(t, s)
+	if st, err := s.Stats(); err != nil || st.PinnedSessions != 1 || st.InUse != 1 {
+		t.Errorf("Stats while pinned: %+v %v", st, err)
+	}
+	if got := backendOf(t, p); got != pid {
+		t.Errorf("pinned on backend %d, the pool's one is %d", got, pid)
+	}
+	for _, sql := range []string{"SET search_path = pgsess_go_schema", "SET application_name = 'pgsess_go_pinned'",
+		"CREATE TEMP TABLE go_one (v int)"} {
+		if _, err := p.Exec(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if _, err := s.Query("SELECT 1"); !IsPoolExhausted(err) {
+		t.Errorf("pooled statement while the only connection is pinned: %v", err)
+	}
+	if _, err := s.Pin(); !IsPoolExhausted(err) {
+		t.Errorf("second Pin on a pool of 1: %v", err)
+	}
+	p.Close()
+	if st, err := s.Stats(); err != nil || st.PinnedSessions != 0 {
+		t.Errorf("Stats after Close: %+v %v", st, err)
+	}
+	if got := backendOf(t, s); got != pid {
+		t.Errorf("after Close the pooled session ran on backend %d, not %d", got, pid)
+	}
+	if got := scalar(t, s, "SHOW search_path"); got != path {
+		t.Errorf("search_path after the pinned session: %q, want %q", got, path)
+	}
+	if got := scalar(t, s, "SHOW application_name"); got != app {
+		t.Errorf("application_name after the pinned session: %q, want %q", got, app)
+	}
+	if got := scalar(t, s, "SELECT to_regclass('go_one') IS NULL"); got != "true" {
+		t.Errorf("temp table after the pinned session: %q", got)
+	}
+
+	// WithPinned: Open returns a pinned session, on the same pool.
+	po, err := Open("gotest", append(opts, WithPinned(true))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !po.IsPinned() || po.PoolID() != s.PoolID() {
+		t.Errorf("WithPinned: pinned %v, pool %q, want %q", po.IsPinned(), po.PoolID(), s.PoolID())
+	}
+	exec(t, po, "SET application_name = 'pgsess_go_option'")
+	if got := scalar(t, po, "SHOW application_name"); got != "pgsess_go_option" {
+		t.Errorf("application_name on the WithPinned session: %q", got)
+	}
+	po.Close()
+	if got := scalar(t, s, "SHOW application_name"); got != app {
+		t.Errorf("application_name after the WithPinned session: %q, want %q", got, app)
+	}
+}
+
+// ResetNever lets a SET reach the next caller on a pool of 1; ResetDirty (the default) does not.
+func TestResetModes(t *testing.T) {
+	never := openTest(t, WithPoolMaxSize(1), WithReset(ResetNever))
+	dirty := openTest(t, WithPoolMaxSize(1), WithReset(ResetDirty))
+	deflt := openTest(t, WithPoolMaxSize(1))
+	if dirty.PoolID() != deflt.PoolID() || never.PoolID() == dirty.PoolID() {
+		t.Errorf("pool ids: never %q dirty %q default %q", never.PoolID(), dirty.PoolID(), deflt.PoolID())
+	}
+	app := scalar(t, dirty, "SHOW application_name")
+
+	pid := backendOf(t, never)
+	exec(t, never, "SET application_name = 'pgsess_go_never'")
+	if got := scalar(t, never, "SHOW application_name"); got != "pgsess_go_never" {
+		t.Errorf("ResetNever: the next caller sees application_name %q", got)
+	}
+	if got := backendOf(t, never); got != pid {
+		t.Errorf("ResetNever: backend %d, not %d", got, pid)
+	}
+	exec(t, never, "RESET application_name")
+
+	pid = backendOf(t, dirty)
+	exec(t, dirty, "SET application_name = 'pgsess_go_dirty'")
+	if got := scalar(t, dirty, "SHOW application_name"); got != app {
+		t.Errorf("ResetDirty: the next caller sees application_name %q, want %q", got, app)
+	}
+	if got := backendOf(t, dirty); got != pid {
+		t.Errorf("ResetDirty: backend %d, not %d", got, pid)
+	}
+
+	if ResetAlways.String() != "ResetAlways" || Reset(7).String() != "Reset(7)" {
+		t.Errorf("String: %v %v", ResetAlways, Reset(7))
+	}
+	for _, bad := range []Reset{7, -1} {
+		if s, err := Open("gotest", WithReset(bad)); CodeOf(err) != InterfaceError {
+			t.Errorf("WithReset(%v): %v", bad, err)
+			if s != nil {
+				s.Close()
+			}
+		}
+	}
+}
+
+// Code written for a *Session takes part in a transaction through Tx.Session.
+func insertThrough(s *Session, table string, id int) error {
+	_, err := s.Exec("INSERT INTO "+table+" VALUES ($1)", id)
+	return err
+}
+
+// A transaction's session runs every call inside the transaction; its Close does nothing.
+func TestTxSession(t *testing.T) {
+	s := openTest(t)
+	table := uniq("gotest_txsession")
+	exec(t, s, "CREATE TABLE "+table+" (id int PRIMARY KEY)")
+	defer exec(t, s, "DROP TABLE "+table)
+	count := func(q interface {
+		Query(string, ...any) (*Results, error)
+	}) string {
+		return scalar(t, q, "SELECT count(*) FROM "+table)
+	}
+
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := tx.Session()
+	if ts != tx.Session() || !ts.IsPinned() || ts.PoolID() != s.PoolID() || ts.Name() != s.Name() {
+		t.Errorf("tx session: same %v, pinned %v, pool %q", ts == tx.Session(), ts.IsPinned(), ts.PoolID())
+	}
+	if err := insertThrough(ts, table, 1); err != nil {
+		t.Fatal(err)
+	}
+	if count(tx) != "1" || count(ts) != "1" || count(s) != "0" {
+		t.Errorf("counts: tx %s, tx session %s, outside %s", count(tx), count(ts), count(s))
+	}
+	if a, b := scalar(t, tx, "SELECT txid_current()"), scalar(t, ts, "SELECT txid_current()"); a != b {
+		t.Errorf("txid: %s in the transaction, %s on its session", a, b)
+	}
+	if _, err := ts.Begin(); CodeOf(err) != InterfaceError {
+		t.Errorf("Begin on a transaction's session: %v", err)
+	}
+	if err := ts.Close(); err != nil {
+		t.Error(err)
+	}
+	if err := insertThrough(ts, table, 2); err != nil { // Close did nothing
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if count(s) != "0" {
+		t.Errorf("rows after rollback: %s", count(s))
+	}
+	if _, err := ts.Exec("SELECT 1"); err != ErrTxDone {
+		t.Errorf("tx session after rollback: %v", err)
+	}
+	if ts.IsPinned() || tx.Session() != ts {
+		t.Error("tx session after rollback")
+	}
+
+	// Inside InTx, committed with the transaction; concurrent goroutines take turns with it.
+	err = s.InTx(func(tx *Tx) error {
+		ts := tx.Session()
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for i := 0; i < 4; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				if i%2 == 0 {
+					errs <- insertThrough(ts, table, 10+i)
+				} else {
+					_, err := tx.Exec("INSERT INTO "+table+" VALUES ($1)", 10+i)
+					errs <- err
+				}
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		ts.Close()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count(s) != "4" {
+		t.Errorf("rows after InTx: %s", count(s))
+	}
+	// A transaction's session asked for after the end fails the same way.
+	tx, _ = s.Begin()
+	tx.Commit()
+	if _, err := tx.Session().Exec("SELECT 1"); err != ErrTxDone {
+		t.Errorf("Session of an ended transaction: %v", err)
+	}
+}
+
+// Goroutines sharing one pinned session take turns on its one connection.
+func TestPinnedConcurrentGoroutines(t *testing.T) {
+	s := openTest(t, WithPoolMaxSize(3))
+	p := mustPin(t, s)
+	defer p.Close()
+	pid := backendOf(t, p)
+	const goroutines, perG = 4, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < perG; i++ {
+				n := g*1000 + i
+				res, err := p.Query("SELECT $1::int * 3, pg_backend_pid()", n)
+				if err != nil {
+					errs <- err
+					return
+				}
+				var got int
+				var backend int32
+				ok := res.Next() && res.Scan(&got, &backend) == nil
+				res.Close()
+				if !ok || got != 3*n || backend != pid {
+					errs <- fmt.Errorf("goroutine %d statement %d: %d on backend %d", g, i, got, backend)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

@@ -23,6 +23,8 @@ type options struct {
 	poolMaxSize     *uint32
 	poolIdleTTL     *uint32
 	checkoutTimeout *uint32
+	reset           *Reset
+	pinned          bool
 	err             error
 }
 
@@ -81,12 +83,65 @@ func WithCheckoutTimeout(d time.Duration) Option {
 	}
 }
 
-// Session is a session on a process-wide connection pool, from Open. It is safe for concurrent
-// use by any number of goroutines: each statement checks out its own pooled connection.
+// Reset says what a pool undoes before a connection goes to its next user (WithReset).
+type Reset int
+
+const (
+	// ResetDirty, the default: DISCARD ALL after a use that may have changed session state (a
+	// SET, a temporary table, a setting the server reports changed, ...); other uses cost
+	// nothing. State changed where the library cannot see it (inside a function) is not reset.
+	ResetDirty Reset = C.PGSESS_RESET_DIRTY
+	// ResetAlways: DISCARD ALL after every use.
+	ResetAlways Reset = C.PGSESS_RESET_ALWAYS
+	// ResetNever: only an open transaction is rolled back; settings, temporary tables and the
+	// like pass from one user of a connection to the next.
+	ResetNever Reset = C.PGSESS_RESET_NEVER
+)
+
+// String names the mode as its constant does, e.g. "ResetDirty".
+func (r Reset) String() string {
+	switch r {
+	case ResetDirty:
+		return "ResetDirty"
+	case ResetAlways:
+		return "ResetAlways"
+	case ResetNever:
+		return "ResetNever"
+	}
+	return fmt.Sprintf("Reset(%d)", int(r))
+}
+
+// WithReset sets how the pool resets a connection before its next user (default ResetDirty).
+// It is part of the pool key: sessions with different modes on one URI use different pools. A
+// value that is not one of the constants makes Open fail with InterfaceError.
+func WithReset(mode Reset) Option {
+	return func(o *options) { o.reset = &mode }
+}
+
+// WithPinned(true) makes Open return a pinned session, as Session.Pin does: one connection held
+// for the session's life. It is not part of the pool key: pinned and pooled sessions of one URI
+// share a pool.
+func WithPinned(pinned bool) Option {
+	return func(o *options) { o.pinned = pinned }
+}
+
+// Session is a session on a process-wide connection pool, from Open, Pin or Tx.Session. It is
+// safe for concurrent use by any number of goroutines.
+//
+// A pooled session (the default) checks out a connection for each statement, so session state
+// (SET, temporary tables, lastval(), ...) does not carry from one statement to the next. A
+// pinned session (Pin, WithPinned) holds one connection until Close, so it does, and BEGIN ...
+// COMMIT sent as separate Exec calls is one transaction; statements from several goroutines run
+// on it one at a time. A transaction's session (Tx.Session) runs every call inside the
+// transaction.
 type Session struct {
 	mu   sync.RWMutex // read-held by every call on s, write-held by Close
 	s    *C.pgsess_session
 	name string
+	// tx is the transaction whose session this is (Tx.Session), else nil. Calls on such a
+	// session hold tx.mu instead of mu: they take turns with the transaction's own calls, and
+	// fail with ErrTxDone once it has ended, when s is no longer valid.
+	tx *Tx
 }
 
 // Open opens the session name: its URI is the environment variable "PGSQL_" + name upper-cased
@@ -131,6 +186,20 @@ func Open(name string, opts ...Option) (*Session, error) {
 			return nil, err
 		}
 	}
+	if o.reset != nil {
+		if *o.reset < 0 || *o.reset > math.MaxInt32 {
+			return nil, errorf(InterfaceError, "reset mode %v is not a mode", *o.reset)
+		}
+		if err := codeError(C.pgsess_options_set_reset(copts, C.pgsess_reset(*o.reset)),
+			fmt.Sprintf("reset mode %v", *o.reset)); err != nil {
+			return nil, err
+		}
+	}
+	if o.pinned {
+		if err := codeError(C.pgsess_options_set_pinned(copts, true), "pinned option"); err != nil {
+			return nil, err
+		}
+	}
 	cname, err := cString(name, "session name")
 	if err != nil {
 		return nil, err
@@ -148,9 +217,14 @@ func Open(name string, opts ...Option) (*Session, error) {
 func (s *Session) Name() string { return s.name }
 
 // Close closes the session. Results and transactions obtained from it stay valid and keep their
-// connections until closed; the pool stays for other sessions. It waits for statements running
-// on s; calls on s afterwards fail with InterfaceError. Closing twice is a no-op.
+// connections until closed; the pool stays for other sessions. A pinned session's connection
+// returns to the pool (once its Results are closed too), reset as WithReset says. It waits for
+// statements running on s; calls on s afterwards fail with InterfaceError. Closing twice is a
+// no-op, and so is closing a transaction's session (Tx.Session), which ends with its transaction.
 func (s *Session) Close() error {
+	if s.tx != nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.s != nil {
@@ -160,15 +234,67 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// handle read-locks s and returns its C handle, or an error after Close. The caller must
-// RUnlock.
+// handle locks s for a call and returns its C handle, or an error after Close (or, for a
+// transaction's session, once the transaction has ended). The caller must call s.release.
 func (s *Session) handle() (*C.pgsess_session, error) {
+	if s.tx != nil {
+		s.tx.mu.Lock()
+		if s.tx.tx == nil {
+			s.tx.mu.Unlock()
+			return nil, ErrTxDone
+		}
+		return s.s, nil
+	}
 	s.mu.RLock()
 	if s.s == nil {
 		s.mu.RUnlock()
 		return nil, newError(InterfaceError, "session is closed")
 	}
 	return s.s, nil
+}
+
+// release undoes a successful handle.
+func (s *Session) release() {
+	if s.tx != nil {
+		s.tx.mu.Unlock()
+		return
+	}
+	s.mu.RUnlock()
+}
+
+// Pin opens a new pinned session on s's pool: it checks out one connection now (waiting up to
+// the checkout timeout; PoolExhausted when none comes free) and holds it until its Close, so
+// session state (SET, SET ROLE, temporary tables, PREPARE, LISTEN, session advisory locks,
+// lastval()) carries from one statement to the next as on one libpq connection, and BEGIN ...
+// COMMIT sent as separate Exec calls is one transaction. Its Results share that connection.
+// Statements from several goroutines run on it one at a time. If the connection dies, the
+// statement in flight fails with an OperationalError saying the session's state was lost, and
+// the next one runs on a new connection. Always Close it (defer p.Close()): until then the pool
+// has one connection fewer. s itself is unchanged.
+func (s *Session) Pin() (*Session, error) {
+	cs, err := s.handle()
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	var cerr *C.pgsess_error
+	p := C.pgsess_pin(cs, &cerr)
+	if p == nil {
+		return nil, takeError(cerr, "pgsess_pin")
+	}
+	return &Session{s: p, name: s.name}, nil
+}
+
+// IsPinned reports whether the session holds one connection for its life: from Pin, from Open
+// with WithPinned(true), or a transaction's session. False after Close, and for a transaction's
+// session once the transaction has ended.
+func (s *Session) IsPinned() bool {
+	cs, err := s.handle()
+	if err != nil {
+		return false
+	}
+	defer s.release()
+	return bool(C.pgsess_is_pinned(cs))
 }
 
 // Query runs sql with args as $1..$n (see the package documentation for how Go values are
@@ -178,7 +304,7 @@ func (s *Session) Query(sql string, args ...any) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	return run(cs, nil, sqlText, sql, args)
 }
 
@@ -202,7 +328,7 @@ func (s *Session) Callproc(name string, args ...any) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	return run(cs, nil, funcName, name, args)
 }
 
@@ -268,7 +394,7 @@ func (s *Session) BackendPID() int32 {
 	if err != nil {
 		return 0
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	return int32(C.pgsess_backend_pid(cs))
 }
 
@@ -279,17 +405,20 @@ func (s *Session) PoolID() string {
 	if err != nil {
 		return ""
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	return cstr(C.pgsess_pool_id(cs))
 }
 
-// PoolStats is a snapshot of a pool's state and counters (C's pgsess_stats).
+// PoolStats is a snapshot of a pool's state and counters (C's pgsess_stats), and how many
+// pinned sessions hold one of its connections now (pgsess_pool_pinned_sessions; their
+// connections are counted in InUse too).
 type PoolStats struct {
 	MaxSize, Open, Idle, InUse, Waiting  uint32
 	ResultsOutstanding, TransactionsOpen uint64
 	Checkouts, CheckoutTimeouts          uint64
 	Connects, ConnectFailures            uint64
 	DiscardedDead, DiscardedExpired      uint64
+	PinnedSessions                       uint64
 }
 
 // Stats reports the state of the session's pool: its size and use now, and counters since it
@@ -299,7 +428,7 @@ func (s *Session) Stats() (PoolStats, error) {
 	if err != nil {
 		return PoolStats{}, err
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	var st C.pgsess_stats
 	if code := C.pgsess_pool_stats(cs, &st); code != C.PGSESS_OK {
 		return PoolStats{}, newError(Code(code), "pgsess_pool_stats failed")
@@ -311,6 +440,7 @@ func (s *Session) Stats() (PoolStats, error) {
 		Checkouts: uint64(st.checkouts), CheckoutTimeouts: uint64(st.checkout_timeouts),
 		Connects: uint64(st.connects), ConnectFailures: uint64(st.connect_failures),
 		DiscardedDead: uint64(st.discarded_dead), DiscardedExpired: uint64(st.discarded_expired),
+		PinnedSessions: uint64(C.pgsess_pool_pinned_sessions(cs)),
 	}, nil
 }
 
@@ -320,7 +450,7 @@ func (s *Session) Encoding() string {
 	if err != nil {
 		return ""
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	return cstr(C.pgsess_encoding(cs))
 }
 
@@ -331,7 +461,7 @@ func (s *Session) SetEncoding(enc string) error {
 	if err != nil {
 		return err
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	cenc, err := cString(enc, "encoding")
 	if err != nil {
 		return err
@@ -350,7 +480,7 @@ func (s *Session) Validate() bool {
 	if err != nil {
 		return false
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	return bool(C.pgsess_validate(cs))
 }
 
@@ -363,7 +493,7 @@ func (s *Session) Notices() []string {
 	if err != nil {
 		return nil
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	n := int(C.pgsess_notice_count(cs))
 	if n == 0 {
 		return nil

@@ -11,10 +11,13 @@ import (
 )
 
 // Tx is a transaction from Session.Begin: it holds one pooled connection until Commit or
-// Rollback. Its methods may be called from several goroutines; they run one at a time.
+// Rollback. Its methods, and those of its Session, may be called from several goroutines; they
+// run one at a time.
 type Tx struct {
-	mu sync.Mutex
-	tx *C.pgsess_tx // nil once ended
+	mu   sync.Mutex
+	tx   *C.pgsess_tx // nil once ended
+	name string       // the name of the session it was begun on
+	sess *Session     // from Session, made on first use
 }
 
 // ErrTxDone is returned by calls on a transaction that has been committed or rolled back.
@@ -26,13 +29,34 @@ func (s *Session) Begin() (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.release()
 	var cerr *C.pgsess_error
 	t := C.pgsess_begin(cs, &cerr)
 	if t == nil {
 		return nil, takeError(cerr, "pgsess_begin")
 	}
-	return &Tx{tx: t}, nil
+	return &Tx{tx: t, name: s.name}, nil
+}
+
+// Session is the transaction's session (pgsess_tx_session): every Session method on it (Query,
+// Exec, Callproc, ...) runs inside this transaction, on its connection, and is committed or
+// rolled back with it, so code written for a *Session can take part in the transaction.
+//
+// It is borrowed from tx and valid until Commit or Rollback: its Close does nothing, and once
+// the transaction has ended its calls fail with ErrTxDone. Its calls take turns with tx's own.
+// Begin on it fails with InterfaceError (use SAVEPOINT for a nested transaction). Every call
+// returns the same *Session.
+func (tx *Tx) Session() *Session {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.sess == nil {
+		var cs *C.pgsess_session
+		if tx.tx != nil {
+			cs = C.pgsess_tx_session(tx.tx)
+		}
+		tx.sess = &Session{s: cs, name: tx.name, tx: tx}
+	}
+	return tx.sess
 }
 
 // Query runs a statement inside the transaction (arguments and results as for Session.Query).

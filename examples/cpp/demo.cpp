@@ -1,9 +1,9 @@
 // pgsess C++ demo: examples/c/demo.c, written with the C++17 layer <pgsess.hpp>.
 //
 // Opens the session "demo" (URI from PGSQL_DEMO), creates a table, inserts rows with parameters,
-// runs a transaction, reads rows back by column name, calls a function, shows notices and what a
-// failing statement throws, and shows that a Results object holds its pooled connection until it
-// is destroyed.
+// runs a transaction, reads rows back by column name, calls a function, keeps session state on a
+// pinned session, shows notices and what a failing statement throws, and shows that a Results
+// object holds its pooled connection until it is destroyed.
 //
 // Build: c++ -std=c++17 demo.cpp $(pkg-config --cflags --libs pgsess)
 #include <pgsess.hpp>
@@ -82,6 +82,26 @@ int main() try {
     for (std::string_view notice : raised.notices())
         std::cout << "notice: " << notice;
     raised.reset();
+
+    // A pinned session holds one connection, so session state carries from one call to the next
+    // (on the pooled session each statement may run on another connection, reset between users).
+    {
+        pgsess::Session pinned = s.pin();
+        pinned.query("SET search_path = pgsess_demo_schema, public");
+        pinned.query("CREATE TEMP TABLE pgsess_demo_scratch (v int)");
+        pinned.query("INSERT INTO pgsess_demo_scratch VALUES (1), (2)");
+        auto r = pinned.query("SELECT current_setting('search_path'), count(*) FROM pgsess_demo_scratch");
+        std::cout << "pinned session: search_path " << r.value(0, 0).value_or("?") << ", "
+                  << r.value(0, 1).value_or("?") << " rows in its temp table, backend " << r.backend_pid() << "\n";
+    } // destroyed: the connection goes back to the pool, reset
+
+    // A transaction's session: code written against a Session runs inside the transaction.
+    {
+        auto tx = s.begin();
+        pgsess::Session in_tx = tx.session(); // a view: destroying it closes nothing
+        in_tx.query("DELETE FROM pgsess_demo WHERE name = $1", "brian");
+        tx.rollback(); // the DELETE is undone with the transaction
+    }
 
     // Errors are exceptions carrying a code, a DB-API category, the SQLSTATE and the server's detail.
     try {

@@ -116,6 +116,28 @@ func main() {
 		fmt.Printf("duplicate insert fails: %s, SQLSTATE %s: %s (%s)\n", pe.Code, pe.SQLState, pe.Message, pe.Detail)
 	}
 
+	// A pinned session holds one connection, so session state carries from one call to the
+	// next; on the pooled session each statement may run elsewhere, on a reset connection.
+	p, err := s.Pin()
+	if err != nil {
+		log.Fatal(err)
+	}
+	must(p.Exec("SET search_path = pgsess_go_demo_schema, public"))
+	must(p.Exec("CREATE TEMP TABLE pgsess_go_scratch (v int)"))
+	must(p.Exec("INSERT INTO pgsess_go_scratch VALUES (1), (2)"))
+	var path string
+	var scratch int
+	res, err = p.Query("SELECT current_setting('search_path'), (SELECT count(*) FROM pgsess_go_scratch)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if res.Next() {
+		_ = res.Scan(&path, &scratch)
+	}
+	res.Close()
+	fmt.Printf("pinned session: search_path %q, %d rows in its temp table\n", path, scratch)
+	p.Close() // the connection goes back to the pool, reset
+
 	// A results handle holds its connection until Close: with a pool of 1 the next statement
 	// waits for the checkout timeout and then explains itself.
 	one, err := pgsess.Open("demo", pgsess.WithPoolMaxSize(1), pgsess.WithCheckoutTimeout(300*time.Millisecond))

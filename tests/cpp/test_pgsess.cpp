@@ -901,6 +901,216 @@ void test_threads(pgsess::Session &s) {
     CHECK_EQ(bad.load(), 0);
 }
 
+// The first value of `sql` on `s`, as a string ("NULL" for SQL NULL).
+std::string scalar(pgsess::Session &s, const std::string &sql) {
+    auto r = s.query(sql);
+    return std::string(r.value(0, 0).value_or("NULL"));
+}
+
+std::int32_t backend_of(pgsess::Session &s) {
+    auto r = s.query("SELECT pg_backend_pid()");
+    CHECK_EQ(r.value(0, 0), std::optional<std::string_view>(std::to_string(r.backend_pid())));
+    return r.backend_pid();
+}
+
+// A pinned session keeps SET, a temporary table and lastval() from one call to the next, on one
+// backend; the pooled session it came from sees none of it.
+void test_pinned_state(pgsess::Session &s) {
+    const std::string default_path = scalar(s, "SHOW search_path");
+    CHECK(!s.is_pinned());
+    auto p = s.pin();
+    CHECK(p.is_pinned());
+    CHECK(p.owns_handle());
+    CHECK_EQ(p.pool_id(), s.pool_id());
+    const std::int32_t pid = backend_of(p);
+    p.query("SET search_path = pgsess_cpp_schema, public");
+    CHECK_EQ(scalar(p, "SHOW search_path"), std::string("pgsess_cpp_schema, public"));
+    p.query("CREATE TEMP TABLE cpp_pinned (id serial, v int)");
+    p.query("INSERT INTO cpp_pinned (v) VALUES ($1), ($2)", 7, 8);
+    CHECK_EQ(scalar(p, "SELECT lastval()"), std::string("2"));
+    CHECK_EQ(scalar(p, "SELECT sum(v) FROM cpp_pinned"), std::string("15"));
+    for (int i = 0; i < 5; ++i)
+        CHECK_EQ(backend_of(p), pid);
+    // Its Results share its connection: holding one does not stop the next statement.
+    auto held = p.query("SELECT 'held'");
+    CHECK_EQ(scalar(p, "SELECT count(*) FROM cpp_pinned"), std::string("2"));
+    CHECK_EQ(held.backend_pid(), pid);
+    CHECK_EQ(scalar(s, "SHOW search_path"), default_path);
+    CHECK_EQ(scalar(s, "SELECT to_regclass('cpp_pinned') IS NULL"), std::string("t"));
+
+    // Moving a pinned session moves its connection with it.
+    pgsess::Session moved = std::move(p);
+    CHECK(!p.is_pinned());
+    CHECK(moved.is_pinned());
+    CHECK_EQ(scalar(moved, "SHOW search_path"), std::string("pgsess_cpp_schema, public"));
+    CHECK_EQ(backend_of(moved), pid);
+}
+
+// BEGIN, INSERT and ROLLBACK sent as separate calls on a pinned session are one transaction.
+void test_pinned_transaction_as_calls(pgsess::Session &s) {
+    const std::string table = unique_name("pinned_tx");
+    s.query("CREATE TABLE " + table + " (id int PRIMARY KEY)");
+    {
+        auto p = s.pin();
+        p.query("BEGIN");
+        p.query("INSERT INTO " + table + " VALUES ($1)", 1);
+        CHECK_EQ(count_rows(p, table), "1");
+        CHECK_EQ(count_rows(s, table), "0");
+        p.query("ROLLBACK");
+        CHECK_EQ(count_rows(p, table), "0");
+        p.query("BEGIN");
+        p.query("INSERT INTO " + table + " VALUES ($1)", 2);
+        p.query("COMMIT");
+        // A transaction left open is rolled back when the pinned session closes.
+        p.query("BEGIN");
+        p.query("INSERT INTO " + table + " VALUES ($1)", 3);
+    }
+    CHECK_EQ(count_rows(s, table), "1");
+    CHECK(key_is_free(s, table, 1));
+    CHECK(key_is_free(s, table, 3));
+    drop_table(s, table);
+}
+
+// On a pool of 1 the pinned session holds the only connection; once it is destroyed the next
+// pooled caller gets that connection back with none of its state.
+void test_pinned_pool_of_one() {
+    pgsess::Options opts;
+    opts.pool_max_size = 1;
+    opts.checkout_timeout_ms = 300;
+    auto base = open_ctest(opts);
+    const std::string path = scalar(base, "SHOW search_path");
+    const std::string app = scalar(base, "SHOW application_name");
+    const std::int32_t pid = backend_of(base);
+    CHECK_EQ(base.pinned_sessions(), 0u);
+    {
+        auto p = base.pin();
+        CHECK_EQ(base.pinned_sessions(), 1u);
+        CHECK_EQ(backend_of(p), pid);
+        p.query("SET search_path = pgsess_cpp_schema");
+        p.query("SET application_name = 'pgsess_cpp_pinned'");
+        p.query("CREATE TEMP TABLE cpp_one (v int)");
+        CHECK_EQ(scalar(p, "SHOW application_name"), std::string("pgsess_cpp_pinned"));
+        auto e = EXPECT_ERROR(base.query("SELECT 1"));
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_POOL_EXHAUSTED);
+        e = EXPECT_ERROR(base.pin());
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_POOL_EXHAUSTED);
+    }
+    CHECK_EQ(base.pinned_sessions(), 0u);
+    CHECK_EQ(backend_of(base), pid);
+    CHECK_EQ(scalar(base, "SHOW search_path"), path);
+    CHECK_EQ(scalar(base, "SHOW application_name"), app);
+    CHECK_EQ(scalar(base, "SELECT to_regclass('cpp_one') IS NULL"), std::string("t"));
+
+    // Options::pinned: the constructor opens a pinned session, on the same pool.
+    pgsess::Options pinned_opts = opts;
+    pinned_opts.pinned = true;
+    {
+        auto p = open_ctest(pinned_opts);
+        CHECK(p.is_pinned());
+        CHECK_EQ(p.pool_id(), base.pool_id());
+        CHECK_EQ(base.pinned_sessions(), 1u);
+        p.query("SET application_name = 'pgsess_cpp_option'");
+        CHECK_EQ(scalar(p, "SHOW application_name"), std::string("pgsess_cpp_option"));
+    }
+    CHECK_EQ(base.pinned_sessions(), 0u);
+    CHECK_EQ(scalar(base, "SHOW application_name"), app);
+}
+
+// PGSESS_RESET_NEVER lets a SET reach the next caller on a pool of 1; DIRTY (the default) does not.
+void test_reset_modes() {
+    pgsess::Options never;
+    never.pool_max_size = 1;
+    never.reset = PGSESS_RESET_NEVER;
+    pgsess::Options dirty;
+    dirty.pool_max_size = 1;
+    dirty.reset = PGSESS_RESET_DIRTY;
+    pgsess::Options deflt;
+    deflt.pool_max_size = 1;
+    auto n = open_ctest(never);
+    auto d = open_ctest(dirty);
+    CHECK_EQ(d.pool_id(), open_ctest(deflt).pool_id());
+    CHECK(n.pool_id() != d.pool_id());
+    const std::string app = scalar(d, "SHOW application_name");
+
+    const std::int32_t npid = backend_of(n);
+    n.query("SET application_name = 'pgsess_cpp_never'");
+    CHECK_EQ(scalar(n, "SHOW application_name"), std::string("pgsess_cpp_never"));
+    CHECK_EQ(backend_of(n), npid);
+    n.query("RESET application_name");
+
+    const std::int32_t dpid = backend_of(d);
+    d.query("SET application_name = 'pgsess_cpp_dirty'");
+    CHECK_EQ(scalar(d, "SHOW application_name"), app);
+    CHECK_EQ(backend_of(d), dpid);
+
+    pgsess::Options bad;
+    bad.reset = static_cast<pgsess::Reset>(7);
+    auto e = EXPECT_ERROR(pgsess::Session("ctest", bad));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+}
+
+// Code written against a Session takes part in a transaction through Transaction::session().
+void insert_through(pgsess::Session &session, const std::string &table, int id) {
+    session.query("INSERT INTO " + table + " VALUES ($1)", id);
+}
+
+// A transaction's session runs every call inside the transaction; it is a view that closes
+// nothing.
+void test_transaction_session(pgsess::Session &s) {
+    const std::string table = unique_name("txsession");
+    s.query("CREATE TABLE " + table + " (id int PRIMARY KEY)");
+    {
+        auto tx = s.begin();
+        auto ts = tx.session();
+        CHECK(ts.is_pinned());
+        CHECK(!ts.owns_handle());
+        CHECK(ts.get() == tx.session().get());
+        CHECK_EQ(ts.pool_id(), s.pool_id());
+        insert_through(ts, table, 1);
+        CHECK_EQ(tx.query("SELECT count(*) FROM " + table).value(0, 0), std::optional<std::string_view>("1"));
+        CHECK_EQ(count_rows(ts, table), "1");
+        CHECK_EQ(count_rows(s, table), "0");
+        auto txid = tx.query("SELECT txid_current()");
+        CHECK_EQ(scalar(ts, "SELECT txid_current()"), std::string(txid.value(0, 0).value_or("?")));
+        CHECK_EQ(backend_of(ts), txid.backend_pid());
+        auto e = EXPECT_ERROR(ts.begin());
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+        tx.rollback();
+        e = EXPECT_ERROR(tx.session());
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    }
+    CHECK_EQ(count_rows(s, table), "0");
+    CHECK(key_is_free(s, table, 1));
+
+    // Views destroyed, moved and assigned before the commit close nothing: the transaction
+    // goes on and commits.
+    {
+        auto tx = s.begin();
+        {
+            auto ts = tx.session();
+            insert_through(ts, table, 2);
+        }
+        pgsess::Session owner = open_ctest();
+        owner = tx.session(); // closes the session owner held, takes the view
+        CHECK(!owner.owns_handle());
+        insert_through(owner, table, 3);
+        pgsess::Session moved(std::move(owner));
+        CHECK(!moved.owns_handle());
+        CHECK(owner.owns_handle()); // empty again, as a default-constructed Session
+        CHECK(!owner);
+        moved = pgsess::Session(); // drops the view
+        tx.query("INSERT INTO " + table + " VALUES ($1)", 4);
+        tx.commit();
+    }
+    CHECK_EQ(count_rows(s, table), "3");
+    drop_table(s, table);
+}
+
 void run(const char *name, const std::function<void()> &f) {
     std::cout << "== " << name << std::endl;
     try {
@@ -939,6 +1149,11 @@ int main() {
         run("binary arguments", [&] { test_binary_arguments(s); });
         run("callproc in a transaction", [&] { test_transaction_callproc(s); });
         run("threads", [&] { test_threads(s); });
+        run("pinned session state", [&] { test_pinned_state(s); });
+        run("pinned transaction as calls", [&] { test_pinned_transaction_as_calls(s); });
+        run("pinned on a pool of 1", [] { test_pinned_pool_of_one(); });
+        run("reset modes", [] { test_reset_modes(); });
+        run("transaction session", [&] { test_transaction_session(s); });
     } catch (const pgsess::Error &e) {
         check(false, (std::string("open session \"ctest\": ") + e.what()).c_str(), __FILE__, __LINE__);
     }

@@ -729,6 +729,209 @@ class TestPGSess < Minitest::Test
     assert_match(/closed/, e.message)
   end
 
+  # --- session state: pinned sessions, a transaction's session, reset modes ---------------
+
+  def backend_of(session)
+    session.query("SELECT pg_backend_pid() AS pid") do |r|
+      assert_equal r.backend_pid, r[0]["pid"]
+      r[0]["pid"]
+    end
+  end
+
+  # A pinned session keeps SET, a temporary table and lastval() from one call to the next, on one
+  # backend; the pooled session it came from sees none of it.
+  def test_pinned_session_keeps_state
+    open do |s|
+      default_path = value(s, "SHOW search_path")
+      refute s.pinned?
+      p = s.pin
+      begin
+        assert p.pinned?
+        assert_equal s.pool_id, p.pool_id
+        assert_equal "rbtest", p.name
+        pid = backend_of(p)
+        p.query("SET search_path = pgsess_rb_schema, public") {}
+        assert_equal "pgsess_rb_schema, public", value(p, "SHOW search_path")
+        p.query("CREATE TEMP TABLE rb_pinned (id serial, v int)") {}
+        p.query("INSERT INTO rb_pinned (v) VALUES ($1), ($2)", 7, 8) { |r| assert_equal 2, r.rows_affected }
+        assert_equal 2, value(p, "SELECT lastval()")
+        assert_equal 15, value(p, "SELECT sum(v)::int FROM rb_pinned")
+        5.times { assert_equal pid, backend_of(p) }
+        # Its results share its connection: holding one does not stop the next statement.
+        held = p.query("SELECT 'held'")
+        assert_equal 2, value(p, "SELECT count(*) FROM rb_pinned")
+        assert_equal pid, held.backend_pid
+        held.free
+        assert_equal default_path, value(s, "SHOW search_path")
+        assert_equal true, value(s, "SELECT to_regclass('rb_pinned') IS NULL")
+        assert_match(/ pinned>\z/, p.inspect)
+      ensure
+        p.close
+      end
+      refute p.pinned?
+      assert p.closed?
+      assert_raises(PGSess::InterfaceError) { p.query("SELECT 1") }
+    end
+  end
+
+  # BEGIN, INSERT and ROLLBACK sent as separate calls on a pinned session are one transaction.
+  def test_pinned_transaction_as_calls
+    open do |s|
+      table = "rb_pinned_tx_#{Process.pid}_#{rand(1_000_000)}"
+      s.query("CREATE TABLE #{table} (id int PRIMARY KEY)") {}
+      begin
+        s.pin do |p|
+          p.query("BEGIN") {}
+          p.query("INSERT INTO #{table} VALUES ($1)", 1) {}
+          assert_equal 1, value(p, "SELECT count(*) FROM #{table}")
+          assert_equal 0, value(s, "SELECT count(*) FROM #{table}")
+          p.query("ROLLBACK") {}
+          assert_equal 0, value(p, "SELECT count(*) FROM #{table}")
+          %w[BEGIN COMMIT].each_with_index do |cmd, i|
+            p.query(cmd) {}
+            p.query("INSERT INTO #{table} VALUES ($1)", 2) {} if i.zero?
+          end
+          # A transaction left open is rolled back when the block closes the session.
+          p.query("BEGIN") {}
+          p.query("INSERT INTO #{table} VALUES ($1)", 3) {}
+        end
+        assert_equal [{ "id" => 2 }], s.query("SELECT id FROM #{table}", &:to_a)
+      ensure
+        s.query("DROP TABLE #{table}") {}
+      end
+    end
+  end
+
+  # On a pool of 1 the pinned session holds the only connection; once it is closed the next pooled
+  # caller gets that connection back with none of its state.
+  def test_pinned_pool_of_one
+    open(pool_max_size: 1, checkout_timeout_ms: 300) do |s|
+      path = value(s, "SHOW search_path")
+      app = value(s, "SHOW application_name")
+      pid = backend_of(s)
+      assert_equal 0, s.pinned_sessions
+      result = s.pin do |p|
+        assert_equal 1, s.pinned_sessions
+        assert_equal pid, backend_of(p)
+        p.query("SET search_path = pgsess_rb_schema") {}
+        p.query("SET application_name = 'pgsess_rb_pinned'") {}
+        p.query("CREATE TEMP TABLE rb_one (v int)") {}
+        assert_equal "pgsess_rb_pinned", value(p, "SHOW application_name")
+        assert_raises(PGSess::PoolExhaustedError) { s.query("SELECT 1") {} }
+        assert_raises(PGSess::PoolExhaustedError) { s.pin }
+        :from_the_block
+      end
+      assert_equal :from_the_block, result
+      assert_equal 0, s.pinned_sessions
+      assert_equal pid, backend_of(s)
+      assert_equal path, value(s, "SHOW search_path")
+      assert_equal app, value(s, "SHOW application_name")
+      assert_equal true, value(s, "SELECT to_regclass('rb_one') IS NULL")
+
+      # Closed by the block on an exception too.
+      assert_raises(RuntimeError) { s.pin { raise "boom" } }
+      assert_equal 0, s.pinned_sessions
+
+      # pinned: true opens a pinned session, on the same pool.
+      open(pool_max_size: 1, checkout_timeout_ms: 300, pinned: true) do |p|
+        assert p.pinned?
+        assert_equal s.pool_id, p.pool_id
+        assert_equal 1, s.pinned_sessions
+        p.query("SET application_name = 'pgsess_rb_option'") {}
+        assert_equal "pgsess_rb_option", value(p, "SHOW application_name")
+      end
+      assert_equal app, value(s, "SHOW application_name")
+    end
+  end
+
+  # reset: :never lets a SET reach the next caller on a pool of 1; :dirty (the default) does not.
+  def test_reset_modes
+    open(pool_max_size: 1, reset: :never) do |never|
+      open(pool_max_size: 1, reset: :dirty) do |dirty|
+        assert_equal dirty.pool_id, open(pool_max_size: 1, &:pool_id)
+        refute_equal dirty.pool_id, never.pool_id
+        refute_equal dirty.pool_id, open(pool_max_size: 1, reset: :always, &:pool_id)
+        app = value(dirty, "SHOW application_name")
+
+        pid = backend_of(never)
+        never.query("SET application_name = 'pgsess_rb_never'") {}
+        assert_equal "pgsess_rb_never", value(never, "SHOW application_name")
+        assert_equal pid, backend_of(never)
+        never.query("RESET application_name") {}
+
+        pid = backend_of(dirty)
+        dirty.query("SET application_name = 'pgsess_rb_dirty'") {}
+        assert_equal app, value(dirty, "SHOW application_name")
+        assert_equal pid, backend_of(dirty)
+      end
+    end
+    assert_equal open(pool_max_size: 1, reset: :never, &:pool_id), open(pool_max_size: 1, reset: "never", &:pool_id)
+    [:sometimes, 7, Object.new].each do |bad|
+      e = assert_raises(PGSess::InterfaceError) { open(reset: bad) }
+      assert_match(/reset/, e.message)
+    end
+  end
+
+  # A transaction's session runs every call inside the transaction; its #close does nothing.
+  def test_transaction_session
+    open do |s|
+      table = "rb_txsession_#{Process.pid}_#{rand(1_000_000)}"
+      s.query("CREATE TABLE #{table} (id int PRIMARY KEY)") {}
+      insert = ->(session, id) { session.query("INSERT INTO #{table} VALUES ($1)", id) {} }
+      count = ->(q) { q.query("SELECT count(*) AS n FROM #{table}") { |r| r[0]["n"] } }
+      begin
+        tx = s.begin
+        ts = tx.session
+        assert_same ts, tx.session
+        assert ts.pinned?
+        assert_equal s.pool_id, ts.pool_id
+        insert.call(ts, 1)
+        assert_equal 1, count.call(tx)
+        assert_equal 1, count.call(ts)
+        assert_equal 0, count.call(s)
+        assert_equal value(ts, "SELECT txid_current()::text"), tx.query("SELECT txid_current()::text") { |r| r[0].values.first }
+        assert_raises(PGSess::InterfaceError) { ts.begin }
+        assert_equal false, ts.close
+        insert.call(ts, 2) # close did nothing
+        tx.rollback
+        assert_equal 0, count.call(s)
+        assert ts.closed?
+        refute ts.pinned?
+        e = assert_raises(PGSess::InterfaceError) { ts.query("SELECT 1") }
+        assert_match(/ended/, e.message)
+
+        # Committed with the transaction.
+        s.transaction do |t|
+          insert.call(t.session, 3)
+          t.session.close
+          t.query("INSERT INTO #{table} VALUES ($1)", 4) {}
+        end
+        assert_equal 2, count.call(s)
+      ensure
+        s.query("DROP TABLE #{table}") {}
+      end
+    end
+  end
+
+  # Threads sharing one pinned session take turns on its one connection.
+  def test_threads_share_a_pinned_session
+    open(pool_max_size: 3) do |s|
+      s.pin do |p|
+        pid = backend_of(p)
+        answers = Array.new(4) do |t|
+          Thread.new do
+            Array.new(50) do |i|
+              p.query("SELECT $1::int * 3 AS v, pg_backend_pid() AS pid", t * 1000 + i) { |r| [r[0]["v"], r[0]["pid"]] }
+            end
+          end
+        end.map(&:value)
+        answers.each_with_index do |rows, t|
+          assert_equal(Array.new(50) { |i| [(t * 1000 + i) * 3, pid] }, rows)
+        end
+      end
+    end
+  end
+
   # --- session ----------------------------------------------------------------------------
 
   def test_session_properties

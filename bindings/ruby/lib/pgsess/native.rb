@@ -61,6 +61,8 @@ module PGSess
     attach_function :pgsess_options_set_pool_max_size, [:options, :uint32], :code
     attach_function :pgsess_options_set_pool_idle_ttl, [:options, :uint32], :code
     attach_function :pgsess_options_set_checkout_timeout_ms, [:options, :uint32], :code
+    attach_function :pgsess_options_set_reset, [:options, :int], :code
+    attach_function :pgsess_options_set_pinned, [:options, :bool], :code
 
     # Frees results and returns the pooled connection; may roll back: blocking.
     attach_function :pgsess_results_free, [:results], :void, blocking: true
@@ -94,6 +96,10 @@ module PGSess
                     [:session, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
                     :results, blocking: true
     attach_function :pgsess_begin, [:session, :errp], :tx, blocking: true
+    # Waits up to the checkout timeout for a connection: blocking.
+    attach_function :pgsess_pin, [:session, :errp], :session, blocking: true
+    attach_function :pgsess_is_pinned, [:session], :bool
+    attach_function :pgsess_pool_pinned_sessions, [:session], :uint64
     attach_function :pgsess_backend_pid, [:session], :int32
     attach_function :pgsess_pool_id, [:session], :pointer
     attach_function :pgsess_encoding, [:session], :pointer
@@ -113,6 +119,7 @@ module PGSess
     attach_function :pgsess_tx_callproc_params,
                     [:tx, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
                     :results, blocking: true
+    attach_function :pgsess_tx_session, [:tx], :session
     attach_function :pgsess_commit, [:tx, :errp], :code, blocking: true
     attach_function :pgsess_rollback, [:tx], :void, blocking: true
 

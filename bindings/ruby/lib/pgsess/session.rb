@@ -68,8 +68,21 @@ module PGSess
   #   session.query("SELECT $1::int + 1 AS n", 41) { |r| r.first["n"] }   # => 42
   #   session.close
   #
+  # A pooled session (the default) checks out a connection for each statement, and the pool
+  # resets a connection before its next user (see the `reset:` option), so a SET or a temporary
+  # table does not carry from one statement to the next. A pinned session (#pin, or
+  # `pinned: true`) holds one connection for its life, so they do, as on one libpq connection:
+  #
+  #   session.pin do |pinned|                         # closed after the block
+  #     pinned.query("SET search_path = app, public") {}
+  #     pinned.query("SHOW search_path") { |r| r[0]["search_path"] }   # => "app, public"
+  #   end
+  #
+  # A transaction's session (Transaction#session) runs every call inside the transaction.
+  #
   # Thread-safe: any number of threads may use one session at once (each statement checks out
-  # its own pooled connection). #close waits for calls in flight on other threads.
+  # its own pooled connection; on a pinned session they take turns on its one connection).
+  # #close waits for calls in flight on other threads.
   class Session
     # Owns the native handle and counts calls in flight, so that pgsess_close never races with
     # them. The finalizer holds this object, never the Session.
@@ -123,16 +136,53 @@ module PGSess
       end
     end
 
+    # The handle of a transaction's session (Transaction#session): calls go through the
+    # transaction's handle, so they take turns with the transaction's own calls and raise
+    # InterfaceError once it has ended. Closing it does nothing: it ends with the transaction.
+    class TransactionHandle # :nodoc:
+      def initialize(tx_handle, ptr)
+        @tx_handle = tx_handle
+        @ptr = ptr
+      end
+
+      def use
+        @tx_handle.use { yield @ptr }
+      end
+
+      def closed?
+        !@tx_handle.active?
+      end
+
+      def close
+        false
+      end
+    end
+
     UINT32_MAX = 2**32 - 1
+
+    # The `reset:` option's values, as pgsess_reset numbers them.
+    RESET_MODES = { dirty: 0, always: 1, never: 2 }.freeze
 
     # Open a session named `name`: its PostgreSQL URI comes from `db_url` when given, else from
     # the environment variable "PGSQL_" + name upper-cased (nil or "" reads PGSQL).
     # Options left nil keep the library's defaults (pool_max_size 25, pool_idle_ttl 60 s,
-    # checkout_timeout_ms 5000). With a block, yields the session, closes it when the block
-    # ends and returns the block's value.
-    def self.open(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil)
+    # checkout_timeout_ms 5000, reset :dirty).
+    #
+    # `reset:` says what the pool undoes before a connection goes to its next user: `:dirty`
+    # (DISCARD ALL only after a statement that may have changed session state), `:always`
+    # (after every use) or `:never` (only an open transaction is rolled back, so settings pass
+    # from one user to the next). It is part of the pool key: sessions with different modes use
+    # different pools. Anything else raises InterfaceError.
+    #
+    # `pinned: true` opens a pinned session (see #pin); pinned and pooled sessions of one URI
+    # share a pool.
+    #
+    # With a block, yields the session, closes it when the block ends and returns the block's
+    # value.
+    def self.open(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
+                  reset: nil, pinned: false)
       session = new(name, db_url: db_url, pool_max_size: pool_max_size, pool_idle_ttl: pool_idle_ttl,
-                          checkout_timeout_ms: checkout_timeout_ms)
+                          checkout_timeout_ms: checkout_timeout_ms, reset: reset, pinned: pinned)
       return session unless block_given?
 
       begin
@@ -147,8 +197,17 @@ module PGSess
     # The pool's id (the seed's `pid`): a hash that never reveals the password.
     attr_reader :pool_id
 
+    # A Session over a handle that `handle` (a Handle or TransactionHandle) already holds.
+    # Internal: used by #pin and Transaction#session.
+    def self.adopt(handle, name) # :nodoc:
+      session = allocate
+      session.send(:adopt, handle, name)
+      session
+    end
+
     # See Session.open.
-    def initialize(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil)
+    def initialize(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
+                   reset: nil, pinned: false)
       @name = name
       name_ptr = name.nil? ? nil : Native.cstring(name, "session name")
       opts = Native.pgsess_options_new
@@ -160,6 +219,11 @@ module PGSess
         set_uint32(opts, :pgsess_options_set_pool_max_size, "pool_max_size", pool_max_size)
         set_uint32(opts, :pgsess_options_set_pool_idle_ttl, "pool_idle_ttl", pool_idle_ttl)
         set_uint32(opts, :pgsess_options_set_checkout_timeout_ms, "checkout_timeout_ms", checkout_timeout_ms)
+        set_reset(opts, reset) unless reset.nil?
+        if pinned
+          code = Native.pgsess_options_set_pinned(opts, true)
+          option_failed("pinned", "true", code) unless code == Native::OK
+        end
         Statements.guarded do
           ptr = Native.checked { |e| Native.pgsess_open(name_ptr, opts, e) }
           @handle = Handle.new(ptr)
@@ -254,7 +318,7 @@ module PGSess
       begin
         Statements.guarded do
           ptr = @handle.use { |s| Native.checked { |e| Native.pgsess_begin(s, e) } }
-          tx = Transaction.new(ptr)
+          tx = Transaction.new(ptr, @name)
         end
         return Transaction.run(tx, &block) if block
 
@@ -273,6 +337,49 @@ module PGSess
       raise ArgumentError, "transaction needs a block (or use #begin)" unless block
 
       self.begin(&block)
+    end
+
+    # A new pinned session on this session's pool: it checks out one connection now (waiting up
+    # to the checkout timeout; PoolExhaustedError when none comes free) and holds it until
+    # #close, so SET, temporary tables, PREPARE, lastval() and BEGIN ... COMMIT sent as separate
+    # #query calls behave as on one libpq connection. Its results share that connection.
+    # Statements from several threads run on it one at a time. If the connection dies, the
+    # statement in flight raises OperationalError saying the session's state was lost, and the
+    # next runs on a new connection. Closing it returns the connection to the pool (once its
+    # results are freed too), reset as the `reset:` option says. This session is unchanged.
+    #
+    # With a block, yields the pinned session, closes it when the block ends (even on exception)
+    # and returns the block's value; without one, returns it (close it: until then the pool has
+    # one connection fewer; one garbage-collected unclosed is closed then).
+    def pin
+      pinned = nil
+      Statements.guarded do
+        ptr = @handle.use { |s| Native.checked { |e| Native.pgsess_pin(s, e) } }
+        handle = Handle.new(ptr)
+        pinned = Session.adopt(handle, @name)
+        ObjectSpace.define_finalizer(pinned, handle)
+      end
+      return pinned unless block_given?
+
+      begin
+        yield pinned
+      ensure
+        pinned.close
+      end
+    end
+
+    # Whether the session holds one connection for its life: from #pin, `pinned: true`, or a
+    # transaction's session (Transaction#session). False once closed (or once the transaction
+    # has ended).
+    def pinned?
+      @handle.use { |s| Native.pgsess_is_pinned(s) }
+    rescue InterfaceError
+      false
+    end
+
+    # How many pinned sessions hold a connection of this session's pool now.
+    def pinned_sessions
+      @handle.use { |s| Native.pgsess_pool_pinned_sessions(s) }
     end
 
     # The backend pid that ran this session's latest statement (0 before any).
@@ -316,10 +423,31 @@ module PGSess
     alias valid? validate
 
     def inspect
-      "#<#{self.class.name} #{@name.inspect} pool=#{@pool_id}#{closed? ? ' closed' : ''}>"
+      state = if closed? then " closed"
+              elsif pinned? then " pinned"
+              else ""
+              end
+      "#<#{self.class.name} #{@name.inspect} pool=#{@pool_id}#{state}>"
     end
 
     private
+
+    def adopt(handle, name)
+      @name = name
+      @handle = handle
+      @pool_id = @handle.use { |s| Native.str(Native.pgsess_pool_id(s)) }.freeze
+    end
+
+    def set_reset(opts, mode)
+      value = RESET_MODES[mode.respond_to?(:to_sym) ? mode.to_sym : mode]
+      unless value
+        raise InterfaceError.new("invalid reset #{mode.inspect} (one of #{RESET_MODES.keys.map(&:inspect).join(', ')})",
+                                 code: :interface_error)
+      end
+
+      code = Native.pgsess_options_set_reset(opts, value)
+      option_failed("reset", mode.inspect, code) unless code == Native::OK
+    end
 
     def set_uint32(opts, setter, what, value)
       return if value.nil?

@@ -3,8 +3,9 @@
 module PGSess
   # A transaction pinned to one pooled connection, from Session#begin or Session#transaction.
   # Ended (and its handle freed) by exactly one #commit or #rollback. One thread at a time (calls
-  # from several threads are serialised). Results from #query share the transaction's
-  # connection: it returns to the pool once the transaction has ended and they are freed.
+  # from several threads, its #session's included, are serialised). Results from #query share
+  # the transaction's connection: it returns to the pool once the transaction has ended and they
+  # are freed.
   class Transaction
     # Owns the native handle. The finalizer holds this object, never the Transaction.
     class Handle # :nodoc:
@@ -48,8 +49,10 @@ module PGSess
       end
     end
 
-    def initialize(ptr) # :nodoc:
+    def initialize(ptr, name = nil) # :nodoc:
       @handle = Handle.new(ptr)
+      @name = name
+      @session = nil
       ObjectSpace.define_finalizer(self, @handle)
     end
 
@@ -71,6 +74,17 @@ module PGSess
     # Whether neither #commit nor #rollback has run.
     def active?
       @handle.active?
+    end
+
+    # The transaction's session (pgsess_tx_session): a PGSess::Session whose every call
+    # (#query, #callproc, #stream, ...) runs inside this transaction, on its connection, and is
+    # committed or rolled back with it, so code written for a Session can take part in the
+    # transaction. It belongs to the transaction and is valid until #commit or #rollback: its
+    # #close does nothing, and its calls raise InterfaceError once the transaction has ended.
+    # Its #begin raises InterfaceError (use SAVEPOINT). Always the same object.
+    def session
+      @session ||= Session.adopt(Session::TransactionHandle.new(@handle, @handle.use { |t| Native.pgsess_tx_session(t) }),
+                                 @name)
     end
 
     # Run a statement inside the transaction; parameters, results and block as Session#query.
