@@ -27,6 +27,7 @@ pub const MAX_PARAMS: usize = u16::MAX as usize;
 
 /// Refuse a statement with more parameters than the protocol can carry (its Bind message counts
 /// them in 16 bits), before anything is built or sent.
+#[inline]
 pub fn check_param_count(n: usize) -> Result<()> {
     if n > MAX_PARAMS {
         return Err(Error::interface(format!("too many parameters: {n} (the protocol allows {MAX_PARAMS})")));
@@ -264,6 +265,7 @@ impl PgConn {
     /// Before a connection goes back to the pool: roll back any transaction left open or aborted,
     /// then, as `mode` says, undo session state with `DISCARD ALL` (both in one round trip).
     /// Returns false when the connection cannot be reused.
+    #[inline]
     pub fn reset_for_reuse(&mut self, mode: ResetMode) -> bool {
         if self.broken || self.inherited() {
             return false;
@@ -277,6 +279,12 @@ impl PgConn {
         if !rollback && !discard {
             return true;
         }
+        self.reset(rollback, discard)
+    }
+
+    /// `reset_for_reuse`'s round trip: ROLLBACK, DISCARD ALL, or both.
+    #[inline(never)]
+    fn reset(&mut self, rollback: bool, discard: bool) -> bool {
         // Two Query messages in one write: DISCARD ALL may not run inside a transaction block,
         // and as its own message it runs after the ROLLBACK has ended it.
         let mut replies = 0;

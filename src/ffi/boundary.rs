@@ -61,13 +61,17 @@ fallback_zero!(bool, usize, u32, u64, i32, ());
 pub(crate) const NO_ERR: *mut *mut pgsess_error = null_mut();
 
 /// Run an export's body. `err` is NULL or writable: it is set to NULL on entry and to a new error
-/// on failure. A panic becomes a `PGSESS_PANIC` error; none crosses the boundary.
+/// on failure. A panic becomes a `PGSESS_PANIC` error; none crosses the boundary. Inlined into
+/// every export, with the failure path out of line: a per-cell accessor pays only for its own
+/// work on success.
+#[inline(always)]
 pub(crate) fn call<T: Fallback>(err: *mut *mut pgsess_error, body: impl FnOnce() -> Result<T>) -> T {
     call_or(T::fallback, err, body)
 }
 
 /// `call` for an export whose failure value is not its type's `Fallback` (-1 for an index or a
 /// file descriptor).
+#[inline(always)]
 pub(crate) fn call_or<T>(
     fallback: impl FnOnce(&Error) -> T,
     err: *mut *mut pgsess_error,
@@ -77,20 +81,27 @@ pub(crate) fn call_or<T>(
         // SAFETY: the caller passes either NULL (checked) or a pointer to writable storage.
         unsafe { *err = null_mut() };
     }
-    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| Err(Error::panic()));
-    match outcome {
-        Ok(v) => v,
-        Err(e) => {
-            let value = fallback(&e);
-            if !err.is_null() {
-                // SAFETY: as above.
-                unsafe { *err = error_into_raw(e) };
-            }
-            value
-        }
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => failed(fallback, err, e),
+        Err(_) => failed(fallback, err, Error::panic()),
     }
 }
 
+/// The failure path of `call_or`: store the error, return the fallback.
+#[cold]
+#[inline(never)]
+fn failed<T>(fallback: impl FnOnce(&Error) -> T, err: *mut *mut pgsess_error, e: Error) -> T {
+    let value = fallback(&e);
+    if !err.is_null() {
+        // SAFETY: as in `call_or`.
+        unsafe { *err = error_into_raw(e) };
+    }
+    value
+}
+
+#[cold]
+#[inline(never)]
 fn null_argument(name: &str) -> Error {
     Error::interface(format!("{name} is NULL"))
 }
@@ -99,16 +110,24 @@ fn null_argument(name: &str) -> Error {
 ///
 /// # Safety
 /// `p` is NULL or a live handle of type `H` from this library, not freed during `'a`.
+#[inline(always)]
 pub(crate) unsafe fn arg<'a, H: Handle>(p: *const H, name: &str) -> Result<&'a H::Rust> {
-    p.cast::<H::Rust>().as_ref().ok_or_else(|| null_argument(name))
+    match p.cast::<H::Rust>().as_ref() {
+        Some(r) => Ok(r),
+        None => Err(null_argument(name)),
+    }
 }
 
 /// Borrow a handle argument for change (handles documented "one thread at a time").
 ///
 /// # Safety
 /// As for `arg`, and nothing else uses the handle during `'a`.
+#[inline(always)]
 pub(crate) unsafe fn arg_mut<'a, H: Handle>(p: *mut H, name: &str) -> Result<&'a mut H::Rust> {
-    p.cast::<H::Rust>().as_mut().ok_or_else(|| null_argument(name))
+    match p.cast::<H::Rust>().as_mut() {
+        Some(r) => Ok(r),
+        None => Err(null_argument(name)),
+    }
 }
 
 /// Take back ownership of a handle (to free, close, commit or roll back); `None` for NULL.

@@ -49,6 +49,7 @@ pub type pgsess_code_arg = u32;
 ///
 /// # Safety
 /// `p` is NULL or points to a NUL-terminated string that outlives the call.
+#[inline]
 pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
     if p.is_null() {
         return Err(Error::interface(format!("{what} is NULL")));
@@ -83,6 +84,7 @@ impl<'a> std::ops::Deref for Params<'a> {
 ///
 /// # Safety
 /// When `n > 0`, `p` is NULL or points to `n` pointers, each NULL or a NUL-terminated string.
+#[inline]
 pub(crate) unsafe fn params_arg<'a>(n: usize, p: *const *const c_char, what: &str) -> Result<Params<'a>> {
     if n == 0 {
         return Ok(Params::Inline([None; INLINE_PARAMS], 0));
