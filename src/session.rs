@@ -60,9 +60,15 @@ impl Pin {
 }
 
 impl Drop for Pin {
+    /// A pinned session's end: its connection gets a full reset (unless the pool's mode is
+    /// NEVER), since state a statement rule cannot see accumulates over a whole session.
     fn drop(&mut self) {
         if self.counted {
             self.lease.shared().counters.pinned_sessions.dec();
+            let _ = self.lease.with_conn(|c| {
+                c.mark_session_changed();
+                Ok(())
+            });
         }
     }
 }

@@ -257,6 +257,12 @@ impl PgConn {
         }
     }
 
+    /// Reset the connection before its next user whatever its statements looked like (`DIRTY`
+    /// mode): a pinned session's connection, where state accumulates, when the session ends.
+    pub fn mark_session_changed(&mut self) {
+        self.session_changed = true;
+    }
+
     /// Whether a statement since the last reset may have changed session state.
     pub fn session_changed(&self) -> bool {
         self.session_changed

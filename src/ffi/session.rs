@@ -84,10 +84,14 @@ pub unsafe extern "C" fn pgsess_close(session: *mut pgsess_session) {
 /// Every session call works on it unchanged; statements from several threads run one at a time,
 /// in turn. Its results share its connection (they hold no other). If the connection dies, the
 /// statement in flight fails with `PGSESS_OPERATIONAL_ERROR` saying the session's state was lost,
-/// and the next statement runs on a new connection. `pgsess_close` returns the connection to the
-/// pool (once the session's results are freed too), reset as the pool's `pgsess_reset` mode
-/// says. `session` itself is unchanged (pooled or pinned). Returns NULL with `*err` set on
-/// failure. Any thread.
+/// and the next statement runs on a new connection. `pgsess_begin` on it begins the transaction
+/// on its connection: until commit or rollback, the session's other statements run inside that
+/// transaction too, as on a libpq connection. `pgsess_close` returns the connection to the pool
+/// (once the session's results are freed too) with `DISCARD ALL`, whatever its statements were,
+/// unless the pool's `pgsess_reset` mode is `PGSESS_RESET_NEVER`; `pgsess_pool_pinned_sessions`
+/// stops counting it at once. Pinning a pinned session or a transaction's session checks out
+/// another connection. `session` itself is unchanged. Returns NULL with `*err` set on failure.
+/// Any thread.
 ///
 /// # Safety
 /// `session` NULL or live; `err` NULL or writable.
