@@ -232,9 +232,8 @@ fn a_pinned_session_after_close_leaves_nothing_behind(b: Backend) {
     let path = scalar(&pooled, "SHOW search_path");
     let s = pooled.pin().unwrap();
     for sql in [
-        // A setting changed where no statement rule sees it: a pinned session's end resets anyway.
-        "SELECT public.state_hidden_setter()",
         "SET ROLE state_low_priv",
+        "SET search_path TO pg_catalog",
         "CREATE TEMP TABLE closed_tmp (a int)",
         "LISTEN closed_channel",
         if b == Backend::R2d2 { "SELECT pg_advisory_lock(77)" } else { "SELECT pg_advisory_lock(78)" },
@@ -255,6 +254,12 @@ fn a_pinned_session_after_close_leaves_nothing_behind(b: Backend) {
         scalar(&pooled, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"),
         "0"
     );
+    // A setting changed where no statement rule sees it: a pinned session's end resets anyway.
+    let s = pooled.pin().unwrap();
+    exec(&s, "SELECT public.state_hidden_setter()");
+    assert_eq!(scalar(&s, "SHOW search_path"), "hidden_schema");
+    drop(s);
+    assert_eq!(scalar_pid(&pooled, "SHOW search_path"), (path, pid));
 }
 
 #[test]
