@@ -84,6 +84,22 @@ static inline char *scalar_(pgsess_session *s, const char *sql, const char *file
 }
 #define SCALAR(s, sql) scalar_((s), (sql), __FILE__, __LINE__)
 
+/* pgsess_begin that CHECKs it succeeds. */
+static inline pgsess_tx *begin_(pgsess_session *s, const char *file, int line)
+{
+    pgsess_error *err = NULL;
+    pgsess_tx *tx = pgsess_begin(s, &err);
+    check_count_(tx != NULL && err == NULL);
+    if (tx == NULL || err != NULL) {
+        fflush(stdout);
+        fprintf(stderr, "%s:%d: CHECK failed: pgsess_begin succeeds\n", file, line);
+        print_err(file, line, "  error", err);
+    }
+    pgsess_error_free(err);
+    return tx;
+}
+#define BEGIN(s) begin_((s), __FILE__, __LINE__)
+
 /* Open the "ctest" database (env PGSQL_CTEST) or die: nothing else can run. */
 static inline pgsess_session *open_ctest(const pgsess_options *opts)
 {

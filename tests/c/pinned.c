@@ -46,21 +46,6 @@ static pgsess_session *pin_(pgsess_session *s, const char *file, int line)
 }
 #define PIN(s) pin_((s), __FILE__, __LINE__)
 
-static pgsess_tx *begin_(pgsess_session *s, const char *file, int line)
-{
-    pgsess_error *err = NULL;
-    pgsess_tx *tx = pgsess_begin(s, &err);
-    check_count_(tx != NULL && err == NULL);
-    if (tx == NULL || err != NULL) {
-        fflush(stdout);
-        fprintf(stderr, "%s:%d: CHECK failed: pgsess_begin succeeds\n", file, line);
-        print_err(file, line, "  error", err);
-    }
-    pgsess_error_free(err);
-    return tx;
-}
-#define BEGIN(s) begin_((s), __FILE__, __LINE__)
-
 /* CHECK that the first value of `sql` on `s` is `want` (NULL: SQL NULL). */
 static void scalar_is_(pgsess_session *s, const char *sql, const char *want, const char *file, int line)
 {

@@ -25,21 +25,6 @@ static long count_where(pgsess_session *s, const char *cond)
     return n;
 }
 
-static pgsess_tx *begin_(pgsess_session *s, const char *file, int line)
-{
-    pgsess_error *err = NULL;
-    pgsess_tx *tx = pgsess_begin(s, &err);
-    check_count_(tx != NULL && err == NULL);
-    if (tx == NULL || err != NULL) {
-        fflush(stdout);
-        fprintf(stderr, "%s:%d: CHECK failed: pgsess_begin succeeds\n", file, line);
-        print_err(file, line, "  error", err);
-    }
-    pgsess_error_free(err);
-    return tx;
-}
-#define BEGIN(s) begin_((s), __FILE__, __LINE__)
-
 static void commit_ok_(pgsess_tx *tx, const char *file, int line)
 {
     pgsess_error *err = NULL;
