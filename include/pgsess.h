@@ -383,7 +383,10 @@ struct pgsess_results *pgsess_query_params(struct pgsess_session *session, const
  * Run `sql` (parameters as for `pgsess_query`, one statement) and receive its rows in chunks of
  * at most `chunk_rows` (at least 1) with `pgsess_stream_next`: memory stays bounded by one chunk
  * however large the result. The stream holds its pooled connection until `pgsess_stream_free`
- * (and each chunk's results until they are freed). Returns NULL with `*err` set on failure,
+ * (and each chunk's results until they are freed). On a pinned session, or a transaction's, the
+ * stream uses the session's one connection: until it has been read to the end or freed, any
+ * other statement there (a commit too) fails with `PGSESS_INTERFACE_ERROR`, as libpq refuses a
+ * query while another is in progress. Returns NULL with `*err` set on failure,
  * including a statement error found in the first chunk.
  *
  * # Safety

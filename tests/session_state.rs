@@ -327,3 +327,27 @@ fn a_transactions_session_runs_everything_inside_it() {
     assert_eq!(scalar(&s, &format!("SELECT count(*) FROM {t}")), "1");
     exec(&s, &format!("DROP TABLE {t}"));
 }
+
+/// A pinned session's stream holds its connection's portal: another statement meanwhile is
+/// refused (as libpq refuses a query while one is in progress), and the stream goes on.
+#[test]
+fn a_statement_while_a_pinned_sessions_stream_is_open_is_refused() {
+    let c = support::shared();
+    let s = Session::open("x", &opts(&c.uri(), "pinned_stream", 2)).unwrap().pin().unwrap();
+    let mut stream = s.query_stream("SELECT i FROM generate_series(1, 5) i", &[], 2).unwrap();
+    assert_eq!(stream.next_chunk().unwrap().unwrap().set.nrows(), 2);
+    let e = s.query("SELECT 42", &[]).expect_err("the stream's portal is open");
+    assert_eq!(e.code, Code::PGSESS_INTERFACE_ERROR, "{e}");
+    assert!(e.message.contains("stream is still open"), "{e}");
+    let mut rest = 0;
+    while let Some(chunk) = stream.next_chunk().unwrap() {
+        rest += chunk.set.nrows();
+    }
+    assert_eq!(rest, 3, "the stream goes on after the refusal");
+    assert_eq!(scalar(&s, "SELECT 7"), "7", "and once it has ended, statements run");
+    // A stream freed half read lets statements run at once.
+    let mut stream = s.query_stream("SELECT i FROM generate_series(1, 5) i", &[], 2).unwrap();
+    drop(stream.next_chunk().unwrap());
+    drop(stream);
+    assert_eq!(scalar(&s, "SELECT 8"), "8");
+}

@@ -130,6 +130,7 @@ impl PgConn {
             tx_status: TxStatus::Idle,
             broken: false,
             session_changed: false,
+            portal_open: false,
             owner_pid: crate::process::current_pid(),
             host: spec.clone(),
             opened_at: Instant::now(),

@@ -60,6 +60,7 @@ impl PgConn {
 
     fn simple_query_into(&mut self, sql: &str, set: &mut ResultSet) -> Result<()> {
         self.ensure_usable()?;
+        self.ensure_no_open_stream()?;
         self.note_sql(sql);
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = Exchange::Simple;
@@ -129,7 +130,22 @@ impl PgConn {
     pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
         self.send_extended(sql, &[], text_params(params), chunk_rows, true)?;
         let outcome = self.collect(None, Stop::PortalSuspended);
-        self.explain_param_mismatch(outcome, sql, &[], params.len())
+        let outcome = self.explain_param_mismatch(outcome, sql, &[], params.len());
+        self.portal_open = matches!(outcome, Ok((_, true)));
+        outcome
+    }
+
+    /// A statement on a connection whose stream is not finished would end that stream's portal
+    /// (or be read as its rows): refused, as libpq refuses a query while another is in progress.
+    #[inline]
+    fn ensure_no_open_stream(&self) -> Result<()> {
+        if self.portal_open {
+            return Err(Error::interface(
+                "a stream is still open on this connection (a pinned or transaction's session): read it to the end \
+                 or free it (pgsess_stream_free) before running another statement",
+            ));
+        }
+        Ok(())
     }
 
     /// A Bind with the wrong number of values fails with 08P01. Only then, ask the server how
@@ -166,12 +182,14 @@ impl PgConn {
         self.flush_writes(None)?;
         let mut set = ResultSet::default();
         set.begin_rows(columns.clone());
-        let more = self.collect_into(&mut set, true, None, Stop::PortalSuspended)?;
-        Ok((set, more))
+        let more = self.collect_into(&mut set, true, None, Stop::PortalSuspended);
+        self.portal_open = matches!(more, Ok(true));
+        Ok((set, more?))
     }
 
     /// Close a suspended portal early: Sync ends it and the implicit transaction.
     pub fn stream_abandon(&mut self) {
+        self.portal_open = false;
         if self.broken || self.inherited() {
             return;
         }
@@ -205,6 +223,7 @@ impl PgConn {
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
         self.ensure_usable()?;
+        self.ensure_no_open_stream()?;
         check_param_count(params.len())?;
         self.note_sql(sql);
         frontend::parse("", sql, types.iter().copied(), &mut self.write_buf)

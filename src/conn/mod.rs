@@ -80,6 +80,8 @@ pub struct PgConn {
     /// Set when a statement may have changed session state (`state`): the pool resets the
     /// connection before its next user (`ResetMode::Dirty`).
     session_changed: bool,
+    /// A stream's portal is suspended here: only that stream may speak until it ends.
+    portal_open: bool,
     /// The process that opened the socket: after fork() a child must not speak on it.
     owner_pid: u32,
     host: HostSpec,
