@@ -190,6 +190,7 @@ impl Session {
             options.statement_timeout,
             local_pool,
             Binding::Pooled,
+            None,
             PerProcess::new(pool.clone()),
         );
         if created {
@@ -207,22 +208,26 @@ impl Session {
         Ok(session)
     }
 
+    /// A session on `here`'s pool. A transaction's session (`parent` given) takes its parent's
+    /// id; any other gets a new one.
     fn on_pool(
         config: ConnectConfig,
         settings: PoolSettings,
         statement_timeout: Option<Duration>,
         local_pool: bool,
         binding: Binding,
+        parent: Option<Session>,
         here: PerProcess,
     ) -> Session {
+        let id = parent.as_ref().map_or_else(|| NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed), |p| p.0.id);
         Session(Arc::new(SessionInner {
             config,
             settings,
             statement_timeout,
             local_pool,
-            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             binding,
-            parent: None,
+            parent,
             here: AtomicPtr::new(Box::into_raw(Box::new(here))),
         }))
     }
@@ -246,19 +251,16 @@ impl Session {
         let inner = &self.0;
         let here = PerProcess::new(self.pool().clone());
         *lock(&here.pin) = pin;
-        if binding == Binding::Transaction {
-            return Session(Arc::new(SessionInner {
-                config: inner.config.clone(),
-                settings: inner.settings,
-                statement_timeout: inner.statement_timeout,
-                local_pool: inner.local_pool,
-                id: inner.id,
-                binding,
-                parent: Some(self.clone()),
-                here: AtomicPtr::new(Box::into_raw(Box::new(here))),
-            }));
-        }
-        Session::on_pool(inner.config.clone(), inner.settings, inner.statement_timeout, inner.local_pool, binding, here)
+        let parent = (binding == Binding::Transaction).then(|| self.clone());
+        Session::on_pool(
+            inner.config.clone(),
+            inner.settings,
+            inner.statement_timeout,
+            inner.local_pool,
+            binding,
+            parent,
+            here,
+        )
     }
 
     /// Whether the session holds one connection for its life (`pin`, or a transaction's).

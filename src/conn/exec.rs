@@ -282,11 +282,6 @@ impl PgConn {
         self.session_changed = true;
     }
 
-    /// Whether a statement since the last reset may have changed session state.
-    pub fn session_changed(&self) -> bool {
-        self.session_changed
-    }
-
     /// Before a connection goes back to the pool: roll back any transaction left open or aborted,
     /// then, as `mode` says, undo session state with `DISCARD ALL` (both in one round trip).
     /// Returns false when the connection cannot be reused.

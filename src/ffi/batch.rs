@@ -57,7 +57,7 @@ pub unsafe extern "C" fn pgsess_batch_add(
     call(NO_ERR, || {
         let b = arg_mut(batch, "batch")?;
         let sql = str_arg(sql, "sql")?.to_owned();
-        let params = params_arg(nparams, params, "params")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+        let params = params_arg(nparams, params, "params")?.to_owned_vec();
         b.push(BatchStatement { sql, params });
         Ok(Code::PGSESS_OK)
     })

@@ -70,6 +70,13 @@ pub(crate) enum Params<'a> {
     Heap(Vec<Option<&'a [u8]>>),
 }
 
+impl Params<'_> {
+    /// Copies of the parameters, for work that outlives the call (queued requests, batches).
+    pub(crate) fn to_owned_vec(&self) -> Vec<Option<Vec<u8>>> {
+        self.iter().map(|p| p.map(<[u8]>::to_vec)).collect()
+    }
+}
+
 impl<'a> std::ops::Deref for Params<'a> {
     type Target = [Option<&'a [u8]>];
     fn deref(&self) -> &Self::Target {

@@ -82,7 +82,7 @@ pub unsafe extern "C" fn pgsess_query_async(
         let s = arg(session, "session")?;
         let callback = callback.ok_or_else(|| Error::interface("callback is NULL"))?;
         let sql = str_arg(sql, "sql")?.to_owned();
-        let params = params_arg(nparams, params, "params")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+        let params = params_arg(nparams, params, "params")?.to_owned_vec();
         let pending = s.query_async(sql, params, completion(CallbackTarget { callback, user_data }))?;
         Ok(give::<pgsess_request>(Box::new(pending)))
     })
@@ -106,7 +106,7 @@ pub unsafe extern "C" fn pgsess_callproc_async(
         let s = arg(session, "session")?;
         let callback = callback.ok_or_else(|| Error::interface("callback is NULL"))?;
         let name = str_arg(name, "name")?;
-        let args = params_arg(nargs, args, "args")?.iter().map(|p| p.map(<[u8]>::to_vec)).collect();
+        let args = params_arg(nargs, args, "args")?.to_owned_vec();
         let pending = s.callproc_async(name, args, completion(CallbackTarget { callback, user_data }))?;
         Ok(give::<pgsess_request>(Box::new(pending)))
     })
