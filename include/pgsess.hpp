@@ -11,8 +11,8 @@
  * - Every failure throws pgsess::Error (a std::runtime_error carrying the library's code,
  *   category, SQLSTATE, detail and hint). Bad row/column indexes throw std::out_of_range. No
  *   function returns an error code.
- * - Session, Results and Transaction each own one C handle (except the non-owning Session view
- *   that Transaction::session() returns). They are move-only: copying is deleted, moving
+ * - Session, Results, Transaction and Copy each own one C handle (except the non-owning Session
+ *   view that Transaction::session() returns). They are move-only: copying is deleted, moving
  *   transfers the handle and leaves the source empty. An empty (default-constructed
  *   or moved-from) object is safe to destroy and to assign to; calls that need the handle throw
  *   pgsess::Error with PGSESS_INTERFACE_ERROR (as the C API reports a NULL handle), and the
@@ -21,11 +21,12 @@
  *   valid while the owning Results object (or any Results it was moved into) is alive.
  *   `for (auto row : s.query(...))` is fine (the temporary Results lives for the whole loop), but
  *   `for (auto n : s.query(...).notices())` is not: keep the Results in a variable.
+ *   The view Copy::read() returns is valid until the next call on that Copy.
  * - Threading follows the C API: a Session may be used by any number of threads at once (except
  *   that destroying or assigning to it must not race with other calls on it; a transaction's
  *   session is used as its Transaction is, by one thread at a time); a Results may be
- *   read by any number of threads at once; a Transaction is used by one thread at a time; an
- *   Error is immutable. pgsess::Options is a plain value.
+ *   read by any number of threads at once; a Transaction and a Copy are used by one thread at a
+ *   time; an Error is immutable. pgsess::Options and pgsess::Notification are plain values.
  *
  * Requires C++17 and linking with the pgsess library (pkg-config pgsess, or the CMake target
  * pgsess::pgsess).
@@ -37,6 +38,7 @@
 
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -127,6 +129,9 @@ struct OptionsDeleter {
 };
 struct StringDeleter {
     void operator()(char *s) const noexcept { pgsess_string_free(s); }
+};
+struct NotificationDeleter {
+    void operator()(pgsess_notification *n) const noexcept { pgsess_notification_free(n); }
 };
 
 inline std::optional<std::string> opt_string(const char *s) {
@@ -753,6 +758,128 @@ private:
 };
 
 /**
+ * A COPY in progress, from Session::copy_in() (COPY ... FROM STDIN: write() the rows, then
+ * finish()) or Session::copy_out() (COPY ... TO STDOUT: read() until nullopt, then finish() if
+ * the row count is wanted). Text, CSV and binary data pass through byte for byte.
+ *
+ * Ownership: move-only; owns a pgsess_copy handle, which holds its connection until finish() (or
+ * until destroyed): on a pooled session that is one pooled connection; on a pinned or
+ * transaction's session, that session's connection, whose other statements throw Error
+ * PGSESS_INTERFACE_ERROR meanwhile. Destroying (or assigning to, or reset()) a Copy that was not
+ * finished aborts it: a COPY FROM sends CopyFail, so none of its rows are committed; a COPY TO not
+ * read to the end is cancelled.
+ *
+ * Threading: one thread at a time.
+ */
+class Copy {
+public:
+    /** An empty Copy (every call throws Error PGSESS_INTERFACE_ERROR). */
+    Copy() noexcept = default;
+    /** Take ownership of a handle from pgsess_copy_in or pgsess_copy_out (NULL gives an empty
+     *  Copy). */
+    explicit Copy(pgsess_copy *handle) noexcept : h_(handle) {}
+    /** Frees the handle (pgsess_copy_free), aborting the copy when it was not finished. */
+    ~Copy() { pgsess_copy_free(h_); }
+
+    /** Not copyable (move-only). */
+    Copy(const Copy &) = delete;
+    /** Not copyable (move-only). */
+    Copy &operator=(const Copy &) = delete;
+    /** Takes other's handle; other is left empty. */
+    Copy(Copy &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+    /** Frees (and so aborts, when unfinished) the copy held so far, then takes other's. */
+    Copy &operator=(Copy &&other) noexcept {
+        if (this != &other)
+            pgsess_copy_free(std::exchange(h_, std::exchange(other.h_, nullptr)));
+        return *this;
+    }
+
+    /**
+     * COPY FROM: send `data` (any bytes; rows may be split across calls anyhow). Buffered and
+     * flushed in large chunks, so a server error about an earlier row (a bad row: SQLSTATE such as
+     * 22P02, with the row's line number) is thrown by a later write() or by finish(); the copy is
+     * then over and later calls throw Error PGSESS_INTERFACE_ERROR. An empty `data` sends nothing.
+     */
+    void write(std::string_view data) {
+        check_open("write");
+        pgsess_error *err = nullptr;
+        if (pgsess_copy_write(h_, data.empty() ? nullptr : data.data(), data.size(), &err) != PGSESS_OK)
+            impl::throw_error(err, "pgsess_copy_write");
+        pgsess_error_free(err);
+    }
+
+    /**
+     * COPY TO: the next CopyData message (for text and CSV, one row with its newline), or nullopt
+     * at the end. The view is valid until the next call on this Copy (read(), finish(),
+     * destruction, assignment). Throws Error on failure (a server error during the COPY, a lost
+     * connection).
+     */
+    std::optional<std::string_view> read() {
+        check_open("read");
+        pgsess_error *err = nullptr;
+        std::size_t len = 0;
+        const void *data = pgsess_copy_read(h_, &len, &err);
+        if (data == nullptr) {
+            if (err != nullptr)
+                impl::throw_error(err, "pgsess_copy_read");
+            return std::nullopt;
+        }
+        return std::string_view(static_cast<const char *>(data), len);
+    }
+
+    /**
+     * End the copy and return the number of rows copied: for COPY FROM, sends CopyDone and waits
+     * for the server's verdict (throws Error for a bad row not yet reported); for COPY TO, call it
+     * after read() returned nullopt. Returns the connection to the pool (or to its pinned
+     * session); the handle itself is freed when this Copy is destroyed.
+     */
+    std::uint64_t finish() {
+        check_open("finish");
+        pgsess_error *err = nullptr;
+        const std::uint64_t n = pgsess_copy_finish(h_, &err);
+        if (n == std::numeric_limits<std::uint64_t>::max())
+            impl::throw_error(err, "pgsess_copy_finish");
+        pgsess_error_free(err);
+        return n;
+    }
+
+    /** Free the handle now (aborting an unfinished copy); the object becomes empty. */
+    void reset() noexcept { pgsess_copy_free(std::exchange(h_, nullptr)); }
+    /** Give up ownership: the caller must pgsess_copy_free the returned handle. */
+    pgsess_copy *release() noexcept { return std::exchange(h_, nullptr); }
+    /** The C handle (still owned by this object), or NULL when empty. */
+    pgsess_copy *get() const noexcept { return h_; }
+    /** True unless empty. */
+    explicit operator bool() const noexcept { return h_ != nullptr; }
+
+private:
+    void check_open(const char *what) const {
+        if (h_ == nullptr)
+            impl::throw_code(PGSESS_INTERFACE_ERROR, std::string("pgsess::Copy::") + what +
+                                                         ": the copy is empty (default-constructed, moved "
+                                                         "from or reset)");
+    }
+
+    pgsess_copy *h_ = nullptr;
+};
+
+/**
+ * One notification (NOTIFY / pg_notify) delivered to a listening Session, or a gap marker. A plain
+ * value (copied out of the library's object).
+ */
+struct Notification {
+    /** The channel, exactly as it was listened to (case and quotes kept). */
+    std::string channel;
+    /** The payload ("" when none was given, and for a gap marker). */
+    std::string payload;
+    /** Backend process id of the session that sent it (0 for a gap marker). */
+    std::int32_t pid = 0;
+    /** True for a gap marker: notifications on `channel` may have been lost (the listener's
+     *  connection was lost and has been re-established, or the session's queue overflowed). */
+    bool gap = false;
+};
+
+/**
  * Options for opening a Session. A plain value; an unset member keeps the library default.
  * Sessions whose URI and pool options are equal share one process-wide pool.
  */
@@ -927,6 +1054,91 @@ public:
         pgsess_error_free(err);
         return Session(pinned);
     }
+    /**
+     * Start `sql`, a COPY ... FROM STDIN (one statement; text, CSV or binary format), and return
+     * the Copy to write() its rows to and finish(). Works on pooled, pinned and transaction's
+     * sessions (Transaction::session(): the rows are committed or rolled back with the
+     * transaction). Throws Error: PGSESS_INTERFACE_ERROR when `sql` is not a COPY FROM STDIN, or
+     * while another copy holds this pinned session's connection; the server's error (e.g.
+     * PGSESS_PROGRAMMING_ERROR 42P01, no such table); PGSESS_POOL_EXHAUSTED.
+     */
+    Copy copy_in(const impl::CString &sql) {
+        check_open("copy_in");
+        pgsess_error *err = nullptr;
+        pgsess_copy *c = pgsess_copy_in(h_, sql.c_str(), &err);
+        if (c == nullptr)
+            impl::throw_error(err, "pgsess_copy_in");
+        pgsess_error_free(err);
+        return Copy(c);
+    }
+    /** Start `sql`, a COPY ... TO STDOUT, and return the Copy to read() it from. Throws as
+     *  copy_in() does (PGSESS_INTERFACE_ERROR when `sql` is not a COPY TO STDOUT). */
+    Copy copy_out(const impl::CString &sql) {
+        check_open("copy_out");
+        pgsess_error *err = nullptr;
+        pgsess_copy *c = pgsess_copy_out(h_, sql.c_str(), &err);
+        if (c == nullptr)
+            impl::throw_error(err, "pgsess_copy_out");
+        pgsess_error_free(err);
+        return Copy(c);
+    }
+
+    /**
+     * Listen on `channel` (quoted as an identifier, so case and quotes are kept) through the
+     * session's own listener connection, opened on first use and not counted against
+     * pool_max_size. When that connection is lost it is re-established with backoff, listens
+     * again, and delivers one gap marker (Notification::gap) per channel. Throws Error on failure.
+     */
+    void listen(const impl::CString &channel) {
+        check_open("listen");
+        pgsess_error *err = nullptr;
+        if (pgsess_listen(h_, channel.c_str(), &err) != PGSESS_OK)
+            impl::throw_error(err, "pgsess_listen");
+        pgsess_error_free(err);
+    }
+    /** Stop listening on `channel` (nothing to do when not listening). Throws Error on failure. */
+    void unlisten(const impl::CString &channel) {
+        check_open("unlisten");
+        pgsess_error *err = nullptr;
+        if (pgsess_unlisten(h_, channel.c_str(), &err) != PGSESS_OK)
+            impl::throw_error(err, "pgsess_unlisten");
+        pgsess_error_free(err);
+    }
+    /**
+     * The next notification, in arrival order, waiting up to `timeout` (0: do not wait; negative:
+     * wait for ever; more than INT32_MAX ms is INT32_MAX ms); nullopt when none came in time. Also
+     * delivers what a pinned session's own `LISTEN x` (run with query()) receives. Any thread.
+     * Throws Error on failure (PGSESS_INTERFACE_ERROR when empty).
+     */
+    std::optional<Notification> next_notification(std::chrono::milliseconds timeout) {
+        check_open("next_notification");
+        const auto ms = timeout.count();
+        const std::int32_t t = ms < 0 ? -1
+                               : ms > std::numeric_limits<std::int32_t>::max()
+                                   ? std::numeric_limits<std::int32_t>::max()
+                                   : static_cast<std::int32_t>(ms);
+        pgsess_error *err = nullptr;
+        std::unique_ptr<pgsess_notification, impl::NotificationDeleter> n(pgsess_notification_next(h_, t, &err));
+        if (!n) {
+            if (err != nullptr)
+                impl::throw_error(err, "pgsess_notification_next");
+            return std::nullopt;
+        }
+        pgsess_error_free(err);
+        Notification out;
+        const char *channel = pgsess_notification_channel(n.get());
+        const char *payload = pgsess_notification_payload(n.get());
+        out.channel = channel != nullptr ? channel : "";
+        out.payload = payload != nullptr ? payload : "";
+        out.pid = pgsess_notification_pid(n.get());
+        out.gap = pgsess_notification_is_gap(n.get());
+        return out;
+    }
+    /** A descriptor that is readable while a notification is ready (an eventfd owned by the
+     *  session), for epoll/poll loops: when it is, call next_notification(0ms). Do not read or
+     *  close it. -1 when empty. */
+    int notification_fd() const noexcept { return pgsess_notification_fd(h_); }
+
     /** Whether the session holds one connection for its life: from pin(), Options::pinned, or a
      *  transaction's session. False when empty. */
     bool is_pinned() const noexcept { return pgsess_is_pinned(h_); }
