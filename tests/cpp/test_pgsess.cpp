@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include <poll.h>
 #include <unistd.h>
 
 namespace {
@@ -1111,6 +1112,335 @@ void test_transaction_session(pgsess::Session &s) {
     drop_table(s, table);
 }
 
+// Rows in COPY's text format, as COPY TO writes them back (escapes, UTF-8, NULL); the id of line
+// `bad_line` (1-based; 0: none) is not an integer.
+std::string copy_text_rows(int n, int bad_line = 0) {
+    std::string out;
+    for (int i = 1; i <= n; ++i) {
+        out += (i == bad_line ? "x" : "") + std::to_string(i) + "\t";
+        switch (i % 4) {
+        case 0: out += "tab\\there"; break;
+        case 1: out += "back\\\\slash"; break;
+        case 2: out += "stra\xc3\x9f" "e"; break;
+        default: out += "\\N"; break;
+        }
+        out += "\n";
+    }
+    return out;
+}
+
+// Write `data` in pieces of varying sizes, so rows straddle write() calls.
+void write_pieces(pgsess::Copy &c, std::string_view data) {
+    static const std::size_t sizes[] = {1, 5, 300, 4096, 70000, 9};
+    std::size_t i = 0;
+    while (!data.empty()) {
+        const std::size_t n = std::min(data.size(), sizes[i++ % (sizeof sizes / sizeof sizes[0])]);
+        c.write(data.substr(0, n));
+        data.remove_prefix(n);
+    }
+}
+
+// Read a COPY TO to the end; `messages` counts the reads that gave data.
+std::string read_all(pgsess::Copy &c, std::size_t &messages) {
+    std::string out;
+    messages = 0;
+    while (auto chunk = c.read()) {
+        out += *chunk;
+        ++messages;
+    }
+    return out;
+}
+
+// Text and binary rows round-trip byte for byte through Copy.
+void test_copy_round_trip(pgsess::Session &s) {
+    const std::string table = unique_name("copy");
+    s.query("CREATE TABLE " + table + " (id int, v text)");
+    const std::string rows = copy_text_rows(2000);
+    {
+        pgsess::Copy c = s.copy_in("COPY " + table + " FROM STDIN");
+        CHECK(static_cast<bool>(c));
+        write_pieces(c, rows);
+        c.write(std::string_view()); // an empty write sends nothing
+        CHECK_EQ(c.finish(), 2000u);
+    }
+    CHECK_EQ(count_rows(s, table), "2000");
+    CHECK_EQ(scalar(s, "SELECT v FROM " + table + " WHERE id = 4"), std::string("tab\there"));
+    {
+        pgsess::Copy c = s.copy_out("COPY (SELECT * FROM " + table + " ORDER BY id) TO STDOUT");
+        std::size_t messages = 0;
+        const std::string back = read_all(c, messages);
+        CHECK_EQ(messages, 2000u);
+        CHECK(back == rows);
+        CHECK_EQ(c.finish(), 2000u);
+    }
+    // Binary: what COPY TO (FORMAT binary) gives feeds an empty table, and reads back the same.
+    const std::string copy_of = table + "_b";
+    s.query("CREATE TABLE " + copy_of + " (LIKE " + table + ")");
+    std::string binary;
+    {
+        pgsess::Copy c = s.copy_out("COPY (SELECT * FROM " + table + " ORDER BY id) TO STDOUT (FORMAT binary)");
+        std::size_t messages = 0;
+        binary = read_all(c, messages);
+        CHECK_EQ(c.finish(), 2000u);
+    }
+    CHECK(binary.compare(0, 11, std::string("PGCOPY\n\377\r\n\0", 11)) == 0);
+    {
+        pgsess::Copy c = s.copy_in("COPY " + copy_of + " FROM STDIN (FORMAT binary)");
+        write_pieces(c, binary);
+        CHECK_EQ(c.finish(), 2000u);
+    }
+    {
+        pgsess::Copy c = s.copy_out("COPY (SELECT * FROM " + copy_of + " ORDER BY id) TO STDOUT (FORMAT binary)");
+        std::size_t messages = 0;
+        CHECK(read_all(c, messages) == binary);
+    }
+    drop_table(s, copy_of);
+    drop_table(s, table);
+}
+
+// Failures are thrown as pgsess::Error; an empty or moved-from Copy throws PGSESS_INTERFACE_ERROR;
+// destroying or assigning to an unfinished Copy aborts it.
+void test_copy_errors() {
+    pgsess::Options opts;
+    opts.pool_max_size = 1;
+    opts.checkout_timeout_ms = 300;
+    auto one = open_ctest(opts);
+    const std::string table = unique_name("copyerr");
+    one.query("CREATE TABLE " + table + " (id int, v text)");
+
+    auto e = EXPECT_ERROR(one.copy_in("SELECT 1"));
+    if (e)
+        CHECK(contains(e->what(), "COPY"));
+    e = EXPECT_ERROR(one.copy_out("COPY " + table + " FROM STDIN"));
+    if (e)
+        CHECK(contains(e->what(), "COPY"));
+    e = EXPECT_ERROR(one.copy_in("COPY pgsess_cpp_no_such_table FROM STDIN"));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_PROGRAMMING_ERROR);
+        CHECK_EQ(e->sqlstate(), std::optional<std::string>("42P01"));
+    }
+    e = EXPECT_ERROR(one.copy_in(std::string_view("COPY x\0 FROM STDIN", 18)));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+
+    // A bad row: thrown by a later write() or by finish(); nothing committed; the copy is over.
+    {
+        pgsess::Copy c = one.copy_in("COPY " + table + " FROM STDIN");
+        e = EXPECT_ERROR({
+            c.write(copy_text_rows(3000, 1500));
+            c.finish();
+        });
+        if (e) {
+            CHECK_EQ(e->code(), PGSESS_DATA_ERROR);
+            CHECK_EQ(e->sqlstate(), std::optional<std::string>("22P02"));
+        }
+        e = EXPECT_ERROR(c.write("1\tx\n"));
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    }
+    CHECK_EQ(count_rows(one, table), "0");
+
+    // Empty Copy objects.
+    pgsess::Copy empty;
+    CHECK(!empty);
+    CHECK(empty.get() == nullptr);
+    for (auto *what : {"write", "read", "finish"}) {
+        e = EXPECT_ERROR({
+            if (std::string_view(what) == "write")
+                empty.write("x");
+            else if (std::string_view(what) == "read")
+                (void)empty.read();
+            else
+                (void)empty.finish();
+        });
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    }
+    empty.reset();
+
+    // Moving moves the copy (and its connection); a moved-from Copy is empty.
+    {
+        pgsess::Copy a = one.copy_in("COPY " + table + " FROM STDIN");
+        a.write("1\tone\n");
+        pgsess::Copy b(std::move(a));
+        CHECK(!a);
+        e = EXPECT_ERROR(a.write("2\ttwo\n"));
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+        b.write("2\ttwo\n");
+        // The copy holds the pool's only connection, and the message says so.
+        e = EXPECT_ERROR(one.query("SELECT 1"));
+        if (e) {
+            CHECK_EQ(e->code(), PGSESS_POOL_EXHAUSTED);
+            CHECK(contains(e->what(), "cop"));
+        }
+        CHECK_EQ(b.finish(), 2u);
+        CHECK_EQ(count_rows(one, table), "2"); // finished: the connection is back already
+    }
+    // Destroyed, assigned to and reset() unfinished: aborted, nothing committed, connection back.
+    {
+        pgsess::Copy c = one.copy_in("COPY " + table + " FROM STDIN");
+        c.write(copy_text_rows(100));
+    }
+    CHECK_EQ(count_rows(one, table), "2");
+    {
+        pgsess::Copy c = one.copy_in("COPY " + table + " FROM STDIN");
+        c.write(copy_text_rows(100));
+        c = pgsess::Copy();
+        CHECK(!c);
+        CHECK_EQ(count_rows(one, table), "2");
+        c = one.copy_out("COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT");
+        CHECK_EQ(c.read(), std::optional<std::string_view>("1\n"));
+        c.reset(); // cancelled, not read to the end
+        CHECK(!c);
+    }
+    CHECK_EQ(count_rows(one, table), "2");
+    CHECK(one.validate());
+    drop_table(one, table);
+}
+
+// A transaction's session: the copy's rows go with the transaction, and its other statements
+// are refused while the copy is open.
+void test_copy_transaction(pgsess::Session &s) {
+    const std::string table = unique_name("copytx");
+    s.query("CREATE TABLE " + table + " (id int, v text)");
+    {
+        auto tx = s.begin();
+        auto ts = tx.session();
+        {
+            pgsess::Copy c = ts.copy_in("COPY " + table + " FROM STDIN");
+            write_pieces(c, copy_text_rows(500));
+            auto e = EXPECT_ERROR(ts.query("SELECT 1"));
+            if (e)
+                CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+            e = EXPECT_ERROR(tx.query("SELECT 1"));
+            if (e)
+                CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+            CHECK_EQ(c.finish(), 500u);
+        }
+        CHECK_EQ(count_rows(ts, table), "500");
+        CHECK_EQ(count_rows(s, table), "0");
+        tx.rollback();
+    }
+    CHECK_EQ(count_rows(s, table), "0");
+    {
+        auto tx = s.begin();
+        auto ts = tx.session();
+        pgsess::Copy c = ts.copy_in("COPY " + table + " FROM STDIN");
+        c.write(copy_text_rows(10));
+        CHECK_EQ(c.finish(), 10u);
+        tx.commit();
+    }
+    CHECK_EQ(count_rows(s, table), "10");
+    drop_table(s, table);
+}
+
+std::optional<pgsess::Notification> next_within(pgsess::Session &s, int ms) {
+    return s.next_notification(std::chrono::milliseconds(ms));
+}
+
+bool fd_readable(int fd) {
+    pollfd p{};
+    p.fd = fd;
+    p.events = POLLIN;
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
+// listen, NOTIFY from another session, next_notification and notification_fd, unlisten.
+void test_notifications(pgsess::Session &s) {
+    auto listener = open_ctest();
+    const std::string ch = "CppChan \"" + unique_name("n") + "\"";
+    listener.listen(ch);
+
+    auto sent = s.query("SELECT pg_notify($1, $2)", ch, "hello");
+    auto n = next_within(listener, 5000);
+    CHECK(n.has_value());
+    if (n) {
+        CHECK_EQ(n->channel, ch);
+        CHECK_EQ(n->payload, std::string("hello"));
+        CHECK_EQ(n->pid, sent.backend_pid());
+        CHECK(!n->gap);
+    }
+    sent.reset();
+    CHECK_EQ(next_within(listener, 0).has_value(), false);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_EQ(next_within(listener, 200).has_value(), false);
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(150));
+
+    // The descriptor: readable while one is ready, not once it is taken.
+    const int fd = listener.notification_fd();
+    CHECK(fd >= 0);
+    CHECK(!fd_readable(fd));
+    s.query("SELECT pg_notify($1, $2)", ch, "");
+    pollfd p{};
+    p.fd = fd;
+    p.events = POLLIN;
+    CHECK_EQ(poll(&p, 1, 5000), 1);
+    n = next_within(listener, 0);
+    CHECK(n.has_value());
+    if (n)
+        CHECK_EQ(n->payload, std::string(""));
+    CHECK(!fd_readable(fd));
+
+    // A negative timeout waits until one comes.
+    std::thread late([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        try {
+            s.query("SELECT pg_notify($1, $2)", ch, "late");
+        } catch (const pgsess::Error &) {
+        }
+    });
+    n = listener.next_notification(std::chrono::milliseconds(-1));
+    late.join();
+    CHECK(n.has_value() && n->payload == "late");
+
+    listener.unlisten(ch);
+    s.query("SELECT pg_notify($1, $2)", ch, "not heard");
+    CHECK_EQ(next_within(listener, 300).has_value(), false);
+
+    // An empty Session.
+    pgsess::Session empty;
+    CHECK_EQ(empty.notification_fd(), -1);
+    for (int i = 0; i < 5; ++i) {
+        auto e = EXPECT_ERROR({
+            switch (i) {
+            case 0: empty.listen("x"); break;
+            case 1: empty.unlisten("x"); break;
+            case 2: (void)empty.next_notification(std::chrono::milliseconds(0)); break;
+            case 3: (void)empty.copy_in("COPY x FROM STDIN"); break;
+            default: (void)empty.copy_out("COPY x TO STDOUT"); break;
+            }
+        });
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    }
+    auto e = EXPECT_ERROR(listener.listen(std::string("nul\0inside", 10)));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+}
+
+// The listener's connection is killed: a gap marker for the channel, then delivery again.
+void test_notification_gap(pgsess::Session &s) {
+    auto listener = open_ctest();
+    const std::string ch = unique_name("gap");
+    listener.listen(ch);
+    auto killed = s.query("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+                          "LISTEN%" + ch + "%");
+    CHECK_EQ(killed.value(0, 0), std::optional<std::string_view>("1"));
+    auto n = next_within(listener, 15000);
+    CHECK(n.has_value());
+    if (n) {
+        CHECK(n->gap);
+        CHECK_EQ(n->channel, ch);
+        CHECK_EQ(n->payload, std::string(""));
+        CHECK_EQ(n->pid, 0);
+    }
+    s.query("SELECT pg_notify($1, $2)", ch, "after");
+    n = next_within(listener, 5000);
+    CHECK(n.has_value() && !n->gap && n->payload == "after");
+}
+
 void run(const char *name, const std::function<void()> &f) {
     std::cout << "== " << name << std::endl;
     try {
@@ -1154,6 +1484,11 @@ int main() {
         run("pinned on a pool of 1", [] { test_pinned_pool_of_one(); });
         run("reset modes", [] { test_reset_modes(); });
         run("transaction session", [&] { test_transaction_session(s); });
+        run("copy round trip", [&] { test_copy_round_trip(s); });
+        run("copy errors", [] { test_copy_errors(); });
+        run("copy in a transaction", [&] { test_copy_transaction(s); });
+        run("notifications", [&] { test_notifications(s); });
+        run("notification gap", [&] { test_notification_gap(s); });
     } catch (const pgsess::Error &e) {
         check(false, (std::string("open session \"ctest\": ") + e.what()).c_str(), __FILE__, __LINE__);
     }
