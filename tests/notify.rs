@@ -171,6 +171,27 @@ fn the_listener_survives_a_terminated_backend_and_a_restart() {
     }
     c.psql("NOTIFY b, 'after the restart'");
     assert_eq!(text(&next(&s, 5000).unwrap()), ("b", "after the restart"));
+
+    // Channels given and taken back while the server is down take effect once it is back.
+    c.stop();
+    s.listen("late").expect("recorded while the listener reconnects");
+    s.unlisten("b").unwrap();
+    c.start_again();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the listener comes back");
+        c.psql("NOTIFY late, 'probe'; NOTIFY b, 'unlistened'");
+        match next(&s, 500) {
+            Some(n) if !n.gap => {
+                assert_eq!(text(&n), ("late", "probe"));
+                break;
+            }
+            _ => {}
+        }
+    }
+    while let Some(n) = next(&s, 300) {
+        assert!(n.gap || text(&n) == ("late", "probe"), "nothing on the channel taken back: {n:?}");
+    }
 }
 
 #[test]

@@ -256,6 +256,7 @@ impl Session {
         }
         let notifier = self.notifier()?;
         let listener = self.listener(&notifier)?;
+        // The channel set changes under the connection's lock (see `install`).
         let mut conn = lock(&listener.conn);
         if let Some(c) = conn.as_mut().filter(|c| !c.is_broken()) {
             let outcome = c.simple_query(&listen_sql("LISTEN", channel));
@@ -265,10 +266,12 @@ impl Session {
                 if !c.is_broken() {
                     return Err(e); // the server refused it: not recorded
                 }
-                notifier.wake.add(1); // lost: the thread reconnects and listens again
             }
         }
         lock(&listener.channels).insert(channel.to_owned());
+        if !conn.as_ref().is_some_and(|c| !c.is_broken()) {
+            notifier.wake.add(1); // lost: the thread reconnects and listens again
+        }
         Ok(())
     }
 
@@ -278,8 +281,8 @@ impl Session {
         else {
             return Ok(());
         };
+        let mut conn = lock(&listener.conn); // see `install`
         lock(&listener.channels).remove(channel);
-        let mut conn = lock(&listener.conn);
         if let Some(c) = conn.as_mut().filter(|c| !c.is_broken()) {
             let outcome = c.simple_query(&listen_sql("UNLISTEN", channel));
             if let Err(e) = outcome {
@@ -381,7 +384,7 @@ fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, wake: Arc<Even
             lock(&listener.conn).take();
             match reconnect(&listener) {
                 Ok((conn, channels)) => {
-                    *lock(&listener.conn) = Some(conn);
+                    install(&listener, conn, &channels);
                     backoff = BACKOFF_FIRST;
                     crate::log::info(|| {
                         format!(
@@ -440,6 +443,22 @@ fn reconnect(listener: &Listener) -> Result<(PgConn, Vec<String>)> {
         conn.simple_query(&sql.join("; "))?;
     }
     Ok((conn, channels))
+}
+
+/// Put a reconnected listener connection in place. Under the connection's lock, which
+/// `listen` and `unlisten` hold while they change the channel set: the channels added or removed
+/// while it was reconnecting (after `reconnect` read the set) are listened or unlistened here.
+fn install(listener: &Listener, mut conn: PgConn, listened: &[String]) {
+    let mut slot = lock(&listener.conn);
+    let now = lock(&listener.channels).clone();
+    let added = now.iter().filter(|c| !listened.contains(c)).map(|c| listen_sql("LISTEN", c));
+    let removed = listened.iter().filter(|c| !now.contains(*c)).map(|c| listen_sql("UNLISTEN", c));
+    let sql: Vec<String> = added.chain(removed).collect();
+    if !sql.is_empty() {
+        // A failure leaves it broken: the loop reconnects again.
+        let _ = conn.simple_query(&sql.join("; "));
+    }
+    *slot = Some(conn);
 }
 
 /// The watcher of a pinned session's connection: read what arrives while it is idle.
