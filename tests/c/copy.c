@@ -95,19 +95,18 @@ static void buf_free(struct buf *b)
     b->len = b->cap = 0;
 }
 
-/* Whether an error's message, DETAIL or HINT mentions `needle` (the C API has no accessor for
- * the server's CONTEXT field, so where it ends up is checked in every text field there is). */
-static int err_mentions(const pgsess_error *err, const char *needle)
+/* Whether an error's CONTEXT field (pgsess_error_field 'W', where the server names a COPY's line)
+ * mentions `needle`. */
+static int context_mentions(const pgsess_error *err, const char *needle)
 {
-    return contains_ci(pgsess_error_message(err), needle) || contains_ci(pgsess_error_detail(err), needle) ||
-           contains_ci(pgsess_error_hint(err), needle);
+    return contains_ci(pgsess_error_field(err, 'W'), needle);
 }
 
 static void print_err_fields(const char *what, const pgsess_error *err)
 {
-    const char *d = pgsess_error_detail(err), *h = pgsess_error_hint(err);
+    const char *d = pgsess_error_detail(err), *h = pgsess_error_hint(err), *w = pgsess_error_field(err, 'W');
     print_err(__FILE__, __LINE__, what, err);
-    fprintf(stderr, "    detail=%s hint=%s\n", d ? d : "NULL", h ? h : "NULL");
+    fprintf(stderr, "    detail=%s hint=%s context=%s\n", d ? d : "NULL", h ? h : "NULL", w ? w : "NULL");
 }
 
 static pgsess_copy *copy_in_(pgsess_session *s, const char *sql, const char *file, int line)
@@ -285,6 +284,11 @@ static void pool_idle_(pgsess_session *s, const char *file, int line)
         fprintf(stderr, "%s:%d: CHECK failed: a statement runs on the pool afterwards\n", file, line);
     }
     free(v);
+    if (!check_count_(pgsess_pool_copies_open(s) == 0)) {
+        fflush(stdout);
+        fprintf(stderr, "%s:%d: CHECK failed: pgsess_pool_copies_open is 0, got %llu\n", file, line,
+                (unsigned long long)pgsess_pool_copies_open(s));
+    }
     memset(&st, 0, sizeof st);
     check_count_(pgsess_pool_stats(s, &st) == PGSESS_OK);
     if (!check_count_(st.in_use == 0 && st.open >= 1 && st.idle == st.open)) {
@@ -337,6 +341,8 @@ static void test_misuse(pgsess_session *s)
     CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
     pgsess_error_free(err);
     CHECK(pgsess_copy_in(NULL, NULL, NULL) == NULL);
+    CHECK_INTEQ(pgsess_pool_copies_open(NULL), 0);
+    CHECK(pgsess_error_field(NULL, 'W') == NULL);
     CHECK(pgsess_copy_out(NULL, "COPY x TO STDOUT", &err) == NULL);
     CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
     pgsess_error_free(err);
@@ -381,9 +387,10 @@ static void test_misuse(pgsess_session *s)
         CHECK(err == NULL);
         pgsess_error_free(err);
         err = NULL;
-        /* Finished: a second finish and a write fail, freeing is still required (and fine). */
-        CHECK(pgsess_copy_finish(c, &err) == UINT64_MAX);
-        CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+        /* Finished: a second finish gives the count again, a write fails, freeing is still
+         * required (and fine). */
+        CHECK_INTEQ(pgsess_copy_finish(c, &err), 1);
+        CHECK(err == NULL);
         pgsess_error_free(err);
         err = NULL;
         CHECK_INTEQ(pgsess_copy_write(c, "2\ttwo\t2\n", 8, &err), PGSESS_INTERFACE_ERROR);
@@ -419,30 +426,44 @@ static void test_not_a_copy(pgsess_session *s)
     char sql[256];
 
     CHECK(pgsess_copy_in(s, "SELECT 1", &err) == NULL);
-    CHECK(err != NULL);
-    CHECK_CONTAINS(pgsess_error_message(err), "COPY");
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+    CHECK(contains_ci(pgsess_error_message(err), "COPY"));
     printf("copy_in(SELECT 1): %s: %s\n", pgsess_code_name(pgsess_error_code(err)),
            pgsess_error_message(err) ? pgsess_error_message(err) : "NULL");
     pgsess_error_free(err);
+    CHECK(pgsess_copy_out(s, "SELECT 1", &err) == NULL);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+    CHECK(contains_ci(pgsess_error_message(err), "COPY"));
+    pgsess_error_free(err);
+    /* The wrong direction: refused, naming the call that would do it. */
     snprintf(sql, sizeof sql, "COPY %s TO STDOUT", table);
     CHECK(pgsess_copy_in(s, sql, &err) == NULL);
-    CHECK(err != NULL);
-    CHECK_CONTAINS(pgsess_error_message(err), "COPY");
-    pgsess_error_free(err);
-    CHECK(pgsess_copy_out(s, "SELECT 1", &err) == NULL);
-    CHECK(err != NULL);
-    CHECK_CONTAINS(pgsess_error_message(err), "COPY");
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_NOT_SUPPORTED_ERROR);
+    CHECK_CONTAINS(pgsess_error_message(err), "pgsess_copy_out");
     pgsess_error_free(err);
     snprintf(sql, sizeof sql, "COPY %s FROM STDIN", table);
     CHECK(pgsess_copy_out(s, sql, &err) == NULL);
-    CHECK(err != NULL);
-    CHECK_CONTAINS(pgsess_error_message(err), "COPY");
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_NOT_SUPPORTED_ERROR);
+    CHECK_CONTAINS(pgsess_error_message(err), "pgsess_copy_in");
     pgsess_error_free(err);
-    /* Two statements: not one COPY. */
-    snprintf(sql, sizeof sql, "SELECT 1; COPY %s FROM STDIN", table);
-    CHECK(pgsess_copy_in(s, sql, &err) == NULL);
-    CHECK(err != NULL);
+    CHECK_INTEQ(pgsess_pool_copies_open(s), 0);
+    /* Two statements ending in a COPY FROM STDIN: refused, or (as libpq's PQexec would) the
+     * COPY; then it must work as one. */
+    snprintf(sql, sizeof sql, "SELECT 1; COPY %s (id, v, n) FROM STDIN", table);
+    c = pgsess_copy_in(s, sql, &err);
+    CHECK(c != NULL || err != NULL);
     pgsess_error_free(err);
+    err = NULL;
+    if (c != NULL) {
+        CHECK_INTEQ(pgsess_copy_write(c, "1\tone\t1\n", 8, &err), PGSESS_OK);
+        pgsess_error_free(err);
+        err = NULL;
+        CHECK_INTEQ(pgsess_copy_finish(c, &err), 1);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+        EXEC_T(s, "TRUNCATE %s");
+    }
     /* A COPY the server refuses: its error, classified. */
     CHECK(pgsess_copy_in(s, "COPY pgsess_no_such_table FROM STDIN", &err) == NULL);
     CHECK_INTEQ(pgsess_error_code(err), PGSESS_PROGRAMMING_ERROR);
@@ -565,7 +586,7 @@ static void test_csv(pgsess_session *s)
 static void test_binary(pgsess_session *s)
 {
     struct buf first = {0}, second = {0};
-    char src[128], dst[128], sql[512];
+    char src[128], dst[128], sql[1024];
     char *v;
 
     snprintf(src, sizeof src, "%s_bsrc", table);
@@ -643,11 +664,12 @@ static void test_bad_row(pgsess_session *s)
     CHECK_INTEQ(pgsess_error_code(err), PGSESS_DATA_ERROR);
     CHECK_STREQ(pgsess_error_sqlstate(err), "22P02");
     snprintf(line, sizeof line, "line %d", BAD_LINE);
-    if (!CHECK(err_mentions(err, line)))
+    if (!CHECK(context_mentions(err, line)))
         print_err_fields("  the bad-row error does not name its line (CONTEXT)", err);
     else
-        printf("bad row: %s | detail=%s\n", pgsess_error_message(err),
-               pgsess_error_detail(err) ? pgsess_error_detail(err) : "NULL");
+        printf("bad row: %s | CONTEXT: %s\n", pgsess_error_message(err), pgsess_error_field(err, 'W'));
+    CHECK_STREQ(pgsess_error_field(err, 'C'), "22P02");
+    CHECK_STREQ(pgsess_error_field(err, 'M'), pgsess_error_message(err));
     pgsess_error_free(err);
     err = NULL;
     /* The copy is over: writes and finish fail with an interface error. */
@@ -695,7 +717,7 @@ static void test_error_during_writes(pgsess_session *s)
     }
     CHECK_INTEQ(rc, PGSESS_DATA_ERROR);
     CHECK_STREQ(pgsess_error_sqlstate(err), "22P02");
-    if (!CHECK(err_mentions(err, "line 1")))
+    if (!CHECK(context_mentions(err, "line 1,")))
         print_err_fields("  the error does not name its line (CONTEXT)", err);
     printf("error during writes: reported after %zu more bytes, %.0f ms\n", written, now_ms() - start);
     pgsess_error_free(err);
@@ -921,6 +943,7 @@ static void test_pool_of_one(void)
         CHECK_INTEQ(pgsess_copy_write(c, "1\tone\t1\n", 8, &err), PGSESS_OK);
         pgsess_error_free(err);
         err = NULL;
+        CHECK_INTEQ(pgsess_pool_copies_open(one), 1);
         t0 = now_ms();
         r = pgsess_query(one, "SELECT 1", 0, NULL, &err);
         CHECK(r == NULL);
@@ -941,6 +964,7 @@ static void test_pool_of_one(void)
         pgsess_error_free(err);
         err = NULL;
         /* Finished: the connection is back even before the handle is freed. */
+        CHECK_INTEQ(pgsess_pool_copies_open(one), 0);
         COUNT_IS(one, 1);
         pgsess_copy_free(c);
     }
