@@ -9,7 +9,7 @@
  *
  * Rules for the whole header:
  * - Every failure throws pgsess::Error (a std::runtime_error carrying the library's code,
- *   category, SQLSTATE, detail and hint). Bad row/column indexes throw std::out_of_range. No
+ *   category, SQLSTATE, detail, hint and context). Bad row/column indexes throw std::out_of_range. No
  *   function returns an error code.
  * - Session, Results, Transaction and Copy each own one C handle (except the non-owning Session
  *   view that Transaction::session() returns). They are move-only: copying is deleted, moving
@@ -80,15 +80,16 @@ inline Code code_category(Code code) noexcept { return pgsess_code_category(code
  */
 class Error : public std::runtime_error {
 public:
-    /** Build an error from its parts: `message` becomes what(); the SQLSTATE, DETAIL and HINT
-     *  fields are optional. This header throws these itself; callers rarely need to. */
+    /** Build an error from its parts: `message` becomes what(); the SQLSTATE, DETAIL, HINT and
+     *  CONTEXT fields are optional. This header throws these itself; callers rarely need to. */
     Error(Code code, Code category, const std::string &message,
           std::optional<std::string> sqlstate = std::nullopt,
           std::optional<std::string> detail = std::nullopt,
-          std::optional<std::string> hint = std::nullopt)
+          std::optional<std::string> hint = std::nullopt,
+          std::optional<std::string> context = std::nullopt)
         : std::runtime_error(message),
-          info_(std::make_shared<Info>(
-              Info{code, category, std::move(sqlstate), std::move(detail), std::move(hint)})) {}
+          info_(std::make_shared<Info>(Info{code, category, std::move(sqlstate), std::move(detail),
+                                            std::move(hint), std::move(context)})) {}
 
     /** The error's code, e.g. PGSESS_DATA_ERROR. */
     Code code() const noexcept { return info_->code; }
@@ -104,6 +105,9 @@ public:
     const std::optional<std::string> &detail() const noexcept { return info_->detail; }
     /** The server's HINT field, or nullopt. */
     const std::optional<std::string> &hint() const noexcept { return info_->hint; }
+    /** The server's CONTEXT field (pgsess_error_field 'W'; for a bad row of a COPY, its line,
+     *  e.g. "COPY t, line 15000, column id: \"x\""), or nullopt. */
+    const std::optional<std::string> &context() const noexcept { return info_->context; }
 
 private:
     struct Info {
@@ -112,6 +116,7 @@ private:
         std::optional<std::string> sqlstate;
         std::optional<std::string> detail;
         std::optional<std::string> hint;
+        std::optional<std::string> context;
     };
     // Shared so that copying an Error (as throwing and catching by value do) never throws.
     std::shared_ptr<const Info> info_;
@@ -151,7 +156,8 @@ inline std::optional<std::string> opt_string(const char *s) {
     const char *message = pgsess_error_message(err.get());
     throw Error(pgsess_error_code(err.get()), pgsess_error_category(err.get()),
                 message != nullptr ? message : "", opt_string(pgsess_error_sqlstate(err.get())),
-                opt_string(pgsess_error_detail(err.get())), opt_string(pgsess_error_hint(err.get())));
+                opt_string(pgsess_error_detail(err.get())), opt_string(pgsess_error_hint(err.get())),
+                opt_string(pgsess_error_field(err.get(), 'W')));
 }
 
 /* An error this header raises itself, categorised as the library categorises its own. */

@@ -1209,11 +1209,15 @@ void test_copy_errors() {
     one.query("CREATE TABLE " + table + " (id int, v text)");
 
     auto e = EXPECT_ERROR(one.copy_in("SELECT 1"));
-    if (e)
-        CHECK(contains(e->what(), "COPY"));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+        CHECK_EQ(e->context(), std::nullopt);
+    }
     e = EXPECT_ERROR(one.copy_out("COPY " + table + " FROM STDIN"));
-    if (e)
-        CHECK(contains(e->what(), "COPY"));
+    if (e) {
+        CHECK_EQ(e->code(), PGSESS_NOT_SUPPORTED_ERROR);
+        CHECK(contains(e->what(), "pgsess_copy_in"));
+    }
     e = EXPECT_ERROR(one.copy_in("COPY pgsess_cpp_no_such_table FROM STDIN"));
     if (e) {
         CHECK_EQ(e->code(), PGSESS_PROGRAMMING_ERROR);
@@ -1233,6 +1237,7 @@ void test_copy_errors() {
         if (e) {
             CHECK_EQ(e->code(), PGSESS_DATA_ERROR);
             CHECK_EQ(e->sqlstate(), std::optional<std::string>("22P02"));
+            CHECK(e->context().has_value() && contains(*e->context(), "line 1500,"));
         }
         e = EXPECT_ERROR(c.write("1\tx\n"));
         if (e)
