@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pgsess.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1088,6 +1089,257 @@ static void test_killed(pgsess_session *s)
     buf_free(&chunk);
 }
 
+/* Messages and rows bigger than the library's 64 KiB buffers, and empty copies. */
+static void test_big_and_empty(pgsess_session *s)
+{
+    struct buf row = {0};
+    pgsess_copy *c;
+    pgsess_error *err = NULL;
+    const char *p;
+    size_t len = 77, i;
+    char sql[256];
+    const size_t big = 3 * 1000 * 1000;
+
+    /* One 3 MB row in one write, and back in one read. */
+    buf_add(&row, "1\t", 2);
+    for (i = 0; i < big; i++)
+        buf_add(&row, i % 64 == 63 ? "\\n" : "y", i % 64 == 63 ? 2 : 1);
+    buf_add(&row, "\t1\n", 3);
+    snprintf(sql, sizeof sql, "COPY %s (id, v, n) FROM STDIN", table);
+    c = COPY_IN(s, sql);
+    if (c != NULL) {
+        CHECK_INTEQ(pgsess_copy_write(c, row.data, row.len, &err), PGSESS_OK);
+        pgsess_error_free(err);
+        err = NULL;
+        CHECK_INTEQ(pgsess_copy_finish(c, &err), 1);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    snprintf(sql, sizeof sql, "COPY (SELECT id, v, n FROM %s) TO STDOUT", table);
+    c = COPY_OUT(s, sql);
+    if (c != NULL) {
+        p = pgsess_copy_read(c, &len, &err);
+        CHECK(p != NULL);
+        CHECK_INTEQ(len, row.len);
+        CHECK(p != NULL && len == row.len && memcmp(p, row.data, len) == 0);
+        CHECK(pgsess_copy_read(c, &len, &err) == NULL);
+        CHECK(err == NULL);
+        CHECK_INTEQ(len, 0);
+        CHECK_INTEQ(pgsess_copy_finish(c, &err), 1);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    EXEC_T(s, "TRUNCATE %s");
+
+    /* Nothing written: 0 rows. Nothing to read: the end at once, 0 rows. */
+    snprintf(sql, sizeof sql, "COPY %s FROM STDIN", table);
+    c = COPY_IN(s, sql);
+    if (c != NULL) {
+        CHECK_INTEQ(pgsess_copy_finish(c, &err), 0);
+        CHECK(err == NULL);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    c = COPY_OUT(s, "COPY (SELECT 1 WHERE false) TO STDOUT");
+    if (c != NULL) {
+        len = 77;
+        CHECK(pgsess_copy_read(c, &len, &err) == NULL);
+        CHECK(err == NULL);
+        CHECK_INTEQ(len, 0);
+        CHECK_INTEQ(pgsess_copy_finish(c, &err), 0);
+        CHECK(err == NULL);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    COUNT_IS(s, 0);
+    POOL_IDLE(s);
+    buf_free(&row);
+}
+
+/* The transaction ends while its COPY is open: the COPY is aborted first (nothing kept, a commit
+ * reports the rollback), and the handle, which outlives the transaction, only reports errors. */
+static void test_transaction_ends_first(pgsess_session *s)
+{
+    pgsess_tx *tx = BEGIN(s);
+    pgsess_copy *c;
+    pgsess_error *err = NULL;
+    size_t len = 0;
+    char sql[256];
+
+    if (tx == NULL)
+        return;
+    snprintf(sql, sizeof sql, "COPY %s (id, v, n) FROM STDIN", table);
+    c = COPY_IN(pgsess_tx_session(tx), sql);
+    CHECK_INTEQ(pgsess_copy_write(c, "1\tone\t1\n", 8, &err), PGSESS_OK);
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK_INTEQ(pgsess_commit(tx, &err), PGSESS_TRANSACTION_ROLLBACK);
+    if (err != NULL)
+        printf("commit with a COPY open: %s\n", pgsess_error_message(err));
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK_INTEQ(pgsess_copy_write(c, "2\ttwo\t2\n", 8, &err), PGSESS_INTERFACE_ERROR);
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK(pgsess_copy_finish(c, &err) == UINT64_MAX);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+    pgsess_error_free(err);
+    err = NULL;
+    pgsess_copy_free(c);
+    COUNT_IS(s, 0);
+
+    /* A COPY TO with rows unread when the transaction is rolled back. */
+    tx = BEGIN(s);
+    if (tx == NULL)
+        return;
+    c = COPY_OUT(pgsess_tx_session(tx), "COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT");
+    CHECK(pgsess_copy_read(c, &len, &err) != NULL);
+    pgsess_rollback(tx);
+    CHECK(pgsess_copy_read(c, &len, &err) == NULL);
+    CHECK(err != NULL);
+    pgsess_error_free(err);
+    err = NULL;
+    pgsess_copy_free(c);
+    POOL_IDLE(s);
+}
+
+/* The session a copy came from is closed while the copy is open: the handle stays usable or fails
+ * cleanly, and nothing is left held once it is freed (valgrind and ASan watch the memory). */
+static void test_session_closed_first(pgsess_session *s)
+{
+    pgsess_session *other = open_pool(4, 5000); /* the same pool as s */
+    pgsess_session *p;
+    pgsess_copy *c;
+    pgsess_error *err = NULL;
+    uint64_t n;
+    char sql[256];
+
+    CHECK_STREQ(pgsess_pool_id(other), pgsess_pool_id(s));
+    snprintf(sql, sizeof sql, "COPY %s (id, v, n) FROM STDIN", table);
+    c = COPY_IN(other, sql);
+    CHECK_INTEQ(pgsess_copy_write(c, "1\tone\t1\n", 8, &err), PGSESS_OK);
+    pgsess_error_free(err);
+    err = NULL;
+    pgsess_close(other);
+    if (pgsess_copy_write(c, "2\ttwo\t2\n", 8, &err) == PGSESS_OK) {
+        n = pgsess_copy_finish(c, &err);
+        CHECK(n == 2 || (n == UINT64_MAX && err != NULL));
+        printf("pooled session closed during a copy: finish gave %lld\n", n == UINT64_MAX ? -1LL : (long long)n);
+    } else {
+        CHECK(err != NULL);
+        printf("pooled session closed during a copy: the write failed: %s\n", pgsess_error_message(err));
+    }
+    pgsess_error_free(err);
+    err = NULL;
+    pgsess_copy_free(c);
+    EXEC_T(s, "TRUNCATE %s");
+
+    /* A pinned session closed while its copy is open. */
+    p = PIN(s);
+    if (p != NULL) {
+        c = COPY_IN(p, sql);
+        CHECK_INTEQ(pgsess_copy_write(c, "3\tthree\t3\n", 10, &err), PGSESS_OK);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_close(p);
+        if (pgsess_copy_write(c, "4\tfour\t4\n", 9, &err) == PGSESS_OK) {
+            n = pgsess_copy_finish(c, &err);
+            CHECK(n == 2 || (n == UINT64_MAX && err != NULL));
+            printf("pinned session closed during a copy: finish gave %lld\n", n == UINT64_MAX ? -1LL : (long long)n);
+        } else {
+            CHECK(err != NULL);
+            printf("pinned session closed during a copy: the write failed: %s\n", pgsess_error_message(err));
+        }
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    CHECK_INTEQ(pgsess_pool_pinned_sessions(s), 0);
+    EXEC_T(s, "TRUNCATE %s");
+    POOL_IDLE(s);
+}
+
+#define NCOPIERS 4
+#define ROWS_PER_COPIER 2500
+
+struct copier {
+    pgsess_session *s;
+    int id;
+    uint64_t rows;
+    int failed;
+};
+
+static void *copier_main(void *arg)
+{
+    struct copier *w = arg;
+    struct buf data = {0};
+    pgsess_error *err = NULL;
+    pgsess_copy *c;
+    char sql[256];
+    int i;
+
+    for (i = 0; i < ROWS_PER_COPIER; i++)
+        buf_printf(&data, "%d\tthread %d\t%d\n", w->id * ROWS_PER_COPIER + i, w->id, i);
+    snprintf(sql, sizeof sql, "COPY %s (id, v, n) FROM STDIN", table);
+    c = pgsess_copy_in(w->s, sql, &err);
+    if (c == NULL) {
+        w->failed++;
+        print_err(__FILE__, __LINE__, "copier copy_in", err);
+    } else if (write_pieces(c, data.data, data.len, &err) != PGSESS_OK) {
+        w->failed++;
+        print_err(__FILE__, __LINE__, "copier write", err);
+    } else {
+        w->rows = pgsess_copy_finish(c, &err);
+        if (w->rows == UINT64_MAX) {
+            w->failed++;
+            print_err(__FILE__, __LINE__, "copier finish", err);
+        }
+    }
+    pgsess_error_free(err);
+    pgsess_copy_free(c);
+    buf_free(&data);
+    return NULL;
+}
+
+/* Threads copying at once through one pooled session of a pool of 2: each copy holds a connection,
+ * the others wait their turn. */
+static void test_threads(void)
+{
+    pgsess_session *two = open_pool(2, 60000);
+    pthread_t th[NCOPIERS];
+    struct copier w[NCOPIERS];
+    int i, failed = 0;
+    uint64_t rows = 0;
+    char sql[256], *v;
+
+    memset(w, 0, sizeof w);
+    for (i = 0; i < NCOPIERS; i++) {
+        w[i].s = two;
+        w[i].id = i;
+        CHECK(pthread_create(&th[i], NULL, copier_main, &w[i]) == 0);
+    }
+    for (i = 0; i < NCOPIERS; i++) {
+        CHECK(pthread_join(th[i], NULL) == 0);
+        failed += w[i].failed;
+        rows += w[i].rows;
+    }
+    CHECK_INTEQ(failed, 0);
+    CHECK_INTEQ(rows, NCOPIERS * ROWS_PER_COPIER);
+    snprintf(sql, sizeof sql, "SELECT count(DISTINCT id) || ' ' || sum(id) FROM %s", table);
+    v = SCALAR(two, sql);
+    snprintf(sql, sizeof sql, "%d %lld", NCOPIERS * ROWS_PER_COPIER,
+             (long long)NCOPIERS * ROWS_PER_COPIER * (NCOPIERS * ROWS_PER_COPIER - 1) / 2);
+    CHECK_STREQ(v, sql);
+    free(v);
+    EXEC_T(two, "TRUNCATE %s");
+    POOL_IDLE(two);
+    pgsess_close(two);
+}
+
 int main(void)
 {
     pgsess_session *base;
@@ -1110,6 +1362,10 @@ int main(void)
     test_pinned(base);
     test_pool_of_one();
     test_killed(base);
+    test_big_and_empty(base);
+    test_transaction_ends_first(base);
+    test_session_closed_first(base);
+    test_threads();
 
     snprintf(sql, sizeof sql, "DROP TABLE %s", table);
     EXEC(base, sql);
