@@ -141,15 +141,16 @@ impl Copy {
         if let Some(rows) = self.rows {
             return Ok(rows);
         }
+        let Some(lease) = self.lease.as_ref() else {
+            return Err(ended()); // it failed
+        };
         match self.direction {
             CopyDirection::In => {
-                let lease = self.lease.as_ref().ok_or_else(ended)?;
                 let (frames, set) = (&mut self.frames, &mut self.set);
                 let outcome = self.session.run(lease, |c| c.copy_done(frames, set));
                 self.end(outcome.is_ok());
                 outcome
             }
-            CopyDirection::Out if self.ended => Err(ended()),
             CopyDirection::Out => Err(Error::interface(
                 "the COPY ... TO STDOUT has more data: read it with pgsess_copy_read until it returns NULL first",
             )),
