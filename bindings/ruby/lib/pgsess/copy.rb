@@ -204,13 +204,14 @@ module PGSess
 
       @handle.use do |c|
         check_usable
-        @errp.put_pointer(0, nil)
-        data = Native.pgsess_copy_read(c, @lenp, @errp)
-        unless data.null?
-          bytes = data.read_bytes(@lenp.read(:size_t))
-          return bytes
+        bytes = Statements.guarded do
+          @errp.put_pointer(0, nil)
+          data = Native.pgsess_copy_read(c, @lenp, @errp)
+          raise_error! if data.null?
+          data.null? ? nil : data.read_bytes(@lenp.read(:size_t))
         end
-        raise_error!
+        return bytes if bytes
+
         @at_end = true
         nil
       end
@@ -236,21 +237,21 @@ module PGSess
       return @rows if @rows
 
       @handle.use do |c|
-        begin
-          check_usable
-          if out? && !@at_end
-            raise InterfaceError.new("not all COPY data retrieved (the COPY TO STDOUT was cancelled): " \
-                                     "read until get_copy_data returns nil", code: :interface_error)
-          end
-          flush(c) if in?
-          @errp.put_pointer(0, nil)
-          rows = Native.pgsess_copy_finish(c, @errp)
-          raise_error!
-          @rows = rows
-        ensure
-          @handle.free_locked
-          ObjectSpace.undefine_finalizer(self)
+        check_usable
+        if out? && !@at_end
+          raise InterfaceError.new("not all COPY data retrieved (the COPY TO STDOUT was cancelled): " \
+                                   "read until get_copy_data returns nil", code: :interface_error)
         end
+        flush(c) if in?
+        @rows = Statements.guarded do
+          @errp.put_pointer(0, nil)
+          n = Native.pgsess_copy_finish(c, @errp)
+          raise_error!
+          n
+        end
+      ensure
+        @handle.free_locked
+        ObjectSpace.undefine_finalizer(self)
       end
     end
 
@@ -303,12 +304,15 @@ module PGSess
       @buffer = FFI::MemoryPointer.new(:uint8, [n, CHUNK_BYTES * 2].max) if @buffer.nil? || @buffer.size < n
       @buffer.put_bytes(0, @pending)
       @pending.clear
-      @errp.put_pointer(0, nil)
-      Native.pgsess_copy_write(copy_ptr, @buffer, n, @errp)
-      raise_error!
+      Statements.guarded do
+        @errp.put_pointer(0, nil)
+        Native.pgsess_copy_write(copy_ptr, @buffer, n, @errp)
+        raise_error!
+      end
     end
 
-    # Raise the error left in @errp, if any (recording that the copy failed).
+    # Raise the error left in @errp, if any (recording that the copy failed). Call it inside the
+    # Statements.guarded of the native call, so that an interrupt cannot leave the error unfreed.
     def raise_error!
       err = @errp.read_pointer
       return if err.null?
