@@ -1270,6 +1270,17 @@ class TestPGSess < Minitest::Test
       n = s.next_notification(5)
       assert_equal [mixed, "exact"], [n&.channel, n&.payload]
 
+      # pg's non-blocking #notifies.
+      assert_nil s.notifies
+      pid = notify(s, ch, "polled")
+      deadline = now + 5
+      polled = nil
+      until polled || now > deadline
+        polled = s.notifies
+        sleep 0.01 unless polled
+      end
+      assert_equal({ relname: ch, be_pid: pid, extra: "polled", gap: false }, polled)
+
       s.unlisten(ch)
       s.unlisten(mixed)
       notify(s, ch, "after unlisten")
@@ -1356,6 +1367,7 @@ class TestPGSess < Minitest::Test
         yielded = nil
         assert_equal ch, pg_style.wait_for_notify(10) { |*args| yielded = args }
         assert_equal [ch, 0, nil], yielded
+        assert_nil s.notifies
 
         # Listening again: a NOTIFY sent now arrives.
         pid = notify(s, ch, "after")

@@ -406,6 +406,17 @@ module PGSess
       notification.channel
     end
 
+    # pg's PG::Connection#notifies: the next notification without waiting, as a Hash
+    # `{ relname: channel, be_pid: pid, extra: payload, gap: false }`, or nil when none is ready.
+    # A gap marker (see #wait_for_notify) is `{ relname: channel, be_pid: 0, extra: nil, gap: true }`.
+    def notifies
+      notification = next_notification(0)
+      return nil unless notification
+
+      { relname: notification.channel, be_pid: notification.pid, extra: notification.payload,
+        gap: notification.gap? }
+    end
+
     # A file descriptor (an eventfd owned by the session) readable while a notification is
     # ready, for an event loop (IO.for_fd(fd, autoclose: false) with IO.select or nio4r): when it
     # is readable call `next_notification(0)`. Do not read or close it; it is valid until #close.
