@@ -55,6 +55,7 @@ module PGSess
     attach_function :pgsess_error_sqlstate, [:error], :pointer
     attach_function :pgsess_error_detail, [:error], :pointer
     attach_function :pgsess_error_hint, [:error], :pointer
+    attach_function :pgsess_error_field, [:error, :int], :pointer
     attach_function :pgsess_error_free, [:error], :void
 
     attach_function :pgsess_options_new, [], :options
@@ -102,6 +103,7 @@ module PGSess
     attach_function :pgsess_pin, [:session, :errp], :session, blocking: true
     attach_function :pgsess_is_pinned, [:session], :bool
     attach_function :pgsess_pool_pinned_sessions, [:session], :uint64
+    attach_function :pgsess_pool_copies_open, [:session], :uint64
     attach_function :pgsess_backend_pid, [:session], :int32
     attach_function :pgsess_pool_id, [:session], :pointer
     attach_function :pgsess_encoding, [:session], :pointer

@@ -495,6 +495,12 @@ module PGSess
       @handle.use { |s| Native.pgsess_pool_pinned_sessions(s) }
     end
 
+    # How many COPY handles (PGSess::Copy not yet finished or closed) hold a connection of this
+    # session's pool now.
+    def copies_open
+      @handle.use { |s| Native.pgsess_pool_copies_open(s) }
+    end
+
     # The backend pid that ran this session's latest statement (0 before any).
     def backend_pid
       @handle.use { |s| Native.pgsess_backend_pid(s) }
