@@ -1224,6 +1224,17 @@ class TestPGSess < Minitest::Test
     end
   end
 
+  # copy_data reads the direction from the SQL, outside literals, quoted names and comments.
+  def test_copy_direction_from_sql
+    {
+      "COPY t FROM STDIN" => :in, "copy t (a, b) from\n stdin (format csv)" => :in,
+      "COPY t TO STDOUT (FORMAT binary)" => :out, "COPY (SELECT $$from stdin$$) TO STDOUT" => :out,
+      "COPY (SELECT 'x from stdin') TO STDOUT" => :out, "COPY \"to stdout\" FROM STDIN" => :in,
+      "COPY t TO STDOUT -- from stdin" => :out, "COPY (SELECT $q$ to stdout $q$) FROM STDIN" => :in,
+      "COPY (SELECT 1 FROM stdin_t) TO STDOUT" => :out, "COPY t FROM '/tmp/f'" => nil, "SELECT 1" => nil
+    }.each { |sql, direction| assert_equal direction, PGSess::Copy.direction(sql), sql }
+  end
+
   def test_copy_leak_warning_names_the_sql
     script = <<~RUBY
       require "pgsess"
