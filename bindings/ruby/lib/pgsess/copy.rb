@@ -54,13 +54,14 @@ module PGSess
         @ptr.nil?
       end
 
-      # pgsess_copy_free; idempotent. Call it holding the lock (inside #use) or not at all
-      # concurrently: #free_locked is for the former.
+      # pgsess_copy_free, taking the lock (so it waits for a call in flight); idempotent. True
+      # when this call freed it.
       def free
         ptr = @lock.synchronize { free_locked }
         !ptr.nil?
       end
 
+      # #free for a caller already holding the lock (inside #use). Returns the freed pointer.
       def free_locked
         ptr = @ptr
         @ptr = nil
