@@ -25,9 +25,12 @@ const copyChunk = 64 << 10
 //
 // The copy holds one pooled connection (on a pinned session or a transaction's session, the
 // session's connection, where other statements are refused with InterfaceError until it ends).
-// A bad row fails with the server's error (SQLSTATE 22P02 and the like, the message naming the
+// A bad row fails with the server's error (SQLSTATE 22P02 and the like; its Context names the
 // line); an error from r (other than io.EOF) aborts the copy and is returned as it is. Either
 // way no row of the copy is committed. Close waits for a copy running on the session.
+//
+// sql must be a COPY ... FROM STDIN: any other statement still runs (as on libpq), and then
+// CopyFrom fails with InterfaceError (NotSupportedError for a COPY ... TO STDOUT).
 //
 // r is read in 64 KiB chunks and each chunk is handed to the library as it comes
 // (pgsess_copy_write, which buffers and sends in large messages), so memory stays bounded
@@ -104,9 +107,11 @@ func finishCopy(cp *C.pgsess_copy) (int64, error) {
 //	n, err := s.CopyTo("COPY (SELECT * FROM items ORDER BY id) TO STDOUT (FORMAT csv)", &buf)
 //
 // Rows are gathered into 64 KiB writes (w sees large chunks, not one Write per row; a row larger
-// than that is written whole). An error from w stops the copy (the server is told to stop) and
-// is returned as it is; a short write without an error is io.ErrShortWrite. The connection is
-// held as for CopyFrom.
+// than that is written whole). An error from w stops the copy and is returned as it is; a short
+// write without an error is io.ErrShortWrite. A copy stopped early has the rest of its data
+// read and dropped for up to 100 ms, after which the library closes its connection rather than
+// return it to the pool in copy mode. The connection is held as for CopyFrom; sql must be a
+// COPY ... TO STDOUT (another statement still runs, then fails as for CopyFrom).
 func (s *Session) CopyTo(sql string, w io.Writer) (int64, error) {
 	return s.CopyToContext(context.Background(), sql, w)
 }
