@@ -285,9 +285,18 @@ func TestCopyFromReaderError(t *testing.T) {
 	defer exec(t, s, "DROP TABLE "+table)
 	data := copyText(copyRows(100000))
 	boom := errors.New("disk on fire")
-	n, err := s.CopyFrom("COPY "+table+" FROM STDIN", &failingReader{data: data, after: len(data) / 2, err: boom})
+	var during PoolStats
+	r := &failingReader{data: data, after: len(data) / 2, err: boom}
+	r.hook = func() { during, _ = s.Stats() } // then fails
+	n, err := s.CopyFrom("COPY "+table+" FROM STDIN", r)
 	if err != boom || n != 0 {
 		t.Fatalf("CopyFrom with a failing reader: %d, %v", n, err)
+	}
+	if during.CopiesOpen != 1 || during.InUse != 1 {
+		t.Errorf("Stats during the copy: %+v", during)
+	}
+	if st, err := s.Stats(); err != nil || st.CopiesOpen != 0 || st.InUse != 0 {
+		t.Errorf("Stats after the aborted copy: %+v %v", st, err)
 	}
 	stillUsable(t, s, "a reader error")
 	if got := countRows(t, s, table); got != "0" {
