@@ -1229,6 +1229,18 @@ enum pgsess_code pgsess_unlisten(struct pgsess_session *session, const char *cha
 struct pgsess_notification *pgsess_notification_next(struct pgsess_session *session, int32_t timeout_ms, struct pgsess_error **err);
 
 /**
+ * Make every `pgsess_notification_next` waiting on `session` right now return at once, with
+ * NULL and `*err` left NULL as on a timeout (a notification already queued is still returned
+ * to the next caller). For a binding's cancellation (a Go context, a Ruby interrupt) and for
+ * waking waiters before `pgsess_close`, which must not race with them. NULL is ignored. Any
+ * thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+void pgsess_notification_wake(struct pgsess_session *session);
+
+/**
  * A file descriptor that is readable while a notification is ready for
  * `pgsess_notification_next` (an eventfd the session owns), for epoll, libuv or any event loop:
  * when it polls readable, call `pgsess_notification_next(session, 0, ...)` until it returns
