@@ -256,3 +256,25 @@ fn the_descriptor_is_readable_exactly_while_a_notification_waits() {
     assert!(!readable(0), "not readable once all are taken");
     unsafe { libc::close(ep) };
 }
+
+#[test]
+fn a_waiter_is_woken_without_a_notification() {
+    let c = support::shared();
+    let s = Arc::new(Session::open("x", &opts(&c.uri(), "notify_wake", 1)).unwrap());
+    s.listen("wake").unwrap();
+    let waiter = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let n = s.next_notification(None).unwrap();
+            (n, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    s.wake_notification_waiters();
+    let (n, waited) = waiter.join().unwrap();
+    assert!(n.is_none(), "woken, not notified");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    notify(&s, "wake", "still works");
+    assert_eq!(text(&next(&s, 5000).unwrap()), ("wake", "still works"));
+}

@@ -96,10 +96,16 @@ impl CopyFrames {
 }
 
 impl PgConn {
-    /// Send `sql` (one Query message) and read until the server enters copy mode in
-    /// `direction`. Notices and anything before the COPY go into `set`. A statement that is no
-    /// COPY of that direction still runs, and fails here.
-    pub fn copy_start(&mut self, sql: &str, direction: CopyDirection, set: &mut ResultSet) -> Result<()> {
+    /// Send `sql` (one Query message) and read until the server enters copy mode, in
+    /// `direction` when given, else in either; the direction it took. Notices and anything
+    /// before the COPY go into `set`. A statement that is no COPY (of that direction) still
+    /// runs, and fails here.
+    pub fn copy_start(
+        &mut self,
+        sql: &str,
+        direction: Option<CopyDirection>,
+        set: &mut ResultSet,
+    ) -> Result<CopyDirection> {
         self.ensure_usable()?;
         self.ensure_no_open_stream()?;
         self.note_sql(sql);
@@ -107,17 +113,29 @@ impl PgConn {
         self.exchange = Exchange::Simple;
         self.flush_writes(None)?;
         let stop = match direction {
-            CopyDirection::In => Stop::CopyIn,
-            CopyDirection::Out => Stop::CopyOut,
+            Some(CopyDirection::In) => Stop::CopyIn,
+            Some(CopyDirection::Out) => Stop::CopyOut,
+            None => Stop::Copy,
         };
-        if !self.collect_into(set, false, None, stop)? {
-            return Err(Error::interface(match direction {
-                CopyDirection::In => "the statement ran but is not a COPY ... FROM STDIN",
-                CopyDirection::Out => "the statement ran but is not a COPY ... TO STDOUT",
-            }));
+        self.collect_into(set, false, None, stop)?;
+        match self.copy {
+            Some(started) => Ok(started),
+            None => Err(Error::interface(match direction {
+                Some(CopyDirection::In) => "the statement ran but is not a COPY ... FROM STDIN",
+                Some(CopyDirection::Out) => "the statement ran but is not a COPY ... TO STDOUT",
+                None => "the statement ran but is not a COPY ... FROM STDIN or TO STDOUT",
+            })),
         }
-        self.copy = Some(direction);
-        Ok(())
+    }
+
+    /// End a COPY in progress whatever its direction, leaving the connection in step (a COPY
+    /// FROM's CopyFail says `why`): before a transaction it runs in ends.
+    pub fn abort_copy(&mut self, why: &str) {
+        match self.copy {
+            Some(CopyDirection::In) => self.copy_fail(why),
+            Some(CopyDirection::Out) => self.copy_abandon_out(),
+            None => {}
+        }
     }
 
     /// Send the CopyData messages in `frames` (emptied), then look, without waiting, at what
@@ -146,22 +164,27 @@ impl PgConn {
     /// Abort a COPY FROM (CopyFail with `why`): the server rolls it back. Nothing to do when it
     /// already ended; a connection that does not answer is broken.
     pub fn copy_fail(&mut self, why: &str) {
-        if self.copy != Some(CopyDirection::In) || self.broken || self.inherited() {
-            return;
-        }
+        let _ = self.copy_fail_with(why, &mut ResultSet::default());
+    }
+
+    /// `copy_fail`, returning the server's answer (`COPY from stdin failed: why`, 57014), its
+    /// notices into `set`.
+    pub fn copy_fail_with(&mut self, why: &str, set: &mut ResultSet) -> Result<()> {
+        self.expect_copy(CopyDirection::In)?;
         self.copy = None;
-        frontend::copy_fail(why, &mut self.write_buf).unwrap_or_else(|_| {
-            frontend::copy_fail("aborted by the client", &mut self.write_buf).expect("no NUL");
-        });
+        let why = why.replace('\0', " ");
+        frontend::copy_fail(&why, &mut self.write_buf).expect("no NUL left");
         let deadline = Some(Instant::now() + super::exec::RESET_TIMEOUT);
-        let mut set = ResultSet::default();
-        let answered = self.flush_writes(deadline).is_ok()
-            && match self.collect_into(&mut set, false, deadline, Stop::ReadyForQuery) {
-                Ok(_) => true,
-                Err(e) => e.sqlstate() == Some("57014") && !self.broken,
-            };
-        if !answered {
+        if let Err(e) = self.flush_writes(deadline) {
             self.broken = true;
+            return Err(e);
+        }
+        match self.collect_into(set, false, deadline, Stop::ReadyForQuery) {
+            Ok(_) => Err(self.protocol_violation("the server took a CopyFail as success")),
+            // 57014, or the error that had ended the COPY already (a bad row not yet seen):
+            // either way read through to ReadyForQuery, in step (a connection that gave no
+            // answer in time is broken by `collect_into`).
+            Err(e) => Err(e),
         }
     }
 

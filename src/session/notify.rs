@@ -86,6 +86,8 @@ struct Queue {
     bytes: usize,
     /// A drop was logged since the queue was last empty.
     warned: bool,
+    /// Counts `wake_waiters` calls: a waiter that sees it change returns.
+    wakes: u64,
 }
 
 pub(crate) struct Notifier {
@@ -126,13 +128,17 @@ impl Notifier {
         self.ready.notify_all();
     }
 
-    /// The next notification, waiting up to `timeout` (`None`: for ever).
+    /// The next notification, waiting up to `timeout` (`None`: for ever) or until `wake`.
     pub(crate) fn next(&self, timeout: Option<Duration>) -> Option<Notification> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut q = lock(&self.queue);
+        let woken = q.wakes;
         loop {
             if let Some(n) = q.pop(&self.fd) {
                 return Some(n);
+            }
+            if q.wakes != woken {
+                return None;
             }
             match deadline {
                 None => q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner()),
@@ -149,6 +155,12 @@ impl Notifier {
 
     pub(crate) fn fd(&self) -> RawFd {
         self.fd.fd()
+    }
+
+    /// Make every `next` waiting now return (`None` if nothing is queued).
+    pub(crate) fn wake_waiters(&self) {
+        lock(&self.queue).wakes += 1;
+        self.ready.notify_all();
     }
 
     /// In a forked child, for its parent's notifier: close this process's copy of the listener
@@ -318,6 +330,14 @@ impl Session {
         let notifier = self.notifier()?;
         self.watch_pinned(&notifier)?;
         Ok(notifier.next(timeout))
+    }
+
+    /// Make every `next_notification` waiting on this session now return `None` at once (as on
+    /// a timeout), for a binding's cancellation or close.
+    pub fn wake_notification_waiters(&self) {
+        if let Some(n) = self.here_if_made().and_then(|h| h.notifier.get()) {
+            n.wake_waiters();
+        }
     }
 
     /// A descriptor readable while a notification is ready (see the module comment).
