@@ -1182,6 +1182,8 @@ static void test_transaction_ends_first(pgsess_session *s)
         printf("commit with a COPY open: %s\n", pgsess_error_message(err));
     pgsess_error_free(err);
     err = NULL;
+    /* The COPY has ended: it holds nothing any more, and writes and finish say so. */
+    CHECK_INTEQ(pgsess_pool_copies_open(s), 0);
     CHECK_INTEQ(pgsess_copy_write(c, "2\ttwo\t2\n", 8, &err), PGSESS_INTERFACE_ERROR);
     pgsess_error_free(err);
     err = NULL;
@@ -1192,15 +1194,27 @@ static void test_transaction_ends_first(pgsess_session *s)
     pgsess_copy_free(c);
     COUNT_IS(s, 0);
 
-    /* A COPY TO with rows unread when the transaction is rolled back. */
+    /* A COPY TO with rows unread when the transaction is rolled back: what was buffered may still
+     * be read, then the end is an error (it did not reach its end), not the end of the data. */
     tx = BEGIN(s);
     if (tx == NULL)
         return;
     c = COPY_OUT(pgsess_tx_session(tx), "COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT");
     CHECK(pgsess_copy_read(c, &len, &err) != NULL);
     pgsess_rollback(tx);
-    CHECK(pgsess_copy_read(c, &len, &err) == NULL);
-    CHECK(err != NULL);
+    CHECK_INTEQ(pgsess_pool_copies_open(s), 0);
+    {
+        long reads = 0;
+        while (pgsess_copy_read(c, &len, &err) != NULL)
+            reads++;
+        CHECK(reads < 99999);
+        CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+        printf("rolled back with a COPY TO open: %ld buffered rows read, then: %s\n", reads,
+               err != NULL ? pgsess_error_message(err) : "NULL");
+    }
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK(pgsess_copy_finish(c, &err) == UINT64_MAX);
     pgsess_error_free(err);
     err = NULL;
     pgsess_copy_free(c);
@@ -1340,6 +1354,299 @@ static void test_threads(void)
     pgsess_close(two);
 }
 
+/* pgsess_copy_start: either direction, as the server answers; pgsess_copy_is_in says which. */
+static void test_copy_start(pgsess_session *s)
+{
+    pgsess_copy *c;
+    pgsess_error *err = NULL;
+    struct buf in = {0}, out = {0};
+    char sql[256];
+
+    CHECK(pgsess_copy_start(NULL, "COPY x FROM STDIN", &err) == NULL);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK(pgsess_copy_start(s, NULL, &err) == NULL);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK(!pgsess_copy_is_in(NULL));
+    CHECK(pgsess_copy_start(s, "SELECT 1", &err) == NULL);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+    pgsess_error_free(err);
+    err = NULL;
+
+    text_rows(&in, 500, false);
+    snprintf(sql, sizeof sql, "COPY %s (id, v, n) FROM STDIN", table);
+    c = pgsess_copy_start(s, sql, &err);
+    CHECK(c != NULL && err == NULL);
+    CHECK(pgsess_copy_is_in(c));
+    if (c != NULL) {
+        CHECK_INTEQ(write_pieces(c, in.data, in.len, &err), PGSESS_OK);
+        CHECK_INTEQ(pgsess_copy_finish(c, &err), 500);
+        CHECK(err == NULL);
+        pgsess_error_free(err);
+        err = NULL;
+        CHECK(pgsess_copy_is_in(c)); /* still a COPY FROM, ended */
+        pgsess_copy_free(c);
+    }
+    snprintf(sql, sizeof sql, "COPY (SELECT id, v, n FROM %s ORDER BY id) TO STDOUT", table);
+    c = pgsess_copy_start(s, sql, &err);
+    CHECK(c != NULL && err == NULL);
+    CHECK(!pgsess_copy_is_in(c));
+    if (c != NULL) {
+        const char *p;
+        size_t len;
+        while ((p = pgsess_copy_read(c, &len, &err)) != NULL)
+            buf_add(&out, p, len);
+        CHECK(err == NULL);
+        CHECK_INTEQ(pgsess_copy_finish(c, &err), 500);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    BYTES_EQUAL(&in, &out, "pgsess_copy_start");
+    EXEC_T(s, "TRUNCATE %s");
+    POOL_IDLE(s);
+    buf_free(&in);
+    buf_free(&out);
+}
+
+/* pgsess_copy_read_chunk: every buffered message at once; the pieces joined are the same bytes
+ * as one row per pgsess_copy_read, and the two may be mixed. */
+static void test_read_chunk(pgsess_session *s)
+{
+    struct buf rows = {0}, chunks = {0};
+    pgsess_copy *c;
+    pgsess_error *err = NULL;
+    const char *p;
+    size_t len = 0;
+    long calls = 0;
+    char sql[256];
+
+    text_rows(&rows, NROWS, false);
+    snprintf(sql, sizeof sql, "COPY %s (id, v, n) FROM STDIN", table);
+    WRITE_FINISH(COPY_IN(s, sql), &rows, NROWS);
+    CHECK(pgsess_copy_read_chunk(NULL, &len, &err) == NULL);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+    pgsess_error_free(err);
+    err = NULL;
+    snprintf(sql, sizeof sql, "COPY (SELECT id, v, n FROM %s ORDER BY id) TO STDOUT", table);
+    c = COPY_OUT(s, sql);
+    if (c != NULL) {
+        /* One row first, then chunks. */
+        p = pgsess_copy_read(c, &len, &err);
+        CHECK(p != NULL && len > 0 && p[len - 1] == '\n');
+        if (p != NULL)
+            buf_add(&chunks, p, len);
+        while ((p = pgsess_copy_read_chunk(c, &len, &err)) != NULL) {
+            CHECK(len > 0);
+            buf_add(&chunks, p, len);
+            calls++;
+        }
+        CHECK(err == NULL);
+        CHECK_INTEQ(len, 0);
+        CHECK(calls > 0 && calls < NROWS / 10);
+        CHECK_INTEQ(pgsess_copy_finish(c, &err), NROWS);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    BYTES_EQUAL(&rows, &chunks, "read_chunk");
+    printf("read_chunk: %zu bytes in 1 row + %ld chunks\n", chunks.len, calls);
+    /* On a COPY FROM: refused. */
+    snprintf(sql, sizeof sql, "COPY %s FROM STDIN", table);
+    c = COPY_IN(s, sql);
+    if (c != NULL) {
+        CHECK(pgsess_copy_read_chunk(c, &len, &err) == NULL);
+        CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    EXEC_T(s, "TRUNCATE %s");
+    POOL_IDLE(s);
+    buf_free(&rows);
+    buf_free(&chunks);
+}
+
+/* pgsess_copy_abort: the COPY fails with the reason, nothing kept, the handle says it ended; in a
+ * transaction the transaction is failed too; after a bad row it returns that row's error. */
+static void test_abort(pgsess_session *s)
+{
+    struct buf in = {0};
+    pgsess_copy *c;
+    pgsess_error *err = NULL;
+    pgsess_tx *tx;
+    pgsess_results *r;
+    size_t len = 0;
+    char sql[256];
+
+    CHECK_INTEQ(pgsess_copy_abort(NULL, "why", &err), PGSESS_INTERFACE_ERROR);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+    pgsess_error_free(err);
+    err = NULL;
+    text_rows(&in, 2000, false);
+    snprintf(sql, sizeof sql, "COPY %s (id, v, n) FROM STDIN", table);
+    c = COPY_IN(s, sql);
+    if (c != NULL) {
+        CHECK_INTEQ(write_pieces(c, in.data, in.len, &err), PGSESS_OK);
+        CHECK_INTEQ(pgsess_copy_abort(c, "changed my mind", &err), PGSESS_OK);
+        CHECK(err == NULL);
+        pgsess_error_free(err);
+        err = NULL;
+        CHECK_INTEQ(pgsess_pool_copies_open(s), 0);
+        CHECK_INTEQ(pgsess_copy_write(c, "1\tx\t1\n", 6, &err), PGSESS_INTERFACE_ERROR);
+        pgsess_error_free(err);
+        err = NULL;
+        CHECK(pgsess_copy_finish(c, &err) == UINT64_MAX);
+        CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+        pgsess_error_free(err);
+        err = NULL;
+        CHECK_INTEQ(pgsess_copy_abort(c, "twice", &err), PGSESS_OK); /* ended: nothing to do */
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    COUNT_IS(s, 0);
+
+    /* A NULL reason; a reason with odd bytes. */
+    c = COPY_IN(s, sql);
+    if (c != NULL) {
+        CHECK_INTEQ(pgsess_copy_abort(c, NULL, &err), PGSESS_OK);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    c = COPY_IN(s, sql);
+    if (c != NULL) {
+        CHECK_INTEQ(pgsess_copy_abort(c, "it's \"odd\" stra\xc3\x9f" "e", &err), PGSESS_OK);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+
+    /* In a transaction: the transaction fails with the reason (25P02 afterwards). */
+    tx = BEGIN(s);
+    if (tx != NULL) {
+        c = COPY_IN(pgsess_tx_session(tx), sql);
+        CHECK_INTEQ(pgsess_copy_write(c, in.data, in.len, &err), PGSESS_OK);
+        CHECK_INTEQ(pgsess_copy_abort(c, "abort in a transaction", &err), PGSESS_OK);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+        r = pgsess_tx_query(tx, "SELECT 1", 0, NULL, &err);
+        CHECK(r == NULL);
+        CHECK_STREQ(pgsess_error_sqlstate(err), "25P02");
+        pgsess_results_free(r);
+        pgsess_error_free(err);
+        err = NULL;
+        CHECK_INTEQ(pgsess_commit(tx, &err), PGSESS_TRANSACTION_ROLLBACK);
+        pgsess_error_free(err);
+        err = NULL;
+    }
+    COUNT_IS(s, 0);
+
+    /* After a bad row that has already arrived: that error. */
+    c = COPY_IN(s, sql);
+    if (c != NULL) {
+        struct timespec settle = {0, 300 * 1000 * 1000};
+        struct buf big = {0};
+        pgsess_code rc;
+        CHECK_INTEQ(pgsess_copy_write(c, "bad\trow\t1\n", 10, &err), PGSESS_OK);
+        text_rows(&big, 3000, false); /* past 64 KiB: the bad row is sent */
+        rc = pgsess_copy_write(c, big.data, big.len, &err);
+        pgsess_error_free(err);
+        err = NULL;
+        nanosleep(&settle, NULL);
+        if (rc == PGSESS_OK) {
+            CHECK(pgsess_copy_abort(c, "too late", &err) != PGSESS_OK);
+            CHECK_STREQ(pgsess_error_sqlstate(err), "22P02");
+        } else {
+            /* the write saw it already; the COPY is over: abort has nothing to do */
+            CHECK_INTEQ(pgsess_copy_abort(c, "too late", &err), PGSESS_OK);
+        }
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+        buf_free(&big);
+    }
+    COUNT_IS(s, 0);
+
+    /* A COPY TO: the rest is discarded, the connection comes back. */
+    c = COPY_OUT(s, "COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT");
+    if (c != NULL) {
+        CHECK(pgsess_copy_read(c, &len, &err) != NULL);
+        CHECK_INTEQ(pgsess_copy_abort(c, NULL, &err), PGSESS_OK);
+        pgsess_error_free(err);
+        err = NULL;
+        CHECK(pgsess_copy_read(c, &len, &err) == NULL);
+        pgsess_error_free(err);
+        err = NULL;
+        pgsess_copy_free(c);
+    }
+    POOL_IDLE(s);
+    buf_free(&in);
+}
+
+struct canceller {
+    pgsess_session *s;
+    int delay_ms;
+    pgsess_code rc;
+};
+
+static void *canceller_main(void *arg)
+{
+    struct canceller *k = arg;
+    struct timespec ts = {k->delay_ms / 1000, (long)(k->delay_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    k->rc = pgsess_cancel(k->s);
+    return NULL;
+}
+
+/* pgsess_cancel from another thread stops a COPY TO waiting for the server: 100 KB of rows (so
+ * the server has sent the COPY's start and some data), then a 30 s pause. The canceller starts
+ * before pgsess_copy_out, so the cancel lands wherever the wait is. */
+static void test_cancel(pgsess_session *s)
+{
+    pgsess_copy *c;
+    pgsess_error *err = NULL;
+    pthread_t th;
+    struct canceller k;
+    size_t len = 0;
+    long rows = 0;
+    double t0;
+
+    k.s = s;
+    k.delay_ms = 1000;
+    k.rc = PGSESS_PANIC;
+    t0 = now_ms();
+    CHECK(pthread_create(&th, NULL, canceller_main, &k) == 0);
+    c = pgsess_copy_out(s,
+                        "COPY (SELECT g, repeat('c', 100), pg_sleep(CASE WHEN g = 1000 THEN 30 ELSE 0 END) "
+                        "FROM generate_series(1, 1001) g) TO STDOUT",
+                        &err);
+    if (c != NULL) {
+        while (pgsess_copy_read(c, &len, &err) != NULL)
+            rows++;
+    }
+    CHECK(pthread_join(th, NULL) == 0);
+    CHECK_INTEQ(k.rc, PGSESS_OK);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_QUERY_CANCELED);
+    CHECK(rows < 1001);
+    CHECK(now_ms() - t0 < 20000);
+    printf("cancelled COPY TO after %.0f ms and %ld rows (%s): %s\n", now_ms() - t0, rows,
+           c != NULL ? "by a read" : "by pgsess_copy_out", err ? pgsess_error_message(err) : "NULL");
+    pgsess_error_free(err);
+    err = NULL;
+    if (c != NULL) {
+        CHECK(pgsess_copy_finish(c, &err) == UINT64_MAX);
+        pgsess_error_free(err);
+        pgsess_copy_free(c);
+    }
+    POOL_IDLE(s);
+}
+
 int main(void)
 {
     pgsess_session *base;
@@ -1366,6 +1673,10 @@ int main(void)
     test_transaction_ends_first(base);
     test_session_closed_first(base);
     test_threads();
+    test_copy_start(base);
+    test_read_chunk(base);
+    test_abort(base);
+    test_cancel(base);
 
     snprintf(sql, sizeof sql, "DROP TABLE %s", table);
     EXEC(base, sql);
