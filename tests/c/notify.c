@@ -615,6 +615,178 @@ static void test_gap(pgsess_session *sender)
     pgsess_close(gs);
 }
 
+struct waiter {
+    pgsess_session *s;
+    int32_t timeout_ms;
+    char payload[64];
+    int got;      /* 1: a notification, 0: NULL */
+    int errored;
+    double waited_ms;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    pgsess_error *err = NULL;
+    double t0 = now_ms();
+    pgsess_notification *n = pgsess_notification_next(w->s, w->timeout_ms, &err);
+    w->waited_ms = now_ms() - t0;
+    w->errored = err != NULL;
+    w->got = n != NULL;
+    if (n != NULL)
+        snprintf(w->payload, sizeof w->payload, "%s", pgsess_notification_payload(n));
+    pgsess_notification_free(n);
+    pgsess_error_free(err);
+    return NULL;
+}
+
+/* Several threads waiting at once: each notification goes to one of them. pgsess_notification_wake
+ * returns every waiter at once with NULL and no error; a notification already queued still goes
+ * to the next caller. */
+static void test_waiters_and_wake(pgsess_session *sender)
+{
+    pgsess_session *ws = open_ctest(NULL);
+    pthread_t th[3];
+    struct waiter w[3];
+    char ch[96];
+    int i, got = 0, errored = 0, distinct;
+    struct timespec settle = {0, 300 * 1000 * 1000};
+    double t0;
+
+    chan(ch, sizeof ch, "waiters");
+    LISTEN(ws, ch);
+    pgsess_notification_wake(NULL);
+    memset(w, 0, sizeof w);
+    for (i = 0; i < 3; i++) {
+        w[i].s = ws;
+        w[i].timeout_ms = 20000;
+        CHECK(pthread_create(&th[i], NULL, waiter_main, &w[i]) == 0);
+    }
+    nanosleep(&settle, NULL);
+    SEND(sender, ch, "w1");
+    SEND(sender, ch, "w2");
+    SEND(sender, ch, "w3");
+    for (i = 0; i < 3; i++) {
+        CHECK(pthread_join(th[i], NULL) == 0);
+        got += w[i].got;
+        errored += w[i].errored;
+    }
+    CHECK_INTEQ(got, 3);
+    CHECK_INTEQ(errored, 0);
+    distinct = strcmp(w[0].payload, w[1].payload) != 0 && strcmp(w[0].payload, w[2].payload) != 0 &&
+               strcmp(w[1].payload, w[2].payload) != 0;
+    CHECK(distinct);
+
+    /* Wake: three waiting for ever return at once, with nothing. */
+    memset(w, 0, sizeof w);
+    for (i = 0; i < 3; i++) {
+        w[i].s = ws;
+        w[i].timeout_ms = -1;
+        CHECK(pthread_create(&th[i], NULL, waiter_main, &w[i]) == 0);
+    }
+    nanosleep(&settle, NULL);
+    t0 = now_ms();
+    pgsess_notification_wake(ws);
+    for (i = 0; i < 3; i++) {
+        CHECK(pthread_join(th[i], NULL) == 0);
+        CHECK_INTEQ(w[i].got, 0);
+        CHECK_INTEQ(w[i].errored, 0);
+        CHECK(w[i].waited_ms >= 250);
+    }
+    CHECK(now_ms() - t0 < 5000);
+
+    /* A wake with nobody waiting is not kept for the next waiter; a queued notification is still
+     * returned after a wake. */
+    pgsess_notification_wake(ws);
+    EXPECT_NONE(ws, 200);
+    SEND(sender, ch, "queued");
+    {
+        int fd = pgsess_notification_fd(ws);
+        struct pollfd pfd;
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        CHECK_INTEQ(poll(&pfd, 1, 5000), 1);
+    }
+    pgsess_notification_wake(ws);
+    EXPECT(ws, 0, ch, "queued", 0);
+    pgsess_close(ws);
+}
+
+/* Queued notifications stay after UNLISTEN; two sessions on one channel each get their own copy;
+ * a session closed with notifications still queued frees them (valgrind/ASan check). */
+static void test_queue_and_sessions(pgsess_session *sender)
+{
+    pgsess_session *a = open_ctest(NULL), *b = open_ctest(NULL), *c = open_ctest(NULL);
+    char ch[96];
+    struct timespec settle = {1, 0};
+
+    chan(ch, sizeof ch, "queue");
+    LISTEN(a, ch);
+    LISTEN(b, ch);
+    LISTEN(c, ch);
+    SEND(sender, ch, "first");
+    SEND(sender, ch, "second");
+    nanosleep(&settle, NULL);
+    UNLISTEN(a, ch);
+    EXPECT(a, 0, ch, "first", 0);
+    EXPECT(a, 0, ch, "second", 0);
+    EXPECT_NONE(a, 0);
+    EXPECT(b, 5000, ch, "first", 0);
+    EXPECT(b, 5000, ch, "second", 0);
+    pgsess_close(c); /* two still queued */
+    pgsess_close(b);
+    pgsess_close(a);
+}
+
+/* A pinned session's plain LISTEN also wakes pgsess_notification_fd while the session is idle. */
+static void test_pinned_fd(pgsess_session *sender)
+{
+    pgsess_session *base = open_ctest(NULL);
+    pgsess_session *p;
+    pgsess_error *err = NULL;
+    struct pollfd pfd;
+    char ch[96], sql[160];
+    int fd;
+
+    p = pgsess_pin(base, &err);
+    pgsess_error_free(err);
+    if (!CHECK(p != NULL)) {
+        pgsess_close(base);
+        return;
+    }
+    chan(ch, sizeof ch, "pinnedfd");
+    snprintf(sql, sizeof sql, "LISTEN %s", ch);
+    EXEC(p, sql);
+    fd = pgsess_notification_fd(p);
+    CHECK(fd >= 0);
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    CHECK_INTEQ(poll(&pfd, 1, 0), 0);
+    SEND(sender, ch, "to the pinned fd");
+    CHECK_INTEQ(poll(&pfd, 1, 5000), 1);
+    EXPECT(p, 0, ch, "to the pinned fd", 0);
+    CHECK_INTEQ(poll(&pfd, 1, 0), 0);
+    /* Statements still work with the watcher reading the connection while idle. */
+    {
+        int i, ok = 0;
+        for (i = 0; i < 50; i++) {
+            char want[16], *v;
+            snprintf(sql, sizeof sql, "SELECT %d", i);
+            snprintf(want, sizeof want, "%d", i);
+            v = SCALAR(p, sql);
+            ok += v != NULL && strcmp(v, want) == 0;
+            free(v);
+        }
+        CHECK_INTEQ(ok, 50);
+    }
+    SEND(sender, ch, "again");
+    EXPECT(p, 5000, ch, "again", 0);
+    pgsess_close(p);
+    pgsess_close(base);
+}
+
 int main(void)
 {
     pgsess_session *s, *sender;
@@ -634,6 +806,9 @@ int main(void)
     test_epoll(sender);
     test_threads(sender);
     test_gap(sender);
+    test_waiters_and_wake(sender);
+    test_queue_and_sessions(sender);
+    test_pinned_fd(sender);
 
     pgsess_close(sender);
     pgsess_close(s);
