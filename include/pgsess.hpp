@@ -834,6 +834,40 @@ public:
     }
 
     /**
+     * COPY TO: every CopyData message the library has buffered (waiting for one when none is),
+     * their data joined into one piece, or nullopt at the end: the same bytes as read() gives,
+     * typically 64 KiB or more per call. Valid until the next call on this Copy; may be mixed with
+     * read(). Throws Error as read() does.
+     */
+    std::optional<std::string_view> read_chunk() {
+        check_open("read_chunk");
+        pgsess_error *err = nullptr;
+        std::size_t len = 0;
+        const void *data = pgsess_copy_read_chunk(h_, &len, &err);
+        if (data == nullptr) {
+            if (err != nullptr)
+                impl::throw_error(err, "pgsess_copy_read_chunk");
+            return std::nullopt;
+        }
+        return std::string_view(static_cast<const char *>(data), len);
+    }
+
+    /**
+     * Abort now (libpq: PQputCopyEnd with an error message): a COPY FROM fails on the server with
+     * "COPY from stdin failed: <why>" (nothing of it is kept; inside a transaction the
+     * transaction fails too); a COPY TO has its rest discarded. Nothing to do once the copy has
+     * ended. Throws Error when the COPY had already failed (that failure, e.g. a bad row) or the
+     * connection was lost. The object stays (empty it with reset(), or let it be destroyed).
+     */
+    void abort(const impl::CString &why) { abort_with(why.c_str()); }
+    /** abort() with the library's default reason. */
+    void abort() { abort_with(nullptr); }
+
+    /** True for a COPY FROM STDIN (write() it), false for a COPY TO STDOUT (read() it) and when
+     *  empty. */
+    bool is_in() const noexcept { return pgsess_copy_is_in(h_); }
+
+    /**
      * End the copy and return the number of rows copied: for COPY FROM, sends CopyDone and waits
      * for the server's verdict (throws Error for a bad row not yet reported); for COPY TO, call it
      * after read() returned nullopt. Returns the connection to the pool (or to its pinned
@@ -859,6 +893,13 @@ public:
     explicit operator bool() const noexcept { return h_ != nullptr; }
 
 private:
+    void abort_with(const char *why) {
+        check_open("abort");
+        pgsess_error *err = nullptr;
+        if (pgsess_copy_abort(h_, why, &err) != PGSESS_OK)
+            impl::throw_error(err, "pgsess_copy_abort");
+        pgsess_error_free(err);
+    }
     void check_open(const char *what) const {
         if (h_ == nullptr)
             impl::throw_code(PGSESS_INTERFACE_ERROR, std::string("pgsess::Copy::") + what +
@@ -1089,6 +1130,19 @@ public:
         return Copy(c);
     }
 
+    /** Start `sql`, a COPY of either direction, as the server takes it (for SQL this code did not
+     *  write): Copy::is_in() says which. Throws Error PGSESS_INTERFACE_ERROR when `sql` is no COPY
+     *  FROM STDIN or TO STDOUT; otherwise as copy_in(). */
+    Copy copy_start(const impl::CString &sql) {
+        check_open("copy_start");
+        pgsess_error *err = nullptr;
+        pgsess_copy *c = pgsess_copy_start(h_, sql.c_str(), &err);
+        if (c == nullptr)
+            impl::throw_error(err, "pgsess_copy_start");
+        pgsess_error_free(err);
+        return Copy(c);
+    }
+
     /**
      * Listen on `channel` (quoted as an identifier, so case and quotes are kept) through the
      * session's own listener connection, opened on first use and not counted against
@@ -1140,6 +1194,11 @@ public:
         out.gap = pgsess_notification_is_gap(n.get());
         return out;
     }
+    /** Make every next_notification() waiting on this session right now return nullopt at once
+     *  (a notification already queued still goes to the next caller): for cancelling a wait, and
+     *  before destroying the session, which must not race with waiters. Nothing when empty. Any
+     *  thread. */
+    void notification_wake() noexcept { pgsess_notification_wake(h_); }
     /** A descriptor that is readable while a notification is ready (an eventfd owned by the
      *  session), for epoll/poll loops: when it is, call next_notification(0ms). Do not read or
      *  close it. -1 when empty. */

@@ -1446,6 +1446,98 @@ void test_notification_gap(pgsess::Session &s) {
     CHECK(n.has_value() && !n->gap && n->payload == "after");
 }
 
+// copy_start (either direction), read_chunk, abort.
+void test_copy_start_chunk_abort(pgsess::Session &s) {
+    const std::string table = unique_name("copyx");
+    s.query("CREATE TABLE " + table + " (id int, v text)");
+    const std::string rows = copy_text_rows(3000);
+    {
+        pgsess::Copy c = s.copy_start("COPY " + table + " FROM STDIN");
+        CHECK(c.is_in());
+        write_pieces(c, rows);
+        CHECK_EQ(c.finish(), 3000u);
+    }
+    {
+        pgsess::Copy c = s.copy_start("COPY (SELECT * FROM " + table + " ORDER BY id) TO STDOUT");
+        CHECK(!c.is_in());
+        std::string back;
+        std::size_t calls = 0;
+        if (auto first = c.read()) // one row, then chunks
+            back += *first;
+        while (auto chunk = c.read_chunk()) {
+            back += *chunk;
+            ++calls;
+        }
+        CHECK(back == rows);
+        CHECK(calls > 0 && calls < 300);
+        CHECK_EQ(c.finish(), 3000u);
+    }
+    auto e = EXPECT_ERROR(s.copy_start("SELECT 1"));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+
+    // abort: nothing kept, the copy is over, a second abort has nothing to do.
+    {
+        pgsess::Copy c = s.copy_in("COPY " + table + " FROM STDIN");
+        c.write(rows);
+        c.abort("changed my mind");
+        e = EXPECT_ERROR(c.write("1\tx\n"));
+        if (e)
+            CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+        c.abort();
+        CHECK(c.is_in());
+    }
+    CHECK_EQ(count_rows(s, table), "3000");
+    {
+        auto tx = s.begin();
+        auto ts = tx.session();
+        pgsess::Copy c = ts.copy_in("COPY " + table + " FROM STDIN");
+        c.write("1\tone\n");
+        c.abort();
+        e = EXPECT_ERROR(tx.query("SELECT 1"));
+        if (e)
+            CHECK_EQ(e->sqlstate(), std::optional<std::string>("25P02"));
+    }
+    {
+        pgsess::Copy c = s.copy_out("COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT");
+        CHECK(c.read().has_value());
+        c.abort(); // the rest is discarded
+        c.reset();
+    }
+    CHECK_EQ(count_rows(s, table), "3000");
+
+    pgsess::Copy empty;
+    CHECK(!empty.is_in());
+    e = EXPECT_ERROR((void)empty.read_chunk());
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    e = EXPECT_ERROR(empty.abort("x"));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_INTERFACE_ERROR);
+    drop_table(s, table);
+}
+
+// notification_wake returns a waiter at once with nothing.
+void test_notification_wake() {
+    auto listener = open_ctest();
+    const std::string ch = unique_name("wake");
+    listener.listen(ch);
+    std::optional<pgsess::Notification> got = pgsess::Notification{};
+    std::atomic<bool> returned{false};
+    std::thread waiter([&] {
+        got = listener.next_notification(std::chrono::milliseconds(-1));
+        returned = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(!returned.load());
+    listener.notification_wake();
+    waiter.join();
+    CHECK(returned.load());
+    CHECK(!got.has_value());
+    pgsess::Session empty;
+    empty.notification_wake(); // nothing to do
+}
+
 void run(const char *name, const std::function<void()> &f) {
     std::cout << "== " << name << std::endl;
     try {
@@ -1494,6 +1586,8 @@ int main() {
         run("copy in a transaction", [&] { test_copy_transaction(s); });
         run("notifications", [&] { test_notifications(s); });
         run("notification gap", [&] { test_notification_gap(s); });
+        run("copy start, chunks, abort", [&] { test_copy_start_chunk_abort(s); });
+        run("notification wake", [] { test_notification_wake(); });
     } catch (const pgsess::Error &e) {
         check(false, (std::string("open session \"ctest\": ") + e.what()).c_str(), __FILE__, __LINE__);
     }
