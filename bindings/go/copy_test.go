@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -480,5 +481,130 @@ func TestCopyPinned(t *testing.T) {
 	p.Close()
 	if _, err := p.CopyTo("COPY go_copy_pinned TO STDOUT", io.Discard); CodeOf(err) != InterfaceError {
 		t.Errorf("CopyTo after Close: %v", err)
+	}
+}
+
+// Copy takes the direction the server started (pgsess_copy_start): r for a COPY ... FROM STDIN,
+// w for a COPY ... TO STDOUT, whatever the SQL text looks like. A nil side the server needs
+// aborts the copy; a statement that is no COPY runs, then fails.
+func TestCopyEitherDirection(t *testing.T) {
+	s := openOne(t)
+	table := uniq("gotest_copy_either")
+	exec(t, s, "CREATE TABLE "+table+" "+copyTable)
+	defer exec(t, s, "DROP TABLE "+table)
+	rows := copyRows(3000)
+	data := copyText(rows)
+	// A nested comment (PostgreSQL nests them): "TO STDOUT" is still inside it.
+	if n, err := s.Copy("COPY "+table+" FROM STDIN /* a /* nested */ TO STDOUT */", bytes.NewReader(data), nil); err != nil || n != 3000 {
+		t.Fatalf("Copy in: %d, %v", n, err)
+	}
+	var out bytes.Buffer
+	if n, err := s.Copy("COPY (SELECT * FROM "+table+" ORDER BY id) TO STDOUT -- FROM STDIN", nil, &out); err != nil || n != 3000 ||
+		!bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("Copy out: %d rows, %d bytes (want %d), %v", n, out.Len(), len(data), err)
+	}
+	out.Reset()
+	// Both given: the server's direction picks one.
+	if n, err := s.Copy("COPY (SELECT 1, NULL) TO STDOUT WITH (FORMAT csv, NULL E'\\' from stdin ')", strings.NewReader("unused"), &out); err != nil ||
+		n != 1 || out.String() != "1,' from stdin \n" {
+		t.Errorf("Copy out with an E'' string: %d, %q, %v", n, out.String(), err)
+	}
+	if _, err := s.Copy("COPY "+table+" FROM STDIN", nil, &out); CodeOf(err) != InterfaceError || !strings.Contains(err.Error(), "r is nil") {
+		t.Errorf("Copy in with a nil reader: %v", err)
+	}
+	if _, err := s.Copy("COPY "+table+" TO STDOUT", strings.NewReader(""), nil); CodeOf(err) != InterfaceError || !strings.Contains(err.Error(), "w is nil") {
+		t.Errorf("Copy out with a nil writer: %v", err)
+	}
+	if _, err := s.Copy("INSERT INTO "+table+" (id) VALUES (0)", nil, nil); CodeOf(err) != InterfaceError {
+		t.Errorf("Copy(INSERT): %v", err)
+	}
+	if got := countRows(t, s, table); got != "3001" {
+		t.Errorf("rows after the INSERT given to Copy (it runs, as on libpq): %s", got)
+	}
+	if st, err := s.Stats(); err != nil || st.CopiesOpen != 0 || st.InUse != 0 {
+		t.Errorf("Stats after the copies: %+v %v", st, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.CopyContext(ctx, "COPY "+table+" TO STDOUT", nil, io.Discard); !errors.Is(err, context.Canceled) {
+		t.Errorf("CopyContext with a done context: %v", err)
+	}
+
+	// In a transaction: rolled back with it.
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := tx.Copy("COPY "+table+" FROM STDIN (FORMAT csv)", strings.NewReader("-1,in tx,,1.00,t\n"), nil); err != nil || n != 1 {
+		t.Errorf("Tx.Copy: %d, %v", n, err)
+	}
+	out.Reset()
+	if n, err := tx.Copy("COPY (SELECT name FROM "+table+" WHERE id = -1) TO STDOUT", nil, &out); err != nil || n != 1 || out.String() != "in tx\n" {
+		t.Errorf("Tx.Copy out: %d, %q, %v", n, out.String(), err)
+	}
+	tx.Rollback()
+	if got := countRows(t, s, table); got != "3001" {
+		t.Errorf("rows after the rollback: %s", got)
+	}
+	stillUsable(t, s, "Copy")
+}
+
+// copyBenchSQL is 1,000,000 short rows (about 17 MB of text).
+const copyBenchSQL = "COPY (SELECT g, 'row ' || g, g % 7 = 0 FROM generate_series(1, 1000000) g) TO STDOUT"
+
+// countingWriter counts bytes and writes.
+type countingWriter struct{ bytes, writes int }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.bytes += len(p)
+	w.writes++
+	return len(p), nil
+}
+
+// Reading one message per cgo call (as CopyTo did) and a chunk per call give the same bytes.
+func TestCopyToChunkedSameAsPerMessage(t *testing.T) {
+	s := openTest(t)
+	sql := "COPY (SELECT * FROM (VALUES (1, 'a\tb'), (2, E'new\\nline'), (3, NULL)) v, generate_series(1, 20000) g) TO STDOUT"
+	var perMessage, chunked bytes.Buffer
+	n1, err1 := s.copyTo(context.Background(), sql, &perMessage, true)
+	n2, err2 := s.CopyTo(sql, &chunked)
+	if err1 != nil || err2 != nil || n1 != 60000 || n2 != 60000 || !bytes.Equal(perMessage.Bytes(), chunked.Bytes()) {
+		t.Fatalf("per message %d rows, %d bytes, %v; chunked %d rows, %d bytes, %v", n1, perMessage.Len(), err1, n2, chunked.Len(), err2)
+	}
+}
+
+// clientCPU is this process's user+system CPU time (the server's is not in it).
+func clientCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCopyTo: CopyTo of 1,000,000 rows into a discarding writer, reading one CopyData
+// message (row) per cgo call (pgsess_copy_read, as CopyTo did) against a chunk per call
+// (pgsess_copy_read_chunk). ns/row is wall time (the server's work included), cpu-ns/row this
+// process's CPU time (the client's cost alone).
+func BenchmarkCopyTo(b *testing.B) {
+	s := openTest(b)
+	for _, c := range []struct {
+		name       string
+		perMessage bool
+	}{{"per-message", true}, {"chunked", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			var w countingWriter
+			start, cpu := time.Now(), clientCPU()
+			for i := 0; i < b.N; i++ {
+				n, err := s.copyTo(context.Background(), copyBenchSQL, &w, c.perMessage)
+				if err != nil || n != 1000000 {
+					b.Fatalf("%d rows, %v", n, err)
+				}
+			}
+			rows := float64(b.N) * 1e6
+			b.ReportMetric(float64(time.Since(start).Nanoseconds())/rows, "ns/row")
+			b.ReportMetric(float64((clientCPU()-cpu).Nanoseconds())/rows, "cpu-ns/row")
+			b.ReportMetric(float64(w.writes)/float64(b.N), "writes/op")
+		})
 	}
 }

@@ -85,7 +85,7 @@
 //
 // [Session.CopyFrom] streams an io.Reader into COPY ... FROM STDIN and [Session.CopyTo] a
 // COPY ... TO STDOUT into an io.Writer, byte for byte in any format (also on [Tx] and pinned
-// sessions). [Session.Listen] listens on a channel through a listener connection of the
+// sessions); [Session.Copy] does either, as the server takes the statement. [Session.Listen] listens on a channel through a listener connection of the
 // session's own; [Session.WaitForNotification] and [Session.Notifications] deliver what arrives.
 // A [Notification] with Gap set means notifications on its channel may have been missed (the
 // listener reconnected): resynchronise.

@@ -25,6 +25,9 @@ use crate::rows::ResultSet;
 /// A COPY FROM's buffered data is sent once it reaches this many bytes.
 pub const COPY_FLUSH_AT: usize = 64 * 1024;
 
+/// How much a COPY TO's receive gathers while the socket has more at once.
+const COPY_RECEIVE_TARGET: usize = 1 << 20;
+
 /// The largest CopyData message written: a longer write is split (rows may span messages).
 const MAX_COPY_MESSAGE: usize = 1 << 20;
 
@@ -188,9 +191,11 @@ impl PgConn {
         }
     }
 
-    /// The next CopyData messages of a COPY TO, appended whole to `frames` (all that are
-    /// buffered, at least one): true. False when the COPY ended (its tag in `set`); an error
-    /// ends it too. Waits for the server, until `deadline` when given (then: broken).
+    /// The next CopyData messages of a COPY TO, appended whole to `frames`: true. As many as
+    /// have arrived, at least one (waiting for it), and while the socket has more at once, up
+    /// to `COPY_RECEIVE_TARGET` bytes: a caller paying per call (a binding) makes few calls.
+    /// False when the COPY ended (its tag in `set`); an error ends it too. Waits for the server,
+    /// until `deadline` when given (then: broken).
     pub fn copy_receive(
         &mut self,
         frames: &mut CopyFrames,
@@ -206,7 +211,13 @@ impl PgConn {
             if end > 0 {
                 frames.buf.extend_from_slice(&self.read_buf[..end]);
                 self.read_buf.advance(end);
+                if frames.len() < COPY_RECEIVE_TARGET && self.read_more_now()? {
+                    continue;
+                }
                 return Ok(true);
+            }
+            if !frames.is_empty() {
+                return Ok(true); // what follows is not data: the next call handles it
             }
             if let [b'c', 0, 0, 0, 4, ..] = self.read_buf[..] {
                 // CopyDone; CommandComplete and ReadyForQuery follow.
@@ -245,6 +256,22 @@ impl PgConn {
                     return;
                 }
             }
+        }
+    }
+
+    /// Read what the socket has now, without waiting: true when something came.
+    fn read_more_now(&mut self) -> Result<bool> {
+        if !self.stream.readable_now() {
+            return Ok(false);
+        }
+        if let Err(e) = self.stream.set_read_timeout(Some(Duration::from_millis(50))) {
+            return Err(self.io_failure(e));
+        }
+        let before = self.read_buf.len();
+        match self.stream.fill(&mut self.read_buf) {
+            Ok(()) => Ok(self.read_buf.len() > before),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Ok(false),
+            Err(e) => Err(self.io_failure(e)),
         }
     }
 

@@ -6,6 +6,8 @@
 require "minitest/autorun"
 require "open3"
 require "rbconfig"
+require "stringio"
+require "tempfile"
 require "timeout"
 require "pgsess"
 
@@ -1224,15 +1226,234 @@ class TestPGSess < Minitest::Test
     end
   end
 
-  # copy_data reads the direction from the SQL, outside literals, quoted names and comments.
-  def test_copy_direction_from_sql
-    {
-      "COPY t FROM STDIN" => :in, "copy t (a, b) from\n stdin (format csv)" => :in,
-      "COPY t TO STDOUT (FORMAT binary)" => :out, "COPY (SELECT $$from stdin$$) TO STDOUT" => :out,
-      "COPY (SELECT 'x from stdin') TO STDOUT" => :out, "COPY \"to stdout\" FROM STDIN" => :in,
-      "COPY t TO STDOUT -- from stdin" => :out, "COPY (SELECT $q$ to stdout $q$) FROM STDIN" => :in,
-      "COPY (SELECT 1 FROM stdin_t) TO STDOUT" => :out, "COPY t FROM '/tmp/f'" => nil, "SELECT 1" => nil
-    }.each { |sql, direction| assert_equal direction, PGSess::Copy.direction(sql), sql }
+  # copy_data takes the direction the server started (pgsess_copy_start), as pg's does from
+  # PGRES_COPY_IN or PGRES_COPY_OUT: even for SQL whose text a reader would misjudge (a nested
+  # comment, an escaped quote in an E'' string).
+  def test_copy_direction_from_the_server
+    open(pool_max_size: 1, checkout_timeout_ms: 2000) do |s|
+      with_table(s, "t text") do |t|
+        {
+          "COPY #{t} FROM STDIN" => "a",
+          "copy #{t} from\n stdin (format csv)" => "b",
+          "COPY #{t} FROM STDIN /* a /* nested */ TO STDOUT */" => "c",
+          "/* TO STDOUT */ COPY \"#{t}\" FROM STDIN -- TO STDOUT" => "d"
+        }.each do |sql, row|
+          n = s.copy_data(sql) do |c|
+            assert c.in?, sql
+            assert_equal :in, c.direction
+            c << "#{row}\n"
+          end
+          assert_equal 1, n, sql
+        end
+        {
+          "COPY (SELECT t FROM #{t} ORDER BY t) TO STDOUT" => "a\nb\nc\nd\n",
+          "COPY (SELECT 1, NULL) TO STDOUT WITH (FORMAT csv, NULL E'\\' from stdin ')" => "1,' from stdin \n",
+          "COPY (SELECT 'from stdin') TO STDOUT" => "from stdin\n"
+        }.each do |sql, text|
+          got = nil
+          s.copy_data(sql) do |c|
+            assert c.out?, sql
+            assert_equal :out, c.direction
+            got = c.each.to_a.join
+          end
+          assert_equal text, got, sql
+        end
+        refute PGSess::Copy.respond_to?(:direction), "the SQL-text reading is gone"
+        # Not a COPY: it runs (as on pg), then the library says so.
+        e = assert_raises(PGSess::InterfaceError) { s.copy_data("INSERT INTO #{t} VALUES ('ran')") {} }
+        assert_match(/not a COPY \.\.\. FROM STDIN or TO STDOUT/, e.message)
+        assert_equal 1, count_rows(s, "#{t} WHERE t = 'ran'")
+        assert_equal 0, s.copies_open
+      end
+    end
+  end
+
+  # Chunks (read_chunk, each_chunk, read_all, copy_out(sql, io)): the same bytes as the messages
+  # of get_copy_data, in a few large pieces each ending where a message (a text row) ends; calls
+  # may be mixed. copy_in(sql, io) reads an IO in chunks, or takes a String.
+  def test_copy_chunks_and_io
+    open(pool_max_size: 1, checkout_timeout_ms: 2000) do |s|
+      sql = "COPY (SELECT g, repeat('x', g % 50) FROM generate_series(1, 50000) g) TO STDOUT"
+      rows, n = copy_out_all(s, sql)
+      assert_equal 50_000, n
+      text = rows.join
+      chunks = []
+      assert_equal 50_000, s.copy_out(sql) { |c| c.each_chunk { |chunk| chunks << chunk } }
+      assert_equal text, chunks.join
+      assert chunks.all? { |chunk| chunk.encoding == Encoding::BINARY && chunk.end_with?("\n") }
+      # As many chunks as reads of the socket: far fewer than rows (64 KiB each when the server is
+      # ahead, smaller when the client waits for it).
+      assert_operator chunks.size, :<, 5_000, "#{chunks.size} chunks for #{text.bytesize} bytes"
+      assert_operator chunks.size, :>, 1
+
+      # Mixed: a row, a chunk, the rest.
+      s.copy_data(sql) do |c|
+        first = c.get_copy_data
+        assert_equal "1\tx\n", first
+        chunk = c.read_chunk
+        rest = c.read_all
+        assert_equal text, first + chunk + rest
+        assert_nil c.read_chunk
+        assert_nil c.get_copy_data
+        assert_equal "", c.read_all
+        assert_raises(PGSess::InterfaceError) { c.put_copy_end }
+      end
+
+      # To an IO, a StringIO, a String; binary too.
+      sio = StringIO.new(String.new(encoding: Encoding::BINARY))
+      assert_equal 50_000, s.copy_out(sql, sio)
+      assert_equal text, sio.string
+      out = String.new(encoding: Encoding::BINARY)
+      assert_equal 50_000, s.copy_out(sql.sub("STDOUT", "STDOUT (FORMAT binary)"), out)
+      assert out.start_with?("PGCOPY\n\xFF\r\n\0".b)
+      assert_raises(ArgumentError) { s.copy_out(sql, out) { |_| nil } }
+      assert_raises(TypeError) { s.copy_out(sql, 42) }
+      # An exception from the writer cancels the copy; the connection is usable again.
+      failing = Object.new
+      def failing.write(_chunk)
+        raise IOError, "disk full"
+      end
+      assert_raises(IOError) { s.copy_out(sql, failing) }
+      assert_equal 0, s.copies_open
+
+      with_table(s, "g int, x text") do |t|
+        Tempfile.create("pgsess-copy") do |f|
+          f.write(text)
+          f.rewind
+          assert_equal 50_000, s.copy_in("COPY #{t} FROM STDIN", f)
+        end
+        assert_equal 50_000, count_rows(s, t)
+        assert_equal 2, s.copy_in("COPY #{t} FROM STDIN", "1\ta\n2\tb\n")
+        assert_equal 2, s.transaction { |tx| tx.copy_in("COPY #{t} FROM STDIN", StringIO.new("3\tc\n4\td\n")) }
+        out = String.new(encoding: Encoding::BINARY)
+        s.transaction { |tx| tx.copy_out("COPY (SELECT * FROM #{t} WHERE x IN ('a', 'b', 'c', 'd') ORDER BY x) TO STDOUT", out) }
+        assert_equal "1\ta\n2\tb\n3\tc\n4\td\n", out
+        assert_raises(TypeError) { s.copy_in("COPY #{t} FROM STDIN", 42) }
+        assert_equal 50_004, count_rows(s, t)
+      end
+    end
+  end
+
+  # put_copy_end as pg's: without a message the end of the data (the rows are committed); with
+  # one the copy is aborted (pgsess_copy_abort), none of its rows kept, the copy ended, and the
+  # block form raises at its end, as pg's copy_data does after it.
+  def test_copy_put_copy_end
+    open(pool_max_size: 1, checkout_timeout_ms: 2000) do |s|
+      with_table(s, "id int") do |t|
+        copy = s.copy_in("COPY #{t} FROM STDIN")
+        begin
+          copy << "1\n" << "2\n"
+          assert_equal true, copy.put_copy_end
+          assert copy.ended?
+          assert_equal 2, copy.finish
+        ensure
+          copy.close
+        end
+        assert_equal 2, count_rows(s, t)
+
+        copy = s.copy_in("COPY #{t} FROM STDIN")
+        begin
+          20_000.times { |i| copy << "#{i}\n" } # some chunks sent already
+          assert_equal true, copy.put_copy_end("changed my mind")
+          assert copy.ended?
+          e = assert_raises(PGSess::InterfaceError) { copy.finish }
+          assert_match(/aborted by put_copy_end\("changed my mind"\)/, e.message)
+          assert_raises(PGSess::InterfaceError) { copy << "3\n" }
+          assert_equal false, copy.close
+        ensure
+          copy.close
+        end
+        assert_equal 2, count_rows(s, t)
+        assert_equal 0, s.copies_open
+
+        e = assert_raises(PGSess::InterfaceError) do
+          s.copy_data("COPY #{t} FROM STDIN") { |c| c << "3\n" and c.put_copy_end("no") }
+        end
+        assert_match(/aborted by put_copy_end/, e.message)
+        assert_equal 2, count_rows(s, t)
+
+        # In a transaction: the abort fails the transaction, as on libpq.
+        e = assert_raises(PGSess::Error) do
+          s.transaction do |tx|
+            assert_raises(PGSess::InterfaceError) { tx.copy_in("COPY #{t} FROM STDIN") { |c| c << "4\n" and c.put_copy_end("why") } }
+            tx.query("SELECT 1") {}
+          end
+        end
+        assert_equal "25P02", e.sqlstate, e.message
+        assert_equal 2, count_rows(s, t)
+
+        # After a bad row, put_copy_end raises that error; the copy is over.
+        copy = s.copy_in("COPY #{t} FROM STDIN")
+        begin
+          copy << "x\n"
+          assert_raises(PGSess::DataError) { copy.put_copy_end }
+          assert copy.ended?
+        ensure
+          copy.close
+        end
+        assert_raises(PGSess::InterfaceError) { s.copy_out("COPY #{t} TO STDOUT") { |c| c.put_copy_end("x") } }
+        assert_equal 2, count_rows(s, t)
+        assert_equal 1, value(s, "SELECT 1")
+      end
+    end
+  end
+
+  # The cost of COPY TO STDOUT per native call while another Ruby thread keeps the CPU (and so
+  # the GVL) busy: each call releases the GVL, and one that has to wait for the server gives it
+  # to the busy thread, which keeps it up to its time slice (100 ms). 100,000 rows through the
+  # chunked path (copy_out(sql, io): one call per chunk) against get_copy_data (one call per
+  # row), the latter timed for about a second only (the whole would take from seconds to
+  # minutes). Prints both.
+  def test_copy_out_chunked_with_a_busy_thread
+    open do |s|
+      sql = "COPY (SELECT g, 'rb-' || g, g * 2 FROM generate_series(1, #{COPY_ROWS}) g) TO STDOUT"
+      quiet_chunked = 3.times.map do
+        t0 = now
+        s.copy_out(sql, String.new(encoding: Encoding::BINARY))
+        now - t0
+      end.min
+      t0 = now
+      assert_equal COPY_ROWS, s.copy_out(sql) { |c| c.each { |_| nil } }
+      quiet_per_row = now - t0
+
+      stop = false
+      busy = Thread.new do
+        x = 0
+        x += 1 until stop
+      end
+      begin
+        sleep 0.05
+        out = String.new(encoding: Encoding::BINARY)
+        chunks = 0
+        t0 = now
+        n = s.copy_out(sql) { |c| c.each_chunk { |chunk| out << chunk and chunks += 1 } }
+        chunked = now - t0
+        assert_equal COPY_ROWS, n
+        assert_equal COPY_ROWS, out.count("\n")
+        sample = 0
+        t0 = now
+        catch(:enough) do # leaving the block early cancels the rest of the copy
+          s.copy_out(sql) do |c|
+            while c.get_copy_data
+              sample += 1
+              throw :enough if now - t0 > 1
+            end
+          end
+        end
+        per_row = now - t0
+      ensure
+        stop = true
+        busy.join
+      end
+      per_row_ms = per_row * 1000 / sample
+      puts format("\ncopy timing: 100,000-row COPY TO (%d bytes): quiet: chunked %.3f s (%.2f us/row), " \
+                  "get_copy_data %.3f s (%.2f us/row); another thread busy: chunked %.3f s (%d chunks, " \
+                  "%.1f ms/chunk, %.1f us/row), get_copy_data %.3f ms/row (%d rows in %.2f s; ~%.0f s for 100,000)",
+                  out.bytesize, quiet_chunked, quiet_chunked * 1e6 / COPY_ROWS, quiet_per_row,
+                  quiet_per_row * 1e6 / COPY_ROWS, chunked, chunks, chunked * 1000 / chunks,
+                  chunked * 1e6 / COPY_ROWS, per_row_ms, sample, per_row, per_row_ms * COPY_ROWS / 1000)
+      assert_operator chunked, :<, 20, "the chunked COPY TO took #{chunked.round(2)} s with a busy thread"
+    end
   end
 
   def test_copy_leak_warning_names_the_sql

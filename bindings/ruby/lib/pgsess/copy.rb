@@ -1,8 +1,10 @@
 # frozen_string_literal: true
 
 module PGSess
-  # One COPY in progress (pgsess_copy_in / pgsess_copy_out), from Session#copy_data,
-  # Session#copy_in or Session#copy_out (and the same on a Transaction or a pinned session).
+  # One COPY in progress (pgsess_copy_start, pgsess_copy_in or pgsess_copy_out), from
+  # Session#copy_data (the server's answer gives the direction, as PGRES_COPY_IN or
+  # PGRES_COPY_OUT does for pg), Session#copy_in or Session#copy_out (and the same on a
+  # Transaction or a pinned session).
   #
   #   session.copy_data("COPY t (a, b) FROM STDIN (FORMAT csv)") do |copy|
   #     copy.put_copy_data("1,one\n")
@@ -19,9 +21,14 @@ module PGSess
   # #put_copy_data are collected into large chunks before they go to the library (which
   # buffers too), so a server error for a bad row (SQLSTATE 22P02, say, with the row number in
   # its message's CONTEXT) is raised by a later #put_copy_data or by #finish, and the copy is
-  # then over. #close without #finish aborts it: the server rolls every row back.
+  # then over. #close without #finish aborts it: the server rolls every row back; so does
+  # #put_copy_end(error_message), with that reason (pg's put_copy_end).
   # COPY TO STDOUT: #get_copy_data returns one CopyData message per call (a text or CSV row
-  # with its newline; a piece of the binary format) as a binary String, nil at the end.
+  # with its newline; a piece of the binary format) as a binary String, nil at the end, as pg's
+  # does. Each call is one native call, which releases the GVL: with another Ruby thread busy,
+  # taking it back costs far more than the row. #read_chunk (and #each_chunk, #read_all,
+  # Session#copy_out(sql, io)) returns every message buffered at once, joined (64 KiB or more):
+  # the same bytes, one native call per chunk.
   #
   # Calls from several threads are serialised. A Copy garbage-collected without #finish or
   # #close prints a leak warning naming its SQL to $stderr, then aborts the copy.
@@ -83,39 +90,23 @@ module PGSess
       end
     end
 
-    # SQL with its string literals, quoted identifiers and comments blanked out, for #direction.
-    NOT_KEYWORDS = %r{'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$([A-Za-z_][A-Za-z_0-9]*)?\$.*?\$\1\$}m.freeze
-    FROM_STDIN = /\bFROM\s+STDIN\b/i.freeze
-    TO_STDOUT = /\bTO\s+STDOUT\b/i.freeze
+    # The native function that starts a COPY of each direction; nil: whichever the server takes.
+    START = { in: :pgsess_copy_in, out: :pgsess_copy_out, nil => :pgsess_copy_start }.freeze # :nodoc:
 
-    # :in for a COPY ... FROM STDIN, :out for a COPY ... TO STDOUT, nil for anything else, read
-    # from the SQL text: the later of "FROM STDIN" and "TO STDOUT" outside literals, quoted
-    # identifiers and comments (so `COPY (SELECT 'from stdin') TO STDOUT` is :out). A simple
-    # reading: for SQL it misjudges use Session#copy_in or #copy_out, which the library checks.
-    def self.direction(sql)
-      text = sql.to_s.gsub(NOT_KEYWORDS, " ")
-      from = text.rindex(FROM_STDIN)
-      to = text.rindex(TO_STDOUT)
-      return nil unless from || to
-      return :in unless to
-      return :out unless from
-
-      from > to ? :in : :out
-    end
-
-    # Start a COPY on `handle` (a Session's handle): `direction` :in (pgsess_copy_in) or :out
-    # (pgsess_copy_out). With a block, see Copy.run; without, returns the Copy. Internal: use
+    # Start a COPY on `handle` (a Session's handle): `direction` :in (pgsess_copy_in), :out
+    # (pgsess_copy_out) or nil (pgsess_copy_start: the server decides, and pgsess_copy_is_in
+    # tells). With a block, see Copy.run; without, returns the Copy. Internal: use
     # Session#copy_data, #copy_in or #copy_out.
     def self.start(handle, sql, direction, &block) # :nodoc:
       sql = sql.to_s
       sql_ptr = Native.cstring(sql, "SQL")
-      fn = direction == :in ? :pgsess_copy_in : :pgsess_copy_out
+      fn = START.fetch(direction)
       copy = nil
       completed = false
       begin
         Statements.guarded do
           ptr = handle.use { |s| Native.checked { |e| Native.public_send(fn, s, sql_ptr, e) } }
-          copy = new(ptr, sql, direction)
+          copy = new(ptr, sql, direction || (Native.pgsess_copy_is_in(ptr) ? :in : :out))
         end
         return run(copy, &block) if block
 
@@ -130,12 +121,16 @@ module PGSess
     # Yield `copy`. When the block ends normally, finish the copy and return the rows copied
     # (COPY TO STDOUT: the block must have read to the end, else InterfaceError, as pg's
     # NotAllCopyDataRetrieved); when it raises (re-raising) or leaves early (break, return,
-    # throw), abort it: a COPY FROM STDIN commits none of its rows.
+    # throw), abort it: a COPY FROM STDIN commits none of its rows. An exception aborts a COPY
+    # FROM STDIN with pg's reason, "<class> while copy data: <message>" (in the server's log).
     def self.run(copy) # :nodoc:
       done = false
       begin
         yield copy
         done = true
+      rescue Exception => e # every exception, re-raised: as pg's copy_data
+        copy.send(:abort_quietly, "#{e.class.name} while copy data: #{e.message}") if copy.in?
+        raise
       ensure
         copy.close unless done
       end
@@ -153,6 +148,7 @@ module PGSess
       @buffer = nil
       @at_end = false
       @failure = nil
+      @aborted = nil
       @rows = nil
     end
 
@@ -196,30 +192,58 @@ module PGSess
       self
     end
 
-    # COPY TO STDOUT: the next CopyData message (a text or CSV row with its newline, or a piece
-    # of the binary format) as a binary (ASCII-8BIT) String; nil at the end. Raises the server's
-    # error when the copy failed.
-    def get_copy_data
-      raise InterfaceError.new("get_copy_data on a COPY FROM STDIN", code: :interface_error) unless out?
-      return nil if @at_end
+    # As pg's put_copy_end, for a COPY FROM STDIN. Without `error_message`, the end of the data:
+    # #finish (the rows are committed, or in a transaction part of it; #finish then returns their
+    # count). With one, abort the copy (pgsess_copy_abort, libpq's PQputCopyEnd(conn,
+    # error_message)): what is pending is dropped, the server fails the COPY with "COPY from
+    # stdin failed: <error_message>" (inside a transaction, failing the transaction) and keeps
+    # none of its rows; the Copy is then ended, and a later #finish (as at the end of
+    # #copy_data's block) raises InterfaceError saying it was aborted, as pg's copy_data raises
+    # after it. Returns true. Raises the server's error if the copy had failed already (a bad
+    # row), then it is ended too.
+    def put_copy_end(error_message = nil)
+      raise InterfaceError.new("put_copy_end on a COPY TO STDOUT (use #close to cancel it)", code: :interface_error) unless in?
 
+      if error_message.nil?
+        finish
+        return true
+      end
+      why = Native.cstring(error_message, "put_copy_end's error message")
       @handle.use do |c|
         check_usable
-        bytes = Statements.guarded do
+        @pending.clear
+        Statements.guarded do
           @errp.put_pointer(0, nil)
-          data = Native.pgsess_copy_read(c, @lenp, @errp)
-          raise_error! if data.null?
-          data.null? ? nil : data.read_bytes(@lenp.read(:size_t))
+          Native.pgsess_copy_abort(c, why, @errp)
+          raise_error!
         end
-        return bytes if bytes
-
-        @at_end = true
-        nil
+        @aborted = error_message.to_s
+      ensure
+        @handle.free_locked
+        ObjectSpace.undefine_finalizer(self)
       end
+      true
     end
 
-    # COPY TO STDOUT: yield each row (#get_copy_data) until the end; an Enumerator without a
-    # block. Returns the Copy.
+    # COPY TO STDOUT: the next CopyData message (a text or CSV row with its newline, or a piece
+    # of the binary format) as a binary (ASCII-8BIT) String; nil at the end. Raises the server's
+    # error when the copy failed. One native call per message (see #read_chunk).
+    def get_copy_data
+      read_next(:pgsess_copy_read, "get_copy_data")
+    end
+
+    # COPY TO STDOUT: every CopyData message buffered now (waiting for one when none has come),
+    # joined into one binary String, typically 64 KiB or more; nil at the end. The chunks joined
+    # are the same bytes as the messages of #get_copy_data joined, and a chunk ends where a
+    # message ends (for text and CSV, after a whole row), but a chunk is not one row: for a row
+    # at a time use #get_copy_data. One native call (one GVL hand-over) per chunk, not per row.
+    # Calls may be mixed with #get_copy_data.
+    def read_chunk
+      read_next(:pgsess_copy_read_chunk, "read_chunk")
+    end
+
+    # COPY TO STDOUT: yield each row (#get_copy_data, one CopyData message) until the end; an
+    # Enumerator without a block. Returns the Copy.
     def each
       return enum_for(:each) unless block_given?
 
@@ -229,6 +253,25 @@ module PGSess
       self
     end
 
+    # COPY TO STDOUT: yield each chunk (#read_chunk) until the end; an Enumerator without a
+    # block. Returns the Copy.
+    def each_chunk
+      return enum_for(:each_chunk) unless block_given?
+
+      while (chunk = read_chunk)
+        yield chunk
+      end
+      self
+    end
+
+    # COPY TO STDOUT: the rest of the data, read by #read_chunk, as one binary String ("" at the
+    # end).
+    def read_all
+      out = String.new(encoding: Encoding::BINARY)
+      each_chunk { |chunk| out << chunk }
+      out
+    end
+
     # End the copy (pgsess_copy_finish) and free it; returns the number of rows copied.
     # COPY FROM STDIN: sends what is pending and CopyDone, so the rows are committed (or, in a
     # transaction, part of it); raises the server's error for a bad row. COPY TO STDOUT: call
@@ -236,6 +279,10 @@ module PGSess
     # InterfaceError. Idempotent once it has succeeded (returns the same count).
     def finish
       return @rows if @rows
+      if @aborted
+        raise InterfaceError.new("COPY aborted by put_copy_end(#{@aborted.inspect}): no row was copied",
+                                 code: :interface_error)
+      end
 
       @handle.use do |c|
         check_usable
@@ -288,6 +335,45 @@ module PGSess
     end
 
     private
+
+    # COPY TO STDOUT: the next message (`fn` pgsess_copy_read) or chunk (pgsess_copy_read_chunk)
+    # as a binary String, nil at the end.
+    def read_next(fn, what)
+      raise InterfaceError.new("#{what} on a COPY FROM STDIN", code: :interface_error) unless out?
+      return nil if @at_end
+
+      @handle.use do |c|
+        check_usable
+        bytes = Statements.guarded do
+          @errp.put_pointer(0, nil)
+          data = Native.public_send(fn, c, @lenp, @errp)
+          raise_error! if data.null?
+          data.null? ? nil : data.read_bytes(@lenp.read(:size_t))
+        end
+        return bytes if bytes
+
+        @at_end = true
+        nil
+      end
+    end
+
+    # Abort a COPY FROM STDIN with `why` (pgsess_copy_abort) as the block of #copy_data raised:
+    # any failure here (the copy had failed already, say) is dropped, the block's exception goes
+    # on. The handle is left for #close.
+    def abort_quietly(why)
+      why_ptr = Native.cstring(why.scrub.delete("\0"), "reason")
+      @handle.use do |c|
+        @pending.clear
+        Statements.guarded do
+          errp = FFI::MemoryPointer.new(:pointer)
+          Native.pgsess_copy_abort(c, why_ptr, errp)
+          err = errp.read_pointer
+          Native.pgsess_error_free(err) unless err.null?
+        end
+      end
+    rescue StandardError
+      nil
+    end
 
     # After an error from the server the copy is over: say so rather than queue more rows.
     def check_usable

@@ -131,7 +131,11 @@ module PGSess
     attach_function :pgsess_copy_in, [:session, :pointer, :errp], :copy, blocking: true
     attach_function :pgsess_copy_out, [:session, :pointer, :errp], :copy, blocking: true
     attach_function :pgsess_copy_write, [:copy, :pointer, :size_t, :errp], :code, blocking: true
+    attach_function :pgsess_copy_start, [:session, :pointer, :errp], :copy, blocking: true
+    attach_function :pgsess_copy_is_in, [:copy], :bool
     attach_function :pgsess_copy_read, [:copy, :pointer, :errp], :pointer, blocking: true
+    attach_function :pgsess_copy_read_chunk, [:copy, :pointer, :errp], :pointer, blocking: true
+    attach_function :pgsess_copy_abort, [:copy, :pointer, :errp], :code, blocking: true
     attach_function :pgsess_copy_finish, [:copy, :errp], :uint64, blocking: true
     attach_function :pgsess_copy_free, [:copy], :void, blocking: true
 

@@ -311,40 +311,67 @@ module PGSess
       total
     end
 
-    # Run a COPY statement and move its data, as pg's PG::Connection#copy_data. The direction
-    # comes from the SQL (Copy.direction: FROM STDIN or TO STDOUT; anything else raises
-    # InterfaceError, use #copy_in or #copy_out when it misjudges).
+    # Run a COPY statement and move its data, as pg's PG::Connection#copy_data. The server
+    # decides the direction, as PGRES_COPY_IN or PGRES_COPY_OUT does for pg (pgsess_copy_start,
+    # then pgsess_copy_is_in; Copy#in? and #out? tell). A statement that is no COPY FROM STDIN or
+    # TO STDOUT still runs, as on pg, and then raises InterfaceError.
     #
     # With a block, yields a PGSess::Copy: for COPY ... FROM STDIN, send rows with
     # `copy.put_copy_data(row)` (or `copy << row`); for COPY ... TO STDOUT, read them with
-    # `copy.get_copy_data` (a binary String, nil at the end) or `copy.each`. When the block ends
-    # the copy is finished and the number of rows copied is returned; when it raises (or leaves
-    # early by break, return or throw) the copy is aborted, so a COPY FROM STDIN commits none of
-    # its rows, and the exception goes on. A COPY TO STDOUT block must read to the end (else
-    # InterfaceError, as pg's NotAllCopyDataRetrieved).
+    # `copy.get_copy_data` (one CopyData message, a row for text and CSV, as a binary String; nil
+    # at the end) or `copy.each`, or in large chunks with `copy.read_chunk` / `copy.each_chunk` /
+    # `copy.read_all`. When the block ends the copy is finished and the number of rows copied is
+    # returned; when it raises (or leaves early by break, return or throw) the copy is aborted,
+    # so a COPY FROM STDIN commits none of its rows, and the exception goes on. A COPY TO STDOUT
+    # block must read to the end (else InterfaceError, as pg's NotAllCopyDataRetrieved).
     #
     # Without a block, returns the Copy: call Copy#finish (then the rows are committed) or
     # Copy#close (aborted). Until then it holds its connection; on a pinned session or a
     # transaction other statements are refused with InterfaceError meanwhile.
     def copy_data(sql, &block)
-      direction = Copy.direction(sql)
-      unless direction
-        raise InterfaceError.new("copy_data needs COPY ... FROM STDIN or COPY ... TO STDOUT (or use copy_in " \
-                                 "or copy_out): #{sql.to_s[0, 100].inspect}", code: :interface_error)
-      end
-      Copy.start(@handle, sql, direction, &block)
+      Copy.start(@handle, sql, nil, &block)
     end
 
-    # #copy_data for a COPY ... FROM STDIN (pgsess_copy_in), whatever the SQL looks like: the
-    # library refuses any other statement with InterfaceError.
-    def copy_in(sql, &block)
-      Copy.start(@handle, sql, :in, &block)
+    # #copy_data for a COPY ... FROM STDIN (pgsess_copy_in): the library refuses any other
+    # statement with InterfaceError (NotSupportedError for a COPY ... TO STDOUT).
+    #
+    # With `io` instead of a block, sends its data and returns the rows copied: a String is sent
+    # whole; anything else is read with `io.read(64 KiB)` until it returns nil (an IO, a StringIO,
+    # a Tempfile). An exception from `io` aborts the copy.
+    def copy_in(sql, io = nil, &block)
+      return Copy.start(@handle, sql, :in, &block) if io.nil?
+      raise ArgumentError, "copy_in takes an io or a block, not both" if block
+
+      data = String.try_convert(io)
+      raise TypeError, "copy_in takes a String or an object with #read, not #{io.class}" unless data || io.respond_to?(:read)
+
+      Copy.start(@handle, sql, :in) do |copy|
+        if data
+          copy.put_copy_data(data)
+        else
+          while (piece = io.read(Copy::CHUNK_BYTES))
+            copy.put_copy_data(piece)
+          end
+        end
+      end
     end
 
     # #copy_data for a COPY ... TO STDOUT (pgsess_copy_out): the library refuses any other
-    # statement with InterfaceError.
-    def copy_out(sql, &block)
-      Copy.start(@handle, sql, :out, &block)
+    # statement with InterfaceError (NotSupportedError for a COPY ... FROM STDIN).
+    #
+    # With `io` instead of a block, writes all the data to it in large chunks (Copy#each_chunk:
+    # one native call per 64 KiB or more, not per row) and returns the rows copied: `io.write`
+    # when it has #write (an IO, a StringIO), else `io << chunk` (a binary String, say:
+    # `copy_out(sql, out = String.new)`). An exception from `io` cancels the copy.
+    def copy_out(sql, io = nil, &block)
+      return Copy.start(@handle, sql, :out, &block) if io.nil?
+      raise ArgumentError, "copy_out takes an io or a block, not both" if block
+
+      write = if io.respond_to?(:write) then io.method(:write)
+              elsif io.respond_to?(:<<) then io.method(:<<)
+              else raise TypeError, "copy_out takes an object with #write or #<<, not #{io.class}"
+              end
+      Copy.start(@handle, sql, :out) { |copy| copy.each_chunk { |chunk| write.call(chunk) } }
     end
 
     # Notifications are waited for in slices of at most this many milliseconds, so that

@@ -109,14 +109,14 @@ module PGSess
       session.copy_data(sql, &block)
     end
 
-    # Session#copy_in inside the transaction.
-    def copy_in(sql, &block)
-      session.copy_in(sql, &block)
+    # Session#copy_in inside the transaction (also with an `io`).
+    def copy_in(sql, io = nil, &block)
+      session.copy_in(sql, io, &block)
     end
 
-    # Session#copy_out inside the transaction.
-    def copy_out(sql, &block)
-      session.copy_out(sql, &block)
+    # Session#copy_out inside the transaction (also with an `io`).
+    def copy_out(sql, io = nil, &block)
+      session.copy_out(sql, io, &block)
     end
 
     # Commit. Raises TransactionRollbackError when a statement in the transaction failed (the
