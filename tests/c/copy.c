@@ -1199,7 +1199,7 @@ static void test_transaction_ends_first(pgsess_session *s)
     tx = BEGIN(s);
     if (tx == NULL)
         return;
-    c = COPY_OUT(pgsess_tx_session(tx), "COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT");
+    c = COPY_OUT(pgsess_tx_session(tx), "COPY (SELECT g FROM generate_series(1, 2000000) g) TO STDOUT");
     CHECK(pgsess_copy_read(c, &len, &err) != NULL);
     pgsess_rollback(tx);
     CHECK_INTEQ(pgsess_pool_copies_open(s), 0);
@@ -1207,10 +1207,11 @@ static void test_transaction_ends_first(pgsess_session *s)
         long reads = 0;
         while (pgsess_copy_read(c, &len, &err) != NULL)
             reads++;
-        CHECK(reads < 99999);
-        CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
-        printf("rolled back with a COPY TO open: %ld buffered rows read, then: %s\n", reads,
-               err != NULL ? pgsess_error_message(err) : "NULL");
+        CHECK(reads < 1999999); /* at most what one receive buffered (1 MiB), not all 14 MB */
+        /* "the COPY has ended", or (its rest too long to drain, the connection closed) broken */
+        CHECK(err != NULL);
+        printf("rolled back with a COPY TO open: %ld buffered rows read, then: %s %s\n", reads,
+               pgsess_code_name(pgsess_error_code(err)), err != NULL ? pgsess_error_message(err) : "NULL");
     }
     pgsess_error_free(err);
     err = NULL;
