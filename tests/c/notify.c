@@ -787,6 +787,78 @@ static void test_pinned_fd(pgsess_session *sender)
     pgsess_close(base);
 }
 
+/* A plain LISTEN on a pooled session's connection does not outlive the statement's use of it (the
+ * pool resets it); on a transaction's session, a plain LISTEN delivers and is reset after the
+ * commit, and pgsess_listen's listener is closed with the transaction. */
+static void test_pooled_and_transaction(pgsess_session *sender)
+{
+    pgsess_session *one = open_pool(1);
+    pgsess_session *ts;
+    pgsess_tx *tx;
+    pgsess_error *err = NULL;
+    char ch[96], ch2[96], sql[160], like[128], *v;
+    const char *p[1];
+    pgsess_results *r;
+
+    chan(ch, sizeof ch, "pooled");
+    snprintf(sql, sizeof sql, "LISTEN %s", ch);
+    EXEC(one, sql);
+    v = SCALAR(one, "SELECT count(*) FROM pg_listening_channels()");
+    CHECK_STREQ(v, "0");
+    free(v);
+    SEND(sender, ch, "to nobody");
+    EXPECT_NONE(one, 200);
+
+    chan(ch, sizeof ch, "txplain");
+    tx = BEGIN(one);
+    if (tx == NULL) {
+        pgsess_close(one);
+        return;
+    }
+    ts = pgsess_tx_session(tx);
+    snprintf(sql, sizeof sql, "LISTEN %s", ch);
+    EXEC(ts, sql); /* takes effect at commit: nothing yet */
+    snprintf(sql, sizeof sql, "SELECT pg_notify('%s', 'own, at commit')", ch);
+    EXEC(ts, sql);
+    CHECK_INTEQ(pgsess_commit(tx, &err), PGSESS_OK);
+    pgsess_error_free(err);
+    err = NULL;
+    v = SCALAR(one, "SELECT count(*) FROM pg_listening_channels()");
+    CHECK_STREQ(v, "0");
+    free(v);
+
+    chan(ch2, sizeof ch2, "txlistener");
+    tx = BEGIN(one);
+    if (tx == NULL) {
+        pgsess_close(one);
+        return;
+    }
+    ts = pgsess_tx_session(tx);
+    LISTEN(ts, ch2);
+    SEND(sender, ch2, "to the transaction's session");
+    EXPECT(ts, 5000, ch2, "to the transaction's session", 0);
+    CHECK_INTEQ(pgsess_commit(tx, &err), PGSESS_OK);
+    pgsess_error_free(err);
+    err = NULL;
+    /* The listener is closed with the transaction (by its thread: allow it 5 s). */
+    snprintf(like, sizeof like, "LISTEN%%%s%%", ch2);
+    p[0] = like;
+    {
+        int i, gone = 0;
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        for (i = 0; i < 50 && !gone; i++) {
+            r = QP(sender, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()", 1,
+                   p);
+            gone = pgsess_results_value(r, 0, 0) != NULL && strcmp(pgsess_results_value(r, 0, 0), "0") == 0;
+            pgsess_results_free(r);
+            if (!gone)
+                nanosleep(&pause, NULL);
+        }
+        CHECK(gone);
+    }
+    pgsess_close(one);
+}
+
 int main(void)
 {
     pgsess_session *s, *sender;
@@ -809,6 +881,7 @@ int main(void)
     test_waiters_and_wake(sender);
     test_queue_and_sessions(sender);
     test_pinned_fd(sender);
+    test_pooled_and_transaction(sender);
 
     pgsess_close(sender);
     pgsess_close(s);
