@@ -344,6 +344,8 @@ fn either_direction_chunks_aborts_and_a_transaction_ending_first(b: Backend) {
     copy.write(b"100\n").unwrap();
     let e = tx.commit().unwrap_err();
     assert_eq!(e.code, Code::PGSESS_TRANSACTION_ROLLBACK, "the commit says it rolled back: {e}");
+    assert_eq!((s.pool_stats().in_use, s.copies_open()), (0, 0), "the connection is back at once");
+    assert_eq!(copy.write(b"101\n").unwrap_err().code, Code::PGSESS_INTERFACE_ERROR, "ended");
     assert_eq!(copy.finish().unwrap_err().code, Code::PGSESS_INTERFACE_ERROR, "no row count for rows never kept");
     drop(copy);
     let tx = s.begin().unwrap();

@@ -6,19 +6,60 @@
 //! reads take every CopyData message the connection has buffered in one step and hand them out
 //! one per call. So the connection (and its lock) is touched once per 64 KiB, not once per row.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use super::{abbreviate, Session};
+use super::{abbreviate, lock, Session};
 use crate::conn::{CopyDirection, CopyFrames, COPY_FLUSH_AT};
 use crate::error::{Error, Result};
 use crate::pool::Lease;
 use crate::rows::ResultSet;
 
+/// A COPY's connection, until the COPY ends. Shared with the session it runs on when that is a
+/// pinned or transaction's session, so a transaction that ends under an open COPY takes its
+/// connection back at once (`Session::release_copies_on`).
+pub(super) struct CopyHold {
+    lease: Mutex<Option<Arc<Lease>>>,
+    /// Whether `lease` is still there: read per write without the lock.
+    held: AtomicBool,
+}
+
+impl CopyHold {
+    fn new(lease: Arc<Lease>) -> CopyHold {
+        lease.shared().counters.copies_open.inc();
+        CopyHold { lease: Mutex::new(Some(lease)), held: AtomicBool::new(true) }
+    }
+
+    fn get(&self) -> Option<Arc<Lease>> {
+        lock(&self.lease).clone()
+    }
+
+    #[inline]
+    fn is_held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Let the connection go (once): the pool stops counting the COPY.
+    pub(super) fn release(&self) -> Option<Arc<Lease>> {
+        let lease = lock(&self.lease).take();
+        self.held.store(false, Ordering::Release);
+        if let Some(l) = &lease {
+            l.shared().counters.copies_open.dec();
+        }
+        lease
+    }
+
+    /// Whether this COPY runs on `lease`'s connection.
+    pub(super) fn is_on(&self, lease: &Lease) -> bool {
+        lock(&self.lease).as_ref().is_some_and(|l| std::ptr::eq(&**l, lease))
+    }
+}
+
 /// A COPY in progress (see the module comment). One thread at a time.
 pub struct Copy {
     session: Session,
     /// The connection, until the COPY ends.
-    lease: Option<Arc<Lease>>,
+    hold: Arc<CopyHold>,
     direction: CopyDirection,
     /// COPY FROM: data framed and not yet sent. COPY TO: messages received and not yet read.
     frames: CopyFrames,
@@ -56,12 +97,15 @@ impl Session {
         let outcome = self.run(&lease, |c| c.copy_start(sql, direction, &mut set));
         self.note_statement(outcome.as_ref().ok().map(|_| &set), &lease);
         let direction = outcome?;
-        lease.shared().counters.copies_open.inc();
         lease.set_holder(|| format!("a COPY of \"{}\"", abbreviate(sql)));
         set.notices.clear(); // recorded on the session already
+        let hold = Arc::new(CopyHold::new(lease));
+        if self.is_pinned() {
+            self.register_copy(&hold);
+        }
         Ok(Copy {
             session: self.clone(),
-            lease: Some(lease),
+            hold,
             direction,
             frames: CopyFrames::default(),
             set,
@@ -86,7 +130,8 @@ impl Copy {
         if self.direction != CopyDirection::In {
             return Err(Error::interface("this is a COPY ... TO STDOUT: read it with pgsess_copy_read"));
         }
-        if self.lease.is_none() {
+        if !self.hold.is_held() {
+            self.end(false); // a transaction ended under it
             return Err(ended());
         }
         self.frames.push(data);
@@ -99,9 +144,9 @@ impl Copy {
     /// Send the buffered data.
     #[inline(never)]
     fn flush(&mut self) -> Result<()> {
-        let lease = self.lease.as_ref().ok_or_else(ended)?;
+        let lease = self.hold.get().ok_or_else(ended)?;
         let (frames, set) = (&mut self.frames, &mut self.set);
-        let outcome = self.session.run(lease, |c| c.copy_send(frames, set));
+        let outcome = self.session.run(&lease, |c| c.copy_send(frames, set));
         if outcome.is_err() {
             self.end(false);
         }
@@ -145,13 +190,13 @@ impl Copy {
     /// as asked: the COPY had failed already (that error), or the connection was lost. For a
     /// COPY TO, as dropping it (the rest is discarded). Nothing to do once it ended.
     pub fn abort(&mut self, why: &str) -> Result<()> {
-        let Some(lease) = self.lease.as_ref() else { return Ok(()) };
+        let Some(lease) = self.hold.get() else { return Ok(()) };
         let outcome = match self.direction {
             CopyDirection::In => {
                 let set = &mut self.set;
-                self.session.run(lease, |c| c.copy_fail_with(why, set))
+                self.session.run(&lease, |c| c.copy_fail_with(why, set))
             }
-            CopyDirection::Out => self.session.run(lease, |c| {
+            CopyDirection::Out => self.session.run(&lease, |c| {
                 c.copy_abandon_out();
                 Ok(())
             }),
@@ -170,10 +215,10 @@ impl Copy {
         if self.ended {
             return Ok(false);
         }
-        let lease = self.lease.as_ref().ok_or_else(ended)?;
+        let lease = self.hold.get().ok_or_else(ended)?;
         self.frames.clear();
         let (frames, set) = (&mut self.frames, &mut self.set);
-        match self.session.run(lease, |c| c.copy_receive(frames, set, None)) {
+        match self.session.run(&lease, |c| c.copy_receive(frames, set, None)) {
             Ok(true) => Ok(true),
             Ok(false) => {
                 self.ended = true;
@@ -193,13 +238,13 @@ impl Copy {
         if let Some(rows) = self.rows {
             return Ok(rows);
         }
-        let Some(lease) = self.lease.as_ref() else {
-            return Err(ended()); // it failed
+        let Some(lease) = self.hold.get() else {
+            return Err(ended()); // it failed, or its transaction ended
         };
         match self.direction {
             CopyDirection::In => {
                 let (frames, set) = (&mut self.frames, &mut self.set);
-                let outcome = self.session.run(lease, |c| c.copy_done(frames, set));
+                let outcome = self.session.run(&lease, |c| c.copy_done(frames, set));
                 self.end(outcome.is_ok());
                 outcome
             }
@@ -211,12 +256,11 @@ impl Copy {
 
     /// The COPY is over: record its outcome on the session and let the connection go.
     fn end(&mut self, ok: bool) {
-        let Some(lease) = self.lease.take() else { return };
+        let Some(lease) = self.hold.release() else { return };
         if ok {
             self.rows = Some(self.set.rows_affected());
         }
         self.session.note_statement(ok.then_some(&self.set), &lease);
-        lease.shared().counters.copies_open.dec();
     }
 }
 
@@ -224,9 +268,9 @@ impl Drop for Copy {
     /// A COPY FROM not finished is aborted (CopyFail): none of its rows is kept. A COPY TO not
     /// read to its end has the rest read for a moment, else its connection is closed.
     fn drop(&mut self) {
-        if let Some(lease) = &self.lease {
+        if let Some(lease) = self.hold.get() {
             let direction = self.direction;
-            let _ = self.session.run(lease, |c| {
+            let _ = self.session.run(&lease, |c| {
                 match direction {
                     CopyDirection::In => c.copy_fail("COPY abandoned: pgsess_copy_free before pgsess_copy_finish"),
                     CopyDirection::Out => c.copy_abandon_out(),

@@ -101,6 +101,8 @@ struct PerProcess {
     pin: Arc<Mutex<Option<Pin>>>,
     /// Notifications (`notify`), made on first use.
     notifier: OnceLock<Arc<notify::Notifier>>,
+    /// The COPYs open on a pinned or transaction's session's connection.
+    copies: Mutex<Vec<std::sync::Weak<copy::CopyHold>>>,
 }
 
 impl PerProcess {
@@ -108,6 +110,7 @@ impl PerProcess {
         PerProcess {
             pin: Arc::new(Mutex::new(None)),
             notifier: OnceLock::new(),
+            copies: Mutex::new(Vec::new()),
             pid: crate::process::current_pid(),
             pool_id: CString::new(pool.id.as_str()).unwrap_or_default(),
             pool,
@@ -438,6 +441,28 @@ impl Session {
     /// Pinned sessions holding a connection of this session's pool now.
     pub fn pinned_sessions(&self) -> u64 {
         self.pool().counters().pinned_sessions.get()
+    }
+
+    /// Remember a COPY on this pinned or transaction's session's connection.
+    fn register_copy(&self, hold: &Arc<copy::CopyHold>) {
+        let mut copies = lock(&self.here().copies);
+        copies.retain(|w| w.strong_count() > 0);
+        copies.push(Arc::downgrade(hold));
+    }
+
+    /// The connection `lease` leaves a transaction: the COPYs open on it let it go now.
+    fn release_copies_on(&self, lease: &Lease) {
+        let Some(here) = self.here_if_made() else { return };
+        let copies: Vec<_> = lock(&here.copies).drain(..).filter_map(|w| w.upgrade()).collect();
+        let mut kept = Vec::new();
+        for hold in copies {
+            if hold.is_on(lease) {
+                hold.release();
+            } else {
+                kept.push(Arc::downgrade(&hold));
+            }
+        }
+        lock(&here.copies).extend(kept);
     }
 
     /// COPY handles holding a connection of this session's pool now.
@@ -836,9 +861,11 @@ impl Transaction {
     }
 
     /// Before the transaction ends: its session's requests finish, and it lets go of the
-    /// connection.
+    /// connection, and so does any COPY still open on it (the commit or rollback aborts it).
     fn release_session(&self) {
+        self.session.release_copies_on(&self.lease);
         if let Some(bound) = self.bound.get() {
+            bound.release_copies_on(&self.lease);
             bound.close_requests();
             if let Some(here) = bound.here_if_made() {
                 lock(&here.pin).take();
