@@ -278,3 +278,25 @@ fn a_waiter_is_woken_without_a_notification() {
     notify(&s, "wake", "still works");
     assert_eq!(text(&next(&s, 5000).unwrap()), ("wake", "still works"));
 }
+
+#[test]
+fn a_transactions_listener_closes_with_it() {
+    let c = support::shared();
+    let s = Session::open("x", &opts(&c.uri(), "notify_txl", 2)).unwrap();
+    let tx = s.begin().unwrap();
+    tx.session().listen("txl_chan").unwrap();
+    notify(&s, "txl_chan", "to the transaction");
+    assert_eq!(text(&next(tx.session(), 5000).unwrap()), ("txl_chan", "to the transaction"));
+    tx.commit().unwrap();
+    let count = || {
+        scalar(
+            &s,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'notify_txl' AND query LIKE 'LISTEN%'",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count() != "0" {
+        assert!(Instant::now() < deadline, "the listener outlived its transaction");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

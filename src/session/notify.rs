@@ -95,8 +95,8 @@ pub(crate) struct Notifier {
     ready: Condvar,
     /// Readable while `queue` holds something.
     fd: Arc<EventFd>,
-    /// Wakes this notifier's threads (to stop, or to notice a new connection).
-    wake: Arc<EventFd>,
+    /// Becomes readable, for good, when the notifier goes: its threads then stop. Never read.
+    stopped: Arc<EventFd>,
     stop: Arc<AtomicBool>,
     listener: Mutex<Option<Arc<Listener>>>,
     watcher_started: AtomicBool,
@@ -108,7 +108,7 @@ impl Notifier {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             fd: EventFd::new(true)?,
-            wake: EventFd::new(false)?,
+            stopped: EventFd::new(false)?,
             stop: Arc::new(AtomicBool::new(false)),
             listener: Mutex::new(None),
             watcher_started: AtomicBool::new(false),
@@ -177,7 +177,7 @@ impl Notifier {
 impl Drop for Notifier {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        self.wake.add(1);
+        self.stopped.add(1);
     }
 }
 
@@ -235,6 +235,8 @@ struct Listener {
     conn: Mutex<Option<PgConn>>,
     /// The channels listened on, as given.
     channels: Mutex<BTreeSet<String>>,
+    /// Tells the thread the connection was found lost (it reconnects at once).
+    nudge: Arc<EventFd>,
     pool: Arc<Pool>,
 }
 
@@ -282,7 +284,7 @@ impl Session {
         }
         lock(&listener.channels).insert(channel.to_owned());
         if !conn.as_ref().is_some_and(|c| !c.is_broken()) {
-            notifier.wake.add(1); // lost: the thread reconnects and listens again
+            listener.nudge.add(1); // lost: the thread reconnects and listens again
         }
         Ok(())
     }
@@ -314,12 +316,17 @@ impl Session {
         }
         let pool = self.pool().clone();
         let conn = pool.dial_unpooled()?;
-        let listener = Arc::new(Listener { conn: Mutex::new(Some(conn)), channels: Mutex::new(BTreeSet::new()), pool });
-        let (l, n, wake, stop) =
-            (listener.clone(), Arc::downgrade(notifier), notifier.wake.clone(), notifier.stop.clone());
+        let listener = Arc::new(Listener {
+            conn: Mutex::new(Some(conn)),
+            channels: Mutex::new(BTreeSet::new()),
+            nudge: EventFd::new(false)?,
+            pool,
+        });
+        let (l, n, stopped, stop) =
+            (listener.clone(), Arc::downgrade(notifier), notifier.stopped.clone(), notifier.stop.clone());
         std::thread::Builder::new()
             .name("pgsess-listen".into())
-            .spawn(move || listen_loop(l, n, wake, stop))
+            .spawn(move || listen_loop(l, n, stopped, stop))
             .map_err(|e| Error::operational("58000", format!("could not start the listener thread: {e}")))?;
         *slot = Some(listener.clone());
         Ok(listener)
@@ -363,10 +370,10 @@ impl Session {
             return Ok(());
         }
         let pin = Arc::downgrade(&self.here().pin);
-        let (n, wake, stop) = (Arc::downgrade(notifier), notifier.wake.clone(), notifier.stop.clone());
+        let (n, stopped, stop) = (Arc::downgrade(notifier), notifier.stopped.clone(), notifier.stop.clone());
         std::thread::Builder::new()
             .name("pgsess-watch".into())
-            .spawn(move || watch_loop(pin, n, wake, stop))
+            .spawn(move || watch_loop(pin, n, stopped, stop))
             .map(drop)
             .map_err(|e| {
                 notifier.watcher_started.store(false, Ordering::Release);
@@ -375,27 +382,29 @@ impl Session {
     }
 }
 
-/// Wait until `fd` (when given) is readable, `wake` is signalled, or `timeout` passes; true when
-/// `fd` is readable (or hung up).
-fn wait_readable(fd: Option<RawFd>, wake: &EventFd, timeout: Duration) -> bool {
+/// Wait until `fd` (when given) is readable, `stopped` or `nudge` is signalled, or `timeout`
+/// passes; true when `fd` is readable (or hung up). A nudge is taken; `stopped` stays readable
+/// (every thread of the notifier must see it).
+fn wait_readable(fd: Option<RawFd>, stopped: &EventFd, nudge: Option<&EventFd>, timeout: Duration) -> bool {
     let mut fds = [
-        libc::pollfd { fd: wake.fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: stopped.fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: nudge.map_or(-1, EventFd::fd), events: libc::POLLIN, revents: 0 },
         libc::pollfd { fd: fd.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
     ];
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: two valid pollfd entries (a negative fd is ignored by poll).
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    // SAFETY: three valid pollfd entries (a negative fd is ignored by poll).
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, ms) };
     if n <= 0 {
         return false;
     }
-    if fds[0].revents != 0 {
-        wake.take();
+    if let (Some(nudge), true) = (nudge, fds[1].revents != 0) {
+        nudge.take();
     }
-    fds[1].revents != 0
+    fds[0].revents == 0 && fds[2].revents != 0
 }
 
 /// The listener thread: read notifications as they arrive; reconnect when the connection is lost.
-fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, wake: Arc<EventFd>, stop: Arc<AtomicBool>) {
+fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, stopped: Arc<EventFd>, stop: Arc<AtomicBool>) {
     let mut backoff = BACKOFF_FIRST;
     while !stop.load(Ordering::Acquire) {
         let fd = lock(&listener.conn).as_ref().filter(|c| !c.is_broken()).map(PgConn::socket_fd);
@@ -424,13 +433,13 @@ fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, wake: Arc<Even
                             listener.pool.id
                         )
                     });
-                    wait_readable(None, &wake, backoff);
+                    wait_readable(None, &stopped, Some(&listener.nudge), backoff);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
             continue;
         };
-        if !wait_readable(Some(fd), &wake, Duration::from_secs(60)) {
+        if !wait_readable(Some(fd), &stopped, Some(&listener.nudge), Duration::from_secs(60)) {
             continue;
         }
         let mut conn = lock(&listener.conn);
@@ -482,7 +491,7 @@ fn install(listener: &Listener, mut conn: PgConn, listened: &[String]) {
 }
 
 /// The watcher of a pinned session's connection: read what arrives while it is idle.
-fn watch_loop(pin: Weak<Mutex<Option<Pin>>>, notifier: Weak<Notifier>, wake: Arc<EventFd>, stop: Arc<AtomicBool>) {
+fn watch_loop(pin: Weak<Mutex<Option<Pin>>>, notifier: Weak<Notifier>, stopped: Arc<EventFd>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Acquire) {
         let Some(pin) = pin.upgrade() else { return };
         let lease: Option<Weak<Lease>> = lock(&pin).as_ref().map(|p| Arc::downgrade(&p.lease));
@@ -493,13 +502,13 @@ fn watch_loop(pin: Weak<Mutex<Option<Pin>>>, notifier: Weak<Notifier>, wake: Arc
             .and_then(|l| l.with_conn(|c| Ok((c.socket_fd(), c.in_copy() || c.is_broken() || c.inherited()))).ok());
         match state {
             Some((fd, false)) => {
-                if !wait_readable(Some(fd), &wake, Duration::from_secs(60)) {
+                if !wait_readable(Some(fd), &stopped, None, Duration::from_secs(60)) {
                     continue;
                 }
             }
             // No connection now, or one that cannot be read from here: look again shortly.
             _ => {
-                wait_readable(None, &wake, Duration::from_millis(50));
+                wait_readable(None, &stopped, None, Duration::from_millis(50));
                 continue;
             }
         }
