@@ -12,9 +12,10 @@
  *   bench all [-q]                 every workload, then a markdown table (-q: tiny sizes, a smoke test)
  *   bench mem pgsess|libpq TABLE ROWS
  *                                  child of workload 5: peak RSS of holding the bulk result
- *   bench cg rt|bulk|bulkrow pgsess|libpq N
+ *   bench cg rt|bulk|bulkrow|copyin|copyin64|copyout pgsess|libpq N
  *                                  one side, one workload, N iterations inside the function
- *                                  measured_loop (for valgrind --tool=callgrind --toggle-collect=measured_loop)
+ *                                  measured_loop (for valgrind --tool=callgrind --toggle-collect=measured_loop);
+ *                                  for copy*, N is the row count of one copy
  *
  * Workloads (see BENCHMARKS.md):
  *   1 round trip   SELECT $1::int + 1, one text parameter: pgsess_query + free vs PQexecParams + PQclear
@@ -26,6 +27,13 @@
  *   5 memory       peak RSS minus a baseline taken before the bulk query, in child processes
  *   6 small writes 1,000 single-row parameterised INSERTs (table truncated between blocks);
  *                  libpq pipeline mode as an extra row
+ *   7 dirty        SET application_name on a pooled session (reset on return) and a pinned one
+ *   8 copy_in      COPY FROM STDIN of 1,000,000 text rows into an unlogged table: pgsess_copy_write
+ *                  vs PQputCopyData, one row per call, then 64 KiB per call
+ *   9 copy_out     COPY TO STDOUT of 1,000,000 rows: pgsess_copy_read vs PQgetCopyData (async=0)
+ *  10 notify       NOTIFY (libpq sender) to the notification in the application's hands:
+ *                  pgsess_notification_next(-1) vs poll + PQconsumeInput + PQnotifies; latency
+ *                  and context switches per notification
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -33,11 +41,13 @@
 #include <pgsess.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -60,11 +70,13 @@ static long CONC_TOTAL = 4096, CONC_BLOCKS = 11;
 static long CONN_BLOCKS = 11, CONN_REQS = 20;
 static long MEM_RUNS = 5;
 static long WR_BLOCKS = 21, WR_ROWS = 1000;
+static long COPY_ROWS = 1000000, COPY_BLOCKS = 11;
+static long NOTIFY_BLOCKS = 10, NOTIFY_PER_BLOCK = 200;
 
 static const char *RT_SQL = "SELECT $1::int + 1";
 static const char *URL;
-static char BULK_TABLE[64], WR_TABLE[64];
-static char BULK_SQL[160], WR_SQL[160];
+static char BULK_TABLE[64], WR_TABLE[64], COPYIN_TABLE[64], COPYOUT_TABLE[64];
+static char BULK_SQL[160], WR_SQL[160], COPYIN_SQL[160], COPYOUT_SQL[160];
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                     */
@@ -202,7 +214,7 @@ struct row {
     char met[40];
 };
 
-static struct row ROWS[32];
+static struct row ROWS[48];
 static int NROWS;
 
 static void fmt_val(char *buf, size_t n, double v, const char *unit)
@@ -1370,6 +1382,565 @@ static void workload_writes(pgsess_session *s, PGconn *c, PGconn *ctl)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Workloads 8 and 9: COPY FROM STDIN and COPY TO STDOUT                                      */
+
+/* Client CPU time of the whole process (user + system, every thread), us. */
+static double cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* The COPY FROM rows, generated once before the timing ("i\tsome text i\n", i = 1..COPY_ROWS):
+ * row i is COPY_DATA[COPY_OFF[i - 1] .. COPY_OFF[i]). Both sides write the same bytes. */
+static char *COPY_DATA;
+static size_t *COPY_OFF;
+static unsigned long long COPY_TLEN; /* sum of length(t) over the rows, to check the table */
+
+static void copy_make_data(void)
+{
+    size_t cap = (size_t)COPY_ROWS * 32 + 1, at = 0;
+    long i;
+    COPY_DATA = malloc(cap);
+    COPY_OFF = malloc(((size_t)COPY_ROWS + 1) * sizeof *COPY_OFF);
+    if (COPY_DATA == NULL || COPY_OFF == NULL)
+        die("out of memory");
+    COPY_TLEN = 0;
+    COPY_OFF[0] = 0;
+    for (i = 1; i <= COPY_ROWS; i++) {
+        int n = snprintf(COPY_DATA + at, cap - at, "%ld\tsome text %ld\n", i, i);
+        int digits = snprintf(NULL, 0, "%ld", i);
+        at += (size_t)n;
+        COPY_OFF[i] = at;
+        COPY_TLEN += 10 + (unsigned long long)digits; /* "some text " + i */
+    }
+}
+
+static size_t copy_bytes(void)
+{
+    return COPY_OFF[COPY_ROWS];
+}
+
+/* chunk 0: one row per write call; otherwise writes of `chunk` bytes (the last one shorter),
+ * cut anywhere (COPY data need not be split at rows). Returns elapsed us; *cpu gets the client
+ * CPU time. */
+static double copyin_pgsess(pgsess_session *s, size_t chunk, double *cpu)
+{
+    pgsess_error *err = NULL;
+    pgsess_copy *cp;
+    uint64_t n;
+    double c0 = cpu_us(), t0 = now_us(), t1;
+    long i;
+    cp = pgsess_copy_in(s, COPYIN_SQL, &err);
+    if (cp == NULL)
+        die("pgsess_copy_in(%s) failed: %s", COPYIN_SQL, emsg(err));
+    if (chunk == 0) {
+        for (i = 0; i < COPY_ROWS; i++)
+            if (pgsess_copy_write(cp, COPY_DATA + COPY_OFF[i], COPY_OFF[i + 1] - COPY_OFF[i], &err) != PGSESS_OK)
+                die("pgsess_copy_write (row %ld) failed: %s", i + 1, emsg(err));
+    } else {
+        size_t at, total = copy_bytes();
+        for (at = 0; at < total; at += chunk)
+            if (pgsess_copy_write(cp, COPY_DATA + at, total - at < chunk ? total - at : chunk, &err) != PGSESS_OK)
+                die("pgsess_copy_write (offset %zu) failed: %s", at, emsg(err));
+    }
+    n = pgsess_copy_finish(cp, &err);
+    if (n == UINT64_MAX)
+        die("pgsess_copy_finish failed: %s", emsg(err));
+    pgsess_copy_free(cp);
+    t1 = now_us();
+    *cpu = cpu_us() - c0;
+    if (n != (uint64_t)COPY_ROWS)
+        die("pgsess copy in: %llu rows copied, expected %ld", (unsigned long long)n, COPY_ROWS);
+    return t1 - t0;
+}
+
+/* The end of a COPY on libpq: the command's result, its row count, then no more results. */
+static void pq_copy_end(PGconn *c, const char *what)
+{
+    PGresult *r = PQgetResult(c);
+    char want[24];
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        die("libpq %s: %s", what, PQerrorMessage(c));
+    snprintf(want, sizeof want, "%ld", COPY_ROWS);
+    if (strcmp(PQcmdTuples(r), want) != 0)
+        die("libpq %s: %s rows copied, expected %s", what, PQcmdTuples(r), want);
+    PQclear(r);
+    if ((r = PQgetResult(c)) != NULL)
+        die("libpq %s: an unexpected extra result", what);
+}
+
+static double copyin_libpq(PGconn *c, size_t chunk, double *cpu)
+{
+    PGresult *r;
+    double c0 = cpu_us(), t0 = now_us(), t1;
+    long i;
+    r = PQexec(c, COPYIN_SQL);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        die("PQexec(%s): %s", COPYIN_SQL, PQerrorMessage(c));
+    PQclear(r);
+    if (chunk == 0) {
+        for (i = 0; i < COPY_ROWS; i++)
+            if (PQputCopyData(c, COPY_DATA + COPY_OFF[i], (int)(COPY_OFF[i + 1] - COPY_OFF[i])) != 1)
+                die("PQputCopyData (row %ld) failed: %s", i + 1, PQerrorMessage(c));
+    } else {
+        size_t at, total = copy_bytes();
+        for (at = 0; at < total; at += chunk)
+            if (PQputCopyData(c, COPY_DATA + at, (int)(total - at < chunk ? total - at : chunk)) != 1)
+                die("PQputCopyData (offset %zu) failed: %s", at, PQerrorMessage(c));
+    }
+    if (PQputCopyEnd(c, NULL) != 1)
+        die("PQputCopyEnd failed: %s", PQerrorMessage(c));
+    pq_copy_end(c, "copy in");
+    t1 = now_us();
+    *cpu = cpu_us() - c0;
+    return t1 - t0;
+}
+
+static void copyin_truncate(PGconn *ctl)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "TRUNCATE %s", COPYIN_TABLE);
+    pq_exec_ok(ctl, sql);
+}
+
+/* The table holds exactly the rows written: count, sum(i), sum(length(t)). */
+static void copyin_verify(PGconn *ctl, const char *side)
+{
+    char sql[192], want[96];
+    PGresult *r;
+    snprintf(sql, sizeof sql, "SELECT count(*) || ' ' || sum(i) || ' ' || sum(length(t)) FROM %s", COPYIN_TABLE);
+    snprintf(want, sizeof want, "%ld %lld %llu", COPY_ROWS, (long long)COPY_ROWS * (COPY_ROWS + 1) / 2, COPY_TLEN);
+    r = PQexec(ctl, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), want) != 0)
+        die("copy in (%s): table holds \"%s\", expected \"%s\" %s", side,
+            PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "?", want, PQerrorMessage(ctl));
+    PQclear(r);
+}
+
+#define COPY_CHUNK 65536
+
+static void workload_copy_in(pgsess_session *s, PGconn *c, PGconn *ctl)
+{
+    double *a = dalloc(COPY_BLOCKS), *b = dalloc(COPY_BLOCKS), *ratio = dalloc(COPY_BLOCKS);
+    double *ac = dalloc(COPY_BLOCKS), *bc = dalloc(COPY_BLOCKS), *cratio = dalloc(COPY_BLOCKS);
+    double *a64 = dalloc(COPY_BLOCKS), *b64 = dalloc(COPY_BLOCKS), *ratio64 = dalloc(COPY_BLOCKS);
+    double *ac64 = dalloc(COPY_BLOCKS), *bc64 = dalloc(COPY_BLOCKS);
+    char label[96];
+    long k;
+    copy_make_data();
+    printf("8. COPY FROM STDIN \"%s\": %ld rows (%zu bytes of text, \"i\\tsome text i\\n\") into an unlogged\n"
+           "   table truncated before each copy; %ld blocks per side, 1 warm-up block; each block runs\n"
+           "   pgsess_copy_in + pgsess_copy_write + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
+           "   PQputCopyData + PQputCopyEnd + PQgetResult, first one row per write call on both sides, then\n"
+           "   %d-byte writes on both sides; the table is checked after each copy\n",
+           COPYIN_SQL, COPY_ROWS, copy_bytes(), COPY_BLOCKS, COPY_CHUNK);
+    for (k = -1; k < COPY_BLOCKS; k++) {
+        double ta, tb, ta64, tb64, ca, cb, ca64, cb64;
+        copyin_truncate(ctl);
+        ta = copyin_pgsess(s, 0, &ca) / 1000.0;
+        copyin_verify(ctl, "pgsess, one row per write");
+        copyin_truncate(ctl);
+        tb = copyin_libpq(c, 0, &cb) / 1000.0;
+        copyin_verify(ctl, "libpq, one row per write");
+        copyin_truncate(ctl);
+        ta64 = copyin_pgsess(s, COPY_CHUNK, &ca64) / 1000.0;
+        copyin_verify(ctl, "pgsess, 64 KiB writes");
+        copyin_truncate(ctl);
+        tb64 = copyin_libpq(c, COPY_CHUNK, &cb64) / 1000.0;
+        copyin_verify(ctl, "libpq, 64 KiB writes");
+        if (k < 0)
+            continue;
+        a[k] = ta, b[k] = tb, ratio[k] = ta / tb;
+        ac[k] = ca / 1000.0, bc[k] = cb / 1000.0, cratio[k] = ca / cb;
+        a64[k] = ta64, b64[k] = tb64, ratio64[k] = ta64 / tb64;
+        ac64[k] = ca64 / 1000.0, bc64[k] = cb64 / 1000.0;
+    }
+    copyin_truncate(ctl);
+    print_stats("pgsess, one row per write, per copy", "ms", a, COPY_BLOCKS);
+    print_stats("  client CPU (user+sys, all threads)", "ms", ac, COPY_BLOCKS);
+    print_stats("libpq, one row per write, per copy", "ms", b, COPY_BLOCKS);
+    print_stats("  client CPU (user+sys, all threads)", "ms", bc, COPY_BLOCKS);
+    print_stats("pgsess, 64 KiB writes, per copy", "ms", a64, COPY_BLOCKS);
+    print_stats("  client CPU (user+sys, all threads)", "ms", ac64, COPY_BLOCKS);
+    print_stats("libpq, 64 KiB writes, per copy", "ms", b64, COPY_BLOCKS);
+    print_stats("  client CPU (user+sys, all threads)", "ms", bc64, COPY_BLOCKS);
+    print_stats("ratio pgsess/libpq, one row per write", "", ratio, COPY_BLOCKS);
+    print_stats("ratio client CPU, one row per write", "", cratio, COPY_BLOCKS);
+    print_stats("ratio pgsess/libpq, 64 KiB writes", "", ratio64, COPY_BLOCKS);
+    snprintf(label, sizeof label, "8. COPY FROM STDIN, %ld rows, one row per write call, per copy", COPY_ROWS);
+    add_row(label, median(a, (size_t)COPY_BLOCKS), median(b, (size_t)COPY_BLOCKS), "ms",
+            median(ratio, (size_t)COPY_BLOCKS), LOWER, 1.00, "(issue)");
+    add_row("8. (extra) the same: client CPU (user+sys, all threads) per copy", median(ac, (size_t)COPY_BLOCKS),
+            median(bc, (size_t)COPY_BLOCKS), "ms", median(cratio, (size_t)COPY_BLOCKS), INFO, 0, NULL);
+    snprintf(label, sizeof label, "8. COPY FROM STDIN, %ld rows, 64 KiB write calls, per copy", COPY_ROWS);
+    add_row(label, median(a64, (size_t)COPY_BLOCKS), median(b64, (size_t)COPY_BLOCKS), "ms",
+            median(ratio64, (size_t)COPY_BLOCKS), LOWER, 1.00, "(issue)");
+    free(a), free(b), free(ratio), free(ac), free(bc), free(cratio);
+    free(a64), free(b64), free(ratio64), free(ac64), free(bc64);
+    free(COPY_DATA), free(COPY_OFF);
+    COPY_DATA = NULL, COPY_OFF = NULL;
+}
+
+struct copy_sum {
+    unsigned long long len, first, last; /* sums of row lengths, first bytes, last bytes */
+    long rows;
+};
+
+static double copyout_pgsess(pgsess_session *s, struct copy_sum *sum, double *cpu)
+{
+    pgsess_error *err = NULL;
+    pgsess_copy *cp;
+    const unsigned char *p;
+    size_t len;
+    uint64_t n;
+    struct copy_sum cs = {0, 0, 0, 0};
+    double c0 = cpu_us(), t0 = now_us(), t1;
+    cp = pgsess_copy_out(s, COPYOUT_SQL, &err);
+    if (cp == NULL)
+        die("pgsess_copy_out(%s) failed: %s", COPYOUT_SQL, emsg(err));
+    while ((p = pgsess_copy_read(cp, &len, &err)) != NULL) {
+        cs.rows++;
+        cs.len += len;
+        cs.first += p[0];
+        cs.last += p[len - 1];
+    }
+    if (err != NULL)
+        die("pgsess_copy_read failed after %ld rows: %s", cs.rows, emsg(err));
+    n = pgsess_copy_finish(cp, &err);
+    if (n == UINT64_MAX)
+        die("pgsess_copy_finish (copy out) failed: %s", emsg(err));
+    pgsess_copy_free(cp);
+    t1 = now_us();
+    *cpu = cpu_us() - c0;
+    if (n != (uint64_t)COPY_ROWS || cs.rows != COPY_ROWS)
+        die("pgsess copy out: %ld rows read, %llu reported, expected %ld", cs.rows, (unsigned long long)n, COPY_ROWS);
+    *sum = cs;
+    return t1 - t0;
+}
+
+static double copyout_libpq(PGconn *c, struct copy_sum *sum, double *cpu)
+{
+    PGresult *r;
+    char *buf;
+    int n;
+    struct copy_sum cs = {0, 0, 0, 0};
+    double c0 = cpu_us(), t0 = now_us(), t1;
+    r = PQexec(c, COPYOUT_SQL);
+    if (PQresultStatus(r) != PGRES_COPY_OUT)
+        die("PQexec(%s): %s", COPYOUT_SQL, PQerrorMessage(c));
+    PQclear(r);
+    while ((n = PQgetCopyData(c, &buf, 0)) > 0) {
+        cs.rows++;
+        cs.len += (unsigned long long)n;
+        cs.first += (unsigned char)buf[0];
+        cs.last += (unsigned char)buf[n - 1];
+        PQfreemem(buf);
+    }
+    if (n != -1)
+        die("PQgetCopyData failed after %ld rows: %s", cs.rows, PQerrorMessage(c));
+    pq_copy_end(c, "copy out");
+    t1 = now_us();
+    *cpu = cpu_us() - c0;
+    if (cs.rows != COPY_ROWS)
+        die("libpq copy out: %ld rows read, expected %ld", cs.rows, COPY_ROWS);
+    *sum = cs;
+    return t1 - t0;
+}
+
+static void check_copy_sum(const char *side, const struct copy_sum *got, const struct copy_sum *want)
+{
+    if (got->rows != want->rows || got->len != want->len || got->first != want->first || got->last != want->last)
+        die("copy out %s: checksum (%ld rows, len %llu, first %llu, last %llu) differs from (%ld, %llu, %llu, %llu)",
+            side, got->rows, got->len, got->first, got->last, want->rows, want->len, want->first, want->last);
+}
+
+static void workload_copy_out(pgsess_session *s, PGconn *c)
+{
+    double *a = dalloc(COPY_BLOCKS), *b = dalloc(COPY_BLOCKS), *ratio = dalloc(COPY_BLOCKS);
+    double *ac = dalloc(COPY_BLOCKS), *bc = dalloc(COPY_BLOCKS), *cratio = dalloc(COPY_BLOCKS);
+    struct copy_sum want, sa, sb;
+    double cpu;
+    char label[96];
+    long k;
+    printf("9. COPY TO STDOUT \"%s\": %ld rows (\"i\\tsome text i\\n\"), %ld blocks per side, 1 warm-up each;\n"
+           "   pgsess_copy_out + pgsess_copy_read per row + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
+           "   PQgetCopyData(async=0) + PQfreemem per row + PQgetResult; every row's length, first and last\n"
+           "   byte summed and the sums compared\n",
+           COPYOUT_SQL, COPY_ROWS, COPY_BLOCKS);
+    copyout_libpq(c, &want, &cpu);
+    copyout_pgsess(s, &sa, &cpu);
+    check_copy_sum("pgsess", &sa, &want);
+    for (k = 0; k < COPY_BLOCKS; k++) {
+        double ca, cb;
+        a[k] = copyout_pgsess(s, &sa, &ca) / 1000.0;
+        b[k] = copyout_libpq(c, &sb, &cb) / 1000.0;
+        check_copy_sum("pgsess", &sa, &want);
+        check_copy_sum("libpq", &sb, &want);
+        ratio[k] = a[k] / b[k];
+        ac[k] = ca / 1000.0, bc[k] = cb / 1000.0, cratio[k] = ca / cb;
+    }
+    printf("    (each copy reads %ld rows, %llu bytes)\n", want.rows, want.len);
+    print_stats("pgsess per copy", "ms", a, COPY_BLOCKS);
+    print_stats("  client CPU (user+sys, all threads)", "ms", ac, COPY_BLOCKS);
+    print_stats("libpq per copy", "ms", b, COPY_BLOCKS);
+    print_stats("  client CPU (user+sys, all threads)", "ms", bc, COPY_BLOCKS);
+    print_stats("ratio pgsess/libpq", "", ratio, COPY_BLOCKS);
+    print_stats("ratio client CPU", "", cratio, COPY_BLOCKS);
+    snprintf(label, sizeof label, "9. COPY TO STDOUT, %ld rows, each row read, per copy", COPY_ROWS);
+    add_row(label, median(a, (size_t)COPY_BLOCKS), median(b, (size_t)COPY_BLOCKS), "ms",
+            median(ratio, (size_t)COPY_BLOCKS), LOWER, 1.00, "(issue)");
+    add_row("9. (extra) the same: client CPU (user+sys, all threads) per copy", median(ac, (size_t)COPY_BLOCKS),
+            median(bc, (size_t)COPY_BLOCKS), "ms", median(cratio, (size_t)COPY_BLOCKS), INFO, 0, NULL);
+    free(a), free(b), free(ratio), free(ac), free(bc), free(cratio);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workload 10: LISTEN/NOTIFY latency                                                          */
+
+/*
+ * The main thread is the sender (one libpq connection, the same for both sides): for each
+ * notification it takes t0, runs "NOTIFY channel, 'seq'" (PQexec), and waits until the receiver
+ * thread has had it before sending the next. The receiver thread takes t1 as soon as the
+ * notification is in the application's hands and hands t1 back under a mutex; latency = t1 - t0
+ * (CLOCK_MONOTONIC, one process). Receivers:
+ *   pgsess  pgsess_listen once, then pgsess_notification_next(session, -1) per notification
+ *           (delivered by the session's background listener thread);
+ *   libpq   LISTEN once on its own connection, then PQnotifies, else poll(PQsocket) +
+ *           PQconsumeInput until PQnotifies has one.
+ * Each side listens on its own channel; both stay listening for the whole workload.
+ * Context switches (voluntary + involuntary, getrusage): the receiver thread's own
+ * (RUSAGE_THREAD), and the receiving side's all threads = the process's (RUSAGE_SELF) minus the
+ * sender thread's, over the block's notifications (pgsess's background thread is counted there).
+ */
+
+#ifndef RUSAGE_THREAD
+#define RUSAGE_THREAD 1 /* Linux; declared only with _GNU_SOURCE */
+#endif
+
+static double csw(int who, double *voluntary)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    if (voluntary)
+        *voluntary = (double)ru.ru_nvcsw;
+    return (double)ru.ru_nvcsw + (double)ru.ru_nivcsw;
+}
+
+struct nt_shared {
+    int pg;              /* 1: pgsess receiver, 0: libpq */
+    pgsess_session *s;
+    PGconn *lc;          /* the libpq listener */
+    const char *channel;
+    long n;              /* notifications this block */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ready;           /* the receiver is about to wait for the first one */
+    long got;            /* notifications received so far */
+    double t_recv;       /* when the last one arrived */
+    double csw_thread, vcsw_thread; /* the receiver thread's switches during the block */
+};
+
+static void nt_deliver(struct nt_shared *sh, long seq, double t1, const char *channel, const char *payload)
+{
+    char want[24];
+    snprintf(want, sizeof want, "%ld", seq);
+    if (strcmp(channel, sh->channel) != 0 || strcmp(payload, want) != 0)
+        die("notify (%s): got \"%s\" on \"%s\", expected \"%s\" on \"%s\"", sh->pg ? "pgsess" : "libpq", payload,
+            channel, want, sh->channel);
+    pthread_mutex_lock(&sh->mu);
+    sh->got = seq + 1;
+    sh->t_recv = t1;
+    pthread_cond_signal(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+static void *nt_receiver(void *arg)
+{
+    struct nt_shared *sh = arg;
+    double c0, v0, v1;
+    long i;
+    pthread_mutex_lock(&sh->mu);
+    sh->ready = 1;
+    pthread_cond_signal(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+    c0 = csw(RUSAGE_THREAD, &v0);
+    for (i = 0; i < sh->n; i++) {
+        if (sh->pg) {
+            pgsess_error *err = NULL;
+            pgsess_notification *nt = pgsess_notification_next(sh->s, -1, &err);
+            double t1 = now_us();
+            if (nt == NULL)
+                die("pgsess_notification_next failed: %s", err ? emsg(err) : "(timeout)");
+            if (pgsess_notification_is_gap(nt))
+                die("pgsess: a gap marker on \"%s\" (the listener reconnected)", pgsess_notification_channel(nt));
+            nt_deliver(sh, i, t1, pgsess_notification_channel(nt), pgsess_notification_payload(nt));
+            pgsess_notification_free(nt);
+        } else {
+            PGnotify *nt;
+            double t1;
+            while ((nt = PQnotifies(sh->lc)) == NULL) {
+                struct pollfd pfd;
+                pfd.fd = PQsocket(sh->lc);
+                pfd.events = POLLIN;
+                pfd.revents = 0;
+                if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                    die("poll: %s", strerror(errno));
+                if (!PQconsumeInput(sh->lc))
+                    die("PQconsumeInput failed: %s", PQerrorMessage(sh->lc));
+            }
+            t1 = now_us();
+            nt_deliver(sh, i, t1, nt->relname, nt->extra);
+            PQfreemem(nt);
+        }
+    }
+    sh->csw_thread = csw(RUSAGE_THREAD, &v1) - c0;
+    sh->vcsw_thread = v1 - v0;
+    return NULL;
+}
+
+struct nt_block {
+    double *lat;                  /* n latencies, us */
+    double csw_recv_all, vcsw_recv_all; /* receiving side, all threads, per notification */
+    double csw_recv_thread, vcsw_recv_thread; /* the receiver thread alone, per notification */
+    double csw_sender;            /* the sender thread, per notification */
+};
+
+static void nt_run_block(int pg, pgsess_session *s, PGconn *lc, PGconn *sender, const char *channel, long n,
+                         struct nt_block *out)
+{
+    struct nt_shared sh;
+    pthread_t th;
+    double p0, pv0, s0, sv0, p1, pv1, s1, sv1;
+    long i;
+    memset(&sh, 0, sizeof sh);
+    sh.pg = pg, sh.s = s, sh.lc = lc, sh.channel = channel, sh.n = n;
+    pthread_mutex_init(&sh.mu, NULL);
+    pthread_cond_init(&sh.cv, NULL);
+    if (pthread_create(&th, NULL, nt_receiver, &sh) != 0)
+        die("pthread_create failed");
+    pthread_mutex_lock(&sh.mu);
+    while (!sh.ready)
+        pthread_cond_wait(&sh.cv, &sh.mu);
+    pthread_mutex_unlock(&sh.mu);
+    p0 = csw(RUSAGE_SELF, &pv0);
+    s0 = csw(RUSAGE_THREAD, &sv0);
+    for (i = 0; i < n; i++) {
+        char sql[128];
+        double t0;
+        snprintf(sql, sizeof sql, "NOTIFY %s, '%ld'", channel, i);
+        t0 = now_us();
+        pq_exec_ok(sender, sql);
+        pthread_mutex_lock(&sh.mu);
+        while (sh.got <= i)
+            pthread_cond_wait(&sh.cv, &sh.mu);
+        out->lat[i] = sh.t_recv - t0;
+        pthread_mutex_unlock(&sh.mu);
+    }
+    p1 = csw(RUSAGE_SELF, &pv1);
+    s1 = csw(RUSAGE_THREAD, &sv1);
+    pthread_join(th, NULL);
+    pthread_mutex_destroy(&sh.mu);
+    pthread_cond_destroy(&sh.cv);
+    out->csw_sender = (s1 - s0) / (double)n;
+    out->csw_recv_all = ((p1 - p0) - (s1 - s0)) / (double)n;
+    out->vcsw_recv_all = ((pv1 - pv0) - (sv1 - sv0)) / (double)n;
+    out->csw_recv_thread = sh.csw_thread / (double)n;
+    out->vcsw_recv_thread = sh.vcsw_thread / (double)n;
+}
+
+static void workload_notify(PGconn *sender)
+{
+    long nb = NOTIFY_BLOCKS, per = NOTIFY_PER_BLOCK, k;
+    double *a50 = dalloc(nb), *b50 = dalloc(nb), *r50 = dalloc(nb);
+    double *a99 = dalloc(nb), *b99 = dalloc(nb), *r99 = dalloc(nb);
+    double *acs = dalloc(nb), *bcs = dalloc(nb), *rcs = dalloc(nb);
+    double *avs = dalloc(nb), *bvs = dalloc(nb);
+    double *act = dalloc(nb), *bct = dalloc(nb), *rct = dalloc(nb);
+    double *asn = dalloc(nb), *bsn = dalloc(nb);
+    double *alla = dalloc(nb * per), *allb = dalloc(nb * per);
+    char cha[64], chb[64], sql[128];
+    pgsess_error *err = NULL;
+    pgsess_session *s = ps_open(1);
+    PGconn *lc = pq_connect();
+    struct nt_block blk;
+    blk.lat = dalloc(per);
+
+    snprintf(cha, sizeof cha, "pgsess_bench_ps_%ld", (long)getpid());
+    snprintf(chb, sizeof chb, "pgsess_bench_pq_%ld", (long)getpid());
+    if (pgsess_listen(s, cha, &err) != PGSESS_OK)
+        die("pgsess_listen(%s) failed: %s", cha, emsg(err));
+    snprintf(sql, sizeof sql, "LISTEN %s", chb);
+    pq_exec_ok(lc, sql);
+    printf("10. LISTEN/NOTIFY latency: a libpq sender connection runs \"NOTIFY channel, 'seq'\" one at a time and\n"
+           "   waits until the receiver thread has it; latency = from before the NOTIFY is sent to the\n"
+           "   notification in the application's hands (CLOCK_MONOTONIC, one process). Receivers:\n"
+           "   pgsess_listen + pgsess_notification_next(-1) vs LISTEN + poll(PQsocket) + PQconsumeInput +\n"
+           "   PQnotifies. %ld blocks x %ld notifications per side, 1 warm-up block each\n",
+           nb, per);
+    nt_run_block(1, s, lc, sender, cha, per, &blk);
+    nt_run_block(0, s, lc, sender, chb, per, &blk);
+    for (k = 0; k < nb; k++) {
+        double *sorted = dalloc(per);
+        int side;
+        for (side = 1; side >= 0; side--) {
+            nt_run_block(side, s, lc, sender, side ? cha : chb, per, &blk);
+            memcpy(sorted, blk.lat, (size_t)per * sizeof *sorted);
+            memcpy((side ? alla : allb) + k * per, blk.lat, (size_t)per * sizeof *sorted);
+            qsort(sorted, (size_t)per, sizeof *sorted, cmp_double);
+            (side ? a50 : b50)[k] = quantile_sorted(sorted, (size_t)per, 0.50);
+            (side ? a99 : b99)[k] = quantile_sorted(sorted, (size_t)per, 0.99);
+            (side ? acs : bcs)[k] = blk.csw_recv_all;
+            (side ? avs : bvs)[k] = blk.vcsw_recv_all;
+            (side ? act : bct)[k] = blk.csw_recv_thread;
+            (side ? asn : bsn)[k] = blk.csw_sender;
+        }
+        r50[k] = a50[k] / b50[k];
+        r99[k] = a99[k] / b99[k];
+        rcs[k] = bcs[k] > 0 ? acs[k] / bcs[k] : 0;
+        rct[k] = bct[k] > 0 ? act[k] / bct[k] : 0;
+        free(sorted);
+    }
+    if (pgsess_unlisten(s, cha, &err) != PGSESS_OK)
+        die("pgsess_unlisten(%s) failed: %s", cha, emsg(err));
+    pgsess_close(s);
+    PQfinish(lc);
+    qsort(alla, (size_t)(nb * per), sizeof *alla, cmp_double);
+    qsort(allb, (size_t)(nb * per), sizeof *allb, cmp_double);
+    printf("    all %ld notifications per side: pgsess p50 %.2f p99 %.2f max %.2f us; libpq p50 %.2f p99 %.2f max %.2f us\n",
+           nb * per, quantile_sorted(alla, (size_t)(nb * per), 0.50), quantile_sorted(alla, (size_t)(nb * per), 0.99),
+           alla[nb * per - 1], quantile_sorted(allb, (size_t)(nb * per), 0.50),
+           quantile_sorted(allb, (size_t)(nb * per), 0.99), allb[nb * per - 1]);
+    print_stats("pgsess p50 latency (per block)", "us", a50, nb);
+    print_stats("libpq p50 latency (per block)", "us", b50, nb);
+    print_stats("pgsess p99 latency (per block)", "us", a99, nb);
+    print_stats("libpq p99 latency (per block)", "us", b99, nb);
+    print_stats("ratio p50 pgsess/libpq", "", r50, nb);
+    print_stats("ratio p99 pgsess/libpq", "", r99, nb);
+    print_stats("pgsess receiving side, all threads: switches/notification", "", acs, nb);
+    print_stats("  of them voluntary", "", avs, nb);
+    print_stats("  the receiver (application) thread alone", "", act, nb);
+    print_stats("libpq receiving side, all threads: switches/notification", "", bcs, nb);
+    print_stats("  of them voluntary", "", bvs, nb);
+    print_stats("  the receiver (application) thread alone", "", bct, nb);
+    print_stats("sender thread switches/notification, pgsess blocks", "", asn, nb);
+    print_stats("sender thread switches/notification, libpq blocks", "", bsn, nb);
+    add_row("10. NOTIFY to the notification in the application: p50 latency", median(a50, (size_t)nb),
+            median(b50, (size_t)nb), "us", median(r50, (size_t)nb), LOWER, 1.10, "(issue)");
+    add_row("10. (extra) the same: p99 latency", median(a99, (size_t)nb), median(b99, (size_t)nb), "us",
+            median(r99, (size_t)nb), INFO, 0, NULL);
+    add_row("10. (extra) receiving side's context switches per notification, all its threads",
+            median(acs, (size_t)nb), median(bcs, (size_t)nb), "", median(rcs, (size_t)nb), INFO, 0, NULL);
+    add_row("10. (extra) the same, the application's receiving thread alone", median(act, (size_t)nb),
+            median(bct, (size_t)nb), "", median(rct, (size_t)nb), INFO, 0, NULL);
+    free(a50), free(b50), free(r50), free(a99), free(b99), free(r99), free(acs), free(bcs), free(rcs);
+    free(avs), free(bvs), free(act), free(bct), free(rct), free(asn), free(bsn), free(alla), free(allb);
+    free(blk.lat);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Setup                                                                                       */
 
 static void set_names(const char *bulk_table)
@@ -1386,6 +1957,10 @@ static void setup_tables(PGconn *ctl)
     snprintf(WR_TABLE, sizeof WR_TABLE, "pgsess_bench_writes_%ld", (long)getpid());
     set_names(BULK_TABLE);
     snprintf(WR_SQL, sizeof WR_SQL, "INSERT INTO %s (id, name, v) VALUES ($1, $2, $3)", WR_TABLE);
+    snprintf(COPYIN_TABLE, sizeof COPYIN_TABLE, "pgsess_bench_copyin_%ld", (long)getpid());
+    snprintf(COPYOUT_TABLE, sizeof COPYOUT_TABLE, "pgsess_bench_copyout_%ld", (long)getpid());
+    snprintf(COPYIN_SQL, sizeof COPYIN_SQL, "COPY %s (i, t) FROM STDIN", COPYIN_TABLE);
+    snprintf(COPYOUT_SQL, sizeof COPYOUT_SQL, "COPY %s TO STDOUT", COPYOUT_TABLE);
     snprintf(sql, sizeof sql,
              "CREATE TABLE %s AS SELECT i, 'row ' || i AS t, now() + i * interval '1 second' AS ts,"
              " (i * 1.5)::float8 AS f, i %% 2 = 0 AS b FROM generate_series(1, %ld) i",
@@ -1395,12 +1970,34 @@ static void setup_tables(PGconn *ctl)
     pq_exec_ok(ctl, sql);
     snprintf(sql, sizeof sql, "CREATE TABLE %s (id int PRIMARY KEY, name text NOT NULL, v float8)", WR_TABLE);
     pq_exec_ok(ctl, sql);
+    /* Unlogged: the server's WAL is not what the COPY workloads measure. */
+    snprintf(sql, sizeof sql, "CREATE UNLOGGED TABLE %s (i int NOT NULL, t text NOT NULL)", COPYIN_TABLE);
+    pq_exec_ok(ctl, sql);
+}
+
+/* The source of workload 9, COPY_ROWS rows as COPY FROM writes them; made only when it runs. */
+static void setup_copyout_table(PGconn *ctl)
+{
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "CREATE UNLOGGED TABLE %s AS SELECT i, 'some text ' || i AS t FROM generate_series(1, %ld) i",
+             COPYOUT_TABLE, COPY_ROWS);
+    pq_exec_ok(ctl, sql);
+    snprintf(sql, sizeof sql, "VACUUM ANALYZE %s", COPYOUT_TABLE);
+    pq_exec_ok(ctl, sql);
+}
+
+static void drop_sql(char *sql, size_t n)
+{
+    /* Quietly: the COPY TO source exists only when workload 9 ran. */
+    snprintf(sql, n, "SET client_min_messages = warning; DROP TABLE IF EXISTS %s, %s, %s, %s", BULK_TABLE, WR_TABLE,
+             COPYIN_TABLE, COPYOUT_TABLE);
 }
 
 static void drop_tables(PGconn *ctl)
 {
-    char sql[160];
-    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s, %s", BULK_TABLE, WR_TABLE);
+    char sql[320];
+    drop_sql(sql, sizeof sql);
     pq_exec_ok(ctl, sql);
 }
 
@@ -1409,16 +2006,16 @@ static PGconn *CTL_FOR_EXIT;
 static void cleanup_at_exit(void)
 {
     if (CTL_FOR_EXIT != NULL && PQstatus(CTL_FOR_EXIT) == CONNECTION_OK && BULK_TABLE[0]) {
-        char sql[160];
+        char sql[320];
         PGresult *r;
-        snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s, %s", BULK_TABLE, WR_TABLE);
+        drop_sql(sql, sizeof sql);
         r = PQexec(CTL_FOR_EXIT, sql);
         PQclear(r);
     }
 }
 
 /* PGSESS_BENCH_ONLY: a comma-separated list of workloads to run (roundtrip, bulk, concurrency,
- * connect, memory, writes); unset or empty runs all of them. */
+ * connect, memory, writes, dirty, copy_in, copy_out, notify); unset or empty runs all of them. */
 static int wanted(const char *workload)
 {
     const char *only = getenv("PGSESS_BENCH_ONLY");
@@ -1466,6 +2063,14 @@ static int run_all(void)
         workload_writes(s1, c, ctl);
     if (wanted("dirty"))
         workload_dirty(s8, c);
+    if (wanted("copy_in"))
+        workload_copy_in(s1, c, ctl);
+    if (wanted("copy_out")) {
+        setup_copyout_table(ctl);
+        workload_copy_out(s1, c);
+    }
+    if (wanted("notify"))
+        workload_notify(ctl);
 
     stop_spawner();
     printf("\nall workloads: %.1f s\n\n", (now_us() - t0) / 1e6);
@@ -1493,6 +2098,17 @@ NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, 
     unsigned long long sum = 0;
     long i;
     struct bulk_sum bs;
+    if (bulk >= 3) { /* one copy of COPY_ROWS (= n) rows: 3 in by row, 4 in by 64 KiB, 5 out */
+        struct copy_sum cs = {0, 0, 0, 0};
+        double cpu;
+        (void)n;
+        if (bulk == 5)
+            pg ? copyout_pgsess(s, &cs, &cpu) : copyout_libpq(c, &cs, &cpu);
+        else
+            pg ? copyin_pgsess(s, bulk == 4 ? COPY_CHUNK : 0, &cpu) : copyin_libpq(c, bulk == 4 ? COPY_CHUNK : 0, &cpu);
+        SINK = cs.len;
+        return;
+    }
     if (!bulk) {
         if (pg)
             rt_pgsess(s, 1000, n, &sum);
@@ -1512,7 +2128,12 @@ NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, 
 
 static int run_cg(const char *workload, const char *side, long n)
 {
-    int bulk = strcmp(workload, "bulk") == 0 ? 1 : strcmp(workload, "bulkrow") == 0 ? 2 : 0;
+    int bulk = strcmp(workload, "bulk") == 0      ? 1
+               : strcmp(workload, "bulkrow") == 0 ? 2
+               : strcmp(workload, "copyin") == 0  ? 3
+               : strcmp(workload, "copyin64") == 0 ? 4
+               : strcmp(workload, "copyout") == 0 ? 5
+                                                  : 0;
     int pg = strcmp(side, "pgsess") == 0;
     pgsess_session *s = NULL;
     PGconn *c = NULL, *ctl = NULL;
@@ -1520,19 +2141,25 @@ static int run_cg(const char *workload, const char *side, long n)
     struct bulk_sum bs;
     if ((!bulk && strcmp(workload, "rt") != 0) || (!pg && strcmp(side, "libpq") != 0) || n <= 0 ||
         (bulk == 2 && !pg))
-        die("usage: bench cg rt|bulk|bulkrow pgsess|libpq N  (bulkrow: pgsess only)");
+        die("usage: bench cg rt|bulk|bulkrow|copyin|copyin64|copyout pgsess|libpq N  (bulkrow: pgsess only)");
+    if (bulk >= 3)
+        COPY_ROWS = n;
     if (bulk) { /* the table, created here, outside the measured function */
         ctl = pq_connect();
         CTL_FOR_EXIT = ctl;
         atexit(cleanup_at_exit);
         setup_tables(ctl);
+        if (bulk == 5)
+            setup_copyout_table(ctl);
+        if (bulk == 3 || bulk == 4)
+            copy_make_data();
     }
     if (pg)
         s = ps_open(1);
     else
         c = pq_connect();
     /* Warm up outside the measured function. */
-    if (!bulk) {
+    if (!bulk || bulk >= 3) {
         if (pg)
             rt_pgsess(s, 0, 50, &dummy);
         else
@@ -1543,7 +2170,10 @@ static int run_cg(const char *workload, const char *side, long n)
         bulk_libpq(c, &bs, NULL);
     }
     measured_loop(bulk, pg, n, s, c);
-    printf("CG %s %s n=%ld rows=%ld\n", workload, side, n, bulk ? BULK_ROWS : 1L);
+    if (bulk == 3 || bulk == 4)
+        copyin_verify(ctl, side);
+    printf("CG %s %s n=%ld rows=%ld\n", workload, side, bulk >= 3 ? 1L : n,
+           bulk >= 3 ? COPY_ROWS : bulk ? BULK_ROWS : 1L);
     if (s)
         pgsess_close(s);
     if (c)
@@ -1581,6 +2211,8 @@ int main(int argc, char **argv)
             CONN_BLOCKS = 3, CONN_REQS = 3;
             MEM_RUNS = 1;
             WR_BLOCKS = 3, WR_ROWS = 50;
+            COPY_ROWS = 2000, COPY_BLOCKS = 3;
+            NOTIFY_BLOCKS = 3, NOTIFY_PER_BLOCK = 20;
         }
         return run_all();
     }
@@ -1592,7 +2224,7 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "cg") == 0)
         return run_cg(argv[2], argv[3], strtol(argv[4], NULL, 10));
     fprintf(stderr,
-            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk|bulkrow pgsess|libpq N\n"
+            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk|bulkrow|copyin|copyin64|copyout pgsess|libpq N\n"
             "  (PGSQL_BENCH must hold a PostgreSQL URI)\n",
             argv[0]);
     return 2;
