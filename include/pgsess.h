@@ -158,10 +158,28 @@ typedef struct pgsess_batch pgsess_batch;
 typedef struct pgsess_batch_results pgsess_batch_results;
 
 /**
+ * A COPY in progress, from `pgsess_copy_in` or `pgsess_copy_out`. Owned by the caller, freed
+ * with `pgsess_copy_free` (always, also after `pgsess_copy_finish`). It holds its connection
+ * (a pooled session's checkout, or a pinned or transaction's session's own connection) until
+ * the COPY ends: `pgsess_copy_finish`, an error, the end of a COPY TO's data, or
+ * `pgsess_copy_free`. While it does, the pool counts it in exhaustion messages and
+ * `pgsess_pool_copies_open`, and a pinned or transaction's session refuses other statements
+ * with `PGSESS_INTERFACE_ERROR`. One thread at a time.
+ */
+typedef struct pgsess_copy pgsess_copy;
+
+/**
  * An error. Created by the library on failure of a call that takes `pgsess_error **err`; owned by
  * the caller, who frees it with `pgsess_error_free`. Immutable: any number of threads may read it.
  */
 typedef struct pgsess_error pgsess_error;
+
+/**
+ * One notification (`NOTIFY channel, 'payload'` or `pg_notify`), or a gap marker
+ * (`pgsess_notification_is_gap`). From `pgsess_notification_next`; owned by the caller, freed
+ * with `pgsess_notification_free`. Immutable: any thread may read it.
+ */
+typedef struct pgsess_notification pgsess_notification;
 
 /**
  * Options for `pgsess_open`. Created by `pgsess_options_new`, owned by the caller, freed with
@@ -464,6 +482,15 @@ const char *pgsess_pool_id(const struct pgsess_session *session);
  * `session` NULL or live.
  */
 uint64_t pgsess_pool_pinned_sessions(const struct pgsess_session *session);
+
+/**
+ * How many COPY handles hold a connection of the session's pool now (their connections are
+ * also counted in `pgsess_stats.in_use`). 0 for NULL. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+uint64_t pgsess_pool_copies_open(const struct pgsess_session *session);
 
 /**
  * Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
@@ -1026,6 +1053,190 @@ const struct pgsess_error *pgsess_batch_results_error(const struct pgsess_batch_
 void pgsess_batch_results_free(struct pgsess_batch_results *results);
 
 /**
+ * Start `COPY ... FROM STDIN` (libpq: `PQexec` returning `PGRES_COPY_IN`). `sql` is one
+ * statement, sent on the simple protocol; text, CSV and binary formats all work (the data
+ * passes through byte for byte). Write the data with `pgsess_copy_write`, then end it with
+ * `pgsess_copy_finish`. Works on pooled sessions (a connection is checked out, waiting up to
+ * the checkout timeout), pinned sessions and a transaction's session (`pgsess_tx_session`:
+ * the rows are then part of the transaction). A statement that is not a COPY FROM STDIN still
+ * runs, and fails here with `PGSESS_INTERFACE_ERROR` (a COPY TO STDOUT: `PGSESS_NOT_SUPPORTED_ERROR`
+ * naming `pgsess_copy_out`). Returns a new handle, or NULL with `*err` set. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+ */
+struct pgsess_copy *pgsess_copy_in(struct pgsess_session *session, const char *sql, struct pgsess_error **err);
+
+/**
+ * Add `len` bytes of a COPY FROM's data (libpq: `PQputCopyData`); `data` may be NULL when
+ * `len` is 0. Rows may be split across calls in any way. Writes are buffered and sent 64 KiB at
+ * a time, so a small write costs no system call. After each send the server's side is
+ * checked without waiting: a server error (a bad row) is returned by the first write after it
+ * arrived, with its SQLSTATE, message and CONTEXT line (`pgsess_error_field(err, 'W')`, e.g.
+ * `COPY t, line 700000, column n: "x"`), and ends the COPY (nothing it wrote is kept; the
+ * connection goes back); later writes then fail with `PGSESS_INTERFACE_ERROR`. Returns
+ * `PGSESS_OK` or the failure's code.
+ *
+ * # Safety
+ * `copy` NULL or live; `data` NULL or `len` readable bytes; `err` NULL or writable.
+ */
+enum pgsess_code pgsess_copy_write(struct pgsess_copy *copy, const void *data, size_t len, struct pgsess_error **err);
+
+/**
+ * End a COPY FROM STDIN: the buffered data and CopyDone are sent and the server's outcome read
+ * (libpq: `PQputCopyEnd` and `PQgetResult`). For a COPY TO STDOUT, check that it was read to
+ * its end (`pgsess_copy_read` returned NULL with `*err` NULL). Returns the rows copied (the
+ * `COPY n` tag; the same number again if called twice), or `UINT64_MAX` with `*err` set. The
+ * connection goes back to the pool (or to its pinned session) either way; the handle itself
+ * must still be freed with `pgsess_copy_free`.
+ *
+ * # Safety
+ * `copy` NULL or live; `err` NULL or writable.
+ */
+uint64_t pgsess_copy_finish(struct pgsess_copy *copy, struct pgsess_error **err);
+
+/**
+ * Start `COPY ... TO STDOUT` (libpq: `PQexec` returning `PGRES_COPY_OUT`); read its data with
+ * `pgsess_copy_read`. Otherwise as `pgsess_copy_in` (a COPY FROM STDIN given here is aborted
+ * and fails with `PGSESS_NOT_SUPPORTED_ERROR` naming `pgsess_copy_in`).
+ *
+ * # Safety
+ * `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+ */
+struct pgsess_copy *pgsess_copy_out(struct pgsess_session *session, const char *sql, struct pgsess_error **err);
+
+/**
+ * The next CopyData message of a COPY TO STDOUT (libpq: `PQgetCopyData` with async 0): for text
+ * and CSV, one row with its newline; for binary, as the server split it. `*len` is set to its
+ * length (0 at the end or on error). The bytes are owned by `copy` and valid until the next call
+ * on it; they are not NUL-terminated. Returns NULL at the end (with `*err` left NULL; the
+ * connection has gone back; `pgsess_copy_finish` then gives the row count), or NULL with
+ * `*err` set on failure (the COPY is over). Unlike `PQgetCopyData`, nothing is to be freed per
+ * row: messages come out of a buffer filled 64 KiB or more at a time.
+ *
+ * # Safety
+ * `copy` NULL or live; `len` NULL or writable; `err` NULL or writable.
+ */
+const void *pgsess_copy_read(struct pgsess_copy *copy, size_t *len, struct pgsess_error **err);
+
+/**
+ * Free a COPY handle. NULL is ignored. A COPY FROM not finished is aborted (CopyFail): none of
+ * its rows is kept, and the connection goes back in step. A COPY TO not read to its end has its
+ * rest read for up to 100 ms, after which its connection is closed instead (the pool opens
+ * another): a connection is never returned in copy mode.
+ *
+ * # Safety
+ * `copy` NULL or from `pgsess_copy_in`/`pgsess_copy_out`, not yet freed.
+ */
+void pgsess_copy_free(struct pgsess_copy *copy);
+
+/**
+ * Listen on `channel` (libpq: `LISTEN`), taken literally and quoted as an identifier, so its
+ * case and any character are kept (`NOTIFY "Chan"` reaches `"Chan"`, `NOTIFY chan` reaches
+ * `"chan"`).
+ *
+ * It runs on the session's *listener*: one connection of the session's configuration, opened on
+ * the first `pgsess_listen` (a failure to connect is returned here), kept outside the pool and
+ * not counted against `pool_max_size` (so a busy pool never delays notifications; it is one
+ * more server connection per listening session). A background thread reads it as soon as
+ * anything arrives. When the connection is lost (server restart, `pg_terminate_backend`,
+ * failover), the library reconnects with backoff (50 ms doubling to 5 s), listens on every
+ * channel again, and then delivers one gap marker per channel: notifications sent while it was
+ * down were missed, so resynchronise (re-read the state the channel reports on). A channel
+ * given while it is reconnecting is listened on once it is back. This is so for every kind of
+ * session; a pinned session's own connection can also LISTEN with `pgsess_query` (see
+ * `pgsess_notification_next`). Returns `PGSESS_OK` or the failure's code. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live; `channel` NULL or NUL-terminated; `err` NULL or writable.
+ */
+enum pgsess_code pgsess_listen(struct pgsess_session *session, const char *channel, struct pgsess_error **err);
+
+/**
+ * Stop listening on `channel` (libpq: `UNLISTEN`); not listening on it is no error.
+ * Notifications already queued stay. Returns `PGSESS_OK` or the failure's code. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live; `channel` NULL or NUL-terminated; `err` NULL or writable.
+ */
+enum pgsess_code pgsess_unlisten(struct pgsess_session *session, const char *channel, struct pgsess_error **err);
+
+/**
+ * The session's next notification, oldest first (libpq: `PQconsumeInput` and `PQnotifies`),
+ * waiting up to `timeout_ms` milliseconds for one: 0 does not wait, -1 (any negative value)
+ * waits for ever. Returns NULL with `*err` left NULL when none came in time; the caller frees a
+ * notification with `pgsess_notification_free`.
+ *
+ * Notifications come from the session's listener (`pgsess_listen`) and, on a pinned or a
+ * transaction's session, from its own connection: a plain `LISTEN x` run with `pgsess_query`
+ * works as on libpq, whether they arrive during a statement or while it is idle. They are kept
+ * in arrival order, at most 65,536 (and 64 MiB) per session: past that the oldest are dropped,
+ * with a logged warning and one gap marker per channel that lost some, delivered first. Any
+ * thread; several threads may wait at once (each notification goes to one of them).
+ *
+ * # Safety
+ * `session` NULL or live; `err` NULL or writable.
+ */
+struct pgsess_notification *pgsess_notification_next(struct pgsess_session *session, int32_t timeout_ms, struct pgsess_error **err);
+
+/**
+ * A file descriptor that is readable while a notification is ready for
+ * `pgsess_notification_next` (an eventfd the session owns), for epoll, libuv or any event loop:
+ * when it polls readable, call `pgsess_notification_next(session, 0, ...)` until it returns
+ * NULL. Do not read, write or close it; it is valid until `pgsess_close`. On a pinned session
+ * this also starts the thread that reads its connection while idle. -1 for NULL (or if the
+ * eventfd could not be made). Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+int pgsess_notification_fd(struct pgsess_session *session);
+
+/**
+ * The channel notified (for a gap marker, the channel that may have missed notifications).
+ * Owned by `n`. NULL for NULL.
+ *
+ * # Safety
+ * `n` NULL or live.
+ */
+const char *pgsess_notification_channel(const struct pgsess_notification *n);
+
+/**
+ * The payload (`""` when none was given, and for a gap marker). Owned by `n`. NULL for NULL.
+ *
+ * # Safety
+ * `n` NULL or live.
+ */
+const char *pgsess_notification_payload(const struct pgsess_notification *n);
+
+/**
+ * The process id of the notifying server backend (libpq's `be_pid`); 0 for a gap marker and
+ * for NULL.
+ *
+ * # Safety
+ * `n` NULL or live.
+ */
+int32_t pgsess_notification_pid(const struct pgsess_notification *n);
+
+/**
+ * True for a gap marker: delivered after the listener lost its connection and listened again
+ * (or after the session's queue overflowed), so notifications on this channel may have been
+ * missed just before it: resynchronise. False for NULL.
+ *
+ * # Safety
+ * `n` NULL or live.
+ */
+bool pgsess_notification_is_gap(const struct pgsess_notification *n);
+
+/**
+ * Free a notification. NULL is ignored. Any thread.
+ *
+ * # Safety
+ * `n` NULL or from `pgsess_notification_next`, not yet freed.
+ */
+void pgsess_notification_free(struct pgsess_notification *n);
+
+/**
  * `pgsess_query` without blocking: queues the statement and returns at once. It runs on a pooled
  * connection when one is free (at most `pool_max_size` at a time; the rest wait in order, each
  * failing with `PGSESS_POOL_EXHAUSTED` if not started within the checkout timeout), and
@@ -1163,6 +1374,21 @@ const char *pgsess_error_detail(const struct pgsess_error *err);
  * `err` is NULL or a live error object from this library.
  */
 const char *pgsess_error_hint(const struct pgsess_error *err);
+
+/**
+ * One field of the server's error report, by libpq's `PG_DIAG_*` code: `'S'` severity, `'V'`
+ * its non-localised form, `'C'` SQLSTATE, `'M'` message, `'D'` detail, `'H'` hint, `'P'`
+ * position, `'p'` internal position, `'q'` internal query, `'W'` context (`PG_DIAG_CONTEXT`:
+ * for a COPY, the line, e.g. `COPY t, line 700000, column n: "x"`), `'s'` schema, `'t'` table,
+ * `'c'` column, `'d'` data type, `'n'` constraint, `'F'` file, `'L'` line, `'R'` routine. As
+ * libpq's `PQresultErrorField`: the server's text, or NULL when the server sent no such field,
+ * for an unknown code, for an error the client raised (pool exhaustion, a lost connection) and
+ * for a NULL `err`. Owned by `err`.
+ *
+ * # Safety
+ * `err` is NULL or a live error object from this library.
+ */
+const char *pgsess_error_field(const struct pgsess_error *err, int field);
 
 /**
  * Free an error object. NULL is ignored. Each error once, from any thread.

@@ -167,9 +167,46 @@ pub struct ServerFields {
     pub column: Option<String>,
     pub datatype: Option<String>,
     pub constraint: Option<String>,
+    pub internal_position: Option<String>,
+    pub internal_query: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<String>,
+    pub routine: Option<String>,
 }
 
 impl ServerFields {
+    /// The field with this protocol code (libpq's `PG_DIAG_*`: `'C'` SQLSTATE, `'W'` context,
+    /// ...), as the server sent it; `None` when it sent none.
+    pub fn field(&self, code: u8) -> Option<&str> {
+        fn text(s: &str) -> Option<&str> {
+            Some(s).filter(|s| !s.is_empty())
+        }
+        match code {
+            b'S' => text(&self.severity),
+            b'V' => self.severity_nonlocalized.as_deref(),
+            b'C' => text(&self.sqlstate),
+            b'M' => text(&self.message),
+            b'D' => self.detail.as_deref(),
+            b'H' => self.hint.as_deref(),
+            b'P' => self.position.as_deref(),
+            b'p' => self.internal_position.as_deref(),
+            b'q' => self.internal_query.as_deref(),
+            b'W' => self.where_.as_deref(),
+            b's' => self.schema.as_deref(),
+            b't' => self.table.as_deref(),
+            b'c' => self.column.as_deref(),
+            b'd' => self.datatype.as_deref(),
+            b'n' => self.constraint.as_deref(),
+            b'F' => self.file.as_deref(),
+            b'L' => self.line.as_deref(),
+            b'R' => self.routine.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Every field code `field` knows, in protocol order.
+    pub const FIELD_CODES: &'static [u8] = b"SVCMDHPpqWstcdnFLR";
+
     /// Whether the server ends the session after this error (FATAL or PANIC).
     pub fn is_fatal(&self) -> bool {
         let s = self.severity_nonlocalized.as_deref().unwrap_or(&self.severity);

@@ -36,7 +36,7 @@ pub fn check_param_count(n: usize) -> Result<()> {
 }
 
 /// How long returning a connection may spend rolling back an open transaction.
-const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PgConn {
     /// Run `sql`, the extended protocol when there are parameters, the simple one otherwise, its
@@ -138,7 +138,13 @@ impl PgConn {
     /// A statement on a connection whose stream is not finished would end that stream's portal
     /// (or be read as its rows): refused, as libpq refuses a query while another is in progress.
     #[inline]
-    fn ensure_no_open_stream(&self) -> Result<()> {
+    pub(super) fn ensure_no_open_stream(&self) -> Result<()> {
+        if self.copy.is_some() {
+            return Err(Error::interface(
+                "a COPY is in progress on this connection (a pinned or transaction's session): finish it \
+                 (pgsess_copy_finish) or free it (pgsess_copy_free) before running another statement",
+            ));
+        }
         if self.portal_open {
             return Err(Error::interface(
                 "a stream is still open on this connection (a pinned or transaction's session): read it to the end \
@@ -270,7 +276,7 @@ impl PgConn {
 
     /// Mark the connection as changed when `sql` names something the tags do not show.
     #[inline]
-    fn note_sql(&mut self, sql: &str) {
+    pub(super) fn note_sql(&mut self, sql: &str) {
         if !self.session_changed && super::state::sql_may_change_session(sql) {
             self.session_changed = true;
         }
@@ -287,9 +293,10 @@ impl PgConn {
     /// Returns false when the connection cannot be reused.
     #[inline]
     pub fn reset_for_reuse(&mut self, mode: ResetMode) -> bool {
-        if self.broken || self.inherited() {
+        if self.broken || self.inherited() || self.copy.is_some() {
             return false;
         }
+        self.clear_notifications();
         let rollback = self.tx_status != TxStatus::Idle;
         let discard = match mode {
             ResetMode::Always => true,
@@ -325,7 +332,7 @@ impl PgConn {
         !self.broken
     }
 
-    fn ensure_usable(&mut self) -> Result<()> {
+    pub(super) fn ensure_usable(&mut self) -> Result<()> {
         if self.broken {
             return Err(Error::operational("08003", format!("the connection to {} is broken", self.host)));
         }

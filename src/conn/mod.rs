@@ -9,14 +9,18 @@
 //! A `PgConn` is used by one thread at a time (the pool hands it out exclusively).
 //!
 //! - `connect`: opening a connection (hosts, TLS negotiation, authentication, target_session_attrs).
+//! - `copy`: COPY FROM STDIN and COPY TO STDOUT.
 //! - `exec`: sending statements (simple and extended queries, pipelines, streams) and resetting a
 //!   connection for reuse.
+//! - `notify`: what a server sends unasked (notifications) and reading it while idle.
 //! - `reader`: reading a statement's reply through to ReadyForQuery, into a `ResultSet`.
 //! - `stream`: the socket under a connection, plain or TLS, with deadlines.
 //! - `tls`: TLS configuration and libpq's certificate checks.
 
 mod connect;
+mod copy;
 mod exec;
+mod notify;
 mod reader;
 pub mod state;
 mod stream;
@@ -34,7 +38,9 @@ use postgres_protocol::message::frontend;
 
 use crate::config::HostSpec;
 use crate::error::{Error, ServerFields};
+pub use copy::{CopyDirection, CopyFrames, COPY_FLUSH_AT};
 pub use exec::{check_param_count, BatchStatement, Param, MAX_PARAMS};
+pub use notify::{is_connection_loss, Notification, NOTIFICATIONS_PER_CONNECTION};
 pub use stream::{ReplyWait, Stream};
 
 /// How the exchange being read was sent: what answering a COPY FROM STDIN takes depends on it.
@@ -82,6 +88,12 @@ pub struct PgConn {
     session_changed: bool,
     /// A stream's portal is suspended here: only that stream may speak until it ends.
     portal_open: bool,
+    /// A COPY is in progress (`copy`): until it ends, the connection speaks only of it.
+    copy: Option<CopyDirection>,
+    /// Notifications received and not yet taken (`notify`), oldest first.
+    notifications: std::collections::VecDeque<Notification>,
+    /// The channels of notifications dropped from a full `notifications`.
+    notifications_lost: Vec<std::ffi::CString>,
     /// The process that opened the socket: after fork() a child must not speak on it.
     owner_pid: u32,
     host: HostSpec,
@@ -185,35 +197,7 @@ impl PgConn {
         if self.broken || self.inherited() {
             return false;
         }
-        while self.stream.readable_now() {
-            if self.stream.set_read_timeout(Some(Duration::from_millis(50))).is_err() {
-                self.broken = true;
-                return false;
-            }
-            match self.stream.fill(&mut self.read_buf) {
-                Ok(()) => {}
-                Err(_) => {
-                    self.broken = true;
-                    return false;
-                }
-            }
-            loop {
-                match Message::parse(&mut self.read_buf) {
-                    Ok(Some(Message::ParameterStatus(body))) => {
-                        if let (Ok(n), Ok(v)) = (body.name(), body.value()) {
-                            self.parameters.insert(n.to_owned(), v.to_owned());
-                        }
-                    }
-                    Ok(Some(Message::NoticeResponse(_))) | Ok(Some(Message::NotificationResponse(_))) => {}
-                    Ok(None) => break,
-                    Ok(Some(_)) | Err(_) => {
-                        self.broken = true;
-                        return false;
-                    }
-                }
-            }
-        }
-        true
+        self.read_async().is_ok()
     }
 
     /// Read the next backend message, waiting until `deadline` at most.
@@ -338,6 +322,11 @@ pub(crate) fn server_fields(mut fields: ErrorFields<'_>) -> ServerFields {
             b'c' => f.column = Some(text(v)),
             b'd' => f.datatype = Some(text(v)),
             b'n' => f.constraint = Some(text(v)),
+            b'p' => f.internal_position = Some(text(v)),
+            b'q' => f.internal_query = Some(text(v)),
+            b'F' => f.file = Some(text(v)),
+            b'L' => f.line = Some(text(v)),
+            b'R' => f.routine = Some(text(v)),
             _ => {}
         }
     }

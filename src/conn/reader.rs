@@ -22,7 +22,7 @@ use crate::rows::{Column, CommandTag, ResultSet};
 /// `tag` and wholly in `buf`. A length field under 4 (it counts itself) is no message: `None`,
 /// and the message decoder reports it.
 #[inline]
-fn complete_message(buf: &[u8], tag: u8) -> Option<usize> {
+pub(super) fn complete_message(buf: &[u8], tag: u8) -> Option<usize> {
     match *buf {
         [t, a, b, c, d, ..] if t == tag => {
             let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
@@ -35,7 +35,7 @@ fn complete_message(buf: &[u8], tag: u8) -> Option<usize> {
 /// The length (type byte included) of the message at the front of `buf` when all of it is there,
 /// whatever its type. A length field under 4 comes back as it is: the decoder reports it.
 #[inline]
-fn buffered_message(buf: &[u8]) -> Option<usize> {
+pub(super) fn buffered_message(buf: &[u8]) -> Option<usize> {
     match *buf {
         [_, a, b, c, d, ..] => {
             let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
@@ -47,8 +47,9 @@ fn buffered_message(buf: &[u8]) -> Option<usize> {
 
 impl PgConn {
     /// Read one exchange through to ReadyForQuery (or, for `Stop::PortalSuspended`, to the end
-    /// of a chunk), into a new `ResultSet`. The flag is true when a suspended portal has more
-    /// rows.
+    /// of a chunk; for `Stop::CopyIn`/`CopyOut`, to the start of the copy), into a new
+    /// `ResultSet`. The flag is true when it stopped early: a suspended portal has more rows, or
+    /// the COPY has begun.
     pub(super) fn collect(&mut self, deadline: Option<Instant>, stop: Stop) -> Result<(ResultSet, bool)> {
         let mut set = ResultSet::default();
         let more = self.collect_into(&mut set, false, deadline, stop)?;
@@ -66,7 +67,8 @@ impl PgConn {
         set.backend_pid = self.backend_pid;
         let mut error: Option<Error> = None;
         let mut empty_query = false;
-        let mut suspended = false;
+        // Stopped before ReadyForQuery: at PortalSuspended or at the start of a COPY (`stop`).
+        let mut stopped_early = false;
         let mut deadline = deadline;
         let mut cancel_at = self.statement_timeout.map(|t| Instant::now() + t);
         loop {
@@ -128,7 +130,7 @@ impl PgConn {
                 }
                 Message::ParameterDescription(body) => self.last_param_count = body.parameters().count().ok(),
                 Message::PortalSuspended if stop == Stop::PortalSuspended => {
-                    suspended = true;
+                    stopped_early = true;
                     break;
                 }
                 Message::PortalSuspended => {}
@@ -147,7 +149,7 @@ impl PgConn {
                         });
                     }
                 }
-                Message::NotificationResponse(_) => {}
+                Message::NotificationResponse(body) => self.push_notification(&body),
                 Message::ErrorResponse(body) => {
                     let fields = server_fields(body.fields());
                     let fatal = fields.is_fatal();
@@ -160,8 +162,23 @@ impl PgConn {
                     error.get_or_insert(e);
                     self.end_chunked_exchange(&mut stop, deadline)?;
                 }
+                Message::CopyInResponse(_) if stop == Stop::CopyIn => {
+                    stopped_early = true;
+                    break;
+                }
+                Message::CopyOutResponse(_) if stop == Stop::CopyOut => {
+                    stopped_early = true;
+                    break;
+                }
                 Message::CopyInResponse(_) => {
-                    let refused = || Error::not_supported("COPY ... FROM STDIN is not supported by pgsess");
+                    let wanted_out = stop == Stop::CopyOut;
+                    let refused = || {
+                        Error::not_supported(if wanted_out {
+                            "this statement is a COPY ... FROM STDIN: run it with pgsess_copy_in"
+                        } else {
+                            "COPY ... FROM STDIN runs through pgsess_copy_in (pgsess_query cannot send its data)"
+                        })
+                    };
                     if self.exchange == Exchange::Pipelined {
                         // The server, now in copy-in mode, takes the batch's later statements for
                         // bad copy data: their answers cannot be matched up any more. Discard the
@@ -169,7 +186,7 @@ impl PgConn {
                         self.broken = true;
                         return Err(refused());
                     }
-                    frontend::copy_fail("COPY FROM STDIN is not supported by pgsess", &mut self.write_buf)
+                    frontend::copy_fail("COPY FROM STDIN runs through pgsess_copy_in", &mut self.write_buf)
                         .expect("no NUL");
                     if self.exchange == Exchange::Extended {
                         // The Sync sent with the statement was ignored in copy-in mode, and after
@@ -187,7 +204,14 @@ impl PgConn {
                     error.get_or_insert_with(refused);
                 }
                 Message::CopyOutResponse(_) | Message::CopyData(_) | Message::CopyDone => {
-                    error.get_or_insert_with(|| Error::not_supported("COPY ... TO STDOUT is not supported by pgsess"));
+                    // Read through and dropped: the statement's answer is the error.
+                    error.get_or_insert_with(|| {
+                        Error::not_supported(if stop == Stop::CopyIn {
+                            "this statement is a COPY ... TO STDOUT: run it with pgsess_copy_out"
+                        } else {
+                            "COPY ... TO STDOUT runs through pgsess_copy_out (pgsess_query does not return its data)"
+                        })
+                    });
                 }
                 _ => return Err(self.protocol_violation("unexpected message while reading a result")),
             }
@@ -207,7 +231,7 @@ impl PgConn {
         set.non_iso_dates =
             set.columns().iter().any(|c| matches!(c.type_oid, oid::DATE | oid::TIMESTAMP | oid::TIMESTAMPTZ))
                 && !self.parameter("DateStyle").unwrap_or("ISO").starts_with("ISO");
-        Ok(suspended)
+        Ok(stopped_early)
     }
 
     /// Append every complete DataRow at the front of the read buffer to `set`, parsing them in
@@ -259,7 +283,7 @@ impl PgConn {
     /// Wait for more of the message at the front of the read buffer, with room reserved for all
     /// of it (a large message is not read into a buffer grown a chunk at a time); false when
     /// `wake` passed first (the partial message stays buffered).
-    fn read_rest_of_message(&mut self, wake: Option<Instant>) -> Result<bool> {
+    pub(super) fn read_rest_of_message(&mut self, wake: Option<Instant>) -> Result<bool> {
         if let [_, a, b, c, d, ..] = self.read_buf[..] {
             let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
             self.read_buf.reserve(total.saturating_sub(self.read_buf.len()));
@@ -268,7 +292,7 @@ impl PgConn {
     }
 
     /// Decode the message at the front of the read buffer, all of it there (`buffered_message`).
-    fn decode_front(&mut self) -> Result<Message> {
+    pub(super) fn decode_front(&mut self) -> Result<Message> {
         match Message::parse(&mut self.read_buf) {
             Ok(Some(msg)) => Ok(msg),
             Ok(None) => unreachable!("the whole message is buffered"),
@@ -328,6 +352,10 @@ impl PgConn {
 pub(super) enum Stop {
     ReadyForQuery,
     PortalSuspended,
+    /// At CopyInResponse: the server waits for COPY FROM STDIN's data.
+    CopyIn,
+    /// At CopyOutResponse: COPY TO STDOUT's data follows.
+    CopyOut,
 }
 
 #[cfg(test)]

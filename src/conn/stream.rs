@@ -327,6 +327,12 @@ impl Stream {
 }
 
 impl Stream {
+    /// The socket's descriptor (for poll(2) by a watcher of an idle connection).
+    #[inline]
+    pub fn fd(&self) -> RawFd {
+        self.socket_fd()
+    }
+
     #[inline]
     fn socket_fd(&self) -> RawFd {
         match &self.socket {

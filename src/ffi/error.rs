@@ -23,17 +23,27 @@ pub(crate) struct CError {
     error: Error,
     message: CString,
     sqlstate: Option<CString>,
-    detail: Option<CString>,
-    hint: Option<CString>,
+    /// The server's fields by protocol code (`pgsess_error_field`, and DETAIL and HINT); empty
+    /// for a client error.
+    fields: Box<[(u8, CString)]>,
 }
 
 impl CError {
     pub(crate) fn new(error: Error) -> CError {
         let message = c_string(&error.message);
         let sqlstate = error.sqlstate().map(c_string);
-        let detail = error.detail().map(c_string);
-        let hint = error.hint().map(c_string);
-        CError { error, message, sqlstate, detail, hint }
+        let fields = error.server.as_deref().map_or_else(Default::default, |f| {
+            crate::error::ServerFields::FIELD_CODES
+                .iter()
+                .filter_map(|&code| f.field(code).map(|v| (code, c_string(v))))
+                .collect()
+        });
+        CError { error, message, sqlstate, fields }
+    }
+
+    /// The server's field `code`, or NULL.
+    fn field(&self, code: u8) -> *const c_char {
+        self.fields.iter().find(|(c, _)| *c == code).map_or(null(), |(_, v)| v.as_ptr())
     }
 }
 
@@ -103,7 +113,7 @@ pub unsafe extern "C" fn pgsess_error_sqlstate(err: *const pgsess_error) -> *con
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_detail(err: *const pgsess_error) -> *const c_char {
-    call(NO_ERR, || Ok(opt_ptr(&arg(err, "err")?.detail)))
+    call(NO_ERR, || Ok(arg(err, "err")?.field(b'D')))
 }
 
 /// The server's HINT field, or NULL. Owned by `err`.
@@ -112,7 +122,26 @@ pub unsafe extern "C" fn pgsess_error_detail(err: *const pgsess_error) -> *const
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_hint(err: *const pgsess_error) -> *const c_char {
-    call(NO_ERR, || Ok(opt_ptr(&arg(err, "err")?.hint)))
+    call(NO_ERR, || Ok(arg(err, "err")?.field(b'H')))
+}
+
+/// One field of the server's error report, by libpq's `PG_DIAG_*` code: `'S'` severity, `'V'`
+/// its non-localised form, `'C'` SQLSTATE, `'M'` message, `'D'` detail, `'H'` hint, `'P'`
+/// position, `'p'` internal position, `'q'` internal query, `'W'` context (`PG_DIAG_CONTEXT`:
+/// for a COPY, the line, e.g. `COPY t, line 700000, column n: "x"`), `'s'` schema, `'t'` table,
+/// `'c'` column, `'d'` data type, `'n'` constraint, `'F'` file, `'L'` line, `'R'` routine. As
+/// libpq's `PQresultErrorField`: the server's text, or NULL when the server sent no such field,
+/// for an unknown code, for an error the client raised (pool exhaustion, a lost connection) and
+/// for a NULL `err`. Owned by `err`.
+///
+/// # Safety
+/// `err` is NULL or a live error object from this library.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_error_field(err: *const pgsess_error, field: std::ffi::c_int) -> *const c_char {
+    call(NO_ERR, || {
+        let e = arg(err, "err")?;
+        Ok(u8::try_from(field).map_or(null(), |code| e.field(code)))
+    })
 }
 
 /// Free an error object. NULL is ignored. Each error once, from any thread.

@@ -26,6 +26,10 @@ pub mod stream;
 
 pub mod batch;
 
+pub mod copy;
+
+pub mod notify;
+
 pub mod requests;
 
 pub mod error;

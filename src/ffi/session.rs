@@ -306,6 +306,16 @@ pub unsafe extern "C" fn pgsess_pool_pinned_sessions(session: *const pgsess_sess
     call(NO_ERR, || Ok(arg(session, "session")?.pinned_sessions()))
 }
 
+/// How many COPY handles hold a connection of the session's pool now (their connections are
+/// also counted in `pgsess_stats.in_use`). 0 for NULL. Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pool_copies_open(session: *const pgsess_session) -> u64 {
+    call(NO_ERR, || Ok(arg(session, "session")?.copies_open()))
+}
+
 /// Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
 /// arguments. Any thread.
 ///

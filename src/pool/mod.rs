@@ -77,6 +77,8 @@ pub struct Counters {
     pub transactions_open: Counter,
     /// Pinned sessions holding a connection.
     pub pinned_sessions: Counter,
+    /// COPY handles holding a connection.
+    pub copies_open: Counter,
 }
 
 /// State shared by a pool, its manager, its leases and the reaper.
@@ -226,6 +228,15 @@ impl Pool {
         Ok(pid)
     }
 
+    /// A new connection with this pool's configuration that the pool neither keeps nor counts
+    /// against `pool_max_size`: a session's listener connection (LISTEN/NOTIFY), which must
+    /// stay open however busy the pool is. Its connects and failures are counted as the pool's.
+    pub fn dial_unpooled(&self) -> Result<PgConn> {
+        let conn = self.manager.dial()?;
+        self.shared.counters.connects.inc();
+        Ok(conn)
+    }
+
     /// Check out a connection, waiting up to the checkout timeout. A timeout says whether every
     /// connection is held (and by how many un-freed results) or the server cannot be reached.
     pub fn checkout(self: &Arc<Self>) -> Result<Lease> {
@@ -310,9 +321,9 @@ impl Pool {
                 Code::PGSESS_POOL_EXHAUSTED,
                 format!(
                     "pool {} exhausted: all {} connections are in use ({} in use, {} idle, {} open; {} results not yet freed, \
-                     {} transactions open, {} pinned sessions, {} other callers waiting); waited {} ms. Free results with \
-                     pgsess_results_free, end transactions and close pinned sessions to return their connections, or raise \
-                     pool_max_size / checkout_timeout_ms",
+                     {} transactions open, {} pinned sessions, {} copies open, {} other callers waiting); waited {} ms. \
+                     Free results with pgsess_results_free, end transactions, finish or free copies and close pinned \
+                     sessions to return their connections, or raise pool_max_size / checkout_timeout_ms",
                     self.id,
                     s.max_size,
                     s.in_use,
@@ -321,6 +332,7 @@ impl Pool {
                     s.results_outstanding,
                     s.transactions_open,
                     self.shared.counters.pinned_sessions.get(),
+                    self.shared.counters.copies_open.get(),
                     s.waiting,
                     waited_ms
                 ),

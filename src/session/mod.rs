@@ -13,6 +13,12 @@ use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+mod copy;
+mod notify;
+
+pub use copy::Copy;
+pub use notify::{NOTIFICATIONS_KEPT, NOTIFICATION_BYTES_KEPT};
+
 use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
 use crate::conn::{BatchStatement, CancelKey, Param, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
@@ -90,14 +96,18 @@ struct PerProcess {
     requests: OnceLock<Arc<Engine>>,
     requests_init: Mutex<()>,
     /// A pinned or transaction-bound session's connection (`Binding`); always `None` for a
-    /// pooled one. Locked only to take or replace it, never while a statement runs.
-    pin: Mutex<Option<Pin>>,
+    /// pooled one. Locked only to take or replace it, never while a statement runs. Shared
+    /// (weakly) with the watcher that reads notifications while the connection is idle.
+    pin: Arc<Mutex<Option<Pin>>>,
+    /// Notifications (`notify`), made on first use.
+    notifier: OnceLock<Arc<notify::Notifier>>,
 }
 
 impl PerProcess {
     fn new(pool: Arc<Pool>) -> PerProcess {
         PerProcess {
-            pin: Mutex::new(None),
+            pin: Arc::new(Mutex::new(None)),
+            notifier: OnceLock::new(),
             pid: crate::process::current_pid(),
             pool_id: CString::new(pool.id.as_str()).unwrap_or_default(),
             pool,
@@ -387,6 +397,9 @@ impl Session {
                     if let Some(engine) = parents.requests.get() {
                         engine.abandon();
                     }
+                    if let Some(notifier) = parents.notifier.get() {
+                        notifier.abandon();
+                    }
                     crate::process::keep(parents);
                     // SAFETY: just installed; freed only with the session.
                     return unsafe { &*fresh };
@@ -425,6 +438,11 @@ impl Session {
     /// Pinned sessions holding a connection of this session's pool now.
     pub fn pinned_sessions(&self) -> u64 {
         self.pool().counters().pinned_sessions.get()
+    }
+
+    /// COPY handles holding a connection of this session's pool now.
+    pub fn copies_open(&self) -> u64 {
+        self.pool().counters().copies_open.get()
     }
 
     /// Run one statement (see `PgConn::execute`); the results keep the connection until dropped.
@@ -609,7 +627,15 @@ impl Session {
     fn run<T>(&self, lease: &Lease, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
         let outcome = lease.run_for(self.0.id, |c| {
             c.set_statement_timeout(self.0.statement_timeout);
-            f(c)
+            let outcome = f(c);
+            if self.0.binding != Binding::Pooled {
+                // A plain LISTEN on this connection: what arrived is the session's.
+                c.read_buffered_async();
+                if c.has_notifications() {
+                    self.take_connection_notifications(c);
+                }
+            }
+            outcome
         });
         match outcome {
             Err(e) if self.0.binding != Binding::Pooled => Err(self.after_pinned_failure(lease, e)),

@@ -1,0 +1,311 @@
+//! COPY: `COPY ... FROM STDIN` (the client sends CopyData, then CopyDone or CopyFail) and
+//! `COPY ... TO STDOUT` (the server sends CopyData, then CopyDone), on the simple protocol as
+//! libpq's `PQexec` starts them.
+//!
+//! The data never passes through `write_buf` or a `Message`: a COPY FROM's writes are framed by
+//! the caller into a `CopyFrames` buffer and sent `COPY_FLUSH_AT` bytes at a time in one
+//! send(2); a COPY TO's complete CopyData messages are copied out of the read buffer in one
+//! piece and handed out one at a time. After each send the server's side is looked at without
+//! waiting, so a bad row's ErrorResponse stops a long COPY FROM at once.
+//!
+//! While a COPY is in progress (`PgConn::copy`) every other statement on the connection is
+//! refused, and a connection returned to the pool in copy mode is discarded.
+
+use std::time::{Duration, Instant};
+
+use bytes::Buf;
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+
+use super::reader::{buffered_message, complete_message, Stop};
+use super::{server_fields, Exchange, PgConn};
+use crate::error::{Error, Result};
+use crate::rows::ResultSet;
+
+/// A COPY FROM's buffered data is sent once it reaches this many bytes.
+pub const COPY_FLUSH_AT: usize = 64 * 1024;
+
+/// The largest CopyData message written: a longer write is split (rows may span messages).
+const MAX_COPY_MESSAGE: usize = 1 << 20;
+
+/// How long freeing a COPY TO not read to the end may spend reading the rest; past it the
+/// connection is closed instead (a cancel request could reach the connection's next statement).
+const COPY_OUT_DRAIN: Duration = Duration::from_millis(100);
+
+/// Which way a COPY's data goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// COPY ... FROM STDIN: the client sends.
+    In,
+    /// COPY ... TO STDOUT: the server sends.
+    Out,
+}
+
+/// CopyData messages, whole (type byte and length included), built or read without the
+/// connection.
+#[derive(Debug, Default)]
+pub struct CopyFrames {
+    buf: Vec<u8>,
+    /// For received messages: where the next one starts.
+    pos: usize,
+}
+
+impl CopyFrames {
+    /// Append `data` as CopyData messages (one, unless it is over `MAX_COPY_MESSAGE` bytes;
+    /// none when it is empty).
+    #[inline]
+    pub fn push(&mut self, data: &[u8]) {
+        for piece in data.chunks(MAX_COPY_MESSAGE) {
+            self.buf.reserve(5 + piece.len());
+            self.buf.push(b'd');
+            self.buf.extend_from_slice(&(4 + piece.len() as u32).to_be_bytes());
+            self.buf.extend_from_slice(piece);
+        }
+    }
+
+    /// Bytes buffered.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The data of the next received message (`PgConn::copy_receive` put only whole CopyData
+    /// messages here).
+    #[inline]
+    pub fn next_message(&mut self) -> Option<&[u8]> {
+        let rest = &self.buf[self.pos..];
+        let [b'd', a, b, c, d, ..] = *rest else {
+            self.clear();
+            return None;
+        };
+        let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
+        let start = self.pos + 5;
+        self.pos += total;
+        Some(&self.buf[start..self.pos])
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.pos = 0;
+    }
+}
+
+impl PgConn {
+    /// Send `sql` (one Query message) and read until the server enters copy mode in
+    /// `direction`. Notices and anything before the COPY go into `set`. A statement that is no
+    /// COPY of that direction still runs, and fails here.
+    pub fn copy_start(&mut self, sql: &str, direction: CopyDirection, set: &mut ResultSet) -> Result<()> {
+        self.ensure_usable()?;
+        self.ensure_no_open_stream()?;
+        self.note_sql(sql);
+        frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
+        self.exchange = Exchange::Simple;
+        self.flush_writes(None)?;
+        let stop = match direction {
+            CopyDirection::In => Stop::CopyIn,
+            CopyDirection::Out => Stop::CopyOut,
+        };
+        if !self.collect_into(set, false, None, stop)? {
+            return Err(Error::interface(match direction {
+                CopyDirection::In => "the statement ran but is not a COPY ... FROM STDIN",
+                CopyDirection::Out => "the statement ran but is not a COPY ... TO STDOUT",
+            }));
+        }
+        self.copy = Some(direction);
+        Ok(())
+    }
+
+    /// Send the CopyData messages in `frames` (emptied), then look, without waiting, at what
+    /// the server said meanwhile: an error (a bad row) ends the COPY and is returned.
+    pub fn copy_send(&mut self, frames: &mut CopyFrames, set: &mut ResultSet) -> Result<()> {
+        self.expect_copy(CopyDirection::In)?;
+        let sent = self.stream.send_all(&frames.buf, &mut self.read_buf, None);
+        frames.clear();
+        sent.map_err(|e| self.io_failure(e))?;
+        self.copy_in_check(set)
+    }
+
+    /// End a COPY FROM: the rest of `frames` and CopyDone in one write, then the outcome; the
+    /// rows copied.
+    pub fn copy_done(&mut self, frames: &mut CopyFrames, set: &mut ResultSet) -> Result<u64> {
+        self.expect_copy(CopyDirection::In)?;
+        frames.buf.extend_from_slice(&[b'c', 0, 0, 0, 4]);
+        self.copy = None;
+        let sent = self.stream.send_all(&frames.buf, &mut self.read_buf, None);
+        frames.clear();
+        sent.map_err(|e| self.io_failure(e))?;
+        self.collect_into(set, false, None, Stop::ReadyForQuery)?;
+        Ok(set.rows_affected())
+    }
+
+    /// Abort a COPY FROM (CopyFail with `why`): the server rolls it back. Nothing to do when it
+    /// already ended; a connection that does not answer is broken.
+    pub fn copy_fail(&mut self, why: &str) {
+        if self.copy != Some(CopyDirection::In) || self.broken || self.inherited() {
+            return;
+        }
+        self.copy = None;
+        frontend::copy_fail(why, &mut self.write_buf).unwrap_or_else(|_| {
+            frontend::copy_fail("aborted by the client", &mut self.write_buf).expect("no NUL");
+        });
+        let deadline = Some(Instant::now() + super::exec::RESET_TIMEOUT);
+        let mut set = ResultSet::default();
+        let answered = self.flush_writes(deadline).is_ok()
+            && match self.collect_into(&mut set, false, deadline, Stop::ReadyForQuery) {
+                Ok(_) => true,
+                Err(e) => e.sqlstate() == Some("57014") && !self.broken,
+            };
+        if !answered {
+            self.broken = true;
+        }
+    }
+
+    /// The next CopyData messages of a COPY TO, appended whole to `frames` (all that are
+    /// buffered, at least one): true. False when the COPY ended (its tag in `set`); an error
+    /// ends it too. Waits for the server, until `deadline` when given (then: broken).
+    pub fn copy_receive(
+        &mut self,
+        frames: &mut CopyFrames,
+        set: &mut ResultSet,
+        deadline: Option<Instant>,
+    ) -> Result<bool> {
+        self.expect_copy(CopyDirection::Out)?;
+        loop {
+            let mut end = 0;
+            while let Some(total) = complete_message(&self.read_buf[end..], b'd') {
+                end += total;
+            }
+            if end > 0 {
+                frames.buf.extend_from_slice(&self.read_buf[..end]);
+                self.read_buf.advance(end);
+                return Ok(true);
+            }
+            if let [b'c', 0, 0, 0, 4, ..] = self.read_buf[..] {
+                // CopyDone; CommandComplete and ReadyForQuery follow.
+                self.read_buf.advance(5);
+                self.copy = None;
+                self.collect_into(set, false, deadline, Stop::ReadyForQuery)?;
+                return Ok(false);
+            }
+            if buffered_message(&self.read_buf).is_some() {
+                self.copy_async_message(set)?;
+                continue;
+            }
+            if !self.read_rest_of_message(deadline)? {
+                return Err(self.io_failure(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")));
+            }
+        }
+    }
+
+    /// A COPY TO left before its end: read the rest for a moment, else close the connection.
+    pub fn copy_abandon_out(&mut self) {
+        if self.copy != Some(CopyDirection::Out) || self.broken || self.inherited() {
+            return;
+        }
+        let deadline = Some(Instant::now() + COPY_OUT_DRAIN);
+        let mut scratch = CopyFrames::default();
+        let mut set = ResultSet::default();
+        loop {
+            scratch.clear();
+            match self.copy_receive(&mut scratch, &mut set, deadline) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(_) => {
+                    // A server error ended it in step (then the connection is fine), or the
+                    // time ran out (then it is broken).
+                    self.copy = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn expect_copy(&mut self, direction: CopyDirection) -> Result<()> {
+        self.ensure_usable()?;
+        if self.copy != Some(direction) {
+            return Err(Error::interface("the COPY has ended"));
+        }
+        Ok(())
+    }
+
+    /// During a COPY FROM the server speaks only to end it with an error (or with a notice, a
+    /// notification, a parameter change): handle what it has sent, without waiting.
+    fn copy_in_check(&mut self, set: &mut ResultSet) -> Result<()> {
+        loop {
+            if buffered_message(&self.read_buf).is_some() {
+                self.copy_async_message(set)?;
+                continue;
+            }
+            if !self.stream.readable_now() {
+                return Ok(());
+            }
+            if let Err(e) = self.stream.set_read_timeout(Some(Duration::from_millis(50))) {
+                return Err(self.io_failure(e));
+            }
+            match self.stream.fill(&mut self.read_buf) {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Ok(())
+                }
+                Err(e) => return Err(self.io_failure(e)),
+            }
+        }
+    }
+
+    /// One whole message during a COPY other than its data: an ErrorResponse ends the COPY
+    /// (read through to ReadyForQuery, the error returned); notices, notifications and
+    /// parameter changes are kept; anything else is a protocol violation.
+    fn copy_async_message(&mut self, set: &mut ResultSet) -> Result<()> {
+        if self.read_buf.first() == Some(&b'E') {
+            self.copy = None;
+            self.collect_into(set, false, None, Stop::ReadyForQuery)?;
+            return Err(self.protocol_violation("the server ended a COPY without saying why"));
+        }
+        match self.decode_front()? {
+            Message::NoticeResponse(body) => {
+                let text = server_fields(body.fields()).libpq_text();
+                set.notices.push(std::ffi::CString::new(text).unwrap_or_default());
+            }
+            Message::NotificationResponse(body) => self.push_notification(&body),
+            Message::ParameterStatus(body) => self.handle_parameter_status(&body),
+            _ => return Err(self.protocol_violation("unexpected message during a COPY")),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_data_whole_and_split_only_past_the_largest_message() {
+        let mut f = CopyFrames::default();
+        f.push(b"1\tone\n");
+        f.push(b"");
+        assert_eq!(f.buf, b"d\0\0\0\x0a1\tone\n", "an empty write sends nothing");
+        let big = vec![7u8; MAX_COPY_MESSAGE + 3];
+        let mut g = CopyFrames::default();
+        g.push(&big);
+        assert_eq!(g.len(), 2 * 5 + big.len());
+        assert_eq!(g.next_message().map(<[u8]>::len), Some(MAX_COPY_MESSAGE));
+        assert_eq!(g.next_message(), Some(&[7u8, 7, 7][..]));
+        assert_eq!(g.next_message(), None);
+        assert!(g.is_empty());
+    }
+
+    #[test]
+    fn received_frames_are_handed_out_in_order() {
+        let mut f = CopyFrames::default();
+        f.buf.extend_from_slice(b"d\0\0\0\x06abd\0\0\0\x04d\0\0\0\x05z");
+        assert_eq!(f.next_message(), Some(&b"ab"[..]));
+        assert_eq!(f.next_message(), Some(&b""[..]));
+        assert_eq!(f.next_message(), Some(&b"z"[..]));
+        assert_eq!(f.next_message(), None);
+    }
+}

@@ -1,0 +1,481 @@
+//! LISTEN/NOTIFY on a session.
+//!
+//! Every session that receives notifications has a `Notifier`: a queue in arrival order, a
+//! condition variable for `next_notification`, and an eventfd that is readable while the queue
+//! is not empty (a semaphore eventfd: one count per queued entry), for event loops.
+//!
+//! Two sources fill it:
+//! - `Session::listen` uses the session's *listener*: one connection of the session's
+//!   configuration opened on first use, outside the pool (it is not counted against
+//!   `pool_max_size`: a listener must stay open however busy the pool is), read by a background
+//!   thread that blocks in poll(2) on it. When the connection is lost (a restart, a terminated
+//!   backend, a failover) the thread reconnects with backoff, listens on every channel again,
+//!   and then queues one gap marker per channel: notifications sent in between were missed.
+//! - A pinned (or transaction's) session's own connection: a plain `LISTEN` run through
+//!   `query` works as on libpq. Notifications that arrive during a statement are moved into the
+//!   queue when it ends; those that arrive while the connection is idle are read by a watcher
+//!   thread, started by the first `next_notification` or `notification_fd` call.
+//!
+//! The queue keeps at most `NOTIFICATIONS_KEPT` entries and `NOTIFICATION_BYTES_KEPT` bytes;
+//! past either, the oldest are dropped with a logged warning, and a gap marker for each channel
+//! that lost some is delivered before the rest.
+//!
+//! The threads hold the notifier weakly: when the session goes, its notifier goes, and they stop.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::{lock, Pin, Session};
+use crate::conn::{is_connection_loss, Notification, PgConn};
+use crate::error::{Error, Result};
+use crate::pool::{Lease, Pool};
+
+/// How many notifications a session keeps before dropping the oldest.
+pub const NOTIFICATIONS_KEPT: usize = 65_536;
+/// How many bytes of notifications (channels and payloads) a session keeps.
+pub const NOTIFICATION_BYTES_KEPT: usize = 64 << 20;
+
+/// The first and the longest wait before the listener tries to reconnect.
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// An eventfd, shared with the thread that polls it (it is closed only when both let go, so a
+/// thread never polls or reads a number reused by another file).
+struct EventFd(OwnedFd);
+
+impl EventFd {
+    fn new(semaphore: bool) -> Result<Arc<EventFd>> {
+        let flags = libc::EFD_NONBLOCK | libc::EFD_CLOEXEC | if semaphore { libc::EFD_SEMAPHORE } else { 0 };
+        // SAFETY: eventfd(2) with valid flags; the descriptor is owned from here on.
+        let fd = unsafe { libc::eventfd(0, flags) };
+        if fd < 0 {
+            return Err(Error::operational("58000", format!("eventfd failed: {}", std::io::Error::last_os_error())));
+        }
+        // SAFETY: a new descriptor nothing else owns.
+        Ok(Arc::new(EventFd(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+
+    fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    fn add(&self, n: u64) {
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd (it cannot overflow: counts
+        // are bounded by the queue's bounds).
+        let _ = unsafe { libc::write(self.fd(), (&n as *const u64).cast(), 8) };
+    }
+
+    /// Take one count (a semaphore eventfd) or all (another); nothing when zero.
+    fn take(&self) {
+        let mut v = 0u64;
+        // SAFETY: reads 8 bytes into a live u64; EAGAIN when the count is zero.
+        let _ = unsafe { libc::read(self.fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+/// The queue of one session's notifications (see the module comment).
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Notification>,
+    /// Channels that lost notifications to the bounds: a gap marker each, delivered first.
+    lost: Vec<CString>,
+    bytes: usize,
+    /// A drop was logged since the queue was last empty.
+    warned: bool,
+}
+
+pub(crate) struct Notifier {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    /// Readable while `queue` holds something.
+    fd: Arc<EventFd>,
+    /// Wakes this notifier's threads (to stop, or to notice a new connection).
+    wake: Arc<EventFd>,
+    stop: Arc<AtomicBool>,
+    listener: Mutex<Option<Arc<Listener>>>,
+    watcher_started: AtomicBool,
+}
+
+impl Notifier {
+    pub(crate) fn new() -> Result<Notifier> {
+        Ok(Notifier {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            fd: EventFd::new(true)?,
+            wake: EventFd::new(false)?,
+            stop: Arc::new(AtomicBool::new(false)),
+            listener: Mutex::new(None),
+            watcher_started: AtomicBool::new(false),
+        })
+    }
+
+    /// Queue what a connection received, oldest first, after gap markers for what it dropped.
+    pub(crate) fn deliver(&self, items: VecDeque<Notification>, lost: Vec<CString>) {
+        let mut q = lock(&self.queue);
+        for channel in lost {
+            q.mark_lost(channel, &self.fd);
+        }
+        for n in items {
+            q.push(n, &self.fd);
+        }
+        drop(q);
+        self.ready.notify_all();
+    }
+
+    /// The next notification, waiting up to `timeout` (`None`: for ever).
+    pub(crate) fn next(&self, timeout: Option<Duration>) -> Option<Notification> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut q = lock(&self.queue);
+        loop {
+            if let Some(n) = q.pop(&self.fd) {
+                return Some(n);
+            }
+            match deadline {
+                None => q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    q = self.ready.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.fd()
+    }
+
+    /// In a forked child, for its parent's notifier: close this process's copy of the listener
+    /// socket, without a word on it (the parent's listener goes on; its threads are not here).
+    pub(crate) fn abandon(&self) {
+        if let Ok(Some(listener)) = self.listener.try_lock().map(|l| l.clone()) {
+            if let Ok(mut conn) = listener.conn.try_lock() {
+                drop(conn.take()); // an inherited connection only closes its descriptor
+            }
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.add(1);
+    }
+}
+
+impl Queue {
+    fn push(&mut self, n: Notification, fd: &EventFd) {
+        while !self.items.is_empty()
+            && (self.items.len() >= NOTIFICATIONS_KEPT || self.bytes + n.size() > NOTIFICATION_BYTES_KEPT)
+        {
+            let old = self.items.pop_front().expect("not empty");
+            self.bytes -= old.size();
+            fd.take();
+            if !self.warned {
+                self.warned = true;
+                crate::log::warn(|| {
+                    format!(
+                        "notifications are not being taken fast enough: more than {NOTIFICATIONS_KEPT} (or \
+                         {NOTIFICATION_BYTES_KEPT} bytes) queued; the oldest are dropped and a gap marker is delivered \
+                         for each channel that lost some"
+                    )
+                });
+            }
+            self.mark_lost(old.channel, fd);
+        }
+        self.bytes += n.size();
+        self.items.push_back(n);
+        fd.add(1);
+    }
+
+    fn mark_lost(&mut self, channel: CString, fd: &EventFd) {
+        if !self.lost.contains(&channel) {
+            self.lost.push(channel);
+            fd.add(1);
+        }
+    }
+
+    fn pop(&mut self, fd: &EventFd) -> Option<Notification> {
+        let n = if self.lost.is_empty() {
+            let n = self.items.pop_front()?;
+            self.bytes -= n.size();
+            n
+        } else {
+            Notification::gap(self.lost.remove(0))
+        };
+        fd.take();
+        if self.items.is_empty() && self.lost.is_empty() {
+            self.warned = false;
+        }
+        Some(n)
+    }
+}
+
+/// A session's listener connection (see the module comment).
+struct Listener {
+    /// `None` while the thread reconnects.
+    conn: Mutex<Option<PgConn>>,
+    /// The channels listened on, as given.
+    channels: Mutex<BTreeSet<String>>,
+    pool: Arc<Pool>,
+}
+
+/// `LISTEN "channel"` (the name quoted as an identifier), or UNLISTEN.
+fn listen_sql(verb: &str, channel: &str) -> String {
+    format!("{verb} \"{}\"", channel.replace('"', "\"\""))
+}
+
+impl Session {
+    /// The session's notifier in this process, made on first use.
+    pub(crate) fn notifier(&self) -> Result<Arc<Notifier>> {
+        let here = self.here();
+        if let Some(n) = here.notifier.get() {
+            return Ok(n.clone());
+        }
+        let _guard = lock(&here.requests_init);
+        if let Some(n) = here.notifier.get() {
+            return Ok(n.clone());
+        }
+        let n = Arc::new(Notifier::new()?);
+        let _ = here.notifier.set(n.clone());
+        Ok(n)
+    }
+
+    /// Listen on `channel` (taken literally, quoted as an identifier) through the session's
+    /// listener connection, opened now if it is not open yet (a failure to connect is returned).
+    /// While the listener reconnects the channel is recorded, and listened on once it is back.
+    pub fn listen(&self, channel: &str) -> Result<()> {
+        if channel.is_empty() {
+            return Err(Error::interface("the channel name is empty"));
+        }
+        let notifier = self.notifier()?;
+        let listener = self.listener(&notifier)?;
+        let mut conn = lock(&listener.conn);
+        if let Some(c) = conn.as_mut().filter(|c| !c.is_broken()) {
+            let outcome = c.simple_query(&listen_sql("LISTEN", channel));
+            let (items, lost) = c.take_notifications();
+            notifier.deliver(items, lost);
+            if let Err(e) = outcome {
+                if !c.is_broken() {
+                    return Err(e); // the server refused it: not recorded
+                }
+                notifier.wake.add(1); // lost: the thread reconnects and listens again
+            }
+        }
+        lock(&listener.channels).insert(channel.to_owned());
+        Ok(())
+    }
+
+    /// Stop listening on `channel` (no error if the session was not listening on it).
+    pub fn unlisten(&self, channel: &str) -> Result<()> {
+        let Some(listener) = self.here_if_made().and_then(|h| h.notifier.get()).and_then(|n| lock(&n.listener).clone())
+        else {
+            return Ok(());
+        };
+        lock(&listener.channels).remove(channel);
+        let mut conn = lock(&listener.conn);
+        if let Some(c) = conn.as_mut().filter(|c| !c.is_broken()) {
+            let outcome = c.simple_query(&listen_sql("UNLISTEN", channel));
+            if let Err(e) = outcome {
+                if !c.is_broken() {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The session's listener, opened (and its thread started) on first use.
+    fn listener(&self, notifier: &Arc<Notifier>) -> Result<Arc<Listener>> {
+        let mut slot = lock(&notifier.listener);
+        if let Some(l) = slot.as_ref() {
+            return Ok(l.clone());
+        }
+        let pool = self.pool().clone();
+        let conn = pool.dial_unpooled()?;
+        let listener = Arc::new(Listener { conn: Mutex::new(Some(conn)), channels: Mutex::new(BTreeSet::new()), pool });
+        let (l, n, wake, stop) =
+            (listener.clone(), Arc::downgrade(notifier), notifier.wake.clone(), notifier.stop.clone());
+        std::thread::Builder::new()
+            .name("pgsess-listen".into())
+            .spawn(move || listen_loop(l, n, wake, stop))
+            .map_err(|e| Error::operational("58000", format!("could not start the listener thread: {e}")))?;
+        *slot = Some(listener.clone());
+        Ok(listener)
+    }
+
+    /// The next notification for this session, waiting up to `timeout` (`None`: for ever).
+    pub fn next_notification(&self, timeout: Option<Duration>) -> Result<Option<Notification>> {
+        let notifier = self.notifier()?;
+        self.watch_pinned(&notifier)?;
+        Ok(notifier.next(timeout))
+    }
+
+    /// A descriptor readable while a notification is ready (see the module comment).
+    pub fn notification_fd(&self) -> Result<RawFd> {
+        let notifier = self.notifier()?;
+        self.watch_pinned(&notifier)?;
+        Ok(notifier.fd())
+    }
+
+    /// Move what the connection of a pinned or transaction's session received during a
+    /// statement into the session's queue.
+    pub(super) fn take_connection_notifications(&self, c: &mut PgConn) {
+        let (items, lost) = c.take_notifications();
+        if let Ok(n) = self.notifier() {
+            n.deliver(items, lost);
+        }
+    }
+
+    /// On a pinned (or transaction's) session, start the thread that reads what its connection
+    /// receives while idle (once).
+    fn watch_pinned(&self, notifier: &Arc<Notifier>) -> Result<()> {
+        if !self.is_pinned() || notifier.watcher_started.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let pin = Arc::downgrade(&self.here().pin);
+        let (n, wake, stop) = (Arc::downgrade(notifier), notifier.wake.clone(), notifier.stop.clone());
+        std::thread::Builder::new()
+            .name("pgsess-watch".into())
+            .spawn(move || watch_loop(pin, n, wake, stop))
+            .map(drop)
+            .map_err(|e| {
+                notifier.watcher_started.store(false, Ordering::Release);
+                Error::operational("58000", format!("could not start the notification thread: {e}"))
+            })
+    }
+}
+
+/// Wait until `fd` (when given) is readable, `wake` is signalled, or `timeout` passes; true when
+/// `fd` is readable (or hung up).
+fn wait_readable(fd: Option<RawFd>, wake: &EventFd, timeout: Duration) -> bool {
+    let mut fds = [
+        libc::pollfd { fd: wake.fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: fd.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+    ];
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: two valid pollfd entries (a negative fd is ignored by poll).
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n <= 0 {
+        return false;
+    }
+    if fds[0].revents != 0 {
+        wake.take();
+    }
+    fds[1].revents != 0
+}
+
+/// The listener thread: read notifications as they arrive; reconnect when the connection is lost.
+fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, wake: Arc<EventFd>, stop: Arc<AtomicBool>) {
+    let mut backoff = BACKOFF_FIRST;
+    while !stop.load(Ordering::Acquire) {
+        let fd = lock(&listener.conn).as_ref().filter(|c| !c.is_broken()).map(PgConn::socket_fd);
+        let Some(fd) = fd else {
+            // Lost: reconnect, listen again, and report the gap.
+            lock(&listener.conn).take();
+            match reconnect(&listener) {
+                Ok((conn, channels)) => {
+                    *lock(&listener.conn) = Some(conn);
+                    backoff = BACKOFF_FIRST;
+                    crate::log::info(|| {
+                        format!(
+                            "pool {}: the listener reconnected; listening again on {} channels",
+                            listener.pool.id,
+                            channels.len()
+                        )
+                    });
+                    let Some(n) = notifier.upgrade() else { return };
+                    let gaps = channels.into_iter().map(|c| Notification::gap(CString::new(c).unwrap_or_default()));
+                    n.deliver(gaps.collect(), Vec::new());
+                }
+                Err(e) => {
+                    crate::log::warn(|| {
+                        format!(
+                            "pool {}: the listener could not reconnect ({e}); trying again in {backoff:?}",
+                            listener.pool.id
+                        )
+                    });
+                    wait_readable(None, &wake, backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+            continue;
+        };
+        if !wait_readable(Some(fd), &wake, Duration::from_secs(60)) {
+            continue;
+        }
+        let mut conn = lock(&listener.conn);
+        let Some(c) = conn.as_mut() else { continue };
+        let outcome = c.read_async();
+        let (items, lost) = c.take_notifications();
+        drop(conn);
+        if let Some(n) = notifier.upgrade() {
+            n.deliver(items, lost);
+        }
+        if let Err(e) = outcome {
+            let expected = is_connection_loss(&e);
+            let id = &listener.pool.id;
+            let say = || format!("pool {id}: the listener connection was lost ({e}); reconnecting");
+            if expected {
+                crate::log::info(say);
+            } else {
+                crate::log::warn(say);
+            }
+        }
+    }
+}
+
+/// A new listener connection, listening on every recorded channel; and those channels.
+fn reconnect(listener: &Listener) -> Result<(PgConn, Vec<String>)> {
+    let mut conn = listener.pool.dial_unpooled()?;
+    let channels: Vec<String> = lock(&listener.channels).iter().cloned().collect();
+    if !channels.is_empty() {
+        let sql: Vec<String> = channels.iter().map(|c| listen_sql("LISTEN", c)).collect();
+        conn.simple_query(&sql.join("; "))?;
+    }
+    Ok((conn, channels))
+}
+
+/// The watcher of a pinned session's connection: read what arrives while it is idle.
+fn watch_loop(pin: Weak<Mutex<Option<Pin>>>, notifier: Weak<Notifier>, wake: Arc<EventFd>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Acquire) {
+        let Some(pin) = pin.upgrade() else { return };
+        let lease: Option<Weak<Lease>> = lock(&pin).as_ref().map(|p| Arc::downgrade(&p.lease));
+        drop(pin);
+        let state = lease
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .and_then(|l| l.with_conn(|c| Ok((c.socket_fd(), c.in_copy() || c.is_broken() || c.inherited()))).ok());
+        match state {
+            Some((fd, false)) => {
+                if !wait_readable(Some(fd), &wake, Duration::from_secs(60)) {
+                    continue;
+                }
+            }
+            // No connection now, or one that cannot be read from here: look again shortly.
+            _ => {
+                wait_readable(None, &wake, Duration::from_millis(50));
+                continue;
+            }
+        }
+        let Some(lease) = lease.as_ref().and_then(Weak::upgrade) else { continue };
+        let _ = lease.with_conn(|c| {
+            let outcome = c.read_async();
+            let (items, lost) = c.take_notifications();
+            if let Some(n) = notifier.upgrade() {
+                n.deliver(items, lost);
+            }
+            if outcome.is_err() {
+                // Broken: its session finds out at its next statement; until then, nothing to read.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            outcome
+        });
+    }
+}
