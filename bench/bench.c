@@ -1532,25 +1532,30 @@ static void workload_copy_in(pgsess_session *s, PGconn *c, PGconn *ctl)
     long k;
     copy_make_data();
     printf("8. COPY FROM STDIN \"%s\": %ld rows (%zu bytes of text, \"i\\tsome text i\\n\") into an unlogged\n"
-           "   table truncated before each copy; %ld blocks per side, 1 warm-up block; each block runs\n"
-           "   pgsess_copy_in + pgsess_copy_write + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
+           "   table truncated before each copy; %ld blocks per side, 1 warm-up block, sides in alternating order;\n"
+           "   each block runs "
+           "pgsess_copy_in + pgsess_copy_write + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
            "   PQputCopyData + PQputCopyEnd + PQgetResult, first one row per write call on both sides, then\n"
            "   %d-byte writes on both sides; the table is checked after each copy\n",
            COPYIN_SQL, COPY_ROWS, copy_bytes(), COPY_BLOCKS, COPY_CHUNK);
     for (k = -1; k < COPY_BLOCKS; k++) {
-        double ta, tb, ta64, tb64, ca, cb, ca64, cb64;
-        copyin_truncate(ctl);
-        ta = copyin_pgsess(s, 0, &ca) / 1000.0;
-        copyin_verify(ctl, "pgsess, one row per write");
-        copyin_truncate(ctl);
-        tb = copyin_libpq(c, 0, &cb) / 1000.0;
-        copyin_verify(ctl, "libpq, one row per write");
-        copyin_truncate(ctl);
-        ta64 = copyin_pgsess(s, COPY_CHUNK, &ca64) / 1000.0;
-        copyin_verify(ctl, "pgsess, 64 KiB writes");
-        copyin_truncate(ctl);
-        tb64 = copyin_libpq(c, COPY_CHUNK, &cb64) / 1000.0;
-        copyin_verify(ctl, "libpq, 64 KiB writes");
+        double ta = 0, tb = 0, ta64 = 0, tb64 = 0, ca = 0, cb = 0, ca64 = 0, cb64 = 0;
+        int j;
+        /* In each pair, pgsess first in even blocks, libpq first in odd ones. */
+        for (j = 0; j < 4; j++) {
+            int pg = (j % 2) == (k < 0 ? 0 : (int)(k % 2)), big = j >= 2;
+            copyin_truncate(ctl);
+            if (pg && !big)
+                ta = copyin_pgsess(s, 0, &ca) / 1000.0;
+            else if (!big)
+                tb = copyin_libpq(c, 0, &cb) / 1000.0;
+            else if (pg)
+                ta64 = copyin_pgsess(s, COPY_CHUNK, &ca64) / 1000.0;
+            else
+                tb64 = copyin_libpq(c, COPY_CHUNK, &cb64) / 1000.0;
+            copyin_verify(ctl, pg ? (big ? "pgsess, 64 KiB writes" : "pgsess, one row per write")
+                                  : (big ? "libpq, 64 KiB writes" : "libpq, one row per write"));
+        }
         if (k < 0)
             continue;
         a[k] = ta, b[k] = tb, ratio[k] = ta / tb;
@@ -1665,8 +1670,9 @@ static void workload_copy_out(pgsess_session *s, PGconn *c)
     double cpu;
     char label[96];
     long k;
-    printf("9. COPY TO STDOUT \"%s\": %ld rows (\"i\\tsome text i\\n\"), %ld blocks per side, 1 warm-up each;\n"
-           "   pgsess_copy_out + pgsess_copy_read per row + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
+    printf("9. COPY TO STDOUT \"%s\": %ld rows (\"i\\tsome text i\\n\"), %ld blocks per side, 1 warm-up each,\n"
+           "   sides in alternating order; "
+           "pgsess_copy_out + pgsess_copy_read per row + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
            "   PQgetCopyData(async=0) + PQfreemem per row + PQgetResult; every row's length, first and last\n"
            "   byte summed and the sums compared\n",
            COPYOUT_SQL, COPY_ROWS, COPY_BLOCKS);
@@ -1675,8 +1681,13 @@ static void workload_copy_out(pgsess_session *s, PGconn *c)
     check_copy_sum("pgsess", &sa, &want);
     for (k = 0; k < COPY_BLOCKS; k++) {
         double ca, cb;
-        a[k] = copyout_pgsess(s, &sa, &ca) / 1000.0;
-        b[k] = copyout_libpq(c, &sb, &cb) / 1000.0;
+        if (k % 2) { /* libpq first in odd blocks */
+            b[k] = copyout_libpq(c, &sb, &cb) / 1000.0;
+            a[k] = copyout_pgsess(s, &sa, &ca) / 1000.0;
+        } else {
+            a[k] = copyout_pgsess(s, &sa, &ca) / 1000.0;
+            b[k] = copyout_libpq(c, &sb, &cb) / 1000.0;
+        }
         check_copy_sum("pgsess", &sa, &want);
         check_copy_sum("libpq", &sb, &want);
         ratio[k] = a[k] / b[k];
@@ -1701,24 +1712,36 @@ static void workload_copy_out(pgsess_session *s, PGconn *c)
 /* Workload 10: LISTEN/NOTIFY latency                                                          */
 
 /*
- * The main thread is the sender (one libpq connection, the same for both sides): for each
+ * The main thread is the sender (one libpq connection, the same for every side): for each
  * notification it takes t0, runs "NOTIFY channel, 'seq'" (PQexec), and waits until the receiver
  * thread has had it before sending the next. The receiver thread takes t1 as soon as the
  * notification is in the application's hands and hands t1 back under a mutex; latency = t1 - t0
- * (CLOCK_MONOTONIC, one process). Receivers:
- *   pgsess  pgsess_listen once, then pgsess_notification_next(session, -1) per notification
- *           (delivered by the session's background listener thread);
- *   libpq   LISTEN once on its own connection, then PQnotifies, else poll(PQsocket) +
- *           PQconsumeInput until PQnotifies has one.
- * Each side listens on its own channel; both stay listening for the whole workload.
- * Context switches (voluntary + involuntary, getrusage): the receiver thread's own
- * (RUSAGE_THREAD), and the receiving side's all threads = the process's (RUSAGE_SELF) minus the
- * sender thread's, over the block's notifications (pgsess's background thread is counted there).
+ * (CLOCK_MONOTONIC, one process). Receivers (sides):
+ *   NT_PGSESS     pgsess_listen once, then pgsess_notification_next(session, -1) per notification
+ *                 (delivered by the session's background listener thread);
+ *   NT_LIBPQ      LISTEN once on its own connection, then PQnotifies, else poll(PQsocket) +
+ *                 PQconsumeInput until PQnotifies has one;
+ *   NT_PGSESS_FD  (extra) the same session, the event-loop way: poll(pgsess_notification_fd),
+ *                 then pgsess_notification_next(session, 0);
+ *   NT_LIBPQ_RELAY (extra) NT_LIBPQ's loop run by a second thread, which hands each notification
+ *                 to the receiver thread through a mutex + condition variable: libpq plus the
+ *                 one thread handoff that a library delivering through a background thread
+ *                 cannot avoid (the floor of that design on this machine).
+ * pgsess's two sides share a channel, libpq's two another; every side stays listening for the
+ * whole workload. Context switches (voluntary + involuntary, getrusage) over a block's
+ * notifications: the receiver thread's own (RUSAGE_THREAD), and the receiving side's all
+ * threads = the process's (RUSAGE_SELF) minus the sender thread's (pgsess's background thread
+ * and the relay thread are counted there).
  */
 
 #ifndef RUSAGE_THREAD
 #define RUSAGE_THREAD 1 /* Linux; declared only with _GNU_SOURCE */
 #endif
+
+enum nt_side { NT_PGSESS, NT_LIBPQ, NT_PGSESS_FD, NT_LIBPQ_RELAY, NT_SIDES };
+
+static const char *const NT_NAME[NT_SIDES] = {"pgsess next(-1)", "libpq poll", "pgsess fd + next(0)",
+                                              "libpq + handoff"};
 
 static double csw(int who, double *voluntary)
 {
@@ -1730,26 +1753,38 @@ static double csw(int who, double *voluntary)
 }
 
 struct nt_shared {
-    int pg;              /* 1: pgsess receiver, 0: libpq */
+    enum nt_side side;
     pgsess_session *s;
     PGconn *lc;          /* the libpq listener */
     const char *channel;
     long n;              /* notifications this block */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int ready;           /* the receiver is about to wait for the first one */
+    int ready;           /* threads about to wait for the first one */
     long got;            /* notifications received so far */
     double t_recv;       /* when the last one arrived */
     double csw_thread, vcsw_thread; /* the receiver thread's switches during the block */
+    /* NT_LIBPQ_RELAY: the relay's one-slot mailbox */
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    PGnotify *slot;
 };
+
+static void nt_set_ready(struct nt_shared *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    sh->ready++;
+    pthread_cond_signal(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+}
 
 static void nt_deliver(struct nt_shared *sh, long seq, double t1, const char *channel, const char *payload)
 {
     char want[24];
     snprintf(want, sizeof want, "%ld", seq);
     if (strcmp(channel, sh->channel) != 0 || strcmp(payload, want) != 0)
-        die("notify (%s): got \"%s\" on \"%s\", expected \"%s\" on \"%s\"", sh->pg ? "pgsess" : "libpq", payload,
-            channel, want, sh->channel);
+        die("notify (%s): got \"%s\" on \"%s\", expected \"%s\" on \"%s\"", NT_NAME[sh->side], payload, channel,
+            want, sh->channel);
     pthread_mutex_lock(&sh->mu);
     sh->got = seq + 1;
     sh->t_recv = t1;
@@ -1757,43 +1792,105 @@ static void nt_deliver(struct nt_shared *sh, long seq, double t1, const char *ch
     pthread_mutex_unlock(&sh->mu);
 }
 
+/* libpq: the next notification on lc, waiting in poll(2) for as long as it takes. */
+static PGnotify *nt_libpq_next(PGconn *lc)
+{
+    PGnotify *nt;
+    while ((nt = PQnotifies(lc)) == NULL) {
+        struct pollfd pfd;
+        pfd.fd = PQsocket(lc);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            die("poll: %s", strerror(errno));
+        if (!PQconsumeInput(lc))
+            die("PQconsumeInput failed: %s", PQerrorMessage(lc));
+    }
+    return nt;
+}
+
+static void *nt_relay(void *arg)
+{
+    struct nt_shared *sh = arg;
+    long i;
+    nt_set_ready(sh);
+    for (i = 0; i < sh->n; i++) {
+        PGnotify *nt = nt_libpq_next(sh->lc);
+        pthread_mutex_lock(&sh->rmu);
+        while (sh->slot != NULL) /* not before the receiver took the last one */
+            pthread_cond_wait(&sh->rcv, &sh->rmu);
+        sh->slot = nt;
+        pthread_cond_broadcast(&sh->rcv);
+        pthread_mutex_unlock(&sh->rmu);
+    }
+    return NULL;
+}
+
+static void pgsess_check_notification(const pgsess_notification *nt, const pgsess_error *err)
+{
+    if (nt == NULL)
+        die("pgsess_notification_next failed: %s", err ? emsg(err) : "(nothing ready)");
+    if (pgsess_notification_is_gap(nt))
+        die("pgsess: a gap marker on \"%s\" (the listener reconnected)", pgsess_notification_channel(nt));
+}
+
 static void *nt_receiver(void *arg)
 {
     struct nt_shared *sh = arg;
     double c0, v0, v1;
+    int efd = sh->side == NT_PGSESS_FD ? pgsess_notification_fd(sh->s) : -1;
     long i;
-    pthread_mutex_lock(&sh->mu);
-    sh->ready = 1;
-    pthread_cond_signal(&sh->cv);
-    pthread_mutex_unlock(&sh->mu);
+    if (sh->side == NT_PGSESS_FD && efd < 0)
+        die("pgsess_notification_fd returned %d", efd);
+    nt_set_ready(sh);
     c0 = csw(RUSAGE_THREAD, &v0);
     for (i = 0; i < sh->n; i++) {
-        if (sh->pg) {
-            pgsess_error *err = NULL;
-            pgsess_notification *nt = pgsess_notification_next(sh->s, -1, &err);
-            double t1 = now_us();
-            if (nt == NULL)
-                die("pgsess_notification_next failed: %s", err ? emsg(err) : "(timeout)");
-            if (pgsess_notification_is_gap(nt))
-                die("pgsess: a gap marker on \"%s\" (the listener reconnected)", pgsess_notification_channel(nt));
-            nt_deliver(sh, i, t1, pgsess_notification_channel(nt), pgsess_notification_payload(nt));
-            pgsess_notification_free(nt);
-        } else {
-            PGnotify *nt;
-            double t1;
-            while ((nt = PQnotifies(sh->lc)) == NULL) {
+        pgsess_error *err = NULL;
+        pgsess_notification *pn;
+        PGnotify *nt;
+        double t1;
+        switch (sh->side) {
+        case NT_PGSESS:
+            pn = pgsess_notification_next(sh->s, -1, &err);
+            t1 = now_us();
+            pgsess_check_notification(pn, err);
+            nt_deliver(sh, i, t1, pgsess_notification_channel(pn), pgsess_notification_payload(pn));
+            pgsess_notification_free(pn);
+            break;
+        case NT_PGSESS_FD:
+            for (;;) {
                 struct pollfd pfd;
-                pfd.fd = PQsocket(sh->lc);
+                pfd.fd = efd;
                 pfd.events = POLLIN;
                 pfd.revents = 0;
                 if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-                    die("poll: %s", strerror(errno));
-                if (!PQconsumeInput(sh->lc))
-                    die("PQconsumeInput failed: %s", PQerrorMessage(sh->lc));
+                    die("poll(pgsess_notification_fd): %s", strerror(errno));
+                if ((pn = pgsess_notification_next(sh->s, 0, &err)) != NULL || err != NULL)
+                    break;
             }
+            t1 = now_us();
+            pgsess_check_notification(pn, err);
+            nt_deliver(sh, i, t1, pgsess_notification_channel(pn), pgsess_notification_payload(pn));
+            pgsess_notification_free(pn);
+            break;
+        case NT_LIBPQ:
+            nt = nt_libpq_next(sh->lc);
             t1 = now_us();
             nt_deliver(sh, i, t1, nt->relname, nt->extra);
             PQfreemem(nt);
+            break;
+        default: /* NT_LIBPQ_RELAY */
+            pthread_mutex_lock(&sh->rmu);
+            while (sh->slot == NULL)
+                pthread_cond_wait(&sh->rcv, &sh->rmu);
+            nt = sh->slot;
+            sh->slot = NULL;
+            pthread_cond_broadcast(&sh->rcv);
+            pthread_mutex_unlock(&sh->rmu);
+            t1 = now_us();
+            nt_deliver(sh, i, t1, nt->relname, nt->extra);
+            PQfreemem(nt);
+            break;
         }
     }
     sh->csw_thread = csw(RUSAGE_THREAD, &v1) - c0;
@@ -1801,28 +1898,35 @@ static void *nt_receiver(void *arg)
     return NULL;
 }
 
+/* One block of one side: its p50 and p99, and context switches per notification. */
 struct nt_block {
-    double *lat;                  /* n latencies, us */
-    double csw_recv_all, vcsw_recv_all; /* receiving side, all threads, per notification */
-    double csw_recv_thread, vcsw_recv_thread; /* the receiver thread alone, per notification */
-    double csw_sender;            /* the sender thread, per notification */
+    double p50, p99;
+    double csw_all, vcsw_all;       /* the receiving side, all its threads */
+    double csw_thread, vcsw_thread; /* the receiver (application) thread alone */
+    double csw_sender;              /* the sender thread */
 };
 
-static void nt_run_block(int pg, pgsess_session *s, PGconn *lc, PGconn *sender, const char *channel, long n,
-                         struct nt_block *out)
+/* lat: n latencies out, us. */
+static void nt_run_block(enum nt_side side, pgsess_session *s, PGconn *lc, PGconn *sender, const char *channel,
+                         long n, double *lat, struct nt_block *out)
 {
     struct nt_shared sh;
-    pthread_t th;
-    double p0, pv0, s0, sv0, p1, pv1, s1, sv1;
+    pthread_t th, relay;
+    double p0, pv0, s0, sv0, p1, pv1, s1, sv1, *sorted = dalloc(n);
+    int threads = side == NT_LIBPQ_RELAY ? 2 : 1;
     long i;
     memset(&sh, 0, sizeof sh);
-    sh.pg = pg, sh.s = s, sh.lc = lc, sh.channel = channel, sh.n = n;
+    sh.side = side, sh.s = s, sh.lc = lc, sh.channel = channel, sh.n = n;
     pthread_mutex_init(&sh.mu, NULL);
     pthread_cond_init(&sh.cv, NULL);
+    pthread_mutex_init(&sh.rmu, NULL);
+    pthread_cond_init(&sh.rcv, NULL);
+    if (side == NT_LIBPQ_RELAY && pthread_create(&relay, NULL, nt_relay, &sh) != 0)
+        die("pthread_create failed");
     if (pthread_create(&th, NULL, nt_receiver, &sh) != 0)
         die("pthread_create failed");
     pthread_mutex_lock(&sh.mu);
-    while (!sh.ready)
+    while (sh.ready < threads)
         pthread_cond_wait(&sh.cv, &sh.mu);
     pthread_mutex_unlock(&sh.mu);
     p0 = csw(RUSAGE_SELF, &pv0);
@@ -1836,38 +1940,51 @@ static void nt_run_block(int pg, pgsess_session *s, PGconn *lc, PGconn *sender, 
         pthread_mutex_lock(&sh.mu);
         while (sh.got <= i)
             pthread_cond_wait(&sh.cv, &sh.mu);
-        out->lat[i] = sh.t_recv - t0;
+        lat[i] = sh.t_recv - t0;
         pthread_mutex_unlock(&sh.mu);
     }
     p1 = csw(RUSAGE_SELF, &pv1);
     s1 = csw(RUSAGE_THREAD, &sv1);
     pthread_join(th, NULL);
+    if (side == NT_LIBPQ_RELAY)
+        pthread_join(relay, NULL);
     pthread_mutex_destroy(&sh.mu);
     pthread_cond_destroy(&sh.cv);
+    pthread_mutex_destroy(&sh.rmu);
+    pthread_cond_destroy(&sh.rcv);
+    memcpy(sorted, lat, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+    out->p50 = quantile_sorted(sorted, (size_t)n, 0.50);
+    out->p99 = quantile_sorted(sorted, (size_t)n, 0.99);
+    free(sorted);
     out->csw_sender = (s1 - s0) / (double)n;
-    out->csw_recv_all = ((p1 - p0) - (s1 - s0)) / (double)n;
-    out->vcsw_recv_all = ((pv1 - pv0) - (sv1 - sv0)) / (double)n;
-    out->csw_recv_thread = sh.csw_thread / (double)n;
-    out->vcsw_recv_thread = sh.vcsw_thread / (double)n;
+    out->csw_all = ((p1 - p0) - (s1 - s0)) / (double)n;
+    out->vcsw_all = ((pv1 - pv0) - (sv1 - sv0)) / (double)n;
+    out->csw_thread = sh.csw_thread / (double)n;
+    out->vcsw_thread = sh.vcsw_thread / (double)n;
 }
 
 static void workload_notify(PGconn *sender)
 {
     long nb = NOTIFY_BLOCKS, per = NOTIFY_PER_BLOCK, k;
-    double *a50 = dalloc(nb), *b50 = dalloc(nb), *r50 = dalloc(nb);
-    double *a99 = dalloc(nb), *b99 = dalloc(nb), *r99 = dalloc(nb);
-    double *acs = dalloc(nb), *bcs = dalloc(nb), *rcs = dalloc(nb);
-    double *avs = dalloc(nb), *bvs = dalloc(nb);
-    double *act = dalloc(nb), *bct = dalloc(nb), *rct = dalloc(nb);
-    double *asn = dalloc(nb), *bsn = dalloc(nb);
-    double *alla = dalloc(nb * per), *allb = dalloc(nb * per);
+    double *p50[NT_SIDES], *p99[NT_SIDES], *cs[NT_SIDES], *vcs[NT_SIDES], *ct[NT_SIDES], *vct[NT_SIDES];
+    double *sn[NT_SIDES], *all[NT_SIDES];
+    double *r50 = dalloc(nb), *r99 = dalloc(nb), *rcs = dalloc(nb), *rct = dalloc(nb);
+    double *f50 = dalloc(nb), *h50 = dalloc(nb), *hf50 = dalloc(nb);
     char cha[64], chb[64], sql[128];
     pgsess_error *err = NULL;
     pgsess_session *s = ps_open(1);
     PGconn *lc = pq_connect();
     struct nt_block blk;
-    blk.lat = dalloc(per);
+    double *lat = dalloc(per);
+    int i;
+    /* The order within a block alternates (ABCD, DCBA, ...): no side always runs first. */
+    static const enum nt_side order[NT_SIDES] = {NT_PGSESS, NT_LIBPQ, NT_PGSESS_FD, NT_LIBPQ_RELAY};
 
+    for (i = 0; i < NT_SIDES; i++) {
+        p50[i] = dalloc(nb), p99[i] = dalloc(nb), cs[i] = dalloc(nb), vcs[i] = dalloc(nb);
+        ct[i] = dalloc(nb), vct[i] = dalloc(nb), sn[i] = dalloc(nb), all[i] = dalloc(nb * per);
+    }
     snprintf(cha, sizeof cha, "pgsess_bench_ps_%ld", (long)getpid());
     snprintf(chb, sizeof chb, "pgsess_bench_pq_%ld", (long)getpid());
     if (pgsess_listen(s, cha, &err) != PGSESS_OK)
@@ -1878,66 +1995,83 @@ static void workload_notify(PGconn *sender)
            "   waits until the receiver thread has it; latency = from before the NOTIFY is sent to the\n"
            "   notification in the application's hands (CLOCK_MONOTONIC, one process). Receivers:\n"
            "   pgsess_listen + pgsess_notification_next(-1) vs LISTEN + poll(PQsocket) + PQconsumeInput +\n"
-           "   PQnotifies. %ld blocks x %ld notifications per side, 1 warm-up block each\n",
+           "   PQnotifies; extra: pgsess by poll(pgsess_notification_fd) + next(0), and libpq's loop in a\n"
+           "   second thread handing each notification to the receiver (mutex + condition variable).\n"
+           "   %ld blocks x %ld notifications per side, order alternating, 1 warm-up block each\n",
            nb, per);
-    nt_run_block(1, s, lc, sender, cha, per, &blk);
-    nt_run_block(0, s, lc, sender, chb, per, &blk);
+    for (i = 0; i < NT_SIDES; i++)
+        nt_run_block(order[i], s, lc, sender, order[i] == NT_PGSESS || order[i] == NT_PGSESS_FD ? cha : chb,
+                     per, lat, &blk);
     for (k = 0; k < nb; k++) {
-        double *sorted = dalloc(per);
-        int side;
-        for (side = 1; side >= 0; side--) {
-            nt_run_block(side, s, lc, sender, side ? cha : chb, per, &blk);
-            memcpy(sorted, blk.lat, (size_t)per * sizeof *sorted);
-            memcpy((side ? alla : allb) + k * per, blk.lat, (size_t)per * sizeof *sorted);
-            qsort(sorted, (size_t)per, sizeof *sorted, cmp_double);
-            (side ? a50 : b50)[k] = quantile_sorted(sorted, (size_t)per, 0.50);
-            (side ? a99 : b99)[k] = quantile_sorted(sorted, (size_t)per, 0.99);
-            (side ? acs : bcs)[k] = blk.csw_recv_all;
-            (side ? avs : bvs)[k] = blk.vcsw_recv_all;
-            (side ? act : bct)[k] = blk.csw_recv_thread;
-            (side ? asn : bsn)[k] = blk.csw_sender;
+        int j;
+        for (j = 0; j < NT_SIDES; j++) {
+            enum nt_side side = order[k % 2 ? NT_SIDES - 1 - j : j];
+            nt_run_block(side, s, lc, sender, side == NT_PGSESS || side == NT_PGSESS_FD ? cha : chb, per, lat,
+                         &blk);
+            memcpy(all[side] + k * per, lat, (size_t)per * sizeof *lat);
+            p50[side][k] = blk.p50, p99[side][k] = blk.p99;
+            cs[side][k] = blk.csw_all, vcs[side][k] = blk.vcsw_all;
+            ct[side][k] = blk.csw_thread, vct[side][k] = blk.vcsw_thread;
+            sn[side][k] = blk.csw_sender;
         }
-        r50[k] = a50[k] / b50[k];
-        r99[k] = a99[k] / b99[k];
-        rcs[k] = bcs[k] > 0 ? acs[k] / bcs[k] : 0;
-        rct[k] = bct[k] > 0 ? act[k] / bct[k] : 0;
-        free(sorted);
+        r50[k] = p50[NT_PGSESS][k] / p50[NT_LIBPQ][k];
+        r99[k] = p99[NT_PGSESS][k] / p99[NT_LIBPQ][k];
+        rcs[k] = cs[NT_LIBPQ][k] > 0 ? cs[NT_PGSESS][k] / cs[NT_LIBPQ][k] : 0;
+        rct[k] = ct[NT_LIBPQ][k] > 0 ? ct[NT_PGSESS][k] / ct[NT_LIBPQ][k] : 0;
+        f50[k] = p50[NT_PGSESS_FD][k] / p50[NT_LIBPQ][k];
+        h50[k] = p50[NT_LIBPQ_RELAY][k] / p50[NT_LIBPQ][k];
+        hf50[k] = p50[NT_PGSESS][k] / p50[NT_LIBPQ_RELAY][k];
     }
     if (pgsess_unlisten(s, cha, &err) != PGSESS_OK)
         die("pgsess_unlisten(%s) failed: %s", cha, emsg(err));
     pgsess_close(s);
     PQfinish(lc);
-    qsort(alla, (size_t)(nb * per), sizeof *alla, cmp_double);
-    qsort(allb, (size_t)(nb * per), sizeof *allb, cmp_double);
-    printf("    all %ld notifications per side: pgsess p50 %.2f p99 %.2f max %.2f us; libpq p50 %.2f p99 %.2f max %.2f us\n",
-           nb * per, quantile_sorted(alla, (size_t)(nb * per), 0.50), quantile_sorted(alla, (size_t)(nb * per), 0.99),
-           alla[nb * per - 1], quantile_sorted(allb, (size_t)(nb * per), 0.50),
-           quantile_sorted(allb, (size_t)(nb * per), 0.99), allb[nb * per - 1]);
-    print_stats("pgsess p50 latency (per block)", "us", a50, nb);
-    print_stats("libpq p50 latency (per block)", "us", b50, nb);
-    print_stats("pgsess p99 latency (per block)", "us", a99, nb);
-    print_stats("libpq p99 latency (per block)", "us", b99, nb);
+    printf("    all %ld notifications of each side:\n", nb * per);
+    for (i = 0; i < NT_SIDES; i++) {
+        size_t m = (size_t)(nb * per);
+        qsort(all[i], m, sizeof *all[i], cmp_double);
+        printf("      %-20s p50 %8.2f  p99 %8.2f  max %9.2f us\n", NT_NAME[i], quantile_sorted(all[i], m, 0.50),
+               quantile_sorted(all[i], m, 0.99), all[i][m - 1]);
+    }
+    for (i = 0; i < NT_SIDES; i++) {
+        char label[64];
+        printf("    %s:\n", NT_NAME[i]);
+        print_stats("  p50 latency of a block", "us", p50[i], nb);
+        print_stats("  p99 latency of a block", "us", p99[i], nb);
+        print_stats("  switches/notif., receiving side", "", cs[i], nb);
+        print_stats("    of them voluntary", "", vcs[i], nb);
+        print_stats("  switches/notif., receiver thread", "", ct[i], nb);
+        print_stats("    of them voluntary", "", vct[i], nb);
+        snprintf(label, sizeof label, "  switches/notif., sender thread");
+        print_stats(label, "", sn[i], nb);
+    }
     print_stats("ratio p50 pgsess/libpq", "", r50, nb);
     print_stats("ratio p99 pgsess/libpq", "", r99, nb);
-    print_stats("pgsess receiving side, all threads: switches/notification", "", acs, nb);
-    print_stats("  of them voluntary", "", avs, nb);
-    print_stats("  the receiver (application) thread alone", "", act, nb);
-    print_stats("libpq receiving side, all threads: switches/notification", "", bcs, nb);
-    print_stats("  of them voluntary", "", bvs, nb);
-    print_stats("  the receiver (application) thread alone", "", bct, nb);
-    print_stats("sender thread switches/notification, pgsess blocks", "", asn, nb);
-    print_stats("sender thread switches/notification, libpq blocks", "", bsn, nb);
-    add_row("10. NOTIFY to the notification in the application: p50 latency", median(a50, (size_t)nb),
-            median(b50, (size_t)nb), "us", median(r50, (size_t)nb), LOWER, 1.10, "(issue)");
-    add_row("10. (extra) the same: p99 latency", median(a99, (size_t)nb), median(b99, (size_t)nb), "us",
-            median(r99, (size_t)nb), INFO, 0, NULL);
-    add_row("10. (extra) receiving side's context switches per notification, all its threads",
-            median(acs, (size_t)nb), median(bcs, (size_t)nb), "", median(rcs, (size_t)nb), INFO, 0, NULL);
-    add_row("10. (extra) the same, the application's receiving thread alone", median(act, (size_t)nb),
-            median(bct, (size_t)nb), "", median(rct, (size_t)nb), INFO, 0, NULL);
-    free(a50), free(b50), free(r50), free(a99), free(b99), free(r99), free(acs), free(bcs), free(rcs);
-    free(avs), free(bvs), free(act), free(bct), free(rct), free(asn), free(bsn), free(alla), free(allb);
-    free(blk.lat);
+    print_stats("ratio p50 pgsess fd/libpq", "", f50, nb);
+    print_stats("ratio p50 libpq+handoff/libpq", "", h50, nb);
+    print_stats("ratio p50 pgsess/libpq+handoff", "", hf50, nb);
+    add_row("10. NOTIFY to the notification in the application: p50 latency", median(p50[NT_PGSESS], (size_t)nb),
+            median(p50[NT_LIBPQ], (size_t)nb), "us", median(r50, (size_t)nb), LOWER, 1.10, "(issue)");
+    add_row("10. (extra) the same: p99 latency", median(p99[NT_PGSESS], (size_t)nb), median(p99[NT_LIBPQ], (size_t)nb),
+            "us", median(r99, (size_t)nb), INFO, 0, NULL);
+    add_row("10. (extra) context switches per notification, the receiving side's threads",
+            median(cs[NT_PGSESS], (size_t)nb), median(cs[NT_LIBPQ], (size_t)nb), "", median(rcs, (size_t)nb), INFO,
+            0, NULL);
+    add_row("10. (extra) the same, the application's receiving thread alone", median(ct[NT_PGSESS], (size_t)nb),
+            median(ct[NT_LIBPQ], (size_t)nb), "", median(rct, (size_t)nb), INFO, 0, NULL);
+    add_row("10. (extra) p50, pgsess by poll(pgsess_notification_fd) + next(0)", median(p50[NT_PGSESS_FD], (size_t)nb),
+            median(p50[NT_LIBPQ], (size_t)nb), "us", median(f50, (size_t)nb), INFO, 0, NULL);
+    add_text_row("10. (extra) p50, libpq + one thread handoff (the floor of a background-thread design)", "-", "",
+                 "-", "-");
+    fmt_val(ROWS[NROWS - 1].b, sizeof ROWS[NROWS - 1].b, median(p50[NT_LIBPQ_RELAY], (size_t)nb), "us");
+    ROWS[NROWS - 1].ratio = median(h50, (size_t)nb);
+    add_row("10. (extra) p50, pgsess next(-1) vs libpq + one thread handoff", median(p50[NT_PGSESS], (size_t)nb),
+            median(p50[NT_LIBPQ_RELAY], (size_t)nb), "us", median(hf50, (size_t)nb), INFO, 0, NULL);
+    for (i = 0; i < NT_SIDES; i++) {
+        free(p50[i]), free(p99[i]), free(cs[i]), free(vcs[i]), free(ct[i]), free(vct[i]), free(sn[i]);
+        free(all[i]);
+    }
+    free(r50), free(r99), free(rcs), free(rct), free(f50), free(h50), free(hf50), free(lat);
 }
 
 /* ------------------------------------------------------------------------------------------ */
