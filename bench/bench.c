@@ -16,6 +16,9 @@
  *                                  one side, one workload, N iterations inside the function
  *                                  measured_loop (for valgrind --tool=callgrind --toggle-collect=measured_loop);
  *                                  for copy*, N is the row count of one copy
+ *   bench cg notify pgsess|libpq|pgsessfd|relay N
+ *                                  N notifications to one receiver of workload 10 (for strace -f -c,
+ *                                  perf record, callgrind)
  *
  * Workloads (see BENCHMARKS.md):
  *   1 round trip   SELECT $1::int + 1, one text parameter: pgsess_query + free vs PQexecParams + PQclear
@@ -2260,6 +2263,58 @@ NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, 
     SINK = sum;
 }
 
+/* bench cg notify SIDE N: N notifications to one receiver side, nothing else (for strace -f -c,
+ * perf record or callgrind; compare two N to take out the setup). */
+NOINLINE static void measured_notify(enum nt_side side, pgsess_session *s, PGconn *lc, PGconn *sender,
+                                     const char *channel, long n)
+{
+    double *lat = dalloc(n);
+    struct nt_block blk;
+    nt_run_block(side, s, lc, sender, channel, n, lat, &blk);
+    printf("CG notify %s n=%ld p50 %.2f us p99 %.2f us switches/notification: receiving side %.2f, receiver "
+           "thread %.2f, sender %.2f\n",
+           NT_NAME[side], n, blk.p50, blk.p99, blk.csw_all, blk.csw_thread, blk.csw_sender);
+    free(lat);
+}
+
+static int run_cg_notify(const char *side_name, long n)
+{
+    enum nt_side side = strcmp(side_name, "pgsess") == 0     ? NT_PGSESS
+                        : strcmp(side_name, "libpq") == 0    ? NT_LIBPQ
+                        : strcmp(side_name, "pgsessfd") == 0 ? NT_PGSESS_FD
+                        : strcmp(side_name, "relay") == 0    ? NT_LIBPQ_RELAY
+                                                             : NT_SIDES;
+    int pg = side == NT_PGSESS || side == NT_PGSESS_FD;
+    pgsess_session *s = NULL;
+    PGconn *lc = NULL, *sender;
+    pgsess_error *err = NULL;
+    double *lat;
+    struct nt_block blk;
+    char ch[64], sql[128];
+    if (side == NT_SIDES || n <= 0)
+        die("usage: bench cg notify pgsess|libpq|pgsessfd|relay N");
+    snprintf(ch, sizeof ch, "pgsess_bench_cg_%ld", (long)getpid());
+    sender = pq_connect();
+    if (pg) {
+        s = ps_open(1);
+        if (pgsess_listen(s, ch, &err) != PGSESS_OK)
+            die("pgsess_listen(%s) failed: %s", ch, emsg(err));
+    } else {
+        lc = pq_connect();
+        snprintf(sql, sizeof sql, "LISTEN %s", ch);
+        pq_exec_ok(lc, sql);
+    }
+    lat = dalloc(20);
+    nt_run_block(side, s, lc, sender, ch, 20, lat, &blk); /* warm-up */
+    free(lat);
+    measured_notify(side, s, lc, sender, ch, n);
+    pgsess_close(s);
+    if (lc)
+        PQfinish(lc);
+    PQfinish(sender);
+    return 0;
+}
+
 static int run_cg(const char *workload, const char *side, long n)
 {
     int bulk = strcmp(workload, "bulk") == 0      ? 1
@@ -2355,10 +2410,13 @@ int main(int argc, char **argv)
         BULK_ROWS = strtol(argv[4], NULL, 10);
         return mem_child(argv[2]);
     }
+    if (argc == 5 && strcmp(argv[1], "cg") == 0 && strcmp(argv[2], "notify") == 0)
+        return run_cg_notify(argv[3], strtol(argv[4], NULL, 10));
     if (argc == 5 && strcmp(argv[1], "cg") == 0)
         return run_cg(argv[2], argv[3], strtol(argv[4], NULL, 10));
     fprintf(stderr,
             "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk|bulkrow|copyin|copyin64|copyout pgsess|libpq N\n"
+            "       | cg notify pgsess|libpq|pgsessfd|relay N\n"
             "  (PGSQL_BENCH must hold a PostgreSQL URI)\n",
             argv[0]);
     return 2;
