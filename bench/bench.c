@@ -1396,6 +1396,70 @@ static double cpu_us(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+/* Where a copy's time went, besides the wall clock: the client's CPU (the process, every
+ * thread), and from /proc/PID/schedstat (when the server runs on this machine: PID is the
+ * backend's) the backend's CPU time and its time runnable but waiting for a CPU, and the
+ * client thread's wait for a CPU. The waits show the other jobs on the machine. us; -1 unknown. */
+struct copy_cost {
+    double cpu, srv_run, srv_wait, cli_wait;
+};
+
+/* run and wait ns of /proc/<pid>/schedstat (pid 0: this thread); 0 when unreadable. */
+static int schedstat(long pid, double *run_us, double *wait_us)
+{
+    char path[64];
+    unsigned long long run, wait;
+    FILE *f;
+    int ok;
+    if (pid == 0)
+        snprintf(path, sizeof path, "/proc/thread-self/schedstat");
+    else
+        snprintf(path, sizeof path, "/proc/%ld/schedstat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    ok = fscanf(f, "%llu %llu", &run, &wait) == 2;
+    fclose(f);
+    *run_us = (double)run / 1e3, *wait_us = (double)wait / 1e3;
+    return ok;
+}
+
+struct cost_snap {
+    double cpu, srv_run, srv_wait, cli_run, cli_wait;
+    int srv_ok, cli_ok;
+};
+
+static void cost_begin(struct cost_snap *z, long backend)
+{
+    z->srv_ok = backend > 0 && schedstat(backend, &z->srv_run, &z->srv_wait);
+    z->cli_ok = schedstat(0, &z->cli_run, &z->cli_wait);
+    z->cpu = cpu_us();
+}
+
+static void cost_end(struct copy_cost *c, const struct cost_snap *z, long backend)
+{
+    struct cost_snap e;
+    cost_begin(&e, backend);
+    c->cpu = e.cpu - z->cpu;
+    c->srv_run = z->srv_ok && e.srv_ok ? e.srv_run - z->srv_run : -1;
+    c->srv_wait = z->srv_ok && e.srv_ok ? e.srv_wait - z->srv_wait : -1;
+    c->cli_wait = z->cli_ok && e.cli_ok ? e.cli_wait - z->cli_wait : -1;
+}
+
+/* The backend behind pgsess session s (pool of 1: the connection its copies use). */
+static long PS_BACKEND;
+
+static long ps_backend_pid(pgsess_session *s)
+{
+    pgsess_error *err = NULL;
+    pgsess_results *r = pgsess_query(s, "SELECT pg_backend_pid()", 0, NULL, &err);
+    long pid;
+    if (r == NULL)
+        die("pgsess_query(SELECT pg_backend_pid()) failed: %s", emsg(err));
+    pid = strtol(pgsess_results_value(r, 0, 0), NULL, 10);
+    pgsess_results_free(r);
+    return pid;
+}
+
 /* The COPY FROM rows, generated once before the timing ("i\tsome text i\n", i = 1..COPY_ROWS):
  * row i is COPY_DATA[COPY_OFF[i - 1] .. COPY_OFF[i]). Both sides write the same bytes. */
 static char *COPY_DATA;
@@ -1429,13 +1493,16 @@ static size_t copy_bytes(void)
 /* chunk 0: one row per write call; otherwise writes of `chunk` bytes (the last one shorter),
  * cut anywhere (COPY data need not be split at rows). Returns elapsed us; *cpu gets the client
  * CPU time. */
-static double copyin_pgsess(pgsess_session *s, size_t chunk, double *cpu)
+static double copyin_pgsess(pgsess_session *s, size_t chunk, struct copy_cost *cost)
 {
     pgsess_error *err = NULL;
     pgsess_copy *cp;
     uint64_t n;
-    double c0 = cpu_us(), t0 = now_us(), t1;
+    struct cost_snap z;
+    double t0, t1;
     long i;
+    cost_begin(&z, PS_BACKEND);
+    t0 = now_us();
     cp = pgsess_copy_in(s, COPYIN_SQL, &err);
     if (cp == NULL)
         die("pgsess_copy_in(%s) failed: %s", COPYIN_SQL, emsg(err));
@@ -1454,7 +1521,7 @@ static double copyin_pgsess(pgsess_session *s, size_t chunk, double *cpu)
         die("pgsess_copy_finish failed: %s", emsg(err));
     pgsess_copy_free(cp);
     t1 = now_us();
-    *cpu = cpu_us() - c0;
+    cost_end(cost, &z, PS_BACKEND);
     if (n != (uint64_t)COPY_ROWS)
         die("pgsess copy in: %llu rows copied, expected %ld", (unsigned long long)n, COPY_ROWS);
     return t1 - t0;
@@ -1475,11 +1542,14 @@ static void pq_copy_end(PGconn *c, const char *what)
         die("libpq %s: an unexpected extra result", what);
 }
 
-static double copyin_libpq(PGconn *c, size_t chunk, double *cpu)
+static double copyin_libpq(PGconn *c, size_t chunk, struct copy_cost *cost)
 {
     PGresult *r;
-    double c0 = cpu_us(), t0 = now_us(), t1;
+    struct cost_snap z;
+    double t0, t1;
     long i;
+    cost_begin(&z, PQbackendPID(c));
+    t0 = now_us();
     r = PQexec(c, COPYIN_SQL);
     if (PQresultStatus(r) != PGRES_COPY_IN)
         die("PQexec(%s): %s", COPYIN_SQL, PQerrorMessage(c));
@@ -1498,7 +1568,7 @@ static double copyin_libpq(PGconn *c, size_t chunk, double *cpu)
         die("PQputCopyEnd failed: %s", PQerrorMessage(c));
     pq_copy_end(c, "copy in");
     t1 = now_us();
-    *cpu = cpu_us() - c0;
+    cost_end(cost, &z, PQbackendPID(c));
     return t1 - t0;
 }
 
@@ -1525,15 +1595,85 @@ static void copyin_verify(PGconn *ctl, const char *side)
 
 #define COPY_CHUNK 65536
 
+/* One side's measurements of a COPY workload, one entry per block (ms). */
+struct copy_series {
+    double *t, *cpu, *srv, *srvw, *cliw;
+};
+
+static void cs_alloc(struct copy_series *c)
+{
+    c->t = dalloc(COPY_BLOCKS), c->cpu = dalloc(COPY_BLOCKS), c->srv = dalloc(COPY_BLOCKS);
+    c->srvw = dalloc(COPY_BLOCKS), c->cliw = dalloc(COPY_BLOCKS);
+}
+
+static void cs_put(struct copy_series *c, long k, double t_us, const struct copy_cost *cost)
+{
+    c->t[k] = t_us / 1000.0, c->cpu[k] = cost->cpu / 1000.0;
+    c->srv[k] = cost->srv_run / 1000.0, c->srvw[k] = cost->srv_wait / 1000.0, c->cliw[k] = cost->cli_wait / 1000.0;
+}
+
+static void cs_print(const char *name, const struct copy_series *c)
+{
+    print_stats(name, "ms", c->t, COPY_BLOCKS);
+    print_stats("  client CPU (user+sys, all threads)", "ms", c->cpu, COPY_BLOCKS);
+    if (min_of(c->srv, (size_t)COPY_BLOCKS) >= 0) {
+        print_stats("  server backend CPU (schedstat)", "ms", c->srv, COPY_BLOCKS);
+        print_stats("  server backend waiting for a CPU", "ms", c->srvw, COPY_BLOCKS);
+    }
+    if (min_of(c->cliw, (size_t)COPY_BLOCKS) >= 0)
+        print_stats("  client thread waiting for a CPU", "ms", c->cliw, COPY_BLOCKS);
+}
+
+static void cs_free(struct copy_series *c)
+{
+    free(c->t), free(c->cpu), free(c->srv), free(c->srvw), free(c->cliw);
+}
+
+/* Ratio rows a/b per block of one measure; the median. */
+static double cs_ratio(const double *a, const double *b, double *out)
+{
+    long k;
+    for (k = 0; k < COPY_BLOCKS; k++)
+        out[k] = b[k] > 0 ? a[k] / b[k] : 0;
+    return median(out, (size_t)COPY_BLOCKS);
+}
+
+/* The table rows of one COPY case: time (the issue's target), client CPU, server CPU. */
+static void cs_rows(const char *time_label, const char *prefix, const struct copy_series *a,
+                    const struct copy_series *b, int extra_rows)
+{
+    double *r = dalloc(COPY_BLOCKS);
+    char label[96];
+    add_row(time_label, median(a->t, (size_t)COPY_BLOCKS), median(b->t, (size_t)COPY_BLOCKS), "ms",
+            cs_ratio(a->t, b->t, r), LOWER, 1.00, "(issue)");
+    print_stats("ratio pgsess/libpq, time", "", r, COPY_BLOCKS);
+    cs_ratio(a->cpu, b->cpu, r);
+    print_stats("ratio pgsess/libpq, client CPU", "", r, COPY_BLOCKS);
+    if (extra_rows) {
+        snprintf(label, sizeof label, "%s (extra) the same: client CPU (user+sys, all threads) per copy", prefix);
+        add_row(label, median(a->cpu, (size_t)COPY_BLOCKS), median(b->cpu, (size_t)COPY_BLOCKS), "ms",
+                median(r, (size_t)COPY_BLOCKS), INFO, 0, NULL);
+    }
+    if (min_of(a->srv, (size_t)COPY_BLOCKS) >= 0 && min_of(b->srv, (size_t)COPY_BLOCKS) >= 0) {
+        cs_ratio(a->srv, b->srv, r);
+        print_stats("ratio pgsess/libpq, server backend CPU", "", r, COPY_BLOCKS);
+        if (extra_rows) {
+            snprintf(label, sizeof label, "%s (extra) the same: the server backend's CPU per copy", prefix);
+            add_row(label, median(a->srv, (size_t)COPY_BLOCKS), median(b->srv, (size_t)COPY_BLOCKS), "ms",
+                    median(r, (size_t)COPY_BLOCKS), INFO, 0, NULL);
+        }
+    }
+    free(r);
+}
+
 static void workload_copy_in(pgsess_session *s, PGconn *c, PGconn *ctl)
 {
-    double *a = dalloc(COPY_BLOCKS), *b = dalloc(COPY_BLOCKS), *ratio = dalloc(COPY_BLOCKS);
-    double *ac = dalloc(COPY_BLOCKS), *bc = dalloc(COPY_BLOCKS), *cratio = dalloc(COPY_BLOCKS);
-    double *a64 = dalloc(COPY_BLOCKS), *b64 = dalloc(COPY_BLOCKS), *ratio64 = dalloc(COPY_BLOCKS);
-    double *ac64 = dalloc(COPY_BLOCKS), *bc64 = dalloc(COPY_BLOCKS);
+    struct copy_series a, b, a64, b64;
     char label[96];
     long k;
     copy_make_data();
+    cs_alloc(&a), cs_alloc(&b), cs_alloc(&a64), cs_alloc(&b64);
+    PS_BACKEND = ps_backend_pid(s);
     printf("8. COPY FROM STDIN \"%s\": %ld rows (%zu bytes of text, \"i\\tsome text i\\n\") into an unlogged\n"
            "   table truncated before each copy; %ld blocks per side, 1 warm-up block, sides in alternating order;\n"
            "   each block runs "
@@ -1542,52 +1682,32 @@ static void workload_copy_in(pgsess_session *s, PGconn *c, PGconn *ctl)
            "   %d-byte writes on both sides; the table is checked after each copy\n",
            COPYIN_SQL, COPY_ROWS, copy_bytes(), COPY_BLOCKS, COPY_CHUNK);
     for (k = -1; k < COPY_BLOCKS; k++) {
-        double ta = 0, tb = 0, ta64 = 0, tb64 = 0, ca = 0, cb = 0, ca64 = 0, cb64 = 0;
         int j;
         /* In each pair, pgsess first in even blocks, libpq first in odd ones. */
         for (j = 0; j < 4; j++) {
             int pg = (j % 2) == (k < 0 ? 0 : (int)(k % 2)), big = j >= 2;
+            struct copy_cost cost;
+            double t;
             copyin_truncate(ctl);
-            if (pg && !big)
-                ta = copyin_pgsess(s, 0, &ca) / 1000.0;
-            else if (!big)
-                tb = copyin_libpq(c, 0, &cb) / 1000.0;
-            else if (pg)
-                ta64 = copyin_pgsess(s, COPY_CHUNK, &ca64) / 1000.0;
-            else
-                tb64 = copyin_libpq(c, COPY_CHUNK, &cb64) / 1000.0;
+            t = pg ? copyin_pgsess(s, big ? COPY_CHUNK : 0, &cost) : copyin_libpq(c, big ? COPY_CHUNK : 0, &cost);
             copyin_verify(ctl, pg ? (big ? "pgsess, 64 KiB writes" : "pgsess, one row per write")
                                   : (big ? "libpq, 64 KiB writes" : "libpq, one row per write"));
+            if (k >= 0)
+                cs_put(pg ? (big ? &a64 : &a) : (big ? &b64 : &b), k, t, &cost);
         }
-        if (k < 0)
-            continue;
-        a[k] = ta, b[k] = tb, ratio[k] = ta / tb;
-        ac[k] = ca / 1000.0, bc[k] = cb / 1000.0, cratio[k] = ca / cb;
-        a64[k] = ta64, b64[k] = tb64, ratio64[k] = ta64 / tb64;
-        ac64[k] = ca64 / 1000.0, bc64[k] = cb64 / 1000.0;
     }
     copyin_truncate(ctl);
-    print_stats("pgsess, one row per write, per copy", "ms", a, COPY_BLOCKS);
-    print_stats("  client CPU (user+sys, all threads)", "ms", ac, COPY_BLOCKS);
-    print_stats("libpq, one row per write, per copy", "ms", b, COPY_BLOCKS);
-    print_stats("  client CPU (user+sys, all threads)", "ms", bc, COPY_BLOCKS);
-    print_stats("pgsess, 64 KiB writes, per copy", "ms", a64, COPY_BLOCKS);
-    print_stats("  client CPU (user+sys, all threads)", "ms", ac64, COPY_BLOCKS);
-    print_stats("libpq, 64 KiB writes, per copy", "ms", b64, COPY_BLOCKS);
-    print_stats("  client CPU (user+sys, all threads)", "ms", bc64, COPY_BLOCKS);
-    print_stats("ratio pgsess/libpq, one row per write", "", ratio, COPY_BLOCKS);
-    print_stats("ratio client CPU, one row per write", "", cratio, COPY_BLOCKS);
-    print_stats("ratio pgsess/libpq, 64 KiB writes", "", ratio64, COPY_BLOCKS);
+    if (ps_backend_pid(s) != PS_BACKEND)
+        printf("    warning: pgsess's backend changed during the workload (its server CPU is not the copies')\n");
+    cs_print("pgsess, one row per write, per copy", &a);
+    cs_print("libpq, one row per write, per copy", &b);
     snprintf(label, sizeof label, "8. COPY FROM STDIN, %ld rows, one row per write call, per copy", COPY_ROWS);
-    add_row(label, median(a, (size_t)COPY_BLOCKS), median(b, (size_t)COPY_BLOCKS), "ms",
-            median(ratio, (size_t)COPY_BLOCKS), LOWER, 1.00, "(issue)");
-    add_row("8. (extra) the same: client CPU (user+sys, all threads) per copy", median(ac, (size_t)COPY_BLOCKS),
-            median(bc, (size_t)COPY_BLOCKS), "ms", median(cratio, (size_t)COPY_BLOCKS), INFO, 0, NULL);
+    cs_rows(label, "8.", &a, &b, 1);
+    cs_print("pgsess, 64 KiB writes, per copy", &a64);
+    cs_print("libpq, 64 KiB writes, per copy", &b64);
     snprintf(label, sizeof label, "8. COPY FROM STDIN, %ld rows, 64 KiB write calls, per copy", COPY_ROWS);
-    add_row(label, median(a64, (size_t)COPY_BLOCKS), median(b64, (size_t)COPY_BLOCKS), "ms",
-            median(ratio64, (size_t)COPY_BLOCKS), LOWER, 1.00, "(issue)");
-    free(a), free(b), free(ratio), free(ac), free(bc), free(cratio);
-    free(a64), free(b64), free(ratio64), free(ac64), free(bc64);
+    cs_rows(label, "8.", &a64, &b64, 0);
+    cs_free(&a), cs_free(&b), cs_free(&a64), cs_free(&b64);
     free(COPY_DATA), free(COPY_OFF);
     COPY_DATA = NULL, COPY_OFF = NULL;
 }
@@ -1597,7 +1717,7 @@ struct copy_sum {
     long rows;
 };
 
-static double copyout_pgsess(pgsess_session *s, struct copy_sum *sum, double *cpu)
+static double copyout_pgsess(pgsess_session *s, struct copy_sum *sum, struct copy_cost *cost)
 {
     pgsess_error *err = NULL;
     pgsess_copy *cp;
@@ -1605,7 +1725,10 @@ static double copyout_pgsess(pgsess_session *s, struct copy_sum *sum, double *cp
     size_t len;
     uint64_t n;
     struct copy_sum cs = {0, 0, 0, 0};
-    double c0 = cpu_us(), t0 = now_us(), t1;
+    struct cost_snap z;
+    double t0, t1;
+    cost_begin(&z, PS_BACKEND);
+    t0 = now_us();
     cp = pgsess_copy_out(s, COPYOUT_SQL, &err);
     if (cp == NULL)
         die("pgsess_copy_out(%s) failed: %s", COPYOUT_SQL, emsg(err));
@@ -1622,20 +1745,23 @@ static double copyout_pgsess(pgsess_session *s, struct copy_sum *sum, double *cp
         die("pgsess_copy_finish (copy out) failed: %s", emsg(err));
     pgsess_copy_free(cp);
     t1 = now_us();
-    *cpu = cpu_us() - c0;
+    cost_end(cost, &z, PS_BACKEND);
     if (n != (uint64_t)COPY_ROWS || cs.rows != COPY_ROWS)
         die("pgsess copy out: %ld rows read, %llu reported, expected %ld", cs.rows, (unsigned long long)n, COPY_ROWS);
     *sum = cs;
     return t1 - t0;
 }
 
-static double copyout_libpq(PGconn *c, struct copy_sum *sum, double *cpu)
+static double copyout_libpq(PGconn *c, struct copy_sum *sum, struct copy_cost *cost)
 {
     PGresult *r;
     char *buf;
     int n;
     struct copy_sum cs = {0, 0, 0, 0};
-    double c0 = cpu_us(), t0 = now_us(), t1;
+    struct cost_snap z;
+    double t0, t1;
+    cost_begin(&z, PQbackendPID(c));
+    t0 = now_us();
     r = PQexec(c, COPYOUT_SQL);
     if (PQresultStatus(r) != PGRES_COPY_OUT)
         die("PQexec(%s): %s", COPYOUT_SQL, PQerrorMessage(c));
@@ -1651,7 +1777,7 @@ static double copyout_libpq(PGconn *c, struct copy_sum *sum, double *cpu)
         die("PQgetCopyData failed after %ld rows: %s", cs.rows, PQerrorMessage(c));
     pq_copy_end(c, "copy out");
     t1 = now_us();
-    *cpu = cpu_us() - c0;
+    cost_end(cost, &z, PQbackendPID(c));
     if (cs.rows != COPY_ROWS)
         die("libpq copy out: %ld rows read, expected %ld", cs.rows, COPY_ROWS);
     *sum = cs;
@@ -1667,48 +1793,44 @@ static void check_copy_sum(const char *side, const struct copy_sum *got, const s
 
 static void workload_copy_out(pgsess_session *s, PGconn *c)
 {
-    double *a = dalloc(COPY_BLOCKS), *b = dalloc(COPY_BLOCKS), *ratio = dalloc(COPY_BLOCKS);
-    double *ac = dalloc(COPY_BLOCKS), *bc = dalloc(COPY_BLOCKS), *cratio = dalloc(COPY_BLOCKS);
+    struct copy_series a, b;
     struct copy_sum want, sa, sb;
-    double cpu;
+    struct copy_cost ca, cb;
     char label[96];
     long k;
+    cs_alloc(&a), cs_alloc(&b);
+    PS_BACKEND = ps_backend_pid(s);
     printf("9. COPY TO STDOUT \"%s\": %ld rows (\"i\\tsome text i\\n\"), %ld blocks per side, 1 warm-up each,\n"
            "   sides in alternating order; "
            "pgsess_copy_out + pgsess_copy_read per row + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
            "   PQgetCopyData(async=0) + PQfreemem per row + PQgetResult; every row's length, first and last\n"
            "   byte summed and the sums compared\n",
            COPYOUT_SQL, COPY_ROWS, COPY_BLOCKS);
-    copyout_libpq(c, &want, &cpu);
-    copyout_pgsess(s, &sa, &cpu);
+    copyout_libpq(c, &want, &cb);
+    copyout_pgsess(s, &sa, &ca);
     check_copy_sum("pgsess", &sa, &want);
     for (k = 0; k < COPY_BLOCKS; k++) {
-        double ca, cb;
+        double ta, tb;
         if (k % 2) { /* libpq first in odd blocks */
-            b[k] = copyout_libpq(c, &sb, &cb) / 1000.0;
-            a[k] = copyout_pgsess(s, &sa, &ca) / 1000.0;
+            tb = copyout_libpq(c, &sb, &cb);
+            ta = copyout_pgsess(s, &sa, &ca);
         } else {
-            a[k] = copyout_pgsess(s, &sa, &ca) / 1000.0;
-            b[k] = copyout_libpq(c, &sb, &cb) / 1000.0;
+            ta = copyout_pgsess(s, &sa, &ca);
+            tb = copyout_libpq(c, &sb, &cb);
         }
         check_copy_sum("pgsess", &sa, &want);
         check_copy_sum("libpq", &sb, &want);
-        ratio[k] = a[k] / b[k];
-        ac[k] = ca / 1000.0, bc[k] = cb / 1000.0, cratio[k] = ca / cb;
+        cs_put(&a, k, ta, &ca);
+        cs_put(&b, k, tb, &cb);
     }
+    if (ps_backend_pid(s) != PS_BACKEND)
+        printf("    warning: pgsess's backend changed during the workload (its server CPU is not the copies')\n");
     printf("    (each copy reads %ld rows, %llu bytes)\n", want.rows, want.len);
-    print_stats("pgsess per copy", "ms", a, COPY_BLOCKS);
-    print_stats("  client CPU (user+sys, all threads)", "ms", ac, COPY_BLOCKS);
-    print_stats("libpq per copy", "ms", b, COPY_BLOCKS);
-    print_stats("  client CPU (user+sys, all threads)", "ms", bc, COPY_BLOCKS);
-    print_stats("ratio pgsess/libpq", "", ratio, COPY_BLOCKS);
-    print_stats("ratio client CPU", "", cratio, COPY_BLOCKS);
+    cs_print("pgsess per copy", &a);
+    cs_print("libpq per copy", &b);
     snprintf(label, sizeof label, "9. COPY TO STDOUT, %ld rows, each row read, per copy", COPY_ROWS);
-    add_row(label, median(a, (size_t)COPY_BLOCKS), median(b, (size_t)COPY_BLOCKS), "ms",
-            median(ratio, (size_t)COPY_BLOCKS), LOWER, 1.00, "(issue)");
-    add_row("9. (extra) the same: client CPU (user+sys, all threads) per copy", median(ac, (size_t)COPY_BLOCKS),
-            median(bc, (size_t)COPY_BLOCKS), "ms", median(cratio, (size_t)COPY_BLOCKS), INFO, 0, NULL);
-    free(a), free(b), free(ratio), free(ac), free(bc), free(cratio);
+    cs_rows(label, "9.", &a, &b, 1);
+    cs_free(&a), cs_free(&b);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2237,12 +2359,12 @@ NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, 
     struct bulk_sum bs;
     if (bulk >= 3) { /* one copy of COPY_ROWS (= n) rows: 3 in by row, 4 in by 64 KiB, 5 out */
         struct copy_sum cs = {0, 0, 0, 0};
-        double cpu;
+        struct copy_cost cost;
         (void)n;
         if (bulk == 5)
-            pg ? copyout_pgsess(s, &cs, &cpu) : copyout_libpq(c, &cs, &cpu);
+            pg ? copyout_pgsess(s, &cs, &cost) : copyout_libpq(c, &cs, &cost);
         else
-            pg ? copyin_pgsess(s, bulk == 4 ? COPY_CHUNK : 0, &cpu) : copyin_libpq(c, bulk == 4 ? COPY_CHUNK : 0, &cpu);
+            pg ? copyin_pgsess(s, bulk == 4 ? COPY_CHUNK : 0, &cost) : copyin_libpq(c, bulk == 4 ? COPY_CHUNK : 0, &cost);
         SINK = cs.len;
         return;
     }
