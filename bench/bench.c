@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -1666,36 +1667,65 @@ static void cs_rows(const char *time_label, const char *prefix, const struct cop
     free(r);
 }
 
+/* The A/A control of a COPY workload: a second libpq connection timed against the first in the
+   same blocks. Its ratio's spread is this machine's noise for the same work. */
+static void cs_control_row(const char *label, const struct copy_series *aa, const struct copy_series *b)
+{
+    double *r = dalloc(COPY_BLOCKS);
+    double m = cs_ratio(aa->t, b->t, r);
+    print_stats("ratio control/libpq, time (A/A)", "", r, COPY_BLOCKS);
+    add_text_row(label, "-", "", "the noise of the time ratio", "-");
+    fmt_val(ROWS[NROWS - 1].b, sizeof ROWS[NROWS - 1].b, median(aa->t, (size_t)COPY_BLOCKS), "ms");
+    ROWS[NROWS - 1].ratio = m;
+    snprintf(ROWS[NROWS - 1].target, sizeof ROWS[NROWS - 1].target, "- (per block %.2f-%.2f)",
+             min_of(r, (size_t)COPY_BLOCKS), max_of(r, (size_t)COPY_BLOCKS));
+    free(r);
+}
+
+/* Side j of a block of three (0 pgsess, 1 libpq, 2 the control), rotated by block. */
+static int copy_side(long k, int j)
+{
+    return (int)((j + (k < 0 ? 0 : k)) % 3);
+}
+
 static void workload_copy_in(pgsess_session *s, PGconn *c, PGconn *ctl)
 {
-    struct copy_series a, b, a64, b64;
+    struct copy_series a, b, a64, b64, aa;
+    PGconn *c2 = pq_connect();
     char label[96];
     long k;
     copy_make_data();
-    cs_alloc(&a), cs_alloc(&b), cs_alloc(&a64), cs_alloc(&b64);
+    cs_alloc(&a), cs_alloc(&b), cs_alloc(&a64), cs_alloc(&b64), cs_alloc(&aa);
     PS_BACKEND = ps_backend_pid(s);
     printf("8. COPY FROM STDIN \"%s\": %ld rows (%zu bytes of text, \"i\\tsome text i\\n\") into an unlogged\n"
            "   table truncated before each copy; %ld blocks per side, 1 warm-up block, sides in alternating order;\n"
            "   each block runs "
            "pgsess_copy_in + pgsess_copy_write + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
            "   PQputCopyData + PQputCopyEnd + PQgetResult, first one row per write call on both sides, then\n"
-           "   %d-byte writes on both sides; the table is checked after each copy\n",
+           "   %d-byte writes on both sides; the table is checked after each copy. A/A control: a second\n"
+           "   libpq connection's one-row-per-write copy in the same blocks\n",
            COPYIN_SQL, COPY_ROWS, copy_bytes(), COPY_BLOCKS, COPY_CHUNK);
     for (k = -1; k < COPY_BLOCKS; k++) {
         int j;
-        /* In each pair, pgsess first in even blocks, libpq first in odd ones. */
-        for (j = 0; j < 4; j++) {
-            int pg = (j % 2) == (k < 0 ? 0 : (int)(k % 2)), big = j >= 2;
+        /* One row per write: pgsess, libpq, control, rotated by block; then 64 KiB writes,
+           pgsess first in even blocks, libpq first in odd ones. */
+        for (j = 0; j < 5; j++) {
+            int side = j < 3 ? copy_side(k, j) : (j - 3) == (k < 0 ? 0 : (int)(k % 2)) ? 0 : 1, big = j >= 3;
             struct copy_cost cost;
             double t;
             copyin_truncate(ctl);
-            t = pg ? copyin_pgsess(s, big ? COPY_CHUNK : 0, &cost) : copyin_libpq(c, big ? COPY_CHUNK : 0, &cost);
-            copyin_verify(ctl, pg ? (big ? "pgsess, 64 KiB writes" : "pgsess, one row per write")
-                                  : (big ? "libpq, 64 KiB writes" : "libpq, one row per write"));
+            if (side == 0)
+                t = copyin_pgsess(s, big ? COPY_CHUNK : 0, &cost);
+            else
+                t = copyin_libpq(side == 2 ? c2 : c, big ? COPY_CHUNK : 0, &cost);
+            copyin_verify(ctl, side == 0 ? (big ? "pgsess, 64 KiB writes" : "pgsess, one row per write")
+                               : side == 2 ? "libpq control, one row per write"
+                                           : (big ? "libpq, 64 KiB writes" : "libpq, one row per write"));
             if (k >= 0)
-                cs_put(pg ? (big ? &a64 : &a) : (big ? &b64 : &b), k, t, &cost);
+                cs_put(side == 2 ? &aa : side == 0 ? (big ? &a64 : &a) : (big ? &b64 : &b), k, t, &cost);
         }
     }
+    PQfinish(c2);
     copyin_truncate(ctl);
     if (ps_backend_pid(s) != PS_BACKEND)
         printf("    warning: pgsess's backend changed during the workload (its server CPU is not the copies')\n");
@@ -1703,11 +1733,13 @@ static void workload_copy_in(pgsess_session *s, PGconn *c, PGconn *ctl)
     cs_print("libpq, one row per write, per copy", &b);
     snprintf(label, sizeof label, "8. COPY FROM STDIN, %ld rows, one row per write call, per copy", COPY_ROWS);
     cs_rows(label, "8.", &a, &b, 1);
+    cs_print("control (a second libpq connection), one row per write", &aa);
+    cs_control_row("8. (extra) A/A control: a second libpq connection, one row per write, vs libpq", &aa, &b);
     cs_print("pgsess, 64 KiB writes, per copy", &a64);
     cs_print("libpq, 64 KiB writes, per copy", &b64);
     snprintf(label, sizeof label, "8. COPY FROM STDIN, %ld rows, 64 KiB write calls, per copy", COPY_ROWS);
     cs_rows(label, "8.", &a64, &b64, 0);
-    cs_free(&a), cs_free(&b), cs_free(&a64), cs_free(&b64);
+    cs_free(&a), cs_free(&b), cs_free(&a64), cs_free(&b64), cs_free(&aa);
     free(COPY_DATA), free(COPY_OFF);
     COPY_DATA = NULL, COPY_OFF = NULL;
 }
@@ -1793,36 +1825,40 @@ static void check_copy_sum(const char *side, const struct copy_sum *got, const s
 
 static void workload_copy_out(pgsess_session *s, PGconn *c)
 {
-    struct copy_series a, b;
+    struct copy_series a, b, aa;
     struct copy_sum want, sa, sb;
     struct copy_cost ca, cb;
+    PGconn *c2 = pq_connect();
     char label[96];
     long k;
-    cs_alloc(&a), cs_alloc(&b);
+    cs_alloc(&a), cs_alloc(&b), cs_alloc(&aa);
     PS_BACKEND = ps_backend_pid(s);
     printf("9. COPY TO STDOUT \"%s\": %ld rows (\"i\\tsome text i\\n\"), %ld blocks per side, 1 warm-up each,\n"
            "   sides in alternating order; "
            "pgsess_copy_out + pgsess_copy_read per row + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
            "   PQgetCopyData(async=0) + PQfreemem per row + PQgetResult; every row's length, first and last\n"
-           "   byte summed and the sums compared\n",
+           "   byte summed and the sums compared. A/A control: a second libpq connection in the same blocks\n",
            COPYOUT_SQL, COPY_ROWS, COPY_BLOCKS);
     copyout_libpq(c, &want, &cb);
     copyout_pgsess(s, &sa, &ca);
     check_copy_sum("pgsess", &sa, &want);
+    copyout_libpq(c2, &sb, &cb);
     for (k = 0; k < COPY_BLOCKS; k++) {
-        double ta, tb;
-        if (k % 2) { /* libpq first in odd blocks */
-            tb = copyout_libpq(c, &sb, &cb);
-            ta = copyout_pgsess(s, &sa, &ca);
-        } else {
-            ta = copyout_pgsess(s, &sa, &ca);
-            tb = copyout_libpq(c, &sb, &cb);
+        int j;
+        for (j = 0; j < 3; j++) { /* pgsess, libpq, control, rotated by block */
+            int side = copy_side(k, j);
+            if (side == 0) {
+                double t = copyout_pgsess(s, &sa, &ca);
+                check_copy_sum("pgsess", &sa, &want);
+                cs_put(&a, k, t, &ca);
+            } else {
+                double t = copyout_libpq(side == 2 ? c2 : c, &sb, &cb);
+                check_copy_sum(side == 2 ? "libpq control" : "libpq", &sb, &want);
+                cs_put(side == 2 ? &aa : &b, k, t, &cb);
+            }
         }
-        check_copy_sum("pgsess", &sa, &want);
-        check_copy_sum("libpq", &sb, &want);
-        cs_put(&a, k, ta, &ca);
-        cs_put(&b, k, tb, &cb);
     }
+    PQfinish(c2);
     if (ps_backend_pid(s) != PS_BACKEND)
         printf("    warning: pgsess's backend changed during the workload (its server CPU is not the copies')\n");
     printf("    (each copy reads %ld rows, %llu bytes)\n", want.rows, want.len);
@@ -1830,7 +1866,9 @@ static void workload_copy_out(pgsess_session *s, PGconn *c)
     cs_print("libpq per copy", &b);
     snprintf(label, sizeof label, "9. COPY TO STDOUT, %ld rows, each row read, per copy", COPY_ROWS);
     cs_rows(label, "9.", &a, &b, 1);
-    cs_free(&a), cs_free(&b);
+    cs_print("control (a second libpq connection) per copy", &aa);
+    cs_control_row("9. (extra) A/A control: a second libpq connection vs libpq", &aa, &b);
+    cs_free(&a), cs_free(&b), cs_free(&aa);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1877,6 +1915,60 @@ static double csw(int who, double *voluntary)
     return (double)ru.ru_nvcsw + (double)ru.ru_nivcsw;
 }
 
+/* CPU time (user + system) and time runnable but waiting for a CPU of this process's threads
+ * except the main one (the sender), from /proc/self/task/TID/schedstat, us. A snapshot is kept
+ * per thread, so that a thread gone by the second one (the last block's, exiting) is not counted
+ * as negative time. */
+#define SNAP_MAX 256
+struct task_snap {
+    int n;
+    long tid[SNAP_MAX];
+    double run[SNAP_MAX], wait[SNAP_MAX];
+};
+
+static void side_snap(struct task_snap *t)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    long self = (long)getpid();
+    t->n = 0;
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL && t->n < SNAP_MAX) {
+        long tid = strtol(e->d_name, NULL, 10);
+        char path[80];
+        unsigned long long r, w;
+        FILE *f;
+        if (tid <= 0 || tid == self)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        if (fscanf(f, "%llu %llu", &r, &w) == 2) {
+            t->tid[t->n] = tid, t->run[t->n] = (double)r / 1e3, t->wait[t->n] = (double)w / 1e3;
+            t->n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
+
+/* What the threads of `end` used since `start` (a thread new in `end` counts from zero). */
+static void side_delta(const struct task_snap *start, const struct task_snap *end, double *run, double *wait)
+{
+    int i, j;
+    *run = 0, *wait = 0;
+    for (i = 0; i < end->n; i++) {
+        double r0 = 0, w0 = 0;
+        for (j = 0; j < start->n; j++)
+            if (start->tid[j] == end->tid[i]) {
+                r0 = start->run[j], w0 = start->wait[j];
+                break;
+            }
+        *run += end->run[i] - r0, *wait += end->wait[i] - w0;
+    }
+}
+
 struct nt_shared {
     enum nt_side side;
     pgsess_session *s;
@@ -1886,9 +1978,11 @@ struct nt_shared {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int ready;           /* threads about to wait for the first one */
+    int release;         /* the block's counts are taken: the threads may exit */
     long got;            /* notifications received so far */
     double t_recv;       /* when the last one arrived */
     double csw_thread, vcsw_thread; /* the receiver thread's switches during the block */
+    double run_thread, wait_thread; /* and its CPU time and wait for a CPU, us (schedstat) */
     /* NT_LIBPQ_RELAY: the relay's one-slot mailbox */
     pthread_mutex_t rmu;
     pthread_cond_t rcv;
@@ -1899,7 +1993,17 @@ static void nt_set_ready(struct nt_shared *sh)
 {
     pthread_mutex_lock(&sh->mu);
     sh->ready++;
-    pthread_cond_signal(&sh->cv);
+    pthread_cond_broadcast(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* A receiving thread stays until the sender has taken the block's counts (an exited thread's
+   schedstat is gone). */
+static void nt_wait_release(struct nt_shared *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    while (!sh->release)
+        pthread_cond_wait(&sh->cv, &sh->mu);
     pthread_mutex_unlock(&sh->mu);
 }
 
@@ -1913,7 +2017,7 @@ static void nt_deliver(struct nt_shared *sh, long seq, double t1, const char *ch
     pthread_mutex_lock(&sh->mu);
     sh->got = seq + 1;
     sh->t_recv = t1;
-    pthread_cond_signal(&sh->cv);
+    pthread_cond_broadcast(&sh->cv);
     pthread_mutex_unlock(&sh->mu);
 }
 
@@ -1948,6 +2052,7 @@ static void *nt_relay(void *arg)
         pthread_cond_broadcast(&sh->rcv);
         pthread_mutex_unlock(&sh->rmu);
     }
+    nt_wait_release(sh);
     return NULL;
 }
 
@@ -1962,13 +2067,14 @@ static void pgsess_check_notification(const pgsess_notification *nt, const pgses
 static void *nt_receiver(void *arg)
 {
     struct nt_shared *sh = arg;
-    double c0, v0, v1;
+    double c0, v0, v1, r0 = 0, w0 = 0, r1 = 0, w1 = 0;
     int efd = sh->side == NT_PGSESS_FD ? pgsess_notification_fd(sh->s) : -1;
     long i;
     if (sh->side == NT_PGSESS_FD && efd < 0)
         die("pgsess_notification_fd returned %d", efd);
     nt_set_ready(sh);
     c0 = csw(RUSAGE_THREAD, &v0);
+    schedstat(0, &r0, &w0);
     for (i = 0; i < sh->n; i++) {
         pgsess_error *err = NULL;
         pgsess_notification *pn;
@@ -2020,6 +2126,9 @@ static void *nt_receiver(void *arg)
     }
     sh->csw_thread = csw(RUSAGE_THREAD, &v1) - c0;
     sh->vcsw_thread = v1 - v0;
+    schedstat(0, &r1, &w1);
+    sh->run_thread = r1 - r0, sh->wait_thread = w1 - w0;
+    nt_wait_release(sh);
     return NULL;
 }
 
@@ -2029,6 +2138,8 @@ struct nt_block {
     double csw_all, vcsw_all;       /* the receiving side, all its threads */
     double csw_thread, vcsw_thread; /* the receiver (application) thread alone */
     double csw_sender;              /* the sender thread */
+    double run_all, wait_all;       /* the receiving side's CPU and wait for a CPU, us */
+    double run_thread, wait_thread; /* the same, the receiver thread alone */
 };
 
 /* lat: n latencies out, us. */
@@ -2037,7 +2148,8 @@ static void nt_run_block(enum nt_side side, pgsess_session *s, PGconn *lc, PGcon
 {
     struct nt_shared sh;
     pthread_t th, relay;
-    double p0, pv0, s0, sv0, p1, pv1, s1, sv1, *sorted = dalloc(n);
+    double p0, pv0, s0, sv0, p1, pv1, s1, sv1, *sorted = dalloc(n), srun, swait;
+    static struct task_snap snap0, snap1;
     int threads = side == NT_LIBPQ_RELAY ? 2 : 1;
     long i;
     memset(&sh, 0, sizeof sh);
@@ -2054,6 +2166,7 @@ static void nt_run_block(enum nt_side side, pgsess_session *s, PGconn *lc, PGcon
     while (sh.ready < threads)
         pthread_cond_wait(&sh.cv, &sh.mu);
     pthread_mutex_unlock(&sh.mu);
+    side_snap(&snap0);
     p0 = csw(RUSAGE_SELF, &pv0);
     s0 = csw(RUSAGE_THREAD, &sv0);
     for (i = 0; i < n; i++) {
@@ -2070,6 +2183,11 @@ static void nt_run_block(enum nt_side side, pgsess_session *s, PGconn *lc, PGcon
     }
     p1 = csw(RUSAGE_SELF, &pv1);
     s1 = csw(RUSAGE_THREAD, &sv1);
+    side_snap(&snap1);
+    pthread_mutex_lock(&sh.mu);
+    sh.release = 1;
+    pthread_cond_broadcast(&sh.cv);
+    pthread_mutex_unlock(&sh.mu);
     pthread_join(th, NULL);
     if (side == NT_LIBPQ_RELAY)
         pthread_join(relay, NULL);
@@ -2087,13 +2205,16 @@ static void nt_run_block(enum nt_side side, pgsess_session *s, PGconn *lc, PGcon
     out->vcsw_all = ((pv1 - pv0) - (sv1 - sv0)) / (double)n;
     out->csw_thread = sh.csw_thread / (double)n;
     out->vcsw_thread = sh.vcsw_thread / (double)n;
+    side_delta(&snap0, &snap1, &srun, &swait);
+    out->run_all = srun / (double)n, out->wait_all = swait / (double)n;
+    out->run_thread = sh.run_thread / (double)n, out->wait_thread = sh.wait_thread / (double)n;
 }
 
 static void workload_notify(PGconn *sender)
 {
     long nb = NOTIFY_BLOCKS, per = NOTIFY_PER_BLOCK, k;
     double *p50[NT_SIDES], *p99[NT_SIDES], *cs[NT_SIDES], *vcs[NT_SIDES], *ct[NT_SIDES], *vct[NT_SIDES];
-    double *sn[NT_SIDES], *all[NT_SIDES];
+    double *sn[NT_SIDES], *all[NT_SIDES], *ra[NT_SIDES], *wa[NT_SIDES], *rt[NT_SIDES], *wt[NT_SIDES];
     double *r50 = dalloc(nb), *r99 = dalloc(nb), *rcs = dalloc(nb), *rct = dalloc(nb);
     double *f50 = dalloc(nb), *h50 = dalloc(nb), *hf50 = dalloc(nb);
     char cha[64], chb[64], sql[128];
@@ -2109,6 +2230,7 @@ static void workload_notify(PGconn *sender)
     for (i = 0; i < NT_SIDES; i++) {
         p50[i] = dalloc(nb), p99[i] = dalloc(nb), cs[i] = dalloc(nb), vcs[i] = dalloc(nb);
         ct[i] = dalloc(nb), vct[i] = dalloc(nb), sn[i] = dalloc(nb), all[i] = dalloc(nb * per);
+        ra[i] = dalloc(nb), wa[i] = dalloc(nb), rt[i] = dalloc(nb), wt[i] = dalloc(nb);
     }
     snprintf(cha, sizeof cha, "pgsess_bench_ps_%ld", (long)getpid());
     snprintf(chb, sizeof chb, "pgsess_bench_pq_%ld", (long)getpid());
@@ -2138,6 +2260,8 @@ static void workload_notify(PGconn *sender)
             cs[side][k] = blk.csw_all, vcs[side][k] = blk.vcsw_all;
             ct[side][k] = blk.csw_thread, vct[side][k] = blk.vcsw_thread;
             sn[side][k] = blk.csw_sender;
+            ra[side][k] = blk.run_all, wa[side][k] = blk.wait_all;
+            rt[side][k] = blk.run_thread, wt[side][k] = blk.wait_thread;
         }
         r50[k] = p50[NT_PGSESS][k] / p50[NT_LIBPQ][k];
         r99[k] = p99[NT_PGSESS][k] / p99[NT_LIBPQ][k];
@@ -2169,6 +2293,10 @@ static void workload_notify(PGconn *sender)
         print_stats("    of them voluntary", "", vct[i], nb);
         snprintf(label, sizeof label, "  switches/notif., sender thread");
         print_stats(label, "", sn[i], nb);
+        print_stats("  CPU/notif., receiving side", "us", ra[i], nb);
+        print_stats("  CPU/notif., receiver thread", "us", rt[i], nb);
+        print_stats("  CPU wait/notif., receiving side", "us", wa[i], nb);
+        print_stats("  CPU wait/notif., receiver thread", "us", wt[i], nb);
     }
     print_stats("ratio p50 pgsess/libpq", "", r50, nb);
     print_stats("ratio p99 pgsess/libpq", "", r99, nb);
@@ -2184,6 +2312,11 @@ static void workload_notify(PGconn *sender)
             0, NULL);
     add_row("10. (extra) the same, the application's receiving thread alone", median(ct[NT_PGSESS], (size_t)nb),
             median(ct[NT_LIBPQ], (size_t)nb), "", median(rct, (size_t)nb), INFO, 0, NULL);
+    for (k = 0; k < nb; k++)
+        rcs[k] = ra[NT_LIBPQ][k] > 0 ? ra[NT_PGSESS][k] / ra[NT_LIBPQ][k] : 0;
+    add_row("10. (extra) CPU time (user+sys) per notification, the receiving side's threads",
+            median(ra[NT_PGSESS], (size_t)nb), median(ra[NT_LIBPQ], (size_t)nb), "us", median(rcs, (size_t)nb), INFO,
+            0, NULL);
     add_row("10. (extra) p50, pgsess by poll(pgsess_notification_fd) + next(0)", median(p50[NT_PGSESS_FD], (size_t)nb),
             median(p50[NT_LIBPQ], (size_t)nb), "us", median(f50, (size_t)nb), INFO, 0, NULL);
     add_text_row("10. (extra) p50, libpq + one thread handoff (the floor of a background-thread design)", "-", "",
@@ -2194,7 +2327,7 @@ static void workload_notify(PGconn *sender)
             median(p50[NT_LIBPQ_RELAY], (size_t)nb), "us", median(hf50, (size_t)nb), INFO, 0, NULL);
     for (i = 0; i < NT_SIDES; i++) {
         free(p50[i]), free(p99[i]), free(cs[i]), free(vcs[i]), free(ct[i]), free(vct[i]), free(sn[i]);
-        free(all[i]);
+        free(all[i]), free(ra[i]), free(wa[i]), free(rt[i]), free(wt[i]);
     }
     free(r50), free(r99), free(rcs), free(rct), free(f50), free(h50), free(hf50), free(lat);
 }
