@@ -1403,7 +1403,26 @@ static double cpu_us(void)
  * client thread's wait for a CPU. The waits show the other jobs on the machine. us; -1 unknown. */
 struct copy_cost {
     double cpu, srv_run, srv_wait, cli_wait;
+    double cli_sleeps, srv_sleeps; /* voluntary context switches: the client thread, the backend */
 };
+
+/* voluntary_ctxt_switches of /proc/<pid>/status; -1 when unreadable. */
+static double vol_switches(long pid)
+{
+    char path[64], line[128];
+    double v = -1;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) {
+            v = strtod(line + 24, NULL);
+            break;
+        }
+    fclose(f);
+    return v;
+}
 
 /* run and wait ns of /proc/<pid>/schedstat (pid 0: this thread); 0 when unreadable. */
 static int schedstat(long pid, double *run_us, double *wait_us)
@@ -1425,14 +1444,24 @@ static int schedstat(long pid, double *run_us, double *wait_us)
 }
 
 struct cost_snap {
-    double cpu, srv_run, srv_wait, cli_run, cli_wait;
+    double cpu, srv_run, srv_wait, cli_run, cli_wait, cli_sleeps, srv_sleeps;
     int srv_ok, cli_ok;
 };
+
+#ifndef RUSAGE_THREAD
+#define RUSAGE_THREAD 1 /* Linux; declared only with _GNU_SOURCE */
+#endif
 
 static void cost_begin(struct cost_snap *z, long backend)
 {
     z->srv_ok = backend > 0 && schedstat(backend, &z->srv_run, &z->srv_wait);
     z->cli_ok = schedstat(0, &z->cli_run, &z->cli_wait);
+    z->srv_sleeps = backend > 0 ? vol_switches(backend) : -1;
+    {
+        struct rusage ru;
+        getrusage(RUSAGE_THREAD, &ru);
+        z->cli_sleeps = (double)ru.ru_nvcsw;
+    }
     z->cpu = cpu_us();
 }
 
@@ -1444,6 +1473,8 @@ static void cost_end(struct copy_cost *c, const struct cost_snap *z, long backen
     c->srv_run = z->srv_ok && e.srv_ok ? e.srv_run - z->srv_run : -1;
     c->srv_wait = z->srv_ok && e.srv_ok ? e.srv_wait - z->srv_wait : -1;
     c->cli_wait = z->cli_ok && e.cli_ok ? e.cli_wait - z->cli_wait : -1;
+    c->cli_sleeps = e.cli_sleeps - z->cli_sleeps;
+    c->srv_sleeps = z->srv_sleeps >= 0 && e.srv_sleeps >= 0 ? e.srv_sleeps - z->srv_sleeps : -1;
 }
 
 /* The backend behind pgsess session s (pool of 1: the connection its copies use). */
@@ -1598,19 +1629,21 @@ static void copyin_verify(PGconn *ctl, const char *side)
 
 /* One side's measurements of a COPY workload, one entry per block (ms). */
 struct copy_series {
-    double *t, *cpu, *srv, *srvw, *cliw;
+    double *t, *cpu, *srv, *srvw, *cliw, *clis, *srvs;
 };
 
 static void cs_alloc(struct copy_series *c)
 {
     c->t = dalloc(COPY_BLOCKS), c->cpu = dalloc(COPY_BLOCKS), c->srv = dalloc(COPY_BLOCKS);
     c->srvw = dalloc(COPY_BLOCKS), c->cliw = dalloc(COPY_BLOCKS);
+    c->clis = dalloc(COPY_BLOCKS), c->srvs = dalloc(COPY_BLOCKS);
 }
 
 static void cs_put(struct copy_series *c, long k, double t_us, const struct copy_cost *cost)
 {
     c->t[k] = t_us / 1000.0, c->cpu[k] = cost->cpu / 1000.0;
     c->srv[k] = cost->srv_run / 1000.0, c->srvw[k] = cost->srv_wait / 1000.0, c->cliw[k] = cost->cli_wait / 1000.0;
+    c->clis[k] = cost->cli_sleeps, c->srvs[k] = cost->srv_sleeps;
 }
 
 static void cs_print(const char *name, const struct copy_series *c)
@@ -1623,11 +1656,14 @@ static void cs_print(const char *name, const struct copy_series *c)
     }
     if (min_of(c->cliw, (size_t)COPY_BLOCKS) >= 0)
         print_stats("  client thread waiting for a CPU", "ms", c->cliw, COPY_BLOCKS);
+    print_stats("  client thread's sleeps (voluntary switches)", "", c->clis, COPY_BLOCKS);
+    if (min_of(c->srvs, (size_t)COPY_BLOCKS) >= 0)
+        print_stats("  server backend's sleeps (voluntary switches)", "", c->srvs, COPY_BLOCKS);
 }
 
 static void cs_free(struct copy_series *c)
 {
-    free(c->t), free(c->cpu), free(c->srv), free(c->srvw), free(c->cliw);
+    free(c->t), free(c->cpu), free(c->srv), free(c->srvw), free(c->cliw), free(c->clis), free(c->srvs);
 }
 
 /* Ratio rows a/b per block of one measure; the median. */
@@ -1896,10 +1932,6 @@ static void workload_copy_out(pgsess_session *s, PGconn *c)
  * threads = the process's (RUSAGE_SELF) minus the sender thread's (pgsess's background thread
  * and the relay thread are counted there).
  */
-
-#ifndef RUSAGE_THREAD
-#define RUSAGE_THREAD 1 /* Linux; declared only with _GNU_SOURCE */
-#endif
 
 enum nt_side { NT_PGSESS, NT_LIBPQ, NT_PGSESS_FD, NT_LIBPQ_RELAY, NT_SIDES };
 
