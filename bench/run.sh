@@ -40,8 +40,8 @@ echo "placement: $placement_text"
 
 out="$BENCH_TMP/out.txt"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
-# Bounded: the whole run takes about 2 minutes on the 2-core development machines (the COPY
-# workloads move 4 x 11 + 2 x 11 copies of a million rows).
+# Bounded: the whole run takes about 1.5-2 minutes on the 2-core development machines (the COPY
+# workloads move 5 x 12 + 3 x 12 copies of a million rows, warm-up included).
 timeout 290 "${pin[@]}" "$BENCH_BIN" all $quick | tee "$out"
 status=${PIPESTATUS[0]}
 elapsed=$(($(date +%s) - started))
