@@ -1112,12 +1112,61 @@ struct pgsess_copy *pgsess_copy_out(struct pgsess_session *session, const char *
  * on it; they are not NUL-terminated. Returns NULL at the end (with `*err` left NULL; the
  * connection has gone back; `pgsess_copy_finish` then gives the row count), or NULL with
  * `*err` set on failure (the COPY is over). Unlike `PQgetCopyData`, nothing is to be freed per
- * row: messages come out of a buffer filled 64 KiB or more at a time.
+ * row: messages come out of a buffer filled 64 KiB or more at a time. A wait for the server
+ * here (or in `pgsess_copy_finish`) can be cancelled from another thread with `pgsess_cancel`
+ * on the session: the COPY then fails with `PGSESS_QUERY_CANCELED`.
  *
  * # Safety
  * `copy` NULL or live; `len` NULL or writable; `err` NULL or writable.
  */
 const void *pgsess_copy_read(struct pgsess_copy *copy, size_t *len, struct pgsess_error **err);
+
+/**
+ * Start a COPY of either direction, as libpq's `PQexec` does (answering `PGRES_COPY_IN` or
+ * `PGRES_COPY_OUT`): for a binding that is given SQL it did not write. `pgsess_copy_is_in`
+ * then says which the server started; otherwise as `pgsess_copy_in`. A statement that is no
+ * COPY FROM STDIN or TO STDOUT still runs, and fails here with `PGSESS_INTERFACE_ERROR`.
+ *
+ * # Safety
+ * `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+ */
+struct pgsess_copy *pgsess_copy_start(struct pgsess_session *session, const char *sql, struct pgsess_error **err);
+
+/**
+ * True for a COPY FROM STDIN (write it), false for a COPY TO STDOUT (read it) and for NULL.
+ *
+ * # Safety
+ * `copy` NULL or live.
+ */
+bool pgsess_copy_is_in(const struct pgsess_copy *copy);
+
+/**
+ * `pgsess_copy_read`, but every CopyData message the library has buffered at once (waiting for
+ * one when none is), their data concatenated into one piece: a COPY's data is one byte stream
+ * however the server splits it into messages, so the pieces joined are the same bytes. For
+ * bindings that pay per call into C (a Ruby thread giving up its lock, a Go call from a
+ * goroutine): typically 64 KiB or more per call instead of one row. Valid until the next call
+ * on `copy`; NULL at the end (`*err` left NULL) or on error (`*err` set). Calls may be mixed
+ * with `pgsess_copy_read`.
+ *
+ * # Safety
+ * `copy` NULL or live; `len` NULL or writable; `err` NULL or writable.
+ */
+const void *pgsess_copy_read_chunk(struct pgsess_copy *copy, size_t *len, struct pgsess_error **err);
+
+/**
+ * Abort a COPY FROM STDIN now, with `why` as the reason (libpq: `PQputCopyEnd(conn, why)`;
+ * NULL: a default reason): the buffered data is dropped and the server fails the COPY with
+ * `COPY from stdin failed: why`, so nothing of it is kept (inside a transaction, the
+ * transaction is failed too, as on libpq). Returns `PGSESS_OK` when it was aborted so; an error
+ * when the COPY had failed already (that failure's error, a bad row say) or the connection was
+ * lost. For a COPY TO STDOUT, the rest is discarded as by `pgsess_copy_free`. Nothing to do
+ * (`PGSESS_OK`) once the COPY has ended. The handle must still be freed.
+ *
+ * # Safety
+ * `copy` NULL or live; `why` NULL or NUL-terminated; `err` NULL or writable.
+ */
+enum pgsess_code pgsess_copy_abort(struct pgsess_copy *copy, const char *why, struct pgsess_error **err);
 
 /**
  * Free a COPY handle. NULL is ignored. A COPY FROM not finished is aborted (CopyFail): none of
@@ -1178,6 +1227,18 @@ enum pgsess_code pgsess_unlisten(struct pgsess_session *session, const char *cha
  * `session` NULL or live; `err` NULL or writable.
  */
 struct pgsess_notification *pgsess_notification_next(struct pgsess_session *session, int32_t timeout_ms, struct pgsess_error **err);
+
+/**
+ * Make every `pgsess_notification_next` waiting on `session` right now return at once, with
+ * NULL and `*err` left NULL as on a timeout (a notification already queued is still returned
+ * to the next caller). For a binding's cancellation (a Go context, a Ruby interrupt) and for
+ * waking waiters before `pgsess_close`, which must not race with them. NULL is ignored. Any
+ * thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+void pgsess_notification_wake(struct pgsess_session *session);
 
 /**
  * A file descriptor that is readable while a notification is ready for

@@ -26,7 +26,9 @@
 //! - `pool/registry.rs`: a child's pools replace the parent's (which are kept, never dropped);
 //! - `pool/reaper.rs`: the idle reaper thread exists only in the process that started it;
 //! - `conn/mod.rs`, `pool/mod.rs`: a connection or lease of another process is never used;
-//! - `session.rs`: a session's per-process part is replaced on its first call in a child;
+//! - `session/mod.rs`: a session's per-process part is replaced on its first call in a child
+//!   (its listener's socket is closed in the child, `session/notify.rs`: the listener and
+//!   watcher threads exist only in the process that started them);
 //! - `requests.rs`: the parent's request engine is abandoned, a child starts its own;
 //! - `log.rs`: a child writes to stderr without std's lock.
 

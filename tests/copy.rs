@@ -15,6 +15,7 @@ on_both_backends!(
     a_copy_holds_its_connection_until_it_ends,
     a_connection_killed_mid_copy_is_discarded,
     statements_that_are_not_the_copy_asked_for,
+    either_direction_chunks_aborts_and_a_transaction_ending_first,
 );
 
 fn opts(uri: &str, app: &str, max: u32) -> SessionOptions {
@@ -290,5 +291,67 @@ fn statements_that_are_not_the_copy_asked_for(b: Backend) {
     assert_eq!((data.as_slice(), rows), (&b"1\n2\n"[..], 2));
     assert_eq!(scalar(&s, &format!("SELECT count(*) FROM {t}")), "2", "the connection is in step after all that");
     assert_eq!(s.pool_stats().connects, 1, "and it is still the first one");
+    exec(&s, &format!("DROP TABLE {t}"));
+}
+
+fn either_direction_chunks_aborts_and_a_transaction_ending_first(b: Backend) {
+    use pgsess::conn::CopyDirection;
+    let c = support::shared();
+    let s = b.open("x", &opts(&c.uri(), &format!("copy_any_{}", b.tag()), 1)).unwrap();
+    let t = format!("copy_any_{}", b.tag());
+    exec(&s, &format!("DROP TABLE IF EXISTS {t}; CREATE TABLE {t} (n int)"));
+    // Either direction, as the server takes it.
+    let mut copy = s.copy(&format!("COPY {t} FROM STDIN")).unwrap();
+    assert_eq!(copy.direction(), CopyDirection::In);
+    copy.write(b"1\n2\n3\n").unwrap();
+    assert_eq!(copy.finish().unwrap(), 3);
+    drop(copy);
+    let sql = "COPY (SELECT g, repeat('x', g % 50) FROM generate_series(1, 100000) g) TO STDOUT";
+    let (rows, _) = read_all(s.copy_out(sql).unwrap());
+    let mut copy = s.copy(sql).unwrap();
+    assert_eq!(copy.direction(), CopyDirection::Out);
+    let mut chunks = Vec::new();
+    let mut calls = 0;
+    while let Some(chunk) = copy.read_chunk().unwrap() {
+        chunks.extend_from_slice(chunk);
+        calls += 1;
+    }
+    assert!(chunks == rows, "chunks joined are the rows");
+    assert!(calls < 2000, "many rows per call: {calls} calls");
+    assert_eq!(copy.finish().unwrap(), 100_000);
+    drop(copy);
+    let e = s.copy("SELECT 1").map(drop).unwrap_err();
+    assert_eq!(e.code, Code::PGSESS_INTERFACE_ERROR, "{e}");
+
+    // Abort with a reason: nothing kept, the connection in step.
+    let mut copy = s.copy_in(&format!("COPY {t} FROM STDIN")).unwrap();
+    copy.write(b"10\n11\n").unwrap();
+    copy.abort("changed my mind").unwrap();
+    assert_eq!(copy.write(b"12\n").unwrap_err().code, Code::PGSESS_INTERFACE_ERROR, "ended");
+    assert_eq!(copy.finish().unwrap_err().code, Code::PGSESS_INTERFACE_ERROR);
+    drop(copy);
+    assert_eq!(scalar(&s, &format!("SELECT sum(n) FROM {t}")), "6");
+    // A bad row still in the buffer is dropped with it: the abort goes as asked.
+    let mut copy = s.copy_in(&format!("COPY {t} FROM STDIN")).unwrap();
+    copy.write(b"x\n").unwrap();
+    copy.abort("never sent").unwrap();
+    copy.abort("twice").unwrap();
+    drop(copy);
+
+    // A transaction that ends while its COPY is open: the COPY is aborted first.
+    let tx = s.begin().unwrap();
+    let mut copy = tx.session().copy_in(&format!("COPY {t} FROM STDIN")).unwrap();
+    copy.write(b"100\n").unwrap();
+    let e = tx.commit().unwrap_err();
+    assert_eq!(e.code, Code::PGSESS_TRANSACTION_ROLLBACK, "the commit says it rolled back: {e}");
+    assert_eq!(copy.finish().unwrap_err().code, Code::PGSESS_INTERFACE_ERROR, "no row count for rows never kept");
+    drop(copy);
+    let tx = s.begin().unwrap();
+    let mut copy = tx.session().copy_out(&format!("COPY {t} TO STDOUT")).unwrap();
+    assert!(copy.read().unwrap().is_some());
+    tx.rollback();
+    drop(copy);
+    assert_eq!(scalar(&s, &format!("SELECT sum(n) FROM {t}")), "6");
+    assert_eq!((s.pool_stats().in_use, s.copies_open()), (0, 0));
     exec(&s, &format!("DROP TABLE {t}"));
 }

@@ -335,3 +335,46 @@ fn the_parents_transactions_streams_and_requests_in_a_child() {
     assert_eq!((stats.discarded_dead, stats.in_use, stats.transactions_open), (0, 0, 0), "{stats:?}");
     c.psql(&format!("DROP TABLE {table}"));
 }
+
+/// A COPY and a listener of the parent, across fork(): the child freeing the parent's COPY
+/// handle sends nothing on the parent's connection, a COPY the child starts and abandons by
+/// dying keeps nothing, and each process's listener hears its own channels.
+#[test]
+fn copies_and_listeners_across_fork() {
+    let s = Session::open("x", &options("fork_copy", 2)).unwrap();
+    drop(s.query("DROP TABLE IF EXISTS fork_copy; CREATE TABLE fork_copy (who text, n int)", &[]).unwrap());
+    s.listen("fork_parent").unwrap();
+    let mut copy = s.copy_in("COPY fork_copy FROM STDIN").unwrap();
+    for i in 0..1000 {
+        copy.write(format!("parent\t{i}\n").as_bytes()).unwrap();
+    }
+    let inherited: *mut pgsess::session::Copy = &mut copy;
+    let code = in_child(Duration::from_secs(60), || {
+        // SAFETY: the child's copy of the parent's handle, dropped once, in the child only.
+        unsafe { std::ptr::drop_in_place(inherited) };
+        s.listen("fork_child").unwrap();
+        drop(s.query("NOTIFY fork_child, 'to the child'", &[]).unwrap());
+        let n = s.next_notification(Some(Duration::from_secs(10))).unwrap().expect("the child's own listener");
+        assert_eq!(n.payload.to_str().unwrap(), "to the child");
+        let mut mine = s.copy_in("COPY fork_copy FROM STDIN").unwrap();
+        for i in 0..100_000 {
+            mine.write(format!("child\t{i}\n").as_bytes()).unwrap();
+        }
+        // SAFETY: ends the child mid-COPY, as a crash would.
+        unsafe { libc::_exit(0) }
+    });
+    assert_eq!(code, 0);
+    for i in 1000..2000 {
+        copy.write(format!("parent\t{i}\n").as_bytes()).unwrap();
+    }
+    assert_eq!(copy.finish().unwrap(), 2000, "the parent's COPY went on undisturbed");
+    drop(copy);
+    let r = s.query("SELECT count(*), count(*) FILTER (WHERE who = 'child') FROM fork_copy", &[]).unwrap();
+    assert_eq!((r.set.value(0, 0), r.set.value(0, 1)), (Some(&b"2000"[..]), Some(&b"0"[..])));
+    drop(r);
+    drop(s.query("NOTIFY fork_parent, 'to the parent'; NOTIFY fork_child, 'not ours'", &[]).unwrap());
+    let n = s.next_notification(Some(Duration::from_secs(10))).unwrap().expect("the parent's listener");
+    assert_eq!(n.payload.to_str().unwrap(), "to the parent");
+    assert!(s.next_notification(Some(Duration::from_millis(300))).unwrap().is_none());
+    drop(s.query("DROP TABLE fork_copy", &[]).unwrap());
+}

@@ -171,6 +171,27 @@ fn the_listener_survives_a_terminated_backend_and_a_restart() {
     }
     c.psql("NOTIFY b, 'after the restart'");
     assert_eq!(text(&next(&s, 5000).unwrap()), ("b", "after the restart"));
+
+    // Channels given and taken back while the server is down take effect once it is back.
+    c.stop();
+    s.listen("late").expect("recorded while the listener reconnects");
+    s.unlisten("b").unwrap();
+    c.start_again();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the listener comes back");
+        c.psql("NOTIFY late, 'probe'; NOTIFY b, 'unlistened'");
+        match next(&s, 500) {
+            Some(n) if !n.gap => {
+                assert_eq!(text(&n), ("late", "probe"));
+                break;
+            }
+            _ => {}
+        }
+    }
+    while let Some(n) = next(&s, 300) {
+        assert!(n.gap || text(&n) == ("late", "probe"), "nothing on the channel taken back: {n:?}");
+    }
 }
 
 #[test]
@@ -234,4 +255,26 @@ fn the_descriptor_is_readable_exactly_while_a_notification_waits() {
     assert_eq!(text(&next(&s, 0).unwrap()), ("fdchan", "two"));
     assert!(!readable(0), "not readable once all are taken");
     unsafe { libc::close(ep) };
+}
+
+#[test]
+fn a_waiter_is_woken_without_a_notification() {
+    let c = support::shared();
+    let s = Arc::new(Session::open("x", &opts(&c.uri(), "notify_wake", 1)).unwrap());
+    s.listen("wake").unwrap();
+    let waiter = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let n = s.next_notification(None).unwrap();
+            (n, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    s.wake_notification_waiters();
+    let (n, waited) = waiter.join().unwrap();
+    assert!(n.is_none(), "woken, not notified");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    notify(&s, "wake", "still works");
+    assert_eq!(text(&next(&s, 5000).unwrap()), ("wake", "still works"));
 }

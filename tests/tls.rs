@@ -592,3 +592,45 @@ fn statement_timeout_and_cancel_over_tls() {
     assert_eq!(e.code, Code::PGSESS_QUERY_CANCELED, "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// COPY both ways and a listener over TLS: records split anywhere, a bad row's error read
+/// between writes, notifications that rustls decrypts ahead of the socket's readiness.
+#[test]
+fn copy_and_notifications_over_tls() {
+    let t = tls();
+    let u = uri(t.cluster, "pgsess", "localhost", &format!("&sslmode=verify-full&sslrootcert={}", pct(&t.ca)));
+    let s = open(&u).unwrap();
+    assert!(encrypted(&s));
+    drop(s.query("DROP TABLE IF EXISTS tls_copy; CREATE TABLE tls_copy (n int, s text)", &[]).unwrap());
+    let mut data = Vec::new();
+    for i in 0..200_000 {
+        data.extend_from_slice(format!("{i}\tsome text {i}\n").as_bytes());
+    }
+    let mut c = s.copy_in("COPY tls_copy FROM STDIN").unwrap();
+    for piece in data.chunks(4093) {
+        c.write(piece).unwrap();
+    }
+    assert_eq!(c.finish().unwrap(), 200_000);
+    drop(c);
+    let mut c = s.copy_out("COPY (SELECT * FROM tls_copy ORDER BY n) TO STDOUT").unwrap();
+    let mut back = Vec::new();
+    while let Some(row) = c.read().unwrap() {
+        back.extend_from_slice(row);
+    }
+    assert!(back == data, "byte for byte over TLS");
+    drop(c);
+    let mut c = s.copy_in("COPY tls_copy FROM STDIN").unwrap();
+    let e = (0..500_000).find_map(|i| c.write(if i == 300_000 { b"x\ty\n" } else { b"1\tz\n" }).err());
+    let e = e.unwrap_or_else(|| c.finish().unwrap_err());
+    assert_eq!(e.sqlstate(), Some("22P02"), "{e}");
+    drop(c);
+    s.listen("tls_chan").unwrap();
+    for i in 0..100 {
+        drop(s.query(&format!("NOTIFY tls_chan, '{i}'"), &[]).unwrap());
+    }
+    for i in 0..100 {
+        let n = s.next_notification(Some(std::time::Duration::from_secs(10))).unwrap().expect("over TLS");
+        assert_eq!(n.payload.to_str().unwrap(), i.to_string());
+    }
+    drop(s.query("DROP TABLE tls_copy", &[]).unwrap());
+}

@@ -81,6 +81,15 @@
 // connection, BEGIN ... COMMIT sent as separate Exec calls included. [Tx.Session] gives a
 // *Session whose every call runs inside the transaction, for code written against a *Session.
 //
+// # COPY and LISTEN/NOTIFY
+//
+// [Session.CopyFrom] streams an io.Reader into COPY ... FROM STDIN and [Session.CopyTo] a
+// COPY ... TO STDOUT into an io.Writer, byte for byte in any format (also on [Tx] and pinned
+// sessions); [Session.Copy] does either, as the server takes the statement. [Session.Listen] listens on a channel through a listener connection of the
+// session's own; [Session.WaitForNotification] and [Session.Notifications] deliver what arrives.
+// A [Notification] with Gap set means notifications on its channel may have been missed (the
+// listener reconnected): resynchronise.
+//
 // # Concurrency
 //
 // A [Session] is safe for any number of goroutines at once: each statement checks out its own

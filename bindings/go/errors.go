@@ -63,13 +63,22 @@ type Error struct {
 	Message  string // never contains a password
 	Detail   string // the server's DETAIL field, or ""
 	Hint     string // the server's HINT field, or ""
+	// Context is the server's CONTEXT field (PG_DIAG_CONTEXT), or "": where the error arose, e.g.
+	// `COPY items, line 50001, column id: "abc"` for a bad row in CopyFrom, or the PL/pgSQL
+	// call stack. Error() includes it.
+	Context string
 }
 
 func (e *Error) Error() string {
+	msg := "pgsess: " + e.Message + " (" + e.Code.String()
 	if e.SQLState != "" {
-		return "pgsess: " + e.Message + " (" + e.Code.String() + ", SQLSTATE " + e.SQLState + ")"
+		msg += ", SQLSTATE " + e.SQLState
 	}
-	return "pgsess: " + e.Message + " (" + e.Code.String() + ")"
+	msg += ")"
+	if e.Context != "" {
+		msg += "; context: " + e.Context
+	}
+	return msg
 }
 
 // Is reports whether target is an *Error with the same Code, so that
@@ -166,6 +175,7 @@ func takeError(cerr *C.pgsess_error, what string) error {
 		Message:  cstr(C.pgsess_error_message(cerr)),
 		Detail:   cstr(C.pgsess_error_detail(cerr)),
 		Hint:     cstr(C.pgsess_error_hint(cerr)),
+		Context:  cstr(C.pgsess_error_field(cerr, 'W')),
 	}
 }
 

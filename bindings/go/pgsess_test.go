@@ -477,6 +477,9 @@ func TestErrors(t *testing.T) {
 		pe.Detail != "the detail" || pe.Message != "boom" {
 		t.Errorf("raise exception: %+v", pe)
 	}
+	if !strings.Contains(pe.Context, "PL/pgSQL function") || !strings.Contains(err.Error(), "; context: PL/pgSQL") {
+		t.Errorf("raise exception's context: %q in %q", pe.Context, err.Error())
+	}
 	// SET LOCAL, so that the setting does not stay on a pooled connection.
 	err = s.InTx(func(tx *Tx) error {
 		if _, err := tx.Exec("SET LOCAL statement_timeout = 50"); err != nil {

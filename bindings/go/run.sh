@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Go binding's checks, against a library installed in PREFIX and the server in PGSQL_CTEST:
 #   go vet, gofmt, `go test -race` (PGSQL_GOTEST=$PGSQL_CTEST), the per-row cost benchmark with
-#   its C comparison (testdata/rowcost.c), and the example in examples/go (PGSQL_DEMO=$PGSQL_CTEST).
+#   its C comparison (testdata/rowcost.c), the COPY TO benchmark (per message vs chunked), and the
+#   example in examples/go (PGSQL_DEMO=$PGSQL_CTEST).
 # The last line is "N passed, M failed" (go tests plus the other checks); exits non-zero on any
 # failure.
 #
@@ -82,6 +83,9 @@ failed=$((failed + tf))
 # The per-row cost: Go (one cgo call per row) without the race detector, then C.
 check "go per-row benchmark (200,000 x 5)" bash -c \
     'set -o pipefail; cd "$1" && go test -count=1 -run "^TestRowCost$" -bench "^BenchmarkRow" -benchtime 5x . | grep -E "row cost|ns/row|^ok"' _ "$here"
+# COPY TO of 1,000,000 rows: one cgo call per message (row) against one per chunk.
+check "go COPY TO benchmark (1,000,000 rows: per message vs chunked)" bash -c \
+    'set -o pipefail; cd "$1" && go test -count=1 -run "^$" -bench "^BenchmarkCopyTo$" -benchtime 3x . | grep -E "ns/row|^ok"' _ "$here"
 rowcost_c() {
     # shellcheck disable=SC2046
     cc -O2 -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -o "$build/rowcost" "$here/testdata/rowcost.c" \

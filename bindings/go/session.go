@@ -409,9 +409,9 @@ func (s *Session) PoolID() string {
 	return cstr(C.pgsess_pool_id(cs))
 }
 
-// PoolStats is a snapshot of a pool's state and counters (C's pgsess_stats), and how many
-// pinned sessions hold one of its connections now (pgsess_pool_pinned_sessions; their
-// connections are counted in InUse too).
+// PoolStats is a snapshot of a pool's state and counters (C's pgsess_stats), how many pinned
+// sessions hold one of its connections now (pgsess_pool_pinned_sessions) and how many COPY
+// operations do (pgsess_pool_copies_open); those connections are counted in InUse too.
 type PoolStats struct {
 	MaxSize, Open, Idle, InUse, Waiting  uint32
 	ResultsOutstanding, TransactionsOpen uint64
@@ -419,6 +419,7 @@ type PoolStats struct {
 	Connects, ConnectFailures            uint64
 	DiscardedDead, DiscardedExpired      uint64
 	PinnedSessions                       uint64
+	CopiesOpen                           uint64
 }
 
 // Stats reports the state of the session's pool: its size and use now, and counters since it
@@ -441,6 +442,7 @@ func (s *Session) Stats() (PoolStats, error) {
 		Connects: uint64(st.connects), ConnectFailures: uint64(st.connect_failures),
 		DiscardedDead: uint64(st.discarded_dead), DiscardedExpired: uint64(st.discarded_expired),
 		PinnedSessions: uint64(C.pgsess_pool_pinned_sessions(cs)),
+		CopiesOpen:     uint64(C.pgsess_pool_copies_open(cs)),
 	}, nil
 }
 

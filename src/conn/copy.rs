@@ -25,6 +25,9 @@ use crate::rows::ResultSet;
 /// A COPY FROM's buffered data is sent once it reaches this many bytes.
 pub const COPY_FLUSH_AT: usize = 64 * 1024;
 
+/// How much a COPY TO's receive gathers while the socket has more at once.
+const COPY_RECEIVE_TARGET: usize = 1 << 20;
+
 /// The largest CopyData message written: a longer write is split (rows may span messages).
 const MAX_COPY_MESSAGE: usize = 1 << 20;
 
@@ -96,10 +99,16 @@ impl CopyFrames {
 }
 
 impl PgConn {
-    /// Send `sql` (one Query message) and read until the server enters copy mode in
-    /// `direction`. Notices and anything before the COPY go into `set`. A statement that is no
-    /// COPY of that direction still runs, and fails here.
-    pub fn copy_start(&mut self, sql: &str, direction: CopyDirection, set: &mut ResultSet) -> Result<()> {
+    /// Send `sql` (one Query message) and read until the server enters copy mode, in
+    /// `direction` when given, else in either; the direction it took. Notices and anything
+    /// before the COPY go into `set`. A statement that is no COPY (of that direction) still
+    /// runs, and fails here.
+    pub fn copy_start(
+        &mut self,
+        sql: &str,
+        direction: Option<CopyDirection>,
+        set: &mut ResultSet,
+    ) -> Result<CopyDirection> {
         self.ensure_usable()?;
         self.ensure_no_open_stream()?;
         self.note_sql(sql);
@@ -107,17 +116,29 @@ impl PgConn {
         self.exchange = Exchange::Simple;
         self.flush_writes(None)?;
         let stop = match direction {
-            CopyDirection::In => Stop::CopyIn,
-            CopyDirection::Out => Stop::CopyOut,
+            Some(CopyDirection::In) => Stop::CopyIn,
+            Some(CopyDirection::Out) => Stop::CopyOut,
+            None => Stop::Copy,
         };
-        if !self.collect_into(set, false, None, stop)? {
-            return Err(Error::interface(match direction {
-                CopyDirection::In => "the statement ran but is not a COPY ... FROM STDIN",
-                CopyDirection::Out => "the statement ran but is not a COPY ... TO STDOUT",
-            }));
+        self.collect_into(set, false, None, stop)?;
+        match self.copy {
+            Some(started) => Ok(started),
+            None => Err(Error::interface(match direction {
+                Some(CopyDirection::In) => "the statement ran but is not a COPY ... FROM STDIN",
+                Some(CopyDirection::Out) => "the statement ran but is not a COPY ... TO STDOUT",
+                None => "the statement ran but is not a COPY ... FROM STDIN or TO STDOUT",
+            })),
         }
-        self.copy = Some(direction);
-        Ok(())
+    }
+
+    /// End a COPY in progress whatever its direction, leaving the connection in step (a COPY
+    /// FROM's CopyFail says `why`): before a transaction it runs in ends.
+    pub fn abort_copy(&mut self, why: &str) {
+        match self.copy {
+            Some(CopyDirection::In) => self.copy_fail(why),
+            Some(CopyDirection::Out) => self.copy_abandon_out(),
+            None => {}
+        }
     }
 
     /// Send the CopyData messages in `frames` (emptied), then look, without waiting, at what
@@ -146,28 +167,35 @@ impl PgConn {
     /// Abort a COPY FROM (CopyFail with `why`): the server rolls it back. Nothing to do when it
     /// already ended; a connection that does not answer is broken.
     pub fn copy_fail(&mut self, why: &str) {
-        if self.copy != Some(CopyDirection::In) || self.broken || self.inherited() {
-            return;
-        }
+        let _ = self.copy_fail_with(why, &mut ResultSet::default());
+    }
+
+    /// `copy_fail`, returning the server's answer (`COPY from stdin failed: why`, 57014), its
+    /// notices into `set`.
+    pub fn copy_fail_with(&mut self, why: &str, set: &mut ResultSet) -> Result<()> {
+        self.expect_copy(CopyDirection::In)?;
         self.copy = None;
-        frontend::copy_fail(why, &mut self.write_buf).unwrap_or_else(|_| {
-            frontend::copy_fail("aborted by the client", &mut self.write_buf).expect("no NUL");
-        });
+        let why = why.replace('\0', " ");
+        frontend::copy_fail(&why, &mut self.write_buf).expect("no NUL left");
         let deadline = Some(Instant::now() + super::exec::RESET_TIMEOUT);
-        let mut set = ResultSet::default();
-        let answered = self.flush_writes(deadline).is_ok()
-            && match self.collect_into(&mut set, false, deadline, Stop::ReadyForQuery) {
-                Ok(_) => true,
-                Err(e) => e.sqlstate() == Some("57014") && !self.broken,
-            };
-        if !answered {
+        if let Err(e) = self.flush_writes(deadline) {
             self.broken = true;
+            return Err(e);
+        }
+        match self.collect_into(set, false, deadline, Stop::ReadyForQuery) {
+            Ok(_) => Err(self.protocol_violation("the server took a CopyFail as success")),
+            // 57014, or the error that had ended the COPY already (a bad row not yet seen):
+            // either way read through to ReadyForQuery, in step (a connection that gave no
+            // answer in time is broken by `collect_into`).
+            Err(e) => Err(e),
         }
     }
 
-    /// The next CopyData messages of a COPY TO, appended whole to `frames` (all that are
-    /// buffered, at least one): true. False when the COPY ended (its tag in `set`); an error
-    /// ends it too. Waits for the server, until `deadline` when given (then: broken).
+    /// The next CopyData messages of a COPY TO, appended whole to `frames`: true. As many as
+    /// have arrived, at least one (waiting for it), and while the socket has more at once, up
+    /// to `COPY_RECEIVE_TARGET` bytes: a caller paying per call (a binding) makes few calls.
+    /// False when the COPY ended (its tag in `set`); an error ends it too. Waits for the server,
+    /// until `deadline` when given (then: broken).
     pub fn copy_receive(
         &mut self,
         frames: &mut CopyFrames,
@@ -183,7 +211,13 @@ impl PgConn {
             if end > 0 {
                 frames.buf.extend_from_slice(&self.read_buf[..end]);
                 self.read_buf.advance(end);
+                if frames.len() < COPY_RECEIVE_TARGET && self.read_more_now()? {
+                    continue;
+                }
                 return Ok(true);
+            }
+            if !frames.is_empty() {
+                return Ok(true); // what follows is not data: the next call handles it
             }
             if let [b'c', 0, 0, 0, 4, ..] = self.read_buf[..] {
                 // CopyDone; CommandComplete and ReadyForQuery follow.
@@ -222,6 +256,22 @@ impl PgConn {
                     return;
                 }
             }
+        }
+    }
+
+    /// Read what the socket has now, without waiting: true when something came.
+    fn read_more_now(&mut self) -> Result<bool> {
+        if !self.stream.readable_now() {
+            return Ok(false);
+        }
+        if let Err(e) = self.stream.set_read_timeout(Some(Duration::from_millis(50))) {
+            return Err(self.io_failure(e));
+        }
+        let before = self.read_buf.len();
+        match self.stream.fill(&mut self.read_buf) {
+            Ok(()) => Ok(self.read_buf.len() > before),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Ok(false),
+            Err(e) => Err(self.io_failure(e)),
         }
     }
 

@@ -162,11 +162,13 @@ impl PgConn {
                     error.get_or_insert(e);
                     self.end_chunked_exchange(&mut stop, deadline)?;
                 }
-                Message::CopyInResponse(_) if stop == Stop::CopyIn => {
+                Message::CopyInResponse(_) if matches!(stop, Stop::CopyIn | Stop::Copy) => {
+                    self.copy = Some(super::CopyDirection::In);
                     stopped_early = true;
                     break;
                 }
-                Message::CopyOutResponse(_) if stop == Stop::CopyOut => {
+                Message::CopyOutResponse(_) if matches!(stop, Stop::CopyOut | Stop::Copy) => {
+                    self.copy = Some(super::CopyDirection::Out);
                     stopped_early = true;
                     break;
                 }
@@ -356,6 +358,8 @@ pub(super) enum Stop {
     CopyIn,
     /// At CopyOutResponse: COPY TO STDOUT's data follows.
     CopyOut,
+    /// At either.
+    Copy,
 }
 
 #[cfg(test)]

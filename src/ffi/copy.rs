@@ -115,7 +115,9 @@ pub unsafe extern "C" fn pgsess_copy_out(
 /// on it; they are not NUL-terminated. Returns NULL at the end (with `*err` left NULL; the
 /// connection has gone back; `pgsess_copy_finish` then gives the row count), or NULL with
 /// `*err` set on failure (the COPY is over). Unlike `PQgetCopyData`, nothing is to be freed per
-/// row: messages come out of a buffer filled 64 KiB or more at a time.
+/// row: messages come out of a buffer filled 64 KiB or more at a time. A wait for the server
+/// here (or in `pgsess_copy_finish`) can be cancelled from another thread with `pgsess_cancel`
+/// on the session: the COPY then fails with `PGSESS_QUERY_CANCELED`.
 ///
 /// # Safety
 /// `copy` NULL or live; `len` NULL or writable; `err` NULL or writable.
@@ -139,6 +141,90 @@ pub unsafe extern "C" fn pgsess_copy_read(
             }
             None => Ok(null()),
         }
+    })
+}
+
+/// Start a COPY of either direction, as libpq's `PQexec` does (answering `PGRES_COPY_IN` or
+/// `PGRES_COPY_OUT`): for a binding that is given SQL it did not write. `pgsess_copy_is_in`
+/// then says which the server started; otherwise as `pgsess_copy_in`. A statement that is no
+/// COPY FROM STDIN or TO STDOUT still runs, and fails here with `PGSESS_INTERFACE_ERROR`.
+///
+/// # Safety
+/// `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_copy_start(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_copy {
+    call(err, || {
+        let copy = arg(session, "session")?.copy(str_arg(sql, "sql")?)?;
+        Ok(give::<pgsess_copy>(Box::new(copy)))
+    })
+}
+
+/// True for a COPY FROM STDIN (write it), false for a COPY TO STDOUT (read it) and for NULL.
+///
+/// # Safety
+/// `copy` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_copy_is_in(copy: *const pgsess_copy) -> bool {
+    call(NO_ERR, || Ok(arg(copy, "copy")?.direction() == crate::conn::CopyDirection::In))
+}
+
+/// `pgsess_copy_read`, but every CopyData message the library has buffered at once (waiting for
+/// one when none is), their data concatenated into one piece: a COPY's data is one byte stream
+/// however the server splits it into messages, so the pieces joined are the same bytes. For
+/// bindings that pay per call into C (a Ruby thread giving up its lock, a Go call from a
+/// goroutine): typically 64 KiB or more per call instead of one row. Valid until the next call
+/// on `copy`; NULL at the end (`*err` left NULL) or on error (`*err` set). Calls may be mixed
+/// with `pgsess_copy_read`.
+///
+/// # Safety
+/// `copy` NULL or live; `len` NULL or writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_copy_read_chunk(
+    copy: *mut pgsess_copy,
+    len: *mut usize,
+    err: *mut *mut pgsess_error,
+) -> *const std::ffi::c_void {
+    if !len.is_null() {
+        *len = 0;
+    }
+    call(err, || {
+        if len.is_null() {
+            return Err(Error::interface("len is NULL"));
+        }
+        match arg_mut(copy, "copy")?.read_chunk()? {
+            Some(data) => {
+                *len = data.len();
+                Ok(data.as_ptr().cast())
+            }
+            None => Ok(null()),
+        }
+    })
+}
+
+/// Abort a COPY FROM STDIN now, with `why` as the reason (libpq: `PQputCopyEnd(conn, why)`;
+/// NULL: a default reason): the buffered data is dropped and the server fails the COPY with
+/// `COPY from stdin failed: why`, so nothing of it is kept (inside a transaction, the
+/// transaction is failed too, as on libpq). Returns `PGSESS_OK` when it was aborted so; an error
+/// when the COPY had failed already (that failure's error, a bad row say) or the connection was
+/// lost. For a COPY TO STDOUT, the rest is discarded as by `pgsess_copy_free`. Nothing to do
+/// (`PGSESS_OK`) once the COPY has ended. The handle must still be freed.
+///
+/// # Safety
+/// `copy` NULL or live; `why` NULL or NUL-terminated; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_copy_abort(
+    copy: *mut pgsess_copy,
+    why: *const c_char,
+    err: *mut *mut pgsess_error,
+) -> Code {
+    call(err, || {
+        let why = if why.is_null() { "aborted by the client (pgsess_copy_abort)" } else { str_arg(why, "why")? };
+        arg_mut(copy, "copy")?.abort(why)?;
+        Ok(Code::PGSESS_OK)
     })
 }
 

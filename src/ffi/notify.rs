@@ -95,6 +95,24 @@ pub unsafe extern "C" fn pgsess_notification_next(
     })
 }
 
+/// Make every `pgsess_notification_next` waiting on `session` right now return at once, with
+/// NULL and `*err` left NULL as on a timeout (a notification already queued is still returned
+/// to the next caller). For a binding's cancellation (a Go context, a Ruby interrupt) and for
+/// waking waiters before `pgsess_close`, which must not race with them. NULL is ignored. Any
+/// thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_notification_wake(session: *mut pgsess_session) {
+    call(NO_ERR, || {
+        if !session.is_null() {
+            arg(session, "session")?.wake_notification_waiters();
+        }
+        Ok(())
+    })
+}
+
 /// A file descriptor that is readable while a notification is ready for
 /// `pgsess_notification_next` (an eventfd the session owns), for epoll, libuv or any event loop:
 /// when it polls readable, call `pgsess_notification_next(session, 0, ...)` until it returns

@@ -26,6 +26,8 @@ pub struct Copy {
     set: ResultSet,
     /// A COPY TO has been read to its end.
     ended: bool,
+    /// `read_chunk`'s concatenated data.
+    chunk: Vec<u8>,
     /// The rows copied, once it ended well.
     rows: Option<u64>,
 }
@@ -34,20 +36,26 @@ impl Session {
     /// Start `COPY ... FROM STDIN` (`sql`, one statement): write the data with `Copy::write`,
     /// end it with `Copy::finish`. A statement that is not such a COPY still runs, and fails here.
     pub fn copy_in(&self, sql: &str) -> Result<Copy> {
-        self.copy_start(sql, CopyDirection::In)
+        self.copy_start(sql, Some(CopyDirection::In))
     }
 
     /// Start `COPY ... TO STDOUT` (`sql`, one statement): read its data with `Copy::read`.
     pub fn copy_out(&self, sql: &str) -> Result<Copy> {
-        self.copy_start(sql, CopyDirection::Out)
+        self.copy_start(sql, Some(CopyDirection::Out))
     }
 
-    fn copy_start(&self, sql: &str, direction: CopyDirection) -> Result<Copy> {
+    /// Start a COPY of either direction (libpq's `PQexec` answering `PGRES_COPY_IN` or
+    /// `PGRES_COPY_OUT`): `Copy::direction` says which the server took.
+    pub fn copy(&self, sql: &str) -> Result<Copy> {
+        self.copy_start(sql, None)
+    }
+
+    fn copy_start(&self, sql: &str, direction: Option<CopyDirection>) -> Result<Copy> {
         let lease = self.shared_lease()?;
         let mut set = ResultSet::default();
         let outcome = self.run(&lease, |c| c.copy_start(sql, direction, &mut set));
-        self.note_statement(outcome.as_ref().ok().map(|()| &set), &lease);
-        outcome?;
+        self.note_statement(outcome.as_ref().ok().map(|_| &set), &lease);
+        let direction = outcome?;
         lease.shared().counters.copies_open.inc();
         lease.set_holder(|| format!("a COPY of \"{}\"", abbreviate(sql)));
         set.notices.clear(); // recorded on the session already
@@ -58,6 +66,7 @@ impl Session {
             frames: CopyFrames::default(),
             set,
             ended: false,
+            chunk: Vec::new(),
             rows: None,
         })
     }
@@ -112,6 +121,49 @@ impl Copy {
         Ok(self.frames.next_message())
     }
 
+    /// Every message of a COPY TO buffered now (waiting for one when none is), their data
+    /// concatenated into one piece valid until the next call (the COPY's data is one byte
+    /// stream, however the server split it); `None` at the end. For bindings, whose every call
+    /// into the library has a price of its own.
+    pub fn read_chunk(&mut self) -> Result<Option<&[u8]>> {
+        if self.direction != CopyDirection::Out {
+            return Err(Error::interface("this is a COPY ... FROM STDIN: write it with pgsess_copy_write"));
+        }
+        if self.frames.is_empty() && !self.receive()? {
+            return Ok(None);
+        }
+        self.chunk.clear();
+        while let Some(data) = self.frames.next_message() {
+            self.chunk.extend_from_slice(data);
+        }
+        Ok(Some(&self.chunk))
+    }
+
+    /// Abort a COPY FROM with `why` (libpq: `PQputCopyEnd(conn, why)`): the server fails it
+    /// (`COPY from stdin failed: why`, in its log and, inside a transaction, failing the
+    /// transaction); nothing of it is kept. An error is returned only when the abort did not go
+    /// as asked: the COPY had failed already (that error), or the connection was lost. For a
+    /// COPY TO, as dropping it (the rest is discarded). Nothing to do once it ended.
+    pub fn abort(&mut self, why: &str) -> Result<()> {
+        let Some(lease) = self.lease.as_ref() else { return Ok(()) };
+        let outcome = match self.direction {
+            CopyDirection::In => {
+                let set = &mut self.set;
+                self.session.run(lease, |c| c.copy_fail_with(why, set))
+            }
+            CopyDirection::Out => self.session.run(lease, |c| {
+                c.copy_abandon_out();
+                Ok(())
+            }),
+        };
+        self.frames.clear();
+        self.end(false);
+        match outcome {
+            Err(e) if e.sqlstate() == Some("57014") => Ok(()),
+            other => other,
+        }
+    }
+
     /// Take the next messages from the connection: false at the end.
     #[inline(never)]
     fn receive(&mut self) -> Result<bool> {
@@ -141,15 +193,16 @@ impl Copy {
         if let Some(rows) = self.rows {
             return Ok(rows);
         }
+        let Some(lease) = self.lease.as_ref() else {
+            return Err(ended()); // it failed
+        };
         match self.direction {
             CopyDirection::In => {
-                let lease = self.lease.as_ref().ok_or_else(ended)?;
                 let (frames, set) = (&mut self.frames, &mut self.set);
                 let outcome = self.session.run(lease, |c| c.copy_done(frames, set));
                 self.end(outcome.is_ok());
                 outcome
             }
-            CopyDirection::Out if self.ended => Err(ended()),
             CopyDirection::Out => Err(Error::interface(
                 "the COPY ... TO STDOUT has more data: read it with pgsess_copy_read until it returns NULL first",
             )),

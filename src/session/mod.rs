@@ -811,6 +811,9 @@ pub fn callproc_sql(name: &str, nargs: usize) -> Result<String> {
     Ok(format!("SELECT * FROM {}({})", quoted.join("."), args.join(", ")))
 }
 
+/// The CopyFail message of a COPY still open when its transaction ends.
+const COPY_OUTLIVED_TRANSACTION: &str = "the transaction ended before this COPY was finished";
+
 /// A transaction pinned to one pooled connection. Commit or roll back to end it; dropping it
 /// unfinished rolls back at once. Its results share the connection, which returns to the pool
 /// when the transaction has ended and every one of its results has been dropped.
@@ -860,6 +863,10 @@ impl Transaction {
         self.release_session();
         self.end();
         let outcome = self.session.run(&self.lease, |c| {
+            // A COPY still open in the transaction is aborted first: it fails the transaction
+            // (so the commit reports the rollback), and its handle then says it has ended
+            // instead of counting rows that were never committed.
+            c.abort_copy(COPY_OUTLIVED_TRANSACTION);
             let failed_before = c.tx_status() == TxStatus::Failed;
             let set = c.simple_query("COMMIT")?;
             if failed_before || set.command_tag == "ROLLBACK" {
@@ -882,7 +889,15 @@ impl Transaction {
         self.finished = true;
         self.release_session();
         self.end();
-        let _ = self.session.run(&self.lease, |c| c.simple_query("ROLLBACK"));
+        self.roll_back();
+    }
+
+    /// ROLLBACK, after ending a COPY left open in the transaction.
+    fn roll_back(&self) {
+        let _ = self.session.run(&self.lease, |c| {
+            c.abort_copy(COPY_OUTLIVED_TRANSACTION);
+            c.simple_query("ROLLBACK")
+        });
     }
 
     fn end(&self) {
@@ -895,7 +910,7 @@ impl Drop for Transaction {
         if !self.finished {
             self.release_session();
             self.end();
-            let _ = self.session.run(&self.lease, |c| c.simple_query("ROLLBACK"));
+            self.roll_back();
         }
     }
 }

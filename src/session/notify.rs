@@ -86,6 +86,8 @@ struct Queue {
     bytes: usize,
     /// A drop was logged since the queue was last empty.
     warned: bool,
+    /// Counts `wake_waiters` calls: a waiter that sees it change returns.
+    wakes: u64,
 }
 
 pub(crate) struct Notifier {
@@ -126,13 +128,17 @@ impl Notifier {
         self.ready.notify_all();
     }
 
-    /// The next notification, waiting up to `timeout` (`None`: for ever).
+    /// The next notification, waiting up to `timeout` (`None`: for ever) or until `wake`.
     pub(crate) fn next(&self, timeout: Option<Duration>) -> Option<Notification> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut q = lock(&self.queue);
+        let woken = q.wakes;
         loop {
             if let Some(n) = q.pop(&self.fd) {
                 return Some(n);
+            }
+            if q.wakes != woken {
+                return None;
             }
             match deadline {
                 None => q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner()),
@@ -149,6 +155,12 @@ impl Notifier {
 
     pub(crate) fn fd(&self) -> RawFd {
         self.fd.fd()
+    }
+
+    /// Make every `next` waiting now return (`None` if nothing is queued).
+    pub(crate) fn wake_waiters(&self) {
+        lock(&self.queue).wakes += 1;
+        self.ready.notify_all();
     }
 
     /// In a forked child, for its parent's notifier: close this process's copy of the listener
@@ -256,6 +268,7 @@ impl Session {
         }
         let notifier = self.notifier()?;
         let listener = self.listener(&notifier)?;
+        // The channel set changes under the connection's lock (see `install`).
         let mut conn = lock(&listener.conn);
         if let Some(c) = conn.as_mut().filter(|c| !c.is_broken()) {
             let outcome = c.simple_query(&listen_sql("LISTEN", channel));
@@ -265,10 +278,12 @@ impl Session {
                 if !c.is_broken() {
                     return Err(e); // the server refused it: not recorded
                 }
-                notifier.wake.add(1); // lost: the thread reconnects and listens again
             }
         }
         lock(&listener.channels).insert(channel.to_owned());
+        if !conn.as_ref().is_some_and(|c| !c.is_broken()) {
+            notifier.wake.add(1); // lost: the thread reconnects and listens again
+        }
         Ok(())
     }
 
@@ -278,8 +293,8 @@ impl Session {
         else {
             return Ok(());
         };
+        let mut conn = lock(&listener.conn); // see `install`
         lock(&listener.channels).remove(channel);
-        let mut conn = lock(&listener.conn);
         if let Some(c) = conn.as_mut().filter(|c| !c.is_broken()) {
             let outcome = c.simple_query(&listen_sql("UNLISTEN", channel));
             if let Err(e) = outcome {
@@ -315,6 +330,14 @@ impl Session {
         let notifier = self.notifier()?;
         self.watch_pinned(&notifier)?;
         Ok(notifier.next(timeout))
+    }
+
+    /// Make every `next_notification` waiting on this session now return `None` at once (as on
+    /// a timeout), for a binding's cancellation or close.
+    pub fn wake_notification_waiters(&self) {
+        if let Some(n) = self.here_if_made().and_then(|h| h.notifier.get()) {
+            n.wake_waiters();
+        }
     }
 
     /// A descriptor readable while a notification is ready (see the module comment).
@@ -381,7 +404,7 @@ fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, wake: Arc<Even
             lock(&listener.conn).take();
             match reconnect(&listener) {
                 Ok((conn, channels)) => {
-                    *lock(&listener.conn) = Some(conn);
+                    install(&listener, conn, &channels);
                     backoff = BACKOFF_FIRST;
                     crate::log::info(|| {
                         format!(
@@ -440,6 +463,22 @@ fn reconnect(listener: &Listener) -> Result<(PgConn, Vec<String>)> {
         conn.simple_query(&sql.join("; "))?;
     }
     Ok((conn, channels))
+}
+
+/// Put a reconnected listener connection in place. Under the connection's lock, which
+/// `listen` and `unlisten` hold while they change the channel set: the channels added or removed
+/// while it was reconnecting (after `reconnect` read the set) are listened or unlistened here.
+fn install(listener: &Listener, mut conn: PgConn, listened: &[String]) {
+    let mut slot = lock(&listener.conn);
+    let now = lock(&listener.channels).clone();
+    let added = now.iter().filter(|c| !listened.contains(c)).map(|c| listen_sql("LISTEN", c));
+    let removed = listened.iter().filter(|c| !now.contains(*c)).map(|c| listen_sql("UNLISTEN", c));
+    let sql: Vec<String> = added.chain(removed).collect();
+    if !sql.is_empty() {
+        // A failure leaves it broken: the loop reconnects again.
+        let _ = conn.simple_query(&sql.join("; "));
+    }
+    *slot = Some(conn);
 }
 
 /// The watcher of a pinned session's connection: read what arrives while it is idle.

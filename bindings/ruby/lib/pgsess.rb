@@ -18,6 +18,8 @@ require_relative "pgsess/native" # before errors: the codes are read from the li
 require_relative "pgsess/errors"
 require_relative "pgsess/params"
 require_relative "pgsess/results"
+require_relative "pgsess/copy"
+require_relative "pgsess/notification"
 require_relative "pgsess/session"
 require_relative "pgsess/transaction"
 

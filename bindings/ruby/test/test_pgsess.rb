@@ -6,6 +6,8 @@
 require "minitest/autorun"
 require "open3"
 require "rbconfig"
+require "stringio"
+require "tempfile"
 require "timeout"
 require "pgsess"
 
@@ -966,6 +968,683 @@ class TestPGSess < Minitest::Test
       assert_equal 1, value(s, "SELECT 1")
       assert_raises(PGSess::DataError) { s.stream("SELECT 1 / 0") { |_| nil } }
       assert_equal 2, value(s, "SELECT 2")
+    end
+  end
+
+  # --- COPY -------------------------------------------------------------------------------
+
+  def unique(prefix)
+    "#{prefix}_#{Process.pid}_#{rand(1_000_000)}"
+  end
+
+  # A table made for the block and dropped after it.
+  def with_table(session, columns)
+    table = unique("rb_copy")
+    session.query("CREATE TABLE #{table} (#{columns})") {}
+    yield table
+  ensure
+    session.query("DROP TABLE IF EXISTS #{table}") {} if table
+  end
+
+  def count_rows(q, table)
+    q.query("SELECT count(*) AS n FROM #{table}") { |r| r[0]["n"] }
+  end
+
+  # Read a COPY TO STDOUT whole: its CopyData messages, each a binary String.
+  def copy_out_all(q, sql)
+    rows = []
+    n = q.copy_data(sql) do |copy|
+      assert copy.out?
+      while (row = copy.get_copy_data)
+        rows << row
+      end
+      assert_nil copy.get_copy_data # stays at the end
+    end
+    assert rows.all? { |row| row.encoding == Encoding::BINARY }, "a row that is not a binary String"
+    [rows, n]
+  end
+
+  COPY_ROWS = 100_000
+  COPY_COLUMNS = "id int, t text, b bytea, n numeric"
+
+  # 100,000 rows in text format, canonical (as the server writes them back): escapes, UTF-8,
+  # NULL, bytea in hex.
+  def copy_text_rows
+    Array.new(COPY_ROWS) do |i|
+      b = (i % 7).zero? ? "\\N" : "\\\\x#{format('%08x', i * 2_654_435_761 % 2**32)}"
+      t = (i % 11).zero? ? "tab\\there\\\\back #{i}" : "rb-#{i} hé ✓"
+      "#{i}\t#{t}\t#{b}\t#{i / 100}.#{format('%02d', i % 100)}\n"
+    end
+  end
+
+  # COPY FROM STDIN of 100,000 rows, then COPY TO STDOUT: the same bytes, in text, CSV and binary
+  # format (each copied back in through COPY FROM STDIN and out again).
+  def test_copy_round_trip_100k_text_csv_binary
+    open do |s|
+      with_table(s, COPY_COLUMNS) do |t|
+        rows = copy_text_rows
+        text = rows.join.b
+        t0 = now
+        n = s.copy_data("COPY #{t} FROM STDIN") do |copy|
+          assert copy.in?
+          assert_equal true, copy.put_copy_data(rows[0])
+          rows.drop(1).each { |row| copy.put_copy_data(row) }
+        end
+        elapsed_in = now - t0
+        assert_equal COPY_ROWS, n
+        assert_equal COPY_ROWS, count_rows(s, t)
+
+        t0 = now
+        out, n = copy_out_all(s, "COPY #{t} TO STDOUT")
+        elapsed_out = now - t0
+        assert_equal COPY_ROWS, n
+        assert_equal COPY_ROWS, out.size
+        assert_equal rows.first.b, out.first
+        assert_equal text, out.join, "text COPY TO differs from what COPY FROM sent"
+        # The copies took a few seconds at most (a rough bound: they are chunked, not per row).
+        assert_operator elapsed_in + elapsed_out, :<, 30, "100k rows in #{elapsed_in.round(2)} s, out #{elapsed_out.round(2)} s"
+
+        csv, = copy_out_all(s, "COPY #{t} TO STDOUT (FORMAT csv)")
+        assert_equal COPY_ROWS, csv.size
+        binary, = copy_out_all(s, "COPY #{t} TO STDOUT (FORMAT binary)")
+        assert binary.join.start_with?("PGCOPY\n\xFF\r\n\0".b)
+        [["csv", csv], ["binary", binary]].each do |format, data|
+          with_table(s, COPY_COLUMNS) do |t2|
+            # One chunk per call, or the stream split anywhere: both arrive whole.
+            pieces = format == "csv" ? data : data.join.scan(/.{1,1000}/mn)
+            assert_equal COPY_ROWS, s.copy_in("COPY #{t2} FROM STDIN (FORMAT #{format})") { |c| pieces.each { |x| c << x } }
+            again, = copy_out_all(s, "COPY #{t2} TO STDOUT (FORMAT #{format})")
+            assert_equal data.join, again.join, "#{format} round trip differs"
+            assert_equal text, copy_out_all(s, "COPY #{t2} TO STDOUT")[0].join, "#{format}: text of the copy differs"
+          end
+        end
+      end
+    end
+  end
+
+  # A bad row: the server's error (22P02, with the row in its CONTEXT), and nothing is copied.
+  # The connection goes back to the pool (a pool of one goes on working).
+  def test_copy_bad_row
+    open(pool_max_size: 1, checkout_timeout_ms: 2000) do |s|
+      with_table(s, "id int") do |t|
+        e = assert_raises(PGSess::DataError) do
+          s.copy_data("COPY #{t} FROM STDIN") do |copy|
+            copy << "1\n" << "2\n" << "three\n"
+            5000.times { |i| copy.put_copy_data("#{i + 4}\n") }
+          end
+        end
+        assert_equal "22P02", e.sqlstate
+        assert_equal :data_error, e.code
+        assert_match(/invalid input syntax for type integer: "three"/, e.message)
+        assert_match(/\ACOPY #{t}, line 3, column id: "three"/, e.context)
+        assert_equal e.context, e.error_field("W")
+        assert_equal "22P02", e.error_field("C")
+        assert_equal "22P02", e.error_field(67) # 'C', as pg's PG::PG_DIAG_SQLSTATE
+        assert_nil e.error_field("n")
+        assert_equal 0, s.copies_open
+        assert_equal 0, count_rows(s, t)
+
+        # Without the block form: the error comes from a later write or from #finish; after it the
+        # copy is over.
+        copy = s.copy_in("COPY #{t} FROM STDIN")
+        begin
+          copy << "1\n" << "x\n"
+          e = assert_raises(PGSess::DataError) { copy.finish }
+          assert_equal "22P02", e.sqlstate
+          assert copy.ended?
+          assert_raises(PGSess::InterfaceError) { copy << "2\n" }
+        ensure
+          copy.close
+        end
+        assert_equal 0, count_rows(s, t)
+        assert_equal 1, value(s, "SELECT 1")
+      end
+    end
+  end
+
+  # An exception in the block (or leaving it early) aborts the copy: nothing is committed, the
+  # exception goes on, and the connection is back in the pool.
+  def test_copy_exception_in_block_aborts
+    open(pool_max_size: 1, checkout_timeout_ms: 2000) do |s|
+      with_table(s, "id int") do |t|
+        e = assert_raises(RuntimeError) do
+          s.copy_data("COPY #{t} FROM STDIN") do |copy|
+            20_000.times { |i| copy << "#{i}\n" } # several chunks already sent
+            raise "boom"
+          end
+        end
+        assert_equal "boom", e.message
+        assert_equal 0, count_rows(s, t)
+        [1].each { s.copy_data("COPY #{t} FROM STDIN") { |copy| copy << "1\n" and break } }
+        assert_equal 0, count_rows(s, t)
+        assert_equal :thrown, catch(:out) { s.copy_data("COPY #{t} FROM STDIN") { |c| c << "1\n" and throw :out, :thrown } }
+        assert_equal 0, count_rows(s, t)
+        assert_raises(Timeout::Error) do
+          Timeout.timeout(0.3) { s.copy_data("COPY #{t} FROM STDIN") { |c| loop { c << "1\n" and sleep 0.01 } } }
+        end
+        assert_equal 0, count_rows(s, t)
+        # A COPY TO STDOUT left early is cancelled; the connection is usable again.
+        s.copy_data("COPY (SELECT g FROM generate_series(1, 200000) g) TO STDOUT") { |c| c.get_copy_data and break }
+        assert_equal 2, value(s, "SELECT 2")
+        # One whose block ends before the end raises, as pg's NotAllCopyDataRetrieved.
+        e = assert_raises(PGSess::InterfaceError) do
+          s.copy_data("COPY (SELECT g FROM generate_series(1, 200000) g) TO STDOUT") { |c| c.get_copy_data }
+        end
+        assert_match(/not all COPY data retrieved/, e.message)
+        assert_equal 3, value(s, "SELECT 3")
+      end
+    end
+  end
+
+  # COPY in a transaction: its rows roll back (or commit) with it; while the copy is open the
+  # transaction's other statements are refused.
+  def test_copy_in_transaction
+    open do |s|
+      with_table(s, "id int, t text") do |t|
+        tx = s.begin
+        begin
+          assert_equal 3, tx.copy_data("COPY #{t} FROM STDIN (FORMAT csv)") { |c| c << "1,a\n2,b\n" << "3,c\n" }
+          assert_equal 3, count_rows(tx, t)
+          assert_equal 0, count_rows(s, t)
+          copy = tx.copy_in("COPY #{t} FROM STDIN")
+          begin
+            copy << "4\td\n"
+            assert_raises(PGSess::InterfaceError) { tx.query("SELECT 1") }
+            assert_equal 1, copy.finish
+          ensure
+            copy.close
+          end
+          out, n = copy_out_all(tx.session, "COPY #{t} TO STDOUT (FORMAT csv)")
+          assert_equal 4, n
+          assert_equal ["1,a\n", "2,b\n", "3,c\n", "4,d\n"], out
+          first = nil
+          assert_equal 1, tx.copy_out("COPY (SELECT * FROM #{t} ORDER BY id LIMIT 1) TO STDOUT (FORMAT csv)") { |c| first = c.to_a }
+          assert_equal ["1,a\n"], first
+        ensure
+          tx.rollback
+        end
+        assert_equal 0, count_rows(s, t)
+
+        s.transaction { |t2| t2.copy_data("COPY #{t} FROM STDIN") { |c| c << "5\te\n" } }
+        assert_equal 1, count_rows(s, t)
+        # An exception in a transaction's copy aborts the copy and the transaction.
+        assert_raises(RuntimeError) do
+          s.transaction { |t3| t3.copy_data("COPY #{t} FROM STDIN") { |c| c << "6\tf\n" and raise "boom" } }
+        end
+        assert_equal 1, count_rows(s, t)
+      end
+    end
+  end
+
+  # On a pinned session: a temporary table filled and read by COPY; other statements wait their
+  # turn (refused while the copy is open).
+  def test_copy_on_pinned_session
+    open do |s|
+      s.pin do |p|
+        p.query("CREATE TEMP TABLE rb_copy_pinned (id int, t text)") {}
+        assert_equal 2, p.copy_data("COPY rb_copy_pinned FROM STDIN") { |c| c << "1\tone\n" << "2\ttwo\n" }
+        copy = p.copy_out("COPY rb_copy_pinned TO STDOUT")
+        begin
+          assert_equal 1, s.copies_open
+          assert_raises(PGSess::InterfaceError) { p.query("SELECT 1") }
+          assert_equal ["1\tone\n", "2\ttwo\n"], copy.each.to_a
+          assert_equal 2, copy.finish
+          assert_equal 2, copy.finish # idempotent
+          assert_equal false, copy.close
+        ensure
+          copy.close
+        end
+        assert_equal 2, count_rows(p, "rb_copy_pinned")
+      end
+    end
+  end
+
+  def test_copy_misuse
+    open(pool_max_size: 1, checkout_timeout_ms: 2000) do |s|
+      e = assert_raises(PGSess::InterfaceError) { s.copy_data("SELECT 1") {} }
+      assert_match(/FROM STDIN/, e.message)
+      # The library says which function the other direction needs.
+      e = assert_raises(PGSess::NotSupportedError) { s.copy_in("COPY (SELECT 1) TO STDOUT") {} }
+      assert_match(/pgsess_copy_out/, e.message)
+      assert_raises(PGSess::InterfaceError) { s.copy_out("SELECT 1") {} }
+      assert_raises(PGSess::ProgrammingError) { s.copy_data("COPY rb_no_such_table FROM STDIN") {} }
+      s.copy_data("COPY (SELECT 'from stdin' AS x) TO STDOUT") do |c|
+        assert_raises(PGSess::InterfaceError) { c.put_copy_data("x\n") }
+        assert_equal ["from stdin\n"], c.to_a
+      end
+      with_table(s, "t text") do |t|
+        e = assert_raises(PGSess::NotSupportedError) { s.copy_out("COPY #{t} FROM STDIN") {} }
+        assert_match(/pgsess_copy_in/, e.message)
+        s.copy_in("COPY #{t} FROM STDIN") do |c|
+          assert_raises(PGSess::InterfaceError) { c.get_copy_data }
+          assert_raises(TypeError) { c.put_copy_data(42) }
+          c << "caf\xE9\n".dup.force_encoding(Encoding::ISO_8859_1) # converted to UTF-8
+        end
+        assert_equal "café", value(s, "SELECT t FROM #{t}")
+      end
+      assert_equal 1, value(s, "SELECT 1")
+    end
+  end
+
+  # copy_data takes the direction the server started (pgsess_copy_start), as pg's does from
+  # PGRES_COPY_IN or PGRES_COPY_OUT: even for SQL whose text a reader would misjudge (a nested
+  # comment, an escaped quote in an E'' string).
+  def test_copy_direction_from_the_server
+    open(pool_max_size: 1, checkout_timeout_ms: 2000) do |s|
+      with_table(s, "t text") do |t|
+        {
+          "COPY #{t} FROM STDIN" => "a",
+          "copy #{t} from\n stdin (format csv)" => "b",
+          "COPY #{t} FROM STDIN /* a /* nested */ TO STDOUT */" => "c",
+          "/* TO STDOUT */ COPY \"#{t}\" FROM STDIN -- TO STDOUT" => "d"
+        }.each do |sql, row|
+          n = s.copy_data(sql) do |c|
+            assert c.in?, sql
+            assert_equal :in, c.direction
+            c << "#{row}\n"
+          end
+          assert_equal 1, n, sql
+        end
+        {
+          "COPY (SELECT t FROM #{t} ORDER BY t) TO STDOUT" => "a\nb\nc\nd\n",
+          "COPY (SELECT 1, NULL) TO STDOUT WITH (FORMAT csv, NULL E'\\' from stdin ')" => "1,' from stdin \n",
+          "COPY (SELECT 'from stdin') TO STDOUT" => "from stdin\n"
+        }.each do |sql, text|
+          got = nil
+          s.copy_data(sql) do |c|
+            assert c.out?, sql
+            assert_equal :out, c.direction
+            got = c.each.to_a.join
+          end
+          assert_equal text, got, sql
+        end
+        refute PGSess::Copy.respond_to?(:direction), "the SQL-text reading is gone"
+        # Not a COPY: it runs (as on pg), then the library says so.
+        e = assert_raises(PGSess::InterfaceError) { s.copy_data("INSERT INTO #{t} VALUES ('ran')") {} }
+        assert_match(/not a COPY \.\.\. FROM STDIN or TO STDOUT/, e.message)
+        assert_equal 1, count_rows(s, "#{t} WHERE t = 'ran'")
+        assert_equal 0, s.copies_open
+      end
+    end
+  end
+
+  # Chunks (read_chunk, each_chunk, read_all, copy_out(sql, io)): the same bytes as the messages
+  # of get_copy_data, in a few large pieces each ending where a message (a text row) ends; calls
+  # may be mixed. copy_in(sql, io) reads an IO in chunks, or takes a String.
+  def test_copy_chunks_and_io
+    open(pool_max_size: 1, checkout_timeout_ms: 2000) do |s|
+      sql = "COPY (SELECT g, repeat('x', g % 50) FROM generate_series(1, 50000) g) TO STDOUT"
+      rows, n = copy_out_all(s, sql)
+      assert_equal 50_000, n
+      text = rows.join
+      chunks = []
+      assert_equal 50_000, s.copy_out(sql) { |c| c.each_chunk { |chunk| chunks << chunk } }
+      assert_equal text, chunks.join
+      assert chunks.all? { |chunk| chunk.encoding == Encoding::BINARY && chunk.end_with?("\n") }
+      # As many chunks as reads of the socket: far fewer than rows (64 KiB each when the server is
+      # ahead, smaller when the client waits for it).
+      assert_operator chunks.size, :<, 5_000, "#{chunks.size} chunks for #{text.bytesize} bytes"
+      assert_operator chunks.size, :>, 1
+
+      # Mixed: a row, a chunk, the rest.
+      s.copy_data(sql) do |c|
+        first = c.get_copy_data
+        assert_equal "1\tx\n", first
+        chunk = c.read_chunk
+        rest = c.read_all
+        assert_equal text, first + chunk + rest
+        assert_nil c.read_chunk
+        assert_nil c.get_copy_data
+        assert_equal "", c.read_all
+        assert_raises(PGSess::InterfaceError) { c.put_copy_end }
+      end
+
+      # To an IO, a StringIO, a String; binary too.
+      sio = StringIO.new(String.new(encoding: Encoding::BINARY))
+      assert_equal 50_000, s.copy_out(sql, sio)
+      assert_equal text, sio.string
+      out = String.new(encoding: Encoding::BINARY)
+      assert_equal 50_000, s.copy_out(sql.sub("STDOUT", "STDOUT (FORMAT binary)"), out)
+      assert out.start_with?("PGCOPY\n\xFF\r\n\0".b)
+      assert_raises(ArgumentError) { s.copy_out(sql, out) { |_| nil } }
+      assert_raises(TypeError) { s.copy_out(sql, 42) }
+      # An exception from the writer cancels the copy; the connection is usable again.
+      failing = Object.new
+      def failing.write(_chunk)
+        raise IOError, "disk full"
+      end
+      assert_raises(IOError) { s.copy_out(sql, failing) }
+      assert_equal 0, s.copies_open
+
+      with_table(s, "g int, x text") do |t|
+        Tempfile.create("pgsess-copy") do |f|
+          f.write(text)
+          f.rewind
+          assert_equal 50_000, s.copy_in("COPY #{t} FROM STDIN", f)
+        end
+        assert_equal 50_000, count_rows(s, t)
+        assert_equal 2, s.copy_in("COPY #{t} FROM STDIN", "1\ta\n2\tb\n")
+        assert_equal 2, s.transaction { |tx| tx.copy_in("COPY #{t} FROM STDIN", StringIO.new("3\tc\n4\td\n")) }
+        out = String.new(encoding: Encoding::BINARY)
+        s.transaction { |tx| tx.copy_out("COPY (SELECT * FROM #{t} WHERE x IN ('a', 'b', 'c', 'd') ORDER BY x) TO STDOUT", out) }
+        assert_equal "1\ta\n2\tb\n3\tc\n4\td\n", out
+        assert_raises(TypeError) { s.copy_in("COPY #{t} FROM STDIN", 42) }
+        assert_equal 50_004, count_rows(s, t)
+      end
+    end
+  end
+
+  # put_copy_end as pg's: without a message the end of the data (the rows are committed); with
+  # one the copy is aborted (pgsess_copy_abort), none of its rows kept, the copy ended, and the
+  # block form raises at its end, as pg's copy_data does after it.
+  def test_copy_put_copy_end
+    open(pool_max_size: 1, checkout_timeout_ms: 2000) do |s|
+      with_table(s, "id int") do |t|
+        copy = s.copy_in("COPY #{t} FROM STDIN")
+        begin
+          copy << "1\n" << "2\n"
+          assert_equal true, copy.put_copy_end
+          assert copy.ended?
+          assert_equal 2, copy.finish
+        ensure
+          copy.close
+        end
+        assert_equal 2, count_rows(s, t)
+
+        copy = s.copy_in("COPY #{t} FROM STDIN")
+        begin
+          20_000.times { |i| copy << "#{i}\n" } # some chunks sent already
+          assert_equal true, copy.put_copy_end("changed my mind")
+          assert copy.ended?
+          e = assert_raises(PGSess::InterfaceError) { copy.finish }
+          assert_match(/aborted by put_copy_end\("changed my mind"\)/, e.message)
+          assert_raises(PGSess::InterfaceError) { copy << "3\n" }
+          assert_equal false, copy.close
+        ensure
+          copy.close
+        end
+        assert_equal 2, count_rows(s, t)
+        assert_equal 0, s.copies_open
+
+        e = assert_raises(PGSess::InterfaceError) do
+          s.copy_data("COPY #{t} FROM STDIN") { |c| c << "3\n" and c.put_copy_end("no") }
+        end
+        assert_match(/aborted by put_copy_end/, e.message)
+        assert_equal 2, count_rows(s, t)
+
+        # In a transaction: the abort fails the transaction, as on libpq.
+        e = assert_raises(PGSess::Error) do
+          s.transaction do |tx|
+            assert_raises(PGSess::InterfaceError) { tx.copy_in("COPY #{t} FROM STDIN") { |c| c << "4\n" and c.put_copy_end("why") } }
+            tx.query("SELECT 1") {}
+          end
+        end
+        assert_equal "25P02", e.sqlstate, e.message
+        assert_equal 2, count_rows(s, t)
+
+        # After a bad row, put_copy_end raises that error; the copy is over.
+        copy = s.copy_in("COPY #{t} FROM STDIN")
+        begin
+          copy << "x\n"
+          assert_raises(PGSess::DataError) { copy.put_copy_end }
+          assert copy.ended?
+        ensure
+          copy.close
+        end
+        assert_raises(PGSess::InterfaceError) { s.copy_out("COPY #{t} TO STDOUT") { |c| c.put_copy_end("x") } }
+        assert_equal 2, count_rows(s, t)
+        assert_equal 1, value(s, "SELECT 1")
+      end
+    end
+  end
+
+  # The cost of COPY TO STDOUT per native call while another Ruby thread keeps the CPU (and so
+  # the GVL) busy: each call releases the GVL, and one that has to wait for the server gives it
+  # to the busy thread, which keeps it up to its time slice (100 ms). 100,000 rows through the
+  # chunked path (copy_out(sql, io): one call per chunk) against get_copy_data (one call per
+  # row), the latter timed for about a second only (the whole would take from seconds to
+  # minutes). Prints both.
+  def test_copy_out_chunked_with_a_busy_thread
+    open do |s|
+      sql = "COPY (SELECT g, 'rb-' || g, g * 2 FROM generate_series(1, #{COPY_ROWS}) g) TO STDOUT"
+      quiet_chunked = 3.times.map do
+        t0 = now
+        s.copy_out(sql, String.new(encoding: Encoding::BINARY))
+        now - t0
+      end.min
+      t0 = now
+      assert_equal COPY_ROWS, s.copy_out(sql) { |c| c.each { |_| nil } }
+      quiet_per_row = now - t0
+
+      stop = false
+      busy = Thread.new do
+        x = 0
+        x += 1 until stop
+      end
+      begin
+        sleep 0.05
+        out = String.new(encoding: Encoding::BINARY)
+        chunks = 0
+        t0 = now
+        n = s.copy_out(sql) { |c| c.each_chunk { |chunk| out << chunk and chunks += 1 } }
+        chunked = now - t0
+        assert_equal COPY_ROWS, n
+        assert_equal COPY_ROWS, out.count("\n")
+        sample = 0
+        t0 = now
+        catch(:enough) do # leaving the block early cancels the rest of the copy
+          s.copy_out(sql) do |c|
+            while c.get_copy_data
+              sample += 1
+              throw :enough if now - t0 > 1
+            end
+          end
+        end
+        per_row = now - t0
+      ensure
+        stop = true
+        busy.join
+      end
+      per_row_ms = per_row * 1000 / sample
+      puts format("\ncopy timing: 100,000-row COPY TO (%d bytes): quiet: chunked %.3f s (%.2f us/row), " \
+                  "get_copy_data %.3f s (%.2f us/row); another thread busy: chunked %.3f s (%d chunks, " \
+                  "%.1f ms/chunk, %.1f us/row), get_copy_data %.3f ms/row (%d rows in %.2f s; ~%.0f s for 100,000)",
+                  out.bytesize, quiet_chunked, quiet_chunked * 1e6 / COPY_ROWS, quiet_per_row,
+                  quiet_per_row * 1e6 / COPY_ROWS, chunked, chunks, chunked * 1000 / chunks,
+                  chunked * 1e6 / COPY_ROWS, per_row_ms, sample, per_row, per_row_ms * COPY_ROWS / 1000)
+      assert_operator chunked, :<, 20, "the chunked COPY TO took #{chunked.round(2)} s with a busy thread"
+    end
+  end
+
+  def test_copy_leak_warning_names_the_sql
+    script = <<~RUBY
+      require "pgsess"
+      s = PGSess::Session.open("#{NAME}", pool_max_size: 1)
+      def leak(s)
+        s.copy_out("COPY (SELECT 'rb-copy-leak') TO STDOUT")
+        nil
+      end
+      leak(s)
+      GC.start
+      puts s.query("SELECT 'after' AS x") { |r| r[0]["x"] }
+    RUBY
+    out, err, status = Open3.capture3(RbConfig.ruby, "-I", LIB_DIR, "-e", script)
+    assert status.success?, "child failed: #{err}"
+    assert_equal "after\n", out
+    assert_match(/pgsess: leaked PGSess::Copy for SQL "COPY \(SELECT 'rb-copy-leak'\) TO STDOUT"/, err)
+  end
+
+  # --- LISTEN/NOTIFY ----------------------------------------------------------------------
+
+  # NOTIFY from `session` (a pooled statement: another backend than the listener's); returns the
+  # sending backend's pid.
+  def notify(session, channel, payload = nil)
+    session.query("SELECT pg_backend_pid() AS pid, pg_notify($1, $2)", channel, payload) { |r| r[0]["pid"] }
+  end
+
+  def test_listen_notify
+    ch = unique("rb_ch")
+    open do |s|
+      s.listen(ch)
+      pid = notify(s, ch, "hello ✓")
+      n = s.next_notification(5)
+      refute_nil n, "no notification within 5 s"
+      assert_instance_of PGSess::Notification, n
+      assert_equal ch, n.channel
+      assert_equal "hello ✓", n.payload
+      assert_equal Encoding::UTF_8, n.payload.encoding
+      assert_equal pid, n.pid
+      refute n.gap?
+
+      # From another session (another pool), through wait_for_notify, in order.
+      open(pool_max_size: 2) do |other|
+        pids = [notify(other, ch, "one"), notify(other, ch)]
+        got = []
+        assert_equal ch, s.wait_for_notify(5) { |channel, from, payload| got << [channel, from, payload] }
+        assert_equal ch, s.wait_for_notify(5) { |*args| got << args }
+        assert_equal [[ch, pids[0], "one"], [ch, pids[1], ""]], got
+      end
+
+      # The channel is quoted: its case is kept.
+      mixed = "RbMixed#{Process.pid}"
+      s.listen(mixed)
+      notify(s, mixed.downcase, "lower")
+      notify(s, mixed, "exact")
+      n = s.next_notification(5)
+      assert_equal [mixed, "exact"], [n&.channel, n&.payload]
+
+      # pg's non-blocking #notifies.
+      assert_nil s.notifies
+      pid = notify(s, ch, "polled")
+      deadline = now + 5
+      polled = nil
+      until polled || now > deadline
+        polled = s.notifies
+        sleep 0.01 unless polled
+      end
+      assert_equal({ relname: ch, be_pid: pid, extra: "polled", gap: false }, polled)
+
+      s.unlisten(ch)
+      s.unlisten(mixed)
+      notify(s, ch, "after unlisten")
+      assert_nil s.next_notification(0.5)
+    end
+  end
+
+  def test_wait_for_notify_timeout_and_interrupts
+    ch = unique("rb_ch")
+    open do |s|
+      s.listen(ch)
+      t0 = now
+      assert_nil s.wait_for_notify(0.4) { flunk "block ran" }
+      assert_operator now - t0, :>=, 0.35
+      assert_operator now - t0, :<, 3
+      t0 = now
+      assert_nil s.wait_for_notify(0)
+      assert_nil s.next_notification(0)
+      assert_operator now - t0, :<, 1
+      [-1, "1", Float::NAN].each do |bad|
+        assert_raises(PGSess::InterfaceError) { s.next_notification(bad) }
+      end
+
+      # The wait releases the GVL: another thread keeps running.
+      counter = 0
+      counting = Thread.new { loop { counter += 1 } }
+      sleep 0.05
+      before = counter
+      assert_nil s.wait_for_notify(0.5)
+      assert_operator counter - before, :>, 1000
+      counting.kill.join
+
+      # Interrupts get through a wait for ever.
+      assert_raises(Timeout::Error) { Timeout.timeout(0.3) { s.wait_for_notify } }
+      waiter = Thread.new { s.wait_for_notify }
+      sleep 0.2
+      t0 = now
+      waiter.kill
+      refute_nil waiter.join(2), "Thread#kill did not end the wait"
+      assert_operator now - t0, :<, 2
+
+      # A notification wakes a waiter on another thread.
+      waiter = Thread.new { s.next_notification(10) }
+      sleep 0.2
+      notify(s, ch, "wake")
+      assert_equal "wake", waiter.value&.payload
+    end
+
+    # Closing the session from another thread ends a wait with InterfaceError.
+    s = open
+    s.listen(ch)
+    waiter = Thread.new do
+      s.wait_for_notify
+    rescue PGSess::InterfaceError => e
+      e
+    end
+    sleep 0.2
+    s.close
+    assert_instance_of PGSess::InterfaceError, waiter.value
+  end
+
+  # The listener connection killed: it reconnects with backoff and delivers a gap marker for the
+  # channel (next_notification: gap?; wait_for_notify: channel, 0, nil); a later NOTIFY arrives.
+  def test_notification_gap_after_listener_terminated
+    ch = unique("rb_gap")
+    open do |s|
+      open(pool_max_size: 2) do |pg_style|
+        [s, pg_style].each { |l| l.listen(ch) }
+        notify(s, ch, "before")
+        assert_equal "before", s.next_notification(5)&.payload
+        assert_equal ch, pg_style.wait_for_notify(5)
+
+        killed = s.query(<<~SQL, "%#{ch}%") { |r| r.map { |row| row["killed"] } }
+          SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+          WHERE query ILIKE 'LISTEN%' AND query LIKE $1 AND pid <> pg_backend_pid()
+        SQL
+        assert_equal [true, true], killed, "expected both listeners' backends"
+
+        gap = s.next_notification(10)
+        refute_nil gap, "no gap marker within 10 s of the listener's backend being terminated"
+        assert gap.gap?
+        assert_equal [ch, 0, nil], gap.to_a
+        assert_match(/gap/, gap.inspect)
+        yielded = nil
+        assert_equal ch, pg_style.wait_for_notify(10) { |*args| yielded = args }
+        assert_equal [ch, 0, nil], yielded
+        assert_nil s.notifies
+
+        # Listening again: a NOTIFY sent now arrives.
+        pid = notify(s, ch, "after")
+        [s, pg_style].each do |l|
+          n = l.next_notification(5)
+          refute_nil n, "no notification after the reconnect"
+          refute n.gap?
+          assert_equal [ch, pid, "after"], n.to_a
+        end
+      end
+    end
+  end
+
+  # A plain LISTEN on a pinned session's own connection: its notifications arrive through
+  # next_notification too. And the eventfd turns readable when one is ready.
+  def test_pinned_listen_and_notification_fd
+    ch = unique("rb_pinch")
+    open do |s|
+      s.pin do |p|
+        p.query("LISTEN #{ch}") {}
+        pid = notify(s, ch, "pinned")
+        n = p.next_notification(5)
+        assert_equal [ch, pid, "pinned"], n&.to_a
+      end
+
+      s.listen(ch)
+      fd = s.notification_fd
+      assert_kind_of Integer, fd
+      assert_operator fd, :>=, 0
+      io = IO.for_fd(fd, autoclose: false)
+      assert_nil IO.select([io], nil, nil, 0.2)
+      notify(s, ch, "fd")
+      refute_nil IO.select([io], nil, nil, 5), "the notification fd did not become readable"
+      assert_equal "fd", s.next_notification(0)&.payload
     end
   end
 end

@@ -7,7 +7,10 @@ module PGSess
   # - `code`: a Symbol naming the pgsess_code (`:data_error`, `:pool_exhausted`, ...), or the
   #   Integer for a code the library does not know;
   # - `category`: the DB-API category as a Symbol (`:operational_error` for `:pool_exhausted`);
-  # - `sqlstate`, `detail`, `hint`: the server's fields (nil when there are none).
+  # - `sqlstate`, `detail`, `hint`: the server's fields (nil when there are none);
+  # - `context`: the server's CONTEXT field (for a COPY, the row: `COPY t, line 3, column id:
+  #   "x"`), and #error_field for any other field of the server's report, as pg's
+  #   PG::Result#error_field.
   #
   # Names and categories are the library's (pgsess_code_name, pgsess_code_category): the binding
   # keeps no table of its own.
@@ -25,17 +28,37 @@ module PGSess
     # Symbol => pgsess_code value.
     VALUES = CODES.invert.freeze
 
+    # The fields of the server's error report, by libpq's PG_DIAG_* letter (pgsess_error_field):
+    # "S" severity, "V" its non-localised form, "C" SQLSTATE, "M" message, "D" detail, "H" hint,
+    # "P" position, "p" internal position, "q" internal query, "W" context, "s" schema, "t"
+    # table, "c" column, "d" data type, "n" constraint, "F" file, "L" line, "R" routine.
+    FIELDS = %w[S V C M D H P p q W s t c d n F L R].freeze
+
     attr_reader :code, :category, :sqlstate, :detail, :hint
 
     # `code` and `category` are Symbols (or Integers for unknown codes); the category defaults
-    # to the library's for the code.
-    def initialize(message = nil, code: nil, category: nil, sqlstate: nil, detail: nil, hint: nil)
+    # to the library's for the code. `fields`: the server's fields by PG_DIAG_* letter.
+    def initialize(message = nil, code: nil, category: nil, sqlstate: nil, detail: nil, hint: nil, fields: {})
       super(message)
       @code = code
       @category = category || Error.category_of(code)
       @sqlstate = sqlstate
       @detail = detail
       @hint = hint
+      @fields = fields.freeze
+    end
+
+    # One field of the server's error report by its PG_DIAG_* letter (a one-character String, or
+    # its Integer code as pg's PG::PG_DIAG_* constants): the server's text, or nil when it sent
+    # none (and for errors the client raised: pool exhaustion, a lost connection).
+    def error_field(field)
+      @fields[field.is_a?(Integer) ? field.chr : field.to_s]
+    end
+
+    # The server's CONTEXT field ("W"): where the error happened; for a COPY, the row
+    # (`COPY t, line 3, column id: "x"`). nil when there is none.
+    def context
+      @fields["W"]
     end
 
     # Symbol for a pgsess_code value (the Integer itself when unknown).
@@ -76,7 +99,11 @@ module PGSess
         category: code_symbol(category),
         sqlstate: Native.str(Native.pgsess_error_sqlstate(err)),
         detail: Native.str(Native.pgsess_error_detail(err)),
-        hint: Native.str(Native.pgsess_error_hint(err))
+        hint: Native.str(Native.pgsess_error_hint(err)),
+        fields: FIELDS.each_with_object({}) do |f, h|
+          value = Native.str(Native.pgsess_error_field(err, f.ord))
+          h[f] = value.freeze if value
+        end
       )
     ensure
       Native.pgsess_error_free(err)

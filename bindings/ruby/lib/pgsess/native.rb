@@ -40,6 +40,8 @@ module PGSess
     typedef :pointer, :errp
     typedef :pointer, :tx
     typedef :pointer, :stream
+    typedef :pointer, :copy
+    typedef :pointer, :notification
     typedef :int, :code
 
     attach_function :pgsess_version, [], :string
@@ -53,6 +55,7 @@ module PGSess
     attach_function :pgsess_error_sqlstate, [:error], :pointer
     attach_function :pgsess_error_detail, [:error], :pointer
     attach_function :pgsess_error_hint, [:error], :pointer
+    attach_function :pgsess_error_field, [:error, :int], :pointer
     attach_function :pgsess_error_free, [:error], :void
 
     attach_function :pgsess_options_new, [], :options
@@ -100,6 +103,7 @@ module PGSess
     attach_function :pgsess_pin, [:session, :errp], :session, blocking: true
     attach_function :pgsess_is_pinned, [:session], :bool
     attach_function :pgsess_pool_pinned_sessions, [:session], :uint64
+    attach_function :pgsess_pool_copies_open, [:session], :uint64
     attach_function :pgsess_backend_pid, [:session], :int32
     attach_function :pgsess_pool_id, [:session], :pointer
     attach_function :pgsess_encoding, [:session], :pointer
@@ -122,6 +126,30 @@ module PGSess
     attach_function :pgsess_tx_session, [:tx], :session
     attach_function :pgsess_commit, [:tx, :errp], :code, blocking: true
     attach_function :pgsess_rollback, [:tx], :void, blocking: true
+
+    # COPY: every call may wait on the network (pgsess_copy_free sends CopyFail or a cancel).
+    attach_function :pgsess_copy_in, [:session, :pointer, :errp], :copy, blocking: true
+    attach_function :pgsess_copy_out, [:session, :pointer, :errp], :copy, blocking: true
+    attach_function :pgsess_copy_write, [:copy, :pointer, :size_t, :errp], :code, blocking: true
+    attach_function :pgsess_copy_start, [:session, :pointer, :errp], :copy, blocking: true
+    attach_function :pgsess_copy_is_in, [:copy], :bool
+    attach_function :pgsess_copy_read, [:copy, :pointer, :errp], :pointer, blocking: true
+    attach_function :pgsess_copy_read_chunk, [:copy, :pointer, :errp], :pointer, blocking: true
+    attach_function :pgsess_copy_abort, [:copy, :pointer, :errp], :code, blocking: true
+    attach_function :pgsess_copy_finish, [:copy, :errp], :uint64, blocking: true
+    attach_function :pgsess_copy_free, [:copy], :void, blocking: true
+
+    # LISTEN/NOTIFY. pgsess_listen may open the listener connection; pgsess_notification_next
+    # waits (the binding calls it in short slices so that interrupts get through).
+    attach_function :pgsess_listen, [:session, :pointer, :errp], :code, blocking: true
+    attach_function :pgsess_unlisten, [:session, :pointer, :errp], :code, blocking: true
+    attach_function :pgsess_notification_next, [:session, :int32, :errp], :notification, blocking: true
+    attach_function :pgsess_notification_fd, [:session], :int
+    attach_function :pgsess_notification_channel, [:notification], :pointer
+    attach_function :pgsess_notification_payload, [:notification], :pointer
+    attach_function :pgsess_notification_pid, [:notification], :int32
+    attach_function :pgsess_notification_is_gap, [:notification], :bool
+    attach_function :pgsess_notification_free, [:notification], :void
 
     UTF8 = Encoding::UTF_8
 

@@ -311,6 +311,146 @@ module PGSess
       total
     end
 
+    # Run a COPY statement and move its data, as pg's PG::Connection#copy_data. The server
+    # decides the direction, as PGRES_COPY_IN or PGRES_COPY_OUT does for pg (pgsess_copy_start,
+    # then pgsess_copy_is_in; Copy#in? and #out? tell). A statement that is no COPY FROM STDIN or
+    # TO STDOUT still runs, as on pg, and then raises InterfaceError.
+    #
+    # With a block, yields a PGSess::Copy: for COPY ... FROM STDIN, send rows with
+    # `copy.put_copy_data(row)` (or `copy << row`); for COPY ... TO STDOUT, read them with
+    # `copy.get_copy_data` (one CopyData message, a row for text and CSV, as a binary String; nil
+    # at the end) or `copy.each`, or in large chunks with `copy.read_chunk` / `copy.each_chunk` /
+    # `copy.read_all`. When the block ends the copy is finished and the number of rows copied is
+    # returned; when it raises (or leaves early by break, return or throw) the copy is aborted,
+    # so a COPY FROM STDIN commits none of its rows, and the exception goes on. A COPY TO STDOUT
+    # block must read to the end (else InterfaceError, as pg's NotAllCopyDataRetrieved).
+    #
+    # Without a block, returns the Copy: call Copy#finish (then the rows are committed) or
+    # Copy#close (aborted). Until then it holds its connection; on a pinned session or a
+    # transaction other statements are refused with InterfaceError meanwhile.
+    def copy_data(sql, &block)
+      Copy.start(@handle, sql, nil, &block)
+    end
+
+    # #copy_data for a COPY ... FROM STDIN (pgsess_copy_in): the library refuses any other
+    # statement with InterfaceError (NotSupportedError for a COPY ... TO STDOUT).
+    #
+    # With `io` instead of a block, sends its data and returns the rows copied: a String is sent
+    # whole; anything else is read with `io.read(64 KiB)` until it returns nil (an IO, a StringIO,
+    # a Tempfile). An exception from `io` aborts the copy.
+    def copy_in(sql, io = nil, &block)
+      return Copy.start(@handle, sql, :in, &block) if io.nil?
+      raise ArgumentError, "copy_in takes an io or a block, not both" if block
+
+      data = String.try_convert(io)
+      raise TypeError, "copy_in takes a String or an object with #read, not #{io.class}" unless data || io.respond_to?(:read)
+
+      Copy.start(@handle, sql, :in) do |copy|
+        if data
+          copy.put_copy_data(data)
+        else
+          while (piece = io.read(Copy::CHUNK_BYTES))
+            copy.put_copy_data(piece)
+          end
+        end
+      end
+    end
+
+    # #copy_data for a COPY ... TO STDOUT (pgsess_copy_out): the library refuses any other
+    # statement with InterfaceError (NotSupportedError for a COPY ... FROM STDIN).
+    #
+    # With `io` instead of a block, writes all the data to it in large chunks (Copy#each_chunk:
+    # one native call per 64 KiB or more, not per row) and returns the rows copied: `io.write`
+    # when it has #write (an IO, a StringIO), else `io << chunk` (a binary String, say:
+    # `copy_out(sql, out = String.new)`). An exception from `io` cancels the copy.
+    def copy_out(sql, io = nil, &block)
+      return Copy.start(@handle, sql, :out, &block) if io.nil?
+      raise ArgumentError, "copy_out takes an io or a block, not both" if block
+
+      write = if io.respond_to?(:write) then io.method(:write)
+              elsif io.respond_to?(:<<) then io.method(:<<)
+              else raise TypeError, "copy_out takes an object with #write or #<<, not #{io.class}"
+              end
+      Copy.start(@handle, sql, :out) { |copy| copy.each_chunk { |chunk| write.call(chunk) } }
+    end
+
+    # Notifications are waited for in slices of at most this many milliseconds, so that
+    # Thread#raise, Thread#kill, Timeout and Ctrl-C get through, and #close from another thread
+    # is not held up.
+    NOTIFY_SLICE_MS = 100
+
+    # LISTEN on `channel` (the library quotes it as an identifier: "Foo" is not "foo", unlike an
+    # unquoted `LISTEN Foo`). The session listens through a dedicated listener connection of its
+    # own (opened on first use, not counted against pool_max_size); when that connection is lost
+    # it reconnects with backoff, listens again and delivers a gap marker for each channel (see
+    # #next_notification). Returns nil.
+    def listen(channel)
+      ch = Native.cstring(channel, "channel")
+      @handle.use { |s| Native.checked { |e| Native.pgsess_listen(s, ch, e) } }
+      nil
+    end
+
+    # UNLISTEN `channel` (quoted as for #listen). Returns nil.
+    def unlisten(channel)
+      ch = Native.cstring(channel, "channel")
+      @handle.use { |s| Native.checked { |e| Native.pgsess_unlisten(s, ch, e) } }
+      nil
+    end
+
+    # The next notification, a PGSess::Notification (channel, payload, pid, gap?), waiting up to
+    # `timeout` seconds (fractional; nil: for ever; 0: do not wait); nil on timeout.
+    # Notifications are kept in arrival order (at most 65,536, beyond which the oldest are
+    # dropped and a gap marker is queued for their channel). The GVL is released while it waits;
+    # it raises InterfaceError if the session is closed meanwhile. Any thread may call it; each
+    # notification goes to one caller.
+    #
+    # On a pinned session, notifications for a plain `LISTEN x` run with #query on its own
+    # connection arrive here too.
+    def next_notification(timeout = nil)
+      deadline = notify_deadline(timeout)
+      loop do
+        ms = if deadline
+               ((deadline - monotonic) * 1000).ceil.clamp(0, NOTIFY_SLICE_MS)
+             else
+               NOTIFY_SLICE_MS
+             end
+        notification = take_notification(ms)
+        return notification if notification
+        return nil if deadline && monotonic >= deadline
+      end
+    end
+
+    # pg's PG::Connection#wait_for_notify: waits as #next_notification and returns the channel
+    # name, or nil on timeout; with a block, yields `channel, pid, payload` first. A gap marker
+    # (notifications on the channel may have been lost: the listener reconnected, or the queue
+    # overflowed) is returned and yielded too, as `channel, 0, nil`: a pid of 0 and a nil
+    # payload (a NOTIFY without one has payload ""). Use #next_notification for Notification#gap?.
+    def wait_for_notify(timeout = nil)
+      notification = next_notification(timeout)
+      return nil unless notification
+
+      yield(*notification.to_a) if block_given?
+      notification.channel
+    end
+
+    # pg's PG::Connection#notifies: the next notification without waiting, as a Hash
+    # `{ relname: channel, be_pid: pid, extra: payload, gap: false }`, or nil when none is ready.
+    # A gap marker (see #wait_for_notify) is `{ relname: channel, be_pid: 0, extra: nil, gap: true }`.
+    def notifies
+      notification = next_notification(0)
+      return nil unless notification
+
+      { relname: notification.channel, be_pid: notification.pid, extra: notification.payload,
+        gap: notification.gap? }
+    end
+
+    # A file descriptor (an eventfd owned by the session) readable while a notification is
+    # ready, for an event loop (IO.for_fd(fd, autoclose: false) with IO.select or nio4r): when it
+    # is readable call `next_notification(0)`. Do not read or close it; it is valid until #close.
+    def notification_fd
+      @handle.use { |s| Native.pgsess_notification_fd(s) }
+    end
+
     # Begin a transaction (pins one pooled connection). With a block, see #transaction.
     def begin(&block)
       tx = nil
@@ -382,6 +522,12 @@ module PGSess
       @handle.use { |s| Native.pgsess_pool_pinned_sessions(s) }
     end
 
+    # How many COPY handles (PGSess::Copy not yet finished or closed) hold a connection of this
+    # session's pool now.
+    def copies_open
+      @handle.use { |s| Native.pgsess_pool_copies_open(s) }
+    end
+
     # The backend pid that ran this session's latest statement (0 before any).
     def backend_pid
       @handle.use { |s| Native.pgsess_backend_pid(s) }
@@ -436,6 +582,41 @@ module PGSess
       @name = name
       @handle = handle
       @pool_id = @handle.use { |s| Native.str(Native.pgsess_pool_id(s)) }.freeze
+    end
+
+    def monotonic
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+
+    # The monotonic deadline for a wait of `timeout` seconds (nil: none).
+    def notify_deadline(timeout)
+      return nil if timeout.nil?
+
+      seconds = timeout.is_a?(Numeric) ? timeout.to_f : nil
+      unless seconds && seconds >= 0 && !seconds.nan?
+        raise InterfaceError.new("timeout must be nil or a number of seconds >= 0, not #{timeout.inspect}",
+                                 code: :interface_error)
+      end
+      return nil if seconds.infinite?
+
+      monotonic + seconds
+    end
+
+    # One pgsess_notification_next of up to `ms` milliseconds: a Notification, or nil. The
+    # session's handle is taken for this slice only, so #close can run between slices.
+    def take_notification(ms)
+      Statements.guarded do
+        @handle.use do |s|
+          ptr = Native.checked { |e| Native.pgsess_notification_next(s, ms, e) }
+          next nil if ptr.null?
+
+          begin
+            Notification.from_native(ptr)
+          ensure
+            Native.pgsess_notification_free(ptr)
+          end
+        end
+      end
     end
 
     def set_reset(opts, mode)

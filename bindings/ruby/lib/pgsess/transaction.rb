@@ -102,6 +102,23 @@ module PGSess
       end
     end
 
+    # Session#copy_data inside the transaction (through #session): the rows a COPY FROM STDIN
+    # copies commit or roll back with the transaction. While the copy is open the transaction's
+    # other statements are refused with InterfaceError.
+    def copy_data(sql, &block)
+      session.copy_data(sql, &block)
+    end
+
+    # Session#copy_in inside the transaction (also with an `io`).
+    def copy_in(sql, io = nil, &block)
+      session.copy_in(sql, io, &block)
+    end
+
+    # Session#copy_out inside the transaction (also with an `io`).
+    def copy_out(sql, io = nil, &block)
+      session.copy_out(sql, io, &block)
+    end
+
     # Commit. Raises TransactionRollbackError when a statement in the transaction failed (the
     # server rolled back instead), InterfaceError when the transaction already ended.
     def commit
