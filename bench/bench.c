@@ -1718,10 +1718,10 @@ static void cs_control_row(const char *label, const struct copy_series *aa, cons
     free(r);
 }
 
-/* Side j of a block of three (0 pgsess, 1 libpq, 2 the control), rotated by block. */
-static int copy_side(long k, int j)
+/* Side j of a block of n (0 pgsess, 1 libpq, 2 the control, ...), rotated by block. */
+static int copy_side(long k, int j, int n)
 {
-    return (int)((j + (k < 0 ? 0 : k)) % 3);
+    return (int)((j + (k < 0 ? 0 : k)) % n);
 }
 
 static void workload_copy_in(pgsess_session *s, PGconn *c, PGconn *ctl)
@@ -1746,7 +1746,7 @@ static void workload_copy_in(pgsess_session *s, PGconn *c, PGconn *ctl)
         /* One row per write: pgsess, libpq, control, rotated by block; then 64 KiB writes,
            pgsess first in even blocks, libpq first in odd ones. */
         for (j = 0; j < 5; j++) {
-            int side = j < 3 ? copy_side(k, j) : (j - 3) == (k < 0 ? 0 : (int)(k % 2)) ? 0 : 1, big = j >= 3;
+            int side = j < 3 ? copy_side(k, j, 3) : (j - 3) == (k < 0 ? 0 : (int)(k % 2)) ? 0 : 1, big = j >= 3;
             struct copy_cost cost;
             double t;
             copyin_truncate(ctl);
@@ -1820,6 +1820,50 @@ static double copyout_pgsess(pgsess_session *s, struct copy_sum *sum, struct cop
     return t1 - t0;
 }
 
+/* The same through pgsess_copy_read_chunk (every buffered message at once, joined), each row
+   found with memchr and touched as above: the path of bindings that pay per call into C. */
+static double copyout_pgsess_chunk(pgsess_session *s, struct copy_sum *sum, struct copy_cost *cost)
+{
+    pgsess_error *err = NULL;
+    pgsess_copy *cp;
+    const unsigned char *p;
+    size_t len;
+    uint64_t n;
+    struct copy_sum cs = {0, 0, 0, 0};
+    struct cost_snap z;
+    double t0, t1;
+    cost_begin(&z, PS_BACKEND);
+    t0 = now_us();
+    cp = pgsess_copy_out(s, COPYOUT_SQL, &err);
+    if (cp == NULL)
+        die("pgsess_copy_out(%s) failed: %s", COPYOUT_SQL, emsg(err));
+    while ((p = pgsess_copy_read_chunk(cp, &len, &err)) != NULL) {
+        const unsigned char *row = p, *end = p + len;
+        while (row < end) { /* the server sends whole rows, so a chunk ends with one */
+            const unsigned char *nl = memchr(row, '\n', (size_t)(end - row));
+            size_t rl = nl ? (size_t)(nl - row) + 1 : (size_t)(end - row);
+            cs.rows++;
+            cs.len += rl;
+            cs.first += row[0];
+            cs.last += row[rl - 1];
+            row += rl;
+        }
+    }
+    if (err != NULL)
+        die("pgsess_copy_read_chunk failed after %ld rows: %s", cs.rows, emsg(err));
+    n = pgsess_copy_finish(cp, &err);
+    if (n == UINT64_MAX)
+        die("pgsess_copy_finish (copy out) failed: %s", emsg(err));
+    pgsess_copy_free(cp);
+    t1 = now_us();
+    cost_end(cost, &z, PS_BACKEND);
+    if (n != (uint64_t)COPY_ROWS || cs.rows != COPY_ROWS)
+        die("pgsess copy out (chunks): %ld rows read, %llu reported, expected %ld", cs.rows, (unsigned long long)n,
+            COPY_ROWS);
+    *sum = cs;
+    return t1 - t0;
+}
+
 static double copyout_libpq(PGconn *c, struct copy_sum *sum, struct copy_cost *cost)
 {
     PGresult *r;
@@ -1861,32 +1905,35 @@ static void check_copy_sum(const char *side, const struct copy_sum *got, const s
 
 static void workload_copy_out(pgsess_session *s, PGconn *c)
 {
-    struct copy_series a, b, aa;
+    struct copy_series a, b, aa, ch;
     struct copy_sum want, sa, sb;
     struct copy_cost ca, cb;
     PGconn *c2 = pq_connect();
     char label[96];
     long k;
-    cs_alloc(&a), cs_alloc(&b), cs_alloc(&aa);
+    cs_alloc(&a), cs_alloc(&b), cs_alloc(&aa), cs_alloc(&ch);
     PS_BACKEND = ps_backend_pid(s);
     printf("9. COPY TO STDOUT \"%s\": %ld rows (\"i\\tsome text i\\n\"), %ld blocks per side, 1 warm-up each,\n"
            "   sides in alternating order; "
            "pgsess_copy_out + pgsess_copy_read per row + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
            "   PQgetCopyData(async=0) + PQfreemem per row + PQgetResult; every row's length, first and last\n"
-           "   byte summed and the sums compared. A/A control: a second libpq connection in the same blocks\n",
+           "   byte summed and the sums compared. A/A control: a second libpq connection in the same blocks;\n"
+           "   extra: pgsess_copy_read_chunk, rows found with memchr\n",
            COPYOUT_SQL, COPY_ROWS, COPY_BLOCKS);
     copyout_libpq(c, &want, &cb);
     copyout_pgsess(s, &sa, &ca);
     check_copy_sum("pgsess", &sa, &want);
     copyout_libpq(c2, &sb, &cb);
+    copyout_pgsess_chunk(s, &sa, &ca);
+    check_copy_sum("pgsess (chunks)", &sa, &want);
     for (k = 0; k < COPY_BLOCKS; k++) {
         int j;
-        for (j = 0; j < 3; j++) { /* pgsess, libpq, control, rotated by block */
-            int side = copy_side(k, j);
-            if (side == 0) {
-                double t = copyout_pgsess(s, &sa, &ca);
-                check_copy_sum("pgsess", &sa, &want);
-                cs_put(&a, k, t, &ca);
+        for (j = 0; j < 4; j++) { /* pgsess, libpq, control, pgsess by chunks, rotated by block */
+            int side = copy_side(k, j, 4);
+            if (side == 0 || side == 3) {
+                double t = side == 0 ? copyout_pgsess(s, &sa, &ca) : copyout_pgsess_chunk(s, &sa, &ca);
+                check_copy_sum(side == 0 ? "pgsess" : "pgsess (chunks)", &sa, &want);
+                cs_put(side == 0 ? &a : &ch, k, t, &ca);
             } else {
                 double t = copyout_libpq(side == 2 ? c2 : c, &sb, &cb);
                 check_copy_sum(side == 2 ? "libpq control" : "libpq", &sb, &want);
@@ -1904,7 +1951,16 @@ static void workload_copy_out(pgsess_session *s, PGconn *c)
     cs_rows(label, "9.", &a, &b, 1);
     cs_print("control (a second libpq connection) per copy", &aa);
     cs_control_row("9. (extra) A/A control: a second libpq connection vs libpq", &aa, &b);
-    cs_free(&a), cs_free(&b), cs_free(&aa);
+    cs_print("pgsess by pgsess_copy_read_chunk per copy", &ch);
+    {
+        double *r = dalloc(COPY_BLOCKS);
+        double m = cs_ratio(ch.t, b.t, r);
+        print_stats("ratio chunks/libpq, time", "", r, COPY_BLOCKS);
+        add_row("9. (extra) the same read by pgsess_copy_read_chunk (rows found with memchr)",
+                median(ch.t, (size_t)COPY_BLOCKS), median(b.t, (size_t)COPY_BLOCKS), "ms", m, INFO, 0, NULL);
+        free(r);
+    }
+    cs_free(&a), cs_free(&b), cs_free(&aa), cs_free(&ch);
 }
 
 /* ------------------------------------------------------------------------------------------ */
