@@ -12,9 +12,13 @@
  *   bench all [-q]                 every workload, then a markdown table (-q: tiny sizes, a smoke test)
  *   bench mem pgsess|libpq TABLE ROWS
  *                                  child of workload 5: peak RSS of holding the bulk result
- *   bench cg rt|bulk|bulkrow pgsess|libpq N
+ *   bench cg rt|bulk|bulkrow|copyin|copyin64|copyout pgsess|libpq N
  *                                  one side, one workload, N iterations inside the function
- *                                  measured_loop (for valgrind --tool=callgrind --toggle-collect=measured_loop)
+ *                                  measured_loop (for valgrind --tool=callgrind --toggle-collect=measured_loop);
+ *                                  for copy*, N is the row count of one copy
+ *   bench cg notify pgsess|libpq|pgsessfd|relay N
+ *                                  N notifications to one receiver of workload 10 (for strace -f -c,
+ *                                  perf record, callgrind)
  *
  * Workloads (see BENCHMARKS.md):
  *   1 round trip   SELECT $1::int + 1, one text parameter: pgsess_query + free vs PQexecParams + PQclear
@@ -26,6 +30,13 @@
  *   5 memory       peak RSS minus a baseline taken before the bulk query, in child processes
  *   6 small writes 1,000 single-row parameterised INSERTs (table truncated between blocks);
  *                  libpq pipeline mode as an extra row
+ *   7 dirty        SET application_name on a pooled session (reset on return) and a pinned one
+ *   8 copy_in      COPY FROM STDIN of 1,000,000 text rows into an unlogged table: pgsess_copy_write
+ *                  vs PQputCopyData, one row per call, then 64 KiB per call
+ *   9 copy_out     COPY TO STDOUT of 1,000,000 rows: pgsess_copy_read vs PQgetCopyData (async=0)
+ *  10 notify       NOTIFY (libpq sender) to the notification in the application's hands:
+ *                  pgsess_notification_next(-1) vs poll + PQconsumeInput + PQnotifies; latency
+ *                  and context switches per notification
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -33,11 +44,14 @@
 #include <pgsess.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -60,11 +74,13 @@ static long CONC_TOTAL = 4096, CONC_BLOCKS = 11;
 static long CONN_BLOCKS = 11, CONN_REQS = 20;
 static long MEM_RUNS = 5;
 static long WR_BLOCKS = 21, WR_ROWS = 1000;
+static long COPY_ROWS = 1000000, COPY_BLOCKS = 11;
+static long NOTIFY_BLOCKS = 10, NOTIFY_PER_BLOCK = 200;
 
 static const char *RT_SQL = "SELECT $1::int + 1";
 static const char *URL;
-static char BULK_TABLE[64], WR_TABLE[64];
-static char BULK_SQL[160], WR_SQL[160];
+static char BULK_TABLE[64], WR_TABLE[64], COPYIN_TABLE[64], COPYOUT_TABLE[64];
+static char BULK_SQL[160], WR_SQL[160], COPYIN_SQL[160], COPYOUT_SQL[160];
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                     */
@@ -202,7 +218,7 @@ struct row {
     char met[40];
 };
 
-static struct row ROWS[32];
+static struct row ROWS[48];
 static int NROWS;
 
 static void fmt_val(char *buf, size_t n, double v, const char *unit)
@@ -1370,6 +1386,1041 @@ static void workload_writes(pgsess_session *s, PGconn *c, PGconn *ctl)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Workloads 8 and 9: COPY FROM STDIN and COPY TO STDOUT                                      */
+
+/* Client CPU time of the whole process (user + system, every thread), us. */
+static double cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* Where a copy's time went, besides the wall clock: the client's CPU (the process, every
+ * thread), and from /proc/PID/schedstat (when the server runs on this machine: PID is the
+ * backend's) the backend's CPU time and its time runnable but waiting for a CPU, and the
+ * client thread's wait for a CPU. The waits show the other jobs on the machine. us; -1 unknown. */
+struct copy_cost {
+    double cpu, srv_run, srv_wait, cli_wait;
+    double cli_sleeps, srv_sleeps; /* voluntary context switches: the client thread, the backend */
+};
+
+/* voluntary_ctxt_switches of /proc/<pid>/status; -1 when unreadable. */
+static double vol_switches(long pid)
+{
+    char path[64], line[128];
+    double v = -1;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) {
+            v = strtod(line + 24, NULL);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* run and wait ns of /proc/<pid>/schedstat (pid 0: this thread); 0 when unreadable. */
+static int schedstat(long pid, double *run_us, double *wait_us)
+{
+    char path[64];
+    unsigned long long run, wait;
+    FILE *f;
+    int ok;
+    if (pid == 0)
+        snprintf(path, sizeof path, "/proc/thread-self/schedstat");
+    else
+        snprintf(path, sizeof path, "/proc/%ld/schedstat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    ok = fscanf(f, "%llu %llu", &run, &wait) == 2;
+    fclose(f);
+    *run_us = (double)run / 1e3, *wait_us = (double)wait / 1e3;
+    return ok;
+}
+
+struct cost_snap {
+    double cpu, srv_run, srv_wait, cli_run, cli_wait, cli_sleeps, srv_sleeps;
+    int srv_ok, cli_ok;
+};
+
+#ifndef RUSAGE_THREAD
+#define RUSAGE_THREAD 1 /* Linux; declared only with _GNU_SOURCE */
+#endif
+
+static void cost_begin(struct cost_snap *z, long backend)
+{
+    z->srv_ok = backend > 0 && schedstat(backend, &z->srv_run, &z->srv_wait);
+    z->cli_ok = schedstat(0, &z->cli_run, &z->cli_wait);
+    z->srv_sleeps = backend > 0 ? vol_switches(backend) : -1;
+    {
+        struct rusage ru;
+        getrusage(RUSAGE_THREAD, &ru);
+        z->cli_sleeps = (double)ru.ru_nvcsw;
+    }
+    z->cpu = cpu_us();
+}
+
+static void cost_end(struct copy_cost *c, const struct cost_snap *z, long backend)
+{
+    struct cost_snap e;
+    cost_begin(&e, backend);
+    c->cpu = e.cpu - z->cpu;
+    c->srv_run = z->srv_ok && e.srv_ok ? e.srv_run - z->srv_run : -1;
+    c->srv_wait = z->srv_ok && e.srv_ok ? e.srv_wait - z->srv_wait : -1;
+    c->cli_wait = z->cli_ok && e.cli_ok ? e.cli_wait - z->cli_wait : -1;
+    c->cli_sleeps = e.cli_sleeps - z->cli_sleeps;
+    c->srv_sleeps = z->srv_sleeps >= 0 && e.srv_sleeps >= 0 ? e.srv_sleeps - z->srv_sleeps : -1;
+}
+
+/* The backend behind pgsess session s (pool of 1: the connection its copies use). */
+static long PS_BACKEND;
+
+static long ps_backend_pid(pgsess_session *s)
+{
+    pgsess_error *err = NULL;
+    pgsess_results *r = pgsess_query(s, "SELECT pg_backend_pid()", 0, NULL, &err);
+    long pid;
+    if (r == NULL)
+        die("pgsess_query(SELECT pg_backend_pid()) failed: %s", emsg(err));
+    pid = strtol(pgsess_results_value(r, 0, 0), NULL, 10);
+    pgsess_results_free(r);
+    return pid;
+}
+
+/* The COPY FROM rows, generated once before the timing ("i\tsome text i\n", i = 1..COPY_ROWS):
+ * row i is COPY_DATA[COPY_OFF[i - 1] .. COPY_OFF[i]). Both sides write the same bytes. */
+static char *COPY_DATA;
+static size_t *COPY_OFF;
+static unsigned long long COPY_TLEN; /* sum of length(t) over the rows, to check the table */
+
+static void copy_make_data(void)
+{
+    size_t cap = (size_t)COPY_ROWS * 32 + 1, at = 0;
+    long i;
+    COPY_DATA = malloc(cap);
+    COPY_OFF = malloc(((size_t)COPY_ROWS + 1) * sizeof *COPY_OFF);
+    if (COPY_DATA == NULL || COPY_OFF == NULL)
+        die("out of memory");
+    COPY_TLEN = 0;
+    COPY_OFF[0] = 0;
+    for (i = 1; i <= COPY_ROWS; i++) {
+        int n = snprintf(COPY_DATA + at, cap - at, "%ld\tsome text %ld\n", i, i);
+        int digits = snprintf(NULL, 0, "%ld", i);
+        at += (size_t)n;
+        COPY_OFF[i] = at;
+        COPY_TLEN += 10 + (unsigned long long)digits; /* "some text " + i */
+    }
+}
+
+static size_t copy_bytes(void)
+{
+    return COPY_OFF[COPY_ROWS];
+}
+
+/* chunk 0: one row per write call; otherwise writes of `chunk` bytes (the last one shorter),
+ * cut anywhere (COPY data need not be split at rows). Returns elapsed us; *cpu gets the client
+ * CPU time. */
+static double copyin_pgsess(pgsess_session *s, size_t chunk, struct copy_cost *cost)
+{
+    pgsess_error *err = NULL;
+    pgsess_copy *cp;
+    uint64_t n;
+    struct cost_snap z;
+    double t0, t1;
+    long i;
+    cost_begin(&z, PS_BACKEND);
+    t0 = now_us();
+    cp = pgsess_copy_in(s, COPYIN_SQL, &err);
+    if (cp == NULL)
+        die("pgsess_copy_in(%s) failed: %s", COPYIN_SQL, emsg(err));
+    if (chunk == 0) {
+        for (i = 0; i < COPY_ROWS; i++)
+            if (pgsess_copy_write(cp, COPY_DATA + COPY_OFF[i], COPY_OFF[i + 1] - COPY_OFF[i], &err) != PGSESS_OK)
+                die("pgsess_copy_write (row %ld) failed: %s", i + 1, emsg(err));
+    } else {
+        size_t at, total = copy_bytes();
+        for (at = 0; at < total; at += chunk)
+            if (pgsess_copy_write(cp, COPY_DATA + at, total - at < chunk ? total - at : chunk, &err) != PGSESS_OK)
+                die("pgsess_copy_write (offset %zu) failed: %s", at, emsg(err));
+    }
+    n = pgsess_copy_finish(cp, &err);
+    if (n == UINT64_MAX)
+        die("pgsess_copy_finish failed: %s", emsg(err));
+    pgsess_copy_free(cp);
+    t1 = now_us();
+    cost_end(cost, &z, PS_BACKEND);
+    if (n != (uint64_t)COPY_ROWS)
+        die("pgsess copy in: %llu rows copied, expected %ld", (unsigned long long)n, COPY_ROWS);
+    return t1 - t0;
+}
+
+/* The end of a COPY on libpq: the command's result, its row count, then no more results. */
+static void pq_copy_end(PGconn *c, const char *what)
+{
+    PGresult *r = PQgetResult(c);
+    char want[24];
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        die("libpq %s: %s", what, PQerrorMessage(c));
+    snprintf(want, sizeof want, "%ld", COPY_ROWS);
+    if (strcmp(PQcmdTuples(r), want) != 0)
+        die("libpq %s: %s rows copied, expected %s", what, PQcmdTuples(r), want);
+    PQclear(r);
+    if ((r = PQgetResult(c)) != NULL)
+        die("libpq %s: an unexpected extra result", what);
+}
+
+static double copyin_libpq(PGconn *c, size_t chunk, struct copy_cost *cost)
+{
+    PGresult *r;
+    struct cost_snap z;
+    double t0, t1;
+    long i;
+    cost_begin(&z, PQbackendPID(c));
+    t0 = now_us();
+    r = PQexec(c, COPYIN_SQL);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        die("PQexec(%s): %s", COPYIN_SQL, PQerrorMessage(c));
+    PQclear(r);
+    if (chunk == 0) {
+        for (i = 0; i < COPY_ROWS; i++)
+            if (PQputCopyData(c, COPY_DATA + COPY_OFF[i], (int)(COPY_OFF[i + 1] - COPY_OFF[i])) != 1)
+                die("PQputCopyData (row %ld) failed: %s", i + 1, PQerrorMessage(c));
+    } else {
+        size_t at, total = copy_bytes();
+        for (at = 0; at < total; at += chunk)
+            if (PQputCopyData(c, COPY_DATA + at, (int)(total - at < chunk ? total - at : chunk)) != 1)
+                die("PQputCopyData (offset %zu) failed: %s", at, PQerrorMessage(c));
+    }
+    if (PQputCopyEnd(c, NULL) != 1)
+        die("PQputCopyEnd failed: %s", PQerrorMessage(c));
+    pq_copy_end(c, "copy in");
+    t1 = now_us();
+    cost_end(cost, &z, PQbackendPID(c));
+    return t1 - t0;
+}
+
+static void copyin_truncate(PGconn *ctl)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "TRUNCATE %s", COPYIN_TABLE);
+    pq_exec_ok(ctl, sql);
+}
+
+/* The table holds exactly the rows written: count, sum(i), sum(length(t)). */
+static void copyin_verify(PGconn *ctl, const char *side)
+{
+    char sql[192], want[96];
+    PGresult *r;
+    snprintf(sql, sizeof sql, "SELECT count(*) || ' ' || sum(i) || ' ' || sum(length(t)) FROM %s", COPYIN_TABLE);
+    snprintf(want, sizeof want, "%ld %lld %llu", COPY_ROWS, (long long)COPY_ROWS * (COPY_ROWS + 1) / 2, COPY_TLEN);
+    r = PQexec(ctl, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), want) != 0)
+        die("copy in (%s): table holds \"%s\", expected \"%s\" %s", side,
+            PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "?", want, PQerrorMessage(ctl));
+    PQclear(r);
+}
+
+#define COPY_CHUNK 65536
+
+/* One side's measurements of a COPY workload, one entry per block (ms). */
+struct copy_series {
+    double *t, *cpu, *srv, *srvw, *cliw, *clis, *srvs;
+};
+
+static void cs_alloc(struct copy_series *c)
+{
+    c->t = dalloc(COPY_BLOCKS), c->cpu = dalloc(COPY_BLOCKS), c->srv = dalloc(COPY_BLOCKS);
+    c->srvw = dalloc(COPY_BLOCKS), c->cliw = dalloc(COPY_BLOCKS);
+    c->clis = dalloc(COPY_BLOCKS), c->srvs = dalloc(COPY_BLOCKS);
+}
+
+static void cs_put(struct copy_series *c, long k, double t_us, const struct copy_cost *cost)
+{
+    c->t[k] = t_us / 1000.0, c->cpu[k] = cost->cpu / 1000.0;
+    c->srv[k] = cost->srv_run / 1000.0, c->srvw[k] = cost->srv_wait / 1000.0, c->cliw[k] = cost->cli_wait / 1000.0;
+    c->clis[k] = cost->cli_sleeps, c->srvs[k] = cost->srv_sleeps;
+}
+
+static void cs_print(const char *name, const struct copy_series *c)
+{
+    print_stats(name, "ms", c->t, COPY_BLOCKS);
+    print_stats("  client CPU (user+sys, all threads)", "ms", c->cpu, COPY_BLOCKS);
+    if (min_of(c->srv, (size_t)COPY_BLOCKS) >= 0) {
+        print_stats("  server backend CPU (schedstat)", "ms", c->srv, COPY_BLOCKS);
+        print_stats("  server backend waiting for a CPU", "ms", c->srvw, COPY_BLOCKS);
+    }
+    if (min_of(c->cliw, (size_t)COPY_BLOCKS) >= 0)
+        print_stats("  client thread waiting for a CPU", "ms", c->cliw, COPY_BLOCKS);
+    print_stats("  client thread's sleeps (voluntary switches)", "", c->clis, COPY_BLOCKS);
+    if (min_of(c->srvs, (size_t)COPY_BLOCKS) >= 0)
+        print_stats("  server backend's sleeps (voluntary switches)", "", c->srvs, COPY_BLOCKS);
+}
+
+static void cs_free(struct copy_series *c)
+{
+    free(c->t), free(c->cpu), free(c->srv), free(c->srvw), free(c->cliw), free(c->clis), free(c->srvs);
+}
+
+/* Ratio rows a/b per block of one measure; the median. */
+static double cs_ratio(const double *a, const double *b, double *out)
+{
+    long k;
+    for (k = 0; k < COPY_BLOCKS; k++)
+        out[k] = b[k] > 0 ? a[k] / b[k] : 0;
+    return median(out, (size_t)COPY_BLOCKS);
+}
+
+/* The table rows of one COPY case: time (the issue's target), client CPU, server CPU. */
+static void cs_rows(const char *time_label, const char *prefix, const struct copy_series *a,
+                    const struct copy_series *b, int extra_rows)
+{
+    double *r = dalloc(COPY_BLOCKS);
+    char label[96];
+    add_row(time_label, median(a->t, (size_t)COPY_BLOCKS), median(b->t, (size_t)COPY_BLOCKS), "ms",
+            cs_ratio(a->t, b->t, r), LOWER, 1.00, "(issue)");
+    print_stats("ratio pgsess/libpq, time", "", r, COPY_BLOCKS);
+    cs_ratio(a->cpu, b->cpu, r);
+    print_stats("ratio pgsess/libpq, client CPU", "", r, COPY_BLOCKS);
+    if (extra_rows) {
+        snprintf(label, sizeof label, "%s (extra) the same: client CPU (user+sys, all threads) per copy", prefix);
+        add_row(label, median(a->cpu, (size_t)COPY_BLOCKS), median(b->cpu, (size_t)COPY_BLOCKS), "ms",
+                median(r, (size_t)COPY_BLOCKS), INFO, 0, NULL);
+    }
+    if (min_of(a->srv, (size_t)COPY_BLOCKS) >= 0 && min_of(b->srv, (size_t)COPY_BLOCKS) >= 0) {
+        cs_ratio(a->srv, b->srv, r);
+        print_stats("ratio pgsess/libpq, server backend CPU", "", r, COPY_BLOCKS);
+        if (extra_rows) {
+            snprintf(label, sizeof label, "%s (extra) the same: the server backend's CPU per copy", prefix);
+            add_row(label, median(a->srv, (size_t)COPY_BLOCKS), median(b->srv, (size_t)COPY_BLOCKS), "ms",
+                    median(r, (size_t)COPY_BLOCKS), INFO, 0, NULL);
+        }
+    }
+    free(r);
+}
+
+/* The A/A control of a COPY workload: a second libpq connection timed against the first in the
+   same blocks. Its ratio's spread is this machine's noise for the same work. */
+static void cs_control_row(const char *label, const struct copy_series *aa, const struct copy_series *b)
+{
+    double *r = dalloc(COPY_BLOCKS);
+    double m = cs_ratio(aa->t, b->t, r);
+    print_stats("ratio control/libpq, time (A/A)", "", r, COPY_BLOCKS);
+    add_text_row(label, "-", "", "the noise of the time ratio", "-");
+    fmt_val(ROWS[NROWS - 1].b, sizeof ROWS[NROWS - 1].b, median(aa->t, (size_t)COPY_BLOCKS), "ms");
+    ROWS[NROWS - 1].ratio = m;
+    snprintf(ROWS[NROWS - 1].target, sizeof ROWS[NROWS - 1].target, "- (per block %.2f-%.2f)",
+             min_of(r, (size_t)COPY_BLOCKS), max_of(r, (size_t)COPY_BLOCKS));
+    free(r);
+}
+
+/* Side j of a block of n (0 pgsess, 1 libpq, 2 the control, ...), rotated by block. */
+static int copy_side(long k, int j, int n)
+{
+    return (int)((j + (k < 0 ? 0 : k)) % n);
+}
+
+static void workload_copy_in(pgsess_session *s, PGconn *c, PGconn *ctl)
+{
+    struct copy_series a, b, a64, b64, aa;
+    PGconn *c2 = pq_connect();
+    char label[96];
+    long k;
+    copy_make_data();
+    cs_alloc(&a), cs_alloc(&b), cs_alloc(&a64), cs_alloc(&b64), cs_alloc(&aa);
+    PS_BACKEND = ps_backend_pid(s);
+    printf("8. COPY FROM STDIN \"%s\": %ld rows (%zu bytes of text, \"i\\tsome text i\\n\") into an unlogged\n"
+           "   table truncated before each copy; %ld blocks per side, 1 warm-up block, sides in alternating order;\n"
+           "   each block runs "
+           "pgsess_copy_in + pgsess_copy_write + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
+           "   PQputCopyData + PQputCopyEnd + PQgetResult, first one row per write call on both sides, then\n"
+           "   %d-byte writes on both sides; the table is checked after each copy. A/A control: a second\n"
+           "   libpq connection's one-row-per-write copy in the same blocks\n",
+           COPYIN_SQL, COPY_ROWS, copy_bytes(), COPY_BLOCKS, COPY_CHUNK);
+    for (k = -1; k < COPY_BLOCKS; k++) {
+        int j;
+        /* One row per write: pgsess, libpq, control, rotated by block; then 64 KiB writes,
+           pgsess first in even blocks, libpq first in odd ones. */
+        for (j = 0; j < 5; j++) {
+            int side = j < 3 ? copy_side(k, j, 3) : (j - 3) == (k < 0 ? 0 : (int)(k % 2)) ? 0 : 1, big = j >= 3;
+            struct copy_cost cost;
+            double t;
+            copyin_truncate(ctl);
+            if (side == 0)
+                t = copyin_pgsess(s, big ? COPY_CHUNK : 0, &cost);
+            else
+                t = copyin_libpq(side == 2 ? c2 : c, big ? COPY_CHUNK : 0, &cost);
+            copyin_verify(ctl, side == 0 ? (big ? "pgsess, 64 KiB writes" : "pgsess, one row per write")
+                               : side == 2 ? "libpq control, one row per write"
+                                           : (big ? "libpq, 64 KiB writes" : "libpq, one row per write"));
+            if (k >= 0)
+                cs_put(side == 2 ? &aa : side == 0 ? (big ? &a64 : &a) : (big ? &b64 : &b), k, t, &cost);
+        }
+    }
+    PQfinish(c2);
+    copyin_truncate(ctl);
+    if (ps_backend_pid(s) != PS_BACKEND)
+        printf("    warning: pgsess's backend changed during the workload (its server CPU is not the copies')\n");
+    cs_print("pgsess, one row per write, per copy", &a);
+    cs_print("libpq, one row per write, per copy", &b);
+    snprintf(label, sizeof label, "8. COPY FROM STDIN, %ld rows, one row per write call, per copy", COPY_ROWS);
+    cs_rows(label, "8.", &a, &b, 1);
+    cs_print("control (a second libpq connection), one row per write", &aa);
+    cs_control_row("8. (extra) A/A control: a second libpq connection, one row per write, vs libpq", &aa, &b);
+    cs_print("pgsess, 64 KiB writes, per copy", &a64);
+    cs_print("libpq, 64 KiB writes, per copy", &b64);
+    snprintf(label, sizeof label, "8. COPY FROM STDIN, %ld rows, 64 KiB write calls, per copy", COPY_ROWS);
+    cs_rows(label, "8.", &a64, &b64, 0);
+    cs_free(&a), cs_free(&b), cs_free(&a64), cs_free(&b64), cs_free(&aa);
+    free(COPY_DATA), free(COPY_OFF);
+    COPY_DATA = NULL, COPY_OFF = NULL;
+}
+
+struct copy_sum {
+    unsigned long long len, first, last; /* sums of row lengths, first bytes, last bytes */
+    long rows;
+};
+
+static double copyout_pgsess(pgsess_session *s, struct copy_sum *sum, struct copy_cost *cost)
+{
+    pgsess_error *err = NULL;
+    pgsess_copy *cp;
+    const unsigned char *p;
+    size_t len;
+    uint64_t n;
+    struct copy_sum cs = {0, 0, 0, 0};
+    struct cost_snap z;
+    double t0, t1;
+    cost_begin(&z, PS_BACKEND);
+    t0 = now_us();
+    cp = pgsess_copy_out(s, COPYOUT_SQL, &err);
+    if (cp == NULL)
+        die("pgsess_copy_out(%s) failed: %s", COPYOUT_SQL, emsg(err));
+    while ((p = pgsess_copy_read(cp, &len, &err)) != NULL) {
+        cs.rows++;
+        cs.len += len;
+        cs.first += p[0];
+        cs.last += p[len - 1];
+    }
+    if (err != NULL)
+        die("pgsess_copy_read failed after %ld rows: %s", cs.rows, emsg(err));
+    n = pgsess_copy_finish(cp, &err);
+    if (n == UINT64_MAX)
+        die("pgsess_copy_finish (copy out) failed: %s", emsg(err));
+    pgsess_copy_free(cp);
+    t1 = now_us();
+    cost_end(cost, &z, PS_BACKEND);
+    if (n != (uint64_t)COPY_ROWS || cs.rows != COPY_ROWS)
+        die("pgsess copy out: %ld rows read, %llu reported, expected %ld", cs.rows, (unsigned long long)n, COPY_ROWS);
+    *sum = cs;
+    return t1 - t0;
+}
+
+/* The same through pgsess_copy_read_chunk (every buffered message at once, joined), each row
+   found with memchr and touched as above: the path of bindings that pay per call into C. */
+static double copyout_pgsess_chunk(pgsess_session *s, struct copy_sum *sum, struct copy_cost *cost)
+{
+    pgsess_error *err = NULL;
+    pgsess_copy *cp;
+    const unsigned char *p;
+    size_t len;
+    uint64_t n;
+    struct copy_sum cs = {0, 0, 0, 0};
+    struct cost_snap z;
+    double t0, t1;
+    cost_begin(&z, PS_BACKEND);
+    t0 = now_us();
+    cp = pgsess_copy_out(s, COPYOUT_SQL, &err);
+    if (cp == NULL)
+        die("pgsess_copy_out(%s) failed: %s", COPYOUT_SQL, emsg(err));
+    while ((p = pgsess_copy_read_chunk(cp, &len, &err)) != NULL) {
+        const unsigned char *row = p, *end = p + len;
+        while (row < end) { /* the server sends whole rows, so a chunk ends with one */
+            const unsigned char *nl = memchr(row, '\n', (size_t)(end - row));
+            size_t rl = nl ? (size_t)(nl - row) + 1 : (size_t)(end - row);
+            cs.rows++;
+            cs.len += rl;
+            cs.first += row[0];
+            cs.last += row[rl - 1];
+            row += rl;
+        }
+    }
+    if (err != NULL)
+        die("pgsess_copy_read_chunk failed after %ld rows: %s", cs.rows, emsg(err));
+    n = pgsess_copy_finish(cp, &err);
+    if (n == UINT64_MAX)
+        die("pgsess_copy_finish (copy out) failed: %s", emsg(err));
+    pgsess_copy_free(cp);
+    t1 = now_us();
+    cost_end(cost, &z, PS_BACKEND);
+    if (n != (uint64_t)COPY_ROWS || cs.rows != COPY_ROWS)
+        die("pgsess copy out (chunks): %ld rows read, %llu reported, expected %ld", cs.rows, (unsigned long long)n,
+            COPY_ROWS);
+    *sum = cs;
+    return t1 - t0;
+}
+
+static double copyout_libpq(PGconn *c, struct copy_sum *sum, struct copy_cost *cost)
+{
+    PGresult *r;
+    char *buf;
+    int n;
+    struct copy_sum cs = {0, 0, 0, 0};
+    struct cost_snap z;
+    double t0, t1;
+    cost_begin(&z, PQbackendPID(c));
+    t0 = now_us();
+    r = PQexec(c, COPYOUT_SQL);
+    if (PQresultStatus(r) != PGRES_COPY_OUT)
+        die("PQexec(%s): %s", COPYOUT_SQL, PQerrorMessage(c));
+    PQclear(r);
+    while ((n = PQgetCopyData(c, &buf, 0)) > 0) {
+        cs.rows++;
+        cs.len += (unsigned long long)n;
+        cs.first += (unsigned char)buf[0];
+        cs.last += (unsigned char)buf[n - 1];
+        PQfreemem(buf);
+    }
+    if (n != -1)
+        die("PQgetCopyData failed after %ld rows: %s", cs.rows, PQerrorMessage(c));
+    pq_copy_end(c, "copy out");
+    t1 = now_us();
+    cost_end(cost, &z, PQbackendPID(c));
+    if (cs.rows != COPY_ROWS)
+        die("libpq copy out: %ld rows read, expected %ld", cs.rows, COPY_ROWS);
+    *sum = cs;
+    return t1 - t0;
+}
+
+static void check_copy_sum(const char *side, const struct copy_sum *got, const struct copy_sum *want)
+{
+    if (got->rows != want->rows || got->len != want->len || got->first != want->first || got->last != want->last)
+        die("copy out %s: checksum (%ld rows, len %llu, first %llu, last %llu) differs from (%ld, %llu, %llu, %llu)",
+            side, got->rows, got->len, got->first, got->last, want->rows, want->len, want->first, want->last);
+}
+
+static void workload_copy_out(pgsess_session *s, PGconn *c)
+{
+    struct copy_series a, b, aa, ch;
+    struct copy_sum want, sa, sb;
+    struct copy_cost ca, cb;
+    PGconn *c2 = pq_connect();
+    char label[96];
+    long k;
+    cs_alloc(&a), cs_alloc(&b), cs_alloc(&aa), cs_alloc(&ch);
+    PS_BACKEND = ps_backend_pid(s);
+    printf("9. COPY TO STDOUT \"%s\": %ld rows (\"i\\tsome text i\\n\"), %ld blocks per side, 1 warm-up each,\n"
+           "   sides in alternating order; "
+           "pgsess_copy_out + pgsess_copy_read per row + pgsess_copy_finish + pgsess_copy_free vs PQexec +\n"
+           "   PQgetCopyData(async=0) + PQfreemem per row + PQgetResult; every row's length, first and last\n"
+           "   byte summed and the sums compared. A/A control: a second libpq connection in the same blocks;\n"
+           "   extra: pgsess_copy_read_chunk, rows found with memchr\n",
+           COPYOUT_SQL, COPY_ROWS, COPY_BLOCKS);
+    copyout_libpq(c, &want, &cb);
+    copyout_pgsess(s, &sa, &ca);
+    check_copy_sum("pgsess", &sa, &want);
+    copyout_libpq(c2, &sb, &cb);
+    copyout_pgsess_chunk(s, &sa, &ca);
+    check_copy_sum("pgsess (chunks)", &sa, &want);
+    for (k = 0; k < COPY_BLOCKS; k++) {
+        int j;
+        for (j = 0; j < 4; j++) { /* pgsess, libpq, control, pgsess by chunks, rotated by block */
+            int side = copy_side(k, j, 4);
+            if (side == 0 || side == 3) {
+                double t = side == 0 ? copyout_pgsess(s, &sa, &ca) : copyout_pgsess_chunk(s, &sa, &ca);
+                check_copy_sum(side == 0 ? "pgsess" : "pgsess (chunks)", &sa, &want);
+                cs_put(side == 0 ? &a : &ch, k, t, &ca);
+            } else {
+                double t = copyout_libpq(side == 2 ? c2 : c, &sb, &cb);
+                check_copy_sum(side == 2 ? "libpq control" : "libpq", &sb, &want);
+                cs_put(side == 2 ? &aa : &b, k, t, &cb);
+            }
+        }
+    }
+    PQfinish(c2);
+    if (ps_backend_pid(s) != PS_BACKEND)
+        printf("    warning: pgsess's backend changed during the workload (its server CPU is not the copies')\n");
+    printf("    (each copy reads %ld rows, %llu bytes)\n", want.rows, want.len);
+    cs_print("pgsess per copy", &a);
+    cs_print("libpq per copy", &b);
+    snprintf(label, sizeof label, "9. COPY TO STDOUT, %ld rows, each row read, per copy", COPY_ROWS);
+    cs_rows(label, "9.", &a, &b, 1);
+    cs_print("control (a second libpq connection) per copy", &aa);
+    cs_control_row("9. (extra) A/A control: a second libpq connection vs libpq", &aa, &b);
+    cs_print("pgsess by pgsess_copy_read_chunk per copy", &ch);
+    {
+        double *r = dalloc(COPY_BLOCKS);
+        double m = cs_ratio(ch.t, b.t, r);
+        print_stats("ratio chunks/libpq, time", "", r, COPY_BLOCKS);
+        add_row("9. (extra) the same read by pgsess_copy_read_chunk (rows found with memchr)",
+                median(ch.t, (size_t)COPY_BLOCKS), median(b.t, (size_t)COPY_BLOCKS), "ms", m, INFO, 0, NULL);
+        free(r);
+    }
+    cs_free(&a), cs_free(&b), cs_free(&aa), cs_free(&ch);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workload 10: LISTEN/NOTIFY latency                                                          */
+
+/*
+ * The main thread is the sender (one libpq connection, the same for every side): for each
+ * notification it takes t0, runs "NOTIFY channel, 'seq'" (PQexec), and waits until the receiver
+ * thread has had it before sending the next. The receiver thread takes t1 as soon as the
+ * notification is in the application's hands and hands t1 back under a mutex; latency = t1 - t0
+ * (CLOCK_MONOTONIC, one process). Receivers (sides):
+ *   NT_PGSESS     pgsess_listen once, then pgsess_notification_next(session, -1) per notification
+ *                 (delivered by the session's background listener thread);
+ *   NT_LIBPQ      LISTEN once on its own connection, then PQnotifies, else poll(PQsocket) +
+ *                 PQconsumeInput until PQnotifies has one;
+ *   NT_PGSESS_FD  (extra) the same session, the event-loop way: poll(pgsess_notification_fd),
+ *                 then pgsess_notification_next(session, 0);
+ *   NT_LIBPQ_RELAY (extra) NT_LIBPQ's loop run by a second thread, which hands each notification
+ *                 to the receiver thread through a mutex + condition variable: libpq plus the
+ *                 one thread handoff that a library delivering through a background thread
+ *                 cannot avoid (the floor of that design on this machine).
+ * pgsess's two sides share a channel, libpq's two another; every side stays listening for the
+ * whole workload. Context switches (voluntary + involuntary, getrusage) over a block's
+ * notifications: the receiver thread's own (RUSAGE_THREAD), and the receiving side's all
+ * threads = the process's (RUSAGE_SELF) minus the sender thread's (pgsess's background thread
+ * and the relay thread are counted there).
+ */
+
+enum nt_side { NT_PGSESS, NT_LIBPQ, NT_PGSESS_FD, NT_LIBPQ_RELAY, NT_SIDES };
+
+static const char *const NT_NAME[NT_SIDES] = {"pgsess next(-1)", "libpq poll", "pgsess fd + next(0)",
+                                              "libpq + handoff"};
+
+static double csw(int who, double *voluntary)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    if (voluntary)
+        *voluntary = (double)ru.ru_nvcsw;
+    return (double)ru.ru_nvcsw + (double)ru.ru_nivcsw;
+}
+
+/* CPU time (user + system) and time runnable but waiting for a CPU of this process's threads
+ * except the main one (the sender), from /proc/self/task/TID/schedstat, us. A snapshot is kept
+ * per thread, so that a thread gone by the second one (the last block's, exiting) is not counted
+ * as negative time. */
+#define SNAP_MAX 256
+struct task_snap {
+    int n;
+    long tid[SNAP_MAX];
+    double run[SNAP_MAX], wait[SNAP_MAX];
+};
+
+static void side_snap(struct task_snap *t)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    long self = (long)getpid();
+    t->n = 0;
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL && t->n < SNAP_MAX) {
+        long tid = strtol(e->d_name, NULL, 10);
+        char path[80];
+        unsigned long long r, w;
+        FILE *f;
+        if (tid <= 0 || tid == self)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        if (fscanf(f, "%llu %llu", &r, &w) == 2) {
+            t->tid[t->n] = tid, t->run[t->n] = (double)r / 1e3, t->wait[t->n] = (double)w / 1e3;
+            t->n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
+
+/* What the threads of `end` used since `start` (a thread new in `end` counts from zero). */
+static void side_delta(const struct task_snap *start, const struct task_snap *end, double *run, double *wait)
+{
+    int i, j;
+    *run = 0, *wait = 0;
+    for (i = 0; i < end->n; i++) {
+        double r0 = 0, w0 = 0;
+        for (j = 0; j < start->n; j++)
+            if (start->tid[j] == end->tid[i]) {
+                r0 = start->run[j], w0 = start->wait[j];
+                break;
+            }
+        *run += end->run[i] - r0, *wait += end->wait[i] - w0;
+    }
+}
+
+struct nt_shared {
+    enum nt_side side;
+    pgsess_session *s;
+    PGconn *lc;          /* the libpq listener */
+    const char *channel;
+    long n;              /* notifications this block */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ready;           /* threads about to wait for the first one */
+    int release;         /* the block's counts are taken: the threads may exit */
+    long got;            /* notifications received so far */
+    double t_recv;       /* when the last one arrived */
+    double csw_thread, vcsw_thread; /* the receiver thread's switches during the block */
+    double run_thread, wait_thread; /* and its CPU time and wait for a CPU, us (schedstat) */
+    /* NT_LIBPQ_RELAY: the relay's one-slot mailbox */
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    PGnotify *slot;
+};
+
+static void nt_set_ready(struct nt_shared *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    sh->ready++;
+    pthread_cond_broadcast(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* A receiving thread stays until the sender has taken the block's counts (an exited thread's
+   schedstat is gone). */
+static void nt_wait_release(struct nt_shared *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    while (!sh->release)
+        pthread_cond_wait(&sh->cv, &sh->mu);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+static void nt_deliver(struct nt_shared *sh, long seq, double t1, const char *channel, const char *payload)
+{
+    char want[24];
+    snprintf(want, sizeof want, "%ld", seq);
+    if (strcmp(channel, sh->channel) != 0 || strcmp(payload, want) != 0)
+        die("notify (%s): got \"%s\" on \"%s\", expected \"%s\" on \"%s\"", NT_NAME[sh->side], payload, channel,
+            want, sh->channel);
+    pthread_mutex_lock(&sh->mu);
+    sh->got = seq + 1;
+    sh->t_recv = t1;
+    pthread_cond_broadcast(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* libpq: the next notification on lc, waiting in poll(2) for as long as it takes. */
+static PGnotify *nt_libpq_next(PGconn *lc)
+{
+    PGnotify *nt;
+    while ((nt = PQnotifies(lc)) == NULL) {
+        struct pollfd pfd;
+        pfd.fd = PQsocket(lc);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            die("poll: %s", strerror(errno));
+        if (!PQconsumeInput(lc))
+            die("PQconsumeInput failed: %s", PQerrorMessage(lc));
+    }
+    return nt;
+}
+
+static void *nt_relay(void *arg)
+{
+    struct nt_shared *sh = arg;
+    long i;
+    nt_set_ready(sh);
+    for (i = 0; i < sh->n; i++) {
+        PGnotify *nt = nt_libpq_next(sh->lc);
+        pthread_mutex_lock(&sh->rmu);
+        while (sh->slot != NULL) /* not before the receiver took the last one */
+            pthread_cond_wait(&sh->rcv, &sh->rmu);
+        sh->slot = nt;
+        pthread_cond_broadcast(&sh->rcv);
+        pthread_mutex_unlock(&sh->rmu);
+    }
+    nt_wait_release(sh);
+    return NULL;
+}
+
+static void pgsess_check_notification(const pgsess_notification *nt, const pgsess_error *err)
+{
+    if (nt == NULL)
+        die("pgsess_notification_next failed: %s", err ? emsg(err) : "(nothing ready)");
+    if (pgsess_notification_is_gap(nt))
+        die("pgsess: a gap marker on \"%s\" (the listener reconnected)", pgsess_notification_channel(nt));
+}
+
+static void *nt_receiver(void *arg)
+{
+    struct nt_shared *sh = arg;
+    double c0, v0, v1, r0 = 0, w0 = 0, r1 = 0, w1 = 0;
+    int efd = sh->side == NT_PGSESS_FD ? pgsess_notification_fd(sh->s) : -1;
+    long i;
+    if (sh->side == NT_PGSESS_FD && efd < 0)
+        die("pgsess_notification_fd returned %d", efd);
+    nt_set_ready(sh);
+    c0 = csw(RUSAGE_THREAD, &v0);
+    schedstat(0, &r0, &w0);
+    for (i = 0; i < sh->n; i++) {
+        pgsess_error *err = NULL;
+        pgsess_notification *pn;
+        PGnotify *nt;
+        double t1;
+        switch (sh->side) {
+        case NT_PGSESS:
+            pn = pgsess_notification_next(sh->s, -1, &err);
+            t1 = now_us();
+            pgsess_check_notification(pn, err);
+            nt_deliver(sh, i, t1, pgsess_notification_channel(pn), pgsess_notification_payload(pn));
+            pgsess_notification_free(pn);
+            break;
+        case NT_PGSESS_FD:
+            for (;;) {
+                struct pollfd pfd;
+                pfd.fd = efd;
+                pfd.events = POLLIN;
+                pfd.revents = 0;
+                if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                    die("poll(pgsess_notification_fd): %s", strerror(errno));
+                if ((pn = pgsess_notification_next(sh->s, 0, &err)) != NULL || err != NULL)
+                    break;
+            }
+            t1 = now_us();
+            pgsess_check_notification(pn, err);
+            nt_deliver(sh, i, t1, pgsess_notification_channel(pn), pgsess_notification_payload(pn));
+            pgsess_notification_free(pn);
+            break;
+        case NT_LIBPQ:
+            nt = nt_libpq_next(sh->lc);
+            t1 = now_us();
+            nt_deliver(sh, i, t1, nt->relname, nt->extra);
+            PQfreemem(nt);
+            break;
+        default: /* NT_LIBPQ_RELAY */
+            pthread_mutex_lock(&sh->rmu);
+            while (sh->slot == NULL)
+                pthread_cond_wait(&sh->rcv, &sh->rmu);
+            nt = sh->slot;
+            sh->slot = NULL;
+            pthread_cond_broadcast(&sh->rcv);
+            pthread_mutex_unlock(&sh->rmu);
+            t1 = now_us();
+            nt_deliver(sh, i, t1, nt->relname, nt->extra);
+            PQfreemem(nt);
+            break;
+        }
+    }
+    sh->csw_thread = csw(RUSAGE_THREAD, &v1) - c0;
+    sh->vcsw_thread = v1 - v0;
+    schedstat(0, &r1, &w1);
+    sh->run_thread = r1 - r0, sh->wait_thread = w1 - w0;
+    nt_wait_release(sh);
+    return NULL;
+}
+
+/* One block of one side: its p50 and p99, and context switches per notification. */
+struct nt_block {
+    double p50, p99;
+    double csw_all, vcsw_all;       /* the receiving side, all its threads */
+    double csw_thread, vcsw_thread; /* the receiver (application) thread alone */
+    double csw_sender;              /* the sender thread */
+    double run_all, wait_all;       /* the receiving side's CPU and wait for a CPU, us */
+    double run_thread, wait_thread; /* the same, the receiver thread alone */
+};
+
+/* lat: n latencies out, us. */
+static void nt_run_block(enum nt_side side, pgsess_session *s, PGconn *lc, PGconn *sender, const char *channel,
+                         long n, double *lat, struct nt_block *out)
+{
+    struct nt_shared sh;
+    pthread_t th, relay;
+    double p0, pv0, s0, sv0, p1, pv1, s1, sv1, *sorted = dalloc(n), srun, swait;
+    static struct task_snap snap0, snap1;
+    int threads = side == NT_LIBPQ_RELAY ? 2 : 1;
+    long i;
+    memset(&sh, 0, sizeof sh);
+    sh.side = side, sh.s = s, sh.lc = lc, sh.channel = channel, sh.n = n;
+    pthread_mutex_init(&sh.mu, NULL);
+    pthread_cond_init(&sh.cv, NULL);
+    pthread_mutex_init(&sh.rmu, NULL);
+    pthread_cond_init(&sh.rcv, NULL);
+    if (side == NT_LIBPQ_RELAY && pthread_create(&relay, NULL, nt_relay, &sh) != 0)
+        die("pthread_create failed");
+    if (pthread_create(&th, NULL, nt_receiver, &sh) != 0)
+        die("pthread_create failed");
+    pthread_mutex_lock(&sh.mu);
+    while (sh.ready < threads)
+        pthread_cond_wait(&sh.cv, &sh.mu);
+    pthread_mutex_unlock(&sh.mu);
+    side_snap(&snap0);
+    p0 = csw(RUSAGE_SELF, &pv0);
+    s0 = csw(RUSAGE_THREAD, &sv0);
+    for (i = 0; i < n; i++) {
+        char sql[128];
+        double t0;
+        snprintf(sql, sizeof sql, "NOTIFY %s, '%ld'", channel, i);
+        t0 = now_us();
+        pq_exec_ok(sender, sql);
+        pthread_mutex_lock(&sh.mu);
+        while (sh.got <= i)
+            pthread_cond_wait(&sh.cv, &sh.mu);
+        lat[i] = sh.t_recv - t0;
+        pthread_mutex_unlock(&sh.mu);
+    }
+    p1 = csw(RUSAGE_SELF, &pv1);
+    s1 = csw(RUSAGE_THREAD, &sv1);
+    side_snap(&snap1);
+    pthread_mutex_lock(&sh.mu);
+    sh.release = 1;
+    pthread_cond_broadcast(&sh.cv);
+    pthread_mutex_unlock(&sh.mu);
+    pthread_join(th, NULL);
+    if (side == NT_LIBPQ_RELAY)
+        pthread_join(relay, NULL);
+    pthread_mutex_destroy(&sh.mu);
+    pthread_cond_destroy(&sh.cv);
+    pthread_mutex_destroy(&sh.rmu);
+    pthread_cond_destroy(&sh.rcv);
+    memcpy(sorted, lat, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+    out->p50 = quantile_sorted(sorted, (size_t)n, 0.50);
+    out->p99 = quantile_sorted(sorted, (size_t)n, 0.99);
+    free(sorted);
+    out->csw_sender = (s1 - s0) / (double)n;
+    out->csw_all = ((p1 - p0) - (s1 - s0)) / (double)n;
+    out->vcsw_all = ((pv1 - pv0) - (sv1 - sv0)) / (double)n;
+    out->csw_thread = sh.csw_thread / (double)n;
+    out->vcsw_thread = sh.vcsw_thread / (double)n;
+    side_delta(&snap0, &snap1, &srun, &swait);
+    out->run_all = srun / (double)n, out->wait_all = swait / (double)n;
+    out->run_thread = sh.run_thread / (double)n, out->wait_thread = sh.wait_thread / (double)n;
+}
+
+static void workload_notify(PGconn *sender)
+{
+    long nb = NOTIFY_BLOCKS, per = NOTIFY_PER_BLOCK, k;
+    double *p50[NT_SIDES], *p99[NT_SIDES], *cs[NT_SIDES], *vcs[NT_SIDES], *ct[NT_SIDES], *vct[NT_SIDES];
+    double *sn[NT_SIDES], *all[NT_SIDES], *ra[NT_SIDES], *wa[NT_SIDES], *rt[NT_SIDES], *wt[NT_SIDES];
+    double *r50 = dalloc(nb), *r99 = dalloc(nb), *rcs = dalloc(nb), *rct = dalloc(nb);
+    double *f50 = dalloc(nb), *h50 = dalloc(nb), *hf50 = dalloc(nb);
+    char cha[64], chb[64], sql[128];
+    pgsess_error *err = NULL;
+    pgsess_session *s = ps_open(1);
+    PGconn *lc = pq_connect();
+    struct nt_block blk;
+    double *lat = dalloc(per);
+    int i;
+    /* The order within a block alternates (ABCD, DCBA, ...): no side always runs first. */
+    static const enum nt_side order[NT_SIDES] = {NT_PGSESS, NT_LIBPQ, NT_PGSESS_FD, NT_LIBPQ_RELAY};
+
+    for (i = 0; i < NT_SIDES; i++) {
+        p50[i] = dalloc(nb), p99[i] = dalloc(nb), cs[i] = dalloc(nb), vcs[i] = dalloc(nb);
+        ct[i] = dalloc(nb), vct[i] = dalloc(nb), sn[i] = dalloc(nb), all[i] = dalloc(nb * per);
+        ra[i] = dalloc(nb), wa[i] = dalloc(nb), rt[i] = dalloc(nb), wt[i] = dalloc(nb);
+    }
+    snprintf(cha, sizeof cha, "pgsess_bench_ps_%ld", (long)getpid());
+    snprintf(chb, sizeof chb, "pgsess_bench_pq_%ld", (long)getpid());
+    if (pgsess_listen(s, cha, &err) != PGSESS_OK)
+        die("pgsess_listen(%s) failed: %s", cha, emsg(err));
+    snprintf(sql, sizeof sql, "LISTEN %s", chb);
+    pq_exec_ok(lc, sql);
+    printf("10. LISTEN/NOTIFY latency: a libpq sender connection runs \"NOTIFY channel, 'seq'\" one at a time and\n"
+           "   waits until the receiver thread has it; latency = from before the NOTIFY is sent to the\n"
+           "   notification in the application's hands (CLOCK_MONOTONIC, one process). Receivers:\n"
+           "   pgsess_listen + pgsess_notification_next(-1) vs LISTEN + poll(PQsocket) + PQconsumeInput +\n"
+           "   PQnotifies; extra: pgsess by poll(pgsess_notification_fd) + next(0), and libpq's loop in a\n"
+           "   second thread handing each notification to the receiver (mutex + condition variable).\n"
+           "   %ld blocks x %ld notifications per side, order alternating, 1 warm-up block each\n",
+           nb, per);
+    for (i = 0; i < NT_SIDES; i++)
+        nt_run_block(order[i], s, lc, sender, order[i] == NT_PGSESS || order[i] == NT_PGSESS_FD ? cha : chb,
+                     per, lat, &blk);
+    for (k = 0; k < nb; k++) {
+        int j;
+        for (j = 0; j < NT_SIDES; j++) {
+            enum nt_side side = order[k % 2 ? NT_SIDES - 1 - j : j];
+            nt_run_block(side, s, lc, sender, side == NT_PGSESS || side == NT_PGSESS_FD ? cha : chb, per, lat,
+                         &blk);
+            memcpy(all[side] + k * per, lat, (size_t)per * sizeof *lat);
+            p50[side][k] = blk.p50, p99[side][k] = blk.p99;
+            cs[side][k] = blk.csw_all, vcs[side][k] = blk.vcsw_all;
+            ct[side][k] = blk.csw_thread, vct[side][k] = blk.vcsw_thread;
+            sn[side][k] = blk.csw_sender;
+            ra[side][k] = blk.run_all, wa[side][k] = blk.wait_all;
+            rt[side][k] = blk.run_thread, wt[side][k] = blk.wait_thread;
+        }
+        r50[k] = p50[NT_PGSESS][k] / p50[NT_LIBPQ][k];
+        r99[k] = p99[NT_PGSESS][k] / p99[NT_LIBPQ][k];
+        rcs[k] = cs[NT_LIBPQ][k] > 0 ? cs[NT_PGSESS][k] / cs[NT_LIBPQ][k] : 0;
+        rct[k] = ct[NT_LIBPQ][k] > 0 ? ct[NT_PGSESS][k] / ct[NT_LIBPQ][k] : 0;
+        f50[k] = p50[NT_PGSESS_FD][k] / p50[NT_LIBPQ][k];
+        h50[k] = p50[NT_LIBPQ_RELAY][k] / p50[NT_LIBPQ][k];
+        hf50[k] = p50[NT_PGSESS][k] / p50[NT_LIBPQ_RELAY][k];
+    }
+    if (pgsess_unlisten(s, cha, &err) != PGSESS_OK)
+        die("pgsess_unlisten(%s) failed: %s", cha, emsg(err));
+    pgsess_close(s);
+    PQfinish(lc);
+    printf("    all %ld notifications of each side:\n", nb * per);
+    for (i = 0; i < NT_SIDES; i++) {
+        size_t m = (size_t)(nb * per);
+        qsort(all[i], m, sizeof *all[i], cmp_double);
+        printf("      %-20s p50 %8.2f  p99 %8.2f  max %9.2f us\n", NT_NAME[i], quantile_sorted(all[i], m, 0.50),
+               quantile_sorted(all[i], m, 0.99), all[i][m - 1]);
+    }
+    for (i = 0; i < NT_SIDES; i++) {
+        char label[64];
+        printf("    %s:\n", NT_NAME[i]);
+        print_stats("  p50 latency of a block", "us", p50[i], nb);
+        print_stats("  p99 latency of a block", "us", p99[i], nb);
+        print_stats("  switches/notif., receiving side", "", cs[i], nb);
+        print_stats("    of them voluntary", "", vcs[i], nb);
+        print_stats("  switches/notif., receiver thread", "", ct[i], nb);
+        print_stats("    of them voluntary", "", vct[i], nb);
+        snprintf(label, sizeof label, "  switches/notif., sender thread");
+        print_stats(label, "", sn[i], nb);
+        print_stats("  CPU/notif., receiving side", "us", ra[i], nb);
+        print_stats("  CPU/notif., receiver thread", "us", rt[i], nb);
+        print_stats("  CPU wait/notif., receiving side", "us", wa[i], nb);
+        print_stats("  CPU wait/notif., receiver thread", "us", wt[i], nb);
+    }
+    print_stats("ratio p50 pgsess/libpq", "", r50, nb);
+    print_stats("ratio p99 pgsess/libpq", "", r99, nb);
+    print_stats("ratio p50 pgsess fd/libpq", "", f50, nb);
+    print_stats("ratio p50 libpq+handoff/libpq", "", h50, nb);
+    print_stats("ratio p50 pgsess/libpq+handoff", "", hf50, nb);
+    add_row("10. NOTIFY to the notification in the application: p50 latency", median(p50[NT_PGSESS], (size_t)nb),
+            median(p50[NT_LIBPQ], (size_t)nb), "us", median(r50, (size_t)nb), LOWER, 1.10, "(issue)");
+    add_row("10. (extra) the same: p99 latency", median(p99[NT_PGSESS], (size_t)nb), median(p99[NT_LIBPQ], (size_t)nb),
+            "us", median(r99, (size_t)nb), INFO, 0, NULL);
+    add_row("10. (extra) context switches per notification, the receiving side's threads",
+            median(cs[NT_PGSESS], (size_t)nb), median(cs[NT_LIBPQ], (size_t)nb), "", median(rcs, (size_t)nb), INFO,
+            0, NULL);
+    add_row("10. (extra) the same, the application's receiving thread alone", median(ct[NT_PGSESS], (size_t)nb),
+            median(ct[NT_LIBPQ], (size_t)nb), "", median(rct, (size_t)nb), INFO, 0, NULL);
+    for (k = 0; k < nb; k++)
+        rcs[k] = ra[NT_LIBPQ][k] > 0 ? ra[NT_PGSESS][k] / ra[NT_LIBPQ][k] : 0;
+    add_row("10. (extra) CPU time (user+sys) per notification, the receiving side's threads",
+            median(ra[NT_PGSESS], (size_t)nb), median(ra[NT_LIBPQ], (size_t)nb), "us", median(rcs, (size_t)nb), INFO,
+            0, NULL);
+    add_row("10. (extra) p50, pgsess by poll(pgsess_notification_fd) + next(0)", median(p50[NT_PGSESS_FD], (size_t)nb),
+            median(p50[NT_LIBPQ], (size_t)nb), "us", median(f50, (size_t)nb), INFO, 0, NULL);
+    add_text_row("10. (extra) p50, libpq + one thread handoff (the floor of a background-thread design)", "-", "",
+                 "-", "-");
+    fmt_val(ROWS[NROWS - 1].b, sizeof ROWS[NROWS - 1].b, median(p50[NT_LIBPQ_RELAY], (size_t)nb), "us");
+    ROWS[NROWS - 1].ratio = median(h50, (size_t)nb);
+    add_row("10. (extra) p50, pgsess next(-1) vs libpq + one thread handoff", median(p50[NT_PGSESS], (size_t)nb),
+            median(p50[NT_LIBPQ_RELAY], (size_t)nb), "us", median(hf50, (size_t)nb), INFO, 0, NULL);
+    for (i = 0; i < NT_SIDES; i++) {
+        free(p50[i]), free(p99[i]), free(cs[i]), free(vcs[i]), free(ct[i]), free(vct[i]), free(sn[i]);
+        free(all[i]), free(ra[i]), free(wa[i]), free(rt[i]), free(wt[i]);
+    }
+    free(r50), free(r99), free(rcs), free(rct), free(f50), free(h50), free(hf50), free(lat);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Setup                                                                                       */
 
 static void set_names(const char *bulk_table)
@@ -1386,6 +2437,10 @@ static void setup_tables(PGconn *ctl)
     snprintf(WR_TABLE, sizeof WR_TABLE, "pgsess_bench_writes_%ld", (long)getpid());
     set_names(BULK_TABLE);
     snprintf(WR_SQL, sizeof WR_SQL, "INSERT INTO %s (id, name, v) VALUES ($1, $2, $3)", WR_TABLE);
+    snprintf(COPYIN_TABLE, sizeof COPYIN_TABLE, "pgsess_bench_copyin_%ld", (long)getpid());
+    snprintf(COPYOUT_TABLE, sizeof COPYOUT_TABLE, "pgsess_bench_copyout_%ld", (long)getpid());
+    snprintf(COPYIN_SQL, sizeof COPYIN_SQL, "COPY %s (i, t) FROM STDIN", COPYIN_TABLE);
+    snprintf(COPYOUT_SQL, sizeof COPYOUT_SQL, "COPY %s TO STDOUT", COPYOUT_TABLE);
     snprintf(sql, sizeof sql,
              "CREATE TABLE %s AS SELECT i, 'row ' || i AS t, now() + i * interval '1 second' AS ts,"
              " (i * 1.5)::float8 AS f, i %% 2 = 0 AS b FROM generate_series(1, %ld) i",
@@ -1395,12 +2450,34 @@ static void setup_tables(PGconn *ctl)
     pq_exec_ok(ctl, sql);
     snprintf(sql, sizeof sql, "CREATE TABLE %s (id int PRIMARY KEY, name text NOT NULL, v float8)", WR_TABLE);
     pq_exec_ok(ctl, sql);
+    /* Unlogged: the server's WAL is not what the COPY workloads measure. */
+    snprintf(sql, sizeof sql, "CREATE UNLOGGED TABLE %s (i int NOT NULL, t text NOT NULL)", COPYIN_TABLE);
+    pq_exec_ok(ctl, sql);
+}
+
+/* The source of workload 9, COPY_ROWS rows as COPY FROM writes them; made only when it runs. */
+static void setup_copyout_table(PGconn *ctl)
+{
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "CREATE UNLOGGED TABLE %s AS SELECT i, 'some text ' || i AS t FROM generate_series(1, %ld) i",
+             COPYOUT_TABLE, COPY_ROWS);
+    pq_exec_ok(ctl, sql);
+    snprintf(sql, sizeof sql, "VACUUM ANALYZE %s", COPYOUT_TABLE);
+    pq_exec_ok(ctl, sql);
+}
+
+static void drop_sql(char *sql, size_t n)
+{
+    /* Quietly: the COPY TO source exists only when workload 9 ran. */
+    snprintf(sql, n, "SET client_min_messages = warning; DROP TABLE IF EXISTS %s, %s, %s, %s", BULK_TABLE, WR_TABLE,
+             COPYIN_TABLE, COPYOUT_TABLE);
 }
 
 static void drop_tables(PGconn *ctl)
 {
-    char sql[160];
-    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s, %s", BULK_TABLE, WR_TABLE);
+    char sql[320];
+    drop_sql(sql, sizeof sql);
     pq_exec_ok(ctl, sql);
 }
 
@@ -1409,16 +2486,16 @@ static PGconn *CTL_FOR_EXIT;
 static void cleanup_at_exit(void)
 {
     if (CTL_FOR_EXIT != NULL && PQstatus(CTL_FOR_EXIT) == CONNECTION_OK && BULK_TABLE[0]) {
-        char sql[160];
+        char sql[320];
         PGresult *r;
-        snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s, %s", BULK_TABLE, WR_TABLE);
+        drop_sql(sql, sizeof sql);
         r = PQexec(CTL_FOR_EXIT, sql);
         PQclear(r);
     }
 }
 
 /* PGSESS_BENCH_ONLY: a comma-separated list of workloads to run (roundtrip, bulk, concurrency,
- * connect, memory, writes); unset or empty runs all of them. */
+ * connect, memory, writes, dirty, copy_in, copy_out, notify); unset or empty runs all of them. */
 static int wanted(const char *workload)
 {
     const char *only = getenv("PGSESS_BENCH_ONLY");
@@ -1466,6 +2543,14 @@ static int run_all(void)
         workload_writes(s1, c, ctl);
     if (wanted("dirty"))
         workload_dirty(s8, c);
+    if (wanted("copy_in"))
+        workload_copy_in(s1, c, ctl);
+    if (wanted("copy_out")) {
+        setup_copyout_table(ctl);
+        workload_copy_out(s1, c);
+    }
+    if (wanted("notify"))
+        workload_notify(ctl);
 
     stop_spawner();
     printf("\nall workloads: %.1f s\n\n", (now_us() - t0) / 1e6);
@@ -1493,6 +2578,17 @@ NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, 
     unsigned long long sum = 0;
     long i;
     struct bulk_sum bs;
+    if (bulk >= 3) { /* one copy of COPY_ROWS (= n) rows: 3 in by row, 4 in by 64 KiB, 5 out */
+        struct copy_sum cs = {0, 0, 0, 0};
+        struct copy_cost cost;
+        (void)n;
+        if (bulk == 5)
+            pg ? copyout_pgsess(s, &cs, &cost) : copyout_libpq(c, &cs, &cost);
+        else
+            pg ? copyin_pgsess(s, bulk == 4 ? COPY_CHUNK : 0, &cost) : copyin_libpq(c, bulk == 4 ? COPY_CHUNK : 0, &cost);
+        SINK = cs.len;
+        return;
+    }
     if (!bulk) {
         if (pg)
             rt_pgsess(s, 1000, n, &sum);
@@ -1510,9 +2606,66 @@ NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, 
     SINK = sum;
 }
 
+/* bench cg notify SIDE N: N notifications to one receiver side, nothing else (for strace -f -c,
+ * perf record or callgrind; compare two N to take out the setup). */
+NOINLINE static void measured_notify(enum nt_side side, pgsess_session *s, PGconn *lc, PGconn *sender,
+                                     const char *channel, long n)
+{
+    double *lat = dalloc(n);
+    struct nt_block blk;
+    nt_run_block(side, s, lc, sender, channel, n, lat, &blk);
+    printf("CG notify %s n=%ld p50 %.2f us p99 %.2f us switches/notification: receiving side %.2f, receiver "
+           "thread %.2f, sender %.2f\n",
+           NT_NAME[side], n, blk.p50, blk.p99, blk.csw_all, blk.csw_thread, blk.csw_sender);
+    free(lat);
+}
+
+static int run_cg_notify(const char *side_name, long n)
+{
+    enum nt_side side = strcmp(side_name, "pgsess") == 0     ? NT_PGSESS
+                        : strcmp(side_name, "libpq") == 0    ? NT_LIBPQ
+                        : strcmp(side_name, "pgsessfd") == 0 ? NT_PGSESS_FD
+                        : strcmp(side_name, "relay") == 0    ? NT_LIBPQ_RELAY
+                                                             : NT_SIDES;
+    int pg = side == NT_PGSESS || side == NT_PGSESS_FD;
+    pgsess_session *s = NULL;
+    PGconn *lc = NULL, *sender;
+    pgsess_error *err = NULL;
+    double *lat;
+    struct nt_block blk;
+    char ch[64], sql[128];
+    if (side == NT_SIDES || n <= 0)
+        die("usage: bench cg notify pgsess|libpq|pgsessfd|relay N");
+    snprintf(ch, sizeof ch, "pgsess_bench_cg_%ld", (long)getpid());
+    sender = pq_connect();
+    if (pg) {
+        s = ps_open(1);
+        if (pgsess_listen(s, ch, &err) != PGSESS_OK)
+            die("pgsess_listen(%s) failed: %s", ch, emsg(err));
+    } else {
+        lc = pq_connect();
+        snprintf(sql, sizeof sql, "LISTEN %s", ch);
+        pq_exec_ok(lc, sql);
+    }
+    lat = dalloc(20);
+    nt_run_block(side, s, lc, sender, ch, 20, lat, &blk); /* warm-up */
+    free(lat);
+    measured_notify(side, s, lc, sender, ch, n);
+    pgsess_close(s);
+    if (lc)
+        PQfinish(lc);
+    PQfinish(sender);
+    return 0;
+}
+
 static int run_cg(const char *workload, const char *side, long n)
 {
-    int bulk = strcmp(workload, "bulk") == 0 ? 1 : strcmp(workload, "bulkrow") == 0 ? 2 : 0;
+    int bulk = strcmp(workload, "bulk") == 0      ? 1
+               : strcmp(workload, "bulkrow") == 0 ? 2
+               : strcmp(workload, "copyin") == 0  ? 3
+               : strcmp(workload, "copyin64") == 0 ? 4
+               : strcmp(workload, "copyout") == 0 ? 5
+                                                  : 0;
     int pg = strcmp(side, "pgsess") == 0;
     pgsess_session *s = NULL;
     PGconn *c = NULL, *ctl = NULL;
@@ -1520,19 +2673,25 @@ static int run_cg(const char *workload, const char *side, long n)
     struct bulk_sum bs;
     if ((!bulk && strcmp(workload, "rt") != 0) || (!pg && strcmp(side, "libpq") != 0) || n <= 0 ||
         (bulk == 2 && !pg))
-        die("usage: bench cg rt|bulk|bulkrow pgsess|libpq N  (bulkrow: pgsess only)");
+        die("usage: bench cg rt|bulk|bulkrow|copyin|copyin64|copyout pgsess|libpq N  (bulkrow: pgsess only)");
+    if (bulk >= 3)
+        COPY_ROWS = n;
     if (bulk) { /* the table, created here, outside the measured function */
         ctl = pq_connect();
         CTL_FOR_EXIT = ctl;
         atexit(cleanup_at_exit);
         setup_tables(ctl);
+        if (bulk == 5)
+            setup_copyout_table(ctl);
+        if (bulk == 3 || bulk == 4)
+            copy_make_data();
     }
     if (pg)
         s = ps_open(1);
     else
         c = pq_connect();
     /* Warm up outside the measured function. */
-    if (!bulk) {
+    if (!bulk || bulk >= 3) {
         if (pg)
             rt_pgsess(s, 0, 50, &dummy);
         else
@@ -1543,7 +2702,10 @@ static int run_cg(const char *workload, const char *side, long n)
         bulk_libpq(c, &bs, NULL);
     }
     measured_loop(bulk, pg, n, s, c);
-    printf("CG %s %s n=%ld rows=%ld\n", workload, side, n, bulk ? BULK_ROWS : 1L);
+    if (bulk == 3 || bulk == 4)
+        copyin_verify(ctl, side);
+    printf("CG %s %s n=%ld rows=%ld\n", workload, side, bulk >= 3 ? 1L : n,
+           bulk >= 3 ? COPY_ROWS : bulk ? BULK_ROWS : 1L);
     if (s)
         pgsess_close(s);
     if (c)
@@ -1581,6 +2743,8 @@ int main(int argc, char **argv)
             CONN_BLOCKS = 3, CONN_REQS = 3;
             MEM_RUNS = 1;
             WR_BLOCKS = 3, WR_ROWS = 50;
+            COPY_ROWS = 2000, COPY_BLOCKS = 3;
+            NOTIFY_BLOCKS = 3, NOTIFY_PER_BLOCK = 20;
         }
         return run_all();
     }
@@ -1589,10 +2753,13 @@ int main(int argc, char **argv)
         BULK_ROWS = strtol(argv[4], NULL, 10);
         return mem_child(argv[2]);
     }
+    if (argc == 5 && strcmp(argv[1], "cg") == 0 && strcmp(argv[2], "notify") == 0)
+        return run_cg_notify(argv[3], strtol(argv[4], NULL, 10));
     if (argc == 5 && strcmp(argv[1], "cg") == 0)
         return run_cg(argv[2], argv[3], strtol(argv[4], NULL, 10));
     fprintf(stderr,
-            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk|bulkrow pgsess|libpq N\n"
+            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk|bulkrow|copyin|copyin64|copyout pgsess|libpq N\n"
+            "       | cg notify pgsess|libpq|pgsessfd|relay N\n"
             "  (PGSQL_BENCH must hold a PostgreSQL URI)\n",
             argv[0]);
     return 2;

@@ -14,7 +14,8 @@
 #                                 none: no pinning
 #   PGSESS_BENCH_NO_WRITE=1       do not touch BENCHMARKS.md (-q never writes it)
 #   PGSESS_BENCH_ONLY=bulk,...    run only these workloads (roundtrip, bulk, concurrency, connect,
-#                                 memory, writes, dirty); never writes BENCHMARKS.md
+#                                 memory, writes, dirty, copy_in, copy_out, notify); never writes
+#                                 BENCHMARKS.md
 #   CC                            compiler (default cc)
 set -u
 
@@ -39,7 +40,8 @@ echo "placement: $placement_text"
 
 out="$BENCH_TMP/out.txt"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
-# Bounded: the whole run takes about 1-2 minutes on the 2-core development machines.
+# Bounded: the whole run takes about 1.5-2 minutes on the 2-core development machines (the COPY
+# workloads move 5 x 12 + 3 x 12 copies of a million rows, warm-up included).
 timeout 290 "${pin[@]}" "$BENCH_BIN" all $quick | tee "$out"
 status=${PIPESTATUS[0]}
 elapsed=$(($(date +%s) - started))
