@@ -120,6 +120,24 @@ impl PgConn {
         Ok(())
     }
 
+    /// `read_async` once the socket has polled readable: one read (no poll(2) before or
+    /// after it; what is left makes the socket poll readable again).
+    pub fn read_async_ready(&mut self) -> Result<()> {
+        self.ensure_usable()?;
+        if self.copy.is_some() {
+            return Ok(());
+        }
+        if let Err(e) = self.stream.set_read_timeout(Some(Duration::from_millis(50))) {
+            return Err(self.io_failure(e));
+        }
+        match self.stream.fill(&mut self.read_buf) {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(self.io_failure(e)),
+        }
+        self.take_async_messages()
+    }
+
     /// `read_async` without reading the socket: only what is buffered already (what came in
     /// with a statement's last read, after its ReadyForQuery). A failure leaves the connection
     /// broken, for its next statement to find.

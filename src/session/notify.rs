@@ -25,7 +25,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,10 @@ pub const NOTIFICATIONS_KEPT: usize = 65_536;
 /// How many bytes of notifications (channels and payloads) a session keeps.
 pub const NOTIFICATION_BYTES_KEPT: usize = 64 << 20;
 
+/// How long after waiters stop reading the listener's socket themselves the listener thread
+/// takes it back.
+const READER_GRACE_MS: u64 = 50;
+
 /// The first and the longest wait before the listener tries to reconnect.
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -49,6 +53,10 @@ struct EventFd(OwnedFd);
 
 impl EventFd {
     fn new(semaphore: bool) -> Result<Arc<EventFd>> {
+        EventFd::owned(semaphore).map(Arc::new)
+    }
+
+    fn owned(semaphore: bool) -> Result<EventFd> {
         let flags = libc::EFD_NONBLOCK | libc::EFD_CLOEXEC | if semaphore { libc::EFD_SEMAPHORE } else { 0 };
         // SAFETY: eventfd(2) with valid flags; the descriptor is owned from here on.
         let fd = unsafe { libc::eventfd(0, flags) };
@@ -56,7 +64,7 @@ impl EventFd {
             return Err(Error::operational("58000", format!("eventfd failed: {}", std::io::Error::last_os_error())));
         }
         // SAFETY: a new descriptor nothing else owns.
-        Ok(Arc::new(EventFd(unsafe { OwnedFd::from_raw_fd(fd) })))
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
     fn fd(&self) -> RawFd {
@@ -88,6 +96,12 @@ struct Queue {
     warned: bool,
     /// Counts `wake_waiters` calls: a waiter that sees it change returns.
     wakes: u64,
+    /// `Notifier::fd` has been handed out: from then on it counts the entries (until then it
+    /// costs no system call per notification).
+    fd_on: bool,
+    /// A waiter is reading the listener's socket itself (`Notifier::read_as_waiter`): a
+    /// delivery from elsewhere, or a wake, must interrupt its poll(2) (`reader_wake`).
+    reading: bool,
 }
 
 pub(crate) struct Notifier {
@@ -100,6 +114,14 @@ pub(crate) struct Notifier {
     stop: Arc<AtomicBool>,
     listener: Mutex<Option<Arc<Listener>>>,
     watcher_started: AtomicBool,
+    /// Held by the one waiter reading the listener's socket itself.
+    reader: Mutex<()>,
+    /// Interrupts that waiter's poll(2) (see `Queue::reading`).
+    reader_wake: EventFd,
+    /// When a waiter last stopped reading (ms since `created`): the listener thread leaves the
+    /// socket to waiters while they come and go (`reader_recent`).
+    reader_left_ms: AtomicU64,
+    created: Instant,
 }
 
 impl Notifier {
@@ -112,6 +134,10 @@ impl Notifier {
             stop: Arc::new(AtomicBool::new(false)),
             listener: Mutex::new(None),
             watcher_started: AtomicBool::new(false),
+            reader: Mutex::new(()),
+            reader_wake: EventFd::owned(false)?,
+            reader_left_ms: AtomicU64::new(0),
+            created: Instant::now(),
         })
     }
 
@@ -124,11 +150,19 @@ impl Notifier {
         for n in items {
             q.push(n, &self.fd);
         }
+        if q.reading {
+            self.reader_wake.add(1);
+        }
         drop(q);
         self.ready.notify_all();
     }
 
     /// The next notification, waiting up to `timeout` (`None`: for ever) or until `wake`.
+    ///
+    /// While nothing is queued, one waiter reads the listener's socket itself, as a libpq
+    /// program's own loop does: a notification then reaches the application with no hand-over
+    /// between threads (the listener thread leaves the socket to waiters while they keep
+    /// coming, and takes it back when they stop). Other waiters wait on the condition variable.
     pub(crate) fn next(&self, timeout: Option<Duration>) -> Option<Notification> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut q = lock(&self.queue);
@@ -140,26 +174,81 @@ impl Notifier {
             if q.wakes != woken {
                 return None;
             }
-            match deadline {
-                None => q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    q = self.ready.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
-                }
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.saturating_duration_since(Instant::now()) {
+                    left if left.is_zero() => return None,
+                    left => Some(left),
+                },
+            };
+            let listener = lock(&self.listener).clone();
+            if let (Some(listener), Ok(_reading)) = (listener, self.reader.try_lock()) {
+                q.reading = true;
+                drop(q);
+                self.read_as_waiter(&listener, left);
+                q = lock(&self.queue);
+                q.reading = false;
+                self.reader_left_ms.store(self.created.elapsed().as_millis() as u64, Ordering::Release);
+                // Another waiter may take over the reading.
+                self.ready.notify_one();
+                continue;
             }
+            q = match left {
+                None => self.ready.wait(q).unwrap_or_else(|p| p.into_inner()),
+                Some(left) => self.ready.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0,
+            };
         }
     }
 
-    pub(crate) fn fd(&self) -> RawFd {
+    /// One wait of `next` on the listener's socket, up to `left`: what arrives is read and
+    /// queued here. A lost connection is left to the listener thread (nudged) to reconnect.
+    fn read_as_waiter(&self, listener: &Listener, left: Option<Duration>) {
+        let fd = lock(&listener.conn).as_ref().filter(|c| !c.is_broken()).map(PgConn::socket_fd);
+        let timeout = match fd {
+            Some(_) => left.unwrap_or(Duration::from_secs(60)),
+            None => left.map_or(BACKOFF_FIRST, |l| l.min(BACKOFF_FIRST)), // reconnecting
+        };
+        if !wait_readable(fd, &self.stopped, Some(&self.reader_wake), timeout) {
+            return;
+        }
+        let mut conn = lock(&listener.conn);
+        let Some(c) = conn.as_mut() else { return };
+        let outcome = c.read_async_ready();
+        let (items, lost) = c.take_notifications();
+        drop(conn);
+        self.deliver(items, lost);
+        if outcome.is_err() {
+            listener.nudge.add(1);
+        }
+    }
+
+    /// Whether waiters have been reading the listener's socket themselves just now.
+    fn reader_recent(&self) -> bool {
+        let left = self.reader_left_ms.load(Ordering::Acquire);
+        lock(&self.queue).reading || (self.created.elapsed().as_millis() as u64).saturating_sub(left) < READER_GRACE_MS
+    }
+
+    /// The descriptor, counting from now on (see `Queue::fd_on`).
+    pub(crate) fn enable_fd(&self) -> RawFd {
+        let mut q = lock(&self.queue);
+        if !q.fd_on {
+            q.fd_on = true;
+            let queued = (q.items.len() + q.lost.len()) as u64;
+            if queued > 0 {
+                self.fd.add(queued);
+            }
+        }
         self.fd.fd()
     }
 
     /// Make every `next` waiting now return (`None` if nothing is queued).
     pub(crate) fn wake_waiters(&self) {
-        lock(&self.queue).wakes += 1;
+        let mut q = lock(&self.queue);
+        q.wakes += 1;
+        if q.reading {
+            self.reader_wake.add(1);
+        }
+        drop(q);
         self.ready.notify_all();
     }
 
@@ -182,13 +271,25 @@ impl Drop for Notifier {
 }
 
 impl Queue {
+    fn count(&self, fd: &EventFd) {
+        if self.fd_on {
+            fd.add(1);
+        }
+    }
+
+    fn uncount(&self, fd: &EventFd) {
+        if self.fd_on {
+            fd.take();
+        }
+    }
+
     fn push(&mut self, n: Notification, fd: &EventFd) {
         while !self.items.is_empty()
             && (self.items.len() >= NOTIFICATIONS_KEPT || self.bytes + n.size() > NOTIFICATION_BYTES_KEPT)
         {
             let old = self.items.pop_front().expect("not empty");
             self.bytes -= old.size();
-            fd.take();
+            self.uncount(fd);
             if !self.warned {
                 self.warned = true;
                 crate::log::warn(|| {
@@ -203,13 +304,13 @@ impl Queue {
         }
         self.bytes += n.size();
         self.items.push_back(n);
-        fd.add(1);
+        self.count(fd);
     }
 
     fn mark_lost(&mut self, channel: CString, fd: &EventFd) {
         if !self.lost.contains(&channel) {
             self.lost.push(channel);
-            fd.add(1);
+            self.count(fd);
         }
     }
 
@@ -221,7 +322,7 @@ impl Queue {
         } else {
             Notification::gap(self.lost.remove(0))
         };
-        fd.take();
+        self.uncount(fd);
         if self.items.is_empty() && self.lost.is_empty() {
             self.warned = false;
         }
@@ -351,7 +452,7 @@ impl Session {
     pub fn notification_fd(&self) -> Result<RawFd> {
         let notifier = self.notifier()?;
         self.watch_pinned(&notifier)?;
-        Ok(notifier.fd())
+        Ok(notifier.enable_fd())
     }
 
     /// Move what the connection of a pinned or transaction's session received during a
@@ -439,12 +540,18 @@ fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, stopped: Arc<E
             }
             continue;
         };
+        if notifier.upgrade().is_some_and(|n| n.reader_recent()) {
+            // Waiters read the socket themselves (`Notifier::next`): stay out of their way,
+            // looking again shortly.
+            wait_readable(None, &stopped, Some(&listener.nudge), Duration::from_millis(READER_GRACE_MS));
+            continue;
+        }
         if !wait_readable(Some(fd), &stopped, Some(&listener.nudge), Duration::from_secs(60)) {
             continue;
         }
         let mut conn = lock(&listener.conn);
         let Some(c) = conn.as_mut() else { continue };
-        let outcome = c.read_async();
+        let outcome = c.read_async_ready();
         let (items, lost) = c.take_notifications();
         drop(conn);
         if let Some(n) = notifier.upgrade() {
