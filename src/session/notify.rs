@@ -102,6 +102,8 @@ struct Queue {
     /// A waiter is reading the listener's socket itself (`Notifier::read_as_waiter`): a
     /// delivery from elsewhere, or a wake, must interrupt its poll(2) (`reader_wake`).
     reading: bool,
+    /// Waiters on the condition variable (it is signalled only when there are some).
+    waiting: usize,
 }
 
 pub(crate) struct Notifier {
@@ -143,6 +145,15 @@ impl Notifier {
 
     /// Queue what a connection received, oldest first, after gap markers for what it dropped.
     pub(crate) fn deliver(&self, items: VecDeque<Notification>, lost: Vec<CString>) {
+        self.deliver_from(items, lost, false);
+    }
+
+    /// `deliver`; `by_reader` when the waiter reading the socket delivers (it needs no wake).
+    /// Only what is needed: no system call when nobody waits.
+    fn deliver_from(&self, items: VecDeque<Notification>, lost: Vec<CString>, by_reader: bool) {
+        if items.is_empty() && lost.is_empty() {
+            return;
+        }
         let mut q = lock(&self.queue);
         for channel in lost {
             q.mark_lost(channel, &self.fd);
@@ -150,11 +161,14 @@ impl Notifier {
         for n in items {
             q.push(n, &self.fd);
         }
-        if q.reading {
+        if q.reading && !by_reader {
             self.reader_wake.add(1);
         }
+        let waiting = q.waiting > 0;
         drop(q);
-        self.ready.notify_all();
+        if waiting {
+            self.ready.notify_all();
+        }
     }
 
     /// The next notification, waiting up to `timeout` (`None`: for ever) or until `wake`.
@@ -189,14 +203,17 @@ impl Notifier {
                 q = lock(&self.queue);
                 q.reading = false;
                 self.reader_left_ms.store(self.created.elapsed().as_millis() as u64, Ordering::Release);
-                // Another waiter may take over the reading.
-                self.ready.notify_one();
+                if q.waiting > 0 {
+                    self.ready.notify_one(); // another waiter may take over the reading
+                }
                 continue;
             }
+            q.waiting += 1;
             q = match left {
                 None => self.ready.wait(q).unwrap_or_else(|p| p.into_inner()),
                 Some(left) => self.ready.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0,
             };
+            q.waiting -= 1;
         }
     }
 
@@ -216,7 +233,7 @@ impl Notifier {
         let outcome = c.read_async_ready();
         let (items, lost) = c.take_notifications();
         drop(conn);
-        self.deliver(items, lost);
+        self.deliver_from(items, lost, true);
         if outcome.is_err() {
             listener.nudge.add(1);
         }
@@ -248,8 +265,11 @@ impl Notifier {
         if q.reading {
             self.reader_wake.add(1);
         }
+        let waiting = q.waiting > 0;
         drop(q);
-        self.ready.notify_all();
+        if waiting {
+            self.ready.notify_all();
+        }
     }
 
     /// In a forked child, for its parent's notifier: close this process's copy of the listener
