@@ -1982,8 +1982,8 @@ static void workload_copy_out(pgsess_session *s, PGconn *c)
  *                 to the receiver thread through a mutex + condition variable: libpq plus the
  *                 one thread handoff that a library delivering through a background thread
  *                 cannot avoid (the floor of that design on this machine).
- * pgsess's two sides share a channel, libpq's two another; every side stays listening for the
- * whole workload. Context switches (voluntary + involuntary, getrusage) over a block's
+ * pgsess's two sides share a channel, libpq's two another; only the side being measured listens
+ * during its block (see nt_listen). Context switches (voluntary + involuntary, getrusage) over a block's
  * notifications: the receiver thread's own (RUSAGE_THREAD), and the receiving side's all
  * threads = the process's (RUSAGE_SELF) minus the sender thread's (pgsess's background thread
  * and the relay thread are counted there).
@@ -2231,6 +2231,23 @@ struct nt_block {
 };
 
 /* lat: n latencies out, us. */
+/* LISTEN (on = 1) or UNLISTEN the side's channel on its own listener. Only the side being
+ * measured listens during its block: every NOTIFY makes the server signal each backend that
+ * listens on anything in the database, one after the other, so a second listener left
+ * listening would delay whichever side's backend the server happens to signal later. */
+static void nt_listen(enum nt_side side, pgsess_session *s, PGconn *lc, const char *channel, int on)
+{
+    pgsess_error *err = NULL;
+    char sql[128];
+    if (side == NT_PGSESS || side == NT_PGSESS_FD) {
+        if ((on ? pgsess_listen(s, channel, &err) : pgsess_unlisten(s, channel, &err)) != PGSESS_OK)
+            die("pgsess_%slisten(%s) failed: %s", on ? "" : "un", channel, emsg(err));
+        return;
+    }
+    snprintf(sql, sizeof sql, "%s %s", on ? "LISTEN" : "UNLISTEN", channel);
+    pq_exec_ok(lc, sql);
+}
+
 static void nt_run_block(enum nt_side side, pgsess_session *s, PGconn *lc, PGconn *sender, const char *channel,
                          long n, double *lat, struct nt_block *out)
 {
@@ -2240,6 +2257,7 @@ static void nt_run_block(enum nt_side side, pgsess_session *s, PGconn *lc, PGcon
     static struct task_snap snap0, snap1;
     int threads = side == NT_LIBPQ_RELAY ? 2 : 1;
     long i;
+    nt_listen(side, s, lc, channel, 1);
     memset(&sh, 0, sizeof sh);
     sh.side = side, sh.s = s, sh.lc = lc, sh.channel = channel, sh.n = n;
     pthread_mutex_init(&sh.mu, NULL);
@@ -2279,6 +2297,7 @@ static void nt_run_block(enum nt_side side, pgsess_session *s, PGconn *lc, PGcon
     pthread_join(th, NULL);
     if (side == NT_LIBPQ_RELAY)
         pthread_join(relay, NULL);
+    nt_listen(side, s, lc, channel, 0);
     pthread_mutex_destroy(&sh.mu);
     pthread_cond_destroy(&sh.cv);
     pthread_mutex_destroy(&sh.rmu);
@@ -2322,10 +2341,10 @@ static void workload_notify(PGconn *sender)
     }
     snprintf(cha, sizeof cha, "pgsess_bench_ps_%ld", (long)getpid());
     snprintf(chb, sizeof chb, "pgsess_bench_pq_%ld", (long)getpid());
-    if (pgsess_listen(s, cha, &err) != PGSESS_OK)
+    /* Opens pgsess's listener connection; each block listens and unlistens (nt_listen). */
+    if (pgsess_listen(s, cha, &err) != PGSESS_OK || pgsess_unlisten(s, cha, &err) != PGSESS_OK)
         die("pgsess_listen(%s) failed: %s", cha, emsg(err));
-    snprintf(sql, sizeof sql, "LISTEN %s", chb);
-    pq_exec_ok(lc, sql);
+    (void)sql;
     printf("10. LISTEN/NOTIFY latency: a libpq sender connection runs \"NOTIFY channel, 'seq'\" one at a time and\n"
            "   waits until the receiver thread has it; latency = from before the NOTIFY is sent to the\n"
            "   notification in the application's hands (CLOCK_MONOTONIC, one process). Receivers:\n"
@@ -2359,8 +2378,6 @@ static void workload_notify(PGconn *sender)
         h50[k] = p50[NT_LIBPQ_RELAY][k] / p50[NT_LIBPQ][k];
         hf50[k] = p50[NT_PGSESS][k] / p50[NT_LIBPQ_RELAY][k];
     }
-    if (pgsess_unlisten(s, cha, &err) != PGSESS_OK)
-        die("pgsess_unlisten(%s) failed: %s", cha, emsg(err));
     pgsess_close(s);
     PQfinish(lc);
     printf("    all %ld notifications of each side:\n", nb * per);
@@ -2638,15 +2655,11 @@ static int run_cg_notify(const char *side_name, long n)
         die("usage: bench cg notify pgsess|libpq|pgsessfd|relay N");
     snprintf(ch, sizeof ch, "pgsess_bench_cg_%ld", (long)getpid());
     sender = pq_connect();
-    if (pg) {
+    if (pg)
         s = ps_open(1);
-        if (pgsess_listen(s, ch, &err) != PGSESS_OK)
-            die("pgsess_listen(%s) failed: %s", ch, emsg(err));
-    } else {
+    else
         lc = pq_connect();
-        snprintf(sql, sizeof sql, "LISTEN %s", ch);
-        pq_exec_ok(lc, sql);
-    }
+    (void)err, (void)sql;
     lat = dalloc(20);
     nt_run_block(side, s, lc, sender, ch, 20, lat, &blk); /* warm-up */
     free(lat);

@@ -225,7 +225,20 @@ impl Notifier {
             Some(_) => left.unwrap_or(Duration::from_secs(60)),
             None => left.map_or(BACKOFF_FIRST, |l| l.min(BACKOFF_FIRST)), // reconnecting
         };
-        if !wait_readable(fd, &self.stopped, Some(&self.reader_wake), timeout) {
+        // Two descriptors, not three: the notifier cannot stop while a waiter borrows it.
+        let mut fds = [
+            libc::pollfd { fd: self.reader_wake.fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: fd.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+        ];
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: two valid pollfd entries (a negative fd is ignored by poll).
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) } <= 0 {
+            return;
+        }
+        if fds[0].revents != 0 {
+            self.reader_wake.take();
+        }
+        if fds[1].revents == 0 {
             return;
         }
         let mut conn = lock(&listener.conn);
