@@ -51,15 +51,28 @@ pub struct CopyFrames {
     buf: Vec<u8>,
     /// For received messages: where the next one starts.
     pos: usize,
+    /// For messages being written: where the last one starts (later writes extend it).
+    open: Option<usize>,
 }
 
 impl CopyFrames {
-    /// Append `data` as CopyData messages (one, unless it is over `MAX_COPY_MESSAGE` bytes;
-    /// none when it is empty).
+    /// Append `data` to the COPY's byte stream: into the last CopyData message while it stays
+    /// within `MAX_COPY_MESSAGE` bytes, else in new ones (nothing for empty `data`). A COPY's
+    /// data is one byte stream however it is split into messages, and the server does less work
+    /// per byte for fewer, larger messages than for one per row.
     #[inline]
-    pub fn push(&mut self, data: &[u8]) {
+    pub fn push(&mut self, mut data: &[u8]) {
+        if let Some(start) = self.open {
+            let len = self.buf.len() - start - 5;
+            let room = MAX_COPY_MESSAGE - len;
+            let now = data.len().min(room);
+            self.buf.extend_from_slice(&data[..now]);
+            self.buf[start + 1..start + 5].copy_from_slice(&(4 + (len + now) as u32).to_be_bytes());
+            data = &data[now..];
+        }
         for piece in data.chunks(MAX_COPY_MESSAGE) {
             self.buf.reserve(5 + piece.len());
+            self.open = Some(self.buf.len());
             self.buf.push(b'd');
             self.buf.extend_from_slice(&(4 + piece.len() as u32).to_be_bytes());
             self.buf.extend_from_slice(piece);
@@ -95,6 +108,7 @@ impl CopyFrames {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.pos = 0;
+        self.open = None;
     }
 }
 
@@ -156,6 +170,7 @@ impl PgConn {
     pub fn copy_done(&mut self, frames: &mut CopyFrames, set: &mut ResultSet) -> Result<u64> {
         self.expect_copy(CopyDirection::In)?;
         frames.buf.extend_from_slice(&[b'c', 0, 0, 0, 4]);
+        frames.open = None;
         self.copy = None;
         let sent = self.stream.send_all(&frames.buf, &mut self.read_buf, None);
         frames.clear();
@@ -334,19 +349,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_carry_data_whole_and_split_only_past_the_largest_message() {
+    fn writes_join_into_messages_up_to_the_largest() {
         let mut f = CopyFrames::default();
         f.push(b"1\tone\n");
         f.push(b"");
-        assert_eq!(f.buf, b"d\0\0\0\x0a1\tone\n", "an empty write sends nothing");
+        assert_eq!(f.buf, b"d\0\0\0\x0a1\tone\n", "an empty write adds nothing");
+        f.push(b"2\ttwo\n");
+        assert_eq!(f.buf, b"d\0\0\0\x101\tone\n2\ttwo\n", "joined into one message");
         let big = vec![7u8; MAX_COPY_MESSAGE + 3];
         let mut g = CopyFrames::default();
+        g.push(b"ab");
         g.push(&big);
-        assert_eq!(g.len(), 2 * 5 + big.len());
-        assert_eq!(g.next_message().map(<[u8]>::len), Some(MAX_COPY_MESSAGE));
-        assert_eq!(g.next_message(), Some(&[7u8, 7, 7][..]));
+        g.push(b"z");
+        assert_eq!(g.len(), 2 * 5 + 2 + big.len() + 1);
+        let first = g.next_message().unwrap().to_vec();
+        assert_eq!((first.len(), &first[..3]), (MAX_COPY_MESSAGE, &b"ab\x07"[..]));
+        assert_eq!(g.next_message(), Some(&[7u8, 7, 7, 7, 7, b'z'][..]));
         assert_eq!(g.next_message(), None);
         assert!(g.is_empty());
+        g.push(b"new");
+        assert_eq!(g.buf, b"d\0\0\0\x07new", "after clear, a new message");
     }
 
     #[test]
