@@ -127,6 +127,20 @@ pub unsafe extern "C" fn pgsess_copy_read(
     len: *mut usize,
     err: *mut *mut pgsess_error,
 ) -> *const std::ffi::c_void {
+    read_with(copy, len, err, Copy::read)
+}
+
+/// The body of `pgsess_copy_read` and `pgsess_copy_read_chunk`: `*len` zeroed first, then set to
+/// the length of what `read` gives.
+///
+/// # Safety
+/// As for those two.
+unsafe fn read_with(
+    copy: *mut pgsess_copy,
+    len: *mut usize,
+    err: *mut *mut pgsess_error,
+    read: impl FnOnce(&mut Copy) -> crate::error::Result<Option<&[u8]>>,
+) -> *const std::ffi::c_void {
     if !len.is_null() {
         *len = 0;
     }
@@ -134,7 +148,7 @@ pub unsafe extern "C" fn pgsess_copy_read(
         if len.is_null() {
             return Err(Error::interface("len is NULL"));
         }
-        match arg_mut(copy, "copy")?.read()? {
+        match read(arg_mut(copy, "copy")?)? {
             Some(data) => {
                 *len = data.len();
                 Ok(data.as_ptr().cast())
@@ -188,21 +202,7 @@ pub unsafe extern "C" fn pgsess_copy_read_chunk(
     len: *mut usize,
     err: *mut *mut pgsess_error,
 ) -> *const std::ffi::c_void {
-    if !len.is_null() {
-        *len = 0;
-    }
-    call(err, || {
-        if len.is_null() {
-            return Err(Error::interface("len is NULL"));
-        }
-        match arg_mut(copy, "copy")?.read_chunk()? {
-            Some(data) => {
-                *len = data.len();
-                Ok(data.as_ptr().cast())
-            }
-            None => Ok(null()),
-        }
-    })
+    read_with(copy, len, err, Copy::read_chunk)
 }
 
 /// Abort a COPY FROM STDIN now, with `why` as the reason (libpq: `PQputCopyEnd(conn, why)`;
