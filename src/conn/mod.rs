@@ -193,9 +193,14 @@ impl PgConn {
     /// Cheap liveness check for an idle connection, no round trip: an idle server sends nothing, so
     /// anything readable is either an asynchronous message (handled) or the server going away (a
     /// FATAL error such as 57P01 from a restart or pg_terminate_backend, or EOF).
+    #[inline]
     pub fn check_idle_alive(&mut self) -> bool {
         if self.broken || self.inherited() {
             return false;
+        }
+        // The common case, at every checkout: nothing buffered, nothing to read.
+        if self.read_buf.is_empty() && !self.stream.readable_now() {
+            return true;
         }
         self.read_async().is_ok()
     }

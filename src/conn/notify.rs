@@ -79,9 +79,12 @@ impl PgConn {
     }
 
     /// Forget queued notifications (the connection goes back to the pool for another user).
+    #[inline]
     pub(super) fn clear_notifications(&mut self) {
-        self.notifications.clear();
-        self.notifications_lost.clear();
+        if self.has_notifications() {
+            self.notifications.clear();
+            self.notifications_lost.clear();
+        }
     }
 
     /// The socket's descriptor, for a watcher to poll(2) while the connection is idle. Never read

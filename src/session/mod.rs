@@ -654,17 +654,23 @@ impl Session {
             c.set_statement_timeout(self.0.statement_timeout);
             let outcome = f(c);
             if self.0.binding != Binding::Pooled {
-                // A plain LISTEN on this connection: what arrived is the session's.
-                c.read_buffered_async();
-                if c.has_notifications() {
-                    self.take_connection_notifications(c);
-                }
+                self.after_pinned_statement(c);
             }
             outcome
         });
         match outcome {
             Err(e) if self.0.binding != Binding::Pooled => Err(self.after_pinned_failure(lease, e)),
             outcome => outcome,
+        }
+    }
+
+    /// After a statement of a pinned or transaction's session: a plain LISTEN on its connection
+    /// makes what arrived the session's. Out of line: a pooled statement's path stays small.
+    #[inline(never)]
+    fn after_pinned_statement(&self, c: &mut PgConn) {
+        c.read_buffered_async();
+        if c.has_notifications() {
+            self.take_connection_notifications(c);
         }
     }
 
