@@ -245,8 +245,10 @@ impl Notifier {
         let Some(c) = conn.as_mut() else { return };
         let outcome = c.read_async_ready();
         let (items, lost) = c.take_notifications();
-        drop(conn);
+        // Queued before the connection is let go: the listener thread may read it next, and
+        // what it reads must queue after this.
         self.deliver_from(items, lost, true);
+        drop(conn);
         if outcome.is_err() {
             listener.nudge.add(1);
         }
@@ -547,7 +549,9 @@ fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, stopped: Arc<E
             lock(&listener.conn).take();
             match reconnect(&listener) {
                 Ok((conn, channels)) => {
-                    install(&listener, conn, &channels);
+                    let Some(n) = notifier.upgrade() else { return };
+                    install(&listener, conn, &channels, &n);
+                    drop(n);
                     backoff = BACKOFF_FIRST;
                     crate::log::info(|| {
                         format!(
@@ -556,9 +560,6 @@ fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, stopped: Arc<E
                             channels.len()
                         )
                     });
-                    let Some(n) = notifier.upgrade() else { return };
-                    let gaps = channels.into_iter().map(|c| Notification::gap(CString::new(c).unwrap_or_default()));
-                    n.deliver(gaps.collect(), Vec::new());
                 }
                 Err(e) => {
                     crate::log::warn(|| {
@@ -586,10 +587,12 @@ fn listen_loop(listener: Arc<Listener>, notifier: Weak<Notifier>, stopped: Arc<E
         let Some(c) = conn.as_mut() else { continue };
         let outcome = c.read_async_ready();
         let (items, lost) = c.take_notifications();
-        drop(conn);
+        // Queued under the connection's lock, as every reader of it does (a waiter may read it
+        // next): notifications queue in the order they were read.
         if let Some(n) = notifier.upgrade() {
             n.deliver(items, lost);
         }
+        drop(conn);
         if let Err(e) = outcome {
             let expected = is_connection_loss(&e);
             let id = &listener.pool.id;
@@ -617,8 +620,13 @@ fn reconnect(listener: &Listener) -> Result<(PgConn, Vec<String>)> {
 /// Put a reconnected listener connection in place. Under the connection's lock, which
 /// `listen` and `unlisten` hold while they change the channel set: the channels added or removed
 /// while it was reconnecting (after `reconnect` read the set) are listened or unlistened here.
-fn install(listener: &Listener, mut conn: PgConn, listened: &[String]) {
+///
+/// The gap markers (one per channel listened on before) are queued here too, before the
+/// connection is in place: nothing read from it can be queued ahead of them.
+fn install(listener: &Listener, mut conn: PgConn, listened: &[String], notifier: &Notifier) {
     let mut slot = lock(&listener.conn);
+    let gaps = listened.iter().map(|c| Notification::gap(CString::new(c.as_str()).unwrap_or_default()));
+    notifier.deliver(gaps.collect(), Vec::new());
     let now = lock(&listener.channels).clone();
     let added = now.iter().filter(|c| !listened.contains(c)).map(|c| listen_sql("LISTEN", c));
     let removed = listened.iter().filter(|c| !now.contains(*c)).map(|c| listen_sql("UNLISTEN", c));
