@@ -279,15 +279,9 @@ impl PgConn {
         if !self.stream.readable_now() {
             return Ok(false);
         }
-        if let Err(e) = self.stream.set_read_timeout(Some(Duration::from_millis(50))) {
-            return Err(self.io_failure(e));
-        }
         let before = self.read_buf.len();
-        match self.stream.fill(&mut self.read_buf) {
-            Ok(()) => Ok(self.read_buf.len() > before),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Ok(false),
-            Err(e) => Err(self.io_failure(e)),
-        }
+        self.read_ready()?;
+        Ok(self.read_buf.len() > before)
     }
 
     fn expect_copy(&mut self, direction: CopyDirection) -> Result<()> {
@@ -306,18 +300,8 @@ impl PgConn {
                 self.copy_async_message(set)?;
                 continue;
             }
-            if !self.stream.readable_now() {
+            if !self.read_more_now()? {
                 return Ok(());
-            }
-            if let Err(e) = self.stream.set_read_timeout(Some(Duration::from_millis(50))) {
-                return Err(self.io_failure(e));
-            }
-            match self.stream.fill(&mut self.read_buf) {
-                Ok(()) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Ok(())
-                }
-                Err(e) => return Err(self.io_failure(e)),
             }
         }
     }

@@ -241,6 +241,21 @@ impl PgConn {
         Ok(true)
     }
 
+    /// Read what the socket has after poll(2) said it is readable: one read under a short
+    /// timeout, appended to the read buffer (a timeout, or TLS bringing no plaintext yet, adds
+    /// nothing). Used where no exchange waits for an answer: notifications while idle, a COPY's
+    /// server side between sends, a COPY TO's next messages.
+    fn read_ready(&mut self) -> Result<(), Error> {
+        if let Err(e) = self.stream.set_read_timeout(Some(Duration::from_millis(50))) {
+            return Err(self.io_failure(e));
+        }
+        match self.stream.fill(&mut self.read_buf) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(()),
+            Err(e) => Err(self.io_failure(e)),
+        }
+    }
+
     /// How statements wait for their answers from now on (the pool chooses per statement).
     pub fn set_reply_wait(&mut self, wait: ReplyWait) {
         self.reply_wait = wait;

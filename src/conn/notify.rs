@@ -10,7 +10,6 @@
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::os::fd::RawFd;
-use std::time::Duration;
 
 use postgres_protocol::message::backend::{Message, NotificationResponseBody};
 
@@ -110,14 +109,7 @@ impl PgConn {
         }
         self.take_async_messages()?;
         while self.stream.readable_now() {
-            if let Err(e) = self.stream.set_read_timeout(Some(Duration::from_millis(50))) {
-                return Err(self.io_failure(e));
-            }
-            match self.stream.fill(&mut self.read_buf) {
-                Ok(()) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
-                Err(e) => return Err(self.io_failure(e)),
-            }
+            self.read_ready()?;
             self.take_async_messages()?;
         }
         Ok(())
@@ -130,14 +122,7 @@ impl PgConn {
         if self.copy.is_some() {
             return Ok(());
         }
-        if let Err(e) = self.stream.set_read_timeout(Some(Duration::from_millis(50))) {
-            return Err(self.io_failure(e));
-        }
-        match self.stream.fill(&mut self.read_buf) {
-            Ok(()) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(e) => return Err(self.io_failure(e)),
-        }
+        self.read_ready()?;
         self.take_async_messages()
     }
 

@@ -94,7 +94,8 @@ struct PerProcess {
     notices: Mutex<VecDeque<String>>,
     /// Asynchronous requests (started on first use).
     requests: OnceLock<Arc<Engine>>,
-    requests_init: Mutex<()>,
+    /// Serialises making `requests` and `notifier` on first use.
+    init: Mutex<()>,
     /// A pinned or transaction-bound session's connection (`Binding`); always `None` for a
     /// pooled one. Locked only to take or replace it, never while a statement runs. Shared
     /// (weakly) with the watcher that reads notifications while the connection is idle.
@@ -117,7 +118,7 @@ impl PerProcess {
             last_backend_pid: AtomicI32::new(0),
             notices: Mutex::new(VecDeque::new()),
             requests: OnceLock::new(),
-            requests_init: Mutex::new(()),
+            init: Mutex::new(()),
         }
     }
 }
@@ -501,7 +502,7 @@ impl Session {
         if let Some(e) = here.requests.get() {
             return Ok(e.clone());
         }
-        let _guard = lock(&here.requests_init);
+        let _guard = lock(&here.init);
         if let Some(e) = here.requests.get() {
             return Ok(e.clone());
         }

@@ -388,7 +388,7 @@ impl Session {
         if let Some(n) = here.notifier.get() {
             return Ok(n.clone());
         }
-        let _guard = lock(&here.requests_init);
+        let _guard = lock(&here.init);
         if let Some(n) = here.notifier.get() {
             return Ok(n.clone());
         }
