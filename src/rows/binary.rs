@@ -302,9 +302,17 @@ impl std::fmt::Write for Sci {
 }
 
 impl Sci {
+    /// The shortest digits that read back as `v` (Rust's float formatting).
     fn of(v: impl std::fmt::LowerExp) -> Sci {
         let mut s = Sci { buf: [0; 40], len: 0 };
         let _ = write!(s, "{v:e}");
+        s
+    }
+
+    /// `v` correctly rounded to `digits` significant digits.
+    fn rounded(v: impl std::fmt::LowerExp, digits: usize) -> Sci {
+        let mut s = Sci { buf: [0; 40], len: 0 };
+        let _ = write!(s, "{v:.*e}", digits.saturating_sub(1));
         s
     }
 
@@ -312,29 +320,116 @@ impl Sci {
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 
-    /// The significant digits and the decimal exponent of the first.
+    /// The significant digits (without trailing zeros, at least one) and the decimal exponent
+    /// of the first.
     fn parts(&self) -> (String, i32) {
         let text = self.as_str();
         let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
-        (mantissa.replace('.', ""), exp.parse().unwrap_or(0))
+        let mut digits = mantissa.replace('.', "");
+        while digits.len() > 1 && digits.ends_with('0') {
+            digits.pop();
+        }
+        (digits, exp.parse().unwrap_or(0))
     }
 }
 
-/// A float4 as a double the way the text path gets it: the shortest decimal that reads back as
-/// the float4 (what the server prints with `extra_float_digits` > 0), read as a double. So
-/// `0.1::float4` is 0.1, not 0.100000001490116, whatever the format.
+/// A float type as PostgreSQL's Ryu prints it.
+trait PgFloat: std::fmt::LowerExp + std::str::FromStr + Copy + PartialEq {
+    /// Significant digits that always suffice to read back as the value.
+    const MAX_DIGITS: usize;
+    /// The two midpoints between this (finite, non-zero, positive) value and its neighbours,
+    /// each exactly `m × 2^e` with `m` odd.
+    fn midpoints(self) -> [(u64, i32); 2];
+}
+
+/// `(ieee mantissa, ieee exponent)` of a float with `mantissa_bits` and `bias` as the two
+/// midpoints of `PgFloat::midpoints`.
+fn midpoints(mantissa: u64, exponent: i32, mantissa_bits: u32, bias: i32) -> [(u64, i32); 2] {
+    let (m2, e2) = if exponent == 0 {
+        (mantissa, 1 - bias - mantissa_bits as i32)
+    } else {
+        (mantissa | 1 << mantissa_bits, exponent - bias - mantissa_bits as i32)
+    };
+    let upper = (2 * m2 + 1, e2 - 1);
+    // Just above a power of two the gap below is half the gap above.
+    let lower = if mantissa == 0 && exponent > 1 { (4 * m2 - 1, e2 - 2) } else { (2 * m2 - 1, e2 - 1) };
+    [lower, upper]
+}
+
+impl PgFloat for f64 {
+    const MAX_DIGITS: usize = 17;
+    fn midpoints(self) -> [(u64, i32); 2] {
+        let bits = self.to_bits();
+        midpoints(bits & ((1 << 52) - 1), ((bits >> 52) & 0x7ff) as i32, 52, 1023)
+    }
+}
+
+impl PgFloat for f32 {
+    const MAX_DIGITS: usize = 9;
+    fn midpoints(self) -> [(u64, i32); 2] {
+        let bits = self.to_bits();
+        midpoints(u64::from(bits & ((1 << 23) - 1)), ((bits >> 23) & 0xff) as i32, 23, 127)
+    }
+}
+
+/// Whether `d × 10^k` is exactly `m × 2^e` (`m` odd, `d` > 0).
+fn decimal_is(d: u64, k: i32, (m, e): (u64, i32)) -> bool {
+    let twos = d.trailing_zeros() as i32;
+    let odd = u128::from(d >> twos);
+    // d × 10^k = odd × 5^k × 2^(twos + k): the powers of two and the odd parts must match.
+    if twos + k != e || k.unsigned_abs() > 40 {
+        return false;
+    }
+    let five = 5u128.checked_pow(k.unsigned_abs());
+    match five {
+        Some(f) if k >= 0 => odd.checked_mul(f) == Some(u128::from(m)),
+        Some(f) => u128::from(m).checked_mul(f) == Some(odd),
+        None => false,
+    }
+}
+
+/// The digits and decimal exponent PostgreSQL 12+ prints for a finite positive `v`: the
+/// shortest decimal strictly between its two midpoints, the nearest such, a tie to the even
+/// digit (Ryu without the upstream acceptance of a midpoint: PostgreSQL never prints one, since
+/// reading it back relies on round-half-even). Rust's shortest digits give the length, but
+/// they may be a midpoint, and of two nearest they may take the odd one; the correctly rounded
+/// (half to even) form of that length, or if it is a midpoint the first longer one strictly
+/// inside, is PostgreSQL's.
+fn pg_shortest<F: PgFloat>(v: F) -> (String, i32) {
+    let mids = v.midpoints();
+    let on_midpoint = |digits: &str, exp: i32| {
+        let d: u64 = digits.parse().unwrap_or(0);
+        d != 0 && mids.iter().any(|&mid| decimal_is(d, exp - (digits.len() as i32 - 1), mid))
+    };
+    let shortest = Sci::of(v).parts().0.len();
+    for n in shortest..=F::MAX_DIGITS {
+        let sci = Sci::rounded(v, n);
+        let (d, e) = sci.parts();
+        if sci.as_str().parse::<F>().ok() == Some(v) && !on_midpoint(&d, e) {
+            return (d, e);
+        }
+    }
+    Sci::rounded(v, F::MAX_DIGITS).parts()
+}
+
+/// A float4 as a double the way the text path gets it: the decimal the server prints for it
+/// (with `extra_float_digits` > 0) read as a double. So `0.1::float4` is 0.1, not
+/// 0.100000001490116, whatever the format.
 pub fn float4_as_double(v: f32) -> f64 {
-    if !v.is_finite() {
+    if !v.is_finite() || v == 0.0 {
         return f64::from(v);
     }
-    Sci::of(v).as_str().parse().unwrap_or(f64::from(v))
+    let (digits, exp) = pg_shortest(v.abs());
+    let mut text = Sci { buf: [0; 40], len: 0 };
+    let _ = write!(text, "{}{digits}e{}", if v < 0.0 { "-" } else { "" }, exp - (digits.len() as i32 - 1));
+    text.as_str().parse().unwrap_or(f64::from(v))
 }
 
 /// PostgreSQL 12+'s `float8out`/`float4out` with `extra_float_digits` > 0 (the default is 1):
-/// the shortest digits that read back as the value, in fixed notation for decimal exponents
-/// from -4 to below `fixed_below` (15 for float8, 6 for float4), else as `d.ddde±XX`; NaN,
-/// Infinity, -Infinity, and -0.
-fn write_float(out: &mut String, neg: bool, nan: bool, inf: bool, sci: Sci, fixed_below: i32) {
+/// the shortest digits that read back as the value (`pg_shortest`), in fixed notation for
+/// decimal exponents from -4 to below `fixed_below` (15 for float8, 6 for float4), else as
+/// `d.ddde±XX`; NaN, Infinity, -Infinity, and -0.
+fn write_float<F: PgFloat>(out: &mut String, neg: bool, nan: bool, inf: bool, abs: F, zero: bool, fixed_below: i32) {
     if nan {
         return out.push_str("NaN");
     }
@@ -344,7 +439,10 @@ fn write_float(out: &mut String, neg: bool, nan: bool, inf: bool, sci: Sci, fixe
     if inf {
         return out.push_str("Infinity");
     }
-    let (digits, exp) = sci.parts();
+    if zero {
+        return out.push('0');
+    }
+    let (digits, exp) = pg_shortest(abs);
     if (-4..fixed_below).contains(&exp) {
         let point = exp + 1; // digits before the decimal point
         let n = digits.len() as i32;
@@ -371,11 +469,11 @@ fn write_float(out: &mut String, neg: bool, nan: bool, inf: bool, sci: Sci, fixe
 }
 
 pub fn write_float8(out: &mut String, v: f64) {
-    write_float(out, v.is_sign_negative(), v.is_nan(), v.is_infinite(), Sci::of(v.abs()), 15);
+    write_float(out, v.is_sign_negative(), v.is_nan(), v.is_infinite(), v.abs(), v == 0.0, 15);
 }
 
 pub fn write_float4(out: &mut String, v: f32) {
-    write_float(out, v.is_sign_negative(), v.is_nan(), v.is_infinite(), Sci::of(v.abs()), 6);
+    write_float(out, v.is_sign_negative(), v.is_nan(), v.is_infinite(), v.abs(), v == 0.0, 6);
 }
 
 /// (year, month, day) of a day counted from 1970-01-01, proleptic Gregorian, astronomical
@@ -793,6 +891,10 @@ mod tests {
             (1e100, "1e+100"),
             (-2.5, "-2.5"),
             (f64::MAX, "1.7976931348623157e+308"),
+            // Rust's shortest, 1.791228469642692e+17, is the midpoint to the next double up.
+            (1.791_228_469_642_691_8e17, "1.7912284696426918e+17"),
+            // 1747326353620666.25: of ...666.2 and ...666.3, the even one.
+            (-1_747_326_353_620_666.2, "-1.7473263536206662e+15"),
             (f64::NAN, "NaN"),
             (f64::INFINITY, "Infinity"),
             (f64::NEG_INFINITY, "-Infinity"),
