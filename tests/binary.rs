@@ -386,3 +386,26 @@ fn json_rows_of_binary_results_equal_the_text_ones() {
         r#"[{"i":"\\x00000000000000000000000100000000"}]"#
     );
 }
+
+/// Through the statement cache: one prepared statement serves text and binary calls alike, each
+/// with its own result format.
+#[test]
+fn a_cached_statement_serves_both_formats() {
+    let uri = format!("{}?application_name=binary_cache", support::shared().uri());
+    let mut o = SessionOptions { db_url: Some(uri), ..Default::default() };
+    o.set_pool_max_size(1).unwrap();
+    o.set_statement_cache(8).unwrap();
+    let s = Session::open("x", &o).unwrap();
+    let sql = "SELECT $1::int4 * 2 AS n, 'x'::text AS t";
+    for i in 0..6i32 {
+        let v = i.to_string();
+        let params = [Param { value: Some(v.as_bytes()), binary: false }];
+        let r = if i % 2 == 0 { s.query_binary(sql, &[], &params) } else { s.query_params(sql, &[], &params) }.unwrap();
+        let want_format = if i % 2 == 0 { FORMAT_BINARY } else { 0 };
+        assert!(r.set.columns().iter().all(|c| c.format == want_format), "call {i}");
+        assert_eq!(r.set.get_int32(0, 0), Ok(i * 2));
+        assert_eq!(r.set.get_text(0, 1).as_deref(), Ok("x"));
+        let want = if i % 2 == 0 { (i * 2).to_be_bytes().to_vec() } else { (i * 2).to_string().into_bytes() };
+        assert_eq!(r.set.value(0, 0), Some(&want[..]));
+    }
+}
