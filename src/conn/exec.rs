@@ -126,11 +126,12 @@ impl PgConn {
     {
         let given = params.len();
         let shape = Shape { binary, ..Shape::UNNAMED };
-        let outcome = self.run_one(sql, types, params, shape, Stop::ReadyForQuery, set).map(drop);
+        let outcome = self.run_one(sql, types, params, shape, set).map(drop);
         self.explain_param_mismatch(outcome, sql, types, given)
     }
 
-    /// Send one statement shaped as `shape` and read its reply to `stop`: through the
+    /// Send one statement shaped as `shape` and read its reply (to PortalSuspended when it keeps
+    /// its portal open, else to ReadyForQuery): through the
     /// statement cache when the pool has one, else on the unnamed statement. True when it
     /// stopped at PortalSuspended (a stream's portal has more rows).
     fn run_one<'p, P>(
@@ -139,7 +140,6 @@ impl PgConn {
         types: &[u32],
         params: P,
         shape: Shape<'static>,
-        stop: Stop,
         set: &mut ResultSet,
     ) -> Result<bool>
     where
@@ -147,10 +147,10 @@ impl PgConn {
     {
         if let Some(cache) = self.cache.as_mut().filter(|c| c.enabled()) {
             let first = cache.lookup(sql, types);
-            return self.run_cached(sql, types, params, shape, stop, first, set);
+            return self.run_cached(sql, types, params, shape, first, set);
         }
         self.queue_extended(sql, types, params, shape)?;
-        self.collect_into(set, false, None, stop)
+        self.collect_into(set, false, None, shape.stop())
     }
 
     /// A statement through the cache (`cache`): Bind/Execute of its prepared statement, or
@@ -164,7 +164,6 @@ impl PgConn {
         types: &[u32],
         params: P,
         shape: Shape<'static>,
-        stop: Stop,
         mut how: cache::Use,
         set: &mut ResultSet,
     ) -> Result<bool>
@@ -178,7 +177,7 @@ impl PgConn {
             self.parse_completes = 0;
             let shape = Shape { statement: how.name(), parse, ..shape };
             let sent = self.queue_extended(sql, types, params.clone(), shape);
-            let outcome = sent.and_then(|()| self.collect_into(set, false, None, stop));
+            let outcome = sent.and_then(|()| self.collect_into(set, false, None, shape.stop()));
             let cache = self.cache.as_mut().expect("run_cached runs with a cache");
             if parse {
                 cache.prepared(sql, how.name(), self.parse_completes > 0);
@@ -255,7 +254,7 @@ impl PgConn {
     pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
         let shape = Shape { rows: chunk_rows, keep_open: true, ..Shape::UNNAMED };
         let mut set = ResultSet::default();
-        let outcome = self.run_one(sql, &[], text_params(params), shape, Stop::PortalSuspended, &mut set);
+        let outcome = self.run_one(sql, &[], text_params(params), shape, &mut set);
         let outcome = outcome.map(|more| (set, more));
         let outcome = self.explain_param_mismatch(outcome, sql, &[], params.len());
         self.portal_open = matches!(outcome, Ok((_, true)));
@@ -485,6 +484,17 @@ struct Shape<'n> {
     statement: &'n str,
     /// Send Parse for `statement` first.
     parse: bool,
+}
+
+impl Shape<'_> {
+    /// Where reading the reply stops.
+    fn stop(&self) -> Stop {
+        if self.keep_open {
+            Stop::PortalSuspended
+        } else {
+            Stop::ReadyForQuery
+        }
+    }
 }
 
 impl Shape<'static> {
