@@ -409,3 +409,18 @@ fn a_cached_statement_serves_both_formats() {
         assert_eq!(r.set.value(0, 0), Some(&want[..]));
     }
 }
+
+/// tests/c/binary.c compares the same table with libpq: its copy must be this one, line for line.
+#[test]
+fn the_c_test_has_the_same_fidelity_table() {
+    let read = |path: &str| std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let between = |text: &str, start: &str, end: &str| {
+        let from = text.find(start).unwrap_or_else(|| panic!("no {start:?}")) + start.len();
+        let to = from + text[from..].find(end).unwrap_or_else(|| panic!("no {end:?}"));
+        text[from..to].trim_matches('\n').to_string()
+    };
+    let rust = between(&read("tests/support/fidelity.rs"), "pub const EXPRESSIONS: &[&str] = &[", "];");
+    let c = between(&read("tests/c/binary.c"), "/* BEGIN FIDELITY TABLE */", "/* END FIDELITY TABLE */");
+    assert!(rust == c, "tests/c/binary.c's table differs from tests/support/fidelity.rs's: copy it again");
+    assert!(rust.lines().count() > EXPRESSIONS.len());
+}

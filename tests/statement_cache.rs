@@ -223,3 +223,28 @@ fn behind_pgbouncer_in_transaction_mode() {
         assert_eq!(one(&on, "SELECT $1::int + 1", &i.to_string()), (i + 1).to_string());
     }
 }
+
+#[test]
+fn streams_use_the_cache_and_heal_too() {
+    let c = support::shared();
+    c.psql(
+        "DROP TABLE IF EXISTS heal_stream; CREATE TABLE heal_stream AS SELECT i AS a FROM generate_series(1, 50) i;",
+    );
+    let s = Session::open("x", &options(c.uri(), 1, 8)).unwrap().pin().unwrap();
+    let sql = "SELECT * FROM heal_stream WHERE a <= $1 ORDER BY a";
+    let rows = |s: &Session| -> (usize, usize) {
+        let mut stream = s.query_stream(sql, &[Some(b"30")], 7).unwrap();
+        let (mut n, mut cols) = (0, 0);
+        while let Some(chunk) = stream.next_chunk().unwrap() {
+            n += chunk.set.nrows();
+            cols = cols.max(chunk.set.ncols());
+        }
+        (n, cols)
+    };
+    for _ in 0..3 {
+        assert_eq!(rows(&s), (30, 1));
+    }
+    assert_eq!(prepared(&s), vec![(sql.to_owned(), 3)]);
+    c.psql("ALTER TABLE heal_stream ADD COLUMN b int");
+    assert_eq!(rows(&s), (30, 2), "healed and retried, no error");
+}

@@ -125,15 +125,32 @@ impl PgConn {
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
         let given = params.len();
+        let shape = Shape { binary, ..Shape::UNNAMED };
+        let outcome = self.run_one(sql, types, params, shape, set).map(drop);
+        self.explain_param_mismatch(outcome, sql, types, given)
+    }
+
+    /// Send one statement shaped as `shape` and read its reply (to PortalSuspended when it keeps
+    /// its portal open, else to ReadyForQuery): through the
+    /// statement cache when the pool has one, else on the unnamed statement. True when it
+    /// stopped at PortalSuspended (a stream's portal has more rows).
+    fn run_one<'p, P>(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: P,
+        shape: Shape<'static>,
+        set: &mut ResultSet,
+    ) -> Result<bool>
+    where
+        P: ExactSizeIterator<Item = Param<'p>> + Clone,
+    {
         if let Some(cache) = self.cache.as_mut().filter(|c| c.enabled()) {
             let first = cache.lookup(sql, types);
-            let outcome = self.run_cached(sql, types, params, binary, first, set);
-            return self.explain_param_mismatch(outcome, sql, types, given);
+            return self.run_cached(sql, types, params, shape, first, set);
         }
-        let shape = Shape { binary, ..Shape::UNNAMED };
         self.queue_extended(sql, types, params, shape)?;
-        let outcome = self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop);
-        self.explain_param_mismatch(outcome, sql, types, given)
+        self.collect_into(set, false, None, shape.stop())
     }
 
     /// A statement through the cache (`cache`): Bind/Execute of its prepared statement, or
@@ -146,10 +163,10 @@ impl PgConn {
         sql: &str,
         types: &[u32],
         params: P,
-        binary: bool,
+        shape: Shape<'static>,
         mut how: cache::Use,
         set: &mut ResultSet,
-    ) -> Result<()>
+    ) -> Result<bool>
     where
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
@@ -158,15 +175,15 @@ impl PgConn {
             let parse = matches!(how, cache::Use::Prepare(_));
             self.queue_closes();
             self.parse_completes = 0;
-            let shape = Shape { binary, statement: how.name(), parse, ..Shape::UNNAMED };
+            let shape = Shape { statement: how.name(), parse, ..shape };
             let sent = self.queue_extended(sql, types, params.clone(), shape);
-            let outcome = sent.and_then(|()| self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop));
+            let outcome = sent.and_then(|()| self.collect_into(set, false, None, shape.stop()));
             let cache = self.cache.as_mut().expect("run_cached runs with a cache");
             if parse {
                 cache.prepared(sql, how.name(), self.parse_completes > 0);
             }
             let e = match outcome {
-                Ok(()) => return Ok(()),
+                Ok(more) => return Ok(more),
                 Err(e) => e,
             };
             let lost = match &e.server {
@@ -236,8 +253,9 @@ impl PgConn {
     /// more rows remain (the portal is suspended until `stream_more` or `stream_abandon`).
     pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
         let shape = Shape { rows: chunk_rows, keep_open: true, ..Shape::UNNAMED };
-        self.queue_extended(sql, &[], text_params(params), shape)?;
-        let outcome = self.collect(None, Stop::PortalSuspended);
+        let mut set = ResultSet::default();
+        let outcome = self.run_one(sql, &[], text_params(params), shape, &mut set);
+        let outcome = outcome.map(|more| (set, more));
         let outcome = self.explain_param_mismatch(outcome, sql, &[], params.len());
         self.portal_open = matches!(outcome, Ok((_, true)));
         outcome
@@ -325,9 +343,12 @@ impl PgConn {
         self.ensure_no_open_stream()?;
         check_param_count(params.len())?;
         self.note_sql(sql);
+        // On an error only this statement's messages are taken back: the Closes queued ahead of
+        // it, and a batch's earlier statements, stay.
+        let start = self.write_buf.len();
         if shape.parse {
             if let Err(_nul) = frontend::parse(shape.statement, sql, types.iter().copied(), &mut self.write_buf) {
-                self.write_buf.clear();
+                self.write_buf.truncate(start);
                 return Err(Error::interface("the SQL text contains a NUL byte"));
             }
         }
@@ -351,7 +372,7 @@ impl PgConn {
             &mut self.write_buf,
         );
         if bound.is_err() {
-            self.write_buf.clear();
+            self.write_buf.truncate(start);
             return Err(Error::interface("a parameter is too large to send (over 2 GiB)"));
         }
         frontend::describe(b'P', "", &mut self.write_buf).expect("empty name has no NUL");
@@ -463,6 +484,17 @@ struct Shape<'n> {
     statement: &'n str,
     /// Send Parse for `statement` first.
     parse: bool,
+}
+
+impl Shape<'_> {
+    /// Where reading the reply stops.
+    fn stop(&self) -> Stop {
+        if self.keep_open {
+            Stop::PortalSuspended
+        } else {
+            Stop::ReadyForQuery
+        }
+    }
 }
 
 impl Shape<'static> {

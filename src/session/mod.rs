@@ -896,11 +896,6 @@ impl Transaction {
         self.session().query_params(sql, types, params)
     }
 
-    /// `Session::query_binary` inside the transaction.
-    pub fn query_binary(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Box<Results>> {
-        self.session().query_binary(sql, types, params)
-    }
-
     /// Commit. If an earlier statement failed the server rolls back instead; that is reported as
     /// `PGSESS_TRANSACTION_ROLLBACK`, never as success.
     pub fn commit(mut self) -> Result<()> {
