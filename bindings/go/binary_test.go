@@ -429,3 +429,42 @@ func TestStatementCache(t *testing.T) {
 		t.Fatalf("after ALTER TABLE: %v %d %q", res.Columns(), id, note)
 	}
 }
+
+// BenchmarkRowScanBinary: ns/row of Next+Scan over the 200,000 x 5 result of QueryBinary (as
+// BenchmarkRowCGOCalls reads Query's).
+func BenchmarkRowScanBinary(b *testing.B) {
+	s := openTest(b)
+	res, err := s.QueryBinary(rowCostSQL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Close()
+	b.ResetTimer()
+	start := time.Now()
+	for n := 0; n < b.N; n++ {
+		readAll(b, res)
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/200000, "ns/row")
+}
+
+// benchFetchScan: ns/row of running the 200,000 x 5 statement and reading it with Next+Scan,
+// the server's output and the transfer included.
+func benchFetchScan(b *testing.B, query func(string, ...any) (*Results, error)) {
+	b.ResetTimer()
+	start := time.Now()
+	for n := 0; n < b.N; n++ {
+		res, err := query(rowCostSQL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		readAll(b, res)
+		res.Close()
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/200000, "ns/row")
+}
+
+// BenchmarkRowFetchScanText and BenchmarkRowFetchScanBinary: the whole statement and scan,
+// Query against QueryBinary.
+func BenchmarkRowFetchScanText(b *testing.B) { benchFetchScan(b, openTest(b).Query) }
+
+func BenchmarkRowFetchScanBinary(b *testing.B) { benchFetchScan(b, openTest(b).QueryBinary) }

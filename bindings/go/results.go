@@ -253,13 +253,15 @@ func (res *Results) view(col int) (s string, ok bool) {
 //	*float32, *float64                   float and numeric text
 //	*bool                                bool
 //	*time.Time                           date, timestamp, timestamptz (see Values)
+//	*[16]byte                            uuid
 //	*any                                 as Values
 //	sql.Scanner (sql.NullString, ...)    given the Values value
 //	**T for any T above                  nil for NULL, else a new T
 //	nil                                  skips the column
 //
 // NULL into a destination that cannot hold it is an error with Code NullValue; *[]byte,
-// *json.RawMessage and *any become nil.
+// *json.RawMessage and *any become nil. Binary columns (QueryBinary) give the same values (see
+// the package documentation, "Binary results").
 func (res *Results) Scan(dest ...any) error {
 	if err := res.current(); err != nil {
 		return err
