@@ -115,6 +115,8 @@ pub struct PgConn {
     /// The session needs a writable server (target_session_attrs read-write or primary): a
     /// connection whose server turns read-only is discarded.
     require_writable: bool,
+    /// Called with each notice a statement receives (`set_notice_hook`).
+    notice_hook: Option<crate::config::NoticeHook>,
 }
 
 /// Identifies a running statement for a CancelRequest.
@@ -254,6 +256,12 @@ impl PgConn {
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(()),
             Err(e) => Err(self.io_failure(e)),
         }
+    }
+
+    /// Call `hook` with each notice the statements run from now on receive (`None`: none).
+    /// Notices are kept in the statement's `ResultSet` either way.
+    pub fn set_notice_hook(&mut self, hook: Option<crate::config::NoticeHook>) {
+        self.notice_hook = hook;
     }
 
     /// How statements wait for their answers from now on (the pool chooses per statement).

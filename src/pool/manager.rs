@@ -106,7 +106,7 @@ impl Manager {
     pub fn open(&self, deadline: Option<Instant>) -> Result<Arc<Slot>, Error> {
         let started = Instant::now();
         let adopted = self.shared.adopted.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match adopted {
+        let mut conn = match adopted {
             Some(conn) => conn,
             None => match deadline.map(|d| (d, d.saturating_duration_since(started))) {
                 Some((deadline, left)) if left < self.config.connect_timeout => {
@@ -128,6 +128,7 @@ impl Manager {
                 _ => self.dial()?,
             },
         };
+        conn.set_notice_hook(self.shared.settings.notice_hook);
         self.shared.counters.connects.inc();
         crate::log::info(|| {
             format!(
