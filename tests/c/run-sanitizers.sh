@@ -4,7 +4,8 @@
 # Builds every tests/c/*.c with clang under AddressSanitizer (+ LeakSanitizer) and
 # UndefinedBehaviorSanitizer against the pgsess library INSTALLED under PREFIX
 # (pkg-config, rpath), and runs each program. The same programs as tests/c/run.sh,
-# which runs them under valgrind.
+# which runs them under valgrind (with the extra pkg-config modules a program names in a line
+# `/* ctest-pkg-config: libpq */`).
 #
 # The library itself is Rust and not instrumented, but the sanitizer runtime replaces
 # malloc/free process-wide, so:
@@ -114,8 +115,21 @@ for src in "$here"/*.c; do
     exe="$build/$name"
     log="$build/$name.log"
     echo "== $name"
+    # A program that also links another library says so in a line of its own:
+    # /* ctest-pkg-config: MODULE... */ (error_fields.c compares with libpq).
+    extra=$(sed -n 's|^/\* ctest-pkg-config: \(.*\) \*/$|\1|p' "$src" | head -n 1)
+    flags=$pc_flags
+    if [ -n "$extra" ]; then
+        # shellcheck disable=SC2086
+        if ! extra_flags=$(pkg-config --cflags --libs $extra 2> "$build/$name.build.log"); then
+            cat "$build/$name.build.log"
+            record "$name" FAIL "pkg-config cannot find $extra (Debian: apt-get install libpq-dev)"
+            continue
+        fi
+        flags="$pc_flags $extra_flags"
+    fi
     # shellcheck disable=SC2086
-    if ! "$CLANG" "${san_flags[@]}" "${cflags[@]}" -I"$here" "$src" -o "$exe" $pc_flags \
+    if ! "$CLANG" "${san_flags[@]}" "${cflags[@]}" -I"$here" "$src" -o "$exe" $flags \
            -Wl,-rpath,"$prefix/lib" -lpthread > "$build/$name.build.log" 2>&1; then
         cat "$build/$name.build.log"
         record "$name" FAIL "build failed"

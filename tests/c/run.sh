@@ -3,7 +3,8 @@
 #
 # Builds every tests/c/*.c against the pgsess library INSTALLED under PREFIX,
 # through pkg-config exactly as a user would, checks that <pgsess.h> compiles
-# as C++11, and runs each program under valgrind.
+# as C++11, and runs each program under valgrind. A program that needs another
+# library names its pkg-config modules in a line `/* ctest-pkg-config: libpq */`.
 #
 # Environment:
 #   PGSQL_CTEST          PostgreSQL URI the tests connect to (required)
@@ -101,8 +102,21 @@ for src in "$here"/*.c; do
     exe="$build/$name"
     log="$build/$name.log"
     echo "== $name"
+    # A program that also links another library says so in a line of its own:
+    # /* ctest-pkg-config: MODULE... */ (error_fields.c compares with libpq).
+    extra=$(sed -n 's|^/\* ctest-pkg-config: \(.*\) \*/$|\1|p' "$src" | head -n 1)
+    flags=$pc_flags
+    if [ -n "$extra" ]; then
+        # shellcheck disable=SC2086
+        if ! extra_flags=$(pkg-config --cflags --libs $extra 2> "$build/$name.build.log"); then
+            cat "$build/$name.build.log"
+            record "$name" FAIL "pkg-config cannot find $extra (Debian: apt-get install libpq-dev)"
+            continue
+        fi
+        flags="$pc_flags $extra_flags"
+    fi
     # shellcheck disable=SC2086
-    if ! "$CC" "${cflags[@]}" -I"$here" "$src" -o "$exe" $pc_flags -Wl,-rpath,"$prefix/lib" -lpthread \
+    if ! "$CC" "${cflags[@]}" -I"$here" "$src" -o "$exe" $flags -Wl,-rpath,"$prefix/lib" -lpthread \
            > "$build/$name.build.log" 2>&1; then
         cat "$build/$name.build.log"
         record "$name" FAIL "build failed"
