@@ -284,6 +284,13 @@ typedef struct pgsess_stats {
 } pgsess_stats;
 
 /**
+ * A notice callback: `(notice, user_data)`. `notice` is a view of one notice, valid during the
+ * call only: read it with `pgsess_error_field` (and the other `pgsess_error_*` accessors), copy
+ * what is needed, never free it. NULL means none.
+ */
+typedef void (*pgsess_notice_callback)(const struct pgsess_error *notice, void *user_data);
+
+/**
  * Receives a request's outcome: exactly one of `results` and `error` is non-NULL, and the
  * callback owns it (free it with `pgsess_results_free` or `pgsess_error_free`). Runs on the
  * thread that calls `pgsess_async_dispatch`, `pgsess_request_wait` or `pgsess_close`, exactly
@@ -686,6 +693,46 @@ enum pgsess_code pgsess_options_set_reset(struct pgsess_options *opts, pgsess_re
  * `opts` as for `pgsess_options_free`.
  */
 enum pgsess_code pgsess_options_set_pinned(struct pgsess_options *opts, bool pinned);
+
+/**
+ * Deliver the notices of the statements of sessions opened with these options to `cb`: each
+ * NoticeResponse the server sends while a statement runs (NOTICE, WARNING, INFO, DEBUG, LOG,
+ * as `client_min_messages` lets through; `RAISE NOTICE` in PL/pgSQL, a `DROP ... IF EXISTS`
+ * of nothing, a `ROLLBACK` outside a transaction) is given to `cb(notice, user_data)` once, in
+ * arrival order, before the call that ran the statement returns, on the thread that reads the
+ * statement's reply: the thread that called `pgsess_query` (or `pgsess_tx_query`, a stream's
+ * or copy's call, ...), or the library's worker thread for an asynchronous request. The
+ * notices are also kept with the results (`pgsess_results_notice`) as before. Notices of the
+ * pool's own `ROLLBACK`/`DISCARD ALL` between users (which raise none in practice) come on the
+ * thread that returns the connection; those that arrive while a connection is being opened or
+ * sits idle are not delivered.
+ *
+ * `notice` is a `pgsess_error` view valid only during the call, owned by the library (never
+ * pass it to `pgsess_error_free`): `pgsess_error_field` gives each of the notice's fields as
+ * libpq's `PQresultErrorField` does for a notice result (`'S'` `"NOTICE"` or `"WARNING"`...,
+ * `'C'` `"00000"`/`"01000"`..., `'M'`, `'D'`, `'H'`, `'W'`, ...); `pgsess_error_message`
+ * gives the message and `pgsess_error_sqlstate` the SQLSTATE. Its `pgsess_error_code` is that
+ * of the SQLSTATE's class, as for an error (`PGSESS_DATABASE_ERROR` for 00000 and 01000): it
+ * does not mean the statement failed.
+ *
+ * Inside `cb`, call only the `pgsess_error_*` accessors on `notice` and functions that run no
+ * statement (`pgsess_code_name`, ...): the statement that delivers the notice holds its
+ * connection, so a call on the same session (or its transaction, stream or copy) waits for
+ * itself forever, and one on another session of the same pool may wait for a connection until
+ * the checkout timeout. `cb` must return (no `longjmp` out of it).
+ *
+ * A NULL `cb` turns delivery off (the default). The callback and `user_data` are part of the
+ * pool key: sessions with different callbacks, or the same callback with different
+ * `user_data`, use different pools; with the same pair they share one. `user_data` is passed
+ * as it is and must stay valid as long as such sessions run statements; `cb` may be called
+ * from several threads at once when several threads use such sessions.
+ * `PGSESS_INTERFACE_ERROR` for a NULL `opts`.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`; `cb` NULL or a function that may be called with
+ * `user_data` as described.
+ */
+enum pgsess_code pgsess_options_set_notice_callback(struct pgsess_options *opts, pgsess_notice_callback cb, void *user_data);
 
 /**
  * Free results and return the pooled connection they hold (waking a caller waiting for one).
@@ -1544,9 +1591,14 @@ const char *pgsess_error_hint(const struct pgsess_error *err);
  * position, `'p'` internal position, `'q'` internal query, `'W'` context (`PG_DIAG_CONTEXT`:
  * for a COPY, the line, e.g. `COPY t, line 700000, column n: "x"`), `'s'` schema, `'t'` table,
  * `'c'` column, `'d'` data type, `'n'` constraint, `'F'` file, `'L'` line, `'R'` routine. As
- * libpq's `PQresultErrorField`: the server's text, or NULL when the server sent no such field,
- * for an unknown code, for an error the client raised (pool exhaustion, a lost connection) and
- * for a NULL `err`. Owned by `err`.
+ * libpq's `PQresultErrorField` gives it for the same error: the server's text (`""` for a
+ * field the server sent empty), or NULL when the server sent no such field, for an unknown
+ * code, for an error the client raised (no server reached, pool exhaustion, a connection lost
+ * without a report from the server: as libpq's own errors, these have no fields; see
+ * `pgsess_error_sqlstate`) and for a NULL `err`. A server that refuses a connection (a FATAL
+ * report during startup, where libpq has only `PQerrorMessage`'s text) gives its fields too.
+ * Also on a notice given to a notice callback (`pgsess_options_set_notice_callback`). Owned by
+ * `err`. Any thread.
  *
  * # Safety
  * `err` is NULL or a live error object from this library.

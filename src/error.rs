@@ -176,16 +176,16 @@ pub struct ServerFields {
 
 impl ServerFields {
     /// The field with this protocol code (libpq's `PG_DIAG_*`: `'C'` SQLSTATE, `'W'` context,
-    /// ...), as the server sent it; `None` when it sent none.
+    /// ...), as the server sent it; `None` when it sent none. Severity, SQLSTATE and message are
+    /// in every report the server sends, so they are always `Some`, empty when the server sent
+    /// them empty (`RAISE EXCEPTION USING MESSAGE = ''`), as libpq's `PQresultErrorField` gives
+    /// them; so is any other field sent empty (`USING DETAIL = ''`).
     pub fn field(&self, code: u8) -> Option<&str> {
-        fn text(s: &str) -> Option<&str> {
-            Some(s).filter(|s| !s.is_empty())
-        }
         match code {
-            b'S' => text(&self.severity),
+            b'S' => Some(&self.severity),
             b'V' => self.severity_nonlocalized.as_deref(),
-            b'C' => text(&self.sqlstate),
-            b'M' => text(&self.message),
+            b'C' => Some(&self.sqlstate),
+            b'M' => Some(&self.message),
             b'D' => self.detail.as_deref(),
             b'H' => self.hint.as_deref(),
             b'P' => self.position.as_deref(),

@@ -11,9 +11,11 @@
 //! - `uri.rs`: parsing a connection URI and completing it with `PG*` variables and defaults;
 //! - `env.rs`: the environment: `PGSQL_<NAME>`, the process's variables, the OS user;
 //! - `passfile.rs`: looking a password up in a libpq password file;
-//! - `tls.rs`: the TLS settings (`sslmode`, certificates, channel binding).
+//! - `tls.rs`: the TLS settings (`sslmode`, certificates, channel binding);
+//! - `notice.rs`: the notice hook a pool's connections call with each notice.
 
 mod env;
+mod notice;
 mod passfile;
 mod tls;
 mod uri;
@@ -24,6 +26,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 pub use env::{env_var_name, uri_from_env, ProcessEnvironment};
+pub use notice::{NoticeFn, NoticeHook};
 pub use passfile::passfile_lookup;
 pub use tls::{ChannelBinding, RootCert, SslMode, TlsConfig};
 pub use uri::parse_uri;
@@ -237,6 +240,9 @@ pub struct PoolSettings {
     pub reset: ResetMode,
     /// Statements each connection keeps prepared (the statement cache); 0 is off.
     pub statement_cache: u32,
+    /// Called with each notice the pool's connections receive while running a statement (see
+    /// `SessionOptions::set_notice_hook`). Part of the key by the hook's identity.
+    pub notice_hook: Option<NoticeHook>,
 }
 
 impl Default for PoolSettings {
@@ -248,6 +254,7 @@ impl Default for PoolSettings {
             leak_threshold: None,
             reset: ResetMode::Dirty,
             statement_cache: 0,
+            notice_hook: None,
         }
     }
 }
@@ -306,6 +313,21 @@ impl SessionOptions {
 
     pub fn set_pool_idle_ttl(&mut self, seconds: u32) {
         self.pool.idle_ttl = Duration::from_secs(seconds.into());
+    }
+
+    /// Deliver each notice (NOTICE, WARNING, INFO, DEBUG, LOG, as the server sends them to the
+    /// client) that a statement of these sessions receives to `hook`, in arrival order, on the
+    /// thread that reads the statement's reply (the one that runs it, or the request engine's
+    /// worker for an asynchronous request), before the statement's call returns; the notices
+    /// are also kept with the statement's results as before. Notices of the pool's own reset
+    /// statements are delivered too (on the thread that returns the connection); those that
+    /// arrive while a connection starts up or sits idle are not. `None` turns it off. Part of
+    /// the pool key: sessions with different hooks use different pools.
+    ///
+    /// The hook runs while the statement holds its connection: it must not use the session
+    /// (or transaction) whose statement it was called for, which would wait for itself.
+    pub fn set_notice_hook(&mut self, hook: Option<NoticeHook>) {
+        self.pool.notice_hook = hook;
     }
 }
 

@@ -150,6 +150,7 @@ impl PgConn {
                 config.target_session_attrs,
                 TargetSessionAttrs::ReadWrite | TargetSessionAttrs::Primary
             ),
+            notice_hook: None,
         };
         let context = |e: Error| if e.server.is_some() { e } else { e.context(format!("connecting to {spec}")) };
         if tls != Tls::Never {

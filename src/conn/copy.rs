@@ -18,7 +18,7 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
 use super::reader::{buffered_message, complete_message, Stop};
-use super::{server_fields, Exchange, PgConn};
+use super::{Exchange, PgConn};
 use crate::error::{Error, Result};
 use crate::rows::ResultSet;
 
@@ -316,10 +316,7 @@ impl PgConn {
             return Err(self.protocol_violation("the server ended a COPY without saying why"));
         }
         match self.decode_front()? {
-            Message::NoticeResponse(body) => {
-                let text = server_fields(body.fields()).libpq_text();
-                set.notices.push(std::ffi::CString::new(text).unwrap_or_default());
-            }
+            Message::NoticeResponse(body) => self.take_notice(set, &body),
             Message::NotificationResponse(body) => self.push_notification(&body),
             Message::ParameterStatus(body) => self.handle_parameter_status(&body),
             _ => return Err(self.protocol_violation("unexpected message during a COPY")),

@@ -122,6 +122,8 @@ pub struct PgConn {
     /// ParseComplete messages read in the current exchange (whether a cached statement's
     /// Parse succeeded).
     parse_completes: u32,
+    /// Called with each notice a statement receives (`set_notice_hook`).
+    notice_hook: Option<crate::config::NoticeHook>,
 }
 
 /// Identifies a running statement for a CancelRequest.
@@ -261,6 +263,12 @@ impl PgConn {
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(()),
             Err(e) => Err(self.io_failure(e)),
         }
+    }
+
+    /// Call `hook` with each notice the statements run from now on receive (`None`: none).
+    /// Notices are kept in the statement's `ResultSet` either way.
+    pub fn set_notice_hook(&mut self, hook: Option<crate::config::NoticeHook>) {
+        self.notice_hook = hook;
     }
 
     /// How statements wait for their answers from now on (the pool chooses per statement).

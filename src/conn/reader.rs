@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Buf;
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::backend::{Message, NoticeResponseBody};
 use postgres_protocol::message::frontend;
 
 use super::{server_fields, Exchange, PgConn, TxStatus};
@@ -134,10 +134,7 @@ impl PgConn {
                     break;
                 }
                 Message::PortalSuspended => {}
-                Message::NoticeResponse(body) => {
-                    let text = server_fields(body.fields()).libpq_text();
-                    set.notices.push(std::ffi::CString::new(text).unwrap_or_default());
-                }
+                Message::NoticeResponse(body) => self.take_notice(set, &body),
                 Message::ParameterStatus(body) => {
                     self.handle_parameter_status(&body);
                     if body.name().ok() == Some("client_encoding") && body.value().ok() != Some("UTF8") {
@@ -237,6 +234,16 @@ impl PgConn {
         set.utc_time_zone = set.columns().iter().any(|c| c.type_oid == oid::TIMESTAMPTZ && c.is_binary())
             && self.parameter("TimeZone").is_some_and(crate::rows::binary::is_utc_zone_name);
         Ok(stopped_early)
+    }
+
+    /// A NoticeResponse of the statement being read: kept in `set` in libpq's text form, and
+    /// given to the notice hook when there is one (on this thread, in arrival order).
+    pub(super) fn take_notice(&mut self, set: &mut ResultSet, body: &NoticeResponseBody) {
+        let fields = server_fields(body.fields());
+        set.notices.push(std::ffi::CString::new(fields.libpq_text()).unwrap_or_default());
+        if let Some(hook) = &self.notice_hook {
+            hook.call(&fields);
+        }
     }
 
     /// Append every complete DataRow at the front of the read buffer to `set`, parsing them in

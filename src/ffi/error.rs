@@ -3,8 +3,8 @@
 use std::ffi::{c_char, CString};
 use std::ptr::null;
 
-use super::{arg, c_string, call, give, pgsess_code_arg, take, Handle, NO_ERR};
-use crate::error::{Code, Error};
+use super::{arg, c_string, call, give, lend, pgsess_code_arg, take, Handle, NO_ERR};
+use crate::error::{Code, Error, ServerFields};
 
 /// An error. Created by the library on failure of a call that takes `pgsess_error **err`; owned by
 /// the caller, who frees it with `pgsess_error_free`. Immutable: any number of threads may read it.
@@ -50,6 +50,13 @@ impl CError {
 /// A new error handle the caller owns.
 pub(crate) fn into_raw(error: Error) -> *mut pgsess_error {
     give::<pgsess_error>(Box::new(CError::new(error)))
+}
+
+/// Run `f` with a `pgsess_error` view of a notice: made for the call, lent to it, dropped after
+/// (a notice callback's argument; the callee never frees it).
+pub(crate) fn with_notice_view(notice: &ServerFields, f: impl FnOnce(*const pgsess_error)) {
+    let view = CError::new(Error::from_server(notice.clone()));
+    f(lend::<pgsess_error>(&view));
 }
 
 fn opt_ptr(s: &Option<CString>) -> *const c_char {
@@ -130,9 +137,14 @@ pub unsafe extern "C" fn pgsess_error_hint(err: *const pgsess_error) -> *const c
 /// position, `'p'` internal position, `'q'` internal query, `'W'` context (`PG_DIAG_CONTEXT`:
 /// for a COPY, the line, e.g. `COPY t, line 700000, column n: "x"`), `'s'` schema, `'t'` table,
 /// `'c'` column, `'d'` data type, `'n'` constraint, `'F'` file, `'L'` line, `'R'` routine. As
-/// libpq's `PQresultErrorField`: the server's text, or NULL when the server sent no such field,
-/// for an unknown code, for an error the client raised (pool exhaustion, a lost connection) and
-/// for a NULL `err`. Owned by `err`.
+/// libpq's `PQresultErrorField` gives it for the same error: the server's text (`""` for a
+/// field the server sent empty), or NULL when the server sent no such field, for an unknown
+/// code, for an error the client raised (no server reached, pool exhaustion, a connection lost
+/// without a report from the server: as libpq's own errors, these have no fields; see
+/// `pgsess_error_sqlstate`) and for a NULL `err`. A server that refuses a connection (a FATAL
+/// report during startup, where libpq has only `PQerrorMessage`'s text) gives its fields too.
+/// Also on a notice given to a notice callback (`pgsess_options_set_notice_callback`). Owned by
+/// `err`. Any thread.
 ///
 /// # Safety
 /// `err` is NULL or a live error object from this library.

@@ -1,9 +1,10 @@
 //! `pgsess_options`: settings for `pgsess_open`.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{arg_mut, call, give, str_arg, take, Handle, NO_ERR};
-use crate::config::{ResetMode, SessionOptions};
+use super::{arg_mut, call, give, pgsess_error, str_arg, take, Handle, NO_ERR};
+use crate::config::{NoticeHook, ResetMode, SessionOptions};
 use crate::error::{Code, Error};
 
 /// Options for `pgsess_open`. Created by `pgsess_options_new`, owned by the caller, freed with
@@ -193,5 +194,75 @@ pub unsafe extern "C" fn pgsess_options_set_pinned(opts: *mut pgsess_options, pi
     with_opts(opts, |o| {
         o.pinned = pinned;
         Ok(())
+    })
+}
+
+/// A notice callback: `(notice, user_data)`. `notice` is a view of one notice, valid during the
+/// call only: read it with `pgsess_error_field` (and the other `pgsess_error_*` accessors), copy
+/// what is needed, never free it. NULL means none.
+#[allow(non_camel_case_types)]
+pub type pgsess_notice_callback = Option<unsafe extern "C" fn(notice: *const pgsess_error, user_data: *mut c_void)>;
+
+/// Deliver the notices of the statements of sessions opened with these options to `cb`: each
+/// NoticeResponse the server sends while a statement runs (NOTICE, WARNING, INFO, DEBUG, LOG,
+/// as `client_min_messages` lets through; `RAISE NOTICE` in PL/pgSQL, a `DROP ... IF EXISTS`
+/// of nothing, a `ROLLBACK` outside a transaction) is given to `cb(notice, user_data)` once, in
+/// arrival order, before the call that ran the statement returns, on the thread that reads the
+/// statement's reply: the thread that called `pgsess_query` (or `pgsess_tx_query`, a stream's
+/// or copy's call, ...), or the library's worker thread for an asynchronous request. The
+/// notices are also kept with the results (`pgsess_results_notice`) as before. Notices of the
+/// pool's own `ROLLBACK`/`DISCARD ALL` between users (which raise none in practice) come on the
+/// thread that returns the connection; those that arrive while a connection is being opened or
+/// sits idle are not delivered.
+///
+/// `notice` is a `pgsess_error` view valid only during the call, owned by the library (never
+/// pass it to `pgsess_error_free`): `pgsess_error_field` gives each of the notice's fields as
+/// libpq's `PQresultErrorField` does for a notice result (`'S'` `"NOTICE"` or `"WARNING"`...,
+/// `'C'` `"00000"`/`"01000"`..., `'M'`, `'D'`, `'H'`, `'W'`, ...); `pgsess_error_message`
+/// gives the message and `pgsess_error_sqlstate` the SQLSTATE. Its `pgsess_error_code` is that
+/// of the SQLSTATE's class, as for an error (`PGSESS_DATABASE_ERROR` for 00000 and 01000): it
+/// does not mean the statement failed.
+///
+/// Inside `cb`, call only the `pgsess_error_*` accessors on `notice` and functions that run no
+/// statement (`pgsess_code_name`, ...): the statement that delivers the notice holds its
+/// connection, so a call on the same session (or its transaction, stream or copy) waits for
+/// itself forever, and one on another session of the same pool may wait for a connection until
+/// the checkout timeout. `cb` must return (no `longjmp` out of it).
+///
+/// A NULL `cb` turns delivery off (the default). The callback and `user_data` are part of the
+/// pool key: sessions with different callbacks, or the same callback with different
+/// `user_data`, use different pools; with the same pair they share one. `user_data` is passed
+/// as it is and must stay valid as long as such sessions run statements; `cb` may be called
+/// from several threads at once when several threads use such sessions.
+/// `PGSESS_INTERFACE_ERROR` for a NULL `opts`.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`; `cb` NULL or a function that may be called with
+/// `user_data` as described.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_notice_callback(
+    opts: *mut pgsess_options,
+    cb: pgsess_notice_callback,
+    user_data: *mut c_void,
+) -> Code {
+    with_opts(opts, |o| {
+        o.set_notice_hook(cb.map(|cb| notice_hook(cb, user_data)));
+        Ok(())
+    })
+}
+
+/// The hook that calls `cb` with a `pgsess_error` view of each notice, identified by the
+/// callback's and the user data's addresses.
+fn notice_hook(cb: unsafe extern "C" fn(*const pgsess_error, *mut c_void), user_data: *mut c_void) -> NoticeHook {
+    let data = user_data as usize;
+    NoticeHook::new((cb as usize, data), move |notice| {
+        // Making the view could only fail by panicking: that notice is then not delivered.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            super::error::with_notice_view(notice, |view| {
+                // SAFETY: the application registered `cb` to be called with `user_data` so
+                // (`pgsess_options_set_notice_callback`); `view` lives until the call returns.
+                unsafe { cb(view, data as *mut c_void) }
+            })
+        }));
     })
 }

@@ -128,6 +128,7 @@ impl Manager {
                 _ => self.dial()?,
             },
         };
+        conn.set_notice_hook(self.shared.settings.notice_hook);
         self.shared.counters.connects.inc();
         conn.use_statement_cache(self.shared.settings.statement_cache, self.shared.statements.clone());
         crate::log::info(|| {

@@ -4,7 +4,8 @@
 # Builds every tests/c/*.c with clang under AddressSanitizer (+ LeakSanitizer) and
 # UndefinedBehaviorSanitizer against the pgsess library INSTALLED under PREFIX
 # (pkg-config, rpath), and runs each program. The same programs as tests/c/run.sh,
-# which runs them under valgrind.
+# which runs them under valgrind (with the extra pkg-config modules a program names in a line
+# `/* ctest-pkg-config: libpq */`).
 #
 # The library itself is Rust and not instrumented, but the sanitizer runtime replaces
 # malloc/free process-wide, so:

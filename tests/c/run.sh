@@ -3,7 +3,8 @@
 #
 # Builds every tests/c/*.c against the pgsess library INSTALLED under PREFIX,
 # through pkg-config exactly as a user would, checks that <pgsess.h> compiles
-# as C++11, and runs each program under valgrind.
+# as C++11, and runs each program under valgrind. A program that needs another
+# library names its pkg-config modules in a line `/* ctest-pkg-config: libpq */`.
 #
 # Environment:
 #   PGSQL_CTEST          PostgreSQL URI the tests connect to (required)
