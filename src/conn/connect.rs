@@ -141,7 +141,6 @@ impl PgConn {
             last_param_count: None,
             last_row_description: None,
             spare_rows: None,
-            reply_wait: super::ReplyWait::InPoll,
             exchange: super::Exchange::Simple,
             cancel_key: Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0, tls: None }),
             require_writable: matches!(
