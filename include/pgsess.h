@@ -602,6 +602,24 @@ enum pgsess_code pgsess_options_set_pool_max_size(struct pgsess_options *opts, u
 enum pgsess_code pgsess_options_set_pool_idle_ttl(struct pgsess_options *opts, uint32_t seconds);
 
 /**
+ * The statement cache: each connection of the pool keeps up to `capacity` parameterised
+ * statements prepared under generated names (`pgsess_` and a random part), so a statement run
+ * again is sent as Bind/Execute only, without being parsed and planned again. Least recently
+ * used statements are closed when the cache is full. 0 (the default) turns it off: use 0 behind
+ * PgBouncer in transaction mode unless it tracks prepared statements (`max_prepared_statements`).
+ * The cache heals itself across the pool: when a statement's cached plan becomes invalid
+ * (`ALTER TABLE`, a type dropped and created again: SQLSTATE 0A000 "cached plan must not change
+ * result type", or 26000), every connection of the pool prepares it again before its next use,
+ * and outside a transaction block the failed call is retried once, so the caller sees no error.
+ * Inside a transaction block the error is returned (its message says why). Part of the pool
+ * key. At most 65,536; `PGSESS_CONFIG_ERROR` above.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_statement_cache(struct pgsess_options *opts, uint32_t capacity);
+
+/**
  * Bound every statement of sessions opened with these options: after `ms` the library asks
  * the server to cancel the statement, which then fails with `PGSESS_QUERY_CANCELED`; if the
  * server does not answer within 5 s more (a hung server or network), the statement fails with

@@ -220,6 +220,9 @@ pub enum ResetMode {
     Never,
 }
 
+/// The largest statement cache a pool may ask for (statements per connection).
+pub const MAX_STATEMENT_CACHE: u32 = 65_536;
+
 /// Settings of a pool, fixed when the pool is created. Sessions with different settings on the same
 /// URI get different pools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -232,6 +235,8 @@ pub struct PoolSettings {
     pub leak_threshold: Option<Duration>,
     /// What is undone before a connection goes to its next user.
     pub reset: ResetMode,
+    /// Statements each connection keeps prepared (the statement cache); 0 is off.
+    pub statement_cache: u32,
 }
 
 impl Default for PoolSettings {
@@ -242,6 +247,7 @@ impl Default for PoolSettings {
             checkout_timeout: DEFAULT_CHECKOUT_TIMEOUT,
             leak_threshold: None,
             reset: ResetMode::Dirty,
+            statement_cache: 0,
         }
     }
 }
@@ -284,6 +290,18 @@ impl SessionOptions {
     /// 0 turns leak reports off.
     pub fn set_leak_threshold_ms(&mut self, ms: u32) {
         self.pool.leak_threshold = (ms > 0).then(|| Duration::from_millis(ms.into()));
+    }
+
+    /// Keep up to `capacity` parameterised statements prepared per connection (0 turns the
+    /// cache off, the default). At most `MAX_STATEMENT_CACHE`.
+    pub fn set_statement_cache(&mut self, capacity: u32) -> Result<()> {
+        if capacity > MAX_STATEMENT_CACHE {
+            return Err(Error::config(format!(
+                "statement cache capacity must be at most {MAX_STATEMENT_CACHE}, got {capacity}"
+            )));
+        }
+        self.pool.statement_cache = capacity;
+        Ok(())
     }
 
     pub fn set_pool_idle_ttl(&mut self, seconds: u32) {

@@ -141,6 +141,8 @@ impl PgConn {
             last_param_count: None,
             last_row_description: None,
             spare_rows: None,
+            cache: None,
+            parse_completes: 0,
             exchange: super::Exchange::Simple,
             cancel_key: Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0, tls: None }),
             require_writable: matches!(

@@ -16,6 +16,7 @@ use bytes::BufMut;
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 
+use super::cache;
 use super::reader::Stop;
 use super::{Exchange, PgConn, TxStatus};
 use crate::config::ResetMode;
@@ -90,15 +91,138 @@ impl PgConn {
         }
     }
 
-    /// One statement on the unnamed statement and portal, read through to ReadyForQuery.
+    /// `query_params_into` with every result column in binary (`PQexecParams` with
+    /// `resultFormat = 1`).
+    pub fn query_binary_into(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: &[Param<'_>],
+        set: &mut ResultSet,
+    ) -> Result<()> {
+        self.lend_spare_rows(set);
+        self.run_extended_as(sql, types, params.iter().copied(), true, set)
+    }
+
+    /// One statement read through to ReadyForQuery: through the statement cache when the pool
+    /// has one, else on the unnamed statement.
     fn run_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P, set: &mut ResultSet) -> Result<()>
     where
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
+        self.run_extended_as(sql, types, params, false, set)
+    }
+
+    fn run_extended_as<'p, P>(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: P,
+        binary: bool,
+        set: &mut ResultSet,
+    ) -> Result<()>
+    where
+        P: ExactSizeIterator<Item = Param<'p>> + Clone,
+    {
         let given = params.len();
-        self.send_extended(sql, types, params, 0, false)?;
-        let outcome = self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop);
+        let shape = Shape { binary, ..Shape::UNNAMED };
+        let outcome = self.run_one(sql, types, params, shape, set).map(drop);
         self.explain_param_mismatch(outcome, sql, types, given)
+    }
+
+    /// Send one statement shaped as `shape` and read its reply (to PortalSuspended when it keeps
+    /// its portal open, else to ReadyForQuery): through the
+    /// statement cache when the pool has one, else on the unnamed statement. True when it
+    /// stopped at PortalSuspended (a stream's portal has more rows).
+    fn run_one<'p, P>(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: P,
+        shape: Shape<'static>,
+        set: &mut ResultSet,
+    ) -> Result<bool>
+    where
+        P: ExactSizeIterator<Item = Param<'p>> + Clone,
+    {
+        if let Some(cache) = self.cache.as_mut().filter(|c| c.enabled()) {
+            let first = cache.lookup(sql, types);
+            return self.run_cached(sql, types, params, shape, first, set);
+        }
+        self.queue_extended(sql, types, params, shape)?;
+        self.collect_into(set, false, None, shape.stop())
+    }
+
+    /// A statement through the cache (`cache`): Bind/Execute of its prepared statement, or
+    /// Parse under a new name first, in one write. When the server says the cached statement is
+    /// invalid, the pool forgets it, and outside a transaction block the statement is prepared
+    /// again and run once more (it failed before running, and its implicit transaction rolled
+    /// back, so nothing ran twice).
+    fn run_cached<'p, P>(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: P,
+        shape: Shape<'static>,
+        mut how: cache::Use,
+        set: &mut ResultSet,
+    ) -> Result<bool>
+    where
+        P: ExactSizeIterator<Item = Param<'p>> + Clone,
+    {
+        let was_idle = self.tx_status == TxStatus::Idle;
+        for attempt in 0.. {
+            let parse = matches!(how, cache::Use::Prepare(_));
+            self.queue_closes();
+            self.parse_completes = 0;
+            let shape = Shape { statement: how.name(), parse, ..shape };
+            let sent = self.queue_extended(sql, types, params.clone(), shape);
+            let outcome = sent.and_then(|()| self.collect_into(set, false, None, shape.stop()));
+            let cache = self.cache.as_mut().expect("run_cached runs with a cache");
+            if parse {
+                cache.prepared(sql, how.name(), self.parse_completes > 0);
+            }
+            let e = match outcome {
+                Ok(more) => return Ok(more),
+                Err(e) => e,
+            };
+            let lost = match &e.server {
+                Some(f) if !parse && !self.broken => {
+                    cache::invalidated(Some(&f.sqlstate), f.routine.as_deref(), &f.message)
+                }
+                _ => None,
+            };
+            let Some(lost) = lost else { return Err(e) };
+            if !cache.heal(sql, how.name(), lost) {
+                crate::log::warn(|| format!("connection to {}: {POOLER_LOST_STATEMENTS}", self.host));
+                return Err(Error { message: format!("{} ({POOLER_LOST_STATEMENTS})", e.message), ..e });
+            }
+            if attempt > 0 || !was_idle || self.tx_status != TxStatus::Idle {
+                return Err(Error { message: format!("{} ({IN_TRANSACTION_NO_RETRY})", e.message), ..e });
+            }
+            set.reset_statement();
+            how = cache.lookup(sql, types);
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Close, ahead of the next statement and in its write, what the cache evicted or forgot.
+    fn queue_closes(&mut self) {
+        let Some(cache) = self.cache.as_mut().filter(|c| c.has_closes()) else { return };
+        for name in cache.take_closes() {
+            frontend::close(b'S', &name, &mut self.write_buf).expect("generated names have no NUL");
+        }
+    }
+
+    /// Use a statement cache of `capacity` statements on this connection, healing with the
+    /// other connections of its pool through `shared`.
+    pub fn use_statement_cache(&mut self, capacity: u32, shared: Arc<cache::CacheShared>) {
+        self.cache = (capacity > 0).then(|| cache::StatementCache::new(capacity, shared));
+    }
+
+    /// Statements in this connection's cache (for tests and statistics).
+    pub fn cached_statements(&self) -> usize {
+        self.cache.as_ref().map_or(0, cache::StatementCache::len)
     }
 
     /// Pipelining: every statement sent in one write, each with its own Sync (so each is its own
@@ -108,7 +232,7 @@ impl PgConn {
     pub fn pipeline(&mut self, statements: &[BatchStatement]) -> Result<Vec<Result<ResultSet>>> {
         for st in statements {
             let params = st.params.iter().map(|p| Param { value: p.as_deref(), binary: false });
-            if let Err(e) = self.queue_extended(&st.sql, &[], params, 0, false, true) {
+            if let Err(e) = self.queue_extended(&st.sql, &[], params, Shape { batching: true, ..Shape::UNNAMED }) {
                 self.write_buf.clear();
                 return Err(e);
             }
@@ -128,8 +252,10 @@ impl PgConn {
     /// Start a statement whose rows come `chunk_rows` at a time: the first chunk, and whether
     /// more rows remain (the portal is suspended until `stream_more` or `stream_abandon`).
     pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
-        self.send_extended(sql, &[], text_params(params), chunk_rows, true)?;
-        let outcome = self.collect(None, Stop::PortalSuspended);
+        let shape = Shape { rows: chunk_rows, keep_open: true, ..Shape::UNNAMED };
+        let mut set = ResultSet::default();
+        let outcome = self.run_one(sql, &[], text_params(params), shape, &mut set);
+        let outcome = outcome.map(|more| (set, more));
         let outcome = self.explain_param_mismatch(outcome, sql, &[], params.len());
         self.portal_open = matches!(outcome, Ok((_, true)));
         outcome
@@ -206,25 +332,10 @@ impl PgConn {
         }
     }
 
-    /// Parse (unnamed), Describe statement, Bind, Execute, then Sync, or Flush when the portal is
-    /// to stay open for more chunks: all in one write.
-    fn send_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P, rows: u32, keep_open: bool) -> Result<()>
-    where
-        P: ExactSizeIterator<Item = Param<'p>> + Clone,
-    {
-        self.queue_extended(sql, types, params, rows, keep_open, false)
-    }
-
-    /// Queue Parse/Bind/Describe/Execute and Sync (or Flush); send unless `batching`.
-    fn queue_extended<'p, P>(
-        &mut self,
-        sql: &str,
-        types: &[u32],
-        params: P,
-        rows: u32,
-        keep_open: bool,
-        batching: bool,
-    ) -> Result<()>
+    /// Parse (unless the statement is already prepared), Bind, Describe portal, Execute, then
+    /// Sync, or Flush when the portal is to stay open for more chunks: all in one write, sent
+    /// unless `shape.batching`.
+    fn queue_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P, shape: Shape<'_>) -> Result<()>
     where
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
@@ -232,14 +343,22 @@ impl PgConn {
         self.ensure_no_open_stream()?;
         check_param_count(params.len())?;
         self.note_sql(sql);
-        frontend::parse("", sql, types.iter().copied(), &mut self.write_buf)
-            .map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
-        self.exchange = if batching { Exchange::Pipelined } else { Exchange::Extended };
+        // On an error only this statement's messages are taken back: the Closes queued ahead of
+        // it, and a batch's earlier statements, stay.
+        let start = self.write_buf.len();
+        if shape.parse {
+            if let Err(_nul) = frontend::parse(shape.statement, sql, types.iter().copied(), &mut self.write_buf) {
+                self.write_buf.truncate(start);
+                return Err(Error::interface("the SQL text contains a NUL byte"));
+            }
+        }
+        self.exchange = if shape.batching { Exchange::Pipelined } else { Exchange::Extended };
         let all_text = params.clone().all(|p| !p.binary);
         let formats = params.clone().filter(|_| !all_text).map(|p| i16::from(p.binary));
+        let result_formats = shape.binary.then_some(1i16);
         let bound = frontend::bind(
             "",
-            "",
+            shape.statement,
             formats,
             params,
             |p: Param<'_>, buf| match p.value {
@@ -249,21 +368,21 @@ impl PgConn {
                     Ok(IsNull::No)
                 }
             },
-            std::iter::empty::<i16>(),
+            result_formats,
             &mut self.write_buf,
         );
         if bound.is_err() {
-            self.write_buf.clear();
+            self.write_buf.truncate(start);
             return Err(Error::interface("a parameter is too large to send (over 2 GiB)"));
         }
         frontend::describe(b'P', "", &mut self.write_buf).expect("empty name has no NUL");
-        frontend::execute("", max_rows(rows), &mut self.write_buf).expect("empty name has no NUL");
-        if keep_open {
+        frontend::execute("", max_rows(shape.rows), &mut self.write_buf).expect("empty name has no NUL");
+        if shape.keep_open {
             frontend::flush(&mut self.write_buf);
         } else {
             frontend::sync(&mut self.write_buf);
         }
-        if batching {
+        if shape.batching {
             return Ok(());
         }
         self.flush_writes(None)
@@ -328,6 +447,13 @@ impl PgConn {
         if !ok || self.tx_status != TxStatus::Idle {
             self.broken = true;
         }
+        if discard {
+            // DISCARD ALL dropped every prepared statement (its tag clears the cache as it is
+            // read; this covers a reply cut short).
+            if let Some(cache) = self.cache.as_mut() {
+                cache.clear();
+            }
+        }
         self.session_changed = false;
         !self.broken
     }
@@ -342,6 +468,51 @@ impl PgConn {
         Ok(())
     }
 }
+
+/// How `queue_extended` sends one statement.
+#[derive(Clone, Copy)]
+struct Shape<'n> {
+    /// Execute's row limit (0: all).
+    rows: u32,
+    /// End with Flush instead of Sync: the portal stays open for more chunks.
+    keep_open: bool,
+    /// Queue only: the caller sends the whole batch.
+    batching: bool,
+    /// Ask for every result column in binary.
+    binary: bool,
+    /// The prepared statement to Bind ("" for the unnamed one).
+    statement: &'n str,
+    /// Send Parse for `statement` first.
+    parse: bool,
+}
+
+impl Shape<'_> {
+    /// Where reading the reply stops.
+    fn stop(&self) -> Stop {
+        if self.keep_open {
+            Stop::PortalSuspended
+        } else {
+            Stop::ReadyForQuery
+        }
+    }
+}
+
+impl Shape<'static> {
+    /// The unnamed statement, parsed and run at once, text results, read to ReadyForQuery.
+    const UNNAMED: Shape<'static> =
+        Shape { rows: 0, keep_open: false, batching: false, binary: false, statement: "", parse: true };
+}
+
+/// Appended to the error of a cached statement found invalid twice on one server connection.
+const POOLER_LOST_STATEMENTS: &str = "the pool's connections found their prepared statements missing twice, so a \
+    connection is not one server session: a pooler in transaction mode (PgBouncer without max_prepared_statements) \
+    is in between. \
+    The statement cache is now off for this pool; turn it off in the options (statement cache capacity 0)";
+
+/// Appended to the error of a cached statement found invalid inside a transaction block.
+const IN_TRANSACTION_NO_RETRY: &str = "the statement cache's prepared statement was invalid and has been forgotten \
+    by every connection of the pool, but inside a transaction block the statement cannot be run again: roll back \
+    and retry the transaction";
 
 /// One parameter of `query_params`: its bytes (None for NULL) and whether they are binary.
 #[derive(Clone, Copy, Debug)]

@@ -17,6 +17,7 @@
 //! - `stream`: the socket under a connection, plain or TLS, with deadlines.
 //! - `tls`: TLS configuration and libpq's certificate checks.
 
+mod cache;
 mod connect;
 mod copy;
 mod exec;
@@ -38,6 +39,7 @@ use postgres_protocol::message::frontend;
 
 use crate::config::HostSpec;
 use crate::error::{Error, ServerFields};
+pub use cache::CacheShared;
 pub use copy::{CopyDirection, CopyFrames, COPY_FLUSH_AT};
 pub use exec::{check_param_count, BatchStatement, Param, MAX_PARAMS};
 pub use notify::{is_connection_loss, Notification, NOTIFICATIONS_PER_CONNECTION};
@@ -113,6 +115,11 @@ pub struct PgConn {
     /// The session needs a writable server (target_session_attrs read-write or primary): a
     /// connection whose server turns read-only is discarded.
     require_writable: bool,
+    /// The statement cache, when the pool has one (`use_statement_cache`).
+    cache: Option<cache::StatementCache>,
+    /// ParseComplete messages read in the current exchange (whether a cached statement's
+    /// Parse succeeded).
+    parse_completes: u32,
 }
 
 /// Identifies a running statement for a CancelRequest.

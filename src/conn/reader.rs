@@ -266,8 +266,15 @@ impl PgConn {
             set.reset_statement();
         }
         *rows_started = false;
-        if !self.session_changed && super::state::tag_changes_session(tag.as_c_str().to_bytes()) {
+        let tag_bytes = tag.as_c_str().to_bytes();
+        if !self.session_changed && super::state::tag_changes_session(tag_bytes) {
             self.session_changed = true;
+        }
+        if matches!(tag_bytes, b"DISCARD ALL" | b"DEALLOCATE ALL") {
+            // The server dropped every prepared statement: so does the cache.
+            if let Some(cache) = self.cache.as_mut() {
+                cache.clear();
+            }
         }
         set.command_tag = tag;
         self.end_chunked_exchange(stop, deadline)
@@ -277,7 +284,8 @@ impl PgConn {
     /// the front of the read buffer: every extended-protocol statement gets two or three, and
     /// they need no decoding.
     fn skip_completions(&mut self) {
-        while let [b'1' | b'2' | b'3' | b'n', 0, 0, 0, 4, ..] = self.read_buf[..] {
+        while let [t @ (b'1' | b'2' | b'3' | b'n'), 0, 0, 0, 4, ..] = self.read_buf[..] {
+            self.parse_completes += u32::from(t == b'1');
             self.read_buf.advance(5);
         }
     }

@@ -106,7 +106,7 @@ impl Manager {
     pub fn open(&self, deadline: Option<Instant>) -> Result<Arc<Slot>, Error> {
         let started = Instant::now();
         let adopted = self.shared.adopted.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match adopted {
+        let mut conn = match adopted {
             Some(conn) => conn,
             None => match deadline.map(|d| (d, d.saturating_duration_since(started))) {
                 Some((deadline, left)) if left < self.config.connect_timeout => {
@@ -129,6 +129,7 @@ impl Manager {
             },
         };
         self.shared.counters.connects.inc();
+        conn.use_statement_cache(self.shared.settings.statement_cache, self.shared.statements.clone());
         crate::log::info(|| {
             format!(
                 "pool {}: connected to {} as {} (backend pid {}) in {} ms",

@@ -94,6 +94,8 @@ pub struct PoolShared {
     /// The connection `Pool::connect_first` opened, taken by the manager before it dials a new
     /// one.
     adopted: Mutex<Vec<PgConn>>,
+    /// What the connections' statement caches share to heal together (`conn::CacheShared`).
+    pub statements: Arc<crate::conn::CacheShared>,
 }
 
 impl PoolShared {
@@ -186,6 +188,7 @@ impl Pool {
             last_connect_error: Mutex::new(None),
             slots: Mutex::new(Vec::new()),
             adopted: Mutex::new(Vec::new()),
+            statements: Arc::default(),
         });
         let manager = Manager { config, shared: shared.clone() };
         let backend = match backend {

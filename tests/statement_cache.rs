@@ -1,0 +1,250 @@
+//! The statement cache against real servers: statements prepared once per connection and run
+//! with Bind/Execute only, LRU eviction, healing across the whole pool after `ALTER TABLE` and
+//! after a type is dropped and created again, the error inside a transaction block, and behind
+//! PgBouncer in transaction mode (off: works as without; on, against a PgBouncer that does not
+//! track prepared statements: an error that says to turn it off, never a loop or a wrong answer).
+
+mod support;
+
+use pgsess::{Session, SessionOptions};
+use support::servers::Bouncer;
+use support::Cluster;
+
+fn text(r: &pgsess::Results, row: usize, col: usize) -> String {
+    String::from_utf8(r.set.value(row, col).unwrap_or_else(|| panic!("NULL at ({row}, {col})")).to_vec()).unwrap()
+}
+
+/// The first value of a one-parameter statement, its results freed.
+fn one(s: &Session, sql: &str, param: &str) -> String {
+    text(&s.query(sql, &[Some(param.as_bytes())]).unwrap(), 0, 0)
+}
+
+fn options(uri: String, pool: u32, cache: u32) -> SessionOptions {
+    let mut o = SessionOptions { db_url: Some(uri), ..Default::default() };
+    o.set_pool_max_size(pool).unwrap();
+    o.set_statement_cache(cache).unwrap();
+    o.set_checkout_timeout_ms(10_000).unwrap();
+    o.set_statement_timeout_ms(10_000);
+    o
+}
+
+/// The generated statements prepared on the session's connection, with how often each ran
+/// (PostgreSQL 14+ counts a prepared statement's executions as generic plus custom plans).
+fn prepared(s: &Session) -> Vec<(String, i64)> {
+    let r = s
+        .query(
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements \
+             WHERE name LIKE 'pgsess\\_%' AND from_sql = false ORDER BY statement",
+            &[],
+        )
+        .unwrap();
+    (0..r.set.nrows()).map(|i| (text(&r, i, 0), text(&r, i, 1).parse().unwrap())).collect()
+}
+
+#[test]
+fn a_statement_run_again_is_bound_not_parsed_and_lru_statements_are_closed() {
+    let c = support::shared();
+    let s = Session::open("x", &options(c.uri(), 1, 2)).unwrap();
+    for i in 0..10 {
+        assert_eq!(one(&s, "SELECT $1::int + 1", &i.to_string()), (i + 1).to_string());
+    }
+    // One prepared statement, run ten times (the listing itself runs unparameterised).
+    assert_eq!(prepared(&s), vec![("SELECT $1::int + 1".to_owned(), 10)]);
+
+    // Capacity 2: a third statement closes the least recently used one.
+    s.query("SELECT $1::int * 2", &[Some(b"4")]).unwrap();
+    s.query("SELECT $1::int + 1", &[Some(b"4")]).unwrap();
+    assert_eq!(one(&s, "SELECT $1::text || 'x'", "a"), "ax");
+    let names: Vec<String> = prepared(&s).into_iter().map(|(sql, _)| sql).collect();
+    assert_eq!(names, vec!["SELECT $1::int + 1".to_owned(), "SELECT $1::text || 'x'".to_owned()]);
+    // The evicted one is prepared again when it comes back.
+    assert_eq!(one(&s, "SELECT $1::int * 2", "21"), "42");
+
+    // A failing statement (an error at Parse) is not cached; one failing at run time is.
+    assert!(s.query("SELEC $1", &[Some(b"1")]).is_err());
+    assert!(s.query("SELECT 1 / $1::int", &[Some(b"0")]).is_err());
+    assert_eq!(one(&s, "SELECT 1 / $1::int", "1"), "1");
+    // The types declared are part of the statement (query_params).
+    let p = pgsess::conn::Param { value: Some(b"7"), binary: false };
+    assert_eq!(text(&s.query_params("SELECT $1", &[23], &[p]).unwrap(), 0, 0), "7");
+    assert_eq!(text(&s.query_params("SELECT $1", &[25], &[p]).unwrap(), 0, 0), "7");
+}
+
+#[test]
+fn discard_all_and_deallocate_all_empty_the_cache_without_errors() {
+    let c = support::shared();
+    let s = Session::open("x", &options(c.uri(), 1, 8)).unwrap().pin().unwrap();
+    s.query("SELECT $1::int", &[Some(b"1")]).unwrap();
+    assert_eq!(prepared(&s).len(), 1);
+    s.query("DEALLOCATE ALL", &[]).unwrap();
+    assert_eq!(text(&s.query("SELECT $1::int", &[Some(b"2")]).unwrap(), 0, 0), "2");
+    s.query("DISCARD ALL", &[]).unwrap();
+    assert_eq!(text(&s.query("SELECT $1::int", &[Some(b"3")]).unwrap(), 0, 0), "3");
+    assert_eq!(prepared(&s).len(), 1);
+}
+
+/// Four pinned sessions on one pool of four: four connections, each with the statement cached.
+fn four_connections(c: &Cluster, cache: u32) -> (Session, Vec<Session>) {
+    let pool = Session::open("x", &options(c.uri(), 4, cache)).unwrap();
+    let pinned: Vec<Session> = (0..4).map(|_| pool.pin().unwrap()).collect();
+    let mut pids: Vec<i32> = pinned.iter().map(Session::backend_pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 4, "four connections");
+    (pool, pinned)
+}
+
+#[test]
+fn alter_table_heals_every_connection_of_the_pool_without_an_error() {
+    let c = support::shared();
+    c.psql("DROP TABLE IF EXISTS heal_alter; CREATE TABLE heal_alter (a int); INSERT INTO heal_alter VALUES (1);");
+    let sql = "SELECT * FROM heal_alter WHERE a = $1";
+    let (_pool, pinned) = four_connections(c, 16);
+    for s in &pinned {
+        assert_eq!(s.query(sql, &[Some(b"1")]).unwrap().set.ncols(), 1);
+    }
+    c.psql("ALTER TABLE heal_alter ADD COLUMN b text DEFAULT 'new'");
+    // The first connection finds its plan invalid, re-prepares and retries: no error.
+    let r = pinned[0].query(sql, &[Some(b"1")]).unwrap();
+    assert_eq!((r.set.ncols(), text(&r, 0, 1)), (2, "new".to_owned()));
+    drop(r);
+    // The others forgot the statement before their next use: even inside a transaction block,
+    // where a cached statement that fails could not be retried, they do not fail.
+    for s in &pinned[1..] {
+        s.query("BEGIN", &[]).unwrap();
+        let r = s.query(sql, &[Some(b"1")]).unwrap_or_else(|e| panic!("not healed across the pool: {e}"));
+        assert_eq!(r.set.ncols(), 2);
+        drop(r);
+        s.query("COMMIT", &[]).unwrap();
+    }
+}
+
+#[test]
+fn a_type_dropped_and_created_again_heals_and_inside_a_transaction_the_error_says_why() {
+    let c = support::shared();
+    c.psql("DROP TYPE IF EXISTS heal_pair CASCADE; CREATE TYPE heal_pair AS (n int, t text);");
+    let sql = "SELECT ROW($1::int, 'x')::heal_pair AS p";
+    // A cache size of its own: a pool of its own (tests run at once).
+    let (_pool, pinned) = four_connections(c, 17);
+    for s in &pinned {
+        assert_eq!(text(&s.query(sql, &[Some(b"5")]).unwrap(), 0, 0), "(5,x)");
+    }
+    c.psql("DROP TYPE heal_pair; CREATE TYPE heal_pair AS (n int, t text);");
+    // Inside a transaction block the first connection to find it gets the error, with why.
+    let s = &pinned[0];
+    s.query("BEGIN", &[]).unwrap();
+    let e = s.query(sql, &[Some(b"6")]).expect_err("the cached plan's result type changed");
+    assert!(matches!(e.sqlstate(), Some("0A000" | "42704")), "{e}");
+    assert!(e.message.contains("inside a transaction block"), "{}", e.message);
+    s.query("ROLLBACK", &[]).unwrap();
+    // Healed: that connection and every other run it again, outside and inside transactions.
+    assert_eq!(text(&s.query(sql, &[Some(b"6")]).unwrap(), 0, 0), "(6,x)");
+    for s in &pinned[1..] {
+        s.query("BEGIN", &[]).unwrap();
+        assert_eq!(text(&s.query(sql, &[Some(b"7")]).unwrap(), 0, 0), "(7,x)");
+        s.query("COMMIT", &[]).unwrap();
+    }
+}
+
+#[test]
+fn the_cache_is_part_of_the_pool_key() {
+    let c = support::shared();
+    let off = Session::open("x", &options(c.uri(), 2, 0)).unwrap();
+    let on = Session::open("x", &options(c.uri(), 2, 4)).unwrap();
+    assert_ne!(off.pool_id(), on.pool_id());
+    let p = off.pin().unwrap();
+    p.query("SELECT $1::int", &[Some(b"1")]).unwrap();
+    assert!(prepared(&p).is_empty(), "the cache is off by default");
+}
+
+#[test]
+fn behind_pgbouncer_in_transaction_mode() {
+    let c = Cluster::start();
+    let b = Bouncer::start(&c, "transaction", 2);
+
+    // Off (the default): parameterised statements work from two client connections at once.
+    let off = Session::open("x", &options(b.uri(), 2, 0)).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..2 {
+            let off = &off;
+            scope.spawn(move || {
+                for i in 0..200 {
+                    let n = t * 1000 + i;
+                    let r = off.query("SELECT $1::int + 1", &[Some(n.to_string().as_bytes())]).unwrap();
+                    assert_eq!(text(&r, 0, 0), (n + 1).to_string());
+                }
+            });
+        }
+    });
+
+    // On, against a PgBouncer that does not track prepared statements: four client connections
+    // at once move between the two server connections, and a statement prepared on one is
+    // run on the other.
+    let on = Session::open("y", &options(b.uri(), 4, 8)).unwrap();
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let errors: Vec<pgsess::Error> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (on, failed) = (&on, &failed);
+                scope.spawn(move || {
+                    let mut errors = Vec::new();
+                    let mut after = 0;
+                    for i in 0..5000 {
+                        let seen_failure = failed.load(std::sync::atomic::Ordering::SeqCst);
+                        let n = t * 10_000 + i;
+                        match on.query("SELECT $1::int + 1", &[Some(n.to_string().as_bytes())]) {
+                            Ok(r) => assert_eq!(text(&r, 0, 0), (n + 1).to_string(), "never a wrong answer"),
+                            Err(e) => {
+                                assert!(!seen_failure, "an error after the cache was turned off: {e}");
+                                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                                errors.push(e);
+                            }
+                        }
+                        after += usize::from(seen_failure);
+                        if after == 100 {
+                            break;
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    // The pool's first loss is healed (prepared again where it landed); the second fails with
+    // what to do and turns the pool's cache off. Connections that found theirs missing at the
+    // same moment fail the same way: at most one error per connection, and none after.
+    assert!((1..=4).contains(&errors.len()), "{} errors: {errors:?}", errors.len());
+    for e in &errors {
+        assert_eq!(e.sqlstate(), Some("26000"), "{e}");
+        assert!(e.message.contains("PgBouncer") && e.message.contains("turn it off"), "{}", e.message);
+    }
+    for i in 0..50 {
+        assert_eq!(one(&on, "SELECT $1::int + 1", &i.to_string()), (i + 1).to_string());
+    }
+}
+
+#[test]
+fn streams_use_the_cache_and_heal_too() {
+    let c = support::shared();
+    c.psql(
+        "DROP TABLE IF EXISTS heal_stream; CREATE TABLE heal_stream AS SELECT i AS a FROM generate_series(1, 50) i;",
+    );
+    let s = Session::open("x", &options(c.uri(), 1, 8)).unwrap().pin().unwrap();
+    let sql = "SELECT * FROM heal_stream WHERE a <= $1 ORDER BY a";
+    let rows = |s: &Session| -> (usize, usize) {
+        let mut stream = s.query_stream(sql, &[Some(b"30")], 7).unwrap();
+        let (mut n, mut cols) = (0, 0);
+        while let Some(chunk) = stream.next_chunk().unwrap() {
+            n += chunk.set.nrows();
+            cols = cols.max(chunk.set.ncols());
+        }
+        (n, cols)
+    };
+    for _ in 0..3 {
+        assert_eq!(rows(&s), (30, 1));
+    }
+    assert_eq!(prepared(&s), vec![(sql.to_owned(), 3)]);
+    c.psql("ALTER TABLE heal_stream ADD COLUMN b int");
+    assert_eq!(rows(&s), (30, 2), "healed and retried, no error");
+}
