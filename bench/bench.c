@@ -378,6 +378,106 @@ static void workload_roundtrip(pgsess_session *s, PGconn *c)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Workload 1b: round trip with the statement cache (issue 15)                                  */
+
+#define RT_STMT "pgsess_bench_rt"
+
+static pgsess_session *ps_open_cached(uint32_t pool, uint32_t cache)
+{
+    pgsess_options *o = pgsess_options_new();
+    pgsess_error *err = NULL;
+    pgsess_session *s;
+    if (pgsess_options_set_pool_max_size(o, pool) != PGSESS_OK)
+        die("pgsess_options_set_pool_max_size(%u) failed", pool);
+    if (pgsess_options_set_statement_cache(o, cache) != PGSESS_OK)
+        die("pgsess_options_set_statement_cache(%u) failed", cache);
+    s = pgsess_open("bench", o, &err); /* its own pool: the cache is part of the pool key */
+    pgsess_options_free(o);
+    if (s == NULL)
+        die("pgsess_open (statement cache) failed: %s", emsg(err));
+    return s;
+}
+
+/* rt_libpq with the statement prepared once (PQprepare RT_STMT on `conn` beforehand). */
+static double rt_libpq_prepared(PGconn *conn, long base, long n, unsigned long long *sum)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 0; i < n; i++) {
+        char in[24], want[24];
+        const char *params[1];
+        PGresult *r;
+        const char *v;
+        snprintf(in, sizeof in, "%ld", base + i);
+        snprintf(want, sizeof want, "%ld", base + i + 1);
+        params[0] = in;
+        r = PQexecPrepared(conn, RT_STMT, 1, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            die("PQexecPrepared(%s) failed: %s", RT_SQL, PQerrorMessage(conn));
+        v = PQgetvalue(r, 0, 0);
+        if (v == NULL || strcmp(v, want) != 0)
+            die("libpq (prepared): wrong answer for %s: %s", in, v ? v : "NULL");
+        *sum += strlen(v);
+        PQclear(r);
+    }
+    return now_us() - t0;
+}
+
+/* Three sides in each block, in an order that rotates from block to block: pgsess with the
+   statement cache on (pgsess_query, prepared once per connection by the library), libpq
+   PQexecPrepared (PQprepare once), libpq PQexecParams (parsed and planned every call). */
+static void workload_roundtrip_cached(PGconn *c)
+{
+    double *a = dalloc(RT_BLOCKS), *p = dalloc(RT_BLOCKS), *b = dalloc(RT_BLOCKS);
+    double *rp = dalloc(RT_BLOCKS), *rb = dalloc(RT_BLOCKS);
+    unsigned long long sa = 0, sp = 0, sb = 0;
+    pgsess_session *sc = ps_open_cached(1, 64);
+    PGresult *pr;
+    long k;
+    printf("1b. round trip \"%s\" with the statement cache on (capacity 64, pool 1): %ld blocks x %ld calls per\n"
+           "    side, %ld warm-up calls; sides: pgsess cached, libpq PQexecPrepared, libpq PQexecParams\n",
+           RT_SQL, RT_BLOCKS, RT_ITERS, RT_WARM);
+    pr = PQprepare(c, RT_STMT, RT_SQL, 0, NULL);
+    if (PQresultStatus(pr) != PGRES_COMMAND_OK)
+        die("PQprepare(%s) failed: %s", RT_SQL, PQerrorMessage(c));
+    PQclear(pr);
+    rt_pgsess(sc, 0, RT_WARM, &sa);
+    rt_libpq_prepared(c, 0, RT_WARM, &sp);
+    rt_libpq(c, 0, RT_WARM, &sb);
+    for (k = 0; k < RT_BLOCKS; k++) {
+        int j;
+        for (j = 0; j < 3; j++)
+            switch ((j + k) % 3) {
+            case 0:
+                a[k] = rt_pgsess(sc, k * RT_ITERS, RT_ITERS, &sa) / (double)RT_ITERS;
+                break;
+            case 1:
+                p[k] = rt_libpq_prepared(c, k * RT_ITERS, RT_ITERS, &sp) / (double)RT_ITERS;
+                break;
+            default:
+                b[k] = rt_libpq(c, k * RT_ITERS, RT_ITERS, &sb) / (double)RT_ITERS;
+            }
+        rp[k] = a[k] / p[k];
+        rb[k] = a[k] / b[k];
+    }
+    if (sa != sp || sa != sb)
+        die("round trip (cached): value lengths differ (pgsess %llu, prepared %llu, params %llu)", sa, sp, sb);
+    print_stats("pgsess (statement cache) per call", "us", a, RT_BLOCKS);
+    print_stats("libpq PQexecPrepared per call", "us", p, RT_BLOCKS);
+    print_stats("libpq PQexecParams per call", "us", b, RT_BLOCKS);
+    print_stats("ratio pgsess cached/PQexecPrepared", "", rp, RT_BLOCKS);
+    print_stats("ratio pgsess cached/PQexecParams", "", rb, RT_BLOCKS);
+    add_row("1b. round trip, statement cache on, vs libpq PQexecPrepared", median(a, (size_t)RT_BLOCKS),
+            median(p, (size_t)RT_BLOCKS), "us", median(rp, (size_t)RT_BLOCKS), LOWER, 1.00, "(issue 15)");
+    add_row("1b. round trip, statement cache on, vs libpq PQexecParams", median(a, (size_t)RT_BLOCKS),
+            median(b, (size_t)RT_BLOCKS), "us", median(rb, (size_t)RT_BLOCKS), LOWER, 0.80, "(issue 15)");
+    pr = PQexec(c, "DEALLOCATE " RT_STMT);
+    PQclear(pr);
+    pgsess_close(sc);
+    free(a), free(p), free(b), free(rp), free(rb);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Workload 7: a statement that changes session state                                          */
 
 #define DIRTY_SQL "SET application_name = 'bench_dirty'"
@@ -2556,7 +2656,7 @@ static void cleanup_at_exit(void)
     }
 }
 
-/* PGSESS_BENCH_ONLY: a comma-separated list of workloads to run (roundtrip, bulk, concurrency,
+/* PGSESS_BENCH_ONLY: a comma-separated list of workloads to run (roundtrip, roundtrip_cached, bulk, concurrency,
  * connect, memory, writes, dirty, copy_in, copy_out, notify); unset or empty runs all of them. */
 static int wanted(const char *workload)
 {
@@ -2593,6 +2693,8 @@ static int run_all(void)
 
     if (wanted("roundtrip"))
         workload_roundtrip(s1, c);
+    if (wanted("roundtrip_cached"))
+        workload_roundtrip_cached(c);
     if (wanted("bulk"))
         workload_bulk(s1, c);
     if (wanted("concurrency"))
