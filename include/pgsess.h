@@ -195,8 +195,8 @@ typedef struct pgsess_options pgsess_options;
 typedef struct pgsess_request pgsess_request;
 
 /**
- * The buffered result of one statement. Returned by `pgsess_query`, `pgsess_callproc` and
- * `pgsess_tx_query`; owned by the caller and freed with `pgsess_results_free`, which returns the
+ * The buffered result of one statement. Returned by `pgsess_query`, `pgsess_query_params`,
+ * `pgsess_query_binary`, `pgsess_callproc` and `pgsess_tx_query`; owned by the caller and freed with `pgsess_results_free`, which returns the
  * pooled connection it holds. Read-only: any number of threads may read one results handle at
  * once. Every pointer it returns stays valid until it is freed.
  */
@@ -388,14 +388,30 @@ struct pgsess_results *pgsess_query(struct pgsess_session *session, const char *
  * parameter, 0 meaning inferred) declares types; `param_formats` (NULL: all text) marks binary
  * parameters with 1, whose length is `param_lengths[i]` (so bytea may hold zero bytes); text
  * parameters are NUL-terminated UTF-8 and their lengths are ignored; a NULL value is SQL NULL.
- * Always a single statement, on the extended protocol, even without parameters. Results are text,
- * as everywhere in pgsess.
+ * Always a single statement, on the extended protocol, even without parameters. Results are
+ * text (`pgsess_query_binary` takes the same arguments and returns binary results).
  *
  * # Safety
  * As for `pgsess_query`; each non-NULL array has `nparams` elements and binary values have
  * `param_lengths[i]` readable bytes.
  */
 struct pgsess_results *pgsess_query_params(struct pgsess_session *session, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
+
+/**
+ * `pgsess_query_params` with every result column in binary, as `PQexecParams` with
+ * `resultFormat = 1`: `pgsess_results_value` and `pgsess_results_value_length` give the
+ * server's binary bytes, equal to libpq's `PQgetvalue`/`PQgetlength` on that result, and
+ * `pgsess_results_column_format` is 1 for every column. The typed getters decode binary values
+ * as they read text ones (`pgsess_results_get_int64` and the others give the same value for
+ * both), and `pgsess_results_get_text` renders the server's text for the types whose text does
+ * not depend on session settings. Binary results skip the server's text output and the
+ * client's parsing: prefer them for rows read through the typed getters. Arguments, ownership
+ * and threads as for `pgsess_query_params` (in a transaction, run it on `pgsess_tx_session`).
+ *
+ * # Safety
+ * As for `pgsess_query_params`.
+ */
+struct pgsess_results *pgsess_query_binary(struct pgsess_session *session, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
 
 /**
  * Run `sql` (parameters as for `pgsess_query`, one statement) and receive its rows in chunks of
@@ -713,6 +729,16 @@ const char *pgsess_results_column_name(const struct pgsess_results *results, siz
 uint32_t pgsess_results_column_type(const struct pgsess_results *results, size_t col);
 
 /**
+ * The format of column `col`'s values, as `PQfformat`: 0 text (the server's text output), 1
+ * binary (the type's binary send form: every column of `pgsess_query_binary`). -1 for NULL
+ * `results` or `col` out of range. Any thread.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+int32_t pgsess_results_column_format(const struct pgsess_results *results, size_t col);
+
+/**
  * Index of the first column named exactly `name` (case-sensitive), or -1.
  *
  * # Safety
@@ -721,9 +747,10 @@ uint32_t pgsess_results_column_type(const struct pgsess_results *results, size_t
 int64_t pgsess_results_column_index(const struct pgsess_results *results, const char *name);
 
 /**
- * The value at (`row`, `col`) as NUL-terminated text, exactly as libpq's `PQgetvalue` gives it
- * (the server's text output). NULL for SQL NULL and for an out-of-range index. Owned by the
- * results.
+ * The value at (`row`, `col`), exactly as libpq's `PQgetvalue` gives it: the server's text
+ * output, NUL-terminated; in a binary column (`pgsess_results_column_format` 1) the server's
+ * binary bytes (`pgsess_results_value_length` of them, which may include NULs), followed by a
+ * NUL. NULL for SQL NULL and for an out-of-range index. Owned by the results.
  *
  * # Safety
  * `results` NULL or live.
@@ -731,7 +758,8 @@ int64_t pgsess_results_column_index(const struct pgsess_results *results, const 
 const char *pgsess_results_value(const struct pgsess_results *results, size_t row, size_t col);
 
 /**
- * Length in bytes of the value at (`row`, `col`), without the NUL; 0 for SQL NULL or out of range.
+ * Length in bytes of the value at (`row`, `col`), without the NUL (`PQgetlength`; in a binary
+ * column the length of its binary form); 0 for SQL NULL or out of range.
  *
  * # Safety
  * `results` NULL or live.
@@ -823,6 +851,10 @@ size_t pgsess_results_row(const struct pgsess_results *results, size_t row, cons
  * `PGSESS_TYPE_MISMATCH` (another type), `PGSESS_OUT_OF_RANGE` (bad index) or
  * `PGSESS_INTERFACE_ERROR` (NULL `results` or `out`).
  *
+ * Every typed getter reads text and binary columns (`pgsess_query_binary`) alike, by the
+ * column's format, and gives the same value for both; a binary value of the wrong length for
+ * its type is `PGSESS_TYPE_MISMATCH`, never a misread. Any thread.
+ *
  * # Safety
  * `results` NULL or live; `out` NULL or writable.
  */
@@ -832,7 +864,9 @@ enum pgsess_code pgsess_results_get_int64(const struct pgsess_results *results, 
  * The value as a double, for float4, float8 and numeric columns (numeric rounded to the nearest
  * double; NaN and infinities as such; a numeric beyond the double range is
  * `PGSESS_VALUE_OVERFLOW`). Codes and `*out` as for `pgsess_results_get_int64`. The text is
- * exact with the default `extra_float_digits`; lower settings round on the server.
+ * exact with the default `extra_float_digits`; lower settings round on the server. Binary
+ * values are exact under any setting; a float4 gives the double nearest its shortest decimal
+ * (`0.1::float4` is 0.1), as its text does.
  *
  * # Safety
  * `results` NULL or live; `out` NULL or writable.
@@ -849,9 +883,11 @@ enum pgsess_code pgsess_results_get_bool(const struct pgsess_results *results, s
 
 /**
  * Microseconds since 1970-01-01 00:00:00 UTC for a timestamptz column; since that wall-clock
- * time for timestamp, and to midnight for date. `infinity` and `-infinity` are INT64_MAX and
- * INT64_MIN (PostgreSQL's own representation). Reads the ISO text form: under another DateStyle
- * it returns `PGSESS_NOT_SUPPORTED_ERROR`. Other codes and `*out` as for
+ * time for timestamp, and to midnight for date; since midnight for time. `infinity` and
+ * `-infinity` are INT64_MAX and INT64_MIN (PostgreSQL's own representation); a finite value
+ * past the 64-bit range (after the year 294246) is `PGSESS_VALUE_OVERFLOW`. Reads the ISO text
+ * form: under another DateStyle a text date or timestamp returns `PGSESS_NOT_SUPPORTED_ERROR`
+ * (binary values read under any DateStyle). Other codes and `*out` as for
  * `pgsess_results_get_int64`.
  *
  * # Safety
@@ -860,9 +896,57 @@ enum pgsess_code pgsess_results_get_bool(const struct pgsess_results *results, s
 enum pgsess_code pgsess_results_get_epoch_micros(const struct pgsess_results *results, size_t row, size_t col, int64_t *out);
 
 /**
- * A bytea value decoded to its bytes (any other type: its text bytes, without the NUL). Sets
- * `*len` (when not NULL) and returns a pointer owned by the results; returns NULL and leaves
- * `*len` untouched for SQL NULL, an out-of-range index or NULL `results`.
+ * The value as a 32-bit integer, for int2 and int4 columns, and int8 and oid values that fit
+ * (others are `PGSESS_VALUE_OVERFLOW`). Codes and `*out` as for `pgsess_results_get_int64`.
+ *
+ * # Safety
+ * `results` NULL or live; `out` NULL or writable.
+ */
+enum pgsess_code pgsess_results_get_int32(const struct pgsess_results *results, size_t row, size_t col, int32_t *out);
+
+/**
+ * The 16 bytes of a uuid column's value (in network order, as `uuid_send` writes them), from
+ * its text or its binary form, into `out[0..16]`. Codes and `out` as for
+ * `pgsess_results_get_int64` (`out` is left untouched on failure).
+ *
+ * # Safety
+ * `results` NULL or live; `out` NULL or 16 writable bytes.
+ */
+enum pgsess_code pgsess_results_get_uuid(const struct pgsess_results *results, size_t row, size_t col, uint8_t *out);
+
+/**
+ * The value as the server's text, for a column of either format: sets `*out` to a
+ * NUL-terminated string owned by the results (valid until `pgsess_results_free`) and returns
+ * `PGSESS_OK`.
+ *
+ * A text column's value is returned as it is (the same pointer as `pgsess_results_value`). A
+ * binary value is rendered as the text the server prints for it, where that text does not
+ * depend on session settings: int2/int4/int8, oid, xid, cid, bool (`t`/`f`), text, varchar,
+ * bpchar, name, json (the same bytes), jsonb and jsonpath (without their version byte), "char",
+ * uuid, numeric (exact, to its scale), float4/float8 (the shortest text that reads back as the
+ * value, as PostgreSQL 12+ prints it with `extra_float_digits` > 0, the default), bytea (hex,
+ * `\x...`, as printed with `bytea_output = hex`, the default: the server does not report
+ * `bytea_output` or `extra_float_digits`, so a session that changed them prints other text
+ * than this), time and timetz; date and timestamp only under DateStyle ISO (the default),
+ * timestamptz only under DateStyle ISO and a TimeZone at offset zero (UTC, GMT, Etc/UTC, ...);
+ * ±infinity always. Any other type, or those under other settings, is refused with
+ * `PGSESS_NOT_SUPPORTED_ERROR` and `*err` saying why (use `pgsess_query_params` for the server's
+ * own text there). SQL NULL is `PGSESS_NULL_VALUE`; a malformed binary value
+ * `PGSESS_TYPE_MISMATCH`; a bad index `PGSESS_OUT_OF_RANGE`; NULL `results` or `out`
+ * `PGSESS_INTERFACE_ERROR`. On failure `*out` is untouched and `*err` (when `err` is not NULL)
+ * is set to an error with the returned code, for the caller to free. Any thread.
+ *
+ * # Safety
+ * `results` NULL or live; `out` NULL or writable; `err` NULL or writable.
+ */
+enum pgsess_code pgsess_results_get_text(const struct pgsess_results *results, size_t row, size_t col, const char **out, struct pgsess_error **err);
+
+/**
+ * A bytea value decoded to its bytes (any other type: its text bytes, without the NUL; in a
+ * binary column every type's binary bytes as the server sent them, so a bytea is its bytes and
+ * a uuid its 16 bytes). Sets `*len` (when not NULL) and returns a pointer owned by the results;
+ * returns NULL and leaves `*len` untouched for SQL NULL, an out-of-range index or NULL
+ * `results`.
  *
  * # Safety
  * `results` NULL or live; `len` NULL or writable.

@@ -7,11 +7,23 @@ use std::sync::Arc;
 
 use crate::error::{Code, Error, Result};
 use crate::pool::Lease;
+use crate::rows::binary::TextError;
 use crate::rows::typed::GetError;
 use crate::rows::{typed, ResultSet};
 
-/// Decoded bytea values by (row, column); made on the first `bytes` call that decodes one.
-type DecodedCache = std::sync::OnceLock<Box<std::sync::Mutex<std::collections::HashMap<(usize, usize), Box<[u8]>>>>>;
+/// Values made from a cell and handed out by pointer, by (row, column, kind): decoded bytea
+/// (`bytes`) and rendered text (`text`). Made on the first call that needs one.
+type DecodedCache =
+    std::sync::OnceLock<Box<std::sync::Mutex<std::collections::HashMap<(usize, usize, Made), Box<[u8]>>>>>;
+
+/// What a cached value was made as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Made {
+    /// A bytea's text decoded to its bytes.
+    Bytes,
+    /// A binary value rendered as text, with a NUL after it.
+    Text,
+}
 
 /// What keeps the connection checked out for as long as results live.
 pub enum Hold {
@@ -38,7 +50,8 @@ impl Hold {
 /// `Results.free()` contract of sprockets.clients.postgresql). Results of a transaction share the transaction's connection.
 pub struct Results {
     pub set: ResultSet,
-    /// Decoded bytea values handed out by `bytes`, kept so their pointers stay valid.
+    /// Decoded bytea values handed out by `bytes` and text by `text`, kept so their pointers
+    /// stay valid.
     decoded: DecodedCache,
     /// The SQL text that produced these results, followed by a NUL for C.
     sql: Box<[u8]>,
@@ -129,24 +142,60 @@ impl std::fmt::Debug for Results {
 }
 
 impl Results {
-    /// A bytea value decoded to its bytes; any other type's text bytes. The slice lives as long as
+    /// A bytea value decoded to its bytes; any other type's text bytes; a binary column's value
+    /// as it came (a binary bytea is its bytes, a uuid its 16 bytes). The slice lives as long as
     /// the results (decoded values are cached).
     pub fn bytes(&self, row: usize, col: usize) -> Result<&[u8], GetError> {
-        let ty = self.set.columns().get(col).ok_or(typed::GetError::OutOfRange)?.type_oid;
+        let column = self.set.columns().get(col).ok_or(typed::GetError::OutOfRange)?;
         if row >= self.set.nrows() {
             return Err(typed::GetError::OutOfRange);
         }
         let text = self.set.value(row, col).ok_or(typed::GetError::Null)?;
-        if ty != typed::oid::BYTEA {
+        if column.type_oid != typed::oid::BYTEA || column.is_binary() {
             return Ok(text);
         }
-        let mut cache = self.decoded.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-        let ptr: *const [u8] = match cache.get(&(row, col)) {
-            Some(b) => &**b,
-            None => {
-                let decoded = typed::decode_bytea(text).ok_or(typed::GetError::TypeMismatch)?.into_boxed_slice();
-                &**cache.entry((row, col)).or_insert(decoded)
+        self.made(row, col, Made::Bytes, || {
+            typed::decode_bytea(text).map(Vec::into_boxed_slice).ok_or(typed::GetError::TypeMismatch)
+        })
+    }
+
+    /// The value as the server's text, with a NUL after it (`ResultSet::get_text`): a text
+    /// column's value itself; a binary one rendered once and kept as long as the results.
+    pub fn text(&self, row: usize, col: usize) -> std::result::Result<&[u8], TextError> {
+        let binary = self.set.columns().get(col).is_some_and(|c| c.is_binary());
+        if !binary || row >= self.set.nrows() {
+            self.set.get_text(row, col)?; // the refusal, or a text value's check
+            return self.set.value_with_nul(row, col).ok_or_else(|| GetError::Null.into());
+        }
+        let mut error = None;
+        let made = self.made(row, col, Made::Text, || match self.set.get_text(row, col) {
+            Ok(text) => {
+                let mut bytes = Vec::with_capacity(text.len() + 1);
+                bytes.extend_from_slice(text.as_bytes());
+                bytes.push(0);
+                Ok(bytes.into_boxed_slice())
             }
+            Err(e) => {
+                let code = e.error;
+                error = Some(e);
+                Err(code)
+            }
+        });
+        made.map_err(|code| error.unwrap_or_else(|| code.into()))
+    }
+
+    /// The value made from cell (`row`, `col`) as `kind`, made by `make` the first time.
+    fn made(
+        &self,
+        row: usize,
+        col: usize,
+        kind: Made,
+        make: impl FnOnce() -> std::result::Result<Box<[u8]>, GetError>,
+    ) -> std::result::Result<&[u8], GetError> {
+        let mut cache = self.decoded.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        let ptr: *const [u8] = match cache.get(&(row, col, kind)) {
+            Some(b) => &**b,
+            None => &**cache.entry((row, col, kind)).or_insert(make()?),
         };
         // SAFETY: the boxed slice is never removed or replaced while `self` lives, and a Box's
         // contents do not move when the map grows.

@@ -45,7 +45,8 @@
 //
 // # Reading values
 //
-// The server sends every value as text (byte for byte what libpq's PQgetvalue gives). Next
+// Query's results are text: the server sends every value as its text (byte for byte what
+// libpq's PQgetvalue gives); see "Binary results" for QueryBinary. Next
 // fetches all cell pointers of a row with one cgo call (pgsess_results_row); Scan and Values then
 // convert in Go, without further cgo calls except for date/time columns. Values types each cell
 // by its column's type OID:
@@ -63,7 +64,25 @@
 //
 // The time types read PostgreSQL's ISO DateStyle (the default); 'infinity' and '-infinity' are
 // returned by Values as the strings "infinity" and "-infinity", and are an error for Scan into
-// *time.Time.
+// *time.Time. A uuid column may also be scanned into a *[16]byte.
+//
+// # Binary results
+//
+// [Session.QueryBinary] (and [Tx.QueryBinary]) take Query's arguments and ask the server for
+// every result column in binary (pgsess_query_binary): the server skips its text output, and
+// Scan and Values decode in Go, from the cell bytes Next fetched, without a cgo call per cell:
+// int2/int4/int8/oid, float4/float8, bool, date/timestamp/timestamptz (±infinity as above),
+// bytea (its bytes), uuid, text/varchar/name/bpchar/json (the same bytes) and jsonb. Every
+// Scan destination and Values give the same Go value as Query's text does (a float4 is the
+// double nearest its shortest decimal, as its text reads). What needs a value's text (a
+// numeric, a float or a time scanned into a *string, any other type) is rendered by
+// pgsess_results_get_text, one cgo call per cell; numeric into *float64 is
+// pgsess_results_get_double. The library renders only text that does not depend on session
+// settings: a timestamptz as text needs TimeZone at offset zero, date and timestamp as text the
+// ISO DateStyle, and types it does not know (interval, arrays, ranges, ...) fail with
+// NotSupportedError; use Query for those. [Results.ColumnFormat] tells a column's format.
+// Binary results pay off for typed scans of many rows; QueryBinary is always one statement on
+// the extended protocol, even without arguments.
 //
 // # Session state
 //

@@ -29,6 +29,7 @@ import (
 const (
 	OIDBool        uint32 = 16
 	OIDBytea       uint32 = 17
+	OIDName        uint32 = 19
 	OIDInt8        uint32 = 20
 	OIDInt2        uint32 = 21
 	OIDInt4        uint32 = 23
@@ -37,11 +38,13 @@ const (
 	OIDJSON        uint32 = 114
 	OIDFloat4      uint32 = 700
 	OIDFloat8      uint32 = 701
+	OIDBpchar      uint32 = 1042
 	OIDVarchar     uint32 = 1043
 	OIDDate        uint32 = 1082
 	OIDTimestamp   uint32 = 1114
 	OIDTimestampTZ uint32 = 1184
 	OIDNumeric     uint32 = 1700
+	OIDUUID        uint32 = 2950
 	OIDJSONB       uint32 = 3802
 )
 
@@ -69,6 +72,7 @@ type Results struct {
 	count  int64
 	pid    int32
 	notes  []string
+	bin    []bool // per column: its values are binary (QueryBinary)
 
 	row   int            // current row; -1 before the first Next
 	valid bool           // vals/lens hold row `row`
@@ -90,11 +94,13 @@ func newResults(r *C.pgsess_results, sql string) (*Results, error) {
 	}
 	ncols := int(C.pgsess_results_ncols(r))
 	res.cols = make([]Column, ncols)
+	res.bin = make([]bool, ncols)
 	for i := range res.cols {
 		res.cols[i] = Column{
 			Name:    cstr(C.pgsess_results_column_name(r, C.size_t(i))),
 			TypeOID: uint32(C.pgsess_results_column_type(r, C.size_t(i))),
 		}
+		res.bin[i] = C.pgsess_results_column_format(r, C.size_t(i)) == 1
 	}
 	if nn := int(C.pgsess_results_notice_count(r)); nn > 0 {
 		res.notes = make([]string, nn)
@@ -148,6 +154,18 @@ func (res *Results) Rows() int { return res.nrows }
 // Columns describes the columns (none for a command without rows). The slice is shared: do not
 // modify it.
 func (res *Results) Columns() []Column { return res.cols }
+
+// ColumnFormat is the format of column col's values, as libpq's PQfformat: 0 text (Query), 1
+// binary (QueryBinary); -1 for an index out of range. It stays readable after Close.
+func (res *Results) ColumnFormat(col int) int {
+	if col < 0 || col >= len(res.cols) {
+		return -1
+	}
+	if res.bin[col] {
+		return 1
+	}
+	return 0
+}
 
 // RowsAffected is the count in the command tag, as libpq's PQcmdTuples: INSERT, UPDATE, DELETE,
 // MERGE, SELECT, MOVE, FETCH and COPY give their count; any other command 0.
@@ -235,13 +253,15 @@ func (res *Results) view(col int) (s string, ok bool) {
 //	*float32, *float64                   float and numeric text
 //	*bool                                bool
 //	*time.Time                           date, timestamp, timestamptz (see Values)
+//	*[16]byte                            uuid
 //	*any                                 as Values
 //	sql.Scanner (sql.NullString, ...)    given the Values value
 //	**T for any T above                  nil for NULL, else a new T
 //	nil                                  skips the column
 //
 // NULL into a destination that cannot hold it is an error with Code NullValue; *[]byte,
-// *json.RawMessage and *any become nil.
+// *json.RawMessage and *any become nil. Binary columns (QueryBinary) give the same values (see
+// the package documentation, "Binary results").
 func (res *Results) Scan(dest ...any) error {
 	if err := res.current(); err != nil {
 		return err
@@ -344,10 +364,19 @@ func (res *Results) JSON() (json.RawMessage, error) {
 }
 
 // Text gives the server's text form of any cell (false for NULL or an index out of range),
-// without moving the cursor: one cgo call per cell.
+// without moving the cursor: one cgo call per cell. In a binary column (QueryBinary) it is the
+// value rendered as text by pgsess_results_get_text, and false also for a value the library
+// does not render (see Scan).
 func (res *Results) Text(row, col int) (string, bool) {
 	if res.r == nil || row < 0 || col < 0 || row >= res.nrows || col >= len(res.cols) {
 		return "", false
+	}
+	if res.bin[col] {
+		s, ok, err := res.libText(row, col)
+		if err != nil || !ok {
+			return "", false
+		}
+		return strings.Clone(s), true
 	}
 	p := C.pgsess_results_value(res.r, C.size_t(row), C.size_t(col))
 	if p == nil {
@@ -371,6 +400,9 @@ func (res *Results) value(col int) (any, error) {
 	s, ok := res.view(col)
 	if !ok {
 		return nil, nil
+	}
+	if res.bin[col] {
+		return res.binValue(col, s)
 	}
 	switch res.cols[col].TypeOID {
 	case OIDInt2, OIDInt4, OIDInt8, OIDOid:
@@ -407,9 +439,64 @@ func (res *Results) value(col int) (any, error) {
 	return strings.Clone(s), nil // copy out of the library's memory
 }
 
-// bytea decodes a bytea cell: the hex form in Go, the escape form (bytea_output=escape) by the
-// library.
+// binValue is value for a binary cell (s, not NULL): the same Go value as the text gives.
+func (res *Results) binValue(col int, s string) (any, error) {
+	oid := res.cols[col].TypeOID
+	if n, handled, err := res.binInt(col, s); handled {
+		if err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
+	if f, handled, err := res.binFloat(col, s); handled {
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
+	switch oid {
+	case OIDBool:
+		b, err := res.binBool(col, s)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	case OIDBytea:
+		return []byte(s), nil
+	case OIDDate, OIDTimestamp, OIDTimestampTZ:
+		t, inf, err := res.timeValue(col)
+		if err != nil {
+			return nil, err
+		}
+		if inf != 0 {
+			if inf > 0 {
+				return "infinity", nil
+			}
+			return "-infinity", nil
+		}
+		return t, nil
+	case OIDJSON:
+		return json.RawMessage(s), nil
+	case OIDJSONB:
+		j, err := res.binJSONB(col, s)
+		if err != nil {
+			return nil, err
+		}
+		return json.RawMessage(j), nil
+	}
+	t, _, err := res.binText(col)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Clone(t), nil
+}
+
+// bytea decodes a bytea cell: a binary value is its bytes; text in the hex form is decoded in
+// Go, the escape form (bytea_output=escape) by the library.
 func (res *Results) bytea(col int, s string) ([]byte, error) {
+	if res.bin[col] {
+		return []byte(s), nil
+	}
 	if len(s) >= 2 && s[0] == '\\' && s[1] == 'x' {
 		b, ok := decodeHex(s[2:])
 		if !ok {
@@ -425,9 +512,17 @@ func (res *Results) bytea(col int, s string) ([]byte, error) {
 	return C.GoBytes(unsafe.Pointer(p), C.int(n)), nil
 }
 
-// timeValue reads a date/timestamp/timestamptz cell through pgsess_results_get_epoch_micros;
-// inf is +1/-1 for 'infinity'/'-infinity'.
+// timeValue reads a date/timestamp/timestamptz cell through pgsess_results_get_epoch_micros
+// (a binary one in Go); inf is +1/-1 for 'infinity'/'-infinity'.
 func (res *Results) timeValue(col int) (t time.Time, inf int, err error) {
+	if res.bin[col] {
+		s, _ := res.view(col)
+		us, inf, err := res.binMicros(col, s)
+		if err != nil || inf != 0 {
+			return t, inf, err
+		}
+		return time.UnixMicro(us).UTC(), 0, nil
+	}
 	var us C.int64_t
 	rc := C.pgsess_results_get_epoch_micros(res.r, C.size_t(res.row), C.size_t(col), &us)
 	if rc != C.PGSESS_OK {

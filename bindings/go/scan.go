@@ -1,10 +1,17 @@
 package pgsess
 
+/*
+#include <pgsess.h>
+*/
+import "C"
+
 import (
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -45,6 +52,12 @@ func oidName(oid uint32) string {
 		return "numeric"
 	case OIDJSONB:
 		return "jsonb"
+	case OIDName:
+		return "name"
+	case OIDBpchar:
+		return "bpchar"
+	case OIDUUID:
+		return "uuid"
 	}
 	return "type " + strconv.FormatUint(uint64(oid), 10)
 }
@@ -128,6 +141,155 @@ func (res *Results) parseBool(col int, s string, ok bool, dest any) (bool, error
 	return b, nil
 }
 
+// scanInt is parseInt of cell col of the current row in either format: a binary integer is
+// decoded in Go and range-checked as ParseInt checks its text; other binary values are parsed
+// from their text.
+func (res *Results) scanInt(col, bits int, dest any) (int64, error) {
+	s, ok := res.view(col)
+	if res.bin[col] && ok && numericText(res.cols[col].TypeOID) {
+		n, handled, err := res.binInt(col, s)
+		if !handled {
+			if s, ok, err = res.binText(col); err != nil {
+				return 0, err
+			}
+			return res.parseInt(col, s, ok, bits, dest)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if bits < 64 && (n < -1<<(bits-1) || n > 1<<(bits-1)-1) {
+			return 0, res.numErr(col, strconv.FormatInt(n, 10), dest, strconv.ErrRange)
+		}
+		return n, nil
+	}
+	return res.parseInt(col, s, ok, bits, dest)
+}
+
+// scanUint is parseUint in either format (a negative binary integer is a mismatch, as its text
+// is for ParseUint).
+func (res *Results) scanUint(col, bits int, dest any) (uint64, error) {
+	s, ok := res.view(col)
+	if res.bin[col] && ok && numericText(res.cols[col].TypeOID) {
+		n, handled, err := res.binInt(col, s)
+		if !handled {
+			if s, ok, err = res.binText(col); err != nil {
+				return 0, err
+			}
+			return res.parseUint(col, s, ok, bits, dest)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n < 0 {
+			return 0, res.numErr(col, strconv.FormatInt(n, 10), dest, strconv.ErrSyntax)
+		}
+		if bits < 64 && uint64(n) > 1<<bits-1 {
+			return 0, res.numErr(col, strconv.FormatInt(n, 10), dest, strconv.ErrRange)
+		}
+		return uint64(n), nil
+	}
+	return res.parseUint(col, s, ok, bits, dest)
+}
+
+// scanFloat is parseFloat in either format: binary float8 (and float4 into either size) and
+// integers in Go, a numeric into a float64 through pgsess_results_get_double (exact rounding),
+// the rest from their text.
+func (res *Results) scanFloat(col, bits int, dest any) (float64, error) {
+	s, ok := res.view(col)
+	oid := res.cols[col].TypeOID
+	if res.bin[col] && ok && numericText(oid) {
+		switch {
+		case oid == OIDFloat4 && bits == 32: // the float32 itself, as ParseFloat(text, 32) gives
+			if len(s) != 4 {
+				return 0, res.badBinary(col, len(s))
+			}
+			return float64(math.Float32frombits(binary.BigEndian.Uint32(bytesOf(s)))), nil
+		case oid == OIDFloat4, oid == OIDFloat8 && bits == 64:
+			f, _, err := res.binFloat(col, s)
+			return f, err
+		case oid == OIDNumeric && bits == 64:
+			var f C.double
+			rc := C.pgsess_results_get_double(res.r, C.size_t(res.row), C.size_t(col), &f)
+			if rc == C.PGSESS_OK {
+				if f != f {
+					return math.NaN(), nil // the NaN strconv.ParseFloat gives for "NaN"
+				}
+				return float64(f), nil
+			}
+			t, _, _ := res.binText(col)
+			if Code(rc) == ValueOverflow {
+				return 0, res.numErr(col, t, dest, strconv.ErrRange)
+			}
+			return 0, res.colErr(Code(rc), col, "cannot scan numeric value %q into %T", t, dest)
+		}
+		if n, handled, err := res.binInt(col, s); handled {
+			if err != nil {
+				return 0, err
+			}
+			if bits == 64 {
+				return float64(n), nil
+			}
+		}
+		var err error
+		if s, ok, err = res.binText(col); err != nil {
+			return 0, err
+		}
+	}
+	return res.parseFloat(col, s, ok, bits, dest)
+}
+
+// scanBool is parseBool in either format.
+func (res *Results) scanBool(col int, dest any) (bool, error) {
+	s, ok := res.view(col)
+	if res.bin[col] && ok {
+		if res.cols[col].TypeOID == OIDBool {
+			return res.binBool(col, s)
+		}
+		if numericText(res.cols[col].TypeOID) {
+			var err error
+			if s, ok, err = res.binText(col); err != nil {
+				return false, err
+			}
+		}
+	}
+	return res.parseBool(col, s, ok, dest)
+}
+
+// scanString is the cell's text in either format, copied out of the library's memory.
+func (res *Results) scanString(col int, dest any) (string, error) {
+	s, ok, err := res.textOf(col)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", res.nullErr(col, dest)
+	}
+	return strings.Clone(s), nil
+}
+
+// scanUUID reads a uuid cell (its text or its 16 binary bytes).
+func (res *Results) scanUUID(col int, dest any) ([16]byte, error) {
+	var u [16]byte
+	s, ok := res.view(col)
+	switch {
+	case !ok:
+		return u, res.nullErr(col, dest)
+	case res.cols[col].TypeOID != OIDUUID:
+		return u, res.mismatch(col, dest)
+	case res.bin[col]:
+		b, err := res.binUUID(col, s)
+		if err == nil {
+			copy(u[:], b)
+		}
+		return u, err
+	}
+	u, valid := parseUUID(s)
+	if !valid {
+		return u, res.colErr(TypeMismatch, col, "bad uuid text %q", s)
+	}
+	return u, nil
+}
+
 func (res *Results) scanTime(col int, ok bool, dest any) (time.Time, error) {
 	if !ok {
 		return time.Time{}, res.nullErr(col, dest)
@@ -160,11 +322,11 @@ func (res *Results) scanCol(col int, dest any) error {
 		}
 		return err
 	case *string:
-		if !ok {
-			return res.nullErr(col, dest)
+		var t string
+		if t, err = res.scanString(col, dest); err == nil {
+			*d = t
 		}
-		*d = strings.Clone(s)
-		return nil
+		return err
 	case *[]byte:
 		switch {
 		case !ok:
@@ -175,79 +337,91 @@ func (res *Results) scanCol(col int, dest any) error {
 				*d = b
 			}
 		default:
-			*d = []byte(s)
+			var t string
+			if t, _, err = res.textOf(col); err == nil {
+				*d = []byte(t)
+			}
 		}
 		return err
 	case *json.RawMessage:
 		if !ok {
 			*d = nil
-		} else {
-			*d = json.RawMessage(s)
+			return nil
 		}
-		return nil
+		var t string
+		if t, _, err = res.textOf(col); err == nil {
+			*d = json.RawMessage(t)
+		}
+		return err
+	case *[16]byte:
+		var u [16]byte
+		if u, err = res.scanUUID(col, dest); err == nil {
+			*d = u
+		}
+		return err
 	case *int64:
 		var n int64
-		if n, err = res.parseInt(col, s, ok, 64, dest); err == nil {
+		if n, err = res.scanInt(col, 64, dest); err == nil {
 			*d = n
 		}
 		return err
 	case *int32:
 		var n int64
-		if n, err = res.parseInt(col, s, ok, 32, dest); err == nil {
+		if n, err = res.scanInt(col, 32, dest); err == nil {
 			*d = int32(n)
 		}
 		return err
 	case *int:
 		var n int64
-		if n, err = res.parseInt(col, s, ok, strconv.IntSize, dest); err == nil {
+		if n, err = res.scanInt(col, strconv.IntSize, dest); err == nil {
 			*d = int(n)
 		}
 		return err
 	case *int16:
 		var n int64
-		if n, err = res.parseInt(col, s, ok, 16, dest); err == nil {
+		if n, err = res.scanInt(col, 16, dest); err == nil {
 			*d = int16(n)
 		}
 		return err
 	case *int8:
 		var n int64
-		if n, err = res.parseInt(col, s, ok, 8, dest); err == nil {
+		if n, err = res.scanInt(col, 8, dest); err == nil {
 			*d = int8(n)
 		}
 		return err
 	case *uint64:
 		var n uint64
-		if n, err = res.parseUint(col, s, ok, 64, dest); err == nil {
+		if n, err = res.scanUint(col, 64, dest); err == nil {
 			*d = n
 		}
 		return err
 	case *uint32:
 		var n uint64
-		if n, err = res.parseUint(col, s, ok, 32, dest); err == nil {
+		if n, err = res.scanUint(col, 32, dest); err == nil {
 			*d = uint32(n)
 		}
 		return err
 	case *uint:
 		var n uint64
-		if n, err = res.parseUint(col, s, ok, strconv.IntSize, dest); err == nil {
+		if n, err = res.scanUint(col, strconv.IntSize, dest); err == nil {
 			*d = uint(n)
 		}
 		return err
 	case *float64:
 		var f float64
-		if f, err = res.parseFloat(col, s, ok, 64, dest); err == nil {
+		if f, err = res.scanFloat(col, 64, dest); err == nil {
 			*d = f
 		}
 		return err
 	case *float32:
 		var f float64
-		if f, err = res.parseFloat(col, s, ok, 32, dest); err == nil {
+		if f, err = res.scanFloat(col, 32, dest); err == nil {
 			*d = float32(f)
 		}
 		return err
 	case *bool:
 		var b bool
-		if b, err = res.parseBool(col, s, ok, dest); err == nil {
+		if b, err = res.scanBool(col, dest); err == nil {
 			*d = b
 		}
 		return err
@@ -267,11 +441,11 @@ func (res *Results) scanCol(col int, dest any) error {
 		}
 		return nil
 	}
-	return res.scanReflect(col, s, ok, dest)
+	return res.scanReflect(col, ok, dest)
 }
 
 // scanReflect handles **T (nil for NULL) and named types of the supported kinds.
-func (res *Results) scanReflect(col int, s string, ok bool, dest any) error {
+func (res *Results) scanReflect(col int, ok bool, dest any) error {
 	rv := reflect.ValueOf(dest)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return res.colErr(InterfaceError, col, "Scan destination %T is not a non-nil pointer", dest)
@@ -290,35 +464,35 @@ func (res *Results) scanReflect(col int, s string, ok bool, dest any) error {
 		e.Set(nv)
 		return nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, err := res.parseInt(col, s, ok, e.Type().Bits(), dest)
+		n, err := res.scanInt(col, e.Type().Bits(), dest)
 		if err == nil {
 			e.SetInt(n)
 		}
 		return err
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		n, err := res.parseUint(col, s, ok, e.Type().Bits(), dest)
+		n, err := res.scanUint(col, e.Type().Bits(), dest)
 		if err == nil {
 			e.SetUint(n)
 		}
 		return err
 	case reflect.Float32, reflect.Float64:
-		f, err := res.parseFloat(col, s, ok, e.Type().Bits(), dest)
+		f, err := res.scanFloat(col, e.Type().Bits(), dest)
 		if err == nil {
 			e.SetFloat(f)
 		}
 		return err
 	case reflect.Bool:
-		b, err := res.parseBool(col, s, ok, dest)
+		b, err := res.scanBool(col, dest)
 		if err == nil {
 			e.SetBool(b)
 		}
 		return err
 	case reflect.String:
-		if !ok {
-			return res.nullErr(col, dest)
+		t, err := res.scanString(col, dest)
+		if err == nil {
+			e.SetString(t)
 		}
-		e.SetString(strings.Clone(s))
-		return nil
+		return err
 	}
 	return res.colErr(TypeMismatch, col, "unsupported Scan destination %s", fmt.Sprintf("%T", dest))
 }

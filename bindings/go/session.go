@@ -25,6 +25,7 @@ type options struct {
 	checkoutTimeout *uint32
 	reset           *Reset
 	pinned          bool
+	statementCache  *uint32
 	err             error
 }
 
@@ -125,6 +126,27 @@ func WithPinned(pinned bool) Option {
 	return func(o *options) { o.pinned = pinned }
 }
 
+// WithStatementCache(n) turns on the statement cache with room for n statements per
+// connection (pgsess_options_set_statement_cache; 0, the default, keeps it off; at most
+// 65,536): a statement with arguments (Query, QueryBinary, Callproc with arguments) is
+// prepared once per pooled connection under a generated name and then run with Bind/Execute
+// only, without being parsed and planned again; the least recently used is closed when the
+// cache is full. When a cached plan goes stale (ALTER TABLE, a type dropped and created again)
+// every connection of the pool prepares the statement again, and outside a transaction the
+// failed call is retried once, so the caller sees no error; inside one the error is returned.
+// It is part of the pool key. Keep it off behind PgBouncer in transaction mode unless
+// PgBouncer tracks prepared statements (max_prepared_statements).
+func WithStatementCache(n int) Option {
+	return func(o *options) {
+		if n < 0 || n > math.MaxUint32 {
+			o.err = errorf(ConfigError, "statement cache capacity %d out of range (0 to 65536)", n)
+			return
+		}
+		v := uint32(n)
+		o.statementCache = &v
+	}
+}
+
 // Session is a session on a process-wide connection pool, from Open, Pin or Tx.Session. It is
 // safe for concurrent use by any number of goroutines.
 //
@@ -197,6 +219,12 @@ func Open(name string, opts ...Option) (*Session, error) {
 	}
 	if o.pinned {
 		if err := codeError(C.pgsess_options_set_pinned(copts, true), "pinned option"); err != nil {
+			return nil, err
+		}
+	}
+	if o.statementCache != nil {
+		if err := codeError(C.pgsess_options_set_statement_cache(copts, C.uint32_t(*o.statementCache)),
+			fmt.Sprintf("statement cache capacity %d", *o.statementCache)); err != nil {
 			return nil, err
 		}
 	}
@@ -308,6 +336,20 @@ func (s *Session) Query(sql string, args ...any) (*Results, error) {
 	return run(cs, nil, sqlText, sql, args)
 }
 
+// QueryBinary runs sql like Query, but asks the server for every result column in binary
+// (pgsess_query_binary, PQexecParams with resultFormat 1): the server skips its text output
+// and Scan and Values decode the binary values in Go, giving the same Go values as Query
+// does (see the package documentation, "Binary results"). Prefer it for typed scans of many
+// rows. It is always one statement on the extended protocol, even without arguments.
+func (s *Session) QueryBinary(sql string, args ...any) (*Results, error) {
+	cs, err := s.handle()
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return run(cs, nil, sqlBinary, sql, args)
+}
+
 // Exec runs sql like Query and closes its results at once, returning the number of rows
 // affected (as libpq's PQcmdTuples).
 func (s *Session) Exec(sql string, args ...any) (uint64, error) {
@@ -336,12 +378,14 @@ func (s *Session) Callproc(name string, args ...any) (*Results, error) {
 type kind int
 
 const (
-	sqlText  kind = iota // SELECT ..., as Query takes it
-	funcName             // the name Callproc takes; the library quotes it and builds the SELECT
+	sqlText   kind = iota // SELECT ..., as Query takes it
+	sqlBinary             // SQL as for sqlText, every result column in binary (QueryBinary)
+	funcName              // the name Callproc takes; the library quotes it and builds the SELECT
 )
 
 // run runs a statement on a session (cs) or in a transaction (ctx): through the library's
-// PQexecParams-shaped call when an argument is binary.
+// PQexecParams-shaped call when an argument is binary, or when the results are (a
+// transaction's binary query runs on its session, pgsess_tx_session).
 func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any) (*Results, error) {
 	p, err := newParams(args)
 	if err != nil {
@@ -361,6 +405,11 @@ func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any
 	var cerr *C.pgsess_error
 	var r *C.pgsess_results
 	switch {
+	case k == sqlBinary:
+		if ctx != nil {
+			cs = C.pgsess_tx_session(ctx)
+		}
+		r = C.pgsess_query_binary(cs, ctext, n, nil, values, lengths, formats, &cerr)
 	case k == sqlText && ctx != nil && p.binary:
 		r = C.pgsess_tx_query_params(ctx, ctext, n, nil, values, lengths, formats, &cerr)
 	case k == sqlText && ctx != nil:

@@ -67,6 +67,12 @@ func (tx *Tx) Query(sql string, args ...any) (*Results, error) {
 	return tx.run(sqlText, sql, args)
 }
 
+// QueryBinary runs a statement inside the transaction with every result column in binary, as
+// Session.QueryBinary (on the transaction's session, pgsess_tx_session).
+func (tx *Tx) QueryBinary(sql string, args ...any) (*Results, error) {
+	return tx.run(sqlBinary, sql, args)
+}
+
 // Callproc calls a function inside the transaction (name, arguments and results as for
 // Session.Callproc), so what the function does commits or rolls back with the transaction.
 func (tx *Tx) Callproc(name string, args ...any) (*Results, error) {

@@ -233,6 +233,9 @@ impl PgConn {
         set.non_iso_dates =
             set.columns().iter().any(|c| matches!(c.type_oid, oid::DATE | oid::TIMESTAMP | oid::TIMESTAMPTZ))
                 && !self.parameter("DateStyle").unwrap_or("ISO").starts_with("ISO");
+        // Only rendering a binary timestamptz as text reads this.
+        set.utc_time_zone = set.columns().iter().any(|c| c.type_oid == oid::TIMESTAMPTZ && c.is_binary())
+            && self.parameter("TimeZone").is_some_and(crate::rows::binary::is_utc_zone_name);
         Ok(stopped_early)
     }
 
@@ -329,7 +332,7 @@ impl PgConn {
         let mut fields = body.fields();
         while let Some(f) = fields.next().map_err(|_| self.protocol_violation("malformed row description"))? {
             let name = std::ffi::CString::new(f.name()).unwrap_or_default();
-            columns.push(Column { name, type_oid: f.type_oid() });
+            columns.push(Column { name, type_oid: f.type_oid(), format: f.format() });
         }
         let columns: Arc<[Column]> = columns.into();
         self.last_row_description = Some((raw, columns.clone()));

@@ -8,8 +8,8 @@ use crate::error::{Code, Error};
 use crate::results::Results;
 use crate::rows::typed::GetError;
 
-/// The buffered result of one statement. Returned by `pgsess_query`, `pgsess_callproc` and
-/// `pgsess_tx_query`; owned by the caller and freed with `pgsess_results_free`, which returns the
+/// The buffered result of one statement. Returned by `pgsess_query`, `pgsess_query_params`,
+/// `pgsess_query_binary`, `pgsess_callproc` and `pgsess_tx_query`; owned by the caller and freed with `pgsess_results_free`, which returns the
 /// pooled connection it holds. Read-only: any number of threads may read one results handle at
 /// once. Every pointer it returns stays valid until it is freed.
 //
@@ -96,6 +96,17 @@ pub unsafe extern "C" fn pgsess_results_column_type(results: *const pgsess_resul
     call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| c.type_oid)))
 }
 
+/// The format of column `col`'s values, as `PQfformat`: 0 text (the server's text output), 1
+/// binary (the type's binary send form: every column of `pgsess_query_binary`). -1 for NULL
+/// `results` or `col` out of range. Any thread.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_column_format(results: *const pgsess_results, col: usize) -> i32 {
+    call_or(|_| -1, NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(-1, |c| i32::from(c.format))))
+}
+
 /// Index of the first column named exactly `name` (case-sensitive), or -1.
 ///
 /// # Safety
@@ -113,9 +124,10 @@ pub unsafe extern "C" fn pgsess_results_column_index(results: *const pgsess_resu
     )
 }
 
-/// The value at (`row`, `col`) as NUL-terminated text, exactly as libpq's `PQgetvalue` gives it
-/// (the server's text output). NULL for SQL NULL and for an out-of-range index. Owned by the
-/// results.
+/// The value at (`row`, `col`), exactly as libpq's `PQgetvalue` gives it: the server's text
+/// output, NUL-terminated; in a binary column (`pgsess_results_column_format` 1) the server's
+/// binary bytes (`pgsess_results_value_length` of them, which may include NULs), followed by a
+/// NUL. NULL for SQL NULL and for an out-of-range index. Owned by the results.
 ///
 /// # Safety
 /// `results` NULL or live.
@@ -124,7 +136,8 @@ pub unsafe extern "C" fn pgsess_results_value(results: *const pgsess_results, ro
     call(NO_ERR, || Ok(arg(results, "results")?.set.value_with_nul(row, col).map_or(null(), |v| v.as_ptr().cast())))
 }
 
-/// Length in bytes of the value at (`row`, `col`), without the NUL; 0 for SQL NULL or out of range.
+/// Length in bytes of the value at (`row`, `col`), without the NUL (`PQgetlength`; in a binary
+/// column the length of its binary form); 0 for SQL NULL or out of range.
 ///
 /// # Safety
 /// `results` NULL or live.
@@ -243,6 +256,10 @@ pub unsafe extern "C" fn pgsess_results_row(
 /// `PGSESS_TYPE_MISMATCH` (another type), `PGSESS_OUT_OF_RANGE` (bad index) or
 /// `PGSESS_INTERFACE_ERROR` (NULL `results` or `out`).
 ///
+/// Every typed getter reads text and binary columns (`pgsess_query_binary`) alike, by the
+/// column's format, and gives the same value for both; a binary value of the wrong length for
+/// its type is `PGSESS_TYPE_MISMATCH`, never a misread. Any thread.
+///
 /// # Safety
 /// `results` NULL or live; `out` NULL or writable.
 #[no_mangle]
@@ -258,7 +275,9 @@ pub unsafe extern "C" fn pgsess_results_get_int64(
 /// The value as a double, for float4, float8 and numeric columns (numeric rounded to the nearest
 /// double; NaN and infinities as such; a numeric beyond the double range is
 /// `PGSESS_VALUE_OVERFLOW`). Codes and `*out` as for `pgsess_results_get_int64`. The text is
-/// exact with the default `extra_float_digits`; lower settings round on the server.
+/// exact with the default `extra_float_digits`; lower settings round on the server. Binary
+/// values are exact under any setting; a float4 gives the double nearest its shortest decimal
+/// (`0.1::float4` is 0.1), as its text does.
 ///
 /// # Safety
 /// `results` NULL or live; `out` NULL or writable.
@@ -287,9 +306,11 @@ pub unsafe extern "C" fn pgsess_results_get_bool(
 }
 
 /// Microseconds since 1970-01-01 00:00:00 UTC for a timestamptz column; since that wall-clock
-/// time for timestamp, and to midnight for date. `infinity` and `-infinity` are INT64_MAX and
-/// INT64_MIN (PostgreSQL's own representation). Reads the ISO text form: under another DateStyle
-/// it returns `PGSESS_NOT_SUPPORTED_ERROR`. Other codes and `*out` as for
+/// time for timestamp, and to midnight for date; since midnight for time. `infinity` and
+/// `-infinity` are INT64_MAX and INT64_MIN (PostgreSQL's own representation); a finite value
+/// past the 64-bit range (after the year 294246) is `PGSESS_VALUE_OVERFLOW`. Reads the ISO text
+/// form: under another DateStyle a text date or timestamp returns `PGSESS_NOT_SUPPORTED_ERROR`
+/// (binary values read under any DateStyle). Other codes and `*out` as for
 /// `pgsess_results_get_int64`.
 ///
 /// # Safety
@@ -304,9 +325,82 @@ pub unsafe extern "C" fn pgsess_results_get_epoch_micros(
     typed(results, out, |r| r.set.get_epoch_micros(row, col))
 }
 
-/// A bytea value decoded to its bytes (any other type: its text bytes, without the NUL). Sets
-/// `*len` (when not NULL) and returns a pointer owned by the results; returns NULL and leaves
-/// `*len` untouched for SQL NULL, an out-of-range index or NULL `results`.
+/// The value as a 32-bit integer, for int2 and int4 columns, and int8 and oid values that fit
+/// (others are `PGSESS_VALUE_OVERFLOW`). Codes and `*out` as for `pgsess_results_get_int64`.
+///
+/// # Safety
+/// `results` NULL or live; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_int32(
+    results: *const pgsess_results,
+    row: usize,
+    col: usize,
+    out: *mut i32,
+) -> Code {
+    typed(results, out, |r| r.set.get_int32(row, col))
+}
+
+/// The 16 bytes of a uuid column's value (in network order, as `uuid_send` writes them), from
+/// its text or its binary form, into `out[0..16]`. Codes and `out` as for
+/// `pgsess_results_get_int64` (`out` is left untouched on failure).
+///
+/// # Safety
+/// `results` NULL or live; `out` NULL or 16 writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_uuid(
+    results: *const pgsess_results,
+    row: usize,
+    col: usize,
+    out: *mut u8,
+) -> Code {
+    typed(results, out.cast::<[u8; 16]>(), |r| r.set.get_uuid(row, col))
+}
+
+/// The value as the server's text, for a column of either format: sets `*out` to a
+/// NUL-terminated string owned by the results (valid until `pgsess_results_free`) and returns
+/// `PGSESS_OK`.
+///
+/// A text column's value is returned as it is (the same pointer as `pgsess_results_value`). A
+/// binary value is rendered as the text the server prints for it, where that text does not
+/// depend on session settings: int2/int4/int8, oid, xid, cid, bool (`t`/`f`), text, varchar,
+/// bpchar, name, json (the same bytes), jsonb and jsonpath (without their version byte), "char",
+/// uuid, numeric (exact, to its scale), float4/float8 (the shortest text that reads back as the
+/// value, as PostgreSQL 12+ prints it with `extra_float_digits` > 0, the default), bytea (hex,
+/// `\x...`, as printed with `bytea_output = hex`, the default: the server does not report
+/// `bytea_output` or `extra_float_digits`, so a session that changed them prints other text
+/// than this), time and timetz; date and timestamp only under DateStyle ISO (the default),
+/// timestamptz only under DateStyle ISO and a TimeZone at offset zero (UTC, GMT, Etc/UTC, ...);
+/// ±infinity always. Any other type, or those under other settings, is refused with
+/// `PGSESS_NOT_SUPPORTED_ERROR` and `*err` saying why (use `pgsess_query_params` for the server's
+/// own text there). SQL NULL is `PGSESS_NULL_VALUE`; a malformed binary value
+/// `PGSESS_TYPE_MISMATCH`; a bad index `PGSESS_OUT_OF_RANGE`; NULL `results` or `out`
+/// `PGSESS_INTERFACE_ERROR`. On failure `*out` is untouched and `*err` (when `err` is not NULL)
+/// is set to an error with the returned code, for the caller to free. Any thread.
+///
+/// # Safety
+/// `results` NULL or live; `out` NULL or writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_text(
+    results: *const pgsess_results,
+    row: usize,
+    col: usize,
+    out: *mut *const c_char,
+    err: *mut *mut pgsess_error,
+) -> Code {
+    call(err, || {
+        let r = arg(results, "results")?;
+        let out = out.as_mut().ok_or_else(|| Error::interface("out is NULL"))?;
+        let text = r.text(row, col).map_err(|e| Error::new(crate::results::getter_code(e.error), e.message))?;
+        *out = text.as_ptr().cast();
+        Ok(Code::PGSESS_OK)
+    })
+}
+
+/// A bytea value decoded to its bytes (any other type: its text bytes, without the NUL; in a
+/// binary column every type's binary bytes as the server sent them, so a bytea is its bytes and
+/// a uuid its 16 bytes). Sets `*len` (when not NULL) and returns a pointer owned by the results;
+/// returns NULL and leaves `*len` untouched for SQL NULL, an out-of-range index or NULL
+/// `results`.
 ///
 /// # Safety
 /// `results` NULL or live; `len` NULL or writable.

@@ -144,8 +144,8 @@ pub unsafe extern "C" fn pgsess_query(
 /// parameter, 0 meaning inferred) declares types; `param_formats` (NULL: all text) marks binary
 /// parameters with 1, whose length is `param_lengths[i]` (so bytea may hold zero bytes); text
 /// parameters are NUL-terminated UTF-8 and their lengths are ignored; a NULL value is SQL NULL.
-/// Always a single statement, on the extended protocol, even without parameters. Results are text,
-/// as everywhere in pgsess.
+/// Always a single statement, on the extended protocol, even without parameters. Results are
+/// text (`pgsess_query_binary` takes the same arguments and returns binary results).
 ///
 /// # Safety
 /// As for `pgsess_query`; each non-NULL array has `nparams` elements and binary values have
@@ -166,6 +166,37 @@ pub unsafe extern "C" fn pgsess_query_params(
         let sql = str_arg(sql, "sql")?;
         let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
         Ok(give::<pgsess_results>(s.query_params(sql, &types, &params)?))
+    })
+}
+
+/// `pgsess_query_params` with every result column in binary, as `PQexecParams` with
+/// `resultFormat = 1`: `pgsess_results_value` and `pgsess_results_value_length` give the
+/// server's binary bytes, equal to libpq's `PQgetvalue`/`PQgetlength` on that result, and
+/// `pgsess_results_column_format` is 1 for every column. The typed getters decode binary values
+/// as they read text ones (`pgsess_results_get_int64` and the others give the same value for
+/// both), and `pgsess_results_get_text` renders the server's text for the types whose text does
+/// not depend on session settings. Binary results skip the server's text output and the
+/// client's parsing: prefer them for rows read through the typed getters. Arguments, ownership
+/// and threads as for `pgsess_query_params` (in a transaction, run it on `pgsess_tx_session`).
+///
+/// # Safety
+/// As for `pgsess_query_params`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_query_binary(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    param_types: *const u32,
+    param_values: *const *const c_char,
+    param_lengths: *const i32,
+    param_formats: *const i32,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    call(err, || {
+        let s = arg(session, "session")?;
+        let sql = str_arg(sql, "sql")?;
+        let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
+        Ok(give::<pgsess_results>(s.query_binary(sql, &types, &params)?))
     })
 }
 

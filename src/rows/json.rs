@@ -53,7 +53,7 @@ impl ResultSet {
             write_string(out, &self.columns[name_col].name.to_string_lossy());
             out.push(':');
             let ty = self.columns[value_col].type_oid;
-            match self.value(row, value_col).map(String::from_utf8_lossy) {
+            match self.text_for_json(row, value_col) {
                 None => out.push_str("null"),
                 Some(v) => match ty {
                     oid::BOOL => out.push_str(if v == "t" { "true" } else { "false" }),
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn rows_as_objects_with_last_duplicate_winning() {
-        let col = |n: &str, t: u32| Column { name: CString::new(n).unwrap(), type_oid: t };
+        let col = |n: &str, t: u32| Column { name: CString::new(n).unwrap(), type_oid: t, format: 0 };
         let mut r = ResultSet::default();
         r.begin_rows(vec![col("a", 23), col("b", 25), col("a", 16), col("j", 3802), col("n", 1700)].into());
         assert!(r.push_row(

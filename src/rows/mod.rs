@@ -8,6 +8,7 @@
 //! copy megabytes at a time while the server waits on a full socket). Finding a row's block is a
 //! shift.
 
+pub mod binary;
 mod json;
 mod tag;
 pub mod typed;
@@ -22,6 +23,22 @@ use std::sync::Arc;
 pub struct Column {
     pub name: CString,
     pub type_oid: u32,
+    /// The format its values come in, from the RowDescription: `FORMAT_TEXT` (the server's text
+    /// output) or `FORMAT_BINARY` (its `send` function's bytes).
+    pub format: i16,
+}
+
+/// `Column::format` of a column whose values are the server's text output.
+pub const FORMAT_TEXT: i16 = 0;
+/// `Column::format` of a column whose values are the server's binary (`send`) form.
+pub const FORMAT_BINARY: i16 = 1;
+
+impl Column {
+    /// Whether its values are in binary.
+    #[inline]
+    pub fn is_binary(&self) -> bool {
+        self.format == FORMAT_BINARY
+    }
 }
 
 /// A cell offset with this bit set is SQL NULL.
@@ -103,6 +120,9 @@ pub struct ResultSet {
     pub backend_pid: i32,
     /// The session's DateStyle was not ISO when the statement ran (dates are not in ISO form).
     pub non_iso_dates: bool,
+    /// The session's TimeZone was UTC (or another name for a zone always at offset zero) when
+    /// the statement ran: a binary timestamptz can then be rendered as the server's text.
+    pub utc_time_zone: bool,
 }
 
 impl ResultSet {
@@ -366,8 +386,8 @@ mod tests {
     fn arena_keeps_values_nulls_and_bounds() {
         let mut r = ResultSet::default();
         r.begin_rows(Arc::from(vec![
-            Column { name: CString::new("a").unwrap(), type_oid: 23 },
-            Column { name: CString::new("b").unwrap(), type_oid: 25 },
+            Column { name: CString::new("a").unwrap(), type_oid: 23, format: 0 },
+            Column { name: CString::new("b").unwrap(), type_oid: 25, format: 0 },
         ]));
         assert!(r.push_row([Some(&b"1"[..]), None].into_iter()));
         assert!(r.push_row([Some(&b""[..]), Some(&b"xyz"[..])].into_iter()));
@@ -391,8 +411,8 @@ mod tests {
     fn raw_rows_parse_in_place_and_reject_malformed_ones() {
         let mut r = ResultSet::default();
         r.begin_rows(Arc::from(vec![
-            Column { name: CString::new("a").unwrap(), type_oid: 25 },
-            Column { name: CString::new("b").unwrap(), type_oid: 25 },
+            Column { name: CString::new("a").unwrap(), type_oid: 25, format: 0 },
+            Column { name: CString::new("b").unwrap(), type_oid: 25, format: 0 },
         ]));
         let mut row = Vec::new();
         row.extend_from_slice(&2i32.to_be_bytes());
@@ -412,7 +432,8 @@ mod tests {
     #[test]
     fn rows_span_blocks_with_nulls_at_their_edges() {
         let mut r = ResultSet::default();
-        let cols = |n: usize| (0..n).map(|i| Column { name: CString::new(format!("c{i}")).unwrap(), type_oid: 25 });
+        let cols =
+            |n: usize| (0..n).map(|i| Column { name: CString::new(format!("c{i}")).unwrap(), type_oid: 25, format: 0 });
         r.begin_rows(cols(3).collect::<Vec<_>>().into());
         let rows_per_block = 1usize << r.shift;
         assert!(rows_per_block * 3 <= BLOCK_CELLS && rows_per_block * 6 > BLOCK_CELLS);

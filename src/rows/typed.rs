@@ -1,7 +1,8 @@
-//! Typed access to text values, by column type OID: integers, floating point, booleans, bytea,
-//! and date/time as microseconds since the Unix epoch.
+//! Typed access to values, by column type OID and format: integers, floating point, booleans,
+//! uuid, and date/time as microseconds since the Unix epoch, from the server's text or (a column
+//! of `pgsess_query_binary`) its binary form. Both forms of one value give the same result.
 
-use super::ResultSet;
+use super::{binary, Column, ResultSet};
 
 /// Why a typed getter could not produce a value. Each maps to its own C code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,55 +15,89 @@ pub enum GetError {
     OutOfRange,
     /// The value does not fit the requested type.
     Overflow,
-    /// The value's text form cannot be read under the session's settings (a DateStyle other than ISO).
+    /// The value's text form cannot be read under the session's settings (a DateStyle other than
+    /// ISO), or (`get_text`) a binary value's text cannot be rendered.
     Unsupported,
 }
 
 pub mod oid {
     pub const BOOL: u32 = 16;
     pub const BYTEA: u32 = 17;
+    pub const CHAR: u32 = 18;
+    pub const NAME: u32 = 19;
     pub const INT8: u32 = 20;
     pub const INT2: u32 = 21;
     pub const INT4: u32 = 23;
+    pub const TEXT: u32 = 25;
     pub const OID: u32 = 26;
+    pub const XID: u32 = 28;
+    pub const CID: u32 = 29;
     pub const JSON: u32 = 114;
     pub const FLOAT4: u32 = 700;
     pub const FLOAT8: u32 = 701;
+    pub const UNKNOWN: u32 = 705;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
     pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
     pub const TIMESTAMP: u32 = 1114;
     pub const TIMESTAMPTZ: u32 = 1184;
+    pub const TIMETZ: u32 = 1266;
     pub const NUMERIC: u32 = 1700;
+    pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
+    pub const JSONPATH: u32 = 4072;
+    pub const XID8: u32 = 5069;
 }
 
 impl ResultSet {
-    /// The value's text and its column type, or why there is none.
-    fn typed_cell(&self, row: usize, col: usize) -> Result<(&str, u32), GetError> {
+    /// The value's bytes and its column, or why there is none.
+    #[inline]
+    fn typed_value(&self, row: usize, col: usize) -> Result<(&[u8], &Column), GetError> {
         let column = self.columns.get(col).ok_or(GetError::OutOfRange)?;
         if row >= self.nrows() {
             return Err(GetError::OutOfRange);
         }
-        let bytes = self.value(row, col).ok_or(GetError::Null)?;
-        let text = std::str::from_utf8(bytes).map_err(|_| GetError::TypeMismatch)?;
-        Ok((text, column.type_oid))
+        Ok((self.value(row, col).ok_or(GetError::Null)?, column))
     }
 
     /// int2, int4, int8 and oid columns.
     pub fn get_int64(&self, row: usize, col: usize) -> Result<i64, GetError> {
-        let (text, ty) = self.typed_cell(row, col)?;
+        let (bytes, column) = self.typed_value(row, col)?;
+        let ty = column.type_oid;
         if !matches!(ty, oid::INT2 | oid::INT4 | oid::INT8 | oid::OID) {
             return Err(GetError::TypeMismatch);
         }
-        text.parse().map_err(|_| GetError::Overflow)
+        if column.is_binary() {
+            return binary::integer(ty, bytes).ok_or(GetError::TypeMismatch);
+        }
+        text(bytes)?.parse().map_err(|_| GetError::Overflow)
+    }
+
+    /// int2 and int4 columns, and int8 and oid values that fit in 32 bits (others are an
+    /// overflow).
+    pub fn get_int32(&self, row: usize, col: usize) -> Result<i32, GetError> {
+        i32::try_from(self.get_int64(row, col)?).map_err(|_| GetError::Overflow)
     }
 
     /// float4, float8 and numeric columns (numeric is rounded to the nearest double; NaN and
-    /// ±Infinity come through as such). A numeric beyond the double range is an overflow.
+    /// ±Infinity come through as such). A numeric beyond the double range is an overflow. A
+    /// float4 is the double nearest its shortest decimal (the text the server prints), in
+    /// either format.
     pub fn get_double(&self, row: usize, col: usize) -> Result<f64, GetError> {
-        let (text, ty) = self.typed_cell(row, col)?;
+        let (bytes, column) = self.typed_value(row, col)?;
+        let ty = column.type_oid;
         if !matches!(ty, oid::FLOAT4 | oid::FLOAT8 | oid::NUMERIC) {
             return Err(GetError::TypeMismatch);
         }
+        if column.is_binary() {
+            return match ty {
+                oid::FLOAT4 => binary::float4(bytes).map(binary::float4_as_double).ok_or(GetError::TypeMismatch),
+                oid::FLOAT8 => binary::float8(bytes).ok_or(GetError::TypeMismatch),
+                _ => binary::numeric(bytes).ok_or(GetError::TypeMismatch)?.to_f64(),
+            };
+        }
+        let text = text(bytes)?;
         let v: f64 = text.parse().map_err(|_| GetError::TypeMismatch)?;
         if v.is_infinite() && !text.contains("nfinity") {
             return Err(GetError::Overflow);
@@ -71,21 +106,47 @@ impl ResultSet {
     }
 
     pub fn get_bool(&self, row: usize, col: usize) -> Result<bool, GetError> {
-        let (text, ty) = self.typed_cell(row, col)?;
-        match (ty, text) {
-            (oid::BOOL, "t") => Ok(true),
-            (oid::BOOL, "f") => Ok(false),
+        let (bytes, column) = self.typed_value(row, col)?;
+        match (column.type_oid, column.is_binary(), bytes) {
+            (oid::BOOL, true, b) => binary::bool(b).ok_or(GetError::TypeMismatch),
+            (oid::BOOL, false, b"t") => Ok(true),
+            (oid::BOOL, false, b"f") => Ok(false),
             _ => Err(GetError::TypeMismatch),
         }
     }
 
-    /// Microseconds since 1970-01-01 00:00:00 UTC for timestamptz; since that wall-clock time for
-    /// timestamp and date (midnight). `infinity`/`-infinity` are `i64::MAX`/`i64::MIN`, as in
-    /// PostgreSQL's own representation. Reads the ISO text form (DateStyle ISO, the default).
-    pub fn get_epoch_micros(&self, row: usize, col: usize) -> Result<i64, GetError> {
-        let (text, ty) = self.typed_cell(row, col)?;
-        if !matches!(ty, oid::DATE | oid::TIMESTAMP | oid::TIMESTAMPTZ) {
+    /// A uuid column's 16 bytes.
+    pub fn get_uuid(&self, row: usize, col: usize) -> Result<[u8; 16], GetError> {
+        let (bytes, column) = self.typed_value(row, col)?;
+        if column.type_oid != oid::UUID {
             return Err(GetError::TypeMismatch);
+        }
+        if column.is_binary() { binary::uuid(bytes) } else { binary::parse_uuid_text(bytes) }
+            .ok_or(GetError::TypeMismatch)
+    }
+
+    /// Microseconds since 1970-01-01 00:00:00 UTC for timestamptz; since that wall-clock time for
+    /// timestamp and date (midnight); since midnight for time. `infinity`/`-infinity` are
+    /// `i64::MAX`/`i64::MIN`, as in PostgreSQL's own representation; a finite value beyond the
+    /// i64 range (dates past the year 294246) is an overflow. Text is read in its ISO form
+    /// (DateStyle ISO, the default); binary values under any DateStyle.
+    pub fn get_epoch_micros(&self, row: usize, col: usize) -> Result<i64, GetError> {
+        let (bytes, column) = self.typed_value(row, col)?;
+        let ty = column.type_oid;
+        if !matches!(ty, oid::DATE | oid::TIME | oid::TIMESTAMP | oid::TIMESTAMPTZ) {
+            return Err(GetError::TypeMismatch);
+        }
+        if column.is_binary() {
+            return match ty {
+                oid::DATE => binary::date_epoch_micros(binary::date(bytes).ok_or(GetError::TypeMismatch)?),
+                oid::TIME => binary::time(bytes).ok_or(GetError::TypeMismatch),
+                _ => binary::timestamp_epoch_micros(binary::timestamp(bytes).ok_or(GetError::TypeMismatch)?),
+            };
+        }
+        let text = text(bytes)?;
+        if ty == oid::TIME {
+            // A time's text is the same under every DateStyle.
+            return parse_clock(text).ok_or(GetError::Unsupported);
         }
         match text {
             "infinity" => return Ok(i64::MAX),
@@ -95,8 +156,14 @@ impl ResultSet {
         if self.non_iso_dates {
             return Err(GetError::Unsupported);
         }
-        parse_iso_datetime(text, ty == oid::TIMESTAMPTZ).ok_or(GetError::Unsupported)
+        parse_iso_datetime(text, ty == oid::TIMESTAMPTZ)
     }
+}
+
+/// A text value as `str` (the server sends UTF-8).
+#[inline]
+fn text(bytes: &[u8]) -> Result<&str, GetError> {
+    std::str::from_utf8(bytes).map_err(|_| GetError::TypeMismatch)
 }
 
 /// Decode a bytea value's text form (`\x` hex, or the escape format) into bytes.
@@ -141,60 +208,71 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A field of 1 to `max_len` digits whose value is at most `max`.
+fn field(s: &str, max_len: usize, max: i64) -> Option<i64> {
+    if s.is_empty() || s.len() > max_len || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<i64>().ok().filter(|v| *v <= max)
+}
+
+/// `HH:MM:SS[.ffffff]` (a time's text under every DateStyle, at most 24:00:00) as microseconds
+/// since midnight.
+fn parse_clock(clock: &str) -> Option<i64> {
+    let mut cp = clock.splitn(3, ':');
+    let h = field(cp.next()?, 2, 24)?;
+    let mi = field(cp.next()?, 2, 59)?;
+    let sec = cp.next()?;
+    let (s, frac) = sec.split_once('.').map_or((sec, ""), |(s, f)| (s, f));
+    let s = field(s, 2, 60)?;
+    let mut frac_us = if frac.is_empty() { 0 } else { field(frac, 6, 999_999)? };
+    for _ in frac.len()..6 {
+        frac_us *= 10;
+    }
+    Some(((h * 60 + mi) * 60 + s) * 1_000_000 + frac_us)
+}
+
 /// `YYYY-MM-DD[ HH:MM:SS[.ffffff]][±HH[:MM[:SS]]][ BC]` as printed under DateStyle ISO. Every
 /// field is range-checked and the arithmetic is checked: text that is not a real date/time (the
-/// server never sends one, but the getter must hold for any input) gives `None`, never a wrong
-/// value.
-fn parse_iso_datetime(text: &str, with_zone: bool) -> Option<i64> {
+/// server never sends one, but the getter must hold for any input) is `Unsupported`, and a
+/// date/time beyond the i64 range of microseconds is `Overflow`, never a wrong value.
+fn parse_iso_datetime(text: &str, with_zone: bool) -> Result<i64, GetError> {
     let (text, bc) = match text.strip_suffix(" BC") {
         Some(t) => (t, true),
         None => (text, false),
     };
-    // A field of 1 to `max_len` digits whose value is at most `max`.
-    let field = |s: &str, max_len: usize, max: i64| -> Option<i64> {
-        if s.is_empty() || s.len() > max_len || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse::<i64>().ok().filter(|v| *v <= max)
-    };
+    let bad = GetError::Unsupported;
     let (date, rest) = text.split_once(' ').map_or((text, None), |(d, r)| (d, Some(r)));
     let mut dp = date.splitn(3, '-');
+    let mut next = || dp.next().ok_or(bad);
     // PostgreSQL's dates span 4713 BC to 5874897 AD.
-    let y = field(dp.next()?, 7, 5_874_897)?;
-    let m = field(dp.next()?, 2, 12).filter(|m| *m >= 1)?;
-    let d = field(dp.next()?, 2, 31).filter(|d| *d >= 1)?;
+    let y = field(next()?, 7, 5_874_897).ok_or(bad)?;
+    let m = field(next()?, 2, 12).filter(|m| *m >= 1).ok_or(bad)?;
+    let d = field(next()?, 2, 31).filter(|d| *d >= 1).ok_or(bad)?;
     let year = if bc { 1 - y } else { y };
-    let mut micros = days_from_civil(year, m, d).checked_mul(86_400_000_000)?;
+    let overflow = GetError::Overflow;
+    let mut micros = days_from_civil(year, m, d).checked_mul(86_400_000_000).ok_or(overflow);
     if let Some(rest) = rest {
         let split = rest.find(['+', '-']).unwrap_or(rest.len());
         let (clock, zone) = rest.split_at(split);
         if with_zone == zone.is_empty() {
-            return None;
+            return Err(bad);
         }
-        let mut cp = clock.splitn(3, ':');
-        let h = field(cp.next()?, 2, 24)?;
-        let mi = field(cp.next()?, 2, 59)?;
-        let sec = cp.next()?;
-        let (s, frac) = sec.split_once('.').map_or((sec, ""), |(s, f)| (s, f));
-        let s = field(s, 2, 60)?;
-        let mut frac_us = if frac.is_empty() { 0 } else { field(frac, 6, 999_999)? };
-        for _ in frac.len()..6 {
-            frac_us *= 10;
-        }
-        micros = micros.checked_add(((h * 60 + mi) * 60 + s) * 1_000_000 + frac_us)?;
+        let clock = parse_clock(clock).ok_or(bad)?;
+        micros = micros.and_then(|m| m.checked_add(clock).ok_or(overflow));
         if !zone.is_empty() {
             let sign = if zone.starts_with('-') { -1 } else { 1 };
             let mut zp = zone[1..].split(':');
-            let zh = field(zp.next()?, 2, 16)?;
-            let zm = zp.next().map_or(Some(0), |v| field(v, 2, 59))?;
-            let zs = zp.next().map_or(Some(0), |v| field(v, 2, 59))?;
+            let zh = zp.next().and_then(|v| field(v, 2, 16)).ok_or(bad)?;
+            let zm = zp.next().map_or(Some(0), |v| field(v, 2, 59)).ok_or(bad)?;
+            let zs = zp.next().map_or(Some(0), |v| field(v, 2, 59)).ok_or(bad)?;
             if zp.next().is_some() {
-                return None;
+                return Err(bad);
             }
-            micros = micros.checked_sub(sign * ((zh * 60 + zm) * 60 + zs) * 1_000_000)?;
+            micros = micros.and_then(|m| m.checked_sub(sign * ((zh * 60 + zm) * 60 + zs) * 1_000_000).ok_or(overflow));
         }
     }
-    Some(micros)
+    micros
 }
 
 #[cfg(test)]
@@ -203,14 +281,15 @@ mod tests {
 
     #[test]
     fn iso_datetimes() {
-        assert_eq!(parse_iso_datetime("1970-01-01", false), Some(0));
-        assert_eq!(parse_iso_datetime("2000-01-01 00:00:00", false), Some(946_684_800_000_000));
-        assert_eq!(parse_iso_datetime("2000-01-01 02:00:00.5+02", true), Some(946_684_800_500_000));
-        assert_eq!(parse_iso_datetime("1969-12-31 23:59:59.999999", false), Some(-1));
-        assert_eq!(parse_iso_datetime("2024-07-01 05:30:00+05:30", true), Some(1_719_792_000_000_000));
-        assert_eq!(parse_iso_datetime("0001-01-01 BC", false), parse_iso_datetime("0000-01-01", false));
-        assert_eq!(parse_iso_datetime("2000-01-01 00:00:00", true), None);
-        assert_eq!(parse_iso_datetime("01.01.2000", false), None);
+        let p = |t: &str, z: bool| parse_iso_datetime(t, z).ok();
+        assert_eq!(p("1970-01-01", false), Some(0));
+        assert_eq!(p("2000-01-01 00:00:00", false), Some(946_684_800_000_000));
+        assert_eq!(p("2000-01-01 02:00:00.5+02", true), Some(946_684_800_500_000));
+        assert_eq!(p("1969-12-31 23:59:59.999999", false), Some(-1));
+        assert_eq!(p("2024-07-01 05:30:00+05:30", true), Some(1_719_792_000_000_000));
+        assert_eq!(p("0001-01-01 BC", false), p("0000-01-01", false));
+        assert_eq!(p("2000-01-01 00:00:00", true), None);
+        assert_eq!(p("01.01.2000", false), None);
         // Out of range or overflowing fields are refused, not wrapped.
         for bad in [
             "99999999999999-01-01",
@@ -219,9 +298,15 @@ mod tests {
             "2000-01-01 99999999999:00:00",
             "2000-01-01 00:00:00.1234567",
         ] {
-            assert_eq!(parse_iso_datetime(bad, false), None, "{bad}");
+            assert_eq!(parse_iso_datetime(bad, false), Err(GetError::Unsupported), "{bad}");
         }
-        assert_eq!(parse_iso_datetime("2000-01-01 00:00:00+99999999999", true), None);
+        assert_eq!(p("2000-01-01 00:00:00+99999999999", true), None);
+        // Real dates past the i64 range of microseconds: an overflow.
+        assert_eq!(parse_iso_datetime("5874897-12-31", false), Err(GetError::Overflow));
+        assert_eq!(parse_iso_datetime("294276-12-31 23:59:59+00", true), Err(GetError::Overflow));
+        assert_eq!(parse_clock("24:00:00"), Some(86_400_000_000));
+        assert_eq!(parse_clock("00:00:00.000001"), Some(1));
+        assert_eq!(parse_clock("12:60:00"), None);
     }
 
     #[test]

@@ -556,6 +556,12 @@ impl Session {
         self.statement(self.hold()?, sql, |c, set| c.query_params_into(sql, types, params, set))
     }
 
+    /// `query_params` with every result column in binary (`PQexecParams` with `resultFormat`
+    /// 1): the values are the server's binary bytes, which the typed getters decode.
+    pub fn query_binary(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Box<Results>> {
+        self.statement(self.hold()?, sql, |c, set| c.query_binary_into(sql, types, params, set))
+    }
+
     /// Run `sql` and receive its rows `chunk_rows` at a time; memory is bounded by one chunk.
     /// The stream (and each chunk's results) holds the connection until dropped.
     pub fn query_stream(&self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<RowStream> {

@@ -101,8 +101,17 @@ for src in "$here"/*.c; do
     exe="$build/$name"
     log="$build/$name.log"
     echo "== $name"
+    # A program that also links other libraries (libpq, to compare with it) names their
+    # pkg-config modules on a " * pkg-config: MODULE..." line of its header comment.
+    extra=$(sed -n 's/^ \* pkg-config: *//p' "$src" | head -n 1)
+    extra_flags=""
     # shellcheck disable=SC2086
-    if ! "$CC" "${cflags[@]}" -I"$here" "$src" -o "$exe" $pc_flags -Wl,-rpath,"$prefix/lib" -lpthread \
+    if [ -n "$extra" ] && ! extra_flags=$(pkg-config --cflags --libs $extra); then
+        record "$name" FAIL "pkg-config cannot find $extra"
+        continue
+    fi
+    # shellcheck disable=SC2086
+    if ! "$CC" "${cflags[@]}" -I"$here" "$src" -o "$exe" $pc_flags $extra_flags -Wl,-rpath,"$prefix/lib" -lpthread \
            > "$build/$name.build.log" 2>&1; then
         cat "$build/$name.build.log"
         record "$name" FAIL "build failed"

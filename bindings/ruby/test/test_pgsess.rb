@@ -1647,4 +1647,168 @@ class TestPGSess < Minitest::Test
       assert_equal "fd", s.next_notification(0)&.payload
     end
   end
+
+  # --- binary results and the statement cache ----------------------------------------------
+
+  # Types of the text/binary comparison: each a column of rows (SQL literals) with edge values.
+  BINARY_CASES = {
+    "int2" => %w[0 -32768 32767 NULL],
+    "int4" => %w[-2147483648 2147483647 42],
+    "int8" => %w[-9223372036854775808 9223372036854775807 NULL],
+    "oid" => %w[0 4294967295],
+    "float4" => ["0.1", "-0", "'NaN'", "'Infinity'", "'-Infinity'", "3.4028235e38", "1e-45", "16777217", "NULL"],
+    "float8" => ["0.1", "1e300", "'NaN'", "'-Infinity'", "5e-324", "-0", "1e20", "NULL"],
+    "numeric" => ["1.5", "-0.0001", "12345678901234567890.123456789", "'NaN'", "0", "-7.00", "NULL"],
+    "bool" => %w[true false NULL],
+    "date" => ["'2024-02-29'", "'infinity'", "'-infinity'", "'0001-01-01'", "'4713-01-01 BC'", "'5874897-12-31'", "NULL"],
+    "timestamp" => ["'2024-02-29 12:34:56.123456'", "'infinity'", "'-infinity'", "'4713-01-01 00:00:00 BC'", "NULL"],
+    "timestamptz" => ["'2024-02-29 12:34:56.123456+02'", "'infinity'", "'-infinity'", "'1900-06-01 01:02:03-03'",
+                      "'294276-12-31 23:59:59.999999+00'", "NULL"],
+    "time" => ["'12:34:56.789'", "'24:00:00'", "NULL"],
+    "bytea" => ["'\\x00ff10'", "''", "NULL"],
+    "uuid" => ["'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "NULL"],
+    "text" => ["'héllo wörld'", "''", "'42'", "NULL"],
+    "varchar(10)" => ["'abc'", "NULL"],
+    "name" => ["'nm'"],
+    "char(4)" => ["'ab'"],
+    '"char"' => ["'x'"],
+    "json" => [%q('{"a": [1, 2.5, null], "b": "é"}'), "'3'", "NULL"],
+    "jsonb" => [%q('{"b": 1, "a": [1, 2.50]}'), %q('"s"'), "NULL"]
+  }.freeze
+
+  # A value in a form where NaN equals NaN, -0.0 differs from 0.0 and the class counts.
+  def comparable(v)
+    case v
+    when Float then [:float, [v].pack("G")]
+    when BigDecimal then [:decimal, v.to_s]
+    when Time then [:time, v.to_r, v.utc?]
+    when Date then [:date, v.jd, v.start]
+    when Hash then v.to_h { |k, x| [k, comparable(x)] }
+    when Array then v.map { |x| comparable(x) }
+    when String then [:string, v, v.encoding]
+    else v
+    end
+  end
+
+  # Every row read from a binary result equals the one read from the text result, for every
+  # type of the table above (under UTC and the ISO DateStyle, the settings the library renders
+  # text under).
+  def test_query_binary_matches_query
+    open do |s|
+      s.pin do |p|
+        p.query("SET TimeZone = 'UTC'") {}
+        BINARY_CASES.each do |type, vals|
+          rows = vals.each_with_index.map { |v, i| "(#{i}, (#{v})::#{type})" }
+          sql = "SELECT v FROM (VALUES #{rows.join(', ')}) AS t(i, v) ORDER BY i"
+          text = p.query(sql) { |r| [r.column_formats, r.column_types, r.to_a] }
+          binary = p.query_binary(sql) { |r| [r.column_formats, r.column_types, r.to_a] }
+          assert_equal [[0], [1]], [text[0], binary[0]], type
+          assert_equal text[1], binary[1], type
+          assert_equal comparable(text[2]), comparable(binary[2]), "#{type}: #{text[2].inspect} / #{binary[2].inspect}"
+        end
+      end
+    end
+  end
+
+  def test_query_binary_values
+    sql = <<~SQL
+      SELECT 7::int2 AS i2, -8::int4 AS i4, 9000000000::int8 AS i8, 4000000000::oid AS o, 0.1::float4 AS f4,
+             0.1::float8 AS f8, true AS t, '\\x0001ff'::bytea AS b, '2024-02-29'::date AS d,
+             '2024-02-29 12:34:56.5+01'::timestamptz AS tz, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u,
+             'héllo'::text AS txt, '{"a": [1, 2.5]}'::jsonb AS jb, 123.450::numeric AS num, NULL::int4 AS n
+    SQL
+    open do |s|
+      row = s.query_binary(sql) { |r| r[0] }
+      assert_equal({ "i2" => 7, "i4" => -8, "i8" => 9_000_000_000, "o" => 4_000_000_000, "f4" => 0.1, "f8" => 0.1,
+                     "t" => true, "b" => "\x00\x01\xFF".b, "d" => Date.new(2024, 2, 29),
+                     "tz" => Time.utc(2024, 2, 29, 11, 34, 56.5r), "u" => "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                     "txt" => "héllo", "jb" => { "a" => [1, 2.5] }, "num" => BigDecimal("123.45"), "n" => nil }, row)
+      assert_equal Encoding::BINARY, row["b"].encoding
+      assert_equal Encoding::UTF_8, row["txt"].encoding
+      assert_equal Encoding::UTF_8, row["u"].encoding
+      assert row["tz"].utc?
+      # With parameters, a binary one included.
+      assert_equal [{ "n" => 42, "b" => "\x00\xFF".b }],
+                   s.query_binary("SELECT $1::int + 1 AS n, $2::bytea AS b", 41, "\x00\xFF".b, &:to_a)
+      assert_raises(PGSess::Error) { s.query_binary("SELECT 1; SELECT 2") {} }
+    end
+  end
+
+  # What the library cannot render as text (interval, or a timestamp under another DateStyle)
+  # raises NotSupportedError naming the column; the decoded types keep working.
+  def test_query_binary_text_refused
+    open do |s|
+      s.pin do |p|
+        e = assert_raises(PGSess::NotSupportedError) { p.query_binary("SELECT '1 day'::interval AS iv", &:to_a) }
+        assert_match(/column "iv"/, e.message)
+        assert_match(/#query/, e.message)
+        p.query("SET DateStyle = 'German'") {}
+        assert_raises(PGSess::NotSupportedError) { p.query_binary("SELECT '2024-02-29 12:00'::timestamp", &:to_a) }
+        assert_equal [{ "d" => Date.new(2024, 2, 29) }], p.query_binary("SELECT '2024-02-29'::date AS d", &:to_a)
+      end
+    end
+  end
+
+  # query_binary wherever query is: a transaction, its session and a pinned session.
+  def test_query_binary_in_transactions_and_pinned
+    table = unique("rb_bin")
+    open do |s|
+      s.query("CREATE TABLE #{table} (id int PRIMARY KEY, b bytea)") {}
+      begin
+        rolled_back = Class.new(StandardError)
+        assert_raises(rolled_back) do
+          s.transaction do |tx|
+            tx.query("INSERT INTO #{table} VALUES ($1, $2)", 1, "\x00\x01".b) {}
+            assert_equal [{ "b" => "\x00\x01".b }], tx.query_binary("SELECT b FROM #{table} WHERE id = $1", 1, &:to_a)
+            assert_equal [1], tx.session.query_binary("SELECT id FROM #{table}") { |r| r.map { |h| h["id"] } }
+            assert_equal 0, s.query_binary("SELECT count(*) FROM #{table}") { |r| r[0]["count"] }
+            raise rolled_back
+          end
+        end
+        assert_equal 0, s.query_binary("SELECT count(*) FROM #{table}") { |r| r[0]["count"] }
+        tx = s.begin
+        tx.rollback
+        assert_raises(PGSess::InterfaceError) { tx.query_binary("SELECT 1") }
+        s.pin do |p|
+          p.query("CREATE TEMP TABLE rb_bin_tmp (v int8)") {}
+          p.query("INSERT INTO rb_bin_tmp VALUES (1), (2), (3)") {}
+          assert_equal 6, p.query_binary("SELECT sum(v)::int8 AS s FROM rb_bin_tmp") { |r| r[0]["s"] }
+        end
+      ensure
+        s.query("DROP TABLE IF EXISTS #{table}") {}
+      end
+    end
+  end
+
+  # statement_cache: a statement with parameters is prepared once per connection (the pinned
+  # session's pg_prepared_statements shows it), and the cache heals after ALTER TABLE.
+  def test_statement_cache
+    assert_raises(PGSess::ConfigError) { open(statement_cache: -1) }
+    assert_raises(PGSess::ConfigError) { open(statement_cache: 1 << 20) }
+    q = "SELECT $1::int8 * 2 AS twice"
+    count = "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1 AND name LIKE 'pgsess%'"
+    table = unique("rb_cache")
+    open do |plain|
+      plain.pin do |p|
+        assert_equal 42, value(p, q, 21)
+        assert_equal 0, value(p, count, q)
+      end
+      plain.query("CREATE TABLE #{table} (id int PRIMARY KEY)") {}
+      plain.query("INSERT INTO #{table} VALUES (1)") {}
+      open(statement_cache: 8) do |s|
+        refute_equal plain.pool_id, s.pool_id
+        s.pin do |p|
+          3.times { |i| assert_equal 2 * i, value(p, q, i) }
+          assert_equal 10, p.query_binary(q, 5) { |r| r[0]["twice"] }
+          assert_equal 1, value(p, count, q)
+          sel = "SELECT * FROM #{table} WHERE id = $1"
+          assert_equal [{ "id" => 1 }], p.query(sel, 1, &:to_a)
+          plain.query("ALTER TABLE #{table} ADD COLUMN note text DEFAULT 'added'") {}
+          assert_equal [{ "id" => 1, "note" => "added" }], p.query(sel, 1, &:to_a)
+        end
+      end
+    ensure
+      plain.query("DROP TABLE IF EXISTS #{table}") {}
+    end
+  end
 end

@@ -66,6 +66,7 @@ module PGSess
     attach_function :pgsess_options_set_checkout_timeout_ms, [:options, :uint32], :code
     attach_function :pgsess_options_set_reset, [:options, :int], :code
     attach_function :pgsess_options_set_pinned, [:options, :bool], :code
+    attach_function :pgsess_options_set_statement_cache, [:options, :uint32], :code
 
     # Frees results and returns the pooled connection; may roll back: blocking.
     attach_function :pgsess_results_free, [:results], :void, blocking: true
@@ -73,6 +74,7 @@ module PGSess
     attach_function :pgsess_results_ncols, [:results], :size_t
     attach_function :pgsess_results_column_name, [:results, :size_t], :pointer
     attach_function :pgsess_results_column_type, [:results, :size_t], :uint32
+    attach_function :pgsess_results_column_format, [:results, :size_t], :int32
     attach_function :pgsess_results_rows_affected, [:results], :uint64
     attach_function :pgsess_results_backend_pid, [:results], :int32
     attach_function :pgsess_results_notice_count, [:results], :size_t
@@ -83,12 +85,17 @@ module PGSess
     attach_function :pgsess_results_row, [:results, :size_t, :pointer, :pointer, :size_t], :size_t
     attach_function :pgsess_results_get_epoch_micros, [:results, :size_t, :size_t, :pointer], :code
     attach_function :pgsess_results_get_bytes, [:results, :size_t, :size_t, :pointer], :pointer
+    attach_function :pgsess_results_get_double, [:results, :size_t, :size_t, :pointer], :code
+    attach_function :pgsess_results_get_text, [:results, :size_t, :size_t, :pointer, :errp], :code
     attach_function :pgsess_results_json, [:results], :pointer
 
     attach_function :pgsess_open, [:pointer, :options, :errp], :session, blocking: true
     attach_function :pgsess_close, [:session], :void, blocking: true
     attach_function :pgsess_query, [:session, :pointer, :size_t, :pointer, :errp], :results, blocking: true
     attach_function :pgsess_query_params,
+                    [:session, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
+                    :results, blocking: true
+    attach_function :pgsess_query_binary,
                     [:session, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
                     :results, blocking: true
     attach_function :pgsess_query_stream, [:session, :pointer, :size_t, :pointer, :uint32, :errp],

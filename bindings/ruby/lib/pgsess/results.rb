@@ -19,16 +19,21 @@ module PGSess
     module OID
       BOOL = 16
       BYTEA = 17
+      NAME = 19
       INT8 = 20
       INT2 = 21
       INT4 = 23
+      TEXT = 25
       OID = 26
       JSON = 114
       FLOAT4 = 700
       FLOAT8 = 701
+      BPCHAR = 1042
+      VARCHAR = 1043
       DATE = 1082
       TIMESTAMPTZ = 1184
       NUMERIC = 1700
+      UUID = 2950
       JSONB = 3802
     end
 
@@ -81,6 +86,16 @@ module PGSess
 
     INFINITY_MICROS = 2**63 - 1
     NEG_INFINITY_MICROS = -2**63
+    INFINITY_DAYS = 2**31 - 1
+    NEG_INFINITY_DAYS = -2**31
+    # 2000-01-01, the epoch of binary dates and timestamps: in Unix microseconds, as a Julian day.
+    PG_EPOCH_MICROS = 946_684_800_000_000
+    PG_EPOCH_JD = 2_451_545
+    # Binary integers: unpack format and size by type.
+    BINARY_INTS = { OID::INT2 => ["s>", 2], OID::INT4 => ["l>", 4], OID::INT8 => ["q>", 8],
+                    OID::OID => ["L>", 4] }.freeze
+    # Types whose binary value is its text's bytes.
+    BINARY_TEXT = [OID::TEXT, OID::VARCHAR, OID::NAME, OID::BPCHAR].freeze
     DATE_RE = /\A(\d+)-(\d\d)-(\d\d)( BC)?\z/.freeze
     PTR_SIZE = FFI::Pointer.size
 
@@ -93,6 +108,7 @@ module PGSess
       @ncols = Native.pgsess_results_ncols(ptr)
       @columns = Array.new(@ncols) { |c| Native.str(Native.pgsess_results_column_name(ptr, c)).freeze }.freeze
       @types = Array.new(@ncols) { |c| Native.pgsess_results_column_type(ptr, c) }.freeze
+      @formats = Array.new(@ncols) { |c| Native.pgsess_results_column_format(ptr, c) }.freeze
       @status = Native.str(Native.pgsess_results_status(ptr)).freeze
       @count = Native.pgsess_results_count(ptr)
       @rows_affected = Native.pgsess_results_rows_affected(ptr)
@@ -114,6 +130,12 @@ module PGSess
     # Column type OIDs, in order.
     def column_types
       @types
+    end
+
+    # Column formats, in order, as libpq's PQfformat: 0 text (#query), 1 binary
+    # (Session#query_binary).
+    def column_formats
+      @formats
     end
 
     # Number of rows returned.
@@ -206,7 +228,8 @@ module PGSess
       [FFI::MemoryPointer.new(:pointer, n), FFI::MemoryPointer.new(:size_t, n), FFI::MemoryPointer.new(:int64)]
     end
 
-    # One foreign call per row (pgsess_results_row), plus one per bytea or timestamptz value.
+    # One foreign call per row (pgsess_results_row), plus one per text bytea or timestamptz
+    # value (binary values are decoded in Ruby, but for those read as text: see #binary).
     def fetch_row(i, buffers)
       values, lengths, out = buffers
       @handle.use do |ptr|
@@ -217,7 +240,10 @@ module PGSess
         c = 0
         while c < @ncols
           vp = ptrs[c]
-          row[@columns[c]] = vp.null? ? nil : convert(ptr, i, c, vp, lens[c], out)
+          row[@columns[c]] = if vp.null? then nil
+                             elsif @formats[c] == 1 then binary(ptr, i, c, vp.read_bytes(lens[c]), out)
+                             else convert(ptr, i, c, vp, lens[c], out)
+                             end
           c += 1
         end
         row
@@ -245,6 +271,94 @@ module PGSess
       else
         text(vp, len)
       end
+    end
+
+    # A binary value (`b`, its bytes) as #convert gives the same value's text: integers, floats,
+    # bool, bytea, json/jsonb, timestamptz, date, uuid and the text types are decoded here from
+    # the bytes; a float4 through pgsess_results_get_double (the double nearest its shortest
+    # decimal, as its text reads); numeric, and every other type (a String, as its text), from
+    # the library's rendering of its text (pgsess_results_get_text), which raises
+    # NotSupportedError for a type whose text it does not know or that depends on settings.
+    def binary(ptr, row, col, b, out)
+      type = @types[col]
+      if (int = BINARY_INTS[type])
+        return malformed(col, b) unless b.bytesize == int[1]
+
+        return b.unpack1(int[0])
+      end
+      case type
+      when OID::FLOAT8
+        b.bytesize == 8 ? b.unpack1("G") : malformed(col, b)
+      when OID::FLOAT4
+        return malformed(col, b) unless b.bytesize == 4
+
+        rc = Native.pgsess_results_get_double(ptr, row, col, out)
+        rc == Native::OK ? out.read_double : malformed(col, b)
+      when OID::BOOL
+        b.bytesize == 1 ? b.getbyte(0) != 0 : malformed(col, b)
+      when OID::BYTEA
+        b
+      when OID::JSON
+        JSON.parse(b.force_encoding(Encoding::UTF_8))
+      when OID::JSONB
+        return malformed(col, b) unless b.getbyte(0) == 1
+
+        JSON.parse(b.byteslice(1, b.bytesize - 1).force_encoding(Encoding::UTF_8))
+      when OID::TIMESTAMPTZ
+        binary_timestamptz(ptr, row, col, b)
+      when OID::DATE
+        binary_date(col, b)
+      when OID::UUID
+        return malformed(col, b) unless b.bytesize == 16
+
+        b.unpack1("H*").insert(20, "-").insert(16, "-").insert(12, "-").insert(8, "-").force_encoding(Encoding::UTF_8)
+      when OID::NUMERIC
+        BigDecimal(library_text(ptr, row, col))
+      else
+        BINARY_TEXT.include?(type) ? b.force_encoding(Encoding::UTF_8) : library_text(ptr, row, col)
+      end
+    end
+
+    # As #timestamptz: Time in UTC, ±Float::INFINITY; a value past the 64-bit microseconds
+    # since 1970 (after the year 294246), which the text form gives as text, the same text.
+    def binary_timestamptz(ptr, row, col, b)
+      return malformed(col, b) unless b.bytesize == 8
+
+      v = b.unpack1("q>")
+      return Float::INFINITY if v == INFINITY_MICROS
+      return -Float::INFINITY if v == NEG_INFINITY_MICROS
+      return library_text(ptr, row, col) if v > INFINITY_MICROS - PG_EPOCH_MICROS
+
+      micros = v + PG_EPOCH_MICROS
+      Time.at(micros.div(1_000_000), micros % 1_000_000, :usec).utc
+    end
+
+    # As #date: a proleptic Gregorian Date, or ±Float::INFINITY.
+    def binary_date(col, b)
+      return malformed(col, b) unless b.bytesize == 4
+
+      days = b.unpack1("l>")
+      return Float::INFINITY if days == INFINITY_DAYS
+      return -Float::INFINITY if days == NEG_INFINITY_DAYS
+
+      Date.jd(PG_EPOCH_JD + days, Date::GREGORIAN)
+    end
+
+    # The server's text for a binary value, as the library renders it (pgsess_results_get_text).
+    def library_text(ptr, row, col)
+      textp = FFI::MemoryPointer.new(:pointer)
+      Native.checked { |e| Native.pgsess_results_get_text(ptr, row, col, textp, e) }
+      Native.str(textp.read_pointer)
+    rescue NotSupportedError => e
+      raise NotSupportedError.new("column #{@columns[col].inspect}: #{e.message} (#query gives the server's own text)",
+                                  code: e.code, category: e.category)
+    end
+
+    def malformed(col, b)
+      raise Error.class_for(Error::VALUES[:type_mismatch]).new(
+        "column #{@columns[col].inspect}: a binary #{@types[col]} value of #{b.bytesize} bytes",
+        code: :type_mismatch
+      )
     end
 
     def text(vp, len)

@@ -39,6 +39,21 @@ module PGSess
       Results.new(native_call(handle, Native.cstring(sql, "SQL"), Params.new(params), text, typed), sql)
     end
 
+    # Run `sql` with `params` through pgsess_query_binary on the session of `handle` (a Handle or
+    # TransactionHandle): every result column in binary. Call it inside #execute.
+    def run_binary(sql, params, handle)
+      sql = sql.to_s
+      sql_ptr = Native.cstring(sql, "SQL")
+      prm = Params.new(params)
+      ptr = handle.use do |h|
+        Native.checked do |e|
+          Native.pgsess_query_binary(h, sql_ptr, prm.count, nil, prm.values_ptr, prm.lengths_ptr,
+                                     prm.formats_ptr, e)
+        end
+      end
+      Results.new(ptr, sql)
+    end
+
     # Call the function `name` with `args` through `text` (pgsess_callproc or
     # pgsess_tx_callproc), or `typed` (their _params form) when an argument is binary: the
     # library quotes the name and builds the statement. Call it inside #execute.
@@ -177,12 +192,21 @@ module PGSess
     # `pinned: true` opens a pinned session (see #pin); pinned and pooled sessions of one URI
     # share a pool.
     #
+    # `statement_cache: n` (0, the default, is off; at most 65,536) keeps up to n statements with
+    # parameters prepared per pooled connection, so a statement run again is only bound and
+    # executed, not parsed and planned again; the least recently used are closed. When a cached
+    # plan goes stale (ALTER TABLE, a type dropped and created again) every connection of the
+    # pool prepares it again, and outside a transaction the failed call is retried once, so the
+    # caller sees no error. It is part of the pool key. Keep it off behind PgBouncer in
+    # transaction mode unless PgBouncer tracks prepared statements (max_prepared_statements).
+    #
     # With a block, yields the session, closes it when the block ends and returns the block's
     # value.
     def self.open(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
-                  reset: nil, pinned: false)
+                  reset: nil, pinned: false, statement_cache: nil)
       session = new(name, db_url: db_url, pool_max_size: pool_max_size, pool_idle_ttl: pool_idle_ttl,
-                          checkout_timeout_ms: checkout_timeout_ms, reset: reset, pinned: pinned)
+                          checkout_timeout_ms: checkout_timeout_ms, reset: reset, pinned: pinned,
+                          statement_cache: statement_cache)
       return session unless block_given?
 
       begin
@@ -207,7 +231,7 @@ module PGSess
 
     # See Session.open.
     def initialize(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
-                   reset: nil, pinned: false)
+                   reset: nil, pinned: false, statement_cache: nil)
       @name = name
       name_ptr = name.nil? ? nil : Native.cstring(name, "session name")
       opts = Native.pgsess_options_new
@@ -220,6 +244,7 @@ module PGSess
         set_uint32(opts, :pgsess_options_set_pool_idle_ttl, "pool_idle_ttl", pool_idle_ttl)
         set_uint32(opts, :pgsess_options_set_checkout_timeout_ms, "checkout_timeout_ms", checkout_timeout_ms)
         set_reset(opts, reset) unless reset.nil?
+        set_uint32(opts, :pgsess_options_set_statement_cache, "statement_cache", statement_cache)
         if pinned
           code = Native.pgsess_options_set_pinned(opts, true)
           option_failed("pinned", "true", code) unless code == Native::OK
@@ -253,6 +278,19 @@ module PGSess
     # returns the block's value.
     def query(sql, *params, &block)
       Statements.execute(block) { Statements.run(sql, params, @handle, :pgsess_query, :pgsess_query_params) }
+    end
+
+    # #query with every result column in binary (pgsess_query_binary): the server skips its text
+    # output and the rows are decoded from the binary values, giving the same Ruby values as
+    # #query (integers, floats, bool, bytea, json/jsonb, timestamptz, date, uuid and the text
+    # types decoded in Ruby; numeric and other types from the library's rendering of their
+    # text, which raises NotSupportedError for types it does not render, such as interval and
+    # arrays, or whose text depends on settings: a timestamp as text needs the ISO DateStyle, a
+    # timestamptz past the year 294246 a UTC TimeZone). Prefer it for reading many rows of
+    # numbers, times and bytea. Always one statement on the extended protocol, even without
+    # parameters. Parameters, results and block as for #query.
+    def query_binary(sql, *params, &block)
+      Statements.execute(block) { Statements.run_binary(sql, params, @handle) }
     end
 
     # Call a function: `SELECT * FROM name($1, ...)`, the name quoted part by part (so it is

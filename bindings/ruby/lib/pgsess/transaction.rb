@@ -94,6 +94,11 @@ module PGSess
       Statements.execute(block) { Statements.run(sql, params, @handle, :pgsess_tx_query, :pgsess_tx_query_params) }
     end
 
+    # Session#query_binary inside the transaction (on #session): every result column in binary.
+    def query_binary(sql, *params, &block)
+      session.query_binary(sql, *params, &block)
+    end
+
     # Session#callproc inside the transaction (pgsess_tx_callproc): what the function does
     # commits or rolls back with the transaction.
     def callproc(name, *args, &block)
