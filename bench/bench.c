@@ -812,6 +812,226 @@ static void workload_bulk(pgsess_session *s, PGconn *c)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Workload 2b: bulk fetch into C types (issue 15)                                              */
+
+/* What every side computes from the 200,000 rows: the sums of the int4 column, of the text
+   column's lengths and first bytes, of the timestamptz column in microseconds since 1970 (mod
+   2^64), of the float8 column (exact: multiples of 0.5 far below 2^53), and the count of trues. */
+struct typed_sum {
+    long rows;
+    unsigned long long ints, len, first, micros, trues;
+    double floats;
+};
+
+static void typed_check(const char *side, const struct typed_sum *got, const struct typed_sum *want)
+{
+    if (got->rows != want->rows || got->ints != want->ints || got->len != want->len || got->first != want->first ||
+        got->micros != want->micros || got->trues != want->trues || got->floats != want->floats)
+        die("bulk typed %s: checksum (%ld rows, ints %llu, len %llu, first %llu, micros %llu, trues %llu, floats %.1f) "
+            "differs from (%ld, %llu, %llu, %llu, %llu, %llu, %.1f)",
+            side, got->rows, got->ints, got->len, got->first, got->micros, got->trues, got->floats, want->rows,
+            want->ints, want->len, want->first, want->micros, want->trues, want->floats);
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static long long days_from_civil(long long y, long m, long d)
+{
+    long long era, yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The server's ISO text of a timestamptz ("2026-12-02 14:30:00.123456+00", fraction and offset
+   minutes optional) to microseconds since 1970, strtol-style: what a C program using libpq's
+   text results writes for it. */
+static long long ts_text_micros(const char *s)
+{
+    char *e;
+    long y = strtol(s, &e, 10), mo = strtol(e + 1, &e, 10), d = strtol(e + 1, &e, 10);
+    long h = strtol(e + 1, &e, 10), mi = strtol(e + 1, &e, 10), sec = strtol(e + 1, &e, 10), off = 0;
+    long long us = 0;
+    int digits = 0;
+    if (*e == '.') {
+        for (e++; *e >= '0' && *e <= '9'; e++, digits++)
+            if (digits < 6)
+                us = us * 10 + (*e - '0');
+        for (; digits < 6; digits++)
+            us *= 10;
+    }
+    if (*e == '+' || *e == '-') {
+        long sign = *e == '-' ? -1 : 1, oh = strtol(e + 1, &e, 10), om = 0, os = 0;
+        if (*e == ':') {
+            om = strtol(e + 1, &e, 10);
+            if (*e == ':')
+                os = strtol(e + 1, &e, 10);
+        }
+        off = sign * (oh * 3600 + om * 60 + os);
+    }
+    return (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off) * 1000000LL + us;
+}
+
+static uint64_t be64(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint64_t)u[0] << 56 | (uint64_t)u[1] << 48 | (uint64_t)u[2] << 40 | (uint64_t)u[3] << 32 |
+           (uint64_t)u[4] << 24 | (uint64_t)u[5] << 16 | (uint64_t)u[6] << 8 | (uint64_t)u[7];
+}
+
+/* PostgreSQL's binary timestamptz counts microseconds from 2000-01-01 00:00 UTC. */
+#define PG_EPOCH_UNIX_MICROS 946684800000000LL
+
+static double typed_pgsess(pgsess_session *s, struct typed_sum *out)
+{
+    pgsess_error *err = NULL;
+    pgsess_results *r;
+    size_t nrows, i;
+    struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
+    double t0 = now_us();
+    r = pgsess_query_binary(s, BULK_SQL, 0, NULL, NULL, NULL, NULL, &err);
+    if (r == NULL)
+        die("pgsess_query_binary(%s) failed: %s", BULK_SQL, emsg(err));
+    nrows = pgsess_results_nrows(r);
+    if ((long)nrows != BULK_ROWS || pgsess_results_ncols(r) != 5 || pgsess_results_column_format(r, 0) != 1)
+        die("pgsess bulk typed: %zu rows x %zu columns (format %d), expected %ld x 5 in binary", nrows,
+            pgsess_results_ncols(r), (int)pgsess_results_column_format(r, 0), BULK_ROWS);
+    for (i = 0; i < nrows; i++) {
+        int32_t iv;
+        int64_t us;
+        double f;
+        bool b;
+        const char *txt = pgsess_results_value(r, i, 1);
+        if (pgsess_results_get_int32(r, i, 0, &iv) != PGSESS_OK || txt == NULL ||
+            pgsess_results_get_epoch_micros(r, i, 2, &us) != PGSESS_OK ||
+            pgsess_results_get_double(r, i, 3, &f) != PGSESS_OK || pgsess_results_get_bool(r, i, 4, &b) != PGSESS_OK)
+            die("pgsess bulk typed: a getter failed on row %zu", i);
+        t.ints += (unsigned long long)(long long)iv;
+        t.len += pgsess_results_value_length(r, i, 1);
+        t.first += (unsigned char)txt[0];
+        t.micros += (unsigned long long)us;
+        t.floats += f;
+        t.trues += b;
+    }
+    t.rows = (long)nrows;
+    pgsess_results_free(r);
+    *out = t;
+    return now_us() - t0;
+}
+
+static double typed_libpq_text(PGconn *c, struct typed_sum *out)
+{
+    PGresult *r;
+    int nrows, i;
+    struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
+    double t0 = now_us();
+    r = PQexecParams(c, BULK_SQL, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die("PQexecParams(%s) failed: %s", BULK_SQL, PQerrorMessage(c));
+    nrows = PQntuples(r);
+    if (nrows != BULK_ROWS || PQnfields(r) != 5)
+        die("libpq bulk typed (text): %d rows x %d columns, expected %ld x 5", nrows, PQnfields(r), BULK_ROWS);
+    for (i = 0; i < nrows; i++) {
+        const char *txt = PQgetvalue(r, i, 1);
+        t.ints += (unsigned long long)(long long)atoi(PQgetvalue(r, i, 0));
+        t.len += (unsigned long long)PQgetlength(r, i, 1);
+        t.first += (unsigned char)txt[0];
+        t.micros += (unsigned long long)ts_text_micros(PQgetvalue(r, i, 2));
+        t.floats += strtod(PQgetvalue(r, i, 3), NULL);
+        t.trues += PQgetvalue(r, i, 4)[0] == 't';
+    }
+    t.rows = nrows;
+    PQclear(r);
+    *out = t;
+    return now_us() - t0;
+}
+
+static double typed_libpq_binary(PGconn *c, struct typed_sum *out)
+{
+    PGresult *r;
+    int nrows, i;
+    struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
+    double t0 = now_us();
+    r = PQexecParams(c, BULK_SQL, 0, NULL, NULL, NULL, NULL, 1);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die("PQexecParams(%s, binary) failed: %s", BULK_SQL, PQerrorMessage(c));
+    nrows = PQntuples(r);
+    if (nrows != BULK_ROWS || PQnfields(r) != 5)
+        die("libpq bulk typed (binary): %d rows x %d columns, expected %ld x 5", nrows, PQnfields(r), BULK_ROWS);
+    for (i = 0; i < nrows; i++) {
+        uint32_t iv;
+        uint64_t fb;
+        double f;
+        const char *txt = PQgetvalue(r, i, 1);
+        memcpy(&iv, PQgetvalue(r, i, 0), 4);
+        t.ints += (unsigned long long)(long long)(int32_t)ntohl(iv);
+        t.len += (unsigned long long)PQgetlength(r, i, 1);
+        t.first += (unsigned char)txt[0];
+        t.micros += (unsigned long long)((long long)be64(PQgetvalue(r, i, 2)) + PG_EPOCH_UNIX_MICROS);
+        fb = be64(PQgetvalue(r, i, 3));
+        memcpy(&f, &fb, 8);
+        t.floats += f;
+        t.trues += PQgetvalue(r, i, 4)[0] != 0;
+    }
+    t.rows = nrows;
+    PQclear(r);
+    *out = t;
+    return now_us() - t0;
+}
+
+/* Three sides per block, order rotating: pgsess binary + typed getters, libpq text + parsing,
+   libpq binary + ntohl/be64. Same rows (workload 2's table), same checksums. */
+static void workload_bulk_typed(pgsess_session *s, PGconn *c)
+{
+    double *a = dalloc(BULK_BLOCKS), *b = dalloc(BULK_BLOCKS), *bb = dalloc(BULK_BLOCKS);
+    double *rt = dalloc(BULK_BLOCKS), *rbin = dalloc(BULK_BLOCKS);
+    struct typed_sum want, got;
+    long k;
+    printf("2b. bulk fetch into C types \"%s\": %ld rows, %ld blocks of one fetch per side, 1 warm-up each;\n"
+           "    sides: pgsess_query_binary + typed getters, libpq text + atoi/strtod/strtol, libpq binary + ntohl/be64\n",
+           BULK_SQL, BULK_ROWS, BULK_BLOCKS);
+    typed_libpq_text(c, &want);
+    typed_pgsess(s, &got);
+    typed_check("pgsess", &got, &want);
+    typed_libpq_binary(c, &got);
+    typed_check("libpq binary", &got, &want);
+    for (k = 0; k < BULK_BLOCKS; k++) {
+        int j;
+        for (j = 0; j < 3; j++) {
+            switch ((j + k) % 3) {
+            case 0:
+                a[k] = typed_pgsess(s, &got) / 1000.0;
+                typed_check("pgsess", &got, &want);
+                break;
+            case 1:
+                b[k] = typed_libpq_text(c, &got) / 1000.0;
+                typed_check("libpq text", &got, &want);
+                break;
+            default:
+                bb[k] = typed_libpq_binary(c, &got) / 1000.0;
+                typed_check("libpq binary", &got, &want);
+            }
+        }
+        rt[k] = a[k] / b[k];
+        rbin[k] = a[k] / bb[k];
+    }
+    print_stats("pgsess binary + getters per fetch", "ms", a, BULK_BLOCKS);
+    print_stats("libpq text + parsing per fetch", "ms", b, BULK_BLOCKS);
+    print_stats("libpq binary + decoding per fetch", "ms", bb, BULK_BLOCKS);
+    print_stats("ratio pgsess/libpq text", "", rt, BULK_BLOCKS);
+    print_stats("ratio pgsess/libpq binary", "", rbin, BULK_BLOCKS);
+    add_row("2b. bulk fetch into C types: pgsess binary + getters vs libpq text + parsing",
+            median(a, (size_t)BULK_BLOCKS), median(b, (size_t)BULK_BLOCKS), "ms", median(rt, (size_t)BULK_BLOCKS),
+            LOWER, 0.80, "(issue 15)");
+    add_row("2b. bulk fetch into C types: pgsess binary + getters vs libpq binary + ntohl",
+            median(a, (size_t)BULK_BLOCKS), median(bb, (size_t)BULK_BLOCKS), "ms",
+            median(rbin, (size_t)BULK_BLOCKS), LOWER, 1.00, "(issue 15)");
+    free(a), free(b), free(bb), free(rt), free(rbin);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Workload 3: concurrency                                                                     */
 
 struct connpool { /* the hand-rolled libpq pool: a mutex-protected free list */
@@ -2656,7 +2876,7 @@ static void cleanup_at_exit(void)
     }
 }
 
-/* PGSESS_BENCH_ONLY: a comma-separated list of workloads to run (roundtrip, roundtrip_cached, bulk, concurrency,
+/* PGSESS_BENCH_ONLY: a comma-separated list of workloads to run (roundtrip, roundtrip_cached, bulk, bulk_typed, concurrency,
  * connect, memory, writes, dirty, copy_in, copy_out, notify); unset or empty runs all of them. */
 static int wanted(const char *workload)
 {
@@ -2697,6 +2917,8 @@ static int run_all(void)
         workload_roundtrip_cached(c);
     if (wanted("bulk"))
         workload_bulk(s1, c);
+    if (wanted("bulk_typed"))
+        workload_bulk_typed(s1, c);
     if (wanted("concurrency"))
         workload_concurrency(s8);
     if (wanted("connect"))
