@@ -102,6 +102,16 @@ static const char *emsg(const pgsess_error *e)
     return m ? m : "(no message)";
 }
 
+/* Voluntary context switches of the whole process so far (every thread: pgsess's own threads
+   count too). A thread that sleeps waiting for its answer and is woken adds one; a wakeup that
+   brings no answer adds another. */
+static double sleeps_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_nvcsw;
+}
+
 static double now_us(void)
 {
     struct timespec ts;
@@ -218,7 +228,7 @@ struct row {
     char met[40];
 };
 
-static struct row ROWS[48];
+static struct row ROWS[64];
 static int NROWS;
 
 static void fmt_val(char *buf, size_t n, double v, const char *unit)
@@ -334,6 +344,7 @@ static double rt_libpq(PGconn *conn, long base, long n, unsigned long long *sum)
 static void workload_roundtrip(pgsess_session *s, PGconn *c)
 {
     double *a = dalloc(RT_BLOCKS), *b = dalloc(RT_BLOCKS), *ratio = dalloc(RT_BLOCKS);
+    double *sla = dalloc(RT_BLOCKS), *slb = dalloc(RT_BLOCKS);
     unsigned long long sa = 0, sb = 0;
     long k;
     printf("1. round trip \"%s\": %ld blocks x %ld calls per side, %ld warm-up calls\n", RT_SQL, RT_BLOCKS,
@@ -341,9 +352,13 @@ static void workload_roundtrip(pgsess_session *s, PGconn *c)
     rt_pgsess(s, 0, RT_WARM, &sa);
     rt_libpq(c, 0, RT_WARM, &sb);
     for (k = 0; k < RT_BLOCKS; k++) {
+        double s0 = sleeps_now(), s1, s2;
         a[k] = rt_pgsess(s, k * RT_ITERS, RT_ITERS, &sa) / (double)RT_ITERS;
+        s1 = sleeps_now();
         b[k] = rt_libpq(c, k * RT_ITERS, RT_ITERS, &sb) / (double)RT_ITERS;
+        s2 = sleeps_now();
         ratio[k] = a[k] / b[k];
+        sla[k] = (s1 - s0) / (double)RT_ITERS, slb[k] = (s2 - s1) / (double)RT_ITERS;
     }
     if (sa != sb)
         die("round trip: value lengths differ (pgsess %llu, libpq %llu)", sa, sb);
@@ -351,10 +366,115 @@ static void workload_roundtrip(pgsess_session *s, PGconn *c)
     print_stats("libpq per call", "us", b, RT_BLOCKS);
     print_stats("ratio pgsess/libpq", "", ratio, RT_BLOCKS);
     add_row("1. round trip `SELECT $1::int + 1`, per call", median(a, (size_t)RT_BLOCKS),
-            median(b, (size_t)RT_BLOCKS), "us", median(ratio, (size_t)RT_BLOCKS), LOWER, 1.05, "(issue)");
+            median(b, (size_t)RT_BLOCKS), "us", median(ratio, (size_t)RT_BLOCKS), LOWER, 1.00, "(issue 15)");
+    print_stats("pgsess sleeps (voluntary switches) per call", "", sla, RT_BLOCKS);
+    print_stats("libpq sleeps (voluntary switches) per call", "", slb, RT_BLOCKS);
+    add_row("1. round trip: sleeps (voluntary context switches) per call", median(sla, (size_t)RT_BLOCKS),
+            median(slb, (size_t)RT_BLOCKS), "", median(slb, (size_t)RT_BLOCKS) > 0 ? median(sla, (size_t)RT_BLOCKS) / median(slb, (size_t)RT_BLOCKS) : -1, INFO, 0, NULL);
+    free(sla), free(slb);
     free(a);
     free(b);
     free(ratio);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workload 1b: round trip with the statement cache (issue 15)                                  */
+
+#define RT_STMT "pgsess_bench_rt"
+
+static pgsess_session *ps_open_cached(uint32_t pool, uint32_t cache)
+{
+    pgsess_options *o = pgsess_options_new();
+    pgsess_error *err = NULL;
+    pgsess_session *s;
+    if (pgsess_options_set_pool_max_size(o, pool) != PGSESS_OK)
+        die("pgsess_options_set_pool_max_size(%u) failed", pool);
+    if (pgsess_options_set_statement_cache(o, cache) != PGSESS_OK)
+        die("pgsess_options_set_statement_cache(%u) failed", cache);
+    s = pgsess_open("bench", o, &err); /* its own pool: the cache is part of the pool key */
+    pgsess_options_free(o);
+    if (s == NULL)
+        die("pgsess_open (statement cache) failed: %s", emsg(err));
+    return s;
+}
+
+/* rt_libpq with the statement prepared once (PQprepare RT_STMT on `conn` beforehand). */
+static double rt_libpq_prepared(PGconn *conn, long base, long n, unsigned long long *sum)
+{
+    long i;
+    double t0 = now_us();
+    for (i = 0; i < n; i++) {
+        char in[24], want[24];
+        const char *params[1];
+        PGresult *r;
+        const char *v;
+        snprintf(in, sizeof in, "%ld", base + i);
+        snprintf(want, sizeof want, "%ld", base + i + 1);
+        params[0] = in;
+        r = PQexecPrepared(conn, RT_STMT, 1, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            die("PQexecPrepared(%s) failed: %s", RT_SQL, PQerrorMessage(conn));
+        v = PQgetvalue(r, 0, 0);
+        if (v == NULL || strcmp(v, want) != 0)
+            die("libpq (prepared): wrong answer for %s: %s", in, v ? v : "NULL");
+        *sum += strlen(v);
+        PQclear(r);
+    }
+    return now_us() - t0;
+}
+
+/* Three sides in each block, in an order that rotates from block to block: pgsess with the
+   statement cache on (pgsess_query, prepared once per connection by the library), libpq
+   PQexecPrepared (PQprepare once), libpq PQexecParams (parsed and planned every call). */
+static void workload_roundtrip_cached(PGconn *c)
+{
+    double *a = dalloc(RT_BLOCKS), *p = dalloc(RT_BLOCKS), *b = dalloc(RT_BLOCKS);
+    double *rp = dalloc(RT_BLOCKS), *rb = dalloc(RT_BLOCKS);
+    unsigned long long sa = 0, sp = 0, sb = 0;
+    pgsess_session *sc = ps_open_cached(1, 64);
+    PGresult *pr;
+    long k;
+    printf("1b. round trip \"%s\" with the statement cache on (capacity 64, pool 1): %ld blocks x %ld calls per\n"
+           "    side, %ld warm-up calls; sides: pgsess cached, libpq PQexecPrepared, libpq PQexecParams\n",
+           RT_SQL, RT_BLOCKS, RT_ITERS, RT_WARM);
+    pr = PQprepare(c, RT_STMT, RT_SQL, 0, NULL);
+    if (PQresultStatus(pr) != PGRES_COMMAND_OK)
+        die("PQprepare(%s) failed: %s", RT_SQL, PQerrorMessage(c));
+    PQclear(pr);
+    rt_pgsess(sc, 0, RT_WARM, &sa);
+    rt_libpq_prepared(c, 0, RT_WARM, &sp);
+    rt_libpq(c, 0, RT_WARM, &sb);
+    for (k = 0; k < RT_BLOCKS; k++) {
+        int j;
+        for (j = 0; j < 3; j++)
+            switch ((j + k) % 3) {
+            case 0:
+                a[k] = rt_pgsess(sc, k * RT_ITERS, RT_ITERS, &sa) / (double)RT_ITERS;
+                break;
+            case 1:
+                p[k] = rt_libpq_prepared(c, k * RT_ITERS, RT_ITERS, &sp) / (double)RT_ITERS;
+                break;
+            default:
+                b[k] = rt_libpq(c, k * RT_ITERS, RT_ITERS, &sb) / (double)RT_ITERS;
+            }
+        rp[k] = a[k] / p[k];
+        rb[k] = a[k] / b[k];
+    }
+    if (sa != sp || sa != sb)
+        die("round trip (cached): value lengths differ (pgsess %llu, prepared %llu, params %llu)", sa, sp, sb);
+    print_stats("pgsess (statement cache) per call", "us", a, RT_BLOCKS);
+    print_stats("libpq PQexecPrepared per call", "us", p, RT_BLOCKS);
+    print_stats("libpq PQexecParams per call", "us", b, RT_BLOCKS);
+    print_stats("ratio pgsess cached/PQexecPrepared", "", rp, RT_BLOCKS);
+    print_stats("ratio pgsess cached/PQexecParams", "", rb, RT_BLOCKS);
+    add_row("1b. round trip, statement cache on, vs libpq PQexecPrepared", median(a, (size_t)RT_BLOCKS),
+            median(p, (size_t)RT_BLOCKS), "us", median(rp, (size_t)RT_BLOCKS), LOWER, 1.00, "(issue 15)");
+    add_row("1b. round trip, statement cache on, vs libpq PQexecParams", median(a, (size_t)RT_BLOCKS),
+            median(b, (size_t)RT_BLOCKS), "us", median(rb, (size_t)RT_BLOCKS), LOWER, 0.80, "(issue 15)");
+    pr = PQexec(c, "DEALLOCATE " RT_STMT);
+    PQclear(pr);
+    pgsess_close(sc);
+    free(a), free(p), free(b), free(rp), free(rb);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -692,6 +812,226 @@ static void workload_bulk(pgsess_session *s, PGconn *c)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Workload 2b: bulk fetch into C types (issue 15)                                              */
+
+/* What every side computes from the 200,000 rows: the sums of the int4 column, of the text
+   column's lengths and first bytes, of the timestamptz column in microseconds since 1970 (mod
+   2^64), of the float8 column (exact: multiples of 0.5 far below 2^53), and the count of trues. */
+struct typed_sum {
+    long rows;
+    unsigned long long ints, len, first, micros, trues;
+    double floats;
+};
+
+static void typed_check(const char *side, const struct typed_sum *got, const struct typed_sum *want)
+{
+    if (got->rows != want->rows || got->ints != want->ints || got->len != want->len || got->first != want->first ||
+        got->micros != want->micros || got->trues != want->trues || got->floats != want->floats)
+        die("bulk typed %s: checksum (%ld rows, ints %llu, len %llu, first %llu, micros %llu, trues %llu, floats %.1f) "
+            "differs from (%ld, %llu, %llu, %llu, %llu, %llu, %.1f)",
+            side, got->rows, got->ints, got->len, got->first, got->micros, got->trues, got->floats, want->rows,
+            want->ints, want->len, want->first, want->micros, want->trues, want->floats);
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static long long days_from_civil(long long y, long m, long d)
+{
+    long long era, yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The server's ISO text of a timestamptz ("2026-12-02 14:30:00.123456+00", fraction and offset
+   minutes optional) to microseconds since 1970, strtol-style: what a C program using libpq's
+   text results writes for it. */
+static long long ts_text_micros(const char *s)
+{
+    char *e;
+    long y = strtol(s, &e, 10), mo = strtol(e + 1, &e, 10), d = strtol(e + 1, &e, 10);
+    long h = strtol(e + 1, &e, 10), mi = strtol(e + 1, &e, 10), sec = strtol(e + 1, &e, 10), off = 0;
+    long long us = 0;
+    int digits = 0;
+    if (*e == '.') {
+        for (e++; *e >= '0' && *e <= '9'; e++, digits++)
+            if (digits < 6)
+                us = us * 10 + (*e - '0');
+        for (; digits < 6; digits++)
+            us *= 10;
+    }
+    if (*e == '+' || *e == '-') {
+        long sign = *e == '-' ? -1 : 1, oh = strtol(e + 1, &e, 10), om = 0, os = 0;
+        if (*e == ':') {
+            om = strtol(e + 1, &e, 10);
+            if (*e == ':')
+                os = strtol(e + 1, &e, 10);
+        }
+        off = sign * (oh * 3600 + om * 60 + os);
+    }
+    return (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off) * 1000000LL + us;
+}
+
+static uint64_t be64(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint64_t)u[0] << 56 | (uint64_t)u[1] << 48 | (uint64_t)u[2] << 40 | (uint64_t)u[3] << 32 |
+           (uint64_t)u[4] << 24 | (uint64_t)u[5] << 16 | (uint64_t)u[6] << 8 | (uint64_t)u[7];
+}
+
+/* PostgreSQL's binary timestamptz counts microseconds from 2000-01-01 00:00 UTC. */
+#define PG_EPOCH_UNIX_MICROS 946684800000000LL
+
+static double typed_pgsess(pgsess_session *s, struct typed_sum *out)
+{
+    pgsess_error *err = NULL;
+    pgsess_results *r;
+    size_t nrows, i;
+    struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
+    double t0 = now_us();
+    r = pgsess_query_binary(s, BULK_SQL, 0, NULL, NULL, NULL, NULL, &err);
+    if (r == NULL)
+        die("pgsess_query_binary(%s) failed: %s", BULK_SQL, emsg(err));
+    nrows = pgsess_results_nrows(r);
+    if ((long)nrows != BULK_ROWS || pgsess_results_ncols(r) != 5 || pgsess_results_column_format(r, 0) != 1)
+        die("pgsess bulk typed: %zu rows x %zu columns (format %d), expected %ld x 5 in binary", nrows,
+            pgsess_results_ncols(r), (int)pgsess_results_column_format(r, 0), BULK_ROWS);
+    for (i = 0; i < nrows; i++) {
+        int32_t iv;
+        int64_t us;
+        double f;
+        bool b;
+        const char *txt = pgsess_results_value(r, i, 1);
+        if (pgsess_results_get_int32(r, i, 0, &iv) != PGSESS_OK || txt == NULL ||
+            pgsess_results_get_epoch_micros(r, i, 2, &us) != PGSESS_OK ||
+            pgsess_results_get_double(r, i, 3, &f) != PGSESS_OK || pgsess_results_get_bool(r, i, 4, &b) != PGSESS_OK)
+            die("pgsess bulk typed: a getter failed on row %zu", i);
+        t.ints += (unsigned long long)(long long)iv;
+        t.len += pgsess_results_value_length(r, i, 1);
+        t.first += (unsigned char)txt[0];
+        t.micros += (unsigned long long)us;
+        t.floats += f;
+        t.trues += b;
+    }
+    t.rows = (long)nrows;
+    pgsess_results_free(r);
+    *out = t;
+    return now_us() - t0;
+}
+
+static double typed_libpq_text(PGconn *c, struct typed_sum *out)
+{
+    PGresult *r;
+    int nrows, i;
+    struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
+    double t0 = now_us();
+    r = PQexecParams(c, BULK_SQL, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die("PQexecParams(%s) failed: %s", BULK_SQL, PQerrorMessage(c));
+    nrows = PQntuples(r);
+    if (nrows != BULK_ROWS || PQnfields(r) != 5)
+        die("libpq bulk typed (text): %d rows x %d columns, expected %ld x 5", nrows, PQnfields(r), BULK_ROWS);
+    for (i = 0; i < nrows; i++) {
+        const char *txt = PQgetvalue(r, i, 1);
+        t.ints += (unsigned long long)(long long)atoi(PQgetvalue(r, i, 0));
+        t.len += (unsigned long long)PQgetlength(r, i, 1);
+        t.first += (unsigned char)txt[0];
+        t.micros += (unsigned long long)ts_text_micros(PQgetvalue(r, i, 2));
+        t.floats += strtod(PQgetvalue(r, i, 3), NULL);
+        t.trues += PQgetvalue(r, i, 4)[0] == 't';
+    }
+    t.rows = nrows;
+    PQclear(r);
+    *out = t;
+    return now_us() - t0;
+}
+
+static double typed_libpq_binary(PGconn *c, struct typed_sum *out)
+{
+    PGresult *r;
+    int nrows, i;
+    struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
+    double t0 = now_us();
+    r = PQexecParams(c, BULK_SQL, 0, NULL, NULL, NULL, NULL, 1);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die("PQexecParams(%s, binary) failed: %s", BULK_SQL, PQerrorMessage(c));
+    nrows = PQntuples(r);
+    if (nrows != BULK_ROWS || PQnfields(r) != 5)
+        die("libpq bulk typed (binary): %d rows x %d columns, expected %ld x 5", nrows, PQnfields(r), BULK_ROWS);
+    for (i = 0; i < nrows; i++) {
+        uint32_t iv;
+        uint64_t fb;
+        double f;
+        const char *txt = PQgetvalue(r, i, 1);
+        memcpy(&iv, PQgetvalue(r, i, 0), 4);
+        t.ints += (unsigned long long)(long long)(int32_t)ntohl(iv);
+        t.len += (unsigned long long)PQgetlength(r, i, 1);
+        t.first += (unsigned char)txt[0];
+        t.micros += (unsigned long long)((long long)be64(PQgetvalue(r, i, 2)) + PG_EPOCH_UNIX_MICROS);
+        fb = be64(PQgetvalue(r, i, 3));
+        memcpy(&f, &fb, 8);
+        t.floats += f;
+        t.trues += PQgetvalue(r, i, 4)[0] != 0;
+    }
+    t.rows = nrows;
+    PQclear(r);
+    *out = t;
+    return now_us() - t0;
+}
+
+/* Three sides per block, order rotating: pgsess binary + typed getters, libpq text + parsing,
+   libpq binary + ntohl/be64. Same rows (workload 2's table), same checksums. */
+static void workload_bulk_typed(pgsess_session *s, PGconn *c)
+{
+    double *a = dalloc(BULK_BLOCKS), *b = dalloc(BULK_BLOCKS), *bb = dalloc(BULK_BLOCKS);
+    double *rt = dalloc(BULK_BLOCKS), *rbin = dalloc(BULK_BLOCKS);
+    struct typed_sum want, got;
+    long k;
+    printf("2b. bulk fetch into C types \"%s\": %ld rows, %ld blocks of one fetch per side, 1 warm-up each;\n"
+           "    sides: pgsess_query_binary + typed getters, libpq text + atoi/strtod/strtol, libpq binary + ntohl/be64\n",
+           BULK_SQL, BULK_ROWS, BULK_BLOCKS);
+    typed_libpq_text(c, &want);
+    typed_pgsess(s, &got);
+    typed_check("pgsess", &got, &want);
+    typed_libpq_binary(c, &got);
+    typed_check("libpq binary", &got, &want);
+    for (k = 0; k < BULK_BLOCKS; k++) {
+        int j;
+        for (j = 0; j < 3; j++) {
+            switch ((j + k) % 3) {
+            case 0:
+                a[k] = typed_pgsess(s, &got) / 1000.0;
+                typed_check("pgsess", &got, &want);
+                break;
+            case 1:
+                b[k] = typed_libpq_text(c, &got) / 1000.0;
+                typed_check("libpq text", &got, &want);
+                break;
+            default:
+                bb[k] = typed_libpq_binary(c, &got) / 1000.0;
+                typed_check("libpq binary", &got, &want);
+            }
+        }
+        rt[k] = a[k] / b[k];
+        rbin[k] = a[k] / bb[k];
+    }
+    print_stats("pgsess binary + getters per fetch", "ms", a, BULK_BLOCKS);
+    print_stats("libpq text + parsing per fetch", "ms", b, BULK_BLOCKS);
+    print_stats("libpq binary + decoding per fetch", "ms", bb, BULK_BLOCKS);
+    print_stats("ratio pgsess/libpq text", "", rt, BULK_BLOCKS);
+    print_stats("ratio pgsess/libpq binary", "", rbin, BULK_BLOCKS);
+    add_row("2b. bulk fetch into C types: pgsess binary + getters vs libpq text + parsing",
+            median(a, (size_t)BULK_BLOCKS), median(b, (size_t)BULK_BLOCKS), "ms", median(rt, (size_t)BULK_BLOCKS),
+            LOWER, 0.80, "(issue 15)");
+    add_row("2b. bulk fetch into C types: pgsess binary + getters vs libpq binary + ntohl",
+            median(a, (size_t)BULK_BLOCKS), median(bb, (size_t)BULK_BLOCKS), "ms",
+            median(rbin, (size_t)BULK_BLOCKS), LOWER, 1.00, "(issue 15)");
+    free(a), free(b), free(bb), free(rt), free(rbin);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Workload 3: concurrency                                                                     */
 
 struct connpool { /* the hand-rolled libpq pool: a mutex-protected free list */
@@ -776,6 +1116,7 @@ static void *worker_main(void *arg)
 
 struct conc_result {
     double throughput, p50, p99; /* statements/s, us, us */
+    double sleeps;               /* voluntary context switches of the process per statement */
     unsigned long long sum;
 };
 
@@ -787,7 +1128,8 @@ static struct conc_result conc_block(enum conc_side side, int nthreads, long tot
     pthread_barrier_t bar;
     double *lat = dalloc(total), t0, t1;
     long per = total / nthreads;
-    struct conc_result res = {0, 0, 0, 0};
+    struct conc_result res = {0, 0, 0, 0, 0};
+    double s0;
     int i;
     if (pthread_barrier_init(&bar, NULL, (unsigned)nthreads + 1) != 0)
         die("pthread_barrier_init failed");
@@ -806,11 +1148,13 @@ static struct conc_result conc_block(enum conc_side side, int nthreads, long tot
     }
     pthread_barrier_wait(&bar);
     t0 = now_us();
+    s0 = sleeps_now();
     for (i = 0; i < nthreads; i++) {
         pthread_join(th[i], NULL);
         res.sum += w[i].sum;
     }
     t1 = now_us();
+    res.sleeps = (sleeps_now() - s0) / (double)(per * nthreads);
     pthread_barrier_destroy(&bar);
     qsort(lat, (size_t)(per * nthreads), sizeof *lat, cmp_double);
     res.throughput = (double)(per * nthreads) / ((t1 - t0) / 1e6);
@@ -825,6 +1169,7 @@ static void conc_config(const char *name, int nthreads, pgsess_session *s8, PGco
     double *at = dalloc(CONC_BLOCKS), *bt = dalloc(CONC_BLOCKS), *rt = dalloc(CONC_BLOCKS);
     double *a50 = dalloc(CONC_BLOCKS), *b50 = dalloc(CONC_BLOCKS), *r50 = dalloc(CONC_BLOCKS);
     double *a99 = dalloc(CONC_BLOCKS), *b99 = dalloc(CONC_BLOCKS), *r99 = dalloc(CONC_BLOCKS);
+    double *asl = dalloc(CONC_BLOCKS), *bsl = dalloc(CONC_BLOCKS);
     struct connpool pool;
     enum conc_side lside = nthreads <= 8 ? LIBPQ_OWN : LIBPQ_FREELIST;
     long k;
@@ -848,6 +1193,7 @@ static void conc_config(const char *name, int nthreads, pgsess_session *s8, PGco
         at[k] = a.throughput, bt[k] = b.throughput, rt[k] = a.throughput / b.throughput;
         a50[k] = a.p50, b50[k] = b.p50, r50[k] = a.p50 / b.p50;
         a99[k] = a.p99, b99[k] = b.p99, r99[k] = a.p99 / b.p99;
+        asl[k] = a.sleeps, bsl[k] = b.sleeps;
     }
     print_stats("pgsess throughput", "stmt/s", at, CONC_BLOCKS);
     print_stats("libpq throughput", "stmt/s", bt, CONC_BLOCKS);
@@ -856,15 +1202,22 @@ static void conc_config(const char *name, int nthreads, pgsess_session *s8, PGco
     print_stats("libpq p50 latency", "us", b50, CONC_BLOCKS);
     print_stats("pgsess p99 latency", "us", a99, CONC_BLOCKS);
     print_stats("libpq p99 latency", "us", b99, CONC_BLOCKS);
+    print_stats("pgsess sleeps per statement", "", asl, CONC_BLOCKS);
+    print_stats("libpq sleeps per statement", "", bsl, CONC_BLOCKS);
     snprintf(label, sizeof label, "3. %s: throughput", name);
     add_row(label, median(at, (size_t)CONC_BLOCKS), median(bt, (size_t)CONC_BLOCKS), "stmt/s",
-            median(rt, (size_t)CONC_BLOCKS), HIGHER, 0.95, "(issue)");
+            median(rt, (size_t)CONC_BLOCKS), HIGHER, nthreads > 8 ? 1.00 : 0.95, nthreads > 8 ? "(issue 15)" : "(issue)");
     snprintf(label, sizeof label, "3. %s: p50 latency", name);
     add_row(label, median(a50, (size_t)CONC_BLOCKS), median(b50, (size_t)CONC_BLOCKS), "us",
             median(r50, (size_t)CONC_BLOCKS), INFO, 0, NULL);
     snprintf(label, sizeof label, "3. %s: p99 latency", name);
     add_row(label, median(a99, (size_t)CONC_BLOCKS), median(b99, (size_t)CONC_BLOCKS), "us",
             median(r99, (size_t)CONC_BLOCKS), LOWER, 1.00, "(issue: p99 no worse)");
+    snprintf(label, sizeof label, "3. %d threads: sleeps (voluntary context switches) per statement", nthreads);
+    add_row(label, median(asl, (size_t)CONC_BLOCKS), median(bsl, (size_t)CONC_BLOCKS), "",
+            median(bsl, (size_t)CONC_BLOCKS) > 0 ? median(asl, (size_t)CONC_BLOCKS) / median(bsl, (size_t)CONC_BLOCKS) : -1,
+            INFO, 0, NULL);
+    free(asl), free(bsl);
     pthread_mutex_destroy(&pool.mu);
     pthread_cond_destroy(&pool.cv);
     free(at), free(bt), free(rt), free(a50), free(b50), free(r50), free(a99), free(b99), free(r99);
@@ -1314,6 +1667,7 @@ static void workload_writes(pgsess_session *s, PGconn *c, PGconn *ctl)
     double *a = dalloc(WR_BLOCKS), *b = dalloc(WR_BLOCKS), *ratio = dalloc(WR_BLOCKS);
     double *p = dalloc(WR_BLOCKS), *pratio = dalloc(WR_BLOCKS);
     double *q = dalloc(WR_BLOCKS), *qratio = dalloc(WR_BLOCKS), *qpratio = dalloc(WR_BLOCKS);
+    double *asl = dalloc(WR_BLOCKS), *bsl = dalloc(WR_BLOCKS);
     long k;
     int have_pipeline = 0;
 #ifdef LIBPQ_HAS_PIPELINING
@@ -1323,15 +1677,19 @@ static void workload_writes(pgsess_session *s, PGconn *c, PGconn *ctl)
            "   %ld blocks per side, 1 warm-up block each%s\n",
            WR_ROWS, WR_SQL, WR_BLOCKS, have_pipeline ? "; extra side: libpq pipeline mode" : "");
     for (k = -1; k < WR_BLOCKS; k++) {
-        double ta, tb, tp = 0, tq;
+        double ta, tb, tp = 0, tq, s0, sla, slb;
         wr_truncate(ctl);
+        s0 = sleeps_now();
         ta = wr_pgsess(s) / 1000.0;
+        sla = (sleeps_now() - s0) / (double)WR_ROWS;
         wr_verify(ctl, "pgsess");
         wr_truncate(ctl);
         tq = wr_pgsess_batch(s) / 1000.0;
         wr_verify(ctl, "pgsess batch");
         wr_truncate(ctl);
+        s0 = sleeps_now();
         tb = wr_libpq(c) / 1000.0;
+        slb = (sleeps_now() - s0) / (double)WR_ROWS;
         wr_verify(ctl, "libpq");
 #ifdef LIBPQ_HAS_PIPELINING
         wr_truncate(ctl);
@@ -1340,7 +1698,7 @@ static void workload_writes(pgsess_session *s, PGconn *c, PGconn *ctl)
 #endif
         if (k < 0)
             continue;
-        a[k] = ta, b[k] = tb, p[k] = tp, q[k] = tq;
+        a[k] = ta, b[k] = tb, p[k] = tp, q[k] = tq, asl[k] = sla, bsl[k] = slb;
         ratio[k] = ta / tb;
         pratio[k] = tp / tb;
         qratio[k] = tq / tb;
@@ -1354,8 +1712,15 @@ static void workload_writes(pgsess_session *s, PGconn *c, PGconn *ctl)
         char label[96];
         snprintf(label, sizeof label, "6. small writes: %ld single-row INSERTs, one at a time", WR_ROWS);
         add_row(label, median(a, (size_t)WR_BLOCKS), median(b, (size_t)WR_BLOCKS), "ms",
-                median(ratio, (size_t)WR_BLOCKS), LOWER, 1.10, "(parity; the issue targets the batch call)");
+                median(ratio, (size_t)WR_BLOCKS), LOWER, 1.00, "(issue 15)");
     }
+    print_stats("pgsess sleeps per insert", "", asl, WR_BLOCKS);
+    print_stats("libpq sleeps per insert", "", bsl, WR_BLOCKS);
+    add_row("6. small writes one at a time: sleeps (voluntary context switches) per insert",
+            median(asl, (size_t)WR_BLOCKS), median(bsl, (size_t)WR_BLOCKS), "",
+            median(bsl, (size_t)WR_BLOCKS) > 0 ? median(asl, (size_t)WR_BLOCKS) / median(bsl, (size_t)WR_BLOCKS) : -1,
+            INFO, 0, NULL);
+    free(asl), free(bsl);
     if (have_pipeline) {
         char bval[40];
         print_stats("libpq pipeline mode, per block", "ms", p, WR_BLOCKS);
@@ -2511,7 +2876,7 @@ static void cleanup_at_exit(void)
     }
 }
 
-/* PGSESS_BENCH_ONLY: a comma-separated list of workloads to run (roundtrip, bulk, concurrency,
+/* PGSESS_BENCH_ONLY: a comma-separated list of workloads to run (roundtrip, roundtrip_cached, bulk, bulk_typed, concurrency,
  * connect, memory, writes, dirty, copy_in, copy_out, notify); unset or empty runs all of them. */
 static int wanted(const char *workload)
 {
@@ -2548,8 +2913,12 @@ static int run_all(void)
 
     if (wanted("roundtrip"))
         workload_roundtrip(s1, c);
+    if (wanted("roundtrip_cached"))
+        workload_roundtrip_cached(c);
     if (wanted("bulk"))
         workload_bulk(s1, c);
+    if (wanted("bulk_typed"))
+        workload_bulk_typed(s1, c);
     if (wanted("concurrency"))
         workload_concurrency(s8);
     if (wanted("connect"))

@@ -13,7 +13,7 @@
 #                                 same: server and client both on CPU 0
 #                                 none: no pinning
 #   PGSESS_BENCH_NO_WRITE=1       do not touch BENCHMARKS.md (-q never writes it)
-#   PGSESS_BENCH_ONLY=bulk,...    run only these workloads (roundtrip, bulk, concurrency, connect,
+#   PGSESS_BENCH_ONLY=bulk,...    run only these workloads (roundtrip, roundtrip_cached, bulk, bulk_typed, concurrency, connect,
 #                                 memory, writes, dirty, copy_in, copy_out, notify); never writes
 #                                 BENCHMARKS.md
 #   CC                            compiler (default cc)

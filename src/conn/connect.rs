@@ -143,7 +143,6 @@ impl PgConn {
             spare_rows: None,
             cache: None,
             parse_completes: 0,
-            reply_wait: super::ReplyWait::InPoll,
             exchange: super::Exchange::Simple,
             cancel_key: Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0, tls: None }),
             require_writable: matches!(

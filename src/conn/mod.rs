@@ -43,7 +43,7 @@ pub use cache::CacheShared;
 pub use copy::{CopyDirection, CopyFrames, COPY_FLUSH_AT};
 pub use exec::{check_param_count, BatchStatement, Param, MAX_PARAMS};
 pub use notify::{is_connection_loss, Notification, NOTIFICATIONS_PER_CONNECTION};
-pub use stream::{ReplyWait, Stream};
+pub use stream::Stream;
 
 /// How the exchange being read was sent: what answering a COPY FROM STDIN takes depends on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,8 +110,6 @@ pub struct PgConn {
     exchange: Exchange,
     /// The last RowDescription message received, whole, and its decoded columns.
     last_row_description: Option<(Vec<u8>, Arc<[crate::rows::Column]>)>,
-    /// How the next statements wait for their answers (see `set_reply_wait`).
-    reply_wait: ReplyWait,
     /// The emptied row storage of this connection's last small result, for the next one.
     spare_rows: Option<crate::rows::RowStorage>,
     /// The session needs a writable server (target_session_attrs read-write or primary): a
@@ -242,7 +240,7 @@ impl PgConn {
         if stream::remaining(deadline).is_err() {
             return Ok(false);
         }
-        match self.stream.fill_until(&mut self.read_buf, deadline, self.reply_wait) {
+        match self.stream.fill_until(&mut self.read_buf, deadline) {
             Ok(()) => {}
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
             Err(e) => return Err(self.io_failure(e)),
@@ -269,11 +267,6 @@ impl PgConn {
     /// Notices are kept in the statement's `ResultSet` either way.
     pub fn set_notice_hook(&mut self, hook: Option<crate::config::NoticeHook>) {
         self.notice_hook = hook;
-    }
-
-    /// How statements wait for their answers from now on (the pool chooses per statement).
-    pub fn set_reply_wait(&mut self, wait: ReplyWait) {
-        self.reply_wait = wait;
     }
 
     /// What it takes to cancel this connection's running statement from another connection.

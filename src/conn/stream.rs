@@ -25,6 +25,9 @@ pub struct Stream {
     tls: Option<Box<ClientConnection>>,
     /// The timeouts last set on the socket, so unchanged ones cost no system call.
     read_timeout: Option<Duration>,
+    /// The last read filled all the space it was given: more is probably waiting in the socket,
+    /// so the next `fill_until` reads before it polls.
+    more_waiting: bool,
 }
 
 /// Why a TLS handshake did not complete.
@@ -40,23 +43,6 @@ pub(super) const READ_CHUNK: usize = 64 * 1024;
 enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
-}
-
-/// How a statement waits for its answer on a plain socket.
-///
-/// A reader blocked in read(2) on a Unix socket is also woken when the server consumes what was
-/// sent (the socket's write-space wakeup shares the wait queue, and read(2) does not filter it),
-/// so a statement is often woken twice. Alone, that is a gain: the early wakeup keeps the
-/// client's CPU from idling deeply, and the answer is taken sooner than by waiting in poll(2) as
-/// libpq does. With other statements running, every spurious wakeup takes the CPU from them (more
-/// context switches and kernel time, less throughput). poll(2) for input wakes only for the
-/// answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReplyWait {
-    /// Blocked in read(2): the statement is the only one its pool is running.
-    InRead,
-    /// poll(2) for input, then read(2): other statements are running beside it.
-    InPoll,
 }
 
 /// Time left until `deadline`, or a `TimedOut` error when it has passed. `None` means no limit.
@@ -87,7 +73,7 @@ impl Stream {
     }
 
     fn new(socket: Socket) -> Stream {
-        Stream { socket, tls: None, read_timeout: None }
+        Stream { socket, tls: None, read_timeout: None, more_waiting: false }
     }
 
     /// Connect without the TCP options of a configuration (for a cancel request).
@@ -197,15 +183,31 @@ impl Stream {
     }
 
     /// Wait until the server sends something or `deadline` passes (`TimedOut`), then read what
-    /// it sent into `buf`, as `fill` does; `wait` says how (a TLS stream always reads under the
-    /// socket's read timeout: rustls may hold received records not yet decrypted).
-    pub fn fill_until(&mut self, buf: &mut BytesMut, deadline: Option<Instant>, wait: ReplyWait) -> io::Result<()> {
-        if self.tls.is_some() || wait == ReplyWait::InRead {
-            self.set_read_timeout(remaining(deadline)?)?;
-        } else {
-            wait_fd(self.socket_fd(), libc::POLLIN, deadline)?;
+    /// it sent into `buf` (with TLS, possibly no plaintext yet: the caller reads again).
+    ///
+    /// The wait is libpq's (`pqWait` then `pqReadData`): poll(2) for input, then a read that
+    /// cannot block. A reader blocked in read(2) on a Unix socket is also woken when the server
+    /// consumes what was sent (the write-space wakeup shares the socket's wait queue and read(2)
+    /// does not filter it), so a statement waiting in read(2) is often woken twice; poll(2) is
+    /// woken only for input. When the last read filled all the space it was given, the socket
+    /// probably holds more: then the read comes first, and poll(2) only if it finds nothing.
+    pub fn fill_until(&mut self, buf: &mut BytesMut, deadline: Option<Instant>) -> io::Result<()> {
+        let fd = self.socket_fd();
+        if let Some(tls) = &mut self.tls {
+            // rustls decrypts every complete record it is given and `tls_fill` takes all the
+            // plaintext, so nothing is left inside it to wait for but the socket.
+            wait_fd(fd, libc::POLLIN, deadline)?;
+            return tls_fill(tls, fd, buf, libc::MSG_DONTWAIT);
         }
-        self.fill(buf)
+        loop {
+            if !self.more_waiting {
+                wait_fd(fd, libc::POLLIN, deadline)?;
+            }
+            match self.read_plain(buf, libc::MSG_DONTWAIT) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.more_waiting = false,
+                done => return done,
+            }
+        }
     }
 
     /// Read whatever the socket has (at least one byte from the socket) into `buf`, honouring
@@ -215,16 +217,24 @@ impl Stream {
     pub fn fill(&mut self, buf: &mut BytesMut) -> io::Result<()> {
         let fd = self.socket_fd();
         if let Some(tls) = &mut self.tls {
-            return tls_fill(tls, fd, buf);
+            return tls_fill(tls, fd, buf, 0);
         }
+        self.read_plain(buf, 0)
+    }
+
+    /// One recv(2) into the spare capacity of `buf` with `flags` (`MSG_DONTWAIT`: never
+    /// blocks, `WouldBlock` when the socket is empty).
+    #[inline]
+    fn read_plain(&mut self, buf: &mut BytesMut, flags: libc::c_int) -> io::Result<()> {
+        let fd = self.socket_fd();
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
         let spare = buf.spare_capacity_mut();
         let n = loop {
-            // SAFETY: read(2) writes at most `spare.len()` bytes into the spare capacity, which
+            // SAFETY: recv(2) writes at most `spare.len()` bytes into the spare capacity, which
             // we own; no Rust reference to uninitialised bytes is created.
-            let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+            let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), flags) };
             if n >= 0 {
                 break n as usize;
             }
@@ -236,6 +246,7 @@ impl Stream {
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection unexpectedly"));
         }
+        self.more_waiting = n == spare.len();
         // SAFETY: the kernel initialised `n` bytes after the current length.
         unsafe { buf.set_len(buf.len() + n) };
         Ok(())
@@ -343,8 +354,9 @@ impl Stream {
 }
 
 /// Read TLS records until some plaintext or nothing more is at hand; append the plaintext.
-fn tls_fill(tls: &mut ClientConnection, fd: RawFd, buf: &mut BytesMut) -> io::Result<()> {
-    let n = tls.read_tls(&mut FdIo(fd))?;
+/// `flags` are recv(2)'s: `MSG_DONTWAIT` after poll(2), 0 to read under the socket's timeout.
+fn tls_fill(tls: &mut ClientConnection, fd: RawFd, buf: &mut BytesMut, flags: libc::c_int) -> io::Result<()> {
+    let n = tls.read_tls(&mut FdRecv(fd, flags))?;
     let state = match tls.process_new_packets() {
         Ok(state) => state,
         Err(e) => {
@@ -391,6 +403,25 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> io::R
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
+        }
+    }
+}
+
+/// The socket as rustls reads it for `tls_fill`: one recv(2) with the given flags.
+struct FdRecv(RawFd, libc::c_int);
+
+impl Read for FdRecv {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: receives into a live, initialised buffer of that length.
+            let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), self.1) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use crate::config::{ConnectConfig, PoolSettings};
-use crate::conn::{PgConn, ReplyWait};
+use crate::conn::PgConn;
 use crate::error::{Code, Error, Result};
 use manager::{Manager, PooledConn, Slot};
 
@@ -447,9 +447,6 @@ impl Lease {
             let slot = self.conn.as_ref().expect("lease holds a connection until dropped").slot();
             slot.set_running_for(session);
             let _running = Running(slot);
-            // Alone on the pool, the statement waits in read(2), else in poll(2) (`ReplyWait`).
-            let alone = self.pool.shared.counters.in_use.get() <= 1;
-            c.set_reply_wait(if alone { ReplyWait::InRead } else { ReplyWait::InPoll });
             f(c)
         })
     }
