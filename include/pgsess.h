@@ -1036,7 +1036,7 @@ bool pgsess_error_is_retryable(const struct pgsess_error *err);
  * retryable error (`pgsess_error_is_retryable`: a serialization failure, a deadlock, a
  * statement that never reached the server), the whole of it runs again, in a new transaction,
  * after a random wait (full jitter: between 0 and 2 ms, the bound doubling with each attempt
- * up to 1 s), at most `max_attempts` times in all; 0 means 10. The calling thread sleeps
+ * up to 1 s), at most `max_attempts` times in all; 0 means 30. The calling thread sleeps
  * between attempts, and `fn` runs on it.
  *
  * Returns `PGSESS_OK` once a commit succeeded. Otherwise the last attempt's failure: when it
