@@ -83,7 +83,7 @@ impl Session {
     pub fn begin_with(&self, options: TxOptions) -> Result<Transaction> {
         if self.0.binding == Binding::Transaction {
             return Err(Error::interface(
-                "a transaction's session cannot begin another transaction (use a savepoint for a nested one)",
+                "a transaction's session cannot begin another transaction (use SAVEPOINT for a nested one)",
             ));
         }
         let lease = self.shared_lease()?;
