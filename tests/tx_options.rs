@@ -9,8 +9,7 @@ mod support;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use pgsess::session::{Isolation, TxOptions};
-use pgsess::{Code, Error, Session, SessionOptions, Transaction};
+use pgsess::{Code, Error, Isolation, Session, SessionOptions, Transaction, TxOptions};
 use support::Cluster;
 
 fn opts(uri: &str, max: u32) -> SessionOptions {
