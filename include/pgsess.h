@@ -144,6 +144,29 @@ typedef enum pgsess_reset {
 } pgsess_reset;
 
 /**
+ * A transaction's isolation level, for `pgsess_begin_with` and `pgsess_run_in_tx`.
+ */
+typedef enum pgsess_isolation {
+  /**
+   * Say nothing: the server's `default_transaction_isolation` applies (READ COMMITTED unless
+   * configured otherwise).
+   */
+  PGSESS_ISOLATION_DEFAULT = 0,
+  /**
+   * `ISOLATION LEVEL READ COMMITTED`.
+   */
+  PGSESS_READ_COMMITTED = 1,
+  /**
+   * `ISOLATION LEVEL REPEATABLE READ`.
+   */
+  PGSESS_REPEATABLE_READ = 2,
+  /**
+   * `ISOLATION LEVEL SERIALIZABLE`.
+   */
+  PGSESS_SERIALIZABLE = 3,
+} pgsess_isolation;
+
+/**
  * A list of statements to run together with `pgsess_batch_run`. Created by `pgsess_batch_new`,
  * owned by the caller, freed with `pgsess_batch_free`; it copies what is added. One thread at
  * a time; reusable (run it any number of times).
@@ -217,9 +240,10 @@ typedef struct pgsess_session pgsess_session;
 typedef struct pgsess_stream pgsess_stream;
 
 /**
- * A transaction, from `pgsess_begin`. Owned by the caller and ended (and freed) by exactly one
- * call to `pgsess_commit` or `pgsess_rollback`. One thread at a time. Results from
- * `pgsess_tx_query` share the transaction's connection: it returns to the pool once the
+ * A transaction, from `pgsess_begin` or `pgsess_begin_with`. Owned by the caller and ended (and
+ * freed) by exactly one call to `pgsess_commit` or `pgsess_rollback`; one given to a
+ * `pgsess_run_in_tx` function is the runner's, which ends it. One thread at a time. Results
+ * from `pgsess_tx_query` share the transaction's connection: it returns to the pool once the
  * transaction has ended and all of them are freed.
  */
 typedef struct pgsess_tx pgsess_tx;
@@ -289,6 +313,18 @@ typedef struct pgsess_stats {
  * what is needed, never free it. NULL means none.
  */
 typedef void (*pgsess_notice_callback)(const struct pgsess_error *notice, void *user_data);
+
+/**
+ * The function `pgsess_run_in_tx` runs in a transaction. `tx` is the runner's: run statements
+ * with `pgsess_tx_query` and the like, on `pgsess_tx_session(tx)`, and with savepoints, but do
+ * not commit, roll back or keep it (`pgsess_commit` and `pgsess_rollback` on it are refused and
+ * ignored), and free every result before returning. Return `PGSESS_OK` to commit; any other
+ * code rolls back, with `*err` set to an error from this library (pass on the error of the
+ * statement that failed: a 40001 is what makes the runner retry) or left NULL. `*err` is NULL
+ * on entry. The function may run several times: it should have no effect outside the
+ * transaction that cannot be repeated.
+ */
+typedef pgsess_code (*pgsess_tx_fn)(struct pgsess_tx *tx, void *user_data, struct pgsess_error **err);
 
 /**
  * Receives a request's outcome: exactly one of `results` and `error` is non-NULL, and the
@@ -1087,8 +1123,13 @@ struct pgsess_results *pgsess_tx_callproc_params(struct pgsess_tx *tx, const cha
 
 /**
  * Commit and free the transaction handle (in every case: do not use `tx` afterwards). If a
- * statement in the transaction failed, the server rolls back instead and this returns
- * `PGSESS_TRANSACTION_ROLLBACK`. `PGSESS_INTERFACE_ERROR` for NULL.
+ * statement in the transaction failed (and no `pgsess_rollback_to` undid it), the server rolls
+ * back instead and this returns `PGSESS_TRANSACTION_ROLLBACK`, with SQLSTATE 40001 or 40P01 when
+ * the statement that failed the transaction was a serialization failure or a deadlock (the
+ * error is then retryable, `pgsess_error_is_retryable`), else 40000. A serialization failure
+ * found by the COMMIT itself (SERIALIZABLE) is the server's 40001 error.
+ * `PGSESS_INTERFACE_ERROR` for NULL, and for the transaction of a `pgsess_run_in_tx` function,
+ * which is left as it is (its function commits by returning `PGSESS_OK`).
  *
  * # Safety
  * `tx` NULL or live; `err` NULL or writable.
@@ -1096,12 +1137,101 @@ struct pgsess_results *pgsess_tx_callproc_params(struct pgsess_tx *tx, const cha
 enum pgsess_code pgsess_commit(struct pgsess_tx *tx, struct pgsess_error **err);
 
 /**
- * Roll back and free the transaction handle. NULL is ignored.
+ * Roll back and free the transaction handle. NULL is ignored, and so is the transaction of a
+ * `pgsess_run_in_tx` function (its function rolls back by returning another code than
+ * `PGSESS_OK`).
  *
  * # Safety
  * `tx` NULL or live.
  */
 void pgsess_rollback(struct pgsess_tx *tx);
+
+/**
+ * Begin a transaction with options, sent with the `BEGIN` itself in one round trip, e.g.
+ * `BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE`. Only what is asked is said:
+ * `PGSESS_ISOLATION_DEFAULT` leaves the isolation level to the server's
+ * `default_transaction_isolation`, and `read_only` or `deferrable` false leave those to
+ * `default_transaction_read_only` and `default_transaction_deferrable`. `deferrable` is sent
+ * whenever asked, as libpq would send it; the server accepts it with any level and it only has
+ * an effect on a `SERIALIZABLE READ ONLY` transaction (which then waits for a snapshot that
+ * cannot fail with a serialization error). Otherwise as `pgsess_begin`: checks out one pooled
+ * connection and holds it until `pgsess_commit` or `pgsess_rollback`; the caller owns the
+ * transaction. Returns NULL with `*err` set on failure: `PGSESS_INTERFACE_ERROR` for a NULL
+ * `session` or an `isolation` that is not a `pgsess_isolation`. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live; `err` NULL or writable.
+ */
+struct pgsess_tx *pgsess_begin_with(struct pgsess_session *session, pgsess_isolation isolation, bool read_only, bool deferrable, struct pgsess_error **err);
+
+/**
+ * Whether the failed work can safely be run again, and may then succeed: true for a
+ * serialization failure (SQLSTATE 40001) and a deadlock (40P01), whose transaction the server
+ * rolled back (also when `pgsess_commit` reports that rollback), and for a statement that never
+ * reached the server (its connection could not be opened, was already broken, or failed while
+ * the statement was being sent). False for everything else, including a connection lost after
+ * the statement was sent (it may have run; a COMMIT may have committed) and pool exhaustion;
+ * false for NULL. `pgsess_run_in_tx` retries exactly these. Any thread.
+ *
+ * # Safety
+ * `err` NULL or a live error object from this library.
+ */
+bool pgsess_error_is_retryable(const struct pgsess_error *err);
+
+/**
+ * Run `fn(tx, user_data, &fn_err)` in a transaction begun with `isolation` (as
+ * `pgsess_begin_with(session, isolation, false, false)`) and commit it when `fn` returns
+ * `PGSESS_OK`; otherwise roll it back. When `fn`, the commit or the begin fails with a
+ * retryable error (`pgsess_error_is_retryable`: a serialization failure, a deadlock, a
+ * statement that never reached the server), the whole of it runs again, in a new transaction,
+ * after a random wait (full jitter: between 0 and 2 ms, the bound doubling with each attempt
+ * up to 1 s), at most `max_attempts` times in all; 0 means 30. The calling thread sleeps
+ * between attempts, and `fn` runs on it.
+ *
+ * Returns `PGSESS_OK` once a commit succeeded. Otherwise the last attempt's failure: when it
+ * was `fn`'s, `fn`'s code, with `*err` set to `fn`'s error (its code made `fn`'s; an error
+ * saying `fn` set none when it left `*err` NULL); else the begin's or commit's error. When
+ * every attempt failed with a retryable error, the message says how many were made.
+ * An error `fn` leaves in `*err` while returning `PGSESS_OK` is freed. `PGSESS_INTERFACE_ERROR`
+ * for a NULL `session` or `fn`, an `isolation` that is not a `pgsess_isolation`, or a `fn`
+ * return value that is not a `pgsess_code` (which rolls back). Any thread, as the session.
+ *
+ * # Safety
+ * `session` NULL or live; `fn` NULL or a function as `pgsess_tx_fn` says; `err` NULL or
+ * writable. `user_data` is passed to `fn` untouched.
+ */
+enum pgsess_code pgsess_run_in_tx(struct pgsess_session *session, pgsess_isolation isolation, uint32_t max_attempts, pgsess_tx_fn fn, void *user_data, struct pgsess_error **err);
+
+/**
+ * `SAVEPOINT name` in the transaction, on its connection. The name is taken literally and
+ * quoted as an identifier (`"..."`, a `"` doubled), so any text works and none is spliced into
+ * the statement (names over 63 bytes are truncated by the server). `PGSESS_INTERFACE_ERROR` for
+ * a NULL `tx` or `name`, an empty name, or one that is not UTF-8. One thread at a time, as `tx`.
+ *
+ * # Safety
+ * `tx` NULL or live; `name` NULL or a NUL-terminated string; `err` NULL or writable.
+ */
+enum pgsess_code pgsess_savepoint(struct pgsess_tx *tx, const char *name, struct pgsess_error **err);
+
+/**
+ * `ROLLBACK TO SAVEPOINT name`: undoes what ran in the transaction since the savepoint, which
+ * stays. After a failed statement it makes the transaction usable again, and `pgsess_commit`
+ * then commits what ran before the savepoint and after the rollback. The name as for
+ * `pgsess_savepoint`; an unknown one fails (SQLSTATE 3B001) and fails the transaction.
+ *
+ * # Safety
+ * As for `pgsess_savepoint`.
+ */
+enum pgsess_code pgsess_rollback_to(struct pgsess_tx *tx, const char *name, struct pgsess_error **err);
+
+/**
+ * `RELEASE SAVEPOINT name`: forgets the savepoint (and any made after it), keeping what ran
+ * since. The name as for `pgsess_savepoint`.
+ *
+ * # Safety
+ * As for `pgsess_savepoint`.
+ */
+enum pgsess_code pgsess_release(struct pgsess_tx *tx, const char *name, struct pgsess_error **err);
 
 /**
  * The next chunk as a results handle of at most `chunk_rows` rows (free it with

@@ -239,11 +239,16 @@ pub struct Error {
     pub server: Option<Box<ServerFields>>,
     /// SQLSTATE for client-side errors that have a standard one (e.g. 08001 for a failed connect).
     pub client_sqlstate: Option<&'static str>,
+    /// The statement never reached the server: its connection could not be opened, was known
+    /// broken, or failed while the statement was being sent, so the server ran none of it
+    /// (`is_retryable`). False when the failure came after the statement was sent: it may have
+    /// run.
+    pub unsent: bool,
 }
 
 impl Error {
     pub fn new(code: Code, message: impl Into<String>) -> Error {
-        Error { code, message: message.into(), server: None, client_sqlstate: None }
+        Error { code, message: message.into(), server: None, client_sqlstate: None, unsent: false }
     }
 
     /// What a caught panic becomes: a bug in pgsess, with a code of its own.
@@ -266,7 +271,13 @@ impl Error {
     /// An operational error raised by the client (connect failure, broken connection, timeout) with
     /// the SQLSTATE libpq-based drivers report for it.
     pub fn operational(sqlstate: &'static str, message: impl Into<String>) -> Error {
-        Error { code: PGSESS_OPERATIONAL_ERROR, message: message.into(), server: None, client_sqlstate: Some(sqlstate) }
+        Error {
+            code: PGSESS_OPERATIONAL_ERROR,
+            message: message.into(),
+            server: None,
+            client_sqlstate: Some(sqlstate),
+            unsent: false,
+        }
     }
 
     /// An error the server reported, classified by its SQLSTATE. A FATAL error without an
@@ -277,7 +288,7 @@ impl Error {
             code = PGSESS_OPERATIONAL_ERROR;
         }
         let message = fields.message.clone();
-        Error { code, message, server: Some(Box::new(fields)), client_sqlstate: None }
+        Error { code, message, server: Some(Box::new(fields)), client_sqlstate: None, unsent: false }
     }
 
     pub fn category(&self) -> Code {
@@ -294,6 +305,20 @@ impl Error {
 
     pub fn hint(&self) -> Option<&str> {
         self.server.as_ref().and_then(|s| s.hint.as_deref())
+    }
+
+    /// Whether the failed work can safely be run again, and may then succeed: a serialization
+    /// failure (SQLSTATE 40001) or a deadlock (40P01), whose transaction the server rolled back,
+    /// or a statement that never reached the server (`unsent`). A connection lost after the
+    /// statement was sent is not retryable: the statement may have run (and, for a COMMIT, may
+    /// have committed).
+    pub fn is_retryable(&self) -> bool {
+        self.unsent || matches!(self.sqlstate(), Some("40001" | "40P01"))
+    }
+
+    /// This error, marked as one whose statement never reached the server (`unsent`).
+    pub fn mark_unsent(self) -> Error {
+        Error { unsent: true, ..self }
     }
 
     /// Prefix the message with context (e.g. which host a connect failed on), keeping the code.

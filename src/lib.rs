@@ -42,7 +42,7 @@ pub use config::SessionOptions;
 pub use error::{Code, Error, Result};
 pub use results::Results;
 pub use rows::ResultSet;
-pub use session::{Session, Transaction};
+pub use session::{Isolation, Session, Transaction, TxOptions};
 
 /// For the test suite: whether the fork() handlers were registered by the library's load-time
 /// constructor (before the program could fork or start threads).

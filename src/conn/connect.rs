@@ -128,6 +128,7 @@ impl PgConn {
             secret_key: 0,
             parameters: HashMap::new(),
             tx_status: TxStatus::Idle,
+            tx_failure: None,
             broken: false,
             session_changed: false,
             portal_open: false,

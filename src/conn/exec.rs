@@ -60,12 +60,12 @@ impl PgConn {
     }
 
     fn simple_query_into(&mut self, sql: &str, set: &mut ResultSet) -> Result<()> {
-        self.ensure_usable()?;
+        self.ensure_usable_to_send()?;
         self.ensure_no_open_stream()?;
         self.note_sql(sql);
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = Exchange::Simple;
-        self.flush_writes(None)?;
+        self.flush_writes(None).map_err(Error::mark_unsent)?;
         self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop)
     }
 
@@ -339,7 +339,7 @@ impl PgConn {
     where
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
-        self.ensure_usable()?;
+        self.ensure_usable_to_send()?;
         self.ensure_no_open_stream()?;
         check_param_count(params.len())?;
         self.note_sql(sql);
@@ -385,7 +385,7 @@ impl PgConn {
         if shape.batching {
             return Ok(());
         }
-        self.flush_writes(None)
+        self.flush_writes(None).map_err(Error::mark_unsent)
     }
 
     /// Keep the emptied row storage of a result for the next statement's rows.
@@ -456,6 +456,13 @@ impl PgConn {
         }
         self.session_changed = false;
         !self.broken
+    }
+
+    /// `ensure_usable` before a statement is sent: on a connection known to be broken it fails
+    /// without reaching the server (`Error::unsent`).
+    #[inline]
+    fn ensure_usable_to_send(&mut self) -> Result<()> {
+        self.ensure_usable().map_err(|e| if self.broken { e.mark_unsent() } else { e })
     }
 
     pub(super) fn ensure_usable(&mut self) -> Result<()> {

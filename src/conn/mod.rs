@@ -83,6 +83,9 @@ pub struct PgConn {
     secret_key: i32,
     parameters: HashMap<String, String>,
     tx_status: TxStatus,
+    /// The SQLSTATE and message of the latest error that failed a transaction block (the first
+    /// error after the block was last good): what COMMIT reports while `tx_status` is `Failed`.
+    tx_failure: Option<Box<(String, String)>>,
     /// Set after any I/O or protocol failure or a FATAL error: the connection must be discarded.
     broken: bool,
     /// Set when a statement may have changed session state (`state`): the pool resets the
@@ -173,6 +176,15 @@ impl PgConn {
 
     pub fn tx_status(&self) -> TxStatus {
         self.tx_status
+    }
+
+    /// While the transaction block is failed (`tx_status`), the SQLSTATE and message of the
+    /// error that failed it.
+    pub fn transaction_failure(&self) -> Option<(&str, &str)> {
+        match (&self.tx_failure, self.tx_status) {
+            (Some(f), TxStatus::Failed) => Some((f.0.as_str(), f.1.as_str())),
+            _ => None,
+        }
     }
 
     pub fn is_broken(&self) -> bool {

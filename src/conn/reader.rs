@@ -156,6 +156,11 @@ impl PgConn {
                         self.broken = true;
                         return Err(e);
                     }
+                    if self.tx_status != TxStatus::Failed {
+                        // An error in a good transaction block fails it: kept for COMMIT to report.
+                        let failure = (e.sqlstate().unwrap_or_default().to_owned(), e.message.clone());
+                        self.tx_failure = Some(Box::new(failure));
+                    }
                     error.get_or_insert(e);
                     self.end_chunked_exchange(&mut stop, deadline)?;
                 }

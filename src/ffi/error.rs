@@ -20,7 +20,7 @@ impl Handle for pgsess_error {
 /// An error with its text fields as C strings, made once so the accessors return pointers that
 /// live as long as the error object.
 pub(crate) struct CError {
-    error: Error,
+    pub(crate) error: Error,
     message: CString,
     sqlstate: Option<CString>,
     /// The server's fields by protocol code (`pgsess_error_field`, and DETAIL and HINT); empty

@@ -15,12 +15,14 @@ use std::time::Duration;
 
 mod copy;
 mod notify;
+mod tx;
 
 pub use copy::Copy;
 pub use notify::{NOTIFICATIONS_KEPT, NOTIFICATION_BYTES_KEPT};
+pub use tx::{savepoint_ident, Isolation, Transaction, TxOptions, DEFAULT_TX_ATTEMPTS};
 
 use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
-use crate::conn::{BatchStatement, CancelKey, Param, PgConn, TxStatus};
+use crate::conn::{BatchStatement, CancelKey, Param, PgConn};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
 use crate::requests::{Completion, Engine, Job, Pending, Request};
@@ -288,11 +290,21 @@ impl Session {
         self.0.binding == Binding::Transaction
     }
 
+    /// A connection from the pool. When none could be opened (the server is unreachable, or
+    /// shutting down or starting up), the error is marked unsent (`Error::unsent`): no statement
+    /// reached a server. Pool exhaustion and refused logins are not.
+    fn checkout(&self) -> Result<Lease> {
+        self.pool().checkout().map_err(|e| match e.sqlstate() {
+            Some(s) if e.code == Code::PGSESS_OPERATIONAL_ERROR && could_not_connect(s) => e.mark_unsent(),
+            _ => e,
+        })
+    }
+
     /// The connection a statement runs on, as what its results hold: a new checkout for a
     /// pooled session, the session's own connection otherwise.
     fn hold(&self) -> Result<Hold> {
         match self.0.binding {
-            Binding::Pooled => Ok(Hold::Lease(self.pool().checkout()?)),
+            Binding::Pooled => Ok(Hold::Lease(self.checkout()?)),
             Binding::Pinned | Binding::Transaction => Ok(Hold::Shared(self.pinned_lease()?)),
         }
     }
@@ -301,7 +313,7 @@ impl Session {
     /// transactions).
     fn shared_lease(&self) -> Result<Arc<Lease>> {
         match self.0.binding {
-            Binding::Pooled => Ok(Arc::new(self.pool().checkout()?)),
+            Binding::Pooled => Ok(Arc::new(self.checkout()?)),
             Binding::Pinned | Binding::Transaction => self.pinned_lease(),
         }
     }
@@ -319,7 +331,7 @@ impl Session {
                  fork() by the parent process (whose connection a child never uses)",
             ));
         }
-        let lease = Arc::new(self.pool().checkout()?);
+        let lease = Arc::new(self.checkout()?);
         *pin = Some(Pin::pinned(lease.clone()));
         Ok(lease)
     }
@@ -615,22 +627,6 @@ impl Session {
         self.query_params(&sql, types, args)
     }
 
-    /// Begin a transaction on one pooled connection, held until commit or rollback.
-    pub fn begin(&self) -> Result<Transaction> {
-        if self.0.binding == Binding::Transaction {
-            return Err(Error::interface(
-                "a transaction's session cannot begin another transaction (use SAVEPOINT for a nested one)",
-            ));
-        }
-        let lease = self.shared_lease()?;
-        let outcome = self.run(&lease, |c| c.simple_query("BEGIN"));
-        self.note_statement(outcome.as_ref().ok(), &lease);
-        outcome?;
-        lease.shared().counters.transactions_open.inc();
-        lease.set_holder(|| "a transaction".to_owned());
-        Ok(Transaction { lease, session: self.clone(), bound: OnceLock::new(), finished: false })
-    }
-
     /// Whether a connection can be had and answers a trivial statement.
     pub fn validate(&self) -> bool {
         self.query("SELECT 1", &[]).is_ok_and(|r| r.set.value(0, 0) == Some(b"1"))
@@ -828,6 +824,12 @@ impl Drop for RowStream {
     }
 }
 
+/// Whether a checkout's SQLSTATE says no connection could be had: a connection exception
+/// (class 08), or a server shutting down or starting up (57P01-57P03).
+fn could_not_connect(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03")
+}
+
 /// SQL text for log messages: one line, at most 200 characters.
 fn abbreviate(sql: &str) -> String {
     let one_line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -847,112 +849,6 @@ pub fn callproc_sql(name: &str, nargs: usize) -> Result<String> {
     let quoted: Vec<String> = parts.iter().map(|p| format!("\"{}\"", p.replace('"', "\"\""))).collect();
     let args: Vec<String> = (1..=nargs).map(|i| format!("${i}")).collect();
     Ok(format!("SELECT * FROM {}({})", quoted.join("."), args.join(", ")))
-}
-
-/// The CopyFail message of a COPY still open when its transaction ends.
-const COPY_OUTLIVED_TRANSACTION: &str = "the transaction ended before this COPY was finished";
-
-/// A transaction pinned to one pooled connection. Commit or roll back to end it; dropping it
-/// unfinished rolls back at once. Its results share the connection, which returns to the pool
-/// when the transaction has ended and every one of its results has been dropped.
-pub struct Transaction {
-    lease: Arc<Lease>,
-    session: Session,
-    /// The session bound to this transaction, made on first use (`session`).
-    bound: OnceLock<Session>,
-    finished: bool,
-}
-
-impl Transaction {
-    /// A session bound to this transaction: every session call on it (query, callproc, stream,
-    /// batch, asynchronous requests) runs inside the transaction, on its connection. It lives
-    /// as long as the transaction: when the transaction ends, its outstanding asynchronous
-    /// requests are cancelled (their callbacks run) and any later call on it fails.
-    pub fn session(&self) -> &Session {
-        self.bound
-            .get_or_init(|| self.session.sibling(Binding::Transaction, Some(Pin::transaction(self.lease.clone()))))
-    }
-
-    /// Before the transaction ends: its session's requests finish, and it lets go of the
-    /// connection, and so does any COPY still open on it (the commit or rollback aborts it).
-    fn release_session(&self) {
-        self.session.release_copies_on(&self.lease);
-        if let Some(bound) = self.bound.get() {
-            bound.release_copies_on(&self.lease);
-            bound.close_requests();
-            if let Some(here) = bound.here_if_made() {
-                lock(&here.pin).take();
-            }
-        }
-    }
-
-    /// `Session::query` inside the transaction (through `session`).
-    pub fn query(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Box<Results>> {
-        self.session().query(sql, params)
-    }
-
-    /// `Session::query_params` inside the transaction.
-    pub fn query_params(&self, sql: &str, types: &[u32], params: &[Param<'_>]) -> Result<Box<Results>> {
-        self.session().query_params(sql, types, params)
-    }
-
-    /// Commit. If an earlier statement failed the server rolls back instead; that is reported as
-    /// `PGSESS_TRANSACTION_ROLLBACK`, never as success.
-    pub fn commit(mut self) -> Result<()> {
-        self.finished = true;
-        self.release_session();
-        self.end();
-        let outcome = self.session.run(&self.lease, |c| {
-            // A COPY still open in the transaction is aborted first: it fails the transaction
-            // (so the commit reports the rollback), and its handle then says it has ended
-            // instead of counting rows that were never committed.
-            c.abort_copy(COPY_OUTLIVED_TRANSACTION);
-            let failed_before = c.tx_status() == TxStatus::Failed;
-            let set = c.simple_query("COMMIT")?;
-            if failed_before || set.command_tag == "ROLLBACK" {
-                return Err(Error {
-                    client_sqlstate: Some("40000"),
-                    ..Error::new(
-                        Code::PGSESS_TRANSACTION_ROLLBACK,
-                        "the transaction was rolled back, not committed, because a statement in it failed",
-                    )
-                });
-            }
-            Ok(set)
-        });
-        self.session.note_statement(outcome.as_ref().ok(), &self.lease);
-        outcome.map(|_| ())
-    }
-
-    /// Roll back. A failure only means the connection is discarded instead of reused.
-    pub fn rollback(mut self) {
-        self.finished = true;
-        self.release_session();
-        self.end();
-        self.roll_back();
-    }
-
-    /// ROLLBACK, after ending a COPY left open in the transaction.
-    fn roll_back(&self) {
-        let _ = self.session.run(&self.lease, |c| {
-            c.abort_copy(COPY_OUTLIVED_TRANSACTION);
-            c.simple_query("ROLLBACK")
-        });
-    }
-
-    fn end(&self) {
-        self.lease.shared().counters.transactions_open.dec();
-    }
-}
-
-impl Drop for Transaction {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.release_session();
-            self.end();
-            self.roll_back();
-        }
-    }
 }
 
 #[cfg(test)]
