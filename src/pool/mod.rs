@@ -4,47 +4,44 @@
 //!   opens the same configuration; forgets inherited pools after `fork()`.
 //! - `gate`: at most `pool_max_size` callers hold (or are opening) a connection; waiters are
 //!   served first come, first served.
-//! - `manager`: opens, checks and discards connections, for both backends below.
-//! - `local`: the pool core of forked children.
-//! - `reaper`: closes connections idle past the TTL, reports leaks.
+//! - `idle`: where idle connections wait, and how a permit becomes a connection (an idle one, or
+//!   one the caller opens itself).
+//! - `manager`: opens, checks and discards connections.
+//! - `reaper`: the background part: closes connections idle past the TTL or past their lifetime,
+//!   reports leaks, keeps `pool_min_idle` open and retries connecting while the server is down.
 //! - `Lease` (here): a checked-out connection, returned (rolled back first if needed) when dropped.
 //!
 //! The pool keeps its own counts of leases, outstanding results and open transactions so that a
 //! checkout that times out can say exactly why.
 //!
-//! # Two backends, one pool
+//! # One core, also in forked children
 //!
-//! The pool of the process that loaded the library is r2d2 (`Backend::R2d2`). A process created
-//! by `fork()` cannot use r2d2, nor anything else built on parking_lot: parking_lot_core keeps
-//! one process-wide hashtable of bucket locks that every parking_lot Mutex and Condvar uses
+//! A process created by `fork()` cannot run anything built on parking_lot: parking_lot_core
+//! keeps one process-wide hashtable of bucket locks that every parking_lot Mutex and Condvar uses
 //! whenever a thread parks or unparks, and a parent thread inside such a critical section at the
 //! instant of fork() leaves a bucket locked forever in the child, whose threads then hang the
-//! first time they park (in `parking_lot_core::grow_hashtable -> WordLock::lock`). r2d2 and
-//! scheduled-thread-pool take those locks inside their own code, so no atfork handler of ours can
-//! make them safe.
-//! A forked child's pools therefore run on `local` (`Backend::Local`): the same gate, manager,
-//! slots, leases, counters, statistics, leak reports and reaper, with idle connections in a list
-//! of our own and connections opened in the calling thread.
-//!
-//! So the two backends differ only in where idle connections wait and who opens new ones;
-//! everything a caller can observe (errors, statistics, FIFO service, rollback on return, dead
-//! connection discard, TTL) is shared code. Tests run the pool's contract against both
-//! (`Session::open_with_local_pool`).
+//! first time they park. The pool therefore uses std's locks and thread parking only (futex-based
+//! on Linux), and opens connections in the calling thread: the same code runs in the process
+//! that loaded the library and in its forked children (whose pools are new ones, see
+//! `registry`). `Session::open_with_local_pool` still gives a pool of its own, as a forked child
+//! gets, for the tests that check a child's behaviour without forking.
 
 mod gate;
-mod local;
+mod idle;
 mod manager;
 pub(crate) mod reaper;
 pub mod registry;
+mod stats;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use crate::config::{ConnectConfig, PoolSettings};
 use crate::conn::PgConn;
 use crate::error::{Code, Error, Result};
-use manager::{Manager, PooledConn, Slot};
+use manager::{Manager, Slot};
+pub use stats::{PoolStatsV2, WAIT_BUCKETS};
 
 #[derive(Default)]
 pub struct Counter(AtomicU64);
@@ -79,6 +76,45 @@ pub struct Counters {
     pub pinned_sessions: Counter,
     /// COPY handles holding a connection.
     pub copies_open: Counter,
+    /// Connections closed because they outlived `pool_max_lifetime`.
+    pub closed_lifetime: Counter,
+    /// Connections closed because the health check's round trip failed.
+    pub closed_health: Counter,
+    /// Connections closed by `Pool::drain`.
+    pub closed_drained: Counter,
+    /// Checkouts that failed at once because the server was known to be down.
+    pub fail_fast: Counter,
+    /// Microseconds callers spent in checkouts (successful or not), and the checkouts by how
+    /// long they took (`WAIT_BUCKETS_MS`, the last one unbounded).
+    pub wait_total_us: Counter,
+    pub wait_buckets: [Counter; WAIT_BUCKETS_MS.len() + 1],
+}
+
+/// Upper bounds (milliseconds) of the checkout wait histogram's buckets.
+pub const WAIT_BUCKETS_MS: [u64; 8] = [1, 5, 10, 50, 100, 500, 1000, 5000];
+
+impl Counters {
+    fn record_wait(&self, waited: Duration) {
+        self.wait_total_us.0.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+        let ms = waited.as_micros().div_ceil(1000) as u64;
+        let bucket = WAIT_BUCKETS_MS.iter().position(|&b| ms <= b).unwrap_or(WAIT_BUCKETS_MS.len());
+        self.wait_buckets[bucket].inc();
+    }
+}
+
+/// When connecting started failing and last failed, without a success since.
+#[derive(Default)]
+struct Down {
+    since: Option<Instant>,
+    last: Option<Instant>,
+}
+
+/// The least time between two connection attempts by checkouts while the server is known down.
+const PROBE_SPACING: Duration = Duration::from_millis(20);
+
+/// A failed connect attempt this long after the one before starts a new failing period.
+fn retry_gap(checkout_timeout: Duration) -> Duration {
+    (checkout_timeout * 2).max(Duration::from_secs(2))
 }
 
 /// State shared by a pool, its manager, its leases and the reaper.
@@ -91,9 +127,28 @@ pub struct PoolShared {
     pub last_connect_error: Mutex<Option<Error>>,
     /// Every connection's slot, for statistics, the reaper and, after fork(), `Pool::abandon`.
     slots: Mutex<Vec<Weak<Slot>>>,
-    /// The connection `Pool::connect_first` opened, taken by the manager before it dials a new
-    /// one.
-    adopted: Mutex<Vec<PgConn>>,
+    /// Idle connections.
+    idle: idle::Idle,
+    /// `pool_max_size` now (`Pool::resize` changes it).
+    max_size: AtomicU32,
+    /// How long connecting has been failing (`known_down`).
+    down: Mutex<Down>,
+    /// A checkout is making the one quick attempt allowed while the server is known down.
+    pub(crate) probing: AtomicBool,
+    /// The reaper's background opener is running for this pool.
+    filling: AtomicBool,
+    /// No checkout has ended yet: the session creating the pool is opening its first (and
+    /// `pool_min_idle`) connections in `connect_first`, so the reaper opens none meanwhile.
+    warming: AtomicBool,
+    /// Bumped by each drain: a connection of an older generation is closed, not reused.
+    generation: AtomicU64,
+    /// A drain is under way: checkouts wait (`wait_drained`); `drain_cv` wakes them, and the
+    /// drain itself when a lease returns.
+    draining: AtomicBool,
+    drain_state: Mutex<bool>,
+    drain_cv: Condvar,
+    /// One drain at a time.
+    drain_one: Mutex<()>,
     /// What the connections' statement caches share to heal together (`conn::CacheShared`).
     pub statements: Arc<crate::conn::CacheShared>,
 }
@@ -103,6 +158,77 @@ impl PoolShared {
         let mut slots = lock(&self.slots);
         slots.retain(|w| w.strong_count() > 0);
         slots.push(Arc::downgrade(slot));
+    }
+
+    /// A connection attempt failed.
+    fn connect_failed(&self) {
+        let now = Instant::now();
+        let mut d = lock(&self.down);
+        let gap = retry_gap(self.settings.checkout_timeout);
+        if d.last.map_or(true, |last| now.duration_since(last) > gap) {
+            d.since = Some(now);
+        }
+        d.last = Some(now);
+    }
+
+    /// A connection attempt succeeded: whatever failed before is over.
+    fn connected(&self) {
+        *lock(&self.down) = Down::default();
+    }
+
+    /// Connecting has failed for longer than the checkout timeout and is still failing: a
+    /// checkout that finds no idle connection fails at once (after one quick attempt by one
+    /// caller at a time) instead of waiting the checkout timeout for nothing.
+    pub fn known_down(&self) -> Option<Duration> {
+        let d = lock(&self.down);
+        let (since, last) = (d.since?, d.last?);
+        let failing_for = last.duration_since(since);
+        let recent = last.elapsed() <= retry_gap(self.settings.checkout_timeout);
+        (recent && failing_for >= self.settings.checkout_timeout).then(|| since.elapsed())
+    }
+
+    /// The last connect attempt failed recently: the reaper keeps trying in the background.
+    fn failing(&self) -> bool {
+        lock(&self.down).last.is_some_and(|last| last.elapsed() <= retry_gap(self.settings.checkout_timeout))
+    }
+
+    /// Whether the background may try connecting again while it fails: after a pause that
+    /// grows with how long it has been failing (a quarter of it), up to half of `retry_gap`, so
+    /// that attempts stay frequent enough for `known_down` and the log is not flooded.
+    fn retry_due(&self) -> bool {
+        let d = lock(&self.down);
+        let (Some(since), Some(last)) = (d.since, d.last) else { return true };
+        let pause = (last.duration_since(since) / 4).min(retry_gap(self.settings.checkout_timeout) / 2);
+        last.elapsed() >= pause
+    }
+
+    /// For a checkout while the server is known down: whether it may make the one quick attempt
+    /// (`idle::Idle::probe`): one caller at a time, and no sooner than `PROBE_SPACING` after the
+    /// last attempt failed, so that callers arriving in a loop do not hammer the server.
+    pub(crate) fn claim_probe(&self) -> bool {
+        let recent = lock(&self.down).last.is_some_and(|last| last.elapsed() < PROBE_SPACING);
+        !recent && !self.probing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Wait while a drain is under way; false if it still is at `deadline`.
+    fn wait_drained(&self, deadline: Instant) -> bool {
+        if !self.draining.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut draining = lock(&self.drain_state);
+        while *draining {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            draining = self.drain_cv.wait_timeout(draining, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
+    }
+
+    /// Idle connections open now, not counting slots the reaper has emptied.
+    fn idle_open(&self) -> usize {
+        self.idle.count_open()
     }
 
     /// Connections currently open (idle or leased). Never waits for a slot: a statement holds
@@ -150,36 +276,20 @@ pub struct PoolStats {
     pub discarded_expired: u64,
 }
 
-/// Where idle connections wait and who opens new ones: the only difference between the two
-/// backends (see the module comment).
-enum Backend {
-    /// The original process's pool.
-    R2d2(r2d2::Pool<Manager>),
-    /// A forked child's pool (and, in tests, any pool opened with `local`).
-    Local(local::Idle),
-}
-
-/// What `Pool::new` builds.
-pub(crate) enum NewBackend {
-    /// r2d2 with the process's connecting threads.
-    R2d2(Arc<scheduled_thread_pool::ScheduledThreadPool>),
-    Local,
-}
-
 pub struct Pool {
     /// Hex id derived from the configuration with a random salt (a forked child keeps its
     /// parent's, so a configuration's id survives fork()); never reveals the password.
     pub id: String,
     pub settings: PoolSettings,
-    backend: Backend,
     shared: Arc<PoolShared>,
-    /// Opens and checks connections: the same manager r2d2 has, used directly by the local core
-    /// and by `connect_first`.
+    /// Opens and checks connections.
     manager: Manager,
+    /// Made for `Session::open_with_local_pool` or in a forked child (see the module comment).
+    local: bool,
 }
 
 impl Pool {
-    fn new(id: String, config: ConnectConfig, settings: PoolSettings, backend: NewBackend) -> Arc<Pool> {
+    fn new(id: String, config: ConnectConfig, settings: PoolSettings, local: bool) -> Arc<Pool> {
         let shared = Arc::new(PoolShared {
             id: id.clone(),
             settings,
@@ -187,46 +297,49 @@ impl Pool {
             counters: Counters::default(),
             last_connect_error: Mutex::new(None),
             slots: Mutex::new(Vec::new()),
-            adopted: Mutex::new(Vec::new()),
+            idle: idle::Idle::new(settings.max_size),
+            max_size: AtomicU32::new(settings.max_size),
+            down: Mutex::new(Down::default()),
+            probing: AtomicBool::new(false),
+            filling: AtomicBool::new(false),
+            warming: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+            drain_state: Mutex::new(false),
+            drain_cv: Condvar::new(),
+            drain_one: Mutex::new(()),
             statements: Arc::default(),
         });
         let manager = Manager { config, shared: shared.clone() };
-        let backend = match backend {
-            NewBackend::R2d2(threads) => {
-                let idle_timeout = (!settings.idle_ttl.is_zero()).then_some(settings.idle_ttl);
-                Backend::R2d2(
-                    r2d2::Pool::builder()
-                        .max_size(settings.max_size)
-                        .min_idle(Some(0))
-                        .test_on_check_out(true)
-                        .connection_timeout(settings.checkout_timeout)
-                        // r2d2's reaper (every 30 s) also drops slots our reaper has emptied.
-                        .idle_timeout(idle_timeout)
-                        .max_lifetime(None)
-                        .error_handler(Box::new(r2d2::NopErrorHandler))
-                        .thread_pool(threads)
-                        .build_unchecked(manager.clone()),
-                )
-            }
-            NewBackend::Local => Backend::Local(local::Idle::new(settings.max_size)),
-        };
-        let pool = Arc::new(Pool { id, settings, backend, shared, manager });
-        reaper::watch(&pool.shared);
+        let pool = Arc::new(Pool { id, settings, shared, manager, local });
+        reaper::watch(&pool);
         pool
     }
 
-    /// Whether this pool runs on the local core rather than r2d2.
+    /// Whether this pool was made for `Session::open_with_local_pool` or in a forked child.
     pub fn is_local(&self) -> bool {
-        matches!(self.backend, Backend::Local(_))
+        self.local
     }
 
     /// Open the pool's first connection in the calling thread, so that a wrong address, user,
     /// password or database fails at once with the server's error instead of after the checkout
-    /// timeout; the connection then joins the pool. Returns its backend pid.
+    /// timeout; the connection then joins the pool. Returns its backend pid. Bounded by the
+    /// checkout timeout, whatever the hosts and however the server answers (`Manager::dial_by`).
+    /// With `pool_min_idle`, the rest of the warm connections are opened here too, within the
+    /// same bound; those that fail are left to the reaper, which keeps trying.
     pub fn connect_first(self: &Arc<Self>) -> Result<i32> {
-        let conn = self.manager.dial()?;
+        let started = Instant::now();
+        let deadline = started + self.settings.checkout_timeout;
+        let conn = self.manager.dial_by(deadline)?;
         let pid = conn.backend_pid();
-        lock(&self.shared.adopted).push(conn);
+        self.shared.idle.put(self.manager.adopt(conn, started));
+        let warm = self.settings.min_idle.min(self.settings.max_size);
+        for _ in 1..warm {
+            match self.manager.open(Some(deadline)) {
+                Ok(slot) => self.shared.idle.put(slot),
+                Err(_) => break,
+            }
+        }
         drop(self.checkout()?);
         Ok(pid)
     }
@@ -247,33 +360,24 @@ impl Pool {
         c.waiting.inc();
         let started = Instant::now();
         let deadline = started + self.settings.checkout_timeout;
-        // The time left once a permit is held: all of it when one was free at once.
-        let left = if self.shared.gate.try_acquire() {
-            Some(self.settings.checkout_timeout)
-        } else if self.shared.gate.acquire(deadline) {
-            Some(deadline.saturating_duration_since(Instant::now()))
-        } else {
-            None
-        };
-        let got = if let Some(left) = left {
+        let permit = self.shared.gate.try_acquire() || self.shared.gate.acquire(deadline);
+        let got = if permit {
             // A permit means a connection is idle or may be opened.
-            let got = match &self.backend {
-                Backend::R2d2(pool) => {
-                    // r2d2 still bounds the wait (opening one can be slow).
-                    pool.get_timeout(left.max(std::time::Duration::from_millis(1))).ok().map(Checked::R2d2)
-                }
-                Backend::Local(idle) => idle.get(&self.manager, deadline).map(Checked::Local),
-            };
-            if got.is_none() {
+            let got = self.shared.idle.get(&self.manager, deadline);
+            if got.is_err() {
                 self.shared.gate.release();
             }
             got
         } else {
-            None
+            Err(idle::NoConnection::Deadline)
         };
         c.waiting.dec();
+        c.record_wait(started.elapsed());
+        if self.shared.warming.load(Ordering::Relaxed) {
+            self.shared.warming.store(false, Ordering::Relaxed);
+        }
         match got {
-            Some(conn) => {
+            Ok(conn) => {
                 c.checkouts.inc();
                 c.in_use.inc();
                 Ok(Lease {
@@ -283,9 +387,29 @@ impl Pool {
                     owner_pid: crate::process::current_pid(),
                 })
             }
-            None => {
-                c.checkout_timeouts.inc();
-                let e = self.checkout_failure(started.elapsed().as_millis());
+            Err(why) => {
+                let e = match why {
+                    idle::NoConnection::Deadline => {
+                        c.checkout_timeouts.inc();
+                        self.checkout_failure(started.elapsed().as_millis())
+                    }
+                    idle::NoConnection::Down(down_for) => {
+                        c.fail_fast.inc();
+                        self.down_failure(down_for)
+                    }
+                    idle::NoConnection::Draining => {
+                        c.checkout_timeouts.inc();
+                        Error::new(
+                            Code::PGSESS_POOL_EXHAUSTED,
+                            format!(
+                                "pool {} is being drained (pgsess_pool_drain): no connection is handed out until the \
+                                 drain ends; waited {} ms",
+                                self.id,
+                                started.elapsed().as_millis()
+                            ),
+                        )
+                    }
+                };
                 crate::log::warn(|| format!("checkout failed: {e}"));
                 Err(e)
             }
@@ -310,11 +434,121 @@ impl Pool {
                 closed += 1;
             }
         }
-        if let Ok(mut adopted) = self.shared.adopted.try_lock() {
-            closed += adopted.len();
-            adopted.clear();
+        closed
+    }
+
+    /// The error of a checkout that failed at once because the server is known to be down.
+    fn down_failure(&self, down_for: Duration) -> Error {
+        let context = format!(
+            "pool {}: connecting has failed for {} ms, longer than the checkout timeout ({} ms): failing at once \
+             while the pool keeps trying in the background; last attempt failed",
+            self.id,
+            down_for.as_millis(),
+            self.settings.checkout_timeout.as_millis()
+        );
+        match lock(&self.shared.last_connect_error).clone() {
+            Some(e) => e.context(context),
+            None => Error::operational("08001", context),
+        }
+    }
+
+    /// Stop handing out connections, wait up to `timeout` for those in use to come back, and
+    /// close every connection; then the pool opens new ones as it is used again (with the
+    /// configuration it has: the password file is read again for each). Checkouts
+    /// wait while it runs (within their checkout timeout). A connection still in use at the
+    /// timeout is closed when it comes back, and the drain fails saying how many were left.
+    pub fn drain(&self, timeout: Duration) -> Result<()> {
+        let sh = &self.shared;
+        let _one = lock(&sh.drain_one);
+        let started = Instant::now();
+        let deadline = started + timeout;
+        *lock(&sh.drain_state) = true;
+        sh.draining.store(true, Ordering::Release);
+        sh.generation.fetch_add(1, Ordering::AcqRel);
+        let mut closed = self.close_idle();
+        {
+            let mut guard = lock(&sh.drain_state);
+            while sh.counters.in_use.get() > 0 {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let wait = (deadline - now).min(Duration::from_millis(10));
+                guard = sh.drain_cv.wait_timeout(guard, wait).unwrap_or_else(|p| p.into_inner()).0;
+            }
+        }
+        closed += self.close_idle();
+        let left = sh.counters.in_use.get();
+        *lock(&sh.drain_state) = false;
+        sh.draining.store(false, Ordering::Release);
+        sh.drain_cv.notify_all();
+        crate::log::info(|| {
+            format!(
+                "pool {}: drained in {} ms: closed {closed} idle connections, {left} still in use",
+                self.id,
+                started.elapsed().as_millis()
+            )
+        });
+        if left > 0 {
+            return Err(Error::new(
+                Code::PGSESS_POOL_EXHAUSTED,
+                format!(
+                    "pool {}: drain timed out after {} ms with {left} connections still in use ({} results not yet \
+                     freed, {} transactions open, {} pinned sessions); they are closed when they come back",
+                    self.id,
+                    timeout.as_millis(),
+                    sh.counters.results_outstanding.get(),
+                    sh.counters.transactions_open.get(),
+                    sh.counters.pinned_sessions.get()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Close the idle connections of an older generation than the pool's (all of them, during
+    /// a drain). Returns how many were closed.
+    fn close_idle(&self) -> usize {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        let mut closed = 0;
+        for slot in self.shared.idle.take_all() {
+            if slot.generation() == generation {
+                self.shared.idle.put(slot);
+            } else if slot.lock().conn.take().is_some() {
+                self.shared.counters.closed_drained.inc();
+                closed += 1;
+            }
         }
         closed
+    }
+
+    /// Change `pool_max_size` of this pool (every session on it sees the change): more callers
+    /// may hold a connection at once from now on, or fewer as connections come back (idle ones
+    /// past the new size are closed at once, leased ones when they come back).
+    pub fn resize(&self, max_size: u32) -> Result<()> {
+        if max_size == 0 || max_size > crate::config::MAX_POOL_MAX_SIZE {
+            return Err(Error::config(format!(
+                "pool_max_size must be between 1 and {}, got {max_size}",
+                crate::config::MAX_POOL_MAX_SIZE
+            )));
+        }
+        let sh = &self.shared;
+        let _one = lock(&sh.drain_one);
+        let old = sh.max_size.swap(max_size, Ordering::AcqRel);
+        sh.gate.resize(old, max_size);
+        if max_size < old {
+            let in_use = sh.counters.in_use.get() as usize;
+            let mut idle = sh.idle.take_all();
+            while !idle.is_empty() && idle.len() + in_use > max_size as usize {
+                let slot = idle.remove(0); // the least recently used go first
+                drop(slot.lock().conn.take());
+            }
+            for slot in idle {
+                sh.idle.put(slot);
+            }
+        }
+        crate::log::info(|| format!("pool {}: pool_max_size {old} -> {max_size}", self.id));
+        Ok(())
     }
 
     fn checkout_failure(&self, waited_ms: u128) -> Error {
@@ -357,10 +591,10 @@ impl Pool {
         }
     }
 
-    /// The cancel keys of the statements of session `session` running now (see `Lease::run_for`).
-    pub fn running_cancel_keys(&self, session: u64) -> Vec<Arc<crate::conn::CancelKey>> {
+    /// What cancels each statement of session `session` running now (see `Lease::run_for`).
+    pub fn running_cancellers(&self, session: u64) -> Vec<crate::conn::Canceller> {
         let slots: Vec<Arc<Slot>> = lock(&self.shared.slots).iter().filter_map(Weak::upgrade).collect();
-        slots.iter().filter_map(|s| s.cancel_key_if_running_for(session)).collect()
+        slots.iter().filter_map(|s| s.canceller_if_running_for(session)).collect()
     }
 
     pub fn counters(&self) -> &Counters {
@@ -372,7 +606,7 @@ impl Pool {
         let open = self.shared.open_connections() as u32;
         let in_use = c.in_use.get() as u32;
         PoolStats {
-            max_size: self.settings.max_size,
+            max_size: self.shared.max_size.load(Ordering::Relaxed),
             open,
             idle: open.saturating_sub(in_use),
             in_use,
@@ -392,30 +626,12 @@ impl Pool {
 /// A checked-out connection. Dropping it rolls back a transaction left open (or discards the
 /// connection if that fails) and returns it to the pool, waking one waiter.
 pub struct Lease {
-    conn: Option<Checked>,
+    conn: Option<Arc<Slot>>,
     /// Row storage handed back by the lease's results, given to the connection on return.
     row_storage: Option<crate::rows::RowStorage>,
     pool: Arc<Pool>,
     /// The process that checked it out: in a forked child the lease is forgotten, not returned.
     owner_pid: u32,
-}
-
-/// A leased connection, as its backend handed it out.
-enum Checked {
-    R2d2(r2d2::PooledConnection<Manager>),
-    Local(Arc<Slot>),
-}
-
-impl Checked {
-    fn slot(&self) -> &Slot {
-        match self {
-            Checked::R2d2(pooled) => {
-                let pooled: &PooledConn = pooled;
-                &pooled.slot
-            }
-            Checked::Local(slot) => slot,
-        }
-    }
 }
 
 impl Lease {
@@ -427,7 +643,7 @@ impl Lease {
             ));
         }
         let checked = self.conn.as_ref().expect("lease holds a connection until dropped");
-        let mut state = checked.slot().lock();
+        let mut state = checked.lock();
         match state.conn.as_mut() {
             Some(c) => f(c),
             None => Err(Error::operational("08003", "the connection was closed")),
@@ -435,7 +651,7 @@ impl Lease {
     }
 
     /// Run `f` on the connection as a statement of session `session` (an id other than 0), which
-    /// `Pool::running_cancel_keys` finds while it runs.
+    /// `Pool::running_cancellers` finds while it runs.
     pub fn run_for<T>(&self, session: u64, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
         struct Running<'a>(&'a Slot);
         impl Drop for Running<'_> {
@@ -444,7 +660,7 @@ impl Lease {
             }
         }
         self.with_conn(|c| {
-            let slot = self.conn.as_ref().expect("lease holds a connection until dropped").slot();
+            let slot: &Slot = self.conn.as_ref().expect("lease holds a connection until dropped");
             slot.set_running_for(session);
             let _running = Running(slot);
             f(c)
@@ -469,7 +685,7 @@ impl Lease {
     pub fn set_holder(&self, what: impl FnOnce() -> String) {
         if self.pool.settings.leak_threshold.is_some() && !self.inherited() {
             if let Some(checked) = self.conn.as_ref() {
-                checked.slot().lock().holder = Some(what());
+                checked.lock().holder = Some(what());
             }
         }
     }
@@ -485,8 +701,9 @@ impl Drop for Lease {
             std::mem::forget(self.pool.clone());
             return;
         }
+        let mut retired = None;
         let reusable = {
-            let mut state = checked.slot().lock();
+            let mut state = checked.lock();
             let reset = self.pool.settings.reset;
             let reusable = state.conn.as_mut().is_some_and(|c| c.reset_for_reuse(reset));
             if let (true, Some(c), Some(storage)) = (reusable, state.conn.as_mut(), self.row_storage.take()) {
@@ -497,16 +714,35 @@ impl Drop for Lease {
             }
             state.leased = false;
             state.idle_since = Instant::now();
-            reusable
+            let sh = &self.pool.shared;
+            let max_size = sh.max_size.load(Ordering::Relaxed);
+            let retire = reusable
+                && if checked.generation() != sh.generation.load(Ordering::Acquire) {
+                    sh.counters.closed_drained.inc();
+                    true
+                } else if state.expired(state.idle_since) {
+                    sh.counters.closed_lifetime.inc();
+                    true
+                } else {
+                    // Past a pool_max_size made smaller by `resize` (counted only then).
+                    max_size != self.pool.settings.max_size && sh.open_connections() > max_size as usize
+                };
+            if retire {
+                retired = state.conn.take();
+            }
+            reusable && !retire
         };
-        self.pool.shared.counters.in_use.dec();
-        match (checked, &self.pool.backend) {
-            // r2d2 puts it back, or drops it if broken (`Manager::has_broken`).
-            (Checked::R2d2(pooled), _) => drop(pooled),
-            (Checked::Local(slot), Backend::Local(idle)) if reusable => idle.put(slot),
-            (Checked::Local(slot), _) => drop(slot), // discarded: its connection is already gone
+        let sh = &self.pool.shared;
+        sh.counters.in_use.dec();
+        if reusable {
+            sh.idle.put(checked);
         }
         // Then the next caller in line gets it.
-        self.pool.shared.gate.release();
+        sh.gate.release();
+        if sh.draining.load(Ordering::Acquire) {
+            let _g = lock(&sh.drain_state);
+            sh.drain_cv.notify_all();
+        }
+        drop(retired); // closed (Terminate sent) after the permit went to the next caller
     }
 }

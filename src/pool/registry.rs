@@ -13,21 +13,15 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use scheduled_thread_pool::ScheduledThreadPool;
 use sha2::{Digest, Sha256};
 
-use super::{NewBackend, Pool};
+use super::Pool;
 use crate::config::{ConnectConfig, PoolSettings};
-
-/// Threads r2d2 uses to open connections, shared by every r2d2 pool of the process.
-const CONNECT_THREADS: usize = 8;
 
 pub(crate) struct Registry {
     pid: u32,
     salt: [u8; 16],
     pools: HashMap<String, Arc<Pool>>,
-    /// Started with the process's first r2d2 pool; never in a forked child (it uses parking_lot).
-    threads: Option<Arc<ScheduledThreadPool>>,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
@@ -60,9 +54,8 @@ fn registry_key(config: &ConnectConfig, settings: &PoolSettings, local: bool) ->
 
 /// The pool for this configuration, created if needed. The flag is true when this call created it.
 ///
-/// `local` asks for the library's own pool core even in a process that has not forked (tests
-/// run the pool's contract against both backends so); such a pool is never shared with sessions
-/// that did not ask for it. A forked child's pools always use it.
+/// `local` asks for a pool of its own, as a forked child's are (for tests); such a pool is never
+/// shared with sessions that did not ask for it.
 pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings, local: bool) -> (Arc<Pool>, bool) {
     let key = registry_key(config, &settings, local);
     let mut forgot = None;
@@ -77,9 +70,6 @@ pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings, local: bool
                 closed += pool.abandon();
                 crate::process::keep(pool);
             }
-            if let Some(threads) = old.threads {
-                crate::process::keep(threads);
-            }
             // The same salt: a configuration keeps its pool id across fork() (the ids that
             // `pgsess_pool_id` handed out before fork() still name the child's pools).
             inherited_salt = Some(old.salt);
@@ -89,7 +79,6 @@ pub fn get_or_create(config: &ConnectConfig, settings: PoolSettings, local: bool
             pid,
             salt: inherited_salt.unwrap_or_else(random_salt),
             pools: HashMap::new(),
-            threads: None,
         });
         match reg.pools.get(&key) {
             Some(pool) => (pool.clone(), false),
@@ -114,20 +103,7 @@ fn create(reg: &mut Registry, key: String, config: &ConnectConfig, settings: Poo
     hasher.update(reg.salt);
     hasher.update(key.as_bytes());
     let id: String = hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
-    let backend = if local || crate::process::forked() {
-        NewBackend::Local
-    } else {
-        let threads = reg.threads.get_or_insert_with(|| {
-            Arc::new(
-                ScheduledThreadPool::builder()
-                    .num_threads(CONNECT_THREADS)
-                    .thread_name_pattern("pgsess-connect-{}")
-                    .build(),
-            )
-        });
-        NewBackend::R2d2(threads.clone())
-    };
-    let pool = Pool::new(id, config.clone(), settings, backend);
+    let pool = Pool::new(id, config.clone(), settings, local || crate::process::forked());
     reg.pools.insert(key, pool.clone());
     pool
 }
