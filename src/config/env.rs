@@ -24,11 +24,21 @@ pub fn uri_from_env(dbname: &str) -> Result<String> {
     let name = env_var_name(dbname);
     match std::env::var_os(&name) {
         None => Err(Error::config(format!(
-            "environment variable {name} is not set: it must hold the PostgreSQL URI for session \"{dbname}\" \
-             (postgresql://user:password@host:port/dbname), or set the db_url option"
+            "environment variable {name} is not set: it must hold the connection string for session \"{dbname}\" \
+             (postgresql://user:password@host:port/dbname, or host=... dbname=...), or set the db_url option"
         ))),
         Some(v) => {
-            v.into_string().map_err(|_| Error::config(format!("environment variable {name} is not valid UTF-8")))
+            let v = v
+                .into_string()
+                .map_err(|_| Error::config(format!("environment variable {name} is not valid UTF-8")))?;
+            // libpq reads "" as a string that sets nothing; an empty variable is a mistake here.
+            if v.trim().is_empty() {
+                return Err(Error::config(format!(
+                    "environment variable {name} is empty: it must hold the connection string for session \"{dbname}\" \
+                     (postgresql://user:password@host:port/dbname, or host=... dbname=...)"
+                )));
+            }
+            Ok(v)
         }
     }
 }
@@ -57,12 +67,18 @@ impl Environment for ProcessEnvironment {
 }
 
 fn os_user_name() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    user_name_of(unsafe { libc::geteuid() })
+}
+
+/// The name of the OS user `uid` (for `requirepeer`), if it has one.
+pub fn user_name_of(uid: libc::uid_t) -> Option<String> {
     // SAFETY: getpwuid_r writes into our buffer and `pwd`; we read pw_name only on success.
     unsafe {
         let mut pwd: libc::passwd = std::mem::zeroed();
         let mut buf = vec![0 as libc::c_char; 4096];
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(libc::geteuid(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
         if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
             return None;
         }

@@ -8,15 +8,30 @@
 //! any of them may hold part of it.
 //!
 //! This file holds the types and the defaults; the work is in:
-//! - `uri.rs`: parsing a connection URI and completing it with `PG*` variables and defaults;
+//! - `conninfo.rs`: libpq's `key=value` form, and the [`Settings`] both forms are read into;
+//! - `uri.rs`: parsing a connection URI into settings;
+//! - `keywords.rs`: libpq 17's connection keywords and what pgsess does with each;
+//! - `service.rs`: connection service files (`service=`, `PGSERVICE`, `pg_service.conf`);
+//! - `check.rs`: checking a configuration without connecting (`pgsess_config_check`);
+//! - `complete.rs`: completing settings with the service, `PG*` variables and defaults, and
+//!   checking every value;
 //! - `env.rs`: the environment: `PGSQL_<NAME>`, the process's variables, the OS user;
 //! - `passfile.rs`: looking a password up in a libpq password file;
+//! - `password.rs`: the password hook asked for each new connection's password;
 //! - `tls.rs`: the TLS settings (`sslmode`, certificates, channel binding);
+//! - `auth.rs`: which authentication the client accepts (`require_auth`);
 //! - `notice.rs`: the notice hook a pool's connections call with each notice.
 
+mod auth;
+mod check;
+mod complete;
+mod conninfo;
 mod env;
+pub mod keywords;
 mod notice;
 mod passfile;
+mod password;
+mod service;
 mod tls;
 mod uri;
 
@@ -25,15 +40,22 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-pub use env::{env_var_name, uri_from_env, ProcessEnvironment};
+pub use auth::{AuthMethod, RequireAuth};
+pub use check::{check, Checked};
+pub use complete::{complete, parse_settings, parse_uri};
+pub use conninfo::{quote, Settings};
+pub use env::{env_var_name, uri_from_env, user_name_of, ProcessEnvironment};
 pub use notice::{NoticeFn, NoticeHook};
 pub use passfile::passfile_lookup;
-pub use tls::{ChannelBinding, RootCert, SslMode, TlsConfig};
-pub use uri::parse_uri;
+pub use password::{PasswordFn, PasswordHook};
+pub use tls::{ChannelBinding, RootCert, SslMode, TlsConfig, TlsVersions};
 
 /// Default wait for a pooled connection, including the time to open one: long enough to ride out a
 /// burst, short enough to fail before a typical request deadline. Documented in the header.
 pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Default cancel grace (`SessionOptions::cancel_grace`): how long a cancelled statement may
+/// wait for the server's answer before it fails and its connection is closed.
+pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
 /// Default bound on one whole connection attempt (socket connect, startup, authentication) to one
 /// host, used when the URI has no `connect_timeout`. libpq waits forever; a pool must not.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,6 +72,16 @@ pub const DEFAULT_POOL_MAX_SIZE: u32 = 25;
 pub const DEFAULT_POOL_IDLE_TTL: Duration = Duration::from_secs(60);
 /// Largest accepted `pool_max_size`: far above any server's max_connections.
 pub const MAX_POOL_MAX_SIZE: u32 = 10_000;
+/// Default `pool_max_lifetime`: a connection is closed (once idle) after about an hour, so that
+/// server-side memory growth and configuration changes reach every connection in time.
+pub const DEFAULT_POOL_MAX_LIFETIME: Duration = Duration::from_secs(3600);
+/// Default `pool_health_check`: an idle connection unused for longer gets a round trip before
+/// it is handed out (a network that drops packets silently is not visible on the socket).
+pub const DEFAULT_POOL_HEALTH_CHECK: Duration = Duration::from_secs(30);
+/// Default `max_result_bytes`: the DataRow bytes one statement's result (or one stream chunk)
+/// may take, 1 GiB, the most one PostgreSQL value may hold. Generous: it is there so a server
+/// cannot make the process allocate without end, not to bound ordinary results.
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = 1 << 30;
 
 /// Where one candidate server listens.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -61,16 +93,32 @@ pub enum Host {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HostSpec {
+    /// The server's name: what is looked up, unless `addr` is set; what TLS checks the
+    /// certificate against and the password file is searched for in any case.
     pub host: Host,
     pub port: u16,
+    /// libpq's `hostaddr`: the address to connect to instead of looking `host` up (then `host`
+    /// is `Host::Tcp`, holding the host name or, when none was given, this address).
+    pub addr: Option<std::net::IpAddr>,
+}
+
+impl HostSpec {
+    /// A TCP host looked up by name.
+    pub fn tcp(name: &str, port: u16) -> HostSpec {
+        HostSpec { host: Host::Tcp(name.to_owned()), port, addr: None }
+    }
 }
 
 impl std::fmt::Display for HostSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.host {
-            Host::Tcp(h) if h.contains(':') => write!(f, "[{h}]:{}", self.port),
-            Host::Tcp(h) => write!(f, "{h}:{}", self.port),
-            Host::Unix(dir) => write!(f, "{}/.s.PGSQL.{}", dir.display(), self.port),
+            Host::Tcp(h) if h.contains(':') => write!(f, "[{h}]:{}", self.port)?,
+            Host::Tcp(h) => write!(f, "{h}:{}", self.port)?,
+            Host::Unix(dir) => write!(f, "{}/.s.PGSQL.{}", dir.display(), self.port)?,
+        }
+        match self.addr {
+            Some(a) if self.host != Host::Tcp(a.to_string()) => write!(f, " (hostaddr {a})"),
+            _ => Ok(()),
         }
     }
 }
@@ -125,6 +173,18 @@ pub struct ConnectConfig {
     pub default_socket_dir: PathBuf,
     /// sslmode, certificates and channel binding (ignored for Unix-domain sockets, as in libpq).
     pub tls: TlsConfig,
+    /// Which authentication methods the server may use (libpq's `require_auth`, else
+    /// `PGREQUIREAUTH`); unset allows all, as in libpq. Naming a method also lifts pgsess's own
+    /// refusal of it on a plain-text TCP connection (see `conn::connect`).
+    pub require_auth: RequireAuth,
+    /// Server settings sent in the startup packet from libpq's `PGDATESTYLE`, `PGTZ` and
+    /// `PGGEQO` (`datestyle`, `timezone`, `geqo`).
+    pub startup_params: Vec<(String, String)>,
+    /// Asked for the password of each new connection before the string's, `PGPASSWORD` or the
+    /// password file (`SessionOptions::set_password_hook`). Part of the key by its identity.
+    pub password_hook: Option<PasswordHook>,
+    /// libpq's `requirepeer`: the OS user a server reached over a Unix-domain socket must run as.
+    pub requirepeer: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectConfig {
@@ -191,7 +251,28 @@ impl ConnectConfig {
         field("sslkey", &path(&t.key));
         field("sslsni", &t.sni.to_string());
         field("channel_binding", &format!("{:?}", t.channel_binding));
+        field("require_auth", &self.require_auth.to_string());
+        field("tls_versions", &format!("{:?}", t.versions));
+        field("sslcrl", &path(&t.crl_file));
+        field("sslcrldir", &path(&t.crl_dir));
+        field("sslcertmode_require", &t.cert_required.to_string());
+        for (name, value) in &self.startup_params {
+            field(name, value);
+        }
+        field("requirepeer", self.requirepeer.as_deref().unwrap_or(""));
+        field("password_hook", &format!("{:?}", self.password_hook.as_ref().map(PasswordHook::identity)));
         s
+    }
+
+    /// The password for a new connection to `host`: the password hook's when there is one and
+    /// it gives one, else `password_for`'s. An error of the hook fails the attempt.
+    pub fn password_to_connect(&self, host: &HostSpec) -> Result<Option<String>> {
+        if let Some(hook) = &self.password_hook {
+            if let Some(p) = hook.call(host, &self.user)? {
+                return Ok(Some(p));
+            }
+        }
+        Ok(self.password_for(host))
     }
 
     /// The password for `host`: the URI's (or PGPASSWORD), else the password file's matching
@@ -243,6 +324,18 @@ pub struct PoolSettings {
     /// Called with each notice the pool's connections receive while running a statement (see
     /// `SessionOptions::set_notice_hook`). Part of the key by the hook's identity.
     pub notice_hook: Option<NoticeHook>,
+    /// The most DataRow bytes one result (or one stream chunk) may take; 0 is no limit
+    /// (`SessionOptions::set_max_result_bytes`).
+    pub max_result_bytes: u64,
+    /// A connection open this long (within +-10%, chosen per connection) is closed once it is
+    /// idle; zero is no limit.
+    pub max_lifetime: Duration,
+    /// Idle connections the pool keeps open (opened when the pool is created, re-opened in the
+    /// background).
+    pub min_idle: u32,
+    /// An idle connection unused this long is checked with a round trip before it is handed out;
+    /// zero turns the round trip off (the socket check at every checkout remains).
+    pub health_check: Duration,
 }
 
 impl Default for PoolSettings {
@@ -255,6 +348,10 @@ impl Default for PoolSettings {
             reset: ResetMode::Dirty,
             statement_cache: 0,
             notice_hook: None,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            max_lifetime: DEFAULT_POOL_MAX_LIFETIME,
+            min_idle: 0,
+            health_check: DEFAULT_POOL_HEALTH_CHECK,
         }
     }
 }
@@ -270,6 +367,12 @@ pub struct SessionOptions {
     /// Open a pinned session (one connection for its life) instead of a pooled one. Not part of
     /// the pool key: pinned and pooled sessions of one URI share a pool.
     pub pinned: bool,
+    /// How long a cancelled statement of the session may go on waiting for the server (`None`:
+    /// `DEFAULT_CANCEL_GRACE`); see `set_cancel_grace_ms`. Not part of the pool key.
+    pub cancel_grace: Option<Duration>,
+    /// Asked for each new connection's password (`set_password_hook`); copied into the
+    /// session's `ConnectConfig`, so part of the pool key by its identity.
+    pub password_hook: Option<PasswordHook>,
 }
 
 impl SessionOptions {
@@ -329,6 +432,71 @@ impl SessionOptions {
     pub fn set_notice_hook(&mut self, hook: Option<NoticeHook>) {
         self.pool.notice_hook = hook;
     }
+
+    /// Ask `hook` for the password of each new connection these sessions' pool opens, with the
+    /// host and the user, on the thread that opens it; `Ok(None)` from it means the configured
+    /// password (the string, `PGPASSWORD`, the password file). For passwords that rotate and
+    /// short-lived tokens: the pool stays, and connections opened after a rotation use the new
+    /// password. `None` turns it off. Part of the pool key by the hook's identity.
+    pub fn set_password_hook(&mut self, hook: Option<PasswordHook>) {
+        self.password_hook = hook;
+    }
+
+    /// Once a statement of these sessions is cancelled (its statement timeout passed, or
+    /// `Session::cancel` or an asynchronous request's cancel asked), it may wait `ms` more for
+    /// the server's answer; then it fails with `PGSESS_QUERY_CANCELED` and its connection is
+    /// closed. Closing a session waits as long for its outstanding asynchronous requests. 0:
+    /// no wait (the cancel request is still sent). Default 5000.
+    pub fn set_cancel_grace_ms(&mut self, ms: u32) {
+        self.cancel_grace = Some(Duration::from_millis(ms.into()));
+    }
+
+    /// The cancel grace these options give (`set_cancel_grace_ms`).
+    pub fn cancel_grace(&self) -> Duration {
+        self.cancel_grace.unwrap_or(DEFAULT_CANCEL_GRACE)
+    }
+
+    /// Bound each statement's result to `bytes` of row data (the DataRow messages of one
+    /// result, or of one chunk of a stream); 0 is no limit; `DEFAULT_MAX_RESULT_BYTES` (1 GiB)
+    /// by default. A result that grows past it fails its statement with an operational error
+    /// (SQLSTATE 54000) that says so, and its connection is cancelled and discarded: the bound
+    /// keeps a server (or a man in the middle) from making the process allocate without end.
+    /// Part of the pool key.
+    pub fn set_max_result_bytes(&mut self, bytes: u64) {
+        self.pool.max_result_bytes = bytes;
+    }
+
+    /// Close a connection once it has been open `seconds` (each connection's limit is chosen
+    /// within +-10% of it, so that connections opened together do not all close together); it is
+    /// closed when it is next idle, never under a statement. 0: no limit. Default 3600. Part of
+    /// the pool key.
+    pub fn set_pool_max_lifetime(&mut self, seconds: u32) {
+        self.pool.max_lifetime = Duration::from_secs(seconds.into());
+    }
+
+    /// Keep at least `n` idle connections open: opened when the pool is created (by the session
+    /// that creates it) and re-opened in the background when they close. A value above
+    /// `pool_max_size` keeps `pool_max_size` open. Default 0. Part of the pool key.
+    pub fn set_pool_min_idle(&mut self, n: u32) -> Result<()> {
+        if n > MAX_POOL_MAX_SIZE {
+            return Err(Error::config(format!("pool_min_idle must be at most {MAX_POOL_MAX_SIZE}, got {n}")));
+        }
+        self.pool.min_idle = n;
+        Ok(())
+    }
+
+    /// Check an idle connection unused for `ms` or longer with a round trip (an empty query)
+    /// before it is handed out; one that does not answer within a second is closed and another
+    /// one used. 0: no round trip. Default 30000. Part of the pool key.
+    pub fn set_pool_health_check_ms(&mut self, ms: u32) {
+        self.pool.health_check = Duration::from_millis(ms.into());
+    }
+}
+
+/// Whether `s` is a connection string (a URI, or libpq's `key=value` pairs: it holds `://` or
+/// `=`) rather than a session name, as libpq's `recognized_connection_string` tells.
+pub fn is_connection_string(s: &str) -> bool {
+    conninfo::is_uri(s) || s.contains('=')
 }
 
 /// The environment a URI is completed from: libpq's `PG*` variables and the OS user. A trait so

@@ -59,6 +59,19 @@ pub enum ChannelBinding {
     Require,
 }
 
+/// The TLS versions a connection may use (libpq's `ssl_min_protocol_version` and
+/// `ssl_max_protocol_version`, within what rustls implements).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TlsVersions {
+    /// TLS 1.2 or 1.3 (libpq's default minimum is TLSv1.2).
+    #[default]
+    Both,
+    /// `ssl_max_protocol_version=TLSv1.2`.
+    Only12,
+    /// `ssl_min_protocol_version=TLSv1.3`.
+    Only13,
+}
+
 /// Where the trusted root certificates come from (`sslrootcert`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RootCert {
@@ -82,6 +95,14 @@ pub struct TlsConfig {
     /// Send the host name as TLS SNI (`sslsni`, default 1).
     pub sni: bool,
     pub channel_binding: ChannelBinding,
+    pub versions: TlsVersions,
+    /// libpq's `sslcrl` (default `~/.postgresql/root.crl`): certificate revocation lists in PEM,
+    /// used when the chain is checked; skipped when the file does not exist, as in libpq.
+    pub crl_file: Option<PathBuf>,
+    /// libpq's `sslcrldir`: every file in it is read as PEM revocation lists.
+    pub crl_dir: Option<PathBuf>,
+    /// `sslcertmode=require`: the server must ask for a client certificate.
+    pub cert_required: bool,
 }
 
 impl Default for TlsConfig {
@@ -93,6 +114,10 @@ impl Default for TlsConfig {
             key: None,
             sni: true,
             channel_binding: ChannelBinding::Prefer,
+            versions: TlsVersions::Both,
+            crl_file: None,
+            crl_dir: None,
+            cert_required: false,
         }
     }
 }
@@ -165,7 +190,19 @@ pub(super) fn tls_config(
     if channel_binding == ChannelBinding::Require && sslmode == SslMode::Disable {
         return Err(Error::config("channel_binding=require needs TLS, but sslmode=disable never uses it"));
     }
-    Ok(TlsConfig { sslmode, root_cert, cert, key, sni, channel_binding })
+    let crl_file = home.as_ref().map(|h| h.join("root.crl"));
+    Ok(TlsConfig {
+        sslmode,
+        root_cert,
+        cert,
+        key,
+        sni,
+        channel_binding,
+        versions: TlsVersions::Both,
+        crl_file,
+        crl_dir: None,
+        cert_required: false,
+    })
 }
 
 #[cfg(test)]

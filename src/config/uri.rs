@@ -1,29 +1,22 @@
 //! Parsing a PostgreSQL connection URI (`postgresql://user:password@host:port/dbname?key=value`)
-//! the way libpq does, and completing it with libpq's `PG*` variables and defaults into a
-//! [`ConnectConfig`].
-
-use std::path::PathBuf;
-use std::time::Duration;
+//! into [`Settings`] the way libpq's `conninfo_uri_parse_options` does: the user information ends
+//! at the first `@` before any `/` (so `?` and `:` may appear unencoded in a password), several
+//! `host:port` pairs may be given separated by commas (the hosts and the ports become libpq's
+//! comma-separated `host` and `port` values), IPv6 addresses go in brackets, every part is
+//! percent-decoded, and the query string holds any libpq keyword (`ssl=true` meaning
+//! `sslmode=require`, as in libpq).
+//!
+//! Error messages name the part of the URI that is wrong but never echo a value from the authority
+//! (user, password, host, port): a password with an unencoded `/` shifts the other parts, so
+//! any of them may hold part of it.
 
 use percent_encoding::percent_decode_str;
 
-use super::tls::tls_config;
-use super::{
-    ConnectConfig, Environment, Host, HostSpec, TargetSessionAttrs, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVES_COUNT,
-    DEFAULT_KEEPALIVES_IDLE, DEFAULT_KEEPALIVES_INTERVAL, DEFAULT_TCP_USER_TIMEOUT_MS,
-};
+use super::conninfo::Settings;
 use crate::error::{Error, Result};
 
-/// The raw parts of a URI before defaults are applied.
-#[derive(Default, Debug)]
-struct UriParts {
-    user: Option<String>,
-    password: Option<String>,
-    hosts: Vec<String>,
-    ports: Vec<String>,
-    dbname: Option<String>,
-    params: Vec<(String, String)>,
-}
+/// The URI prefixes libpq recognises, and pgsess's older `pgsql://`.
+const PREFIXES: [&str; 3] = ["postgresql://", "postgres://", "pgsql://"];
 
 fn decode(part: &str, what: &str) -> Result<String> {
     // libpq rejects a '%' not followed by two hex digits, and %00.
@@ -49,373 +42,183 @@ fn decode(part: &str, what: &str) -> Result<String> {
         .map_err(|_| Error::config(format!("the {what} of the URI is not valid UTF-8 once percent-decoded")))
 }
 
-fn split_uri(uri: &str) -> Result<UriParts> {
-    let rest =
-        ["postgresql://", "postgres://", "pgsql://"].iter().find_map(|p| uri.strip_prefix(p)).ok_or_else(|| {
-            let scheme = uri.split_once("://").map(|(s, _)| s).unwrap_or("");
-            if scheme.is_empty()
-                || scheme.len() > 32
-                || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-            {
-                Error::config("the URI must start with postgresql:// (or postgres://)")
-            } else {
-                Error::config(format!("unsupported URI scheme \"{scheme}\": use postgresql:// (or postgres://)"))
-            }
-        })?;
-    let mut parts = UriParts::default();
-
-    // Query string first: everything after the first '?'.
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    // Credentials: libpq looks for '@' before the first '/'.
-    let cred_end = before_query.find(['@', '/']).filter(|&i| before_query.as_bytes()[i] == b'@');
-    let after_creds = match cred_end {
-        Some(at) => {
-            let creds = &before_query[..at];
-            match creds.split_once(':') {
-                Some((u, p)) => {
-                    parts.user = Some(decode(u, "user name")?);
-                    parts.password = Some(decode(p, "password")?);
-                }
-                None => parts.user = Some(decode(creds, "user name")?),
-            }
-            &before_query[at + 1..]
-        }
-        None => before_query,
-    };
-    let (netloc, path) = match after_creds.find('/') {
-        Some(i) => (&after_creds[..i], Some(&after_creds[i + 1..])),
-        None => (after_creds, None),
-    };
-    if !netloc.is_empty() {
-        for spec in netloc.split(',') {
-            let (host, port) = split_host_port(spec)?;
-            parts.hosts.push(decode(host, "host")?);
-            parts.ports.push(decode(port.unwrap_or(""), "port")?);
-        }
-    }
-    if let Some(path) = path {
-        if !path.is_empty() {
-            parts.dbname = Some(decode(path, "database name")?);
-        }
-    }
-    if let Some(query) = query {
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| Error::config("a URI query parameter has no '=' (expected key=value)"))?;
-            let key = decode(k, "query parameter name")?;
-            let value = decode(v, &format!("value of query parameter \"{key}\""))?;
-            parts.params.push((key, value));
-        }
-    }
-    Ok(parts)
+fn store(settings: &mut Settings, keyword: &str, value: String) {
+    assert!(settings.set(keyword, value), "{keyword} is one of libpq's keywords");
 }
 
-fn split_host_port(spec: &str) -> Result<(&str, Option<&str>)> {
-    if let Some(rest) = spec.strip_prefix('[') {
-        let close =
-            rest.find(']').ok_or_else(|| Error::config("an IPv6 host in the URI is missing its closing ']'"))?;
-        let host = &rest[..close];
-        let after = &rest[close + 1..];
-        if after.is_empty() {
-            return Ok((host, None));
-        }
-        let port = after
-            .strip_prefix(':')
-            .ok_or_else(|| Error::config("unexpected characters after an IPv6 host in the URI"))?;
-        return Ok((host, Some(port)));
-    }
-    Ok(match spec.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (spec, None),
-    })
-}
-
-fn parse_u32(key: &str, v: &str) -> Result<u32> {
-    v.trim()
-        .parse::<u32>()
-        .map_err(|_| Error::config(format!("query parameter \"{key}\" must be a non-negative integer")))
-}
-
-fn parse_bool01(key: &str, v: &str) -> Result<bool> {
-    match v {
-        "0" => Ok(false),
-        "1" => Ok(true),
-        _ => Err(Error::config(format!("query parameter \"{key}\" must be 0 or 1"))),
-    }
-}
-
-/// Parse a PostgreSQL connection URI the way libpq does and complete it with libpq's defaults
-/// (`PG*` variables, the default socket directory, port 5432, the OS user).
-pub fn parse_uri(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
-    parse_uri_parts(uri, env).map_err(|e| redact_query_echo(e, uri))
-}
-
-/// A password with an unencoded `?` ends the authority early: the rest of the password lands in
-/// the query string (`postgresql://u:pa?ss@h/db`), and an error about a query parameter would
-/// echo it. When the query string holds an `@` (the sign of that mistake) and the error quotes
-/// any piece of it, say what to fix without quoting anything (`fuzz/fuzz_targets/uri.rs` checks this).
-fn redact_query_echo(e: Error, uri: &str) -> Error {
-    let Some((_, query)) = uri.split_once('?') else { return e };
-    if !query.contains('@') {
-        return e;
-    }
-    let quotes = query
-        .split(['&', '='])
-        .filter(|piece| piece.len() >= 3)
-        .any(|piece| e.message.contains(piece) || e.message.contains(&*percent_decode_str(piece).decode_utf8_lossy()));
-    if quotes {
-        Error::config(
-            "the URI's query string is invalid and contains '@': percent-encode '?', '@' and '/' in the user name \
-             and password (%3F, %40, %2F)",
-        )
-    } else {
-        e
-    }
-}
-
-fn parse_uri_parts(uri: &str, env: &dyn Environment) -> Result<ConnectConfig> {
-    let parts = split_uri(uri.trim())?;
-    let mut hosts = parts.hosts;
-    let mut ports = parts.ports;
-    let mut user = parts.user.filter(|u| !u.is_empty());
-    let mut password = parts.password;
-    let mut dbname = parts.dbname;
-    let mut application_name = None;
-    let mut fallback_application_name = None;
-    let mut options = None;
-    let mut connect_timeout = None;
-    let mut keepalives = true;
-    let (mut ka_idle, mut ka_interval, mut ka_count, mut tcp_user_timeout) = (None, None, None, None);
-    let mut tsa = None;
-    let mut load_balance = None;
-    let mut sslmode = None;
-    let (mut sslrootcert, mut sslcert, mut sslkey, mut sslsni, mut channel_binding) = (None, None, None, None, None);
-    let mut passfile = None;
-
-    for (key, value) in parts.params {
-        match key.as_str() {
-            "host" => hosts = value.split(',').map(str::to_owned).collect(),
-            "port" => ports = value.split(',').map(str::to_owned).collect(),
-            "user" => user = Some(value),
-            "password" => password = Some(value),
-            "passfile" => passfile = Some(PathBuf::from(value)),
-            "dbname" => dbname = Some(value),
-            "application_name" => application_name = Some(value),
-            "fallback_application_name" => fallback_application_name = Some(value),
-            "options" => options = Some(value),
-            "connect_timeout" => connect_timeout = Some(parse_u32(&key, &value)?),
-            "keepalives" => keepalives = parse_bool01(&key, &value)?,
-            "keepalives_idle" => ka_idle = Some(parse_u32(&key, &value)?),
-            "keepalives_interval" => ka_interval = Some(parse_u32(&key, &value)?),
-            "keepalives_count" => ka_count = Some(parse_u32(&key, &value)?),
-            "tcp_user_timeout" => tcp_user_timeout = Some(parse_u32(&key, &value)?),
-            "target_session_attrs" => {
-                tsa = Some(TargetSessionAttrs::parse(&value).ok_or_else(|| {
-                    Error::config(format!(
-                        "invalid target_session_attrs \"{value}\" (expected any, read-write, read-only, primary, standby or prefer-standby)"
-                    ))
-                })?)
-            }
-            "load_balance_hosts" => {
-                load_balance = Some(match value.as_str() {
-                    "disable" => false,
-                    "random" => true,
-                    _ => return Err(Error::config(format!("invalid load_balance_hosts \"{value}\" (expected disable or random)"))),
-                })
-            }
-            "client_encoding" => {
-                if !crate::text::is_utf8_alias(&value) {
-                    return Err(Error::config(format!(
-                        "client_encoding \"{value}\" is not supported: pgsess always uses UTF8"
-                    )));
-                }
-            }
-            "sslmode" => sslmode = Some(value),
-            "sslrootcert" => sslrootcert = Some(value),
-            "sslcert" => sslcert = Some(value),
-            "sslkey" => sslkey = Some(value),
-            "sslsni" => sslsni = Some(parse_bool01(&key, &value)?),
-            "gssencmode" => {
-                if value != "disable" && value != "prefer" && value != "allow" {
-                    return Err(Error::config(format!("gssencmode \"{value}\" is not supported: pgsess does not support GSSAPI encryption")));
-                }
-            }
-            "channel_binding" => channel_binding = Some(value),
-            other => {
-                return Err(Error::config(format!(
-                    "URI query parameter \"{other}\" is not supported by pgsess (supported: host, port, user, password, dbname, \
-                     passfile, application_name, fallback_application_name, options, connect_timeout, keepalives, keepalives_idle, \
-                     keepalives_interval, keepalives_count, tcp_user_timeout, target_session_attrs, load_balance_hosts, \
-                     client_encoding, sslmode, sslrootcert, sslcert, sslkey, sslsni, gssencmode, channel_binding)"
-                )))
-            }
-        }
-    }
-
-    let tls = tls_config(sslmode, sslrootcert, sslcert, sslkey, sslsni, channel_binding, env)?;
-
-    if hosts.is_empty() || (hosts.len() == 1 && hosts[0].is_empty()) {
-        hosts =
-            env.var("PGHOST").map(|h| h.split(',').map(str::to_owned).collect()).unwrap_or_else(|| vec![String::new()]);
-    }
-    if ports.iter().all(|p| p.is_empty()) {
-        if let Some(p) = env.var("PGPORT") {
-            ports = p.split(',').map(str::to_owned).collect();
-        }
-    }
-    let port_for = |i: usize| -> Result<u16> {
-        let raw = match ports.len() {
-            0 => "",
-            1 => ports[0].as_str(),
-            n if n == hosts.len() => ports[i].as_str(),
-            _ => return Err(Error::config("the URI lists a different number of ports than hosts")),
-        };
-        if raw.is_empty() {
-            return Ok(5432);
-        }
-        match raw.parse::<u16>() {
-            Ok(p) if p > 0 => Ok(p),
-            _ => Err(Error::config("invalid port in the URI: expected a number from 1 to 65535")),
-        }
-    };
-    let mut specs = Vec::with_capacity(hosts.len());
-    for (i, h) in hosts.iter().enumerate() {
-        let port = port_for(i)?;
-        let host = if h.is_empty() {
-            Host::Unix(env.default_socket_dir())
-        } else if h.starts_with('/') {
-            Host::Unix(PathBuf::from(h))
+/// Parse a connection URI into the settings it names, as libpq's `PQconninfoParse` does
+/// (nothing completed from the environment). Leading and trailing whitespace is ignored.
+pub fn uri_settings(uri: &str) -> Result<Settings> {
+    let uri = uri.trim();
+    let rest = PREFIXES.iter().find_map(|p| uri.strip_prefix(p)).ok_or_else(|| {
+        let scheme = uri.split_once("://").map(|(s, _)| s).unwrap_or("");
+        if scheme.is_empty()
+            || scheme.len() > 32
+            || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            Error::config("the URI must start with postgresql:// (or postgres://)")
         } else {
-            if h.contains(['@', '/', ' ']) {
-                return Err(Error::config(
-                    "invalid host in the URI (percent-encode '@', ':' and '/' in the user name and password as %40, %3A and %2F)",
-                ));
+            Error::config(format!("unsupported URI scheme \"{scheme}\": use postgresql:// (or postgres://)"))
+        }
+    })?;
+    let mut settings = Settings::default();
+
+    // Credentials: libpq looks for '@' before the first '/'.
+    let mut p = match rest.find(['@', '/']).filter(|&i| rest.as_bytes()[i] == b'@') {
+        Some(at) => {
+            let creds = &rest[..at];
+            let (user, password) = match creds.split_once(':') {
+                Some((u, pw)) => (u, Some(pw)),
+                None => (creds, None),
+            };
+            if !user.is_empty() {
+                store(&mut settings, "user", decode(user, "user name")?);
             }
-            Host::Tcp(h.clone())
-        };
-        specs.push(HostSpec { host, port });
+            if let Some(pw) = password.filter(|pw| !pw.is_empty()) {
+                store(&mut settings, "password", decode(pw, "password")?);
+            }
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+
+    // One or more netloc[:port], separated by commas.
+    let (mut hosts, mut ports) = (String::new(), String::new());
+    let mut term;
+    loop {
+        let host;
+        if let Some(after) = p.strip_prefix('[') {
+            let close =
+                after.find(']').ok_or_else(|| Error::config("an IPv6 host in the URI is missing its closing ']'"))?;
+            if close == 0 {
+                return Err(Error::config("an IPv6 host in the URI is empty ('[]')"));
+            }
+            host = &after[..close];
+            p = &after[close + 1..];
+            if !p.is_empty() && !p.starts_with([':', '/', '?', ',']) {
+                return Err(Error::config("unexpected characters after an IPv6 host in the URI (expected ':' or '/')"));
+            }
+        } else {
+            let end = p.find([':', '/', '?', ',']).unwrap_or(p.len());
+            host = &p[..end];
+            p = &p[end..];
+        }
+        hosts.push_str(host);
+        term = p.chars().next();
+        if term == Some(':') {
+            let after = &p[1..];
+            let end = after.find(['/', '?', ',']).unwrap_or(after.len());
+            ports.push_str(&after[..end]);
+            p = &after[end..];
+            term = p.chars().next();
+        }
+        if term != Some(',') {
+            break;
+        }
+        p = &p[1..];
+        hosts.push(',');
+        ports.push(',');
     }
+    if !hosts.is_empty() {
+        store(&mut settings, "host", decode(&hosts, "host")?);
+    }
+    if !ports.is_empty() {
+        store(&mut settings, "port", decode(&ports, "port")?);
+    }
+    if term == Some('/') {
+        let after = &p[1..];
+        let end = after.find('?').unwrap_or(after.len());
+        if end > 0 {
+            store(&mut settings, "dbname", decode(&after[..end], "database name")?);
+        }
+        p = &after[end..];
+        term = p.chars().next();
+    }
+    if term == Some('?') {
+        query_params(&p[1..], &mut settings)?;
+    }
+    Ok(settings)
+}
 
-    let user = match user.or_else(|| env.var("PGUSER")) {
-        Some(u) => u,
-        None => env
-            .os_user()
-            .ok_or_else(|| Error::config("the URI names no user and the OS user name could not be determined"))?,
-    };
-    let password = password.or_else(|| env.var("PGPASSWORD"));
-    let dbname = dbname.filter(|d| !d.is_empty()).or_else(|| env.var("PGDATABASE")).unwrap_or_else(|| user.clone());
-    let application_name = application_name.or_else(|| env.var("PGAPPNAME")).or(fallback_application_name);
-    let connect_timeout =
-        match connect_timeout.map(Some).unwrap_or_else(|| env.var("PGCONNECT_TIMEOUT").and_then(|v| v.parse().ok())) {
-            // libpq: zero or absent means no limit; a pool bounds it anyway. Values below 2 s become 2 s.
-            Some(0) | None => DEFAULT_CONNECT_TIMEOUT,
-            Some(s) => Duration::from_secs(u64::from(s.max(2))),
+/// The query string: `key=value` pairs separated by `&`, each part percent-decoded.
+fn query_params(query: &str, settings: &mut Settings) -> Result<()> {
+    let mut previous_was_password = false;
+    let mut rest = query;
+    while !rest.is_empty() {
+        let (pair, next) = rest.split_once('&').unwrap_or((rest, ""));
+        rest = next;
+        // A parameter right after the password may be a piece of it cut off at an unencoded '&'.
+        let name = |raw: &str| {
+            if previous_was_password {
+                "after password=".to_owned()
+            } else if raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                format!("\"{raw}\"")
+            } else {
+                "(a name that is not a keyword)".to_owned()
+            }
         };
-    let target_session_attrs = match tsa {
-        Some(t) => t,
-        None => match env.var("PGTARGETSESSIONATTRS") {
-            Some(v) => TargetSessionAttrs::parse(&v)
-                .ok_or_else(|| Error::config(format!("invalid PGTARGETSESSIONATTRS \"{v}\"")))?,
-            None => TargetSessionAttrs::Any,
-        },
-    };
-    let load_balance_hosts = load_balance.unwrap_or(false);
-    let passfile = passfile
-        .or_else(|| env.var("PGPASSFILE").map(PathBuf::from))
-        .or_else(|| env.var("HOME").map(|h| PathBuf::from(h).join(".pgpass")));
-
-    Ok(ConnectConfig {
-        hosts: specs,
-        user,
-        password,
-        dbname,
-        application_name,
-        options,
-        connect_timeout,
-        keepalives,
-        // On by default so a dead peer is noticed in about 90 s, not the kernel's 2 hours.
-        keepalives_idle: ka_idle.or(Some(DEFAULT_KEEPALIVES_IDLE)),
-        keepalives_interval: ka_interval.or(Some(DEFAULT_KEEPALIVES_INTERVAL)),
-        keepalives_count: ka_count.or(Some(DEFAULT_KEEPALIVES_COUNT)),
-        tcp_user_timeout_ms: tcp_user_timeout.or(Some(DEFAULT_TCP_USER_TIMEOUT_MS)),
-        target_session_attrs,
-        load_balance_hosts,
-        passfile,
-        default_socket_dir: env.default_socket_dir(),
-        tls,
-    })
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            Error::config(format!(
+                "a URI query parameter {} has no '=' (expected key=value; percent-encode '&' in values as %26)",
+                name(pair)
+            ))
+        })?;
+        if v.contains('=') {
+            return Err(Error::config(format!(
+                "a URI query parameter {} has a second '=' (percent-encode '=' in values as %3D)",
+                name(k)
+            )));
+        }
+        let mut key = decode(k, "query parameter name")?;
+        let mut value = decode(v, &format!("value of query parameter {}", name(&key)))?;
+        if key == "ssl" && value == "true" {
+            key = "sslmode".to_owned();
+            value = "require".to_owned();
+        }
+        if key == "requiressl" {
+            key = "sslmode".to_owned();
+            value = if value.starts_with('1') { "require" } else { "prefer" }.to_owned();
+        }
+        if !settings.set(&key, value) {
+            return Err(Error::config(format!(
+                "invalid URI query parameter {}: not one of libpq's connection keywords",
+                name(&key)
+            )));
+        }
+        previous_was_password = key == "password";
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::{env, FakeEnv};
-    use std::collections::HashMap;
 
-    #[test]
-    fn every_part_is_percent_decoded() {
-        let c = parse_uri("postgresql://us%40er:p%40ss%3Aw%2Frd@db.example.com:6000/my%20db", &env()).unwrap();
-        assert_eq!(c.user, "us@er");
-        assert_eq!(c.password.as_deref(), Some("p@ss:w/rd"));
-        assert_eq!(c.dbname, "my db");
-        assert_eq!(c.hosts, vec![HostSpec { host: Host::Tcp("db.example.com".into()), port: 6000 }]);
+    fn pairs(uri: &str) -> Vec<(&'static str, String)> {
+        uri_settings(uri).unwrap().iter().map(|(k, v)| (k, v.to_owned())).collect()
     }
 
     #[test]
-    fn socket_dirs_and_query_overrides() {
-        let c = parse_uri("postgres://u@%2Fvar%2FRun%2Fpg/db", &env()).unwrap();
-        assert_eq!(c.hosts[0].host, Host::Unix("/var/Run/pg".into()));
-        assert_eq!(c.hosts[0].port, 5432);
-        let c = parse_uri("postgresql:///db?host=%2Ftmp&port=7000&user=x", &env()).unwrap();
-        assert_eq!(c.hosts, vec![HostSpec { host: Host::Unix("/tmp".into()), port: 7000 }]);
-        assert_eq!(c.user, "x");
-    }
-
-    #[test]
-    fn multi_host_and_ipv6() {
-        let c = parse_uri("postgresql://a:1,b,[::1]:3/d?target_session_attrs=read-write", &env()).unwrap();
-        let ports: Vec<u16> = c.hosts.iter().map(|h| h.port).collect();
-        assert_eq!(ports, vec![1, 5432, 3]);
-        assert_eq!(c.hosts[2].host, Host::Tcp("::1".into()));
-        assert_eq!(c.target_session_attrs, TargetSessionAttrs::ReadWrite);
-    }
-
-    #[test]
-    fn defaults_follow_libpq() {
-        let c = parse_uri("postgresql://", &env()).unwrap();
-        assert_eq!(c.user, "osuser");
-        assert_eq!(c.dbname, "osuser");
-        assert_eq!(c.hosts[0], HostSpec { host: Host::Unix("/var/run/postgresql".into()), port: 5432 });
-        let e = FakeEnv(HashMap::from([("PGHOST", "h"), ("PGPORT", "7"), ("PGUSER", "pu"), ("PGDATABASE", "pd")]));
-        let c = parse_uri("postgresql://", &e).unwrap();
-        assert_eq!(c.hosts[0], HostSpec { host: Host::Tcp("h".into()), port: 7 });
-        assert_eq!((c.user.as_str(), c.dbname.as_str()), ("pu", "pd"));
-    }
-
-    #[test]
-    fn errors_name_the_part_and_hide_secrets() {
-        let cases = [
-            ("mysql://u:hunter2@h/d", "scheme"),
-            ("postgresql://u:hun%zzter2@h/d", "password"),
-            ("postgresql://u:hunter2@h:hunter3/d", "port"),
-            ("postgresql://u:hunter2/x@h/d", "port"),
-            ("postgresql://u:hun@ter2@h/d", "host"),
-            ("postgresql://u:hunter2@h/d?sslcrl=x", "sslcrl"),
-            ("postgresql://u:hunter2@h/d?password", "'='"),
-            // An unencoded '?' in the password moves the rest of it into the query string.
-            ("postgresql://u:hun?sslmode=hunter2@h/db", "%3F"),
-            ("postgresql://u:hun?hunter2=1@h/db", "%3F"),
-            ("postgresql://u:hun?target_session_attrs=ter2x@h/db", "%3F"),
-        ];
-        for (uri, needle) in cases {
-            let e = parse_uri(uri, &env()).unwrap_err();
-            assert_eq!(e.code, crate::error::Code::PGSESS_CONFIG_ERROR, "{uri}");
-            assert!(e.message.contains(needle), "{uri}: {}", e.message);
-            assert!(!e.message.contains("hunter") && !e.message.contains("ter2"), "{uri}: {}", e.message);
-        }
+    fn parts_become_libpq_keywords() {
+        assert_eq!(
+            pairs("postgresql://us%40er:p%40ss%3Aw%2Frd@db.example.com:6000/my%20db?sslmode=require"),
+            [
+                ("user", "us@er".to_owned()),
+                ("password", "p@ss:w/rd".to_owned()),
+                ("dbname", "my db".to_owned()),
+                ("host", "db.example.com".to_owned()),
+                ("port", "6000".to_owned()),
+                ("sslmode", "require".to_owned()),
+            ]
+        );
+        assert_eq!(
+            pairs("postgresql://a:1,b,[::1]:3/d"),
+            [("dbname", "d".to_owned()), ("host", "a,b,::1".to_owned()), ("port", "1,,3".to_owned())]
+        );
+        // As libpq: the user information ends at the first '@' before a '/', '?' included.
+        assert_eq!(pairs("postgresql://u:pa?ss@h")[1], ("password", "pa?ss".to_owned()));
+        assert_eq!(pairs("postgresql://h?ssl=true"), [("host", "h".to_owned()), ("sslmode", "require".to_owned())]);
+        assert!(pairs("postgresql://").is_empty());
+        assert!(pairs("postgresql:///?").is_empty());
     }
 }

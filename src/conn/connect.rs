@@ -15,7 +15,7 @@ use postgres_protocol::message::frontend;
 use super::stream::HandshakeError;
 use super::tls::TlsSetup;
 use super::{server_fields, CancelKey, PgConn, Stream, TxStatus};
-use crate::config::{ChannelBinding, ConnectConfig, Host, HostSpec, SslMode, TargetSessionAttrs};
+use crate::config::{AuthMethod, ChannelBinding, ConnectConfig, Host, HostSpec, SslMode, TargetSessionAttrs};
 use crate::error::{Error, Result};
 
 /// What one connection attempt does about TLS.
@@ -38,12 +38,94 @@ struct Failure {
     tls_used: bool,
     /// TLS setup or the handshake failed (`prefer` then retries in plain text).
     tls_failed: bool,
+    /// The client refused an authentication request it accepts only over TLS (`allow` then
+    /// retries with TLS).
+    needs_tls: bool,
 }
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
-        Failure { error, auth_rejected: false, tls_used: false, tls_failed: false }
+        Failure { error, auth_rejected: false, tls_used: false, tls_failed: false, needs_tls: false }
     }
+}
+
+/// A failed authentication exchange, and whether TLS would have avoided it: a refusal by
+/// pgsess's plain-text rules ([`PgConn::refuse_in_plain_text`]).
+struct AuthFailure {
+    error: Error,
+    needs_tls: bool,
+}
+
+impl From<Error> for AuthFailure {
+    fn from(error: Error) -> AuthFailure {
+        AuthFailure { error, needs_tls: false }
+    }
+}
+
+/// The least SCRAM iteration count accepted: PostgreSQL's default `scram_iterations`. The
+/// client's proof (which a listener on a plain-text connection, or a server posing as the real
+/// one, keeps) costs a password guesser this many HMACs per guess; 1 makes it about as cheap as
+/// MD5. Not configurable: a server's `scram_iterations` below it is refused.
+pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
+/// The most accepted (postgres-protocol's own cap): the PBKDF2 loop runs before the connect
+/// deadline is looked at again, so a server could otherwise keep the client busy for minutes.
+pub const MAX_SCRAM_ITERATIONS: u32 = 100_000;
+/// The shortest SCRAM salt accepted, in bytes (PostgreSQL and PgBouncer make 16-byte salts).
+pub const MIN_SCRAM_SALT_BYTES: usize = 8;
+
+/// Why a SCRAM server-first message is refused.
+#[derive(Debug, PartialEq, Eq)]
+enum ScramRefusal {
+    /// Not a server-first message for this exchange (a protocol violation).
+    Malformed(&'static str),
+    /// Well formed, but asks for work too cheap (or too costly) to be accepted: the message says
+    /// which and why.
+    Weak(String),
+}
+
+/// Check the server-first message `r=<nonce>,s=<salt>,i=<count>` against the client-first
+/// message the client sent, before anything is computed from the password: the nonce must
+/// extend the client's, the salt must hold at least [`MIN_SCRAM_SALT_BYTES`], and the iteration
+/// count must be within [`MIN_SCRAM_ITERATIONS`]..=[`MAX_SCRAM_ITERATIONS`].
+fn check_server_first(client_first: &[u8], server_first: &[u8]) -> Result<(), ScramRefusal> {
+    use ScramRefusal::{Malformed, Weak};
+    let client_nonce = std::str::from_utf8(client_first)
+        .ok()
+        .and_then(|m| m.split(',').find_map(|f| f.strip_prefix("r=")))
+        .ok_or(Malformed("the client's nonce is missing"))?;
+    let text = std::str::from_utf8(server_first).map_err(|_| Malformed("not UTF-8"))?;
+    let mut fields = text.split(',');
+    let mut field = |prefix: &str, what: &'static str| fields.next().and_then(|f| f.strip_prefix(prefix)).ok_or(what);
+    let nonce = field("r=", "no nonce (r=) first").map_err(Malformed)?;
+    let salt = field("s=", "no salt (s=) second").map_err(Malformed)?;
+    let count = field("i=", "no iteration count (i=) third").map_err(Malformed)?;
+    if !nonce.starts_with(client_nonce) || nonce.len() == client_nonce.len() {
+        return Err(Malformed("the nonce does not extend the client's"));
+    }
+    let count: u32 = count.parse().map_err(|_| Malformed("the iteration count is not a number"))?;
+    // Base64: 6 bits a character, '=' padding carries none.
+    let salt_bytes = salt.trim_end_matches('=').len() * 6 / 8;
+    if salt_bytes < MIN_SCRAM_SALT_BYTES {
+        return Err(Weak(format!(
+            "the server's SCRAM salt is {salt_bytes} bytes, shorter than the {MIN_SCRAM_SALT_BYTES} pgsess requires \
+             (a real server's is 16): refused before sending a proof of the password"
+        )));
+    }
+    if count < MIN_SCRAM_ITERATIONS {
+        return Err(Weak(format!(
+            "the server's SCRAM iteration count is {count}, below the {MIN_SCRAM_ITERATIONS} pgsess requires: a proof \
+             of the password made with so few iterations is cheap to crack offline, so it was not sent (the \
+             server's scram_iterations must be at least {MIN_SCRAM_ITERATIONS}, PostgreSQL's default, when the \
+             password is set)"
+        )));
+    }
+    if count > MAX_SCRAM_ITERATIONS {
+        return Err(Weak(format!(
+            "the server's SCRAM iteration count is {count}, above the {MAX_SCRAM_ITERATIONS} pgsess accepts (it \
+             would keep the client computing for too long)"
+        )));
+    }
+    Ok(())
 }
 
 impl PgConn {
@@ -91,9 +173,10 @@ impl PgConn {
         }
         match mode {
             SslMode::Disable => PgConn::attempt(spec, config, deadline, Tls::Never).map_err(|f| f.error),
-            // Plain text first; TLS only if the server rejects that (pg_hba.conf's hostssl).
+            // Plain text first; TLS only if the server rejects that (pg_hba.conf's hostssl), or
+            // the client refuses in plain text what it would accept over TLS (a password).
             SslMode::Allow => match PgConn::attempt(spec, config, deadline, Tls::Never) {
-                Err(f) if f.auth_rejected => PgConn::attempt(spec, config, deadline, Tls::Required)
+                Err(f) if f.auth_rejected || f.needs_tls => PgConn::attempt(spec, config, deadline, Tls::Required)
                     .map_err(|f2| retried(f2.error, "with TLS (sslmode=allow)", &f.error)),
                 other => other.map_err(|f| f.error),
             },
@@ -120,6 +203,9 @@ impl PgConn {
                 format!("could not connect to server at {spec}: {}", io_error_text(&e)),
             ))
         })?;
+        if let (Host::Unix(_), Some(want)) = (&spec.host, &config.requirepeer) {
+            check_peer(&stream, want).map_err(Failure::from)?;
+        }
         let mut conn = PgConn {
             stream,
             read_buf: BytesMut::with_capacity(super::stream::READ_CHUNK),
@@ -151,6 +237,7 @@ impl PgConn {
                 TargetSessionAttrs::ReadWrite | TargetSessionAttrs::Primary
             ),
             notice_hook: None,
+            guard: Default::default(),
         };
         let context = |e: Error| if e.server.is_some() { e } else { e.context(format!("connecting to {spec}")) };
         if tls != Tls::Never {
@@ -159,11 +246,11 @@ impl PgConn {
         let deadline = Some(deadline);
         let tls_used = conn.stream.is_tls();
         conn.send_startup(config, deadline).map_err(|e| Failure { tls_used, ..Failure::from(context(e)) })?;
-        if let Err(e) = conn.authenticate(config, deadline) {
+        if let Err(AuthFailure { error: e, needs_tls }) = conn.authenticate(config, deadline) {
             // libpq retries (allow, prefer) on any error the server sends during authentication,
             // except "the database system is starting up" (57P03), which moves on to the next host.
             let auth_rejected = e.server.is_some() && e.sqlstate() != Some("57P03");
-            return Err(Failure { error: context(e), auth_rejected, tls_used, tls_failed: false });
+            return Err(Failure { error: context(e), auth_rejected, tls_used, tls_failed: false, needs_tls });
         }
         conn.await_ready(deadline).map_err(|e| Failure { tls_used, ..Failure::from(context(e)) })?;
         conn.session_changed = false; // the start-up's ParameterStatus messages change nothing
@@ -186,6 +273,7 @@ impl PgConn {
             auth_rejected: false,
             tls_used: true,
             tls_failed: true,
+            needs_tls: false,
         };
         match self.stream.ssl_request(deadline).map_err(|e| Failure::from(io_error(e)))? {
             b'S' => {}
@@ -220,6 +308,13 @@ impl PgConn {
             HandshakeError::Tls(e) => tls_failure(setup.describe(&e)),
             HandshakeError::Io(e) => tls_failure(io_error_text(&e)),
         })?;
+        if setup.certificate_required_but_not_requested() {
+            return Err(tls_failure(
+                "server accepted connection without a valid SSL certificate (sslcertmode=require: the server did \
+                 not ask for a client certificate)"
+                    .to_owned(),
+            ));
+        }
         self.cancel_key = Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0, tls: Some(setup) });
         Ok(())
     }
@@ -233,6 +328,8 @@ impl PgConn {
         if let Some(opts) = &config.options {
             params.push(("options", opts));
         }
+        // libpq's PGDATESTYLE, PGTZ, PGGEQO.
+        params.extend(config.startup_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         frontend::startup_message(params.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::config("a user name, database name or option contains a NUL byte"))?;
         self.flush_writes(deadline)
@@ -266,8 +363,16 @@ impl PgConn {
         }
     }
 
-    fn authenticate(&mut self, config: &ConnectConfig, deadline: Option<Instant>) -> Result<()> {
-        let known = config.password_for(&self.host);
+    /// The authentication exchange, up to AuthenticationOk. What the client accepts is its own
+    /// choice, not the server's: libpq's `require_auth` first, then `channel_binding`, then
+    /// pgsess's rules for a TCP connection without TLS (unless `sslmode=disable` says plain text
+    /// is acceptable), where a man in the middle can answer the SSL request with 'N' and then ask
+    /// for anything: no cleartext password and no MD5 response unless `require_auth` names the
+    /// method, and no AuthenticationOk before any exchange when a password is configured unless
+    /// it names `none`. SCRAM's server-first message is checked before the client computes and
+    /// sends its proof ([`check_server_first`]).
+    fn authenticate(&mut self, config: &ConnectConfig, deadline: Option<Instant>) -> Result<(), AuthFailure> {
+        let known = config.password_to_connect(&self.host)?;
         let host = self.host.to_string();
         let password = || -> Result<&[u8]> {
             known.as_deref().map(str::as_bytes).ok_or_else(|| {
@@ -281,36 +386,67 @@ impl PgConn {
                 )
             })
         };
+        let require = &config.require_auth;
+        let plain_tcp =
+            matches!(self.host.host, Host::Tcp(_)) && !self.stream.is_tls() && config.tls.sslmode != SslMode::Disable;
         let require_binding = config.tls.channel_binding == ChannelBinding::Require;
         let mut bound = false;
+        // libpq's client_finished_auth: the client answered a password request, or verified the
+        // server's SCRAM signature.
+        let mut finished = false;
         loop {
             match self.read_message(deadline)? {
-                Message::AuthenticationOk if require_binding && !bound => {
-                    self.broken = true;
-                    return Err(Error::operational(
-                        "08001",
-                        "channel binding is required (channel_binding=require), but the server \
-                         authenticated the client without channel binding",
-                    ));
-                }
-                Message::AuthenticationOk => return Ok(()),
-                Message::AuthenticationCleartextPassword | Message::AuthenticationMd5Password(_) if require_binding => {
-                    self.broken = true;
-                    return Err(channel_binding_required(self.stream.is_tls()));
+                Message::AuthenticationOk => {
+                    if !finished {
+                        self.allowed(require.check(AuthMethod::None))?;
+                    }
+                    if require_binding && !bound {
+                        self.broken = true;
+                        return Err(Error::operational(
+                            "08001",
+                            "channel binding is required (channel_binding=require), but the server \
+                             authenticated the client without channel binding",
+                        )
+                        .into());
+                    }
+                    let configured = known.as_deref().is_some_and(|p| !p.is_empty());
+                    if !finished && plain_tcp && configured && !require.lists(AuthMethod::None) {
+                        return Err(self.refuse_in_plain_text(AuthMethod::None));
+                    }
+                    return Ok(());
                 }
                 Message::AuthenticationCleartextPassword => {
+                    self.allowed(require.check(AuthMethod::Password))?;
+                    if require_binding {
+                        self.broken = true;
+                        return Err(channel_binding_required(self.stream.is_tls()).into());
+                    }
+                    if plain_tcp && !require.lists(AuthMethod::Password) {
+                        return Err(self.refuse_in_plain_text(AuthMethod::Password));
+                    }
                     let pw = password()?;
                     frontend::password_message(pw, &mut self.write_buf)
                         .map_err(|_| Error::config("the password contains a NUL byte"))?;
                     self.flush_writes(deadline)?;
+                    finished = true;
                 }
                 Message::AuthenticationMd5Password(body) => {
+                    self.allowed(require.check(AuthMethod::Md5))?;
+                    if require_binding {
+                        self.broken = true;
+                        return Err(channel_binding_required(self.stream.is_tls()).into());
+                    }
+                    if plain_tcp && !require.lists(AuthMethod::Md5) {
+                        return Err(self.refuse_in_plain_text(AuthMethod::Md5));
+                    }
                     let hash = md5_hash(config.user.as_bytes(), password()?, body.salt());
                     frontend::password_message(hash.as_bytes(), &mut self.write_buf)
                         .map_err(|_| Error::config("invalid password"))?;
                     self.flush_writes(deadline)?;
+                    finished = true;
                 }
                 Message::AuthenticationSasl(body) => {
+                    self.allowed(require.check(AuthMethod::ScramSha256))?;
                     let mut mechanisms = body.mechanisms();
                     let (mut scram, mut plus) = (false, false);
                     while let Some(m) =
@@ -332,13 +468,14 @@ impl PgConn {
                         Some(hash) => (sasl::SCRAM_SHA_256_PLUS, sasl::ChannelBinding::tls_server_end_point(hash)),
                         None if config.tls.channel_binding == ChannelBinding::Require => {
                             self.broken = true;
-                            return Err(channel_binding_required(self.stream.is_tls()));
+                            return Err(channel_binding_required(self.stream.is_tls()).into());
                         }
                         None if !scram => {
                             self.broken = true;
                             return Err(Error::not_supported(
                                 "the server offers no SASL mechanism pgsess supports (SCRAM-SHA-256)",
-                            ));
+                            )
+                            .into());
                         }
                         None if may_bind && !plus => (sasl::SCRAM_SHA_256, sasl::ChannelBinding::unrequested()),
                         None => (sasl::SCRAM_SHA_256, sasl::ChannelBinding::unsupported()),
@@ -349,11 +486,30 @@ impl PgConn {
                         .map_err(|_| self.protocol_violation("SASL message too long"))?;
                     self.flush_writes(deadline)?;
                     match self.read_message(deadline)? {
-                        Message::AuthenticationSaslContinue(body) => client
-                            .update(body.data())
-                            .map_err(|_| self.protocol_violation("invalid SCRAM server-first message"))?,
-                        Message::ErrorResponse(body) => return Err(self.fatal(body)),
-                        _ => return Err(self.protocol_violation("unexpected message during SCRAM authentication")),
+                        Message::AuthenticationSaslContinue(body) => {
+                            // Refused here, the client has computed and sent nothing from the password.
+                            match check_server_first(client.message(), body.data()) {
+                                Ok(()) => {}
+                                Err(ScramRefusal::Malformed(why)) => {
+                                    return Err(self
+                                        .protocol_violation(&format!("invalid SCRAM server-first message: {why}"))
+                                        .into())
+                                }
+                                Err(ScramRefusal::Weak(why)) => {
+                                    self.broken = true;
+                                    return Err(Error::operational("08001", why).into());
+                                }
+                            }
+                            client
+                                .update(body.data())
+                                .map_err(|_| self.protocol_violation("invalid SCRAM server-first message"))?
+                        }
+                        Message::ErrorResponse(body) => return Err(self.fatal(body).into()),
+                        _ => {
+                            return Err(self
+                                .protocol_violation("unexpected message during SCRAM authentication")
+                                .into())
+                        }
                     }
                     frontend::sasl_response(client.message(), &mut self.write_buf)
                         .map_err(|_| self.protocol_violation("SASL message too long"))?;
@@ -362,20 +518,82 @@ impl PgConn {
                         Message::AuthenticationSaslFinal(body) => client
                             .finish(body.data())
                             .map_err(|_| self.protocol_violation("the server's SCRAM signature did not verify"))?,
-                        Message::ErrorResponse(body) => return Err(self.fatal(body)),
-                        _ => return Err(self.protocol_violation("unexpected message during SCRAM authentication")),
+                        Message::ErrorResponse(body) => return Err(self.fatal(body).into()),
+                        _ => {
+                            return Err(self
+                                .protocol_violation("unexpected message during SCRAM authentication")
+                                .into())
+                        }
                     }
+                    finished = true;
                 }
-                Message::ErrorResponse(body) => return Err(self.fatal(body)),
-                Message::AuthenticationGss | Message::AuthenticationSspi | Message::AuthenticationKerberosV5 => {
-                    self.broken = true;
-                    return Err(Error::not_supported(
-                        "the server requires GSSAPI/SSPI authentication, which pgsess does not support",
-                    ));
+                Message::ErrorResponse(body) => return Err(self.fatal(body).into()),
+                Message::AuthenticationGss => {
+                    self.allowed(require.check(AuthMethod::Gss))?;
+                    return Err(self.gss_unsupported());
                 }
-                _ => return Err(self.protocol_violation("unexpected authentication request")),
+                Message::AuthenticationSspi => {
+                    self.allowed(require.check(AuthMethod::Sspi))?;
+                    return Err(self.gss_unsupported());
+                }
+                Message::AuthenticationKerberosV5 => return Err(self.gss_unsupported()),
+                _ => return Err(self.protocol_violation("unexpected authentication request").into()),
             }
         }
+    }
+
+    fn gss_unsupported(&mut self) -> AuthFailure {
+        self.broken = true;
+        Error::not_supported("the server requires GSSAPI/SSPI authentication, which pgsess does not support").into()
+    }
+
+    /// `Ok` when `check` (a `require_auth` check) passed; else the connection is broken and the
+    /// check's error is the attempt's.
+    fn allowed(&mut self, check: Result<()>) -> Result<(), AuthFailure> {
+        check.map_err(|e| {
+            self.broken = true;
+            AuthFailure::from(e)
+        })
+    }
+
+    /// pgsess's refusal (beyond libpq) of `what` on a TCP connection without TLS, saying how to
+    /// allow it. `sslmode=allow` retries such a refusal with TLS.
+    fn refuse_in_plain_text(&mut self, what: AuthMethod) -> AuthFailure {
+        self.broken = true;
+        let why = match what {
+            AuthMethod::Password => "pgsess does not send a password that anyone on the path could read",
+            AuthMethod::Md5 => {
+                "pgsess does not send an MD5 response that anyone on the path could record and crack offline"
+            }
+            _ => {
+                "it accepted the connection without asking for the password that is configured, which is what a \
+                  man in the middle posing as the server does"
+            }
+        };
+        let allow = match what {
+            AuthMethod::Password => {
+                "require_auth=password in the URI (a list: name every method the server may use, \
+                                     e.g. require_auth=password,scram-sha-256)"
+            }
+            AuthMethod::Md5 => {
+                "require_auth=md5 in the URI (a list: name every method the server may use, e.g. \
+                                require_auth=md5,scram-sha-256)"
+            }
+            _ => {
+                "require_auth=none in the URI (a list: name every method the server may use, e.g. \
+                  require_auth=none,scram-sha-256)"
+            }
+        };
+        let error = Error::operational(
+            "08001",
+            format!(
+                "{} over a TCP connection without TLS: {why} (with sslmode=prefer, a man in the middle only has to \
+                 answer the SSL request with 'N'). Use TLS (sslmode=verify-full also authenticates the server), or \
+                 allow this with {allow}, or with sslmode=disable if plain text is acceptable",
+                what.requested()
+            ),
+        );
+        AuthFailure { error, needs_tls: true }
     }
 
     fn fatal(&mut self, body: postgres_protocol::message::backend::ErrorResponseBody) -> Error {
@@ -434,6 +652,36 @@ impl PgConn {
 
 /// An I/O failure while connecting, in words for an error message: a deadline that passed (the
 /// socket's read timeout reports `WouldBlock`) is "timed out", anything else as the system says.
+/// libpq's `requirepeer`: the server at the other end of a Unix-domain socket runs as `want`.
+fn check_peer(stream: &Stream, want: &str) -> Result<()> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a `ucred` of `len` bytes on the socket descriptor we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::operational(
+            "08001",
+            format!("could not get peer credentials: {} (requirepeer)", std::io::Error::last_os_error()),
+        ));
+    }
+    let actual = crate::config::user_name_of(cred.uid).unwrap_or_else(|| format!("uid {}", cred.uid));
+    if actual != want {
+        return Err(Error::operational(
+            "08001",
+            format!("requirepeer specifies \"{want}\", but actual peer user name is \"{actual}\""),
+        ));
+    }
+    Ok(())
+}
+
 fn io_error_text(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
@@ -462,5 +710,55 @@ fn shuffle<T>(items: &mut [T]) {
         x ^= x >> 7;
         x ^= x << 17;
         items.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: &[u8] = b"n,,n=,r=clientNONCE";
+
+    fn check(server: &str) -> Result<(), ScramRefusal> {
+        check_server_first(CLIENT, server.as_bytes())
+    }
+
+    #[test]
+    fn server_first_accepts_what_a_real_server_sends() {
+        // 16 bytes of salt, PostgreSQL's default count; a bound client's header too.
+        assert_eq!(check("r=clientNONCEserver,s=AAAAAAAAAAAAAAAAAAAAAA==,i=4096"), Ok(()));
+        assert_eq!(check("r=clientNONCEs,s=AAAAAAAAAAA=,i=100000"), Ok(()), "8 bytes, the cap");
+        let bound = b"p=tls-server-end-point,,n=,r=r=x";
+        assert_eq!(check_server_first(bound, b"r=r=xY,s=AAAAAAAAAAAAAAAAAAAAAA==,i=4096"), Ok(()));
+    }
+
+    #[test]
+    fn server_first_refuses_cheap_costly_and_malformed() {
+        for (server, needle) in [
+            ("r=clientNONCEs,s=AAAAAAAAAAAAAAAAAAAAAA==,i=1", "iteration count is 1, below the 4096"),
+            ("r=clientNONCEs,s=AAAAAAAAAAAAAAAAAAAAAA==,i=0", "iteration count is 0, below the 4096"),
+            ("r=clientNONCEs,s=AAAAAAAAAAAAAAAAAAAAAA==,i=4095", "iteration count is 4095"),
+            ("r=clientNONCEs,s=AAAAAAAAAAAAAAAAAAAAAA==,i=100001", "above the 100000"),
+            ("r=clientNONCEs,s=,i=4096", "salt is 0 bytes"),
+            ("r=clientNONCEs,s=AAAAAAA=,i=4096", "salt is 5 bytes"),
+        ] {
+            match check(server) {
+                Err(ScramRefusal::Weak(m)) => assert!(m.contains(needle), "{server}: {m}"),
+                other => panic!("{server}: {other:?}"),
+            }
+        }
+        for server in [
+            "r=clientNONCE,s=AAAAAAAAAAAAAAAAAAAAAA==,i=4096", // the server added nothing
+            "r=otherNONCEs,s=AAAAAAAAAAAAAAAAAAAAAA==,i=4096",
+            "s=AAAAAAAAAAAAAAAAAAAAAA==,r=clientNONCEs,i=4096",
+            "r=clientNONCEs,s=AAAAAAAAAAAAAAAAAAAAAA==",
+            "r=clientNONCEs,s=AAAAAAAAAAAAAAAAAAAAAA==,i=-1",
+            "r=clientNONCEs,s=AAAAAAAAAAAAAAAAAAAAAA==,i=99999999999",
+            "m=ext,r=clientNONCEs,s=AAAAAAAAAAAAAAAAAAAAAA==,i=4096",
+            "",
+        ] {
+            assert!(matches!(check(server), Err(ScramRefusal::Malformed(_))), "{server}: {:?}", check(server));
+        }
+        assert!(matches!(check_server_first(CLIENT, b"\xff"), Err(ScramRefusal::Malformed(_))));
     }
 }

@@ -13,6 +13,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -23,7 +24,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::Digest;
 
-use crate::config::{RootCert, SslMode, TlsConfig};
+use crate::config::{RootCert, SslMode, TlsConfig, TlsVersions};
 
 /// Where Debian, Fedora/RHEL, SUSE and Alpine/macOS keep the system's root certificates as one
 /// PEM bundle (what OpenSSL, and so libpq, reads for `sslrootcert=system`).
@@ -33,6 +34,18 @@ const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/ca-bundle.pem",
     "/etc/ssl/cert.pem",
 ];
+
+/// The TLS versions rustls may offer (`ssl_min_protocol_version`, `ssl_max_protocol_version`).
+fn versions(v: TlsVersions) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    static BOTH: [&rustls::SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
+    static ONLY12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+    static ONLY13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    match v {
+        TlsVersions::Both => &BOTH,
+        TlsVersions::Only12 => &ONLY12,
+        TlsVersions::Only13 => &ONLY13,
+    }
+}
 
 fn provider() -> &'static Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
@@ -46,6 +59,9 @@ pub struct TlsSetup {
     pub mode: SslMode,
     /// The file the trusted roots came from, for messages.
     roots_from: Option<std::path::PathBuf>,
+    /// With `sslcertmode=require`: whether a handshake of this setup was asked for a client
+    /// certificate.
+    cert_requested: Option<Arc<AtomicBool>>,
 }
 
 impl fmt::Debug for TlsSetup {
@@ -64,17 +80,37 @@ impl TlsSetup {
             (None, _) => (Check::Nothing, None),
         };
         let algorithms = provider().signature_verification_algorithms;
-        let verifier = Arc::new(Verifier { check, host: host.to_owned(), algorithms });
+        let revocation = match &check {
+            Check::Chain(roots) | Check::ChainAndName(roots) => revocation_checker(tls, roots)?,
+            Check::Nothing => None,
+        };
+        let verifier = Arc::new(Verifier { check, host: host.to_owned(), algorithms, revocation });
         let builder = ClientConfig::builder_with_provider(provider().clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions(tls.versions))
             .map_err(|e| format!("TLS setup failed: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        let mut config = match client_certificate(tls)? {
-            Some((chain, key)) => builder
+        let mut cert_requested = None;
+        let mut config = match (client_certificate(tls)?, tls.cert_required) {
+            (Some((chain, key)), false) => builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| format!("the client certificate and private key are not usable: {e}"))?,
-            None => builder.with_no_client_auth(),
+            (None, false) => builder.with_no_client_auth(),
+            (certificate, true) => {
+                let key = match certificate {
+                    Some((chain, key)) => {
+                        let signing = provider()
+                            .key_provider
+                            .load_private_key(key)
+                            .map_err(|e| format!("the client certificate's private key is not usable: {e}"))?;
+                        Some(Arc::new(rustls::sign::CertifiedKey::new(chain, signing)))
+                    }
+                    None => None,
+                };
+                let resolver = Arc::new(RecordsRequest { key, requested: Arc::default() });
+                cert_requested = Some(resolver.requested.clone());
+                builder.with_client_cert_resolver(resolver)
+            }
         };
         // libpq sends SNI for host names (never for IP addresses) unless sslsni=0.
         let server_name = match ServerName::try_from(host.to_owned()) {
@@ -86,7 +122,7 @@ impl TlsSetup {
         config.enable_sni = tls.sni && matches!(server_name, ServerName::DnsName(_));
         // Every connection makes a fresh handshake (libpq keeps no sessions either).
         config.resumption = Resumption::disabled();
-        Ok(TlsSetup { config: Arc::new(config), server_name, mode: tls.sslmode, roots_from })
+        Ok(TlsSetup { config: Arc::new(config), server_name, mode: tls.sslmode, roots_from, cert_requested })
     }
 
     /// Why a TLS handshake failed, in words for the error message.
@@ -99,6 +135,12 @@ impl TlsSetup {
             ),
             _ => describe(e),
         }
+    }
+
+    /// `sslcertmode=require` and the handshake done so far had no certificate request: libpq
+    /// then fails the connection.
+    pub fn certificate_required_but_not_requested(&self) -> bool {
+        self.cert_requested.as_ref().is_some_and(|r| !r.load(Ordering::Relaxed))
     }
 
     pub fn connection(&self) -> Result<ClientConnection, String> {
@@ -236,8 +278,67 @@ enum Check {
     ChainAndName(Arc<RootCertStore>),
 }
 
+/// The client certificate resolver of `sslcertmode=require`: offers the certificate (if any)
+/// as rustls's own does, and records that the server asked for one.
+#[derive(Debug)]
+struct RecordsRequest {
+    key: Option<Arc<rustls::sign::CertifiedKey>>,
+    requested: Arc<AtomicBool>,
+}
+
+impl rustls::client::ResolvesClientCert for RecordsRequest {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.requested.store(true, Ordering::Relaxed);
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// The certificate revocation lists of `sslcrl` and `sslcrldir`, as a rustls verifier that
+/// checks the chain and every certificate's revocation status (libpq has OpenSSL check the
+/// whole chain, and a certificate whose issuer has no list fails); `None` when there are none.
+fn revocation_checker(
+    tls: &TlsConfig,
+    roots: &Arc<RootCertStore>,
+) -> Result<Option<Arc<rustls::client::WebPkiServerVerifier>>, String> {
+    use rustls::pki_types::CertificateRevocationListDer;
+    let mut files = Vec::new();
+    if let Some(f) = tls.crl_file.as_ref().filter(|f| f.exists()) {
+        files.push(f.clone());
+    }
+    if let Some(dir) = &tls.crl_dir {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            format!("could not read the revocation list directory \"{}\" (sslcrldir): {e}", dir.display())
+        })?;
+        let mut in_dir: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+        in_dir.sort();
+        files.extend(in_dir);
+    }
+    let mut crls = Vec::new();
+    for f in &files {
+        let bad =
+            |e: &dyn fmt::Display| format!("the certificate revocation list \"{}\" is not usable: {e}", f.display());
+        for crl in CertificateRevocationListDer::pem_file_iter(f).map_err(|e| bad(&e))? {
+            crls.push(crl.map_err(|e| bad(&e))?);
+        }
+    }
+    if crls.is_empty() {
+        return Ok(None);
+    }
+    rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider().clone())
+        .with_crls(crls)
+        .build()
+        .map(Some)
+        .map_err(|e| format!("the certificate revocation lists are not usable: {e}"))
+}
+
 #[derive(Debug)]
 struct Verifier {
+    /// Checks the chain with the revocation lists, when there are any.
+    revocation: Option<Arc<rustls::client::WebPkiServerVerifier>>,
     check: Check,
     /// The host as given in the URI: what `verify-full` compares the certificate with.
     host: String,
@@ -261,8 +362,8 @@ impl ServerCertVerifier for Verifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let (roots, names) = match &self.check {
@@ -270,14 +371,27 @@ impl ServerCertVerifier for Verifier {
             Check::Chain(roots) => (roots, false),
             Check::ChainAndName(roots) => (roots, true),
         };
-        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
+        match &self.revocation {
+            // The chain and the revocation lists; its host name check (rustls's rules) is not
+            // libpq's, so a name mismatch is left to ours below.
+            Some(v) => match v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+                Ok(_)
+                | Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                )) => {}
+                Err(e) => return Err(e),
+            },
+            None => {
+                let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_cert_signed_by_trust_anchor(
+                    &parsed,
+                    roots,
+                    intermediates,
+                    now,
+                    self.algorithms.all,
+                )?;
+            }
+        }
         if names {
             check_host_name(end_entity.as_ref(), &self.host).map_err(|m| {
                 rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(NameMismatch(
@@ -326,6 +440,14 @@ pub fn describe(e: &rustls::Error) -> String {
             }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 "certificate verify failed: the server certificate is not valid yet".to_owned()
+            }
+            CertificateError::Revoked => {
+                "certificate verify failed: the server certificate is revoked (sslcrl, sslcrldir)".to_owned()
+            }
+            CertificateError::UnknownRevocationStatus => {
+                "certificate verify failed: no certificate revocation list covers a certificate of the server's \
+                 chain (sslcrl, sslcrldir: libpq needs one for each issuer)"
+                    .to_owned()
             }
             CertificateError::Other(other) => format!("certificate verify failed: {}", other.0),
             other => format!("certificate verify failed: {other:?}"),

@@ -1,0 +1,154 @@
+//! The TLS keywords issue 16 added, against a real TLS server: `ssl_min_protocol_version` and
+//! `ssl_max_protocol_version` (the version the server reports in `pg_stat_ssl`), and
+//! `sslcertmode=disable` (no client certificate sent, so a `cert` line of pg_hba.conf refuses the
+//! connection that `sslcertmode=allow` makes; `sslcertmode=require` refuses a server that asks
+//! for no certificate), `sslcrl` and `sslcrldir` (a revoked server certificate is refused).
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use pgsess::{Session, SessionOptions};
+use rcgen::{
+    date_time_ymd, BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber,
+};
+use support::Cluster;
+
+const PASSWORD: &str = "pgsess-s3cret";
+
+fn leaf(
+    cn: &str,
+    sans: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+) -> (String, String) {
+    let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.extended_key_usages = vec![usage];
+    // The server's certificate has serial 7, which the "revoked" list names.
+    params.serial_number = Some(SerialNumber::from(vec![if cn == "localhost" { 7u8 } else { 8 }]));
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+fn make_tls_cluster() -> Cluster {
+    let c = Cluster::start();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "pgsess tls_settings CA");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let (server_cert, server_key) = leaf("localhost", &["localhost"], ExtendedKeyUsagePurpose::ServerAuth, &ca);
+    let (client_cert, client_key) = leaf("cert_user", &[], ExtendedKeyUsagePurpose::ClientAuth, &ca);
+    let cert = c.write_server_file("server.crt", server_cert.as_bytes());
+    let key = c.write_server_file("server.key", server_key.as_bytes());
+    let ca_file = c.write_server_file("ca.crt", ca.pem().as_bytes());
+    let dir = c.dir();
+    std::fs::write(dir.join("client-ca.crt"), ca.pem()).unwrap();
+    std::fs::write(dir.join("client.crt"), client_cert).unwrap();
+    std::fs::write(dir.join("client.key"), client_key).unwrap();
+    std::fs::set_permissions(dir.join("client.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Revocation lists: one naming the server's certificate, one naming another.
+    let crl = |serial: u8| {
+        CertificateRevocationListParams {
+            this_update: date_time_ymd(2024, 1, 1),
+            next_update: date_time_ymd(2100, 1, 1),
+            crl_number: SerialNumber::from(vec![1u8]),
+            issuing_distribution_point: None,
+            revoked_certs: vec![RevokedCertParams {
+                serial_number: SerialNumber::from(vec![serial]),
+                revocation_time: date_time_ymd(2024, 1, 1),
+                reason_code: None,
+                invalidity_date: None,
+            }],
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&ca)
+        .unwrap()
+        .pem()
+        .unwrap()
+    };
+    std::fs::write(dir.join("revoked.crl"), crl(7)).unwrap();
+    std::fs::write(dir.join("other.crl"), crl(99)).unwrap();
+    std::fs::create_dir_all(dir.join("crldir")).unwrap();
+    std::fs::write(dir.join("crldir/revoked.r0"), crl(7)).unwrap();
+    c.psql("CREATE ROLE cert_user LOGIN");
+    c.set_hba(
+        "local all postgres trust\n\
+         local all all scram-sha-256\n\
+         hostssl all cert_user 127.0.0.1/32 cert\n\
+         hostssl all pgsess 127.0.0.1/32 scram-sha-256\n",
+    );
+    let q = |p: &Path| p.display().to_string().replace('\'', "''");
+    for (name, value) in
+        [("ssl", "on".into()), ("ssl_cert_file", q(&cert)), ("ssl_key_file", q(&key)), ("ssl_ca_file", q(&ca_file))]
+    {
+        c.psql(&format!("ALTER SYSTEM SET {name} = '{value}'"));
+    }
+    c.restart("fast");
+    c
+}
+
+fn open(c: &Cluster, user: &str, extra: &str) -> pgsess::Result<Session> {
+    let dir = c.dir().display().to_string();
+    let url = format!(
+        "host=localhost port={} user={user} password={PASSWORD} dbname=pgsess sslmode=verify-full \
+         sslrootcert={dir}/client-ca.crt sslcert={dir}/client.crt sslkey={dir}/client.key {extra}",
+        c.port()
+    );
+    Session::open("tls", &SessionOptions { db_url: Some(url), ..SessionOptions::default() })
+}
+
+fn tls_version(s: &Session) -> String {
+    let r = s.query("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).unwrap();
+    String::from_utf8(r.set.value(0, 0).expect("a TLS connection").to_vec()).unwrap()
+}
+
+#[test]
+fn protocol_versions_and_sslcertmode_take_effect() {
+    let c = support::shared_with(make_tls_cluster);
+    let s = open(c, "pgsess", "application_name=v12 ssl_max_protocol_version=TLSv1.2").unwrap();
+    assert_eq!(tls_version(&s), "TLSv1.2");
+    let s = open(c, "pgsess", "application_name=v13 ssl_min_protocol_version=TLSv1.3").unwrap();
+    assert_eq!(tls_version(&s), "TLSv1.3");
+    let s = open(c, "pgsess", "application_name=vdefault").unwrap();
+    assert_eq!(tls_version(&s), "TLSv1.3", "the default offers the highest");
+
+    // Certificate authentication: the certificate is sent with allow (the default), not with disable.
+    let s = open(c, "cert_user", "application_name=cert-allow sslcertmode=allow").unwrap();
+    let r = s.query("SELECT current_user", &[]).unwrap();
+    assert_eq!(r.set.value(0, 0), Some(&b"cert_user"[..]));
+    let Err(e) = open(c, "cert_user", "application_name=cert-disable sslcertmode=disable") else {
+        panic!("connected without a client certificate")
+    };
+    assert!(!e.message.contains(PASSWORD), "{e}");
+    eprintln!("refused as expected: {e}");
+
+    // Revocation lists: the server's certificate revoked in a file or a directory, or not.
+    let dir = c.dir().display().to_string();
+    let s = open(c, "pgsess", &format!("application_name=crl-other sslcrl={dir}/other.crl")).unwrap();
+    assert_eq!(tls_version(&s), "TLSv1.3");
+    for extra in [format!("sslcrl={dir}/revoked.crl"), format!("sslcrldir={dir}/crldir")] {
+        let Err(e) = open(c, "pgsess", &format!("application_name=crl-revoked {extra}")) else {
+            panic!("{extra}: a revoked server certificate was accepted")
+        };
+        assert!(e.message.contains("revoked"), "{extra}: {e}");
+    }
+
+    // sslcertmode=require: a server with ssl_ca_file asks for a client certificate; once it has
+    // none it asks for nothing, and the connection is refused as libpq refuses it.
+    let s = open(c, "cert_user", "application_name=cert-require sslcertmode=require").unwrap();
+    assert_eq!(s.query("SELECT 1", &[]).unwrap().set.value(0, 0), Some(&b"1"[..]));
+    c.psql("ALTER SYSTEM RESET ssl_ca_file");
+    c.psql("SELECT pg_reload_conf()");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let s = open(c, "pgsess", "application_name=no-request sslcertmode=allow").unwrap();
+    assert_eq!(tls_version(&s), "TLSv1.3");
+    let Err(e) = open(c, "pgsess", "application_name=no-request-required sslcertmode=require") else {
+        panic!("sslcertmode=require accepted a server that asked for no certificate")
+    };
+    assert!(e.message.contains("without a valid SSL certificate"), "{e}");
+}
