@@ -172,20 +172,34 @@ pub struct ServerFields {
     pub file: Option<String>,
     pub line: Option<String>,
     pub routine: Option<String>,
+    /// Which of severity, SQLSTATE and message the server left out of its report (the
+    /// `MISSING_*` bits): a real server always sends all three, a broken or hostile one may
+    /// not, and then `field` gives NULL for it, as libpq's `PQresultErrorField` does, never an
+    /// empty string the server did not send.
+    pub(crate) missing: u8,
 }
+
+/// `ServerFields::missing`: the report had no severity (`S`) field.
+pub(crate) const MISSING_SEVERITY: u8 = 1;
+/// `ServerFields::missing`: the report had no SQLSTATE (`C`) field.
+pub(crate) const MISSING_SQLSTATE: u8 = 2;
+/// `ServerFields::missing`: the report had no message (`M`) field.
+pub(crate) const MISSING_MESSAGE: u8 = 4;
 
 impl ServerFields {
     /// The field with this protocol code (libpq's `PG_DIAG_*`: `'C'` SQLSTATE, `'W'` context,
-    /// ...), as the server sent it; `None` when it sent none. Severity, SQLSTATE and message are
-    /// in every report the server sends, so they are always `Some`, empty when the server sent
-    /// them empty (`RAISE EXCEPTION USING MESSAGE = ''`), as libpq's `PQresultErrorField` gives
-    /// them; so is any other field sent empty (`USING DETAIL = ''`).
+    /// ...), as the server sent it; `None` when it sent none. A real server puts severity,
+    /// SQLSTATE and message in every report, so for it they are always `Some`, empty when it
+    /// sent them empty (`RAISE EXCEPTION USING MESSAGE = ''`), as libpq's `PQresultErrorField`
+    /// gives them; so is any other field sent empty (`USING DETAIL = ''`). A report that left
+    /// one of the three out (a broken server or proxy) gives `None` for it.
     pub fn field(&self, code: u8) -> Option<&str> {
+        let sent = |bit: u8| self.missing & bit == 0;
         match code {
-            b'S' => Some(&self.severity),
+            b'S' => sent(MISSING_SEVERITY).then_some(self.severity.as_str()),
             b'V' => self.severity_nonlocalized.as_deref(),
-            b'C' => Some(&self.sqlstate),
-            b'M' => Some(&self.message),
+            b'C' => sent(MISSING_SQLSTATE).then_some(self.sqlstate.as_str()),
+            b'M' => sent(MISSING_MESSAGE).then_some(self.message.as_str()),
             b'D' => self.detail.as_deref(),
             b'H' => self.hint.as_deref(),
             b'P' => self.position.as_deref(),
@@ -287,7 +301,11 @@ impl Error {
         if fields.is_fatal() && code == PGSESS_DATABASE_ERROR {
             code = PGSESS_OPERATIONAL_ERROR;
         }
-        let message = fields.message.clone();
+        let message = if fields.missing & MISSING_MESSAGE != 0 {
+            "the server sent an error report without a message".to_owned()
+        } else {
+            fields.message.clone()
+        };
         Error { code, message, server: Some(Box::new(fields)), client_sqlstate: None, unsent: false }
     }
 
@@ -295,8 +313,14 @@ impl Error {
         self.code.category()
     }
 
+    /// The SQLSTATE: the server's, or the client's standard one for a client-side failure.
+    /// `None` when there is none, and for a server report without one (or with an empty one,
+    /// which no real server sends): never `Some("")`.
     pub fn sqlstate(&self) -> Option<&str> {
-        self.server.as_ref().map(|s| s.sqlstate.as_str()).or(self.client_sqlstate)
+        match &self.server {
+            Some(s) => Some(s.sqlstate.as_str()).filter(|s| !s.is_empty()),
+            None => self.client_sqlstate,
+        }
     }
 
     pub fn detail(&self) -> Option<&str> {
@@ -369,6 +393,28 @@ mod tests {
         for (state, code) in table {
             assert_eq!(Code::from_sqlstate(state), code, "{state}");
         }
+    }
+
+    #[test]
+    fn a_report_without_sqlstate_has_none_not_an_empty_one() {
+        let fields = ServerFields {
+            severity: "ERROR".into(),
+            message: "no state".into(),
+            missing: MISSING_SQLSTATE,
+            ..Default::default()
+        };
+        assert_eq!(fields.field(b'C'), None);
+        assert_eq!(fields.field(b'M'), Some("no state"));
+        let e = Error::from_server(fields);
+        assert_eq!((e.sqlstate(), e.code), (None, PGSESS_DATABASE_ERROR));
+        // Sent, but empty: the field reads as sent (libpq's PQresultErrorField), yet there is
+        // no SQLSTATE to report.
+        let e = Error::from_server(ServerFields { message: "m".into(), ..Default::default() });
+        assert_eq!((e.sqlstate(), e.server.as_ref().unwrap().field(b'C')), (None, Some("")));
+        let e = Error::from_server(ServerFields { missing: MISSING_MESSAGE | MISSING_SEVERITY, ..Default::default() });
+        assert_eq!(e.server.as_ref().unwrap().field(b'S'), None);
+        assert!(e.message.contains("without a message"), "{}", e.message);
+        assert_eq!(Error::operational("08006", "x").sqlstate(), Some("08006"));
     }
 
     #[test]

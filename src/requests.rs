@@ -6,7 +6,9 @@
 //! sessions: it runs the jobs it is given. A session's workers take requests first in, first
 //! out: there are `pool_max_size` of them, each running one statement at a time on a pooled
 //! connection, so at most that many run while the rest wait in order. A queued request that is
-//! not started within the checkout timeout fails with `PGSESS_POOL_EXHAUSTED`.
+//! not started within the checkout timeout fails with `PGSESS_POOL_EXHAUSTED`. Cancelling a
+//! running request (or closing the engine) asks the server to cancel its statement, which then
+//! ends within the session's cancel grace (see `conn::Canceller`).
 //!
 //! Completions are queued for the event loop: an eventfd becomes readable, and `dispatch` runs
 //! the ready callbacks on the thread that calls it. Every request's callback runs exactly once:
@@ -23,13 +25,13 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::conn::CancelKey;
+use crate::conn::Canceller;
 use crate::error::{Code, Error, Result};
 use crate::results::Results;
 
-/// Told the running statement's cancel key once it has a connection and is about to be sent;
+/// Told what cancels the running statement once it has a connection and is about to be sent;
 /// returns false when the request was cancelled meanwhile (the statement is then not sent).
-pub type Started<'a> = &'a mut dyn FnMut(Arc<CancelKey>) -> bool;
+pub type Started<'a> = &'a mut dyn FnMut(Canceller) -> bool;
 
 /// What a request runs, on a worker thread: one statement, reporting to `Started` before it sends.
 pub type Job = Box<dyn FnOnce(Started<'_>) -> Result<Box<Results>> + Send>;
@@ -48,8 +50,8 @@ struct RequestState {
     phase: Phase,
     /// Set by a cancel (or a close) while running: a statement not yet sent is not sent.
     cancel_requested: bool,
-    /// The running statement's cancel key, once it has a connection.
-    key: Option<Arc<CancelKey>>,
+    /// What cancels the running statement, once it has a connection.
+    key: Option<Canceller>,
     /// Until a worker takes it, or the request finishes without running.
     job: Option<Job>,
     /// The outcome, from when the request finishes until its callback runs.
@@ -75,6 +77,22 @@ pub fn cancelled_error() -> Error {
     Error {
         client_sqlstate: Some("57014"),
         ..Error::new(Code::PGSESS_QUERY_CANCELED, "the request was cancelled before it ran")
+    }
+}
+
+/// The error of a running request that a closing engine stopped waiting for: its statement was
+/// cancelled and had not ended within the cancel grace.
+fn abandoned_error(grace: Duration) -> Error {
+    Error {
+        client_sqlstate: Some("57014"),
+        ..Error::new(
+            Code::PGSESS_QUERY_CANCELED,
+            format!(
+                "the session was closed: the request's statement was cancelled and had not ended within the cancel \
+                 grace ({} ms)",
+                grace.as_millis()
+            ),
+        )
     }
 }
 
@@ -296,8 +314,12 @@ impl Engine {
     /// Cancel everything outstanding and run every remaining callback on the calling thread
     /// (each exactly once). Requests still waiting for a connection are finished as cancelled at
     /// once (their workers drop whatever they get later); running statements get a server-side
-    /// cancel. Idempotent.
-    pub fn shutdown(&self) {
+    /// cancel, and have `grace` to end: those still running then fail with
+    /// `PGSESS_QUERY_CANCELED` (their workers drop whatever they get later; their statements'
+    /// own waits end at the same grace). Returns within `grace`, or the time it takes to send
+    /// the cancel requests when that is longer (at most `conn::CancelKey::send`'s 5 s in all).
+    /// Idempotent.
+    pub fn shutdown(&self, grace: Duration) {
         if !self.ours() {
             return;
         }
@@ -308,9 +330,12 @@ impl Engine {
             self.changed.notify_all();
             (q.waiting.drain(..).collect::<Vec<_>>(), q.running.clone())
         };
+        let started = Instant::now();
+        let deadline = started + grace;
         for r in &queued {
             self.finish(r, Err(cancelled_error()));
         }
+        let mut cancellers = Vec::new();
         for r in &running {
             let key = {
                 let mut st = lock(&r.state);
@@ -318,18 +343,30 @@ impl Engine {
                 st.key.clone()
             };
             match key {
-                Some(key) => {
-                    let _ = key.send();
-                }
+                Some(key) => cancellers.push(key),
                 None => self.finish(r, Err(cancelled_error())),
             }
         }
-        // Every accepted request finishes now or as soon as its cancelled statement returns.
+        // The cancel requests, one after another, share one bound for sending.
+        let send_by = started + grace.max(crate::conn::CANCEL_CONNECT_TIMEOUT);
+        for key in &cancellers {
+            let _ = key.send_by(send_by);
+        }
+        // Every accepted request finishes as soon as its cancelled statement returns, or at the
+        // grace.
         let mut q = lock(&self.queue);
         while !q.running.is_empty() {
-            q = self.changed.wait_timeout(q, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            q = self.changed.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
         }
+        let late = q.running.clone();
         drop(q);
+        for r in &late {
+            self.finish(r, Err(abandoned_error(grace)));
+        }
         self.dispatch();
     }
 
@@ -354,7 +391,7 @@ impl Engine {
             let Some(job) = lock(&request.state).job.take() else {
                 continue; // finished (cancelled) before it could run
             };
-            let mut started = |key: Arc<CancelKey>| {
+            let mut started = |key: Canceller| {
                 let mut st = lock(&request.state);
                 st.key = Some(key);
                 !st.cancel_requested && st.phase == Phase::Running

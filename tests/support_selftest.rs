@@ -86,3 +86,39 @@ fn shared_cluster_is_shared() {
     assert!(std::ptr::eq(a, b));
     assert_eq!(a.psql("SELECT 1"), "1");
 }
+
+/// The fake server (tests/support/fake.rs) answers the library honestly: simple and extended
+/// protocol, cached statements, binary results and transactions, so a hostile test's "the next
+/// statement is right" means something.
+#[test]
+fn the_fake_server_answers_honestly() {
+    use pgsess::conn::Param;
+    use pgsess::{Session, SessionOptions};
+    use support::fake::FakeServer;
+    let server = FakeServer::honest();
+    let mut o = SessionOptions { db_url: Some(server.uri()), ..Default::default() };
+    o.set_statement_cache(8).unwrap();
+    let s = Session::open("fake", &o).unwrap();
+    let r = s.query("SELECT 'one'", &[]).unwrap();
+    assert_eq!(r.set.value(0, 0), Some(&b"one"[..]));
+    drop(r);
+    for _ in 0..3 {
+        let r = s.query("SELECT $1", &[Some(b"two")]).unwrap();
+        assert_eq!(r.set.value(0, 0), Some(&b"two"[..]));
+    }
+    let r = s.query_binary("SELECT 7", &[], &[]).unwrap();
+    assert_eq!(r.set.value(0, 0), Some(&7i32.to_be_bytes()[..]));
+    drop(r);
+    let p = [Param { value: Some(b"three"), binary: false }];
+    let r = s.query_params("SELECT $1", &[25], &p).unwrap();
+    assert_eq!(r.set.value(0, 0), Some(&b"three"[..]));
+    drop(r);
+    let tx = s.begin().unwrap();
+    let r = tx.query("SELECT 'in tx'", &[]).unwrap();
+    assert_eq!(r.set.value(0, 0), Some(&b"in tx"[..]));
+    drop(r);
+    tx.commit().unwrap();
+    drop(s);
+    assert!(server.connections() >= 1);
+    assert!(server.script_errors().is_empty(), "{:?}", server.script_errors());
+}

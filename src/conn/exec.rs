@@ -21,7 +21,7 @@ use super::reader::Stop;
 use super::{Exchange, PgConn, TxStatus};
 use crate::config::ResetMode;
 use crate::error::{Code, Error, Result};
-use crate::rows::{Column, ResultSet};
+use crate::rows::{Column, ResultSet, FORMAT_BINARY, FORMAT_TEXT};
 
 /// The largest number of parameters the protocol can carry (a 16-bit count).
 pub const MAX_PARAMS: usize = u16::MAX as usize;
@@ -65,6 +65,7 @@ impl PgConn {
         self.note_sql(sql);
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = Exchange::Simple;
+        self.expect_reply(None, 0, 1);
         self.flush_writes(None).map_err(Error::mark_unsent)?;
         self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop)
     }
@@ -237,6 +238,10 @@ impl PgConn {
                 return Err(e);
             }
         }
+        // A Sync alone closes the batch: its bare ReadyForQuery proves the replies were read in
+        // step (`Stop::BareSync`) before any of them is returned.
+        frontend::sync(&mut self.write_buf);
+        self.expect_reply(Some(FORMAT_TEXT), 0, statements.len() + 1);
         self.flush_writes(None)?;
         let mut out = Vec::with_capacity(statements.len());
         for _ in statements {
@@ -246,6 +251,7 @@ impl PgConn {
                 Err(e) => out.push(Err(e)),
             }
         }
+        self.collect(None, Stop::BareSync)?;
         Ok(out)
     }
 
@@ -292,8 +298,9 @@ impl PgConn {
             frontend::parse("", sql, types.iter().copied(), &mut self.write_buf).ok()?;
             frontend::describe(b'S', "", &mut self.write_buf).ok()?;
             frontend::sync(&mut self.write_buf);
+            self.expect_reply(Some(FORMAT_TEXT), 0, 1);
             self.flush_writes(None).ok()?;
-            self.collect(None, Stop::ReadyForQuery).ok()?;
+            self.collect(None, Stop::SyncOnly).ok()?;
             self.last_param_count.take()
         })();
         match expected {
@@ -311,6 +318,7 @@ impl PgConn {
         self.ensure_usable()?;
         frontend::execute("", max_rows(chunk_rows), &mut self.write_buf).expect("empty name has no NUL");
         frontend::flush(&mut self.write_buf);
+        self.guard.row_limit = chunk_rows;
         self.flush_writes(None)?;
         let mut set = ResultSet::default();
         set.begin_rows(columns.clone());
@@ -327,7 +335,7 @@ impl PgConn {
         }
         frontend::sync(&mut self.write_buf);
         let deadline = Some(Instant::now() + RESET_TIMEOUT);
-        if self.flush_writes(deadline).is_err() || self.collect(deadline, Stop::ReadyForQuery).is_err() {
+        if self.flush_writes(deadline).is_err() || self.collect(deadline, Stop::SyncOnly).is_err() {
             self.broken = true;
         }
     }
@@ -377,6 +385,9 @@ impl PgConn {
         }
         frontend::describe(b'P', "", &mut self.write_buf).expect("empty name has no NUL");
         frontend::execute("", max_rows(shape.rows), &mut self.write_buf).expect("empty name has no NUL");
+        if !shape.batching {
+            self.expect_reply(Some(if shape.binary { FORMAT_BINARY } else { FORMAT_TEXT }), shape.rows, 1);
+        }
         if shape.keep_open {
             frontend::flush(&mut self.write_buf);
         } else {
@@ -415,6 +426,12 @@ impl PgConn {
         if self.broken || self.inherited() || self.copy.is_some() {
             return false;
         }
+        if self.tx_status == TxStatus::Unknown {
+            // The server's last ReadyForQuery had a status the protocol does not have: whether
+            // a transaction is open cannot be known, so the connection is not reused.
+            self.broken = true;
+            return false;
+        }
         self.clear_notifications();
         let rollback = self.tx_status != TxStatus::Idle;
         let discard = match mode {
@@ -433,6 +450,11 @@ impl PgConn {
     fn reset(&mut self, rollback: bool, discard: bool) -> bool {
         // Two Query messages in one write: DISCARD ALL may not run inside a transaction block,
         // and as its own message it runs after the ROLLBACK has ended it.
+        if self.ensure_in_step().is_err() {
+            // What arrived since the last statement would be read as the reset's answers.
+            self.broken = true;
+            return false;
+        }
         let mut replies = 0;
         for (wanted, sql) in [(rollback, "ROLLBACK"), (discard, "DISCARD ALL")] {
             if wanted {
@@ -440,10 +462,15 @@ impl PgConn {
                 replies += 1;
             }
         }
+        // And a Sync alone, whose bare ReadyForQuery shows the replies were read in step
+        // (`Stop::BareSync`), as a batch's does.
+        frontend::sync(&mut self.write_buf);
         self.exchange = Exchange::Simple;
+        self.expect_reply(None, 0, replies + 1);
         let deadline = Some(Instant::now() + RESET_TIMEOUT);
         let ok = self.flush_writes(deadline).is_ok()
-            && (0..replies).all(|_| self.collect(deadline, Stop::ReadyForQuery).is_ok());
+            && (0..replies).all(|_| self.collect(deadline, Stop::ReadyForQuery).is_ok())
+            && self.collect(deadline, Stop::BareSync).is_ok();
         if !ok || self.tx_status != TxStatus::Idle {
             self.broken = true;
         }
@@ -458,11 +485,26 @@ impl PgConn {
         !self.broken
     }
 
-    /// `ensure_usable` before a statement is sent: on a connection known to be broken it fails
-    /// without reaching the server (`Error::unsent`).
+    /// `ensure_usable` before a statement is sent, `ensure_no_open_stream`, then
+    /// `ensure_in_step`: on a connection known to be broken, or found out of step now, it fails
+    /// without reaching the server (`Error::unsent`). An open COPY or stream is checked before
+    /// the step: its rows are expected bytes, and the caller's mistake is an interface error
+    /// that leaves the connection as it was.
     #[inline]
     fn ensure_usable_to_send(&mut self) -> Result<()> {
-        self.ensure_usable().map_err(|e| if self.broken { e.mark_unsent() } else { e })
+        self.ensure_usable()
+            .and_then(|()| self.ensure_no_open_stream())
+            .and_then(|()| self.ensure_in_step())
+            .map_err(|e| if self.broken { e.mark_unsent() } else { e })
+    }
+
+    /// What the reply to the exchange about to be sent must be like: its columns in `format`
+    /// (`None`: text or binary, the simple protocol), at most `rows` rows per result (0: any
+    /// number; a stream's chunk size), `replies` ReadyForQuery messages in all.
+    fn expect_reply(&mut self, format: Option<i16>, rows: u32, replies: usize) {
+        self.guard.want_format = format;
+        self.guard.row_limit = rows;
+        self.guard.more_replies = u32::try_from(replies.saturating_sub(1)).unwrap_or(u32::MAX);
     }
 
     pub(super) fn ensure_usable(&mut self) -> Result<()> {

@@ -141,11 +141,7 @@ impl PgConn {
     fn take_async_messages(&mut self) -> Result<()> {
         while buffered_message(&self.read_buf).is_some() {
             match self.decode_front()? {
-                Message::ParameterStatus(body) => {
-                    if let (Ok(n), Ok(v)) = (body.name(), body.value()) {
-                        self.parameters.insert(n.to_owned(), v.to_owned());
-                    }
-                }
+                Message::ParameterStatus(body) => self.store_parameter(&body)?,
                 Message::NotificationResponse(body) => self.push_notification(&body),
                 Message::NoticeResponse(_) => {} // no statement to attach it to
                 Message::ErrorResponse(body) => {

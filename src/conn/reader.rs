@@ -4,19 +4,109 @@
 //!
 //! Every exchange is read through to ReadyForQuery, so the connection stays in step even when a
 //! statement fails; a FATAL error or an I/O failure marks it broken instead.
+//!
+//! # What the reader accepts
+//!
+//! The server's bytes are not trusted to keep the connection in step or its memory bounded (a
+//! broken server, a broken proxy, or a man in the middle on a plain-text connection write them).
+//! Anything outside the protocol is a protocol violation (`PGSESS_OPERATIONAL_ERROR`, SQLSTATE
+//! 08P01): the statement fails and the connection is marked broken, so it is discarded, never
+//! reused one answer behind.
+//! - The reply must be the statement's: a ReadyForQuery with no answer before it (no
+//!   CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse), a second
+//!   CommandComplete (or a RowDescription after the first) in a one-statement exchange, a
+//!   DataRow outside a result's rows, a RowDescription whose format codes are not those the
+//!   statement asked for, or a PortalSuspended nobody asked for are violations.
+//! - After the exchange's last ReadyForQuery only what a server sends unasked may follow in the
+//!   read buffer (NoticeResponse, NotificationResponse, ParameterStatus, or a FATAL
+//!   ErrorResponse, which breaks the connection but leaves the statement's own answer
+//!   standing); anything else, whole or in part, is a violation (`take_unasked`). Before a
+//!   statement is sent, what arrived since is held to the same rule (`ensure_in_step`), and so
+//!   is an idle connection at checkout.
+//! - Lengths: a message is never given room before its bytes arrive (the buffer grows as they
+//!   do). A length field under 4 or over 2^31-1 is a violation; so is a message longer than its
+//!   type can be (`MAX_MESSAGE`, `MAX_REPORT_MESSAGE`, `MAX_DESCRIPTION_MESSAGE`), which means
+//!   the reader lost sync, as libpq judges it. DataRow and CopyData are bounded by
+//!   `max_result_bytes` instead: a result that outgrows it fails the statement, and the
+//!   connection is cancelled and discarded.
+//! - A stream's chunk holds at most Execute's row limit, whatever the server sends.
+//! - Notices kept per result (`ResultSet::push_notice`) and ParameterStatus entries kept per
+//!   connection (`MAX_PARAMETERS`, `MAX_PARAMETER_BYTES`) are bounded; a `client_encoding`
+//!   other than UTF8 is refused wherever it is announced.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Buf;
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::{Message, NoticeResponseBody};
+use postgres_protocol::message::backend::{Message, NoticeResponseBody, ParameterStatusBody};
 use postgres_protocol::message::frontend;
 
 use super::{server_fields, Exchange, PgConn, TxStatus};
 use crate::error::{Code, Error, Result};
 use crate::rows::typed::oid;
-use crate::rows::{Column, CommandTag, ResultSet};
+use crate::rows::{Column, CommandTag, ResultSet, FORMAT_BINARY, FORMAT_TEXT};
+
+/// The longest message (its length field, which counts itself) of a type without a limit of
+/// its own: longer means the reader has lost sync with the server (libpq's rule, and its
+/// number).
+pub const MAX_MESSAGE: usize = 30_000;
+/// The longest ErrorResponse, NoticeResponse or NotificationResponse: a real server's reports
+/// can carry long detail or context text, but not this much.
+pub const MAX_REPORT_MESSAGE: usize = 1 << 20;
+/// The longest RowDescription or ParameterDescription: 65,535 columns (the protocol's 16-bit
+/// count) of 63-byte names fit.
+pub const MAX_DESCRIPTION_MESSAGE: usize = 8 << 20;
+/// The most ParameterStatus names one connection keeps: a real server reports a few dozen.
+/// More is a protocol violation.
+pub const MAX_PARAMETERS: usize = 512;
+/// The most bytes of ParameterStatus names and values one connection keeps; more is a protocol
+/// violation.
+pub const MAX_PARAMETER_BYTES: usize = 256 * 1024;
+/// How long the start of a message a server sends unasked, buffered before a statement is sent
+/// (or at checkout), may wait for its rest before the connection counts as out of step.
+const PARTIAL_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+/// The default `max_result_bytes`: the DataRow bytes one result (or one stream chunk) may take.
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = crate::config::DEFAULT_MAX_RESULT_BYTES;
+
+/// The reader's limits and the state of the exchange in progress (`PgConn::guard`).
+pub(crate) struct Guard {
+    /// DataRow bytes one result may take (0: no limit), from the pool's settings.
+    pub(super) max_result_bytes: u64,
+    /// DataRow bytes of the result being read.
+    row_bytes: u64,
+    /// Execute's row limit of the exchange being read (0: none): a stream's chunk size.
+    pub(super) row_limit: u32,
+    /// The format every column of a RowDescription must have (`None`: text or binary, as the
+    /// simple protocol's binary cursors may give).
+    pub(super) want_format: Option<i16>,
+    /// ReadyForQuery messages still to come in the exchange after the one being read (a
+    /// pipeline's, or a reset's two statements).
+    pub(super) more_replies: u32,
+    /// Set when the connection was found idle and in step (`check_idle_alive`) and nothing was
+    /// sent since: the next statement need not look at the socket again.
+    pub(super) idle_checked: bool,
+    /// A ParameterStatus refused where no error could be returned at once
+    /// (`handle_parameter_status`): the next read returns it.
+    pub(super) refused: Option<Error>,
+    /// Bytes of the names and values in `PgConn::parameters`.
+    parameter_bytes: usize,
+}
+
+impl Default for Guard {
+    fn default() -> Guard {
+        Guard {
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            row_bytes: 0,
+            row_limit: 0,
+            want_format: None,
+            more_replies: 0,
+            idle_checked: false,
+            refused: None,
+            parameter_bytes: 0,
+        }
+    }
+}
 
 /// The length (type byte included) of the message at the front of `buf` when it is of type
 /// `tag` and wholly in `buf`. A length field under 4 (it counts itself) is no message: `None`,
@@ -45,6 +135,18 @@ pub(super) fn buffered_message(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// A message type byte for an error text: the character when printable, else its escape.
+fn tag_text(tag: u8) -> String {
+    char::from(tag).escape_default().to_string()
+}
+
+/// Whether a server may send a message of this type unasked, between exchanges: NoticeResponse,
+/// NotificationResponse, ParameterStatus, and ErrorResponse (a FATAL one, before it closes).
+#[inline]
+fn sent_unasked(tag: u8) -> bool {
+    matches!(tag, b'N' | b'A' | b'S' | b'E')
+}
+
 impl PgConn {
     /// Read one exchange through to ReadyForQuery (or, for `Stop::PortalSuspended`, to the end
     /// of a chunk; for `Stop::CopyIn`/`CopyOut`, to the start of the copy), into a new
@@ -56,11 +158,12 @@ impl PgConn {
         Ok((set, more))
     }
 
-    /// `collect`, into `set`.
+    /// `collect`, into `set`. `rows_started`: `set` already has the columns of the rows that
+    /// come (a stream's next chunk).
     pub(super) fn collect_into(
         &mut self,
         set: &mut ResultSet,
-        mut rows_started: bool,
+        rows_started: bool,
         deadline: Option<Instant>,
         mut stop: Stop,
     ) -> Result<bool> {
@@ -71,27 +174,74 @@ impl PgConn {
         let mut stopped_early = false;
         let mut deadline = deadline;
         let mut cancel_at = self.statement_timeout.map(|t| Instant::now() + t);
+        // DataRows belong to the rows a RowDescription (or a stream's first chunk) began, until
+        // the CommandComplete (or error, or suspension) that ends them.
+        let mut rows_open = rows_started;
+        // Answers to the statement read so far: CommandComplete, EmptyQueryResponse and
+        // PortalSuspended; and errors. One statement's exchange has one answer; a simple
+        // Query of several statements one per statement.
+        let mut answers = 0u32;
+        let mut errors = 0u32;
+        let one_statement = self.exchange != Exchange::Simple;
+        self.guard.row_bytes = 0;
         loop {
+            if stop == Stop::BareSync {
+                // Only ReadyForQuery, or what a server sends unasked, may answer a Sync alone.
+                if let Some(&tag) = self.read_buf.first() {
+                    if !matches!(tag, b'Z' | b'N' | b'A' | b'S' | b'E') {
+                        let what = format!(
+                            "the server answered the exchange's closing Sync with a '{}' message (a reply out of \
+                             step, or bytes injected into the connection)",
+                            tag_text(tag)
+                        );
+                        return Err(self.protocol_violation(&what));
+                    }
+                }
+            }
             // The messages of every statement's reply, read in place once all of a message is in.
-            self.take_data_rows(set)?;
+            self.take_data_rows(set, rows_open)?;
             self.skip_completions();
             if let [b'Z', 0, 0, 0, 5, status, ..] = self.read_buf[..] {
                 // ReadyForQuery, the end of every exchange.
                 self.read_buf.advance(6);
                 self.tx_status = TxStatus::from_indicator(status);
+                if answers + errors == 0 && !matches!(stop, Stop::SyncOnly | Stop::BareSync) {
+                    return Err(self.protocol_violation(
+                        "the server sent ReadyForQuery without an answer to the statement (a reply out of step)",
+                    ));
+                }
+                if answers + errors > 0 && stop == Stop::BareSync {
+                    return Err(self.protocol_violation(
+                        "the server answered the exchange's closing Sync with a statement's answer (a reply out of step)",
+                    ));
+                }
+                self.end_of_reply()?;
                 break;
+            }
+            if self.read_buf.len() >= 5 {
+                self.check_front()?;
             }
             if let Some(total) = complete_message(&self.read_buf, b'C') {
                 // CommandComplete, its tag read in place.
-                let tag = CommandTag::from_message_body(&self.read_buf[5..total]).unwrap_or_default();
+                if one_statement && answers > 0 {
+                    return Err(self.protocol_violation("the server sent a second CommandComplete for one statement"));
+                }
+                let Some(tag) = CommandTag::from_message_body(&self.read_buf[5..total]) else {
+                    return Err(self.protocol_violation("the server sent a malformed CommandComplete"));
+                };
                 self.read_buf.advance(total);
-                self.command_complete(set, tag, &mut rows_started, &mut stop, deadline)?;
+                self.command_complete(set, tag, &mut rows_open, &mut stop, deadline)?;
+                answers += 1;
                 empty_query = false;
                 continue;
             }
             if let Some(total) = complete_message(&self.read_buf, b'T') {
+                if one_statement && answers > 0 {
+                    return Err(self
+                        .protocol_violation("the server sent a RowDescription after the statement's CommandComplete"));
+                }
                 self.row_description(set, total)?;
-                rows_started = true;
+                rows_open = true;
                 continue;
             }
             // Any other message is decoded as a `Message`, once all of it is in; so is one whose
@@ -106,12 +256,11 @@ impl PgConn {
                     continue;
                 }
                 if cancel_at.is_some_and(|c| Instant::now() >= c) {
-                    // The statement timeout passed: ask the server to cancel, then give it a
-                    // grace period to answer (with 57014) before declaring the connection dead.
+                    // The statement timeout passed: ask the server to cancel. Its waits then
+                    // end at the cancel grace (`waits`): the statement fails with 57014 whether
+                    // the server answers in time or not, and the connection is closed if not.
                     cancel_at = None;
-                    let grace = Instant::now() + super::CANCEL_GRACE;
-                    deadline = Some(deadline.map_or(grace, |d| d.min(grace)));
-                    if self.cancel_key().send().is_err() {
+                    if self.canceller().send().is_err() {
                         deadline = Some(Instant::now());
                     }
                     continue;
@@ -122,29 +271,34 @@ impl PgConn {
                     ..e
                 });
             }
+            let front = self.read_buf[0];
             match self.decode_front()? {
                 Message::EmptyQueryResponse => {
+                    if one_statement && answers > 0 {
+                        return Err(self.protocol_violation(
+                            "the server sent an EmptyQueryResponse after the statement's CommandComplete",
+                        ));
+                    }
+                    answers += 1;
+                    rows_open = false;
                     set.reset_statement();
                     empty_query = true;
                     self.end_chunked_exchange(&mut stop, deadline)?;
                 }
                 Message::ParameterDescription(body) => self.last_param_count = body.parameters().count().ok(),
-                Message::PortalSuspended if stop == Stop::PortalSuspended => {
+                Message::PortalSuspended if stop == Stop::PortalSuspended && answers == 0 => {
+                    // The end of a stream's chunk: nothing more comes until the next Execute.
                     stopped_early = true;
+                    self.take_unasked(true)?;
                     break;
                 }
-                Message::PortalSuspended => {}
+                Message::PortalSuspended => {
+                    return Err(self.protocol_violation("the server suspended a portal that had no row limit"));
+                }
                 Message::NoticeResponse(body) => self.take_notice(set, &body),
                 Message::ParameterStatus(body) => {
-                    self.handle_parameter_status(&body);
-                    if body.name().ok() == Some("client_encoding") && body.value().ok() != Some("UTF8") {
-                        self.broken = true;
-                        error.get_or_insert_with(|| {
-                            Error::not_supported(
-                                "client_encoding was changed away from UTF8; pgsess only speaks UTF8, so this connection is closed",
-                            )
-                        });
-                    }
+                    self.session_changed = true;
+                    self.store_parameter(&body)?;
                 }
                 Message::NotificationResponse(body) => self.push_notification(&body),
                 Message::ErrorResponse(body) => {
@@ -161,6 +315,8 @@ impl PgConn {
                         let failure = (e.sqlstate().unwrap_or_default().to_owned(), e.message.clone());
                         self.tx_failure = Some(Box::new(failure));
                     }
+                    errors += 1;
+                    rows_open = false;
                     error.get_or_insert(e);
                     self.end_chunked_exchange(&mut stop, deadline)?;
                 }
@@ -217,7 +373,10 @@ impl PgConn {
                         })
                     });
                 }
-                _ => return Err(self.protocol_violation("unexpected message while reading a result")),
+                _ => {
+                    let what = format!("the server sent an unexpected '{}' message in a reply", tag_text(front));
+                    return Err(self.protocol_violation(&what));
+                }
             }
         }
         if self.require_writable && self.server_turned_read_only(error.as_ref()) {
@@ -245,23 +404,51 @@ impl PgConn {
     /// given to the notice hook when there is one (on this thread, in arrival order).
     pub(super) fn take_notice(&mut self, set: &mut ResultSet, body: &NoticeResponseBody) {
         let fields = server_fields(body.fields());
-        set.notices.push(std::ffi::CString::new(fields.libpq_text()).unwrap_or_default());
+        set.push_notice(std::ffi::CString::new(fields.libpq_text()).unwrap_or_default());
         if let Some(hook) = &self.notice_hook {
             hook.call(&fields);
         }
     }
 
     /// Append every complete DataRow at the front of the read buffer to `set`, parsing them in
-    /// place: the bulk of a large result never becomes a `Message`.
-    fn take_data_rows(&mut self, set: &mut ResultSet) -> Result<()> {
+    /// place: the bulk of a large result never becomes a `Message`. `rows_open`: a
+    /// RowDescription began rows that have not ended; a DataRow anywhere else is a protocol
+    /// violation, as is one past a stream chunk's row limit or past `max_result_bytes`.
+    fn take_data_rows(&mut self, set: &mut ResultSet, rows_open: bool) -> Result<()> {
         let ncols = set.columns().len();
         while let Some(total) = complete_message(&self.read_buf, b'D') {
+            if !rows_open {
+                return Err(self.protocol_violation(
+                    "the server sent a DataRow outside a result's rows (after its CommandComplete, or before its \
+                     RowDescription)",
+                ));
+            }
             if total < 7 {
-                break; // too short to be a DataRow: the message decoder reports it
+                return Err(self.protocol_violation("the server sent a malformed DataRow (too short)"));
             }
             let count = u16::from_be_bytes([self.read_buf[5], self.read_buf[6]]) as usize;
-            if count != ncols || !set.push_raw_row(&self.read_buf[7..total], ncols) {
-                return Err(self.protocol_violation("data row does not match the row description"));
+            if count != ncols {
+                let what =
+                    format!("the server sent a DataRow of {count} values for a RowDescription of {ncols} columns");
+                return Err(self.protocol_violation(&what));
+            }
+            let limit = self.guard.row_limit;
+            if limit != 0 && set.nrows() >= limit as usize {
+                let what = format!(
+                    "the server sent more rows than the row limit of the Execute it answers ({limit}): a stream's \
+                     chunk holds at most its chunk size"
+                );
+                return Err(self.protocol_violation(&what));
+            }
+            self.guard.row_bytes += total as u64;
+            if self.guard.max_result_bytes != 0 && self.guard.row_bytes > self.guard.max_result_bytes {
+                return Err(self.result_too_large());
+            }
+            if !set.push_raw_row(&self.read_buf[7..total], ncols) {
+                return Err(self.protocol_violation(
+                    "the server sent a malformed DataRow (a value runs past the end of the message, or bytes follow \
+                     the last value)",
+                ));
             }
             self.read_buf.advance(total);
         }
@@ -273,14 +460,14 @@ impl PgConn {
         &mut self,
         set: &mut ResultSet,
         tag: CommandTag,
-        rows_started: &mut bool,
+        rows_open: &mut bool,
         stop: &mut Stop,
         deadline: Option<Instant>,
     ) -> Result<()> {
-        if !*rows_started {
+        if !*rows_open {
             set.reset_statement();
         }
-        *rows_started = false;
+        *rows_open = false;
         let tag_bytes = tag.as_c_str().to_bytes();
         if !self.session_changed && super::state::tag_changes_session(tag_bytes) {
             self.session_changed = true;
@@ -305,24 +492,228 @@ impl PgConn {
         }
     }
 
-    /// Wait for more of the message at the front of the read buffer, with room reserved for all
-    /// of it (a large message is not read into a buffer grown a chunk at a time); false when
-    /// `wake` passed first (the partial message stays buffered).
+    /// Wait for more of the message at the front of the read buffer; false when `wake` passed
+    /// first (the partial message stays buffered). Its length is checked first
+    /// (`check_front`), and room is made for at most as many bytes again as are buffered (at
+    /// least a read's worth): the buffer grows with the bytes that arrive, never to a length a
+    /// message only claims, yet a large message is read with few copies.
     pub(super) fn read_rest_of_message(&mut self, wake: Option<Instant>) -> Result<bool> {
-        if let [_, a, b, c, d, ..] = self.read_buf[..] {
+        if self.read_buf.len() >= 5 {
+            self.check_front()?;
+            let [_, a, b, c, d, ..] = self.read_buf[..] else { unreachable!("five bytes are buffered") };
             let total = 1 + u32::from_be_bytes([a, b, c, d]) as usize;
-            self.read_buf.reserve(total.saturating_sub(self.read_buf.len()));
+            let missing = total.saturating_sub(self.read_buf.len());
+            let step = self.read_buf.len().max(super::stream::READ_CHUNK);
+            self.read_buf.reserve(missing.min(step));
         }
         self.read_more_until(wake)
     }
 
     /// Decode the message at the front of the read buffer, all of it there (`buffered_message`).
+    /// A message whose length is wrong for its type, or whose body does not parse, is a
+    /// protocol violation.
     pub(super) fn decode_front(&mut self) -> Result<Message> {
+        self.check_front()?;
+        let tag = self.read_buf[0];
         match Message::parse(&mut self.read_buf) {
             Ok(Some(msg)) => Ok(msg),
-            Ok(None) => unreachable!("the whole message is buffered"),
-            Err(e) => Err(self.io_failure(e)),
+            Ok(None) => Err(self.protocol_violation("a message was decoded before all of it had arrived")),
+            Err(e) => {
+                Err(self.protocol_violation(&format!("the server sent a malformed '{}' message: {e}", tag_text(tag))))
+            }
         }
+    }
+
+    /// Check the length of the message at the front of the read buffer (at least its first five
+    /// bytes in) against what its type may take, before any room is made for it: a length
+    /// under 4 or over 2^31-1, or longer than its type's limit (`MAX_MESSAGE` and the others),
+    /// is a protocol violation; a DataRow that would take the result past `max_result_bytes`
+    /// (or a CopyData longer than it) fails the statement and discards the connection
+    /// (`result_too_large`).
+    pub(super) fn check_front(&mut self) -> Result<()> {
+        let [tag, a, b, c, d, ..] = self.read_buf[..] else { return Ok(()) };
+        let len = u32::from_be_bytes([a, b, c, d]);
+        if !(4..=i32::MAX as u32).contains(&len) {
+            let what = format!("the server sent a '{}' message of length {} (lost sync)", tag_text(tag), len as i32);
+            return Err(self.protocol_violation(&what));
+        }
+        let len = u64::from(len);
+        let max = self.guard.max_result_bytes;
+        let limit = match tag {
+            b'D' => {
+                if max != 0 && self.guard.row_bytes + 1 + len > max {
+                    return Err(self.result_too_large());
+                }
+                return Ok(());
+            }
+            b'd' => {
+                if max != 0 && 1 + len > max {
+                    return Err(self.result_too_large());
+                }
+                return Ok(());
+            }
+            b'E' | b'N' | b'A' => MAX_REPORT_MESSAGE,
+            b'T' | b't' => MAX_DESCRIPTION_MESSAGE,
+            _ => MAX_MESSAGE,
+        };
+        if len > limit as u64 {
+            let what = format!(
+                "the server sent a '{}' message of {len} bytes, longer than such a message can be ({limit}): the \
+                 connection lost sync",
+                tag_text(tag)
+            );
+            return Err(self.protocol_violation(&what));
+        }
+        Ok(())
+    }
+
+    /// The result outgrew `max_result_bytes`: ask the server to cancel the statement (best
+    /// effort, so it stops producing rows) and discard the connection, whose reply is not read
+    /// to its end.
+    #[cold]
+    fn result_too_large(&mut self) -> Error {
+        self.broken = true;
+        // Best effort, and briefly: the connection is closed either way.
+        let _ = self.cancel_key().send_by(Instant::now() + std::time::Duration::from_secs(1));
+        Error::operational(
+            "54000",
+            format!(
+                "the statement's result is larger than max_result_bytes ({} bytes): the statement was cancelled and \
+                 its connection closed (raise the limit with pgsess_options_set_max_result_bytes, 0 for none, or \
+                 read the rows in chunks with a stream)",
+                self.guard.max_result_bytes
+            ),
+        )
+    }
+
+    /// A ReadyForQuery was read: unless more replies of the exchange follow, the exchange is
+    /// over, and only what a server sends unasked may be left in the read buffer.
+    fn end_of_reply(&mut self) -> Result<()> {
+        if self.guard.more_replies > 0 {
+            self.guard.more_replies -= 1;
+            return Ok(());
+        }
+        self.guard.row_limit = 0;
+        self.guard.want_format = None;
+        self.take_unasked(true)
+    }
+
+    /// Handle the messages at the front of the read buffer that a server sends unasked
+    /// (notifications go into the queue, ParameterStatus updates the parameters, a notice with no
+    /// statement to belong to is dropped, a FATAL error breaks the connection); anything else
+    /// there is a protocol violation: a reply out of step, or bytes injected into the
+    /// connection. A message not all in yet is allowed when `partial_ok` and it is of a type a
+    /// server sends unasked (the rest arrives later); otherwise it is a violation too.
+    pub(super) fn take_unasked(&mut self, partial_ok: bool) -> Result<()> {
+        while let Some(&tag) = self.read_buf.first() {
+            if self.read_buf.len() >= 5 {
+                self.check_front()?;
+            }
+            if buffered_message(&self.read_buf).is_none() {
+                if partial_ok && sent_unasked(tag) {
+                    return Ok(());
+                }
+                let what = format!(
+                    "the server sent part of a '{}' message outside any exchange (a reply out of step, or bytes \
+                     injected into the connection)",
+                    tag_text(tag)
+                );
+                return Err(self.protocol_violation(&what));
+            }
+            match self.decode_front()? {
+                Message::NoticeResponse(_) => {} // no statement to attach it to
+                Message::NotificationResponse(body) => self.push_notification(&body),
+                Message::ParameterStatus(body) => self.store_parameter(&body)?,
+                Message::ErrorResponse(body) if server_fields(body.fields()).is_fatal() => {
+                    // The server ends the session (a shutdown, pg_terminate_backend): the
+                    // connection is done with, the answer before it stands.
+                    self.broken = true;
+                    self.read_buf.clear();
+                    return Ok(());
+                }
+                _ => {
+                    let what = format!(
+                        "the server sent a '{}' message outside any exchange (a reply out of step, or bytes injected \
+                         into the connection)",
+                        tag_text(tag)
+                    );
+                    return Err(self.protocol_violation(&what));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a statement is sent: what the server sent since the last exchange (or the
+    /// checkout) must be messages it sends unasked, wholly arrived (`take_unasked`); anything
+    /// else means the connection is out of step, and nothing is sent on it. Costs a poll(2)
+    /// unless the checkout just looked (`Guard::idle_checked`).
+    pub(super) fn ensure_in_step(&mut self) -> Result<()> {
+        if self.read_buf.is_empty() && (self.guard.idle_checked || !self.stream.readable_now()) {
+            return Ok(());
+        }
+        // The start of an unasked message (a notification split across reads) may wait this
+        // long for its rest, which a real server sends at once.
+        let give_up = Instant::now() + PARTIAL_GRACE;
+        // A bounded number of reads: a server that never stops sending unasked messages does
+        // not hold the statement here.
+        for _ in 0..64 {
+            self.take_unasked(true)?;
+            if self.broken {
+                break;
+            }
+            if self.read_buf.is_empty() {
+                if !self.stream.readable_now() {
+                    break;
+                }
+                self.read_ready()?;
+            } else if !self.read_more_until(Some(give_up))? {
+                break;
+            }
+        }
+        self.take_unasked(false)?;
+        if self.broken {
+            return Err(Error::operational("08006", format!("the server at {} closed the connection", self.host)));
+        }
+        // In step until the next write (a batch's later statements need not look again).
+        self.guard.idle_checked = true;
+        Ok(())
+    }
+
+    /// Record a ParameterStatus: a `client_encoding` other than UTF8 is refused (pgsess speaks
+    /// only UTF8); so is a parameter past `MAX_PARAMETERS` names or `MAX_PARAMETER_BYTES`
+    /// bytes (a protocol violation). Either way the connection is broken. A name or value that
+    /// is not UTF-8 is not kept.
+    pub(super) fn store_parameter(&mut self, body: &ParameterStatusBody) -> Result<()> {
+        let (name, value) = (body.name(), body.value());
+        if name.as_deref().ok() == Some("client_encoding") && !value.as_deref().is_ok_and(crate::text::is_utf8_alias) {
+            self.broken = true;
+            let shown: String = value.as_deref().unwrap_or("(not UTF-8)").chars().take(64).collect();
+            return Err(Error::not_supported(format!(
+                "the server changed client_encoding to \"{}\"; pgsess only speaks UTF8, so this connection is \
+                 closed",
+                shown.escape_default()
+            )));
+        }
+        let (Ok(name), Ok(value)) = (name, value) else { return Ok(()) };
+        let old = self.parameters.get(name).map_or(0, |v| name.len() + v.len());
+        let bytes = self.guard.parameter_bytes.saturating_sub(old) + name.len() + value.len();
+        if (old == 0 && self.parameters.len() >= MAX_PARAMETERS) || bytes > MAX_PARAMETER_BYTES {
+            let what = format!(
+                "the server reported more parameters than a server has ({} names, {bytes} bytes; at most \
+                 {MAX_PARAMETERS} names and {MAX_PARAMETER_BYTES} bytes are kept)",
+                self.parameters.len() + usize::from(old == 0)
+            );
+            return Err(self.protocol_violation(&what));
+        }
+        self.guard.parameter_bytes = bytes;
+        if let Some(v) = self.parameters.get_mut(name) {
+            v.clear();
+            v.push_str(value);
+        } else {
+            self.parameters.insert(name.to_owned(), value.to_owned());
+        }
+        Ok(())
     }
 
     /// The RowDescription at the front of the read buffer (`total` bytes): the columns of the
@@ -331,7 +722,9 @@ impl PgConn {
     fn row_description(&mut self, set: &mut ResultSet, total: usize) -> Result<()> {
         if let Some((raw, columns)) = &self.last_row_description {
             if raw[..] == self.read_buf[..total] {
-                set.begin_rows(columns.clone());
+                let columns = columns.clone();
+                self.check_formats(&columns)?;
+                set.begin_rows(columns);
                 self.read_buf.advance(total);
                 return Ok(());
             }
@@ -347,8 +740,31 @@ impl PgConn {
             columns.push(Column { name, type_oid: f.type_oid(), format: f.format() });
         }
         let columns: Arc<[Column]> = columns.into();
+        self.check_formats(&columns)?;
         self.last_row_description = Some((raw, columns.clone()));
         set.begin_rows(columns);
+        Ok(())
+    }
+
+    /// The columns of a RowDescription must come in the format the statement asked for
+    /// (`Guard::want_format`), or, for the simple protocol, in text or binary (a binary
+    /// cursor's rows): any other format code is a protocol violation, so values are never
+    /// read as a format they are not in.
+    fn check_formats(&mut self, columns: &[Column]) -> Result<()> {
+        let want = self.guard.want_format;
+        let fits = |f: i16| match want {
+            Some(w) => f == w,
+            None => f == FORMAT_TEXT || f == FORMAT_BINARY,
+        };
+        if let Some(c) = columns.iter().find(|c| !fits(c.format)) {
+            let asked = match want {
+                Some(FORMAT_BINARY) => "binary (1)",
+                Some(_) => "text (0)",
+                None => "text (0) or binary (1)",
+            };
+            let what = format!("the server sent a column in format {} where the statement asked for {asked}", c.format);
+            return Err(self.protocol_violation(&what));
+        }
         Ok(())
     }
 
@@ -376,6 +792,15 @@ impl PgConn {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Stop {
     ReadyForQuery,
+    /// At ReadyForQuery, answering a Sync alone or a Describe: no statement's answer comes
+    /// before it.
+    SyncOnly,
+    /// At ReadyForQuery answering the Sync that closes a many-reply exchange (a batch, a reset):
+    /// nothing but ReadyForQuery and messages a server sends unasked may come. A reply injected
+    /// anywhere in the exchange shifts every later reply by one, so this one then starts with a
+    /// statement's answer and the shift is caught before any of the exchange's answers is used,
+    /// however the bytes were split across reads.
+    BareSync,
     PortalSuspended,
     /// At CopyInResponse: the server waits for COPY FROM STDIN's data.
     CopyIn,

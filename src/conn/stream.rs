@@ -7,9 +7,13 @@
 //! with `read_tls`, decrypted by `process_new_packets`, and the plaintext is appended to the read
 //! buffer; writes go through `writer()` (bounded by rustls's buffer limit) and `write_tls` with
 //! non-blocking sends, still reading while the socket is full.
+//!
+//! Every wait here is a poll(2) bounded by the caller's deadline and by the stream's `Bounds`
+//! (`waits`): the statement timeout for sending, the cancel grace once a cancel was asked for,
+//! and the caller's bound on connecting.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -17,6 +21,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rustls::ClientConnection;
 
+use super::resolve;
+use super::waits::{self, Bound, Bounds};
 use crate::config::{ConnectConfig, Host, HostSpec};
 
 pub struct Stream {
@@ -28,6 +34,8 @@ pub struct Stream {
     /// The last read filled all the space it was given: more is probably waiting in the socket,
     /// so the next `fill_until` reads before it polls.
     more_waiting: bool,
+    /// What bounds every wait beyond the caller's deadline (`waits`).
+    pub(super) bounds: Bounds,
 }
 
 /// Why a TLS handshake did not complete.
@@ -73,25 +81,33 @@ impl Stream {
     }
 
     fn new(socket: Socket) -> Stream {
-        Stream { socket, tls: None, read_timeout: None, more_waiting: false }
+        Stream { socket, tls: None, read_timeout: None, more_waiting: false, bounds: Bounds::new() }
     }
 
     /// Connect without the TCP options of a configuration (for a cancel request).
     pub fn connect_plain(spec: &HostSpec, deadline: Instant) -> io::Result<Stream> {
+        let (deadline, bound) = waits::connect_deadline(deadline);
         match &spec.host {
             Host::Unix(dir) => {
-                Ok(Stream::new(Socket::Unix(UnixStream::connect(dir.join(format!(".s.PGSQL.{}", spec.port)))?)))
+                let path = dir.join(format!(".s.PGSQL.{}", spec.port));
+                let socket = resolve::connect_unix(&path, deadline).map_err(|e| reached(bound, e))?;
+                Ok(Stream::new(Socket::Unix(socket)))
             }
             Host::Tcp(name) => {
                 let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
-                for addr in (name.as_str(), spec.port).to_socket_addrs()? {
-                    let left = remaining(Some(deadline))?.unwrap_or_default();
+                // libpq's hostaddr: that address, no look-up.
+                let addrs: Vec<std::net::SocketAddr> = match spec.addr {
+                    Some(ip) => vec![(ip, spec.port).into()],
+                    None => resolve::resolve(name, spec.port, deadline).map_err(|e| reached(bound, e))?,
+                };
+                for addr in addrs {
+                    let left = remaining(Some(deadline)).map_err(|e| reached(bound, e))?.unwrap_or_default();
                     match TcpStream::connect_timeout(&addr, left) {
                         Ok(s) => return Ok(Stream::new(Socket::Tcp(s))),
                         Err(e) => last = e,
                     }
                 }
-                Err(last)
+                Err(if Instant::now() >= deadline { reached(bound, last) } else { last })
             }
         }
     }
@@ -121,6 +137,11 @@ impl Stream {
     /// in the socket and, if it is not TLS, fails the handshake (libpq refuses "unencrypted data
     /// after SSL response").
     pub fn ssl_request(&mut self, deadline: Instant) -> io::Result<u8> {
+        let (deadline, bound) = waits::connect_deadline(deadline);
+        self.ssl_request_by(deadline).map_err(|e| reached(bound, e))
+    }
+
+    fn ssl_request_by(&mut self, deadline: Instant) -> io::Result<u8> {
         let mut request = BytesMut::with_capacity(8);
         postgres_protocol::message::frontend::ssl_request(&mut request);
         let mut scratch = BytesMut::new();
@@ -144,7 +165,15 @@ impl Stream {
 
     /// Run the TLS handshake on this socket with `conn`, bounded by `deadline`. On success every
     /// later byte is encrypted.
-    pub fn start_tls(&mut self, mut conn: ClientConnection, deadline: Instant) -> Result<(), HandshakeError> {
+    pub fn start_tls(&mut self, conn: ClientConnection, deadline: Instant) -> Result<(), HandshakeError> {
+        let (deadline, bound) = waits::connect_deadline(deadline);
+        self.start_tls_by(conn, deadline).map_err(|e| match e {
+            HandshakeError::Io(e) => HandshakeError::Io(reached(bound, e)),
+            tls => tls,
+        })
+    }
+
+    fn start_tls_by(&mut self, mut conn: ClientConnection, deadline: Instant) -> Result<(), HandshakeError> {
         let fd = self.socket_fd();
         loop {
             while conn.wants_write() {
@@ -196,12 +225,12 @@ impl Stream {
         if let Some(tls) = &mut self.tls {
             // rustls decrypts every complete record it is given and `tls_fill` takes all the
             // plaintext, so nothing is left inside it to wait for but the socket.
-            wait_fd(fd, libc::POLLIN, deadline)?;
+            wait_bounded(fd, &self.bounds, libc::POLLIN, deadline, false)?;
             return tls_fill(tls, fd, buf, libc::MSG_DONTWAIT);
         }
         loop {
             if !self.more_waiting {
-                wait_fd(fd, libc::POLLIN, deadline)?;
+                self.wait(libc::POLLIN, deadline, false)?;
             }
             match self.read_plain(buf, libc::MSG_DONTWAIT) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.more_waiting = false,
@@ -254,7 +283,8 @@ impl Stream {
 
     /// Send all of `data`. While the socket cannot take more, read what the server sends
     /// meanwhile into `read_buf`: a server answering a large batch stops reading when its own
-    /// output is not read, and two blocked writers would wait for each other forever.
+    /// output is not read, and two blocked writers would wait for each other forever. A wait for
+    /// the socket is bounded by `deadline` and by the running statement's timeout (`waits`).
     pub fn send_all(&mut self, data: &[u8], read_buf: &mut BytesMut, deadline: Option<Instant>) -> io::Result<()> {
         if self.tls.is_some() {
             return self.tls_send_all(data, read_buf, deadline);
@@ -280,10 +310,19 @@ impl Stream {
                 io::ErrorKind::WouldBlock => {}
                 _ => return Err(e),
             }
-            if wait_fd(fd, libc::POLLOUT | libc::POLLIN, deadline)? & libc::POLLIN != 0 {
-                self.fill(read_buf)?;
+            if self.wait(libc::POLLOUT | libc::POLLIN, deadline, true)? & libc::POLLIN != 0 {
+                self.fill_while_sending(read_buf)?;
             }
         }
+    }
+
+    /// `fill`, while a send waits: within `Bounds::read_while_sending`.
+    fn fill_while_sending(&mut self, read_buf: &mut BytesMut) -> io::Result<()> {
+        let bound = self.bounds.read_while_sending;
+        if read_buf.len() >= bound {
+            return Err(super::waits::Bound::ReadWhileSending(read_buf.len()).into_io());
+        }
+        self.fill(read_buf)
     }
 
     fn tls_send_all(&mut self, data: &[u8], read_buf: &mut BytesMut, deadline: Option<Instant>) -> io::Result<()> {
@@ -312,8 +351,8 @@ impl Stream {
                 }
                 continue;
             }
-            if wait_fd(fd, libc::POLLOUT | libc::POLLIN, deadline)? & libc::POLLIN != 0 {
-                self.fill(read_buf)?;
+            if self.wait(libc::POLLOUT | libc::POLLIN, deadline, true)? & libc::POLLIN != 0 {
+                self.fill_while_sending(read_buf)?;
             }
         }
     }
@@ -338,6 +377,14 @@ impl Stream {
 }
 
 impl Stream {
+    /// Wait until the socket has one of `events` (or an error or hang-up), bounded by `deadline`
+    /// (then `TimedOut`) and by the stream's bounds for a send or a read (then the error of the
+    /// bound that passed, see `waits::Bound`). While a statement that could be cancelled waits,
+    /// the poll is cut short now and then to look at its cancel signal.
+    fn wait(&self, events: libc::c_short, deadline: Option<Instant>, sending: bool) -> io::Result<libc::c_short> {
+        wait_bounded(self.socket_fd(), &self.bounds, events, deadline, sending)
+    }
+
     /// The socket's descriptor (for poll(2) by a watcher of an idle connection).
     #[inline]
     pub fn fd(&self) -> RawFd {
@@ -350,6 +397,36 @@ impl Stream {
             Socket::Tcp(s) => s.as_raw_fd(),
             Socket::Unix(s) => s.as_raw_fd(),
         }
+    }
+}
+
+/// `Stream::wait` on `fd` with `bounds`.
+fn wait_bounded(
+    fd: RawFd,
+    bounds: &Bounds,
+    events: libc::c_short,
+    deadline: Option<Instant>,
+    sending: bool,
+) -> io::Result<libc::c_short> {
+    loop {
+        let limit = bounds.limit(deadline, sending);
+        match wait_fd(fd, events, limit.poll_until()) {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                if limit.until.is_some_and(|until| Instant::now() >= until) {
+                    return Err(limit.expired());
+                }
+                // Only the time to look at the cancel signal again.
+            }
+            seen => return seen,
+        }
+    }
+}
+
+/// `e`, or the error of `bound` when `e` says a wait timed out and `bound` is what bounded it.
+fn reached(bound: Option<Bound>, e: io::Error) -> io::Error {
+    match bound {
+        Some(b) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => b.into_io(),
+        _ => e,
     }
 }
 

@@ -9,14 +9,24 @@
 //! shift.
 
 pub mod binary;
+mod cells;
 mod json;
 mod tag;
 pub mod typed;
 
 pub use tag::CommandTag;
 
+use std::collections::VecDeque;
 use std::ffi::CString;
 use std::sync::Arc;
+
+/// The most notices one statement's result keeps (`ResultSet::push_notice`): the oldest go
+/// first past it, counted in `ResultSet::notices_dropped`. A `RAISE NOTICE` in a loop can send
+/// millions.
+pub const NOTICES_PER_RESULT: usize = 1000;
+/// The most bytes of notice text one statement's result keeps (the newest notice is always
+/// kept, whatever its size: a notice message is at most 1 MiB).
+pub const NOTICE_BYTES_PER_RESULT: usize = 1 << 20;
 
 /// One result column.
 #[derive(Clone, Debug)]
@@ -114,8 +124,9 @@ pub struct ResultSet {
     nrows: usize,
     /// The command tag (`SELECT 3`, `INSERT 0 1`, `CREATE TABLE`), empty when none.
     pub command_tag: CommandTag,
-    /// Notices (NOTICE, WARNING, ...) the statement raised, in libpq's text form.
-    pub notices: Vec<CString>,
+    /// Notices (NOTICE, WARNING, ...) the statement raised, in libpq's text form, oldest first:
+    /// the last `NOTICES_PER_RESULT` at most (see `push_notice`).
+    pub notices: VecDeque<CString>,
     /// The backend that ran the statement.
     pub backend_pid: i32,
     /// The session's DateStyle was not ISO when the statement ran (dates are not in ISO form).
@@ -123,6 +134,10 @@ pub struct ResultSet {
     /// The session's TimeZone was UTC (or another name for a zone always at offset zero) when
     /// the statement ran: a binary timestamptz can then be rendered as the server's text.
     pub utc_time_zone: bool,
+    /// Notices the statement raised that were not kept (`push_notice`).
+    pub notices_dropped: u64,
+    /// Bytes of the notices in `notices`.
+    notice_bytes: usize,
 }
 
 impl ResultSet {
@@ -164,6 +179,23 @@ impl ResultSet {
     pub fn reuse_storage(&mut self, storage: RowStorage) {
         if self.nrows == 0 && self.first.data.capacity() == 0 && self.first.cells.capacity() == 0 {
             self.first = storage.0;
+        }
+    }
+
+    /// Keep a notice the statement raised: the oldest kept ones are dropped (and counted in
+    /// `notices_dropped`) while more than `NOTICES_PER_RESULT` or more than
+    /// `NOTICE_BYTES_PER_RESULT` bytes would be kept, so a server's flood of notices costs a
+    /// bounded amount of memory. The newest is always kept.
+    pub fn push_notice(&mut self, notice: CString) {
+        self.notice_bytes += notice.as_bytes().len();
+        self.notices.push_back(notice);
+        while self.notices.len() > 1
+            && (self.notices.len() > NOTICES_PER_RESULT || self.notice_bytes > NOTICE_BYTES_PER_RESULT)
+        {
+            if let Some(old) = self.notices.pop_front() {
+                self.notice_bytes -= old.as_bytes().len();
+                self.notices_dropped += 1;
+            }
         }
     }
 
@@ -344,20 +376,20 @@ impl ResultSet {
 
     /// Rows affected, from the command tag, as libpq's `PQcmdTuples` reads it: the last number of
     /// INSERT, UPDATE, DELETE, MERGE, SELECT, MOVE, FETCH, COPY tags; zero for any other command.
+    /// A count that does not fit 64 bits is `u64::MAX`; `rows_affected_digits` has it exactly.
     pub fn rows_affected(&self) -> u64 {
-        if self.tag_has_count() {
-            self.command_tag.as_str().rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
-        } else {
-            0
-        }
+        self.command_tag.row_count()
+    }
+
+    /// The row count of the command tag as the server wrote it, as libpq's `PQcmdTuples` gives
+    /// it: its digits, whatever their number; empty for a command without a count.
+    pub fn rows_affected_digits(&self) -> &std::ffi::CStr {
+        self.command_tag.row_count_digits()
     }
 
     /// Whether the command tag ends in a row count (the commands `PQcmdTuples` reads).
     fn tag_has_count(&self) -> bool {
-        matches!(
-            self.command_tag.as_str().split(' ').next(),
-            Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "SELECT" | "MOVE" | "FETCH" | "COPY")
-        )
+        self.command_tag.has_row_count()
     }
 
     /// sprockets.clients.postgresql's `count()`: the raw row count, as psycopg2's `rowcount`: rows
@@ -484,6 +516,26 @@ mod tests {
     }
 
     #[test]
+    fn notices_kept_are_bounded_in_number_and_bytes_the_oldest_dropped_and_counted() {
+        let mut r = ResultSet::default();
+        for i in 0..NOTICES_PER_RESULT + 250 {
+            r.push_notice(CString::new(format!("NOTICE:  {i}\n")).unwrap());
+        }
+        assert_eq!((r.notices.len(), r.notices_dropped), (NOTICES_PER_RESULT, 250));
+        assert_eq!(r.notices[0].to_str().unwrap(), "NOTICE:  250\n", "the oldest went first");
+        let big = CString::new(vec![b'x'; NOTICE_BYTES_PER_RESULT / 2 + 1]).unwrap();
+        r.push_notice(big.clone());
+        r.push_notice(big.clone());
+        assert_eq!(r.notices.len(), 1, "two halves and more do not fit: only the newest is kept");
+        assert_eq!(r.notices_dropped, 250 + NOTICES_PER_RESULT as u64 + 1);
+        let huge = CString::new(vec![b'y'; NOTICE_BYTES_PER_RESULT * 2]).unwrap();
+        r.push_notice(huge);
+        assert_eq!(r.notices.len(), 1, "the newest is kept whatever its size");
+        r.push_notice(CString::new("small").unwrap());
+        assert_eq!(r.notices.iter().map(|n| n.to_str().unwrap()).collect::<Vec<_>>(), ["small"]);
+    }
+
+    #[test]
     fn rows_affected_reads_the_tag_like_pqcmdtuples() {
         let mut r = ResultSet::default();
         for (tag, n) in
@@ -492,5 +544,8 @@ mod tests {
             r.command_tag = tag.into();
             assert_eq!(r.rows_affected(), n, "{tag}");
         }
+        r.command_tag = "INSERT 0 99999999999999999999".into();
+        assert_eq!((r.rows_affected(), r.count()), (u64::MAX, i64::MAX));
+        assert_eq!(r.rows_affected_digits().to_str().unwrap(), "99999999999999999999");
     }
 }

@@ -87,6 +87,37 @@ impl CommandTag {
     pub fn clear(&mut self) {
         *self = CommandTag::default();
     }
+
+    /// Whether the tag ends in a row count: the commands libpq's `PQcmdTuples` reads (INSERT,
+    /// UPDATE, DELETE, MERGE, SELECT, MOVE, FETCH, COPY).
+    pub fn has_row_count(&self) -> bool {
+        matches!(
+            self.as_str().split(' ').next(),
+            Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "SELECT" | "MOVE" | "FETCH" | "COPY")
+        )
+    }
+
+    /// The row count's digits, NUL-terminated (the end of the tag), as libpq's `PQcmdTuples`
+    /// gives them: whatever their number, so a count that does not fit 64 bits is still told
+    /// exactly. Empty for a command without a count, and for a tag whose count is not digits
+    /// (no real server sends one).
+    pub fn row_count_digits(&self) -> &CStr {
+        let c = self.as_c_str();
+        let bytes = c.to_bytes();
+        let start = bytes.iter().rposition(|&b| b == b' ').map_or(bytes.len(), |i| i + 1);
+        let digits = &bytes[start..];
+        if !self.has_row_count() || digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return c"";
+        }
+        CStr::from_bytes_with_nul(&c.to_bytes_with_nul()[start..]).unwrap_or_default()
+    }
+
+    /// The row count, as `row_count_digits` reads it: 0 without one, `u64::MAX` for a count
+    /// that does not fit 64 bits (`row_count_digits` then has it exactly).
+    pub fn row_count(&self) -> u64 {
+        let digits = self.row_count_digits().to_bytes();
+        digits.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0'))).unwrap_or(u64::MAX)
+    }
 }
 
 impl fmt::Debug for CommandTag {
@@ -144,6 +175,28 @@ mod tests {
         }
         assert_eq!(CommandTag::new("SELECT\0 1"), "SELECT");
         assert_eq!(CommandTag::default(), "");
+    }
+
+    #[test]
+    fn row_counts_are_read_as_pqcmdtuples_reads_them_and_kept_whole_when_huge() {
+        for (tag, digits, n) in [
+            ("INSERT 0 5", "5", 5),
+            ("UPDATE 3", "3", 3),
+            ("SELECT 0", "0", 0),
+            ("COPY 18446744073709551615", "18446744073709551615", u64::MAX),
+            ("DELETE 18446744073709551616", "18446744073709551616", u64::MAX),
+            ("SELECT 123456789012345678901234567890", "123456789012345678901234567890", u64::MAX),
+            ("CREATE TABLE", "", 0),
+            ("SELECT", "", 0),
+            ("SELECT +5", "", 0),
+            ("SELECT 1x", "", 0),
+            ("BEGIN 5", "", 0),
+            ("", "", 0),
+        ] {
+            let t = CommandTag::new(tag);
+            assert_eq!(t.row_count_digits().to_str().unwrap(), digits, "{tag}");
+            assert_eq!(t.row_count(), n, "{tag}");
+        }
     }
 
     #[test]

@@ -608,18 +608,19 @@ fn sweep_stale() {
         }
     });
 }
+pub mod fake;
 pub mod fidelity;
 pub mod servers;
 
 // ---------------------------------------------------------------------------
 // Pool backends
 
-/// The pool's two backends (see src/pool/mod.rs): r2d2, in a process that never forked, and the
-/// library's own core, in forked children. The pool's contract is tested on both
-/// (`on_both_backends!`).
+/// The two kinds of pool (see src/pool/mod.rs): one shared by every session of a configuration,
+/// and one of its own, made as a forked child makes its pools (`Session::open_with_local_pool`).
+/// The pool's contract is tested on both (`on_both_backends!`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
-    R2d2,
+    Shared,
     Local,
 }
 
@@ -627,7 +628,7 @@ impl Backend {
     /// `Session::open` on this backend (pools of the two backends are never shared).
     pub fn open(self, name: &str, options: &pgsess::SessionOptions) -> pgsess::Result<pgsess::Session> {
         let s = match self {
-            Backend::R2d2 => pgsess::Session::open(name, options),
+            Backend::Shared => pgsess::Session::open(name, options),
             Backend::Local => pgsess::Session::open_with_local_pool(name, options),
         }?;
         assert_eq!(s.uses_local_pool(), self == Backend::Local);
@@ -638,13 +639,13 @@ impl Backend {
     /// as application names whose backends a test counts.
     pub fn tag(self) -> &'static str {
         match self {
-            Backend::R2d2 => "r2d2",
+            Backend::Shared => "shared",
             Backend::Local => "local",
         }
     }
 }
 
-/// `on_both_backends!(f, g);` for functions `fn f(backend: Backend)`: the tests `f::r2d2` and
+/// `on_both_backends!(f, g);` for functions `fn f(backend: Backend)`: the tests `f::shared` and
 /// `f::local`.
 #[macro_export]
 macro_rules! on_both_backends {
@@ -652,8 +653,8 @@ macro_rules! on_both_backends {
         $(
             mod $name {
                 #[test]
-                fn r2d2() {
-                    super::$name($crate::support::Backend::R2d2)
+                fn shared() {
+                    super::$name($crate::support::Backend::Shared)
                 }
                 #[test]
                 fn local() {
