@@ -44,12 +44,13 @@ func (s *Session) CopyFrom(sql string, r io.Reader) (int64, error) {
 // Read that blocks is not interrupted: give r a way to end too (a deadline on a connection, a
 // reader that watches ctx). Once r is at its end, the server's commit is not interrupted.
 func (s *Session) CopyFromContext(ctx context.Context, sql string, r io.Reader) (int64, error) {
-	cp, release, err := s.startCopy(ctx, sql, copyIn)
+	cp, release, done, err := s.startCopy(ctx, sql, copyIn)
 	if err != nil {
 		return 0, err
 	}
 	defer release()
-	return copyFromReader(ctx, cp, r)
+	n, err := copyFromReader(ctx, cp, r)
+	return n, done(err)
 }
 
 // The three ways to start a copy: the direction the caller asks for, or the server's.
@@ -60,38 +61,56 @@ const (
 )
 
 // startCopy locks s and starts a COPY of sql (pgsess_copy_in, pgsess_copy_out or
-// pgsess_copy_start, as how says). release frees the copy (which aborts or cancels it unless it
-// was finished) and unlocks s.
-func (s *Session) startCopy(ctx context.Context, sql string, how int) (cp *C.pgsess_copy, release func(), err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	cs, err := s.handle()
+// pgsess_copy_start, as how says), waiting for a connection as QueryContext does. While the copy
+// runs, ctx ending cancels it on the server too (a COPY TO of a slow query, a COPY FROM's
+// commit), besides the checks between chunks. release frees the copy (which aborts or cancels it
+// unless it was finished) and unlocks s; done turns an error of the copy into a *ContextError
+// when ctx ended.
+func (s *Session) startCopy(ctx context.Context, sql string, how int) (cp *C.pgsess_copy, release func(), done func(error) error, err error) {
+	st, err := s.enter(ctx, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	csql, err := cString(sql, "SQL")
 	if err != nil {
-		s.release()
-		return nil, nil, err
+		st.exit(false)
+		return nil, nil, nil, err
 	}
 	defer C.free(unsafe.Pointer(csql))
+	stop := watch(ctx, st.cs)
 	var cerr *C.pgsess_error
 	switch how {
 	case copyIn:
-		cp = C.pgsess_copy_in(cs, csql, &cerr)
+		cp = C.pgsess_copy_in(st.cs, csql, &cerr)
 	case copyOut:
-		cp = C.pgsess_copy_out(cs, csql, &cerr)
+		cp = C.pgsess_copy_out(st.cs, csql, &cerr)
 	default:
-		cp = C.pgsess_copy_start(cs, csql, &cerr)
+		cp = C.pgsess_copy_start(st.cs, csql, &cerr)
 	}
 	if cp == nil {
-		s.release()
-		return nil, nil, takeError(cerr, [...]string{"pgsess_copy_in", "pgsess_copy_out", "pgsess_copy_start"}[how])
+		fired := stop()
+		st.exit(false)
+		err := takeError(cerr, [...]string{"pgsess_copy_in", "pgsess_copy_out", "pgsess_copy_start"}[how])
+		return nil, nil, nil, finish(ctx, fired, err)
 	}
+	st.endTurn()
 	// Freeing a copy that was not finished aborts it (CopyFail) or cancels it: every early
 	// return of the caller, and a panic in r.Read or w.Write, leaves nothing committed.
-	return cp, func() { C.pgsess_copy_free(cp); s.release() }, nil
+	release = func() {
+		C.pgsess_copy_free(cp)
+		stop()
+		st.exit(false)
+	}
+	done = func(err error) error {
+		if err == nil {
+			return nil
+		}
+		if err == ctx.Err() {
+			return contextError(ctx, nil)
+		}
+		return finish(ctx, false, err) // a ContextError whenever ctx has ended
+	}
+	return cp, release, done, nil
 }
 
 // copyFromReader sends what r yields to the COPY FROM STDIN cp, checking ctx before each read,
@@ -179,12 +198,13 @@ func (s *Session) CopyToContext(ctx context.Context, sql string, w io.Writer) (i
 // copyTo is CopyToContext; perMessage reads one CopyData message per cgo call, as CopyTo did
 // before pgsess_copy_read_chunk (for the test and the benchmark that compare the two).
 func (s *Session) copyTo(ctx context.Context, sql string, w io.Writer, perMessage bool) (int64, error) {
-	cp, release, err := s.startCopy(ctx, sql, copyOut)
+	cp, release, done, err := s.startCopy(ctx, sql, copyOut)
 	if err != nil {
 		return 0, err
 	}
 	defer release()
-	return copyToWriter(ctx, cp, w, perMessage)
+	n, err := copyToWriter(ctx, cp, w, perMessage)
+	return n, done(err)
 }
 
 // copyToWriter writes the data of the COPY TO STDOUT cp to w, checking ctx before each read, and
@@ -251,7 +271,7 @@ func (s *Session) Copy(sql string, r io.Reader, w io.Writer) (int64, error) {
 
 // CopyContext is Copy with a context, checked as by CopyFromContext or CopyToContext.
 func (s *Session) CopyContext(ctx context.Context, sql string, r io.Reader, w io.Writer) (int64, error) {
-	cp, release, err := s.startCopy(ctx, sql, copyEither)
+	cp, release, done, err := s.startCopy(ctx, sql, copyEither)
 	if err != nil {
 		return 0, err
 	}
@@ -262,12 +282,14 @@ func (s *Session) CopyContext(ctx context.Context, sql string, r io.Reader, w io
 			abortCopy(cp, err)
 			return 0, err
 		}
-		return copyFromReader(ctx, cp, r)
+		n, err := copyFromReader(ctx, cp, r)
+		return n, done(err)
 	}
 	if w == nil {
 		return 0, newError(InterfaceError, "Copy: the server started a COPY ... TO STDOUT, and w is nil")
 	}
-	return copyToWriter(ctx, cp, w, false)
+	n, err := copyToWriter(ctx, cp, w, false)
+	return n, done(err)
 }
 
 // CopyFrom runs a COPY ... FROM STDIN inside the transaction (as Session.CopyFrom): its rows are

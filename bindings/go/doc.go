@@ -47,9 +47,9 @@
 //
 // Query's results are text: the server sends every value as its text (byte for byte what
 // libpq's PQgetvalue gives); see "Binary results" for QueryBinary. Next
-// fetches all cell pointers of a row with one cgo call (pgsess_results_row); Scan and Values then
-// convert in Go, without further cgo calls except for date/time columns. Values types each cell
-// by its column's type OID:
+// fetches the cell pointers of a block of rows with one cgo call (pgsess_results_cells); Scan and
+// Values then convert in Go, without further cgo calls (dates and times in the ISO DateStyle are
+// parsed in Go too). Values types each cell by its column's type OID:
 //
 //	int2, int4, int8, oid           int64
 //	float4, float8                  float64
@@ -108,6 +108,24 @@
 // session's own; [Session.WaitForNotification] and [Session.Notifications] deliver what arrives.
 // A [Notification] with Gap set means notifications on its channel may have been missed (the
 // listener reconnected): resynchronise.
+//
+// # Contexts
+//
+// Every call that waits has a Context form ([Session.QueryContext], [Session.ExecContext],
+// [Session.BeginTx], [Session.PinContext], [Session.Stream], [Tx.QueryContext], the copies,
+// [Session.WaitForNotification]). A goroutine waiting for a pooled connection waits in Go, in a
+// per-pool gate of pool_max_size slots, never inside a cgo call; when its context ends it returns
+// at once. A statement running when its context ends is cancelled on the server, for that
+// statement alone, and the call returns a [*ContextError] wrapping ctx.Err() and the server's
+// 57014; the connection is used again.
+//
+// # database/sql
+//
+// The package registers the database/sql driver "pgsess" (sql.Open("pgsess", "name") reads
+// PGSQL_NAME; a postgres:// URI works too) and gives [NewConnector] for options. Each driver
+// connection is a pinned session; set db.SetMaxOpenConns and db.SetMaxIdleConns to the pool's
+// max size (see [Connector]). Rows stream ([Session.Stream]); [Numeric], [UUID], [Interval] and
+// [Array] scan what database/sql cannot by itself.
 //
 // # Concurrency
 //

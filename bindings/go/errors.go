@@ -67,6 +67,25 @@ type Error struct {
 	// `COPY items, line 50001, column id: "abc"` for a bad row in CopyFrom, or the PL/pgSQL
 	// call stack. Error() includes it.
 	Context string
+
+	// The other fields of the server's report (libpq's PG_DIAG_*; "" when the server sent none,
+	// and for the binding's own errors):
+	Severity         string // 'V': ERROR, FATAL, PANIC (never translated)
+	Position         string // 'P': 1-based character position in the statement, as text
+	InternalPosition string // 'p': position in InternalQuery
+	InternalQuery    string // 'q': the internally generated statement that failed (PL/pgSQL)
+	SchemaName       string // 's'
+	TableName        string // 't'
+	ColumnName       string // 'c'
+	DataTypeName     string // 'd'
+	ConstraintName   string // 'n': e.g. the unique index or check constraint violated
+	File             string // 'F': the server's source file
+	Line             string // 'L'
+	Routine          string // 'R'
+
+	// retryable is pgsess_error_is_retryable: a serialization failure or deadlock, or a
+	// statement that never reached the server.
+	retryable bool
 }
 
 func (e *Error) Error() string {
@@ -92,6 +111,17 @@ func (e *Error) Is(target error) bool {
 		return false
 	}
 	return t.Code == e.Code && (t.SQLState == "" || t.SQLState == e.SQLState)
+}
+
+// Retryable reports whether the failed work may be run again and then succeed
+// (pgsess_error_is_retryable): a serialization failure (40001) or deadlock (40P01), whose
+// transaction the server rolled back, or a statement that never reached the server.
+func (e *Error) Retryable() bool { return e.retryable }
+
+// IsRetryable reports whether err is (or wraps) an *Error that is Retryable.
+func IsRetryable(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.retryable
 }
 
 // CodeOf gives the Code of err when it is (or wraps) an *Error, OK for nil, and
@@ -168,6 +198,11 @@ func takeError(cerr *C.pgsess_error, what string) error {
 		return newError(InterfaceError, what+" failed without an error object")
 	}
 	defer C.pgsess_error_free(cerr)
+	return convertError(cerr)
+}
+
+// convertError converts a library error that the caller keeps (and frees, if it is its own).
+func convertError(cerr *C.pgsess_error) *Error {
 	return &Error{
 		Code:     Code(C.pgsess_error_code(cerr)),
 		Category: Code(C.pgsess_error_category(cerr)),
@@ -176,6 +211,20 @@ func takeError(cerr *C.pgsess_error, what string) error {
 		Detail:   cstr(C.pgsess_error_detail(cerr)),
 		Hint:     cstr(C.pgsess_error_hint(cerr)),
 		Context:  cstr(C.pgsess_error_field(cerr, 'W')),
+
+		Severity:         cstr(C.pgsess_error_field(cerr, 'V')),
+		Position:         cstr(C.pgsess_error_field(cerr, 'P')),
+		InternalPosition: cstr(C.pgsess_error_field(cerr, 'p')),
+		InternalQuery:    cstr(C.pgsess_error_field(cerr, 'q')),
+		SchemaName:       cstr(C.pgsess_error_field(cerr, 's')),
+		TableName:        cstr(C.pgsess_error_field(cerr, 't')),
+		ColumnName:       cstr(C.pgsess_error_field(cerr, 'c')),
+		DataTypeName:     cstr(C.pgsess_error_field(cerr, 'd')),
+		ConstraintName:   cstr(C.pgsess_error_field(cerr, 'n')),
+		File:             cstr(C.pgsess_error_field(cerr, 'F')),
+		Line:             cstr(C.pgsess_error_field(cerr, 'L')),
+		Routine:          cstr(C.pgsess_error_field(cerr, 'R')),
+		retryable:        bool(C.pgsess_error_is_retryable(cerr)),
 	}
 }
 

@@ -1,3 +1,3 @@
-module pgsess.example/pgsess
+module github.com/pgsess/pgsess/bindings/go
 
 go 1.19

@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"log"
+	"os"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -75,11 +77,6 @@ func (s *Session) listenCall(channel string, listen bool) error {
 	return nil
 }
 
-// notifySlice bounds each wait inside the library, so that WaitForNotification sees ctx end and
-// Close can go ahead within that time. A notification that arrives during a wait is returned at
-// once: the slice costs no latency.
-const notifySlice = 100 * time.Millisecond
-
 // WaitForNotification returns the next notification (or gap marker) for the session, waiting
 // until one arrives or ctx is done (then it returns ctx.Err(), also when one is waiting). It
 // returns an InterfaceError once the session is closed. Several goroutines may wait on one
@@ -89,32 +86,140 @@ const notifySlice = 100 * time.Millisecond
 //	defer cancel()
 //	n, err := s.WaitForNotification(ctx)
 //
-// It waits inside the library in slices of 100 ms (pgsess_notification_next), so ctx and Close
-// are noticed within that time; each waiting goroutine occupies an OS thread meanwhile.
+// It waits in Go, on the session's notification descriptor (pgsess_notification_fd, polled by
+// the Go runtime's network poller): a waiting goroutine holds no OS thread, and ctx or Close
+// end the wait at once. Where that descriptor cannot be had it waits inside the library in
+// slices of 100 ms instead.
 func (s *Session) WaitForNotification(ctx context.Context) (*Notification, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		wait := notifySlice
-		if dl, ok := ctx.Deadline(); ok {
-			if d := time.Until(dl); d < wait {
-				wait = d
-			}
-		}
-		ms := (wait + time.Millisecond - 1) / time.Millisecond
-		if ms < 1 {
-			ms = 1 // the deadline is now: ctx.Err() reports it on the next turn
-		}
-		n, err := s.nextNotification(int32(ms))
+		n, err := s.nextNotification(ctx, 0)
 		if err != nil || n != nil {
 			return n, err
+		}
+		ready, err := s.waitNotificationFD(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !ready {
+			// No descriptor: wait inside the library, a slice at a time.
+			wait := notifySlice
+			if dl, ok := ctx.Deadline(); ok {
+				if d := time.Until(dl); d < wait {
+					wait = d
+				}
+			}
+			ms := (wait + time.Millisecond - 1) / time.Millisecond
+			if ms < 1 {
+				ms = 1 // the deadline is now: ctx.Err() reports it on the next turn
+			}
+			n, err := s.nextNotification(ctx, int32(ms))
+			if err != nil || n != nil {
+				return n, err
+			}
 		}
 	}
 }
 
-// nextNotification is one pgsess_notification_next, holding the session only for its length.
-func (s *Session) nextNotification(timeoutMS int32) (*Notification, error) {
+// notifySlice bounds each wait inside the library when WaitForNotification cannot wait in Go.
+const notifySlice = 100 * time.Millisecond
+
+// waitNotificationFD waits in Go until the session's notification descriptor is readable, ctx
+// ends (its error) or the session is closed (an InterfaceError). False when there is no
+// descriptor to wait on.
+func (s *Session) waitNotificationFD(ctx context.Context) (bool, error) {
+	if s.tx != nil {
+		return false, nil // a transaction's session ends with it: wait in slices, which see that
+	}
+	cs, err := s.handle()
+	if err != nil {
+		return false, err
+	}
+	fd := int(C.pgsess_notification_fd(cs))
+	var dup int = -1
+	if fd >= 0 {
+		// A descriptor of our own on the library's eventfd (same open file, already
+		// non-blocking), for the runtime's poller; never read: the library's next call resets it.
+		dup, err = syscall.Dup(fd)
+		if err == nil {
+			syscall.CloseOnExec(dup)
+		}
+	}
+	closing := s.closingChan()
+	s.release()
+	if fd < 0 || err != nil {
+		return false, nil
+	}
+	f := os.NewFile(uintptr(dup), "pgsess notifications")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false, nil
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		f.SetReadDeadline(dl)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-closing:
+		case <-stop:
+			return
+		}
+		f.SetReadDeadline(time.Now())
+	}()
+	first := true
+	rerr := rc.Read(func(uintptr) bool {
+		if first {
+			first = false
+			return readable(dup) // ready already, or wait for the poller
+		}
+		return true
+	})
+	select {
+	case <-closing:
+		return false, newError(InterfaceError, "session is closed")
+	default:
+	}
+	if rerr != nil {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return true, nil // the ctx deadline is now: the caller reports it
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+// readable reports whether fd is readable now (ppoll(2) without waiting).
+func readable(fd int) bool {
+	p := struct {
+		fd             int32
+		events, revent int16
+	}{fd: int32(fd), events: 1} // POLLIN
+	var ts syscall.Timespec
+	n, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&p)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return e == 0 && n > 0
+}
+
+// nextNotification is one pgsess_notification_next, holding the session only for its length;
+// goroutines take turns for it in Go (notifyTurn), so a crowd of waiters holds no OS threads.
+func (s *Session) nextNotification(ctx context.Context, timeoutMS int32) (*Notification, error) {
+	turn := s.notifyTurnChan()
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.closingChan():
+		return nil, newError(InterfaceError, "session is closed")
+	}
+	defer func() { <-turn }()
 	cs, err := s.handle()
 	if err != nil {
 		return nil, err

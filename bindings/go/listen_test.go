@@ -226,3 +226,68 @@ func TestListenPinnedSQL(t *testing.T) {
 		t.Fatalf("notification during a statement: %+v", n)
 	}
 }
+
+// Goroutines waiting for notifications wait in Go: 200 of them hold no OS thread each, every one
+// gets a notification, and Close wakes the rest at once.
+func TestWaitForNotificationWaitsInGo(t *testing.T) {
+	l := openTest(t)
+	s := openTest(t)
+	ch := uniq("GoWaiters")
+	if err := l.Listen(ch); err != nil {
+		t.Fatal(err)
+	}
+	base := osThreads(t)
+	const waiters = 200
+	got := make(chan *Notification, waiters)
+	errs := make(chan error, waiters)
+	for i := 0; i < waiters; i++ {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			n, err := l.WaitForNotification(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			got <- n
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := osThreads(t); n > base+20 {
+		t.Errorf("%d goroutines waiting for notifications: %d OS threads (%d before)", waiters, n, base)
+	}
+	for i := 0; i < waiters-10; i++ {
+		notify(t, s, ch, strconv.Itoa(i))
+	}
+	seen := map[string]bool{}
+	for i := 0; i < waiters-10; i++ {
+		select {
+		case n := <-got:
+			seen[n.Payload] = true
+		case err := <-errs:
+			t.Fatalf("waiter: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d notifications delivered", i, waiters-10)
+		}
+	}
+	if len(seen) != waiters-10 {
+		t.Errorf("%d distinct payloads", len(seen))
+	}
+	start := time.Now()
+	l.Close()
+	for i := 0; i < 10; i++ {
+		select {
+		case err := <-errs:
+			if CodeOf(err) != InterfaceError {
+				t.Errorf("waiter after Close: %v", err)
+			}
+		case n := <-got:
+			t.Errorf("a notification after Close: %+v", n)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Close did not wake the waiters")
+		}
+	}
+	if w := time.Since(start); w > time.Second {
+		t.Errorf("Close woke the waiters after %v", w)
+	}
+}

@@ -167,6 +167,10 @@ func appendArg(buf []byte, a any, depth int) (out []byte, null, binary bool, err
 		return appendFloat(buf, v, 64), false, false, nil
 	case time.Time:
 		return v.AppendFormat(buf, time.RFC3339Nano), false, false, nil
+	case time.Duration:
+		// An interval, exactly (to the microsecond the server keeps).
+		buf = strconv.AppendInt(buf, int64(v/time.Microsecond), 10)
+		return append(buf, " microseconds"...), false, false, nil
 	case driver.Valuer:
 		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
 			return buf, true, false, nil
@@ -206,9 +210,20 @@ func appendArg(buf []byte, a any, depth int) (out []byte, null, binary bool, err
 		if rv.Type().Elem().Kind() == reflect.Uint8 {
 			return appendArg(buf, rv.Bytes(), depth+1)
 		}
+		if rv.IsNil() {
+			return buf, true, false, nil
+		}
+		out, err := appendArray(buf, rv.Len(), func(i int) (any, bool) {
+			e := rv.Index(i)
+			if e.Kind() == reflect.Pointer && e.IsNil() {
+				return nil, true
+			}
+			return e.Interface(), false
+		})
+		return out, false, false, err
 	}
 	return buf, false, false, fmt.Errorf("unsupported parameter type %T (use nil, string, []byte, bool, "+
-		"an integer or float, time.Time, fmt.Stringer or driver.Valuer)", a)
+		"an integer or float, time.Time, time.Duration, a slice (an array), fmt.Stringer or driver.Valuer)", a)
 }
 
 func appendText(buf []byte, s string) ([]byte, bool, bool, error) {

@@ -1081,7 +1081,7 @@ func readAll(tb testing.TB, res *Results) int64 {
 }
 
 // TestRowCost reads a 200,000 x 5 result through Next/Scan and logs the cost per row, and the
-// cost of Next alone (the one cgo call per row).
+// cost of Next alone (one cgo call per block of rows, pgsess_results_cells).
 func TestRowCost(t *testing.T) {
 	s := openTest(t)
 	res := mustQuery(t, s, rowCostSQL)
@@ -1117,7 +1117,7 @@ func TestRowCost(t *testing.T) {
 	if raceEnabled {
 		note = " (race detector on: not representative)"
 	}
-	fmt.Printf("go row cost: Next+Scan(int8,int8,text,float8,bool) %.1f ns/row; Next alone (one cgo call) %.1f ns/row%s\n",
+	fmt.Printf("go row cost: Next+Scan(int8,int8,text,float8,bool) %.1f ns/row; Next alone (one cgo call per block of rows) %.1f ns/row%s\n",
 		float64(best.Nanoseconds())/200000, float64(bestNext.Nanoseconds())/200000, note)
 }
 
@@ -1134,7 +1134,7 @@ func BenchmarkRowCGOCalls(b *testing.B) {
 	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/200000, "ns/row")
 }
 
-// BenchmarkRowNextOnly: ns/row of Next alone, the one cgo call per row.
+// BenchmarkRowNextOnly: ns/row of Next alone (one cgo call per block of rows).
 func BenchmarkRowNextOnly(b *testing.B) {
 	s := openTest(b)
 	res := mustQuery(b, s, rowCostSQL)
@@ -1540,5 +1540,23 @@ func TestPinnedConcurrentGoroutines(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+func TestPoolOptionsWarmThePool(t *testing.T) {
+	s := openTest(t, WithPoolMaxSize(3), WithCheckoutTimeout(1500*time.Millisecond),
+		WithPoolMaxLifetime(10*time.Minute), WithPoolMinIdle(2), WithPoolHealthCheck(time.Second))
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Open != 2 || st.Idle != 2 {
+		t.Fatalf("min idle 2: %+v", st)
+	}
+	if _, err := Open("gotest", WithPoolMinIdle(10001)); CodeOf(err) != ConfigError {
+		t.Fatalf("min idle 10001: %v", err)
+	}
+	if _, err := Open("gotest", WithPoolMaxLifetime(-time.Second)); err == nil {
+		t.Fatal("a negative lifetime was accepted")
 	}
 }

@@ -5,11 +5,12 @@ package pgsess
 #include <stdlib.h>
 #include <pgsess.h>
 
-// One row's cell pointers and lengths into a C block of n pointers followed by n lengths. The
-// block is passed as an integer so that cgo adds no pointer check (nor an allocation) per row.
-static size_t gopgsess_row(const pgsess_results *r, size_t row, uintptr_t block, size_t n) {
+// The cell pointers and lengths of up to `rows` rows from `first` into a C block of rows*ncols
+// pointers followed by as many lengths (pgsess_results_cells). The block is passed as an
+// integer so that cgo adds no pointer check (nor an allocation) per call.
+static size_t gopgsess_cells(const pgsess_results *r, size_t first, size_t rows, uintptr_t block, size_t ncols) {
 	const char **values = (const char **)block;
-	return pgsess_results_row(r, row, values, (size_t *)(values + n), n);
+	return pgsess_results_cells(r, first, rows, values, (size_t *)(values + rows * ncols));
 }
 */
 import "C"
@@ -76,13 +77,30 @@ type Results struct {
 
 	row   int            // current row; -1 before the first Next
 	valid bool           // vals/lens hold row `row`
-	cmem  unsafe.Pointer // C block: ncols value pointers then ncols lengths
-	vals  []*C.char      // views of cmem
-	lens  []C.size_t
+	cmem  unsafe.Pointer // C block: blockRows*ncols value pointers then as many lengths
+	vals  []*C.char      // the current row's part of allVals
+	lens  []C.size_t     // the current row's part of allLens
+	// The block of rows whose cells cmem holds: rows blockFirst..blockFirst+blockN-1, read with
+	// one cgo call (pgsess_results_cells), so Next costs a cgo call per block, not per row.
+	allVals    []*C.char
+	allLens    []C.size_t
+	blockRows  int
+	blockFirst int
+	blockN     int
+
+	// slot is the gate slot of the connection these results hold (nil when they hold none the
+	// gate counts); Close gives back its reference.
+	slot *slot
+	// borrowed results belong to a BatchResults, which frees them: their Close does nothing.
+	borrowed bool
 }
 
-func newResults(r *C.pgsess_results, sql string) (*Results, error) {
+// blockCells is how many cells a Results reads per cgo call (rows of a block times columns).
+const blockCells = 2048
+
+func newResults(r *C.pgsess_results, sql string, sl *slot) *Results {
 	res := &Results{
+		slot:   sl,
 		r:      r,
 		sql:    sql,
 		nrows:  int(C.pgsess_results_nrows(r)),
@@ -108,15 +126,24 @@ func newResults(r *C.pgsess_results, sql string) (*Results, error) {
 			res.notes[i] = cstr(C.pgsess_results_notice(r, C.size_t(i)))
 		}
 	}
-	if ncols > 0 {
-		ptrSize := C.size_t(unsafe.Sizeof((*C.char)(nil)))
-		lenSize := C.size_t(unsafe.Sizeof(C.size_t(0)))
-		res.cmem = C.malloc(C.size_t(ncols) * (ptrSize + lenSize))
-		res.vals = unsafe.Slice((**C.char)(res.cmem), ncols)
-		res.lens = unsafe.Slice((*C.size_t)(unsafe.Add(res.cmem, uintptr(ncols)*uintptr(ptrSize))), ncols)
+	if ncols > 0 && res.nrows > 0 {
+		rows := blockCells / ncols
+		if rows < 1 {
+			rows = 1
+		}
+		if rows > res.nrows {
+			rows = res.nrows
+		}
+		cells := rows * ncols
+		ptrSize := unsafe.Sizeof((*C.char)(nil))
+		lenSize := unsafe.Sizeof(C.size_t(0))
+		res.cmem = C.malloc(C.size_t(uintptr(cells) * (ptrSize + lenSize)))
+		res.allVals = unsafe.Slice((**C.char)(res.cmem), cells)
+		res.allLens = unsafe.Slice((*C.size_t)(unsafe.Add(res.cmem, uintptr(cells)*ptrSize)), cells)
+		res.blockRows = rows
 	}
 	runtime.SetFinalizer(res, reportLeak)
-	return res, nil
+	return res
 }
 
 // reportLeak runs when a Results is garbage-collected without Close. It reports and does NOT
@@ -134,18 +161,26 @@ func reportLeak(res *Results) {
 // Close frees the results and returns the pooled connection they hold (waking a statement
 // waiting for one). Idempotent; always returns nil.
 func (res *Results) Close() error {
-	if res == nil || res.r == nil {
+	if res == nil || res.r == nil || res.borrowed {
 		return nil
 	}
 	C.pgsess_results_free(res.r)
+	res.drop()
+	return nil
+}
+
+// drop forgets the library's handle (freed by the caller) and frees the binding's own memory.
+func (res *Results) drop() {
 	res.r = nil
+	res.slot.unref()
+	res.slot = nil
 	if res.cmem != nil {
 		C.free(res.cmem)
-		res.cmem, res.vals, res.lens = nil, nil, nil
+		res.cmem, res.vals, res.lens, res.allVals, res.allLens = nil, nil, nil, nil, nil
+		res.blockN = 0
 	}
 	res.valid = false
 	runtime.SetFinalizer(res, nil)
-	return nil
 }
 
 // Rows is the number of rows (0 for a command without rows).
@@ -201,10 +236,18 @@ func (res *Results) Next() bool {
 	return true
 }
 
-// fetch fills vals/lens with row's cell pointers: one cgo call.
+// fetch points vals/lens at row's cells, reading the block of rows from row on (one cgo call)
+// when row is not in the block read last.
 func (res *Results) fetch(row int) {
-	if len(res.cols) > 0 {
-		C.gopgsess_row(res.r, C.size_t(row), C.uintptr_t(uintptr(res.cmem)), C.size_t(len(res.cols)))
+	ncols := len(res.cols)
+	if ncols > 0 {
+		if row < res.blockFirst || row >= res.blockFirst+res.blockN {
+			n := C.gopgsess_cells(res.r, C.size_t(row), C.size_t(res.blockRows), C.uintptr_t(uintptr(res.cmem)), C.size_t(ncols))
+			res.blockFirst, res.blockN = row, int(n)
+		}
+		i := (row - res.blockFirst) * ncols
+		res.vals = res.allVals[i : i+ncols : i+ncols]
+		res.lens = res.allLens[i : i+ncols : i+ncols]
 	}
 	res.valid = true
 }
@@ -512,8 +555,8 @@ func (res *Results) bytea(col int, s string) ([]byte, error) {
 	return C.GoBytes(unsafe.Pointer(p), C.int(n)), nil
 }
 
-// timeValue reads a date/timestamp/timestamptz cell through pgsess_results_get_epoch_micros
-// (a binary one in Go); inf is +1/-1 for 'infinity'/'-infinity'.
+// timeValue reads a date/timestamp/timestamptz cell: its ISO text or binary value in Go, any
+// other text through pgsess_results_get_epoch_micros; inf is +1/-1 for 'infinity'/'-infinity'.
 func (res *Results) timeValue(col int) (t time.Time, inf int, err error) {
 	if res.bin[col] {
 		s, _ := res.view(col)
@@ -522,6 +565,11 @@ func (res *Results) timeValue(col int) (t time.Time, inf int, err error) {
 			return t, inf, err
 		}
 		return time.UnixMicro(us).UTC(), 0, nil
+	}
+	if s, ok := res.view(col); ok {
+		if t, inf, ok := parseTimeText(s, res.cols[col].TypeOID == OIDTimestampTZ); ok {
+			return t, inf, nil
+		}
 	}
 	var us C.int64_t
 	rc := C.pgsess_results_get_epoch_micros(res.r, C.size_t(res.row), C.size_t(col), &us)
@@ -565,4 +613,12 @@ func decodeHex(s string) ([]byte, bool) {
 		b[i] = hi<<4 | lo
 	}
 	return b, true
+}
+
+// libEpochMicros is the library's reading of a time cell of the current row
+// (pgsess_results_get_epoch_micros), for the test that compares the Go parser with it.
+func (res *Results) libEpochMicros(col int) (int64, bool) {
+	var us C.int64_t
+	rc := C.pgsess_results_get_epoch_micros(res.r, C.size_t(res.row), C.size_t(col), &us)
+	return int64(us), rc == C.PGSESS_OK
 }

@@ -431,6 +431,31 @@ func (res *Results) scanCol(col int, dest any) error {
 			*d = t
 		}
 		return err
+	case *time.Duration:
+		if res.cols[col].TypeOID != OIDInterval {
+			var n int64
+			if n, err = res.scanInt(col, 64, dest); err == nil {
+				*d = time.Duration(n)
+			}
+			return err
+		}
+		if !ok {
+			return res.nullErr(col, dest)
+		}
+		var t string
+		if t, _, err = res.textOf(col); err != nil {
+			return err
+		}
+		iv, err := parseInterval(t)
+		if err != nil {
+			return res.colErr(TypeMismatch, col, "%v", err)
+		}
+		dur, err := iv.Duration()
+		if err != nil {
+			return res.colErr(ValueOverflow, col, "%v", err)
+		}
+		*d = dur
+		return nil
 	case sql.Scanner:
 		var v any
 		if v, err = res.value(col); err != nil {
@@ -493,6 +518,20 @@ func (res *Results) scanReflect(col int, ok bool, dest any) error {
 			e.SetString(t)
 		}
 		return err
+	case reflect.Slice:
+		// An array column into a slice (*[]int64, *[]string, *[]*float64, ...).
+		if !ok {
+			e.Set(reflect.Zero(e.Type()))
+			return nil
+		}
+		t, _, err := res.textOf(col)
+		if err != nil {
+			return err
+		}
+		if err := scanArray(t, dest); err != nil {
+			return res.colErr(TypeMismatch, col, "%v", err)
+		}
+		return nil
 	}
 	return res.colErr(TypeMismatch, col, "unsupported Scan destination %s", fmt.Sprintf("%T", dest))
 }

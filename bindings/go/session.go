@@ -8,9 +8,11 @@ package pgsess
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -26,7 +28,16 @@ type options struct {
 	reset           *Reset
 	pinned          bool
 	statementCache  *uint32
-	err             error
+	// statementTimeout bounds every statement in the library (pgsess_options_set_statement_timeout_ms).
+	statementTimeout *uint32
+	// fetchSize is how many rows a stream (Session.Stream, the database/sql driver's Rows)
+	// reads per chunk; 0 means defaultFetchSize.
+	fetchSize int
+	err       error
+	// The pool's lifetime (seconds), warm idle connections and health check threshold (ms).
+	poolMaxLifetime   *uint32
+	poolMinIdle       *uint32
+	poolHealthCheckMS *uint32
 }
 
 // Option configures Open. Sessions with equal URIs and pool options share one process-wide pool.
@@ -66,6 +77,56 @@ func WithPoolIdleTTL(d time.Duration) Option {
 	}
 }
 
+// WithPoolMaxLifetime closes a connection once it has been open d (whole seconds, rounded up;
+// each connection's limit within +-10% of it; default 1 h), when it is next idle, never under a
+// statement. 0 sets no limit. Part of the pool key.
+func WithPoolMaxLifetime(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.err = errorf(ConfigError, "pool max lifetime %v is negative", d)
+			return
+		}
+		s := (d + time.Second - 1) / time.Second
+		if s > math.MaxUint32 {
+			s = math.MaxUint32
+		}
+		v := uint32(s)
+		o.poolMaxLifetime = &v
+	}
+}
+
+// WithPoolMinIdle keeps at least n idle connections open (default 0; at most 10000, a value
+// above the pool's size keeps that many): Open opens them when it creates the pool, and the pool
+// re-opens them in the background. Part of the pool key.
+func WithPoolMinIdle(n int) Option {
+	return func(o *options) {
+		if n < 0 || n > math.MaxUint32 {
+			o.err = errorf(ConfigError, "pool min idle %d out of range (0 to 10000)", n)
+			return
+		}
+		v := uint32(n)
+		o.poolMinIdle = &v
+	}
+}
+
+// WithPoolHealthCheck gives a connection idle for d or longer (milliseconds, rounded up;
+// default 30 s) a round trip before it is handed out; one that does not answer within a second
+// is closed and another used. 0 turns the round trip off. Part of the pool key.
+func WithPoolHealthCheck(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.err = errorf(ConfigError, "pool health check %v is negative", d)
+			return
+		}
+		ms := (d + time.Millisecond - 1) / time.Millisecond
+		if ms > math.MaxUint32 {
+			ms = math.MaxUint32
+		}
+		v := uint32(ms)
+		o.poolHealthCheckMS = &v
+	}
+}
+
 // WithCheckoutTimeout sets how long a statement waits for a pooled connection, including
 // opening one (milliseconds, rounded up, at least 1; default 5 s). After it the statement fails
 // with PoolExhausted when every connection is held.
@@ -81,6 +142,42 @@ func WithCheckoutTimeout(d time.Duration) Option {
 		}
 		v := uint32(ms)
 		o.checkoutTimeout = &v
+	}
+}
+
+// WithStatementTimeout bounds every statement of the session in the library
+// (pgsess_options_set_statement_timeout_ms; milliseconds, rounded up): after d the library asks
+// the server to cancel it, and it fails with QueryCanceled. 0, the default, sets no bound. Not
+// part of the pool key. A context deadline (QueryContext, ...) bounds one call instead.
+func WithStatementTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.err = errorf(ConfigError, "statement timeout %v is negative", d)
+			return
+		}
+		ms := (d + time.Millisecond - 1) / time.Millisecond
+		if ms > math.MaxUint32 {
+			ms = math.MaxUint32
+		}
+		v := uint32(ms)
+		o.statementTimeout = &v
+	}
+}
+
+// defaultFetchSize is how many rows a stream reads per chunk unless WithFetchSize says.
+const defaultFetchSize = 1000
+
+// WithFetchSize sets how many rows a stream (Session.Stream, and the Rows of the database/sql
+// driver) asks the server for at a time (pgsess_query_stream's chunk_rows; default 1000): memory
+// holds one chunk, whatever the size of the result, and each further chunk costs a round trip.
+// Not part of the pool key.
+func WithFetchSize(rows int) Option {
+	return func(o *options) {
+		if rows < 1 || rows > math.MaxUint32 {
+			o.err = errorf(ConfigError, "fetch size %d out of range (1 to 4294967295)", rows)
+			return
+		}
+		o.fetchSize = rows
 	}
 }
 
@@ -164,6 +261,155 @@ type Session struct {
 	// session hold tx.mu instead of mu: they take turns with the transaction's own calls, and
 	// fail with ErrTxDone once it has ended, when s is no longer valid.
 	tx *Tx
+
+	opts options // what it was opened with: for the sub-sessions of a pooled session
+	gate *gate   // its pool's gate (gate.go)
+	// pin is a pinned session's gate slot, held until Close and its Results are closed; nil for
+	// a pooled session and a transaction's.
+	pin *slot
+	// turn makes a pinned session's statements take turns in Go (a channel send, cancellable
+	// by the caller's context) rather than inside the library, where a waiting goroutine would
+	// hold an OS thread.
+	turn chan struct{}
+
+	// subs are idle pooled sessions on the same pool (pgsess_open again): a statement with a
+	// context that can end runs on one of its own, so that pgsess_cancel on it cancels that
+	// statement and no other goroutine's. Closed with s.
+	subMu     sync.Mutex
+	subs      []*C.pgsess_session
+	subClosed bool
+	// closing is closed by Close: goroutines waiting in Go for the session (notifications)
+	// stop. Made on first use, under subMu.
+	closing chan struct{}
+	// notifyTurn makes goroutines reading notifications take turns in Go (a channel send,
+	// cancellable by their context): inside the library they would queue on the session's lock,
+	// each holding an OS thread. Made on first use, under subMu.
+	notifyTurn chan struct{}
+}
+
+// notifyTurnChan is the channel whose one slot a notification read holds.
+func (s *Session) notifyTurnChan() chan struct{} {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if s.notifyTurn == nil {
+		s.notifyTurn = make(chan struct{}, 1)
+	}
+	return s.notifyTurn
+}
+
+// closingChan is a channel Close closes (already closed after Close).
+func (s *Session) closingChan() <-chan struct{} {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if s.closing == nil {
+		s.closing = make(chan struct{})
+		if s.subClosed {
+			close(s.closing)
+		}
+	}
+	return s.closing
+}
+
+// maxIdleSubs bounds the idle sub-sessions a session keeps.
+const maxIdleSubs = 64
+
+// newCOptions builds the C options of o (never pinned: a pinned session is made by Pin, through
+// the gate).
+func newCOptions(o *options) (*C.pgsess_options, error) {
+	copts := C.pgsess_options_new()
+	fail := func(err error) (*C.pgsess_options, error) {
+		C.pgsess_options_free(copts)
+		return nil, err
+	}
+	if o.dbURL != nil {
+		cu, err := cString(*o.dbURL, "db_url")
+		if err != nil {
+			return fail(err)
+		}
+		rc := C.pgsess_options_set_db_url(copts, cu)
+		C.free(unsafe.Pointer(cu))
+		if err := codeError(rc, "db_url option"); err != nil {
+			return fail(err)
+		}
+	}
+	if o.poolMaxSize != nil {
+		if err := codeError(C.pgsess_options_set_pool_max_size(copts, C.uint32_t(*o.poolMaxSize)),
+			fmt.Sprintf("pool max size %d", *o.poolMaxSize)); err != nil {
+			return fail(err)
+		}
+	}
+	if o.poolIdleTTL != nil {
+		if err := codeError(C.pgsess_options_set_pool_idle_ttl(copts, C.uint32_t(*o.poolIdleTTL)),
+			fmt.Sprintf("pool idle TTL %d s", *o.poolIdleTTL)); err != nil {
+			return fail(err)
+		}
+	}
+	if o.checkoutTimeout != nil {
+		if err := codeError(C.pgsess_options_set_checkout_timeout_ms(copts, C.uint32_t(*o.checkoutTimeout)),
+			fmt.Sprintf("checkout timeout %d ms", *o.checkoutTimeout)); err != nil {
+			return fail(err)
+		}
+	}
+	if o.statementTimeout != nil {
+		if err := codeError(C.pgsess_options_set_statement_timeout_ms(copts, C.uint32_t(*o.statementTimeout)),
+			fmt.Sprintf("statement timeout %d ms", *o.statementTimeout)); err != nil {
+			return fail(err)
+		}
+	}
+	if o.reset != nil {
+		if *o.reset < 0 || *o.reset > math.MaxInt32 {
+			return fail(errorf(InterfaceError, "reset mode %v is not a mode", *o.reset))
+		}
+		if err := codeError(C.pgsess_options_set_reset(copts, C.pgsess_reset(*o.reset)),
+			fmt.Sprintf("reset mode %v", *o.reset)); err != nil {
+			return fail(err)
+		}
+	}
+	if o.statementCache != nil {
+		if err := codeError(C.pgsess_options_set_statement_cache(copts, C.uint32_t(*o.statementCache)),
+			fmt.Sprintf("statement cache capacity %d", *o.statementCache)); err != nil {
+			return fail(err)
+		}
+	}
+	if o.poolMaxLifetime != nil {
+		if err := codeError(C.pgsess_options_set_pool_max_lifetime(copts, C.uint32_t(*o.poolMaxLifetime)),
+			fmt.Sprintf("pool max lifetime %d s", *o.poolMaxLifetime)); err != nil {
+			return fail(err)
+		}
+	}
+	if o.poolMinIdle != nil {
+		if err := codeError(C.pgsess_options_set_pool_min_idle(copts, C.uint32_t(*o.poolMinIdle)),
+			fmt.Sprintf("pool min idle %d", *o.poolMinIdle)); err != nil {
+			return fail(err)
+		}
+	}
+	if o.poolHealthCheckMS != nil {
+		if err := codeError(C.pgsess_options_set_pool_health_check_ms(copts, C.uint32_t(*o.poolHealthCheckMS)),
+			fmt.Sprintf("pool health check %d ms", *o.poolHealthCheckMS)); err != nil {
+			return fail(err)
+		}
+	}
+	return copts, nil
+}
+
+// openC opens a pooled C session name with o.
+func openC(name string, o *options) (*C.pgsess_session, error) {
+	copts, err := newCOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	defer C.pgsess_options_free(copts)
+	cname, err := cString(name, "session name")
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cname))
+	var cerr *C.pgsess_error
+	cs := C.pgsess_open(cname, copts, &cerr)
+	if cs == nil {
+		return nil, takeError(cerr, "pgsess_open")
+	}
+	return cs, nil
 }
 
 // Open opens the session name: its URI is the environment variable "PGSQL_" + name upper-cased
@@ -177,68 +423,26 @@ func Open(name string, opts ...Option) (*Session, error) {
 	if o.err != nil {
 		return nil, o.err
 	}
-	copts := C.pgsess_options_new()
-	defer C.pgsess_options_free(copts)
-	if o.dbURL != nil {
-		cu, err := cString(*o.dbURL, "db_url")
-		if err != nil {
-			return nil, err
-		}
-		rc := C.pgsess_options_set_db_url(copts, cu)
-		C.free(unsafe.Pointer(cu))
-		if err := codeError(rc, "db_url option"); err != nil {
-			return nil, err
-		}
-	}
-	if o.poolMaxSize != nil {
-		if err := codeError(C.pgsess_options_set_pool_max_size(copts, C.uint32_t(*o.poolMaxSize)),
-			fmt.Sprintf("pool max size %d", *o.poolMaxSize)); err != nil {
-			return nil, err
-		}
-	}
-	if o.poolIdleTTL != nil {
-		if err := codeError(C.pgsess_options_set_pool_idle_ttl(copts, C.uint32_t(*o.poolIdleTTL)),
-			fmt.Sprintf("pool idle TTL %d s", *o.poolIdleTTL)); err != nil {
-			return nil, err
-		}
-	}
-	if o.checkoutTimeout != nil {
-		if err := codeError(C.pgsess_options_set_checkout_timeout_ms(copts, C.uint32_t(*o.checkoutTimeout)),
-			fmt.Sprintf("checkout timeout %d ms", *o.checkoutTimeout)); err != nil {
-			return nil, err
-		}
-	}
-	if o.reset != nil {
-		if *o.reset < 0 || *o.reset > math.MaxInt32 {
-			return nil, errorf(InterfaceError, "reset mode %v is not a mode", *o.reset)
-		}
-		if err := codeError(C.pgsess_options_set_reset(copts, C.pgsess_reset(*o.reset)),
-			fmt.Sprintf("reset mode %v", *o.reset)); err != nil {
-			return nil, err
-		}
-	}
-	if o.pinned {
-		if err := codeError(C.pgsess_options_set_pinned(copts, true), "pinned option"); err != nil {
-			return nil, err
-		}
-	}
-	if o.statementCache != nil {
-		if err := codeError(C.pgsess_options_set_statement_cache(copts, C.uint32_t(*o.statementCache)),
-			fmt.Sprintf("statement cache capacity %d", *o.statementCache)); err != nil {
-			return nil, err
-		}
-	}
-	cname, err := cString(name, "session name")
+	cs, err := openC(name, &o)
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(cname))
-	var cerr *C.pgsess_error
-	cs := C.pgsess_open(cname, copts, &cerr)
-	if cs == nil {
-		return nil, takeError(cerr, "pgsess_open")
+	s := &Session{s: cs, name: name, opts: o}
+	var st C.pgsess_stats
+	if code := C.pgsess_pool_stats(cs, &st); code != C.PGSESS_OK {
+		C.pgsess_close(cs)
+		return nil, newError(Code(code), "pgsess_pool_stats failed")
 	}
-	return &Session{s: cs, name: name}, nil
+	timeout := 5 * time.Second
+	if o.checkoutTimeout != nil {
+		timeout = time.Duration(*o.checkoutTimeout) * time.Millisecond
+	}
+	s.gate = gateFor(cstr(C.pgsess_pool_id(cs)), int(st.max_size), timeout)
+	if o.pinned {
+		defer s.Close()
+		return s.Pin()
+	}
+	return s, nil
 }
 
 // Name is the name the session was opened with.
@@ -258,6 +462,16 @@ func (s *Session) Close() error {
 	if s.s != nil {
 		C.pgsess_close(s.s)
 		s.s = nil
+		s.pin.unref()
+		s.subMu.Lock()
+		for _, sub := range s.subs {
+			C.pgsess_close(sub)
+		}
+		s.subs, s.subClosed = nil, true
+		if s.closing != nil {
+			close(s.closing)
+		}
+		s.subMu.Unlock()
 	}
 	return nil
 }
@@ -290,6 +504,124 @@ func (s *Session) release() {
 	s.mu.RUnlock()
 }
 
+// takeSub gives an idle sub-session of s (a pooled session of its own on s's pool), opening one
+// when none is idle. Called with s held (handle).
+func (s *Session) takeSub() (*C.pgsess_session, error) {
+	s.subMu.Lock()
+	if n := len(s.subs); n > 0 {
+		sub := s.subs[n-1]
+		s.subs = s.subs[:n-1]
+		s.subMu.Unlock()
+		return sub, nil
+	}
+	s.subMu.Unlock()
+	sub, err := openC(s.name, &s.opts)
+	if err != nil {
+		return nil, err
+	}
+	if cstr(C.pgsess_pool_id(sub)) != cstr(C.pgsess_pool_id(s.s)) {
+		C.pgsess_close(sub)
+		return nil, errorf(ConfigError, "session %q: opening it again gave another pool (did PGSQL_%s change?); "+
+			"a call with a context needs a session of its own on the same pool", s.name, s.name)
+	}
+	return sub, nil
+}
+
+// putSub gives a sub-session back, or closes it (s closed, or enough idle).
+func (s *Session) putSub(sub *C.pgsess_session) {
+	if sub == nil {
+		return
+	}
+	s.subMu.Lock()
+	if s.subClosed || len(s.subs) >= maxIdleSubs {
+		s.subMu.Unlock()
+		C.pgsess_close(sub)
+		return
+	}
+	s.subs = append(s.subs, sub)
+	s.subMu.Unlock()
+}
+
+// stmt is one call's hold on a session: where its statement runs, the gate slot its results
+// will share, and what to give back when it returns.
+type stmt struct {
+	s    *Session
+	cs   *C.pgsess_session // where the statement runs (s's own handle, or a sub-session)
+	slot *slot             // the slot the statement's results hold (a reference of the call's own)
+	sub  *C.pgsess_session // a sub-session to give back, or nil
+	turn bool              // holds s.turn
+}
+
+// enter prepares a call on s that takes a connection: it locks s (handle), then waits in Go for
+// what the statement needs, until ctx ends: a gate slot (pooled session), the session's turn
+// (pinned). With a context that can end, a pooled session's statement gets a sub-session of its
+// own, so that the watcher cancels only it. ownSub forces a sub-session (for what lasts beyond
+// the call: a transaction, a stream). The caller must call st.exit.
+func (s *Session) enter(ctx context.Context, ownSub bool) (*stmt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, contextError(ctx, nil)
+	}
+	cs, err := s.handle()
+	if err != nil {
+		return nil, err
+	}
+	st := &stmt{s: s, cs: cs}
+	switch {
+	case s.tx != nil:
+		st.slot = s.tx.slot.ref()
+	case s.pin != nil:
+		select {
+		case s.turn <- struct{}{}:
+		case <-ctx.Done():
+			s.release()
+			return nil, contextError(ctx, nil)
+		}
+		st.turn = true
+		st.slot = s.pin.ref()
+	default:
+		if st.slot, err = s.gate.acquire(ctx, cs); err != nil {
+			s.release()
+			return nil, err
+		}
+		if ownSub || ctx.Done() != nil {
+			if st.sub, err = s.takeSub(); err != nil {
+				st.exit(false)
+				return nil, err
+			}
+			st.cs = st.sub
+		}
+	}
+	return st, nil
+}
+
+// exit ends the call: gives back the turn and the sub-session (unless keepSub: a transaction or
+// stream keeps it and gives it back with putSub), drops the call's slot reference unless
+// keepSlot (its Results or Tx took it over), and unlocks s.
+func (st *stmt) exit(keepSlot bool) {
+	st.exitKeeping(keepSlot, false)
+}
+
+func (st *stmt) exitKeeping(keepSlot, keepSub bool) {
+	if !keepSlot {
+		st.slot.unref()
+	}
+	if !keepSub {
+		st.s.putSub(st.sub)
+	}
+	st.endTurn()
+	st.s.release()
+}
+
+// endTurn gives back a pinned session's turn early: for what goes on holding the session after
+// its statement has started (a copy), during which the library refuses other statements there
+// with InterfaceError rather than have them wait.
+func (st *stmt) endTurn() {
+	if st.turn {
+		<-st.s.turn
+		st.turn = false
+	}
+}
+
 // Pin opens a new pinned session on s's pool: it checks out one connection now (waiting up to
 // the checkout timeout; PoolExhausted when none comes free) and holds it until its Close, so
 // session state (SET, SET ROLE, temporary tables, PREPARE, LISTEN, session advisory locks,
@@ -300,17 +632,30 @@ func (s *Session) release() {
 // the next one runs on a new connection. Always Close it (defer p.Close()): until then the pool
 // has one connection fewer. s itself is unchanged.
 func (s *Session) Pin() (*Session, error) {
+	return s.PinContext(context.Background())
+}
+
+// PinContext is Pin that stops waiting for a connection when ctx ends (a *ContextError).
+func (s *Session) PinContext(ctx context.Context) (*Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, contextError(ctx, nil)
+	}
 	cs, err := s.handle()
 	if err != nil {
 		return nil, err
 	}
 	defer s.release()
+	sl, err := s.gate.acquire(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
 	var cerr *C.pgsess_error
 	p := C.pgsess_pin(cs, &cerr)
 	if p == nil {
+		sl.unref()
 		return nil, takeError(cerr, "pgsess_pin")
 	}
-	return &Session{s: p, name: s.name}, nil
+	return &Session{s: p, name: s.name, opts: s.opts, gate: s.gate, pin: sl, turn: make(chan struct{}, 1)}, nil
 }
 
 // IsPinned reports whether the session holds one connection for its life: from Pin, from Open
@@ -328,12 +673,16 @@ func (s *Session) IsPinned() bool {
 // Query runs sql with args as $1..$n (see the package documentation for how Go values are
 // sent). The returned Results hold a pooled connection until their Close: defer it.
 func (s *Session) Query(sql string, args ...any) (*Results, error) {
-	cs, err := s.handle()
-	if err != nil {
-		return nil, err
-	}
-	defer s.release()
-	return run(cs, nil, sqlText, sql, args)
+	return s.QueryContext(context.Background(), sql, args...)
+}
+
+// QueryContext is Query with a context: when ctx ends while the call waits for a connection it
+// returns at once, and when it ends while the statement runs the statement is cancelled on the
+// server (pgsess_cancel, for that statement alone); either way the error is a *ContextError
+// (errors.Is(err, context.DeadlineExceeded) or context.Canceled; after a cancel it also wraps the
+// server's SQLSTATE 57014). The connection stays usable.
+func (s *Session) QueryContext(ctx context.Context, sql string, args ...any) (*Results, error) {
+	return s.runContext(ctx, sqlText, sql, args)
 }
 
 // QueryBinary runs sql like Query, but asks the server for every result column in binary
@@ -342,18 +691,23 @@ func (s *Session) Query(sql string, args ...any) (*Results, error) {
 // does (see the package documentation, "Binary results"). Prefer it for typed scans of many
 // rows. It is always one statement on the extended protocol, even without arguments.
 func (s *Session) QueryBinary(sql string, args ...any) (*Results, error) {
-	cs, err := s.handle()
-	if err != nil {
-		return nil, err
-	}
-	defer s.release()
-	return run(cs, nil, sqlBinary, sql, args)
+	return s.QueryBinaryContext(context.Background(), sql, args...)
+}
+
+// QueryBinaryContext is QueryBinary with a context, as QueryContext.
+func (s *Session) QueryBinaryContext(ctx context.Context, sql string, args ...any) (*Results, error) {
+	return s.runContext(ctx, sqlBinary, sql, args)
 }
 
 // Exec runs sql like Query and closes its results at once, returning the number of rows
 // affected (as libpq's PQcmdTuples).
 func (s *Session) Exec(sql string, args ...any) (uint64, error) {
-	res, err := s.Query(sql, args...)
+	return s.ExecContext(context.Background(), sql, args...)
+}
+
+// ExecContext is Exec with a context, as QueryContext.
+func (s *Session) ExecContext(ctx context.Context, sql string, args ...any) (uint64, error) {
+	res, err := s.QueryContext(ctx, sql, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -366,12 +720,28 @@ func (s *Session) Exec(sql string, args ...any) (uint64, error) {
 // Arguments and results as for Query: a []byte argument is sent as a binary parameter
 // (pgsess_callproc_params), so a bytea argument arrives as its bytes.
 func (s *Session) Callproc(name string, args ...any) (*Results, error) {
-	cs, err := s.handle()
+	return s.CallprocContext(context.Background(), name, args...)
+}
+
+// CallprocContext is Callproc with a context, as QueryContext.
+func (s *Session) CallprocContext(ctx context.Context, name string, args ...any) (*Results, error) {
+	return s.runContext(ctx, funcName, name, args)
+}
+
+// runContext runs one statement on s under ctx (enter, watch, run, exit).
+func (s *Session) runContext(ctx context.Context, k kind, text string, args []any) (*Results, error) {
+	st, err := s.enter(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	defer s.release()
-	return run(cs, nil, funcName, name, args)
+	stop := watch(ctx, st.cs)
+	res, err := run(st.cs, nil, k, text, args, st.slot)
+	fired := stop()
+	st.exit(err == nil)
+	if err != nil {
+		return nil, finish(ctx, fired, err)
+	}
+	return res, nil
 }
 
 // kind says what the text of a statement is: SQL, or the name of a function to call.
@@ -385,8 +755,9 @@ const (
 
 // run runs a statement on a session (cs) or in a transaction (ctx): through the library's
 // PQexecParams-shaped call when an argument is binary, or when the results are (a
-// transaction's binary query runs on its session, pgsess_tx_session).
-func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any) (*Results, error) {
+// transaction's binary query runs on its session, pgsess_tx_session). The results hold sl (the
+// caller's reference) when the statement succeeds.
+func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any, sl *slot) (*Results, error) {
 	p, err := newParams(args)
 	if err != nil {
 		return nil, err
@@ -433,7 +804,7 @@ func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any
 		}
 		return nil, takeError(cerr, "query")
 	}
-	return newResults(r, text)
+	return newResults(r, text, sl), nil
 }
 
 // BackendPID is the backend process id that ran the session's latest statement (with pool max
@@ -461,6 +832,8 @@ func (s *Session) PoolID() string {
 // PoolStats is a snapshot of a pool's state and counters (C's pgsess_stats), how many pinned
 // sessions hold one of its connections now (pgsess_pool_pinned_sessions) and how many COPY
 // operations do (pgsess_pool_copies_open); those connections are counted in InUse too.
+// Waiting and CheckoutTimeouts also count the goroutines of this process waiting in the Go-side
+// gate (see WithCheckoutTimeout) and the waits there that timed out.
 type PoolStats struct {
 	MaxSize, Open, Idle, InUse, Waiting  uint32
 	ResultsOutstanding, TransactionsOpen uint64
@@ -483,11 +856,15 @@ func (s *Session) Stats() (PoolStats, error) {
 	if code := C.pgsess_pool_stats(cs, &st); code != C.PGSESS_OK {
 		return PoolStats{}, newError(Code(code), "pgsess_pool_stats failed")
 	}
+	var gateWaiting, gateTimeouts uint64
+	if s.gate != nil {
+		gateWaiting, gateTimeouts = uint64(s.gate.waiting()), atomic.LoadUint64(&s.gate.timeouts)
+	}
 	return PoolStats{
 		MaxSize: uint32(st.max_size), Open: uint32(st.open), Idle: uint32(st.idle),
-		InUse: uint32(st.in_use), Waiting: uint32(st.waiting),
+		InUse: uint32(st.in_use), Waiting: uint32(uint64(st.waiting) + gateWaiting),
 		ResultsOutstanding: uint64(st.results_outstanding), TransactionsOpen: uint64(st.transactions_open),
-		Checkouts: uint64(st.checkouts), CheckoutTimeouts: uint64(st.checkout_timeouts),
+		Checkouts: uint64(st.checkouts), CheckoutTimeouts: uint64(st.checkout_timeouts) + gateTimeouts,
 		Connects: uint64(st.connects), ConnectFailures: uint64(st.connect_failures),
 		DiscardedDead: uint64(st.discarded_dead), DiscardedExpired: uint64(st.discarded_expired),
 		PinnedSessions: uint64(C.pgsess_pool_pinned_sessions(cs)),

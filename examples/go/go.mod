@@ -1,7 +1,7 @@
-module pgsess.example/demo
+module github.com/pgsess/pgsess/examples/go
 
 go 1.19
 
-require pgsess.example/pgsess v0.0.0
+require github.com/pgsess/pgsess/bindings/go v0.0.0
 
-replace pgsess.example/pgsess => ../../bindings/go
+replace github.com/pgsess/pgsess/bindings/go => ../../bindings/go

@@ -14,7 +14,7 @@ import (
 	"os"
 	"time"
 
-	"pgsess.example/pgsess"
+	pgsess "github.com/pgsess/pgsess/bindings/go"
 )
 
 func main() {
