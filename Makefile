@@ -32,6 +32,9 @@ install: build
 	install -m 0644 target/release/libpgsess.a "$(PREFIX)/lib/libpgsess.a"
 	install -m 0644 include/pgsess.h "$(PREFIX)/include/pgsess.h"
 	install -m 0644 include/pgsess.hpp "$(PREFIX)/include/pgsess.hpp"
+	$(CARGO) build --release --locked --example pgsess-check
+	install -d "$(PREFIX)/bin"
+	install -m 0755 target/release/examples/pgsess-check "$(PREFIX)/bin/pgsess-check"
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' \
 	    pgsess.pc.in > "$(PREFIX)/lib/pkgconfig/pgsess.pc"
 	for f in pgsessConfig pgsessConfigVersion; do \

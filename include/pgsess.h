@@ -13,6 +13,13 @@
  *   them with pgsess_string_free().
  * - No call ever aborts the process: misuse (NULL handles, bad arguments) is reported as
  *   PGSESS_INTERFACE_ERROR, NULL, 0 or false.
+ * - Handles are checked: a handle used after it was freed, closed, committed or rolled back
+ *   (or after the object that lent it was), and a handle of another type, are misuse as above;
+ *   a second free does nothing; freeing a handle another object owns does nothing. A handle
+ *   is an opaque name, not the object's address: never dereference one. Still undefined: a
+ *   pointer this library never returned, and freeing a handle while another thread is inside
+ *   a call on it. (With more than 1,048,576 handles live at once, or where the library cannot
+ *   reserve 4 GiB of address space, RLIMIT_AS, handles past that point are unchecked.)
  * - After fork(), the child may go on using its parent's sessions from any number of threads:
  *   it opens connections of its own and never touches the parent's (README.md, "fork()").
  */
@@ -169,14 +176,17 @@ typedef enum pgsess_isolation {
 /**
  * A list of statements to run together with `pgsess_batch_run`. Created by `pgsess_batch_new`,
  * owned by the caller, freed with `pgsess_batch_free`; it copies what is added. One thread at
- * a time; reusable (run it any number of times).
+ * a time; reusable (run it any number of times). Checked: after `pgsess_batch_free`, a call
+ * with it fails (`PGSESS_INTERFACE_ERROR`, or 0), and a second free does nothing.
  */
 typedef struct pgsess_batch pgsess_batch;
 
 /**
  * The outcome of each statement of a batch, in order. Owned by the caller, freed with
  * `pgsess_batch_results_free`, which also returns the pooled connection the successful results
- * hold. Read-only: any number of threads may read it.
+ * hold. Read-only: any number of threads may read it. Checked: after `pgsess_batch_results_free`
+ * it, and every results and error handle it gave, are ended handles, and any call with them
+ * is `PGSESS_INTERFACE_ERROR` (or NULL, 0, false).
  */
 typedef struct pgsess_batch_results pgsess_batch_results;
 
@@ -187,7 +197,9 @@ typedef struct pgsess_batch_results pgsess_batch_results;
  * the COPY ends: `pgsess_copy_finish`, an error, the end of a COPY TO's data, or
  * `pgsess_copy_free`. While it does, the pool counts it in exhaustion messages and
  * `pgsess_pool_copies_open`, and a pinned or transaction's session refuses other statements
- * with `PGSESS_INTERFACE_ERROR`. One thread at a time.
+ * with `PGSESS_INTERFACE_ERROR`. One thread at a time. Checked: after `pgsess_copy_free`, any
+ * call with it fails with `PGSESS_INTERFACE_ERROR` (`pgsess_copy_is_in` gives false), and a
+ * second free does nothing.
  */
 typedef struct pgsess_copy pgsess_copy;
 
@@ -200,7 +212,9 @@ typedef struct pgsess_error pgsess_error;
 /**
  * One notification (`NOTIFY channel, 'payload'` or `pg_notify`), or a gap marker
  * (`pgsess_notification_is_gap`). From `pgsess_notification_next`; owned by the caller, freed
- * with `pgsess_notification_free`. Immutable: any thread may read it.
+ * with `pgsess_notification_free`. Immutable: any thread may read it. Checked: after
+ * `pgsess_notification_free` its accessors give NULL, 0 or false, and a second free does
+ * nothing.
  */
 typedef struct pgsess_notification pgsess_notification;
 
@@ -236,6 +250,8 @@ typedef struct pgsess_session pgsess_session;
 /**
  * Rows of one statement arriving in chunks, from `pgsess_query_stream`. Owned by the caller,
  * freed with `pgsess_stream_free`; holds its pooled connection until then. One thread at a time.
+ * Checked: after `pgsess_stream_free`, `pgsess_stream_next` with it fails with
+ * `PGSESS_INTERFACE_ERROR`, and a second free does nothing.
  */
 typedef struct pgsess_stream pgsess_stream;
 
@@ -245,6 +261,12 @@ typedef struct pgsess_stream pgsess_stream;
  * `pgsess_run_in_tx` function is the runner's, which ends it. One thread at a time. Results
  * from `pgsess_tx_query` share the transaction's connection: it returns to the pool once the
  * transaction has ended and all of them are freed.
+ *
+ * Checked: once it has ended (`pgsess_commit`, `pgsess_rollback`, or the end of the
+ * `pgsess_run_in_tx` function it was given to), any call with it, and with its session
+ * (`pgsess_tx_session`), fails with `PGSESS_INTERFACE_ERROR` (or returns NULL, 0 or false where
+ * a call has no error), and a second commit or rollback is refused or ignored: no undefined
+ * behaviour.
  */
 typedef struct pgsess_tx pgsess_tx;
 
@@ -315,10 +337,132 @@ typedef struct pgsess_stats {
 typedef void (*pgsess_notice_callback)(const struct pgsess_error *notice, void *user_data);
 
 /**
+ * A password callback: `(host, port, user, password, password_size, user_data)`, called for
+ * each new connection. `host` is the host name (or IP address, or Unix socket directory) the
+ * connection goes to, `user` the user name, both valid during the call only. The callback
+ * writes the password, NUL-terminated, into `password` (`password_size` bytes, 16384) and
+ * returns its length; or returns -1 to use the password configured otherwise (the connection
+ * string, `PGPASSWORD`, the password file). Any other negative value, or a length of
+ * `password_size` or more, fails the connection attempt (`PGSESS_OPERATIONAL_ERROR`).
+ * NULL means none.
+ */
+typedef int32_t (*pgsess_password_callback)(const char *host, uint16_t port, const char *user, char *password, size_t password_size, void *user_data);
+
+/**
+ * A snapshot of a pool's state and counters, version 2 (`pgsess_stats_v2` in C, filled by
+ * `pgsess_pool_stats_v2`). Fields are only ever added at the end: a caller passes the size of
+ * the struct it was compiled with, and gets the fields that fit in it.
+ */
+typedef struct pgsess_stats_v2 {
+  /**
+   * Set by the library: how many bytes of the struct it filled (the size the caller passed,
+   * or this version's whole size if the caller's is larger). A field at or past this offset
+   * was not filled.
+   */
+  size_t size;
+  /**
+   * `pool_max_size` now (`pgsess_pool_resize` changes it).
+   */
+  uint32_t max_size;
+  /**
+   * Connections open now (idle + in use).
+   */
+  uint32_t open;
+  /**
+   * Connections open and not checked out.
+   */
+  uint32_t idle;
+  /**
+   * Connections checked out (held by statements, results, streams, transactions, pinned
+   * sessions or COPY handles).
+   */
+  uint32_t in_use;
+  /**
+   * Callers waiting for a connection now.
+   */
+  uint32_t waiting;
+  /**
+   * `pool_min_idle`.
+   */
+  uint32_t min_idle;
+  /**
+   * Results handles (and stream chunks) not yet freed.
+   */
+  uint64_t results_outstanding;
+  /**
+   * Transactions begun and not yet ended.
+   */
+  uint64_t transactions_open;
+  /**
+   * Pinned sessions holding a connection now.
+   */
+  uint64_t pinned_sessions;
+  /**
+   * COPY handles holding a connection now.
+   */
+  uint64_t copies_open;
+  /**
+   * Successful checkouts since the pool was created.
+   */
+  uint64_t checkouts;
+  /**
+   * Checkouts that gave up after the checkout timeout (or during a drain).
+   */
+  uint64_t checkout_timeouts;
+  /**
+   * Checkouts that failed at once because connecting had been failing for longer than the
+   * checkout timeout.
+   */
+  uint64_t checkouts_failed_fast;
+  /**
+   * Connections opened.
+   */
+  uint64_t connects;
+  /**
+   * Connection attempts that failed.
+   */
+  uint64_t connect_failures;
+  /**
+   * Connections closed because the server had closed them or they broke.
+   */
+  uint64_t closed_dead;
+  /**
+   * Connections closed after idling past `pool_idle_ttl`.
+   */
+  uint64_t closed_idle_ttl;
+  /**
+   * Connections closed after `pool_max_lifetime`.
+   */
+  uint64_t closed_lifetime;
+  /**
+   * Connections closed because they failed the health check's round trip.
+   */
+  uint64_t closed_health;
+  /**
+   * Connections closed by `pgsess_pool_drain`.
+   */
+  uint64_t closed_drained;
+  /**
+   * Microseconds spent in all checkouts (successful or not) since the pool was created.
+   */
+  uint64_t wait_total_us;
+  /**
+   * Checkouts counted in `wait_total_us` and `wait_buckets`.
+   */
+  uint64_t wait_count;
+  /**
+   * Checkouts by how long they waited: at most 1, 5, 10, 50, 100, 500, 1000, 5000 ms, and
+   * longer (not cumulative: each checkout is counted in one bucket).
+   */
+  uint64_t wait_buckets[9];
+} pgsess_stats_v2;
+
+/**
  * The function `pgsess_run_in_tx` runs in a transaction. `tx` is the runner's: run statements
  * with `pgsess_tx_query` and the like, on `pgsess_tx_session(tx)`, and with savepoints, but do
  * not commit, roll back or keep it (`pgsess_commit` and `pgsess_rollback` on it are refused and
- * ignored), and free every result before returning. Return `PGSESS_OK` to commit; any other
+ * ignored; once `fn` has returned, it and its session are ended handles, and any call with
+ * them is `PGSESS_INTERFACE_ERROR`), and free every result before returning. Return `PGSESS_OK` to commit; any other
  * code rolls back, with `*err` set to an error from this library (pass on the error of the
  * statement that failed: a 40001 is what makes the runner retry) or left NULL. `*err` is NULL
  * on entry. The function may run several times: it should have no effect outside the
@@ -347,15 +491,21 @@ extern "C" {
 /**
  * Open a session named `dbname`.
  *
- * The PostgreSQL URI comes from the `db_url` option when set; otherwise from the environment
+ * The connection string comes from the `db_url` option when set; otherwise from the environment
  * variable `"PGSQL_" + dbname`, upper-cased as a whole the way Python's `str.upper()` does
  * (`"straße"` reads `PGSQL_STRASSE`; nothing else is changed). A NULL or empty `dbname` reads
- * `PGSQL`. A missing variable, a malformed URI or an unsupported URI parameter is
- * `PGSESS_CONFIG_ERROR`.
+ * `PGSQL`. Either of libpq's forms is accepted: a URI (`postgresql://...`) or `key=value`
+ * pairs, completed as libpq completes them (service file, `PG*` variables, defaults). A
+ * missing variable, a malformed string, a keyword libpq does not know or an invalid value is
+ * `PGSESS_CONFIG_ERROR`; a keyword or value pgsess does not support is
+ * `PGSESS_NOT_SUPPORTED_ERROR` (`pgsess_config_check` checks all this without connecting).
  *
  * Sessions with the same normalised URI and pool options share one process-wide pool. Joining
  * an existing pool opens no connection; creating one opens its first connection, so a wrong
- * host, user or password fails here.
+ * host, user or password fails here. Opening it is bounded by the checkout timeout
+ * (`pgsess_options_set_checkout_timeout_ms`) as a whole, whatever the number of hosts and
+ * however slowly a server answers: a server that accepts the TCP connection and never answers
+ * makes `pgsess_open` fail with `PGSESS_OPERATIONAL_ERROR` (SQLSTATE 08001) at that timeout.
  *
  * `opts` may be NULL (defaults); it is only read. Returns a new session, or NULL with `*err` set.
  * Any thread.
@@ -367,7 +517,11 @@ struct pgsess_session *pgsess_open(const char *dbname, const struct pgsess_optio
 
 /**
  * Close a session. NULL is ignored. Asynchronous requests still outstanding are cancelled and
- * every remaining callback runs on this thread before it returns. Results and transactions
+ * every remaining callback runs on this thread before it returns: queued ones at once with
+ * `PGSESS_QUERY_CANCELED`; running ones get a cancel request, and those whose statement has
+ * not ended within the cancel grace (`pgsess_options_set_cancel_grace_ms`, default 5 s) fail
+ * with `PGSESS_QUERY_CANCELED` (their connections are closed). So it returns within the cancel
+ * grace (or the up to 5 s sending the cancel requests takes, when longer). Results and transactions
  * obtained from the session stay valid and keep their connections until freed; the pool stays
  * for other sessions (its idle connections close after `pool_idle_ttl`).
  *
@@ -504,7 +658,10 @@ struct pgsess_tx *pgsess_begin(struct pgsess_session *session, struct pgsess_err
 /**
  * Ask the server to cancel every statement this session is running now (from another thread:
  * `pgsess_query` blocks the thread that called it). Each cancelled statement fails with
- * `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. `PGSESS_OK` when
+ * `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. A server that does
+ * not answer the cancel within the cancel grace (`pgsess_options_set_cancel_grace_ms`,
+ * default 5 s) gets no longer: the statement fails with `PGSESS_QUERY_CANCELED` at the grace
+ * and its connection is closed, also when the cancel request could not be sent. `PGSESS_OK` when
  * every cancel request was sent (including when nothing was running), else
  * `PGSESS_OPERATIONAL_ERROR`; `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
  *
@@ -619,8 +776,19 @@ size_t pgsess_notice_count(const struct pgsess_session *session);
 char *pgsess_notice(const struct pgsess_session *session, size_t index);
 
 /**
+ * How many notices of the session's statements it did not keep: beyond the last 50 it keeps
+ * (`pgsess_notice_count`), and beyond those a statement's results keep
+ * (`pgsess_results_notices_dropped`), the oldest dropped first. 0 for NULL. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+uint64_t pgsess_notices_dropped(const struct pgsess_session *session);
+
+/**
  * New options with the defaults: no db_url (the environment is read), pool_max_size 25,
- * pool_idle_ttl 60 s, checkout_timeout 5000 ms. Never NULL. Free with `pgsess_options_free`.
+ * pool_idle_ttl 60 s, checkout_timeout 5000 ms, pool_max_lifetime 3600 s, pool_min_idle 0,
+ * pool_health_check 30000 ms. Never NULL. Free with `pgsess_options_free`.
  */
 struct pgsess_options *pgsess_options_new(void);
 
@@ -633,9 +801,9 @@ struct pgsess_options *pgsess_options_new(void);
 void pgsess_options_free(struct pgsess_options *opts);
 
 /**
- * Use `url` (a PostgreSQL URI) instead of the `PGSQL_*` environment variable. The string is
- * copied. `PGSESS_INTERFACE_ERROR` for NULL arguments or invalid UTF-8; the URI itself is
- * checked by `pgsess_open`.
+ * Use `url` (a connection string: a PostgreSQL URI or libpq's `key=value` pairs) instead of
+ * the `PGSQL_*` environment variable. The string is copied. `PGSESS_INTERFACE_ERROR` for NULL
+ * arguments or invalid UTF-8; the string itself is checked by `pgsess_open`.
  *
  * # Safety
  * `opts` as for `pgsess_options_free`; `url` NULL or a NUL-terminated string.
@@ -652,8 +820,8 @@ enum pgsess_code pgsess_options_set_db_url(struct pgsess_options *opts, const ch
 enum pgsess_code pgsess_options_set_pool_max_size(struct pgsess_options *opts, uint32_t max_size);
 
 /**
- * Close connections idle longer than `seconds` (checked every second; default 60). 0 keeps idle
- * connections open for the life of the pool.
+ * Close connections idle longer than `seconds` (checked four times a second; default 60), but
+ * never below `pool_min_idle`. 0 keeps idle connections open for the life of the pool.
  *
  * # Safety
  * `opts` as for `pgsess_options_free`.
@@ -681,9 +849,12 @@ enum pgsess_code pgsess_options_set_statement_cache(struct pgsess_options *opts,
 /**
  * Bound every statement of sessions opened with these options: after `ms` the library asks
  * the server to cancel the statement, which then fails with `PGSESS_QUERY_CANCELED`; if the
- * server does not answer within 5 s more (a hung server or network), the statement fails with
- * `PGSESS_OPERATIONAL_ERROR` and its connection is discarded. 0 (the default): no bound. Not
- * part of the pool key: sessions with different timeouts share a pool.
+ * server does not answer within the cancel grace more (`pgsess_options_set_cancel_grace_ms`,
+ * default 5 s: a hung server or network), the statement fails with `PGSESS_QUERY_CANCELED`
+ * all the same and its connection is discarded. Sending is bounded too: a statement still
+ * being sent after `ms` (a server that stopped reading) fails with `PGSESS_QUERY_CANCELED`
+ * and its connection is discarded. 0 (the default): no bound. Not part of the pool key:
+ * sessions with different timeouts share a pool.
  *
  * # Safety
  * `opts` as for `pgsess_options_free`.
@@ -769,6 +940,190 @@ enum pgsess_code pgsess_options_set_pinned(struct pgsess_options *opts, bool pin
  * `user_data` as described.
  */
 enum pgsess_code pgsess_options_set_notice_callback(struct pgsess_options *opts, pgsess_notice_callback cb, void *user_data);
+
+/**
+ * Ask `cb` for the password of each new connection the pool of sessions opened with these
+ * options opens (pgx's `BeforeConnect`, psycopg's callable conninfo, HikariCP's credentials
+ * provider): so a rotated password or a short-lived token (cloud IAM authentication) is used
+ * by the connections opened after the change, without reopening anything. It is called once
+ * per connection attempt (each host tried is an attempt), before the startup message is sent,
+ * on the thread that opens the connection: the one calling `pgsess_open` (which opens the
+ * pool's first connection) or running a statement that needs a new connection, the library's
+ * worker thread for an asynchronous request, or a pool's background thread. Several threads
+ * may call it at once; it must be thread-safe and must not use pgsess sessions (the pool it
+ * serves may be waiting for it). It must return (no `longjmp` out of it). What it writes is
+ * never logged or shown in any message.
+ *
+ * A NULL `cb` turns it off (the default). The callback and `user_data` are part of the pool
+ * key, not what it returns: sessions with the same pair share one pool. `user_data` is passed
+ * as it is and must stay valid as long as such sessions may open connections.
+ * `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per `opts`.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`; `cb` NULL or a function that may be called with
+ * `user_data` as described.
+ */
+enum pgsess_code pgsess_options_set_password_callback(struct pgsess_options *opts, pgsess_password_callback cb, void *user_data);
+
+/**
+ * How long a cancelled statement of sessions opened with these options may wait for the
+ * server's answer (default 5000 ms). A statement is cancelled by its statement timeout
+ * (`pgsess_options_set_statement_timeout_ms`), by `pgsess_cancel`, or by
+ * `pgsess_request_cancel`; a server that answers the cancel within the grace fails it with
+ * `PGSESS_QUERY_CANCELED` and the connection stays usable. One that does not (a hung server
+ * or network, a server ignoring cancel requests) gets no longer: the statement fails with
+ * `PGSESS_QUERY_CANCELED` and its connection is closed. So `pgsess_cancel` bounds a statement
+ * even on a session without a statement timeout. `pgsess_close` waits as long for the
+ * session's asynchronous requests still running. 0: no wait at all (the cancel request is
+ * still sent, and the connection closed at once). Not part of the pool key.
+ * `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per `opts`.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_cancel_grace_ms(struct pgsess_options *opts, uint32_t ms);
+
+/**
+ * Bound each statement's result to `bytes` of row data: the DataRow messages of one result, or
+ * of one chunk of a stream (COPY TO's data is bounded per message). 0 is no limit; the default
+ * is 1 GiB (1073741824). A statement whose result grows past it fails with
+ * `PGSESS_OPERATIONAL_ERROR`, SQLSTATE 54000, and an error that names the setting; the server
+ * is asked to cancel the statement and the connection is discarded (the next statement gets
+ * another). The bound is there so that no server, broken or hostile, can make the process
+ * allocate without end; a declared message length is never allocated before its bytes arrive.
+ * It also bounds what is kept of the server's output while a statement (or COPY data) is still
+ * being sent and the server is not reading it: `bytes` plus 8 MiB, past which the statement fails
+ * with SQLSTATE 54000 too and the connection is closed (with 0, no bound).
+ * Part of the pool key: sessions with different bounds use different pools.
+ * `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per `opts`.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_max_result_bytes(struct pgsess_options *opts, uint64_t bytes);
+
+/**
+ * Close a connection once it has been open `seconds` (default 3600; 0: no limit). Each
+ * connection's limit is chosen within +-10% of it, so that connections opened together do not
+ * all close together; a connection is closed when it is next idle (returned, or found by the
+ * background reaper), never under a statement, and the pool opens another as it needs one.
+ * Part of the pool key: sessions with different lifetimes use different pools.
+ * `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per `opts`.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_pool_max_lifetime(struct pgsess_options *opts, uint32_t seconds);
+
+/**
+ * Keep at least `n` idle connections open (default 0; a value above `pool_max_size` keeps
+ * `pool_max_size`): the `pgsess_open` that creates the pool opens them (within the checkout
+ * timeout; the first must succeed, the others are retried in the background), and the pool
+ * re-opens them in the background when they close (idle TTL, lifetime, server restarts,
+ * `pg_terminate_backend`). The idle TTL never closes these. Part of the pool key.
+ * `PGSESS_CONFIG_ERROR` above 10000; `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at
+ * a time per `opts`.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_pool_min_idle(struct pgsess_options *opts, uint32_t n);
+
+/**
+ * Check a connection that has been idle for `ms` or longer (default 30000; 0: never) with a
+ * round trip (an empty query) before it is handed out: a network that drops packets silently
+ * is not visible to the socket check every checkout makes. A connection that does not answer
+ * within a second is closed and another one used; the checkout still ends within its timeout.
+ * Part of the pool key. `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per
+ * `opts`.
+ *
+ * # Safety
+ * `opts` as for `pgsess_options_free`.
+ */
+enum pgsess_code pgsess_options_set_pool_health_check_ms(struct pgsess_options *opts, uint32_t ms);
+
+/**
+ * Drain the session's pool (shared by every session opened with the same configuration and
+ * pool options): stop handing out connections, wait up to `timeout_ms` for those in use to come
+ * back, and close every connection. Then the pool is usable again and opens new connections as
+ * it is used: for a graceful shutdown, and after rotating credentials (the password file is
+ * read again for each new connection; a password in the URI is the one the pool was created
+ * with). Calls that need a
+ * connection meanwhile wait for the drain (within their checkout timeout), then get a new
+ * connection. A pinned session, an open transaction, COPY or unfreed results hold their
+ * connection: the drain waits for them too. `PGSESS_OK` when all were closed;
+ * `PGSESS_POOL_EXHAUSTED` when some were still in use at the timeout (the error says how many
+ * and what holds them; they are closed when they come back); `PGSESS_INTERFACE_ERROR` for a
+ * NULL session. One drain at a time per pool (a second waits for the first); any thread, but
+ * not one holding a connection of the pool (a transaction's thread would wait for itself).
+ *
+ * # Safety
+ * `session` NULL or live; `err` NULL or writable.
+ */
+enum pgsess_code pgsess_pool_drain(struct pgsess_session *session, uint32_t timeout_ms, struct pgsess_error **err);
+
+/**
+ * Change the `pool_max_size` of the session's pool to `max_size` (1 to 10000): every session on
+ * the pool sees it, and `pgsess_stats.max_size` reports it. Growing serves waiting callers at
+ * once; shrinking closes idle connections past the new size at once, and connections in use
+ * past it when they come back. The pool's key does not change: a session opened later with the
+ * original `pool_max_size` option still finds this pool. `PGSESS_CONFIG_ERROR` out of range,
+ * `PGSESS_INTERFACE_ERROR` for a NULL session. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live; `err` NULL or writable.
+ */
+enum pgsess_code pgsess_pool_resize(struct pgsess_session *session, uint32_t max_size, struct pgsess_error **err);
+
+/**
+ * Fill `*out` with the state and counters of the session's pool, version 2. `size` is the size
+ * of the struct the caller has, `sizeof(struct pgsess_stats_v2)` as compiled: the library fills
+ * the fields that fit in it (a caller built against an older, shorter version gets the fields it
+ * knows; fields are only ever added at the end) and sets `out->size` to the bytes it filled.
+ * `PGSESS_INTERFACE_ERROR` for NULL arguments or a `size` smaller than `size_t`. Any thread;
+ * never waits for a running statement.
+ *
+ * # Safety
+ * `session` NULL or live; `out` NULL or `size` writable bytes.
+ */
+enum pgsess_code pgsess_pool_stats_v2(const struct pgsess_session *session, struct pgsess_stats_v2 *out, size_t size);
+
+/**
+ * The statistics of `pgsess_pool_stats_v2` in Prometheus' text exposition format (version
+ * 0.0.4: `# HELP`/`# TYPE` lines, gauges, counters and the checkout wait histogram in seconds),
+ * every sample labelled `pool="<pool id>"` (`pgsess_pool_id`), ready to append to a scrape
+ * response. A string the caller frees with `pgsess_string_free`; NULL for NULL. Any thread.
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+char *pgsess_pool_stats_text(const struct pgsess_session *session);
+
+/**
+ * Check a configuration the way `pgsess_open` reads it, without connecting: so a deployment
+ * can check its environment in CI.
+ *
+ * `uri_or_conninfo` is a connection string, either a URI (`postgresql://...`) or libpq's
+ * `key=value` pairs (`host=db port=5432 dbname=app`; anything holding `://` or `=` is one),
+ * or else a session name, read as `pgsess_open` reads it: the environment variable
+ * `"PGSQL_" + name` upper-cased (the empty string reads `PGSQL`). The string is completed as a
+ * connection would be: the service file entry it (or `PGSERVICE`) names, the `PG*` variables,
+ * libpq's defaults. Refused, as opening a session would refuse them: a malformed string, a
+ * keyword libpq does not know, an invalid value (sslmode, port, target_session_attrs,
+ * load_balance_hosts, require_auth, ...), a service no service file defines, a missing
+ * `PGSQL_<NAME>` (all `PGSESS_CONFIG_ERROR`), and a keyword or value pgsess does not support
+ * (`PGSESS_NOT_SUPPORTED_ERROR`, naming the keyword and why). Service files and the password
+ * file are read; nothing is sent to any server, so a wrong password or an unreachable host is
+ * not found here. No message ever shows a password.
+ *
+ * Returns `PGSESS_OK`, or the code of the error it sets in `*err` (`PGSESS_INTERFACE_ERROR`
+ * for a NULL or non-UTF-8 argument). `err` may be NULL. Any thread; it reads the environment,
+ * so it must not race with `setenv` in another thread.
+ *
+ * # Safety
+ * `uri_or_conninfo` NULL or NUL-terminated; `err` NULL or writable.
+ */
+enum pgsess_code pgsess_config_check(const char *uri_or_conninfo, struct pgsess_error **err);
 
 /**
  * Free results and return the pooled connection they hold (waking a caller waiting for one).
@@ -859,7 +1214,9 @@ bool pgsess_results_is_null(const struct pgsess_results *results, size_t row, si
 
 /**
  * Rows affected, as libpq's `PQcmdTuples` reads the command tag: INSERT, UPDATE, DELETE, MERGE,
- * SELECT, MOVE, FETCH and COPY give their count; any other command 0.
+ * SELECT, MOVE, FETCH and COPY give their count; any other command 0. A count that does not fit
+ * 64 bits (only a broken server sends one) is `UINT64_MAX`: `pgsess_results_rows_affected_text`
+ * has its digits.
  *
  * # Safety
  * `results` NULL or live.
@@ -875,7 +1232,9 @@ uint64_t pgsess_results_rows_affected(const struct pgsess_results *results);
 int32_t pgsess_results_backend_pid(const struct pgsess_results *results);
 
 /**
- * Number of notices (NOTICE, WARNING, ...) the statement raised.
+ * Number of notices (NOTICE, WARNING, ...) the statement raised and the results keep: the
+ * last 1000 at most, and at most 1 MiB of their text (the newest is always kept); those
+ * dropped are counted by `pgsess_results_notices_dropped`.
  *
  * # Safety
  * `results` NULL or live.
@@ -1075,16 +1434,59 @@ char *pgsess_results_row_json(const struct pgsess_results *results, size_t row);
 char *pgsess_results_as_dict(const struct pgsess_results *results, struct pgsess_error **err);
 
 /**
+ * How many notices the statement raised beyond those the results keep (see
+ * `pgsess_results_notice_count`): the oldest are dropped first, so that a server sending
+ * notices without end (a `RAISE NOTICE` in a long loop) costs bounded memory. A notice callback
+ * (`pgsess_options_set_notice_callback`) still receives every one. 0 for NULL. Any thread.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+uint64_t pgsess_results_notices_dropped(const struct pgsess_results *results);
+
+/**
+ * The row count of the command tag as text, exactly as libpq's `PQcmdTuples` gives it: the
+ * digits of INSERT, UPDATE, DELETE, MERGE, SELECT, MOVE, FETCH and COPY tags (`"3"`), whatever
+ * their number (so a count too large for `pgsess_results_rows_affected` is still told
+ * exactly); `""` for any other command, or a tag whose count is not digits. Owned by the
+ * results, valid until they are freed; NULL for NULL. Any thread.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+const char *pgsess_results_rows_affected_text(const struct pgsess_results *results);
+
+/**
+ * Fill the value pointers (NULL for SQL NULL) and, when `lengths` is not NULL, their lengths of
+ * up to `max_rows` rows starting at row `first_row`, row after row: the cell of row
+ * `first_row + r` and column `c` goes to index `r * ncols + c`, where `ncols` is
+ * `pgsess_results_ncols`. One call per block of rows instead of one per row
+ * (`pgsess_results_row`) or per cell. Returns how many rows were filled: `max_rows`, or fewer at
+ * the end of the results; 0 for `first_row` out of range, NULL `results` or NULL `values`, or
+ * when `max_rows * ncols` does not fit a `size_t`. A result without columns fills nothing and
+ * still counts its rows. The pointers are owned by the results and valid until
+ * `pgsess_results_free`; each value is followed by a NUL byte (not counted in its length). Any
+ * thread, as for every reader of a results handle.
+ *
+ * # Safety
+ * `results` NULL or live; `values` NULL or room for `max_rows * ncols` pointers; `lengths`
+ * NULL or room for `max_rows * ncols` lengths.
+ */
+size_t pgsess_results_cells(const struct pgsess_results *results, size_t first_row, size_t max_rows, const char **values, size_t *lengths);
+
+/**
  * A session bound to the transaction: every session call on it (`pgsess_query`,
  * `pgsess_query_params`, `pgsess_callproc`, `pgsess_query_stream`, `pgsess_batch_run`, the
  * asynchronous calls, ...) runs inside the transaction, on its connection, and is committed or
  * rolled back with it. Borrowed from `tx`: it lives until `pgsess_commit` or `pgsess_rollback`
  * (which first cancel its outstanding asynchronous requests and run their callbacks), and
  * `pgsess_close` on it does nothing. Repeated calls return the same session. `pgsess_begin`
- * on it fails (use `SAVEPOINT`). NULL for NULL. One thread at a time, as `tx`.
+ * on it fails (use `SAVEPOINT`). After the transaction has ended, every call with this session
+ * fails with `PGSESS_INTERFACE_ERROR`. NULL for NULL and for an ended `tx`. One thread at a
+ * time, as `tx`.
  *
  * # Safety
- * `tx` NULL or live.
+ * `tx` NULL or a handle from this library.
  */
 struct pgsess_session *pgsess_tx_session(struct pgsess_tx *tx);
 
@@ -1093,7 +1495,7 @@ struct pgsess_session *pgsess_tx_session(struct pgsess_tx *tx);
  * failed statement the server refuses further statements (SQLSTATE 25P02) until rollback.
  *
  * # Safety
- * `tx` NULL or live; other arguments as for `pgsess_query`.
+ * `tx` NULL or a handle from this library (live or ended); other arguments as for `pgsess_query`.
  */
 struct pgsess_results *pgsess_tx_query(struct pgsess_tx *tx, const char *sql, size_t nparams, const char *const *params, struct pgsess_error **err);
 
@@ -1101,7 +1503,7 @@ struct pgsess_results *pgsess_tx_query(struct pgsess_tx *tx, const char *sql, si
  * `pgsess_query_params` inside the transaction.
  *
  * # Safety
- * `tx` NULL or live; other arguments as for `pgsess_query_params`.
+ * `tx` NULL or a handle from this library (live or ended); other arguments as for `pgsess_query_params`.
  */
 struct pgsess_results *pgsess_tx_query_params(struct pgsess_tx *tx, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
 
@@ -1109,7 +1511,7 @@ struct pgsess_results *pgsess_tx_query_params(struct pgsess_tx *tx, const char *
  * `pgsess_callproc` inside the transaction.
  *
  * # Safety
- * `tx` NULL or live; other arguments as for `pgsess_callproc`.
+ * `tx` NULL or a handle from this library (live or ended); other arguments as for `pgsess_callproc`.
  */
 struct pgsess_results *pgsess_tx_callproc(struct pgsess_tx *tx, const char *name, size_t nargs, const char *const *args, struct pgsess_error **err);
 
@@ -1117,7 +1519,7 @@ struct pgsess_results *pgsess_tx_callproc(struct pgsess_tx *tx, const char *name
  * `pgsess_callproc_params` inside the transaction.
  *
  * # Safety
- * `tx` NULL or live; other arguments as for `pgsess_callproc_params`.
+ * `tx` NULL or a handle from this library (live or ended); other arguments as for `pgsess_callproc_params`.
  */
 struct pgsess_results *pgsess_tx_callproc_params(struct pgsess_tx *tx, const char *name, size_t nargs, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, struct pgsess_error **err);
 
@@ -1128,21 +1530,22 @@ struct pgsess_results *pgsess_tx_callproc_params(struct pgsess_tx *tx, const cha
  * the statement that failed the transaction was a serialization failure or a deadlock (the
  * error is then retryable, `pgsess_error_is_retryable`), else 40000. A serialization failure
  * found by the COMMIT itself (SERIALIZABLE) is the server's 40001 error.
- * `PGSESS_INTERFACE_ERROR` for NULL, and for the transaction of a `pgsess_run_in_tx` function,
- * which is left as it is (its function commits by returning `PGSESS_OK`).
+ * `PGSESS_INTERFACE_ERROR` for NULL, for a transaction that has ended already (a second
+ * commit, a commit after a rollback), and for the transaction of a `pgsess_run_in_tx`
+ * function, which is left as it is (its function commits by returning `PGSESS_OK`).
  *
  * # Safety
- * `tx` NULL or live; `err` NULL or writable.
+ * `tx` NULL or a handle from this library (live or ended); `err` NULL or writable.
  */
 enum pgsess_code pgsess_commit(struct pgsess_tx *tx, struct pgsess_error **err);
 
 /**
- * Roll back and free the transaction handle. NULL is ignored, and so is the transaction of a
- * `pgsess_run_in_tx` function (its function rolls back by returning another code than
- * `PGSESS_OK`).
+ * Roll back and free the transaction handle. NULL is ignored, and so are a transaction that
+ * has ended already and the transaction of a `pgsess_run_in_tx` function (its function rolls
+ * back by returning another code than `PGSESS_OK`).
  *
  * # Safety
- * `tx` NULL or live.
+ * `tx` NULL or a handle from this library (live or ended).
  */
 void pgsess_rollback(struct pgsess_tx *tx);
 
@@ -1160,7 +1563,7 @@ void pgsess_rollback(struct pgsess_tx *tx);
  * `session` or an `isolation` that is not a `pgsess_isolation`. Any thread.
  *
  * # Safety
- * `session` NULL or live; `err` NULL or writable.
+ * `session` NULL or a handle from this library (live or ended); `err` NULL or writable.
  */
 struct pgsess_tx *pgsess_begin_with(struct pgsess_session *session, pgsess_isolation isolation, bool read_only, bool deferrable, struct pgsess_error **err);
 
@@ -1197,7 +1600,8 @@ bool pgsess_error_is_retryable(const struct pgsess_error *err);
  * return value that is not a `pgsess_code` (which rolls back). Any thread, as the session.
  *
  * # Safety
- * `session` NULL or live; `fn` NULL or a function as `pgsess_tx_fn` says; `err` NULL or
+ * `session` NULL or a handle from this library (live or ended); `fn` NULL or a function as
+ * `pgsess_tx_fn` says; `err` NULL or
  * writable. `user_data` is passed to `fn` untouched.
  */
 enum pgsess_code pgsess_run_in_tx(struct pgsess_session *session, pgsess_isolation isolation, uint32_t max_attempts, pgsess_tx_fn fn, void *user_data, struct pgsess_error **err);
@@ -1209,7 +1613,8 @@ enum pgsess_code pgsess_run_in_tx(struct pgsess_session *session, pgsess_isolati
  * a NULL `tx` or `name`, an empty name, or one that is not UTF-8. One thread at a time, as `tx`.
  *
  * # Safety
- * `tx` NULL or live; `name` NULL or a NUL-terminated string; `err` NULL or writable.
+ * `tx` NULL or a handle from this library (live or ended); `name` NULL or a NUL-terminated string;
+ * `err` NULL or writable.
  */
 enum pgsess_code pgsess_savepoint(struct pgsess_tx *tx, const char *name, struct pgsess_error **err);
 
@@ -1240,7 +1645,7 @@ enum pgsess_code pgsess_release(struct pgsess_tx *tx, const char *name, struct p
  * then has no more rows). The last chunk's `pgsess_results_status` is the command tag.
  *
  * # Safety
- * `stream` NULL or live; `err` NULL or writable.
+ * `stream` NULL or a handle from this library (live or ended); `err` NULL or writable.
  */
 struct pgsess_results *pgsess_stream_next(struct pgsess_stream *stream, struct pgsess_error **err);
 
@@ -1249,7 +1654,7 @@ struct pgsess_results *pgsess_stream_next(struct pgsess_stream *stream, struct p
  * connection returns to the pool once every chunk is freed too. NULL is ignored.
  *
  * # Safety
- * `stream` NULL or live.
+ * `stream` NULL or a handle from this library (live or ended).
  */
 void pgsess_stream_free(struct pgsess_stream *stream);
 
@@ -1264,7 +1669,8 @@ struct pgsess_batch *pgsess_batch_new(void);
  * or more than 65535 parameters.
  *
  * # Safety
- * `batch` NULL or live; `sql` NULL or NUL-terminated; `params` as for `pgsess_query`.
+ * `batch` NULL or a handle from this library (live or ended); `sql` NULL or NUL-terminated;
+ * `params` as for `pgsess_query`.
  */
 enum pgsess_code pgsess_batch_add(struct pgsess_batch *batch, const char *sql, size_t nparams, const char *const *params);
 
@@ -1272,7 +1678,7 @@ enum pgsess_code pgsess_batch_add(struct pgsess_batch *batch, const char *sql, s
  * Number of statements in the batch (0 for NULL).
  *
  * # Safety
- * `batch` NULL or live.
+ * `batch` NULL or a handle from this library (live or ended).
  */
 size_t pgsess_batch_len(const struct pgsess_batch *batch);
 
@@ -1280,7 +1686,7 @@ size_t pgsess_batch_len(const struct pgsess_batch *batch);
  * Free a batch. NULL is ignored.
  *
  * # Safety
- * `batch` NULL or live.
+ * `batch` NULL or a handle from this library (live or ended).
  */
 void pgsess_batch_free(struct pgsess_batch *batch);
 
@@ -1292,7 +1698,7 @@ void pgsess_batch_free(struct pgsess_batch *batch);
  * whole failed (no connection, or the connection broke). Any thread.
  *
  * # Safety
- * `session` and `batch` NULL or live; `err` NULL or writable.
+ * `session` and `batch` NULL or a handle from this library (live or ended); `err` NULL or writable.
  */
 struct pgsess_batch_results *pgsess_batch_run(struct pgsess_session *session, const struct pgsess_batch *batch, struct pgsess_error **err);
 
@@ -1300,26 +1706,29 @@ struct pgsess_batch_results *pgsess_batch_run(struct pgsess_session *session, co
  * Number of statement outcomes (the batch's length); 0 for NULL.
  *
  * # Safety
- * `results` NULL or live.
+ * `results` NULL or a handle from this library (live or ended).
  */
 size_t pgsess_batch_results_count(const struct pgsess_batch_results *results);
 
 /**
  * The results of statement `index`, or NULL when it failed (see `pgsess_batch_results_error`)
  * or `index` is out of range. Owned by the batch results: read it with the `pgsess_results_*`
- * accessors, never free it.
+ * accessors (the same handle for the same `index`; `pgsess_results_free` on it does nothing).
+ * It ends with the batch results: after `pgsess_batch_results_free` the accessors report it
+ * as an ended handle.
  *
  * # Safety
- * `results` NULL or live.
+ * `results` NULL or a handle from this library (live or ended).
  */
 const struct pgsess_results *pgsess_batch_results_get(const struct pgsess_batch_results *results, size_t index);
 
 /**
  * The error of statement `index`, or NULL when it succeeded or `index` is out of range. Owned by
- * the batch results: read it with the `pgsess_error_*` accessors, never free it.
+ * the batch results: read it with the `pgsess_error_*` accessors (`pgsess_error_free` on it
+ * does nothing); it ends with the batch results, as for `pgsess_batch_results_get`.
  *
  * # Safety
- * `results` NULL or live.
+ * `results` NULL or a handle from this library (live or ended).
  */
 const struct pgsess_error *pgsess_batch_results_error(const struct pgsess_batch_results *results, size_t index);
 
@@ -1327,7 +1736,7 @@ const struct pgsess_error *pgsess_batch_results_error(const struct pgsess_batch_
  * Free batch results, returning the pooled connection. NULL is ignored.
  *
  * # Safety
- * `results` NULL or live.
+ * `results` NULL or a handle from this library (live or ended).
  */
 void pgsess_batch_results_free(struct pgsess_batch_results *results);
 
@@ -1342,7 +1751,7 @@ void pgsess_batch_results_free(struct pgsess_batch_results *results);
  * naming `pgsess_copy_out`). Returns a new handle, or NULL with `*err` set. Any thread.
  *
  * # Safety
- * `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+ * `session` NULL or a handle from this library (live or ended); `sql` NULL or NUL-terminated; `err` NULL or writable.
  */
 struct pgsess_copy *pgsess_copy_in(struct pgsess_session *session, const char *sql, struct pgsess_error **err);
 
@@ -1357,7 +1766,8 @@ struct pgsess_copy *pgsess_copy_in(struct pgsess_session *session, const char *s
  * `PGSESS_OK` or the failure's code.
  *
  * # Safety
- * `copy` NULL or live; `data` NULL or `len` readable bytes; `err` NULL or writable.
+ * `copy` NULL or a handle from this library (live or ended); `data` NULL or `len` readable bytes;
+ * `err` NULL or writable.
  */
 enum pgsess_code pgsess_copy_write(struct pgsess_copy *copy, const void *data, size_t len, struct pgsess_error **err);
 
@@ -1370,7 +1780,7 @@ enum pgsess_code pgsess_copy_write(struct pgsess_copy *copy, const void *data, s
  * must still be freed with `pgsess_copy_free`.
  *
  * # Safety
- * `copy` NULL or live; `err` NULL or writable.
+ * `copy` NULL or a handle from this library (live or ended); `err` NULL or writable.
  */
 uint64_t pgsess_copy_finish(struct pgsess_copy *copy, struct pgsess_error **err);
 
@@ -1380,7 +1790,7 @@ uint64_t pgsess_copy_finish(struct pgsess_copy *copy, struct pgsess_error **err)
  * and fails with `PGSESS_NOT_SUPPORTED_ERROR` naming `pgsess_copy_in`).
  *
  * # Safety
- * `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+ * `session` NULL or a handle from this library (live or ended); `sql` NULL or NUL-terminated; `err` NULL or writable.
  */
 struct pgsess_copy *pgsess_copy_out(struct pgsess_session *session, const char *sql, struct pgsess_error **err);
 
@@ -1396,7 +1806,7 @@ struct pgsess_copy *pgsess_copy_out(struct pgsess_session *session, const char *
  * on the session: the COPY then fails with `PGSESS_QUERY_CANCELED`.
  *
  * # Safety
- * `copy` NULL or live; `len` NULL or writable; `err` NULL or writable.
+ * `copy` NULL or a handle from this library (live or ended); `len` NULL or writable; `err` NULL or writable.
  */
 const void *pgsess_copy_read(struct pgsess_copy *copy, size_t *len, struct pgsess_error **err);
 
@@ -1407,7 +1817,7 @@ const void *pgsess_copy_read(struct pgsess_copy *copy, size_t *len, struct pgses
  * COPY FROM STDIN or TO STDOUT still runs, and fails here with `PGSESS_INTERFACE_ERROR`.
  *
  * # Safety
- * `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+ * `session` NULL or a handle from this library (live or ended); `sql` NULL or NUL-terminated; `err` NULL or writable.
  */
 struct pgsess_copy *pgsess_copy_start(struct pgsess_session *session, const char *sql, struct pgsess_error **err);
 
@@ -1415,7 +1825,7 @@ struct pgsess_copy *pgsess_copy_start(struct pgsess_session *session, const char
  * True for a COPY FROM STDIN (write it), false for a COPY TO STDOUT (read it) and for NULL.
  *
  * # Safety
- * `copy` NULL or live.
+ * `copy` NULL or a handle from this library (live or ended).
  */
 bool pgsess_copy_is_in(const struct pgsess_copy *copy);
 
@@ -1429,7 +1839,7 @@ bool pgsess_copy_is_in(const struct pgsess_copy *copy);
  * with `pgsess_copy_read`.
  *
  * # Safety
- * `copy` NULL or live; `len` NULL or writable; `err` NULL or writable.
+ * `copy` NULL or a handle from this library (live or ended); `len` NULL or writable; `err` NULL or writable.
  */
 const void *pgsess_copy_read_chunk(struct pgsess_copy *copy, size_t *len, struct pgsess_error **err);
 
@@ -1443,7 +1853,7 @@ const void *pgsess_copy_read_chunk(struct pgsess_copy *copy, size_t *len, struct
  * (`PGSESS_OK`) once the COPY has ended. The handle must still be freed.
  *
  * # Safety
- * `copy` NULL or live; `why` NULL or NUL-terminated; `err` NULL or writable.
+ * `copy` NULL or a handle from this library (live or ended); `why` NULL or NUL-terminated; `err` NULL or writable.
  */
 enum pgsess_code pgsess_copy_abort(struct pgsess_copy *copy, const char *why, struct pgsess_error **err);
 
@@ -1454,7 +1864,7 @@ enum pgsess_code pgsess_copy_abort(struct pgsess_copy *copy, const char *why, st
  * another): a connection is never returned in copy mode.
  *
  * # Safety
- * `copy` NULL or from `pgsess_copy_in`/`pgsess_copy_out`, not yet freed.
+ * `copy` NULL or a handle from this library (live or freed already: a second free does nothing).
  */
 void pgsess_copy_free(struct pgsess_copy *copy);
 
@@ -1476,7 +1886,8 @@ void pgsess_copy_free(struct pgsess_copy *copy);
  * `pgsess_notification_next`). Returns `PGSESS_OK` or the failure's code. Any thread.
  *
  * # Safety
- * `session` NULL or live; `channel` NULL or NUL-terminated; `err` NULL or writable.
+ * `session` NULL or a handle from this library (live or ended); `channel` NULL or NUL-terminated;
+ * `err` NULL or writable.
  */
 enum pgsess_code pgsess_listen(struct pgsess_session *session, const char *channel, struct pgsess_error **err);
 
@@ -1485,7 +1896,8 @@ enum pgsess_code pgsess_listen(struct pgsess_session *session, const char *chann
  * Notifications already queued stay. Returns `PGSESS_OK` or the failure's code. Any thread.
  *
  * # Safety
- * `session` NULL or live; `channel` NULL or NUL-terminated; `err` NULL or writable.
+ * `session` NULL or a handle from this library (live or ended); `channel` NULL or NUL-terminated;
+ * `err` NULL or writable.
  */
 enum pgsess_code pgsess_unlisten(struct pgsess_session *session, const char *channel, struct pgsess_error **err);
 
@@ -1503,7 +1915,7 @@ enum pgsess_code pgsess_unlisten(struct pgsess_session *session, const char *cha
  * thread; several threads may wait at once (each notification goes to one of them).
  *
  * # Safety
- * `session` NULL or live; `err` NULL or writable.
+ * `session` NULL or a handle from this library (live or ended); `err` NULL or writable.
  */
 struct pgsess_notification *pgsess_notification_next(struct pgsess_session *session, int32_t timeout_ms, struct pgsess_error **err);
 
@@ -1515,7 +1927,7 @@ struct pgsess_notification *pgsess_notification_next(struct pgsess_session *sess
  * thread.
  *
  * # Safety
- * `session` NULL or live.
+ * `session` NULL or a handle from this library (live or ended).
  */
 void pgsess_notification_wake(struct pgsess_session *session);
 
@@ -1528,7 +1940,7 @@ void pgsess_notification_wake(struct pgsess_session *session);
  * eventfd could not be made). Any thread.
  *
  * # Safety
- * `session` NULL or live.
+ * `session` NULL or a handle from this library (live or ended).
  */
 int pgsess_notification_fd(struct pgsess_session *session);
 
@@ -1537,7 +1949,7 @@ int pgsess_notification_fd(struct pgsess_session *session);
  * Owned by `n`. NULL for NULL.
  *
  * # Safety
- * `n` NULL or live.
+ * `n` NULL or a handle from this library (live or ended).
  */
 const char *pgsess_notification_channel(const struct pgsess_notification *n);
 
@@ -1545,7 +1957,7 @@ const char *pgsess_notification_channel(const struct pgsess_notification *n);
  * The payload (`""` when none was given, and for a gap marker). Owned by `n`. NULL for NULL.
  *
  * # Safety
- * `n` NULL or live.
+ * `n` NULL or a handle from this library (live or ended).
  */
 const char *pgsess_notification_payload(const struct pgsess_notification *n);
 
@@ -1554,7 +1966,7 @@ const char *pgsess_notification_payload(const struct pgsess_notification *n);
  * for NULL.
  *
  * # Safety
- * `n` NULL or live.
+ * `n` NULL or a handle from this library (live or ended).
  */
 int32_t pgsess_notification_pid(const struct pgsess_notification *n);
 
@@ -1564,7 +1976,7 @@ int32_t pgsess_notification_pid(const struct pgsess_notification *n);
  * missed just before it: resynchronise. False for NULL.
  *
  * # Safety
- * `n` NULL or live.
+ * `n` NULL or a handle from this library (live or ended).
  */
 bool pgsess_notification_is_gap(const struct pgsess_notification *n);
 
@@ -1572,7 +1984,7 @@ bool pgsess_notification_is_gap(const struct pgsess_notification *n);
  * Free a notification. NULL is ignored. Any thread.
  *
  * # Safety
- * `n` NULL or from `pgsess_notification_next`, not yet freed.
+ * `n` NULL or a handle from this library (live or freed already: a second free does nothing).
  */
 void pgsess_notification_free(struct pgsess_notification *n);
 
@@ -1622,8 +2034,9 @@ size_t pgsess_async_dispatch(struct pgsess_session *session);
 
 /**
  * Cancel a request: if it is still queued it is dropped and its callback gets
- * `PGSESS_QUERY_CANCELED`; if it is running the server is asked to cancel it (it then usually
- * fails with `PGSESS_QUERY_CANCELED`); a finished request is unaffected. The callback still runs
+ * `PGSESS_QUERY_CANCELED`; if it is running the server is asked to cancel it (it then fails
+ * with `PGSESS_QUERY_CANCELED`, at the latest at the cancel grace, see
+ * `pgsess_options_set_cancel_grace_ms`); a finished request is unaffected. The callback still runs
  * exactly once. `PGSESS_INTERFACE_ERROR` for NULL. Any thread. In a child created by fork(), a
  * request its parent submitted is the parent's: cancelling it there does nothing.
  *
@@ -1691,8 +2104,10 @@ const char *pgsess_error_message(const struct pgsess_error *err);
 
 /**
  * The five-character SQLSTATE: the server's, or the standard one for a client-side failure
- * (`08001` could not connect, `08006` connection lost, ...). NULL when there is none (pool
- * exhaustion, configuration and interface errors). Owned by `err`.
+ * (`08001` could not connect, `08006` connection lost, `08P01` protocol violation, ...). NULL
+ * when there is none: pool exhaustion, configuration and interface errors, and a server error
+ * report that carries no SQLSTATE (or an empty one: only a broken server sends either), never
+ * `""`. Owned by `err`.
  *
  * # Safety
  * `err` is NULL or a live error object from this library.

@@ -950,6 +950,15 @@ struct Options {
     /** Open a pinned session (as Session::pin() gives): one connection held for the session's
      *  life. Not part of the pool key: pinned and pooled sessions of one URI share a pool. */
     bool pinned = false;
+    /** Seconds after which a connection is closed when next idle, each connection's limit
+     *  within +-10% of it (default 3600; 0: no limit). */
+    std::optional<std::uint32_t> pool_max_lifetime;
+    /** Idle connections kept open: opened when the pool is created, re-opened in the background
+     *  (default 0; at most 10000, a value above pool_max_size keeps pool_max_size). */
+    std::optional<std::uint32_t> pool_min_idle;
+    /** Milliseconds of idleness after which a connection gets a round trip before it is handed
+     *  out (default 30000; 0: never). */
+    std::optional<std::uint32_t> pool_health_check_ms;
 };
 
 /**
@@ -1003,6 +1012,15 @@ public:
                        std::to_string(static_cast<int>(*options.reset)));
         if (options.pinned)
             set_option(pgsess_options_set_pinned(opts.get(), true), "pinned", "true");
+        if (options.pool_max_lifetime)
+            set_option(pgsess_options_set_pool_max_lifetime(opts.get(), *options.pool_max_lifetime),
+                       "pool_max_lifetime", std::to_string(*options.pool_max_lifetime));
+        if (options.pool_min_idle)
+            set_option(pgsess_options_set_pool_min_idle(opts.get(), *options.pool_min_idle), "pool_min_idle",
+                       std::to_string(*options.pool_min_idle));
+        if (options.pool_health_check_ms)
+            set_option(pgsess_options_set_pool_health_check_ms(opts.get(), *options.pool_health_check_ms),
+                       "pool_health_check_ms", std::to_string(*options.pool_health_check_ms));
         pgsess_error *err = nullptr;
         h_ = pgsess_open(cname.c_str(), opts.get(), &err);
         if (h_ == nullptr)

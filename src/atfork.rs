@@ -17,8 +17,7 @@
 //! No parking_lot code may run in a child: parking_lot_core keeps one process-wide table of
 //! bucket locks that every parking_lot Mutex or Condvar uses when a thread parks or unparks, and
 //! a parent thread inside such a critical section at the instant of fork() leaves a bucket locked
-//! forever in the child. r2d2 and scheduled-thread-pool use parking_lot internally, so a forked
-//! child's pools run on the library's own pool core (`pool::Backend::Local`), and all of the
+//! forever in the child. The pool is therefore the library's own (`pool::idle`), and all of the
 //! library's locks are std's (futex-based on Linux: no shared table).
 //!
 //! Everything else fork() touches, by file:

@@ -12,8 +12,8 @@
 //! 5. `config`: connection settings: URI parsing, the environment, passfiles, TLS, pool options.
 //! 6. `log`: the process-wide log and its sink.
 //! 7. `conn`: one connection speaking the PostgreSQL protocol.
-//! 8. `pool`: process-wide pools (r2d2 with our own gate and manager; our own core in forked
-//!    children), leases, idle reaping.
+//! 8. `pool`: process-wide pools (a FIFO gate, an idle list, the connection manager; the same
+//!    core in forked children), leases, the reaper.
 //! 9. `atfork`: the `pthread_atfork` handlers and the order they take the process-wide locks.
 //! 10. `results`: the results handle: rows plus the pooled connection they hold until freed.
 //! 11. `requests`: the asynchronous request engine (queue, workers, completions for an event

@@ -200,6 +200,14 @@ fn copy_in_a_transaction_and_on_a_pinned_session(b: Backend) {
     drop(copy);
     let (out, rows) = read_all(p.copy_out("COPY copy_tmp TO STDOUT").unwrap());
     assert_eq!((out.as_slice(), rows), (&b"5\n6\n"[..], 2));
+    // A COPY TO left open: its data is already arriving, which is no reason to drop the
+    // connection; the statement is refused as the caller's mistake and the session goes on.
+    let open = p.copy_out("COPY (SELECT generate_series(1, 100000)) TO STDOUT").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let e = p.query("SELECT 1", &[]).unwrap_err();
+    assert_eq!(e.code, Code::PGSESS_INTERFACE_ERROR, "refused while the copy out is open: {e}");
+    drop(open);
+    assert_eq!(scalar(&p, "SELECT sum(n) FROM copy_tmp"), "11", "the temporary table (same connection) is still there");
     drop(p);
     exec(&s, &format!("DROP TABLE {t}"));
 }

@@ -2,7 +2,7 @@
 //! without sending anything on it, and opens its own; the parent's sessions keep working.
 //!
 //! The parent keeps querying from another thread throughout, so fork() often happens while a
-//! parent thread is inside the pool (r2d2, its connecting threads, our gate and locks); a child
+//! parent thread is inside the pool (our gate and locks, a connection being opened); a child
 //! that inherited one of their locks held would hang, which `in_child` reports as a failure.
 //! The tests in this file run at the same time in one process and fork concurrently too.
 
@@ -136,7 +136,7 @@ fn the_fork_handlers_are_registered_when_the_library_loads() {
 fn a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone() {
     let c = support::shared();
     let s = Session::open("x", &options("fork_test", 2)).unwrap();
-    assert!(!s.uses_local_pool(), "the original process runs on r2d2");
+    assert!(!s.uses_local_pool(), "the original process shares its pools between sessions");
     // Results checked out by the parent, holding one connection: each child drops its copy.
     let first = s.query("SELECT 'held across fork'", &[]).unwrap();
     let second = s.query("SELECT 2", &[]).unwrap();
@@ -156,7 +156,7 @@ fn a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone() {
             let pid: i32 = std::str::from_utf8(r.set.value(0, 0).unwrap()).unwrap().parse().unwrap();
             assert!(!parent_pids.contains(&pid), "the child used a parent's connection");
             assert_eq!(r.set.value(0, 1), Some(&b"child"[..]));
-            assert!(s.uses_local_pool(), "a forked child never runs r2d2");
+            assert!(s.uses_local_pool(), "a forked child makes pools of its own");
             drop(r);
             // The parent's results handle is still readable here, and dropping it touches
             // neither the parent's pool nor its connection.

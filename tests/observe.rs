@@ -1,5 +1,5 @@
 //! Seeing what the pool does: stats, the log callback, leak reports; and no password in any of it.
-//! On both pool backends (r2d2, and the core of forked children), one after the other: the log
+//! On both kinds of pool (shared, and one of its own as a forked child makes), one after the other: the log
 //! callback is process-wide.
 
 mod support;
@@ -29,7 +29,7 @@ fn stats_log_and_leak_reports_never_show_the_password() {
     };
     assert_eq!(code, pgsess::Code::PGSESS_OK);
 
-    for b in [Backend::R2d2, Backend::Local] {
+    for b in [Backend::Shared, Backend::Local] {
         LOG.lock().unwrap().clear();
         let mut o =
             SessionOptions { db_url: Some(format!("{}?application_name=observe", c.uri())), ..Default::default() };

@@ -1,7 +1,7 @@
 //! Dead connections are discarded, never handed out: after a server restart or
 //! pg_terminate_backend, statements that were not in flight succeed; statements in flight fail
-//! with an operational-category error. Runs on both pool backends (r2d2, and the core of forked
-//! children) where the pool's part matters.
+//! with an operational-category error. Runs on both kinds of pool (shared, and one of its own
+//! as forked children make) where the pool's part matters.
 
 mod support;
 
@@ -20,7 +20,7 @@ on_both_backends!(
 );
 
 fn session(c: &Cluster, max: u32) -> Session {
-    session_on(Backend::R2d2, c, max)
+    session_on(Backend::Shared, c, max)
 }
 
 fn session_on(b: Backend, c: &Cluster, max: u32) -> Session {
@@ -300,4 +300,30 @@ fn a_peer_that_accepts_and_never_answers_fails_within_the_connect_timeout() {
     assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(4), "took {took:?}: {e}");
     assert!(e.message.contains("timed out") && !e.message.contains("never-shown"), "{e}");
     drop(listener);
+}
+
+/// A cancel that arrives as its statement ends must not cancel the next statement on the
+/// connection: `cancel` returns only once the server has closed the cancel connection (libpq's
+/// PQcancel does the same), so the signal has landed before the next statement is sent.
+#[test]
+fn a_late_cancel_never_cancels_the_next_statement() {
+    let c = support::shared();
+    let s = session(c, 1);
+    let mut cancelled = 0;
+    for i in 0..60u64 {
+        let runner = {
+            let s = s.clone();
+            std::thread::spawn(move || s.query("SELECT pg_sleep(0.005)", &[]).map(drop))
+        };
+        // Around the statement's end: sometimes while it runs, sometimes just after.
+        std::thread::sleep(Duration::from_micros(3_000 + (i % 8) * 600));
+        let (sent, _) = s.cancel();
+        let outcome = runner.join().unwrap();
+        if sent > 0 && outcome.is_err() {
+            cancelled += 1;
+        }
+        let next = s.query("SELECT $1::int", &[Some(b"1")]);
+        assert!(next.is_ok(), "round {i}: the statement after a cancel was hit by it: {:?}", next.err());
+    }
+    eprintln!("{cancelled} of 60 statements cancelled while running");
 }

@@ -80,7 +80,7 @@ fn no_session_state_reaches_the_next_caller(b: Backend) {
         ("PREPARE state_p AS SELECT 1", "SELECT count(*) FROM pg_prepared_statements", "0".into()),
         ("LISTEN state_channel", "SELECT count(*) FROM pg_listening_channels()", "0".into()),
         (
-            if b == Backend::R2d2 { "SELECT pg_advisory_lock(4242)" } else { "SELECT pg_advisory_lock(4243)" },
+            if b == Backend::Shared { "SELECT pg_advisory_lock(4242)" } else { "SELECT pg_advisory_lock(4243)" },
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
             "0".into(),
         ),
@@ -236,7 +236,7 @@ fn a_pinned_session_after_close_leaves_nothing_behind(b: Backend) {
         "SET search_path TO pg_catalog",
         "CREATE TEMP TABLE closed_tmp (a int)",
         "LISTEN closed_channel",
-        if b == Backend::R2d2 { "SELECT pg_advisory_lock(77)" } else { "SELECT pg_advisory_lock(78)" },
+        if b == Backend::Shared { "SELECT pg_advisory_lock(77)" } else { "SELECT pg_advisory_lock(78)" },
     ] {
         exec(&s, sql);
     }

@@ -1,7 +1,7 @@
 //! Session configuration and the pool's contract, against a real server: environment naming,
 //! db_url precedence, percent-encoded credentials, pool sharing and ids, exhaustion and the free
-//! contract, concurrency, reset on return, idle TTL. The pool's contract runs on both pool
-//! backends (r2d2, and the core of forked children).
+//! contract, concurrency, reset on return, idle TTL. The pool's contract runs on both kinds
+//! of pool (shared, and one of its own as a forked child makes).
 
 mod support;
 

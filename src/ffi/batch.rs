@@ -3,17 +3,19 @@
 use std::ffi::c_char;
 use std::ptr::null;
 
+use super::boundary::{lend_checked, unlend};
 use super::error::{pgsess_error, CError};
 use super::results::pgsess_results;
 use super::session::pgsess_session;
-use super::{arg, arg_mut, call, give, lend, params_arg, str_arg, take, Handle, NO_ERR};
+use super::{arg, arg_mut, call, give, params_arg, str_arg, take, Handle, NO_ERR};
 use crate::conn::BatchStatement;
 use crate::error::Code;
 use crate::results::Results;
 
 /// A list of statements to run together with `pgsess_batch_run`. Created by `pgsess_batch_new`,
 /// owned by the caller, freed with `pgsess_batch_free`; it copies what is added. One thread at
-/// a time; reusable (run it any number of times).
+/// a time; reusable (run it any number of times). Checked: after `pgsess_batch_free`, a call
+/// with it fails (`PGSESS_INTERFACE_ERROR`, or 0), and a second free does nothing.
 #[allow(non_camel_case_types)]
 pub struct pgsess_batch {
     _opaque: [u8; 0],
@@ -25,14 +27,51 @@ impl Handle for pgsess_batch {
 
 /// The outcome of each statement of a batch, in order. Owned by the caller, freed with
 /// `pgsess_batch_results_free`, which also returns the pooled connection the successful results
-/// hold. Read-only: any number of threads may read it.
+/// hold. Read-only: any number of threads may read it. Checked: after `pgsess_batch_results_free`
+/// it, and every results and error handle it gave, are ended handles, and any call with them
+/// is `PGSESS_INTERFACE_ERROR` (or NULL, 0, false).
 #[allow(non_camel_case_types)]
 pub struct pgsess_batch_results {
     _opaque: [u8; 0],
 }
 
 impl Handle for pgsess_batch_results {
-    type Rust = Vec<Result<Results, CError>>;
+    type Rust = BatchResults;
+}
+
+/// Each statement's outcome, with the checked handles C reads them through (made once, so
+/// repeated calls give the same handle; ended when this is dropped).
+pub struct BatchResults {
+    items: Vec<Result<Results, CError>>,
+    /// Per item: its `pgsess_results` or `pgsess_error` handle, as an address.
+    handles: Vec<usize>,
+}
+
+impl BatchResults {
+    fn new(items: Vec<Result<Results, CError>>) -> Box<BatchResults> {
+        let mut b = Box::new(BatchResults { items, handles: Vec::new() });
+        // The items stay where they are (the Vec is never changed again) until drop.
+        b.handles = b
+            .items
+            .iter()
+            .map(|item| match item {
+                Ok(r) => lend_checked::<pgsess_results>(r) as usize,
+                Err(e) => lend_checked::<pgsess_error>(e) as usize,
+            })
+            .collect();
+        b
+    }
+}
+
+impl Drop for BatchResults {
+    fn drop(&mut self) {
+        for (item, &h) in self.items.iter().zip(&self.handles) {
+            match item {
+                Ok(_) => unlend(h as *const pgsess_results),
+                Err(_) => unlend(h as *const pgsess_error),
+            }
+        }
+    }
 }
 
 /// A new, empty batch. Never NULL.
@@ -46,7 +85,8 @@ pub extern "C" fn pgsess_batch_new() -> *mut pgsess_batch {
 /// or more than 65535 parameters.
 ///
 /// # Safety
-/// `batch` NULL or live; `sql` NULL or NUL-terminated; `params` as for `pgsess_query`.
+/// `batch` NULL or a handle from this library (live or ended); `sql` NULL or NUL-terminated;
+/// `params` as for `pgsess_query`.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_add(
     batch: *mut pgsess_batch,
@@ -66,7 +106,7 @@ pub unsafe extern "C" fn pgsess_batch_add(
 /// Number of statements in the batch (0 for NULL).
 ///
 /// # Safety
-/// `batch` NULL or live.
+/// `batch` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_len(batch: *const pgsess_batch) -> usize {
     call(NO_ERR, || Ok(arg(batch, "batch")?.len()))
@@ -75,7 +115,7 @@ pub unsafe extern "C" fn pgsess_batch_len(batch: *const pgsess_batch) -> usize {
 /// Free a batch. NULL is ignored.
 ///
 /// # Safety
-/// `batch` NULL or live.
+/// `batch` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_free(batch: *mut pgsess_batch) {
     call(NO_ERR, || {
@@ -91,7 +131,7 @@ pub unsafe extern "C" fn pgsess_batch_free(batch: *mut pgsess_batch) {
 /// whole failed (no connection, or the connection broke). Any thread.
 ///
 /// # Safety
-/// `session` and `batch` NULL or live; `err` NULL or writable.
+/// `session` and `batch` NULL or a handle from this library (live or ended); `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_run(
     session: *mut pgsess_session,
@@ -102,56 +142,65 @@ pub unsafe extern "C" fn pgsess_batch_run(
         let s = arg(session, "session")?;
         let b = arg(batch, "batch")?;
         let items = s.batch(b)?.into_iter().map(|r| r.map_err(CError::new)).collect();
-        Ok(give::<pgsess_batch_results>(Box::new(items)))
+        Ok(give::<pgsess_batch_results>(BatchResults::new(items)))
     })
 }
 
 /// Number of statement outcomes (the batch's length); 0 for NULL.
 ///
 /// # Safety
-/// `results` NULL or live.
+/// `results` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_results_count(results: *const pgsess_batch_results) -> usize {
-    call(NO_ERR, || Ok(arg(results, "results")?.len()))
+    call(NO_ERR, || Ok(arg(results, "results")?.items.len()))
 }
 
 /// The results of statement `index`, or NULL when it failed (see `pgsess_batch_results_error`)
 /// or `index` is out of range. Owned by the batch results: read it with the `pgsess_results_*`
-/// accessors, never free it.
+/// accessors (the same handle for the same `index`; `pgsess_results_free` on it does nothing).
+/// It ends with the batch results: after `pgsess_batch_results_free` the accessors report it
+/// as an ended handle.
 ///
 /// # Safety
-/// `results` NULL or live.
+/// `results` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_results_get(
     results: *const pgsess_batch_results,
     index: usize,
 ) -> *const pgsess_results {
-    call(NO_ERR, || match arg(results, "results")?.get(index) {
-        Some(Ok(r)) => Ok(lend::<pgsess_results>(r)),
-        _ => Ok(null()),
+    call(NO_ERR, || {
+        let b = arg(results, "results")?;
+        Ok(match b.items.get(index) {
+            Some(Ok(_)) => b.handles[index] as *const pgsess_results,
+            _ => null(),
+        })
     })
 }
 
 /// The error of statement `index`, or NULL when it succeeded or `index` is out of range. Owned by
-/// the batch results: read it with the `pgsess_error_*` accessors, never free it.
+/// the batch results: read it with the `pgsess_error_*` accessors (`pgsess_error_free` on it
+/// does nothing); it ends with the batch results, as for `pgsess_batch_results_get`.
 ///
 /// # Safety
-/// `results` NULL or live.
+/// `results` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_results_error(
     results: *const pgsess_batch_results,
     index: usize,
 ) -> *const pgsess_error {
-    call(NO_ERR, || match arg(results, "results")?.get(index) {
-        Some(Err(e)) => Ok(lend::<pgsess_error>(e)),
-        _ => Ok(null()),
+    call(NO_ERR, || {
+        let b = arg(results, "results")?;
+        Ok(match b.items.get(index) {
+            Some(Err(_)) => b.handles[index] as *const pgsess_error,
+            _ => null(),
+        })
     })
 }
 
 /// Free batch results, returning the pooled connection. NULL is ignored.
 ///
 /// # Safety
-/// `results` NULL or live.
+/// `results` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_results_free(results: *mut pgsess_batch_results) {
     call(NO_ERR, || {

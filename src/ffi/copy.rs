@@ -14,7 +14,9 @@ use crate::session::Copy;
 /// the COPY ends: `pgsess_copy_finish`, an error, the end of a COPY TO's data, or
 /// `pgsess_copy_free`. While it does, the pool counts it in exhaustion messages and
 /// `pgsess_pool_copies_open`, and a pinned or transaction's session refuses other statements
-/// with `PGSESS_INTERFACE_ERROR`. One thread at a time.
+/// with `PGSESS_INTERFACE_ERROR`. One thread at a time. Checked: after `pgsess_copy_free`, any
+/// call with it fails with `PGSESS_INTERFACE_ERROR` (`pgsess_copy_is_in` gives false), and a
+/// second free does nothing.
 #[allow(non_camel_case_types)]
 pub struct pgsess_copy {
     _opaque: [u8; 0],
@@ -34,7 +36,7 @@ impl Handle for pgsess_copy {
 /// naming `pgsess_copy_out`). Returns a new handle, or NULL with `*err` set. Any thread.
 ///
 /// # Safety
-/// `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+/// `session` NULL or a handle from this library (live or ended); `sql` NULL or NUL-terminated; `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_in(
     session: *mut pgsess_session,
@@ -57,7 +59,8 @@ pub unsafe extern "C" fn pgsess_copy_in(
 /// `PGSESS_OK` or the failure's code.
 ///
 /// # Safety
-/// `copy` NULL or live; `data` NULL or `len` readable bytes; `err` NULL or writable.
+/// `copy` NULL or a handle from this library (live or ended); `data` NULL or `len` readable bytes;
+/// `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_write(
     copy: *mut pgsess_copy,
@@ -85,7 +88,7 @@ pub unsafe extern "C" fn pgsess_copy_write(
 /// must still be freed with `pgsess_copy_free`.
 ///
 /// # Safety
-/// `copy` NULL or live; `err` NULL or writable.
+/// `copy` NULL or a handle from this library (live or ended); `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_finish(copy: *mut pgsess_copy, err: *mut *mut pgsess_error) -> u64 {
     call_or(|_| u64::MAX, err, || arg_mut(copy, "copy")?.finish())
@@ -96,7 +99,7 @@ pub unsafe extern "C" fn pgsess_copy_finish(copy: *mut pgsess_copy, err: *mut *m
 /// and fails with `PGSESS_NOT_SUPPORTED_ERROR` naming `pgsess_copy_in`).
 ///
 /// # Safety
-/// `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+/// `session` NULL or a handle from this library (live or ended); `sql` NULL or NUL-terminated; `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_out(
     session: *mut pgsess_session,
@@ -120,7 +123,7 @@ pub unsafe extern "C" fn pgsess_copy_out(
 /// on the session: the COPY then fails with `PGSESS_QUERY_CANCELED`.
 ///
 /// # Safety
-/// `copy` NULL or live; `len` NULL or writable; `err` NULL or writable.
+/// `copy` NULL or a handle from this library (live or ended); `len` NULL or writable; `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_read(
     copy: *mut pgsess_copy,
@@ -164,7 +167,7 @@ unsafe fn read_with(
 /// COPY FROM STDIN or TO STDOUT still runs, and fails here with `PGSESS_INTERFACE_ERROR`.
 ///
 /// # Safety
-/// `session` NULL or live; `sql` NULL or NUL-terminated; `err` NULL or writable.
+/// `session` NULL or a handle from this library (live or ended); `sql` NULL or NUL-terminated; `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_start(
     session: *mut pgsess_session,
@@ -180,7 +183,7 @@ pub unsafe extern "C" fn pgsess_copy_start(
 /// True for a COPY FROM STDIN (write it), false for a COPY TO STDOUT (read it) and for NULL.
 ///
 /// # Safety
-/// `copy` NULL or live.
+/// `copy` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_is_in(copy: *const pgsess_copy) -> bool {
     call(NO_ERR, || Ok(arg(copy, "copy")?.direction() == crate::conn::CopyDirection::In))
@@ -195,7 +198,7 @@ pub unsafe extern "C" fn pgsess_copy_is_in(copy: *const pgsess_copy) -> bool {
 /// with `pgsess_copy_read`.
 ///
 /// # Safety
-/// `copy` NULL or live; `len` NULL or writable; `err` NULL or writable.
+/// `copy` NULL or a handle from this library (live or ended); `len` NULL or writable; `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_read_chunk(
     copy: *mut pgsess_copy,
@@ -214,7 +217,7 @@ pub unsafe extern "C" fn pgsess_copy_read_chunk(
 /// (`PGSESS_OK`) once the COPY has ended. The handle must still be freed.
 ///
 /// # Safety
-/// `copy` NULL or live; `why` NULL or NUL-terminated; `err` NULL or writable.
+/// `copy` NULL or a handle from this library (live or ended); `why` NULL or NUL-terminated; `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_abort(
     copy: *mut pgsess_copy,
@@ -234,7 +237,7 @@ pub unsafe extern "C" fn pgsess_copy_abort(
 /// another): a connection is never returned in copy mode.
 ///
 /// # Safety
-/// `copy` NULL or from `pgsess_copy_in`/`pgsess_copy_out`, not yet freed.
+/// `copy` NULL or a handle from this library (live or freed already: a second free does nothing).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_free(copy: *mut pgsess_copy) {
     call(NO_ERR, || {

@@ -104,8 +104,10 @@ pub unsafe extern "C" fn pgsess_error_message(err: *const pgsess_error) -> *cons
 }
 
 /// The five-character SQLSTATE: the server's, or the standard one for a client-side failure
-/// (`08001` could not connect, `08006` connection lost, ...). NULL when there is none (pool
-/// exhaustion, configuration and interface errors). Owned by `err`.
+/// (`08001` could not connect, `08006` connection lost, `08P01` protocol violation, ...). NULL
+/// when there is none: pool exhaustion, configuration and interface errors, and a server error
+/// report that carries no SQLSTATE (or an empty one: only a broken server sends either), never
+/// `""`. Owned by `err`.
 ///
 /// # Safety
 /// `err` is NULL or a live error object from this library.

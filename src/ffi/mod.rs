@@ -18,7 +18,13 @@ pub mod session;
 
 pub mod options;
 
+pub mod pool;
+
+pub mod config;
+
 pub mod results;
+
+pub mod cells;
 
 pub mod tx;
 

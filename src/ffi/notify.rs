@@ -11,7 +11,9 @@ use crate::error::Code;
 
 /// One notification (`NOTIFY channel, 'payload'` or `pg_notify`), or a gap marker
 /// (`pgsess_notification_is_gap`). From `pgsess_notification_next`; owned by the caller, freed
-/// with `pgsess_notification_free`. Immutable: any thread may read it.
+/// with `pgsess_notification_free`. Immutable: any thread may read it. Checked: after
+/// `pgsess_notification_free` its accessors give NULL, 0 or false, and a second free does
+/// nothing.
 #[allow(non_camel_case_types)]
 pub struct pgsess_notification {
     _opaque: [u8; 0],
@@ -38,7 +40,8 @@ impl Handle for pgsess_notification {
 /// `pgsess_notification_next`). Returns `PGSESS_OK` or the failure's code. Any thread.
 ///
 /// # Safety
-/// `session` NULL or live; `channel` NULL or NUL-terminated; `err` NULL or writable.
+/// `session` NULL or a handle from this library (live or ended); `channel` NULL or NUL-terminated;
+/// `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_listen(
     session: *mut pgsess_session,
@@ -55,7 +58,8 @@ pub unsafe extern "C" fn pgsess_listen(
 /// Notifications already queued stay. Returns `PGSESS_OK` or the failure's code. Any thread.
 ///
 /// # Safety
-/// `session` NULL or live; `channel` NULL or NUL-terminated; `err` NULL or writable.
+/// `session` NULL or a handle from this library (live or ended); `channel` NULL or NUL-terminated;
+/// `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_unlisten(
     session: *mut pgsess_session,
@@ -81,7 +85,7 @@ pub unsafe extern "C" fn pgsess_unlisten(
 /// thread; several threads may wait at once (each notification goes to one of them).
 ///
 /// # Safety
-/// `session` NULL or live; `err` NULL or writable.
+/// `session` NULL or a handle from this library (live or ended); `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_next(
     session: *mut pgsess_session,
@@ -102,7 +106,7 @@ pub unsafe extern "C" fn pgsess_notification_next(
 /// thread.
 ///
 /// # Safety
-/// `session` NULL or live.
+/// `session` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_wake(session: *mut pgsess_session) {
     call(NO_ERR, || {
@@ -121,7 +125,7 @@ pub unsafe extern "C" fn pgsess_notification_wake(session: *mut pgsess_session) 
 /// eventfd could not be made). Any thread.
 ///
 /// # Safety
-/// `session` NULL or live.
+/// `session` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_fd(session: *mut pgsess_session) -> std::ffi::c_int {
     call_or(|_| -1, NO_ERR, || arg(session, "session")?.notification_fd())
@@ -131,7 +135,7 @@ pub unsafe extern "C" fn pgsess_notification_fd(session: *mut pgsess_session) ->
 /// Owned by `n`. NULL for NULL.
 ///
 /// # Safety
-/// `n` NULL or live.
+/// `n` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_channel(n: *const pgsess_notification) -> *const c_char {
     call(NO_ERR, || Ok(arg(n, "notification")?.channel.as_ptr()))
@@ -140,7 +144,7 @@ pub unsafe extern "C" fn pgsess_notification_channel(n: *const pgsess_notificati
 /// The payload (`""` when none was given, and for a gap marker). Owned by `n`. NULL for NULL.
 ///
 /// # Safety
-/// `n` NULL or live.
+/// `n` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_payload(n: *const pgsess_notification) -> *const c_char {
     call(NO_ERR, || Ok(arg(n, "notification")?.payload.as_ptr()))
@@ -150,7 +154,7 @@ pub unsafe extern "C" fn pgsess_notification_payload(n: *const pgsess_notificati
 /// for NULL.
 ///
 /// # Safety
-/// `n` NULL or live.
+/// `n` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_pid(n: *const pgsess_notification) -> i32 {
     call(NO_ERR, || Ok(arg(n, "notification")?.pid))
@@ -161,7 +165,7 @@ pub unsafe extern "C" fn pgsess_notification_pid(n: *const pgsess_notification) 
 /// missed just before it: resynchronise. False for NULL.
 ///
 /// # Safety
-/// `n` NULL or live.
+/// `n` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_is_gap(n: *const pgsess_notification) -> bool {
     call(NO_ERR, || Ok(arg(n, "notification")?.gap))
@@ -170,7 +174,7 @@ pub unsafe extern "C" fn pgsess_notification_is_gap(n: *const pgsess_notificatio
 /// Free a notification. NULL is ignored. Any thread.
 ///
 /// # Safety
-/// `n` NULL or from `pgsess_notification_next`, not yet freed.
+/// `n` NULL or a handle from this library (live or freed already: a second free does nothing).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_free(n: *mut pgsess_notification) {
     call(NO_ERR, || {

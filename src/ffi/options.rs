@@ -1,10 +1,10 @@
 //! `pgsess_options`: settings for `pgsess_open`.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{arg_mut, call, give, pgsess_error, str_arg, take, Handle, NO_ERR};
-use crate::config::{NoticeHook, ResetMode, SessionOptions};
+use crate::config::{Host, NoticeHook, PasswordHook, ResetMode, SessionOptions};
 use crate::error::{Code, Error};
 
 /// Options for `pgsess_open`. Created by `pgsess_options_new`, owned by the caller, freed with
@@ -19,7 +19,8 @@ impl Handle for pgsess_options {
 }
 
 /// New options with the defaults: no db_url (the environment is read), pool_max_size 25,
-/// pool_idle_ttl 60 s, checkout_timeout 5000 ms. Never NULL. Free with `pgsess_options_free`.
+/// pool_idle_ttl 60 s, checkout_timeout 5000 ms, pool_max_lifetime 3600 s, pool_min_idle 0,
+/// pool_health_check 30000 ms. Never NULL. Free with `pgsess_options_free`.
 #[no_mangle]
 pub extern "C" fn pgsess_options_new() -> *mut pgsess_options {
     call(NO_ERR, || Ok(give::<pgsess_options>(Box::default())))
@@ -48,9 +49,9 @@ unsafe fn with_opts(opts: *mut pgsess_options, f: impl FnOnce(&mut SessionOption
     })
 }
 
-/// Use `url` (a PostgreSQL URI) instead of the `PGSQL_*` environment variable. The string is
-/// copied. `PGSESS_INTERFACE_ERROR` for NULL arguments or invalid UTF-8; the URI itself is
-/// checked by `pgsess_open`.
+/// Use `url` (a connection string: a PostgreSQL URI or libpq's `key=value` pairs) instead of
+/// the `PGSQL_*` environment variable. The string is copied. `PGSESS_INTERFACE_ERROR` for NULL
+/// arguments or invalid UTF-8; the string itself is checked by `pgsess_open`.
 ///
 /// # Safety
 /// `opts` as for `pgsess_options_free`; `url` NULL or a NUL-terminated string.
@@ -72,8 +73,8 @@ pub unsafe extern "C" fn pgsess_options_set_pool_max_size(opts: *mut pgsess_opti
     with_opts(opts, |o| o.set_pool_max_size(max_size))
 }
 
-/// Close connections idle longer than `seconds` (checked every second; default 60). 0 keeps idle
-/// connections open for the life of the pool.
+/// Close connections idle longer than `seconds` (checked four times a second; default 60), but
+/// never below `pool_min_idle`. 0 keeps idle connections open for the life of the pool.
 ///
 /// # Safety
 /// `opts` as for `pgsess_options_free`.
@@ -106,9 +107,12 @@ pub unsafe extern "C" fn pgsess_options_set_statement_cache(opts: *mut pgsess_op
 
 /// Bound every statement of sessions opened with these options: after `ms` the library asks
 /// the server to cancel the statement, which then fails with `PGSESS_QUERY_CANCELED`; if the
-/// server does not answer within 5 s more (a hung server or network), the statement fails with
-/// `PGSESS_OPERATIONAL_ERROR` and its connection is discarded. 0 (the default): no bound. Not
-/// part of the pool key: sessions with different timeouts share a pool.
+/// server does not answer within the cancel grace more (`pgsess_options_set_cancel_grace_ms`,
+/// default 5 s: a hung server or network), the statement fails with `PGSESS_QUERY_CANCELED`
+/// all the same and its connection is discarded. Sending is bounded too: a statement still
+/// being sent after `ms` (a server that stopped reading) fails with `PGSESS_QUERY_CANCELED`
+/// and its connection is discarded. 0 (the default): no bound. Not part of the pool key:
+/// sessions with different timeouts share a pool.
 ///
 /// # Safety
 /// `opts` as for `pgsess_options_free`.
@@ -264,5 +268,188 @@ fn notice_hook(cb: unsafe extern "C" fn(*const pgsess_error, *mut c_void), user_
                 unsafe { cb(view, data as *mut c_void) }
             })
         }));
+    })
+}
+
+/// The most bytes a password callback may write, its terminating NUL included: room for
+/// cloud IAM tokens, which run to a few kilobytes.
+const PASSWORD_BUFFER: usize = 16 * 1024;
+
+/// A password callback: `(host, port, user, password, password_size, user_data)`, called for
+/// each new connection. `host` is the host name (or IP address, or Unix socket directory) the
+/// connection goes to, `user` the user name, both valid during the call only. The callback
+/// writes the password, NUL-terminated, into `password` (`password_size` bytes, 16384) and
+/// returns its length; or returns -1 to use the password configured otherwise (the connection
+/// string, `PGPASSWORD`, the password file). Any other negative value, or a length of
+/// `password_size` or more, fails the connection attempt (`PGSESS_OPERATIONAL_ERROR`).
+/// NULL means none.
+#[allow(non_camel_case_types)]
+pub type pgsess_password_callback = Option<
+    unsafe extern "C" fn(
+        host: *const c_char,
+        port: u16,
+        user: *const c_char,
+        password: *mut c_char,
+        password_size: usize,
+        user_data: *mut c_void,
+    ) -> i32,
+>;
+
+/// Ask `cb` for the password of each new connection the pool of sessions opened with these
+/// options opens (pgx's `BeforeConnect`, psycopg's callable conninfo, HikariCP's credentials
+/// provider): so a rotated password or a short-lived token (cloud IAM authentication) is used
+/// by the connections opened after the change, without reopening anything. It is called once
+/// per connection attempt (each host tried is an attempt), before the startup message is sent,
+/// on the thread that opens the connection: the one calling `pgsess_open` (which opens the
+/// pool's first connection) or running a statement that needs a new connection, the library's
+/// worker thread for an asynchronous request, or a pool's background thread. Several threads
+/// may call it at once; it must be thread-safe and must not use pgsess sessions (the pool it
+/// serves may be waiting for it). It must return (no `longjmp` out of it). What it writes is
+/// never logged or shown in any message.
+///
+/// A NULL `cb` turns it off (the default). The callback and `user_data` are part of the pool
+/// key, not what it returns: sessions with the same pair share one pool. `user_data` is passed
+/// as it is and must stay valid as long as such sessions may open connections.
+/// `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per `opts`.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`; `cb` NULL or a function that may be called with
+/// `user_data` as described.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_password_callback(
+    opts: *mut pgsess_options,
+    cb: pgsess_password_callback,
+    user_data: *mut c_void,
+) -> Code {
+    with_opts(opts, |o| {
+        o.set_password_hook(cb.map(|cb| password_hook(cb, user_data)));
+        Ok(())
+    })
+}
+
+/// The hook that calls `cb` with C strings and a buffer, identified by the callback's and the
+/// user data's addresses.
+fn password_hook(
+    cb: unsafe extern "C" fn(*const c_char, u16, *const c_char, *mut c_char, usize, *mut c_void) -> i32,
+    user_data: *mut c_void,
+) -> PasswordHook {
+    let data = user_data as usize;
+    PasswordHook::new((cb as usize, data), move |host, user| {
+        let name = match &host.host {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(dir) => dir.display().to_string(),
+        };
+        let failed = |why: &str| Error::operational("08001", format!("the password callback for {host}: {why}"));
+        let name = CString::new(name).map_err(|_| failed("the host name holds a NUL byte"))?;
+        let user = CString::new(user).map_err(|_| failed("the user name holds a NUL byte"))?;
+        let mut buf = vec![0u8; PASSWORD_BUFFER];
+        // SAFETY: the application registered `cb` to be called so
+        // (`pgsess_options_set_password_callback`); the strings and the buffer outlive the call.
+        let n = unsafe {
+            cb(name.as_ptr(), host.port, user.as_ptr(), buf.as_mut_ptr().cast(), buf.len(), data as *mut c_void)
+        };
+        let n = match usize::try_from(n) {
+            Ok(n) if n < buf.len() => n,
+            Ok(_) => return Err(failed("it returned a length that does not fit its buffer")),
+            Err(_) if n == -1 => return Ok(None),
+            Err(_) => return Err(failed(&format!("it returned {n}"))),
+        };
+        buf.truncate(n);
+        let password = String::from_utf8(buf).map_err(|_| failed("the password is not UTF-8"))?;
+        Ok(Some(password))
+    })
+}
+
+/// How long a cancelled statement of sessions opened with these options may wait for the
+/// server's answer (default 5000 ms). A statement is cancelled by its statement timeout
+/// (`pgsess_options_set_statement_timeout_ms`), by `pgsess_cancel`, or by
+/// `pgsess_request_cancel`; a server that answers the cancel within the grace fails it with
+/// `PGSESS_QUERY_CANCELED` and the connection stays usable. One that does not (a hung server
+/// or network, a server ignoring cancel requests) gets no longer: the statement fails with
+/// `PGSESS_QUERY_CANCELED` and its connection is closed. So `pgsess_cancel` bounds a statement
+/// even on a session without a statement timeout. `pgsess_close` waits as long for the
+/// session's asynchronous requests still running. 0: no wait at all (the cancel request is
+/// still sent, and the connection closed at once). Not part of the pool key.
+/// `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per `opts`.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_cancel_grace_ms(opts: *mut pgsess_options, ms: u32) -> Code {
+    with_opts(opts, |o| {
+        o.set_cancel_grace_ms(ms);
+        Ok(())
+    })
+}
+
+/// Bound each statement's result to `bytes` of row data: the DataRow messages of one result, or
+/// of one chunk of a stream (COPY TO's data is bounded per message). 0 is no limit; the default
+/// is 1 GiB (1073741824). A statement whose result grows past it fails with
+/// `PGSESS_OPERATIONAL_ERROR`, SQLSTATE 54000, and an error that names the setting; the server
+/// is asked to cancel the statement and the connection is discarded (the next statement gets
+/// another). The bound is there so that no server, broken or hostile, can make the process
+/// allocate without end; a declared message length is never allocated before its bytes arrive.
+/// It also bounds what is kept of the server's output while a statement (or COPY data) is still
+/// being sent and the server is not reading it: `bytes` plus 8 MiB, past which the statement fails
+/// with SQLSTATE 54000 too and the connection is closed (with 0, no bound).
+/// Part of the pool key: sessions with different bounds use different pools.
+/// `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per `opts`.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_max_result_bytes(opts: *mut pgsess_options, bytes: u64) -> Code {
+    with_opts(opts, |o| {
+        o.set_max_result_bytes(bytes);
+        Ok(())
+    })
+}
+
+/// Close a connection once it has been open `seconds` (default 3600; 0: no limit). Each
+/// connection's limit is chosen within +-10% of it, so that connections opened together do not
+/// all close together; a connection is closed when it is next idle (returned, or found by the
+/// background reaper), never under a statement, and the pool opens another as it needs one.
+/// Part of the pool key: sessions with different lifetimes use different pools.
+/// `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per `opts`.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_pool_max_lifetime(opts: *mut pgsess_options, seconds: u32) -> Code {
+    with_opts(opts, |o| {
+        o.set_pool_max_lifetime(seconds);
+        Ok(())
+    })
+}
+
+/// Keep at least `n` idle connections open (default 0; a value above `pool_max_size` keeps
+/// `pool_max_size`): the `pgsess_open` that creates the pool opens them (within the checkout
+/// timeout; the first must succeed, the others are retried in the background), and the pool
+/// re-opens them in the background when they close (idle TTL, lifetime, server restarts,
+/// `pg_terminate_backend`). The idle TTL never closes these. Part of the pool key.
+/// `PGSESS_CONFIG_ERROR` above 10000; `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at
+/// a time per `opts`.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_pool_min_idle(opts: *mut pgsess_options, n: u32) -> Code {
+    with_opts(opts, |o| o.set_pool_min_idle(n))
+}
+
+/// Check a connection that has been idle for `ms` or longer (default 30000; 0: never) with a
+/// round trip (an empty query) before it is handed out: a network that drops packets silently
+/// is not visible to the socket check every checkout makes. A connection that does not answer
+/// within a second is closed and another one used; the checkout still ends within its timeout.
+/// Part of the pool key. `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per
+/// `opts`.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_pool_health_check_ms(opts: *mut pgsess_options, ms: u32) -> Code {
+    with_opts(opts, |o| {
+        o.set_pool_health_check_ms(ms);
+        Ok(())
     })
 }

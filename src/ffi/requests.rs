@@ -137,8 +137,9 @@ pub unsafe extern "C" fn pgsess_async_dispatch(session: *mut pgsess_session) -> 
 }
 
 /// Cancel a request: if it is still queued it is dropped and its callback gets
-/// `PGSESS_QUERY_CANCELED`; if it is running the server is asked to cancel it (it then usually
-/// fails with `PGSESS_QUERY_CANCELED`); a finished request is unaffected. The callback still runs
+/// `PGSESS_QUERY_CANCELED`; if it is running the server is asked to cancel it (it then fails
+/// with `PGSESS_QUERY_CANCELED`, at the latest at the cancel grace, see
+/// `pgsess_options_set_cancel_grace_ms`); a finished request is unaffected. The callback still runs
 /// exactly once. `PGSESS_INTERFACE_ERROR` for NULL. Any thread. In a child created by fork(), a
 /// request its parent submitted is the parent's: cancelling it there does nothing.
 ///

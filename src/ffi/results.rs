@@ -156,7 +156,9 @@ pub unsafe extern "C" fn pgsess_results_is_null(results: *const pgsess_results, 
 }
 
 /// Rows affected, as libpq's `PQcmdTuples` reads the command tag: INSERT, UPDATE, DELETE, MERGE,
-/// SELECT, MOVE, FETCH and COPY give their count; any other command 0.
+/// SELECT, MOVE, FETCH and COPY give their count; any other command 0. A count that does not fit
+/// 64 bits (only a broken server sends one) is `UINT64_MAX`: `pgsess_results_rows_affected_text`
+/// has its digits.
 ///
 /// # Safety
 /// `results` NULL or live.
@@ -174,7 +176,9 @@ pub unsafe extern "C" fn pgsess_results_backend_pid(results: *const pgsess_resul
     call(NO_ERR, || Ok(arg(results, "results")?.set.backend_pid))
 }
 
-/// Number of notices (NOTICE, WARNING, ...) the statement raised.
+/// Number of notices (NOTICE, WARNING, ...) the statement raised and the results keep: the
+/// last 1000 at most, and at most 1 MiB of their text (the newest is always kept); those
+/// dropped are counted by `pgsess_results_notices_dropped`.
 ///
 /// # Safety
 /// `results` NULL or live.
@@ -467,4 +471,29 @@ pub unsafe extern "C" fn pgsess_results_as_dict(
     err: *mut *mut pgsess_error,
 ) -> *mut c_char {
     call(err, || Ok(c_string(&arg(results, "results")?.as_dict()?).into_raw()))
+}
+
+/// How many notices the statement raised beyond those the results keep (see
+/// `pgsess_results_notice_count`): the oldest are dropped first, so that a server sending
+/// notices without end (a `RAISE NOTICE` in a long loop) costs bounded memory. A notice callback
+/// (`pgsess_options_set_notice_callback`) still receives every one. 0 for NULL. Any thread.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_notices_dropped(results: *const pgsess_results) -> u64 {
+    call(NO_ERR, || Ok(arg(results, "results")?.set.notices_dropped))
+}
+
+/// The row count of the command tag as text, exactly as libpq's `PQcmdTuples` gives it: the
+/// digits of INSERT, UPDATE, DELETE, MERGE, SELECT, MOVE, FETCH and COPY tags (`"3"`), whatever
+/// their number (so a count too large for `pgsess_results_rows_affected` is still told
+/// exactly); `""` for any other command, or a tag whose count is not digits. Owned by the
+/// results, valid until they are freed; NULL for NULL. Any thread.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_rows_affected_text(results: *const pgsess_results) -> *const c_char {
+    call(NO_ERR, || Ok(arg(results, "results")?.set.rows_affected_digits().as_ptr()))
 }

@@ -27,15 +27,21 @@ impl Handle for pgsess_session {
 
 /// Open a session named `dbname`.
 ///
-/// The PostgreSQL URI comes from the `db_url` option when set; otherwise from the environment
+/// The connection string comes from the `db_url` option when set; otherwise from the environment
 /// variable `"PGSQL_" + dbname`, upper-cased as a whole the way Python's `str.upper()` does
 /// (`"straße"` reads `PGSQL_STRASSE`; nothing else is changed). A NULL or empty `dbname` reads
-/// `PGSQL`. A missing variable, a malformed URI or an unsupported URI parameter is
-/// `PGSESS_CONFIG_ERROR`.
+/// `PGSQL`. Either of libpq's forms is accepted: a URI (`postgresql://...`) or `key=value`
+/// pairs, completed as libpq completes them (service file, `PG*` variables, defaults). A
+/// missing variable, a malformed string, a keyword libpq does not know or an invalid value is
+/// `PGSESS_CONFIG_ERROR`; a keyword or value pgsess does not support is
+/// `PGSESS_NOT_SUPPORTED_ERROR` (`pgsess_config_check` checks all this without connecting).
 ///
 /// Sessions with the same normalised URI and pool options share one process-wide pool. Joining
 /// an existing pool opens no connection; creating one opens its first connection, so a wrong
-/// host, user or password fails here.
+/// host, user or password fails here. Opening it is bounded by the checkout timeout
+/// (`pgsess_options_set_checkout_timeout_ms`) as a whole, whatever the number of hosts and
+/// however slowly a server answers: a server that accepts the TCP connection and never answers
+/// makes `pgsess_open` fail with `PGSESS_OPERATIONAL_ERROR` (SQLSTATE 08001) at that timeout.
 ///
 /// `opts` may be NULL (defaults); it is only read. Returns a new session, or NULL with `*err` set.
 /// Any thread.
@@ -57,7 +63,11 @@ pub unsafe extern "C" fn pgsess_open(
 }
 
 /// Close a session. NULL is ignored. Asynchronous requests still outstanding are cancelled and
-/// every remaining callback runs on this thread before it returns. Results and transactions
+/// every remaining callback runs on this thread before it returns: queued ones at once with
+/// `PGSESS_QUERY_CANCELED`; running ones get a cancel request, and those whose statement has
+/// not ended within the cancel grace (`pgsess_options_set_cancel_grace_ms`, default 5 s) fail
+/// with `PGSESS_QUERY_CANCELED` (their connections are closed). So it returns within the cancel
+/// grace (or the up to 5 s sending the cancel requests takes, when longer). Results and transactions
 /// obtained from the session stay valid and keep their connections until freed; the pool stays
 /// for other sessions (its idle connections close after `pool_idle_ttl`).
 ///
@@ -291,7 +301,10 @@ pub unsafe extern "C" fn pgsess_begin(session: *mut pgsess_session, err: *mut *m
 
 /// Ask the server to cancel every statement this session is running now (from another thread:
 /// `pgsess_query` blocks the thread that called it). Each cancelled statement fails with
-/// `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. `PGSESS_OK` when
+/// `PGSESS_QUERY_CANCELED`; a statement that finishes first is unaffected. A server that does
+/// not answer the cancel within the cancel grace (`pgsess_options_set_cancel_grace_ms`,
+/// default 5 s) gets no longer: the statement fails with `PGSESS_QUERY_CANCELED` at the grace
+/// and its connection is closed, also when the cancel request could not be sent. `PGSESS_OK` when
 /// every cancel request was sent (including when nothing was running), else
 /// `PGSESS_OPERATIONAL_ERROR`; `PGSESS_INTERFACE_ERROR` for NULL. Any thread.
 ///
@@ -434,4 +447,15 @@ pub unsafe extern "C" fn pgsess_notice(session: *const pgsess_session, index: us
         let notice = arg(session, "session")?.notice(index);
         Ok(notice.map_or(std::ptr::null_mut(), |n| c_string(&n).into_raw()))
     })
+}
+
+/// How many notices of the session's statements it did not keep: beyond the last 50 it keeps
+/// (`pgsess_notice_count`), and beyond those a statement's results keep
+/// (`pgsess_results_notices_dropped`), the oldest dropped first. 0 for NULL. Any thread.
+///
+/// # Safety
+/// `session` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_notices_dropped(session: *const pgsess_session) -> u64 {
+    call(NO_ERR, || Ok(arg(session, "session")?.notices_dropped()))
 }

@@ -8,6 +8,8 @@ use crate::session::RowStream;
 
 /// Rows of one statement arriving in chunks, from `pgsess_query_stream`. Owned by the caller,
 /// freed with `pgsess_stream_free`; holds its pooled connection until then. One thread at a time.
+/// Checked: after `pgsess_stream_free`, `pgsess_stream_next` with it fails with
+/// `PGSESS_INTERFACE_ERROR`, and a second free does nothing.
 #[allow(non_camel_case_types)]
 pub struct pgsess_stream {
     _opaque: [u8; 0],
@@ -23,7 +25,7 @@ impl Handle for pgsess_stream {
 /// then has no more rows). The last chunk's `pgsess_results_status` is the command tag.
 ///
 /// # Safety
-/// `stream` NULL or live; `err` NULL or writable.
+/// `stream` NULL or a handle from this library (live or ended); `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_stream_next(
     stream: *mut pgsess_stream,
@@ -39,7 +41,7 @@ pub unsafe extern "C" fn pgsess_stream_next(
 /// connection returns to the pool once every chunk is freed too. NULL is ignored.
 ///
 /// # Safety
-/// `stream` NULL or live.
+/// `stream` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_stream_free(stream: *mut pgsess_stream) {
     call(NO_ERR, || {

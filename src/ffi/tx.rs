@@ -4,6 +4,7 @@
 use std::ffi::{c_char, c_void};
 use std::ptr::null_mut;
 
+use super::boundary::{lend_child, lend_scoped, take_checked};
 use super::results::pgsess_results;
 use super::session::{self, pgsess_session};
 use super::{arg, call, give, lend, pgsess_code_arg, pgsess_error, str_arg, take, Handle, NO_ERR};
@@ -15,6 +16,12 @@ use crate::session::{Isolation, Transaction, TxOptions};
 /// `pgsess_run_in_tx` function is the runner's, which ends it. One thread at a time. Results
 /// from `pgsess_tx_query` share the transaction's connection: it returns to the pool once the
 /// transaction has ended and all of them are freed.
+///
+/// Checked: once it has ended (`pgsess_commit`, `pgsess_rollback`, or the end of the
+/// `pgsess_run_in_tx` function it was given to), any call with it, and with its session
+/// (`pgsess_tx_session`), fails with `PGSESS_INTERFACE_ERROR` (or returns NULL, 0 or false where
+/// a call has no error), and a second commit or rollback is refused or ignored: no undefined
+/// behaviour.
 #[allow(non_camel_case_types)]
 pub struct pgsess_tx {
     _opaque: [u8; 0],
@@ -28,7 +35,7 @@ impl Handle for pgsess_tx {
 /// `*err` set, for a NULL `tx`.
 ///
 /// # Safety
-/// `tx` NULL or live; `err` NULL or writable.
+/// `tx` NULL or a handle from this library (live or ended); `err` NULL or writable.
 unsafe fn session_of(tx: *mut pgsess_tx, err: *mut *mut pgsess_error) -> Option<*mut pgsess_session> {
     let s = call(err, || Ok(lend::<pgsess_session>(arg(tx, "tx")?.session()).cast_mut()));
     (!s.is_null()).then_some(s)
@@ -40,20 +47,22 @@ unsafe fn session_of(tx: *mut pgsess_tx, err: *mut *mut pgsess_error) -> Option<
 /// rolled back with it. Borrowed from `tx`: it lives until `pgsess_commit` or `pgsess_rollback`
 /// (which first cancel its outstanding asynchronous requests and run their callbacks), and
 /// `pgsess_close` on it does nothing. Repeated calls return the same session. `pgsess_begin`
-/// on it fails (use `SAVEPOINT`). NULL for NULL. One thread at a time, as `tx`.
+/// on it fails (use `SAVEPOINT`). After the transaction has ended, every call with this session
+/// fails with `PGSESS_INTERFACE_ERROR`. NULL for NULL and for an ended `tx`. One thread at a
+/// time, as `tx`.
 ///
 /// # Safety
-/// `tx` NULL or live.
+/// `tx` NULL or a handle from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_tx_session(tx: *mut pgsess_tx) -> *mut pgsess_session {
-    call(NO_ERR, || Ok(lend::<pgsess_session>(arg(tx, "tx")?.session()).cast_mut()))
+    call(NO_ERR, || Ok(lend_child::<pgsess_session, pgsess_tx>(tx, arg(tx, "tx")?.session())))
 }
 
 /// Run a statement inside the transaction; arguments and results as for `pgsess_query`. After a
 /// failed statement the server refuses further statements (SQLSTATE 25P02) until rollback.
 ///
 /// # Safety
-/// `tx` NULL or live; other arguments as for `pgsess_query`.
+/// `tx` NULL or a handle from this library (live or ended); other arguments as for `pgsess_query`.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_tx_query(
     tx: *mut pgsess_tx,
@@ -71,7 +80,7 @@ pub unsafe extern "C" fn pgsess_tx_query(
 /// `pgsess_query_params` inside the transaction.
 ///
 /// # Safety
-/// `tx` NULL or live; other arguments as for `pgsess_query_params`.
+/// `tx` NULL or a handle from this library (live or ended); other arguments as for `pgsess_query_params`.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_tx_query_params(
     tx: *mut pgsess_tx,
@@ -94,7 +103,7 @@ pub unsafe extern "C" fn pgsess_tx_query_params(
 /// `pgsess_callproc` inside the transaction.
 ///
 /// # Safety
-/// `tx` NULL or live; other arguments as for `pgsess_callproc`.
+/// `tx` NULL or a handle from this library (live or ended); other arguments as for `pgsess_callproc`.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_tx_callproc(
     tx: *mut pgsess_tx,
@@ -112,7 +121,7 @@ pub unsafe extern "C" fn pgsess_tx_callproc(
 /// `pgsess_callproc_params` inside the transaction.
 ///
 /// # Safety
-/// `tx` NULL or live; other arguments as for `pgsess_callproc_params`.
+/// `tx` NULL or a handle from this library (live or ended); other arguments as for `pgsess_callproc_params`.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_tx_callproc_params(
     tx: *mut pgsess_tx,
@@ -145,11 +154,12 @@ pub unsafe extern "C" fn pgsess_tx_callproc_params(
 /// the statement that failed the transaction was a serialization failure or a deadlock (the
 /// error is then retryable, `pgsess_error_is_retryable`), else 40000. A serialization failure
 /// found by the COMMIT itself (SERIALIZABLE) is the server's 40001 error.
-/// `PGSESS_INTERFACE_ERROR` for NULL, and for the transaction of a `pgsess_run_in_tx` function,
-/// which is left as it is (its function commits by returning `PGSESS_OK`).
+/// `PGSESS_INTERFACE_ERROR` for NULL, for a transaction that has ended already (a second
+/// commit, a commit after a rollback), and for the transaction of a `pgsess_run_in_tx`
+/// function, which is left as it is (its function commits by returning `PGSESS_OK`).
 ///
 /// # Safety
-/// `tx` NULL or live; `err` NULL or writable.
+/// `tx` NULL or a handle from this library (live or ended); `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_commit(tx: *mut pgsess_tx, err: *mut *mut pgsess_error) -> Code {
     call(err, || {
@@ -158,17 +168,17 @@ pub unsafe extern "C" fn pgsess_commit(tx: *mut pgsess_tx, err: *mut *mut pgsess
                 "this transaction belongs to pgsess_run_in_tx, which commits it when its function returns PGSESS_OK",
             ));
         }
-        take(tx).ok_or_else(|| Error::interface("tx is NULL"))?.commit()?;
+        take_checked(tx, "tx")?.commit()?;
         Ok(Code::PGSESS_OK)
     })
 }
 
-/// Roll back and free the transaction handle. NULL is ignored, and so is the transaction of a
-/// `pgsess_run_in_tx` function (its function rolls back by returning another code than
-/// `PGSESS_OK`).
+/// Roll back and free the transaction handle. NULL is ignored, and so are a transaction that
+/// has ended already and the transaction of a `pgsess_run_in_tx` function (its function rolls
+/// back by returning another code than `PGSESS_OK`).
 ///
 /// # Safety
-/// `tx` NULL or live.
+/// `tx` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_rollback(tx: *mut pgsess_tx) {
     call(NO_ERR, || {
@@ -228,7 +238,7 @@ fn isolation_arg(isolation: pgsess_isolation_arg) -> Result<Isolation> {
 /// `session` or an `isolation` that is not a `pgsess_isolation`. Any thread.
 ///
 /// # Safety
-/// `session` NULL or live; `err` NULL or writable.
+/// `session` NULL or a handle from this library (live or ended); `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_begin_with(
     session: *mut pgsess_session,
@@ -262,7 +272,8 @@ pub unsafe extern "C" fn pgsess_error_is_retryable(err: *const pgsess_error) -> 
 /// The function `pgsess_run_in_tx` runs in a transaction. `tx` is the runner's: run statements
 /// with `pgsess_tx_query` and the like, on `pgsess_tx_session(tx)`, and with savepoints, but do
 /// not commit, roll back or keep it (`pgsess_commit` and `pgsess_rollback` on it are refused and
-/// ignored), and free every result before returning. Return `PGSESS_OK` to commit; any other
+/// ignored; once `fn` has returned, it and its session are ended handles, and any call with
+/// them is `PGSESS_INTERFACE_ERROR`), and free every result before returning. Return `PGSESS_OK` to commit; any other
 /// code rolls back, with `*err` set to an error from this library (pass on the error of the
 /// statement that failed: a 40001 is what makes the runner retry) or left NULL. `*err` is NULL
 /// on entry. The function may run several times: it should have no effect outside the
@@ -290,7 +301,8 @@ pub type pgsess_tx_fn = Option<
 /// return value that is not a `pgsess_code` (which rolls back). Any thread, as the session.
 ///
 /// # Safety
-/// `session` NULL or live; `fn` NULL or a function as `pgsess_tx_fn` says; `err` NULL or
+/// `session` NULL or a handle from this library (live or ended); `fn` NULL or a function as
+/// `pgsess_tx_fn` says; `err` NULL or
 /// writable. `user_data` is passed to `fn` untouched.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_run_in_tx(
@@ -307,7 +319,8 @@ pub unsafe extern "C" fn pgsess_run_in_tx(
         let f = r#fn.ok_or_else(|| Error::interface("fn is NULL"))?;
         s.run_in_tx(options, max_attempts, |tx| {
             let mut fn_err: *mut pgsess_error = null_mut();
-            let code = f(lend::<pgsess_tx>(tx).cast_mut(), user_data, &mut fn_err);
+            // The handle ends when `f` returns: kept and used later, it is an interface error.
+            let code = lend_scoped::<pgsess_tx, _>(tx, |tx| f(tx, user_data, &mut fn_err));
             // The error is one this library made (the function's contract): its own again.
             let fn_error = take(fn_err).map(|e| e.error);
             match Code::from_raw(code) {
@@ -334,7 +347,8 @@ pub unsafe extern "C" fn pgsess_run_in_tx(
 /// a NULL `tx` or `name`, an empty name, or one that is not UTF-8. One thread at a time, as `tx`.
 ///
 /// # Safety
-/// `tx` NULL or live; `name` NULL or a NUL-terminated string; `err` NULL or writable.
+/// `tx` NULL or a handle from this library (live or ended); `name` NULL or a NUL-terminated string;
+/// `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_savepoint(
     tx: *mut pgsess_tx,

@@ -22,7 +22,7 @@ pub use notify::{NOTIFICATIONS_KEPT, NOTIFICATION_BYTES_KEPT};
 pub use tx::{savepoint_ident, Isolation, Transaction, TxOptions, DEFAULT_TX_ATTEMPTS};
 
 use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
-use crate::conn::{BatchStatement, CancelKey, Param, PgConn};
+use crate::conn::{BatchStatement, Canceller, Param, PgConn};
 use crate::error::{Code, Error, Result};
 use crate::pool::{registry, Lease, Pool, PoolStats};
 use crate::requests::{Completion, Engine, Job, Pending, Request};
@@ -106,6 +106,9 @@ struct PerProcess {
     notifier: OnceLock<Arc<notify::Notifier>>,
     /// The COPYs open on a pinned or transaction's session's connection.
     copies: Mutex<Vec<std::sync::Weak<copy::CopyHold>>>,
+    /// Notices of the session's statements not kept: dropped by their results
+    /// (`ResultSet::notices_dropped`) or past `NOTICES_KEPT` here.
+    notices_dropped: AtomicU64,
 }
 
 impl PerProcess {
@@ -121,14 +124,25 @@ impl PerProcess {
             notices: Mutex::new(VecDeque::new()),
             requests: OnceLock::new(),
             init: Mutex::new(()),
+            notices_dropped: AtomicU64::new(0),
         }
     }
+}
+
+/// What bounds a session's statements (`SessionOptions`).
+#[derive(Clone, Copy, Debug)]
+struct Waits {
+    /// Past it, the statement is cancelled (and sending it fails).
+    statement_timeout: Option<Duration>,
+    /// A cancelled statement's wait for the server's answer; closing the session waits as long
+    /// for its asynchronous requests.
+    cancel_grace: Duration,
 }
 
 pub(crate) struct SessionInner {
     config: ConnectConfig,
     settings: PoolSettings,
-    statement_timeout: Option<Duration>,
+    waits: Waits,
     /// Runs on the local pool core even in the original process (tests).
     local_pool: bool,
     /// Distinguishes the session's statements from others on the same pool (for `cancel`). A
@@ -181,15 +195,15 @@ impl Session {
         Session::open_on(dbname, options, false)
     }
 
-    /// `open` on the pool core a forked child uses, in this process (on pools of their own).
-    /// For the test suite, which runs the pool's contract against both backends.
+    /// `open` on a pool of its own, made as a forked child makes its pools. For the test suite,
+    /// which runs the pool's contract on both kinds.
     #[doc(hidden)]
     pub fn open_with_local_pool(dbname: &str, options: &SessionOptions) -> Result<Session> {
         Session::open_on(dbname, options, true)
     }
 
     fn open_on(dbname: &str, options: &SessionOptions, local_pool: bool) -> Result<Session> {
-        let config = match &options.db_url {
+        let mut config = match &options.db_url {
             Some(url) => config::parse_uri(url, &ProcessEnvironment).map_err(|e| e.context("db_url"))?,
             None => {
                 let uri = config::uri_from_env(dbname)?;
@@ -198,12 +212,14 @@ impl Session {
                     .map_err(|e| e.context(format!("environment variable {var}")))?
             }
         };
+        config.password_hook = options.password_hook.clone();
         crate::atfork::register();
         let (pool, created) = registry::get_or_create(&config, options.pool, local_pool);
+        let waits = Waits { statement_timeout: options.statement_timeout, cancel_grace: options.cancel_grace() };
         let session = Session::on_pool(
             config,
             options.pool,
-            options.statement_timeout,
+            waits,
             local_pool,
             Binding::Pooled,
             None,
@@ -229,7 +245,7 @@ impl Session {
     fn on_pool(
         config: ConnectConfig,
         settings: PoolSettings,
-        statement_timeout: Option<Duration>,
+        waits: Waits,
         local_pool: bool,
         binding: Binding,
         parent: Option<Session>,
@@ -239,7 +255,7 @@ impl Session {
         Session(Arc::new(SessionInner {
             config,
             settings,
-            statement_timeout,
+            waits,
             local_pool,
             id,
             binding,
@@ -268,15 +284,7 @@ impl Session {
         let here = PerProcess::new(self.pool().clone());
         *lock(&here.pin) = pin;
         let parent = (binding == Binding::Transaction).then(|| self.clone());
-        Session::on_pool(
-            inner.config.clone(),
-            inner.settings,
-            inner.statement_timeout,
-            inner.local_pool,
-            binding,
-            parent,
-            here,
-        )
+        Session::on_pool(inner.config.clone(), inner.settings, inner.waits, inner.local_pool, binding, parent, here)
     }
 
     /// Whether the session holds one connection for its life (`pin`, or a transaction's).
@@ -440,8 +448,8 @@ impl Session {
         &self.here().pool_id
     }
 
-    /// Whether the session's pool in this process runs on the local pool core (in a forked
-    /// child, or opened with `open_with_local_pool`) rather than r2d2.
+    /// Whether the session's pool in this process was made in a forked child or for
+    /// `open_with_local_pool`.
     #[doc(hidden)]
     pub fn uses_local_pool(&self) -> bool {
         self.pool().is_local()
@@ -454,6 +462,28 @@ impl Session {
     /// Pinned sessions holding a connection of this session's pool now.
     pub fn pinned_sessions(&self) -> u64 {
         self.pool().counters().pinned_sessions.get()
+    }
+
+    /// This session's pool's statistics, version 2 (`PoolStatsV2`).
+    pub fn pool_stats_v2(&self) -> crate::pool::PoolStatsV2 {
+        self.pool().stats_v2()
+    }
+
+    /// This session's pool's statistics in Prometheus' text exposition format.
+    pub fn pool_stats_text(&self) -> String {
+        self.pool().stats_text()
+    }
+
+    /// Drain this session's pool (shared by every session of its configuration): see
+    /// `Pool::drain`.
+    pub fn pool_drain(&self, timeout: Duration) -> Result<()> {
+        self.pool().drain(timeout)
+    }
+
+    /// Change this session's pool's `pool_max_size` (every session on the pool sees it): see
+    /// `Pool::resize`.
+    pub fn pool_resize(&self, max_size: u32) -> Result<()> {
+        self.pool().resize(max_size)
     }
 
     /// Remember a COPY on this pinned or transaction's session's connection.
@@ -488,7 +518,7 @@ impl Session {
         self.query_observed(sql, params, |_| true)
     }
 
-    /// `query`, calling `started` with the statement's cancel key once it has a connection and
+    /// `query`, calling `started` with what cancels the statement once it has a connection and
     /// is about to be sent; when `started` returns false the statement is not sent and the call
     /// fails with `PGSESS_QUERY_CANCELED` (the asynchronous API cancels single requests so: a
     /// server-side cancel that arrives before the statement does would be ignored).
@@ -496,10 +526,10 @@ impl Session {
         &self,
         sql: &str,
         params: &[Option<&[u8]>],
-        started: impl FnOnce(Arc<CancelKey>) -> bool,
+        started: impl FnOnce(Canceller) -> bool,
     ) -> Result<Box<Results>> {
         self.statement(self.hold()?, sql, |c, set| {
-            if !started(c.cancel_key()) {
+            if !started(c.canceller()) {
                 return Err(crate::requests::cancelled_error());
             }
             c.execute_into(sql, params, set)
@@ -551,11 +581,19 @@ impl Session {
     }
 
     /// Stop this process's asynchronous engine if it was started: outstanding requests are
-    /// cancelled and every remaining callback runs on the calling thread.
+    /// cancelled and every remaining callback runs on the calling thread. Running statements
+    /// have the cancel grace to end; those that have not fail with `PGSESS_QUERY_CANCELED` (see
+    /// `Engine::shutdown`).
     pub fn close_requests(&self) {
         if let Some(e) = self.here_if_made().and_then(|here| here.requests.get()) {
-            e.shutdown();
+            e.shutdown(self.0.waits.cancel_grace);
         }
+    }
+
+    /// How long a cancelled statement of this session waits for the server's answer
+    /// (`SessionOptions::set_cancel_grace_ms`).
+    pub fn cancel_grace(&self) -> Duration {
+        self.0.waits.cancel_grace
     }
 
     pub fn checkout_timeout(&self) -> Duration {
@@ -651,11 +689,14 @@ impl Session {
     }
 
     /// Run `f` on the lease's connection as one of this session's statements: bounded by the
-    /// session's statement timeout, and cancellable by `cancel` while it runs.
+    /// session's statement timeout (sending too), and cancellable by `cancel` while it runs;
+    /// once cancelled, it waits for the server at most the cancel grace.
     fn run<T>(&self, lease: &Lease, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
         let outcome = lease.run_for(self.0.id, |c| {
-            c.set_statement_timeout(self.0.statement_timeout);
+            let waits = self.0.waits;
+            c.begin_statement(waits.statement_timeout, waits.cancel_grace);
             let outcome = f(c);
+            c.end_statement();
             if self.0.binding != Binding::Pooled {
                 self.after_pinned_statement(c);
             }
@@ -678,11 +719,15 @@ impl Session {
     }
 
     /// Ask the server to cancel every statement this session is running now (from any thread);
-    /// each fails with `PGSESS_QUERY_CANCELED`. Returns (requests sent, statements running).
+    /// each fails with `PGSESS_QUERY_CANCELED`: with the server's answer, or at the cancel grace
+    /// if the server gives none (its connection is then closed), even when the request could
+    /// not be sent. Returns (requests sent, statements running).
     pub fn cancel(&self) -> (usize, usize) {
         let Some(here) = self.here_if_made() else { return (0, 0) };
-        let keys = here.pool.running_cancel_keys(self.0.id);
-        (keys.iter().filter(|k| k.send().is_ok()).count(), keys.len())
+        let cancellers = here.pool.running_cancellers(self.0.id);
+        // One after another, within one bound for all.
+        let deadline = std::time::Instant::now() + crate::conn::CANCEL_CONNECT_TIMEOUT;
+        (cancellers.iter().filter(|k| k.send_by(deadline).is_ok()).count(), cancellers.len())
     }
 
     /// `cancel`, as one outcome: an operational error unless a cancel request reached the server
@@ -734,12 +779,15 @@ impl Session {
         // Only statements that raised notices take the session's lock.
         if let Some(set) = set.filter(|set| !set.notices.is_empty()) {
             let mut notices = lock(&here.notices);
+            let mut dropped = set.notices_dropped;
             for n in &set.notices {
                 if notices.len() == NOTICES_KEPT {
                     notices.pop_front();
+                    dropped += 1;
                 }
                 notices.push_back(n.to_string_lossy().into_owned());
             }
+            here.notices_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
         if let Some(parent) = &self.0.parent {
             parent.note_statement(set, lease);
@@ -771,6 +819,13 @@ impl Session {
         outcome?; // on failure the lease drops with the results: the connection goes back at once
         results.statement_done();
         Ok(results)
+    }
+
+    /// How many notices of this session's statements were not kept: beyond the last
+    /// `NOTICES_KEPT` the session keeps, or beyond what a statement's results keep
+    /// (`ResultSet::notices_dropped`). 0 in a forked child before its first call.
+    pub fn notices_dropped(&self) -> u64 {
+        self.here_if_made().map_or(0, |here| here.notices_dropped.load(Ordering::Relaxed))
     }
 }
 

@@ -215,7 +215,7 @@ static void test_transaction_as_calls(pgsess_session *base)
  * caller gets that connection back with none of the pinned session's state. */
 static void test_pool_of_one(void)
 {
-    pgsess_session *base = open_pool(1, NO_RESET, false, 300);
+    pgsess_session *base = open_pool(1, NO_RESET, false, 1500);
     pgsess_session *p, *p2;
     pgsess_error *err = NULL;
     pgsess_results *r, *r2;
@@ -280,7 +280,7 @@ static void test_pool_of_one(void)
     }
 
     /* The pinned option: pgsess_open returns a pinned session, on the same pool. */
-    p = open_pool(1, NO_RESET, true, 300);
+    p = open_pool(1, NO_RESET, true, 1500);
     CHECK(pgsess_is_pinned(p));
     CHECK_STREQ(pgsess_pool_id(p), pgsess_pool_id(base));
     CHECK_INTEQ(pgsess_pool_pinned_sessions(base), 1);

@@ -140,7 +140,7 @@ static void test_exhaustion(const char *url)
 
     CHECK_INTEQ(pgsess_options_set_db_url(opts, url), PGSESS_OK);
     CHECK_INTEQ(pgsess_options_set_pool_max_size(opts, 2), PGSESS_OK);
-    CHECK_INTEQ(pgsess_options_set_checkout_timeout_ms(opts, 300), PGSESS_OK);
+    CHECK_INTEQ(pgsess_options_set_checkout_timeout_ms(opts, 1500), PGSESS_OK);
     s = pgsess_open("threads_db_url_only", opts, &err);
     pgsess_options_free(opts);
     if (!CHECK(s != NULL)) {

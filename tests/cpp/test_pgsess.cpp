@@ -634,6 +634,27 @@ void test_moves(pgsess::Session &s) {
     // nothing is freed twice.
 }
 
+void test_pool_options() {
+    pgsess::Options opts;
+    opts.pool_max_size = 3;
+    opts.checkout_timeout_ms = 1500;
+    opts.pool_max_lifetime = 600;
+    opts.pool_min_idle = 2;
+    opts.pool_health_check_ms = 1000;
+    auto warm = open_ctest(opts);
+    pgsess_stats_v2 st{};
+    CHECK_EQ(pgsess_pool_stats_v2(warm.get(), &st, sizeof st), PGSESS_OK);
+    CHECK_EQ(st.min_idle, 2u);
+    CHECK_EQ(st.open, 2u);
+    CHECK_EQ(warm.query("SELECT 1").value(0, 0), std::optional<std::string_view>("1"));
+
+    pgsess::Options bad;
+    bad.pool_min_idle = 10001;
+    auto e = EXPECT_ERROR(open_ctest(bad));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_CONFIG_ERROR);
+}
+
 void test_exhaustion() {
     pgsess::Options opts;
     opts.pool_max_size = 1;
@@ -1570,6 +1591,7 @@ int main() {
         run("transactions", [&] { test_transactions(s); });
         run("moves", [&] { test_moves(s); });
         run("exhaustion", [] { test_exhaustion(); });
+        run("pool options", [] { test_pool_options(); });
         run("session helpers", [&] { test_session_helpers(s); });
         run("code categories", [] { test_code_categories(); });
         run("notices whole", [] { test_notices_whole(); });

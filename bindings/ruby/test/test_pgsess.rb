@@ -284,6 +284,18 @@ class TestPGSess < Minitest::Test
     end
   end
 
+  def test_pool_lifetime_min_idle_and_health_check_options
+    app = "rbtest_min_idle_#{Process.pid}"
+    url = "#{ENV.fetch("PGSQL_RBTEST")}#{ENV.fetch("PGSQL_RBTEST").include?("?") ? "&" : "?"}application_name=#{app}"
+    PGSess::Session.open(nil, db_url: url, pool_max_size: 3, checkout_timeout_ms: 1500, pool_max_lifetime: 600,
+                              pool_min_idle: 2, pool_health_check_ms: 1000) do |s|
+      count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = '#{app}'"
+      # The warm connections are open once open returns (this statement uses one of them).
+      assert_equal 2, value(s, count)
+    end
+    assert_raises(PGSess::ConfigError) { open(pool_min_idle: 10_001) }
+  end
+
   def test_pool_exhausted_while_a_result_is_held
     open(pool_max_size: 1, checkout_timeout_ms: 200) do |s|
       held = s.query("SELECT 1 AS one")

@@ -200,13 +200,21 @@ module PGSess
     # caller sees no error. It is part of the pool key. Keep it off behind PgBouncer in
     # transaction mode unless PgBouncer tracks prepared statements (max_prepared_statements).
     #
+    # `pool_max_lifetime:` (seconds, default 3600, 0 none) closes a connection that old when it
+    # is next idle (each connection's limit within +-10%); `pool_min_idle:` (default 0) keeps
+    # that many idle connections open, opened when the pool is created and re-opened in the
+    # background; `pool_health_check_ms:` (default 30000, 0 never) gives a connection idle that
+    # long a round trip before it is handed out. All three are part of the pool key.
+    #
     # With a block, yields the session, closes it when the block ends and returns the block's
     # value.
     def self.open(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
-                  reset: nil, pinned: false, statement_cache: nil)
+                  reset: nil, pinned: false, statement_cache: nil, pool_max_lifetime: nil, pool_min_idle: nil,
+                  pool_health_check_ms: nil)
       session = new(name, db_url: db_url, pool_max_size: pool_max_size, pool_idle_ttl: pool_idle_ttl,
                           checkout_timeout_ms: checkout_timeout_ms, reset: reset, pinned: pinned,
-                          statement_cache: statement_cache)
+                          statement_cache: statement_cache, pool_max_lifetime: pool_max_lifetime,
+                          pool_min_idle: pool_min_idle, pool_health_check_ms: pool_health_check_ms)
       return session unless block_given?
 
       begin
@@ -231,7 +239,8 @@ module PGSess
 
     # See Session.open.
     def initialize(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
-                   reset: nil, pinned: false, statement_cache: nil)
+                   reset: nil, pinned: false, statement_cache: nil, pool_max_lifetime: nil, pool_min_idle: nil,
+                   pool_health_check_ms: nil)
       @name = name
       name_ptr = name.nil? ? nil : Native.cstring(name, "session name")
       opts = Native.pgsess_options_new
@@ -245,6 +254,9 @@ module PGSess
         set_uint32(opts, :pgsess_options_set_checkout_timeout_ms, "checkout_timeout_ms", checkout_timeout_ms)
         set_reset(opts, reset) unless reset.nil?
         set_uint32(opts, :pgsess_options_set_statement_cache, "statement_cache", statement_cache)
+        set_uint32(opts, :pgsess_options_set_pool_max_lifetime, "pool_max_lifetime", pool_max_lifetime)
+        set_uint32(opts, :pgsess_options_set_pool_min_idle, "pool_min_idle", pool_min_idle)
+        set_uint32(opts, :pgsess_options_set_pool_health_check_ms, "pool_health_check_ms", pool_health_check_ms)
         if pinned
           code = Native.pgsess_options_set_pinned(opts, true)
           option_failed("pinned", "true", code) unless code == Native::OK
