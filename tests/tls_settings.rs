@@ -152,3 +152,39 @@ fn protocol_versions_and_sslcertmode_take_effect() {
     };
     assert!(e.message.contains("without a valid SSL certificate"), "{e}");
 }
+
+/// `sslnegotiation=direct` (libpq 17): the TLS handshake without an SSLRequest, with ALPN
+/// `postgresql`. Only a PostgreSQL 17 server takes it; against an older one (Debian 12 has 15)
+/// the test says it is skipped and checks what a user of one gets instead: a prompt, explained
+/// refusal, never a hang or a plain-text fallback.
+#[test]
+fn sslnegotiation_direct() {
+    let c = support::shared_with(make_tls_cluster);
+    let s = open(c, "pgsess", "application_name=direct-probe").unwrap();
+    let r = s.query("SHOW server_version_num", &[]).unwrap();
+    let version: u32 = std::str::from_utf8(r.set.value(0, 0).unwrap()).unwrap().parse().unwrap();
+    drop(r);
+    let started = std::time::Instant::now();
+    let direct = open(c, "pgsess", "application_name=direct sslnegotiation=direct connect_timeout=5");
+    if version >= 170000 {
+        let s = direct.unwrap();
+        assert_eq!(tls_version(&s), "TLSv1.3");
+        return;
+    }
+    eprintln!(
+        "sslnegotiation_direct: skipped against a server: direct TLS needs PostgreSQL 17 or later, and the test \
+         server is {version}; checked instead that an older server refuses it promptly and clearly"
+    );
+    let Err(e) = direct else { panic!("a PostgreSQL {version} server accepted direct TLS") };
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(e.message.contains("sslnegotiation=direct needs a PostgreSQL 17"), "{e}");
+    assert!(!e.message.contains(PASSWORD), "{e}");
+    // A weak sslmode is refused before connecting, as libpq 17 refuses it.
+    for mode in ["prefer", "allow", "disable"] {
+        let url = format!("host=localhost port={} sslmode={mode} sslnegotiation=direct", c.port());
+        let Err(e) = pgsess::config::check(&url, &pgsess::config::ProcessEnvironment) else {
+            panic!("sslmode={mode} with sslnegotiation=direct passed the check")
+        };
+        assert!(e.message.contains("may not be used with sslnegotiation=direct"), "{mode}: {e}");
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::conninfo::{is_uri, parse_conninfo, Settings};
 use super::keywords::{self, Status};
 use super::service::apply_service;
-use super::tls::{tls_config, TlsVersions};
+use super::tls::{tls_config, SslMode, TlsVersions};
 use super::uri::uri_settings;
 use super::{
     ConnectConfig, Environment, Host, HostSpec, RequireAuth, TargetSessionAttrs, DEFAULT_CONNECT_TIMEOUT,
@@ -116,13 +116,6 @@ fn check_support(values: &Values) -> Result<()> {
             Status::Partly(why) => {
                 let ok = match k.name {
                     "client_encoding" => crate::text::is_utf8_alias(&v),
-                    "sslnegotiation" => match v.as_str() {
-                        "postgres" => true,
-                        "direct" => false,
-                        _ => {
-                            return Err(Error::config(format!("invalid {from} \"{v}\" (expected postgres or direct)")))
-                        }
-                    },
                     "gssencmode" => match v.as_str() {
                         "disable" | "prefer" => true,
                         "require" => false,
@@ -265,6 +258,23 @@ pub fn complete(mut settings: Settings, env: &dyn Environment) -> Result<Connect
         env,
     )?;
     tls.versions = tls_versions(&values)?;
+    tls.direct = match values.get("sslnegotiation") {
+        None => false,
+        Some((v, _)) if v == "postgres" => false,
+        // As libpq 17: a weaker sslmode could fall back to plain text when the server does not
+        // take direct TLS, so direct needs TLS to be required.
+        Some((v, _)) if v == "direct" => match tls.sslmode {
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => true,
+            weak => {
+                return Err(Error::config(format!(
+                    "weak sslmode \"{}\" may not be used with sslnegotiation=direct (use \"require\", \"verify-ca\", \
+                     or \"verify-full\")",
+                    weak.as_str()
+                )))
+            }
+        },
+        Some((v, from)) => return Err(Error::config(format!("invalid {from} \"{v}\" (expected postgres or direct)"))),
+    };
     // libpq: sslcrl, else PGSSLCRL, else ~/.postgresql/root.crl (set by tls_config); sslcrldir
     // likewise, without a default.
     let (crl_file, crl_dir) = (values.value("sslcrl"), values.value("sslcrldir"));
@@ -538,7 +548,8 @@ mod keyword_tests {
             }
         }
         for (s, code) in [
-            ("sslnegotiation=direct", Code::PGSESS_NOT_SUPPORTED_ERROR),
+            ("sslnegotiation=direct", Code::PGSESS_CONFIG_ERROR),
+            ("sslnegotiation=direct sslmode=allow", Code::PGSESS_CONFIG_ERROR),
             ("sslnegotiation=maybe", Code::PGSESS_CONFIG_ERROR),
             ("gssencmode=require", Code::PGSESS_NOT_SUPPORTED_ERROR),
             ("gssencmode=allow", Code::PGSESS_CONFIG_ERROR),

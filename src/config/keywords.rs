@@ -65,7 +65,7 @@ pub const KEYWORDS: &[Keyword] = &[
         "sslnegotiation",
         Some("PGSSLNEGOTIATION"),
         "postgres (SSLRequest first) or direct (TLS at once, PostgreSQL 17)",
-        Partly("only postgres: direct TLS negotiation is not implemented yet"),
+        Supported,
     ),
     kw(
         "sslcompression",

@@ -256,6 +256,7 @@ impl ConnectConfig {
         field("sslcrl", &path(&t.crl_file));
         field("sslcrldir", &path(&t.crl_dir));
         field("sslcertmode_require", &t.cert_required.to_string());
+        field("sslnegotiation", if t.direct { "direct" } else { "postgres" });
         for (name, value) in &self.startup_params {
             field(name, value);
         }

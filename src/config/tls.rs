@@ -103,6 +103,9 @@ pub struct TlsConfig {
     pub crl_dir: Option<PathBuf>,
     /// `sslcertmode=require`: the server must ask for a client certificate.
     pub cert_required: bool,
+    /// `sslnegotiation=direct` (PostgreSQL 17): the TLS handshake starts at once, without an
+    /// SSLRequest, and the server must select the ALPN protocol `postgresql`.
+    pub direct: bool,
 }
 
 impl Default for TlsConfig {
@@ -118,6 +121,7 @@ impl Default for TlsConfig {
             crl_file: None,
             crl_dir: None,
             cert_required: false,
+            direct: false,
         }
     }
 }
@@ -202,6 +206,7 @@ pub(super) fn tls_config(
         crl_file,
         crl_dir: None,
         cert_required: false,
+        direct: false,
     })
 }
 

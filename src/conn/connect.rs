@@ -257,8 +257,9 @@ impl PgConn {
         Ok(conn)
     }
 
-    /// SSLRequest, then the TLS handshake on 'S'. With `Tls::Preferred`, a server without TLS
-    /// ('N') leaves the connection in plain text.
+    /// SSLRequest, then the TLS handshake on 'S' (with `sslnegotiation=direct`, the handshake at
+    /// once, and the server must select ALPN `postgresql`). With `Tls::Preferred`, a server
+    /// without TLS ('N') leaves the connection in plain text.
     fn negotiate_tls(&mut self, config: &ConnectConfig, deadline: Instant, want: Tls) -> Result<(), Failure> {
         let spec = self.host.clone();
         let mode = config.tls.sslmode.as_str();
@@ -275,7 +276,13 @@ impl PgConn {
             tls_failed: true,
             needs_tls: false,
         };
-        match self.stream.ssl_request(deadline).map_err(|e| Failure::from(io_error(e)))? {
+        // sslnegotiation=direct: the handshake at once (PostgreSQL 17), no SSLRequest.
+        let answer = if config.tls.direct {
+            b'S'
+        } else {
+            self.stream.ssl_request(deadline).map_err(|e| Failure::from(io_error(e)))?
+        };
+        match answer {
             b'S' => {}
             b'N' if want == Tls::Preferred => return Ok(()),
             b'N' => {
@@ -306,8 +313,18 @@ impl PgConn {
         let tls = setup.connection().map_err(tls_failure)?;
         self.stream.start_tls(tls, deadline).map_err(|e| match e {
             HandshakeError::Tls(e) => tls_failure(setup.describe(&e)),
+            // A server before PostgreSQL 17 takes the ClientHello for a start-up packet of a
+            // wrong length and closes the connection without a word.
+            HandshakeError::Io(e) if setup.direct => tls_failure(format!(
+                "{} (sslnegotiation=direct needs a PostgreSQL 17 or later server; use sslnegotiation=postgres \
+                 for older ones)",
+                io_error_text(&e)
+            )),
             HandshakeError::Io(e) => tls_failure(io_error_text(&e)),
         })?;
+        if let Some(refusal) = setup.alpn_refusal(self.stream.alpn_protocol()) {
+            return Err(tls_failure(refusal));
+        }
         if setup.certificate_required_but_not_requested() {
             return Err(tls_failure(
                 "server accepted connection without a valid SSL certificate (sslcertmode=require: the server did \

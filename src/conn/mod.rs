@@ -174,7 +174,7 @@ impl CancelKey {
         let deadline = deadline.min(Instant::now() + CANCEL_CONNECT_TIMEOUT);
         let mut stream = Stream::connect_plain(&self.host, deadline)?;
         if let Some(setup) = &self.tls {
-            if stream.ssl_request(deadline)? != b'S' {
+            if !setup.direct && stream.ssl_request(deadline)? != b'S' {
                 return Err(io::Error::other("the server refused TLS for the cancel request"));
             }
             let conn = setup.connection().map_err(io::Error::other)?;

@@ -123,6 +123,12 @@ impl Stream {
         Ok(())
     }
 
+    /// The ALPN protocol the server selected in the TLS handshake (`None` in plain text, or when
+    /// it selected none).
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.tls.as_ref().and_then(|t| t.alpn_protocol())
+    }
+
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }

@@ -62,7 +62,12 @@ pub struct TlsSetup {
     /// With `sslcertmode=require`: whether a handshake of this setup was asked for a client
     /// certificate.
     cert_requested: Option<Arc<AtomicBool>>,
+    /// `sslnegotiation=direct`: no SSLRequest, the handshake at once (also for cancel requests).
+    pub direct: bool,
 }
+
+/// The ALPN protocol name PostgreSQL 17 registered for its wire protocol.
+pub const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 
 impl fmt::Debug for TlsSetup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,7 +127,17 @@ impl TlsSetup {
         config.enable_sni = tls.sni && matches!(server_name, ServerName::DnsName(_));
         // Every connection makes a fresh handshake (libpq keeps no sessions either).
         config.resumption = Resumption::disabled();
-        Ok(TlsSetup { config: Arc::new(config), server_name, mode: tls.sslmode, roots_from, cert_requested })
+        // libpq 17 offers ALPN "postgresql" on every TLS connection; a PostgreSQL 17 server
+        // requires it for direct TLS, and older servers ignore it.
+        config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+        Ok(TlsSetup {
+            config: Arc::new(config),
+            server_name,
+            mode: tls.sslmode,
+            roots_from,
+            cert_requested,
+            direct: tls.direct,
+        })
     }
 
     /// Why a TLS handshake failed, in words for the error message.
@@ -141,6 +156,20 @@ impl TlsSetup {
     /// then fails the connection.
     pub fn certificate_required_but_not_requested(&self) -> bool {
         self.cert_requested.as_ref().is_some_and(|r| !r.load(Ordering::Relaxed))
+    }
+
+    /// With `sslnegotiation=direct`, what libpq 17 checks once the handshake is done: the server
+    /// selected ALPN `postgresql` (a server that did not may be something else listening on the
+    /// port, or a proxy that does not speak PostgreSQL). `None` when all is well.
+    pub fn alpn_refusal(&self, selected: Option<&[u8]>) -> Option<String> {
+        match (self.direct, selected) {
+            (false, _) => None,
+            (true, Some(p)) if p == ALPN_POSTGRESQL => None,
+            (true, None) => {
+                Some("direct SSL connection was established without ALPN protocol negotiation extension".to_owned())
+            }
+            (true, Some(_)) => Some("SSL connection was established with unexpected ALPN protocol".to_owned()),
+        }
     }
 
     pub fn connection(&self) -> Result<ClientConnection, String> {
@@ -680,6 +709,19 @@ mod tests {
         assert!(!wildcard_matches("*", "x"));
         assert!(name_matches(b"LocalHost", "localhost"));
         assert!(!name_matches(b"localhost\0.evil", "localhost"));
+    }
+
+    #[test]
+    fn direct_tls_needs_alpn_postgresql() {
+        let mut config = TlsConfig { sslmode: SslMode::Require, ..TlsConfig::default() };
+        let postgres = TlsSetup::new(&config, "localhost").unwrap();
+        assert_eq!(postgres.config.alpn_protocols, vec![b"postgresql".to_vec()], "offered as libpq 17 does");
+        assert!(postgres.alpn_refusal(None).is_none(), "older servers select nothing");
+        config.direct = true;
+        let direct = TlsSetup::new(&config, "localhost").unwrap();
+        assert!(direct.alpn_refusal(Some(b"postgresql")).is_none());
+        assert!(direct.alpn_refusal(None).unwrap().contains("without ALPN"));
+        assert!(direct.alpn_refusal(Some(b"http/1.1")).unwrap().contains("unexpected ALPN protocol"));
     }
 
     #[test]
