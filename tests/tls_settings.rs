@@ -17,6 +17,8 @@ use rcgen::{
 use support::Cluster;
 
 const PASSWORD: &str = "pgsess-s3cret";
+/// The encrypted client key's password (sslpassword).
+const KEY_PASSWORD: &str = "k3y-pa55";
 
 fn leaf(
     cn: &str,
@@ -49,8 +51,26 @@ fn make_tls_cluster() -> Cluster {
     let dir = c.dir();
     std::fs::write(dir.join("client-ca.crt"), ca.pem()).unwrap();
     std::fs::write(dir.join("client.crt"), client_cert).unwrap();
-    std::fs::write(dir.join("client.key"), client_key).unwrap();
+    std::fs::write(dir.join("client.key"), &client_key).unwrap();
     std::fs::set_permissions(dir.join("client.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The same key encrypted (PKCS#8, PBES2: PBKDF2-SHA256 and AES-256-CBC, as `openssl pkcs8
+    // -topk8` writes it), and a file in OpenSSL's legacy encrypted PEM form (its headers are what
+    // pgsess looks at).
+    let der = pkcs8::der::pem::decode_vec(client_key.as_bytes()).unwrap().1;
+    let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7u8; 16], &[9u8; 16]).unwrap();
+    let encrypted =
+        pkcs8::PrivateKeyInfo::try_from(der.as_slice()).unwrap().encrypt_with_params(params, KEY_PASSWORD).unwrap();
+    let pem = encrypted.to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF).unwrap();
+    std::fs::write(dir.join("client-enc.key"), pem.as_bytes()).unwrap();
+    std::fs::write(
+        dir.join("client-legacy.key"),
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00112233445566778899AABBCCDDEEFF\n\n\
+         AAAA\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    for f in ["client-enc.key", "client-legacy.key"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     // Revocation lists: one naming the server's certificate, one naming another.
     let crl = |serial: u8| {
         CertificateRevocationListParams {
@@ -187,4 +207,41 @@ fn sslnegotiation_direct() {
         };
         assert!(e.message.contains("may not be used with sslnegotiation=direct"), "{mode}: {e}");
     }
+}
+
+/// `sslpassword`: certificate authentication with an encrypted PKCS#8 key works with the right
+/// password and fails, saying why, without one or with a wrong one; the legacy encrypted PEM form
+/// is refused with the command that converts it. No message shows either password.
+#[test]
+fn sslpassword_decrypts_an_encrypted_client_key() {
+    let c = support::shared_with(make_tls_cluster);
+    let dir = c.dir().display().to_string();
+    let with = |key: &str, extra: &str| {
+        let url = format!(
+            "host=localhost port={} user=cert_user dbname=pgsess sslmode=verify-full sslrootcert={dir}/client-ca.crt \
+             sslcert={dir}/client.crt sslkey={dir}/{key} {extra}",
+            c.port()
+        );
+        Session::open("tls", &SessionOptions { db_url: Some(url), ..SessionOptions::default() })
+    };
+    let s = with("client-enc.key", &format!("application_name=enc-key sslpassword={KEY_PASSWORD}")).unwrap();
+    let r = s.query("SELECT current_user", &[]).unwrap();
+    assert_eq!(r.set.value(0, 0), Some(&b"cert_user"[..]));
+    drop(r);
+    // An unencrypted key ignores sslpassword, as in libpq.
+    with("client.key", "application_name=plain-key sslpassword=unused").unwrap();
+    for (key, extra, expect) in [
+        ("client-enc.key", "application_name=enc-none", "is encrypted: set sslpassword"),
+        ("client-enc.key", "application_name=enc-wrong sslpassword=wrong-one", "could not decrypt private key file"),
+        ("client-legacy.key", "application_name=legacy sslpassword=k3y-pa55", "openssl pkcs8 -topk8"),
+    ] {
+        let Err(e) = with(key, extra) else { panic!("{key} {extra}: connected") };
+        assert!(e.message.contains(expect), "{key} {extra}: {e}");
+        assert!(!e.message.contains(KEY_PASSWORD) && !e.message.contains("wrong-one"), "{e}");
+    }
+    // pgsess-check's report never shows it.
+    let url = format!("host=localhost sslpassword={KEY_PASSWORD} sslkey={dir}/client-enc.key");
+    let Ok(checked) = pgsess::config::check(&url, &pgsess::config::ProcessEnvironment) else { panic!("check failed") };
+    let report = checked.report();
+    assert!(!report.contains(KEY_PASSWORD) && report.contains("sslpassword=********"), "{report}");
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::conninfo::{is_uri, parse_conninfo, Settings};
 use super::keywords::{self, Status};
 use super::service::apply_service;
-use super::tls::{tls_config, SslMode, TlsVersions};
+use super::tls::{tls_config, Secret, SslMode, TlsVersions};
 use super::uri::uri_settings;
 use super::{
     ConnectConfig, Environment, Host, HostSpec, RequireAuth, TargetSessionAttrs, DEFAULT_CONNECT_TIMEOUT,
@@ -258,6 +258,7 @@ pub fn complete(mut settings: Settings, env: &dyn Environment) -> Result<Connect
         env,
     )?;
     tls.versions = tls_versions(&values)?;
+    tls.key_password = values.value("sslpassword").map(Secret);
     tls.direct = match values.get("sslnegotiation") {
         None => false,
         Some((v, _)) if v == "postgres" => false,

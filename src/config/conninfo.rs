@@ -58,7 +58,7 @@ impl Settings {
     pub fn redacted(&self) -> String {
         let mut out = Vec::new();
         for (k, v) in self.iter() {
-            let v = if k == "password" { "********" } else { v };
+            let v = if k == "password" || k == "sslpassword" { "********" } else { v };
             out.push(format!("{k}={}", quote(v)));
         }
         out.join(" ")
@@ -258,6 +258,8 @@ mod tests {
     #[test]
     fn redacted_hides_the_password_and_quotes_as_libpq() {
         let s = parse_conninfo("password=hunter2 host='a b' dbname=it\\'s").unwrap();
+        let k = parse_conninfo("sslpassword=keypass sslkey=/k").unwrap();
+        assert_eq!(k.redacted(), "sslkey=/k sslpassword=********");
         assert_eq!(s.redacted(), "password=******** dbname='it\\'s' host='a b'");
         assert!(!format!("{s:?}").contains("hunter2"));
         assert_eq!(parse_conninfo(&s.redacted()).unwrap().get("host"), Some("a b"));

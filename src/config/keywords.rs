@@ -81,12 +81,7 @@ pub const KEYWORDS: &[Keyword] = &[
         "whether a client certificate is sent: disable, allow, require",
         Supported,
     ),
-    kw(
-        "sslpassword",
-        None,
-        "password of an encrypted client key",
-        NotSupported("pgsess reads unencrypted client keys only: decrypt the key file (openssl pkey) instead"),
-    ),
+    kw("sslpassword", None, "password of an encrypted client key", Supported),
     kw("sslrootcert", Some("PGSSLROOTCERT"), "trusted root certificates, or system", Supported),
     kw("sslcrl", Some("PGSSLCRL"), "certificate revocation list file", Supported),
     kw("sslcrldir", Some("PGSSLCRLDIR"), "directory of certificate revocation lists", Supported),

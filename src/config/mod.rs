@@ -48,7 +48,7 @@ pub use env::{env_var_name, uri_from_env, user_name_of, ProcessEnvironment};
 pub use notice::{NoticeFn, NoticeHook};
 pub use passfile::passfile_lookup;
 pub use password::{PasswordFn, PasswordHook};
-pub use tls::{ChannelBinding, RootCert, SslMode, TlsConfig, TlsVersions};
+pub use tls::{ChannelBinding, RootCert, Secret, SslMode, TlsConfig, TlsVersions};
 
 /// Default wait for a pooled connection, including the time to open one: long enough to ride out a
 /// burst, short enough to fail before a typical request deadline. Documented in the header.
@@ -257,6 +257,7 @@ impl ConnectConfig {
         field("sslcrldir", &path(&t.crl_dir));
         field("sslcertmode_require", &t.cert_required.to_string());
         field("sslnegotiation", if t.direct { "direct" } else { "postgres" });
+        field("sslpassword", t.key_password.as_ref().map(|p| p.0.as_str()).unwrap_or("\u{0}none"));
         for (name, value) in &self.startup_params {
             field(name, value);
         }

@@ -81,6 +81,17 @@ pub enum RootCert {
     System,
 }
 
+/// A secret setting (`sslpassword`): compared and hashed by its text (it is part of the pool
+/// key), never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
 /// The TLS settings of a connection, with libpq's defaults applied (files under
 /// `~/.postgresql/`). Files are read at connect time, so a renewed certificate is picked up.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -92,6 +103,9 @@ pub struct TlsConfig {
     pub cert: Option<PathBuf>,
     /// Its private key; must exist when the certificate does.
     pub key: Option<PathBuf>,
+    /// `sslpassword`: decrypts the private key when it is encrypted (PKCS#8); ignored for an
+    /// unencrypted key, as in libpq.
+    pub key_password: Option<Secret>,
     /// Send the host name as TLS SNI (`sslsni`, default 1).
     pub sni: bool,
     pub channel_binding: ChannelBinding,
@@ -122,6 +136,7 @@ impl Default for TlsConfig {
             crl_dir: None,
             cert_required: false,
             direct: false,
+            key_password: None,
         }
     }
 }
@@ -207,6 +222,7 @@ pub(super) fn tls_config(
         crl_dir: None,
         cert_required: false,
         direct: false,
+        key_password: None,
     })
 }
 

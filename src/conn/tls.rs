@@ -24,7 +24,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::Digest;
 
-use crate::config::{RootCert, SslMode, TlsConfig, TlsVersions};
+use crate::config::{RootCert, Secret, SslMode, TlsConfig, TlsVersions};
 
 /// Where Debian, Fedora/RHEL, SUSE and Alpine/macOS keep the system's root certificates as one
 /// PEM bundle (what OpenSSL, and so libpq, reads for `sslrootcert=system`).
@@ -263,14 +263,46 @@ fn client_certificate(
         ));
     };
     check_key_file(key_path)?;
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
+    let key = load_key(key_path, tls.key_password.as_ref())?;
+    Ok(Some((chain, key)))
+}
+
+/// The client's private key from the PEM file `path`: as rustls reads it (PKCS#8, PKCS#1 RSA,
+/// SEC1 EC), or PKCS#8's encrypted form decrypted with `sslpassword`. No message shows the
+/// password.
+fn load_key(path: &Path, password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, String> {
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("could not read private key file \"{shown}\": {e}"))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(format!(
+            "private key file \"{shown}\" is encrypted in OpenSSL's legacy PEM form, which pgsess does not read: \
+             convert it to encrypted PKCS#8 with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD -out NEW`"
+        ));
+    }
+    let Some(start) = text.find(BEGIN) else {
+        return PrivateKeyDer::from_pem_slice(&bytes)
+            .map_err(|e| format!("could not load private key file \"{shown}\": {e}"));
+    };
+    let Some(password) = password else {
+        return Err(format!("private key file \"{shown}\" is encrypted: set sslpassword to its password"));
+    };
+    let end = text[start..].find(END).map(|i| start + i + END.len()).ok_or_else(|| {
+        format!("could not load private key file \"{shown}\": the encrypted key's PEM block has no end line")
+    })?;
+    let (_, document) = pkcs8::SecretDocument::from_pem(&text[start..end])
+        .map_err(|e| format!("could not load private key file \"{shown}\": {e}"))?;
+    let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
+        .map_err(|e| format!("could not load private key file \"{shown}\": {e}"))?;
+    let decrypted = encrypted.decrypt(password.0.as_bytes()).map_err(|e| {
         format!(
-            "could not load private key file \"{}\": {e} (an encrypted key is not supported: pgsess has no \
-             sslpassword)",
-            key_path.display()
+            "could not decrypt private key file \"{shown}\": {e} (a wrong sslpassword, or a cipher other than \
+             PBES2 with AES-CBC)"
         )
     })?;
-    Ok(Some((chain, key)))
+    Ok(PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(decrypted.as_bytes().to_vec())))
 }
 
 /// libpq's rule: a regular file, mode 0600 or less when owned by us, 0640 or less when owned by
