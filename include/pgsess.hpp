@@ -959,7 +959,28 @@ struct Options {
     /** Milliseconds of idleness after which a connection gets a round trip before it is handed
      *  out (default 30000; 0: never). */
     std::optional<std::uint32_t> pool_health_check_ms;
+    /** Asked for the password of each new connection (pgsess_options_set_password_callback:
+     *  rotated passwords, IAM tokens); nullptr (the default) for none. The function and
+     *  password_user_data are part of the pool key; the callback runs on library threads too, must
+     *  be thread-safe, must not throw, and user_data must outlive every session using it. */
+    pgsess_password_callback password_callback = nullptr;
+    /** Passed to password_callback as it is. */
+    void *password_user_data = nullptr;
 };
+
+/**
+ * Check a connection string or a session name the way Session's constructor reads it, without
+ * connecting (pgsess_config_check): service files and password files are looked up, every value
+ * checked. Throws Error (PGSESS_CONFIG_ERROR, PGSESS_NOT_SUPPORTED_ERROR) saying what is wrong;
+ * the message never contains a password.
+ */
+inline void config_check(std::string_view uri_or_conninfo) {
+    const impl::CString arg(uri_or_conninfo);
+    pgsess_error *err = nullptr;
+    if (pgsess_config_check(arg.c_str(), &err) != PGSESS_OK)
+        impl::throw_error(err, "pgsess_config_check");
+    pgsess_error_free(err);
+}
 
 /**
  * A session on a process-wide connection pool; owns a pgsess_session handle.
@@ -1021,6 +1042,10 @@ public:
         if (options.pool_health_check_ms)
             set_option(pgsess_options_set_pool_health_check_ms(opts.get(), *options.pool_health_check_ms),
                        "pool_health_check_ms", std::to_string(*options.pool_health_check_ms));
+        if (options.password_callback)
+            set_option(pgsess_options_set_password_callback(opts.get(), options.password_callback,
+                                                            options.password_user_data),
+                       "password_callback", "(function)");
         pgsess_error *err = nullptr;
         h_ = pgsess_open(cname.c_str(), opts.get(), &err);
         if (h_ == nullptr)
@@ -1231,6 +1256,46 @@ public:
     /** Backend process id that ran this session's latest statement (see pgsess_backend_pid);
      *  0 before any, or when empty. */
     std::int32_t backend_pid() const noexcept { return pgsess_backend_pid(h_); }
+    /** The pool's state and counters (pgsess_pool_stats_v2): sizes, waits with their histogram,
+     *  connections closed by lifetime, health check and drain. Throws Error when empty. */
+    pgsess_stats_v2 pool_stats() const {
+        check_open("pool_stats");
+        pgsess_stats_v2 st{};
+        const pgsess_code code = pgsess_pool_stats_v2(h_, &st, sizeof st);
+        if (code != PGSESS_OK)
+            impl::throw_code(static_cast<Code>(code), "pgsess_pool_stats_v2 failed");
+        return st;
+    }
+    /** pool_stats() in Prometheus' text exposition format, labelled with the pool id
+     *  (pgsess_pool_stats_text). Throws Error when empty. */
+    std::string pool_stats_text() const {
+        check_open("pool_stats_text");
+        char *text = pgsess_pool_stats_text(h_);
+        if (text == nullptr)
+            impl::throw_code(PGSESS_INTERFACE_ERROR, "pgsess_pool_stats_text failed");
+        std::string out(text);
+        pgsess_string_free(text);
+        return out;
+    }
+    /** Stop handing out connections of this session's pool, wait up to timeout_ms for those in
+     *  use, close them all (pgsess_pool_drain: graceful shutdown, credential rotation). Throws
+     *  Error (PGSESS_POOL_EXHAUSTED when connections were still in use at the timeout). */
+    void pool_drain(std::uint32_t timeout_ms) {
+        check_open("pool_drain");
+        pgsess_error *err = nullptr;
+        if (pgsess_pool_drain(h_, timeout_ms, &err) != PGSESS_OK)
+            impl::throw_error(err, "pgsess_pool_drain");
+        pgsess_error_free(err);
+    }
+    /** Change the pool's pool_max_size for every session on it (pgsess_pool_resize, 1 to 10000).
+     *  Throws Error (PGSESS_CONFIG_ERROR out of range). */
+    void pool_resize(std::uint32_t max_size) {
+        check_open("pool_resize");
+        pgsess_error *err = nullptr;
+        if (pgsess_pool_resize(h_, max_size, &err) != PGSESS_OK)
+            impl::throw_error(err, "pgsess_pool_resize");
+        pgsess_error_free(err);
+    }
     /** The pool's id (a salted hash; never reveals the password); "" when empty. */
     std::string pool_id() const {
         const char *id = pgsess_pool_id(h_);

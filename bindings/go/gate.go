@@ -29,13 +29,22 @@ import (
 // The slots count what this process's Go code holds; a C or Rust caller in the same process
 // sharing the pool is not counted, and a statement that passed the gate then waits inside the
 // library for that connection (still bounded by the checkout timeout).
+//
+// The channel's capacity is the largest pool_max_size, and the slots beyond the pool's size are
+// held by the gate itself (tokens of a chan struct{} are only a count), so Session.Resize can
+// give slots up or take them back without a new channel: growing receives tokens at once,
+// shrinking sends them as holders give theirs back.
 type gate struct {
 	slots    chan struct{} // a send takes a slot, a receive gives one back
 	timeout  time.Duration // the pool's checkout timeout
-	max      int
-	waiters  int32  // goroutines blocked in acquire now
-	timeouts uint64 // acquires that gave up after the checkout timeout (added to Stats)
+	max      int32         // the pool's size as this gate knows it (atomic; resize holds mu)
+	mu       sync.Mutex    // serialises resize
+	waiters  int32         // goroutines blocked in acquire now
+	timeouts uint64        // acquires that gave up after the checkout timeout (added to Stats)
 }
+
+// gateCapacity is the library's largest pool_max_size.
+const gateCapacity = 10000
 
 var (
 	gatesMu sync.Mutex
@@ -51,10 +60,39 @@ func gateFor(poolID string, max int, timeout time.Duration) *gate {
 	}
 	if max < 1 {
 		max = 1
+	} else if max > gateCapacity {
+		max = gateCapacity
 	}
-	g := &gate{slots: make(chan struct{}, max), timeout: timeout, max: max}
+	g := &gate{slots: make(chan struct{}, gateCapacity), timeout: timeout, max: int32(max)}
+	for i := max; i < gateCapacity; i++ {
+		g.slots <- struct{}{}
+	}
 	gates[poolID] = g
 	return g
+}
+
+// resize makes the gate n slots wide (1 to gateCapacity). Growing frees slots at once;
+// shrinking takes slots back as their holders return them, in the background, so it never
+// blocks (meanwhile a waiter past the gate waits inside the library, within the checkout
+// timeout, as a C caller sharing the pool would).
+func (g *gate) resize(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := int(atomic.LoadInt32(&g.max))
+	atomic.StoreInt32(&g.max, int32(n))
+	for i := old; i < n; i++ {
+		select {
+		case <-g.slots:
+		default: // only when a shrink's tokens have not all landed: it is owed fewer then
+		}
+	}
+	if n < old {
+		go func(k int) {
+			for i := 0; i < k; i++ {
+				g.slots <- struct{}{}
+			}
+		}(old - n)
+	}
 }
 
 // acquire takes a slot, waiting until one is free, ctx is done (a *ContextError wrapping
@@ -92,7 +130,7 @@ func (g *gate) exhausted(cs *C.pgsess_session) error {
 		"%d results not yet freed, %d transactions open, %d pinned sessions, %d copies open, %d other callers waiting); "+
 		"waited %d ms. Close Results and Rows, end transactions, finish copies and close pinned sessions and "+
 		"database/sql connections to return their connections, or raise WithPoolMaxSize / WithCheckoutTimeout",
-		cstr(C.pgsess_pool_id(cs)), g.max, uint32(st.in_use), uint32(st.idle), uint32(st.open),
+		cstr(C.pgsess_pool_id(cs)), atomic.LoadInt32(&g.max), uint32(st.in_use), uint32(st.idle), uint32(st.open),
 		uint64(st.results_outstanding), uint64(st.transactions_open), uint64(C.pgsess_pool_pinned_sessions(cs)),
 		uint64(C.pgsess_pool_copies_open(cs)), g.waiting()-1+int(st.waiting), g.timeout.Milliseconds())
 }

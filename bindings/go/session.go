@@ -38,6 +38,8 @@ type options struct {
 	poolMaxLifetime   *uint32
 	poolMinIdle       *uint32
 	poolHealthCheckMS *uint32
+	// password asks for each new connection's password (WithPasswordProvider).
+	password *PasswordProvider
 }
 
 // Option configures Open. Sessions with equal URIs and pool options share one process-wide pool.
@@ -386,6 +388,11 @@ func newCOptions(o *options) (*C.pgsess_options, error) {
 	if o.poolHealthCheckMS != nil {
 		if err := codeError(C.pgsess_options_set_pool_health_check_ms(copts, C.uint32_t(*o.poolHealthCheckMS)),
 			fmt.Sprintf("pool health check %d ms", *o.poolHealthCheckMS)); err != nil {
+			return fail(err)
+		}
+	}
+	if o.password != nil {
+		if err := setPassword(copts, o.password); err != nil {
 			return fail(err)
 		}
 	}

@@ -655,6 +655,54 @@ void test_pool_options() {
         CHECK_EQ(e->code(), PGSESS_CONFIG_ERROR);
 }
 
+// A password callback that counts its calls and defers to the configured password (-1).
+std::atomic<int> password_calls{0};
+std::int32_t count_password(const char *host, std::uint16_t, const char *user, char *, std::size_t, void *data) {
+    if (host != nullptr && user != nullptr && data == &password_calls)
+        password_calls.fetch_add(1);
+    return -1;
+}
+
+void test_pool_operations() {
+    pgsess::Options opts;
+    opts.pool_max_size = 2;
+    opts.checkout_timeout_ms = 3000;
+    opts.password_callback = count_password;
+    opts.password_user_data = &password_calls;
+    auto s = open_ctest(opts);
+    CHECK_EQ(s.query("SELECT 1").value(0, 0), std::optional<std::string_view>("1"));
+    CHECK(password_calls.load() >= 1);
+    pgsess_stats_v2 st = s.pool_stats();
+    CHECK_EQ(st.max_size, 2u);
+    CHECK(st.size >= sizeof st);
+    CHECK(st.checkouts >= 1u);
+    s.pool_resize(4);
+    CHECK_EQ(s.pool_stats().max_size, 4u);
+    auto e = EXPECT_ERROR(s.pool_resize(0));
+    if (e)
+        CHECK_EQ(e->code(), PGSESS_CONFIG_ERROR);
+    const std::string text = s.pool_stats_text();
+    CHECK(contains(text, "pool=\"" + s.pool_id() + "\""));
+    CHECK(contains(text, "# TYPE"));
+    s.pool_drain(2000);
+    CHECK_EQ(s.pool_stats().open, 0u);
+    const int before = password_calls.load();
+    CHECK_EQ(s.query("SELECT 2").value(0, 0), std::optional<std::string_view>("2"));
+    CHECK(password_calls.load() > before);
+
+    pgsess::config_check("host=localhost port=5432 dbname=x sslmode=require");
+    auto bad = EXPECT_ERROR(pgsess::config_check("host=localhost sslmode=maybe"));
+    if (bad)
+        CHECK_EQ(bad->code(), PGSESS_CONFIG_ERROR);
+    auto unsupported = EXPECT_ERROR(pgsess::config_check("gssencmode=require"));
+    if (unsupported)
+        CHECK_EQ(unsupported->code(), PGSESS_NOT_SUPPORTED_ERROR);
+    pgsess::Session empty;
+    auto empty_err = EXPECT_ERROR(empty.pool_stats());
+    if (empty_err)
+        CHECK_EQ(empty_err->code(), PGSESS_INTERFACE_ERROR);
+}
+
 void test_exhaustion() {
     pgsess::Options opts;
     opts.pool_max_size = 1;
@@ -1592,6 +1640,7 @@ int main() {
         run("moves", [&] { test_moves(s); });
         run("exhaustion", [] { test_exhaustion(); });
         run("pool options", [] { test_pool_options(); });
+        run("pool operations", [] { test_pool_operations(); });
         run("session helpers", [&] { test_session_helpers(s); });
         run("code categories", [] { test_code_categories(); });
         run("notices whole", [] { test_notices_whole(); });

@@ -22,6 +22,7 @@ require_relative "pgsess/copy"
 require_relative "pgsess/notification"
 require_relative "pgsess/session"
 require_relative "pgsess/transaction"
+require_relative "pgsess/pool"
 
 module PGSess
   # The C library's version, e.g. "0.1.0".

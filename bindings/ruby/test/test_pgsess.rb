@@ -1823,4 +1823,56 @@ class TestPGSess < Minitest::Test
       plain.query("DROP TABLE IF EXISTS #{table}") {}
     end
   end
+
+  # --- pool operations (issue 16) ---------------------------------------------------------
+
+  def test_pool_stats_resize_drain
+    open(pool_max_size: 2, pool_idle_ttl: 58, checkout_timeout_ms: 3000) do |s|
+      assert_equal 1, value(s, "SELECT 1")
+      st = s.pool_stats
+      assert_equal 2, st[:max_size]
+      assert_operator st[:checkouts], :>=, 1
+      assert_equal 9, st[:wait_buckets].size
+      assert_equal st[:wait_count], st[:wait_buckets].sum
+      text = s.pool_stats_text
+      assert_includes text, %(pool="#{s.pool_id}")
+      assert_includes text, "# TYPE"
+      s.pool_resize(4)
+      assert_equal 4, s.pool_stats[:max_size]
+      assert_raises(PGSess::ConfigError) { s.pool_resize(0) }
+      worker = Thread.new { s.query("SELECT pg_sleep(0.3)") { |r| r.size } }
+      sleep 0.1
+      s.pool_drain(5000)
+      assert_equal 1, worker.value
+      st = s.pool_stats
+      assert_equal 0, st[:open]
+      assert_operator st[:closed_drained], :>=, 1
+      assert_equal 2, value(s, "SELECT 2")
+    end
+  end
+
+  def test_password_provider_and_config_check
+    calls = Queue.new
+    provider = PGSess::PasswordProvider.new do |host, port, user|
+      calls << [host, port, user]
+      nil # the configured password
+    end
+    open(password_provider: provider, pool_max_size: 3) do |s|
+      assert_equal 1, value(s, "SELECT 1")
+      host, port, user = calls.pop
+      refute_empty host
+      assert_kind_of Integer, port
+      refute_empty user
+    end
+    failing = PGSess::PasswordProvider.new { |*| raise "vault is down" }
+    assert_raises(PGSess::Error) { open(password_provider: failing, checkout_timeout_ms: 2000) }
+    assert_raises(ArgumentError) { PGSess::PasswordProvider.new }
+
+    assert_nil PGSess.config_check("host=localhost port=5432 dbname=x")
+    assert_raises(PGSess::ConfigError) { PGSess.config_check("host=localhost sslmode=maybe") }
+    assert_raises(PGSess::NotSupportedError) { PGSess.config_check("gssencmode=require") }
+    e = assert_raises(PGSess::ConfigError) { PGSess.config_check("postgresql://u:hunter2@h/db?sslmode=bogus") }
+    refute_includes e.message, "hunter2"
+  end
+
 end

@@ -116,6 +116,29 @@ module PGSess
     attach_function :pgsess_pool_copies_open, [:session], :uint64
     attach_function :pgsess_backend_pid, [:session], :int32
     attach_function :pgsess_pool_id, [:session], :pointer
+
+    # struct pgsess_stats_v2, field for field (fields are only ever added at the end; the size
+    # passed tells the library how many this binding knows).
+    class StatsV2 < FFI::Struct
+      layout :size, :size_t,
+             :max_size, :uint32, :open, :uint32, :idle, :uint32, :in_use, :uint32, :waiting, :uint32,
+             :min_idle, :uint32,
+             :results_outstanding, :uint64, :transactions_open, :uint64, :pinned_sessions, :uint64,
+             :copies_open, :uint64, :checkouts, :uint64, :checkout_timeouts, :uint64,
+             :checkouts_failed_fast, :uint64, :connects, :uint64, :connect_failures, :uint64,
+             :closed_dead, :uint64, :closed_idle_ttl, :uint64, :closed_lifetime, :uint64,
+             :closed_health, :uint64, :closed_drained, :uint64, :wait_total_us, :uint64,
+             :wait_count, :uint64, :wait_buckets, [:uint64, 9]
+    end
+    attach_function :pgsess_pool_stats_v2, [:session, :pointer, :size_t], :code
+    attach_function :pgsess_pool_stats_text, [:session], :pointer
+    # Waits for connections in use (up to its timeout): blocking.
+    attach_function :pgsess_pool_drain, [:session, :uint32, :errp], :code, blocking: true
+    attach_function :pgsess_pool_resize, [:session, :uint32, :errp], :code
+    # Reads service and password files, never connects.
+    attach_function :pgsess_config_check, [:pointer, :errp], :code, blocking: true
+    callback :password_callback, [:pointer, :uint16, :pointer, :pointer, :size_t, :pointer], :int32
+    attach_function :pgsess_options_set_password_callback, [:options, :password_callback, :pointer], :code
     attach_function :pgsess_encoding, [:session], :pointer
     attach_function :pgsess_set_encoding, [:session, :pointer, :errp], :code
     attach_function :pgsess_validate, [:session], :bool, blocking: true

@@ -206,15 +206,20 @@ module PGSess
     # background; `pool_health_check_ms:` (default 30000, 0 never) gives a connection idle that
     # long a round trip before it is handed out. All three are part of the pool key.
     #
+    # `password_provider:` (a PGSess::PasswordProvider) is asked for the password of each new
+    # connection (rotated passwords, cloud IAM tokens); sessions share a pool only with the same
+    # provider object.
+    #
     # With a block, yields the session, closes it when the block ends and returns the block's
     # value.
     def self.open(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
                   reset: nil, pinned: false, statement_cache: nil, pool_max_lifetime: nil, pool_min_idle: nil,
-                  pool_health_check_ms: nil)
+                  pool_health_check_ms: nil, password_provider: nil)
       session = new(name, db_url: db_url, pool_max_size: pool_max_size, pool_idle_ttl: pool_idle_ttl,
                           checkout_timeout_ms: checkout_timeout_ms, reset: reset, pinned: pinned,
                           statement_cache: statement_cache, pool_max_lifetime: pool_max_lifetime,
-                          pool_min_idle: pool_min_idle, pool_health_check_ms: pool_health_check_ms)
+                          pool_min_idle: pool_min_idle, pool_health_check_ms: pool_health_check_ms,
+                          password_provider: password_provider)
       return session unless block_given?
 
       begin
@@ -240,7 +245,7 @@ module PGSess
     # See Session.open.
     def initialize(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
                    reset: nil, pinned: false, statement_cache: nil, pool_max_lifetime: nil, pool_min_idle: nil,
-                   pool_health_check_ms: nil)
+                   pool_health_check_ms: nil, password_provider: nil)
       @name = name
       name_ptr = name.nil? ? nil : Native.cstring(name, "session name")
       opts = Native.pgsess_options_new
@@ -257,6 +262,7 @@ module PGSess
         set_uint32(opts, :pgsess_options_set_pool_max_lifetime, "pool_max_lifetime", pool_max_lifetime)
         set_uint32(opts, :pgsess_options_set_pool_min_idle, "pool_min_idle", pool_min_idle)
         set_uint32(opts, :pgsess_options_set_pool_health_check_ms, "pool_health_check_ms", pool_health_check_ms)
+        password_provider&.install(opts)
         if pinned
           code = Native.pgsess_options_set_pinned(opts, true)
           option_failed("pinned", "true", code) unless code == Native::OK
@@ -576,6 +582,49 @@ module PGSess
     # session's pool now.
     def copies_open
       @handle.use { |s| Native.pgsess_pool_copies_open(s) }
+    end
+
+    # The pool's state and counters (pgsess_pool_stats_v2) as a Hash with Symbol keys: :max_size,
+    # :open, :idle, :in_use, :waiting, :min_idle, :checkouts, :checkout_timeouts,
+    # :checkouts_failed_fast, :connects, :connect_failures, :closed_dead, :closed_idle_ttl,
+    # :closed_lifetime, :closed_health, :closed_drained, :wait_total_us, :wait_count, and
+    # :wait_buckets (checkouts that waited at most 1, 5, 10, 50, 100, 500, 1000, 5000 ms, and longer).
+    def pool_stats
+      @handle.use do |s|
+        st = Native::StatsV2.new
+        code = Native.pgsess_pool_stats_v2(s, st.to_ptr, Native::StatsV2.size)
+        raise Error.class_for(code).new("pgsess_pool_stats_v2 failed", code: Error.code_symbol(code)) unless code == Native::OK
+
+        stats = {}
+        Native::StatsV2.members.each { |m| stats[m] = st[m] unless m == :size }
+        stats[:wait_buckets] = st[:wait_buckets].to_a
+        stats
+      end
+    end
+
+    # #pool_stats in Prometheus' text exposition format, labelled with the pool id.
+    def pool_stats_text
+      @handle.use { |s| Native.take_string(Native.pgsess_pool_stats_text(s)) }
+    end
+
+    # Stop handing out the pool's connections, wait up to `timeout_ms` for those in use, close
+    # them all (graceful shutdown, credential rotation); statements meanwhile wait and then get
+    # new connections. Raises PoolExhausted naming what was still in use at the timeout. Not
+    # from a thread that holds a connection of the pool (a transaction, a pinned session).
+    def pool_drain(timeout_ms)
+      ms = Integer(timeout_ms)
+      raise InterfaceError.new("timeout_ms out of range: #{ms}", code: :interface_error) unless ms.between?(0, UINT32_MAX)
+
+      Statements.guarded { @handle.use { |s| Native.checked { |e| Native.pgsess_pool_drain(s, ms, e) } } }
+      nil
+    end
+
+    # Change the pool's pool_max_size (1 to 10000) for every session on it.
+    def pool_resize(max_size)
+      n = Integer(max_size)
+      n = 0 unless n.between?(0, UINT32_MAX) # refused by the library with its message
+      @handle.use { |s| Native.checked { |e| Native.pgsess_pool_resize(s, n, e) } }
+      nil
     end
 
     # The backend pid that ran this session's latest statement (0 before any).
