@@ -264,6 +264,44 @@ fn in_a_transaction_a_reply_arriving_before_commit_is_found_before_commit_is_sen
 }
 
 #[test]
+fn a_copy_on_a_pinned_connection_is_not_sent_after_an_unrequested_reply() {
+    // A pinned session's connection is not checked out again, so the check before sending is
+    // the only one: COPY must make it as every statement does.
+    let copied = Arc::new(AtomicBool::new(false));
+    let sent = Sent::default();
+    let raised = sent.clone();
+    let saw_copy = copied.clone();
+    let server = FakeServer::start(move |c| {
+        c.trust()?;
+        if c.index() == 0 {
+            reply_with(c, &[])?; // SELECT 'one', honestly
+            sleep(Duration::from_millis(50));
+            c.send(&be::simple_select("INJECTED"))?;
+            raised.raise();
+        }
+        loop {
+            let ex = c.next_exchange()?;
+            if ex.kind == support::fake::ExchangeKind::End {
+                return Ok(());
+            }
+            if c.index() == 0 && ex.sql().to_ascii_uppercase().starts_with("COPY") {
+                saw_copy.store(true, Ordering::SeqCst);
+            }
+            c.reply_normally(&ex)?;
+        }
+    });
+    let s = open(&server);
+    let pinned = s.pin().unwrap();
+    assert_eq!(value(&pinned, "SELECT 'one'").unwrap(), "one");
+    sent.wait();
+    let Err(e) = quick(|| pinned.copy_out("COPY t TO STDOUT")) else { panic!("COPY started out of step") };
+    assert_violation(&e, "");
+    assert!(!copied.load(Ordering::SeqCst), "COPY must not be sent on a connection out of step");
+    drop(pinned);
+    assert_next_right(&s, &server, 2);
+}
+
+#[test]
 fn a_commit_answered_by_a_bare_ready_for_query_is_not_reported_committed() {
     let committed = Arc::new(AtomicBool::new(false));
     let server = FakeServer::start(|c| {

@@ -123,8 +123,8 @@ impl PgConn {
         direction: Option<CopyDirection>,
         set: &mut ResultSet,
     ) -> Result<CopyDirection> {
-        self.ensure_usable()?;
-        self.ensure_no_open_stream()?;
+        // As every statement: nothing is sent on a connection found out of step.
+        self.ensure_usable_to_send()?;
         self.note_sql(sql);
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = Exchange::Simple;

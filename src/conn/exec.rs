@@ -491,7 +491,7 @@ impl PgConn {
     /// the step: its rows are expected bytes, and the caller's mistake is an interface error
     /// that leaves the connection as it was.
     #[inline]
-    fn ensure_usable_to_send(&mut self) -> Result<()> {
+    pub(super) fn ensure_usable_to_send(&mut self) -> Result<()> {
         self.ensure_usable()
             .and_then(|()| self.ensure_no_open_stream())
             .and_then(|()| self.ensure_in_step())
