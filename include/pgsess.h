@@ -1167,6 +1167,46 @@ const char *pgsess_results_column_name(const struct pgsess_results *results, siz
 uint32_t pgsess_results_column_type(const struct pgsess_results *results, size_t col);
 
 /**
+ * The type modifier of column `col`, as `PQfmod`: varchar(n) and char(n) give n + 4,
+ * numeric(p,s) gives ((p << 16) | s) + 4, timestamp(p), time(p) and interval's precision p; -1
+ * when the type has none, for NULL `results` or `col` out of range. Any thread.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+int32_t pgsess_results_column_typmod(const struct pgsess_results *results, size_t col);
+
+/**
+ * The size of column `col`'s type, as `PQfsize`: pg_type.typlen (4 for int4), negative for
+ * variable-length types (-1 text, -2 cstring); 0 for NULL `results` or `col` out of range.
+ * Any thread.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+int32_t pgsess_results_column_size(const struct pgsess_results *results, size_t col);
+
+/**
+ * The OID of the table column `col` comes from, as `PQftable`: 0 when it is not a plain
+ * column of a table (an expression, a view's computed column), for NULL `results` or `col`
+ * out of range. Any thread.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+uint32_t pgsess_results_column_table(const struct pgsess_results *results, size_t col);
+
+/**
+ * The attribute number of column `col` in the table `pgsess_results_column_table` names, as
+ * `PQftablecol` (1 for its first column); 0 when there is none, for NULL `results` or `col`
+ * out of range. Any thread.
+ *
+ * # Safety
+ * `results` NULL or live.
+ */
+int32_t pgsess_results_column_table_column(const struct pgsess_results *results, size_t col);
+
+/**
  * The format of column `col`'s values, as `PQfformat`: 0 text (the server's text output), 1
  * binary (the type's binary send form: every column of `pgsess_query_binary`). -1 for NULL
  * `results` or `col` out of range. Any thread.

@@ -516,11 +516,16 @@ func (d *driverRows) ColumnTypeDatabaseTypeName(i int) string {
 // always false.
 func (d *driverRows) ColumnTypeNullable(i int) (nullable, ok bool) { return true, false }
 
-// ColumnTypeLength is math.MaxInt64 for the unbounded variable-length types (text, bytea, json,
-// jsonb, xml, arrays). For varchar(n) and bpchar(n) the bound n is in the column's type modifier,
-// which the library does not report (yet): ok is false, as for fixed-size types.
+// ColumnTypeLength is n for varchar(n) and char(n) (from the column's type modifier, as lib/pq
+// and pgx give it), math.MaxInt64 for the unbounded variable-length types (text, bytea, json,
+// jsonb, xml, arrays, and varchar without a bound); ok is false for the fixed-size types.
 func (d *driverRows) ColumnTypeLength(i int) (length int64, ok bool) {
 	switch oid := d.r.cols[i].TypeOID; {
+	case oid == oidVarchar || oid == oidBpchar:
+		if mod := d.r.ColumnTypeMod(i); mod >= 4 {
+			return int64(mod - 4), true
+		}
+		return math.MaxInt64, true
 	case oid == OIDText || oid == OIDBytea || oid == OIDJSON || oid == OIDJSONB || oid == oidXML:
 		return math.MaxInt64, true
 	case strings.HasPrefix(typeNames[oid], "_"):
@@ -529,10 +534,19 @@ func (d *driverRows) ColumnTypeLength(i int) (length int64, ok bool) {
 	return 0, false
 }
 
-// ColumnTypePrecisionScale: numeric(p,s)'s precision and scale are in the column's type
-// modifier, which the library does not report (yet): ok is false. For a numeric it says so.
+// ColumnTypePrecisionScale is numeric(p,s)'s precision and scale, from the column's type
+// modifier (as lib/pq and pgx give them); ok is false for a numeric without them and for every
+// other type.
 func (d *driverRows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
-	return 0, 0, false
+	if d.r.cols[i].TypeOID != OIDNumeric {
+		return 0, 0, false
+	}
+	mod := d.r.ColumnTypeMod(i)
+	if mod < 4 {
+		return 0, 0, false
+	}
+	mod -= 4
+	return int64(mod>>16) & 0xffff, int64(mod) & 0xffff, true
 }
 
 // ColumnTypeScanType is the Go type of the column's driver values (Next): int64, float64, bool,
@@ -554,7 +568,11 @@ func (d *driverRows) ColumnTypeScanType(i int) reflect.Type {
 	return reflect.TypeOf("")
 }
 
-const oidXML uint32 = 142
+const (
+	oidXML     uint32 = 142
+	oidBpchar  uint32 = 1042
+	oidVarchar uint32 = 1043
+)
 
 // typeNames are pg_type.typname of the built-in types a driver user meets (an array type is
 // its element's name with a leading underscore, as in pg_type).

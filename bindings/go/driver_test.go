@@ -568,7 +568,8 @@ func TestDriverRowsStream(t *testing.T) {
 func TestDriverColumnTypes(t *testing.T) {
 	db, _ := openDB(t, 1)
 	rows, err := db.Query(`SELECT 1::int4 AS a, 'x'::text AS b, 1.5::numeric(10,2) AS c, now() AS d, '{1}'::int4[] AS e,
-		'x'::varchar(10) AS f, true AS g, '\x00'::bytea AS h`)
+		'x'::varchar(10) AS f, true AS g, '\x00'::bytea AS h, 2::numeric AS i, 'ab'::char(3) AS j,
+		'y'::varchar AS k`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -582,24 +583,30 @@ func TestDriverColumnTypes(t *testing.T) {
 		scan     reflect.Type
 		length   int64
 		lenOK    bool
+		p, s     int64
+		decOK    bool
 	}{
-		{"a", "INT4", reflect.TypeOf(int64(0)), 0, false},
-		{"b", "TEXT", reflect.TypeOf(""), math.MaxInt64, true},
-		{"c", "NUMERIC", reflect.TypeOf(""), 0, false},
-		{"d", "TIMESTAMPTZ", reflect.TypeOf(time.Time{}), 0, false},
-		{"e", "_INT4", reflect.TypeOf(""), math.MaxInt64, true},
-		{"f", "VARCHAR", reflect.TypeOf(""), 0, false},
-		{"g", "BOOL", reflect.TypeOf(false), 0, false},
-		{"h", "BYTEA", reflect.TypeOf([]byte(nil)), math.MaxInt64, true},
+		{"a", "INT4", reflect.TypeOf(int64(0)), 0, false, 0, 0, false},
+		{"b", "TEXT", reflect.TypeOf(""), math.MaxInt64, true, 0, 0, false},
+		{"c", "NUMERIC", reflect.TypeOf(""), 0, false, 10, 2, true},
+		{"d", "TIMESTAMPTZ", reflect.TypeOf(time.Time{}), 0, false, 0, 0, false},
+		{"e", "_INT4", reflect.TypeOf(""), math.MaxInt64, true, 0, 0, false},
+		{"f", "VARCHAR", reflect.TypeOf(""), 10, true, 0, 0, false},
+		{"g", "BOOL", reflect.TypeOf(false), 0, false, 0, 0, false},
+		{"h", "BYTEA", reflect.TypeOf([]byte(nil)), math.MaxInt64, true, 0, 0, false},
+		{"i", "NUMERIC", reflect.TypeOf(""), 0, false, 0, 0, false},
+		{"j", "BPCHAR", reflect.TypeOf(""), 3, true, 0, 0, false},
+		{"k", "VARCHAR", reflect.TypeOf(""), math.MaxInt64, true, 0, 0, false},
 	}
 	for i, w := range want {
 		ct := cts[i]
 		l, lok := ct.Length()
 		_, nok := ct.Nullable()
-		_, _, dok := ct.DecimalSize()
-		if ct.Name() != w.name || ct.DatabaseTypeName() != w.db || ct.ScanType() != w.scan || l != w.length || lok != w.lenOK || nok || dok {
-			t.Errorf("column %d: %s %s %v len %d %v nullable-known %v decimal-known %v", i, ct.Name(), ct.DatabaseTypeName(),
-				ct.ScanType(), l, lok, nok, dok)
+		p, s, dok := ct.DecimalSize()
+		if ct.Name() != w.name || ct.DatabaseTypeName() != w.db || ct.ScanType() != w.scan || l != w.length ||
+			lok != w.lenOK || nok || p != w.p || s != w.s || dok != w.decOK {
+			t.Errorf("column %d: %s %s %v len %d %v nullable-known %v decimal %d,%d %v", i, ct.Name(),
+				ct.DatabaseTypeName(), ct.ScanType(), l, lok, nok, p, s, dok)
 		}
 	}
 }

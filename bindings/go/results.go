@@ -73,7 +73,8 @@ type Results struct {
 	count  int64
 	pid    int32
 	notes  []string
-	bin    []bool // per column: its values are binary (QueryBinary)
+	bin    []bool  // per column: its values are binary (QueryBinary)
+	mods   []int32 // per column: the type modifier (PQfmod; -1 none)
 
 	row   int            // current row; -1 before the first Next
 	valid bool           // vals/lens hold row `row`
@@ -113,7 +114,9 @@ func newResults(r *C.pgsess_results, sql string, sl *slot) *Results {
 	ncols := int(C.pgsess_results_ncols(r))
 	res.cols = make([]Column, ncols)
 	res.bin = make([]bool, ncols)
+	res.mods = make([]int32, ncols)
 	for i := range res.cols {
+		res.mods[i] = int32(C.pgsess_results_column_typmod(r, C.size_t(i)))
 		res.cols[i] = Column{
 			Name:    cstr(C.pgsess_results_column_name(r, C.size_t(i))),
 			TypeOID: uint32(C.pgsess_results_column_type(r, C.size_t(i))),
@@ -200,6 +203,16 @@ func (res *Results) ColumnFormat(col int) int {
 		return 1
 	}
 	return 0
+}
+
+// ColumnTypeMod is column i's type modifier, as libpq's PQfmod: varchar(n) and char(n) give
+// n + 4, numeric(p,s) ((p << 16) | s) + 4, timestamp(p) and time(p) p; -1 when there is none or
+// i is out of range.
+func (res *Results) ColumnTypeMod(i int) int32 {
+	if i < 0 || i >= len(res.mods) {
+		return -1
+	}
+	return res.mods[i]
 }
 
 // RowsAffected is the count in the command tag, as libpq's PQcmdTuples: INSERT, UPDATE, DELETE,

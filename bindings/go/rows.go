@@ -31,6 +31,7 @@ type Rows struct {
 	cur    *Results          // the chunk being read
 	cols   []Column
 	bin    []bool
+	mods   []int32           // the columns' type modifiers (ColumnTypeMod)
 	slot   *slot             // the stream's reference to its connection's gate slot
 	sub    *C.pgsess_session // the sub-session it runs on (pooled sessions), given back at Close
 	status string
@@ -94,7 +95,7 @@ func (r *Rows) open(args []any) error {
 			return err
 		}
 		r.cur = res
-		r.cols, r.bin = res.cols, res.bin
+		r.cols, r.bin, r.mods = res.cols, res.bin, res.mods
 		r.status, r.nrAff = res.status, res.nrAff
 		return nil
 	}
@@ -174,7 +175,7 @@ func (r *Rows) nextChunk() bool {
 	}
 	r.cur = newResults(chunk, r.sql, r.slot.ref())
 	if r.cols == nil {
-		r.cols, r.bin = r.cur.cols, r.cur.bin
+		r.cols, r.bin, r.mods = r.cur.cols, r.cur.bin, r.cur.mods
 	}
 	r.total += uint64(r.cur.nrows)
 	if r.cur.status != "" {
@@ -242,6 +243,15 @@ func (r *Rows) Close() error {
 // Columns describes the columns (known once the first chunk has arrived, which Stream waits
 // for). The slice is shared: do not modify it.
 func (r *Rows) Columns() []Column { return r.cols }
+
+// ColumnTypeMod is column i's type modifier, as Results.ColumnTypeMod (-1 when none, before the
+// first chunk, or out of range).
+func (r *Rows) ColumnTypeMod(i int) int32 {
+	if i < 0 || i >= len(r.mods) {
+		return -1
+	}
+	return r.mods[i]
+}
 
 // ColumnFormat is 0 (text) or 1 (binary) for column col; -1 out of range.
 func (r *Rows) ColumnFormat(col int) int {

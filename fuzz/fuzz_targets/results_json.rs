@@ -256,7 +256,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 name = u.choose(&[&b"a"[..], b"b", b"?column?"])?.to_vec();
             }
             let type_oid = if u.ratio(1, 16)? { u.arbitrary()? } else { *u.choose(&OIDS)? };
-            columns.push(Column { name: CString::new(name).unwrap(), type_oid, format: 0 });
+            columns.push(Column { name: CString::new(name).unwrap(), type_oid, format: 0, ..Default::default() });
         }
         types = columns.iter().map(|c| c.type_oid).collect();
         if u.ratio(1, 3)? {

@@ -737,7 +737,15 @@ impl PgConn {
         let mut fields = body.fields();
         while let Some(f) = fields.next().map_err(|_| self.protocol_violation("malformed row description"))? {
             let name = std::ffi::CString::new(f.name()).unwrap_or_default();
-            columns.push(Column { name, type_oid: f.type_oid(), format: f.format() });
+            columns.push(Column {
+                name,
+                type_oid: f.type_oid(),
+                format: f.format(),
+                type_modifier: f.type_modifier(),
+                table_oid: f.table_oid(),
+                table_column: f.column_id(),
+                type_size: f.type_size(),
+            });
         }
         let columns: Arc<[Column]> = columns.into();
         self.check_formats(&columns)?;

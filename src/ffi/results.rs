@@ -96,6 +96,50 @@ pub unsafe extern "C" fn pgsess_results_column_type(results: *const pgsess_resul
     call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| c.type_oid)))
 }
 
+/// The type modifier of column `col`, as `PQfmod`: varchar(n) and char(n) give n + 4,
+/// numeric(p,s) gives ((p << 16) | s) + 4, timestamp(p), time(p) and interval's precision p; -1
+/// when the type has none, for NULL `results` or `col` out of range. Any thread.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_column_typmod(results: *const pgsess_results, col: usize) -> i32 {
+    call_or(|_| -1, NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(-1, |c| c.type_modifier)))
+}
+
+/// The size of column `col`'s type, as `PQfsize`: pg_type.typlen (4 for int4), negative for
+/// variable-length types (-1 text, -2 cstring); 0 for NULL `results` or `col` out of range.
+/// Any thread.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_column_size(results: *const pgsess_results, col: usize) -> i32 {
+    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| i32::from(c.type_size))))
+}
+
+/// The OID of the table column `col` comes from, as `PQftable`: 0 when it is not a plain
+/// column of a table (an expression, a view's computed column), for NULL `results` or `col`
+/// out of range. Any thread.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_column_table(results: *const pgsess_results, col: usize) -> u32 {
+    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| c.table_oid)))
+}
+
+/// The attribute number of column `col` in the table `pgsess_results_column_table` names, as
+/// `PQftablecol` (1 for its first column); 0 when there is none, for NULL `results` or `col`
+/// out of range. Any thread.
+///
+/// # Safety
+/// `results` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_column_table_column(results: *const pgsess_results, col: usize) -> i32 {
+    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| i32::from(c.table_column))))
+}
+
 /// The format of column `col`'s values, as `PQfformat`: 0 text (the server's text output), 1
 /// binary (the type's binary send form: every column of `pgsess_query_binary`). -1 for NULL
 /// `results` or `col` out of range. Any thread.

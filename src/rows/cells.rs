@@ -39,8 +39,8 @@ mod tests {
         let mut set = ResultSet::default();
         set.begin_rows(
             vec![
-                Column { name: CString::new("a").unwrap(), type_oid: 23, format: 0 },
-                Column { name: CString::new("b").unwrap(), type_oid: 25, format: 0 },
+                Column { name: CString::new("a").unwrap(), type_oid: 23, format: 0, ..Default::default() },
+                Column { name: CString::new("b").unwrap(), type_oid: 25, format: 0, ..Default::default() },
             ]
             .into(),
         );

@@ -401,7 +401,8 @@ mod tests {
 
     #[test]
     fn values_cannot_change_the_shape_of_a_row() {
-        let col = |n: &[u8], t: u32| Column { name: CString::new(n).unwrap(), type_oid: t, format: 0 };
+        let col =
+            |n: &[u8], t: u32| Column { name: CString::new(n).unwrap(), type_oid: t, format: 0, ..Default::default() };
         let mut r = ResultSet::default();
         r.begin_rows(vec![col(b"j", 114), col(b"b", 16), col(b"n\xff\"", 25), col(b"c", 3802), col(b"i", 23)].into());
         assert!(r.push_row(
@@ -425,7 +426,7 @@ mod tests {
 
     #[test]
     fn names_that_read_the_same_are_one_key() {
-        let col = |n: &[u8]| Column { name: CString::new(n).unwrap(), type_oid: 25, format: 0 };
+        let col = |n: &[u8]| Column { name: CString::new(n).unwrap(), type_oid: 25, format: 0, ..Default::default() };
         let mut r = ResultSet::default();
         r.begin_rows(vec![col(b"a\xff"), col(b"b"), col(b"a\xfe")].into());
         assert!(r.push_row([Some(&b"1"[..]), Some(&b"2"[..]), Some(&b"3"[..])].into_iter()));
@@ -435,8 +436,12 @@ mod tests {
     #[test]
     fn many_columns_in_linear_time() {
         let ncols = 65_535;
-        let col =
-            |i: usize| Column { name: CString::new(format!("c{}", i % 40_000)).unwrap(), type_oid: 23, format: 0 };
+        let col = |i: usize| Column {
+            name: CString::new(format!("c{}", i % 40_000)).unwrap(),
+            type_oid: 23,
+            format: 0,
+            ..Default::default()
+        };
         let mut r = ResultSet::default();
         r.begin_rows((0..ncols).map(col).collect::<Vec<_>>().into());
         let values: Vec<String> = (0..ncols).map(|i| i.to_string()).collect();
@@ -452,7 +457,8 @@ mod tests {
 
     #[test]
     fn rows_as_objects_with_last_duplicate_winning() {
-        let col = |n: &str, t: u32| Column { name: CString::new(n).unwrap(), type_oid: t, format: 0 };
+        let col =
+            |n: &str, t: u32| Column { name: CString::new(n).unwrap(), type_oid: t, format: 0, ..Default::default() };
         let mut r = ResultSet::default();
         r.begin_rows(vec![col("a", 23), col("b", 25), col("a", 16), col("j", 3802), col("n", 1700)].into());
         assert!(r.push_row(

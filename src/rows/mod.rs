@@ -29,13 +29,22 @@ pub const NOTICES_PER_RESULT: usize = 1000;
 pub const NOTICE_BYTES_PER_RESULT: usize = 1 << 20;
 
 /// One result column.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Column {
     pub name: CString,
     pub type_oid: u32,
     /// The format its values come in, from the RowDescription: `FORMAT_TEXT` (the server's text
     /// output) or `FORMAT_BINARY` (its `send` function's bytes).
     pub format: i16,
+    /// The type modifier (`PQfmod`): varchar(n) and bpchar(n) give n + 4, numeric(p,s) gives
+    /// ((p << 16) | s) + 4, timestamp(p) and interval's precision p; -1 when there is none.
+    pub type_modifier: i32,
+    /// The table the column comes from (`PQftable`), 0 when it is not a plain table column.
+    pub table_oid: u32,
+    /// Its attribute number in that table (`PQftablecol`), 0 when it has none.
+    pub table_column: i16,
+    /// The type's size (`PQfsize`): pg_type.typlen, negative for variable-length types.
+    pub type_size: i16,
 }
 
 /// `Column::format` of a column whose values are the server's text output.
@@ -418,8 +427,8 @@ mod tests {
     fn arena_keeps_values_nulls_and_bounds() {
         let mut r = ResultSet::default();
         r.begin_rows(Arc::from(vec![
-            Column { name: CString::new("a").unwrap(), type_oid: 23, format: 0 },
-            Column { name: CString::new("b").unwrap(), type_oid: 25, format: 0 },
+            Column { name: CString::new("a").unwrap(), type_oid: 23, format: 0, ..Default::default() },
+            Column { name: CString::new("b").unwrap(), type_oid: 25, format: 0, ..Default::default() },
         ]));
         assert!(r.push_row([Some(&b"1"[..]), None].into_iter()));
         assert!(r.push_row([Some(&b""[..]), Some(&b"xyz"[..])].into_iter()));
@@ -443,8 +452,8 @@ mod tests {
     fn raw_rows_parse_in_place_and_reject_malformed_ones() {
         let mut r = ResultSet::default();
         r.begin_rows(Arc::from(vec![
-            Column { name: CString::new("a").unwrap(), type_oid: 25, format: 0 },
-            Column { name: CString::new("b").unwrap(), type_oid: 25, format: 0 },
+            Column { name: CString::new("a").unwrap(), type_oid: 25, format: 0, ..Default::default() },
+            Column { name: CString::new("b").unwrap(), type_oid: 25, format: 0, ..Default::default() },
         ]));
         let mut row = Vec::new();
         row.extend_from_slice(&2i32.to_be_bytes());
@@ -464,8 +473,14 @@ mod tests {
     #[test]
     fn rows_span_blocks_with_nulls_at_their_edges() {
         let mut r = ResultSet::default();
-        let cols =
-            |n: usize| (0..n).map(|i| Column { name: CString::new(format!("c{i}")).unwrap(), type_oid: 25, format: 0 });
+        let cols = |n: usize| {
+            (0..n).map(|i| Column {
+                name: CString::new(format!("c{i}")).unwrap(),
+                type_oid: 25,
+                format: 0,
+                ..Default::default()
+            })
+        };
         r.begin_rows(cols(3).collect::<Vec<_>>().into());
         let rows_per_block = 1usize << r.shift;
         assert!(rows_per_block * 3 <= BLOCK_CELLS && rows_per_block * 6 > BLOCK_CELLS);
