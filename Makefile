@@ -57,11 +57,13 @@ docs:
 	doxygen docs/Doxyfile
 
 # Side-by-side benchmark against libpq (not part of check): prints the table and rewrites
-# BENCHMARKS.md. Starts its own server unless PGSQL_BENCH is set.
+# BENCHMARKS.md; then the Go binding against pgx and lib/pq (bench/go.sh). Each starts its own
+# server unless PGSQL_BENCH is set.
 bench:
 	scripts/ensure-deps
 	$(MAKE) --no-print-directory install PREFIX=$(STAGE)
 	bench/run.sh $(STAGE)
+	bench/go.sh $(STAGE)
 
 clean:
 	$(CARGO) clean
