@@ -1918,6 +1918,7 @@ class TestPGSess < Minitest::Test
         assert_equal 1, r.fnumber("LABEL")
         assert_equal 5, r.fnumber('"Big"')
         assert_raises(ArgumentError) { r.fnumber("Big") }
+        assert_raises(ArgumentError) { r.fnumber("") }
         assert_equal [1, 2, 3], r.field_values("ID")
         # Out of range: what pg raises.
         assert_raises(ArgumentError) { r.getvalue(3, 0) }

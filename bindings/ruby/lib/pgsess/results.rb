@@ -279,8 +279,10 @@ module PGSess
     # "id" and `fnumber('"ID"')` finds "ID". ArgumentError when no column has that name.
     def fnumber(name)
       s = name.to_s
-      index = @columns.index(s) if !s.include?('"') && s == ascii_downcase(s)
-      index ||= @columns.index(identifier(s)) unless s.empty?
+      unless s.empty? # PQfnumber's rule: "" names no column
+        index = @columns.index(s) if !s.include?('"') && s == ascii_downcase(s)
+        index ||= @columns.index(identifier(s))
+      end
       raise ArgumentError, "Unknown field: #{s}" unless index
 
       index
