@@ -1875,4 +1875,352 @@ class TestPGSess < Minitest::Test
     refute_includes e.message, "hunter2"
   end
 
+
+  # --- pg's vocabulary ----------------------------------------------------------------------
+
+  PG_SQL = "SELECT n AS id, 'row ' || n AS label, CASE WHEN n = 2 THEN NULL ELSE n * 1.5 END::float8 AS x, " \
+           "n % 2 = 0 AS even, '2024-01-0' || n AS day, 42 AS \"Big\" FROM generate_series(1, 3) AS n"
+
+  def test_pg_result_vocabulary_matches_the_existing_api
+    open do |s|
+      s.query(PG_SQL) do |r|
+        rows = r.to_a
+        cols = r.columns
+        values = rows.map { |h| cols.map { |c| h[c] } }
+        assert_equal [3, 3, 3], [r.ntuples, r.num_tuples, r.nrows]
+        assert_equal [6, 6], [r.nfields, r.num_fields]
+        assert_equal %w[id label x even day Big], r.fields
+        assert_equal cols, r.fields
+        assert_equal values, r.values
+        assert_equal values, r.each_row.to_a
+        assert_equal 3, r.each_row.size
+        yielded = []
+        assert_same r, r.each_row { |row| yielded << row }
+        assert_equal values, yielded
+        3.times do |i|
+          assert_equal values[i], r.tuple_values(i)
+          6.times do |c|
+            assert values[i][c].eql?(r.getvalue(i, c)), [i, c, values[i][c], r.getvalue(i, c)].inspect
+            assert_equal values[i][c].nil?, r.getisnull(i, c), [i, c].inspect
+          end
+        end
+        assert_nil r.getvalue(1, 2)
+        assert r.getisnull(1, 2)
+        assert_equal r.column_types, Array.new(6) { |c| r.ftype(c) }
+        assert_equal [PGSess::Results::OID::INT4, PGSess::Results::OID::TEXT, PGSess::Results::OID::FLOAT8,
+                      PGSess::Results::OID::BOOL], (0..3).map { |c| r.ftype(c) }
+        assert_equal cols, Array.new(6) { |c| r.fname(c) }
+        assert_equal [0] * 6, Array.new(6) { |c| r.fformat(c) }
+        6.times { |c| assert_equal values.map { |v| v[c] }, r.column_values(c) }
+        cols.each_with_index { |name, c| assert_equal values.map { |v| v[c] }, r.field_values(%("#{name}")) }
+        # fnumber reads its argument as libpq's PQfnumber: an identifier, down-cased unless quoted.
+        assert_equal 1, r.fnumber("label")
+        assert_equal 1, r.fnumber("LABEL")
+        assert_equal 5, r.fnumber('"Big"')
+        assert_raises(ArgumentError) { r.fnumber("Big") }
+        assert_raises(ArgumentError) { r.fnumber("") }
+        assert_equal [1, 2, 3], r.field_values("ID")
+        # Out of range: what pg raises.
+        assert_raises(ArgumentError) { r.getvalue(3, 0) }
+        assert_raises(ArgumentError) { r.getvalue(0, 6) }
+        assert_raises(ArgumentError) { r.getvalue(-1, 0) }
+        assert_raises(ArgumentError) { r.getisnull(0, -1) }
+        assert_raises(ArgumentError) { r.ftype(6) }
+        assert_raises(ArgumentError) { r.fname(6) }
+        assert_raises(IndexError) { r.tuple_values(3) }
+        assert_raises(IndexError) { r.column_values(6) }
+        e = assert_raises(IndexError) { r.field_values("nope") }
+        assert_match(/no such field 'nope'/, e.message)
+        # A successful result carries no error report, as pg's.
+        assert_nil r.error_field(PGSess::PG_DIAG_SQLSTATE)
+        assert_nil r.result_error_field(PGSess::PG_DIAG_MESSAGE_PRIMARY)
+        assert_equal "", r.error_message
+      end
+      # Binary results give the same values.
+      text = s.query(PG_SQL, &:values)
+      s.query_binary(PG_SQL) do |r|
+        assert_equal text, r.values
+        assert_equal text[0][3], r.getvalue(0, 3)
+        assert_equal [1] * 6, Array.new(6) { |c| r.fformat(c) }
+      end
+      # No rows, no columns.
+      s.query("SELECT 1 AS a WHERE false") { |r| assert_equal [[], 0, 1, []], [r.values, r.ntuples, r.nfields, r.column_values(0)] }
+    end
+  end
+
+  def test_pg_cmd_tuples_and_cmd_status
+    open do |s|
+      s.transaction do |tx|
+        tx.exec("CREATE TEMP TABLE rb_cmd (id int, v text)") do |r|
+          assert_equal [0, "CREATE TABLE"], [r.cmd_tuples, r.cmd_status]
+        end
+        tx.exec("INSERT INTO rb_cmd VALUES (1, 'a'), (2, 'b'), (3, 'c')") do |r|
+          assert_equal [3, "INSERT 0 3", 3, 0], [r.cmd_tuples, r.cmd_status, r.cmdtuples, r.ntuples]
+          assert_equal [r.rows_affected, r.status], [r.cmd_tuples, r.cmd_status]
+        end
+        tx.exec_params("UPDATE rb_cmd SET v = $1 WHERE id >= $2", ["z", 2]) do |r|
+          assert_equal [2, "UPDATE 2"], [r.cmd_tuples, r.cmd_status]
+        end
+        tx.exec("SELECT * FROM rb_cmd") do |r|
+          assert_equal [3, "SELECT 3", 3], [r.cmd_tuples, r.cmd_status, r.ntuples]
+        end
+        tx.exec_params("DELETE FROM rb_cmd WHERE id = $1", [1]) do |r|
+          assert_equal [1, "DELETE 1"], [r.cmd_tuples, r.cmd_status]
+        end
+      end
+    end
+  end
+
+  def test_pg_exec_and_exec_params
+    open do |s|
+      assert_equal [[42]], s.exec("SELECT 42 AS n", &:values)
+      assert_equal [[42]], s.async_exec("SELECT 42 AS n", &:values)
+      kept = nil
+      assert_equal 3, s.exec_params("SELECT $1::int + $2::int AS n", [1, 2]) { |r| (kept = r).getvalue(0, 0) }
+      # The block's end cleared the results: pg's rule.
+      assert kept.cleared?
+      assert kept.freed?
+      assert_raises(PGSess::InterfaceError) { kept.values }
+      assert_raises(PGSess::InterfaceError) { kept.getvalue(0, 0) }
+      assert_raises(PGSess::InterfaceError) { kept.each_row.to_a }
+      assert_equal [1, 1], [kept.ntuples, kept.nfields] # the shape stays
+      # Cleared even when the block raises.
+      assert_raises(RuntimeError) { s.exec_params("SELECT $1::int AS n", [1]) { |r| (kept = r) && raise("boom") } }
+      assert kept.cleared?
+      # Without a block: the caller clears.
+      r = s.exec_params("SELECT $1::text AS t, $2::int AS n", ["é", nil])
+      begin
+        assert_equal [["é", nil]], r.values
+        refute r.cleared?
+      ensure
+        assert_nil r.clear
+      end
+      assert r.cleared?
+      assert_nil r.clear # idempotent
+      assert_raises(PGSess::InterfaceError) { r.tuple_values(0) }
+      # pg's Hash parameters: format 1 sends the bytes, 0 text.
+      s.exec_params("SELECT $1::bytea AS b, $2::text AS t, $3::int AS n, $4::text AS z",
+                    [{ value: "\x00\xFFab", format: 1 }, { value: "x".b, format: 0 }, { value: 7 }, { value: nil, format: 1 }]) do |res|
+        assert_equal [["\x00\xFFab".b, "x", 7, nil]], res.values
+      end
+      assert_equal [[5, 2.5]], s.exec_params("SELECT $1::int AS n, $2::float8 AS f", [5, 2.5], 1) { |res| res.values }
+      assert_equal [1], s.exec_params("SELECT $1::int AS n", [5], 1) { |res| [res.fformat(0)] }
+      assert_equal [[1]], s.exec_params("SELECT 1 AS n", []) { |res| res.values }
+      assert_raises(TypeError) { s.exec_params("SELECT $1", 1) }
+      assert_raises(ArgumentError) { s.exec_params("SELECT 1", [], 2) }
+      e = assert_raises(PGSess::InterfaceError) { s.exec_params("SELECT $1", [{ value: 1, type: 23 }]) }
+      assert_match(/type OIDs/, e.message)
+      assert_equal [[1]], s.exec_params("SELECT $1::int AS n", [{ value: 1, type: 0 }], &:values)
+      # Errors raise as from #query.
+      assert_raises(PGSess::DivisionByZero) { s.exec("SELECT 1 / 0") }
+      # In a transaction (pg's conn.transaction { |conn| conn.exec }), its session and a pinned session.
+      table = unique("rb_exec")
+      s.exec("CREATE TABLE #{table} (v int)") {}
+      begin
+        assert_raises(RuntimeError) do
+          s.transaction do |tx|
+            tx.exec_params("INSERT INTO #{table} VALUES ($1)", [1]) { |res| assert_equal 1, res.cmd_tuples }
+            tx.session.exec_params("INSERT INTO #{table} VALUES ($1)", [2]) {}
+            assert_equal [[2]], tx.exec("SELECT count(*) AS n FROM #{table}", &:values)
+            assert_equal [[2]], tx.exec_params("SELECT count(*)::int AS n FROM #{table}", [], 1, &:values)
+            raise "roll back"
+          end
+        end
+        assert_equal [[0]], s.exec("SELECT count(*) AS n FROM #{table}", &:values)
+        s.pin { |pinned| assert_equal [["7"]], pinned.exec_params("SELECT $1::text AS t", [7], &:values) }
+      ensure
+        s.exec("DROP TABLE IF EXISTS #{table}") {}
+      end
+    end
+  end
+
+  def test_pg_error_classes_from_real_statements
+    open do |s|
+      parent = unique("rb_parent")
+      child = unique("rb_child")
+      s.exec("CREATE TABLE #{parent} (id int PRIMARY KEY)") {}
+      s.exec("CREATE TABLE #{child} (id int NOT NULL REFERENCES #{parent}, n int CHECK (n > 0), " \
+             "r int4range, EXCLUDE USING gist (r WITH &&))") {}
+      begin
+        s.exec("INSERT INTO #{parent} VALUES (1)") {}
+        e = assert_raises(PGSess::UniqueViolation) { s.exec("INSERT INTO #{parent} VALUES (1)") }
+        assert_equal ["23505", :integrity_error, :integrity_error], [e.sqlstate, e.code, e.category]
+        assert_kind_of PGSess::IntegrityConstraintViolation, e
+        assert_equal "#{parent}_pkey", e.error_field(PGSess::PG_DIAG_CONSTRAINT_NAME)
+        # pg's way to the fields: e.result.error_field(PG::PG_DIAG_...).
+        assert_equal "23505", e.result.error_field(PGSess::PG_DIAG_SQLSTATE)
+        assert_equal parent, e.result.result_error_field(PGSess::PG_DIAG_TABLE_NAME)
+        assert_equal "ERROR", e.result_error_field(PGSess::PG_DIAG_SEVERITY_NONLOCALIZED)
+        # The category class still catches it.
+        caught = begin
+          s.exec("INSERT INTO #{parent} VALUES (1)")
+          nil
+        rescue PGSess::IntegrityError => ie
+          ie
+        end
+        assert_instance_of PGSess::UniqueViolation, caught
+        e = assert_raises(PGSess::ForeignKeyViolation) { s.exec("INSERT INTO #{child} (id, n) VALUES (2, 1)") }
+        assert_equal "23503", e.sqlstate
+        e = assert_raises(PGSess::NotNullViolation) { s.exec("INSERT INTO #{child} (id, n) VALUES (NULL, 1)") }
+        assert_equal ["23502", "id"], [e.sqlstate, e.error_field(PGSess::PG_DIAG_COLUMN_NAME)]
+        e = assert_raises(PGSess::CheckViolation) { s.exec("INSERT INTO #{child} (id, n) VALUES (1, 0)") }
+        assert_equal "23514", e.sqlstate
+        s.exec("INSERT INTO #{child} (id, n, r) VALUES (1, 1, '[1,5)')") {}
+        e = assert_raises(PGSess::ExclusionViolation) { s.exec("INSERT INTO #{child} (id, n, r) VALUES (1, 1, '[3,8)')") }
+        assert_equal "23P01", e.sqlstate
+        [PGSess::UniqueViolation, PGSess::ForeignKeyViolation, PGSess::NotNullViolation, PGSess::CheckViolation,
+         PGSess::ExclusionViolation, PGSess::RestrictViolation].each do |k|
+          assert_operator k, :<, PGSess::IntegrityConstraintViolation
+          assert_operator k, :<, PGSess::IntegrityError
+        end
+      ensure
+        s.exec("DROP TABLE IF EXISTS #{child}, #{parent}") {}
+      end
+      e = assert_raises(PGSess::DivisionByZero) { s.exec("SELECT 1 / 0") }
+      assert_equal ["22012", :data_error], [e.sqlstate, e.code]
+      assert_kind_of PGSess::DataError, e
+      e = assert_raises(PGSess::InvalidTextRepresentation) { s.exec_params("SELECT $1::int", ["x"]) }
+      assert_equal "22P02", e.sqlstate
+      e = assert_raises(PGSess::UndefinedTable) { s.exec("SELECT * FROM rb_no_such_table") }
+      assert_kind_of PGSess::ProgrammingError, e
+      e = assert_raises(PGSess::UndefinedColumn) { s.exec("SELECT rb_no_such_column FROM pg_class") }
+      assert_equal "42703", e.sqlstate
+      e = assert_raises(PGSess::SyntaxError) { s.exec("SELEKT 1") }
+      assert_equal "42601", e.sqlstate
+      assert_kind_of PGSess::SyntaxErrorOrAccessRuleViolation, e
+      refute_kind_of ::SyntaxError, e
+      e = assert_raises(PGSess::QueryCanceled) do
+        s.transaction do |tx|
+          tx.exec("SET LOCAL statement_timeout = '50ms'") {}
+          tx.exec("SELECT pg_sleep(5)") {}
+        end
+      end
+      assert_kind_of PGSess::QueryCanceledError, e
+      assert_equal :query_canceled, e.code
+      s.transaction do |tx|
+        assert_raises(PGSess::DivisionByZero) { tx.exec("SELECT 1 / 0") }
+        e = assert_raises(PGSess::InFailedSqlTransaction) { tx.exec("SELECT 1") }
+        assert_kind_of PGSess::InternalError, e
+        tx.rollback
+      end
+      # A client-side error has no server report: e.result is nil, as pg's.
+      e = assert_raises(PGSess::OperationalError) do
+        PGSess::Session.open("rbtest_no_server", db_url: "postgresql://nobody@127.0.0.1:1/x?connect_timeout=2")
+      end
+      assert_nil e.result
+    end
+  end
+
+  def test_pg_serialization_failure
+    open do |s|
+      table = unique("rb_serial")
+      s.exec("CREATE TABLE #{table} (id int PRIMARY KEY, v int)") {}
+      begin
+        s.exec("INSERT INTO #{table} VALUES (1, 0)") {}
+        tx = s.begin(isolation: :repeatable_read)
+        begin
+          tx.exec("SELECT v FROM #{table}") {} # takes the snapshot
+          s.exec("UPDATE #{table} SET v = 1 WHERE id = 1") {} # another connection, committed
+          e = assert_raises(PGSess::SerializationFailure) { tx.exec("UPDATE #{table} SET v = 2 WHERE id = 1") }
+          assert_equal ["40001", :transaction_rollback], [e.sqlstate, e.code]
+          assert_kind_of PGSess::TransactionRollback, e
+          assert_kind_of PGSess::TransactionRollbackError, e
+          assert_kind_of PGSess::OperationalError, e
+        ensure
+          tx.rollback
+        end
+      ensure
+        s.exec("DROP TABLE IF EXISTS #{table}") {}
+      end
+    end
+  end
+
+  # Every SQLSTATE of the table, raised by the server, raises its class, and that class is
+  # under the class of the code the library reports: the table's grouping agrees with the
+  # library's categories.
+  def test_sqlstate_table_agrees_with_the_library
+    assert_equal PGSess::Error::ERROR_CLASSES.size, PGSess::SQLSTATE_NAMES.values.sum(&:size)
+    %w[23505 23503 23502 23514 23P01 23001 40001 40P01 57014 42P01 42703 42601 22P02 22012 25P02 42501 53300
+       57P01 08006].each { |st| assert PGSess::Error::ERROR_CLASSES.key?(st), st }
+    assert_equal PGSess::UniqueViolation, PGSess::Error::ERROR_CLASSES["23505"]
+    assert_equal "PGSess::UniqueViolation", PGSess::UniqueViolation.name
+    assert_operator PGSess::IntegrityConstraintViolation, :<, PGSess::IntegrityError
+    assert_operator PGSess::DeadlockDetected, :<, PGSess::TransactionRollback
+    assert_operator PGSess::TransactionRollback, :<, PGSess::TransactionRollbackError
+    assert_operator PGSess::QueryCanceled, :<, PGSess::QueryCanceledError
+    assert_operator PGSess::AdminShutdown, :<, PGSess::OperatorIntervention
+    assert_operator PGSess::TooManyConnections, :<, PGSess::OperationalError
+    assert_operator PGSess::ConnectionFailure, :<, PGSess::ConnectionException
+    assert_operator PGSess::InsufficientPrivilege, :<, PGSess::ProgrammingError
+    assert_operator PGSess::FeatureNotSupported, :<, PGSess::NotSupportedError
+    open do |s|
+      raise_it = ->(st) { s.exec("DO $$ BEGIN RAISE EXCEPTION 'rb %' , '#{st}' USING ERRCODE = '#{st}'; END $$") }
+      PGSess::Error::ERROR_CLASSES.each do |sqlstate, klass|
+        e = assert_raises(PGSess::Error, sqlstate) { raise_it.call(sqlstate) }
+        assert_instance_of klass, e, sqlstate
+        assert_equal sqlstate, e.sqlstate
+        assert_operator klass, :<, PGSess::Error.class_for(PGSess::Error::VALUES.fetch(e.code)), sqlstate
+      end
+      # An SQLSTATE not in the table raises its SQLSTATE class's class, as pg's lookup.
+      assert_instance_of PGSess::DataException, assert_raises(PGSess::DataError) { raise_it.call("22P05") }
+      assert_instance_of PGSess::IntegrityConstraintViolation, assert_raises(PGSess::IntegrityError) { raise_it.call("23XYZ") }
+      assert_instance_of PGSess::SyntaxErrorOrAccessRuleViolation, assert_raises(PGSess::ProgrammingError) { raise_it.call("42Q00") }
+      # No class for the SQLSTATE nor its class: the code's class.
+      assert_instance_of PGSess::ProgrammingError, assert_raises(PGSess::ProgrammingError) { raise_it.call("44000") }
+    end
+  end
+
+  def test_pg_diag_constants
+    assert_equal "S".ord, PGSess::PG_DIAG_SEVERITY
+    assert_equal "C".ord, PGSess::PG_DIAG_SQLSTATE
+    assert_equal "M".ord, PGSess::PG_DIAG_MESSAGE_PRIMARY
+    assert_equal "n".ord, PGSess::PG_DIAG_CONSTRAINT_NAME
+    assert_equal "R".ord, PGSess::PG_DIAG_SOURCE_FUNCTION
+    assert_equal PGSess::Error::FIELDS, PGSess::DIAG_FIELDS.values
+    assert_equal 18, PGSess::DIAG_FIELDS.size
+    PGSess::DIAG_FIELDS.each { |name, letter| assert_equal letter.ord, PGSess.const_get(name) }
+    e = PGSess::Error.new("x", fields: { "C" => "22012", "M" => "x" })
+    assert_equal "22012", e.error_field(PGSess::PG_DIAG_SQLSTATE)
+    assert_equal "22012", e.result_error_field("C")
+    assert_same e, e.result
+    assert_nil e.error_field(PGSess::PG_DIAG_MESSAGE_HINT)
+  end
+
+  def test_transaction_isolation_options
+    open do |s|
+      show = ->(tx, name) { tx.exec("SHOW #{name}") { |r| r.getvalue(0, 0) } }
+      default = s.exec("SHOW default_transaction_isolation") { |r| r.getvalue(0, 0) }
+      assert_equal default, s.transaction { |tx| show.call(tx, "transaction_isolation") }
+      { read_committed: "read committed", repeatable_read: "repeatable read", serializable: "serializable",
+        "REPEATABLE READ" => "repeatable read", "read committed" => "read committed", default: default }.each do |level, shown|
+        assert_equal shown, s.transaction(isolation: level) { |tx| show.call(tx, "transaction_isolation") }, level.inspect
+      end
+      shown = s.transaction(isolation: :serializable, read_only: true, deferrable: true) do |tx|
+        [show.call(tx, "transaction_isolation"), show.call(tx, "transaction_read_only"),
+         show.call(tx, "transaction_deferrable")]
+      end
+      assert_equal %w[serializable on on], shown
+      assert_equal %w[off off], s.transaction { |tx| [show.call(tx, "transaction_read_only"), show.call(tx, "transaction_deferrable")] }
+      # The transaction's session is inside it too.
+      assert_equal "repeatable read", s.transaction(isolation: :repeatable_read) { |tx| show.call(tx.session, "transaction_isolation") }
+      # A read-only transaction refuses writes: ReadOnlySqlTransaction (25006), an InternalError.
+      e = assert_raises(PGSess::ReadOnlySqlTransaction) do
+        s.transaction(read_only: true) { |tx| tx.exec("CREATE TEMP TABLE rb_ro (v int)") {} }
+      end
+      assert_kind_of PGSess::InternalError, e
+      # #begin takes the same options.
+      tx = s.begin(isolation: :serializable)
+      begin
+        assert_equal "serializable", show.call(tx, "transaction_isolation")
+      ensure
+        tx.rollback
+      end
+      assert_equal "serializable", s.begin(isolation: :serializable) { |t| show.call(t, "transaction_isolation") }
+      e = assert_raises(PGSess::InterfaceError) { s.transaction(isolation: :read_uncommitted) {} }
+      assert_match(/invalid isolation/, e.message)
+      assert_raises(PGSess::InterfaceError) { s.begin(isolation: 3) }
+      assert_raises(ArgumentError) { s.transaction(isolation: :serializable) }
+      assert_equal 1, value(s, "SELECT 1") # nothing left pinned
+    end
+  end
 end

@@ -1,6 +1,19 @@
 # frozen_string_literal: true
 
 module PGSess
+  # The fields of the server's error report, by the name of libpq's PG_DIAG_* code and its
+  # letter (pgsess_error_field). Each is also a constant PGSess::PG_DIAG_* (the letter's Integer
+  # code, as pg's PG::PG_DIAG_*), for Error#error_field.
+  DIAG_FIELDS = {
+    PG_DIAG_SEVERITY: "S", PG_DIAG_SEVERITY_NONLOCALIZED: "V", PG_DIAG_SQLSTATE: "C",
+    PG_DIAG_MESSAGE_PRIMARY: "M", PG_DIAG_MESSAGE_DETAIL: "D", PG_DIAG_MESSAGE_HINT: "H",
+    PG_DIAG_STATEMENT_POSITION: "P", PG_DIAG_INTERNAL_POSITION: "p", PG_DIAG_INTERNAL_QUERY: "q",
+    PG_DIAG_CONTEXT: "W", PG_DIAG_SCHEMA_NAME: "s", PG_DIAG_TABLE_NAME: "t", PG_DIAG_COLUMN_NAME: "c",
+    PG_DIAG_DATATYPE_NAME: "d", PG_DIAG_CONSTRAINT_NAME: "n", PG_DIAG_SOURCE_FILE: "F",
+    PG_DIAG_SOURCE_LINE: "L", PG_DIAG_SOURCE_FUNCTION: "R"
+  }.freeze
+  DIAG_FIELDS.each { |name, letter| const_set(name, letter.ord) }
+
   # Root of the hierarchy, as psycopg2's Error (seed-semantics 3.6).
   #
   # Every error carries:
@@ -28,11 +41,11 @@ module PGSess
     # Symbol => pgsess_code value.
     VALUES = CODES.invert.freeze
 
-    # The fields of the server's error report, by libpq's PG_DIAG_* letter (pgsess_error_field):
-    # "S" severity, "V" its non-localised form, "C" SQLSTATE, "M" message, "D" detail, "H" hint,
-    # "P" position, "p" internal position, "q" internal query, "W" context, "s" schema, "t"
-    # table, "c" column, "d" data type, "n" constraint, "F" file, "L" line, "R" routine.
-    FIELDS = %w[S V C M D H P p q W s t c d n F L R].freeze
+    # The letters of the server's error report fields (PGSess::DIAG_FIELDS): "S" severity, "V"
+    # its non-localised form, "C" SQLSTATE, "M" message, "D" detail, "H" hint, "P" position, "p"
+    # internal position, "q" internal query, "W" context, "s" schema, "t" table, "c" column, "d"
+    # data type, "n" constraint, "F" file, "L" line, "R" routine.
+    FIELDS = DIAG_FIELDS.values.freeze
 
     attr_reader :code, :category, :sqlstate, :detail, :hint
 
@@ -53,6 +66,16 @@ module PGSess
     # none (and for errors the client raised: pool exhaustion, a lost connection).
     def error_field(field)
       @fields[field.is_a?(Integer) ? field.chr : field.to_s]
+    end
+    # pg's name on PG::Result (`e.result.result_error_field(PG::PG_DIAG_SQLSTATE)`).
+    alias result_error_field error_field
+
+    # pg's PG::Error#result, the failed PG::Result that carries the server's report: here the
+    # error itself, which answers #error_field / #result_error_field as that result does; nil
+    # when the server sent no report (errors the client raised), as pg's is nil without a
+    # result. So pg code reading `e.result.error_field(PGSess::PG_DIAG_CONSTRAINT_NAME)` works.
+    def result
+      @fields.empty? ? nil : self
     end
 
     # The server's CONTEXT field ("W"): where the error happened; for a COPY, the row
@@ -88,16 +111,30 @@ module PGSess
       Class.new(CLASSES.fetch(category_of(code)))
     end
 
+    # The class for an error with pgsess_code value `code` and SQLSTATE `sqlstate`: the
+    # SQLSTATE's own class (ERROR_CLASSES), else its SQLSTATE class's ("23000" for "23xxx"),
+    # as pg looks them up, but only when that is a subclass of the code's class (#class_for), so
+    # `rescue PGSess::IntegrityError` catches whatever the library reports as an integrity
+    # error; else the code's class.
+    def self.class_for_sqlstate(code, category, sqlstate)
+      klass = class_for(code, category)
+      return klass unless sqlstate
+
+      specific = ERROR_CLASSES[sqlstate] || ERROR_CLASSES["#{sqlstate[0, 2]}000"]
+      specific && specific < klass ? specific : klass
+    end
+
     # Build the Ruby exception for a native pgsess_error and free the native error.
     def self.from_native(err)
       code = Native.pgsess_error_code(err)
       category = Native.pgsess_error_category(err)
       message = Native.str(Native.pgsess_error_message(err))
-      class_for(code, category).new(
+      sqlstate = Native.str(Native.pgsess_error_sqlstate(err))
+      class_for_sqlstate(code, category, sqlstate).new(
         message,
         code: code_symbol(code),
         category: code_symbol(category),
-        sqlstate: Native.str(Native.pgsess_error_sqlstate(err)),
+        sqlstate: sqlstate,
         detail: Native.str(Native.pgsess_error_detail(err)),
         hint: Native.str(Native.pgsess_error_hint(err)),
         fields: FIELDS.each_with_object({}) do |f, h|
@@ -166,5 +203,68 @@ module PGSess
       pool_exhausted: PoolExhaustedError,
       panic: PanicError
     ).freeze
+  end
+
+  # Per-SQLSTATE classes with pg's names (PG::UniqueViolation is PGSess::UniqueViolation),
+  # generated from this one table: by the pgsess code the library reports these SQLSTATEs
+  # with (PGSESS_INTEGRITY_ERROR for class 23, see pgsess.h), the SQLSTATE and its condition
+  # name in PostgreSQL's errcodes.txt, camel-cased as pg does. Each class is a subclass of its
+  # SQLSTATE class's class ("23000", IntegrityConstraintViolation) when the table has one, else
+  # of the code's class, so `rescue PGSess::IntegrityError` still catches a UniqueViolation.
+  # A SQLSTATE not listed raises its SQLSTATE class's class, else the code's class; and one the
+  # library reports under a code whose class is not an ancestor of the listed class raises the
+  # code's class (Error.class_for_sqlstate): the library's categories always win.
+  SQLSTATE_NAMES = {
+    data_error: {
+      "22000" => :DataException, "22001" => :StringDataRightTruncation,
+      "22003" => :NumericValueOutOfRange, "22007" => :InvalidDatetimeFormat,
+      "22008" => :DatetimeFieldOverflow, "22012" => :DivisionByZero,
+      "22023" => :InvalidParameterValue, "22P02" => :InvalidTextRepresentation
+    },
+    integrity_error: {
+      "23000" => :IntegrityConstraintViolation, "23001" => :RestrictViolation,
+      "23502" => :NotNullViolation, "23503" => :ForeignKeyViolation, "23505" => :UniqueViolation,
+      "23514" => :CheckViolation, "23P01" => :ExclusionViolation
+    },
+    internal_error: {
+      "25000" => :InvalidTransactionState, "25001" => :ActiveSqlTransaction,
+      "25006" => :ReadOnlySqlTransaction, "25P01" => :NoActiveSqlTransaction,
+      "25P02" => :InFailedSqlTransaction
+    },
+    transaction_rollback: {
+      "40000" => :TransactionRollback, "40001" => :SerializationFailure,
+      "40002" => :TransactionIntegrityConstraintViolation, "40P01" => :DeadlockDetected
+    },
+    programming_error: {
+      "42000" => :SyntaxErrorOrAccessRuleViolation, "42501" => :InsufficientPrivilege,
+      "42601" => :SyntaxError, "42703" => :UndefinedColumn, "42704" => :UndefinedObject,
+      "42883" => :UndefinedFunction, "42P01" => :UndefinedTable, "42701" => :DuplicateColumn,
+      "42P07" => :DuplicateTable, "42710" => :DuplicateObject
+    },
+    operational_error: {
+      "08000" => :ConnectionException, "08001" => :SqlclientUnableToEstablishSqlconnection,
+      "08003" => :ConnectionDoesNotExist, "08006" => :ConnectionFailure, "08P01" => :ProtocolViolation,
+      "53000" => :InsufficientResources, "53100" => :DiskFull, "53200" => :OutOfMemory,
+      "53300" => :TooManyConnections,
+      "55000" => :ObjectNotInPrerequisiteState, "55006" => :ObjectInUse, "55P03" => :LockNotAvailable,
+      "57000" => :OperatorIntervention, "57P01" => :AdminShutdown, "57P02" => :CrashShutdown,
+      "57P03" => :CannotConnectNow
+    },
+    # 57014 is not under OperatorIntervention (57000) as in pg: the library reports it as
+    # PGSESS_QUERY_CANCELED, so it is a QueryCanceledError.
+    query_canceled: { "57014" => :QueryCanceled },
+    not_supported_error: { "0A000" => :FeatureNotSupported }
+  }.freeze
+
+  class Error
+    # SQLSTATE => its class, generated from PGSess::SQLSTATE_NAMES (pg's PG::ERROR_CLASSES).
+    ERROR_CLASSES = SQLSTATE_NAMES.each_with_object({}) do |(code, states), classes|
+      # A SQLSTATE class's own entry ("23000") first: the others of its class and code subclass it.
+      states.sort_by { |sqlstate, _| sqlstate.end_with?("000") ? 0 : 1 }.each do |sqlstate, name|
+        top = states.key?("#{sqlstate[0, 2]}000") && !sqlstate.end_with?("000")
+        parent = top ? classes.fetch("#{sqlstate[0, 2]}000") : CLASSES.fetch(code)
+        classes[sqlstate] = PGSess.const_set(name, Class.new(parent))
+      end
+    end.freeze
   end
 end

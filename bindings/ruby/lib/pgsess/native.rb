@@ -78,6 +78,9 @@ module PGSess
     attach_function :pgsess_results_column_name, [:results, :size_t], :pointer
     attach_function :pgsess_results_column_type, [:results, :size_t], :uint32
     attach_function :pgsess_results_column_format, [:results, :size_t], :int32
+    attach_function :pgsess_results_value, [:results, :size_t, :size_t], :pointer
+    attach_function :pgsess_results_value_length, [:results, :size_t, :size_t], :size_t
+    attach_function :pgsess_results_is_null, [:results, :size_t, :size_t], :bool
     attach_function :pgsess_results_rows_affected, [:results], :uint64
     attach_function :pgsess_results_backend_pid, [:results], :int32
     attach_function :pgsess_results_notice_count, [:results], :size_t
@@ -109,6 +112,8 @@ module PGSess
                     [:session, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
                     :results, blocking: true
     attach_function :pgsess_begin, [:session, :errp], :tx, blocking: true
+    # pgsess_isolation is a C enum: an int.
+    attach_function :pgsess_begin_with, [:session, :int, :bool, :bool, :errp], :tx, blocking: true
     # Waits up to the checkout timeout for a connection: blocking.
     attach_function :pgsess_pin, [:session, :errp], :session, blocking: true
     attach_function :pgsess_is_pinned, [:session], :bool

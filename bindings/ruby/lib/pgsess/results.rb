@@ -220,7 +220,230 @@ module PGSess
       "#<#{self.class.name} rows=#{@nrows} status=#{@status.inspect}#{freed? ? ' freed' : ''}>"
     end
 
+    # --- pg's PG::Result vocabulary ---------------------------------------------------------
+    #
+    # The names of pg's PG::Result where the meaning is the same. Values are converted as #each
+    # converts them (pg without a type map gives the server's text instead). Out-of-range
+    # numbers raise what pg raises: ArgumentError for #getvalue, #getisnull, #ftype, #fname,
+    # #fformat and an unknown #fnumber, IndexError for #column_values, #field_values and
+    # #tuple_values. The shape (#ntuples, #fields, #ftype, #cmd_status, ...) stays readable after
+    # #clear; the values raise InterfaceError then, as pg's raise PG::Error.
+
+    # pg's ntuples: the number of rows (#nrows).
+    alias ntuples nrows
+    alias num_tuples nrows
+
+    # pg's nfields: the number of columns.
+    def nfields
+      @ncols
+    end
+    alias num_fields nfields
+
+    # pg's fields: the column names (#columns).
+    alias fields columns
+
+    # pg's cmd_tuples: rows affected by INSERT, UPDATE, DELETE, MERGE, SELECT, MOVE, FETCH and
+    # COPY, 0 for other commands (#rows_affected, libpq's PQcmdTuples).
+    alias cmd_tuples rows_affected
+    alias cmdtuples rows_affected
+
+    # pg's cmd_status: the command tag, "INSERT 0 1" (#status).
+    alias cmd_status status
+
+    # pg's clear: #free. Returns nil, as pg's.
+    def clear
+      free
+      nil
+    end
+
+    # pg's cleared?: #freed?.
+    alias cleared? freed?
+
+    # pg's ftype: the type OID of column `col` (#column_types).
+    def ftype(col)
+      @types[column_index(col)]
+    end
+
+    # pg's fname: the name of column `col`.
+    def fname(col)
+      @columns[column_index(col)]
+    end
+
+    # pg's fformat: the format of column `col`, 0 text or 1 binary (#column_formats).
+    def fformat(col)
+      @formats[column_index(col)]
+    end
+
+    # pg's fnumber: the index of the column `name` names, read as libpq's PQfnumber reads it,
+    # as an SQL identifier: down-cased (ASCII) unless double-quoted, so `fnumber("ID")` finds
+    # "id" and `fnumber('"ID"')` finds "ID". ArgumentError when no column has that name.
+    def fnumber(name)
+      s = name.to_s
+      unless s.empty? # PQfnumber's rule: "" names no column
+        index = @columns.index(s) if !s.include?('"') && s == ascii_downcase(s)
+        index ||= @columns.index(identifier(s))
+      end
+      raise ArgumentError, "Unknown field: #{s}" unless index
+
+      index
+    end
+
+    # pg's getvalue: the value at (`row`, `col`), converted as #each converts it; nil for NULL.
+    def getvalue(row, col)
+      i = row_index(row)
+      c = column_index(col)
+      @handle.use { |ptr| cell(ptr, i, c, FFI::MemoryPointer.new(:int64)) }
+    end
+
+    # pg's getisnull: whether the value at (`row`, `col`) is SQL NULL.
+    def getisnull(row, col)
+      i = row_index(row)
+      c = column_index(col)
+      @handle.use { |ptr| Native.pgsess_results_is_null(ptr, i, c) }
+    end
+
+    # pg's values: every row as an Array of its values, in column order.
+    def values
+      each_row.to_a
+    end
+
+    # pg's each_row: yield each row as an Array of its values, in column order (#each yields
+    # Hashes).
+    def each_row
+      return enum_for(:each_row) { @nrows } unless block_given?
+
+      buffers = row_buffers
+      i = 0
+      while i < @nrows
+        yield fetch_values(i, buffers)
+        i += 1
+      end
+      self
+    end
+
+    # pg's tuple_values: row `n` as an Array of its values. IndexError when out of range.
+    def tuple_values(n)
+      i = n.to_int
+      raise IndexError, "Index #{n} is out of range" if i.negative? || i >= @nrows
+
+      fetch_values(i, row_buffers)
+    end
+
+    # pg's column_values: the values of column `col` (an Integer), one per row. IndexError when
+    # out of range.
+    def column_values(col)
+      c = col.to_int
+      raise IndexError, "no column #{col} in result" if c.negative? || c >= @ncols
+
+      column(c)
+    end
+
+    # pg's field_values: the values of the column `name` names (found as #fnumber finds it),
+    # one per row. IndexError when no column has that name.
+    def field_values(name)
+      column(fnumber(name))
+    rescue ArgumentError
+      raise IndexError, "no such field '#{name}' in result"
+    end
+
+    # pg's error_field (alias result_error_field) asks a failed PG::Result for a field of the
+    # server's error report. Results here are never failed (a failed statement raises
+    # PGSess::Error, whose #error_field and #result answer instead), so nil, as pg's is for a
+    # successful result.
+    def error_field(_field)
+      nil
+    end
+    alias result_error_field error_field
+
+    # pg's error_message (alias result_error_message): "" for a successful result.
+    def error_message
+      ""
+    end
+    alias result_error_message error_message
+
     private
+
+    # pg's rule for a column number: ArgumentError out of range.
+    def column_index(col)
+      c = col.to_int
+      raise ArgumentError, "invalid field number #{col}" if c.negative? || c >= @ncols
+
+      c
+    end
+
+    # pg's rule for a row number: ArgumentError out of range.
+    def row_index(row)
+      i = row.to_int
+      raise ArgumentError, "invalid tuple number #{row}" if i.negative? || i >= @nrows
+
+      i
+    end
+
+    # Down-case ASCII letters only, as libpq's pg_tolower in PQfnumber.
+    def ascii_downcase(s)
+      s.tr("A-Z", "a-z")
+    end
+
+    # An identifier as PQfnumber reads it: the double-quoted parts as written ("" a quote), the
+    # rest down-cased.
+    def identifier(s)
+      out = +""
+      quoted = false
+      i = 0
+      while i < s.length
+        ch = s[i]
+        if quoted
+          if ch == '"'
+            if s[i + 1] == '"'
+              out << '"'
+              i += 1
+            else
+              quoted = false
+            end
+          else
+            out << ch
+          end
+        elsif ch == '"'
+          quoted = true
+        else
+          out << ascii_downcase(ch)
+        end
+        i += 1
+      end
+      out
+    end
+
+    # Every value of column `c`, one native call per value.
+    def column(c)
+      out = FFI::MemoryPointer.new(:int64)
+      @handle.use { |ptr| Array.new(@nrows) { |i| cell(ptr, i, c, out) } }
+    end
+
+    # The value at (`i`, `c`) (both in range), converted as #fetch_row converts it.
+    def cell(ptr, i, c, out)
+      vp = Native.pgsess_results_value(ptr, i, c)
+      return nil if vp.null?
+
+      len = Native.pgsess_results_value_length(ptr, i, c)
+      @formats[c] == 1 ? binary(ptr, i, c, vp.read_bytes(len), out) : convert(ptr, i, c, vp, len, out)
+    end
+
+    # Row `i` as an Array of its values, as #fetch_row converts them.
+    def fetch_values(i, buffers)
+      values, lengths, out = buffers
+      @handle.use do |ptr|
+        Native.pgsess_results_row(ptr, i, values, lengths, @ncols)
+        ptrs = values.read_array_of_pointer(@ncols)
+        lens = lengths.read_array_of_ulong(@ncols)
+        Array.new(@ncols) do |c|
+          vp = ptrs[c]
+          if vp.null? then nil
+          elsif @formats[c] == 1 then binary(ptr, i, c, vp.read_bytes(lens[c]), out)
+          else convert(ptr, i, c, vp, lens[c], out)
+          end
+        end
+      end
+    end
 
     # Per-call buffers for pgsess_results_row (per call so that threads never share them).
     def row_buffers

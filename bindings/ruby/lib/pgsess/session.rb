@@ -77,6 +77,60 @@ module PGSess
     end
   end
 
+  # pg's PG::Connection#exec and #exec_params, for Session and Transaction, in terms of their
+  # #query and #query_binary: code written for pg runs on a session, a pinned session, a
+  # transaction (pg's `conn.transaction { |conn| conn.exec(...) }`) or Transaction#session.
+  module Exec
+    # pg's exec: run `sql` (no parameters) as #query. Returns PGSess::Results; with a block,
+    # yields them, clears them when the block ends (even on exception) and returns the block's
+    # value, as pg.
+    def exec(sql, &block)
+      query(sql, &block)
+    end
+    alias async_exec exec
+
+    # pg's exec_params: `params` is an Array of the values of $1..$n, each a value (converted
+    # as by #query: see PGSess::Params) or, as in pg, a Hash `{ value:, format: }` (format 1
+    # sends the value's bytes in binary, as a binary String does; 0 as text); a `type:` OID
+    # other than 0 raises InterfaceError, as the server infers every type here (cast in the
+    # SQL: `$1::int`). `result_format` 1 asks for binary results (#query_binary), 0 for text
+    # (#query); either gives the same Ruby values. Results and block as for #exec.
+    def exec_params(sql, params, result_format = 0, &block)
+      list = Array.try_convert(params)
+      raise TypeError, "exec_params takes an Array of parameters, not #{params.class}" unless list
+
+      values = list.map { |param| Exec.pg_param(param) }
+      case result_format
+      when 0 then query(sql, *values, &block)
+      when 1 then query_binary(sql, *values, &block)
+      else raise ArgumentError, "result_format must be 0 (text) or 1 (binary), not #{result_format.inspect}"
+      end
+    end
+    alias async_exec_params exec_params
+
+    # One of pg's exec_params parameters as the value #query takes.
+    def self.pg_param(param)
+      return param unless param.is_a?(Hash)
+
+      type = param[:type]
+      unless type.nil? || type.zero?
+        raise InterfaceError.new("parameter type OIDs are not supported (type: #{type}); cast in the SQL ($1::type)",
+                                 code: :interface_error)
+      end
+
+      text = Params.text(param[:value])
+      return text if text.nil?
+
+      if param[:format] == 1
+        text.b
+      elsif text.encoding == Encoding::BINARY
+        text.dup.force_encoding(Encoding::UTF_8)
+      else
+        text
+      end
+    end
+  end
+
   # A session on a process-wide connection pool (the seed's Session / TornadoSession).
   #
   #   session = PGSess::Session.open("foo")          # reads PGSQL_FOO
@@ -99,6 +153,8 @@ module PGSess
   # its own pooled connection; on a pinned session they take turns on its one connection).
   # #close waits for calls in flight on other threads.
   class Session
+    include Exec
+
     # Owns the native handle and counts calls in flight, so that pgsess_close never races with
     # them. The finalizer holds this object, never the Session.
     class Handle # :nodoc:
@@ -177,6 +233,9 @@ module PGSess
 
     # The `reset:` option's values, as pgsess_reset numbers them.
     RESET_MODES = { dirty: 0, always: 1, never: 2 }.freeze
+
+    # The `isolation:` option's values (#begin, #transaction), as pgsess_isolation numbers them.
+    ISOLATION_LEVELS = { default: 0, read_committed: 1, repeatable_read: 2, serializable: 3 }.freeze
 
     # Open a session named `name`: its PostgreSQL URI comes from `db_url` when given, else from
     # the environment variable "PGSQL_" + name upper-cased (nil or "" reads PGSQL).
@@ -508,12 +567,29 @@ module PGSess
     end
 
     # Begin a transaction (pins one pooled connection). With a block, see #transaction.
-    def begin(&block)
+    #
+    # `isolation:` (nil or :default, :read_committed, :repeatable_read, :serializable; a String
+    # such as "REPEATABLE READ" too), `read_only: true` and `deferrable: true` are sent with the
+    # BEGIN itself (pgsess_begin_with: `BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE`);
+    # only what is asked is said, so nil and false leave the server's default_transaction_*
+    # settings in effect. `deferrable` only has an effect on a SERIALIZABLE READ ONLY
+    # transaction. Anything else raises InterfaceError. Without options, a plain BEGIN
+    # (pgsess_begin).
+    def begin(isolation: nil, read_only: false, deferrable: false, &block)
+      level = isolation_level(isolation)
       tx = nil
       completed = false
       begin
         Statements.guarded do
-          ptr = @handle.use { |s| Native.checked { |e| Native.pgsess_begin(s, e) } }
+          ptr = @handle.use do |s|
+            Native.checked do |e|
+              if level.zero? && !read_only && !deferrable
+                Native.pgsess_begin(s, e)
+              else
+                Native.pgsess_begin_with(s, level, read_only ? true : false, deferrable ? true : false, e)
+              end
+            end
+          end
           tx = Transaction.new(ptr, @name)
         end
         return Transaction.run(tx, &block) if block
@@ -529,10 +605,13 @@ module PGSess
     # Yield a new Transaction; commit when the block ends normally, roll back when it raises
     # (re-raising) or leaves early (break, return, throw). Returns the block's value. A commit
     # of a transaction in which a statement failed raises TransactionRollbackError.
-    def transaction(&block)
+    # `isolation:`, `read_only:` and `deferrable:` as for #begin:
+    #
+    #   session.transaction(isolation: :serializable, read_only: true) { |tx| tx.exec("...") }
+    def transaction(isolation: nil, read_only: false, deferrable: false, &block)
       raise ArgumentError, "transaction needs a block (or use #begin)" unless block
 
-      self.begin(&block)
+      self.begin(isolation: isolation, read_only: read_only, deferrable: deferrable, &block)
     end
 
     # A new pinned session on this session's pool: it checks out one connection now (waiting up
@@ -716,6 +795,20 @@ module PGSess
           end
         end
       end
+    end
+
+    # The pgsess_isolation number of an `isolation:` option (nil: the default).
+    def isolation_level(isolation)
+      return 0 if isolation.nil?
+
+      key = isolation.is_a?(String) ? isolation.strip.downcase.tr(" ", "_").to_sym : isolation
+      level = ISOLATION_LEVELS[key]
+      unless level
+        raise InterfaceError.new("invalid isolation #{isolation.inspect} (nil or one of " \
+                                 "#{ISOLATION_LEVELS.keys.map(&:inspect).join(', ')})", code: :interface_error)
+      end
+
+      level
     end
 
     def set_reset(opts, mode)

@@ -7,6 +7,9 @@ module PGSess
   # the transaction's connection: it returns to the pool once the transaction has ended and they
   # are freed.
   class Transaction
+    # pg's exec and exec_params, run inside the transaction (see PGSess::Exec).
+    include Exec
+
     # Owns the native handle. The finalizer holds this object, never the Transaction.
     class Handle # :nodoc:
       def initialize(ptr)
