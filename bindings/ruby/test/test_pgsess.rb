@@ -2223,4 +2223,24 @@ class TestPGSess < Minitest::Test
       assert_equal 1, value(s, "SELECT 1") # nothing left pinned
     end
   end
+
+  def test_pg_column_metadata
+    open do |s|
+      t = "meta_#{Process.pid}_#{rand(1_000_000)}"
+      s.query("CREATE TABLE #{t} (id int4, name varchar(10), price numeric(8,3), note text)") {}
+      begin
+        oid = value(s, "SELECT $1::regclass::oid", t)
+        s.exec("SELECT id, name, price, note, 1 AS expr FROM #{t}") do |r|
+          assert_equal [-1, 14, (8 << 16 | 3) + 4, -1, -1], (0..4).map { |c| r.fmod(c) }
+          assert_equal [4, -1, -1, -1, 4], (0..4).map { |c| r.fsize(c) }
+          assert_equal [oid, oid, oid, oid, 0], (0..4).map { |c| r.ftable(c) }
+          assert_equal [1, 2, 3, 4, 0], (0..4).map { |c| r.ftablecol(c) }
+          assert_raises(ArgumentError) { r.fmod(5) }
+        end
+      ensure
+        s.query("DROP TABLE #{t}") {}
+      end
+    end
+  end
+
 end

@@ -77,6 +77,10 @@ module PGSess
     attach_function :pgsess_results_ncols, [:results], :size_t
     attach_function :pgsess_results_column_name, [:results, :size_t], :pointer
     attach_function :pgsess_results_column_type, [:results, :size_t], :uint32
+    attach_function :pgsess_results_column_typmod, [:results, :size_t], :int32
+    attach_function :pgsess_results_column_size, [:results, :size_t], :int32
+    attach_function :pgsess_results_column_table, [:results, :size_t], :uint32
+    attach_function :pgsess_results_column_table_column, [:results, :size_t], :int32
     attach_function :pgsess_results_column_format, [:results, :size_t], :int32
     attach_function :pgsess_results_value, [:results, :size_t, :size_t], :pointer
     attach_function :pgsess_results_value_length, [:results, :size_t, :size_t], :size_t

@@ -264,6 +264,31 @@ module PGSess
       @types[column_index(col)]
     end
 
+    # pg's fmod: column `col`'s type modifier (varchar(n) gives n + 4, numeric(p,s)
+    # ((p << 16) | s) + 4), -1 when it has none.
+    def fmod(col)
+      c = column_index(col)
+      @handle.use { |ptr| Native.pgsess_results_column_typmod(ptr, c) }
+    end
+
+    # pg's fsize: the size of column `col`'s type (pg_type.typlen; negative when variable).
+    def fsize(col)
+      c = column_index(col)
+      @handle.use { |ptr| Native.pgsess_results_column_size(ptr, c) }
+    end
+
+    # pg's ftable: the OID of the table column `col` comes from, 0 when none.
+    def ftable(col)
+      c = column_index(col)
+      @handle.use { |ptr| Native.pgsess_results_column_table(ptr, c) }
+    end
+
+    # pg's ftablecol: column `col`'s attribute number in #ftable's table, 0 when none.
+    def ftablecol(col)
+      c = column_index(col)
+      @handle.use { |ptr| Native.pgsess_results_column_table_column(ptr, c) }
+    end
+
     # pg's fname: the name of column `col`.
     def fname(col)
       @columns[column_index(col)]
