@@ -966,6 +966,9 @@ struct Options {
     pgsess_password_callback password_callback = nullptr;
     /** Passed to password_callback as it is. */
     void *password_user_data = nullptr;
+    /** A signal interrupting a statement's wait for its answer cancels the statement
+     *  (pgsess_options_set_cancel_on_signal): for alarm()-style timeouts. Default false. */
+    bool cancel_on_signal = false;
 };
 
 /**
@@ -1042,6 +1045,8 @@ public:
         if (options.pool_health_check_ms)
             set_option(pgsess_options_set_pool_health_check_ms(opts.get(), *options.pool_health_check_ms),
                        "pool_health_check_ms", std::to_string(*options.pool_health_check_ms));
+        if (options.cancel_on_signal)
+            set_option(pgsess_options_set_cancel_on_signal(opts.get(), true), "cancel_on_signal", "true");
         if (options.password_callback)
             set_option(pgsess_options_set_password_callback(opts.get(), options.password_callback,
                                                             options.password_user_data),

@@ -372,6 +372,9 @@ pub struct SessionOptions {
     /// How long a cancelled statement of the session may go on waiting for the server (`None`:
     /// `DEFAULT_CANCEL_GRACE`); see `set_cancel_grace_ms`. Not part of the pool key.
     pub cancel_grace: Option<Duration>,
+    /// A signal that interrupts the wait for a statement's answer cancels the statement
+    /// (`set_cancel_on_signal`). Not part of the pool key.
+    pub cancel_on_signal: bool,
     /// Asked for each new connection's password (`set_password_hook`); copied into the
     /// session's `ConnectConfig`, so part of the pool key by its identity.
     pub password_hook: Option<PasswordHook>,
@@ -451,6 +454,16 @@ impl SessionOptions {
     /// no wait (the cancel request is still sent). Default 5000.
     pub fn set_cancel_grace_ms(&mut self, ms: u32) {
         self.cancel_grace = Some(Duration::from_millis(ms.into()));
+    }
+
+    /// Cancel a statement whose wait for the server's answer a signal interrupts (EINTR): for
+    /// runtimes that interrupt a blocked thread with a signal (Ruby's Thread#raise and Timeout
+    /// signal the thread until it returns) and C programs with alarm()-style timeouts. The
+    /// statement then fails with `PGSESS_QUERY_CANCELED` as soon as the server has cancelled it
+    /// (within the cancel grace), and the connection stays usable. Off by default: a signal
+    /// is otherwise retried over, as libpq does.
+    pub fn set_cancel_on_signal(&mut self, on: bool) {
+        self.cancel_on_signal = on;
     }
 
     /// The cancel grace these options give (`set_cancel_grace_ms`).

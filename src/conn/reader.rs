@@ -174,6 +174,8 @@ impl PgConn {
         let mut stopped_early = false;
         let mut deadline = deadline;
         let mut cancel_at = self.statement_timeout.map(|t| Instant::now() + t);
+        // A signal interrupted the wait and the server was asked to cancel (once per statement).
+        let mut cancelled_on_signal = false;
         // DataRows belong to the rows a RowDescription (or a stream's first chunk) began, until
         // the CommandComplete (or error, or suspension) that ends them.
         let mut rows_open = rows_started;
@@ -253,6 +255,15 @@ impl PgConn {
                     (d, c) => d.or(c),
                 };
                 if self.read_rest_of_message(wake)? {
+                    if self.stream.take_interrupted() && !cancelled_on_signal {
+                        // `cancel_on_signal`: the caller's runtime wants its thread back (Ruby's
+                        // Timeout and Thread#raise signal it): cancel, and wait for the answer
+                        // within the cancel grace as after a statement timeout.
+                        cancelled_on_signal = true;
+                        if self.canceller().send().is_err() {
+                            deadline = Some(Instant::now());
+                        }
+                    }
                     continue;
                 }
                 if cancel_at.is_some_and(|c| Instant::now() >= c) {

@@ -129,6 +129,12 @@ impl Stream {
         self.tls.as_ref().and_then(|t| t.alpn_protocol())
     }
 
+    /// Whether a signal interrupted a wait for the running statement's answer since the last
+    /// call (`Bounds::cancel_on_signal`), clearing it.
+    pub fn take_interrupted(&self) -> bool {
+        self.bounds.interrupted.replace(false)
+    }
+
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
@@ -414,14 +420,21 @@ fn wait_bounded(
     deadline: Option<Instant>,
     sending: bool,
 ) -> io::Result<libc::c_short> {
+    // A signal interrupting the wait for an answer ends the wait, for the reader to cancel the
+    // statement (`Bounds::cancel_on_signal`); a send is never cut short by one.
+    let interruptible = !sending && bounds.cancel_on_signal;
     loop {
         let limit = bounds.limit(deadline, sending);
-        match wait_fd(fd, events, limit.poll_until()) {
+        match wait_fd_interruptible(fd, events, limit.poll_until(), interruptible) {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 if limit.until.is_some_and(|until| Instant::now() >= until) {
                     return Err(limit.expired());
                 }
                 // Only the time to look at the cancel signal again.
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                bounds.interrupted.set(true);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "interrupted by a signal"));
             }
             seen => return seen,
         }
@@ -469,6 +482,17 @@ fn tls_fill(tls: &mut ClientConnection, fd: RawFd, buf: &mut BytesMut, flags: li
 /// Wait until `fd` has one of `events` (or an error or hang-up), bounded by `deadline`;
 /// returns the events seen.
 fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> io::Result<libc::c_short> {
+    wait_fd_interruptible(fd, events, deadline, false)
+}
+
+/// `wait_fd`; with `interruptible`, a signal (EINTR) ends the wait with `Interrupted` instead of
+/// polling again.
+fn wait_fd_interruptible(
+    fd: RawFd,
+    events: libc::c_short,
+    deadline: Option<Instant>,
+    interruptible: bool,
+) -> io::Result<libc::c_short> {
     loop {
         let timeout_ms = match remaining(deadline)? {
             None => -1,
@@ -484,7 +508,7 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> io::R
             return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
         }
         let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
+        if e.kind() != io::ErrorKind::Interrupted || interruptible {
             return Err(e);
         }
     }

@@ -120,6 +120,10 @@ pub(super) struct Bounds {
     statement_deadline: Option<(Instant, Duration)>,
     /// How long a cancelled statement may go on waiting.
     grace: Duration,
+    /// The running statement is cancelled when a signal interrupts its wait for an answer.
+    pub(super) cancel_on_signal: bool,
+    /// A signal interrupted such a wait since the reader last looked (`Stream::take_interrupted`).
+    pub(super) interrupted: std::cell::Cell<bool>,
     /// The most bytes the read buffer may hold while a send waits for the server to read:
     /// what it sends meanwhile is kept (else both sides could wait on each other), but not
     /// without bound (`read_while_sending`).
@@ -257,6 +261,8 @@ impl Bounds {
             statement: 0,
             statement_deadline: None,
             grace: crate::config::DEFAULT_CANCEL_GRACE,
+            cancel_on_signal: false,
+            interrupted: std::cell::Cell::new(false),
             read_while_sending: read_while_sending(crate::config::DEFAULT_MAX_RESULT_BYTES),
         }
     }
@@ -292,6 +298,8 @@ impl Bounds {
         self.signal.statement.store(self.statement, Ordering::Release);
         self.statement_deadline = timeout.map(|t| (Instant::now() + t, t));
         self.grace = grace;
+        self.cancel_on_signal = false;
+        self.interrupted.set(false);
     }
 
     fn end(&mut self) {
@@ -301,6 +309,7 @@ impl Bounds {
         }
         self.statement = 0;
         self.statement_deadline = None;
+        self.cancel_on_signal = false;
     }
 }
 
@@ -340,6 +349,12 @@ impl PgConn {
     pub fn begin_statement(&mut self, timeout: Option<Duration>, grace: Duration) {
         self.set_statement_timeout(timeout);
         self.stream.bounds.begin(timeout, grace);
+    }
+
+    /// For the statement begun: whether a signal that interrupts its wait for the server's
+    /// answer cancels it (`SessionOptions::set_cancel_on_signal`). Ends with the statement.
+    pub fn cancel_on_signal(&mut self, on: bool) {
+        self.stream.bounds.cancel_on_signal = on;
     }
 
     /// The statement begun by `begin_statement` has ended: no bound of its applies any more,

@@ -382,6 +382,27 @@ pub unsafe extern "C" fn pgsess_options_set_cancel_grace_ms(opts: *mut pgsess_op
     })
 }
 
+/// Whether a signal that interrupts a statement's wait for its answer (poll(2) failing with
+/// EINTR on the thread running it) cancels the statement: the server is sent a cancel request,
+/// and the call fails with `PGSESS_QUERY_CANCELED` (SQLSTATE 57014) as soon as the server has
+/// cancelled it (within the cancel grace), on a connection that stays usable. For runtimes that
+/// interrupt a blocked thread with a signal, as Ruby's Timeout, Thread#raise and Thread#kill do
+/// (the Ruby binding turns it on), and for C programs that bound a call with alarm() and a
+/// signal handler (installed without SA_RESTART or with it: poll(2) is never restarted). Only
+/// the wait for an answer is cut short: sending a statement, waiting for a pooled connection
+/// and connecting are not. Default off: a signal is retried over, as libpq does. Not part of
+/// the pool key. `PGSESS_INTERFACE_ERROR` for a NULL `opts`. One thread at a time per `opts`.
+///
+/// # Safety
+/// `opts` as for `pgsess_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_options_set_cancel_on_signal(opts: *mut pgsess_options, on: bool) -> Code {
+    with_opts(opts, |o| {
+        o.set_cancel_on_signal(on);
+        Ok(())
+    })
+}
+
 /// Bound each statement's result to `bytes` of row data: the DataRow messages of one result, or
 /// of one chunk of a stream (COPY TO's data is bounded per message). 0 is no limit; the default
 /// is 1 GiB (1073741824). A statement whose result grows past it fails with

@@ -137,6 +137,8 @@ struct Waits {
     /// A cancelled statement's wait for the server's answer; closing the session waits as long
     /// for its asynchronous requests.
     cancel_grace: Duration,
+    /// A signal interrupting the wait for an answer cancels the statement.
+    cancel_on_signal: bool,
 }
 
 pub(crate) struct SessionInner {
@@ -215,7 +217,11 @@ impl Session {
         config.password_hook = options.password_hook.clone();
         crate::atfork::register();
         let (pool, created) = registry::get_or_create(&config, options.pool, local_pool);
-        let waits = Waits { statement_timeout: options.statement_timeout, cancel_grace: options.cancel_grace() };
+        let waits = Waits {
+            statement_timeout: options.statement_timeout,
+            cancel_grace: options.cancel_grace(),
+            cancel_on_signal: options.cancel_on_signal,
+        };
         let session = Session::on_pool(
             config,
             options.pool,
@@ -695,6 +701,7 @@ impl Session {
         let outcome = lease.run_for(self.0.id, |c| {
             let waits = self.0.waits;
             c.begin_statement(waits.statement_timeout, waits.cancel_grace);
+            c.cancel_on_signal(waits.cancel_on_signal);
             let outcome = f(c);
             c.end_statement();
             if self.0.binding != Binding::Pooled {

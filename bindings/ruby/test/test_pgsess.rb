@@ -353,6 +353,66 @@ class TestPGSess < Minitest::Test
     end
   end
 
+  # cancel_on_interrupt (the default): Timeout, Thread#raise and Thread#kill during a statement
+  # cancel it on the server and raise as soon as the server has stopped it (5-30 ms on a quiet
+  # machine; the bound here is 0.5 s, as make check runs suites two at a time and Ruby's own
+  # loop re-signalling the thread takes a CPU meanwhile); the session is usable and the
+  # connection stays in the pool. (pg 1.4.5 raises only when the statement ends, here 5 s.)
+  def test_interrupts_cancel_the_statement_on_the_server
+    open(pool_max_size: 1) do |s|
+      pid = s.query("SELECT pg_backend_pid()") { |r| r.backend_pid }
+      took = lambda do |&block|
+        t = now
+        block.call
+        now - t
+      end
+      t = took.call { assert_raises(Timeout::Error) { Timeout.timeout(0.3) { s.query("SELECT pg_sleep(5)") {} } } }
+      assert_operator t, :<, 0.8, "Timeout.timeout(0.3) around pg_sleep(5) took #{t} s"
+      latencies = [t - 0.3]
+      assert_equal 1, value(s, "SELECT 1")
+      t = took.call do
+        assert_raises(Timeout::Error) { Timeout.timeout(0.3) { s.transaction { |tx| tx.query("SELECT pg_sleep(5)") {} } } }
+      end
+      assert_operator t, :<, 0.8, "in a transaction: #{t} s"
+      latencies << t - 0.3
+      assert_equal 2, value(s, "SELECT 2")
+
+      worker = Thread.new do
+        s.query("SELECT pg_sleep(5)") {}
+        :finished
+      rescue RuntimeError => e
+        [e.message, now]
+      end
+      sleep 0.3
+      raised_at = now
+      worker.raise(RuntimeError, "interrupted")
+      message, at = worker.value
+      assert_equal "interrupted", message
+      assert_operator at - raised_at, :<, 0.5, "Thread#raise took #{at - raised_at} s"
+      latencies << at - raised_at
+
+      killed = Thread.new { s.query("SELECT pg_sleep(5)") {} }
+      sleep 0.3
+      t = now
+      killed.kill
+      killed.join
+      assert_operator now - t, :<, 0.5, "Thread#kill took #{now - t} s"
+      latencies << now - t
+      puts "interrupt to raise (Timeout, Timeout in a transaction, Thread#raise, Thread#kill): " \
+           "#{latencies.map { |l| "#{(l * 1000).round} ms" }.join(', ')}"
+      assert_equal 3, value(s, "SELECT 3")
+      assert_equal pid, s.query("SELECT 1") { |r| r.backend_pid }, "the one connection was kept"
+    end
+  end
+
+  def test_interrupts_wait_for_the_statement_without_cancel_on_interrupt
+    open(cancel_on_interrupt: false, pool_idle_ttl: 57) do |s|
+      t = now
+      assert_raises(Timeout::Error) { Timeout.timeout(0.2) { s.query("SELECT pg_sleep(0.6)") {} } }
+      assert_operator now - t, :>=, 0.55
+    end
+  end
+
   def test_leak_warning_names_the_sql
     script = <<~RUBY
       require "pgsess"

@@ -70,6 +70,7 @@ module PGSess
     attach_function :pgsess_options_set_pool_max_lifetime, [:options, :uint32], :code
     attach_function :pgsess_options_set_pool_min_idle, [:options, :uint32], :code
     attach_function :pgsess_options_set_pool_health_check_ms, [:options, :uint32], :code
+    attach_function :pgsess_options_set_cancel_on_signal, [:options, :bool], :code
 
     # Frees results and returns the pooled connection; may roll back: blocking.
     attach_function :pgsess_results_free, [:results], :void, blocking: true

@@ -265,6 +265,12 @@ module PGSess
     # background; `pool_health_check_ms:` (default 30000, 0 never) gives a connection idle that
     # long a round trip before it is handed out. All three are part of the pool key.
     #
+    # `cancel_on_interrupt:` (default true): an interrupt (Timeout.timeout, Thread#raise,
+    # Thread#kill, Ctrl-C) arriving while a statement waits for the server cancels the statement
+    # on the server, and the interrupt is raised as soon as the server has stopped it (not when
+    # the statement would have ended); the session stays usable. false: the interrupt waits for
+    # the statement's end, as before.
+    #
     # `password_provider:` (a PGSess::PasswordProvider) is asked for the password of each new
     # connection (rotated passwords, cloud IAM tokens); sessions share a pool only with the same
     # provider object.
@@ -273,12 +279,12 @@ module PGSess
     # value.
     def self.open(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
                   reset: nil, pinned: false, statement_cache: nil, pool_max_lifetime: nil, pool_min_idle: nil,
-                  pool_health_check_ms: nil, password_provider: nil)
+                  pool_health_check_ms: nil, password_provider: nil, cancel_on_interrupt: true)
       session = new(name, db_url: db_url, pool_max_size: pool_max_size, pool_idle_ttl: pool_idle_ttl,
                           checkout_timeout_ms: checkout_timeout_ms, reset: reset, pinned: pinned,
                           statement_cache: statement_cache, pool_max_lifetime: pool_max_lifetime,
                           pool_min_idle: pool_min_idle, pool_health_check_ms: pool_health_check_ms,
-                          password_provider: password_provider)
+                          password_provider: password_provider, cancel_on_interrupt: cancel_on_interrupt)
       return session unless block_given?
 
       begin
@@ -304,7 +310,7 @@ module PGSess
     # See Session.open.
     def initialize(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
                    reset: nil, pinned: false, statement_cache: nil, pool_max_lifetime: nil, pool_min_idle: nil,
-                   pool_health_check_ms: nil, password_provider: nil)
+                   pool_health_check_ms: nil, password_provider: nil, cancel_on_interrupt: true)
       @name = name
       name_ptr = name.nil? ? nil : Native.cstring(name, "session name")
       opts = Native.pgsess_options_new
@@ -322,6 +328,11 @@ module PGSess
         set_uint32(opts, :pgsess_options_set_pool_min_idle, "pool_min_idle", pool_min_idle)
         set_uint32(opts, :pgsess_options_set_pool_health_check_ms, "pool_health_check_ms", pool_health_check_ms)
         password_provider&.install(opts)
+        # Timeout, Thread#raise and Thread#kill signal a thread blocked in the library until it
+        # returns: with this the signal cancels the statement on the server, so the interrupt is
+        # raised within milliseconds and the session stays usable.
+        code = Native.pgsess_options_set_cancel_on_signal(opts, cancel_on_interrupt ? true : false)
+        option_failed("cancel_on_interrupt", cancel_on_interrupt.inspect, code) unless code == Native::OK
         if pinned
           code = Native.pgsess_options_set_pinned(opts, true)
           option_failed("pinned", "true", code) unless code == Native::OK
