@@ -57,13 +57,15 @@ docs:
 	doxygen docs/Doxyfile
 
 # Side-by-side benchmark against libpq (not part of check): prints the table and rewrites
-# BENCHMARKS.md; then the Go binding against pgx and lib/pq (bench/go.sh). Each starts its own
+# BENCHMARKS.md; then the Go binding against pgx and lib/pq (bench/go.sh) and the Ruby binding
+# against the pg gem (bench/ruby.sh). Each starts its own
 # server unless PGSQL_BENCH is set.
 bench:
 	scripts/ensure-deps
 	$(MAKE) --no-print-directory install PREFIX=$(STAGE)
 	bench/run.sh $(STAGE)
 	bench/go.sh $(STAGE)
+	bench/ruby.sh $(STAGE)
 
 clean:
 	$(CARGO) clean
