@@ -1532,6 +1532,24 @@ const char *pgsess_results_rows_affected_text(const struct pgsess_results *resul
 size_t pgsess_results_cells(const struct pgsess_results *results, size_t first_row, size_t max_rows, const char **values, size_t *lengths);
 
 /**
+ * Copy the bytes of up to `max_rows` rows' cells, from row `first_row`, back to back into
+ * `buf` (`buf_size` bytes, without NUL terminators), each cell's length into `lengths` in the
+ * order of `pgsess_results_cells` (`SIZE_MAX` for SQL NULL), whole rows only: for a binding
+ * that builds its strings from one copy of a block (a Ruby or Python string per cell sliced
+ * from one buffer) instead of one pointer object per cell. `lengths` has room for `max_rows *
+ * ncols` lengths. Returns how many rows were copied and sets `*bytes` to the bytes written;
+ * when not even the first row fits in `buf`, returns 0 and sets `*bytes` to the size that row
+ * needs (grow `buf` and call again). 0 with `*bytes` 0 for `first_row` out of range, NULL
+ * `results`, `buf`, `lengths` or `bytes`, or when `max_rows * ncols` does not fit a `size_t`.
+ * Any thread, as for every reader of a results handle.
+ *
+ * # Safety
+ * `results` NULL or live; `buf` NULL or `buf_size` writable bytes; `lengths` NULL or room for
+ * `max_rows * ncols` lengths; `bytes` NULL or writable.
+ */
+size_t pgsess_results_copy_cells(const struct pgsess_results *results, size_t first_row, size_t max_rows, char *buf, size_t buf_size, size_t *lengths, size_t *bytes);
+
+/**
  * A session bound to the transaction: every session call on it (`pgsess_query`,
  * `pgsess_query_params`, `pgsess_callproc`, `pgsess_query_stream`, `pgsess_batch_run`, the
  * asynchronous calls, ...) runs inside the transaction, on its connection, and is committed or

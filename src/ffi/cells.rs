@@ -46,3 +46,47 @@ pub unsafe extern "C" fn pgsess_results_cells(
         }))
     })
 }
+
+/// Copy the bytes of up to `max_rows` rows' cells, from row `first_row`, back to back into
+/// `buf` (`buf_size` bytes, without NUL terminators), each cell's length into `lengths` in the
+/// order of `pgsess_results_cells` (`SIZE_MAX` for SQL NULL), whole rows only: for a binding
+/// that builds its strings from one copy of a block (a Ruby or Python string per cell sliced
+/// from one buffer) instead of one pointer object per cell. `lengths` has room for `max_rows *
+/// ncols` lengths. Returns how many rows were copied and sets `*bytes` to the bytes written;
+/// when not even the first row fits in `buf`, returns 0 and sets `*bytes` to the size that row
+/// needs (grow `buf` and call again). 0 with `*bytes` 0 for `first_row` out of range, NULL
+/// `results`, `buf`, `lengths` or `bytes`, or when `max_rows * ncols` does not fit a `size_t`.
+/// Any thread, as for every reader of a results handle.
+///
+/// # Safety
+/// `results` NULL or live; `buf` NULL or `buf_size` writable bytes; `lengths` NULL or room for
+/// `max_rows * ncols` lengths; `bytes` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_copy_cells(
+    results: *const pgsess_results,
+    first_row: usize,
+    max_rows: usize,
+    buf: *mut c_char,
+    buf_size: usize,
+    lengths: *mut usize,
+    bytes: *mut usize,
+) -> usize {
+    call(NO_ERR, || {
+        if !bytes.is_null() {
+            *bytes = 0;
+        }
+        let r = arg(results, "results")?;
+        if buf.is_null() || lengths.is_null() || bytes.is_null() {
+            return Err(Error::interface("buf, lengths or bytes is NULL"));
+        }
+        let cells = max_rows
+            .checked_mul(r.set.columns().len())
+            .filter(|&n| n <= isize::MAX as usize / std::mem::size_of::<usize>() && buf_size <= isize::MAX as usize)
+            .ok_or_else(|| Error::interface("max_rows * ncols, or buf_size, is too large"))?;
+        let buf = std::slice::from_raw_parts_mut(buf.cast::<std::mem::MaybeUninit<u8>>(), buf_size);
+        let lengths = std::slice::from_raw_parts_mut(lengths, cells);
+        let (rows, used) = r.set.copy_cells(first_row, max_rows, buf, lengths);
+        *bytes = used;
+        Ok(rows)
+    })
+}

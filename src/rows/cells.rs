@@ -3,6 +3,8 @@
 //! (`pgsess_results_value`). A cgo or FFI call costs tens of nanoseconds; a block of a few
 //! hundred rows makes that cost vanish beside the reading of the values themselves.
 
+use std::mem::MaybeUninit;
+
 use super::ResultSet;
 
 impl ResultSet {
@@ -28,7 +30,55 @@ impl ResultSet {
         }
         rows
     }
+
+    /// Copy the bytes of the cells of rows `first..first + max_rows` back to back into `buf`
+    /// (without their NULs), each cell's length into `lengths` in row-major order
+    /// (`NULL_LENGTH` for NULL), stopping before the first row that does not fit in `buf` or in
+    /// `lengths`. Returns (rows copied, bytes written); when not even the first row fits in
+    /// `buf`, (0, the bytes it needs).
+    /// `buf` may be uninitialised (a caller's malloc'd block): it is only written.
+    pub fn copy_cells(
+        &self,
+        first: usize,
+        max_rows: usize,
+        buf: &mut [MaybeUninit<u8>],
+        lengths: &mut [usize],
+    ) -> (usize, usize) {
+        let ncols = self.columns.len();
+        let max_rows = lengths.len().checked_div(ncols).map_or(max_rows, |fit| max_rows.min(fit));
+        let mut used = 0;
+        let mut copied = 0;
+        while copied < max_rows {
+            let row = first + copied;
+            let mut size = 0;
+            if self.for_each_cell_in_rows(row, 1, |_, v| size += v.map_or(0, |v| v.len() - 1)) == 0 {
+                break; // past the last row
+            }
+            if used + size > buf.len() {
+                return if copied == 0 { (0, size) } else { (copied, used) };
+            }
+            self.for_each_cell_in_rows(row, 1, |i, v| {
+                let at = copied * ncols + i;
+                match v {
+                    None => lengths[at] = NULL_LENGTH,
+                    Some(v) => {
+                        let v = &v[..v.len() - 1];
+                        for (d, s) in buf[used..used + v.len()].iter_mut().zip(v) {
+                            d.write(*s);
+                        }
+                        used += v.len();
+                        lengths[at] = v.len();
+                    }
+                }
+            });
+            copied += 1;
+        }
+        (copied, used)
+    }
 }
+
+/// `copy_cells`' length of a NULL cell.
+pub const NULL_LENGTH: usize = usize::MAX;
 
 #[cfg(test)]
 mod tests {
@@ -77,5 +127,38 @@ mod tests {
         let mut last = None;
         assert_eq!(set.for_each_cell_in_rows(0, usize::MAX, |i, v| last = Some((i, v.map(<[u8]>::to_vec)))), 70_000);
         assert_eq!(last, Some((139_999, None)), "69999 is a multiple of 3: NULL");
+    }
+
+    #[test]
+    fn copies_whole_rows_that_fit_and_says_what_the_first_needs() {
+        let s = set(3); // rows of ("a<i>", NULL or "b<i>") as `set` builds them
+        let mut all = Vec::new();
+        s.for_each_cell_in_rows(0, 3, |_, v| all.push(v.map(|v| v[..v.len() - 1].to_vec())));
+        let mut space = vec![std::mem::MaybeUninit::new(0u8); 1024];
+        let mut lengths = vec![0usize; 6];
+        let (rows, bytes) = s.copy_cells(0, 3, &mut space, &mut lengths);
+        assert_eq!(rows, 3);
+        // SAFETY: every byte was initialised above.
+        let buf: Vec<u8> = space.iter().map(|b| unsafe { b.assume_init() }).collect();
+        let mut buf_again = space.clone();
+        let mut at = 0;
+        for (i, want) in all.iter().enumerate() {
+            match want {
+                None => assert_eq!(lengths[i], super::super::cells::NULL_LENGTH),
+                Some(w) => {
+                    assert_eq!(&buf[at..at + lengths[i]], &w[..]);
+                    at += lengths[i];
+                }
+            }
+        }
+        assert_eq!(at, bytes);
+        // A buffer too small for the first row: nothing copied, its size returned.
+        let first: usize = all[..2].iter().map(|v| v.as_ref().map_or(0, Vec::len)).sum();
+        let buf2 = &mut buf_again;
+        assert_eq!(s.copy_cells(0, 3, &mut buf2[..first.saturating_sub(1)], &mut lengths), (0, first));
+        // Room for one row's bytes, or one row's lengths: one row.
+        assert_eq!(s.copy_cells(0, 3, &mut buf2[..first], &mut lengths).0, 1);
+        assert_eq!(s.copy_cells(0, 3, buf2, &mut lengths[..3]).0, 1);
+        assert_eq!(s.copy_cells(3, 3, buf2, &mut lengths), (0, 0), "past the end");
     }
 }

@@ -2303,4 +2303,39 @@ class TestPGSess < Minitest::Test
     end
   end
 
+
+  # Rows are read 256 at a time in one copy (pgsess_results_copy_cells): many blocks, NULLs,
+  # multibyte text, a value larger than the first buffer, no columns, and a block that clears
+  # the results while rows are being yielded.
+  def test_rows_read_in_blocks
+    open do |s|
+      s.exec("SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE 'é✓' || g END AS t, g::float8 / 2 AS f " \
+             "FROM generate_series(1, 1000) g") do |r|
+        rows = r.values
+        assert_equal 1000, rows.size
+        rows.each_with_index do |(g, t, f), i|
+          assert_equal i + 1, g
+          assert_equal((g % 7).zero? ? nil : "é✓#{g}", t)
+          assert_equal Encoding::UTF_8, t.encoding if t
+          assert_equal g / 2.0, f
+        end
+        assert_equal rows, r.map(&:values)
+        assert_equal({ "g" => 7, "t" => nil, "f" => 3.5 }, r.to_a[6])
+      end
+      big = "x" * 300_000
+      assert_equal [[big, 1]], s.exec_params("SELECT $1::text, 1", [big]) { |r| r.values }
+      assert_equal [[], []], s.exec("SELECT FROM generate_series(1, 2)") { |r| r.values }
+      r = s.exec("SELECT g FROM generate_series(1, 600) g")
+      seen = []
+      assert_raises(PGSess::InterfaceError) do
+        r.each_row do |row|
+          seen << row.first
+          r.clear if seen.size == 1
+        end
+      end
+      assert_equal 256, seen.size, "the block converted before the clear is yielded whole, then the next one fails"
+      assert r.cleared?
+    end
+  end
+
 end

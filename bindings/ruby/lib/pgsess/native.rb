@@ -94,6 +94,8 @@ module PGSess
     attach_function :pgsess_results_query, [:results], :pointer
     attach_function :pgsess_results_count, [:results], :int64
     attach_function :pgsess_results_row, [:results, :size_t, :pointer, :pointer, :size_t], :size_t
+    attach_function :pgsess_results_copy_cells,
+                    [:results, :size_t, :size_t, :pointer, :size_t, :pointer, :pointer], :size_t
     attach_function :pgsess_results_get_epoch_micros, [:results, :size_t, :size_t, :pointer], :code
     attach_function :pgsess_results_get_bytes, [:results, :size_t, :size_t, :pointer], :pointer
     attach_function :pgsess_results_get_double, [:results, :size_t, :size_t, :pointer], :code

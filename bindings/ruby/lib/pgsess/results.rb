@@ -161,12 +161,7 @@ module PGSess
     def each
       return enum_for(:each) { @nrows } unless block_given?
 
-      buffers = row_buffers
-      i = 0
-      while i < @nrows
-        yield fetch_row(i, buffers)
-        i += 1
-      end
+      each_block { |row| yield @columns.zip(row).to_h }
       self
     end
 
@@ -337,12 +332,7 @@ module PGSess
     def each_row
       return enum_for(:each_row) { @nrows } unless block_given?
 
-      buffers = row_buffers
-      i = 0
-      while i < @nrows
-        yield fetch_values(i, buffers)
-        i += 1
-      end
+      each_block { |row| yield row }
       self
     end
 
@@ -451,6 +441,105 @@ module PGSess
 
       len = Native.pgsess_results_value_length(ptr, i, c)
       @formats[c] == 1 ? binary(ptr, i, c, vp.read_bytes(len), out) : convert(ptr, i, c, vp, len, out)
+    end
+
+    # Rows read per call of pgsess_results_copy_cells.
+    BLOCK_ROWS = 256
+    # pgsess_results_copy_cells' length of a NULL (SIZE_MAX).
+    NULL_LENGTH = 2**(8 * FFI.type_size(:size_t)) - 1
+
+    # Yield every row as an Array of its values, converted as #fetch_row converts them. Rows are
+    # copied a block at a time (pgsess_results_copy_cells: one foreign call per 256 rows, the
+    # cells' bytes in one String) and sliced into their values, with no FFI::Pointer per cell;
+    # a block is converted under the handle's lock and yielded outside it, so the caller's
+    # block may use (or clear) the results.
+    def each_block
+      buf = FFI::MemoryPointer.new(:char, 64 * 1024, false)
+      lens = FFI::MemoryPointer.new(:size_t, BLOCK_ROWS * [@ncols, 1].max)
+      bytes = FFI::MemoryPointer.new(:size_t)
+      out = FFI::MemoryPointer.new(:int64)
+      i = 0
+      while i < @nrows
+        rows = @handle.use do |ptr|
+          k = Native.pgsess_results_copy_cells(ptr, i, BLOCK_ROWS, buf, buf.size, lens, bytes)
+          if k.zero?
+            buf = FFI::MemoryPointer.new(:char, [bytes.read_ulong, 2 * buf.size].max, false)
+            next []
+          end
+          block_rows(ptr, i, k, buf.get_bytes(0, bytes.read_ulong), lens.read_array_of_ulong(k * @ncols), out)
+        end
+        i += rows.size
+        rows.each { |row| yield row }
+      end
+    end
+
+    # The rows `first...first + k` from one copy: `data` their cells' bytes, `lens` each cell's
+    # length (NULL_LENGTH for NULL). The text of a text-typed column is a slice of `data` (taken
+    # as UTF-8, as the library guarantees every text value is); integers are parsed from their
+    # slice; other columns are converted as #convert does.
+    def block_rows(ptr, first, k, data, lens, out)
+      data.force_encoding(Encoding::UTF_8)
+      kinds = (@kinds ||= column_kinds)
+      at = 0
+      n = 0
+      Array.new(k) do |r|
+        Array.new(@ncols) do |c|
+          len = lens[n]
+          n += 1
+          next nil if len == NULL_LENGTH
+
+          s = data.byteslice(at, len)
+          at += len
+          case kinds[c]
+          when :text then s
+          when :int then s.to_i
+          when :binary then binary(ptr, first + r, c, s.b, out)
+          else convert_bytes(ptr, first + r, c, s, out)
+          end
+        end
+      end
+    end
+
+    # Per column, how #block_rows converts it: :text (the value's text as it is), :int, :binary
+    # (#binary) or :other (#convert_bytes).
+    def column_kinds
+      Array.new(@ncols) do |c|
+        next :binary if @formats[c] == 1
+
+        case @types[c]
+        when OID::INT4, OID::INT8, OID::INT2, OID::OID then :int
+        when OID::FLOAT8, OID::FLOAT4, OID::NUMERIC, OID::BOOL, OID::BYTEA, OID::JSON, OID::JSONB,
+             OID::TIMESTAMPTZ, OID::DATE then :other
+        else :text
+        end
+      end
+    end
+
+    # A text value `s` (its bytes) as #convert gives it.
+    def convert_bytes(ptr, row, col, s, out)
+      case @types[col]
+      when OID::INT4, OID::INT8, OID::INT2, OID::OID then s.to_i
+      when OID::FLOAT8, OID::FLOAT4 then float(s)
+      when OID::NUMERIC then BigDecimal(s)
+      when OID::BOOL then s.getbyte(0) == 116 # "t"
+      when OID::BYTEA then bytes(ptr, row, col, out)
+      when OID::JSON, OID::JSONB then JSON.parse(s.force_encoding(Encoding::UTF_8))
+      when OID::TIMESTAMPTZ then timestamptz_bytes(ptr, row, col, s, out)
+      when OID::DATE then date(s.force_encoding(Encoding::UTF_8))
+      else s.force_encoding(Encoding::UTF_8)
+      end
+    end
+
+    # #timestamptz for a value given as its bytes.
+    def timestamptz_bytes(ptr, row, col, s, out)
+      rc = Native.pgsess_results_get_epoch_micros(ptr, row, col, out)
+      return s.force_encoding(Encoding::UTF_8) unless rc == Native::OK
+
+      micros = out.read_int64
+      return Float::INFINITY if micros == INFINITY_MICROS
+      return -Float::INFINITY if micros == NEG_INFINITY_MICROS
+
+      Time.at(micros.div(1_000_000), micros % 1_000_000, :usec).utc
     end
 
     # Row `i` as an Array of its values, as #fetch_row converts them.
