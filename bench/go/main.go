@@ -71,30 +71,15 @@ func pgsessNative(uri string, pool int) (*driver, error) {
 		return err
 	}
 	return &driver{
-		name: "pgsess",
-		roundtrip: func(n int) error {
-			for i := 0; i < n; i++ {
-				if err := one(i); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		name:      "pgsess",
+		roundtrip: func(n int) error { return repeat(n, one) },
 		bulk: func() (int, error) {
 			rows, err := s.Stream(context.Background(), bulkSQL)
 			if err != nil {
 				return 0, err
 			}
 			defer rows.Close()
-			var r row
-			n := 0
-			for rows.Next() {
-				if err := rows.Scan(&r.id, &r.name, &r.f, &r.at, &r.even); err != nil {
-					return n, err
-				}
-				n++
-			}
-			return n, rows.Err()
+			return scanAll(rows)
 		},
 		pool:  func(g, each int) error { return fanOut(g, each, one) },
 		close: func() { s.Close() },
@@ -119,30 +104,15 @@ func databaseSQL(name, driverName, dsn string, pool int) (*driver, error) {
 		return nil
 	}
 	return &driver{
-		name: name,
-		roundtrip: func(n int) error {
-			for i := 0; i < n; i++ {
-				if err := one(i); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		name:      name,
+		roundtrip: func(n int) error { return repeat(n, one) },
 		bulk: func() (int, error) {
 			rows, err := db.Query(bulkSQL)
 			if err != nil {
 				return 0, err
 			}
 			defer rows.Close()
-			var r row
-			n := 0
-			for rows.Next() {
-				if err := rows.Scan(&r.id, &r.name, &r.f, &r.at, &r.even); err != nil {
-					return n, err
-				}
-				n++
-			}
-			return n, rows.Err()
+			return scanAll(rows)
 		},
 		pool:  func(g, each int) error { return fanOut(g, each, one) },
 		close: func() { db.Close() },
@@ -171,34 +141,49 @@ func pgxPool(uri string, pool int) (*driver, error) {
 		return nil
 	}
 	return &driver{
-		name: "pgx",
-		roundtrip: func(n int) error {
-			for i := 0; i < n; i++ {
-				if err := one(i); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		name:      "pgx",
+		roundtrip: func(n int) error { return repeat(n, one) },
 		bulk: func() (int, error) {
 			rows, err := p.Query(ctx, bulkSQL)
 			if err != nil {
 				return 0, err
 			}
 			defer rows.Close()
-			var r row
-			n := 0
-			for rows.Next() {
-				if err := rows.Scan(&r.id, &r.name, &r.f, &r.at, &r.even); err != nil {
-					return n, err
-				}
-				n++
-			}
-			return n, rows.Err()
+			return scanAll(rows)
 		},
 		pool:  func(g, each int) error { return fanOut(g, each, one) },
 		close: p.Close,
 	}, nil
+}
+
+// repeat runs one(0) ... one(n-1), stopping at the first error.
+func repeat(n int, one func(int) error) error {
+	for i := 0; i < n; i++ {
+		if err := one(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanner is what the three drivers' rows have in common.
+type scanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanAll scans every row of the bulk statement into typed values; the rows scanned.
+func scanAll(rows scanner) (int, error) {
+	var r row
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(&r.id, &r.name, &r.f, &r.at, &r.even); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, rows.Err()
 }
 
 // fanOut runs one(i) each times on each of g goroutines at once.
