@@ -262,26 +262,22 @@ module PGSess
     # pg's fmod: column `col`'s type modifier (varchar(n) gives n + 4, numeric(p,s)
     # ((p << 16) | s) + 4), -1 when it has none.
     def fmod(col)
-      c = column_index(col)
-      @handle.use { |ptr| Native.pgsess_results_column_typmod(ptr, c) }
+      column_meta(:pgsess_results_column_typmod, col)
     end
 
     # pg's fsize: the size of column `col`'s type (pg_type.typlen; negative when variable).
     def fsize(col)
-      c = column_index(col)
-      @handle.use { |ptr| Native.pgsess_results_column_size(ptr, c) }
+      column_meta(:pgsess_results_column_size, col)
     end
 
     # pg's ftable: the OID of the table column `col` comes from, 0 when none.
     def ftable(col)
-      c = column_index(col)
-      @handle.use { |ptr| Native.pgsess_results_column_table(ptr, c) }
+      column_meta(:pgsess_results_column_table, col)
     end
 
     # pg's ftablecol: column `col`'s attribute number in #ftable's table, 0 when none.
     def ftablecol(col)
-      c = column_index(col)
-      @handle.use { |ptr| Native.pgsess_results_column_table_column(ptr, c) }
+      column_meta(:pgsess_results_column_table_column, col)
     end
 
     # pg's fname: the name of column `col`.
@@ -441,6 +437,12 @@ module PGSess
 
       len = Native.pgsess_results_value_length(ptr, i, c)
       @formats[c] == 1 ? binary(ptr, i, c, vp.read_bytes(len), out) : convert(ptr, i, c, vp, len, out)
+    end
+
+    # One of the library's per-column metadata calls (`fn`) for column `col` (pg's rule for it).
+    def column_meta(fn, col)
+      c = column_index(col)
+      @handle.use { |ptr| Native.public_send(fn, ptr, c) }
     end
 
     # Rows read per call of pgsess_results_copy_cells.
