@@ -71,9 +71,14 @@ int main(void)
     EXPECT("host=h password='hunter2", PGSESS_CONFIG_ERROR, "unterminated");
     EXPECT("password=hunter2 never-shown", PGSESS_CONFIG_ERROR, "missing");
 
+    /* sslpassword decrypts an encrypted key (never shown); direct TLS needs a strict sslmode. */
+    EXPECT("host=h sslpassword=never-shown sslkey=/nonexistent.key", PGSESS_OK, NULL);
+    EXPECT("host=h sslmode=require sslnegotiation=direct", PGSESS_OK, NULL);
+    EXPECT("host=h sslmode=prefer sslnegotiation=direct", PGSESS_CONFIG_ERROR, "sslnegotiation=direct");
+
     /* Keywords pgsess does not support: refused, named, with a reason. */
     EXPECT("host=h krbsrvname=postgres", PGSESS_NOT_SUPPORTED_ERROR, "krbsrvname");
-    EXPECT("host=h sslpassword=never-shown", PGSESS_NOT_SUPPORTED_ERROR, "sslpassword");
+    EXPECT("host=h gsslib=gssapi", PGSESS_NOT_SUPPORTED_ERROR, "gsslib");
     EXPECT("host=h replication=database", PGSESS_NOT_SUPPORTED_ERROR, "replication");
     EXPECT("host=h client_encoding=LATIN1", PGSESS_NOT_SUPPORTED_ERROR, "client_encoding");
     EXPECT("host=h gssencmode=require", PGSESS_NOT_SUPPORTED_ERROR, "gssencmode");
