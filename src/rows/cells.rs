@@ -49,28 +49,33 @@ impl ResultSet {
         let mut used = 0;
         let mut copied = 0;
         while copied < max_rows {
-            let row = first + copied;
-            let mut size = 0;
-            if self.for_each_cell_in_rows(row, 1, |_, v| size += v.map_or(0, |v| v.len() - 1)) == 0 {
-                break; // past the last row
-            }
-            if used + size > buf.len() {
-                return if copied == 0 { (0, size) } else { (copied, used) };
-            }
-            self.for_each_cell_in_rows(row, 1, |i, v| {
+            // One pass over the row: its cells are written while they fit; past that only
+            // counted, for the size a row that does not fit needs.
+            let mut end = used;
+            let mut fits = true;
+            let visited = self.for_each_cell_in_rows(first + copied, 1, |i, v| {
                 let at = copied * ncols + i;
-                match v {
-                    None => lengths[at] = NULL_LENGTH,
-                    Some(v) => {
-                        let v = &v[..v.len() - 1];
-                        for (d, s) in buf[used..used + v.len()].iter_mut().zip(v) {
-                            d.write(*s);
-                        }
-                        used += v.len();
-                        lengths[at] = v.len();
+                let Some(v) = v else {
+                    lengths[at] = NULL_LENGTH;
+                    return;
+                };
+                let v = &v[..v.len() - 1];
+                fits = fits && end + v.len() <= buf.len();
+                if fits {
+                    for (d, s) in buf[end..end + v.len()].iter_mut().zip(v) {
+                        d.write(*s);
                     }
                 }
+                lengths[at] = v.len();
+                end += v.len();
             });
+            if visited == 0 {
+                break; // past the last row
+            }
+            if !fits {
+                return if copied == 0 { (0, end) } else { (copied, used) };
+            }
+            used = end;
             copied += 1;
         }
         (copied, used)
