@@ -133,25 +133,11 @@ func (s *Session) waitNotificationFD(ctx context.Context) (bool, error) {
 	if s.tx != nil {
 		return false, nil // a transaction's session ends with it: wait in slices, which see that
 	}
-	cs, err := s.handle()
-	if err != nil {
+	dup, err := s.dupNotificationFD(ctx)
+	if err != nil || dup < 0 {
 		return false, err
 	}
-	fd := int(C.pgsess_notification_fd(cs))
-	var dup int = -1
-	if fd >= 0 {
-		// A descriptor of our own on the library's eventfd (same open file, already
-		// non-blocking), for the runtime's poller; never read: the library's next call resets it.
-		dup, err = syscall.Dup(fd)
-		if err == nil {
-			syscall.CloseOnExec(dup)
-		}
-	}
 	closing := s.closingChan()
-	s.release()
-	if fd < 0 || err != nil {
-		return false, nil
-	}
 	f := os.NewFile(uintptr(dup), "pgsess notifications")
 	defer f.Close()
 	rc, err := f.SyscallConn()
@@ -195,6 +181,41 @@ func (s *Session) waitNotificationFD(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// dupNotificationFD returns a descriptor of the caller's own on the library's notification
+// eventfd (the same open file, already non-blocking), for the runtime's poller, or -1 when there
+// is none. Waiters take turns for it (notifyTurn), and the library is asked for its descriptor
+// once per session: so a crowd of waiters makes no crowd of cgo calls, each of which could hold
+// an OS thread while it waits for the CPU.
+func (s *Session) dupNotificationFD(ctx context.Context) (int, error) {
+	turn := s.notifyTurnChan()
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	case <-s.closingChan():
+		return -1, newError(InterfaceError, "session is closed")
+	}
+	defer func() { <-turn }()
+	cs, err := s.handle() // held while dup runs: Close cannot close the eventfd meanwhile
+	if err != nil {
+		return -1, err
+	}
+	defer s.release()
+	if !s.notifyFDAsked {
+		s.notifyFD = int(C.pgsess_notification_fd(cs))
+		s.notifyFDAsked = true
+	}
+	if s.notifyFD < 0 {
+		return -1, nil
+	}
+	dup, err := syscall.Dup(s.notifyFD)
+	if err != nil {
+		return -1, nil // no descriptor to spare: the caller waits inside the library instead
+	}
+	syscall.CloseOnExec(dup)
+	return dup, nil
 }
 
 // readable reports whether fd is readable now (ppoll(2) without waiting).

@@ -253,13 +253,16 @@ func TestWaitForNotificationWaitsInGo(t *testing.T) {
 		}()
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := osThreads(t); n > base+20 {
+	n := osThreads(t)
+	t.Logf("OS threads: %d before, %d with %d waiters", base, n, waiters)
+	if n > base+20 {
 		t.Errorf("%d goroutines waiting for notifications: %d OS threads (%d before)", waiters, n, base)
 	}
 	for i := 0; i < waiters-10; i++ {
 		notify(t, s, ch, strconv.Itoa(i))
 	}
 	seen := map[string]bool{}
+	sent := time.Now()
 	for i := 0; i < waiters-10; i++ {
 		select {
 		case n := <-got:
@@ -270,6 +273,7 @@ func TestWaitForNotificationWaitsInGo(t *testing.T) {
 			t.Fatalf("only %d of %d notifications delivered", i, waiters-10)
 		}
 	}
+	t.Logf("%d notifications delivered %v after the last was sent", waiters-10, time.Since(sent))
 	if len(seen) != waiters-10 {
 		t.Errorf("%d distinct payloads", len(seen))
 	}

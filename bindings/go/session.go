@@ -287,6 +287,11 @@ type Session struct {
 	// cancellable by their context): inside the library they would queue on the session's lock,
 	// each holding an OS thread. Made on first use, under subMu.
 	notifyTurn chan struct{}
+	// notifyFD is the library's notification descriptor (pgsess_notification_fd), asked for
+	// once: it is the same for the session's life. notifyFDAsked says it has been asked for
+	// (notifyFD is then -1 when there is none). Both are read and written holding notifyTurn.
+	notifyFD      int
+	notifyFDAsked bool
 }
 
 // notifyTurnChan is the channel whose one slot a notification read holds.
