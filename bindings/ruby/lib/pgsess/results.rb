@@ -332,6 +332,33 @@ module PGSess
       self
     end
 
+    # Each row as an Array of its values as the server sent them, without conversion: the text
+    # of a text-format column (a UTF-8 String), the bytes of a binary-format one (a binary
+    # String), nil for NULL. What pg's each_row gives without a type map; for code that converts
+    # values itself, such as the Sequel adapter (Sequel's conversion procs). Rows are read in
+    # blocks as #each_row reads them.
+    def each_text_row
+      return enum_for(:each_text_row) { @nrows } unless block_given?
+
+      each_block(:text) { |row| yield row }
+      self
+    end
+
+    # Each row as a Hash of `keys[c]` => the value of column c as #each_text_row gives it, passed
+    # through `convs[c]` (anything with #call; nil leaves the text as it is) when not NULL. For
+    # adapters that name and convert columns themselves: the Sequel adapter's rows, built with
+    # no Array per row. `keys` and `convs` have one entry per column. The converters run while
+    # the results are locked, so they must not use these results; the block may.
+    def each_text_hash(keys, convs)
+      return enum_for(:each_text_hash, keys, convs) { @nrows } unless block_given?
+      unless keys.size == @ncols && convs.size == @ncols
+        raise ArgumentError, "each_text_hash needs #{@ncols} keys and converters, not #{keys.size} and #{convs.size}"
+      end
+
+      each_block(:hash, [keys.dup.freeze, convs.dup.freeze]) { |row| yield row }
+      self
+    end
+
     # pg's tuple_values: row `n` as an Array of its values. IndexError when out of range.
     def tuple_values(n)
       i = n.to_int
@@ -455,7 +482,7 @@ module PGSess
     # cells' bytes in one String) and sliced into their values, with no FFI::Pointer per cell;
     # a block is converted under the handle's lock and yielded outside it, so the caller's
     # block may use (or clear) the results.
-    def each_block
+    def each_block(mode = :values, hash_args = nil)
       buf = FFI::MemoryPointer.new(:char, 64 * 1024, false)
       lens = FFI::MemoryPointer.new(:size_t, BLOCK_ROWS * [@ncols, 1].max)
       bytes = FFI::MemoryPointer.new(:size_t)
@@ -468,20 +495,54 @@ module PGSess
             buf = FFI::MemoryPointer.new(:char, [bytes.read_ulong, 2 * buf.size].max, false)
             next []
           end
-          block_rows(ptr, i, k, buf.get_bytes(0, bytes.read_ulong), lens.read_array_of_ulong(k * @ncols), out)
+          data = buf.get_bytes(0, bytes.read_ulong)
+          cell_lens = lens.read_array_of_ulong(k * @ncols)
+          case mode
+          when :hash then text_hashes(k, data, cell_lens, *hash_args)
+          when :text then block_rows(ptr, i, k, data, cell_lens, out, @raw_kinds ||= raw_kinds)
+          else block_rows(ptr, i, k, data, cell_lens, out, @kinds ||= column_kinds)
+          end
         end
         i += rows.size
         rows.each { |row| yield row }
       end
     end
 
-    # The rows `first...first + k` from one copy: `data` their cells' bytes, `lens` each cell's
-    # length (NULL_LENGTH for NULL). The text of a text-typed column is a slice of `data` (taken
-    # as UTF-8, as the library guarantees every text value is); integers are parsed from their
-    # slice; other columns are converted as #convert does.
-    def block_rows(ptr, first, k, data, lens, out)
+    # The rows of one copy as #each_text_hash yields them (`data` and `lens` as for #block_rows).
+    def text_hashes(k, data, lens, keys, convs)
       data.force_encoding(Encoding::UTF_8)
-      kinds = (@kinds ||= column_kinds)
+      binary = (@binary_columns ||= @formats.map { |f| f == 1 })
+      ncols = @ncols
+      at = 0
+      n = 0
+      Array.new(k) do
+        row = {}
+        c = 0
+        while c < ncols
+          len = lens[n]
+          n += 1
+          if len == NULL_LENGTH
+            row[keys[c]] = nil
+          else
+            v = data.byteslice(at, len)
+            at += len
+            v = v.b if binary[c]
+            conv = convs[c]
+            row[keys[c]] = conv ? conv.call(v) : v
+          end
+          c += 1
+        end
+        row
+      end
+    end
+
+    # The rows `first...first + k` from one copy: `data` their cells' bytes, `lens` each cell's
+    # length (NULL_LENGTH for NULL), `kinds` how each column is taken (#column_kinds or
+    # #raw_kinds). The text of a :text column is a slice of `data` (taken as UTF-8, as the
+    # library guarantees every text value is); :int is parsed from its slice; :bytes is the
+    # slice as binary; other columns are converted as #convert does.
+    def block_rows(ptr, first, k, data, lens, out, kinds)
+      data.force_encoding(Encoding::UTF_8)
       at = 0
       n = 0
       Array.new(k) do |r|
@@ -495,11 +556,17 @@ module PGSess
           case kinds[c]
           when :text then s
           when :int then s.to_i
+          when :bytes then s.b
           when :binary then binary(ptr, first + r, c, s.b, out)
           else convert_bytes(ptr, first + r, c, s, out)
           end
         end
       end
+    end
+
+    # Per column, how #each_text_row takes it: :text, or :bytes for a binary-format column.
+    def raw_kinds
+      Array.new(@ncols) { |c| @formats[c] == 1 ? :bytes : :text }
     end
 
     # Per column, how #block_rows converts it: :text (the value's text as it is), :int, :binary
