@@ -2,15 +2,17 @@
 # bindings/ruby/run.sh PREFIX
 #
 # Tests the Ruby binding against the pgsess library INSTALLED under PREFIX:
-#   1. test/test_pgsess.rb (minitest, ruby -w) with PGSQL_RBTEST=$PGSQL_CTEST and
-#      PGSESS_LIB=PREFIX/lib/libpgsess.so; every test counts, and the run must print no leak
-#      warning and no Ruby warning from lib/;
+#   1. test/test_pgsess.rb and test/test_sequel.rb (minitest, ruby -w) with PGSQL_RBTEST and
+#      PGSQL_RBSEQUEL=$PGSQL_CTEST and PGSESS_LIB=PREFIX/lib/libpgsess.so; every test counts,
+#      and the runs must print no leak warning and no Ruby warning from lib/;
 #   2. without PGSESS_LIB the library is found through pkg-config (PKG_CONFIG_PATH=PREFIX/...);
 #   3. examples/ruby/demo.rb runs with PGSQL_DEMO=$PGSQL_CTEST;
-#   4. the gem builds from pgsess.gemspec, installs into a scratch GEM_HOME and works from there.
+#   4. the gem builds from pgsess.gemspec, installs into a scratch GEM_HOME and works from there
+#      (the binding, and Sequel.connect("pgsess://...") loading the gem's adapter).
 # Prints minitest's summary and a final line "N passed, M failed"; exits non-zero on failure.
 #
-# Needs: PGSQL_CTEST (a PostgreSQL URI), ruby and the ffi gem (Debian: apt-get install ruby ruby-ffi).
+# Needs: PGSQL_CTEST (a PostgreSQL URI), ruby, the ffi gem and Sequel (Debian: apt-get install
+# ruby ruby-ffi ruby-sequel).
 set -u
 
 usage() { echo "usage: $0 PREFIX" >&2; exit 2; }
@@ -42,28 +44,38 @@ failed=0
 ok() { passed=$((passed + 1)); echo "ok: $*"; }
 ko() { failed=$((failed + 1)); echo "FAILED: $*"; }
 
-# 1. minitest
-echo "== minitest: test/test_pgsess.rb"
-(cd "$here" && PGSQL_RBTEST="$PGSQL_CTEST" ruby -w -Ilib test/test_pgsess.rb) >"$work/minitest.log" 2>&1
-rc=$?
-cat "$work/minitest.log"
-summary=$(grep -E '^[0-9]+ runs, [0-9]+ assertions, [0-9]+ failures, [0-9]+ errors, [0-9]+ skips' "$work/minitest.log" | tail -1)
-if [ -n "$summary" ]; then
-    read -r runs _ _ _ fails _ errs _ skips _ <<<"$summary"
-    passed=$((passed + runs - fails - errs - skips))
-    failed=$((failed + fails + errs))
-    if [ "$rc" -ne 0 ] && [ $((fails + errs)) -eq 0 ]; then
-        ko "minitest exited $rc"
+# 1. minitest: the binding, and the Sequel adapter (Sequel from Debian's ruby-sequel)
+minitest() { # minitest FILE VAR: runs test/FILE with VAR=$PGSQL_CTEST, counts its runs
+    echo "== minitest: test/$1"
+    (cd "$here" && env "$2=$PGSQL_CTEST" ruby -w -Ilib "test/$1") >"$work/$1.log" 2>&1
+    local rc=$? summary runs fails errs skips
+    cat "$work/$1.log"
+    cat "$work/$1.log" >>"$work/minitest.log"
+    summary=$(grep -E '^[0-9]+ runs, [0-9]+ assertions, [0-9]+ failures, [0-9]+ errors, [0-9]+ skips' "$work/$1.log" | tail -1)
+    if [ -n "$summary" ]; then
+        read -r runs _ _ _ fails _ errs _ skips _ <<<"$summary"
+        passed=$((passed + runs - fails - errs - skips))
+        failed=$((failed + fails + errs))
+        if [ "$rc" -ne 0 ] && [ $((fails + errs)) -eq 0 ]; then
+            ko "test/$1 exited $rc"
+        fi
+    else
+        ko "test/$1 printed no summary (exit $rc)"
     fi
+}
+: >"$work/minitest.log"
+minitest test_pgsess.rb PGSQL_RBTEST
+if ruby -e 'require "sequel"' >/dev/null 2>&1; then
+    minitest test_sequel.rb PGSQL_RBSEQUEL
 else
-    ko "minitest printed no summary (exit $rc)"
+    ko "Sequel is not installed (apt-get install ruby-sequel; scripts/ensure-deps does)"
 fi
 if grep -q 'pgsess: leaked' "$work/minitest.log"; then
     ko "leak warnings during the tests"
 else
     ok "no leak warnings during the tests"
 fi
-if grep -E "lib/pgsess[^:]*\.rb:[0-9]+: warning:" "$work/minitest.log"; then
+if grep -E "lib/(pgsess|sequel)[^:]*\.rb:[0-9]+: warning:" "$work/minitest.log"; then
     ko "ruby -w warnings from lib/"
 else
     ok "no ruby -w warnings from lib/"
@@ -96,6 +108,9 @@ if (cd "$here" && gem build pgsess.gemspec --output "$work/pgsess.gem") >"$work/
         require "pgsess"
         abort "loaded from #{$LOADED_FEATURES.grep(/pgsess\.rb/)}" unless $LOADED_FEATURES.any? { |f| f.include?("/gems/pgsess-") }
         abort "wrong value" unless PGSess::Session.open("rbgem") { |s| s.query("SELECT 41 + 1 AS n") { |r| r[0]["n"] } } == 42
+        require "sequel"
+        abort "Sequel: wrong value" unless Sequel.connect("pgsess://rbgem") { |db| db.get(Sequel.lit("41 + 1")) } == 42
+        abort "adapter loaded from #{$LOADED_FEATURES.grep(/adapters\/pgsess/)}" unless $LOADED_FEATURES.any? { |f| f.include?("/gems/pgsess-") && f.end_with?("sequel/adapters/pgsess.rb") }
     ') >>"$work/gem.log" 2>&1; then
     ok "gem build, install and require"
 else
