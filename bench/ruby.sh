@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/ruby.sh PREFIX      (run by `make bench` after bench/go.sh)
 #
-# The Ruby binding against the pg gem (Debian's ruby-pg), in one process on one server,
+# The Ruby binding against the pg gem (Debian's ruby-pg), and its Sequel adapter against Sequel's
+# postgres adapter (Debian's ruby-sequel), in one process on one server,
 # interleaved round by round (bench/ruby/bench.rb says what each workload is). Prints the table;
 # never writes BENCHMARKS.md. Installs ruby-pg with apt-get when it is missing and run as root.
 #
@@ -15,12 +16,12 @@ prefix=$(cd "$1" 2>/dev/null && pwd) || { echo "ruby.sh: PREFIX $1 does not exis
 # shellcheck source=bench/common.sh
 . "$(cd "$(dirname "$0")" && pwd)/common.sh"
 
-if ! ruby -e 'require "pg"; require "ffi"' >/dev/null 2>&1; then
+if ! ruby -e 'require "pg"; require "ffi"; require "sequel"' >/dev/null 2>&1; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "ruby.sh: installing ruby-pg and ruby-ffi"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ruby ruby-pg ruby-ffi >/dev/null || exit 2
+        echo "ruby.sh: installing ruby-pg, ruby-ffi and ruby-sequel"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ruby ruby-pg ruby-ffi ruby-sequel >/dev/null || exit 2
     else
-        echo "ruby.sh: needs ruby with the pg and ffi gems (apt-get install ruby-pg ruby-ffi)" >&2
+        echo "ruby.sh: needs ruby with the pg and ffi gems (apt-get install ruby-pg ruby-ffi ruby-sequel)" >&2
         exit 2
     fi
 fi

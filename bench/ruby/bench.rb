@@ -7,22 +7,32 @@
 #   typed      200,000 rows of (int8, text, float8, timestamptz, bool) read as Ruby values
 #              (pg with PG::BasicTypeMapForResults, pgsess's own conversion)
 #   strings    200,000 rows of 5 text columns read row by row as Strings (each_row)
+# and through Sequel, its pgsess adapter against its postgres adapter (pg underneath, without
+# sequel_pg, which Debian packages apart), the same workloads as Sequel users write them:
+#   sq_roundtrip  DB["SELECT CAST(? AS int4) AS v", i].get(:v)
+#   sq_typed      DB[TYPED].all: 200,000 Hashes, values converted by Sequel's conversion procs
+#   sq_strings    DB[STRINGS].each: 200,000 Hashes of 5 Strings
 # Each round runs every workload for both; the summary gives pgsess/pg as min/median/max.
 require "pg"
 require "pgsess"
+ENV["NO_SEQUEL_PG"] = "1" # Sequel's postgres adapter as ruby-sequel ships it, without the C sequel_pg
+require "sequel"
 
 uri = ENV.fetch("PGSQL_BENCH")
 rounds = Integer(ENV.fetch("PGSESS_RBBENCH_ROUNDS", "5"))
 roundtrips = Integer(ENV.fetch("PGSESS_RBBENCH_ROUNDTRIPS", "5000"))
 
-TYPED = "SELECT g::int8, 'row ' || g, g * 0.5::float8, timestamptz '2024-01-01' + g * interval '1 s', g % 2 = 0 " \
-        "FROM generate_series(1, 200000) g"
-STRINGS = "SELECT 'a' || g, 'bb' || g, 'ccc' || g, 'dddd' || g, 'eeeee' || g FROM generate_series(1, 200000) g"
+TYPED = "SELECT g::int8 AS i, 'row ' || g AS t, g * 0.5::float8 AS f, timestamptz '2024-01-01' + g * interval '1 s' AS ts, " \
+        "g % 2 = 0 AS b FROM generate_series(1, 200000) g"
+STRINGS = "SELECT 'a' || g AS a, 'bb' || g AS b, 'ccc' || g AS c, 'dddd' || g AS d, 'eeeee' || g AS e " \
+          "FROM generate_series(1, 200000) g"
 
 s = PGSess::Session.open("rbbench", db_url: uri, pool_max_size: 1)
 pg = PG.connect(uri)
 pg_typed = PG.connect(uri)
 pg_typed.type_map_for_results = PG::BasicTypeMapForResults.new(pg_typed)
+sq_pgsess = Sequel.connect(adapter: :pgsess, name: "rbbench_sequel", db_url: uri, max_connections: 1, pool_max_size: 1)
+sq_pg = Sequel.connect(uri.sub(/\Apostgresql:/, "postgres:"), max_connections: 1)
 
 def clock = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 
@@ -34,6 +44,16 @@ drivers = {
     typed: -> { s.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
     strings: -> { s.exec(STRINGS) { |r| n = 0; r.each_row { |row| n += row.size }; raise "cells" unless n == 1_000_000 } }
   },
+  "sequel-pgsess" => {
+    sq_roundtrip: ->(n) { n.times { |i| raise "wrong" unless sq_pgsess["SELECT CAST(? AS int4) AS v", i].get(:v) == i } },
+    sq_typed: -> { raise "rows" unless sq_pgsess[TYPED].all.size == 200_000 },
+    sq_strings: -> { n = 0; sq_pgsess[STRINGS].each { |row| n += row.size }; raise "cells" unless n == 1_000_000 }
+  },
+  "sequel-postgres" => {
+    sq_roundtrip: ->(n) { n.times { |i| raise "wrong" unless sq_pg["SELECT CAST(? AS int4) AS v", i].get(:v) == i } },
+    sq_typed: -> { raise "rows" unless sq_pg[TYPED].all.size == 200_000 },
+    sq_strings: -> { n = 0; sq_pg[STRINGS].each { |row| n += row.size }; raise "cells" unless n == 1_000_000 }
+  },
   "pg" => {
     roundtrip: lambda { |n|
       n.times { |i| pg.exec_params("SELECT $1::int4", [i]) { |r| raise "wrong" unless r.getvalue(0, 0) == i.to_s } }
@@ -43,26 +63,33 @@ drivers = {
   }
 }
 
-per_op = { roundtrip: roundtrips, typed: 200_000, strings: 200_000 }
+# Each workload: the two drivers it compares, the count it is timed per.
+WORKLOADS = {
+  roundtrip: ["pgsess", "pg", roundtrips], typed: ["pgsess", "pg", 200_000], strings: ["pgsess", "pg", 200_000],
+  sq_roundtrip: ["sequel-pgsess", "sequel-postgres", roundtrips], sq_typed: ["sequel-pgsess", "sequel-postgres", 200_000],
+  sq_strings: ["sequel-pgsess", "sequel-postgres", 200_000]
+}.freeze
 times = Hash.new { |h, k| h[k] = Hash.new { |hh, kk| hh[kk] = [] } }
-drivers.each_value { |d| d[:roundtrip].call(100) } # warm-up
+drivers["pgsess"][:roundtrip].call(100) # warm-up
+drivers["pg"][:roundtrip].call(100)
+drivers["sequel-pgsess"][:sq_roundtrip].call(100)
+drivers["sequel-postgres"][:sq_roundtrip].call(100)
 rounds.times do |round|
-  order = round.even? ? drivers.keys : drivers.keys.reverse
-  %i[roundtrip typed strings].each do |w|
-    order.each do |name|
+  WORKLOADS.each do |w, (ours, theirs, per)|
+    (round.even? ? [ours, theirs] : [theirs, ours]).each do |name|
       GC.start
       t = clock
-      w == :roundtrip ? drivers[name][w].call(roundtrips) : drivers[name][w].call
-      ns = (clock - t) * 1e9 / per_op[w]
+      w.to_s.end_with?("roundtrip") ? drivers[name][w].call(roundtrips) : drivers[name][w].call
+      ns = (clock - t) * 1e9 / per
       times[w][name] << ns
-      printf("round %d  %-9s %-7s %10.1f ns/%s\n", round + 1, w, name, ns, w == :roundtrip ? "statement" : "row")
+      printf("round %d  %-12s %-15s %10.1f ns/%s\n", round + 1, w, name, ns, w.to_s.end_with?("roundtrip") ? "statement" : "row")
     end
   end
 end
 puts
-puts "pgsess / pg per round (min / median / max), lower is faster:"
-%i[roundtrip typed strings].each do |w|
-  r = times[w]["pgsess"].zip(times[w]["pg"]).map { |a, b| a / b }.sort
-  printf("  %-9s %.2f / %.2f / %.2f   (pg median %.0f ns)\n", w, r.first, r[r.size / 2], r.last,
-         times[w]["pg"].sort[times[w]["pg"].size / 2])
+puts "pgsess / pg and Sequel's pgsess / postgres adapter per round (min / median / max), lower is faster:"
+WORKLOADS.each do |w, (ours, theirs, _)|
+  r = times[w][ours].zip(times[w][theirs]).map { |a, b| a / b }.sort
+  printf("  %-12s %.2f / %.2f / %.2f   (%s median %.0f ns)\n", w, r.first, r[r.size / 2], r.last, theirs,
+         times[w][theirs].sort[times[w][theirs].size / 2])
 end
