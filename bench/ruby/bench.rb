@@ -34,6 +34,8 @@ pg_typed.type_map_for_results = PG::BasicTypeMapForResults.new(pg_typed)
 sq_pgsess = Sequel.connect(adapter: :pgsess, name: "rbbench_sequel", db_url: uri, max_connections: 1, pool_max_size: 1)
 sq_pg = Sequel.connect(uri.sub(/\Apostgresql:/, "postgres:"), max_connections: 1)
 
+puts "pgsess rows built #{PGSess.accelerated? ? 'by its C accelerator (PGSess::Ext)' : 'in pure Ruby'}"
+
 def clock = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 
 drivers = {

@@ -11,11 +11,14 @@ Gem::Specification.new do |spec|
     sprockets.clients.postgresql: PGSess::Session.open("foo") reads PGSQL_FOO, statements run
     on a process-wide connection pool, rows come back as hashes typed by column, and errors
     map to the DB-API exception hierarchy. Needs libpgsess installed (found through
-    PGSESS_LIB, pkg-config or the dynamic linker's path).
+    PGSESS_LIB, pkg-config or the dynamic linker's path). A small C extension, built when
+    Ruby's headers and a compiler are there, builds rows in C at the pg gem's speed.
   DESC
   spec.authors = ["pgsess developers"]
   spec.licenses = ["MIT", "Apache-2.0"]
-  spec.files = Dir.chdir(__dir__) { Dir["lib/**/*.rb"] + ["README.md"] }
+  spec.files = Dir.chdir(__dir__) { Dir["lib/**/*.rb"] + Dir["ext/**/*.{c,rb}"] + ["README.md"] }
+  # The optional C accelerator (PGSess::Ext); installs without it where it cannot be built.
+  spec.extensions = ["ext/pgsess_ext/extconf.rb"]
   spec.test_files = Dir.chdir(__dir__) { Dir["test/**/*.rb"] }
   spec.require_paths = ["lib"]
   spec.required_ruby_version = ">= 2.7"

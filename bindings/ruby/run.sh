@@ -2,17 +2,21 @@
 # bindings/ruby/run.sh PREFIX
 #
 # Tests the Ruby binding against the pgsess library INSTALLED under PREFIX:
+#   0. the C accelerator ext/pgsess_ext builds (extconf.rb, as gem install runs it) with no
+#      compiler warning;
 #   1. test/test_pgsess.rb and test/test_sequel.rb (minitest, ruby -w) with PGSQL_RBTEST and
-#      PGSQL_RBSEQUEL=$PGSQL_CTEST and PGSESS_LIB=PREFIX/lib/libpgsess.so; every test counts,
+#      PGSQL_RBSEQUEL=$PGSQL_CTEST and PGSESS_LIB=PREFIX/lib/libpgsess.so, with the
+#      accelerator; test_pgsess.rb again in pure Ruby (PGSESS_RUBY_PURE=1); every test counts,
 #      and the runs must print no leak warning and no Ruby warning from lib/;
 #   2. without PGSESS_LIB the library is found through pkg-config (PKG_CONFIG_PATH=PREFIX/...);
 #   3. examples/ruby/demo.rb runs with PGSQL_DEMO=$PGSQL_CTEST;
 #   4. the gem builds from pgsess.gemspec, installs into a scratch GEM_HOME and works from there
-#      (the binding, and Sequel.connect("pgsess://...") loading the gem's adapter).
+#      (the binding with its accelerator, and Sequel.connect("pgsess://...") loading the gem's
+#      adapter).
 # Prints minitest's summary and a final line "N passed, M failed"; exits non-zero on failure.
 #
-# Needs: PGSQL_CTEST (a PostgreSQL URI), ruby, the ffi gem and Sequel (Debian: apt-get install
-# ruby ruby-ffi ruby-sequel).
+# Needs: PGSQL_CTEST (a PostgreSQL URI), ruby with its headers, the ffi gem and Sequel (Debian:
+# apt-get install ruby ruby-dev ruby-ffi ruby-sequel), a C compiler.
 set -u
 
 usage() { echo "usage: $0 PREFIX" >&2; exit 2; }
@@ -27,7 +31,7 @@ if [ -z "${PGSQL_CTEST:-}" ]; then
     exit 2
 fi
 if ! command -v ruby >/dev/null 2>&1 || ! ruby -e 'require "ffi"' >/dev/null 2>&1; then
-    echo "run.sh: needs ruby and the ffi gem (e.g. apt-get install ruby ruby-ffi)" >&2
+    echo "run.sh: needs ruby and the ffi gem (e.g. apt-get install ruby ruby-dev ruby-ffi)" >&2
     exit 2
 fi
 
@@ -44,29 +48,48 @@ failed=0
 ok() { passed=$((passed + 1)); echo "ok: $*"; }
 ko() { failed=$((failed + 1)); echo "FAILED: $*"; }
 
-# 1. minitest: the binding, and the Sequel adapter (Sequel from Debian's ruby-sequel)
-minitest() { # minitest FILE VAR: runs test/FILE with VAR=$PGSQL_CTEST, counts its runs
-    echo "== minitest: test/$1"
-    (cd "$here" && env "$2=$PGSQL_CTEST" ruby -w -Ilib "test/$1") >"$work/$1.log" 2>&1
+# 0. the C accelerator, built out of the tree as gem install builds it
+echo "== ext/pgsess_ext"
+mkdir -p "$work/ext/build" "$work/ext/lib/pgsess"
+if (cd "$work/ext/build" && ruby "$here/ext/pgsess_ext/extconf.rb" && make V=1) >"$work/ext.log" 2>&1 &&
+    cp "$work/ext/build/pgsess_ext.so" "$work/ext/lib/pgsess/"; then
+    if grep -E "warning:|pgsess: building without" "$work/ext.log"; then
+        ko "ext/pgsess_ext built with warnings"
+    else
+        ok "ext/pgsess_ext built"
+    fi
+else
+    cat "$work/ext.log"
+    ko "ext/pgsess_ext did not build (needs ruby-dev and a C compiler)"
+fi
+
+# 1. minitest: the binding (with the accelerator, then in pure Ruby), and the Sequel adapter
+# (Sequel from Debian's ruby-sequel)
+minitest() { # minitest LABEL FILE VAR [NAME=VALUE...]: runs test/FILE with VAR=$PGSQL_CTEST, counts its runs
+    local label=$1 file=$2 var=$3
+    shift 3
+    echo "== minitest: test/$file ($label)"
+    (cd "$here" && env "$var=$PGSQL_CTEST" "$@" ruby -w -I"$work/ext/lib" -Ilib "test/$file") >"$work/$label.log" 2>&1
     local rc=$? summary runs fails errs skips
-    cat "$work/$1.log"
-    cat "$work/$1.log" >>"$work/minitest.log"
-    summary=$(grep -E '^[0-9]+ runs, [0-9]+ assertions, [0-9]+ failures, [0-9]+ errors, [0-9]+ skips' "$work/$1.log" | tail -1)
+    cat "$work/$label.log"
+    cat "$work/$label.log" >>"$work/minitest.log"
+    summary=$(grep -E '^[0-9]+ runs, [0-9]+ assertions, [0-9]+ failures, [0-9]+ errors, [0-9]+ skips' "$work/$label.log" | tail -1)
     if [ -n "$summary" ]; then
         read -r runs _ _ _ fails _ errs _ skips _ <<<"$summary"
         passed=$((passed + runs - fails - errs - skips))
         failed=$((failed + fails + errs))
         if [ "$rc" -ne 0 ] && [ $((fails + errs)) -eq 0 ]; then
-            ko "test/$1 exited $rc"
+            ko "test/$file ($label) exited $rc"
         fi
     else
-        ko "test/$1 printed no summary (exit $rc)"
+        ko "test/$file ($label) printed no summary (exit $rc)"
     fi
 }
 : >"$work/minitest.log"
-minitest test_pgsess.rb PGSQL_RBTEST
+minitest accelerated test_pgsess.rb PGSQL_RBTEST PGSESS_RBTEST_EXT=1
+minitest pure-ruby test_pgsess.rb PGSQL_RBTEST PGSESS_RUBY_PURE=1
 if ruby -e 'require "sequel"' >/dev/null 2>&1; then
-    minitest test_sequel.rb PGSQL_RBSEQUEL
+    minitest sequel test_sequel.rb PGSQL_RBSEQUEL PGSESS_RBTEST_EXT=1
 else
     ko "Sequel is not installed (apt-get install ruby-sequel; scripts/ensure-deps does)"
 fi
@@ -107,6 +130,8 @@ if (cd "$here" && gem build pgsess.gemspec --output "$work/pgsess.gem") >"$work/
     (cd "$work" && GEM_HOME="$work/gems" GEM_PATH="$gem_path" PGSQL_RBGEM="$PGSQL_CTEST" ruby -e '
         require "pgsess"
         abort "loaded from #{$LOADED_FEATURES.grep(/pgsess\.rb/)}" unless $LOADED_FEATURES.any? { |f| f.include?("/gems/pgsess-") }
+        abort "the gem was installed without its accelerator" unless PGSess.accelerated?
+        abort "accelerator loaded from #{$LOADED_FEATURES.grep(/pgsess_ext/)}" unless $LOADED_FEATURES.any? { |f| f.include?("/gems/pgsess-") && f.end_with?("pgsess_ext.so") } || $LOADED_FEATURES.any? { |f| f.include?("/extensions/") && f.end_with?("pgsess_ext.so") }
         abort "wrong value" unless PGSess::Session.open("rbgem") { |s| s.query("SELECT 41 + 1 AS n") { |r| r[0]["n"] } } == 42
         require "sequel"
         abort "Sequel: wrong value" unless Sequel.connect("pgsess://rbgem") { |db| db.get(Sequel.lit("41 + 1")) } == 42

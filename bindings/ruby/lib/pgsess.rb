@@ -17,6 +17,7 @@ require_relative "pgsess/version"
 require_relative "pgsess/native" # before errors: the codes are read from the library
 require_relative "pgsess/errors"
 require_relative "pgsess/params"
+require_relative "pgsess/accel"
 require_relative "pgsess/results"
 require_relative "pgsess/copy"
 require_relative "pgsess/notification"

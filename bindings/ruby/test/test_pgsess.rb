@@ -2304,6 +2304,64 @@ class TestPGSess < Minitest::Test
   end
 
 
+  # The C accelerator (PGSess::Ext) builds exactly the rows the Ruby path builds, value, class
+  # and encoding, in both formats, for every type above and the edges of its own conversions:
+  # the int64 ends and wider integers, NaN and the infinities, times before 1970 (floor
+  # division), timestamptz infinity, a float4 and the types it hands back to Ruby. run.sh runs
+  # this file with the accelerator (PGSESS_RBTEST_EXT=1 makes its absence a failure) and again
+  # with PGSESS_RUBY_PURE=1.
+  def test_accelerator_matches_ruby
+    if ENV["PGSESS_RBTEST_EXT"] == "1"
+      assert PGSess.accelerated?, "PGSess::Ext was built for this run but did not load"
+    end
+    skip "PGSess::Ext is not loaded (PGSESS_RUBY_PURE=1, or not built)" unless PGSess.accelerated?
+
+    edges = {
+      "int8" => ["9223372036854775807", "-9223372036854775808", "0"], "int2" => ["-32768", "32767"],
+      "int4" => ["-2147483648"], "oid" => ["4294967295"], "numeric" => ["123456789012345678901234567890.5"],
+      "float8" => ["'NaN'", "'Infinity'", "'-Infinity'", "-0.0", "1e308", "5e-324"],
+      "float4" => ["'NaN'", "3.25", "-1.5e30"], "bool" => ["true", "false"],
+      "timestamptz" => ["'1969-12-31 23:59:59.5+00'", "'1900-01-01 00:00:00.000001+00'", "'infinity'",
+                        "'-infinity'", "'4713-01-01 00:00:00+00 BC'", "'294276-12-31 23:59:59+00'"]
+    }
+    open do |s|
+      s.pin do |p|
+        p.query("SET TimeZone = 'UTC'") {}
+        BINARY_CASES.merge(edges) { |_, a, b| a + b }.each do |type, vals|
+          rows = vals.each_with_index.map { |v, i| "(#{i}, (#{v})::#{type}, #{v.start_with?('NULL') ? 'NULL' : "'x'"})" }
+          sql = "SELECT v, w FROM (VALUES #{rows.join(', ')}) AS t(i, v, w) ORDER BY i"
+          %i[query query_binary].each do |how|
+            next if how == :query_binary && type == "timestamptz" && vals.any? { |v| v.include?("294276") }
+
+            p.public_send(how, sql) do |r|
+              %i[values text].each do |mode|
+                ruby = []
+                r.send(:each_block_ruby, mode, nil) { |row| ruby << row }
+                ext = []
+                r.send(:each_block_ext, mode, nil) { |row| ext << row }
+                assert_equal comparable(ruby), comparable(ext), "#{type} #{how} #{mode}"
+              end
+              keys = %w[v w]
+              convs = [->(x) { x.bytesize }, nil]
+              ruby = []
+              r.send(:each_block_ruby, :hash, [keys, convs]) { |row| ruby << row }
+              ext = []
+              r.send(:each_block_ext, :hash, [keys, convs]) { |row| ext << row }
+              assert_equal comparable(ruby), comparable(ext), "#{type} #{how} hash"
+            end
+          end
+        end
+        # A converter's exception and a malformed binary value leave through the C code as
+        # they leave the Ruby path; the session is usable after.
+        boom = Class.new(StandardError)
+        p.query("SELECT 'a' AS a") do |r|
+          assert_raises(boom) { r.each_text_hash(["a"], [->(_) { raise boom }]) {} }
+        end
+        assert_equal [[1]], p.query("SELECT 1") { |r| r.values }
+      end
+    end
+  end
+
   # Rows are read 256 at a time in one copy (pgsess_results_copy_cells): many blocks, NULLs,
   # multibyte text, a value larger than the first buffer, no columns, and a block that clears
   # the results while rows are being yielded.

@@ -99,11 +99,13 @@ module PGSess
     DATE_RE = /\A(\d+)-(\d\d)-(\d\d)( BC)?\z/.freeze
     PTR_SIZE = FFI::Pointer.size
 
-    # Wraps a non-NULL pgsess_results pointer, taking ownership of it.
-    def initialize(ptr, sql = nil) # :nodoc:
+    # Wraps a non-NULL pgsess_results pointer, taking ownership of it. `leak_check` false: the
+    # caller frees the results itself (the block form of Session#query), so they need no
+    # finalizer; it calls #leak_check! if it hands them out after all.
+    def initialize(ptr, sql = nil, leak_check: true) # :nodoc:
       @sql = sql || Native.str(Native.pgsess_results_query(ptr))
       @handle = Handle.new(ptr, @sql)
-      ObjectSpace.define_finalizer(self, @handle)
+      leak_check! if leak_check
       @nrows = Native.pgsess_results_nrows(ptr)
       @ncols = Native.pgsess_results_ncols(ptr)
       @columns = Array.new(@ncols) { |c| Native.str(Native.pgsess_results_column_name(ptr, c)).freeze }.freeze
@@ -113,6 +115,13 @@ module PGSess
       @count = Native.pgsess_results_count(ptr)
       @rows_affected = Native.pgsess_results_rows_affected(ptr)
       @backend_pid = Native.pgsess_results_backend_pid(ptr)
+    end
+
+    # From now on, results garbage-collected without #free print the leak warning and are freed
+    # (a finalizer): for results handed to the caller. :nodoc:
+    def leak_check!
+      ObjectSpace.define_finalizer(self, @handle)
+      self
     end
 
     # The SQL text that produced the results (the seed's `query`).
@@ -308,7 +317,7 @@ module PGSess
     def getvalue(row, col)
       i = row_index(row)
       c = column_index(col)
-      @handle.use { |ptr| cell(ptr, i, c, FFI::MemoryPointer.new(:int64)) }
+      @handle.use { |ptr| cell(ptr, i, c, nil) }
     end
 
     # pg's getisnull: whether the value at (`row`, `col`) is SQL NULL.
@@ -458,6 +467,8 @@ module PGSess
     end
 
     # The value at (`i`, `c`) (both in range), converted as #fetch_row converts it.
+    # The value at (i, c); `out` scratch memory for the getters that need it, or nil to
+    # allocate it only then.
     def cell(ptr, i, c, out)
       vp = Native.pgsess_results_value(ptr, i, c)
       return nil if vp.null?
@@ -482,7 +493,73 @@ module PGSess
     # cells' bytes in one String) and sliced into their values, with no FFI::Pointer per cell;
     # a block is converted under the handle's lock and yielded outside it, so the caller's
     # block may use (or clear) the results.
-    def each_block(mode = :values, hash_args = nil)
+    def each_block(mode = :values, hash_args = nil, &block)
+      return each_block_ext(mode, hash_args, &block) if Accel::ENABLED
+
+      each_block_ruby(mode, hash_args, &block)
+    end
+
+    # #each_block through PGSess::Ext: each block of rows built in C (one call, no Ruby code
+    # per cell but the converters of :hash and the cells Ext hands back to #ext_fallback).
+    def each_block_ext(mode, hash_args)
+      out = FFI::MemoryPointer.new(:int64)
+      i = 0
+      while i < @nrows
+        rows = @handle.use do |ptr|
+          if mode == :hash
+            Ext.hashes(ptr.address, i, BLOCK_ROWS, @ncols, @binary_flags ||= binary_flags, *hash_args)
+          else
+            kinds = mode == :text ? (@ext_raw_kinds ||= ext_raw_kinds) : (@ext_kinds ||= ext_kinds)
+            Ext.rows(ptr.address, i, BLOCK_ROWS, @ncols, kinds, ->(r, c, s) { ext_fallback(ptr, r, c, s, out) })
+          end
+        end
+        raise InterfaceError.new("the results have no row #{i} of #{@nrows}", code: :interface_error) if rows.empty?
+
+        i += rows.size
+        rows.each { |row| yield row }
+      end
+    end
+
+    # A cell PGSess::Ext does not convert itself (`s`: its bytes, a binary String), as
+    # #block_rows converts it.
+    def ext_fallback(ptr, row, col, s, out)
+      @formats[col] == 1 ? binary(ptr, row, col, s, out) : convert_bytes(ptr, row, col, s, out)
+    end
+
+    # Per column, the one-byte kind PGSess::Ext converts it by (see ext/pgsess_ext/pgsess_ext.c):
+    # the rules of #column_kinds, #convert_bytes and #binary that cannot fail; "X" sends the
+    # cell to #ext_fallback.
+    def ext_kinds
+      Array.new(@ncols) do |c|
+        type = @types[c]
+        if @formats[c] == 1
+          EXT_BINARY_KINDS.fetch(type) { BINARY_TEXT.include?(type) ? "T" : "X" }
+        else
+          EXT_TEXT_KINDS.fetch(type) { column_kinds_text(type) == :text ? "T" : "X" }
+        end
+      end.join.freeze
+    end
+
+    # Per column as #raw_kinds: "T" (UTF-8 text) or "B" (binary String) by format.
+    def ext_raw_kinds
+      @formats.map { |f| f == 1 ? "B" : "T" }.join.freeze
+    end
+
+    # Per column, 1 for binary format: the bytes Ext.hashes leaves binary.
+    def binary_flags
+      @formats.map { |f| f == 1 ? 1 : 0 }.pack("C*").freeze
+    end
+
+    EXT_TEXT_KINDS = { OID::INT2 => "I", OID::INT4 => "I", OID::INT8 => "I", OID::OID => "I",
+                       OID::FLOAT4 => "F", OID::FLOAT8 => "F", OID::BOOL => "L",
+                       OID::TIMESTAMPTZ => "Z" }.freeze
+    EXT_BINARY_KINDS = { OID::INT2 => "h", OID::INT4 => "i", OID::INT8 => "q", OID::OID => "u",
+                         OID::FLOAT8 => "d", OID::BOOL => "b", OID::TIMESTAMPTZ => "z",
+                         OID::BYTEA => "B" }.freeze
+
+    # #each_block in Ruby (without PGSess::Ext): one copy of each block's bytes
+    # (pgsess_results_copy_cells), sliced and converted here.
+    def each_block_ruby(mode, hash_args)
       buf = FFI::MemoryPointer.new(:char, 64 * 1024, false)
       lens = FFI::MemoryPointer.new(:size_t, BLOCK_ROWS * [@ncols, 1].max)
       bytes = FFI::MemoryPointer.new(:size_t)
@@ -572,15 +649,16 @@ module PGSess
     # Per column, how #block_rows converts it: :text (the value's text as it is), :int, :binary
     # (#binary) or :other (#convert_bytes).
     def column_kinds
-      Array.new(@ncols) do |c|
-        next :binary if @formats[c] == 1
+      Array.new(@ncols) { |c| @formats[c] == 1 ? :binary : column_kinds_text(@types[c]) }
+    end
 
-        case @types[c]
-        when OID::INT4, OID::INT8, OID::INT2, OID::OID then :int
-        when OID::FLOAT8, OID::FLOAT4, OID::NUMERIC, OID::BOOL, OID::BYTEA, OID::JSON, OID::JSONB,
-             OID::TIMESTAMPTZ, OID::DATE then :other
-        else :text
-        end
+    # #column_kinds for a text-format column of type `type`.
+    def column_kinds_text(type)
+      case type
+      when OID::INT4, OID::INT8, OID::INT2, OID::OID then :int
+      when OID::FLOAT8, OID::FLOAT4, OID::NUMERIC, OID::BOOL, OID::BYTEA, OID::JSON, OID::JSONB,
+           OID::TIMESTAMPTZ, OID::DATE then :other
+      else :text
       end
     end
 
@@ -601,6 +679,7 @@ module PGSess
 
     # #timestamptz for a value given as its bytes.
     def timestamptz_bytes(ptr, row, col, s, out)
+      out ||= FFI::MemoryPointer.new(:int64)
       rc = Native.pgsess_results_get_epoch_micros(ptr, row, col, out)
       return s.force_encoding(Encoding::UTF_8) unless rc == Native::OK
 
@@ -698,6 +777,7 @@ module PGSess
       when OID::FLOAT4
         return malformed(col, b) unless b.bytesize == 4
 
+        out ||= FFI::MemoryPointer.new(:int64)
         rc = Native.pgsess_results_get_double(ptr, row, col, out)
         rc == Native::OK ? out.read_double : malformed(col, b)
       when OID::BOOL
@@ -781,6 +861,7 @@ module PGSess
     end
 
     def bytes(ptr, row, col, out)
+      out ||= FFI::MemoryPointer.new(:size_t)
       p = Native.pgsess_results_get_bytes(ptr, row, col, out)
       return nil if p.null?
 
@@ -790,6 +871,7 @@ module PGSess
     # Time in UTC; Float::INFINITY / -Float::INFINITY for infinity; the text under a DateStyle
     # other than ISO.
     def timestamptz(ptr, row, col, vp, len, out)
+      out ||= FFI::MemoryPointer.new(:int64)
       rc = Native.pgsess_results_get_epoch_micros(ptr, row, col, out)
       return text(vp, len) unless rc == Native::OK
 

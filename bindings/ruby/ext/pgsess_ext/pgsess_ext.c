@@ -1,0 +1,393 @@
+/*
+ * pgsess_ext: the Ruby binding's optional accelerator (PGSess::Ext). It builds the Ruby values
+ * of a block of rows in C, as the pg gem does, instead of one Ruby block call per cell: the
+ * binding's per-row cost in pure Ruby is several times pg's, and a 200,000-row fetch is bound
+ * by it.
+ *
+ * It converts only what is exact and cheap here: text, the text of int/float/bool columns,
+ * timestamptz through the library's own parser (pgsess_results_get_epoch_micros), and binary
+ * int2/int4/int8/oid/float8/bool/timestamptz. Every other cell, and every value these rules
+ * would refuse (a binary value of the wrong size, a timestamp the getter does not parse), is
+ * handed to the Ruby fallback that the binding passes in, so each conversion rule that can fail
+ * or raise lives in Ruby (lib/pgsess/results.rb) and this file only repeats the ones that
+ * cannot. test_pgsess.rb compares both paths cell by cell.
+ *
+ * It does not link libpgsess: the binding passes the addresses of the two library functions it
+ * calls (from the library that ffi loaded), so the process never has two copies of the library.
+ * The prototypes below are those of include/pgsess.h, which never change (new functions are
+ * added instead).
+ *
+ * Every function runs with the GVL held and under the Results' lock (the binding calls it from
+ * Handle#use), so the value pointers stay valid for the whole call. A Ruby exception raised by a
+ * fallback or converter unwinds through here: nothing here is allocated outside Ruby's heap
+ * (ALLOCV), so nothing leaks.
+ */
+#include <ruby.h>
+#include <ruby/encoding.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+typedef size_t (*cells_fn)(const void *results, size_t first_row, size_t max_rows, const char **values,
+                           size_t *lengths);
+typedef int (*epoch_fn)(const void *results, size_t row, size_t col, int64_t *out);
+
+static cells_fn pgsess_cells;
+static epoch_fn pgsess_epoch_micros;
+static ID id_call;
+static VALUE float_infinity;
+static VALUE float_neg_infinity;
+
+#define INFINITY_MICROS INT64_MAX
+#define NEG_INFINITY_MICROS INT64_MIN
+/* 2000-01-01 (the epoch of binary timestamps) in Unix microseconds. */
+#define PG_EPOCH_MICROS INT64_C(946684800000000)
+
+/* Column kinds, one byte per column in the kinds String (lib/pgsess/results.rb#ext_kinds). */
+enum {
+    K_TEXT = 'T',        /* UTF-8 String */
+    K_BYTES = 'B',       /* binary String */
+    K_INT = 'I',         /* text integer: Integer */
+    K_FLOAT = 'F',       /* text float: Float (as String#to_f, NaN and ±Infinity named) */
+    K_BOOL = 'L',        /* text bool: true for "t" */
+    K_TIMESTAMPTZ = 'Z', /* text timestamptz: UTC Time or ±Float::INFINITY, via the library */
+    K_BIN_INT2 = 'h',
+    K_BIN_INT4 = 'i',
+    K_BIN_INT8 = 'q',
+    K_BIN_OID = 'u',
+    K_BIN_FLOAT8 = 'd',
+    K_BIN_BOOL = 'b',
+    K_BIN_TIMESTAMPTZ = 'z',
+    K_FALLBACK = 'X' /* fallback.call(row, col, the value's bytes as a binary String) */
+};
+
+static const void *results_ptr(VALUE address)
+{
+    const void *p = (const void *)(uintptr_t)NUM2ULL(address);
+    if (p == NULL) {
+        rb_raise(rb_eArgError, "pgsess_ext: NULL results");
+    }
+    return p;
+}
+
+static uint64_t be_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static uint32_t be_u32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/* A UTC Time for microseconds since 1970, as Time.at(micros.div(1e6), micros % 1e6, :usec).utc. */
+static VALUE utc_time(int64_t micros)
+{
+    int64_t sec = micros / 1000000;
+    int64_t usec = micros % 1000000;
+    if (usec < 0) {
+        usec += 1000000;
+        sec -= 1;
+    }
+    struct timespec ts;
+    ts.tv_sec = (time_t)sec;
+    ts.tv_nsec = (long)(usec * 1000);
+    return rb_time_timespec_new(&ts, INT_MAX - 1); /* INT_MAX - 1: UTC */
+}
+
+/* A text integer (the server's digits, NUL-terminated) as String#to_i gives it. */
+static VALUE text_int(const char *p, size_t len)
+{
+    if (len > 0 && len <= 18) {
+        size_t i = 0;
+        int neg = 0;
+        if (p[0] == '-') {
+            neg = 1;
+            i = 1;
+        }
+        int64_t v = 0;
+        size_t digits = 0;
+        for (; i < len && p[i] >= '0' && p[i] <= '9'; i++, digits++) {
+            v = v * 10 + (p[i] - '0');
+        }
+        if (i == len && digits > 0) {
+            return LL2NUM(neg ? -v : v);
+        }
+    }
+    return rb_cstr2inum(p, 10);
+}
+
+static VALUE text_float(const char *p, size_t len)
+{
+    if (len == 3 && memcmp(p, "NaN", 3) == 0) {
+        return DBL2NUM(nan(""));
+    }
+    if (len == 8 && memcmp(p, "Infinity", 8) == 0) {
+        return float_infinity;
+    }
+    if (len == 9 && memcmp(p, "-Infinity", 9) == 0) {
+        return float_neg_infinity;
+    }
+    return DBL2NUM(rb_cstr_to_dbl(p, 0));
+}
+
+static VALUE fallback_call(VALUE fallback, size_t row, size_t col, const char *p, size_t len)
+{
+    return rb_funcall(fallback, id_call, 3, SIZET2NUM(row), SIZET2NUM(col), rb_str_new(p, (long)len));
+}
+
+/* The value of one non-NULL cell. */
+static VALUE cell(const void *results, char kind, size_t row, size_t col, const char *p, size_t len,
+                  VALUE fallback)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    switch (kind) {
+    case K_TEXT:
+        return rb_utf8_str_new(p, (long)len);
+    case K_BYTES:
+        return rb_str_new(p, (long)len);
+    case K_INT:
+        return text_int(p, len);
+    case K_FLOAT:
+        return text_float(p, len);
+    case K_BOOL:
+        return len > 0 && p[0] == 't' ? Qtrue : Qfalse;
+    case K_TIMESTAMPTZ: {
+        int64_t micros = 0;
+        if (pgsess_epoch_micros(results, row, col, &micros) != 0) {
+            break;
+        }
+        if (micros == INFINITY_MICROS) {
+            return float_infinity;
+        }
+        if (micros == NEG_INFINITY_MICROS) {
+            return float_neg_infinity;
+        }
+        return utc_time(micros);
+    }
+    case K_BIN_INT2:
+        if (len == 2) {
+            return INT2FIX((int16_t)(((uint16_t)u[0] << 8) | u[1]));
+        }
+        break;
+    case K_BIN_INT4:
+        if (len == 4) {
+            return LONG2NUM((int32_t)be_u32(u));
+        }
+        break;
+    case K_BIN_OID:
+        if (len == 4) {
+            return ULONG2NUM(be_u32(u));
+        }
+        break;
+    case K_BIN_INT8:
+        if (len == 8) {
+            return LL2NUM((int64_t)be_u64(u));
+        }
+        break;
+    case K_BIN_FLOAT8:
+        if (len == 8) {
+            uint64_t bits = be_u64(u);
+            double d;
+            memcpy(&d, &bits, sizeof d);
+            return DBL2NUM(d);
+        }
+        break;
+    case K_BIN_BOOL:
+        if (len == 1) {
+            return u[0] != 0 ? Qtrue : Qfalse;
+        }
+        break;
+    case K_BIN_TIMESTAMPTZ:
+        if (len == 8) {
+            int64_t v = (int64_t)be_u64(u);
+            if (v == INFINITY_MICROS) {
+                return float_infinity;
+            }
+            if (v == NEG_INFINITY_MICROS) {
+                return float_neg_infinity;
+            }
+            if (v <= INFINITY_MICROS - PG_EPOCH_MICROS) {
+                return utc_time(v + PG_EPOCH_MICROS);
+            }
+        }
+        break;
+    default:
+        break;
+    }
+    return fallback_call(fallback, row, col, p, len);
+}
+
+/* The value pointers and lengths of rows first...first + count (count * ncols cells). */
+struct block {
+    const char **values;
+    size_t *lengths;
+    VALUE values_buf;
+    VALUE lengths_buf;
+    size_t rows;
+};
+
+static void read_block(struct block *b, const void *results, size_t first, size_t count, size_t ncols)
+{
+    size_t n = count * (ncols ? ncols : 1);
+    if (count != 0 && n / count != (ncols ? ncols : 1)) {
+        rb_raise(rb_eArgError, "pgsess_ext: %zu rows of %zu columns do not fit", count, ncols);
+    }
+    b->values = ALLOCV_N(const char *, b->values_buf, n);
+    b->lengths = ALLOCV_N(size_t, b->lengths_buf, n);
+    b->rows = pgsess_cells(results, first, count, b->values, b->lengths);
+}
+
+static void release_block(struct block *b)
+{
+    ALLOCV_END(b->values_buf);
+    ALLOCV_END(b->lengths_buf);
+}
+
+/*
+ * Ext.rows(address, first, count, ncols, kinds, fallback) -> Array of Arrays
+ * The rows first...first + count (fewer at the end of the results) of the results at
+ * `address`, each an Array of its `ncols` values, column c converted as kinds.getbyte(c) says;
+ * nil for NULL.
+ */
+static VALUE ext_rows(VALUE self, VALUE address, VALUE first_v, VALUE count_v, VALUE ncols_v, VALUE kinds,
+                      VALUE fallback)
+{
+    (void)self;
+    const void *results = results_ptr(address);
+    size_t first = NUM2SIZET(first_v);
+    size_t count = NUM2SIZET(count_v);
+    size_t ncols = NUM2SIZET(ncols_v);
+    StringValue(kinds);
+    if ((size_t)RSTRING_LEN(kinds) != ncols) {
+        rb_raise(rb_eArgError, "pgsess_ext: %zu kinds for %zu columns", (size_t)RSTRING_LEN(kinds), ncols);
+    }
+    struct block b;
+    read_block(&b, results, first, count, ncols);
+    VALUE rows = rb_ary_new_capa((long)b.rows);
+    for (size_t r = 0; r < b.rows; r++) {
+        VALUE row = rb_ary_new_capa((long)ncols);
+        rb_ary_push(rows, row);
+        const char *k = RSTRING_PTR(kinds); /* again per row: a fallback may run the GC */
+        for (size_t c = 0; c < ncols; c++) {
+            size_t i = r * ncols + c;
+            const char *p = b.values[i];
+            rb_ary_push(row, p == NULL ? Qnil : cell(results, k[c], first + r, c, p, b.lengths[i], fallback));
+        }
+    }
+    release_block(&b);
+    RB_GC_GUARD(kinds);
+    return rows;
+}
+
+/*
+ * Ext.hashes(address, first, count, ncols, binary, keys, convs) -> Array of Hashes
+ * As Ext.rows, each row a Hash of keys[c] => the cell's text (a UTF-8 String; a binary String
+ * where binary.getbyte(c) is 1) passed through convs[c].call when convs[c] is not nil; nil for
+ * NULL.
+ */
+static VALUE ext_hashes(VALUE self, VALUE address, VALUE first_v, VALUE count_v, VALUE ncols_v, VALUE binary,
+                        VALUE keys, VALUE convs)
+{
+    (void)self;
+    const void *results = results_ptr(address);
+    size_t first = NUM2SIZET(first_v);
+    size_t count = NUM2SIZET(count_v);
+    size_t ncols = NUM2SIZET(ncols_v);
+    StringValue(binary);
+    Check_Type(keys, T_ARRAY);
+    Check_Type(convs, T_ARRAY);
+    if ((size_t)RSTRING_LEN(binary) != ncols || (size_t)RARRAY_LEN(keys) != ncols ||
+        (size_t)RARRAY_LEN(convs) != ncols) {
+        rb_raise(rb_eArgError, "pgsess_ext: formats, keys and converters must have %zu entries", ncols);
+    }
+    struct block b;
+    read_block(&b, results, first, count, ncols);
+    VALUE rows = rb_ary_new_capa((long)b.rows);
+    for (size_t r = 0; r < b.rows; r++) {
+        VALUE row = rb_hash_new();
+        rb_ary_push(rows, row);
+        for (size_t c = 0; c < ncols; c++) {
+            size_t i = r * ncols + c;
+            const char *p = b.values[i];
+            VALUE key = rb_ary_entry(keys, (long)c);
+            if (p == NULL) {
+                rb_hash_aset(row, key, Qnil);
+                continue;
+            }
+            VALUE v = RSTRING_PTR(binary)[c] == 1 ? rb_str_new(p, (long)b.lengths[i])
+                                                  : rb_utf8_str_new(p, (long)b.lengths[i]);
+            VALUE conv = rb_ary_entry(convs, (long)c);
+            rb_hash_aset(row, key, NIL_P(conv) ? v : rb_funcall(conv, id_call, 1, v));
+        }
+    }
+    release_block(&b);
+    RB_GC_GUARD(binary);
+    RB_GC_GUARD(keys);
+    RB_GC_GUARD(convs);
+    return rows;
+}
+
+/*
+ * Ext.setup(cells_address, epoch_micros_address) -> nil
+ * The addresses of pgsess_results_cells and pgsess_results_get_epoch_micros in the library the
+ * binding loaded. Called once, before any other Ext function.
+ */
+static VALUE ext_setup(VALUE self, VALUE cells, VALUE epoch)
+{
+    (void)self;
+    uintptr_t c = (uintptr_t)NUM2ULL(cells);
+    uintptr_t e = (uintptr_t)NUM2ULL(epoch);
+    if (c == 0 || e == 0) {
+        rb_raise(rb_eArgError, "pgsess_ext: a library function's address is NULL");
+    }
+    pgsess_cells = (cells_fn)c;
+    pgsess_epoch_micros = (epoch_fn)e;
+    return Qnil;
+}
+
+static VALUE ext_ready(VALUE self)
+{
+    (void)self;
+    return pgsess_cells != NULL && pgsess_epoch_micros != NULL ? Qtrue : Qfalse;
+}
+
+static VALUE ext_rows_checked(VALUE self, VALUE address, VALUE first, VALUE count, VALUE ncols, VALUE kinds,
+                              VALUE fallback)
+{
+    if (pgsess_cells == NULL) {
+        rb_raise(rb_eRuntimeError, "pgsess_ext: Ext.setup was not called");
+    }
+    return ext_rows(self, address, first, count, ncols, kinds, fallback);
+}
+
+static VALUE ext_hashes_checked(int argc, VALUE *argv, VALUE self)
+{
+    rb_check_arity(argc, 7, 7);
+    if (pgsess_cells == NULL) {
+        rb_raise(rb_eRuntimeError, "pgsess_ext: Ext.setup was not called");
+    }
+    return ext_hashes(self, argv[0], argv[1], argv[2], argv[3], argv[4], argv[5], argv[6]);
+}
+
+void Init_pgsess_ext(void)
+{
+    VALUE pgsess = rb_define_module("PGSess");
+    VALUE ext = rb_define_module_under(pgsess, "Ext");
+    id_call = rb_intern("call");
+    float_infinity = DBL2NUM(HUGE_VAL);
+    float_neg_infinity = DBL2NUM(-HUGE_VAL);
+    rb_gc_register_mark_object(float_infinity);
+    rb_gc_register_mark_object(float_neg_infinity);
+    rb_define_module_function(ext, "setup", ext_setup, 2);
+    rb_define_module_function(ext, "ready?", ext_ready, 0);
+    rb_define_module_function(ext, "rows", ext_rows_checked, 6);
+    rb_define_module_function(ext, "hashes", ext_hashes_checked, -1);
+}
