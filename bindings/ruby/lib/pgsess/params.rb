@@ -39,8 +39,8 @@ module PGSess
       @binary = false
       @keep = [] # the MemoryPointers the arrays point at, alive as long as self
       @values = FFI::MemoryPointer.new(:pointer, [@count, 1].max)
-      @lengths = FFI::MemoryPointer.new(:int32, [@count, 1].max)
-      @formats = FFI::MemoryPointer.new(:int32, [@count, 1].max)
+      @lengths = nil # the lengths and formats (NULL: all text, whose lengths the library
+      @formats = nil # ignores) are made at the first binary parameter
       values.each_with_index { |v, i| set(i, v, what) }
     end
 
@@ -64,6 +64,17 @@ module PGSess
 
     private
 
+    # At the first binary parameter: the lengths and formats arrays (zeroed: format 0, text,
+    # for the others).
+    def binary_arrays
+      return if @binary
+
+      @binary = true
+      n = [@count, 1].max
+      @lengths = FFI::MemoryPointer.new(:int32, n)
+      @formats = FFI::MemoryPointer.new(:int32, n)
+    end
+
     def set(i, value, what)
       s = Params.text(value)
       if s.nil?
@@ -76,14 +87,13 @@ module PGSess
           raise InterfaceError.new("#{what} #{i + 1} is too long (#{s.bytesize} bytes)", code: :interface_error)
         end
 
-        @binary = true
+        binary_arrays
         mem = FFI::MemoryPointer.new(:uint8, [s.bytesize, 1].max)
         mem.put_bytes(0, s)
         @lengths.put_int32(i * 4, s.bytesize)
         @formats.put_int32(i * 4, 1)
       else
         mem = Native.cstring(s, "#{what} #{i + 1}")
-        @lengths.put_int32(i * 4, mem.size - 1)
       end
       @keep << mem
       @values.put_pointer(i * FFI::Pointer.size, mem)

@@ -25,18 +25,19 @@ module PGSess
         return user_block.call(results) if user_block
 
         completed = true
-        results
+        results.leak_check!
       ensure
         results.free if results && (user_block || !completed)
       end
     end
 
     # Run `sql` with `params` through the native function `text` (text parameters), or `typed`
-    # (its pgsess_*_query_params form) when a parameter is binary; returns the Results. Call it
-    # inside #execute.
+    # (its pgsess_*_query_params form) when a parameter is binary; returns the Results, without
+    # their finalizer (#execute adds it when it hands them out). Call it inside #execute.
     def run(sql, params, handle, text, typed)
       sql = sql.to_s
-      Results.new(native_call(handle, Native.cstring(sql, "SQL"), Params.new(params), text, typed), sql)
+      Results.new(native_call(handle, Native.cstring(sql, "SQL"), Params.new(params), text, typed), sql,
+                  leak_check: false)
     end
 
     # Run `sql` with `params` through pgsess_query_binary on the session of `handle` (a Handle or
@@ -51,7 +52,7 @@ module PGSess
                                      prm.formats_ptr, e)
         end
       end
-      Results.new(ptr, sql)
+      Results.new(ptr, sql, leak_check: false)
     end
 
     # Call the function `name` with `args` through `text` (pgsess_callproc or
@@ -59,7 +60,7 @@ module PGSess
     # library quotes the name and builds the statement. Call it inside #execute.
     def callproc(name, args, handle, text, typed)
       name_ptr = Native.cstring(name.to_s, "function name")
-      Results.new(native_call(handle, name_ptr, Params.new(args, "argument"), text, typed))
+      Results.new(native_call(handle, name_ptr, Params.new(args, "argument"), text, typed), leak_check: false)
     end
 
     # The native call shared by #run and #callproc; returns the results pointer.
