@@ -271,17 +271,27 @@ static VALUE ext_rows(VALUE self, VALUE address, VALUE first_v, VALUE count_v, V
     }
     struct block b;
     read_block(&b, results, first, count, ncols);
+    /* Each row's values go to `cells` (on the stack, or in a buffer the GC marks: either way
+     * seen by the GC if a fallback runs it), then into the row's Array in one copy. */
+    VALUE cells_buf;
+    VALUE *cells = ALLOCV_N(VALUE, cells_buf, ncols ? ncols : 1);
     VALUE rows = rb_ary_new_capa((long)b.rows);
     for (size_t r = 0; r < b.rows; r++) {
-        VALUE row = rb_ary_new_capa((long)ncols);
-        rb_ary_push(rows, row);
         const char *k = RSTRING_PTR(kinds); /* again per row: a fallback may run the GC */
+        const char **values = b.values + r * ncols;
+        const size_t *lengths = b.lengths + r * ncols;
         for (size_t c = 0; c < ncols; c++) {
-            size_t i = r * ncols + c;
-            const char *p = b.values[i];
-            rb_ary_push(row, p == NULL ? Qnil : cell(results, k[c], first + r, c, p, b.lengths[i], fallback));
+            cells[c] = Qnil;
         }
+        for (size_t c = 0; c < ncols; c++) {
+            const char *p = values[c];
+            if (p != NULL) {
+                cells[c] = cell(results, k[c], first + r, c, p, lengths[c], fallback);
+            }
+        }
+        rb_ary_push(rows, rb_ary_new_from_values((long)ncols, cells));
     }
+    ALLOCV_END(cells_buf);
     release_block(&b);
     RB_GC_GUARD(kinds);
     return rows;
