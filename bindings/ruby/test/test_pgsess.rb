@@ -2351,6 +2351,19 @@ class TestPGSess < Minitest::Test
             end
           end
         end
+        # The metadata Ext.meta reads in one call is what the foreign calls read one by one.
+        table = unique("rb_meta")
+        ["SELECT 1 AS a, 'x'::text AS \"é b\", NULL::bytea", "SELECT FROM generate_series(1, 3)",
+         "CREATE TEMP TABLE IF NOT EXISTS #{table} (i int)", "INSERT INTO #{table} SELECT generate_series(1, 5)"].each do |sql|
+          %i[query query_binary].each do |how|
+            p.public_send(how, sql) do |r|
+              r.instance_variable_get(:@handle).use do |ptr|
+                assert_equal PGSess::Results.native_meta(ptr), PGSess::Ext.meta(ptr.address), "#{how} #{sql}"
+                assert PGSess::Ext.meta(ptr.address).values_at(2, 3, 4, 5).all?(&:frozen?)
+              end
+            end
+          end
+        end
         # A converter's exception and a malformed binary value leave through the C code as
         # they leave the Ruby path; the session is usable after.
         boom = Class.new(StandardError)

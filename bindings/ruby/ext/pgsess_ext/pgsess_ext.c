@@ -12,7 +12,9 @@
  * or raise lives in Ruby (lib/pgsess/results.rb) and this file only repeats the ones that
  * cannot. test_pgsess.rb compares both paths cell by cell.
  *
- * It does not link libpgsess: the binding passes the addresses of the two library functions it
+ * It also reads a Results' metadata in one call (Ext.meta) instead of one foreign call per item.
+ *
+ * It does not link libpgsess: the binding passes the addresses of the library functions it
  * calls (from the library that ffi loaded), so the process never has two copies of the library.
  * The prototypes below are those of include/pgsess.h, which never change (new functions are
  * added instead).
@@ -24,6 +26,7 @@
  */
 #include <ruby.h>
 #include <ruby/encoding.h>
+#include <ruby/thread.h>
 
 #include <limits.h>
 #include <math.h>
@@ -35,8 +38,27 @@ typedef size_t (*cells_fn)(const void *results, size_t first_row, size_t max_row
                            size_t *lengths);
 typedef int (*epoch_fn)(const void *results, size_t row, size_t col, int64_t *out);
 
+typedef size_t (*size_fn)(const void *results);
+typedef const char *(*str_fn)(const void *results);
+typedef const char *(*col_str_fn)(const void *results, size_t col);
+typedef uint32_t (*col_u32_fn)(const void *results, size_t col);
+typedef int32_t (*col_i32_fn)(const void *results, size_t col);
+typedef uint64_t (*u64_fn)(const void *results);
+typedef int64_t (*i64_fn)(const void *results);
+typedef int32_t (*i32_fn)(const void *results);
+
 static cells_fn pgsess_cells;
 static epoch_fn pgsess_epoch_micros;
+/* The metadata calls Ext.meta makes, in Ext.setup's order after the two above. */
+static size_fn pgsess_nrows;
+static size_fn pgsess_ncols;
+static col_str_fn pgsess_column_name;
+static col_u32_fn pgsess_column_type;
+static col_i32_fn pgsess_column_format;
+static str_fn pgsess_status;
+static i64_fn pgsess_count;
+static u64_fn pgsess_rows_affected;
+static i32_fn pgsess_backend_pid;
 static ID id_call;
 static VALUE float_infinity;
 static VALUE float_neg_infinity;
@@ -345,21 +367,156 @@ static VALUE ext_hashes(VALUE self, VALUE address, VALUE first_v, VALUE count_v,
     return rows;
 }
 
+/* pgsess_query, pgsess_tx_query, pgsess_callproc and pgsess_tx_callproc: one shape. */
+typedef void *(*statement_fn)(void *handle, const char *sql, size_t n, const char *const *params, void **err);
+
+struct statement_call {
+    statement_fn fn;
+    void *handle;
+    const char *sql;
+    size_t n;
+    const char **params;
+    void *results;
+    void *err;
+};
+
+static void *statement_nogvl(void *data)
+{
+    struct statement_call *call = data;
+    call->results = call->fn(call->handle, call->sql, call->n, call->params, &call->err);
+    return NULL;
+}
+
 /*
- * Ext.setup(cells_address, epoch_micros_address) -> nil
- * The addresses of pgsess_results_cells and pgsess_results_get_epoch_micros in the library the
- * binding loaded. Called once, before any other Ext function.
+ * Ext.statement(fn_address, handle_address, sql, params) -> [results_address, error_address]
+ * Calls `fn` (pgsess_query or one of its shape, at fn_address) on the handle with `sql` and
+ * `params` (Strings or nil for SQL NULL, as the binding has checked them: UTF-8 without NUL),
+ * copied first into memory of this call, with the GVL released as ffi's blocking calls release
+ * it (RUBY_UBF_IO: an interrupt signals the thread, which the library's cancel-on-signal
+ * option turns into a cancel). One of the two addresses is 0. For the round trip: the same
+ * call through ffi costs a MemoryPointer per string, for the array and for the error.
  */
-static VALUE ext_setup(VALUE self, VALUE cells, VALUE epoch)
+static VALUE ext_statement(VALUE self, VALUE fn_address, VALUE handle_address, VALUE sql, VALUE params)
 {
     (void)self;
-    uintptr_t c = (uintptr_t)NUM2ULL(cells);
-    uintptr_t e = (uintptr_t)NUM2ULL(epoch);
-    if (c == 0 || e == 0) {
-        rb_raise(rb_eArgError, "pgsess_ext: a library function's address is NULL");
+    statement_fn fn = (statement_fn)(uintptr_t)NUM2ULL(fn_address);
+    void *handle = (void *)(uintptr_t)NUM2ULL(handle_address);
+    if (fn == NULL || handle == NULL) {
+        rb_raise(rb_eArgError, "pgsess_ext: NULL function or handle");
     }
-    pgsess_cells = (cells_fn)c;
-    pgsess_epoch_micros = (epoch_fn)e;
+    StringValue(sql);
+    Check_Type(params, T_ARRAY);
+    long n = RARRAY_LEN(params);
+    size_t total = (size_t)RSTRING_LEN(sql) + 1;
+    for (long i = 0; i < n; i++) {
+        VALUE v = RARRAY_AREF(params, i);
+        if (!NIL_P(v)) {
+            Check_Type(v, T_STRING);
+            total += (size_t)RSTRING_LEN(v) + 1;
+        }
+    }
+    VALUE buf_v, params_v;
+    char *buf = ALLOCV(buf_v, total);
+    const char **ptrs = ALLOCV_N(const char *, params_v, n ? (size_t)n : 1);
+    char *at = buf;
+    memcpy(at, RSTRING_PTR(sql), (size_t)RSTRING_LEN(sql));
+    at[RSTRING_LEN(sql)] = '\0';
+    struct statement_call call = { fn, handle, at, (size_t)n, ptrs, NULL, NULL };
+    at += RSTRING_LEN(sql) + 1;
+    for (long i = 0; i < n; i++) {
+        VALUE v = RARRAY_AREF(params, i);
+        if (NIL_P(v)) {
+            ptrs[i] = NULL;
+            continue;
+        }
+        memcpy(at, RSTRING_PTR(v), (size_t)RSTRING_LEN(v));
+        at[RSTRING_LEN(v)] = '\0';
+        ptrs[i] = at;
+        at += RSTRING_LEN(v) + 1;
+    }
+    rb_thread_call_without_gvl(statement_nogvl, &call, RUBY_UBF_IO, NULL);
+    ALLOCV_END(buf_v);
+    ALLOCV_END(params_v);
+    RB_GC_GUARD(sql);
+    RB_GC_GUARD(params);
+    return rb_assoc_new(ULL2NUM((uintptr_t)call.results), ULL2NUM((uintptr_t)call.err));
+}
+
+/* A frozen UTF-8 String of a library string (nil for NULL). */
+static VALUE frozen_str(const char *p)
+{
+    return p == NULL ? Qnil : rb_obj_freeze(rb_utf8_str_new_cstr(p));
+}
+
+/*
+ * Ext.meta(address) -> [nrows, ncols, columns, types, formats, status, count, rows_affected,
+ *                       backend_pid]
+ * Everything Results reads once about the results at `address`, in one call instead of one
+ * foreign call per item and per column: column names and the status as frozen UTF-8 Strings,
+ * the three per-column Arrays frozen.
+ */
+static VALUE ext_meta(VALUE self, VALUE address)
+{
+    (void)self;
+    if (pgsess_nrows == NULL) {
+        rb_raise(rb_eRuntimeError, "pgsess_ext: Ext.setup was not called");
+    }
+    const void *results = results_ptr(address);
+    size_t ncols = pgsess_ncols(results);
+    VALUE names = rb_ary_new_capa((long)ncols);
+    VALUE types = rb_ary_new_capa((long)ncols);
+    VALUE formats = rb_ary_new_capa((long)ncols);
+    for (size_t c = 0; c < ncols; c++) {
+        rb_ary_push(names, frozen_str(pgsess_column_name(results, c)));
+        rb_ary_push(types, ULONG2NUM(pgsess_column_type(results, c)));
+        rb_ary_push(formats, INT2NUM(pgsess_column_format(results, c)));
+    }
+    VALUE out[9] = {
+        SIZET2NUM(pgsess_nrows(results)),
+        SIZET2NUM(ncols),
+        rb_obj_freeze(names),
+        rb_obj_freeze(types),
+        rb_obj_freeze(formats),
+        frozen_str(pgsess_status(results)),
+        LL2NUM(pgsess_count(results)),
+        ULL2NUM(pgsess_rows_affected(results)),
+        INT2NUM(pgsess_backend_pid(results)),
+    };
+    return rb_ary_new_from_values(9, out);
+}
+
+/*
+ * Ext.setup(addresses) -> nil
+ * The addresses, in the library the binding loaded, of pgsess_results_cells,
+ * pgsess_results_get_epoch_micros, then of the metadata calls of Ext.meta: nrows, ncols,
+ * column_name, column_type, column_format, status, count, rows_affected, backend_pid (each
+ * pgsess_results_*). Called once, before any other Ext function.
+ */
+static VALUE ext_setup(VALUE self, VALUE addresses)
+{
+    (void)self;
+    Check_Type(addresses, T_ARRAY);
+    if (RARRAY_LEN(addresses) != 11) {
+        rb_raise(rb_eArgError, "pgsess_ext: Ext.setup takes 11 addresses, not %ld", RARRAY_LEN(addresses));
+    }
+    uintptr_t a[11];
+    for (long i = 0; i < 11; i++) {
+        a[i] = (uintptr_t)NUM2ULL(rb_ary_entry(addresses, i));
+        if (a[i] == 0) {
+            rb_raise(rb_eArgError, "pgsess_ext: library function %ld's address is NULL", i);
+        }
+    }
+    pgsess_cells = (cells_fn)a[0];
+    pgsess_epoch_micros = (epoch_fn)a[1];
+    pgsess_nrows = (size_fn)a[2];
+    pgsess_ncols = (size_fn)a[3];
+    pgsess_column_name = (col_str_fn)a[4];
+    pgsess_column_type = (col_u32_fn)a[5];
+    pgsess_column_format = (col_i32_fn)a[6];
+    pgsess_status = (str_fn)a[7];
+    pgsess_count = (i64_fn)a[8];
+    pgsess_rows_affected = (u64_fn)a[9];
+    pgsess_backend_pid = (i32_fn)a[10];
     return Qnil;
 }
 
@@ -396,7 +553,9 @@ void Init_pgsess_ext(void)
     float_neg_infinity = DBL2NUM(-HUGE_VAL);
     rb_gc_register_mark_object(float_infinity);
     rb_gc_register_mark_object(float_neg_infinity);
-    rb_define_module_function(ext, "setup", ext_setup, 2);
+    rb_define_module_function(ext, "setup", ext_setup, 1);
+    rb_define_module_function(ext, "meta", ext_meta, 1);
+    rb_define_module_function(ext, "statement", ext_statement, 4);
     rb_define_module_function(ext, "ready?", ext_ready, 0);
     rb_define_module_function(ext, "rows", ext_rows_checked, 6);
     rb_define_module_function(ext, "hashes", ext_hashes_checked, -1);

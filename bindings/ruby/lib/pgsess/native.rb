@@ -230,6 +230,13 @@ module PGSess
     # A NUL-terminated copy of a Ruby string in malloc'ed memory, stable while the GVL is
     # released (a Ruby String's buffer could be changed by another thread meanwhile).
     def self.cstring(value, what)
+      FFI::MemoryPointer.from_string(utf8(value, what))
+    end
+
+    # `value.to_s` as the library takes a string: UTF-8 (a binary String's bytes taken as
+    # UTF-8, which the library checks; another encoding converted), without NUL bytes, else
+    # InterfaceError naming `what`.
+    def self.utf8(value, what)
       s = value.to_s
       if s.encoding == Encoding::BINARY
         s = s.dup.force_encoding(UTF8) # bytes taken as UTF-8; the library rejects invalid UTF-8
@@ -240,7 +247,7 @@ module PGSess
         raise PGSess::InterfaceError.new("#{what} contains a NUL byte", code: :interface_error)
       end
 
-      FFI::MemoryPointer.from_string(s)
+      s
     rescue EncodingError => e
       raise PGSess::InterfaceError.new("#{what} cannot be converted to UTF-8: #{e.message}",
                                        code: :interface_error)

@@ -31,6 +31,21 @@ module PGSess
       end
     end
 
+    # The parameters as the library's text form takes them, for PGSess::Ext.statement: each a
+    # String as #utf8 checks it, or nil for SQL NULL; nil when one is binary (a binary String),
+    # which only the *_query_params forms can send (then use Params.new).
+    def self.texts(values, what = "parameter")
+      i = 0
+      values.map do |v|
+        i += 1
+        s = text(v)
+        next nil if s.nil?
+        return nil if s.encoding == Encoding::BINARY
+
+        Native.utf8(s, "#{what} #{i}")
+      end
+    end
+
     attr_reader :count
 
     # `values`: the Ruby parameters. `what`: how errors name them ("parameter", "argument").

@@ -106,15 +106,21 @@ module PGSess
       @sql = sql || Native.str(Native.pgsess_results_query(ptr))
       @handle = Handle.new(ptr, @sql)
       leak_check! if leak_check
-      @nrows = Native.pgsess_results_nrows(ptr)
-      @ncols = Native.pgsess_results_ncols(ptr)
-      @columns = Array.new(@ncols) { |c| Native.str(Native.pgsess_results_column_name(ptr, c)).freeze }.freeze
-      @types = Array.new(@ncols) { |c| Native.pgsess_results_column_type(ptr, c) }.freeze
-      @formats = Array.new(@ncols) { |c| Native.pgsess_results_column_format(ptr, c) }.freeze
-      @status = Native.str(Native.pgsess_results_status(ptr)).freeze
-      @count = Native.pgsess_results_count(ptr)
-      @rows_affected = Native.pgsess_results_rows_affected(ptr)
-      @backend_pid = Native.pgsess_results_backend_pid(ptr)
+      @nrows, @ncols, @columns, @types, @formats, @status, @count, @rows_affected, @backend_pid =
+        Accel::ENABLED ? Ext.meta(ptr.address) : Results.native_meta(ptr)
+    end
+
+    # What Results reads once about the results at `ptr`, one foreign call per item and column:
+    # [nrows, ncols, columns, types, formats, status, count, rows_affected, backend_pid], the
+    # Strings and the per-column Arrays frozen. Ext.meta gives the same in one call. :nodoc:
+    def self.native_meta(ptr)
+      ncols = Native.pgsess_results_ncols(ptr)
+      [Native.pgsess_results_nrows(ptr), ncols,
+       Array.new(ncols) { |c| Native.str(Native.pgsess_results_column_name(ptr, c)).freeze }.freeze,
+       Array.new(ncols) { |c| Native.pgsess_results_column_type(ptr, c) }.freeze,
+       Array.new(ncols) { |c| Native.pgsess_results_column_format(ptr, c) }.freeze,
+       Native.str(Native.pgsess_results_status(ptr)).freeze, Native.pgsess_results_count(ptr),
+       Native.pgsess_results_rows_affected(ptr), Native.pgsess_results_backend_pid(ptr)]
     end
 
     # From now on, results garbage-collected without #free print the leak warning and are freed

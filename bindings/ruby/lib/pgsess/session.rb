@@ -36,8 +36,22 @@ module PGSess
     # their finalizer (#execute adds it when it hands them out). Call it inside #execute.
     def run(sql, params, handle, text, typed)
       sql = sql.to_s
+      if Accel::ENABLED && (texts = Params.texts(params))
+        return Results.new(accel_call(handle, text, Native.utf8(sql, "SQL"), texts), sql, leak_check: false)
+      end
+
       Results.new(native_call(handle, Native.cstring(sql, "SQL"), Params.new(params), text, typed), sql,
                   leak_check: false)
+    end
+
+    # The native function `fn` (pgsess_query or one of its shape) through PGSess::Ext.statement:
+    # the same call as #native_call makes for text parameters, without an ffi MemoryPointer per
+    # string, for the array and for the error. Returns the results pointer.
+    def accel_call(handle, fn, first, texts)
+      results, err = handle.use { |h| Ext.statement(Accel.address(fn), h.address, first, texts) }
+      raise PGSess::Error.from_native(FFI::Pointer.new(err)) unless err.zero?
+
+      FFI::Pointer.new(results)
     end
 
     # Run `sql` with `params` through pgsess_query_binary on the session of `handle` (a Handle or
@@ -59,6 +73,10 @@ module PGSess
     # pgsess_tx_callproc), or `typed` (their _params form) when an argument is binary: the
     # library quotes the name and builds the statement. Call it inside #execute.
     def callproc(name, args, handle, text, typed)
+      if Accel::ENABLED && (texts = Params.texts(args, "argument"))
+        return Results.new(accel_call(handle, text, Native.utf8(name.to_s, "function name"), texts), leak_check: false)
+      end
+
       name_ptr = Native.cstring(name.to_s, "function name")
       Results.new(native_call(handle, name_ptr, Params.new(args, "argument"), text, typed), leak_check: false)
     end
