@@ -1550,6 +1550,46 @@ size_t pgsess_results_cells(const struct pgsess_results *results, size_t first_r
 size_t pgsess_results_copy_cells(const struct pgsess_results *results, size_t first_row, size_t max_rows, char *buf, size_t buf_size, size_t *lengths, size_t *bytes);
 
 /**
+ * Split the text of an array value as the server prints it (`{1,2,NULL}`,
+ * `{"a b","c\"d"}`, `{{1,2},{3,4}}`, `[0:1]={5,6}`; what `array_in` reads for a rectangular
+ * array) into its elements, in row-major order. `delim` separates elements: `','` for every
+ * built-in type but `box` (`';'`). Each element's text, unquoted and unescaped, is written to
+ * `buf` followed by a NUL; `elems[i]` points at it (NULL for SQL NULL) and `lens[i]` gives its
+ * length (0 for NULL). `dims` (room for 6, PostgreSQL's most, or NULL) receives the
+ * elements per dimension, outermost first, and `*ndims` their number (0 for the empty array
+ * `{}`); the lower bounds of a `[lo:hi]=` decoration are skipped. `*nelems` is set to the
+ * element count.
+ *
+ * `buf_size >= len + 1` and `max_elems >= len / 2 + 1` always suffice. With less room the call
+ * returns `PGSESS_INTERFACE_ERROR` and still sets `*nelems` to the count it needs; text that is
+ * not an array gives `PGSESS_DATA_ERROR` saying where. The text is read as bytes (any
+ * encoding), `len` of them (it need not be NUL-terminated). A pure function: any thread.
+ *
+ * # Safety
+ * `text` NULL or `len` readable bytes; `buf` NULL or `buf_size` writable bytes; `elems` and
+ * `lens` NULL or room for `max_elems`; `dims` NULL or room for 6;
+ * `nelems`, `ndims` and `err` NULL or writable.
+ */
+enum pgsess_code pgsess_array_split(const char *text, size_t len, char delim, char *buf, size_t buf_size, const char **elems, size_t *lens, size_t max_elems, size_t *nelems, size_t *dims, size_t *ndims, struct pgsess_error **err);
+
+/**
+ * The array literal of `n` elements, for a parameter the server converts to its array type:
+ * `elems[i]` the element's text (`lens[i]` bytes of UTF-8, NUL bytes refused) or NULL for SQL
+ * NULL; `dims` (`ndims` entries, elements per dimension outermost first; NULL or 0 for one
+ * dimension of all `n`) shapes a multi-dimensional array. Every element is quoted with `"` and
+ * `\` escaped, so any text survives: `{"1","a b",NULL}`, `{{"1","2"},{"3","4"}}`, `{}` for none.
+ * A new string freed with `pgsess_string_free`; NULL with `*err` set when `dims` does not
+ * multiply to `n`, has more than 6 entries, or an element is not UTF-8
+ * or holds a NUL (`PGSESS_INTERFACE_ERROR`). A pure function: any thread.
+ *
+ * # Safety
+ * `elems` NULL (only when `n` is 0) or `n` pointers, each NULL or `lens[i]` readable bytes;
+ * `lens` NULL (only when `n` is 0) or `n` lengths; `dims` NULL or `ndims` entries; `err` NULL or
+ * writable.
+ */
+char *pgsess_array_literal(const char *const *elems, const size_t *lens, size_t n, const size_t *dims, size_t ndims, struct pgsess_error **err);
+
+/**
  * A session bound to the transaction: every session call on it (`pgsess_query`,
  * `pgsess_query_params`, `pgsess_callproc`, `pgsess_query_stream`, `pgsess_batch_run`, the
  * asynchronous calls, ...) runs inside the transaction, on its connection, and is committed or

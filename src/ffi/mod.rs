@@ -26,6 +26,8 @@ pub mod results;
 
 pub mod cells;
 
+pub mod array;
+
 pub mod tx;
 
 pub mod stream;

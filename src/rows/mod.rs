@@ -8,6 +8,7 @@
 //! copy megabytes at a time while the server waits on a full socket). Finding a row's block is a
 //! shift.
 
+pub mod array;
 pub mod binary;
 mod cells;
 mod json;
