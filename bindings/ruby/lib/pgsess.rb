@@ -16,6 +16,7 @@ end
 require_relative "pgsess/version"
 require_relative "pgsess/native" # before errors: the codes are read from the library
 require_relative "pgsess/errors"
+require_relative "pgsess/arrays"
 require_relative "pgsess/params"
 require_relative "pgsess/accel"
 require_relative "pgsess/results"

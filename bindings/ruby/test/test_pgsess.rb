@@ -121,7 +121,7 @@ class TestPGSess < Minitest::Test
         assert row.key?("n")
         assert_equal "héllo", row["txt"]
         assert_equal Encoding::UTF_8, row["txt"].encoding
-        assert_equal "{1,2}", row["arr"]
+        assert_equal [1, 2], row["arr"]
         assert_equal "1 day", row["iv"]
         assert_equal "2024-01-02 03:04:05", row["ts"]
         assert_equal [21, 23, 20, 26, 700, 701, 701, 700, 1700, 1700, 16, 16, 17, 114, 3802, 1184, 1082,
@@ -2303,6 +2303,67 @@ class TestPGSess < Minitest::Test
     end
   end
 
+
+  # Text arrays come back as Ruby Arrays (nested by dimension) of converted elements, through
+  # the library's pgsess_array_split; Ruby Arrays go as array literals (pgsess_array_literal).
+  # The server's own unnest() is the reference for what each element is.
+  def test_arrays_both_ways
+    open do |s|
+      s.pin do |p|
+        p.query("SET TimeZone = 'UTC'") {}
+        row = p.query(<<~'SQL') { |r| r[0] }
+          SELECT '{1,2,NULL}'::int4[] AS i4, ARRAY[9223372036854775807, -1]::int8[] AS i8,
+                 '{{1.5,NaN},{-Infinity,3}}'::float8[] AS f8, ARRAY[1.50, 'NaN']::numeric[] AS num,
+                 '{t,f,NULL}'::bool[] AS b, ARRAY['a b', 'c"d', 'e\f', '', 'NULL', NULL, 'é✓']::text[] AS t,
+                 ARRAY['x']::varchar(3)[] AS vc, ARRAY['\x00ff'::bytea, ''::bytea] AS ba,
+                 ARRAY['{"x": [1, "a,b"]}'::jsonb] AS jb, ARRAY['2024-02-29'::date, 'infinity'] AS d,
+                 ARRAY['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid] AS u, '{}'::int[] AS e,
+                 '[0:1]={5,6}'::int[] AS lb, '{{{1},{2}},{{3},{4}}}'::int[] AS d3,
+                 ARRAY['(1,2),(0,0)'::box, '(3,4),(1,1)'::box] AS bx,
+                 ARRAY['2024-02-29 12:00:00+00'::timestamptz] AS tz, ARRAY['1 day'::interval] AS iv
+        SQL
+        assert_equal [1, 2, nil], row["i4"]
+        assert_equal [9_223_372_036_854_775_807, -1], row["i8"]
+        assert_equal [[1.5, :nan], [-Float::INFINITY, 3.0]], row["f8"].map { |r| r.map { |x| x.nan? ? :nan : x } }
+        assert_equal BigDecimal("1.5"), row["num"][0]
+        assert row["num"][1].nan?
+        assert_equal [true, false, nil], row["b"]
+        assert_equal ["a b", 'c"d', "e\\f", "", "NULL", nil, "é✓"], row["t"]
+        assert row["t"].compact.all? { |x| x.encoding == Encoding::UTF_8 }
+        assert_equal ["x"], row["vc"]
+        assert_equal ["\x00\xFF".b, "".b], row["ba"]
+        assert_equal Encoding::BINARY, row["ba"][0].encoding
+        assert_equal [{ "x" => [1, "a,b"] }], row["jb"]
+        assert_equal [Date.new(2024, 2, 29), Float::INFINITY], row["d"]
+        assert_equal ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"], row["u"]
+        assert_equal [], row["e"]
+        assert_equal [5, 6], row["lb"]
+        assert_equal [[[1], [2]], [[3], [4]]], row["d3"]
+        assert_equal ["(1,2),(0,0)", "(3,4),(1,1)"], row["bx"]
+        assert_equal ["2024-02-29 12:00:00+00"], row["tz"], "timestamptz elements stay text"
+        assert_equal ["1 day"], row["iv"]
+
+        # Ruby Arrays as parameters, checked by the server element by element.
+        texts = ["1", 'a "b"', "c\\d", "", "NULL", nil, " x ", "{,}", "é"]
+        got = p.query("SELECT v FROM unnest($1::text[]) WITH ORDINALITY AS t(v, i) ORDER BY i", texts) do |r|
+          r.map { |h| h["v"] }
+        end
+        assert_equal texts, got
+        assert_equal [[[1, 2], [3, 4]], "[1:2][1:2]"],
+                     p.query("SELECT $1::int[] AS a, array_dims($1::int[]) AS d", [[1, 2], [3, 4]]) { |r| r[0].values }
+        assert_equal [["\x00\xFF".b, nil]], p.query("SELECT $1::bytea[] AS a", ["\x00\xFF".b, nil]) { |r| r.values[0] }
+        assert_equal [[1.5, true, Date.new(2024, 1, 2)]],
+                     p.query("SELECT ($1::float8[])[1] AS f, ($2::bool[])[1] AS b, ($3::date[])[1] AS d",
+                             [1.5], [true], [Date.new(2024, 1, 2)]) { |r| r.values }
+        assert_equal [[[]]], p.query("SELECT $1::int[] AS a", []) { |r| r.values }
+        assert_equal [[[1, 2]]], p.exec_params("SELECT $1::int[] AS a", [[1, 2]]) { |r| r.values }
+        e = assert_raises(PGSess::InterfaceError) { p.query("SELECT $1::int[]", [[1], 2]) {} }
+        assert_match(/rectangular/, e.message)
+        assert_raises(PGSess::InterfaceError) { p.query("SELECT $1::text[]", ["a\0b"]) {} }
+        assert_equal [[1]], p.query("SELECT 1") { |r| r.values }
+      end
+    end
+  end
 
   # The C accelerator (PGSess::Ext) builds exactly the rows the Ruby path builds, value, class
   # and encoding, in both formats, for every type above and the edges of its own conversions:

@@ -94,6 +94,10 @@ module PGSess
     attach_function :pgsess_results_query, [:results], :pointer
     attach_function :pgsess_results_count, [:results], :int64
     attach_function :pgsess_results_row, [:results, :size_t, :pointer, :pointer, :size_t], :size_t
+    attach_function :pgsess_array_split,
+                    [:pointer, :size_t, :char, :pointer, :size_t, :pointer, :pointer, :size_t, :pointer, :pointer,
+                     :pointer, :errp], :code
+    attach_function :pgsess_array_literal, [:pointer, :pointer, :size_t, :pointer, :size_t, :errp], :pointer
     attach_function :pgsess_results_copy_cells,
                     [:results, :size_t, :size_t, :pointer, :size_t, :pointer, :pointer], :size_t
     attach_function :pgsess_results_get_epoch_micros, [:results, :size_t, :size_t, :pointer], :code

@@ -9,7 +9,9 @@ module PGSess
   #
   # Parameters travel as text and the server infers their types (as libpq's PQexecParams with no
   # types): nil is SQL NULL, true/false are "true"/"false", Time and DateTime are ISO 8601 with
-  # microseconds, Date is ISO 8601, BigDecimal is plain notation, anything else is `to_s`.
+  # microseconds, Date is ISO 8601, BigDecimal is plain notation, an Array an array literal of
+  # its elements so converted (nested Arrays for more dimensions; see Arrays), anything else is
+  # `to_s`.
   # A String whose encoding is ASCII-8BIT (binary) is sent in binary format instead, so bytea
   # values may hold zero bytes.
   class Params
@@ -27,8 +29,15 @@ module PGSess
       when BigDecimal then value.to_s("F")
       when Time, DateTime then value.iso8601(6)
       when Date then value.iso8601
+      when Array then Arrays.literal(value) { |v| element_text(v) }
       else value.to_s
       end
+    end
+
+    # An Array parameter's element as #text gives it, but a binary String as bytea's hex text
+    # (an array literal is text): `"\x00ff"`.
+    def self.element_text(value)
+      value.is_a?(String) && value.encoding == Encoding::BINARY ? "\\x#{value.unpack1('H*')}" : text(value)
     end
 
     # The parameters as the library's text form takes them, for PGSess::Ext.statement: each a

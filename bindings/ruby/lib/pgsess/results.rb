@@ -472,9 +472,8 @@ module PGSess
       @handle.use { |ptr| Array.new(@nrows) { |i| cell(ptr, i, c, out) } }
     end
 
-    # The value at (`i`, `c`) (both in range), converted as #fetch_row converts it.
-    # The value at (i, c); `out` scratch memory for the getters that need it, or nil to
-    # allocate it only then.
+    # The value at (`i`, `c`) (both in range), converted as #fetch_row converts it; `out` is
+    # scratch memory for the getters that need it, or nil to make it only then.
     def cell(ptr, i, c, out)
       vp = Native.pgsess_results_value(ptr, i, c)
       return nil if vp.null?
@@ -664,7 +663,7 @@ module PGSess
       when OID::INT4, OID::INT8, OID::INT2, OID::OID then :int
       when OID::FLOAT8, OID::FLOAT4, OID::NUMERIC, OID::BOOL, OID::BYTEA, OID::JSON, OID::JSONB,
            OID::TIMESTAMPTZ, OID::DATE then :other
-      else :text
+      else Arrays.array_type?(type) ? :other : :text
       end
     end
 
@@ -678,6 +677,33 @@ module PGSess
       when OID::BYTEA then bytes(ptr, row, col, out)
       when OID::JSON, OID::JSONB then JSON.parse(s.force_encoding(Encoding::UTF_8))
       when OID::TIMESTAMPTZ then timestamptz_bytes(ptr, row, col, s, out)
+      when OID::DATE then date(s.force_encoding(Encoding::UTF_8))
+      else Arrays.array_type?(@types[col]) ? array_value(@types[col], s) : s.force_encoding(Encoding::UTF_8)
+      end
+    end
+
+    # A text array of type `type` as a Ruby Array (nested by dimension) of its elements, each
+    # converted as #element converts it for the array's element type.
+    def array_value(type, s)
+      elem = Arrays::ELEMENT_TYPES[type]
+      deep_map(Arrays.split(s, type)) { |e| element(elem, e) }
+    end
+
+    def deep_map(list, &block)
+      list.map { |x| x.is_a?(Array) ? deep_map(x, &block) : x && block.call(x) }
+    end
+
+    # An array element's text (`s`, binary) as a value of type `type`: the conversions of a
+    # text column's value that need no library call (integers, floats, numeric, bool, bytea in
+    # hex, json/jsonb, date); other element types (timestamptz included) as UTF-8 Strings.
+    def element(type, s)
+      case type
+      when OID::INT4, OID::INT8, OID::INT2, OID::OID then s.to_i
+      when OID::FLOAT8, OID::FLOAT4 then float(s)
+      when OID::NUMERIC then BigDecimal(s)
+      when OID::BOOL then s == "t"
+      when OID::BYTEA then s.start_with?("\\x") ? [s.byteslice(2..)].pack("H*") : s.force_encoding(Encoding::UTF_8)
+      when OID::JSON, OID::JSONB then JSON.parse(s.force_encoding(Encoding::UTF_8))
       when OID::DATE then date(s.force_encoding(Encoding::UTF_8))
       else s.force_encoding(Encoding::UTF_8)
       end
@@ -742,27 +768,9 @@ module PGSess
     end
 
     def convert(ptr, row, col, vp, len, out)
-      case @types[col]
-      when OID::INT4, OID::INT8, OID::INT2, OID::OID
-        vp.read_string(len).to_i
-      when OID::FLOAT8, OID::FLOAT4
-        float(vp.read_string(len))
-      when OID::NUMERIC
-        BigDecimal(vp.read_string(len))
-      when OID::BOOL
-        vp.get_uint8(0) == 116 # "t"
-      when OID::BYTEA
-        bytes(ptr, row, col, out)
-      when OID::JSON, OID::JSONB
-        JSON.parse(text(vp, len))
-      when OID::TIMESTAMPTZ
-        timestamptz(ptr, row, col, vp, len, out)
-      when OID::DATE
-        date(text(vp, len))
-      else
-        text(vp, len)
-      end
+      convert_bytes(ptr, row, col, vp.read_bytes(len), out)
     end
+
 
     # A binary value (`b`, its bytes) as #convert gives the same value's text: integers, floats,
     # bool, bytea, json/jsonb, timestamptz, date, uuid and the text types are decoded here from
@@ -853,10 +861,6 @@ module PGSess
       )
     end
 
-    def text(vp, len)
-      vp.read_string(len).force_encoding(Encoding::UTF_8)
-    end
-
     def float(s)
       case s
       when "NaN" then Float::NAN
@@ -872,20 +876,6 @@ module PGSess
       return nil if p.null?
 
       p.read_bytes(out.read_ulong) # ASCII-8BIT
-    end
-
-    # Time in UTC; Float::INFINITY / -Float::INFINITY for infinity; the text under a DateStyle
-    # other than ISO.
-    def timestamptz(ptr, row, col, vp, len, out)
-      out ||= FFI::MemoryPointer.new(:int64)
-      rc = Native.pgsess_results_get_epoch_micros(ptr, row, col, out)
-      return text(vp, len) unless rc == Native::OK
-
-      micros = out.read_int64
-      return Float::INFINITY if micros == INFINITY_MICROS
-      return -Float::INFINITY if micros == NEG_INFINITY_MICROS
-
-      Time.at(micros.div(1_000_000), micros % 1_000_000, :usec).utc
     end
 
     # Date (proleptic Gregorian, as PostgreSQL); Float::INFINITY / -Float::INFINITY for infinity;

@@ -36,8 +36,10 @@ module PGSess
     # their finalizer (#execute adds it when it hands them out). Call it inside #execute.
     def run(sql, params, handle, text, typed)
       sql = sql.to_s
-      if Accel::ENABLED && (texts = Params.texts(params))
-        return Results.new(accel_call(handle, text, Native.utf8(sql, "SQL"), texts), sql, leak_check: false)
+      if Accel::ENABLED
+        sql_text = Native.utf8(sql, "SQL") # checked first, as on the ffi path
+        texts = Params.texts(params)
+        return Results.new(accel_call(handle, text, sql_text, texts), sql, leak_check: false) if texts
       end
 
       Results.new(native_call(handle, Native.cstring(sql, "SQL"), Params.new(params), text, typed), sql,
@@ -73,8 +75,10 @@ module PGSess
     # pgsess_tx_callproc), or `typed` (their _params form) when an argument is binary: the
     # library quotes the name and builds the statement. Call it inside #execute.
     def callproc(name, args, handle, text, typed)
-      if Accel::ENABLED && (texts = Params.texts(args, "argument"))
-        return Results.new(accel_call(handle, text, Native.utf8(name.to_s, "function name"), texts), leak_check: false)
+      if Accel::ENABLED
+        name_text = Native.utf8(name.to_s, "function name")
+        texts = Params.texts(args, "argument")
+        return Results.new(accel_call(handle, text, name_text, texts), leak_check: false) if texts
       end
 
       name_ptr = Native.cstring(name.to_s, "function name")
