@@ -205,6 +205,39 @@ func TestNativeArraysAndIntervals(t *testing.T) {
 	}
 }
 
+// Arrays go through the library's pgsess_array_literal and pgsess_array_split: text that needs
+// quoting survives the round trip element by element, lower bounds are skipped, bytea elements
+// travel as hex, and a two-dimensional array is refused with a reason.
+func TestArraysThroughLibrary(t *testing.T) {
+	s := openTest(t)
+	a, b, null, empty, brace, spaced, nul := `a "b"`, `c\d`, "NULL", "", "{,}", " x ", "é"
+	in := []*string{&a, &b, &null, nil, &empty, &brace, &spaced, &nul}
+	var out []*string
+	var n int64
+	one(t, s, "SELECT $1::text[], cardinality($1::text[])", []any{in}, &out, &n)
+	if len(out) != len(in) || n != int64(len(in)) {
+		t.Fatalf("got %d elements (server counts %d), want %d", len(out), n, len(in))
+	}
+	for i := range in {
+		if (in[i] == nil) != (out[i] == nil) || (in[i] != nil && *in[i] != *out[i]) {
+			t.Errorf("element %d: got %v, want %v", i, out[i], in[i])
+		}
+	}
+	var lb []int64
+	var bys [][]byte
+	one(t, s, "SELECT '[0:1]={5,6}'::int8[], $1::bytea[]", []any{[][]byte{{0, 0xff}, {}}}, &lb, &bys)
+	if fmt.Sprint(lb) != "[5 6]" || len(bys) != 2 || string(bys[0]) != "\x00\xff" || len(bys[1]) != 0 {
+		t.Errorf("got %v %q", lb, bys)
+	}
+	res := mustQuery(t, s, "SELECT '{{1,2},{3,4}}'::int[]")
+	defer res.Close()
+	res.Next()
+	var grid []int64
+	if err := res.Scan(&grid); err == nil || !strings.Contains(err.Error(), "2-dimensional") {
+		t.Errorf("a 2-dimensional array scanned into a slice: %v %v", grid, err)
+	}
+}
+
 // The Go parser of ISO times gives what the library's pgsess_results_get_epoch_micros gives.
 func TestTimeTextParserMatchesLibrary(t *testing.T) {
 	s := openTest(t)
