@@ -62,6 +62,8 @@ static i32_fn pgsess_backend_pid;
 static ID id_call;
 static VALUE float_infinity;
 static VALUE float_neg_infinity;
+/* Ext::UNCONVERTED: what Ext.value returns for a cell only the Ruby conversion can convert. */
+static VALUE unconverted;
 
 #define INFINITY_MICROS INT64_MAX
 #define NEG_INFINITY_MICROS INT64_MIN
@@ -162,6 +164,9 @@ static VALUE text_float(const char *p, size_t len)
 
 static VALUE fallback_call(VALUE fallback, size_t row, size_t col, const char *p, size_t len)
 {
+    if (NIL_P(fallback)) {
+        return unconverted;
+    }
     return rb_funcall(fallback, id_call, 3, SIZET2NUM(row), SIZET2NUM(col), rb_str_new(p, (long)len));
 }
 
@@ -317,6 +322,40 @@ static VALUE ext_rows(VALUE self, VALUE address, VALUE first_v, VALUE count_v, V
     release_block(&b);
     RB_GC_GUARD(kinds);
     return rows;
+}
+
+/*
+ * Ext.value(address, row, col, ncols, kind) -> the value, nil for NULL, or Ext::UNCONVERTED
+ * The cell at (`row`, `col`) of the results at `address` (both in range: the caller checks,
+ * with pg's errors; `ncols` the results' columns), converted as Ext.rows converts a cell of
+ * the one-byte String `kind`; a cell that
+ * needs the Ruby conversion (kind 'X', or a value the C rules refuse) gives Ext::UNCONVERTED,
+ * for the caller to convert in Ruby: for pg's getvalue in one call instead of three.
+ */
+static VALUE ext_value(VALUE self, VALUE address, VALUE row_v, VALUE col_v, VALUE ncols_v, VALUE kind)
+{
+    (void)self;
+    const void *results = results_ptr(address);
+    size_t row = NUM2SIZET(row_v);
+    size_t col = NUM2SIZET(col_v);
+    size_t ncols = NUM2SIZET(ncols_v);
+    StringValue(kind);
+    if (RSTRING_LEN(kind) != 1 || col >= ncols) {
+        rb_raise(rb_eArgError, "pgsess_ext: column %zu of %zu, kind of %ld bytes", col, ncols, RSTRING_LEN(kind));
+    }
+    struct block b;
+    read_block(&b, results, row, 1, ncols);
+    VALUE v = Qnil;
+    if (b.rows != 1) {
+        release_block(&b);
+        rb_raise(rb_eArgError, "pgsess_ext: row %zu out of range", row);
+    }
+    if (b.values[col] != NULL) {
+        v = cell(results, RSTRING_PTR(kind)[0], row, col, b.values[col], b.lengths[col], Qnil);
+    }
+    release_block(&b);
+    RB_GC_GUARD(kind);
+    return v;
 }
 
 /*
@@ -535,6 +574,14 @@ static VALUE ext_rows_checked(VALUE self, VALUE address, VALUE first, VALUE coun
     return ext_rows(self, address, first, count, ncols, kinds, fallback);
 }
 
+static VALUE ext_value_checked(VALUE self, VALUE address, VALUE row, VALUE col, VALUE ncols, VALUE kind)
+{
+    if (pgsess_cells == NULL) {
+        rb_raise(rb_eRuntimeError, "pgsess_ext: Ext.setup was not called");
+    }
+    return ext_value(self, address, row, col, ncols, kind);
+}
+
 static VALUE ext_hashes_checked(int argc, VALUE *argv, VALUE self)
 {
     rb_check_arity(argc, 7, 7);
@@ -553,10 +600,13 @@ void Init_pgsess_ext(void)
     float_neg_infinity = DBL2NUM(-HUGE_VAL);
     rb_gc_register_mark_object(float_infinity);
     rb_gc_register_mark_object(float_neg_infinity);
+    unconverted = rb_obj_freeze(rb_obj_alloc(rb_cObject));
+    rb_define_const(ext, "UNCONVERTED", unconverted);
     rb_define_module_function(ext, "setup", ext_setup, 1);
     rb_define_module_function(ext, "meta", ext_meta, 1);
     rb_define_module_function(ext, "statement", ext_statement, 4);
     rb_define_module_function(ext, "ready?", ext_ready, 0);
     rb_define_module_function(ext, "rows", ext_rows_checked, 6);
     rb_define_module_function(ext, "hashes", ext_hashes_checked, -1);
+    rb_define_module_function(ext, "value", ext_value_checked, 5);
 }

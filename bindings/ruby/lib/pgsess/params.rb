@@ -49,7 +49,11 @@ module PGSess
         i += 1
         s = text(v)
         next nil if s.nil?
-        return nil if s.encoding == Encoding::BINARY
+
+        enc = s.encoding
+        return nil if enc == Encoding::BINARY
+        # Most parameters are already what the library takes: no copy and no error message made.
+        next s if (enc == Encoding::UTF_8 || enc == Encoding::US_ASCII) && !s.include?("\0")
 
         Native.utf8(s, "#{what} #{i}")
       end

@@ -102,7 +102,7 @@ module PGSess
     # Wraps a non-NULL pgsess_results pointer, taking ownership of it. `leak_check` false: the
     # caller frees the results itself (the block form of Session#query), so they need no
     # finalizer; it calls #leak_check! if it hands them out after all.
-    def initialize(ptr, sql = nil, leak_check: true) # :nodoc:
+    def initialize(ptr, sql = nil, leak_check = true) # :nodoc:
       @sql = sql || Native.str(Native.pgsess_results_query(ptr))
       @handle = Handle.new(ptr, @sql)
       leak_check! if leak_check
@@ -127,6 +127,7 @@ module PGSess
     # (a finalizer): for results handed to the caller. :nodoc:
     def leak_check!
       ObjectSpace.define_finalizer(self, @handle)
+      @finalizer = true
       self
     end
 
@@ -218,7 +219,7 @@ module PGSess
     # Free the results and return the pooled connection. Idempotent; true when this call freed.
     def free
       freed = @handle.free
-      ObjectSpace.undefine_finalizer(self) if freed
+      ObjectSpace.undefine_finalizer(self) if freed && @finalizer
       freed
     end
 
@@ -323,7 +324,13 @@ module PGSess
     def getvalue(row, col)
       i = row_index(row)
       c = column_index(col)
-      @handle.use { |ptr| cell(ptr, i, c, nil) }
+      @handle.use do |ptr|
+        if Accel::ENABLED
+          v = Ext.value(ptr.address, i, c, @ncols, ext_kind(c))
+          next v unless v.equal?(Ext::UNCONVERTED)
+        end
+        cell(ptr, i, c, nil)
+      end
     end
 
     # pg's getisnull: whether the value at (`row`, `col`) is SQL NULL.
@@ -535,14 +542,17 @@ module PGSess
     # the rules of #column_kinds, #convert_bytes and #binary that cannot fail; "X" sends the
     # cell to #ext_fallback.
     def ext_kinds
-      Array.new(@ncols) do |c|
-        type = @types[c]
-        if @formats[c] == 1
-          EXT_BINARY_KINDS.fetch(type) { BINARY_TEXT.include?(type) ? "T" : "X" }
-        else
-          EXT_TEXT_KINDS.fetch(type) { column_kinds_text(type) == :text ? "T" : "X" }
-        end
-      end.join.freeze
+      Array.new(@ncols) { |c| ext_kind(c) }.join.freeze
+    end
+
+    # Column `c`'s kind for Ext (see ext_kinds).
+    def ext_kind(c)
+      type = @types[c]
+      if @formats[c] == 1
+        EXT_BINARY_KINDS.fetch(type) { BINARY_TEXT.include?(type) ? "T" : "X" }
+      else
+        EXT_TEXT_KINDS.fetch(type) { column_kinds_text(type) == :text ? "T" : "X" }
+      end
     end
 
     # Per column as #raw_kinds: "T" (UTF-8 text) or "B" (binary String) by format.

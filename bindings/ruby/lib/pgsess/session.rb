@@ -9,8 +9,9 @@ module PGSess
     # until it ends. A native call cannot be aborted anyway; deferring makes sure that the
     # handle it returns is wrapped (and so freed) before an interrupt unwinds the stack.
     def guarded(&block)
-      Thread.handle_interrupt(Object => :never, &block)
+      Thread.handle_interrupt(DEFERRED, &block)
     end
+    DEFERRED = { Object => :never }.freeze
 
     # Run the statement (the block returns its Results) with interrupts deferred, then:
     # - with `user_block`: yield the results to it, free them when it ends, return its value;
@@ -39,11 +40,10 @@ module PGSess
       if Accel::ENABLED
         sql_text = Native.utf8(sql, "SQL") # checked first, as on the ffi path
         texts = Params.texts(params)
-        return Results.new(accel_call(handle, text, sql_text, texts), sql, leak_check: false) if texts
+        return Results.new(accel_call(handle, text, sql_text, texts), sql, false) if texts
       end
 
-      Results.new(native_call(handle, Native.cstring(sql, "SQL"), Params.new(params), text, typed), sql,
-                  leak_check: false)
+      Results.new(native_call(handle, Native.cstring(sql, "SQL"), Params.new(params), text, typed), sql, false)
     end
 
     # The native function `fn` (pgsess_query or one of its shape) through PGSess::Ext.statement:
@@ -68,7 +68,7 @@ module PGSess
                                      prm.formats_ptr, e)
         end
       end
-      Results.new(ptr, sql, leak_check: false)
+      Results.new(ptr, sql, false)
     end
 
     # Call the function `name` with `args` through `text` (pgsess_callproc or
@@ -78,11 +78,11 @@ module PGSess
       if Accel::ENABLED
         name_text = Native.utf8(name.to_s, "function name")
         texts = Params.texts(args, "argument")
-        return Results.new(accel_call(handle, text, name_text, texts), leak_check: false) if texts
+        return Results.new(accel_call(handle, text, name_text, texts), nil, false) if texts
       end
 
       name_ptr = Native.cstring(name.to_s, "function name")
-      Results.new(native_call(handle, name_ptr, Params.new(args, "argument"), text, typed), leak_check: false)
+      Results.new(native_call(handle, name_ptr, Params.new(args, "argument"), text, typed), nil, false)
     end
 
     # The native call shared by #run and #callproc; returns the results pointer.
@@ -122,7 +122,7 @@ module PGSess
       list = Array.try_convert(params)
       raise TypeError, "exec_params takes an Array of parameters, not #{params.class}" unless list
 
-      values = list.map { |param| Exec.pg_param(param) }
+      values = list.any?(Hash) ? list.map { |param| Exec.pg_param(param) } : list
       case result_format
       when 0 then query(sql, *values, &block)
       when 1 then query_binary(sql, *values, &block)
