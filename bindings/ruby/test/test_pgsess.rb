@@ -354,53 +354,61 @@ class TestPGSess < Minitest::Test
   end
 
   # cancel_on_interrupt (the default): Timeout, Thread#raise and Thread#kill during a statement
-  # cancel it on the server and raise as soon as the server has stopped it (5-30 ms on a quiet
-  # machine; the bound here is 0.5 s, as make check runs suites two at a time and Ruby's own
-  # loop re-signalling the thread takes a CPU meanwhile); the session is usable and the
-  # connection stays in the pool. (pg 1.4.5 raises only when the statement ends, here 5 s.)
+  # cancel it on the server and raise as soon as the server has stopped it; the session is
+  # usable and the connection stays in the pool. (pg 1.4.5 raises only when the statement
+  # ends, here 5 s.) Each kind is tried three times: the median must be under 100 ms (the
+  # issue's bound; 3-15 ms is usual) and every try under 0.5 s, as make check runs suites two
+  # at a time and a busy machine can delay one try.
   def test_interrupts_cancel_the_statement_on_the_server
     open(pool_max_size: 1) do |s|
       pid = s.query("SELECT pg_backend_pid()") { |r| r.backend_pid }
-      took = lambda do |&block|
-        t = now
-        block.call
-        now - t
+      kinds = {
+        "Timeout" => lambda do
+          t = now
+          assert_raises(Timeout::Error) { Timeout.timeout(0.3) { s.query("SELECT pg_sleep(5)") {} } }
+          now - t - 0.3
+        end,
+        "Timeout in a transaction" => lambda do
+          t = now
+          assert_raises(Timeout::Error) do
+            Timeout.timeout(0.3) { s.transaction { |tx| tx.query("SELECT pg_sleep(5)") {} } }
+          end
+          now - t - 0.3
+        end,
+        "Thread#raise" => lambda do
+          worker = Thread.new do
+            s.query("SELECT pg_sleep(5)") {}
+            :finished
+          rescue RuntimeError => e
+            [e.message, now]
+          end
+          sleep 0.3
+          raised_at = now
+          worker.raise(RuntimeError, "interrupted")
+          message, at = worker.value
+          assert_equal "interrupted", message
+          at - raised_at
+        end,
+        "Thread#kill" => lambda do
+          killed = Thread.new { s.query("SELECT pg_sleep(5)") {} }
+          sleep 0.3
+          t = now
+          killed.kill
+          killed.join
+          now - t
+        end
+      }
+      report = kinds.map do |kind, try|
+        latencies = Array.new(3) do |i|
+          l = try.call
+          assert_operator l, :<, 0.5, "#{kind}: interrupt to raise took #{l} s"
+          assert_equal i, value(s, "SELECT #{i}"), "#{kind}: the session is usable after"
+          l
+        end
+        assert_operator latencies.sort[1], :<, 0.1, "#{kind}: median interrupt to raise #{latencies.inspect} s"
+        "#{kind} #{latencies.map { |l| "#{(l * 1000).round} ms" }.join('/')}"
       end
-      t = took.call { assert_raises(Timeout::Error) { Timeout.timeout(0.3) { s.query("SELECT pg_sleep(5)") {} } } }
-      assert_operator t, :<, 0.8, "Timeout.timeout(0.3) around pg_sleep(5) took #{t} s"
-      latencies = [t - 0.3]
-      assert_equal 1, value(s, "SELECT 1")
-      t = took.call do
-        assert_raises(Timeout::Error) { Timeout.timeout(0.3) { s.transaction { |tx| tx.query("SELECT pg_sleep(5)") {} } } }
-      end
-      assert_operator t, :<, 0.8, "in a transaction: #{t} s"
-      latencies << t - 0.3
-      assert_equal 2, value(s, "SELECT 2")
-
-      worker = Thread.new do
-        s.query("SELECT pg_sleep(5)") {}
-        :finished
-      rescue RuntimeError => e
-        [e.message, now]
-      end
-      sleep 0.3
-      raised_at = now
-      worker.raise(RuntimeError, "interrupted")
-      message, at = worker.value
-      assert_equal "interrupted", message
-      assert_operator at - raised_at, :<, 0.5, "Thread#raise took #{at - raised_at} s"
-      latencies << at - raised_at
-
-      killed = Thread.new { s.query("SELECT pg_sleep(5)") {} }
-      sleep 0.3
-      t = now
-      killed.kill
-      killed.join
-      assert_operator now - t, :<, 0.5, "Thread#kill took #{now - t} s"
-      latencies << now - t
-      puts "interrupt to raise (Timeout, Timeout in a transaction, Thread#raise, Thread#kill): " \
-           "#{latencies.map { |l| "#{(l * 1000).round} ms" }.join(', ')}"
-      assert_equal 3, value(s, "SELECT 3")
+      puts "interrupt to raise: #{report.join(', ')}"
       assert_equal pid, s.query("SELECT 1") { |r| r.backend_pid }, "the one connection was kept"
     end
   end
