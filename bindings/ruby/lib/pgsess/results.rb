@@ -514,7 +514,7 @@ module PGSess
     # #each_block through PGSess::Ext: each block of rows built in C (one call, no Ruby code
     # per cell but the converters of :hash and the cells Ext hands back to #ext_fallback).
     def each_block_ext(mode, hash_args)
-      out = FFI::MemoryPointer.new(:int64)
+      out = nil # scratch memory for the fallback's getters, made when one needs it
       i = 0
       while i < @nrows
         rows = @handle.use do |ptr|
@@ -522,7 +522,8 @@ module PGSess
             Ext.hashes(ptr.address, i, BLOCK_ROWS, @ncols, @binary_flags ||= binary_flags, *hash_args)
           else
             kinds = mode == :text ? (@ext_raw_kinds ||= ext_raw_kinds) : (@ext_kinds ||= ext_kinds)
-            Ext.rows(ptr.address, i, BLOCK_ROWS, @ncols, kinds, ->(r, c, s) { ext_fallback(ptr, r, c, s, out) })
+            fallback = ->(r, c, s) { ext_fallback(ptr, r, c, s, out ||= FFI::MemoryPointer.new(:int64)) }
+            Ext.rows(ptr.address, i, BLOCK_ROWS, @ncols, kinds, fallback)
           end
         end
         raise InterfaceError.new("the results have no row #{i} of #{@nrows}", code: :interface_error) if rows.empty?

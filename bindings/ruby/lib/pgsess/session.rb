@@ -22,7 +22,7 @@ module PGSess
       results = nil
       completed = false
       begin
-        guarded { results = yield }
+        Thread.handle_interrupt(DEFERRED) { results = yield } # #guarded, without a Proc made per call
         return user_block.call(results) if user_block
 
         completed = true

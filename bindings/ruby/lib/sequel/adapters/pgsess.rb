@@ -60,13 +60,9 @@ module Sequel
       # Run `sql` with `args` ($1..$n, converted by PGSess::Params) on this connection. With a
       # block, yields the PGSess::Results and frees them when it returns; else frees them and
       # returns the rows affected.
-      def execute(sql, args = nil)
-        results = args.nil? || args.empty? ? @session.query(sql) : @session.query(sql, *args)
-        begin
-          block_given? ? yield(results) : results.rows_affected
-        ensure
-          results.free
-        end
+      def execute(sql, args = nil, &block)
+        # The block form: the results are freed when it ends, and need no finalizer meanwhile.
+        @session.query(sql, *args) { |results| block ? block.call(results) : results.rows_affected }
       end
 
       def close
