@@ -261,16 +261,28 @@ struct block {
     size_t rows;
 };
 
-static void read_block(struct block *b, const void *results, size_t first, size_t count, size_t ncols)
+/* The cells of `count` rows of `ncols` columns (at least one per row); ArgumentError when that
+ * does not fit a size_t. */
+static size_t block_cells(size_t count, size_t ncols)
 {
-    size_t n = count * (ncols ? ncols : 1);
-    if (count != 0 && n / count != (ncols ? ncols : 1)) {
+    size_t per_row = ncols ? ncols : 1;
+    size_t n = count * per_row;
+    if (count != 0 && n / count != per_row) {
         rb_raise(rb_eArgError, "pgsess_ext: %zu rows of %zu columns do not fit", count, ncols);
     }
-    b->values = ALLOCV_N(const char *, b->values_buf, n);
-    b->lengths = ALLOCV_N(size_t, b->lengths_buf, n);
-    b->rows = pgsess_cells(results, first, count, b->values, b->lengths);
+    return n;
 }
+
+/* Fill `b` with the value pointers and lengths of rows first...first + count. A macro, not a
+ * function: ALLOCV takes small buffers from the stack (alloca), which must be the frame of the
+ * function that reads them. */
+#define READ_BLOCK(b, results, first, count, ncols)                                                         \
+    do {                                                                                                    \
+        size_t n_ = block_cells((count), (ncols));                                                          \
+        (b).values = ALLOCV_N(const char *, (b).values_buf, n_);                                            \
+        (b).lengths = ALLOCV_N(size_t, (b).lengths_buf, n_);                                                \
+        (b).rows = pgsess_cells((results), (first), (count), (b).values, (b).lengths);                      \
+    } while (0)
 
 static void release_block(struct block *b)
 {
@@ -297,7 +309,7 @@ static VALUE ext_rows(VALUE self, VALUE address, VALUE first_v, VALUE count_v, V
         rb_raise(rb_eArgError, "pgsess_ext: %zu kinds for %zu columns", (size_t)RSTRING_LEN(kinds), ncols);
     }
     struct block b;
-    read_block(&b, results, first, count, ncols);
+    READ_BLOCK(b, results, first, count, ncols);
     /* Each row's values go to `cells` (on the stack, or in a buffer the GC marks: either way
      * seen by the GC if a fallback runs it), then into the row's Array in one copy. */
     VALUE cells_buf;
@@ -344,7 +356,7 @@ static VALUE ext_value(VALUE self, VALUE address, VALUE row_v, VALUE col_v, VALU
         rb_raise(rb_eArgError, "pgsess_ext: column %zu of %zu, kind of %ld bytes", col, ncols, RSTRING_LEN(kind));
     }
     struct block b;
-    read_block(&b, results, row, 1, ncols);
+    READ_BLOCK(b, results, row, 1, ncols);
     VALUE v = Qnil;
     if (b.rows != 1) {
         release_block(&b);
@@ -380,7 +392,7 @@ static VALUE ext_hashes(VALUE self, VALUE address, VALUE first_v, VALUE count_v,
         rb_raise(rb_eArgError, "pgsess_ext: formats, keys and converters must have %zu entries", ncols);
     }
     struct block b;
-    read_block(&b, results, first, count, ncols);
+    READ_BLOCK(b, results, first, count, ncols);
     VALUE rows = rb_ary_new_capa((long)b.rows);
     for (size_t r = 0; r < b.rows; r++) {
         VALUE row = rb_hash_new();
