@@ -93,6 +93,38 @@ if ruby -e 'require "sequel"' >/dev/null 2>&1; then
 else
     ko "Sequel is not installed (apt-get install ruby-sequel; scripts/ensure-deps does)"
 fi
+# 1b. the accelerator's C under valgrind: its tests (blocks, values, hashes, getvalue, typed
+# conversions) with no memory error whose top frames are in pgsess_ext or libpgsess. Ruby's
+# conservative GC makes valgrind report reads of its own stack; those are not counted.
+echo "== valgrind: the accelerator's tests"
+if command -v valgrind >/dev/null 2>&1; then
+    (cd "$here" && env PGSQL_RBTEST="$PGSQL_CTEST" PGSESS_RBTEST_EXT=1 valgrind --error-limit=no --num-callers=12 \
+        --log-file="$work/vg.%p" ruby -I"$work/ext/lib" -Ilib test/test_pgsess.rb \
+        -n "/accelerator|rows_read_in_blocks|getvalue|typed|values|each|hash/") >"$work/vg-run.log" 2>&1
+    vg_rc=$?
+    ours=$(ruby -e '
+        n = 0
+        ARGV.each do |f|
+          File.read(f).split(/^==\d+== \n/).each do |rec|
+            next unless rec =~ /Invalid|uninitialised|Mismatched|free\(\)/
+            frames = rec.lines.grep(/ (at|by) 0x/).first(4)
+            next unless frames.any? { |l| l =~ /pgsess_ext|libpgsess/ }
+            n += 1
+            warn rec if n <= 3
+          end
+        end
+        puts n' "$work"/vg.*)
+    if [ "$vg_rc" -ne 0 ]; then
+        cat "$work/vg-run.log"
+        ko "the accelerator's tests under valgrind exited $vg_rc"
+    elif [ "$ours" != 0 ]; then
+        ko "valgrind: $ours memory errors in pgsess_ext or libpgsess frames"
+    else
+        ok "valgrind: no memory error in pgsess_ext or libpgsess frames ($(grep -Eo '[0-9]+ runs' "$work/vg-run.log" | tail -1))"
+    fi
+else
+    ko "valgrind is not installed (scripts/ensure-deps installs it)"
+fi
 if grep -q 'pgsess: leaked' "$work/minitest.log"; then
     ko "leak warnings during the tests"
 else
