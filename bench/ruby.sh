@@ -7,7 +7,8 @@
 # never writes BENCHMARKS.md. Installs ruby-pg with apt-get when it is missing and run as root.
 #
 # Environment: PGSQL_BENCH, PGSESS_BENCH_POSTMASTER_PID, PGSESS_BENCH_PLACEMENT as for
-# bench/run.sh; PGSESS_RBBENCH_ROUNDS (default 5).
+# bench/run.sh; PGSESS_RBBENCH_ROUNDS (default 5); PGSESS_RBBENCH_ONLY=roundtrip,typed,... runs only
+# those workloads.
 set -u
 
 [[ $# -eq 1 ]] || { echo "usage: $0 PREFIX" >&2; exit 2; }

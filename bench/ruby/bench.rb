@@ -70,7 +70,7 @@ WORKLOADS = {
   roundtrip: ["pgsess", "pg", roundtrips], typed: ["pgsess", "pg", 200_000], strings: ["pgsess", "pg", 200_000],
   sq_roundtrip: ["sequel-pgsess", "sequel-postgres", roundtrips], sq_typed: ["sequel-pgsess", "sequel-postgres", 200_000],
   sq_strings: ["sequel-pgsess", "sequel-postgres", 200_000]
-}.freeze
+}.then { |all| (only = ENV["PGSESS_RBBENCH_ONLY"]) ? all.slice(*only.split(",").map(&:to_sym)) : all }.freeze
 times = Hash.new { |h, k| h[k] = Hash.new { |hh, kk| hh[kk] = [] } }
 drivers["pgsess"][:roundtrip].call(100) # warm-up
 drivers["pg"][:roundtrip].call(100)

@@ -95,7 +95,8 @@ else
 fi
 # 1b. the accelerator's C under valgrind: its tests (blocks, values, hashes, getvalue, typed
 # conversions) with no memory error whose top frames are in pgsess_ext or libpgsess. Ruby's
-# conservative GC makes valgrind report reads of its own stack; those are not counted.
+# conservative GC makes valgrind report reads of its own stack, and uses of uninitialised memory
+# inside libruby when the C calls into Ruby; those are not counted.
 echo "== valgrind: the accelerator's tests"
 if command -v valgrind >/dev/null 2>&1; then
     (cd "$here" && env PGSQL_RBTEST="$PGSQL_CTEST" PGSESS_RBTEST_EXT=1 valgrind --error-limit=no --num-callers=12 \
@@ -109,6 +110,10 @@ if command -v valgrind >/dev/null 2>&1; then
             next unless rec =~ /Invalid|uninitialised|Mismatched|free\(\)/
             frames = rec.lines.grep(/ (at|by) 0x/).first(4)
             next unless frames.any? { |l| l =~ /pgsess_ext|libpgsess/ }
+            # A use of uninitialised memory inside libruby (its GC marking, its raise) reached
+            # through a call of ours into Ruby is the same noise as above; in our code, or in
+            # what ours called directly (memcpy, strlen), it counts.
+            next if rec =~ /uninitialised/ && rec !~ /Invalid|Mismatched|free\(\)/ && frames.first =~ /libruby/
             n += 1
             warn rec if n <= 3
           end

@@ -2451,6 +2451,56 @@ class TestPGSess < Minitest::Test
     end
   end
 
+  # Session#query and #exec_params run the whole statement in one C call (Ext.query) when the
+  # parameters are nil, Integers and UTF-8 Strings, and the Ruby path (Statements) otherwise:
+  # both give the same rows, metadata, errors and leak checks. A transaction's session always
+  # takes the Ruby path, so the same statements there are the reference.
+  def test_statement_in_one_call_matches_ruby_path
+    skip "PGSess::Ext is not loaded (PGSESS_RUBY_PURE=1, or not built)" unless PGSess.accelerated?
+
+    sql = "SELECT $1::text AS a, $2::int8 AS b, $3::numeric AS c, $4::bytea AS d, now() IS NOT NULL AS e"
+    cases = [["é", 42, 2**70, nil], ["".encode("US-ASCII"), -(2**62), -(2**64), "x"],
+             ["t", 1, 2, "bin\0ary".b], [1.5, 7, BigDecimal("2.5"), true]]
+    seen = lambda do |r|
+      [r.values, r.fields, r.column_types, r.status, r.ntuples, r.cmd_tuples, r.sql, r.getvalue(0, 1)]
+    end
+    open(pool_max_size: 2) do |s|
+      cases.each do |params|
+        expected = s.transaction { |tx| tx.session.query(sql, *params) { |r| seen.call(r) } }
+        assert_equal expected, s.query(sql, *params) { |r| seen.call(r) }, params.inspect
+        assert_equal expected, s.exec_params(sql, params) { |r| seen.call(r) }, params.inspect
+        r = s.query(sql, *params)
+        assert_equal expected, seen.call(r)
+        assert_equal true, r.clear.nil? && r.cleared?
+        e = assert_raises(PGSess::InterfaceError) { r.getvalue(0, 0) }
+        assert_match(/results already freed/, e.message)
+      end
+      assert_equal [["1"]], s.exec_params("SELECT $1::text", [{ value: "1", format: 0 }]) { |r| r.values }
+      # The block's value, break out of the block, and an exception from it: freed each time.
+      assert_equal :v, s.query("SELECT 1") { :v }
+      kept = nil
+      s.query("SELECT 1") { |r| kept = r; break }
+      assert kept.freed?
+      assert_raises(ZeroDivisionError) { s.query("SELECT 1") { |r| kept = r; 1 / 0 } }
+      assert kept.freed?
+      # Errors: the server's, and the checks the Ruby path makes, raised the same way.
+      both = lambda do |q, *ps|
+        a = assert_raises(PGSess::Error) { s.query(q, *ps) {} }
+        b = assert_raises(PGSess::Error) { s.transaction { |tx| tx.session.query(q, *ps) {} } }
+        assert_equal [b.class, b.message, b.sqlstate], [a.class, a.message, a.sqlstate], q.inspect
+      end
+      both.call("SELECT 1/0")
+      both.call("SELEC 1")
+      both.call("SELECT $1::int", "x")
+      both.call("SELECT 1\0")
+      both.call("SELECT $1::text", "a\0b")
+      assert_equal [[2]], s.query("SELECT 1 + 1") { |r| r.values }, "the session is usable after"
+      s.close
+      e = assert_raises(PGSess::InterfaceError) { s.exec_params("SELECT $1", [1]) }
+      assert_match(/session is closed/, e.message)
+    end
+  end
+
   # Rows are read 256 at a time in one copy (pgsess_results_copy_cells): many blocks, NULLs,
   # multibyte text, a value larger than the first buffer, no columns, and a block that clears
   # the results while rows are being yielded.

@@ -25,12 +25,15 @@
  * (ALLOCV), so nothing leaks.
  */
 #include <ruby.h>
+#include <ruby/debug.h>
 #include <ruby/encoding.h>
 #include <ruby/thread.h>
 
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -536,22 +539,655 @@ static VALUE ext_meta(VALUE self, VALUE address)
     return rb_ary_new_from_values(9, out);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Handles and the statement path (Ext::ResultsHandle, Ext::SessionHandle, Ext.query).
+ *
+ * In pure Ruby a round trip runs about 80 Ruby calls and makes 20 objects around the one
+ * library call: a Mutex and a counter per session call, a Mutex, a finalizer and a metadata
+ * Array per Results, an ffi pointer per handle. Here the session's in-flight count, the
+ * statement, the Results object and, in the block form, its free on the way out (an ensure in
+ * C) are one call, as pg's exec_params is. Everything below runs with the GVL held except the
+ * library call itself, so the counters need no lock: no other Ruby thread runs between two C
+ * statements that do not call back into Ruby.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef void (*free_fn)(void *p);
+static free_fn lib_results_free;
+static str_fn lib_results_query;
+static free_fn lib_error_free;
+static VALUE m_ext;
+static VALUE c_results_handle;
+static VALUE c_session_handle;
+static VALUE c_results; /* PGSess::Results, looked up at the first Ext.query */
+static ID id_raise_closed, id_raise_freed, id_raise_native, id_kind_for, id_address, id_new;
+static ID id_iv_sql, id_iv_handle, id_iv_nrows, id_iv_ncols, id_iv_columns, id_iv_types, id_iv_formats,
+    id_iv_status, id_iv_count, id_iv_rows_affected, id_iv_backend_pid;
+
+/* Results the garbage collector found unfreed, freed by a postponed job: the library's free
+ * returns the connection to the pool (and may reset it on the wire), which must not run inside
+ * the collector. Touched only with the GVL held. */
+struct grave {
+    void *ptr;
+    struct grave *next;
+};
+static struct grave *graveyard;
+
+static void reap(void *unused)
+{
+    (void)unused;
+    while (graveyard != NULL) {
+        struct grave *g = graveyard;
+        graveyard = g->next;
+        lib_results_free(g->ptr);
+        free(g);
+    }
+}
+
+/* `s` as Ruby's String#inspect writes a UTF-8 String, to stderr ("nil" for NULL). */
+static void put_inspected(const char *s)
+{
+    if (s == NULL) {
+        fputs("nil", stderr);
+        return;
+    }
+    fputc('"', stderr);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", stderr); break;
+        case '\\': fputs("\\\\", stderr); break;
+        case '\n': fputs("\\n", stderr); break;
+        case '\r': fputs("\\r", stderr); break;
+        case '\t': fputs("\\t", stderr); break;
+        case '\f': fputs("\\f", stderr); break;
+        case '\v': fputs("\\v", stderr); break;
+        case '\b': fputs("\\b", stderr); break;
+        case '\a': fputs("\\a", stderr); break;
+        case 0x1b: fputs("\\e", stderr); break;
+        case '#':
+            fputs(p[1] == '{' || p[1] == '$' || p[1] == '@' ? "\\#" : "#", stderr);
+            break;
+        default:
+            if (*p < 0x20 || *p == 0x7f) {
+                fprintf(stderr, "\\u%04X", (unsigned)*p);
+            } else {
+                fputc(*p, stderr);
+            }
+        }
+    }
+    fputc('"', stderr);
+}
+
+struct results_handle {
+    void *ptr;        /* NULL once freed */
+    long busy;        /* #use blocks running */
+    int free_pending; /* #free while busy: freed when the last #use ends */
+    VALUE pointer;    /* the FFI::Pointer of #to_ptr, made at its first call; Qnil until then */
+    VALUE sql;        /* for the error of a use after free */
+};
+
+static void rh_mark(void *p)
+{
+    struct results_handle *h = p;
+    rb_gc_mark(h->pointer);
+    rb_gc_mark(h->sql);
+}
+
+/* Garbage-collected while the results are live: they were handed out and never freed. Warn as
+ * the pure-Ruby finalizer does (in C: nothing may call Ruby here) and free them soon after. */
+static void rh_dfree(void *p)
+{
+    struct results_handle *h = p;
+    if (h->ptr != NULL && lib_results_free != NULL) {
+        fputs("pgsess: leaked PGSess::Results for SQL ", stderr);
+        put_inspected(lib_results_query(h->ptr));
+        fputs(": garbage-collected without #free; freeing it now (call #free or use the block form of #query)\n",
+              stderr);
+        struct grave *g = malloc(sizeof *g);
+        if (g != NULL) { /* else the connection stays leased: nothing safe to do here */
+            g->ptr = h->ptr;
+            g->next = graveyard;
+            graveyard = g;
+            rb_postponed_job_register_one(0, reap, NULL);
+        }
+    }
+    ruby_xfree(h);
+}
+
+static size_t rh_size(const void *p)
+{
+    (void)p;
+    return sizeof(struct results_handle);
+}
+
+static const rb_data_type_t results_handle_type = {
+    .wrap_struct_name = "PGSess::Ext::ResultsHandle",
+    .function = { .dmark = rh_mark, .dfree = rh_dfree, .dsize = rh_size },
+    .flags = RUBY_TYPED_FREE_IMMEDIATELY,
+};
+
+static VALUE rh_alloc(VALUE klass)
+{
+    struct results_handle *h;
+    VALUE obj = TypedData_Make_Struct(klass, struct results_handle, &results_handle_type, h);
+    h->pointer = Qnil;
+    h->sql = Qnil;
+    return obj;
+}
+
+static struct results_handle *rh_get(VALUE self)
+{
+    return rb_check_typeddata(self, &results_handle_type);
+}
+
+/* The live results of `self`, else InterfaceError (Ext.raise_freed) naming the SQL. */
+static void *rh_live(VALUE self, struct results_handle *h)
+{
+    if (h->ptr == NULL || h->free_pending) {
+        rb_funcall(m_ext, id_raise_freed, 1, h->sql);
+    }
+    return h->ptr;
+}
+
+static void rh_release(struct results_handle *h)
+{
+    void *p = h->ptr;
+    h->ptr = NULL;
+    h->free_pending = 0;
+    if (p != NULL) {
+        lib_results_free(p);
+    }
+}
+
+/* ResultsHandle.new(pointer, sql): owns the results at the FFI::Pointer `pointer`. */
+static VALUE rh_initialize(VALUE self, VALUE pointer, VALUE sql)
+{
+    struct results_handle *h = rh_get(self);
+    if (lib_results_free == NULL) {
+        rb_raise(rb_eRuntimeError, "pgsess_ext: Ext.setup was not called");
+    }
+    void *p = (void *)(uintptr_t)NUM2ULL(rb_funcall(pointer, id_address, 0));
+    if (p == NULL) {
+        rb_raise(rb_eArgError, "pgsess_ext: NULL results");
+    }
+    h->ptr = p;
+    h->pointer = pointer;
+    h->sql = sql;
+    return self;
+}
+
+static VALUE rh_leave(VALUE self)
+{
+    struct results_handle *h = rh_get(self);
+    h->busy--;
+    if (h->busy == 0 && h->free_pending) {
+        rh_release(h);
+    }
+    return Qnil;
+}
+
+/* use { |handle| ... }: yields the handle itself (it answers #address and #to_ptr, so ffi takes
+ * it as the pointer), the results kept alive until the block ends even when another thread
+ * frees them meanwhile; InterfaceError once freed. */
+static VALUE rh_use(VALUE self)
+{
+    struct results_handle *h = rh_get(self);
+    rh_live(self, h);
+    h->busy++;
+    return rb_ensure(rb_yield, self, rh_leave, self);
+}
+
+/* free -> true when this call freed (or, during a #use on another thread, will free when it
+ * ends), false when already freed. */
+static VALUE rh_free_m(VALUE self)
+{
+    struct results_handle *h = rh_get(self);
+    if (h->ptr == NULL || h->free_pending) {
+        return Qfalse;
+    }
+    if (h->busy > 0) {
+        h->free_pending = 1;
+    } else {
+        rh_release(h);
+    }
+    return Qtrue;
+}
+
+static VALUE rh_freed_p(VALUE self)
+{
+    struct results_handle *h = rh_get(self);
+    return h->ptr == NULL || h->free_pending ? Qtrue : Qfalse;
+}
+
+static VALUE rh_sql(VALUE self)
+{
+    return rh_get(self)->sql;
+}
+
+/* The results' address (inside #use). */
+static VALUE rh_address(VALUE self)
+{
+    struct results_handle *h = rh_get(self);
+    return ULL2NUM((uintptr_t)rh_live(self, h));
+}
+
+/* The results as an FFI::Pointer (inside #use), for ffi calls. */
+static VALUE rh_to_ptr(VALUE self)
+{
+    struct results_handle *h = rh_get(self);
+    void *p = rh_live(self, h);
+    if (NIL_P(h->pointer)) {
+        VALUE ffi_pointer = rb_path2class("FFI::Pointer");
+        h->pointer = rb_funcall(ffi_pointer, id_new, 1, ULL2NUM((uintptr_t)p));
+    }
+    return h->pointer;
+}
+
+/* The kind (see the enum above) of a column of type `type` in format `format`, as
+ * Ext.kind_for(type, format) (lib/pgsess/results.rb) says, remembered per (type, format): the
+ * rule lives in Ruby, this is its cache. */
+#define KIND_SLOTS 64
+static struct {
+    uint32_t type;
+    int32_t format;
+    char kind;
+} kind_cache[KIND_SLOTS];
+
+static char column_kind(const void *results, size_t col)
+{
+    uint32_t type = pgsess_column_type(results, col);
+    int32_t format = pgsess_column_format(results, col);
+    size_t slot = ((size_t)type * 2u + (format == 1)) % KIND_SLOTS;
+    for (size_t k = 0; k < KIND_SLOTS; k++) {
+        size_t i = (slot + k) % KIND_SLOTS;
+        if (kind_cache[i].kind == 0) {
+            VALUE s = rb_funcall(m_ext, id_kind_for, 2, UINT2NUM(type), INT2NUM(format));
+            StringValue(s);
+            char kind = RSTRING_LEN(s) == 1 ? RSTRING_PTR(s)[0] : K_FALLBACK;
+            if (kind_cache[i].kind == 0) { /* (another thread may have filled it meanwhile) */
+                kind_cache[i].type = type;
+                kind_cache[i].format = format;
+                kind_cache[i].kind = kind;
+            }
+            return kind;
+        }
+        if (kind_cache[i].type == type && kind_cache[i].format == format) {
+            return kind_cache[i].kind;
+        }
+    }
+    return K_FALLBACK; /* the cache is full: Ruby converts */
+}
+
+/*
+ * value(row, col) -> the value, nil for NULL, or Ext::UNCONVERTED
+ * pg's getvalue in one call: the cell converted as Results#getvalue converts it, or
+ * Ext::UNCONVERTED when only Ruby can (a column of another type, a value the C rules refuse) or
+ * `row`/`col` are not in range (Ruby raises pg's errors). InterfaceError once freed.
+ */
+static VALUE rh_value(VALUE self, VALUE row_v, VALUE col_v)
+{
+    struct results_handle *h = rh_get(self);
+    const void *results = rh_live(self, h);
+    if (!FIXNUM_P(row_v) || !FIXNUM_P(col_v)) {
+        return unconverted;
+    }
+    long row = FIX2LONG(row_v);
+    long col = FIX2LONG(col_v);
+    size_t nrows = pgsess_nrows(results);
+    size_t ncols = pgsess_ncols(results);
+    if (row < 0 || col < 0 || (size_t)row >= nrows || (size_t)col >= ncols) {
+        return unconverted;
+    }
+    char kind = column_kind(results, (size_t)col);
+    results = rh_live(self, h); /* column_kind may have run Ruby, and another thread freed */
+    if (kind == K_FALLBACK) {
+        return unconverted;
+    }
+    struct block b;
+    READ_BLOCK(b, results, (size_t)row, 1, ncols);
+    VALUE v = Qnil;
+    if (b.rows == 1 && b.values[col] != NULL) {
+        v = cell(results, kind, (size_t)row, (size_t)col, b.values[col], b.lengths[col], Qnil);
+    } else if (b.rows != 1) {
+        v = unconverted;
+    }
+    release_block(&b);
+    return v;
+}
+
+/* ----- sessions ----- */
+
+struct session_handle {
+    void *ptr;      /* NULL once closed */
+    long inflight;  /* calls running (#use blocks, Ext.query) */
+    VALUE pointer;  /* the FFI::Pointer #use yields */
+    VALUE closers;  /* threads waiting in #detach for the calls to end (an Array), or Qnil */
+};
+
+static void sh_mark(void *p)
+{
+    struct session_handle *h = p;
+    rb_gc_mark(h->pointer);
+    rb_gc_mark(h->closers);
+}
+
+static size_t sh_size(const void *p)
+{
+    (void)p;
+    return sizeof(struct session_handle);
+}
+
+static const rb_data_type_t session_handle_type = {
+    .wrap_struct_name = "PGSess::Ext::SessionHandle",
+    .function = { .dmark = sh_mark, .dfree = RUBY_TYPED_DEFAULT_FREE, .dsize = sh_size },
+    .flags = RUBY_TYPED_FREE_IMMEDIATELY,
+};
+
+static VALUE sh_alloc(VALUE klass)
+{
+    struct session_handle *h;
+    VALUE obj = TypedData_Make_Struct(klass, struct session_handle, &session_handle_type, h);
+    h->pointer = Qnil;
+    h->closers = Qnil;
+    return obj;
+}
+
+static struct session_handle *sh_get(VALUE self)
+{
+    return rb_check_typeddata(self, &session_handle_type);
+}
+
+/* SessionHandle.new(pointer): owns the session at the FFI::Pointer `pointer`. */
+static VALUE sh_initialize(VALUE self, VALUE pointer)
+{
+    struct session_handle *h = sh_get(self);
+    void *p = (void *)(uintptr_t)NUM2ULL(rb_funcall(pointer, id_address, 0));
+    if (p == NULL) {
+        rb_raise(rb_eArgError, "pgsess_ext: NULL session");
+    }
+    h->ptr = p;
+    h->pointer = pointer;
+    return self;
+}
+
+static void sh_enter(struct session_handle *h)
+{
+    if (h->ptr == NULL) {
+        rb_funcall(m_ext, id_raise_closed, 0);
+    }
+    h->inflight++;
+}
+
+static VALUE sh_leave(VALUE self)
+{
+    struct session_handle *h = sh_get(self);
+    h->inflight--;
+    if (h->inflight == 0 && !NIL_P(h->closers)) {
+        VALUE closers = h->closers;
+        h->closers = Qnil;
+        for (long i = 0; i < RARRAY_LEN(closers); i++) {
+            rb_thread_wakeup_alive(RARRAY_AREF(closers, i));
+        }
+    }
+    return Qnil;
+}
+
+/* use { |pointer| ... }: yields the session's FFI::Pointer, counted as in flight (#detach waits
+ * for it); InterfaceError once closed. */
+static VALUE sh_use(VALUE self)
+{
+    struct session_handle *h = sh_get(self);
+    sh_enter(h);
+    return rb_ensure(rb_yield, h->pointer, sh_leave, self);
+}
+
+static VALUE sh_closed_p(VALUE self)
+{
+    return sh_get(self)->ptr == NULL ? Qtrue : Qfalse;
+}
+
+static VALUE sh_wait(VALUE self)
+{
+    struct session_handle *h = sh_get(self);
+    while (h->inflight > 0) {
+        if (NIL_P(h->closers)) {
+            h->closers = rb_ary_new();
+        }
+        rb_ary_push(h->closers, rb_thread_current());
+        rb_thread_sleep_forever(); /* woken by sh_leave (or spuriously: the loop checks) */
+    }
+    return Qnil;
+}
+
+/* detach(wait) -> the session's FFI::Pointer for the caller to close, or nil when already
+ * closed. From now on #use and Ext.query raise InterfaceError; with `wait`, first waits for the
+ * calls in flight on other threads to end. */
+static VALUE sh_detach(VALUE self, VALUE wait)
+{
+    struct session_handle *h = sh_get(self);
+    void *p = h->ptr;
+    h->ptr = NULL;
+    if (RTEST(wait)) {
+        sh_wait(self);
+    }
+    return p == NULL ? Qnil : h->pointer;
+}
+
+/* ----- the statement ----- */
+
+static VALUE check_ints(VALUE unused)
+{
+    (void)unused;
+    rb_thread_check_ints();
+    return Qnil;
+}
+
+/* Raise an interrupt (Thread#raise, Timeout, Thread#kill) that is pending, after calling
+ * `cleanup(data)`; nothing when none is pending. */
+static void raise_pending(void (*cleanup)(VALUE), VALUE data)
+{
+    int state = 0;
+    rb_protect(check_ints, Qnil, &state);
+    if (state) {
+        cleanup(data);
+        rb_jump_tag(state);
+    }
+}
+
+static void leave_session(VALUE handle)
+{
+    sh_leave(handle);
+}
+
+static void free_error(VALUE address)
+{
+    lib_error_free((void *)(uintptr_t)NUM2ULL(address));
+}
+
+static void free_results(VALUE results_handle)
+{
+    rh_release(rh_get(results_handle));
+}
+
+/* A UTF-8 or US-ASCII String without NUL bytes: what the library takes as it is. */
+static int plain_text(VALUE s)
+{
+    int enc = ENCODING_GET(s);
+    return (enc == rb_utf8_encindex() || enc == rb_usascii_encindex()) &&
+           memchr(RSTRING_PTR(s), '\0', (size_t)RSTRING_LEN(s)) == NULL;
+}
+
+struct query_call {
+    statement_fn fn;
+    void *handle;
+    const char *sql;
+    size_t n;
+    const char **params;
+    void *results;
+    void *err;
+    int done;
+};
+
+static void *query_nogvl(void *data)
+{
+    struct query_call *call = data;
+    call->results = call->fn(call->handle, call->sql, call->n, call->params, &call->err);
+    call->done = 1;
+    return NULL;
+}
+
+/* The Results of `ptr`, owned by `rh`, with the instance variables Results#initialize sets. */
+static VALUE new_results(VALUE rh, const void *ptr, VALUE sql)
+{
+    if (NIL_P(c_results)) {
+        c_results = rb_path2class("PGSess::Results");
+        rb_gc_register_mark_object(c_results);
+    }
+    VALUE obj = rb_obj_alloc(c_results);
+    rb_ivar_set(obj, id_iv_sql, sql);
+    rb_ivar_set(obj, id_iv_handle, rh);
+    size_t ncols = pgsess_ncols(ptr);
+    VALUE names = rb_ary_new_capa((long)ncols);
+    VALUE types = rb_ary_new_capa((long)ncols);
+    VALUE formats = rb_ary_new_capa((long)ncols);
+    for (size_t c = 0; c < ncols; c++) {
+        rb_ary_push(names, frozen_str(pgsess_column_name(ptr, c)));
+        rb_ary_push(types, ULONG2NUM(pgsess_column_type(ptr, c)));
+        rb_ary_push(formats, INT2NUM(pgsess_column_format(ptr, c)));
+    }
+    rb_ivar_set(obj, id_iv_nrows, SIZET2NUM(pgsess_nrows(ptr)));
+    rb_ivar_set(obj, id_iv_ncols, SIZET2NUM(ncols));
+    rb_ivar_set(obj, id_iv_columns, rb_obj_freeze(names));
+    rb_ivar_set(obj, id_iv_types, rb_obj_freeze(types));
+    rb_ivar_set(obj, id_iv_formats, rb_obj_freeze(formats));
+    rb_ivar_set(obj, id_iv_status, frozen_str(pgsess_status(ptr)));
+    rb_ivar_set(obj, id_iv_count, LL2NUM(pgsess_count(ptr)));
+    rb_ivar_set(obj, id_iv_rows_affected, ULL2NUM(pgsess_rows_affected(ptr)));
+    rb_ivar_set(obj, id_iv_backend_pid, INT2NUM(pgsess_backend_pid(ptr)));
+    return obj;
+}
+
+#define QUERY_MAX_PARAMS 16
+
+/*
+ * Ext.query(session_handle, fn_address, sql, params) [{ |results| ... }]
+ *   -> Results, the block's value, or Ext::UNCONVERTED
+ * Session#query in one call: `fn` (pgsess_query or one of its shape) on the session with `sql`
+ * and `params` (an Array of nil, Integers and UTF-8 or US-ASCII Strings without NUL; up to 16),
+ * the GVL released during the call as Ext.statement releases it. Without a block returns the
+ * Results (freed with a leak warning if garbage-collected unfreed); with one yields them, frees
+ * them when the block ends, even by an exception, and returns its value. An interrupt that
+ * arrived during the call (Timeout, Thread#raise, Thread#kill: the library cancels the
+ * statement on the signal) is raised once the call has returned, the results freed first. A
+ * failed statement raises its PGSess::Error (Ext.raise_native). Ext::UNCONVERTED, before
+ * anything is run, when `sql` or a parameter needs the Ruby path (Statements.run), which then
+ * converts or raises as it always has.
+ */
+static VALUE ext_query(int argc, VALUE *argv, VALUE self)
+{
+    (void)self;
+    rb_check_arity(argc, 4, 4);
+    VALUE handle = argv[0];
+    VALUE sql = argv[2];
+    VALUE params = argv[3];
+    struct session_handle *h = sh_get(handle);
+    statement_fn fn = (statement_fn)(uintptr_t)NUM2ULL(argv[1]);
+    if (fn == NULL || lib_results_free == NULL) {
+        rb_raise(rb_eArgError, "pgsess_ext: NULL function, or Ext.setup was not called");
+    }
+    if (!RB_TYPE_P(sql, T_STRING) || !plain_text(sql) || !RB_TYPE_P(params, T_ARRAY) ||
+        RARRAY_LEN(params) > QUERY_MAX_PARAMS) {
+        return unconverted;
+    }
+    long n = RARRAY_LEN(params);
+    VALUE texts[QUERY_MAX_PARAMS]; /* on the stack: marked while this frame lives */
+    size_t total = (size_t)RSTRING_LEN(sql) + 1;
+    for (long i = 0; i < n; i++) {
+        VALUE v = RARRAY_AREF(params, i);
+        if (NIL_P(v)) {
+            texts[i] = Qnil;
+            continue;
+        }
+        if (FIXNUM_P(v)) {
+            v = rb_fix2str(v, 10);
+        } else if (RB_TYPE_P(v, T_BIGNUM)) {
+            v = rb_big2str(v, 10);
+        } else if (!RB_TYPE_P(v, T_STRING) || !plain_text(v)) {
+            return unconverted;
+        }
+        texts[i] = v;
+        total += (size_t)RSTRING_LEN(v) + 1;
+    }
+    sh_enter(h);
+    VALUE buf_v, ptrs_v;
+    char *buf = ALLOCV(buf_v, total);
+    const char **ptrs = ALLOCV_N(const char *, ptrs_v, n ? (size_t)n : 1);
+    char *at = buf;
+    memcpy(at, RSTRING_PTR(sql), (size_t)RSTRING_LEN(sql));
+    at[RSTRING_LEN(sql)] = '\0';
+    struct query_call call = { fn, h->ptr, at, (size_t)n, ptrs, NULL, NULL, 0 };
+    at += RSTRING_LEN(sql) + 1;
+    for (long i = 0; i < n; i++) {
+        if (NIL_P(texts[i])) {
+            ptrs[i] = NULL;
+            continue;
+        }
+        memcpy(at, RSTRING_PTR(texts[i]), (size_t)RSTRING_LEN(texts[i]));
+        at[RSTRING_LEN(texts[i])] = '\0';
+        ptrs[i] = at;
+        at += RSTRING_LEN(texts[i]) + 1;
+    }
+    /* _gvl2: no interrupt is checked when the call returns (it would unwind past the results);
+     * one pending before the call starts returns without calling: raise it, else call again. */
+    for (;;) {
+        rb_thread_call_without_gvl2(query_nogvl, &call, RUBY_UBF_IO, NULL);
+        if (call.done) {
+            break;
+        }
+        raise_pending(leave_session, handle);
+    }
+    sh_leave(handle);
+    ALLOCV_END(buf_v);
+    ALLOCV_END(ptrs_v);
+    RB_GC_GUARD(sql);
+    RB_GC_GUARD(params);
+    if (call.err != NULL) {
+        VALUE address = ULL2NUM((uintptr_t)call.err);
+        raise_pending(free_error, address);
+        rb_funcall(m_ext, id_raise_native, 1, address); /* frees the error and raises */
+        return Qnil;
+    }
+    if (call.results == NULL) {
+        rb_raise(rb_eRuntimeError, "pgsess_ext: the library returned neither results nor an error");
+    }
+    VALUE rh = rh_alloc(c_results_handle);
+    struct results_handle *r = rh_get(rh);
+    r->ptr = call.results; /* from here the collector frees them if anything below raises */
+    r->sql = sql;
+    VALUE results = new_results(rh, call.results, sql);
+    raise_pending(free_results, rh);
+    if (!rb_block_given_p()) {
+        return results;
+    }
+    return rb_ensure(rb_yield, results, rh_free_m, rh);
+}
+
 /*
  * Ext.setup(addresses) -> nil
  * The addresses, in the library the binding loaded, of pgsess_results_cells,
  * pgsess_results_get_epoch_micros, then of the metadata calls of Ext.meta: nrows, ncols,
- * column_name, column_type, column_format, status, count, rows_affected, backend_pid (each
- * pgsess_results_*). Called once, before any other Ext function.
+ * column_name, column_type, column_format, status, count, rows_affected, backend_pid, free
+ * and query (each pgsess_results_*), then pgsess_error_free. Called once, before any other Ext
+ * function.
  */
 static VALUE ext_setup(VALUE self, VALUE addresses)
 {
     (void)self;
     Check_Type(addresses, T_ARRAY);
-    if (RARRAY_LEN(addresses) != 11) {
-        rb_raise(rb_eArgError, "pgsess_ext: Ext.setup takes 11 addresses, not %ld", RARRAY_LEN(addresses));
+    if (RARRAY_LEN(addresses) != 14) {
+        rb_raise(rb_eArgError, "pgsess_ext: Ext.setup takes 14 addresses, not %ld", RARRAY_LEN(addresses));
     }
-    uintptr_t a[11];
-    for (long i = 0; i < 11; i++) {
+    uintptr_t a[14];
+    for (long i = 0; i < 14; i++) {
         a[i] = (uintptr_t)NUM2ULL(rb_ary_entry(addresses, i));
         if (a[i] == 0) {
             rb_raise(rb_eArgError, "pgsess_ext: library function %ld's address is NULL", i);
@@ -568,6 +1204,9 @@ static VALUE ext_setup(VALUE self, VALUE addresses)
     pgsess_count = (i64_fn)a[8];
     pgsess_rows_affected = (u64_fn)a[9];
     pgsess_backend_pid = (i32_fn)a[10];
+    lib_results_free = (free_fn)a[11];
+    lib_results_query = (str_fn)a[12];
+    lib_error_free = (free_fn)a[13];
     return Qnil;
 }
 
@@ -621,4 +1260,43 @@ void Init_pgsess_ext(void)
     rb_define_module_function(ext, "rows", ext_rows_checked, 6);
     rb_define_module_function(ext, "hashes", ext_hashes_checked, -1);
     rb_define_module_function(ext, "value", ext_value_checked, 5);
+    rb_define_module_function(ext, "query", ext_query, -1);
+
+    m_ext = ext;
+    c_results = Qnil;
+    id_raise_closed = rb_intern("raise_closed");
+    id_raise_freed = rb_intern("raise_freed");
+    id_raise_native = rb_intern("raise_native");
+    id_kind_for = rb_intern("kind_for");
+    id_address = rb_intern("address");
+    id_new = rb_intern("new");
+    id_iv_sql = rb_intern("@sql");
+    id_iv_handle = rb_intern("@handle");
+    id_iv_nrows = rb_intern("@nrows");
+    id_iv_ncols = rb_intern("@ncols");
+    id_iv_columns = rb_intern("@columns");
+    id_iv_types = rb_intern("@types");
+    id_iv_formats = rb_intern("@formats");
+    id_iv_status = rb_intern("@status");
+    id_iv_count = rb_intern("@count");
+    id_iv_rows_affected = rb_intern("@rows_affected");
+    id_iv_backend_pid = rb_intern("@backend_pid");
+
+    c_results_handle = rb_define_class_under(ext, "ResultsHandle", rb_cObject);
+    rb_define_alloc_func(c_results_handle, rh_alloc);
+    rb_define_method(c_results_handle, "initialize", rh_initialize, 2);
+    rb_define_method(c_results_handle, "use", rh_use, 0);
+    rb_define_method(c_results_handle, "free", rh_free_m, 0);
+    rb_define_method(c_results_handle, "freed?", rh_freed_p, 0);
+    rb_define_method(c_results_handle, "sql", rh_sql, 0);
+    rb_define_method(c_results_handle, "address", rh_address, 0);
+    rb_define_method(c_results_handle, "to_ptr", rh_to_ptr, 0);
+    rb_define_method(c_results_handle, "value", rh_value, 2);
+
+    c_session_handle = rb_define_class_under(ext, "SessionHandle", rb_cObject);
+    rb_define_alloc_func(c_session_handle, sh_alloc);
+    rb_define_method(c_session_handle, "initialize", sh_initialize, 1);
+    rb_define_method(c_session_handle, "use", sh_use, 0);
+    rb_define_method(c_session_handle, "closed?", sh_closed_p, 0);
+    rb_define_method(c_session_handle, "detach", sh_detach, 1);
 }

@@ -16,13 +16,14 @@ module PGSess
         return false
       end
       lib = Native.ffi_libraries.first
-      Ext.setup(FUNCTIONS.map { |f| lib.find_function("pgsess_results_#{f}").address })
+      Ext.setup(FUNCTIONS.map { |f| lib.find_function(f).address })
       true
     end
 
-    # The library functions Ext calls, in the order Ext.setup takes them (pgsess_results_*).
-    FUNCTIONS = %w[cells get_epoch_micros nrows ncols column_name column_type column_format status count
-                   rows_affected backend_pid].freeze
+    # The library functions Ext calls, in the order Ext.setup takes them.
+    FUNCTIONS = (%w[cells get_epoch_micros nrows ncols column_name column_type column_format status count
+                    rows_affected backend_pid free query].map { |f| "pgsess_results_#{f}" } +
+                 %w[pgsess_error_free]).freeze
 
     # The statement functions Ext.statement may call (see Statements.accel_call).
     STATEMENTS = %i[pgsess_query pgsess_tx_query pgsess_callproc pgsess_tx_callproc].freeze
@@ -36,6 +37,49 @@ module PGSess
     # The address of the statement function `fn` (one of STATEMENTS) in the loaded library.
     def self.address(fn)
       ADDRESSES.fetch(fn)
+    end
+  end
+
+  if Accel::ENABLED
+    # What Ext's C calls back for: the errors it raises, and the one rule it caches.
+    module Ext
+      def self.raise_closed
+        raise InterfaceError.new("session is closed", code: :interface_error)
+      end
+
+      def self.raise_freed(sql)
+        raise InterfaceError.new("results already freed (#{sql.inspect})", code: :interface_error)
+      end
+
+      # Raise the PGSess::Error of the pgsess_error at `address` (freeing it).
+      def self.raise_native(address)
+        raise PGSess::Error.from_native(FFI::Pointer.new(address))
+      end
+
+      # The one-byte kind with which Ext converts a column of `type` in `format` (Results.ext_kind).
+      def self.kind_for(type, format)
+        Results.ext_kind(type, format)
+      end
+
+      # A session's handle (see Session::Handle, the pure-Ruby one): #use, #closed? and #detach
+      # are C; ext/pgsess_ext/pgsess_ext.c says why.
+      class SessionHandle
+        # Close the session once the calls in flight on other threads have ended. Idempotent;
+        # true when this call closed it.
+        def close
+          ptr = detach(true)
+          Native.pgsess_close(ptr) if ptr
+          !ptr.nil?
+        end
+
+        # Finalizer: the session is unreachable, so no call on it is in flight.
+        def call(_object_id)
+          ptr = detach(false)
+          Native.pgsess_close(ptr) if ptr
+        rescue StandardError
+          nil
+        end
+      end
     end
   end
 

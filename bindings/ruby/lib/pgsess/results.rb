@@ -104,7 +104,7 @@ module PGSess
     # finalizer; it calls #leak_check! if it hands them out after all.
     def initialize(ptr, sql = nil, leak_check = true) # :nodoc:
       @sql = sql || Native.str(Native.pgsess_results_query(ptr))
-      @handle = Handle.new(ptr, @sql)
+      @handle = (Accel::ENABLED ? Ext::ResultsHandle : Handle).new(ptr, @sql)
       leak_check! if leak_check
       @nrows, @ncols, @columns, @types, @formats, @status, @count, @rows_affected, @backend_pid =
         Accel::ENABLED ? Ext.meta(ptr.address) : Results.native_meta(ptr)
@@ -124,8 +124,11 @@ module PGSess
     end
 
     # From now on, results garbage-collected without #free print the leak warning and are freed
-    # (a finalizer): for results handed to the caller. :nodoc:
+    # (a finalizer): for results handed to the caller. With the accelerator the handle does that
+    # itself when it is collected, without a finalizer. :nodoc:
     def leak_check!
+      return self if Accel::ENABLED
+
       ObjectSpace.define_finalizer(self, @handle)
       @finalizer = true
       self
@@ -322,15 +325,13 @@ module PGSess
 
     # pg's getvalue: the value at (`row`, `col`), converted as #each converts it; nil for NULL.
     def getvalue(row, col)
+      if Accel::ENABLED # in one C call, as pg's (Ext::ResultsHandle#value)
+        v = @handle.value(row, col)
+        return v unless v.equal?(Ext::UNCONVERTED)
+      end
       i = row_index(row)
       c = column_index(col)
-      @handle.use do |ptr|
-        if Accel::ENABLED
-          v = Ext.value(ptr.address, i, c, @ncols, ext_kind(c))
-          next v unless v.equal?(Ext::UNCONVERTED)
-        end
-        cell(ptr, i, c, nil)
-      end
+      @handle.use { |ptr| cell(ptr, i, c, nil) }
     end
 
     # pg's getisnull: whether the value at (`row`, `col`) is SQL NULL.
@@ -548,11 +549,16 @@ module PGSess
 
     # Column `c`'s kind for Ext (see ext_kinds).
     def ext_kind(c)
-      type = @types[c]
-      if @formats[c] == 1
+      Results.ext_kind(@types[c], @formats[c])
+    end
+
+    # The kind for Ext of a column of type OID `type` in `format` (0 text, 1 binary): a function
+    # of the two only, so Ext caches it per process (Ext.kind_for). :nodoc:
+    def self.ext_kind(type, format)
+      if format == 1
         EXT_BINARY_KINDS.fetch(type) { BINARY_TEXT.include?(type) ? "T" : "X" }
       else
-        EXT_TEXT_KINDS.fetch(type) { column_kinds_text(type) == :text ? "T" : "X" }
+        EXT_TEXT_KINDS.fetch(type) { Results.column_kinds_text(type) == :text ? "T" : "X" }
       end
     end
 
@@ -665,11 +671,11 @@ module PGSess
     # Per column, how #block_rows converts it: :text (the value's text as it is), :int, :binary
     # (#binary) or :other (#convert_bytes).
     def column_kinds
-      Array.new(@ncols) { |c| @formats[c] == 1 ? :binary : column_kinds_text(@types[c]) }
+      Array.new(@ncols) { |c| @formats[c] == 1 ? :binary : Results.column_kinds_text(@types[c]) }
     end
 
-    # #column_kinds for a text-format column of type `type`.
-    def column_kinds_text(type)
+    # #column_kinds for a text-format column of type `type`. :nodoc:
+    def self.column_kinds_text(type)
       case type
       when OID::INT4, OID::INT8, OID::INT2, OID::OID then :int
       when OID::FLOAT8, OID::FLOAT4, OID::NUMERIC, OID::BOOL, OID::BYTEA, OID::JSON, OID::JSONB,

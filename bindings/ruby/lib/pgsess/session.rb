@@ -119,6 +119,10 @@ module PGSess
     # SQL: `$1::int`). `result_format` 1 asks for binary results (#query_binary), 0 for text
     # (#query); either gives the same Ruby values. Results and block as for #exec.
     def exec_params(sql, params, result_format = 0, &block)
+      if @query_fn && result_format == 0 # as Session#query does
+        r = Ext.query(@handle, @query_fn, sql, params, &block)
+        return r unless r.equal?(Ext::UNCONVERTED)
+      end
       list = Array.try_convert(params)
       raise TypeError, "exec_params takes an Array of parameters, not #{params.class}" unless list
 
@@ -324,6 +328,18 @@ module PGSess
 
     # A Session over a handle that `handle` (a Handle or TransactionHandle) already holds.
     # Internal: used by #pin and Transaction#session.
+    # The handle of the session at `ptr`: in C with the accelerator (Ext::SessionHandle), else
+    # Handle. :nodoc:
+    def self.new_handle(ptr)
+      (Accel::ENABLED ? Ext::SessionHandle : Handle).new(ptr)
+    end
+
+    # pgsess_query's address when Ext.query can run statements on `handle` (a session's own
+    # handle, with the accelerator), else nil: the Ruby path (Statements). :nodoc:
+    def self.query_fn(handle)
+      Accel.address(:pgsess_query) if Accel::ENABLED && handle.instance_of?(Ext::SessionHandle)
+    end
+
     def self.adopt(handle, name) # :nodoc:
       session = allocate
       session.send(:adopt, handle, name)
@@ -362,7 +378,8 @@ module PGSess
         end
         Statements.guarded do
           ptr = Native.checked { |e| Native.pgsess_open(name_ptr, opts, e) }
-          @handle = Handle.new(ptr)
+          @handle = Session.new_handle(ptr)
+          @query_fn = Session.query_fn(@handle)
           ObjectSpace.define_finalizer(self, @handle)
         end
       ensure
@@ -388,6 +405,10 @@ module PGSess
     # With a block, yields the results, frees them when the block ends (even on exception) and
     # returns the block's value.
     def query(sql, *params, &block)
+      if @query_fn # the whole statement in one C call when the accelerator can take its values
+        r = Ext.query(@handle, @query_fn, sql, params, &block)
+        return r unless r.equal?(Ext::UNCONVERTED)
+      end
       Statements.execute(block) { Statements.run(sql, params, @handle, :pgsess_query, :pgsess_query_params) }
     end
 
@@ -664,7 +685,7 @@ module PGSess
       pinned = nil
       Statements.guarded do
         ptr = @handle.use { |s| Native.checked { |e| Native.pgsess_pin(s, e) } }
-        handle = Handle.new(ptr)
+        handle = Session.new_handle(ptr)
         pinned = Session.adopt(handle, @name)
         ObjectSpace.define_finalizer(pinned, handle)
       end
@@ -793,6 +814,7 @@ module PGSess
     def adopt(handle, name)
       @name = name
       @handle = handle
+      @query_fn = Session.query_fn(handle)
       @pool_id = @handle.use { |s| Native.str(Native.pgsess_pool_id(s)) }.freeze
     end
 
