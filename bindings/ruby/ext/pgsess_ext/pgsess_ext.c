@@ -854,6 +854,69 @@ static VALUE rh_value(VALUE self, VALUE row_v, VALUE col_v)
     return v;
 }
 
+struct hashes_args {
+    VALUE self;
+    const void *results;
+    size_t first;
+    size_t count;
+    VALUE keys;
+    VALUE convs;
+};
+
+static VALUE hashes_body(VALUE data)
+{
+    struct hashes_args *a = (struct hashes_args *)data;
+    size_t ncols = pgsess_ncols(a->results);
+    if ((size_t)RARRAY_LEN(a->keys) != ncols || (size_t)RARRAY_LEN(a->convs) != ncols) {
+        rb_raise(rb_eArgError, "pgsess_ext: keys and converters must have %zu entries", ncols);
+    }
+    struct block b;
+    READ_BLOCK(b, a->results, a->first, a->count, ncols);
+    int yield = rb_block_given_p();
+    VALUE rows = yield ? Qnil : rb_ary_new_capa((long)b.rows);
+    for (size_t r = 0; r < b.rows; r++) {
+        VALUE row = rb_hash_new();
+        for (size_t c = 0; c < ncols; c++) {
+            size_t i = r * ncols + c;
+            const char *p = b.values[i];
+            VALUE key = rb_ary_entry(a->keys, (long)c);
+            if (p == NULL) {
+                rb_hash_aset(row, key, Qnil);
+                continue;
+            }
+            VALUE v = pgsess_column_format(a->results, c) == 1 ? rb_str_new(p, (long)b.lengths[i])
+                                                               : rb_utf8_str_new(p, (long)b.lengths[i]);
+            VALUE conv = rb_ary_entry(a->convs, (long)c);
+            rb_hash_aset(row, key, NIL_P(conv) ? v : rb_funcall(conv, id_call, 1, v));
+        }
+        if (yield) {
+            rb_yield(row);
+        } else {
+            rb_ary_push(rows, row);
+        }
+    }
+    release_block(&b);
+    return yield ? SIZET2NUM(b.rows) : rows;
+}
+
+/*
+ * hashes(first, count, keys, convs) -> Array of Hashes
+ * hashes(first, count, keys, convs) { |hash| ... } -> the number of rows yielded
+ * Ext.hashes on these results, each cell's format read here: rows first...first + count (fewer
+ * at the end), each a Hash of keys[c] => the cell's text (a UTF-8 String; a binary String for a
+ * binary column) passed through convs[c].call when convs[c] is not nil; nil for NULL. The
+ * results stay live while the converters run, even if one frees them.
+ */
+static VALUE rh_hashes(VALUE self, VALUE first_v, VALUE count_v, VALUE keys, VALUE convs)
+{
+    struct results_handle *h = rh_get(self);
+    Check_Type(keys, T_ARRAY);
+    Check_Type(convs, T_ARRAY);
+    struct hashes_args a = { self, rh_live(self, h), NUM2SIZET(first_v), NUM2SIZET(count_v), keys, convs };
+    h->busy++;
+    return rb_ensure(hashes_body, (VALUE)&a, rh_leave, self);
+}
+
 /* ----- sessions ----- */
 
 struct session_handle {
@@ -1035,31 +1098,90 @@ static void *query_nogvl(void *data)
     return NULL;
 }
 
-/* The Results of `ptr`, owned by `rh`, with the instance variables Results#initialize sets. */
+/* A library string as a frozen, deduplicated UTF-8 String (Ruby's fstring table: no object made
+ * when an equal one exists), nil for NULL. */
+static VALUE interned_str(const char *p)
+{
+    return p == NULL ? Qnil : rb_enc_interned_str_cstr(p, rb_utf8_encoding());
+}
+
+/* The frozen [names, types, formats] Arrays of the last few distinct result shapes: a
+ * statement run again gets the same three Arrays instead of three new ones. Touched only with
+ * the GVL held; registered with the collector at init. */
+#define SHAPE_SLOTS 8
+static VALUE shape_cache[SHAPE_SLOTS];
+static unsigned shape_next;
+
+static int shape_matches(VALUE shape, const void *ptr, size_t ncols, const VALUE *names)
+{
+    if (NIL_P(shape)) {
+        return 0;
+    }
+    VALUE n = RARRAY_AREF(shape, 0), t = RARRAY_AREF(shape, 1), f = RARRAY_AREF(shape, 2);
+    if ((size_t)RARRAY_LEN(n) != ncols) {
+        return 0;
+    }
+    for (size_t c = 0; c < ncols; c++) {
+        if (RARRAY_AREF(n, (long)c) != names[c] ||
+            NUM2ULONG(RARRAY_AREF(t, (long)c)) != (unsigned long)pgsess_column_type(ptr, c) ||
+            NUM2INT(RARRAY_AREF(f, (long)c)) != (int)pgsess_column_format(ptr, c)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+#define SHAPE_MAX_COLS 32
+
+/* The [names, types, formats] of the results at `ptr`, frozen, from the cache when it has them. */
+static VALUE result_shape(const void *ptr, size_t ncols)
+{
+    if (ncols <= SHAPE_MAX_COLS) {
+        VALUE names[SHAPE_MAX_COLS]; /* on the stack: marked while this frame lives */
+        for (size_t c = 0; c < ncols; c++) {
+            names[c] = interned_str(pgsess_column_name(ptr, c));
+        }
+        for (unsigned k = 0; k < SHAPE_SLOTS; k++) {
+            if (shape_matches(shape_cache[k], ptr, ncols, names)) {
+                return shape_cache[k];
+            }
+        }
+    }
+    VALUE n = rb_ary_new_capa((long)ncols);
+    VALUE t = rb_ary_new_capa((long)ncols);
+    VALUE f = rb_ary_new_capa((long)ncols);
+    for (size_t c = 0; c < ncols; c++) {
+        rb_ary_push(n, interned_str(pgsess_column_name(ptr, c)));
+        rb_ary_push(t, ULONG2NUM(pgsess_column_type(ptr, c)));
+        rb_ary_push(f, INT2NUM(pgsess_column_format(ptr, c)));
+    }
+    VALUE shape = rb_obj_freeze(rb_ary_new_from_args(3, rb_obj_freeze(n), rb_obj_freeze(t), rb_obj_freeze(f)));
+    if (ncols <= SHAPE_MAX_COLS) {
+        shape_cache[shape_next] = shape;
+        shape_next = (shape_next + 1) % SHAPE_SLOTS;
+    }
+    return shape;
+}
+
+/* The Results of `ptr`, owned by `rh`, with the instance variables Results#initialize sets
+ * (the per-column Arrays frozen, and shared with earlier results of the same shape). */
 static VALUE new_results(VALUE rh, const void *ptr, VALUE sql)
 {
     if (NIL_P(c_results)) {
         c_results = rb_path2class("PGSess::Results");
         rb_gc_register_mark_object(c_results);
     }
+    size_t ncols = pgsess_ncols(ptr);
+    VALUE shape = result_shape(ptr, ncols);
     VALUE obj = rb_obj_alloc(c_results);
     rb_ivar_set(obj, id_iv_sql, sql);
     rb_ivar_set(obj, id_iv_handle, rh);
-    size_t ncols = pgsess_ncols(ptr);
-    VALUE names = rb_ary_new_capa((long)ncols);
-    VALUE types = rb_ary_new_capa((long)ncols);
-    VALUE formats = rb_ary_new_capa((long)ncols);
-    for (size_t c = 0; c < ncols; c++) {
-        rb_ary_push(names, frozen_str(pgsess_column_name(ptr, c)));
-        rb_ary_push(types, ULONG2NUM(pgsess_column_type(ptr, c)));
-        rb_ary_push(formats, INT2NUM(pgsess_column_format(ptr, c)));
-    }
     rb_ivar_set(obj, id_iv_nrows, SIZET2NUM(pgsess_nrows(ptr)));
     rb_ivar_set(obj, id_iv_ncols, SIZET2NUM(ncols));
-    rb_ivar_set(obj, id_iv_columns, rb_obj_freeze(names));
-    rb_ivar_set(obj, id_iv_types, rb_obj_freeze(types));
-    rb_ivar_set(obj, id_iv_formats, rb_obj_freeze(formats));
-    rb_ivar_set(obj, id_iv_status, frozen_str(pgsess_status(ptr)));
+    rb_ivar_set(obj, id_iv_columns, RARRAY_AREF(shape, 0));
+    rb_ivar_set(obj, id_iv_types, RARRAY_AREF(shape, 1));
+    rb_ivar_set(obj, id_iv_formats, RARRAY_AREF(shape, 2));
+    rb_ivar_set(obj, id_iv_status, interned_str(pgsess_status(ptr)));
     rb_ivar_set(obj, id_iv_count, LL2NUM(pgsess_count(ptr)));
     rb_ivar_set(obj, id_iv_rows_affected, ULL2NUM(pgsess_rows_affected(ptr)));
     rb_ivar_set(obj, id_iv_backend_pid, INT2NUM(pgsess_backend_pid(ptr)));
@@ -1264,6 +1386,10 @@ void Init_pgsess_ext(void)
 
     m_ext = ext;
     c_results = Qnil;
+    for (unsigned k = 0; k < SHAPE_SLOTS; k++) {
+        shape_cache[k] = Qnil;
+        rb_gc_register_address(&shape_cache[k]);
+    }
     id_raise_closed = rb_intern("raise_closed");
     id_raise_freed = rb_intern("raise_freed");
     id_raise_native = rb_intern("raise_native");
@@ -1292,6 +1418,7 @@ void Init_pgsess_ext(void)
     rb_define_method(c_results_handle, "address", rh_address, 0);
     rb_define_method(c_results_handle, "to_ptr", rh_to_ptr, 0);
     rb_define_method(c_results_handle, "value", rh_value, 2);
+    rb_define_method(c_results_handle, "hashes", rh_hashes, 4);
 
     c_session_handle = rb_define_class_under(ext, "SessionHandle", rb_cObject);
     rb_define_alloc_func(c_session_handle, sh_alloc);

@@ -378,7 +378,11 @@ module PGSess
         raise ArgumentError, "each_text_hash needs #{@ncols} keys and converters, not #{keys.size} and #{convs.size}"
       end
 
-      each_block(:hash, [keys.dup.freeze, convs.dup.freeze]) { |row| yield row }
+      if Accel::ENABLED && @nrows <= BLOCK_ROWS # one block: one C call (Sequel's fetch of a few rows)
+        @handle.hashes(0, BLOCK_ROWS, keys, convs) { |row| yield row }
+      else
+        each_block(:hash, [keys.dup.freeze, convs.dup.freeze]) { |row| yield row }
+      end
       self
     end
 

@@ -60,10 +60,16 @@ module Sequel
       # Run `sql` with `args` ($1..$n, converted by PGSess::Params) on this connection. With a
       # block, yields the PGSess::Results and frees them when it returns; else frees them and
       # returns the rows affected.
-      def execute(sql, args = nil, &block)
+      def execute(sql, args = nil)
         # The block form: the results are freed when it ends, and need no finalizer meanwhile.
-        @session.query(sql, *args) { |results| block ? block.call(results) : results.rows_affected }
+        # Without arguments exec_params (no Array made for a splat; no Hash among no arguments).
+        if args
+          @session.query(sql, *args) { |results| block_given? ? yield(results) : results.rows_affected }
+        else
+          @session.exec_params(sql, NO_ARGS) { |results| block_given? ? yield(results) : results.rows_affected }
+        end
       end
+      NO_ARGS = [].freeze
 
       def close
         @session.close
