@@ -343,7 +343,11 @@ module PGSess
 
     # pg's values: every row as an Array of its values, in column order.
     def values
-      each_row.to_a
+      return each_row.to_a unless Accel::ENABLED
+
+      all = [] # with the accelerator, block by block without a Ruby call per row
+      all.concat(ext_block(:values, nil, all.size)) while all.size < @nrows
+      all
     end
 
     # pg's each_row: yield each row as an Array of its values, in column order (#each yields
@@ -519,23 +523,29 @@ module PGSess
     # #each_block through PGSess::Ext: each block of rows built in C (one call, no Ruby code
     # per cell but the converters of :hash and the cells Ext hands back to #ext_fallback).
     def each_block_ext(mode, hash_args)
-      out = nil # scratch memory for the fallback's getters, made when one needs it
       i = 0
       while i < @nrows
-        rows = @handle.use do |ptr|
-          if mode == :hash
-            Ext.hashes(ptr.address, i, BLOCK_ROWS, @ncols, @binary_flags ||= binary_flags, *hash_args)
-          else
-            kinds = mode == :text ? (@ext_raw_kinds ||= ext_raw_kinds) : (@ext_kinds ||= ext_kinds)
-            fallback = ->(r, c, s) { ext_fallback(ptr, r, c, s, out ||= FFI::MemoryPointer.new(:int64)) }
-            Ext.rows(ptr.address, i, BLOCK_ROWS, @ncols, kinds, fallback)
-          end
-        end
-        raise InterfaceError.new("the results have no row #{i} of #{@nrows}", code: :interface_error) if rows.empty?
-
+        rows = ext_block(mode, hash_args, i)
         i += rows.size
         rows.each { |row| yield row }
       end
+    end
+
+    # The rows of the block that starts at row `i`, built by PGSess::Ext (see #each_block).
+    def ext_block(mode, hash_args, i)
+      out = nil # scratch memory for the fallback's getters, made when one needs it
+      rows = @handle.use do |ptr|
+        if mode == :hash
+          Ext.hashes(ptr.address, i, BLOCK_ROWS, @ncols, @binary_flags ||= binary_flags, *hash_args)
+        else
+          kinds = mode == :text ? (@ext_raw_kinds ||= ext_raw_kinds) : (@ext_kinds ||= ext_kinds)
+          fallback = ->(r, c, s) { ext_fallback(ptr, r, c, s, out ||= FFI::MemoryPointer.new(:int64)) }
+          Ext.rows(ptr.address, i, BLOCK_ROWS, @ncols, kinds, fallback)
+        end
+      end
+      raise InterfaceError.new("the results have no row #{i} of #{@nrows}", code: :interface_error) if rows.empty?
+
+      rows
     end
 
     # A cell PGSess::Ext does not convert itself (`s`: its bytes, a binary String), as
