@@ -373,6 +373,56 @@ static VALUE ext_value(VALUE self, VALUE address, VALUE row_v, VALUE col_v, VALU
     return v;
 }
 
+/* The rows of Ext.hashes and ResultsHandle#hashes. `binary`: a String of one byte per column,
+ * 1 for a binary one, or nil to read each column's format from the results. */
+struct hashes_args {
+    const void *results;
+    size_t first;
+    size_t count;
+    size_t ncols;
+    VALUE binary;
+    VALUE keys;
+    VALUE convs;
+};
+
+/* Yields each row when a block is given (returning their number), else returns their Array. */
+static VALUE hashes_body(VALUE data)
+{
+    struct hashes_args *a = (struct hashes_args *)data;
+    size_t ncols = a->ncols;
+    if ((!NIL_P(a->binary) && (size_t)RSTRING_LEN(a->binary) != ncols) || (size_t)RARRAY_LEN(a->keys) != ncols ||
+        (size_t)RARRAY_LEN(a->convs) != ncols) {
+        rb_raise(rb_eArgError, "pgsess_ext: formats, keys and converters must have %zu entries", ncols);
+    }
+    struct block b;
+    READ_BLOCK(b, a->results, a->first, a->count, ncols);
+    int yield = rb_block_given_p();
+    VALUE rows = yield ? Qnil : rb_ary_new_capa((long)b.rows);
+    for (size_t r = 0; r < b.rows; r++) {
+        VALUE row = rb_hash_new();
+        for (size_t c = 0; c < ncols; c++) {
+            size_t i = r * ncols + c;
+            const char *p = b.values[i];
+            VALUE key = rb_ary_entry(a->keys, (long)c);
+            if (p == NULL) {
+                rb_hash_aset(row, key, Qnil);
+                continue;
+            }
+            int bin = NIL_P(a->binary) ? pgsess_column_format(a->results, c) == 1 : RSTRING_PTR(a->binary)[c] == 1;
+            VALUE v = bin ? rb_str_new(p, (long)b.lengths[i]) : rb_utf8_str_new(p, (long)b.lengths[i]);
+            VALUE conv = rb_ary_entry(a->convs, (long)c);
+            rb_hash_aset(row, key, NIL_P(conv) ? v : rb_funcall(conv, id_call, 1, v));
+        }
+        if (yield) {
+            rb_yield(row);
+        } else {
+            rb_ary_push(rows, row);
+        }
+    }
+    release_block(&b);
+    return yield ? SIZET2NUM(b.rows) : rows;
+}
+
 /*
  * Ext.hashes(address, first, count, ncols, binary, keys, convs) -> Array of Hashes
  * As Ext.rows, each row a Hash of keys[c] => the cell's text (a UTF-8 String; a binary String
@@ -383,38 +433,12 @@ static VALUE ext_hashes(VALUE self, VALUE address, VALUE first_v, VALUE count_v,
                         VALUE keys, VALUE convs)
 {
     (void)self;
-    const void *results = results_ptr(address);
-    size_t first = NUM2SIZET(first_v);
-    size_t count = NUM2SIZET(count_v);
-    size_t ncols = NUM2SIZET(ncols_v);
     StringValue(binary);
     Check_Type(keys, T_ARRAY);
     Check_Type(convs, T_ARRAY);
-    if ((size_t)RSTRING_LEN(binary) != ncols || (size_t)RARRAY_LEN(keys) != ncols ||
-        (size_t)RARRAY_LEN(convs) != ncols) {
-        rb_raise(rb_eArgError, "pgsess_ext: formats, keys and converters must have %zu entries", ncols);
-    }
-    struct block b;
-    READ_BLOCK(b, results, first, count, ncols);
-    VALUE rows = rb_ary_new_capa((long)b.rows);
-    for (size_t r = 0; r < b.rows; r++) {
-        VALUE row = rb_hash_new();
-        rb_ary_push(rows, row);
-        for (size_t c = 0; c < ncols; c++) {
-            size_t i = r * ncols + c;
-            const char *p = b.values[i];
-            VALUE key = rb_ary_entry(keys, (long)c);
-            if (p == NULL) {
-                rb_hash_aset(row, key, Qnil);
-                continue;
-            }
-            VALUE v = RSTRING_PTR(binary)[c] == 1 ? rb_str_new(p, (long)b.lengths[i])
-                                                  : rb_utf8_str_new(p, (long)b.lengths[i]);
-            VALUE conv = rb_ary_entry(convs, (long)c);
-            rb_hash_aset(row, key, NIL_P(conv) ? v : rb_funcall(conv, id_call, 1, v));
-        }
-    }
-    release_block(&b);
+    struct hashes_args a = { results_ptr(address), NUM2SIZET(first_v), NUM2SIZET(count_v), NUM2SIZET(ncols_v),
+                             binary, keys, convs };
+    VALUE rows = hashes_body((VALUE)&a);
     RB_GC_GUARD(binary);
     RB_GC_GUARD(keys);
     RB_GC_GUARD(convs);
@@ -854,51 +878,6 @@ static VALUE rh_value(VALUE self, VALUE row_v, VALUE col_v)
     return v;
 }
 
-struct hashes_args {
-    VALUE self;
-    const void *results;
-    size_t first;
-    size_t count;
-    VALUE keys;
-    VALUE convs;
-};
-
-static VALUE hashes_body(VALUE data)
-{
-    struct hashes_args *a = (struct hashes_args *)data;
-    size_t ncols = pgsess_ncols(a->results);
-    if ((size_t)RARRAY_LEN(a->keys) != ncols || (size_t)RARRAY_LEN(a->convs) != ncols) {
-        rb_raise(rb_eArgError, "pgsess_ext: keys and converters must have %zu entries", ncols);
-    }
-    struct block b;
-    READ_BLOCK(b, a->results, a->first, a->count, ncols);
-    int yield = rb_block_given_p();
-    VALUE rows = yield ? Qnil : rb_ary_new_capa((long)b.rows);
-    for (size_t r = 0; r < b.rows; r++) {
-        VALUE row = rb_hash_new();
-        for (size_t c = 0; c < ncols; c++) {
-            size_t i = r * ncols + c;
-            const char *p = b.values[i];
-            VALUE key = rb_ary_entry(a->keys, (long)c);
-            if (p == NULL) {
-                rb_hash_aset(row, key, Qnil);
-                continue;
-            }
-            VALUE v = pgsess_column_format(a->results, c) == 1 ? rb_str_new(p, (long)b.lengths[i])
-                                                               : rb_utf8_str_new(p, (long)b.lengths[i]);
-            VALUE conv = rb_ary_entry(a->convs, (long)c);
-            rb_hash_aset(row, key, NIL_P(conv) ? v : rb_funcall(conv, id_call, 1, v));
-        }
-        if (yield) {
-            rb_yield(row);
-        } else {
-            rb_ary_push(rows, row);
-        }
-    }
-    release_block(&b);
-    return yield ? SIZET2NUM(b.rows) : rows;
-}
-
 /*
  * hashes(first, count, keys, convs) -> Array of Hashes
  * hashes(first, count, keys, convs) { |hash| ... } -> the number of rows yielded
@@ -912,7 +891,9 @@ static VALUE rh_hashes(VALUE self, VALUE first_v, VALUE count_v, VALUE keys, VAL
     struct results_handle *h = rh_get(self);
     Check_Type(keys, T_ARRAY);
     Check_Type(convs, T_ARRAY);
-    struct hashes_args a = { self, rh_live(self, h), NUM2SIZET(first_v), NUM2SIZET(count_v), keys, convs };
+    const void *results = rh_live(self, h);
+    struct hashes_args a = { results, NUM2SIZET(first_v), NUM2SIZET(count_v), pgsess_ncols(results), Qnil, keys,
+                             convs };
     h->busy++;
     return rb_ensure(hashes_body, (VALUE)&a, rh_leave, self);
 }

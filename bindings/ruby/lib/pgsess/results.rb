@@ -352,10 +352,10 @@ module PGSess
 
     # pg's each_row: yield each row as an Array of its values, in column order (#each yields
     # Hashes).
-    def each_row
-      return enum_for(:each_row) { @nrows } unless block_given?
+    def each_row(&block)
+      return enum_for(:each_row) { @nrows } unless block
 
-      each_block { |row| yield row }
+      Accel::ENABLED ? each_block_ext(:values, nil, &block) : each_block_ruby(:values, nil, &block)
       self
     end
 
@@ -364,10 +364,10 @@ module PGSess
     # String), nil for NULL. What pg's each_row gives without a type map; for code that converts
     # values itself, such as the Sequel adapter (Sequel's conversion procs). Rows are read in
     # blocks as #each_row reads them.
-    def each_text_row
-      return enum_for(:each_text_row) { @nrows } unless block_given?
+    def each_text_row(&block)
+      return enum_for(:each_text_row) { @nrows } unless block
 
-      each_block(:text) { |row| yield row }
+      Accel::ENABLED ? each_block_ext(:text, nil, &block) : each_block_ruby(:text, nil, &block)
       self
     end
 
@@ -522,12 +522,12 @@ module PGSess
 
     # #each_block through PGSess::Ext: each block of rows built in C (one call, no Ruby code
     # per cell but the converters of :hash and the cells Ext hands back to #ext_fallback).
-    def each_block_ext(mode, hash_args)
+    def each_block_ext(mode, hash_args, &block)
       i = 0
       while i < @nrows
         rows = ext_block(mode, hash_args, i)
         i += rows.size
-        rows.each { |row| yield row }
+        rows.each(&block) # the caller's block itself: no Ruby block call of ours per row
       end
     end
 
