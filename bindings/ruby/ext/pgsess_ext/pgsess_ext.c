@@ -49,6 +49,8 @@ typedef int32_t (*col_i32_fn)(const void *results, size_t col);
 typedef uint64_t (*u64_fn)(const void *results);
 typedef int64_t (*i64_fn)(const void *results);
 typedef int32_t (*i32_fn)(const void *results);
+typedef const char *(*cell_str_fn)(const void *results, size_t row, size_t col);
+typedef size_t (*cell_size_fn)(const void *results, size_t row, size_t col);
 
 static cells_fn pgsess_cells;
 static epoch_fn pgsess_epoch_micros;
@@ -62,6 +64,9 @@ static str_fn pgsess_status;
 static i64_fn pgsess_count;
 static u64_fn pgsess_rows_affected;
 static i32_fn pgsess_backend_pid;
+/* One cell, for ResultsHandle#value (getvalue): pgsess_results_value and _value_length. */
+static cell_str_fn pgsess_value;
+static cell_size_fn pgsess_value_length;
 static ID id_call;
 static VALUE float_infinity;
 static VALUE float_neg_infinity;
@@ -165,6 +170,17 @@ static VALUE text_float(const char *p, size_t len)
     return DBL2NUM(rb_cstr_to_dbl(p, 0));
 }
 
+/* A UTF-8 String of the bytes: rb_utf8_str_new's, with the encoding set as a flag (the index
+ * fits the inline bits) instead of through rb_enc_associate_index's checks, as pg sets it. */
+static int utf8_index;
+
+static VALUE utf8_str(const char *p, size_t len)
+{
+    VALUE s = rb_str_new(p, (long)len);
+    RB_ENCODING_SET_INLINED(s, utf8_index);
+    return s;
+}
+
 static VALUE fallback_call(VALUE fallback, size_t row, size_t col, const char *p, size_t len)
 {
     if (NIL_P(fallback)) {
@@ -180,7 +196,7 @@ static VALUE cell(const void *results, char kind, size_t row, size_t col, const 
     const unsigned char *u = (const unsigned char *)p;
     switch (kind) {
     case K_TEXT:
-        return rb_utf8_str_new(p, (long)len);
+        return utf8_str(p, len);
     case K_BYTES:
         return rb_str_new(p, (long)len);
     case K_INT:
@@ -409,7 +425,7 @@ static VALUE hashes_body(VALUE data)
                 continue;
             }
             int bin = NIL_P(a->binary) ? pgsess_column_format(a->results, c) == 1 : RSTRING_PTR(a->binary)[c] == 1;
-            VALUE v = bin ? rb_str_new(p, (long)b.lengths[i]) : rb_utf8_str_new(p, (long)b.lengths[i]);
+            VALUE v = bin ? rb_str_new(p, (long)b.lengths[i]) : utf8_str(p, b.lengths[i]);
             VALUE conv = rb_ary_entry(a->convs, (long)c);
             rb_hash_aset(row, key, NIL_P(conv) ? v : rb_funcall(conv, id_call, 1, v));
         }
@@ -647,6 +663,9 @@ struct results_handle {
     int free_pending; /* #free while busy: freed when the last #use ends */
     VALUE pointer;    /* the FFI::Pointer of #to_ptr, made at its first call; Qnil until then */
     VALUE sql;        /* for the error of a use after free */
+    /* #value's cache of what never changes in live results, filled at its first call. */
+    size_t nrows, ncols;
+    char *kinds; /* per column its kind (column_kind), ncols bytes; NULL until then */
 };
 
 static void rh_mark(void *p)
@@ -674,6 +693,7 @@ static void rh_dfree(void *p)
             rb_postponed_job_register_one(0, reap, NULL);
         }
     }
+    ruby_xfree(h->kinds);
     ruby_xfree(h);
 }
 
@@ -854,28 +874,147 @@ static VALUE rh_value(VALUE self, VALUE row_v, VALUE col_v)
     if (!FIXNUM_P(row_v) || !FIXNUM_P(col_v)) {
         return unconverted;
     }
+    if (h->kinds == NULL) {
+        size_t ncols = pgsess_ncols(results);
+        char *kinds = ruby_xmalloc(ncols ? ncols : 1);
+        for (size_t c = 0; c < ncols; c++) {
+            kinds[c] = column_kind(results, c); /* may run Ruby (Ext.kind_for), once per type */
+        }
+        results = rh_live(self, h); /* another thread may have freed them meanwhile */
+        if (h->kinds == NULL) {
+            h->nrows = pgsess_nrows(results);
+            h->ncols = ncols;
+            h->kinds = kinds;
+        } else {
+            ruby_xfree(kinds);
+        }
+    }
     long row = FIX2LONG(row_v);
     long col = FIX2LONG(col_v);
-    size_t nrows = pgsess_nrows(results);
-    size_t ncols = pgsess_ncols(results);
-    if (row < 0 || col < 0 || (size_t)row >= nrows || (size_t)col >= ncols) {
+    size_t ncols = h->ncols;
+    if (row < 0 || col < 0 || (size_t)row >= h->nrows || (size_t)col >= ncols) {
         return unconverted;
     }
-    char kind = column_kind(results, (size_t)col);
-    results = rh_live(self, h); /* column_kind may have run Ruby, and another thread freed */
+    char kind = h->kinds[col];
     if (kind == K_FALLBACK) {
         return unconverted;
     }
-    struct block b;
-    READ_BLOCK(b, results, (size_t)row, 1, ncols);
-    VALUE v = Qnil;
-    if (b.rows == 1 && b.values[col] != NULL) {
-        v = cell(results, kind, (size_t)row, (size_t)col, b.values[col], b.lengths[col], Qnil);
-    } else if (b.rows != 1) {
-        v = unconverted;
+    const char *p = pgsess_value(results, (size_t)row, (size_t)col); /* in range: NULL is SQL NULL */
+    if (p == NULL) {
+        return Qnil;
     }
-    release_block(&b);
-    return v;
+    return cell(results, kind, (size_t)row, (size_t)col, p, pgsess_value_length(results, (size_t)row, (size_t)col),
+                Qnil);
+}
+
+/*
+ * Results#getvalue(row, col), installed by Ext.install(Results) over the Ruby method, which it
+ * calls (as getvalue_ruby) for what ResultsHandle#value leaves to Ruby: pg's getvalue with no
+ * Ruby frame between the caller and the cell.
+ */
+static ID id_getvalue_ruby;
+
+static VALUE results_getvalue(VALUE self, VALUE row, VALUE col)
+{
+    VALUE handle = rb_ivar_get(self, id_iv_handle);
+    if (rb_typeddata_is_kind_of(handle, &results_handle_type)) {
+        VALUE v = rh_value(handle, row, col);
+        if (v != unconverted) {
+            return v;
+        }
+    }
+    return rb_funcall(self, id_getvalue_ruby, 2, row, col);
+}
+
+/* Ext.install(results_class): Results#getvalue in C (results_getvalue). */
+static VALUE ext_install(VALUE self, VALUE klass)
+{
+    (void)self;
+    Check_Type(klass, T_CLASS);
+    rb_define_method(klass, "getvalue", results_getvalue, 2);
+    return Qnil;
+}
+
+/* The rows of one #rows call. */
+struct rows_args {
+    VALUE self;
+    struct results_handle *h;
+    VALUE kinds;
+    VALUE fallback;
+};
+
+#define ROWS_BLOCK 256
+
+static VALUE rows_body(VALUE data)
+{
+    struct rows_args *a = (struct rows_args *)data;
+    const void *results = rh_live(a->self, a->h);
+    size_t nrows = pgsess_nrows(results);
+    size_t ncols = pgsess_ncols(results);
+    if ((size_t)RSTRING_LEN(a->kinds) != ncols) {
+        rb_raise(rb_eArgError, "pgsess_ext: %zu kinds for %zu columns", (size_t)RSTRING_LEN(a->kinds), ncols);
+    }
+    int yield = rb_block_given_p();
+    VALUE all = yield ? Qnil : rb_ary_new_capa((long)nrows);
+    size_t n = block_cells(ROWS_BLOCK, ncols);
+    VALUE values_buf, lengths_buf, cells_buf;
+    const char **values = ALLOCV_N(const char *, values_buf, n);
+    size_t *lengths = ALLOCV_N(size_t, lengths_buf, n);
+    VALUE *cells = ALLOCV_N(VALUE, cells_buf, ncols ? ncols : 1);
+    size_t first = 0;
+    while (first < nrows) {
+        /* Again per block: the caller's block may have freed them (a clear inside each_row). */
+        results = rh_live(a->self, a->h);
+        size_t got = pgsess_cells(results, first, ROWS_BLOCK, values, lengths);
+        if (got == 0) {
+            break;
+        }
+        for (size_t r = 0; r < got; r++) {
+            const char *k = RSTRING_PTR(a->kinds); /* again per row: Ruby code may run the GC */
+            for (size_t c = 0; c < ncols; c++) {
+                cells[c] = Qnil;
+            }
+            for (size_t c = 0; c < ncols; c++) {
+                const char *p = values[r * ncols + c];
+                if (p != NULL) {
+                    cells[c] = cell(results, k[c], first + r, c, p, lengths[r * ncols + c], a->fallback);
+                }
+            }
+            VALUE row = rb_ary_new_from_values((long)ncols, cells);
+            if (yield) {
+                rb_yield(row);
+            } else {
+                rb_ary_push(all, row);
+            }
+        }
+        first += got;
+    }
+    ALLOCV_END(values_buf);
+    ALLOCV_END(lengths_buf);
+    ALLOCV_END(cells_buf);
+    return yield ? SIZET2NUM(first) : all;
+}
+
+/*
+ * rows(kinds, fallback) -> Array of Arrays
+ * rows(kinds, fallback) { |row| ... } -> the number of rows yielded
+ * Every row, each an Array of its values converted as Ext.rows converts them (`kinds`, one
+ * byte per column; `fallback` for the cells only Ruby converts, or nil), read from the library
+ * a block of rows at a time: pg's values and each_row in one call. The results stay live
+ * until the call ends, even if the block frees them (#free is then deferred, and the rows after
+ * the current block are not read: InterfaceError).
+ */
+static VALUE rh_rows(VALUE self, VALUE kinds, VALUE fallback)
+{
+    struct results_handle *h = rh_get(self);
+    StringValue(kinds);
+    rh_live(self, h);
+    struct rows_args a = { self, h, kinds, fallback };
+    h->busy++;
+    VALUE out = rb_ensure(rows_body, (VALUE)&a, rh_leave, self);
+    RB_GC_GUARD(kinds);
+    RB_GC_GUARD(fallback);
+    return out;
 }
 
 /*
@@ -1279,18 +1418,18 @@ static VALUE ext_query(int argc, VALUE *argv, VALUE self)
  * The addresses, in the library the binding loaded, of pgsess_results_cells,
  * pgsess_results_get_epoch_micros, then of the metadata calls of Ext.meta: nrows, ncols,
  * column_name, column_type, column_format, status, count, rows_affected, backend_pid, free
- * and query (each pgsess_results_*), then pgsess_error_free. Called once, before any other Ext
- * function.
+ * and query (each pgsess_results_*), then pgsess_error_free, pgsess_results_value and
+ * pgsess_results_value_length. Called once, before any other Ext function.
  */
 static VALUE ext_setup(VALUE self, VALUE addresses)
 {
     (void)self;
     Check_Type(addresses, T_ARRAY);
-    if (RARRAY_LEN(addresses) != 14) {
-        rb_raise(rb_eArgError, "pgsess_ext: Ext.setup takes 14 addresses, not %ld", RARRAY_LEN(addresses));
+    if (RARRAY_LEN(addresses) != 16) {
+        rb_raise(rb_eArgError, "pgsess_ext: Ext.setup takes 16 addresses, not %ld", RARRAY_LEN(addresses));
     }
-    uintptr_t a[14];
-    for (long i = 0; i < 14; i++) {
+    uintptr_t a[16];
+    for (long i = 0; i < 16; i++) {
         a[i] = (uintptr_t)NUM2ULL(rb_ary_entry(addresses, i));
         if (a[i] == 0) {
             rb_raise(rb_eArgError, "pgsess_ext: library function %ld's address is NULL", i);
@@ -1310,6 +1449,8 @@ static VALUE ext_setup(VALUE self, VALUE addresses)
     lib_results_free = (free_fn)a[11];
     lib_results_query = (str_fn)a[12];
     lib_error_free = (free_fn)a[13];
+    pgsess_value = (cell_str_fn)a[14];
+    pgsess_value_length = (cell_size_fn)a[15];
     return Qnil;
 }
 
@@ -1350,6 +1491,7 @@ void Init_pgsess_ext(void)
     VALUE pgsess = rb_define_module("PGSess");
     VALUE ext = rb_define_module_under(pgsess, "Ext");
     id_call = rb_intern("call");
+    utf8_index = rb_utf8_encindex();
     float_infinity = DBL2NUM(HUGE_VAL);
     float_neg_infinity = DBL2NUM(-HUGE_VAL);
     rb_gc_register_mark_object(float_infinity);
@@ -1357,6 +1499,8 @@ void Init_pgsess_ext(void)
     unconverted = rb_obj_freeze(rb_obj_alloc(rb_cObject));
     rb_define_const(ext, "UNCONVERTED", unconverted);
     rb_define_module_function(ext, "setup", ext_setup, 1);
+    rb_define_module_function(ext, "install", ext_install, 1);
+    id_getvalue_ruby = rb_intern("getvalue_ruby");
     rb_define_module_function(ext, "meta", ext_meta, 1);
     rb_define_module_function(ext, "statement", ext_statement, 4);
     rb_define_module_function(ext, "ready?", ext_ready, 0);
@@ -1399,6 +1543,7 @@ void Init_pgsess_ext(void)
     rb_define_method(c_results_handle, "address", rh_address, 0);
     rb_define_method(c_results_handle, "to_ptr", rh_to_ptr, 0);
     rb_define_method(c_results_handle, "value", rh_value, 2);
+    rb_define_method(c_results_handle, "rows", rh_rows, 2);
     rb_define_method(c_results_handle, "hashes", rh_hashes, 4);
 
     c_session_handle = rb_define_class_under(ext, "SessionHandle", rb_cObject);

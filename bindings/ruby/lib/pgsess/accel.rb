@@ -23,7 +23,7 @@ module PGSess
     # The library functions Ext calls, in the order Ext.setup takes them.
     FUNCTIONS = (%w[cells get_epoch_micros nrows ncols column_name column_type column_format status count
                     rows_affected backend_pid free query].map { |f| "pgsess_results_#{f}" } +
-                 %w[pgsess_error_free]).freeze
+                 %w[pgsess_error_free pgsess_results_value pgsess_results_value_length]).freeze
 
     # The statement functions Ext.statement may call (see Statements.accel_call).
     STATEMENTS = %i[pgsess_query pgsess_tx_query pgsess_callproc pgsess_tx_callproc].freeze

@@ -324,14 +324,18 @@ module PGSess
     end
 
     # pg's getvalue: the value at (`row`, `col`), converted as #each converts it; nil for NULL.
+    # With the accelerator this is replaced by a C method (Ext.install, below) that converts the
+    # cell in one call as pg's does and comes here only for what it leaves to Ruby (an index out
+    # of range, a column only Ruby converts).
     def getvalue(row, col)
-      if Accel::ENABLED # in one C call, as pg's (Ext::ResultsHandle#value)
-        v = @handle.value(row, col)
-        return v unless v.equal?(Ext::UNCONVERTED)
-      end
       i = row_index(row)
       c = column_index(col)
       @handle.use { |ptr| cell(ptr, i, c, nil) }
+    end
+
+    if Accel::ENABLED
+      alias_method :getvalue_ruby, :getvalue
+      Ext.install(self)
     end
 
     # pg's getisnull: whether the value at (`row`, `col`) is SQL NULL.
@@ -345,9 +349,7 @@ module PGSess
     def values
       return each_row.to_a unless Accel::ENABLED
 
-      all = [] # with the accelerator, block by block without a Ruby call per row
-      all.concat(ext_block(:values, nil, all.size)) while all.size < @nrows
-      all
+      ext_rows(:values) # with the accelerator, in one C call without Ruby code per row
     end
 
     # pg's each_row: yield each row as an Array of its values, in column order (#each yields
@@ -355,7 +357,7 @@ module PGSess
     def each_row(&block)
       return enum_for(:each_row) { @nrows } unless block
 
-      Accel::ENABLED ? each_block_ext(:values, nil, &block) : each_block_ruby(:values, nil, &block)
+      Accel::ENABLED ? ext_rows(:values, &block) : each_block_ruby(:values, nil, &block)
       self
     end
 
@@ -367,7 +369,7 @@ module PGSess
     def each_text_row(&block)
       return enum_for(:each_text_row) { @nrows } unless block
 
-      Accel::ENABLED ? each_block_ext(:text, nil, &block) : each_block_ruby(:text, nil, &block)
+      Accel::ENABLED ? ext_rows(:text, &block) : each_block_ruby(:text, nil, &block)
       self
     end
 
@@ -529,6 +531,16 @@ module PGSess
         i += rows.size
         rows.each(&block) # the caller's block itself: no Ruby block call of ours per row
       end
+    end
+
+    # Every row (`mode` :values converted, :text as the server sent it), yielded to the block or
+    # returned in an Array, in one PGSess::Ext call (Ext::ResultsHandle#rows): the library's
+    # cells read a block at a time and each row built and yielded in C, as pg's each_row.
+    def ext_rows(mode, &block)
+      kinds = mode == :text ? (@ext_raw_kinds ||= ext_raw_kinds) : (@ext_kinds ||= ext_kinds)
+      out = nil # scratch memory for the fallback's getters, made when one needs it
+      fallback = ->(r, c, s) { @handle.use { |ptr| ext_fallback(ptr, r, c, s, out ||= FFI::MemoryPointer.new(:int64)) } }
+      @handle.rows(kinds, fallback, &block)
     end
 
     # The rows of the block that starts at row `i`, built by PGSess::Ext (see #each_block).
