@@ -6,6 +6,8 @@
 #   roundtrip  exec_params("SELECT $1::int4", [i]) and read the value
 #   typed      200,000 rows of (int8, text, float8, timestamptz, bool) read as Ruby values
 #              (pg with PG::BasicTypeMapForResults, pgsess's own conversion)
+#   typed_binary  the typed rows with pgsess's binary results (query_binary: the server skips
+#              its text output, the same Ruby values), against the same pg side as typed
 #   strings    200,000 rows of 5 text columns read row by row as Strings (each_row)
 # and through Sequel, its pgsess adapter against its postgres adapter (pg underneath, without
 # sequel_pg, which Debian packages apart), the same workloads as Sequel users write them:
@@ -44,6 +46,7 @@ drivers = {
       n.times { |i| s.exec_params("SELECT $1::int4", [i]) { |r| raise "wrong" unless r.getvalue(0, 0) == i } }
     },
     typed: -> { s.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
+    typed_binary: -> { s.query_binary(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
     strings: -> { s.exec(STRINGS) { |r| n = 0; r.each_row { |row| n += row.size }; raise "cells" unless n == 1_000_000 } }
   },
   "sequel-pgsess" => {
@@ -61,13 +64,15 @@ drivers = {
       n.times { |i| pg.exec_params("SELECT $1::int4", [i]) { |r| raise "wrong" unless r.getvalue(0, 0) == i.to_s } }
     },
     typed: -> { pg_typed.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
+    typed_binary: -> { pg_typed.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
     strings: -> { pg.exec(STRINGS) { |r| n = 0; r.each_row { |row| n += row.size }; raise "cells" unless n == 1_000_000 } }
   }
 }
 
 # Each workload: the two drivers it compares, the count it is timed per.
 WORKLOADS = {
-  roundtrip: ["pgsess", "pg", roundtrips], typed: ["pgsess", "pg", 200_000], strings: ["pgsess", "pg", 200_000],
+  roundtrip: ["pgsess", "pg", roundtrips], typed: ["pgsess", "pg", 200_000], typed_binary: ["pgsess", "pg", 200_000],
+  strings: ["pgsess", "pg", 200_000],
   sq_roundtrip: ["sequel-pgsess", "sequel-postgres", roundtrips], sq_typed: ["sequel-pgsess", "sequel-postgres", 200_000],
   sq_strings: ["sequel-pgsess", "sequel-postgres", 200_000]
 }.then { |all| (only = ENV["PGSESS_RBBENCH_ONLY"]) ? all.slice(*only.split(",").map(&:to_sym)) : all }.freeze
