@@ -6,7 +6,7 @@
 //! fork() stays locked in the child forever. pgsess handles the two kinds of lock differently:
 //!
 //! - Process-wide locks (the pool registry, the reaper's list, the kept list of
-//!   `crate::process`, the log sink) are std locks made safe the POSIX way: the `prepare` handler
+//!   `crate::process`, the cancel alarms' list, the log sink) are std locks made safe the POSIX way: the `prepare` handler
 //!   takes them all, in a fixed order, before fork() copies the process, and the parent and child
 //!   handlers release them. Both copies therefore start with them free and consistent.
 //! - Per-session and per-pool locks are never taken in a child on an object the parent made: the
@@ -24,6 +24,8 @@
 //! - `process.rs`: the cached pid, the "forked" flag, the kept list;
 //! - `pool/registry.rs`: a child's pools replace the parent's (which are kept, never dropped);
 //! - `pool/reaper.rs`: the idle reaper thread exists only in the process that started it;
+//! - `conn/watchdog.rs`: so does the cancel grace's alarm thread (its list is held like the
+//!   reaper's, taken after it, and never while the registry or the reaper's list is);
 //! - `conn/mod.rs`, `pool/mod.rs`: a connection or lease of another process is never used;
 //! - `session/mod.rs`: a session's per-process part is replaced on its first call in a child
 //!   (its listener's socket is closed in the child, `session/notify.rs`: the listener and
@@ -79,6 +81,7 @@ struct Held {
     _registry: registry::ForkGuard,
     _kept: crate::process::ForkGuard,
     _reaper: reaper::ForkGuard,
+    _alarms: crate::conn::watchdog::ForkGuard,
     _log: crate::log::ForkGuard,
 }
 
@@ -88,14 +91,15 @@ thread_local! {
 }
 
 /// Before fork(): take every process-wide lock, in the order the library nests them (registry,
-/// then the kept list and the reaper's list, which are taken while the registry is held; the log
-/// sink last, since anything may log). Waits only for critical sections that do no I/O.
+/// then the kept list and the reaper's list, which are taken while the registry is held; the
+/// alarms' list, taken alone; the log sink last, since anything may log). Waits only for critical sections that do no I/O.
 extern "C" fn prepare() {
     crate::log::prepare_for_fork();
     let held = Held {
         _registry: registry::lock_for_fork(),
         _kept: crate::process::lock_for_fork(),
         _reaper: reaper::lock_for_fork(),
+        _alarms: crate::conn::watchdog::lock_for_fork(),
         _log: crate::log::lock_for_fork(),
     };
     HELD.with(|h| *h.borrow_mut() = Some(held));

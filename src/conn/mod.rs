@@ -30,6 +30,7 @@ pub mod state;
 mod stream;
 mod tls;
 mod waits;
+pub(crate) mod watchdog;
 
 use std::collections::HashMap;
 use std::io;

@@ -81,7 +81,9 @@ impl Stream {
     }
 
     fn new(socket: Socket) -> Stream {
-        Stream { socket, tls: None, read_timeout: None, more_waiting: false, bounds: Bounds::new() }
+        let stream = Stream { socket, tls: None, read_timeout: None, more_waiting: false, bounds: Bounds::new() };
+        stream.bounds.signal.set_fd(stream.socket_fd());
+        stream
     }
 
     /// Connect without the TCP options of a configuration (for a cancel request).
@@ -388,11 +390,18 @@ impl Stream {
     }
 }
 
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // Before the socket's descriptor is closed (its fields are dropped after this).
+        self.bounds.signal.closing();
+    }
+}
+
 impl Stream {
     /// Wait until the socket has one of `events` (or an error or hang-up), bounded by `deadline`
     /// (then `TimedOut`) and by the stream's bounds for a send or a read (then the error of the
-    /// bound that passed, see `waits::Bound`). While a statement that could be cancelled waits,
-    /// the poll is cut short now and then to look at its cancel signal.
+    /// bound that passed, see `waits::Bound`). Without a deadline or a bound the poll has no
+    /// timeout: a cancel during it is ended at its grace by the alarm (`watchdog`).
     fn wait(&self, events: libc::c_short, deadline: Option<Instant>, sending: bool) -> io::Result<libc::c_short> {
         wait_bounded(self.socket_fd(), &self.bounds, events, deadline, sending)
     }
@@ -426,6 +435,10 @@ fn wait_bounded(
     loop {
         let limit = bounds.limit(deadline, sending);
         match wait_fd_interruptible(fd, events, limit.poll_until(), interruptible) {
+            // Woken by the cancel grace's alarm (or ready just as the grace ended).
+            Ok(_) if bounds.cancel_expired().is_some() => {
+                return Err(bounds.cancel_expired().map_or(limit.expired(), Bound::into_io));
+            }
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 if limit.until.is_some_and(|until| Instant::now() >= until) {
                     return Err(limit.expired());

@@ -15,25 +15,25 @@
 //!   the caller's deadline, whatever the number of hosts, the TLS negotiation or
 //!   `target_session_attrs`' query: `pgsess_open` and a checkout give up at the checkout timeout.
 //!
-//! A cancel is recorded in the connection's `CancelSignal`, which its cancellers share. Nothing
-//! wakes a waiting statement when one arrives: while a statement that could be cancelled waits,
-//! it looks at the signal at least every `check_every` (at most 1 s, and no longer than the
-//! grace), so the grace ends on time and a statement costs no extra descriptor.
+//! A cancel is recorded in the connection's `CancelSignal`, which its cancellers share. A wait
+//! that begins after it is bounded by the grace; one already under way (a poll(2) without a
+//! timeout, as libpq's) is ended at the grace by the process's alarm (`watchdog`), which shuts
+//! the socket down if the statement is still running then. So the grace ends on time, and a
+//! statement costs neither a timer per wait nor an extra descriptor.
 
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{CancelKey, PgConn};
 use crate::error::{Code, Error};
 
-/// The most a waiting statement goes without looking at its cancel signal.
-const CHECK_CANCEL_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
-/// The least: a grace shorter than this may end up to this much late.
-const CHECK_CANCEL_AT_MOST_EVERY: Duration = Duration::from_millis(10);
+/// When no alarm thread can be started (`watchdog::arm`), a waiting statement looks at its
+/// cancel signal this often instead.
+const CHECK_CANCEL_WITHOUT_ALARM: Duration = Duration::from_millis(100);
 
 /// Whether a cancel was asked for the statement running on one connection, shared by the
 /// connection and everything that may cancel it (`Canceller`).
@@ -49,6 +49,19 @@ pub struct CancelSignal {
     /// When that cancel was asked for. Written under this lock before `cancelled` is set; read
     /// only after `cancelled` is seen to name the running statement.
     cancelled_at: Mutex<Option<Instant>>,
+    /// The running statement's cancel grace in nanoseconds (for the alarm `raise` arms).
+    grace_ns: AtomicU64,
+    /// The connection's socket while it is open, for the alarm to shut down; -1 before and after.
+    fd: AtomicI32,
+    /// The process that made the connection: only its threads lock `shut`.
+    pid: AtomicU32,
+    /// The statement whose socket the alarm shut down (0: none). The alarm looks at the running
+    /// statement and shuts the socket under this lock; a cancelled statement's end and the
+    /// descriptor's close take it, so the alarm never shuts down a later statement's socket or
+    /// a descriptor number reused by another file.
+    shut: Mutex<u64>,
+    /// No alarm could be started for a cancel: waits look at the signal now and then instead.
+    unalarmed: AtomicBool,
 }
 
 impl CancelSignal {
@@ -59,15 +72,66 @@ impl CancelSignal {
 
     /// Record that a cancel was asked for `statement`, if it is still the one running and the
     /// first cancel for it (the grace counts from the first).
-    fn raise(&self, statement: u64) {
+    fn raise(self: &Arc<Self>, statement: u64) {
         if statement % 2 == 0 || self.running() != statement {
             return;
         }
         let mut at = self.cancelled_at.lock().unwrap_or_else(|p| p.into_inner());
-        if self.cancelled.load(Ordering::Acquire) != statement {
-            *at = Some(Instant::now());
-            self.cancelled.store(statement, Ordering::Release);
+        if self.cancelled.load(Ordering::SeqCst) != statement {
+            let now = Instant::now();
+            *at = Some(now);
+            self.cancelled.store(statement, Ordering::SeqCst);
+            drop(at);
+            let grace = Duration::from_nanos(self.grace_ns.load(Ordering::Acquire));
+            if self.fd.load(Ordering::Acquire) >= 0 && !super::watchdog::arm(self, statement, now + grace) {
+                self.unalarmed.store(true, Ordering::Release);
+            }
         }
+    }
+
+    /// For the alarm: shut the socket down if `statement` is still the one running on it.
+    pub(super) fn shut_if_running(&self, statement: u64) {
+        let mut shut = self.shut.lock().unwrap_or_else(|p| p.into_inner());
+        let fd = self.fd.load(Ordering::SeqCst);
+        if fd >= 0 && self.statement.load(Ordering::SeqCst) == statement {
+            // SAFETY: `fd` is the connection's open socket: `closing` clears it under this lock
+            // before the descriptor is closed.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            *shut = statement;
+        }
+    }
+
+    /// The connection's socket, for the alarm (`fd`).
+    pub(super) fn set_fd(&self, fd: i32) {
+        self.pid.store(crate::process::current_pid(), Ordering::Relaxed);
+        self.fd.store(fd, Ordering::SeqCst);
+    }
+
+    /// The socket is about to be closed: the alarm must not shut it down any more.
+    pub(super) fn closing(&self) {
+        if self.fd.load(Ordering::Acquire) < 0 {
+            return;
+        }
+        if self.pid.load(Ordering::Relaxed) != crate::process::current_pid() {
+            // A forked child's copy: the parent's alarm thread does not exist here, and a lock
+            // it held at fork() would never be released.
+            self.fd.store(-1, Ordering::SeqCst);
+            return;
+        }
+        let _shut = self.shut.lock().unwrap_or_else(|p| p.into_inner());
+        self.fd.store(-1, Ordering::SeqCst);
+    }
+
+    /// `statement` has ended (its number is already even): true when the alarm shut the socket
+    /// down for it, the connection then unusable. Locks only after a cancel of that statement.
+    fn ended(&self, statement: u64) -> bool {
+        if self.cancelled.load(Ordering::SeqCst) != statement {
+            return false;
+        }
+        if self.pid.load(Ordering::Relaxed) != crate::process::current_pid() {
+            return false;
+        }
+        *self.shut.lock().unwrap_or_else(|p| p.into_inner()) == statement
     }
 
     /// When a cancel was asked for `statement`, if one was.
@@ -282,12 +346,21 @@ impl Bounds {
         }
         match self.signal.cancelled_at(self.statement) {
             Some(at) => limit.tighten(at + self.grace, Bound::CancelIgnored(self.grace)),
-            None => {
-                let every = self.grace.clamp(CHECK_CANCEL_AT_MOST_EVERY, CHECK_CANCEL_AT_LEAST_EVERY);
-                limit.check_at = Some(Instant::now() + every);
+            // Nothing to look at: a cancel arriving during the wait arms the alarm, which ends
+            // it at the grace (`watchdog`), unless no alarm could be started.
+            None if self.signal.unalarmed.load(Ordering::Relaxed) => {
+                limit.check_at = Some(Instant::now() + CHECK_CANCEL_WITHOUT_ALARM.min(self.grace));
             }
+            None => {}
         }
         limit
+    }
+
+    /// Whether the running statement was cancelled and its grace has passed: a wait the alarm
+    /// woke (by shutting the socket down) fails with `CancelIgnored`, not as a lost server.
+    pub(super) fn cancel_expired(&self) -> Option<Bound> {
+        let at = self.signal.cancelled_at(self.statement)?; // one atomic load unless cancelled
+        (Instant::now() >= at + self.grace).then_some(Bound::CancelIgnored(self.grace))
     }
 
     fn begin(&mut self, timeout: Option<Duration>, grace: Duration) {
@@ -298,18 +371,23 @@ impl Bounds {
         self.signal.statement.store(self.statement, Ordering::Release);
         self.statement_deadline = timeout.map(|t| (Instant::now() + t, t));
         self.grace = grace;
+        self.signal.grace_ns.store(u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX), Ordering::Release);
         self.cancel_on_signal = false;
         self.interrupted.set(false);
     }
 
-    fn end(&mut self) {
+    /// True when the alarm shut the socket down for the statement that ended (see `watchdog`).
+    fn end(&mut self) -> bool {
+        let mut shut = false;
         if self.statement != 0 {
             // Even again: a cancel meant for the statement that ended finds it gone.
-            self.signal.statement.store(self.statement + 1, Ordering::Release);
+            self.signal.statement.store(self.statement + 1, Ordering::SeqCst);
+            shut = self.signal.ended(self.statement);
         }
         self.statement = 0;
         self.statement_deadline = None;
         self.cancel_on_signal = false;
+        shut
     }
 }
 
@@ -360,7 +438,10 @@ impl PgConn {
     /// The statement begun by `begin_statement` has ended: no bound of its applies any more,
     /// and a cancel meant for it is not taken by the next.
     pub fn end_statement(&mut self) {
-        self.stream.bounds.end();
+        if self.stream.bounds.end() {
+            // The cancel grace's alarm shut the socket down as the statement ended.
+            self.broken = true;
+        }
     }
 
     /// What cancels the statement running on this connection now, from any thread (the
@@ -398,7 +479,7 @@ mod tests {
         assert!(send.until.unwrap() <= Instant::now() + Duration::from_millis(300));
         let read = b.limit(None, false);
         assert_eq!((read.until, read.bound), (None, None), "the reader cancels at the timeout itself");
-        assert!(read.check_at.is_some(), "but looks at the cancel signal");
+        assert!(read.check_at.is_none(), "nor looks at the cancel signal: a cancel arms the alarm");
         // A tighter deadline of the caller's wins, and reports a plain timeout.
         let soon = Instant::now() + Duration::from_millis(10);
         assert_eq!(b.limit(Some(soon), true).bound, None);
@@ -440,12 +521,42 @@ mod tests {
     }
 
     #[test]
-    fn the_cancel_signal_is_looked_at_often_enough_for_the_grace() {
-        let b = bounds(None, Duration::from_millis(50));
-        let check = b.limit(None, false).check_at.unwrap();
-        assert!(check <= Instant::now() + Duration::from_millis(50));
-        let b = bounds(None, Duration::from_secs(30));
-        assert!(b.limit(None, false).check_at.unwrap() <= Instant::now() + CHECK_CANCEL_AT_LEAST_EVERY);
+    fn a_waiting_statement_has_no_timer_and_the_alarm_ends_its_grace() {
+        use std::os::fd::AsRawFd;
+        let (ours, server) = std::os::unix::net::UnixStream::pair().unwrap();
+        let grace = Duration::from_millis(50);
+        let mut b = bounds(None, grace);
+        b.signal.set_fd(ours.as_raw_fd());
+        assert!(b.limit(None, false).poll_until().is_none(), "nothing cancelled: no timer");
+        let key = Arc::new(CancelKey {
+            host: crate::config::HostSpec::tcp("127.0.0.1", 1),
+            backend_pid: 0,
+            secret_key: 0,
+            tls: None,
+        });
+        let c = Canceller { key, signal: b.signal.clone(), statement: 0 }.for_running();
+        let hup = |fd: i32, ms: i32| {
+            let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, ms) == 1 && p.revents & (libc::POLLHUP | libc::POLLIN) != 0 }
+        };
+        // A cancel of a statement that then ends within its grace: the socket is left alone.
+        c.signal.raise(c.statement);
+        assert!(!b.end(), "ended before the grace");
+        std::thread::sleep(grace * 3);
+        assert!(!hup(ours.as_raw_fd(), 0), "the alarm found the statement gone");
+        // A cancel the server ignores: the alarm shuts the socket down at the grace.
+        b.begin(None, grace);
+        let c = c.for_running();
+        let asked = Instant::now();
+        c.signal.raise(c.statement);
+        assert!(b.cancel_expired().is_none());
+        assert!(hup(ours.as_raw_fd(), 5000), "the alarm woke the wait");
+        assert!(asked.elapsed() >= grace);
+        assert_eq!(b.cancel_expired(), Some(Bound::CancelIgnored(grace)));
+        assert!(b.end(), "the end of a statement whose socket was shut down says so");
+        b.signal.closing();
+        drop(server);
     }
 
     #[test]
