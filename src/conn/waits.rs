@@ -89,6 +89,11 @@ impl CancelSignal {
         }
     }
 
+    /// Whether `statement` is still the one running.
+    pub(super) fn is_running(&self, statement: u64) -> bool {
+        self.running() == statement
+    }
+
     /// For the alarm: shut the socket down if `statement` is still the one running on it.
     pub(super) fn shut_if_running(&self, statement: u64) {
         let mut shut = self.shut.lock().unwrap_or_else(|p| p.into_inner());

@@ -71,7 +71,9 @@ fn run() {
         let mut fired = Vec::new();
         list.due.retain(|(at, signal, statement)| {
             if *at > now {
-                return signal.strong_count() > 0;
+                // A statement that ended (the usual case: the server answered the cancel) or a
+                // connection gone needs no alarm: the list holds only statements still running.
+                return signal.upgrade().is_some_and(|s| s.is_running(*statement));
             }
             fired.push((signal.clone(), *statement));
             false
