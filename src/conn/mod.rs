@@ -391,6 +391,11 @@ impl PgConn {
         if let Some(bound) = waits::Bound::of(&e) {
             return bound.error(&self.host); // a bound of `waits` ended the wait
         }
+        if let Some(bound) = self.stream.bounds.cancel_expired() {
+            // The cancel grace's alarm shut the socket down (`watchdog`): a send or read that
+            // was not waiting at that instant fails on the socket instead of waking.
+            return bound.error(&self.host);
+        }
         let what = match e.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timed out waiting for the server".to_string(),
             io::ErrorKind::UnexpectedEof => "server closed the connection unexpectedly".to_string(),
