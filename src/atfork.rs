@@ -6,9 +6,9 @@
 //! fork() stays locked in the child forever. pgsess handles the two kinds of lock differently:
 //!
 //! - Process-wide locks (the pool registry, the reaper's list, the kept list of
-//!   `crate::process`, the cancel alarms' list, the log sink) are std locks made safe the POSIX way: the `prepare` handler
-//!   takes them all, in a fixed order, before fork() copies the process, and the parent and child
-//!   handlers release them. Both copies therefore start with them free and consistent.
+//!   `crate::process`, the cancel alarms' list, the log sink) are std locks made safe the POSIX
+//!   way: the `prepare` handler takes them all, in a fixed order, before fork() copies the
+//!   process, and the parent and child handlers release them. Both copies therefore start with them free and consistent.
 //! - Per-session and per-pool locks are never taken in a child on an object the parent made: the
 //!   child replaces such objects (`Session`'s per-process part, the registry's pools, the request
 //!   engine) instead of locking them, and leaves the parent's copies alone forever
@@ -92,7 +92,8 @@ thread_local! {
 
 /// Before fork(): take every process-wide lock, in the order the library nests them (registry,
 /// then the kept list and the reaper's list, which are taken while the registry is held; the
-/// alarms' list, taken alone; the log sink last, since anything may log). Waits only for critical sections that do no I/O.
+/// alarms' list, taken alone; the log sink last, since anything may log). Waits only for
+/// critical sections that do no I/O.
 extern "C" fn prepare() {
     crate::log::prepare_for_fork();
     let held = Held {

@@ -435,10 +435,9 @@ fn wait_bounded(
     loop {
         let limit = bounds.limit(deadline, sending);
         match wait_fd_interruptible(fd, events, limit.poll_until(), interruptible) {
-            // Woken by the cancel grace's alarm (or ready just as the grace ended).
-            Ok(_) if bounds.cancel_expired().is_some() => {
-                return Err(bounds.cancel_expired().map_or(limit.expired(), Bound::into_io));
-            }
+            // Woken by the cancel grace's alarm (or ready just as the grace ended): the grace's
+            // error, not the socket's.
+            Ok(revents) => return bounds.cancel_expired().map_or(Ok(revents), |b| Err(b.into_io())),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 if limit.until.is_some_and(|until| Instant::now() >= until) {
                     return Err(limit.expired());
@@ -449,7 +448,7 @@ fn wait_bounded(
                 bounds.interrupted.set(true);
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "interrupted by a signal"));
             }
-            seen => return seen,
+            Err(e) => return Err(e),
         }
     }
 }
