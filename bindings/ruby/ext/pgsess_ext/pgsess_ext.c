@@ -310,55 +310,9 @@ static void release_block(struct block *b)
 }
 
 /*
- * Ext.rows(address, first, count, ncols, kinds, fallback) -> Array of Arrays
- * The rows first...first + count (fewer at the end of the results) of the results at
- * `address`, each an Array of its `ncols` values, column c converted as kinds.getbyte(c) says;
- * nil for NULL.
- */
-static VALUE ext_rows(VALUE self, VALUE address, VALUE first_v, VALUE count_v, VALUE ncols_v, VALUE kinds,
-                      VALUE fallback)
-{
-    (void)self;
-    const void *results = results_ptr(address);
-    size_t first = NUM2SIZET(first_v);
-    size_t count = NUM2SIZET(count_v);
-    size_t ncols = NUM2SIZET(ncols_v);
-    StringValue(kinds);
-    if ((size_t)RSTRING_LEN(kinds) != ncols) {
-        rb_raise(rb_eArgError, "pgsess_ext: %zu kinds for %zu columns", (size_t)RSTRING_LEN(kinds), ncols);
-    }
-    struct block b;
-    READ_BLOCK(b, results, first, count, ncols);
-    /* Each row's values go to `cells` (on the stack, or in a buffer the GC marks: either way
-     * seen by the GC if a fallback runs it), then into the row's Array in one copy. */
-    VALUE cells_buf;
-    VALUE *cells = ALLOCV_N(VALUE, cells_buf, ncols ? ncols : 1);
-    VALUE rows = rb_ary_new_capa((long)b.rows);
-    for (size_t r = 0; r < b.rows; r++) {
-        const char *k = RSTRING_PTR(kinds); /* again per row: a fallback may run the GC */
-        const char **values = b.values + r * ncols;
-        const size_t *lengths = b.lengths + r * ncols;
-        for (size_t c = 0; c < ncols; c++) {
-            cells[c] = Qnil;
-        }
-        for (size_t c = 0; c < ncols; c++) {
-            const char *p = values[c];
-            if (p != NULL) {
-                cells[c] = cell(results, k[c], first + r, c, p, lengths[c], fallback);
-            }
-        }
-        rb_ary_push(rows, rb_ary_new_from_values((long)ncols, cells));
-    }
-    ALLOCV_END(cells_buf);
-    release_block(&b);
-    RB_GC_GUARD(kinds);
-    return rows;
-}
-
-/*
  * Ext.value(address, row, col, ncols, kind) -> the value, nil for NULL, or Ext::UNCONVERTED
  * The cell at (`row`, `col`) of the results at `address` (both in range: the caller checks,
- * with pg's errors; `ncols` the results' columns), converted as Ext.rows converts a cell of
+ * with pg's errors; `ncols` the results' columns), converted as ResultsHandle#rows converts a cell of
  * the one-byte String `kind`; a cell that
  * needs the Ruby conversion (kind 'X', or a value the C rules refuse) gives Ext::UNCONVERTED,
  * for the caller to convert in Ruby: for pg's getvalue in one call instead of three.
@@ -441,9 +395,9 @@ static VALUE hashes_body(VALUE data)
 
 /*
  * Ext.hashes(address, first, count, ncols, binary, keys, convs) -> Array of Hashes
- * As Ext.rows, each row a Hash of keys[c] => the cell's text (a UTF-8 String; a binary String
- * where binary.getbyte(c) is 1) passed through convs[c].call when convs[c] is not nil; nil for
- * NULL.
+ * The rows first...first + count (fewer at the end) of the results at `address`, each a Hash of
+ * keys[c] => the cell's text (a UTF-8 String; a binary String where binary.getbyte(c) is 1)
+ * passed through convs[c].call when convs[c] is not nil; nil for NULL.
  */
 static VALUE ext_hashes(VALUE self, VALUE address, VALUE first_v, VALUE count_v, VALUE ncols_v, VALUE binary,
                         VALUE keys, VALUE convs)
@@ -998,8 +952,8 @@ static VALUE rows_body(VALUE data)
 /*
  * rows(kinds, fallback) -> Array of Arrays
  * rows(kinds, fallback) { |row| ... } -> the number of rows yielded
- * Every row, each an Array of its values converted as Ext.rows converts them (`kinds`, one
- * byte per column; `fallback` for the cells only Ruby converts, or nil), read from the library
+ * Every row, each an Array of its values, column c converted as the kind kinds.getbyte(c) says
+ * (see the enum; `fallback` for the cells only Ruby converts, or nil), read from the library
  * a block of rows at a time: pg's values and each_row in one call. The results stay live
  * until the call ends, even if the block frees them (#free is then deferred, and the rows after
  * the current block are not read: InterfaceError).
@@ -1460,15 +1414,6 @@ static VALUE ext_ready(VALUE self)
     return pgsess_cells != NULL && pgsess_epoch_micros != NULL ? Qtrue : Qfalse;
 }
 
-static VALUE ext_rows_checked(VALUE self, VALUE address, VALUE first, VALUE count, VALUE ncols, VALUE kinds,
-                              VALUE fallback)
-{
-    if (pgsess_cells == NULL) {
-        rb_raise(rb_eRuntimeError, "pgsess_ext: Ext.setup was not called");
-    }
-    return ext_rows(self, address, first, count, ncols, kinds, fallback);
-}
-
 static VALUE ext_value_checked(VALUE self, VALUE address, VALUE row, VALUE col, VALUE ncols, VALUE kind)
 {
     if (pgsess_cells == NULL) {
@@ -1504,7 +1449,6 @@ void Init_pgsess_ext(void)
     rb_define_module_function(ext, "meta", ext_meta, 1);
     rb_define_module_function(ext, "statement", ext_statement, 4);
     rb_define_module_function(ext, "ready?", ext_ready, 0);
-    rb_define_module_function(ext, "rows", ext_rows_checked, 6);
     rb_define_module_function(ext, "hashes", ext_hashes_checked, -1);
     rb_define_module_function(ext, "value", ext_value_checked, 5);
     rb_define_module_function(ext, "query", ext_query, -1);

@@ -525,9 +525,11 @@ module PGSess
     # #each_block through PGSess::Ext: each block of rows built in C (one call, no Ruby code
     # per cell but the converters of :hash and the cells Ext hands back to #ext_fallback).
     def each_block_ext(mode, hash_args, &block)
+      return ext_rows(mode, &block) unless mode == :hash # one call for all the rows
+
       i = 0
       while i < @nrows
-        rows = ext_block(mode, hash_args, i)
+        rows = ext_block(hash_args, i)
         i += rows.size
         rows.each(&block) # the caller's block itself: no Ruby block call of ours per row
       end
@@ -543,17 +545,11 @@ module PGSess
       @handle.rows(kinds, fallback, &block)
     end
 
-    # The rows of the block that starts at row `i`, built by PGSess::Ext (see #each_block).
-    def ext_block(mode, hash_args, i)
-      out = nil # scratch memory for the fallback's getters, made when one needs it
+    # The :hash rows of the block that starts at row `i` (:values and :text rows go through
+    # #ext_rows).
+    def ext_block(hash_args, i)
       rows = @handle.use do |ptr|
-        if mode == :hash
-          Ext.hashes(ptr.address, i, BLOCK_ROWS, @ncols, @binary_flags ||= binary_flags, *hash_args)
-        else
-          kinds = mode == :text ? (@ext_raw_kinds ||= ext_raw_kinds) : (@ext_kinds ||= ext_kinds)
-          fallback = ->(r, c, s) { ext_fallback(ptr, r, c, s, out ||= FFI::MemoryPointer.new(:int64)) }
-          Ext.rows(ptr.address, i, BLOCK_ROWS, @ncols, kinds, fallback)
-        end
+        Ext.hashes(ptr.address, i, BLOCK_ROWS, @ncols, @binary_flags ||= binary_flags, *hash_args)
       end
       raise InterfaceError.new("the results have no row #{i} of #{@nrows}", code: :interface_error) if rows.empty?
 
