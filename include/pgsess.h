@@ -581,6 +581,24 @@ bool pgsess_is_pinned(const struct pgsess_session *session);
 struct pgsess_results *pgsess_query(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, struct pgsess_error **err);
 
 /**
+ * `pgsess_query` with the columns of the types read faster in binary delivered in binary:
+ * bool, bytea, int2, int4, int8, oid, float8, date, timestamptz and uuid (what a binding's
+ * typed scan reads through the typed getters), every other column in text. This needs the
+ * pool's statement cache (`pgsess_options_set_statement_cache`), which learns a statement's
+ * result types from its first run on each connection: that run's columns, and every column
+ * without the cache, are text, exactly as `pgsess_query` gives them. Read each column's format
+ * with `pgsess_results_column_format`; the typed getters and `pgsess_results_get_text` read
+ * both formats alike. Without parameters, a string holding one statement (no `;` but trailing
+ * ones) runs on the extended protocol, so it is cached; one with several statements (or a `;`
+ * in a literal or comment) runs on the simple protocol as in `pgsess_query`, its last result
+ * returned, in text. Connection, results, errors and threads as for `pgsess_query`.
+ *
+ * # Safety
+ * As for `pgsess_query`.
+ */
+struct pgsess_results *pgsess_query_typed(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, struct pgsess_error **err);
+
+/**
  * `pgsess_query` in the shape of libpq's `PQexecParams`: `param_types` (NULL, or one OID per
  * parameter, 0 meaning inferred) declares types; `param_formats` (NULL: all text) marks binary
  * parameters with 1, whose length is `param_lengths[i]` (so bytea may hold zero bytes); text

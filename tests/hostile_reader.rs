@@ -909,6 +909,43 @@ fn a_format_code_other_than_the_one_asked_for_is_a_violation() {
 }
 
 #[test]
+fn a_typed_statement_s_columns_must_come_in_the_formats_it_bound() {
+    // The first run learns the statement's types (int4: bound in binary from the second run);
+    // the second is answered with the column in text, then with two columns for one format.
+    for (hostile, what) in [
+        (
+            be::row_description_formats(&[("v".to_string(), 23)], &[0]),
+            "column 0 in format 0 where the statement asked for 1",
+        ),
+        (
+            be::row_description_formats(&[("v".to_string(), 23), ("w".to_string(), 23)], &[1, 1]),
+            "the server sent 2 columns where the statement bound formats for 1",
+        ),
+    ] {
+        let server = hostile_first(move |c| {
+            reply_with(c, &[])?;
+            let mut out = concat(&[&be::bind_complete(), &hostile]);
+            out.extend(be::data_row(&[Some(&b"7"[..])]));
+            out.extend(be::command_complete("SELECT 1"));
+            out.extend(be::ready(b'I'));
+            answer_with(c, &out)?;
+            c.go_silent()
+        });
+        let mut o = options(&server);
+        o.set_statement_cache(4).unwrap();
+        let s = Session::open("fake", &o).unwrap();
+        assert_eq!(s.query_typed("SELECT 7", &[]).unwrap().set.get_int64(0, 0), Ok(7));
+        let e = quick(|| s.query_typed("SELECT 7", &[]).map(drop).unwrap_err());
+        assert_violation(&e, what);
+        // A new connection: learns again, then reads binary.
+        for _ in 0..2 {
+            assert_eq!(s.query_typed("SELECT 7", &[]).unwrap().set.get_int64(0, 0), Ok(7));
+        }
+        assert_next_right(&s, &server, 2);
+    }
+}
+
+#[test]
 fn a_field_cut_short_in_a_data_row_is_a_malformed_data_row() {
     let server = hostile_first(|c| {
         // One value claiming 10 bytes, 3 present, inside a well-framed message.

@@ -248,3 +248,87 @@ fn streams_use_the_cache_and_heal_too() {
     c.psql("ALTER TABLE heal_stream ADD COLUMN b int");
     assert_eq!(rows(&s), (30, 2), "healed and retried, no error");
 }
+
+/// The columns' formats and each value as the server's text (`get_text` reads both formats).
+fn formats_and_texts(r: &pgsess::Results) -> (Vec<i16>, Vec<Option<String>>) {
+    let formats = r.set.columns().iter().map(|c| c.format).collect();
+    let texts = (0..r.set.ncols())
+        .map(|col| {
+            let text = |_| r.set.get_text(0, col).unwrap_or_else(|e| panic!("column {col}: {e:?}")).into_owned();
+            r.set.value(0, col).map(text)
+        })
+        .collect();
+    (formats, texts)
+}
+
+#[test]
+fn typed_statements_read_the_cheaper_types_in_binary_from_their_second_run() {
+    let c = support::shared();
+    let typed_sql = "SELECT $1::int8 AS i8, 'x'::text AS t, 2.5::float8 AS f8, '2024-05-06 07:08:09.5+02'::timestamptz AS tz, true AS b, \
+        '2024-02-29'::date AS d, '00112233-4455-6677-8899-aabbccddeeff'::uuid AS u, '\\x0102'::bytea AS y, \
+        1.25::numeric AS n, 1.5::float4 AS f4, '2024-01-02 03:04:05'::timestamp AS ts, NULL::int4 AS nul, \
+        7::int2 AS i2, 8::int4 AS i4, 9::oid AS o";
+    let s = Session::open("x", &options(c.uri(), 1, 18)).unwrap().pin().unwrap();
+    s.query("SET TimeZone TO 'UTC'", &[]).unwrap();
+    let first = s.query_typed(typed_sql, &[Some(b"42")]).unwrap();
+    let (f1, t1) = formats_and_texts(&first);
+    drop(first);
+    assert!(f1.iter().all(|&f| f == 0), "the first run is all text: {f1:?}");
+    let second = s.query_typed(typed_sql, &[Some(b"42")]).unwrap();
+    let (f2, t2) = formats_and_texts(&second);
+    drop(second);
+    assert_eq!(f2, vec![1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1]);
+    assert_eq!(t1[1..], t2[1..], "the same values in either format");
+    assert_eq!(t2[0].as_deref(), Some("42"));
+    // query (not typed) on the same cached statement stays all text.
+    let r = s.query(typed_sql, &[Some(b"1")]).unwrap();
+    assert!(r.set.columns().iter().all(|c| c.format == 0));
+    drop(r);
+
+    // Without parameters: one statement is cached and typed; several keep the simple protocol.
+    let one = "SELECT 5::int8 AS v;";
+    assert_eq!(s.query_typed(one, &[]).unwrap().set.columns()[0].format, 0);
+    let r = s.query_typed(one, &[]).unwrap();
+    assert_eq!((r.set.columns()[0].format, r.set.get_int64(0, 0)), (1, Ok(5)));
+    drop(r);
+    assert!(prepared(&s).iter().any(|(sql, _)| sql == one), "cached on the extended protocol");
+    for _ in 0..2 {
+        let r = s.query_typed("SELECT 1; SELECT 6::int8 AS v", &[]).unwrap();
+        assert_eq!((r.set.columns()[0].format, text(&r, 0, 0)), (0, "6".to_owned()), "the last statement's result");
+        drop(r);
+        let r = s.query_typed("SELECT ';'::text || 7::int8", &[]).unwrap();
+        assert_eq!(text(&r, 0, 0), ";7");
+    }
+    assert!(!prepared(&s).iter().any(|(sql, _)| sql.contains("SELECT 1;")), "not prepared");
+    let as_query = |sql| s.query(sql, &[]).map(|r| r.set.nrows()).map_err(|e| e.message);
+    assert_eq!(s.query_typed("", &[]).map(|r| r.set.nrows()).map_err(|e| e.message), as_query(""));
+
+    // Without the cache, typed statements are all text, as query's.
+    let off = Session::open("x", &options(c.uri(), 1, 0)).unwrap();
+    for _ in 0..2 {
+        let r = off.query_typed(typed_sql, &[Some(b"3")]).unwrap();
+        assert!(r.set.columns().iter().all(|c| c.format == 0));
+    }
+}
+
+#[test]
+fn a_typed_statement_whose_result_types_change_heals_and_learns_them_again() {
+    let c = support::shared();
+    c.psql("DROP TABLE IF EXISTS heal_typed; CREATE TABLE heal_typed (a int8, b int8); INSERT INTO heal_typed VALUES (1, 2);");
+    let sql = "SELECT * FROM heal_typed";
+    let s = Session::open("x", &options(c.uri(), 1, 19)).unwrap();
+    for _ in 0..2 {
+        s.query_typed(sql, &[]).unwrap();
+    }
+    let r = s.query_typed(sql, &[]).unwrap();
+    assert_eq!(r.set.columns().iter().map(|c| c.format).collect::<Vec<_>>(), vec![1, 1]);
+    drop(r);
+    c.psql("ALTER TABLE heal_typed ALTER COLUMN b TYPE text, ADD COLUMN c int8 DEFAULT 3");
+    // Re-prepared and run again (text: the new types are learned from this reply), then typed.
+    let r = s.query_typed(sql, &[]).unwrap();
+    assert_eq!((r.set.ncols(), text(&r, 0, 1), text(&r, 0, 2)), (3, "2".to_owned(), "3".to_owned()));
+    drop(r);
+    let r = s.query_typed(sql, &[]).unwrap();
+    assert_eq!(r.set.columns().iter().map(|c| c.format).collect::<Vec<_>>(), vec![1, 0, 1]);
+    assert_eq!((r.set.get_int64(0, 0), text(&r, 0, 1), r.set.get_int64(0, 2)), (Ok(1), "2".to_owned(), Ok(3)));
+}

@@ -25,6 +25,9 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::rows::binary::prefers_binary;
+use crate::rows::{Column, FORMAT_BINARY, FORMAT_TEXT};
+
 /// At most this many statements are remembered as forgotten (`CacheShared::forget`); past it
 /// the record is cleared and every connection drops its whole cache once.
 const FORGOTTEN_MAX: usize = 4096;
@@ -82,13 +85,18 @@ struct Entry {
     last_used: u64,
     /// Parse has succeeded (false while the first use's reply is being read).
     prepared: bool,
+    /// The result formats a typed statement binds (`StatementCache::learn`), once a reply has
+    /// shown the statement's result types: fixed for the prepared statement's life, as the
+    /// server refuses to run it with others (0A000, which heals the cache). Empty: all text.
+    typed: Option<Arc<[i16]>>,
 }
 
 /// How a statement is to be sent.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Use {
-    /// Run the prepared statement of this name (Bind only).
-    Cached(Box<str>),
+    /// Run the prepared statement of this name (Bind only), with the result formats a typed
+    /// statement binds when they are known (`Entry::typed`).
+    Cached(Box<str>, Option<Arc<[i16]>>),
     /// Prepare it under this name in the same write, then Bind.
     Prepare(Box<str>),
 }
@@ -96,7 +104,15 @@ pub enum Use {
 impl Use {
     pub fn name(&self) -> &str {
         match self {
-            Use::Cached(n) | Use::Prepare(n) => n,
+            Use::Cached(n, _) | Use::Prepare(n) => n,
+        }
+    }
+
+    /// The result formats of a typed statement, when known.
+    pub fn typed(&self) -> Option<&Arc<[i16]>> {
+        match self {
+            Use::Cached(_, typed) => typed.as_ref(),
+            Use::Prepare(_) => None,
         }
     }
 }
@@ -149,7 +165,11 @@ impl StatementCache {
         if let Some(entries) = self.by_sql.get_mut(sql) {
             if let Some(e) = entries.iter_mut().find(|e| *e.types == *types) {
                 e.last_used = clock;
-                return if e.prepared { Use::Cached(e.name.clone()) } else { Use::Prepare(e.name.clone()) };
+                return if e.prepared {
+                    Use::Cached(e.name.clone(), e.typed.clone())
+                } else {
+                    Use::Prepare(e.name.clone())
+                };
             }
         }
         if self.len >= self.capacity {
@@ -163,6 +183,7 @@ impl StatementCache {
             epoch: self.seen_epoch,
             last_used: clock,
             prepared: false,
+            typed: None,
         };
         self.by_sql.entry(sql.into()).or_default().push(entry);
         self.len += 1;
@@ -178,6 +199,21 @@ impl StatementCache {
             }
         } else {
             self.remove(sql, name, false);
+        }
+    }
+
+    /// A reply of the statement prepared as `name` showed its result columns: remember the
+    /// formats a typed statement binds for them (binary for the types
+    /// `rows::binary::prefers_binary` names, text for the rest).
+    pub fn learn(&mut self, sql: &str, name: &str, columns: &[Column]) {
+        let Some(e) = self.by_sql.get_mut(sql).and_then(|v| v.iter_mut().find(|e| &*e.name == name)) else {
+            return;
+        };
+        if e.typed.is_none() {
+            let formats: Vec<i16> =
+                columns.iter().map(|c| if prefers_binary(c.type_oid) { FORMAT_BINARY } else { FORMAT_TEXT }).collect();
+            let any_binary = formats.contains(&FORMAT_BINARY);
+            e.typed = Some(if any_binary { formats.into() } else { Arc::from([]) });
         }
     }
 
@@ -318,7 +354,7 @@ mod tests {
         let mut b = StatementCache::new(2, shared.clone());
         let Use::Prepare(n1) = a.lookup("select $1", &[]) else { panic!() };
         a.prepared("select $1", &n1, true);
-        assert_eq!(a.lookup("select $1", &[]), Use::Cached(n1.clone()));
+        assert_eq!(a.lookup("select $1", &[]), Use::Cached(n1.clone(), None));
         assert!(matches!(a.lookup("select $1", &[23]), Use::Prepare(_)), "types are part of the key");
         let n2: Box<str> = a.lookup("select $1", &[23]).name().into();
         a.prepared("select $1", &n2, true);
@@ -354,6 +390,24 @@ mod tests {
         a.prepared("s", &n, true);
         assert!(!a.heal("s", &n, true));
         assert!(!a.enabled() && shared.is_disabled());
+    }
+
+    #[test]
+    fn typed_formats_are_learned_once_per_prepared_statement() {
+        let col = |type_oid| Column { type_oid, ..Column::default() };
+        let mut a = StatementCache::new(4, Arc::new(CacheShared::default()));
+        let n: Box<str> = a.lookup("q", &[]).name().into();
+        a.prepared("q", &n, true);
+        assert_eq!(a.lookup("q", &[]), Use::Cached(n.clone(), None), "not known before a reply");
+        a.learn("q", &n, &[col(20), col(25), col(1184)]);
+        let formats: Arc<[i16]> = Arc::from([1, 0, 1]);
+        assert_eq!(a.lookup("q", &[]), Use::Cached(n.clone(), Some(formats.clone())));
+        a.learn("q", &n, &[col(25)]);
+        assert_eq!(a.lookup("q", &[]).typed(), Some(&formats), "fixed for the statement's life");
+        let t: Box<str> = a.lookup("t", &[]).name().into();
+        a.prepared("t", &t, true);
+        a.learn("t", &t, &[col(25), col(1700)]);
+        assert_eq!(a.lookup("t", &[]).typed().map(|f| f.len()), Some(0), "all text: nothing to bind");
     }
 
     #[test]

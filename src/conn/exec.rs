@@ -17,7 +17,7 @@ use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 
 use super::cache;
-use super::reader::Stop;
+use super::reader::{Stop, Want};
 use super::{Exchange, PgConn, TxStatus};
 use crate::config::ResetMode;
 use crate::error::{Code, Error, Result};
@@ -65,7 +65,7 @@ impl PgConn {
         self.note_sql(sql);
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = Exchange::Simple;
-        self.expect_reply(None, 0, 1);
+        self.expect_reply(Want::Any, 0, 1);
         self.flush_writes(None).map_err(Error::mark_unsent)?;
         self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop)
     }
@@ -105,6 +105,24 @@ impl PgConn {
         self.run_extended_as(sql, types, params.iter().copied(), true, set)
     }
 
+    /// `execute_into` with the columns of the types `rows::binary::prefers_binary` names in
+    /// binary, once the statement cache knows the statement's result types (from its first
+    /// reply on this connection; the first run's columns are all text). Without parameters, a
+    /// string with one statement (`one_statement`) goes on the extended protocol to be cached,
+    /// and one with several on the simple protocol as `execute_into`. Without a statement cache
+    /// this is `execute_into`: the unnamed statement's result types are not known before Bind.
+    pub fn query_typed_into(&mut self, sql: &str, params: &[Option<&[u8]>], set: &mut ResultSet) -> Result<()> {
+        let cached = self.cache.as_ref().is_some_and(cache::StatementCache::enabled);
+        if !cached || (params.is_empty() && !one_statement(sql)) {
+            return self.execute_into(sql, params, set);
+        }
+        self.lend_spare_rows(set);
+        let given = params.len();
+        let shape = Shape { typed: true, ..Shape::UNNAMED };
+        let outcome = self.run_one(sql, &[], text_params(params), shape, set).map(drop);
+        self.explain_param_mismatch(outcome, sql, &[], given)
+    }
+
     /// One statement read through to ReadyForQuery: through the statement cache when the pool
     /// has one, else on the unnamed statement.
     fn run_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P, set: &mut ResultSet) -> Result<()>
@@ -126,7 +144,8 @@ impl PgConn {
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
     {
         let given = params.len();
-        let shape = Shape { binary, ..Shape::UNNAMED };
+        let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
+        let shape = Shape { result, ..Shape::UNNAMED };
         let outcome = self.run_one(sql, types, params, shape, set).map(drop);
         self.explain_param_mismatch(outcome, sql, types, given)
     }
@@ -176,7 +195,11 @@ impl PgConn {
             let parse = matches!(how, cache::Use::Prepare(_));
             self.queue_closes();
             self.parse_completes = 0;
-            let shape = Shape { statement: how.name(), parse, ..shape };
+            let result = match how.typed() {
+                Some(formats) if shape.typed && !formats.is_empty() => ResultFormats::Each(formats),
+                _ => shape.result,
+            };
+            let shape = Shape { statement: how.name(), parse, result, ..shape };
             let sent = self.queue_extended(sql, types, params.clone(), shape);
             let outcome = sent.and_then(|()| self.collect_into(set, false, None, shape.stop()));
             let cache = self.cache.as_mut().expect("run_cached runs with a cache");
@@ -184,7 +207,12 @@ impl PgConn {
                 cache.prepared(sql, how.name(), self.parse_completes > 0);
             }
             let e = match outcome {
-                Ok(more) => return Ok(more),
+                Ok(more) => {
+                    if how.typed().is_none() {
+                        cache.learn(sql, how.name(), set.columns());
+                    }
+                    return Ok(more);
+                }
                 Err(e) => e,
             };
             let lost = match &e.server {
@@ -241,7 +269,7 @@ impl PgConn {
         // A Sync alone closes the batch: its bare ReadyForQuery proves the replies were read in
         // step (`Stop::BareSync`) before any of them is returned.
         frontend::sync(&mut self.write_buf);
-        self.expect_reply(Some(FORMAT_TEXT), 0, statements.len() + 1);
+        self.expect_reply(Want::All(FORMAT_TEXT), 0, statements.len() + 1);
         self.flush_writes(None)?;
         let mut out = Vec::with_capacity(statements.len());
         for _ in statements {
@@ -298,7 +326,7 @@ impl PgConn {
             frontend::parse("", sql, types.iter().copied(), &mut self.write_buf).ok()?;
             frontend::describe(b'S', "", &mut self.write_buf).ok()?;
             frontend::sync(&mut self.write_buf);
-            self.expect_reply(Some(FORMAT_TEXT), 0, 1);
+            self.expect_reply(Want::All(FORMAT_TEXT), 0, 1);
             self.flush_writes(None).ok()?;
             self.collect(None, Stop::SyncOnly).ok()?;
             self.last_param_count.take()
@@ -363,7 +391,7 @@ impl PgConn {
         self.exchange = if shape.batching { Exchange::Pipelined } else { Exchange::Extended };
         let all_text = params.clone().all(|p| !p.binary);
         let formats = params.clone().filter(|_| !all_text).map(|p| i16::from(p.binary));
-        let result_formats = shape.binary.then_some(1i16);
+        let result_formats = shape.result.codes().iter().copied();
         let bound = frontend::bind(
             "",
             shape.statement,
@@ -386,7 +414,7 @@ impl PgConn {
         frontend::describe(b'P', "", &mut self.write_buf).expect("empty name has no NUL");
         frontend::execute("", max_rows(shape.rows), &mut self.write_buf).expect("empty name has no NUL");
         if !shape.batching {
-            self.expect_reply(Some(if shape.binary { FORMAT_BINARY } else { FORMAT_TEXT }), shape.rows, 1);
+            self.expect_reply(shape.result.want(), shape.rows, 1);
         }
         if shape.keep_open {
             frontend::flush(&mut self.write_buf);
@@ -466,7 +494,7 @@ impl PgConn {
         // (`Stop::BareSync`), as a batch's does.
         frontend::sync(&mut self.write_buf);
         self.exchange = Exchange::Simple;
-        self.expect_reply(None, 0, replies + 1);
+        self.expect_reply(Want::Any, 0, replies + 1);
         let deadline = Some(Instant::now() + RESET_TIMEOUT);
         let ok = self.flush_writes(deadline).is_ok()
             && (0..replies).all(|_| self.collect(deadline, Stop::ReadyForQuery).is_ok())
@@ -499,9 +527,9 @@ impl PgConn {
     }
 
     /// What the reply to the exchange about to be sent must be like: its columns in `format`
-    /// (`None`: text or binary, the simple protocol), at most `rows` rows per result (0: any
+    /// (`Want::Any`: text or binary, the simple protocol), at most `rows` rows per result (0: any
     /// number; a stream's chunk size), `replies` ReadyForQuery messages in all.
-    fn expect_reply(&mut self, format: Option<i16>, rows: u32, replies: usize) {
+    fn expect_reply(&mut self, format: Want, rows: u32, replies: usize) {
         self.guard.want_format = format;
         self.guard.row_limit = rows;
         self.guard.more_replies = u32::try_from(replies.saturating_sub(1)).unwrap_or(u32::MAX);
@@ -527,8 +555,10 @@ struct Shape<'n> {
     keep_open: bool,
     /// Queue only: the caller sends the whole batch.
     batching: bool,
-    /// Ask for every result column in binary.
-    binary: bool,
+    /// The result formats to bind.
+    result: ResultFormats<'n>,
+    /// Bind a cached statement's typed formats (`StatementCache::learn`) once they are known.
+    typed: bool,
     /// The prepared statement to Bind ("" for the unnamed one).
     statement: &'n str,
     /// Send Parse for `statement` first.
@@ -548,8 +578,46 @@ impl Shape<'_> {
 
 impl Shape<'static> {
     /// The unnamed statement, parsed and run at once, text results, read to ReadyForQuery.
-    const UNNAMED: Shape<'static> =
-        Shape { rows: 0, keep_open: false, batching: false, binary: false, statement: "", parse: true };
+    const UNNAMED: Shape<'static> = Shape {
+        rows: 0,
+        keep_open: false,
+        batching: false,
+        result: ResultFormats::Text,
+        typed: false,
+        statement: "",
+        parse: true,
+    };
+}
+
+/// The result formats a statement binds.
+#[derive(Clone, Copy)]
+enum ResultFormats<'f> {
+    /// Every column in text (no format codes sent).
+    Text,
+    /// Every column in binary (one code, 1).
+    Binary,
+    /// One code per column (a typed statement's).
+    Each(&'f Arc<[i16]>),
+}
+
+impl ResultFormats<'_> {
+    /// The format codes Bind sends.
+    fn codes(&self) -> &[i16] {
+        match self {
+            ResultFormats::Text => &[],
+            ResultFormats::Binary => &[FORMAT_BINARY],
+            ResultFormats::Each(codes) => codes,
+        }
+    }
+
+    /// What the reply's RowDescription must say.
+    fn want(&self) -> Want {
+        match self {
+            ResultFormats::Text => Want::All(FORMAT_TEXT),
+            ResultFormats::Binary => Want::All(FORMAT_BINARY),
+            ResultFormats::Each(codes) => Want::Each(Arc::clone(codes)),
+        }
+    }
 }
 
 /// Appended to the error of a cached statement found invalid twice on one server connection.
@@ -580,6 +648,15 @@ pub struct BatchStatement {
 /// Text parameters as `Param`s, without collecting them.
 fn text_params<'p>(params: &'p [Option<&'p [u8]>]) -> impl ExactSizeIterator<Item = Param<'p>> + Clone + 'p {
     params.iter().map(|&value| Param { value, binary: false })
+}
+
+/// Whether `sql` surely holds one statement, so that without parameters it may go on the
+/// extended protocol (which refuses several): no `;` but trailing ones, and something besides
+/// blanks. A `;` anywhere else, even in a literal or a comment, counts as several, so a string
+/// this cannot read for certain keeps the simple protocol.
+fn one_statement(sql: &str) -> bool {
+    let body = sql.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
+    !body.trim_start().is_empty() && !body.contains(';')
 }
 
 /// Execute's row limit: 0 means all rows.

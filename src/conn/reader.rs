@@ -77,9 +77,8 @@ pub(crate) struct Guard {
     row_bytes: u64,
     /// Execute's row limit of the exchange being read (0: none): a stream's chunk size.
     pub(super) row_limit: u32,
-    /// The format every column of a RowDescription must have (`None`: text or binary, as the
-    /// simple protocol's binary cursors may give).
-    pub(super) want_format: Option<i16>,
+    /// The formats the columns of a RowDescription must have.
+    pub(super) want_format: Want,
     /// ReadyForQuery messages still to come in the exchange after the one being read (a
     /// pipeline's, or a reset's two statements).
     pub(super) more_replies: u32,
@@ -93,13 +92,25 @@ pub(crate) struct Guard {
     parameter_bytes: usize,
 }
 
+/// The formats a reply's columns must come in (`Guard::want_format`).
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Want {
+    /// Text or binary, as the simple protocol's binary cursors may give.
+    #[default]
+    Any,
+    /// Every column in this format.
+    All(i16),
+    /// Each column in its own format, as bound (a typed statement's, `PgConn::query_typed_into`).
+    Each(Arc<[i16]>),
+}
+
 impl Default for Guard {
     fn default() -> Guard {
         Guard {
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             row_bytes: 0,
             row_limit: 0,
-            want_format: None,
+            want_format: Want::Any,
             more_replies: 0,
             idle_checked: false,
             refused: None,
@@ -605,7 +616,7 @@ impl PgConn {
             return Ok(());
         }
         self.guard.row_limit = 0;
-        self.guard.want_format = None;
+        self.guard.want_format = Want::Any;
         self.take_unasked(true)
     }
 
@@ -765,26 +776,38 @@ impl PgConn {
         Ok(())
     }
 
-    /// The columns of a RowDescription must come in the format the statement asked for
+    /// The columns of a RowDescription must come in the formats the statement asked for
     /// (`Guard::want_format`), or, for the simple protocol, in text or binary (a binary
-    /// cursor's rows): any other format code is a protocol violation, so values are never
-    /// read as a format they are not in.
+    /// cursor's rows): any other format code, or a column count other than the one bound, is a
+    /// protocol violation, so values are never read as a format they are not in.
     fn check_formats(&mut self, columns: &[Column]) -> Result<()> {
-        let want = self.guard.want_format;
-        let fits = |f: i16| match want {
-            Some(w) => f == w,
-            None => f == FORMAT_TEXT || f == FORMAT_BINARY,
+        let mismatch = match &self.guard.want_format {
+            Want::Any => columns.iter().find(|c| c.format != FORMAT_TEXT && c.format != FORMAT_BINARY).map(|c| {
+                format!(
+                    "the server sent a column in format {} where the statement asked for text (0) or binary (1)",
+                    c.format
+                )
+            }),
+            Want::All(w) => columns.iter().find(|c| c.format != *w).map(|c| {
+                let asked = if *w == FORMAT_BINARY { "binary (1)" } else { "text (0)" };
+                format!("the server sent a column in format {} where the statement asked for {asked}", c.format)
+            }),
+            Want::Each(w) if w.len() != columns.len() => Some(format!(
+                "the server sent {} columns where the statement bound formats for {}",
+                columns.len(),
+                w.len()
+            )),
+            Want::Each(w) => columns.iter().zip(w.iter()).position(|(c, f)| c.format != *f).map(|i| {
+                format!(
+                    "the server sent column {i} in format {} where the statement asked for {}",
+                    columns[i].format, w[i]
+                )
+            }),
         };
-        if let Some(c) = columns.iter().find(|c| !fits(c.format)) {
-            let asked = match want {
-                Some(FORMAT_BINARY) => "binary (1)",
-                Some(_) => "text (0)",
-                None => "text (0) or binary (1)",
-            };
-            let what = format!("the server sent a column in format {} where the statement asked for {asked}", c.format);
-            return Err(self.protocol_violation(&what));
+        match mismatch {
+            Some(what) => Err(self.protocol_violation(&what)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether the server reported it can no longer write: SQLSTATE 25006, or (PostgreSQL 14+)

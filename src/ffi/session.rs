@@ -142,11 +142,54 @@ pub unsafe extern "C" fn pgsess_query(
     params: *const *const c_char,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_results {
+    text_statement(session, sql, nparams, params, err, Session::query)
+}
+
+/// `pgsess_query` with the columns of the types read faster in binary delivered in binary:
+/// bool, bytea, int2, int4, int8, oid, float8, date, timestamptz and uuid (what a binding's
+/// typed scan reads through the typed getters), every other column in text. This needs the
+/// pool's statement cache (`pgsess_options_set_statement_cache`), which learns a statement's
+/// result types from its first run on each connection: that run's columns, and every column
+/// without the cache, are text, exactly as `pgsess_query` gives them. Read each column's format
+/// with `pgsess_results_column_format`; the typed getters and `pgsess_results_get_text` read
+/// both formats alike. Without parameters, a string holding one statement (no `;` but trailing
+/// ones) runs on the extended protocol, so it is cached; one with several statements (or a `;`
+/// in a literal or comment) runs on the simple protocol as in `pgsess_query`, its last result
+/// returned, in text. Connection, results, errors and threads as for `pgsess_query`.
+///
+/// # Safety
+/// As for `pgsess_query`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_query_typed(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    text_statement(session, sql, nparams, params, err, Session::query_typed)
+}
+
+/// A session's statement with text parameters (`Session::query`, `Session::query_typed`).
+type TextStatement = fn(&Session, &str, &[Option<&[u8]>]) -> crate::error::Result<Box<crate::results::Results>>;
+
+/// `pgsess_query` and `pgsess_query_typed`: the arguments checked, then `run`.
+///
+/// # Safety
+/// As for `pgsess_query`.
+unsafe fn text_statement(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+    err: *mut *mut pgsess_error,
+    run: TextStatement,
+) -> *mut pgsess_results {
     call(err, || {
         let s = arg(session, "session")?;
         let sql = str_arg(sql, "sql")?;
         let params = params_arg(nparams, params, "params")?;
-        Ok(give::<pgsess_results>(s.query(sql, &params)?))
+        Ok(give::<pgsess_results>(run(s, sql, &params)?))
     })
 }
 

@@ -29,6 +29,28 @@ const NUMERIC_MAX_DSCALE: u16 = 0x3FFF;
 /// A zone offset's limit (`TZDISP_LIMIT`): under 16 hours either way.
 const TZ_LIMIT_SECS: i32 = 16 * 3600;
 
+/// Whether a column of this type is better read in binary: the types whose binary form every
+/// typed getter and binding decodes exactly, in fewer steps than their text, and with no session
+/// setting involved (a typed statement, `pgsess_query_typed`, binds these in binary and the rest
+/// in text). Not float4 (its binary must be re-rounded to read as its text does), numeric (read
+/// exactly from its text), timestamp (a zone-less value some bindings read through its text),
+/// nor the text types (the same bytes either way).
+pub fn prefers_binary(ty: u32) -> bool {
+    matches!(
+        ty,
+        oid::BOOL
+            | oid::BYTEA
+            | oid::INT2
+            | oid::INT4
+            | oid::INT8
+            | oid::OID
+            | oid::FLOAT8
+            | oid::DATE
+            | oid::TIMESTAMPTZ
+            | oid::UUID
+    )
+}
+
 fn be<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
     bytes.try_into().ok()
 }

@@ -524,6 +524,12 @@ impl Session {
         self.query_observed(sql, params, |_| true)
     }
 
+    /// `query` with the columns of the types `rows::binary::prefers_binary` names in binary
+    /// once the pool's statement cache knows the statement (see `PgConn::query_typed_into`).
+    pub fn query_typed(&self, sql: &str, params: &[Option<&[u8]>]) -> Result<Box<Results>> {
+        self.statement(self.hold()?, sql, |c, set| c.query_typed_into(sql, params, set))
+    }
+
     /// `query`, calling `started` with what cancels the statement once it has a connection and
     /// is about to be sent; when `started` returns false the statement is not sent and the call
     /// fails with `PGSESS_QUERY_CANCELED` (the asynchronous API cancels single requests so: a

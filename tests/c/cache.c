@@ -2,7 +2,8 @@
  * cache.c - the statement cache as a C program uses it: statements prepared
  * once per connection and run again by name, eviction, and healing after
  * ALTER TABLE run by another connection, without an error outside a
- * transaction block and with one (that says why) inside.
+ * transaction block and with one (that says why) inside; pgsess_query_typed's
+ * binary columns from a cached statement's second run.
  * Needs env PGSQL_CTEST (a PostgreSQL URI); opens it as pgsess_open("ctest").
  */
 #define _POSIX_C_SOURCE 200809L
@@ -113,6 +114,38 @@ int main(void)
 
     snprintf(drop, sizeof drop, "DROP TABLE %s", table);
     EXEC(pool, drop);
+
+    /* pgsess_query_typed: text at first, then int8 and bytea in binary, text left as text. */
+    for (i = 0; i < 3; i++) {
+        const char *typed = "SELECT $1::int8 AS n, 'x'::text AS t, '\\x00ff'::bytea AS b";
+        int64_t n = 0;
+        r = pgsess_query_typed(a, typed, 1, one, &err);
+        CHECK(r != NULL && err == NULL);
+        if (r == NULL) {
+            break;
+        }
+        CHECK_INTEQ(pgsess_results_column_format(r, 0), i == 0 ? 0 : 1);
+        CHECK_INTEQ(pgsess_results_column_format(r, 1), 0);
+        CHECK_INTEQ(pgsess_results_column_format(r, 2), i == 0 ? 0 : 1);
+        CHECK_INTEQ(pgsess_results_get_int64(r, 0, 0, &n), PGSESS_OK);
+        CHECK_INTEQ(n, 1);
+        CHECK_STREQ(pgsess_results_value(r, 0, 1), "x");
+        CHECK_INTEQ(pgsess_results_value_length(r, 0, 2), i == 0 ? 6 : 2);
+        pgsess_results_free(r);
+    }
+    /* Several statements without parameters: the simple protocol, the last result, text. */
+    for (i = 0; i < 2; i++) {
+        r = pgsess_query_typed(a, "SELECT 1; SELECT 2::int8", 0, NULL, &err);
+        CHECK(r != NULL && err == NULL);
+        if (r) {
+            CHECK_INTEQ(pgsess_results_column_format(r, 0), 0);
+            CHECK_STREQ(pgsess_results_value(r, 0, 0), "2");
+        }
+        pgsess_results_free(r);
+    }
+    CHECK(pgsess_query_typed(NULL, "SELECT 1", 0, NULL, &err) == NULL && err != NULL);
+    pgsess_error_free(err);
+    err = NULL;
     pgsess_close(a);
     pgsess_close(b);
     pgsess_close(pool);
