@@ -1892,6 +1892,36 @@ class TestPGSess < Minitest::Test
     end
   end
 
+  # typed_binary (the default): with a statement cache, a statement's second run reads its
+  # integer, float8, bool, bytea, date, timestamptz and uuid columns in binary
+  # (pgsess_query_typed), the same Ruby values; exec without parameters is cached when it is one
+  # statement; typed_binary: false keeps text; a transaction's session reads typed too.
+  def test_typed_binary_with_the_statement_cache
+    sql = "SELECT 7::int8 AS i, 2.5::float8 AS f, true AS b, '2024-05-06 07:08:09.25+02'::timestamptz AS z, " \
+          "'00112233-4455-6677-8899-aabbccddeeff'::uuid AS u, '\\x00ff'::bytea AS y, '2024-01-02'::date AS d, " \
+          "1.5::numeric AS n, 'x'::text AS t, NULL::int4 AS nul"
+    typed_formats = [1, 1, 1, 1, 1, 1, 1, 0, 0, 1]
+    open(statement_cache: 9, pool_max_size: 1) do |s|
+      first = s.exec(sql) { |r| [r.column_formats, r.values, r.getvalue(0, 4)] }
+      assert_equal [0] * 10, first[0]
+      2.times do
+        again = s.exec(sql) { |r| [r.column_formats, r.values, r.getvalue(0, 4)] }
+        assert_equal typed_formats, again[0]
+        assert_equal first[1..], again[1..]
+      end
+      assert_equal [7, "00112233-4455-6677-8899-aabbccddeeff"], first[1][0].values_at(0, 4)
+      assert_equal [[1], [[9]]], 2.times.map { s.exec_params("SELECT $1::int8", [9]) { |r| [r.column_formats, r.values] } }.last
+      assert_equal [[[2]]] * 2, 2.times.map { s.exec("SELECT 1; SELECT 2", &:values) }
+      s.transaction do |tx|
+        assert_equal typed_formats, tx.session.query(sql, &:column_formats)
+      end
+    end
+    open(statement_cache: 9, pool_max_size: 1, typed_binary: false) do |s|
+      2.times { assert_equal [0] * 10, s.exec(sql, &:column_formats) }
+      assert_equal [["7", "x"]], s.exec("SELECT 7::int8, 'x'") { |r| 2.times.map { r.each_text_row.to_a }.last }
+    end
+  end
+
   # --- pool operations (issue 16) ---------------------------------------------------------
 
   def test_pool_stats_resize_drain

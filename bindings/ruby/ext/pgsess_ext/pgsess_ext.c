@@ -93,6 +93,7 @@ enum {
     K_BIN_FLOAT8 = 'd',
     K_BIN_BOOL = 'b',
     K_BIN_TIMESTAMPTZ = 'z',
+    K_BIN_UUID = 'g', /* binary uuid: its text form, a UTF-8 String */
     K_FALLBACK = 'X' /* fallback.call(row, col, the value's bytes as a binary String) */
 };
 
@@ -263,6 +264,21 @@ static VALUE cell(const void *results, char kind, size_t row, size_t col, const 
             if (v <= INFINITY_MICROS - PG_EPOCH_MICROS) {
                 return utc_time(v + PG_EPOCH_MICROS);
             }
+        }
+        break;
+    case K_BIN_UUID:
+        if (len == 16) {
+            static const char hex[] = "0123456789abcdef";
+            char text[36];
+            size_t at = 0;
+            for (size_t i = 0; i < 16; i++) {
+                if (i == 4 || i == 6 || i == 8 || i == 10) {
+                    text[at++] = '-';
+                }
+                text[at++] = hex[u[i] >> 4];
+                text[at++] = hex[u[i] & 15];
+            }
+            return utf8_str(text, sizeof text);
         }
         break;
     default:

@@ -26,7 +26,7 @@ module PGSess
                  %w[pgsess_error_free pgsess_results_value pgsess_results_value_length]).freeze
 
     # The statement functions Ext.statement may call (see Statements.accel_call).
-    STATEMENTS = %i[pgsess_query pgsess_tx_query pgsess_callproc pgsess_tx_callproc].freeze
+    STATEMENTS = %i[pgsess_query pgsess_query_typed pgsess_tx_query pgsess_callproc pgsess_tx_callproc].freeze
 
     ENABLED = load
     ADDRESSES = if ENABLED

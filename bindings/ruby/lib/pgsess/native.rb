@@ -109,6 +109,7 @@ module PGSess
     attach_function :pgsess_open, [:pointer, :options, :errp], :session, blocking: true
     attach_function :pgsess_close, [:session], :void, blocking: true
     attach_function :pgsess_query, [:session, :pointer, :size_t, :pointer, :errp], :results, blocking: true
+    attach_function :pgsess_query_typed, [:session, :pointer, :size_t, :pointer, :errp], :results, blocking: true
     attach_function :pgsess_query_params,
                     [:session, :pointer, :size_t, :pointer, :pointer, :pointer, :pointer, :errp],
                     :results, blocking: true

@@ -599,7 +599,7 @@ module PGSess
                        OID::TIMESTAMPTZ => "Z" }.freeze
     EXT_BINARY_KINDS = { OID::INT2 => "h", OID::INT4 => "i", OID::INT8 => "q", OID::OID => "u",
                          OID::FLOAT8 => "d", OID::BOOL => "b", OID::TIMESTAMPTZ => "z",
-                         OID::BYTEA => "B" }.freeze
+                         OID::BYTEA => "B", OID::UUID => "g" }.freeze
 
     # #each_block in Ruby (without PGSess::Ext): one copy of each block's bytes
     # (pgsess_results_copy_cells), sliced and converted here.

@@ -298,6 +298,16 @@ module PGSess
     # the statement would have ended); the session stays usable. false: the interrupt waits for
     # the statement's end, as before.
     #
+    # `typed_binary:` (default true): with a statement cache, #query, #exec and #exec_params
+    # (with text results) read the columns of the types faster to read in binary (integers,
+    # float8, bool, bytea, date, timestamptz, uuid) in binary from a statement's second run on a
+    # connection (pgsess_query_typed): the server skips their text output and the Ruby values
+    # are the same. #exec of a string without parameters then runs on the extended protocol
+    # when it holds one statement (no `;` but a trailing one), so it is cached too. What
+    # changes is only what #each_text_row, #each_text_hash and #column_formats show: such a
+    # column's bytes and format 1. false keeps every column in text (the Sequel adapter, which
+    # converts the text itself, opens its sessions so).
+    #
     # `password_provider:` (a PGSess::PasswordProvider) is asked for the password of each new
     # connection (rotated passwords, cloud IAM tokens); sessions share a pool only with the same
     # provider object.
@@ -306,12 +316,14 @@ module PGSess
     # value.
     def self.open(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
                   reset: nil, pinned: false, statement_cache: nil, pool_max_lifetime: nil, pool_min_idle: nil,
-                  pool_health_check_ms: nil, password_provider: nil, cancel_on_interrupt: true)
+                  pool_health_check_ms: nil, password_provider: nil, cancel_on_interrupt: true,
+                  typed_binary: true)
       session = new(name, db_url: db_url, pool_max_size: pool_max_size, pool_idle_ttl: pool_idle_ttl,
                           checkout_timeout_ms: checkout_timeout_ms, reset: reset, pinned: pinned,
                           statement_cache: statement_cache, pool_max_lifetime: pool_max_lifetime,
                           pool_min_idle: pool_min_idle, pool_health_check_ms: pool_health_check_ms,
-                          password_provider: password_provider, cancel_on_interrupt: cancel_on_interrupt)
+                          password_provider: password_provider, cancel_on_interrupt: cancel_on_interrupt,
+                          typed_binary: typed_binary)
       return session unless block_given?
 
       begin
@@ -334,23 +346,28 @@ module PGSess
       (Accel::ENABLED ? Ext::SessionHandle : Handle).new(ptr)
     end
 
-    # pgsess_query's address when Ext.query can run statements on `handle` (a session's own
-    # handle, with the accelerator), else nil: the Ruby path (Statements). :nodoc:
-    def self.query_fn(handle)
-      Accel.address(:pgsess_query) if Accel::ENABLED && handle.instance_of?(Ext::SessionHandle)
+    # The address of pgsess_query_typed (`typed_binary`) or pgsess_query when Ext.query can run
+    # statements on `handle` (a session's own handle, with the accelerator), else nil: the Ruby
+    # path (Statements). :nodoc:
+    def self.query_fn(handle, typed_binary)
+      return unless Accel::ENABLED && handle.instance_of?(Ext::SessionHandle)
+
+      Accel.address(typed_binary ? :pgsess_query_typed : :pgsess_query)
     end
 
-    def self.adopt(handle, name) # :nodoc:
+    def self.adopt(handle, name, typed_binary = true) # :nodoc:
       session = allocate
-      session.send(:adopt, handle, name)
+      session.send(:adopt, handle, name, typed_binary)
       session
     end
 
     # See Session.open.
     def initialize(name = nil, db_url: nil, pool_max_size: nil, pool_idle_ttl: nil, checkout_timeout_ms: nil,
                    reset: nil, pinned: false, statement_cache: nil, pool_max_lifetime: nil, pool_min_idle: nil,
-                   pool_health_check_ms: nil, password_provider: nil, cancel_on_interrupt: true)
+                   pool_health_check_ms: nil, password_provider: nil, cancel_on_interrupt: true,
+                   typed_binary: true)
       @name = name
+      @typed_binary = typed_binary ? true : false
       name_ptr = name.nil? ? nil : Native.cstring(name, "session name")
       opts = Native.pgsess_options_new
       begin
@@ -379,7 +396,7 @@ module PGSess
         Statements.guarded do
           ptr = Native.checked { |e| Native.pgsess_open(name_ptr, opts, e) }
           @handle = Session.new_handle(ptr)
-          @query_fn = Session.query_fn(@handle)
+          @query_fn = Session.query_fn(@handle, @typed_binary)
           ObjectSpace.define_finalizer(self, @handle)
         end
       ensure
@@ -409,7 +426,8 @@ module PGSess
         r = Ext.query(@handle, @query_fn, sql, params, &block)
         return r unless r.equal?(Ext::UNCONVERTED)
       end
-      Statements.execute(block) { Statements.run(sql, params, @handle, :pgsess_query, :pgsess_query_params) }
+      text_fn = @typed_binary ? :pgsess_query_typed : :pgsess_query
+      Statements.execute(block) { Statements.run(sql, params, @handle, text_fn, :pgsess_query_params) }
     end
 
     # #query with every result column in binary (pgsess_query_binary): the server skips its text
@@ -686,7 +704,7 @@ module PGSess
       Statements.guarded do
         ptr = @handle.use { |s| Native.checked { |e| Native.pgsess_pin(s, e) } }
         handle = Session.new_handle(ptr)
-        pinned = Session.adopt(handle, @name)
+        pinned = Session.adopt(handle, @name, @typed_binary)
         ObjectSpace.define_finalizer(pinned, handle)
       end
       return pinned unless block_given?
@@ -811,10 +829,11 @@ module PGSess
 
     private
 
-    def adopt(handle, name)
+    def adopt(handle, name, typed_binary)
       @name = name
       @handle = handle
-      @query_fn = Session.query_fn(handle)
+      @typed_binary = typed_binary
+      @query_fn = Session.query_fn(handle, typed_binary)
       @pool_id = @handle.use { |s| Native.str(Native.pgsess_pool_id(s)) }.freeze
     end
 

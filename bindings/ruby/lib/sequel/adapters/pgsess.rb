@@ -253,7 +253,7 @@ module Sequel
       end
 
       def session_options(opts)
-        out = { statement_cache: 64 }
+        out = { statement_cache: 64, typed_binary: false } # Sequel's conversion procs read text
         SESSION_OPTIONS.each do |key, conversion|
           value = opts[key]
           out[key] = value.is_a?(String) ? value.public_send(conversion) : value unless value.nil?
