@@ -4,8 +4,13 @@
 # connection each, same server, one process, interleaved round by round (bench/ruby.sh runs it;
 # `make bench` calls that). Workloads, as issue 19 states them:
 #   roundtrip  exec_params("SELECT $1::int4", [i]) and read the value
+#   roundtrip_cached  the round trip on a session with a statement cache (see typed),
+#              against the same pg side
 #   typed      200,000 rows of (int8, text, float8, timestamptz, bool) read as Ruby values
-#              (pg with PG::BasicTypeMapForResults, pgsess's own conversion)
+#              (pg with PG::BasicTypeMapForResults, pgsess's own conversion) through exec on a
+#              session with a statement cache (100 statements), so the typed
+#              columns come in binary (typed_binary: true, the default); warmed once first
+#   typed_text the same on a session without a statement cache: every column in text
 #   typed_binary  the typed rows with pgsess's binary results (query_binary: the server skips
 #              its text output, the same Ruby values), against the same pg side as typed
 #   strings    200,000 rows of 5 text columns read row by row as Strings (each_row)
@@ -30,6 +35,7 @@ STRINGS = "SELECT 'a' || g AS a, 'bb' || g AS b, 'ccc' || g AS c, 'dddd' || g AS
           "FROM generate_series(1, 200000) g"
 
 s = PGSess::Session.open("rbbench", db_url: uri, pool_max_size: 1)
+sc = PGSess::Session.open("rbbench_cached", db_url: uri, pool_max_size: 1, statement_cache: 100) # not 64: the Sequel adapter's pool (pinned)
 pg = PG.connect(uri)
 pg_typed = PG.connect(uri)
 pg_typed.type_map_for_results = PG::BasicTypeMapForResults.new(pg_typed)
@@ -45,7 +51,11 @@ drivers = {
     roundtrip: lambda { |n|
       n.times { |i| s.exec_params("SELECT $1::int4", [i]) { |r| raise "wrong" unless r.getvalue(0, 0) == i } }
     },
-    typed: -> { s.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
+    roundtrip_cached: lambda { |n|
+      n.times { |i| sc.exec_params("SELECT $1::int4", [i]) { |r| raise "wrong" unless r.getvalue(0, 0) == i } }
+    },
+    typed: -> { sc.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
+    typed_text: -> { s.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
     typed_binary: -> { s.query_binary(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
     strings: -> { s.exec(STRINGS) { |r| n = 0; r.each_row { |row| n += row.size }; raise "cells" unless n == 1_000_000 } }
   },
@@ -64,20 +74,28 @@ drivers = {
       n.times { |i| pg.exec_params("SELECT $1::int4", [i]) { |r| raise "wrong" unless r.getvalue(0, 0) == i.to_s } }
     },
     typed: -> { pg_typed.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
+    typed_text: -> { pg_typed.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
     typed_binary: -> { pg_typed.exec(TYPED) { |r| raise "rows" unless r.values.size == 200_000 } },
+    roundtrip_cached: lambda { |n|
+      n.times { |i| pg.exec_params("SELECT $1::int4", [i]) { |r| raise "wrong" unless r.getvalue(0, 0) == i.to_s } }
+    },
     strings: -> { pg.exec(STRINGS) { |r| n = 0; r.each_row { |row| n += row.size }; raise "cells" unless n == 1_000_000 } }
   }
 }
 
 # Each workload: the two drivers it compares, the count it is timed per.
 WORKLOADS = {
-  roundtrip: ["pgsess", "pg", roundtrips], typed: ["pgsess", "pg", 200_000], typed_binary: ["pgsess", "pg", 200_000],
+  roundtrip: ["pgsess", "pg", roundtrips], roundtrip_cached: ["pgsess", "pg", roundtrips],
+  typed: ["pgsess", "pg", 200_000], typed_text: ["pgsess", "pg", 200_000], typed_binary: ["pgsess", "pg", 200_000],
   strings: ["pgsess", "pg", 200_000],
   sq_roundtrip: ["sequel-pgsess", "sequel-postgres", roundtrips], sq_typed: ["sequel-pgsess", "sequel-postgres", 200_000],
   sq_strings: ["sequel-pgsess", "sequel-postgres", 200_000]
 }.then { |all| (only = ENV["PGSESS_RBBENCH_ONLY"]) ? all.slice(*only.split(",").map(&:to_sym)) : all }.freeze
 times = Hash.new { |h, k| h[k] = Hash.new { |hh, kk| hh[kk] = [] } }
 drivers["pgsess"][:roundtrip].call(100) # warm-up
+drivers["pgsess"][:roundtrip_cached].call(100)
+drivers["pgsess"][:typed].call if WORKLOADS.key?(:typed) # prepares TYPED: its types are known from here on
+drivers["pg"][:typed].call if WORKLOADS.key?(:typed)
 drivers["pg"][:roundtrip].call(100)
 drivers["sequel-pgsess"][:sq_roundtrip].call(100)
 drivers["sequel-postgres"][:sq_roundtrip].call(100)
@@ -86,10 +104,10 @@ rounds.times do |round|
     (round.even? ? [ours, theirs] : [theirs, ours]).each do |name|
       GC.start
       t = clock
-      w.to_s.end_with?("roundtrip") ? drivers[name][w].call(roundtrips) : drivers[name][w].call
+      w.to_s.include?("roundtrip") ? drivers[name][w].call(roundtrips) : drivers[name][w].call
       ns = (clock - t) * 1e9 / per
       times[w][name] << ns
-      printf("round %d  %-12s %-15s %10.1f ns/%s\n", round + 1, w, name, ns, w.to_s.end_with?("roundtrip") ? "statement" : "row")
+      printf("round %d  %-12s %-15s %10.1f ns/%s\n", round + 1, w, name, ns, w.to_s.include?("roundtrip") ? "statement" : "row")
     end
   end
 end
