@@ -589,9 +589,9 @@ struct pgsess_results *pgsess_query(struct pgsess_session *session, const char *
  * without the cache, are text, exactly as `pgsess_query` gives them. Read each column's format
  * with `pgsess_results_column_format`; the typed getters and `pgsess_results_get_text` read
  * both formats alike. Without parameters, a string holding one statement (no `;` but trailing
- * ones) runs on the extended protocol, so it is cached; one with several statements (or a `;`
- * in a literal or comment) runs on the simple protocol as in `pgsess_query`, its last result
- * returned, in text. Connection, results, errors and threads as for `pgsess_query`.
+ * ones, and no `$`) runs on the extended protocol, so it is cached; any other (several
+ * statements, or a `;` or `$` in a literal, comment or dollar quote) runs on the simple
+ * protocol as in `pgsess_query`, its last result returned, in text. Connection, results, errors and threads as for `pgsess_query`.
  *
  * # Safety
  * As for `pgsess_query`.

@@ -301,7 +301,10 @@ fn typed_statements_read_the_cheaper_types_in_binary_from_their_second_run() {
     }
     assert!(!prepared(&s).iter().any(|(sql, _)| sql.contains("SELECT 1;")), "not prepared");
     let as_query = |sql| s.query(sql, &[]).map(|r| r.set.nrows()).map_err(|e| e.message);
-    assert_eq!(s.query_typed("", &[]).map(|r| r.set.nrows()).map_err(|e| e.message), as_query(""));
+    for sql in ["", "SELECT $1::int", "-- a comment"] {
+        let typed = s.query_typed(sql, &[]).map(|r| r.set.nrows()).map_err(|e| e.message);
+        assert_eq!(typed, as_query(sql), "{sql:?}: the same answer as query");
+    }
 
     // Without the cache, typed statements are all text, as query's.
     let off = Session::open("x", &options(c.uri(), 1, 0)).unwrap();

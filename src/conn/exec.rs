@@ -109,7 +109,7 @@ impl PgConn {
     /// binary, once the statement cache knows the statement's result types (from its first
     /// reply on this connection; the first run's columns are all text). Without parameters, a
     /// string with one statement (`one_statement`) goes on the extended protocol to be cached,
-    /// and one with several on the simple protocol as `execute_into`. Without a statement cache
+    /// and any other on the simple protocol as `execute_into`. Without a statement cache
     /// this is `execute_into`: the unnamed statement's result types are not known before Bind.
     pub fn query_typed_into(&mut self, sql: &str, params: &[Option<&[u8]>], set: &mut ResultSet) -> Result<()> {
         let cached = self.cache.as_ref().is_some_and(cache::StatementCache::enabled);
@@ -650,16 +650,35 @@ fn text_params<'p>(params: &'p [Option<&'p [u8]>]) -> impl ExactSizeIterator<Ite
     params.iter().map(|&value| Param { value, binary: false })
 }
 
-/// Whether `sql` surely holds one statement, so that without parameters it may go on the
-/// extended protocol (which refuses several): no `;` but trailing ones, and something besides
-/// blanks. A `;` anywhere else, even in a literal or a comment, counts as several, so a string
-/// this cannot read for certain keeps the simple protocol.
+/// Whether `sql`, given without parameters, surely runs on the extended protocol as it would on
+/// the simple one: one statement (the extended protocol refuses several), so no `;` but
+/// trailing ones, something besides blanks, and no `$` (a `$1` would fail as a missing
+/// parameter of the Bind, not as the simple protocol's "there is no parameter $1"). A `;` or
+/// `$` anywhere, even in a literal, a comment or a dollar quote, keeps the simple protocol, so
+/// a string this cannot read for certain runs as `pgsess_query` runs it.
 fn one_statement(sql: &str) -> bool {
     let body = sql.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
-    !body.trim_start().is_empty() && !body.contains(';')
+    !body.trim_start().is_empty() && !body.contains([';', '$'])
 }
 
 /// Execute's row limit: 0 means all rows.
 fn max_rows(rows: u32) -> i32 {
     rows.min(i32::MAX as u32) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_statement;
+
+    #[test]
+    fn only_a_surely_single_statement_leaves_the_simple_protocol() {
+        for sql in ["SELECT 1", " SELECT 1 ;; \n", "SELECT 1 -- x;", "BEGIN"] {
+            assert!(one_statement(sql), "{sql:?}");
+        }
+        for sql in
+            ["", " ; ", "SELECT 1; SELECT 2", "SELECT ';'", "SELECT $1", "DO $$ BEGIN END $$", "SELECT 1 /* ; */"]
+        {
+            assert!(!one_statement(sql), "{sql:?}");
+        }
+    }
 }

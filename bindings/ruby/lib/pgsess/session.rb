@@ -303,7 +303,7 @@ module PGSess
     # float8, bool, bytea, date, timestamptz, uuid) in binary from a statement's second run on a
     # connection (pgsess_query_typed): the server skips their text output and the Ruby values
     # are the same. #exec of a string without parameters then runs on the extended protocol
-    # when it holds one statement (no `;` but a trailing one), so it is cached too. What
+    # when it holds one statement (no `;` but a trailing one, no `$`), so it is cached too. What
     # changes is only what #each_text_row, #each_text_hash and #column_formats show: such a
     # column's bytes and format 1. false keeps every column in text (the Sequel adapter, which
     # converts the text itself, opens its sessions so).
