@@ -921,6 +921,51 @@ static double typed_pgsess(pgsess_session *s, struct typed_sum *out)
     return now_us() - t0;
 }
 
+/* typed_pgsess with the rows read a block at a time: one column getter call per typed column
+   and one pgsess_results_cells call (for the text column) per block of TYPED_BLOCK rows. */
+#define TYPED_BLOCK 1024
+static double typed_pgsess_columns(pgsess_session *s, struct typed_sum *out)
+{
+    static int64_t ints[TYPED_BLOCK], micros[TYPED_BLOCK];
+    static double floats[TYPED_BLOCK];
+    static bool bools[TYPED_BLOCK];
+    static const char *cells[TYPED_BLOCK * 5];
+    static size_t lens[TYPED_BLOCK * 5];
+    pgsess_error *err = NULL;
+    pgsess_results *r;
+    size_t nrows, i, k, n;
+    struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
+    double t0 = now_us();
+    r = pgsess_query_binary(s, BULK_SQL, 0, NULL, NULL, NULL, NULL, &err);
+    if (r == NULL)
+        die("pgsess_query_binary(%s) failed: %s", BULK_SQL, emsg(err));
+    nrows = pgsess_results_nrows(r);
+    if ((long)nrows != BULK_ROWS || pgsess_results_ncols(r) != 5)
+        die("pgsess bulk typed (columns): %zu rows x %zu columns, expected %ld x 5", nrows, pgsess_results_ncols(r),
+            BULK_ROWS);
+    for (i = 0; i < nrows; i += n) {
+        n = nrows - i < TYPED_BLOCK ? nrows - i : TYPED_BLOCK;
+        if (pgsess_results_get_int64_column(r, 0, i, n, ints, NULL, NULL) != PGSESS_OK ||
+            pgsess_results_get_epoch_micros_column(r, 2, i, n, micros, NULL, NULL) != PGSESS_OK ||
+            pgsess_results_get_double_column(r, 3, i, n, floats, NULL, NULL) != PGSESS_OK ||
+            pgsess_results_get_bool_column(r, 4, i, n, bools, NULL, NULL) != PGSESS_OK ||
+            pgsess_results_cells(r, i, n, cells, lens) != n)
+            die("pgsess bulk typed: a column getter failed on rows %zu..%zu", i, i + n);
+        for (k = 0; k < n; k++) {
+            t.ints += (unsigned long long)ints[k];
+            t.len += lens[k * 5 + 1];
+            t.first += (unsigned char)cells[k * 5 + 1][0];
+            t.micros += (unsigned long long)micros[k];
+            t.floats += floats[k];
+            t.trues += bools[k];
+        }
+    }
+    t.rows = (long)nrows;
+    pgsess_results_free(r);
+    *out = t;
+    return now_us() - t0;
+}
+
 static double typed_libpq_text(PGconn *c, struct typed_sum *out)
 {
     PGresult *r;
@@ -987,20 +1032,24 @@ static void workload_bulk_typed(pgsess_session *s, PGconn *c)
 {
     double *a = dalloc(BULK_BLOCKS), *b = dalloc(BULK_BLOCKS), *bb = dalloc(BULK_BLOCKS);
     double *rt = dalloc(BULK_BLOCKS), *rbin = dalloc(BULK_BLOCKS);
+    double *ac = dalloc(BULK_BLOCKS), *rct = dalloc(BULK_BLOCKS), *rcbin = dalloc(BULK_BLOCKS);
     struct typed_sum want, got;
     long k;
     printf("2b. bulk fetch into C types \"%s\": %ld rows, %ld blocks of one fetch per side, 1 warm-up each;\n"
-           "    sides: pgsess_query_binary + typed getters, libpq text + atoi/strtod/strtol, libpq binary + ntohl/be64\n",
+           "    sides: pgsess_query_binary + typed getters (per value, and per column a block of rows at a time),\n"
+           "    libpq text + atoi/strtod/strtol, libpq binary + ntohl/be64\n",
            BULK_SQL, BULK_ROWS, BULK_BLOCKS);
     typed_libpq_text(c, &want);
     typed_pgsess(s, &got);
     typed_check("pgsess", &got, &want);
     typed_libpq_binary(c, &got);
     typed_check("libpq binary", &got, &want);
+    typed_pgsess_columns(s, &got);
+    typed_check("pgsess columns", &got, &want);
     for (k = 0; k < BULK_BLOCKS; k++) {
         int j;
-        for (j = 0; j < 3; j++) {
-            switch ((j + k) % 3) {
+        for (j = 0; j < 4; j++) {
+            switch ((j + k) % 4) {
             case 0:
                 a[k] = typed_pgsess(s, &got) / 1000.0;
                 typed_check("pgsess", &got, &want);
@@ -1009,6 +1058,10 @@ static void workload_bulk_typed(pgsess_session *s, PGconn *c)
                 b[k] = typed_libpq_text(c, &got) / 1000.0;
                 typed_check("libpq text", &got, &want);
                 break;
+            case 2:
+                ac[k] = typed_pgsess_columns(s, &got) / 1000.0;
+                typed_check("pgsess columns", &got, &want);
+                break;
             default:
                 bb[k] = typed_libpq_binary(c, &got) / 1000.0;
                 typed_check("libpq binary", &got, &want);
@@ -1016,19 +1069,30 @@ static void workload_bulk_typed(pgsess_session *s, PGconn *c)
         }
         rt[k] = a[k] / b[k];
         rbin[k] = a[k] / bb[k];
+        rct[k] = ac[k] / b[k];
+        rcbin[k] = ac[k] / bb[k];
     }
     print_stats("pgsess binary + getters per fetch", "ms", a, BULK_BLOCKS);
     print_stats("libpq text + parsing per fetch", "ms", b, BULK_BLOCKS);
     print_stats("libpq binary + decoding per fetch", "ms", bb, BULK_BLOCKS);
+    print_stats("pgsess binary + column getters per fetch", "ms", ac, BULK_BLOCKS);
     print_stats("ratio pgsess/libpq text", "", rt, BULK_BLOCKS);
     print_stats("ratio pgsess/libpq binary", "", rbin, BULK_BLOCKS);
+    print_stats("ratio pgsess columns/libpq text", "", rct, BULK_BLOCKS);
+    print_stats("ratio pgsess columns/libpq binary", "", rcbin, BULK_BLOCKS);
     add_row("2b. bulk fetch into C types: pgsess binary + getters vs libpq text + parsing",
             median(a, (size_t)BULK_BLOCKS), median(b, (size_t)BULK_BLOCKS), "ms", median(rt, (size_t)BULK_BLOCKS),
             LOWER, 0.80, "(issue 15)");
     add_row("2b. bulk fetch into C types: pgsess binary + getters vs libpq binary + ntohl",
             median(a, (size_t)BULK_BLOCKS), median(bb, (size_t)BULK_BLOCKS), "ms",
             median(rbin, (size_t)BULK_BLOCKS), LOWER, 1.00, "(issue 15)");
-    free(a), free(b), free(bb), free(rt), free(rbin);
+    add_row("2b. bulk fetch into C types: pgsess binary + column getters (a block of rows per call) vs libpq "
+            "binary + ntohl",
+            median(ac, (size_t)BULK_BLOCKS), median(bb, (size_t)BULK_BLOCKS), "ms",
+            median(rcbin, (size_t)BULK_BLOCKS), LOWER, 1.00, "(issue 15)");
+    add_row("2b. (extra) pgsess binary + column getters vs libpq text + parsing", median(ac, (size_t)BULK_BLOCKS),
+            median(b, (size_t)BULK_BLOCKS), "ms", median(rct, (size_t)BULK_BLOCKS), INFO, 0, NULL);
+    free(a), free(b), free(bb), free(rt), free(rbin), free(ac), free(rct), free(rcbin);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2958,12 +3022,26 @@ static int run_all(void)
 
 static volatile unsigned long long SINK;
 
-/* bulk: 0 round trip, 1 bulk fetch read by cell, 2 bulk fetch read by row (pgsess only) */
+/* bulk: 0 round trip, 1 bulk fetch read by cell, 2 bulk fetch read by row (pgsess only), 3-5
+   COPY, 6 workload 2b into C types (pgsess: binary + per-value getters; libpq: binary + ntohl),
+   7 the same by column getters (pgsess only) */
 NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, PGconn *c)
 {
     unsigned long long sum = 0;
     long i;
     struct bulk_sum bs;
+    if (bulk >= 6) {
+        struct typed_sum ts;
+        for (i = 0; i < n; i++) {
+            if (bulk == 7)
+                typed_pgsess_columns(s, &ts);
+            else
+                pg ? typed_pgsess(s, &ts) : typed_libpq_binary(c, &ts);
+            sum += ts.ints + ts.micros;
+        }
+        SINK = sum;
+        return;
+    }
     if (bulk >= 3) { /* one copy of COPY_ROWS (= n) rows: 3 in by row, 4 in by 64 KiB, 5 out */
         struct copy_sum cs = {0, 0, 0, 0};
         struct copy_cost cost;
@@ -3047,6 +3125,8 @@ static int run_cg(const char *workload, const char *side, long n)
                : strcmp(workload, "copyin") == 0  ? 3
                : strcmp(workload, "copyin64") == 0 ? 4
                : strcmp(workload, "copyout") == 0 ? 5
+               : strcmp(workload, "typed") == 0 ? 6
+               : strcmp(workload, "typedcol") == 0 ? 7
                                                   : 0;
     int pg = strcmp(side, "pgsess") == 0;
     pgsess_session *s = NULL;
@@ -3054,9 +3134,10 @@ static int run_cg(const char *workload, const char *side, long n)
     unsigned long long dummy = 0;
     struct bulk_sum bs;
     if ((!bulk && strcmp(workload, "rt") != 0) || (!pg && strcmp(side, "libpq") != 0) || n <= 0 ||
-        (bulk == 2 && !pg))
-        die("usage: bench cg rt|bulk|bulkrow|copyin|copyin64|copyout pgsess|libpq N  (bulkrow: pgsess only)");
-    if (bulk >= 3)
+        ((bulk == 2 || bulk == 7) && !pg))
+        die("usage: bench cg rt|bulk|bulkrow|copyin|copyin64|copyout|typed|typedcol pgsess|libpq N  (bulkrow, "
+            "typedcol: pgsess only)");
+    if (bulk >= 3 && bulk <= 5)
         COPY_ROWS = n;
     if (bulk) { /* the table, created here, outside the measured function */
         ctl = pq_connect();
@@ -3068,12 +3149,18 @@ static int run_cg(const char *workload, const char *side, long n)
         if (bulk == 3 || bulk == 4)
             copy_make_data();
     }
+    struct typed_sum warm;
     if (pg)
         s = ps_open(1);
     else
         c = pq_connect();
     /* Warm up outside the measured function. */
-    if (!bulk || bulk >= 3) {
+    if (bulk >= 6) {
+        if (bulk == 7)
+            typed_pgsess_columns(s, &warm);
+        else
+            pg ? typed_pgsess(s, &warm) : typed_libpq_binary(c, &warm);
+    } else if (!bulk || bulk >= 3) {
         if (pg)
             rt_pgsess(s, 0, 50, &dummy);
         else
@@ -3086,8 +3173,8 @@ static int run_cg(const char *workload, const char *side, long n)
     measured_loop(bulk, pg, n, s, c);
     if (bulk == 3 || bulk == 4)
         copyin_verify(ctl, side);
-    printf("CG %s %s n=%ld rows=%ld\n", workload, side, bulk >= 3 ? 1L : n,
-           bulk >= 3 ? COPY_ROWS : bulk ? BULK_ROWS : 1L);
+    printf("CG %s %s n=%ld rows=%ld\n", workload, side, bulk >= 3 && bulk <= 5 ? 1L : n,
+           bulk >= 3 && bulk <= 5 ? COPY_ROWS : bulk ? BULK_ROWS : 1L);
     if (s)
         pgsess_close(s);
     if (c)
@@ -3140,7 +3227,8 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "cg") == 0)
         return run_cg(argv[2], argv[3], strtol(argv[4], NULL, 10));
     fprintf(stderr,
-            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk|bulkrow|copyin|copyin64|copyout pgsess|libpq N\n"
+            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk|bulkrow|copyin|copyin64|copyout|typed|typedcol "
+            "pgsess|libpq N\n"
             "       | cg notify pgsess|libpq|pgsessfd|relay N\n"
             "  (PGSQL_BENCH must hold a PostgreSQL URI)\n",
             argv[0]);

@@ -1432,6 +1432,47 @@ enum pgsess_code pgsess_results_get_int32(const struct pgsess_results *results, 
 enum pgsess_code pgsess_results_get_uuid(const struct pgsess_results *results, size_t row, size_t col, uint8_t *out);
 
 /**
+ * Column `col` of `count` rows from row `first`, each read as `pgsess_results_get_int64`
+ * reads it, into `out[0..count]`: one call for a block of rows instead of one per value (a
+ * columnar reader's, or a binding's scan of many rows). `nulls` NULL or `count` writable
+ * bools: a SQL NULL sets `nulls[i]` true and `out[i]` 0, and without `nulls` is
+ * `PGSESS_NULL_VALUE`. Returns `PGSESS_OK` when every row was read; otherwise the code the
+ * per-value getter gives for the first row that failed, with `out` (and `nulls`) written for
+ * the rows before it and `*read` (when not NULL) their number. Rows past the end (`first +
+ * count` over `pgsess_results_nrows`) or a bad column are `PGSESS_OUT_OF_RANGE` before any row
+ * is read. `count` 0 reads nothing and is `PGSESS_OK`. Any thread.
+ *
+ * # Safety
+ * `results` NULL or live; `out` NULL or `count` writable elements; `nulls` NULL or `count`
+ * writable bools; `read` NULL or writable.
+ */
+enum pgsess_code pgsess_results_get_int64_column(const struct pgsess_results *results, size_t col, size_t first, size_t count, int64_t *out, bool *nulls, size_t *read);
+
+/**
+ * `pgsess_results_get_int64_column` for `pgsess_results_get_double`'s values.
+ *
+ * # Safety
+ * As for `pgsess_results_get_int64_column`.
+ */
+enum pgsess_code pgsess_results_get_double_column(const struct pgsess_results *results, size_t col, size_t first, size_t count, double *out, bool *nulls, size_t *read);
+
+/**
+ * `pgsess_results_get_int64_column` for `pgsess_results_get_bool`'s values (false for NULL).
+ *
+ * # Safety
+ * As for `pgsess_results_get_int64_column`.
+ */
+enum pgsess_code pgsess_results_get_bool_column(const struct pgsess_results *results, size_t col, size_t first, size_t count, bool *out, bool *nulls, size_t *read);
+
+/**
+ * `pgsess_results_get_int64_column` for `pgsess_results_get_epoch_micros`' values.
+ *
+ * # Safety
+ * As for `pgsess_results_get_int64_column`.
+ */
+enum pgsess_code pgsess_results_get_epoch_micros_column(const struct pgsess_results *results, size_t col, size_t first, size_t count, int64_t *out, bool *nulls, size_t *read);
+
+/**
  * The value as the server's text, for a column of either format: sets `*out` to a
  * NUL-terminated string owned by the results (valid until `pgsess_results_free`) and returns
  * `PGSESS_OK`.

@@ -404,6 +404,124 @@ pub unsafe extern "C" fn pgsess_results_get_uuid(
     typed(results, out.cast::<[u8; 16]>(), |r| r.set.get_uuid(row, col))
 }
 
+/// Column `col` of `count` rows from row `first`, each read as `pgsess_results_get_int64`
+/// reads it, into `out[0..count]`: one call for a block of rows instead of one per value (a
+/// columnar reader's, or a binding's scan of many rows). `nulls` NULL or `count` writable
+/// bools: a SQL NULL sets `nulls[i]` true and `out[i]` 0, and without `nulls` is
+/// `PGSESS_NULL_VALUE`. Returns `PGSESS_OK` when every row was read; otherwise the code the
+/// per-value getter gives for the first row that failed, with `out` (and `nulls`) written for
+/// the rows before it and `*read` (when not NULL) their number. Rows past the end (`first +
+/// count` over `pgsess_results_nrows`) or a bad column are `PGSESS_OUT_OF_RANGE` before any row
+/// is read. `count` 0 reads nothing and is `PGSESS_OK`. Any thread.
+///
+/// # Safety
+/// `results` NULL or live; `out` NULL or `count` writable elements; `nulls` NULL or `count`
+/// writable bools; `read` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_int64_column(
+    results: *const pgsess_results,
+    col: usize,
+    first: usize,
+    count: usize,
+    out: *mut i64,
+    nulls: *mut bool,
+    read: *mut usize,
+) -> Code {
+    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::get_int64)
+}
+
+/// `pgsess_results_get_int64_column` for `pgsess_results_get_double`'s values.
+///
+/// # Safety
+/// As for `pgsess_results_get_int64_column`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_double_column(
+    results: *const pgsess_results,
+    col: usize,
+    first: usize,
+    count: usize,
+    out: *mut f64,
+    nulls: *mut bool,
+    read: *mut usize,
+) -> Code {
+    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::get_double)
+}
+
+/// `pgsess_results_get_int64_column` for `pgsess_results_get_bool`'s values (false for NULL).
+///
+/// # Safety
+/// As for `pgsess_results_get_int64_column`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_bool_column(
+    results: *const pgsess_results,
+    col: usize,
+    first: usize,
+    count: usize,
+    out: *mut bool,
+    nulls: *mut bool,
+    read: *mut usize,
+) -> Code {
+    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::get_bool)
+}
+
+/// `pgsess_results_get_int64_column` for `pgsess_results_get_epoch_micros`' values.
+///
+/// # Safety
+/// As for `pgsess_results_get_int64_column`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_get_epoch_micros_column(
+    results: *const pgsess_results,
+    col: usize,
+    first: usize,
+    count: usize,
+    out: *mut i64,
+    nulls: *mut bool,
+    read: *mut usize,
+) -> Code {
+    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::get_epoch_micros)
+}
+
+/// The `pgsess_results_get_*_column` calls: the arguments checked, then `ResultSet::get_column`.
+///
+/// # Safety
+/// As for `pgsess_results_get_int64_column`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn typed_column<T: Copy + Default>(
+    results: *const pgsess_results,
+    col: usize,
+    first: usize,
+    count: usize,
+    out: *mut T,
+    nulls: *mut bool,
+    read: *mut usize,
+    get: fn(&crate::rows::ResultSet, usize, usize) -> Result<T, GetError>,
+) -> Code {
+    call(NO_ERR, || {
+        if !read.is_null() {
+            *read = 0;
+        }
+        let r = arg(results, "results")?;
+        if count == 0 {
+            return Ok(Code::PGSESS_OK);
+        }
+        if out.is_null() {
+            return Err(Error::interface("out is NULL"));
+        }
+        // Checked before the slices are made: `count` is then at most the rows held in memory.
+        if col >= r.set.ncols() || !first.checked_add(count).is_some_and(|end| end <= r.set.nrows()) {
+            return Ok(Code::PGSESS_OUT_OF_RANGE);
+        }
+        // SAFETY: the caller gives `count` writable elements at `out` (and at `nulls`).
+        let out = std::slice::from_raw_parts_mut(out, count);
+        let nulls = (!nulls.is_null()).then(|| std::slice::from_raw_parts_mut(nulls, count));
+        let (done, outcome) = r.set.get_column(col, first, out, nulls, get);
+        if !read.is_null() {
+            *read = done;
+        }
+        Ok(outcome.map_or_else(crate::results::getter_code, |()| Code::PGSESS_OK))
+    })
+}
+
 /// The value as the server's text, for a column of either format: sets `*out` to a
 /// NUL-terminated string owned by the results (valid until `pgsess_results_free`) and returns
 /// `PGSESS_OK`.

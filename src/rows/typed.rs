@@ -61,6 +61,37 @@ impl ResultSet {
         Ok((self.value(row, col).ok_or(GetError::Null)?, column))
     }
 
+    /// Column `col` of the rows from `first` on, one per element of `out`, each read by `get`
+    /// (one of the getters above): what the `pgsess_results_get_*_column` calls give. A NULL
+    /// sets its `nulls` element (when given; without them it is `GetError::Null`) and leaves the
+    /// value `T::default()`. Returns the rows read and, when it stopped before the last, why;
+    /// rows past the end are `OutOfRange` before any is read.
+    pub fn get_column<T: Copy + Default>(
+        &self,
+        col: usize,
+        first: usize,
+        out: &mut [T],
+        mut nulls: Option<&mut [bool]>,
+        get: impl Fn(&ResultSet, usize, usize) -> Result<T, GetError>,
+    ) -> (usize, Result<(), GetError>) {
+        let in_range = first.checked_add(out.len()).is_some_and(|end| end <= self.nrows());
+        if col >= self.columns.len() || !in_range || nulls.as_ref().is_some_and(|n| n.len() != out.len()) {
+            return (0, Err(GetError::OutOfRange));
+        }
+        for (i, slot) in out.iter_mut().enumerate() {
+            let value = match get(self, first + i, col) {
+                Err(GetError::Null) if nulls.is_some() => None,
+                Ok(v) => Some(v),
+                Err(e) => return (i, Err(e)),
+            };
+            if let Some(n) = nulls.as_deref_mut() {
+                n[i] = value.is_none();
+            }
+            *slot = value.unwrap_or_default();
+        }
+        (out.len(), Ok(()))
+    }
+
     /// int2, int4, int8 and oid columns.
     pub fn get_int64(&self, row: usize, col: usize) -> Result<i64, GetError> {
         let (bytes, column) = self.typed_value(row, col)?;
@@ -461,6 +492,33 @@ mod tests {
             }
         }
         assert!(taken > 100_000, "the fast path took {taken} inputs");
+    }
+
+    #[test]
+    fn a_column_is_read_as_its_getter_reads_each_value() {
+        let mut set = ResultSet::default();
+        let col = |type_oid| Column { type_oid, ..Column::default() };
+        set.begin_rows(vec![col(oid::INT8), col(oid::TEXT)].into());
+        for v in [Some(&b"1"[..]), None, Some(b"-3"), Some(b"x")] {
+            assert!(set.push_row([v, Some(&b"t"[..])].into_iter()));
+        }
+        let mut out = [9i64; 3];
+        let mut nulls = [true; 3];
+        assert_eq!(set.get_column(0, 0, &mut out, Some(&mut nulls), ResultSet::get_int64), (3, Ok(())));
+        assert_eq!((out, nulls), ([1, 0, -3], [false, true, false]));
+        // Without nulls a NULL stops it; a value that does not convert stops it too.
+        assert_eq!(set.get_column(0, 0, &mut out, None, ResultSet::get_int64), (1, Err(GetError::Null)));
+        let mut two = [0i64; 2];
+        let per_value = set.get_int64(3, 0).unwrap_err();
+        assert_eq!(set.get_column(0, 2, &mut two, None, ResultSet::get_int64), (1, Err(per_value)));
+        assert_eq!(set.get_column(1, 0, &mut two, None, ResultSet::get_int64), (0, Err(GetError::TypeMismatch)));
+        // Out of range before anything is read.
+        let mut out = [7i64; 2];
+        assert_eq!(set.get_column(0, 3, &mut out, None, ResultSet::get_int64), (0, Err(GetError::OutOfRange)));
+        assert_eq!(set.get_column(2, 0, &mut out, None, ResultSet::get_int64), (0, Err(GetError::OutOfRange)));
+        assert_eq!(set.get_column(0, usize::MAX, &mut out, None, ResultSet::get_int64), (0, Err(GetError::OutOfRange)));
+        assert_eq!(out, [7, 7]);
+        assert_eq!(set.get_column(0, 4, &mut [0i64; 0], None, ResultSet::get_int64), (0, Ok(())));
     }
 
     #[test]

@@ -3,7 +3,7 @@
  * PQexecParams(..., resultFormat = 1) on the same server, value for value and byte for byte,
  * for every expression of the value-fidelity table (and a many-row result with binary and
  * text parameters); column formats; the typed getters on binary values; pgsess_results_get_text
- * and its refusals.
+ * and its refusals; the column getters against the per-value ones.
  * pkg-config: libpq
  * Needs env PGSQL_CTEST (a PostgreSQL URI); opens it as pgsess_open("ctest") and with PQconnectdb.
  */
@@ -403,6 +403,65 @@ static void formats_and_getters(pgsess_session *s)
     pgsess_error_free(err);
 }
 
+/* The column getters give, for a block of rows, what the per-value getters give for each, in
+ * either format, with NULLs; their errors, ranges and NULL arguments. */
+static void column_getters(pgsess_session *s)
+{
+    const char *sql = "SELECT CASE WHEN g % 7 = 0 THEN NULL ELSE g * 3 END::int8 AS i, g * 0.25::float8 AS f, "
+                      "g % 2 = 0 AS b, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 s' AS t, 'x' AS s "
+                      "FROM generate_series(1, 1000) g";
+    for (int binary = 0; binary < 2; binary++) {
+        pgsess_error *err = NULL;
+        pgsess_results *r = binary ? pgsess_query_binary(s, sql, 0, NULL, NULL, NULL, NULL, &err)
+                                   : pgsess_query(s, sql, 0, NULL, &err);
+        if (!CHECK(r != NULL)) {
+            pgsess_error_free(err);
+            return;
+        }
+        static int64_t ints[1000], micros[1000];
+        static double floats[1000];
+        static bool bools[1000], nulls[1000], bnulls[1000];
+        size_t read = 7;
+        CHECK_INTEQ(pgsess_results_get_int64_column(r, 0, 0, 1000, ints, nulls, &read), PGSESS_OK);
+        CHECK_INTEQ(read, 1000);
+        CHECK_INTEQ(pgsess_results_get_double_column(r, 1, 0, 1000, floats, NULL, NULL), PGSESS_OK);
+        CHECK_INTEQ(pgsess_results_get_bool_column(r, 2, 0, 1000, bools, bnulls, NULL), PGSESS_OK);
+        CHECK_INTEQ(pgsess_results_get_epoch_micros_column(r, 3, 0, 1000, micros, NULL, NULL), PGSESS_OK);
+        int same = 1;
+        for (size_t i = 0; i < 1000; i++) {
+            int64_t iv = -1, us = 0;
+            double f = 0;
+            bool b = false;
+            pgsess_code ic = pgsess_results_get_int64(r, i, 0, &iv);
+            same &= ic == (nulls[i] ? PGSESS_NULL_VALUE : PGSESS_OK) && (nulls[i] ? ints[i] == 0 : ints[i] == iv);
+            same &= pgsess_results_get_double(r, i, 1, &f) == PGSESS_OK && f == floats[i];
+            same &= pgsess_results_get_bool(r, i, 2, &b) == PGSESS_OK && b == bools[i] && !bnulls[i];
+            same &= pgsess_results_get_epoch_micros(r, i, 3, &us) == PGSESS_OK && us == micros[i];
+        }
+        CHECK(same);
+        CHECK(nulls[6] && !nulls[5] && ints[5] == 18);
+        /* A block from the middle; without nulls the first NULL (row 13) stops it. */
+        CHECK_INTEQ(pgsess_results_get_int64_column(r, 0, 7, 10, ints, NULL, &read), PGSESS_NULL_VALUE);
+        CHECK_INTEQ(read, 6);
+        CHECK_INTEQ(ints[0], 24);
+        /* A type the getter refuses: the per-value getter's code, nothing read. */
+        CHECK_INTEQ(pgsess_results_get_int64_column(r, 4, 0, 10, ints, NULL, &read), PGSESS_TYPE_MISMATCH);
+        CHECK_INTEQ(read, 0);
+        /* Out of range, before anything is written. */
+        ints[0] = 42;
+        CHECK_INTEQ(pgsess_results_get_int64_column(r, 0, 995, 10, ints, NULL, &read), PGSESS_OUT_OF_RANGE);
+        CHECK_INTEQ(pgsess_results_get_int64_column(r, 5, 0, 1, ints, NULL, &read), PGSESS_OUT_OF_RANGE);
+        CHECK_INTEQ(pgsess_results_get_int64_column(r, 0, SIZE_MAX, 2, ints, NULL, &read), PGSESS_OUT_OF_RANGE);
+        CHECK_INTEQ(pgsess_results_get_int64_column(r, 0, 1, SIZE_MAX, ints, NULL, &read), PGSESS_OUT_OF_RANGE);
+        CHECK_INTEQ(ints[0], 42);
+        CHECK_INTEQ(pgsess_results_get_int64_column(r, 0, 1000, 0, NULL, NULL, &read), PGSESS_OK);
+        CHECK_INTEQ(pgsess_results_get_int64_column(r, 0, 0, 1, NULL, NULL, &read), PGSESS_INTERFACE_ERROR);
+        CHECK_INTEQ(pgsess_results_get_int64_column(NULL, 0, 0, 1, ints, NULL, &read), PGSESS_INTERFACE_ERROR);
+        CHECK_INTEQ(read, 0);
+        pgsess_results_free(r);
+    }
+}
+
 int main(void)
 {
     pgsess_options *o = pgsess_options_new();
@@ -421,6 +480,7 @@ int main(void)
     every_value_equals_libpq(s, pq);
     many_rows_with_parameters(s, pq);
     formats_and_getters(s);
+    column_getters(s);
     PQfinish(pq);
     pgsess_close(s);
     return CHECK_DONE();
