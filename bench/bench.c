@@ -884,20 +884,28 @@ static uint64_t be64(const char *p)
 /* PostgreSQL's binary timestamptz counts microseconds from 2000-01-01 00:00 UTC. */
 #define PG_EPOCH_UNIX_MICROS 946684800000000LL
 
-static double typed_pgsess(pgsess_session *s, struct typed_sum *out)
+/* Workload 2b's rows through pgsess_query_binary, their shape checked. */
+static pgsess_results *typed_binary_results(pgsess_session *s)
 {
     pgsess_error *err = NULL;
-    pgsess_results *r;
-    size_t nrows, i;
-    struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
-    double t0 = now_us();
-    r = pgsess_query_binary(s, BULK_SQL, 0, NULL, NULL, NULL, NULL, &err);
+    pgsess_results *r = pgsess_query_binary(s, BULK_SQL, 0, NULL, NULL, NULL, NULL, &err);
+    size_t nrows;
     if (r == NULL)
         die("pgsess_query_binary(%s) failed: %s", BULK_SQL, emsg(err));
     nrows = pgsess_results_nrows(r);
     if ((long)nrows != BULK_ROWS || pgsess_results_ncols(r) != 5 || pgsess_results_column_format(r, 0) != 1)
         die("pgsess bulk typed: %zu rows x %zu columns (format %d), expected %ld x 5 in binary", nrows,
             pgsess_results_ncols(r), (int)pgsess_results_column_format(r, 0), BULK_ROWS);
+    return r;
+}
+
+static double typed_pgsess(pgsess_session *s, struct typed_sum *out)
+{
+    size_t nrows, i;
+    struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
+    double t0 = now_us();
+    pgsess_results *r = typed_binary_results(s);
+    nrows = pgsess_results_nrows(r);
     for (i = 0; i < nrows; i++) {
         int32_t iv;
         int64_t us;
@@ -931,18 +939,11 @@ static double typed_pgsess_columns(pgsess_session *s, struct typed_sum *out)
     static bool bools[TYPED_BLOCK];
     static const char *cells[TYPED_BLOCK * 5];
     static size_t lens[TYPED_BLOCK * 5];
-    pgsess_error *err = NULL;
-    pgsess_results *r;
     size_t nrows, i, k, n;
     struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
     double t0 = now_us();
-    r = pgsess_query_binary(s, BULK_SQL, 0, NULL, NULL, NULL, NULL, &err);
-    if (r == NULL)
-        die("pgsess_query_binary(%s) failed: %s", BULK_SQL, emsg(err));
+    pgsess_results *r = typed_binary_results(s);
     nrows = pgsess_results_nrows(r);
-    if ((long)nrows != BULK_ROWS || pgsess_results_ncols(r) != 5)
-        die("pgsess bulk typed (columns): %zu rows x %zu columns, expected %ld x 5", nrows, pgsess_results_ncols(r),
-            BULK_ROWS);
     for (i = 0; i < nrows; i += n) {
         n = nrows - i < TYPED_BLOCK ? nrows - i : TYPED_BLOCK;
         if (pgsess_results_get_int64_column(r, 0, i, n, ints, NULL, NULL) != PGSESS_OK ||
