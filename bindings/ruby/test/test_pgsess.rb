@@ -1918,6 +1918,7 @@ class TestPGSess < Minitest::Test
     end
     open(statement_cache: 9, pool_max_size: 1, typed_binary: false) do |s|
       2.times { assert_equal [0] * 10, s.exec(sql, &:column_formats) }
+      s.transaction { |tx| 2.times { assert_equal [0] * 10, tx.session.query(sql, &:column_formats) } }
       assert_equal [["7", "x"]], s.exec("SELECT 7::int8, 'x'") { |r| 2.times.map { r.each_text_row.to_a }.last }
     end
   end

@@ -663,7 +663,7 @@ module PGSess
               end
             end
           end
-          tx = Transaction.new(ptr, @name)
+          tx = Transaction.new(ptr, @name, @typed_binary)
         end
         return Transaction.run(tx, &block) if block
 

@@ -52,9 +52,10 @@ module PGSess
       end
     end
 
-    def initialize(ptr, name = nil) # :nodoc:
+    def initialize(ptr, name = nil, typed_binary = true) # :nodoc:
       @handle = Handle.new(ptr)
       @name = name
+      @typed_binary = typed_binary # the opening session's (Session.open's typed_binary:)
       @session = nil
       ObjectSpace.define_finalizer(self, @handle)
     end
@@ -87,7 +88,7 @@ module PGSess
     # Its #begin raises InterfaceError (use SAVEPOINT). Always the same object.
     def session
       @session ||= Session.adopt(Session::TransactionHandle.new(@handle, @handle.use { |t| Native.pgsess_tx_session(t) }),
-                                 @name)
+                                 @name, @typed_binary)
     end
 
     # Run a statement inside the transaction; parameters, results and block as Session#query.
