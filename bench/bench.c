@@ -3025,12 +3025,18 @@ static volatile unsigned long long SINK;
 
 /* bulk: 0 round trip, 1 bulk fetch read by cell, 2 bulk fetch read by row (pgsess only), 3-5
    COPY, 6 workload 2b into C types (pgsess: binary + per-value getters; libpq: binary + ntohl),
-   7 the same by column getters (pgsess only) */
+   7 the same by column getters (pgsess only), 8 round trip with the statement cache on (pgsess
+   only) */
 NOINLINE static void measured_loop(int bulk, int pg, long n, pgsess_session *s, PGconn *c)
 {
     unsigned long long sum = 0;
     long i;
     struct bulk_sum bs;
+    if (bulk == 8) {
+        rt_pgsess(s, 1000, n, &sum);
+        SINK = sum;
+        return;
+    }
     if (bulk >= 6) {
         struct typed_sum ts;
         for (i = 0; i < n; i++) {
@@ -3128,6 +3134,7 @@ static int run_cg(const char *workload, const char *side, long n)
                : strcmp(workload, "copyout") == 0 ? 5
                : strcmp(workload, "typed") == 0 ? 6
                : strcmp(workload, "typedcol") == 0 ? 7
+               : strcmp(workload, "rtc") == 0 ? 8
                                                   : 0;
     int pg = strcmp(side, "pgsess") == 0;
     pgsess_session *s = NULL;
@@ -3135,12 +3142,12 @@ static int run_cg(const char *workload, const char *side, long n)
     unsigned long long dummy = 0;
     struct bulk_sum bs;
     if ((!bulk && strcmp(workload, "rt") != 0) || (!pg && strcmp(side, "libpq") != 0) || n <= 0 ||
-        ((bulk == 2 || bulk == 7) && !pg))
-        die("usage: bench cg rt|bulk|bulkrow|copyin|copyin64|copyout|typed|typedcol pgsess|libpq N  (bulkrow, "
-            "typedcol: pgsess only)");
+        ((bulk == 2 || bulk >= 7) && !pg))
+        die("usage: bench cg rt|rtc|bulk|bulkrow|copyin|copyin64|copyout|typed|typedcol pgsess|libpq N  (rtc, "
+            "bulkrow, typedcol: pgsess only)");
     if (bulk >= 3 && bulk <= 5)
         COPY_ROWS = n;
-    if (bulk) { /* the table, created here, outside the measured function */
+    if (bulk && bulk != 8) { /* the table, created here, outside the measured function */
         ctl = pq_connect();
         CTL_FOR_EXIT = ctl;
         atexit(cleanup_at_exit);
@@ -3152,11 +3159,13 @@ static int run_cg(const char *workload, const char *side, long n)
     }
     struct typed_sum warm;
     if (pg)
-        s = ps_open(1);
+        s = bulk == 8 ? ps_open_cached(1, 64) : ps_open(1);
     else
         c = pq_connect();
     /* Warm up outside the measured function. */
-    if (bulk >= 6) {
+    if (bulk == 8) {
+        rt_pgsess(s, 0, 50, &dummy);
+    } else if (bulk >= 6) {
         if (bulk == 7)
             typed_pgsess_columns(s, &warm);
         else
@@ -3175,7 +3184,7 @@ static int run_cg(const char *workload, const char *side, long n)
     if (bulk == 3 || bulk == 4)
         copyin_verify(ctl, side);
     printf("CG %s %s n=%ld rows=%ld\n", workload, side, bulk >= 3 && bulk <= 5 ? 1L : n,
-           bulk >= 3 && bulk <= 5 ? COPY_ROWS : bulk ? BULK_ROWS : 1L);
+           bulk >= 3 && bulk <= 5 ? COPY_ROWS : bulk && bulk != 8 ? BULK_ROWS : 1L);
     if (s)
         pgsess_close(s);
     if (c)
@@ -3228,8 +3237,8 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "cg") == 0)
         return run_cg(argv[2], argv[3], strtol(argv[4], NULL, 10));
     fprintf(stderr,
-            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|bulk|bulkrow|copyin|copyin64|copyout|typed|typedcol "
-            "pgsess|libpq N\n"
+            "usage: %s all [-q] | mem pgsess|libpq TABLE ROWS | cg rt|rtc|bulk|bulkrow|copyin|copyin64|copyout|typed|"
+            "typedcol pgsess|libpq N\n"
             "       | cg notify pgsess|libpq|pgsessfd|relay N\n"
             "  (PGSQL_BENCH must hold a PostgreSQL URI)\n",
             argv[0]);

@@ -79,7 +79,8 @@ impl CacheShared {
 #[derive(Debug)]
 struct Entry {
     types: Box<[u32]>,
-    name: Box<str>,
+    /// Shared with each `Use` that names it: a lookup clones no string.
+    name: Arc<str>,
     /// The pool epoch when it was prepared (`CacheShared::forget` after that drops it).
     epoch: u64,
     last_used: u64,
@@ -96,9 +97,9 @@ struct Entry {
 pub enum Use {
     /// Run the prepared statement of this name (Bind only), with the result formats a typed
     /// statement binds when they are known (`Entry::typed`).
-    Cached(Box<str>, Option<Arc<[i16]>>),
+    Cached(Arc<str>, Option<Arc<[i16]>>),
     /// Prepare it under this name in the same write, then Bind.
-    Prepare(Box<str>),
+    Prepare(Arc<str>),
 }
 
 impl Use {
@@ -131,7 +132,7 @@ pub struct StatementCache {
     prefix: u64,
     next_id: u64,
     /// Statements to Close ahead of the next statement.
-    to_close: Vec<Box<str>>,
+    to_close: Vec<Arc<str>>,
 }
 
 impl StatementCache {
@@ -176,7 +177,7 @@ impl StatementCache {
             self.evict_lru();
         }
         self.next_id += 1;
-        let name: Box<str> = format!("pgsess_{:016x}_{}", self.prefix, self.next_id).into();
+        let name: Arc<str> = format!("pgsess_{:016x}_{}", self.prefix, self.next_id).into();
         let entry = Entry {
             types: types.into(),
             name: name.clone(),
@@ -240,7 +241,7 @@ impl StatementCache {
     }
 
     /// The names to Close ahead of the next statement, taken.
-    pub fn take_closes(&mut self) -> Vec<Box<str>> {
+    pub fn take_closes(&mut self) -> Vec<Arc<str>> {
         std::mem::take(&mut self.to_close)
     }
 
@@ -396,7 +397,7 @@ mod tests {
     fn typed_formats_are_learned_once_per_prepared_statement() {
         let col = |type_oid| Column { type_oid, ..Column::default() };
         let mut a = StatementCache::new(4, Arc::new(CacheShared::default()));
-        let n: Box<str> = a.lookup("q", &[]).name().into();
+        let n: Arc<str> = a.lookup("q", &[]).name().into();
         a.prepared("q", &n, true);
         assert_eq!(a.lookup("q", &[]), Use::Cached(n.clone(), None), "not known before a reply");
         a.learn("q", &n, &[col(20), col(25), col(1184)]);
