@@ -508,7 +508,7 @@ unsafe fn typed_column<T: Copy + Default>(
             return Err(Error::interface("out is NULL"));
         }
         // Checked before the slices are made: `count` is then at most the rows held in memory.
-        if col >= r.set.ncols() || !first.checked_add(count).is_some_and(|end| end <= r.set.nrows()) {
+        if !r.set.holds_block(col, first, count) {
             return Ok(Code::PGSESS_OUT_OF_RANGE);
         }
         // SAFETY: the caller gives `count` writable elements at `out` (and at `nulls`).

@@ -61,6 +61,11 @@ impl ResultSet {
         Ok((self.value(row, col).ok_or(GetError::Null)?, column))
     }
 
+    /// Whether column `col` exists and rows `first..first + count` are all there.
+    pub fn holds_block(&self, col: usize, first: usize, count: usize) -> bool {
+        col < self.columns.len() && first.checked_add(count).is_some_and(|end| end <= self.nrows())
+    }
+
     /// Column `col` of the rows from `first` on, one per element of `out`, each read by `get`
     /// (one of the getters above): what the `pgsess_results_get_*_column` calls give. A NULL
     /// sets its `nulls` element (when given; without them it is `GetError::Null`) and leaves the
@@ -74,8 +79,7 @@ impl ResultSet {
         mut nulls: Option<&mut [bool]>,
         get: impl Fn(&ResultSet, usize, usize) -> Result<T, GetError>,
     ) -> (usize, Result<(), GetError>) {
-        let in_range = first.checked_add(out.len()).is_some_and(|end| end <= self.nrows());
-        if col >= self.columns.len() || !in_range || nulls.as_ref().is_some_and(|n| n.len() != out.len()) {
+        if !self.holds_block(col, first, out.len()) || nulls.as_ref().is_some_and(|n| n.len() != out.len()) {
             return (0, Err(GetError::OutOfRange));
         }
         for (i, slot) in out.iter_mut().enumerate() {

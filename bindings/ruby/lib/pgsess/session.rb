@@ -355,7 +355,7 @@ module PGSess
       Accel.address(typed_binary ? :pgsess_query_typed : :pgsess_query)
     end
 
-    def self.adopt(handle, name, typed_binary = true) # :nodoc:
+    def self.adopt(handle, name, typed_binary) # :nodoc:
       session = allocate
       session.send(:adopt, handle, name, typed_binary)
       session
