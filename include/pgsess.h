@@ -225,6 +225,21 @@ typedef struct pgsess_notification pgsess_notification;
 typedef struct pgsess_options pgsess_options;
 
 /**
+ * A statement sent with `pgsess_send_query_params` whose answer has not been read. Owned by
+ * the caller and ended by exactly one of `pgsess_pending_finish` (which gives its results) or
+ * `pgsess_pending_free` (which abandons it). It holds its pooled connection (as results do)
+ * until then. One thread at a time; any thread.
+ *
+ * The usual loop, as with libpq's `PQsendQueryParams`/`PQconsumeInput`/`PQisBusy`: wait until
+ * `pgsess_pending_fd` is readable (poll(2), epoll, a runtime's poller), then call
+ * `pgsess_pending_poll`; when it says the answer is in, `pgsess_pending_finish` returns without
+ * waiting for the server. Bound the wait with `pgsess_pending_wait_ms`: when it passes, call
+ * `pgsess_pending_finish`, which then enforces the statement timeout (cancel, cancel grace)
+ * itself. `pgsess_cancel` on the session cancels a pending statement as any other.
+ */
+typedef struct pgsess_pending pgsess_pending;
+
+/**
  * A submitted request, for cancelling or waiting on it. Owned by the caller, freed with
  * `pgsess_request_free` at any time (freeing neither cancels the request nor stops its
  * callback). One thread at a time.
@@ -458,6 +473,33 @@ typedef struct pgsess_stats_v2 {
 } pgsess_stats_v2;
 
 /**
+ * What `pgsess_results_summary` gives in one call: the values of `pgsess_results_nrows`,
+ * `_ncols`, `_rows_affected`, `_count`, `_backend_pid`, `_notice_count` and `_status`. The
+ * status string is owned by the results.
+ */
+typedef struct pgsess_results_info {
+  size_t nrows;
+  size_t ncols;
+  uint64_t rows_affected;
+  int64_t count;
+  int32_t backend_pid;
+  size_t notice_count;
+  const char *status;
+} pgsess_results_info;
+
+/**
+ * One column as `pgsess_results_summary` describes it: the values of
+ * `pgsess_results_column_name` (owned by the results), `_column_type`, `_column_typmod` and
+ * `_column_format`.
+ */
+typedef struct pgsess_column_info {
+  const char *name;
+  uint32_t type_oid;
+  int32_t typmod;
+  int32_t format;
+} pgsess_column_info;
+
+/**
  * The function `pgsess_run_in_tx` runs in a transaction. `tx` is the runner's: run statements
  * with `pgsess_tx_query` and the like, on `pgsess_tx_session(tx)`, and with savepoints, but do
  * not commit, roll back or keep it (`pgsess_commit` and `pgsess_rollback` on it are refused and
@@ -642,6 +684,19 @@ struct pgsess_results *pgsess_query_binary(struct pgsess_session *session, const
  * As for `pgsess_query`.
  */
 struct pgsess_stream *pgsess_query_stream(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, uint32_t chunk_rows, struct pgsess_error **err);
+
+/**
+ * `pgsess_query_stream` as `pgsess_query_typed` runs a statement: once the pool's statement
+ * cache knows the statement's result types (from its first run on a connection), the columns
+ * of the types that decode faster than they parse (bool, bytea, int2/4/8, oid, float8, date,
+ * timestamptz, uuid) arrive in binary, the others in text; `pgsess_results_column_format` of
+ * each chunk says which, and the typed getters read both. Without a statement cache it is
+ * `pgsess_query_stream`. Arguments, ownership and threads as for `pgsess_query_stream`.
+ *
+ * # Safety
+ * As for `pgsess_query`.
+ */
+struct pgsess_stream *pgsess_query_stream_typed(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, uint32_t chunk_rows, struct pgsess_error **err);
 
 /**
  * Call a set-returning or scalar function: `SELECT * FROM name($1, ...)`. `name` may be
@@ -1343,6 +1398,19 @@ const char *pgsess_results_status(const struct pgsess_results *results);
 const char *pgsess_results_query(const struct pgsess_results *results);
 
 /**
+ * Everything a binding reads about a result before its rows, in one call instead of one per
+ * value (a foreign call costs more than the read: 100-200 ns from Go): the summary into
+ * `*summary`, and the first `min(ncols, columns_len)` columns into `columns` (NULL when
+ * `columns_len` is 0). `PGSESS_INTERFACE_ERROR` when `results` is not a live handle or
+ * `summary` is NULL. Any thread, as the other read-only calls.
+ *
+ * # Safety
+ * `results` NULL or live; `summary` NULL or writable; `columns` NULL or `columns_len` writable
+ * elements.
+ */
+enum pgsess_code pgsess_results_summary(const struct pgsess_results *results, struct pgsess_results_info *summary, struct pgsess_column_info *columns, size_t columns_len);
+
+/**
  * sprockets.clients.postgresql's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
  * without a count (DDL, SET, BEGIN, DO). -1 for NULL.
  *
@@ -1831,6 +1899,79 @@ struct pgsess_results *pgsess_stream_next(struct pgsess_stream *stream, struct p
  * `stream` NULL or a handle from this library (live or ended).
  */
 void pgsess_stream_free(struct pgsess_stream *stream);
+
+/**
+ * Send one statement, as `pgsess_query_params` (`result_format` 0) or `pgsess_query_binary`
+ * (`result_format` 1) would, and return without waiting for its answer. The connection is
+ * checked out first (waiting up to the checkout timeout when the pool has none free, as every
+ * statement does). Arguments as for `pgsess_query_params`; the library keeps what it needs of
+ * them, so they may be freed once this returns. Returns NULL with `*err` set when the statement
+ * could not be sent (its error is the one `pgsess_query_params` would have returned).
+ *
+ * # Safety
+ * As for `pgsess_query_params`.
+ */
+struct pgsess_pending *pgsess_send_query_params(struct pgsess_session *session, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, int32_t result_format, struct pgsess_error **err);
+
+/**
+ * The socket the answer arrives on, to wait on for readability; -1 when `pending` is NULL or
+ * not a live handle. The descriptor stays the library's: do not close it, read from it or change
+ * its flags, except that a `dup(2)` of it may be set `O_NONBLOCK` and registered with a poller
+ * (every read and write of the library tolerates that). A duplicate keeps the socket's file
+ * description alive, not the connection: when the library closes the connection it shuts the
+ * socket down first, so a duplicate then reads end-of-file. `*serial` (when not NULL) receives
+ * the connection's serial number, unique in the process and never reused, so a caller may
+ * keep one duplicate per serial instead of one per statement.
+ *
+ * # Safety
+ * `pending` NULL or a live handle; `serial` NULL or writable.
+ */
+int32_t pgsess_pending_fd(const struct pgsess_pending *pending, uint64_t *serial);
+
+/**
+ * Read what the server has sent so far without blocking. Returns 1 when the answer is in (or
+ * the connection failed): `pgsess_pending_finish` will not wait for the server; 0 when more is
+ * to come (wait for the socket again: everything that had arrived has been read, so an
+ * edge-triggered poller wakes for what comes next); -1 when `pending` is NULL or not a live
+ * handle.
+ *
+ * # Safety
+ * `pending` NULL or a live handle.
+ */
+int32_t pgsess_pending_poll(struct pgsess_pending *pending);
+
+/**
+ * How many milliseconds the caller may wait for the socket before it should call
+ * `pgsess_pending_finish` anyway (the statement timeout passes then; finish asks the server to
+ * cancel and waits at most the cancel grace); -1 when the session has no statement timeout (or
+ * `pending` is not a live handle), 0 when it has passed.
+ *
+ * # Safety
+ * `pending` NULL or a live handle.
+ */
+int64_t pgsess_pending_wait_ms(const struct pgsess_pending *pending);
+
+/**
+ * End a pending statement and give its results, as `pgsess_query_params` would have (free them
+ * with `pgsess_results_free`), or NULL with `*err` set to its error. Reads whatever of the
+ * answer has not arrived, waiting for the server as a blocking statement does. `pending` is
+ * consumed either way (even when NULL is returned); NULL or a handle already ended is
+ * `PGSESS_INTERFACE_ERROR`.
+ *
+ * # Safety
+ * `pending` NULL or a handle from this library.
+ */
+struct pgsess_results *pgsess_pending_finish(struct pgsess_pending *pending, struct pgsess_error **err);
+
+/**
+ * Abandon a pending statement without reading its answer: its connection is closed (the
+ * server ends the statement when it sees that) instead of going back to the pool, and on a
+ * pinned session the next statement runs on a new connection. NULL is ignored.
+ *
+ * # Safety
+ * `pending` NULL or a handle from this library.
+ */
+void pgsess_pending_free(struct pgsess_pending *pending);
 
 /**
  * A new, empty batch. Never NULL.

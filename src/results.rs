@@ -104,6 +104,11 @@ impl Results {
         }
     }
 
+    /// The lease the results hold, if any.
+    pub(crate) fn hold_lease(&self) -> Option<&Lease> {
+        self.hold.lease()
+    }
+
     /// The lease (to run the statement on) and the rows (to fill), at once.
     pub(crate) fn lease_and_set(&mut self) -> (Option<&Lease>, &mut ResultSet) {
         (self.hold.lease(), &mut self.set)

@@ -225,6 +225,11 @@ impl PgConn {
             host: spec.clone(),
             opened_at: Instant::now(),
             statement_timeout: None,
+            reply_since: None,
+            serial: {
+                static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
             last_param_count: None,
             last_row_description: None,
             spare_rows: None,

@@ -192,47 +192,173 @@ impl PgConn {
     {
         let was_idle = self.tx_status == TxStatus::Idle;
         for attempt in 0.. {
-            let parse = matches!(how, cache::Use::Prepare(_));
-            self.queue_closes();
-            self.parse_completes = 0;
-            let result = match how.typed() {
-                Some(formats) if shape.typed && !formats.is_empty() => ResultFormats::Each(formats),
-                _ => shape.result,
-            };
-            let shape = Shape { statement: how.name(), parse, result, ..shape };
-            let sent = self.queue_extended(sql, types, params.clone(), shape);
+            let sent = self.send_cached(sql, types, params.clone(), shape, &how);
             let outcome = sent.and_then(|()| self.collect_into(set, false, None, shape.stop()));
-            let cache = self.cache.as_mut().expect("run_cached runs with a cache");
-            if parse {
-                cache.prepared(sql, how.name(), self.parse_completes > 0);
+            if let Some(more) = self.after_cached(sql, types, &mut how, attempt, was_idle, outcome, set)? {
+                return Ok(more);
             }
-            let e = match outcome {
-                Ok(more) => {
-                    if how.typed().is_none() {
-                        cache.learn(sql, how.name(), set.columns());
-                    }
-                    return Ok(more);
-                }
-                Err(e) => e,
-            };
-            let lost = match &e.server {
-                Some(f) if !parse && !self.broken => {
-                    cache::invalidated(Some(&f.sqlstate), f.routine.as_deref(), &f.message)
-                }
-                _ => None,
-            };
-            let Some(lost) = lost else { return Err(e) };
-            if !cache.heal(sql, how.name(), lost) {
-                crate::log::warn(|| format!("connection to {}: {POOLER_LOST_STATEMENTS}", self.host));
-                return Err(Error { message: format!("{} ({POOLER_LOST_STATEMENTS})", e.message), ..e });
-            }
-            if attempt > 0 || !was_idle || self.tx_status != TxStatus::Idle {
-                return Err(Error { message: format!("{} ({IN_TRANSACTION_NO_RETRY})", e.message), ..e });
-            }
-            set.reset_statement();
-            how = cache.lookup(sql, types);
         }
         unreachable!("the loop returns")
+    }
+
+    /// One attempt of `run_cached`: queue what the cache closes, then send the statement as
+    /// `how` says (Parse under its new name first, or Bind of the prepared one).
+    fn send_cached<'p, P>(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: P,
+        shape: Shape<'static>,
+        how: &cache::Use,
+    ) -> Result<()>
+    where
+        P: ExactSizeIterator<Item = Param<'p>> + Clone,
+    {
+        self.queue_closes();
+        self.parse_completes = 0;
+        let result = match how.typed() {
+            Some(formats) if shape.typed && !formats.is_empty() => ResultFormats::Each(formats),
+            _ => shape.result,
+        };
+        let parse = matches!(how, cache::Use::Prepare(_));
+        let shape = Shape { statement: how.name(), parse, result, ..shape };
+        self.queue_extended(sql, types, params, shape)
+    }
+
+    /// After one attempt of `run_cached` (`outcome`: sent and read, or why not): the cache
+    /// learns what it says. `Some(more)` when the statement is done; `None` when it is to be
+    /// sent again as `how` now says (a healed statement, outside a transaction block, once).
+    #[allow(clippy::too_many_arguments)]
+    fn after_cached(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        how: &mut cache::Use,
+        attempt: u32,
+        was_idle: bool,
+        outcome: Result<bool>,
+        set: &mut ResultSet,
+    ) -> Result<Option<bool>> {
+        let parse = matches!(how, cache::Use::Prepare(_));
+        let cache = self.cache.as_mut().expect("run_cached runs with a cache");
+        if parse {
+            cache.prepared(sql, how.name(), self.parse_completes > 0);
+        }
+        let e = match outcome {
+            Ok(more) => {
+                if how.typed().is_none() {
+                    cache.learn(sql, how.name(), set.columns());
+                }
+                return Ok(Some(more));
+            }
+            Err(e) => e,
+        };
+        let lost = match &e.server {
+            Some(f) if !parse && !self.broken => {
+                cache::invalidated(Some(&f.sqlstate), f.routine.as_deref(), &f.message)
+            }
+            _ => None,
+        };
+        let Some(lost) = lost else { return Err(e) };
+        if !cache.heal(sql, how.name(), lost) {
+            crate::log::warn(|| format!("connection to {}: {POOLER_LOST_STATEMENTS}", self.host));
+            return Err(Error { message: format!("{} ({POOLER_LOST_STATEMENTS})", e.message), ..e });
+        }
+        if attempt > 0 || !was_idle || self.tx_status != TxStatus::Idle {
+            return Err(Error { message: format!("{} ({IN_TRANSACTION_NO_RETRY})", e.message), ..e });
+        }
+        set.reset_statement();
+        *how = cache.lookup(sql, types);
+        Ok(None)
+    }
+
+    /// Send one statement as `query_params_into` (or `query_binary_into`, `binary`) does, and
+    /// return without reading its reply: `poll_reply` reads what has arrived without blocking,
+    /// `finish_statement` reads the rest into `set`. Nothing else may be sent on the connection
+    /// in between. The statement timeout counts from now.
+    pub fn send_statement(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: &[Param<'_>],
+        binary: bool,
+        set: &mut ResultSet,
+    ) -> Result<SentStatement> {
+        self.lend_spare_rows(set);
+        let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
+        let shape = Shape { result, ..Shape::UNNAMED };
+        let how = self.cache.as_mut().filter(|c| c.enabled()).map(|cache| cache.lookup(sql, types));
+        let was_idle = self.tx_status == TxStatus::Idle;
+        let sent = match &how {
+            Some(how) => self.send_cached(sql, types, params.iter().copied(), shape, how),
+            None => self.queue_extended(sql, types, params.iter().copied(), shape),
+        };
+        let mut statement = SentStatement {
+            sql: sql.into(),
+            types: types.into(),
+            params: params.iter().map(|p| (p.value.map(<[u8]>::to_vec), p.binary)).collect(),
+            binary,
+            how,
+            was_idle,
+            scanned: 0,
+        };
+        if let Err(e) = sent {
+            let outcome = match statement.how.as_mut() {
+                Some(how) => self.after_cached(sql, types, how, 0, was_idle, Err(e), set).map(drop),
+                None => Err(e),
+            };
+            return self.explain_param_mismatch(outcome, sql, types, params.len()).map(|()| statement);
+        }
+        self.reply_since = Some(Instant::now());
+        Ok(statement)
+    }
+
+    /// Read, without blocking, what the server has sent in reply to `sent`. True when
+    /// `finish_statement` will not wait for the server: the reply is all in (its ReadyForQuery
+    /// is buffered), or what is buffered reached `PENDING_READ_LIMIT`, or the connection failed
+    /// (`finish_statement` reports how).
+    pub fn poll_reply(&mut self, sent: &mut SentStatement) -> bool {
+        loop {
+            if sent.scan(&self.read_buf) {
+                return true;
+            }
+            if self.read_buf.len() >= PENDING_READ_LIMIT {
+                return true;
+            }
+            match self.stream.fill_available(&mut self.read_buf, PENDING_READ_LIMIT) {
+                Ok(true) => return sent.scan(&self.read_buf),
+                Ok(false) => {}
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// Read the reply to `sent` into `set` (waiting for what has not arrived), as the blocking
+    /// call would have: the statement cache learns from it, and a cached statement the server
+    /// says is invalid is healed and, outside a transaction block, sent once more.
+    pub fn finish_statement(&mut self, sent: SentStatement, set: &mut ResultSet) -> Result<()> {
+        let SentStatement { sql, types, params, binary, how, was_idle, .. } = sent;
+        let params: Vec<Param<'_>> = params.iter().map(|(v, b)| Param { value: v.as_deref(), binary: *b }).collect();
+        let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
+        let shape = Shape { result, ..Shape::UNNAMED };
+        let mut outcome = self.collect_into(set, false, None, shape.stop());
+        let outcome = match how {
+            None => outcome.map(drop),
+            Some(mut how) => {
+                let mut attempt = 0;
+                loop {
+                    match self.after_cached(&sql, &types, &mut how, attempt, was_idle, outcome, set) {
+                        Ok(Some(_)) => break Ok(()),
+                        Err(e) => break Err(e),
+                        Ok(None) => {}
+                    }
+                    attempt += 1;
+                    let sent = self.send_cached(&sql, &types, params.iter().copied(), shape, &how);
+                    outcome = sent.and_then(|()| self.collect_into(set, false, None, shape.stop()));
+                }
+            }
+        };
+        self.explain_param_mismatch(outcome, &sql, &types, params.len())
     }
 
     /// Close, ahead of the next statement and in its write, what the cache evicted or forgot.
@@ -286,7 +412,20 @@ impl PgConn {
     /// Start a statement whose rows come `chunk_rows` at a time: the first chunk, and whether
     /// more rows remain (the portal is suspended until `stream_more` or `stream_abandon`).
     pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
-        let shape = Shape { rows: chunk_rows, keep_open: true, ..Shape::UNNAMED };
+        self.stream_open_as(sql, params, chunk_rows, false)
+    }
+
+    /// `stream_open`; `typed`: with the columns of the types `rows::binary::prefers_binary`
+    /// names in binary once the statement cache knows the statement's result types, as
+    /// `query_typed_into` (without a cache, as `stream_open`).
+    pub fn stream_open_as(
+        &mut self,
+        sql: &str,
+        params: &[Option<&[u8]>],
+        chunk_rows: u32,
+        typed: bool,
+    ) -> Result<(ResultSet, bool)> {
+        let shape = Shape { rows: chunk_rows, keep_open: true, typed, ..Shape::UNNAMED };
         let mut set = ResultSet::default();
         let outcome = self.run_one(sql, &[], text_params(params), shape, &mut set);
         let outcome = outcome.map(|more| (set, more));
@@ -638,6 +777,47 @@ pub struct Param<'a> {
     pub binary: bool,
 }
 
+/// How much of a pending statement's reply `PgConn::poll_reply` reads ahead before it leaves
+/// the rest to `finish_statement` (which applies the reader's limits to what it keeps).
+pub const PENDING_READ_LIMIT: usize = 256 * 1024;
+
+/// A statement sent by `PgConn::send_statement` whose reply is still to be read: what
+/// `finish_statement` needs to read it, and to send it once more if the statement cache heals
+/// it (its own copy of the SQL and the parameters).
+pub struct SentStatement {
+    sql: Box<str>,
+    types: Box<[u32]>,
+    params: Vec<(Option<Vec<u8>>, bool)>,
+    binary: bool,
+    /// How the statement cache sent it (`None`: on the unnamed statement).
+    how: Option<cache::Use>,
+    /// The connection was outside a transaction block when it was sent.
+    was_idle: bool,
+    /// How far the buffered reply has been looked through, in whole messages.
+    scanned: usize,
+}
+
+impl SentStatement {
+    /// Look through the whole messages of `buf` not yet looked at: true once a ReadyForQuery is
+    /// among them, or a length is malformed (the reader reports it).
+    fn scan(&mut self, buf: &[u8]) -> bool {
+        while let [tag, a, b, c, d, ..] = *buf.get(self.scanned..).unwrap_or_default() {
+            let len = u32::from_be_bytes([a, b, c, d]) as usize;
+            if len < 4 {
+                return true;
+            }
+            if buf.len() - self.scanned < 1 + len {
+                return false;
+            }
+            self.scanned += 1 + len;
+            if tag == b'Z' {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 /// One statement of a pipelined batch: SQL and text parameters (None is NULL).
 #[derive(Clone, Debug, Default)]
 pub struct BatchStatement {
@@ -668,7 +848,55 @@ fn max_rows(rows: u32) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::one_statement;
+    use super::{one_statement, SentStatement};
+
+    fn sent() -> SentStatement {
+        SentStatement {
+            sql: "".into(),
+            types: Box::new([]),
+            params: Vec::new(),
+            binary: false,
+            how: None,
+            was_idle: true,
+            scanned: 0,
+        }
+    }
+
+    fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![tag];
+        m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn a_pending_reply_is_in_once_its_ready_for_query_is_whole() {
+        let mut reply = message(b'2', b"");
+        reply.extend(message(b'D', &[0, 1, 0, 0, 0, 1, b'7']));
+        reply.extend(message(b'C', b"SELECT 1\0"));
+        reply.extend(message(b'Z', b"I"));
+        // Byte by byte: never early, and each whole message looked at once.
+        let mut s = sent();
+        for end in 0..reply.len() {
+            assert!(!s.scan(&reply[..end]), "in after {end} of {} bytes", reply.len());
+            assert!(s.scanned <= end);
+        }
+        assert!(s.scan(&reply));
+        // A ReadyForQuery's tag inside another message's body is not one.
+        let mut s = sent();
+        let fake = message(b'D', &[b'Z', 0, 0, 0, 5, b'I']);
+        assert!(!s.scan(&fake));
+        assert_eq!(s.scanned, fake.len());
+    }
+
+    #[test]
+    fn a_malformed_length_ends_the_wait_for_the_reader_to_report() {
+        let mut s = sent();
+        assert!(s.scan(&[b'D', 0, 0, 0, 3, 0, 0]));
+        // A huge length only waits (the reader bounds what it keeps: `check_front`).
+        let mut s = sent();
+        assert!(!s.scan(&[b'D', 0x7f, 0xff, 0xff, 0xff, 0]));
+    }
 
     #[test]
     fn only_a_surely_single_statement_leaves_the_simple_protocol() {

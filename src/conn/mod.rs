@@ -46,7 +46,7 @@ use crate::config::HostSpec;
 use crate::error::{Error, ServerFields};
 pub use cache::CacheShared;
 pub use copy::{CopyDirection, CopyFrames, COPY_FLUSH_AT};
-pub use exec::{check_param_count, BatchStatement, Param, MAX_PARAMS};
+pub use exec::{check_param_count, BatchStatement, Param, SentStatement, MAX_PARAMS, PENDING_READ_LIMIT};
 pub use notify::{is_connection_loss, Notification, NOTIFICATIONS_PER_CONNECTION};
 use reader::buffered_message;
 pub use reader::{
@@ -122,6 +122,11 @@ pub struct PgConn {
     opened_at: Instant,
     /// Client-enforced bound on each statement (see `set_statement_timeout`).
     statement_timeout: Option<Duration>,
+    /// This connection's number in the process (`share_socket`).
+    serial: u64,
+    /// When the wait for the next reply began, if not when its reading begins: a pending
+    /// statement's send (`send_statement`). Taken by the reader.
+    reply_since: Option<Instant>,
     /// Set once the startup's BackendKeyData is in.
     cancel_key: Arc<CancelKey>,
     /// The parameter count of the last ParameterDescription received.
@@ -228,6 +233,21 @@ impl PgConn {
             (Some(f), TxStatus::Failed) => Some((f.0.as_str(), f.1.as_str())),
             _ => None,
         }
+    }
+
+    /// The socket's descriptor, for a host runtime that waits for it to become readable on a
+    /// `dup(2)` of it (`Stream::share`), and this connection's serial number: unique in the
+    /// process, never reused, so a cache of duplicates keyed by it never confuses two
+    /// connections that had the same descriptor number.
+    pub fn share_socket(&mut self) -> (std::os::fd::RawFd, u64) {
+        self.stream.share();
+        (self.stream.fd(), self.serial)
+    }
+
+    /// Abandon the connection: it is closed when it goes back to the pool (a pending
+    /// statement dropped before its reply was read leaves it out of step).
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
     }
 
     pub fn is_broken(&self) -> bool {

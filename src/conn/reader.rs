@@ -184,7 +184,10 @@ impl PgConn {
         // Stopped before ReadyForQuery: at PortalSuspended or at the start of a COPY (`stop`).
         let mut stopped_early = false;
         let mut deadline = deadline;
-        let mut cancel_at = self.statement_timeout.map(|t| Instant::now() + t);
+        // The statement timeout counts from when the wait began: a pending statement's
+        // (`send_statement`) began when it was sent.
+        let since = self.reply_since.take();
+        let mut cancel_at = self.statement_timeout.map(|t| since.unwrap_or_else(Instant::now) + t);
         // A signal interrupted the wait and the server was asked to cancel (once per statement).
         let mut cancelled_on_signal = false;
         // DataRows belong to the rows a RowDescription (or a stream's first chunk) began, until

@@ -36,6 +36,9 @@ pub struct Stream {
     more_waiting: bool,
     /// What bounds every wait beyond the caller's deadline (`waits`).
     pub(super) bounds: Bounds,
+    /// A duplicate of the descriptor is held elsewhere (`share`), by this process: shut the
+    /// socket down before closing it (never in a forked child, whose parent still uses it).
+    shared_by: Option<u32>,
 }
 
 /// Why a TLS handshake did not complete.
@@ -81,7 +84,14 @@ impl Stream {
     }
 
     fn new(socket: Socket) -> Stream {
-        let stream = Stream { socket, tls: None, read_timeout: None, more_waiting: false, bounds: Bounds::new() };
+        let stream = Stream {
+            socket,
+            tls: None,
+            read_timeout: None,
+            more_waiting: false,
+            bounds: Bounds::new(),
+            shared_by: None,
+        };
         stream.bounds.signal.set_fd(stream.socket_fd());
         stream
     }
@@ -330,13 +340,50 @@ impl Stream {
         }
     }
 
-    /// `fill`, while a send waits: within `Bounds::read_while_sending`.
+    /// `fill`, while a send waits: within `Bounds::read_while_sending`. Nothing to read after
+    /// all (poll(2) woke for a hang-up, or another user of the descriptor set `O_NONBLOCK`,
+    /// `Stream::share`) is not an error: the send goes on.
     fn fill_while_sending(&mut self, read_buf: &mut BytesMut) -> io::Result<()> {
         let bound = self.bounds.read_while_sending;
         if read_buf.len() >= bound {
             return Err(super::waits::Bound::ReadWhileSending(read_buf.len()).into_io());
         }
-        self.fill(read_buf)
+        match self.fill(read_buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            done => done,
+        }
+    }
+
+    /// Read, without ever blocking, what the socket holds now into `buf`, until the socket is
+    /// empty (`Ok(true)`: an edge-triggered waiter such as Go's netpoller wakes only for bytes
+    /// that arrive after this) or `buf` holds `limit` bytes (`Ok(false)`: more may be waiting).
+    /// A closed or failed socket is the error a blocking read would give.
+    pub fn fill_available(&mut self, buf: &mut BytesMut, limit: usize) -> io::Result<bool> {
+        let fd = self.socket_fd();
+        while buf.len() < limit {
+            let read = match &mut self.tls {
+                Some(tls) => tls_fill(tls, fd, buf, libc::MSG_DONTWAIT),
+                None => self.read_plain(buf, libc::MSG_DONTWAIT),
+            };
+            match read {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.more_waiting = false;
+                    return Ok(true);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Another owner of this socket's open file description waits on it (a host runtime's
+    /// poller on a `dup(2)` of the descriptor, `pgsess_pending_fd`): from now on, closing the
+    /// connection shuts the socket down first, so the server sees it end even while that
+    /// duplicate stays open. The duplicate may also have set `O_NONBLOCK`, which every read
+    /// and write here tolerates (they poll(2) first, or treat `WouldBlock` as nothing read).
+    pub fn share(&mut self) {
+        self.shared_by = Some(crate::process::current_pid());
     }
 
     fn tls_send_all(&mut self, data: &[u8], read_buf: &mut BytesMut, deadline: Option<Instant>) -> io::Result<()> {
@@ -394,6 +441,10 @@ impl Drop for Stream {
     fn drop(&mut self) {
         // Before the socket's descriptor is closed (its fields are dropped after this).
         self.bounds.signal.closing();
+        if self.shared_by == Some(crate::process::current_pid()) {
+            // SAFETY: our own open socket; shutdown(2) ends it for every descriptor of it.
+            unsafe { libc::shutdown(self.socket_fd(), libc::SHUT_RDWR) };
+        }
     }
 }
 

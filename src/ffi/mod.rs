@@ -32,6 +32,8 @@ pub mod tx;
 
 pub mod stream;
 
+pub mod pending;
+
 pub mod batch;
 
 pub mod copy;

@@ -260,6 +260,80 @@ pub unsafe extern "C" fn pgsess_results_query(results: *const pgsess_results) ->
     call(NO_ERR, || Ok(arg(results, "results")?.sql_c().as_ptr()))
 }
 
+/// What `pgsess_results_summary` gives in one call: the values of `pgsess_results_nrows`,
+/// `_ncols`, `_rows_affected`, `_count`, `_backend_pid`, `_notice_count` and `_status`. The
+/// status string is owned by the results.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct pgsess_results_info {
+    pub nrows: usize,
+    pub ncols: usize,
+    pub rows_affected: u64,
+    pub count: i64,
+    pub backend_pid: i32,
+    pub notice_count: usize,
+    pub status: *const c_char,
+}
+
+/// One column as `pgsess_results_summary` describes it: the values of
+/// `pgsess_results_column_name` (owned by the results), `_column_type`, `_column_typmod` and
+/// `_column_format`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct pgsess_column_info {
+    pub name: *const c_char,
+    pub type_oid: u32,
+    pub typmod: i32,
+    pub format: i32,
+}
+
+/// Everything a binding reads about a result before its rows, in one call instead of one per
+/// value (a foreign call costs more than the read: 100-200 ns from Go): the summary into
+/// `*summary`, and the first `min(ncols, columns_len)` columns into `columns` (NULL when
+/// `columns_len` is 0). `PGSESS_INTERFACE_ERROR` when `results` is not a live handle or
+/// `summary` is NULL. Any thread, as the other read-only calls.
+///
+/// # Safety
+/// `results` NULL or live; `summary` NULL or writable; `columns` NULL or `columns_len` writable
+/// elements.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_results_summary(
+    results: *const pgsess_results,
+    summary: *mut pgsess_results_info,
+    columns: *mut pgsess_column_info,
+    columns_len: usize,
+) -> Code {
+    call(NO_ERR, || {
+        let r = arg(results, "results")?;
+        let out = summary.as_mut().ok_or_else(|| Error::interface("summary is NULL"))?;
+        let set = &r.set;
+        *out = pgsess_results_info {
+            nrows: set.nrows(),
+            ncols: set.ncols(),
+            rows_affected: set.rows_affected(),
+            count: set.count(),
+            backend_pid: set.backend_pid,
+            notice_count: set.notices.len(),
+            status: set.command_tag.as_c_str().as_ptr(),
+        };
+        if columns_len > 0 {
+            if columns.is_null() {
+                return Err(Error::interface("columns is NULL"));
+            }
+            let out = std::slice::from_raw_parts_mut(columns, columns_len);
+            for (o, c) in out.iter_mut().zip(set.columns().iter()) {
+                *o = pgsess_column_info {
+                    name: c.name.as_ptr(),
+                    type_oid: c.type_oid,
+                    typmod: c.type_modifier,
+                    format: i32::from(c.format),
+                };
+            }
+        }
+        Ok(Code::PGSESS_OK)
+    })
+}
+
 /// sprockets.clients.postgresql's `count()` (psycopg2's `rowcount`): rows returned or affected, -1 for commands
 /// without a count (DDL, SET, BEGIN, DO). -1 for NULL.
 ///

@@ -281,6 +281,32 @@ pub unsafe extern "C" fn pgsess_query_stream(
     })
 }
 
+/// `pgsess_query_stream` as `pgsess_query_typed` runs a statement: once the pool's statement
+/// cache knows the statement's result types (from its first run on a connection), the columns
+/// of the types that decode faster than they parse (bool, bytea, int2/4/8, oid, float8, date,
+/// timestamptz, uuid) arrive in binary, the others in text; `pgsess_results_column_format` of
+/// each chunk says which, and the typed getters read both. Without a statement cache it is
+/// `pgsess_query_stream`. Arguments, ownership and threads as for `pgsess_query_stream`.
+///
+/// # Safety
+/// As for `pgsess_query`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_query_stream_typed(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+    chunk_rows: u32,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_stream {
+    call(err, || {
+        let s = arg(session, "session")?;
+        let sql = str_arg(sql, "sql")?;
+        let params = params_arg(nparams, params, "params")?;
+        Ok(give::<pgsess_stream>(Box::new(s.query_stream_typed(sql, &params, chunk_rows)?)))
+    })
+}
+
 /// Call a set-returning or scalar function: `SELECT * FROM name($1, ...)`. `name` may be
 /// schema-qualified (`schema.function`); each dot-separated part is quoted as an identifier,
 /// never spliced into SQL (so it is case-sensitive: `lower`, not `LOWER`). Arguments and results

@@ -667,6 +667,15 @@ impl Lease {
         })
     }
 
+    /// Mark the connection as running a statement of session `session` (0: none any more) for
+    /// longer than one `run_for`: a statement sent by one call and read by another
+    /// (`Session::send_statement`), which `Pool::running_cancellers` finds in between.
+    pub fn set_running_for(&self, session: u64) {
+        if let Some(slot) = self.conn.as_ref() {
+            slot.set_running_for(session);
+        }
+    }
+
     /// Whether this process is a fork of the one that checked the connection out.
     pub fn inherited(&self) -> bool {
         self.owner_pid != crate::process::current_pid()

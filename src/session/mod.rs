@@ -15,10 +15,12 @@ use std::time::Duration;
 
 mod copy;
 mod notify;
+mod pending;
 mod tx;
 
 pub use copy::Copy;
 pub use notify::{NOTIFICATIONS_KEPT, NOTIFICATION_BYTES_KEPT};
+pub use pending::PendingStatement;
 pub use tx::{savepoint_ident, Isolation, Transaction, TxOptions, DEFAULT_TX_ATTEMPTS};
 
 use crate::config::{self, ConnectConfig, PoolSettings, ProcessEnvironment, SessionOptions};
@@ -627,11 +629,21 @@ impl Session {
     /// Run `sql` and receive its rows `chunk_rows` at a time; memory is bounded by one chunk.
     /// The stream (and each chunk's results) holds the connection until dropped.
     pub fn query_stream(&self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<RowStream> {
+        self.query_stream_as(sql, params, chunk_rows, false)
+    }
+
+    /// `query_stream` with the columns of the types `rows::binary::prefers_binary` names in
+    /// binary once the pool's statement cache knows the statement (`PgConn::stream_open_as`).
+    pub fn query_stream_typed(&self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<RowStream> {
+        self.query_stream_as(sql, params, chunk_rows, true)
+    }
+
+    fn query_stream_as(&self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32, typed: bool) -> Result<RowStream> {
         if chunk_rows == 0 {
             return Err(Error::interface("chunk_rows must be at least 1"));
         }
         let lease = self.shared_lease()?;
-        let outcome = self.run(&lease, |c| c.stream_open(sql, params, chunk_rows));
+        let outcome = self.run(&lease, |c| c.stream_open_as(sql, params, chunk_rows, typed));
         let (first, more) = match outcome {
             Ok((set, more)) => (Ok(set), more),
             Err(e) => (Err(e), false),

@@ -73,6 +73,7 @@ kinds! {
     crate::ffi::notify::pgsess_notification => 9;
     crate::ffi::requests::pgsess_request => 10;
     crate::ffi::error::pgsess_error => 11;
+    crate::ffi::pending::pgsess_pending => 12;
 }
 
 /// The C name of `H` (the last segment of its Rust path).

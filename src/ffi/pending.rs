@@ -1,0 +1,154 @@
+//! `pgsess_pending`: a statement sent and not yet read, for a caller that waits for the socket
+//! itself (Go's netpoller, an event loop) rather than inside the library.
+
+use std::ffi::c_char;
+
+use super::boundary::take_checked;
+use super::results::pgsess_results;
+use super::session::pgsess_session;
+use super::{arg, arg_mut, call, call_or, give, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR};
+use crate::error::Error;
+use crate::session::PendingStatement;
+
+/// A statement sent with `pgsess_send_query_params` whose answer has not been read. Owned by
+/// the caller and ended by exactly one of `pgsess_pending_finish` (which gives its results) or
+/// `pgsess_pending_free` (which abandons it). It holds its pooled connection (as results do)
+/// until then. One thread at a time; any thread.
+///
+/// The usual loop, as with libpq's `PQsendQueryParams`/`PQconsumeInput`/`PQisBusy`: wait until
+/// `pgsess_pending_fd` is readable (poll(2), epoll, a runtime's poller), then call
+/// `pgsess_pending_poll`; when it says the answer is in, `pgsess_pending_finish` returns without
+/// waiting for the server. Bound the wait with `pgsess_pending_wait_ms`: when it passes, call
+/// `pgsess_pending_finish`, which then enforces the statement timeout (cancel, cancel grace)
+/// itself. `pgsess_cancel` on the session cancels a pending statement as any other.
+#[allow(non_camel_case_types)]
+pub struct pgsess_pending {
+    _opaque: [u8; 0],
+}
+
+impl Handle for pgsess_pending {
+    type Rust = PendingStatement;
+}
+
+/// Send one statement, as `pgsess_query_params` (`result_format` 0) or `pgsess_query_binary`
+/// (`result_format` 1) would, and return without waiting for its answer. The connection is
+/// checked out first (waiting up to the checkout timeout when the pool has none free, as every
+/// statement does). Arguments as for `pgsess_query_params`; the library keeps what it needs of
+/// them, so they may be freed once this returns. Returns NULL with `*err` set when the statement
+/// could not be sent (its error is the one `pgsess_query_params` would have returned).
+///
+/// # Safety
+/// As for `pgsess_query_params`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn pgsess_send_query_params(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    param_types: *const u32,
+    param_values: *const *const c_char,
+    param_lengths: *const i32,
+    param_formats: *const i32,
+    result_format: i32,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_pending {
+    call(err, || {
+        let s = arg(session, "session")?;
+        let sql = str_arg(sql, "sql")?;
+        let binary = match result_format {
+            0 => false,
+            1 => true,
+            f => return Err(Error::interface(format!("result_format {f}: 0 (text) or 1 (binary)"))),
+        };
+        let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
+        Ok(give::<pgsess_pending>(Box::new(s.send_statement(sql, &types, &params, binary)?)))
+    })
+}
+
+/// The socket the answer arrives on, to wait on for readability; -1 when `pending` is NULL or
+/// not a live handle. The descriptor stays the library's: do not close it, read from it or change
+/// its flags, except that a `dup(2)` of it may be set `O_NONBLOCK` and registered with a poller
+/// (every read and write of the library tolerates that). A duplicate keeps the socket's file
+/// description alive, not the connection: when the library closes the connection it shuts the
+/// socket down first, so a duplicate then reads end-of-file. `*serial` (when not NULL) receives
+/// the connection's serial number, unique in the process and never reused, so a caller may
+/// keep one duplicate per serial instead of one per statement.
+///
+/// # Safety
+/// `pending` NULL or a live handle; `serial` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pending_fd(pending: *const pgsess_pending, serial: *mut u64) -> i32 {
+    call_or(
+        |_| -1,
+        NO_ERR,
+        || {
+            let (fd, number) = arg(pending, "pending")?.socket()?;
+            if let Some(out) = serial.as_mut() {
+                *out = number;
+            }
+            Ok(fd)
+        },
+    )
+}
+
+/// Read what the server has sent so far without blocking. Returns 1 when the answer is in (or
+/// the connection failed): `pgsess_pending_finish` will not wait for the server; 0 when more is
+/// to come (wait for the socket again: everything that had arrived has been read, so an
+/// edge-triggered poller wakes for what comes next); -1 when `pending` is NULL or not a live
+/// handle.
+///
+/// # Safety
+/// `pending` NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pending_poll(pending: *mut pgsess_pending) -> i32 {
+    call_or(|_| -1, NO_ERR, || Ok(i32::from(arg_mut(pending, "pending")?.poll())))
+}
+
+/// How many milliseconds the caller may wait for the socket before it should call
+/// `pgsess_pending_finish` anyway (the statement timeout passes then; finish asks the server to
+/// cancel and waits at most the cancel grace); -1 when the session has no statement timeout (or
+/// `pending` is not a live handle), 0 when it has passed.
+///
+/// # Safety
+/// `pending` NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pending_wait_ms(pending: *const pgsess_pending) -> i64 {
+    call_or(
+        |_| -1,
+        NO_ERR,
+        || Ok(arg(pending, "pending")?.wait_limit().map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
+    )
+}
+
+/// End a pending statement and give its results, as `pgsess_query_params` would have (free them
+/// with `pgsess_results_free`), or NULL with `*err` set to its error. Reads whatever of the
+/// answer has not arrived, waiting for the server as a blocking statement does. `pending` is
+/// consumed either way (even when NULL is returned); NULL or a handle already ended is
+/// `PGSESS_INTERFACE_ERROR`.
+///
+/// # Safety
+/// `pending` NULL or a handle from this library.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pending_finish(
+    pending: *mut pgsess_pending,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_results {
+    call(err, || {
+        let p = take_checked(pending, "pending")?;
+        Ok(give::<pgsess_results>(p.finish()?))
+    })
+}
+
+/// Abandon a pending statement without reading its answer: its connection is closed (the
+/// server ends the statement when it sees that) instead of going back to the pool, and on a
+/// pinned session the next statement runs on a new connection. NULL is ignored.
+///
+/// # Safety
+/// `pending` NULL or a handle from this library.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pending_free(pending: *mut pgsess_pending) {
+    call(NO_ERR, || {
+        drop(take(pending));
+        Ok(())
+    })
+}

@@ -1,0 +1,259 @@
+/*
+ * pending.c - a statement sent with pgsess_send_query_params and read after the
+ * caller waited for the socket itself (poll(2) here, as an event loop or Go's
+ * netpoller does): text and binary results, with and without the statement
+ * cache, errors, a cancel and the statement timeout while pending, abandoning
+ * one (its connection is closed, the next statement runs), a pinned session's
+ * state, and a duplicate of the socket made O_NONBLOCK while blocking
+ * statements (a large parameter, a large result) go on working; and
+ * pgsess_results_summary, what a binding reads of a result in one call.
+ * Needs env PGSQL_CTEST (a PostgreSQL URI); opens it as pgsess_open("ctest").
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
+#include <pgsess.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "helpers.h"
+
+/* Wait for the answer as a caller's event loop would; returns how many times
+ * the socket was found readable. */
+static int wait_answer(pgsess_pending *p)
+{
+    int wakeups = 0;
+    uint64_t serial = 0;
+    int fd = pgsess_pending_fd(p, &serial);
+    CHECK(fd >= 0 && serial > 0);
+    while (pgsess_pending_poll(p) == 0) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        long ms = (long)pgsess_pending_wait_ms(p);
+        int n = poll(&pfd, 1, ms < 0 ? 10000 : (int)ms);
+        if (n == 0)
+            break; /* the statement timeout passed: finish enforces it */
+        wakeups++;
+    }
+    return wakeups;
+}
+
+static pgsess_pending *send1(pgsess_session *s, const char *sql, const char *arg, int format)
+{
+    pgsess_error *err = NULL;
+    const char *values[] = {arg};
+    pgsess_pending *p = pgsess_send_query_params(s, sql, arg ? 1 : 0, NULL, values, NULL, NULL, format, &err);
+    if (p == NULL)
+        print_err(__FILE__, __LINE__, "pgsess_send_query_params", err);
+    pgsess_error_free(err);
+    return p;
+}
+
+static void round_trips(pgsess_session *s, int cache)
+{
+    pgsess_error *err = NULL;
+    int i;
+    for (i = 0; i < 5; i++) {
+        char arg[16];
+        pgsess_pending *p;
+        pgsess_results *r;
+        int32_t v = -1;
+        snprintf(arg, sizeof arg, "%d", i);
+        p = send1(s, "SELECT $1::int4 + 1 AS n", arg, i % 2);
+        CHECK(p != NULL);
+        if (p == NULL)
+            return;
+        wait_answer(p);
+        CHECK_INTEQ(pgsess_pending_poll(p), 1);
+        r = pgsess_pending_finish(p, &err);
+        CHECK(r != NULL && err == NULL);
+        if (r == NULL) {
+            print_err(__FILE__, __LINE__, "finish", err);
+            pgsess_error_free(err);
+            err = NULL;
+            continue;
+        }
+        CHECK_INTEQ(pgsess_results_column_format(r, 0), i % 2);
+        {
+            pgsess_results_info sum;
+            pgsess_column_info cols[2];
+            memset(cols, 0, sizeof cols);
+            CHECK_INTEQ(pgsess_results_summary(r, &sum, cols, 2), PGSESS_OK);
+            CHECK(sum.nrows == 1 && sum.ncols == 1 && sum.rows_affected == 1 && sum.count == 1);
+            CHECK(sum.backend_pid == pgsess_results_backend_pid(r) && sum.notice_count == 0);
+            CHECK_STREQ(sum.status, "SELECT 1");
+            CHECK_STREQ(cols[0].name, "n");
+            CHECK(cols[0].type_oid == 23 && cols[0].typmod == -1 && cols[0].format == i % 2);
+            CHECK(cols[1].name == NULL); /* beyond ncols: untouched */
+            CHECK_INTEQ(pgsess_results_summary(r, NULL, NULL, 0), PGSESS_INTERFACE_ERROR);
+            CHECK_INTEQ(pgsess_results_summary(r, &sum, NULL, 1), PGSESS_INTERFACE_ERROR);
+            CHECK_INTEQ(pgsess_results_summary(NULL, &sum, NULL, 0), PGSESS_INTERFACE_ERROR);
+        }
+        CHECK_INTEQ(pgsess_results_get_int32(r, 0, 0, &v), PGSESS_OK);
+        CHECK_INTEQ(v, i + 1);
+        CHECK_STREQ(pgsess_results_status(r), "SELECT 1");
+        pgsess_results_free(r);
+    }
+    (void)cache;
+}
+
+int main(void)
+{
+    pgsess_options *opts = pgsess_options_new();
+    pgsess_session *s, *cached, *pin;
+    pgsess_error *err = NULL;
+    pgsess_results *r;
+    pgsess_pending *p;
+    pgsess_stats st;
+    uint64_t serial1 = 0, serial2 = 0;
+    double t0;
+    char *v;
+    int dup_fd;
+
+    CHECK_INTEQ(pgsess_options_set_pool_max_size(opts, 1), PGSESS_OK);
+    CHECK_INTEQ(pgsess_options_set_statement_timeout_ms(opts, 1500), PGSESS_OK);
+    CHECK_INTEQ(pgsess_options_set_checkout_timeout_ms(opts, 3000), PGSESS_OK);
+    s = open_ctest(opts);
+    CHECK_INTEQ(pgsess_options_set_statement_cache(opts, 8), PGSESS_OK);
+    cached = open_ctest(opts);
+    pgsess_options_free(opts);
+
+    round_trips(s, 0);
+    round_trips(cached, 1);
+
+    /* The same connection keeps its serial; the pool of 1 gives it back each time. */
+    p = send1(s, "SELECT $1", "a", 0);
+    CHECK(pgsess_pending_fd(p, &serial1) >= 0);
+    pgsess_results_free(pgsess_pending_finish(p, NULL));
+    p = send1(s, "SELECT $1", "b", 0);
+    CHECK(pgsess_pending_fd(p, &serial2) >= 0);
+    CHECK(serial1 == serial2);
+    /* finish without a wait first: it waits inside the library. */
+    r = pgsess_pending_finish(p, &err);
+    CHECK(r != NULL && err == NULL);
+    CHECK_STREQ(r ? pgsess_results_value(r, 0, 0) : NULL, "b");
+    /* While results hold the pool's one connection, a send waits and then says so. */
+    p = pgsess_send_query_params(s, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0, &err);
+    CHECK(p == NULL && err != NULL);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_POOL_EXHAUSTED);
+    pgsess_error_free(err);
+    err = NULL;
+    pgsess_results_free(r);
+
+    /* The statement's error, from finish; the connection is reusable. */
+    p = send1(s, "SELEC $1", "x", 0);
+    CHECK(p != NULL);
+    wait_answer(p);
+    r = pgsess_pending_finish(p, &err);
+    CHECK(r == NULL && err != NULL);
+    CHECK_STREQ(pgsess_error_sqlstate(err), "42601");
+    CHECK_STREQ(pgsess_error_field(err, 'P'), "1");
+    pgsess_error_free(err);
+    err = NULL;
+    v = SCALAR(s, "SELECT 'still here'");
+    CHECK_STREQ(v, "still here");
+    free(v);
+
+    /* What the send refuses: a result format other than 0 or 1, NULL arguments. */
+    p = pgsess_send_query_params(s, "SELECT 1", 0, NULL, NULL, NULL, NULL, 2, &err);
+    CHECK(p == NULL && err != NULL && pgsess_error_code(err) == PGSESS_INTERFACE_ERROR);
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK(pgsess_send_query_params(NULL, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0, NULL) == NULL);
+    CHECK(pgsess_pending_finish(NULL, &err) == NULL && err != NULL);
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK_INTEQ(pgsess_pending_poll(NULL), -1);
+    CHECK_INTEQ(pgsess_pending_fd(NULL, NULL), -1);
+    CHECK_INTEQ(pgsess_pending_wait_ms(NULL), -1);
+    pgsess_pending_free(NULL);
+
+    /* A cancel while pending ends it with 57014, long before its sleep would. */
+    p = send1(s, "SELECT pg_sleep($1::float8)", "1.2", 0);
+    CHECK(p != NULL);
+    CHECK(pgsess_pending_wait_ms(p) > 0 && pgsess_pending_wait_ms(p) <= 1500);
+    {
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    t0 = now_ms();
+    CHECK_INTEQ(pgsess_cancel(s), PGSESS_OK);
+    wait_answer(p);
+    r = pgsess_pending_finish(p, &err);
+    CHECK(r == NULL && err != NULL);
+    CHECK_STREQ(pgsess_error_sqlstate(err), "57014");
+    CHECK(now_ms() - t0 < 1000);
+    pgsess_error_free(err);
+    err = NULL;
+
+    /* The statement timeout (1.5 s) counts from the send: the wait ends at it and finish
+     * cancels. */
+    t0 = now_ms();
+    p = send1(s, "SELECT pg_sleep($1::float8)", "5", 0);
+    wait_answer(p);
+    CHECK(now_ms() - t0 >= 1400);
+    r = pgsess_pending_finish(p, &err);
+    CHECK(r == NULL && err != NULL);
+    CHECK_STREQ(pgsess_error_sqlstate(err), "57014");
+    CHECK(now_ms() - t0 < 4000);
+    pgsess_error_free(err);
+    err = NULL;
+
+    /* Abandoned: its connection is closed, not given back out of step. */
+    p = send1(s, "SELECT pg_sleep($1::float8)", "0.3", 0);
+    pgsess_pending_free(p);
+    v = SCALAR(s, "SELECT 'next'");
+    CHECK_STREQ(v, "next");
+    free(v);
+    CHECK_INTEQ(pgsess_pool_stats(s, &st), PGSESS_OK);
+    CHECK(st.connects >= 2); /* the abandoned one's connection was replaced */
+
+    /* A pinned session's statement: its SET stays on its connection. */
+    pin = pgsess_pin(s, &err);
+    CHECK(pin != NULL);
+    EXEC(pin, "SET application_name = 'pending_c'");
+    p = send1(pin, "SELECT current_setting($1)", "application_name", 0);
+    wait_answer(p);
+    r = pgsess_pending_finish(p, &err);
+    CHECK_STREQ(r ? pgsess_results_value(r, 0, 0) : NULL, "pending_c");
+    pgsess_results_free(r);
+    /* A dup of the socket made O_NONBLOCK (what Go's binding does): blocking calls still work,
+     * with a parameter larger than the socket buffer and a result larger than the read buffer. */
+    p = send1(pin, "SELECT 1", NULL, 0);
+    dup_fd = dup(pgsess_pending_fd(p, NULL));
+    CHECK(dup_fd >= 0 && fcntl(dup_fd, F_SETFL, fcntl(dup_fd, F_GETFL) | O_NONBLOCK) == 0);
+    wait_answer(p);
+    pgsess_results_free(pgsess_pending_finish(p, NULL));
+    {
+        size_t big = 4 * 1024 * 1024;
+        char *text = malloc(big + 1);
+        const char *values[1];
+        memset(text, 'x', big);
+        text[big] = '\0';
+        values[0] = text;
+        r = pgsess_query(pin, "SELECT length($1)", 1, values, &err);
+        CHECK(r != NULL && err == NULL);
+        CHECK_STREQ(r ? pgsess_results_value(r, 0, 0) : NULL, "4194304");
+        pgsess_results_free(r);
+        free(text);
+    }
+    r = Q(pin, "SELECT repeat('y', 100) FROM generate_series(1, 20000)");
+    CHECK(r != NULL && pgsess_results_nrows(r) == 20000);
+    pgsess_results_free(r);
+    pgsess_close(pin);
+    /* Closing the connection shuts the socket down: the duplicate reads end-of-file. */
+    {
+        char c;
+        struct pollfd pfd = {dup_fd, POLLIN, 0};
+        CHECK_INTEQ(pgsess_pool_drain(s, 1000, NULL), PGSESS_OK);
+        CHECK(poll(&pfd, 1, 2000) == 1);
+        CHECK(read(dup_fd, &c, 1) == 0);
+    }
+    close(dup_fd);
+
+    pgsess_close(cached);
+    pgsess_close(s);
+    return CHECK_DONE();
+}
