@@ -328,6 +328,7 @@ func main() {
 	// Warm-up: each driver's connections open and statements prepared.
 	for _, n := range names {
 		_ = single[n].roundtrip(200)
+		_, _ = single[n].bulk()
 		_ = pooled[n].pool(8, 50)
 	}
 	for r := 0; r < *rounds; r++ {

@@ -100,30 +100,37 @@ type Results struct {
 const blockCells = 2048
 
 func newResults(r *C.pgsess_results, sql string, sl *slot) *Results {
+	// Everything but the rows in one cgo call (two for more than 16 columns).
+	var sum C.pgsess_results_info
+	var few [16]C.pgsess_column_info
+	infos := few[:]
+	C.pgsess_results_summary(r, &sum, &infos[0], C.size_t(len(infos)))
+	ncols := int(sum.ncols)
+	if ncols > len(infos) {
+		infos = make([]C.pgsess_column_info, ncols)
+		C.pgsess_results_summary(r, &sum, &infos[0], C.size_t(ncols))
+	}
 	res := &Results{
 		slot:   sl,
 		r:      r,
 		sql:    sql,
-		nrows:  int(C.pgsess_results_nrows(r)),
-		status: cstr(C.pgsess_results_status(r)),
-		nrAff:  uint64(C.pgsess_results_rows_affected(r)),
-		count:  int64(C.pgsess_results_count(r)),
-		pid:    int32(C.pgsess_results_backend_pid(r)),
+		nrows:  int(sum.nrows),
+		status: cstr(sum.status),
+		nrAff:  uint64(sum.rows_affected),
+		count:  int64(sum.count),
+		pid:    int32(sum.backend_pid),
 		row:    -1,
 	}
-	ncols := int(C.pgsess_results_ncols(r))
 	res.cols = make([]Column, ncols)
 	res.bin = make([]bool, ncols)
 	res.mods = make([]int32, ncols)
 	for i := range res.cols {
-		res.mods[i] = int32(C.pgsess_results_column_typmod(r, C.size_t(i)))
-		res.cols[i] = Column{
-			Name:    cstr(C.pgsess_results_column_name(r, C.size_t(i))),
-			TypeOID: uint32(C.pgsess_results_column_type(r, C.size_t(i))),
-		}
-		res.bin[i] = C.pgsess_results_column_format(r, C.size_t(i)) == 1
+		in := &infos[i]
+		res.mods[i] = int32(in.typmod)
+		res.cols[i] = Column{Name: cstr(in.name), TypeOID: uint32(in.type_oid)}
+		res.bin[i] = in.format == 1
 	}
-	if nn := int(C.pgsess_results_notice_count(r)); nn > 0 {
+	if nn := int(sum.notice_count); nn > 0 {
 		res.notes = make([]string, nn)
 		for i := range res.notes {
 			res.notes[i] = cstr(C.pgsess_results_notice(r, C.size_t(i)))

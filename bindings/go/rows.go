@@ -110,7 +110,7 @@ func (r *Rows) open(args []any) error {
 	}
 	stop := watch(r.ctx, r.cs)
 	var cerr *C.pgsess_error
-	st := C.pgsess_query_stream(r.cs, csql, C.size_t(p.n), p.valuesPtr(), C.uint32_t(fetch), &cerr)
+	st := C.pgsess_query_stream_typed(r.cs, csql, C.size_t(p.n), p.valuesPtr(), C.uint32_t(fetch), &cerr)
 	fired := stop()
 	if st == nil {
 		return finish(r.ctx, fired, takeError(cerr, "pgsess_query_stream"))

@@ -788,11 +788,21 @@ func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any
 	var cerr *C.pgsess_error
 	var r *C.pgsess_results
 	switch {
-	case k == sqlBinary:
+	case k == sqlBinary || (k == sqlText && n > 0):
+		// One statement on the extended protocol (pgsess_query with arguments is
+		// pgsess_query_params with text ones): sent, waited for in the netpoller, read.
 		if ctx != nil {
 			cs = C.pgsess_tx_session(ctx)
 		}
-		r = C.pgsess_query_binary(cs, ctext, n, nil, values, lengths, formats, &cerr)
+		format := C.int32_t(0)
+		if k == sqlBinary {
+			format = 1
+		}
+		pending := C.pgsess_send_query_params(cs, ctext, n, nil, values, lengths, formats, format, &cerr)
+		if pending != nil {
+			waitReply(pending)
+			r = C.pgsess_pending_finish(pending, &cerr)
+		}
 	case k == sqlText && ctx != nil && p.binary:
 		r = C.pgsess_tx_query_params(ctx, ctext, n, nil, values, lengths, formats, &cerr)
 	case k == sqlText && ctx != nil:
