@@ -225,7 +225,8 @@ typedef struct pgsess_notification pgsess_notification;
 typedef struct pgsess_options pgsess_options;
 
 /**
- * A statement sent with `pgsess_send_query_params` whose answer has not been read. Owned by
+ * A statement sent with `pgsess_send_query_params` (or `pgsess_send_query_stream`) whose
+ * answer has not been read. Owned by
  * the caller and ended by exactly one of `pgsess_pending_finish` (which gives its results) or
  * `pgsess_pending_free` (which abandons it). It holds its pooled connection (as results do)
  * until then. One thread at a time; any thread.
@@ -478,12 +479,33 @@ typedef struct pgsess_stats_v2 {
  * status string is owned by the results.
  */
 typedef struct pgsess_results_info {
+  /**
+   * `pgsess_results_nrows`.
+   */
   size_t nrows;
+  /**
+   * `pgsess_results_ncols`.
+   */
   size_t ncols;
+  /**
+   * `pgsess_results_rows_affected`.
+   */
   uint64_t rows_affected;
+  /**
+   * `pgsess_results_count`.
+   */
   int64_t count;
+  /**
+   * `pgsess_results_backend_pid`.
+   */
   int32_t backend_pid;
+  /**
+   * `pgsess_results_notice_count`.
+   */
   size_t notice_count;
+  /**
+   * `pgsess_results_status`, owned by the results.
+   */
   const char *status;
 } pgsess_results_info;
 
@@ -493,9 +515,21 @@ typedef struct pgsess_results_info {
  * `_column_format`.
  */
 typedef struct pgsess_column_info {
+  /**
+   * `pgsess_results_column_name`, owned by the results.
+   */
   const char *name;
+  /**
+   * `pgsess_results_column_type`.
+   */
   uint32_t type_oid;
+  /**
+   * `pgsess_results_column_typmod`.
+   */
   int32_t typmod;
+  /**
+   * `pgsess_results_column_format`.
+   */
   int32_t format;
 } pgsess_column_info;
 
@@ -1892,6 +1926,39 @@ enum pgsess_code pgsess_release(struct pgsess_tx *tx, const char *name, struct p
 struct pgsess_results *pgsess_stream_next(struct pgsess_stream *stream, struct pgsess_error **err);
 
 /**
+ * The socket the stream's rows arrive on, to wait on before `pgsess_stream_next` as for a
+ * pending statement (`pgsess_pending_fd`: the same descriptor rules and serial number); -1
+ * when `stream` is not a live handle.
+ *
+ * # Safety
+ * `stream` NULL or a live handle; `serial` NULL or writable.
+ */
+int32_t pgsess_stream_fd(const struct pgsess_stream *stream, uint64_t *serial);
+
+/**
+ * Read what has arrived without blocking: 1 when `pgsess_stream_next` will not wait for the
+ * server (the next chunk's rows or the end of the result are in, the stream has ended, or
+ * the connection failed, which `pgsess_stream_next` then reports), 0 when more is to come
+ * (everything that had arrived was read: wait for the socket again), -1 when `stream` is not a
+ * live handle.
+ *
+ * # Safety
+ * `stream` NULL or a live handle.
+ */
+int32_t pgsess_stream_poll(struct pgsess_stream *stream);
+
+/**
+ * How many milliseconds the caller may wait for the socket before calling `pgsess_stream_next`
+ * anyway (the statement timeout of the chunk's read, counted from the first
+ * `pgsess_stream_poll` for it); -1 without a statement timeout (or for a handle that is not
+ * live).
+ *
+ * # Safety
+ * `stream` NULL or a live handle.
+ */
+int64_t pgsess_stream_wait_ms(const struct pgsess_stream *stream);
+
+/**
  * Free a stream. Rows not yet fetched are discarded (the server stops sending them) and the
  * connection returns to the pool once every chunk is freed too. NULL is ignored.
  *
@@ -1912,6 +1979,19 @@ void pgsess_stream_free(struct pgsess_stream *stream);
  * As for `pgsess_query_params`.
  */
 struct pgsess_pending *pgsess_send_query_params(struct pgsess_session *session, const char *sql, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, int32_t result_format, struct pgsess_error **err);
+
+/**
+ * Send a stream's statement, as `pgsess_query_stream` (`typed` false) or
+ * `pgsess_query_stream_typed` (`typed` true) would, and return without waiting for its first
+ * chunk. Wait as for `pgsess_send_query_params` (`pgsess_pending_poll` says the first chunk
+ * is in once `chunk_rows` rows, or the end of the result, have arrived), then
+ * `pgsess_pending_finish_stream` gives the stream. Arguments, ownership and errors as for
+ * `pgsess_query_stream`.
+ *
+ * # Safety
+ * As for `pgsess_query_stream`.
+ */
+struct pgsess_pending *pgsess_send_query_stream(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, uint32_t chunk_rows, bool typed, struct pgsess_error **err);
 
 /**
  * The socket the answer arrives on, to wait on for readability; -1 when `pending` is NULL or
@@ -1962,6 +2042,18 @@ int64_t pgsess_pending_wait_ms(const struct pgsess_pending *pending);
  * `pending` NULL or a handle from this library.
  */
 struct pgsess_results *pgsess_pending_finish(struct pgsess_pending *pending, struct pgsess_error **err);
+
+/**
+ * `pgsess_pending_finish` for a statement sent with `pgsess_send_query_stream`: reads its first
+ * chunk (waiting for what has not arrived) and gives the stream, as `pgsess_query_stream`
+ * returns it (free it with `pgsess_stream_free`), or NULL with `*err` set. `pending` is
+ * consumed either way; finishing a stream's statement with `pgsess_pending_finish`, or another
+ * with this, is `PGSESS_INTERFACE_ERROR` (and consumes it too).
+ *
+ * # Safety
+ * `pending` NULL or a handle from this library.
+ */
+struct pgsess_stream *pgsess_pending_finish_stream(struct pgsess_pending *pending, struct pgsess_error **err);
 
 /**
  * Abandon a pending statement without reading its answer: its connection is closed (the

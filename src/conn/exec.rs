@@ -1,5 +1,5 @@
 //! Sending statements on one connection: simple and extended queries, pipelined batches, and
-//! streams (a portal read a chunk at a time). Each operation writes its messages, then reads the
+//! streams (one statement's reply read a chunk of rows at a time). Each operation writes its messages, then reads the
 //! reply with `reader` (`collect_into`), which fills the statement's `ResultSet`.
 //!
 //! - With parameters: the unnamed statement of the extended protocol, sent in one write (Parse,
@@ -39,6 +39,11 @@ pub fn check_param_count(n: usize) -> Result<()> {
 /// How long returning a connection may spend rolling back an open transaction.
 pub(super) const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long `stream_abandon` reads the rest of a stream's reply before it asks the server to
+/// cancel the statement, and how many rows it reads (and drops) at a time.
+const ABANDON_PATIENCE: Duration = Duration::from_millis(20);
+const ABANDON_CHUNK: u32 = 4096;
+
 impl PgConn {
     /// Run `sql`, the extended protocol when there are parameters, the simple one otherwise, its
     /// rows going into `set` (filled in place: a statement's results are built where they will
@@ -65,7 +70,7 @@ impl PgConn {
         self.note_sql(sql);
         frontend::query(sql, &mut self.write_buf).map_err(|_| Error::interface("the SQL text contains a NUL byte"))?;
         self.exchange = Exchange::Simple;
-        self.expect_reply(Want::Any, 0, 1);
+        self.expect_reply(Want::Any, 1);
         self.flush_writes(None).map_err(Error::mark_unsent)?;
         self.collect_into(set, false, None, Stop::ReadyForQuery).map(drop)
     }
@@ -150,10 +155,10 @@ impl PgConn {
         self.explain_param_mismatch(outcome, sql, types, given)
     }
 
-    /// Send one statement shaped as `shape` and read its reply (to PortalSuspended when it keeps
-    /// its portal open, else to ReadyForQuery): through the
-    /// statement cache when the pool has one, else on the unnamed statement. True when it
-    /// stopped at PortalSuspended (a stream's portal has more rows).
+    /// Send one statement shaped as `shape` and read its reply (to ReadyForQuery, or for a
+    /// stream to its first chunk's last row): through the statement cache when the pool has
+    /// one, else on the unnamed statement. True when it stopped early (a stream's reply has more
+    /// rows).
     fn run_one<'p, P>(
         &mut self,
         sql: &str,
@@ -286,7 +291,32 @@ impl PgConn {
     ) -> Result<SentStatement> {
         self.lend_spare_rows(set);
         let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
-        let shape = Shape { result, ..Shape::UNNAMED };
+        self.send_shaped(sql, types, params, Shape { result, ..Shape::UNNAMED }, set)
+    }
+
+    /// `send_statement` for a stream (`stream_open_as`): `finish_statement` then reads its
+    /// first chunk of `chunk_rows`, and `poll_reply` says it is in once that many rows (or the
+    /// end of the reply) are buffered.
+    pub fn send_stream(
+        &mut self,
+        sql: &str,
+        params: &[Option<&[u8]>],
+        chunk_rows: u32,
+        typed: bool,
+        set: &mut ResultSet,
+    ) -> Result<SentStatement> {
+        let params: Vec<Param<'_>> = text_params(params).collect();
+        self.send_shaped(sql, &[], &params, Shape { chunk: chunk_rows.max(1), typed, ..Shape::UNNAMED }, set)
+    }
+
+    fn send_shaped(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: &[Param<'_>],
+        shape: Shape<'static>,
+        set: &mut ResultSet,
+    ) -> Result<SentStatement> {
         let how = self.cache.as_mut().filter(|c| c.enabled()).map(|cache| cache.lookup(sql, types));
         let was_idle = self.tx_status == TxStatus::Idle;
         let sent = match &how {
@@ -297,10 +327,12 @@ impl PgConn {
             sql: sql.into(),
             types: types.into(),
             params: params.iter().map(|p| (p.value.map(<[u8]>::to_vec), p.binary)).collect(),
-            binary,
+            binary: matches!(shape.result, ResultFormats::Binary),
+            chunk: shape.chunk,
+            typed: shape.typed,
             how,
             was_idle,
-            scanned: 0,
+            scan: ReplyScan::new(shape.chunk),
         };
         if let Err(e) = sent {
             let outcome = match statement.how.as_mut() {
@@ -314,19 +346,22 @@ impl PgConn {
     }
 
     /// Read, without blocking, what the server has sent in reply to `sent`. True when
-    /// `finish_statement` will not wait for the server: the reply is all in (its ReadyForQuery
-    /// is buffered), or what is buffered reached `PENDING_READ_LIMIT`, or the connection failed
-    /// (`finish_statement` reports how).
+    /// `finish_statement` will not wait for the server (see `poll_scan`).
     pub fn poll_reply(&mut self, sent: &mut SentStatement) -> bool {
+        self.poll_scan(&mut sent.scan)
+    }
+
+    /// Read, without blocking, what has arrived, and look through it with `scan`: true when a
+    /// read of the reply up to where `scan` stops will not wait for the server (its
+    /// ReadyForQuery, or a stream's chunk of rows, is buffered), or what is buffered reached
+    /// `PENDING_READ_LIMIT`, or the connection failed (the read then reports how).
+    pub fn poll_scan(&mut self, scan: &mut ReplyScan) -> bool {
         loop {
-            if sent.scan(&self.read_buf) {
-                return true;
-            }
-            if self.read_buf.len() >= PENDING_READ_LIMIT {
+            if scan.scan(&self.read_buf) || self.read_buf.len() >= PENDING_READ_LIMIT {
                 return true;
             }
             match self.stream.fill_available(&mut self.read_buf, PENDING_READ_LIMIT) {
-                Ok(true) => return sent.scan(&self.read_buf),
+                Ok(true) => return scan.scan(&self.read_buf),
                 Ok(false) => {}
                 Err(_) => return true,
             }
@@ -335,20 +370,21 @@ impl PgConn {
 
     /// Read the reply to `sent` into `set` (waiting for what has not arrived), as the blocking
     /// call would have: the statement cache learns from it, and a cached statement the server
-    /// says is invalid is healed and, outside a transaction block, sent once more.
-    pub fn finish_statement(&mut self, sent: SentStatement, set: &mut ResultSet) -> Result<()> {
-        let SentStatement { sql, types, params, binary, how, was_idle, .. } = sent;
+    /// says is invalid is healed and, outside a transaction block, sent once more. True when a
+    /// stream's reply has more rows (`stream_more` reads them).
+    pub fn finish_statement(&mut self, sent: SentStatement, set: &mut ResultSet) -> Result<bool> {
+        let SentStatement { sql, types, params, binary, chunk, typed, how, was_idle, .. } = sent;
         let params: Vec<Param<'_>> = params.iter().map(|(v, b)| Param { value: v.as_deref(), binary: *b }).collect();
         let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
-        let shape = Shape { result, ..Shape::UNNAMED };
+        let shape = Shape { result, chunk, typed, ..Shape::UNNAMED };
         let mut outcome = self.collect_into(set, false, None, shape.stop());
         let outcome = match how {
-            None => outcome.map(drop),
+            None => outcome,
             Some(mut how) => {
                 let mut attempt = 0;
                 loop {
                     match self.after_cached(&sql, &types, &mut how, attempt, was_idle, outcome, set) {
-                        Ok(Some(_)) => break Ok(()),
+                        Ok(Some(more)) => break Ok(more),
                         Err(e) => break Err(e),
                         Ok(None) => {}
                     }
@@ -358,7 +394,17 @@ impl PgConn {
                 }
             }
         };
-        self.explain_param_mismatch(outcome, &sql, &types, params.len())
+        let outcome = self.explain_param_mismatch(outcome, &sql, &types, params.len());
+        if chunk > 0 {
+            self.portal_open = matches!(outcome, Ok(true));
+        }
+        outcome
+    }
+
+    /// The wait for the next read of a reply began at `at` (a stream's next chunk waited for
+    /// outside the library): its statement timeout counts from then.
+    pub fn reply_wait_began(&mut self, at: Instant) {
+        self.reply_since = Some(at);
     }
 
     /// Close, ahead of the next statement and in its write, what the cache evicted or forgot.
@@ -395,7 +441,7 @@ impl PgConn {
         // A Sync alone closes the batch: its bare ReadyForQuery proves the replies were read in
         // step (`Stop::BareSync`) before any of them is returned.
         frontend::sync(&mut self.write_buf);
-        self.expect_reply(Want::All(FORMAT_TEXT), 0, statements.len() + 1);
+        self.expect_reply(Want::All(FORMAT_TEXT), statements.len() + 1);
         self.flush_writes(None)?;
         let mut out = Vec::with_capacity(statements.len());
         for _ in statements {
@@ -410,7 +456,16 @@ impl PgConn {
     }
 
     /// Start a statement whose rows come `chunk_rows` at a time: the first chunk, and whether
-    /// more rows remain (the portal is suspended until `stream_more` or `stream_abandon`).
+    /// more rows remain (then the reply is still arriving, and only `stream_more` or
+    /// `stream_abandon` may use the connection).
+    ///
+    /// The statement is sent whole (one Execute without a row limit, then Sync), as libpq's
+    /// chunked-rows mode, pgx and lib/pq send it, and its rows are read from the socket a chunk
+    /// at a time: the server produces the next rows while the caller handles these, memory holds
+    /// one chunk (and one read), and a result that fits in the first chunk costs one round trip.
+    /// (A portal suspended at each chunk's row limit costs a round trip per chunk, with server
+    /// and client taking turns, and one more for the Sync when the result ends.) A caller that
+    /// stops reading early leaves the server waiting on a full socket; `stream_abandon` ends it.
     pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
         self.stream_open_as(sql, params, chunk_rows, false)
     }
@@ -425,7 +480,7 @@ impl PgConn {
         chunk_rows: u32,
         typed: bool,
     ) -> Result<(ResultSet, bool)> {
-        let shape = Shape { rows: chunk_rows, keep_open: true, typed, ..Shape::UNNAMED };
+        let shape = Shape { chunk: chunk_rows.max(1), typed, ..Shape::UNNAMED };
         let mut set = ResultSet::default();
         let outcome = self.run_one(sql, &[], text_params(params), shape, &mut set);
         let outcome = outcome.map(|more| (set, more));
@@ -434,8 +489,7 @@ impl PgConn {
         outcome
     }
 
-    /// A statement on a connection whose stream is not finished would end that stream's portal
-    /// (or be read as its rows): refused, as libpq refuses a query while another is in progress.
+    /// A statement on a connection whose stream is not finished would be read as its rows: refused, as libpq refuses a query while another is in progress.
     #[inline]
     pub(super) fn ensure_no_open_stream(&self) -> Result<()> {
         if self.copy.is_some() {
@@ -465,7 +519,7 @@ impl PgConn {
             frontend::parse("", sql, types.iter().copied(), &mut self.write_buf).ok()?;
             frontend::describe(b'S', "", &mut self.write_buf).ok()?;
             frontend::sync(&mut self.write_buf);
-            self.expect_reply(Want::All(FORMAT_TEXT), 0, 1);
+            self.expect_reply(Want::All(FORMAT_TEXT), 1);
             self.flush_writes(None).ok()?;
             self.collect(None, Stop::SyncOnly).ok()?;
             self.last_param_count.take()
@@ -480,35 +534,55 @@ impl PgConn {
         }
     }
 
-    /// The next chunk of a suspended portal whose rows have these columns.
+    /// The next chunk of an open stream whose rows have these columns: read from the reply
+    /// already on its way, nothing sent.
     pub fn stream_more(&mut self, columns: &Arc<[Column]>, chunk_rows: u32) -> Result<(ResultSet, bool)> {
         self.ensure_usable()?;
-        frontend::execute("", max_rows(chunk_rows), &mut self.write_buf).expect("empty name has no NUL");
-        frontend::flush(&mut self.write_buf);
-        self.guard.row_limit = chunk_rows;
-        self.flush_writes(None)?;
         let mut set = ResultSet::default();
         set.begin_rows(columns.clone());
-        let more = self.collect_into(&mut set, true, None, Stop::PortalSuspended);
+        let more = self.collect_into(&mut set, true, None, Stop::Rows(chunk_rows.max(1)));
         self.portal_open = matches!(more, Ok(true));
         Ok((set, more?))
     }
 
-    /// Close a suspended portal early: Sync ends it and the implicit transaction.
-    pub fn stream_abandon(&mut self) {
+    /// End an open stream early: read the rest of its reply through to ReadyForQuery, dropping
+    /// the rows, so the connection is in step for its next statement. A rest that is still
+    /// coming after `ABANDON_PATIENCE` is cancelled on the server first (its error ends the
+    /// reply); a connection that cannot be brought back in step within `RESET_TIMEOUT` is
+    /// closed.
+    pub fn stream_abandon(&mut self, columns: &Arc<[Column]>) {
         self.portal_open = false;
         if self.broken || self.inherited() {
             return;
         }
-        frontend::sync(&mut self.write_buf);
-        let deadline = Some(Instant::now() + RESET_TIMEOUT);
-        if self.flush_writes(deadline).is_err() || self.collect(deadline, Stop::SyncOnly).is_err() {
-            self.broken = true;
+        let started = Instant::now();
+        let deadline = Some(started + RESET_TIMEOUT);
+        let mut cancelled = false;
+        let mut set = ResultSet::default();
+        loop {
+            set.begin_rows(columns.clone());
+            match self.collect_into(&mut set, true, deadline, Stop::Rows(ABANDON_CHUNK)) {
+                Ok(true) => {}
+                // ReadyForQuery read: in step (a cancel's 57014 included).
+                Ok(false) | Err(_) if !self.broken => return,
+                _ => {
+                    self.broken = true;
+                    return;
+                }
+            }
+            if !cancelled && started.elapsed() >= ABANDON_PATIENCE {
+                cancelled = true;
+                if self.canceller().send().is_err() {
+                    self.broken = true;
+                    return;
+                }
+            }
+            set = ResultSet::default();
         }
     }
 
     /// Parse (unless the statement is already prepared), Bind, Describe portal, Execute, then
-    /// Sync, or Flush when the portal is to stay open for more chunks: all in one write, sent
+    /// Sync: all in one write, sent
     /// unless `shape.batching`.
     fn queue_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P, shape: Shape<'_>) -> Result<()>
     where
@@ -551,15 +625,11 @@ impl PgConn {
             return Err(Error::interface("a parameter is too large to send (over 2 GiB)"));
         }
         frontend::describe(b'P', "", &mut self.write_buf).expect("empty name has no NUL");
-        frontend::execute("", max_rows(shape.rows), &mut self.write_buf).expect("empty name has no NUL");
+        frontend::execute("", 0, &mut self.write_buf).expect("empty name has no NUL");
         if !shape.batching {
-            self.expect_reply(shape.result.want(), shape.rows, 1);
+            self.expect_reply(shape.result.want(), 1);
         }
-        if shape.keep_open {
-            frontend::flush(&mut self.write_buf);
-        } else {
-            frontend::sync(&mut self.write_buf);
-        }
+        frontend::sync(&mut self.write_buf);
         if shape.batching {
             return Ok(());
         }
@@ -633,7 +703,7 @@ impl PgConn {
         // (`Stop::BareSync`), as a batch's does.
         frontend::sync(&mut self.write_buf);
         self.exchange = Exchange::Simple;
-        self.expect_reply(Want::Any, 0, replies + 1);
+        self.expect_reply(Want::Any, replies + 1);
         let deadline = Some(Instant::now() + RESET_TIMEOUT);
         let ok = self.flush_writes(deadline).is_ok()
             && (0..replies).all(|_| self.collect(deadline, Stop::ReadyForQuery).is_ok())
@@ -666,11 +736,10 @@ impl PgConn {
     }
 
     /// What the reply to the exchange about to be sent must be like: its columns in `format`
-    /// (`Want::Any`: text or binary, the simple protocol), at most `rows` rows per result (0: any
-    /// number; a stream's chunk size), `replies` ReadyForQuery messages in all.
-    fn expect_reply(&mut self, format: Want, rows: u32, replies: usize) {
+    /// (`Want::Any`: text or binary, the simple protocol), `replies` ReadyForQuery messages in
+    /// all.
+    fn expect_reply(&mut self, format: Want, replies: usize) {
         self.guard.want_format = format;
-        self.guard.row_limit = rows;
         self.guard.more_replies = u32::try_from(replies.saturating_sub(1)).unwrap_or(u32::MAX);
     }
 
@@ -688,10 +757,9 @@ impl PgConn {
 /// How `queue_extended` sends one statement.
 #[derive(Clone, Copy)]
 struct Shape<'n> {
-    /// Execute's row limit (0: all).
-    rows: u32,
-    /// End with Flush instead of Sync: the portal stays open for more chunks.
-    keep_open: bool,
+    /// Read the reply this many rows at a time (0: all at once): a stream's chunk
+    /// (`Stop::Rows`). The statement still runs to its end on the server, in one Execute.
+    chunk: u32,
     /// Queue only: the caller sends the whole batch.
     batching: bool,
     /// The result formats to bind.
@@ -707,8 +775,8 @@ struct Shape<'n> {
 impl Shape<'_> {
     /// Where reading the reply stops.
     fn stop(&self) -> Stop {
-        if self.keep_open {
-            Stop::PortalSuspended
+        if self.chunk > 0 {
+            Stop::Rows(self.chunk)
         } else {
             Stop::ReadyForQuery
         }
@@ -717,15 +785,8 @@ impl Shape<'_> {
 
 impl Shape<'static> {
     /// The unnamed statement, parsed and run at once, text results, read to ReadyForQuery.
-    const UNNAMED: Shape<'static> = Shape {
-        rows: 0,
-        keep_open: false,
-        batching: false,
-        result: ResultFormats::Text,
-        typed: false,
-        statement: "",
-        parse: true,
-    };
+    const UNNAMED: Shape<'static> =
+        Shape { chunk: 0, batching: false, result: ResultFormats::Text, typed: false, statement: "", parse: true };
 }
 
 /// The result formats a statement binds.
@@ -781,25 +842,43 @@ pub struct Param<'a> {
 /// the rest to `finish_statement` (which applies the reader's limits to what it keeps).
 pub const PENDING_READ_LIMIT: usize = 256 * 1024;
 
-/// A statement sent by `PgConn::send_statement` whose reply is still to be read: what
-/// `finish_statement` needs to read it, and to send it once more if the statement cache heals
-/// it (its own copy of the SQL and the parameters).
+/// A statement sent by `PgConn::send_statement` (or `send_stream`) whose reply is still to be
+/// read: what `finish_statement` needs to read it, and to send it once more if the statement
+/// cache heals it (its own copy of the SQL and the parameters).
 pub struct SentStatement {
     sql: Box<str>,
     types: Box<[u32]>,
     params: Vec<(Option<Vec<u8>>, bool)>,
     binary: bool,
+    /// A stream's chunk size (0: not a stream), and whether its columns are typed.
+    chunk: u32,
+    typed: bool,
     /// How the statement cache sent it (`None`: on the unnamed statement).
     how: Option<cache::Use>,
     /// The connection was outside a transaction block when it was sent.
     was_idle: bool,
-    /// How far the buffered reply has been looked through, in whole messages.
-    scanned: usize,
+    scan: ReplyScan,
 }
 
-impl SentStatement {
+/// How far a buffered reply has been looked through without reading it (`PgConn::poll_scan`):
+/// in whole messages, counting DataRows for a stream's chunk.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplyScan {
+    scanned: usize,
+    rows: u32,
+    /// Rows that make a chunk (0: only ReadyForQuery ends the scan).
+    chunk: u32,
+}
+
+impl ReplyScan {
+    /// A scan for the whole reply (`chunk` 0) or for a stream's next chunk of `chunk` rows.
+    pub fn new(chunk: u32) -> ReplyScan {
+        ReplyScan { scanned: 0, rows: 0, chunk }
+    }
+
     /// Look through the whole messages of `buf` not yet looked at: true once a ReadyForQuery is
-    /// among them, or a length is malformed (the reader reports it).
+    /// among them, or a chunk's worth of DataRows, or a length is malformed (the reader reports
+    /// it).
     fn scan(&mut self, buf: &[u8]) -> bool {
         while let [tag, a, b, c, d, ..] = *buf.get(self.scanned..).unwrap_or_default() {
             let len = u32::from_be_bytes([a, b, c, d]) as usize;
@@ -810,8 +889,15 @@ impl SentStatement {
                 return false;
             }
             self.scanned += 1 + len;
-            if tag == b'Z' {
-                return true;
+            match tag {
+                b'Z' => return true,
+                b'D' if self.chunk > 0 => {
+                    self.rows += 1;
+                    if self.rows >= self.chunk {
+                        return true;
+                    }
+                }
+                _ => {}
             }
         }
         false
@@ -841,25 +927,12 @@ fn one_statement(sql: &str) -> bool {
     !body.trim_start().is_empty() && !body.contains([';', '$'])
 }
 
-/// Execute's row limit: 0 means all rows.
-fn max_rows(rows: u32) -> i32 {
-    rows.min(i32::MAX as u32) as i32
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{one_statement, SentStatement};
+    use super::{one_statement, ReplyScan};
 
-    fn sent() -> SentStatement {
-        SentStatement {
-            sql: "".into(),
-            types: Box::new([]),
-            params: Vec::new(),
-            binary: false,
-            how: None,
-            was_idle: true,
-            scanned: 0,
-        }
+    fn sent() -> ReplyScan {
+        ReplyScan::new(0)
     }
 
     fn message(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -882,6 +955,11 @@ mod tests {
             assert!(s.scanned <= end);
         }
         assert!(s.scan(&reply));
+        // A stream's chunk of one row is in once its DataRow is.
+        let mut s = ReplyScan::new(1);
+        let first_row = reply.len() - message(b'Z', b"I").len() - message(b'C', b"SELECT 1\0").len();
+        assert!(!s.scan(&reply[..first_row - 1]));
+        assert!(s.scan(&reply[..first_row]));
         // A ReadyForQuery's tag inside another message's body is not one.
         let mut s = sent();
         let fake = message(b'D', &[b'Z', 0, 0, 0, 5, b'I']);

@@ -46,7 +46,7 @@ use crate::config::HostSpec;
 use crate::error::{Error, ServerFields};
 pub use cache::CacheShared;
 pub use copy::{CopyDirection, CopyFrames, COPY_FLUSH_AT};
-pub use exec::{check_param_count, BatchStatement, Param, SentStatement, MAX_PARAMS, PENDING_READ_LIMIT};
+pub use exec::{check_param_count, BatchStatement, Param, ReplyScan, SentStatement, MAX_PARAMS, PENDING_READ_LIMIT};
 pub use notify::{is_connection_loss, Notification, NOTIFICATIONS_PER_CONNECTION};
 use reader::buffered_message;
 pub use reader::{
@@ -108,7 +108,7 @@ pub struct PgConn {
     /// Set when a statement may have changed session state (`state`): the pool resets the
     /// connection before its next user (`ResetMode::Dirty`).
     session_changed: bool,
-    /// A stream's portal is suspended here: only that stream may speak until it ends.
+    /// A stream's reply is still arriving here: only that stream may read until it ends.
     portal_open: bool,
     /// A COPY is in progress (`copy`): until it ends, the connection speaks only of it.
     copy: Option<CopyDirection>,

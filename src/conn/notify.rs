@@ -92,19 +92,21 @@ impl PgConn {
         self.stream.fd()
     }
 
-    /// Whether a COPY is in progress: the connection is in copy mode and speaks of nothing else.
+    /// Whether a COPY is in progress (the connection is in copy mode and speaks of nothing
+    /// else), or a stream's reply is still arriving: what the socket holds then is not
+    /// unasked.
     pub fn in_copy(&self) -> bool {
-        self.copy.is_some()
+        self.copy.is_some() || self.portal_open
     }
 
     /// Read, without waiting, what the server has sent while no statement runs: notifications go
     /// into the queue, ParameterStatus updates the parameters. An error means the connection is
     /// gone (a FATAL error such as a restart's 57P01, end of file, or anything else a server does
     /// not send unasked): it is then broken. Does nothing during a COPY (its data is the
-    /// server's to send and `copy` reads it).
+    /// server's to send and `copy` reads it) or an open stream (its rows are the stream's).
     pub fn read_async(&mut self) -> Result<()> {
         self.ensure_usable()?;
-        if self.copy.is_some() {
+        if self.in_copy() {
             return Ok(());
         }
         self.take_async_messages()?;
@@ -119,7 +121,7 @@ impl PgConn {
     /// after it; what is left makes the socket poll readable again).
     pub fn read_async_ready(&mut self) -> Result<()> {
         self.ensure_usable()?;
-        if self.copy.is_some() {
+        if self.in_copy() {
             return Ok(());
         }
         self.read_ready()?;
@@ -131,7 +133,7 @@ impl PgConn {
     /// broken, for its next statement to find.
     #[inline]
     pub fn read_buffered_async(&mut self) {
-        if !self.read_buf.is_empty() && self.copy.is_none() && !self.broken {
+        if !self.read_buf.is_empty() && !self.in_copy() && !self.broken {
             let _ = self.take_async_messages();
         }
     }

@@ -1,5 +1,5 @@
 //! Reading a statement's reply: the backend messages of one exchange, read through to
-//! ReadyForQuery (or, for a stream's chunk, to PortalSuspended), their rows going straight into a
+//! ReadyForQuery (or, for a stream's chunk, to its last row), their rows going straight into a
 //! `ResultSet`. `exec` sends the statements; everything the server answers is read here.
 //!
 //! Every exchange is read through to ReadyForQuery, so the connection stays in step even when a
@@ -16,7 +16,8 @@
 //!   CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse), a second
 //!   CommandComplete (or a RowDescription after the first) in a one-statement exchange, a
 //!   DataRow outside a result's rows, a RowDescription whose format codes are not those the
-//!   statement asked for, or a PortalSuspended nobody asked for are violations.
+//!   statement asked for, or a PortalSuspended (no statement is sent with a row limit) are
+//!   violations.
 //! - After the exchange's last ReadyForQuery only what a server sends unasked may follow in the
 //!   read buffer (NoticeResponse, NotificationResponse, ParameterStatus, or a FATAL
 //!   ErrorResponse, which breaks the connection but leaves the statement's own answer
@@ -75,8 +76,6 @@ pub(crate) struct Guard {
     pub(super) max_result_bytes: u64,
     /// DataRow bytes of the result being read.
     row_bytes: u64,
-    /// Execute's row limit of the exchange being read (0: none): a stream's chunk size.
-    pub(super) row_limit: u32,
     /// The formats the columns of a RowDescription must have.
     pub(super) want_format: Want,
     /// ReadyForQuery messages still to come in the exchange after the one being read (a
@@ -109,7 +108,6 @@ impl Default for Guard {
         Guard {
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             row_bytes: 0,
-            row_limit: 0,
             want_format: Want::Any,
             more_replies: 0,
             idle_checked: false,
@@ -159,9 +157,9 @@ fn sent_unasked(tag: u8) -> bool {
 }
 
 impl PgConn {
-    /// Read one exchange through to ReadyForQuery (or, for `Stop::PortalSuspended`, to the end
-    /// of a chunk; for `Stop::CopyIn`/`CopyOut`, to the start of the copy), into a new
-    /// `ResultSet`. The flag is true when it stopped early: a suspended portal has more rows, or
+    /// Read one exchange through to ReadyForQuery (or, for `Stop::Rows`, to the end of a
+    /// chunk; for `Stop::CopyIn`/`CopyOut`, to the start of the copy), into a new
+    /// `ResultSet`. The flag is true when it stopped early: a stream's reply has more rows, or
     /// the COPY has begun.
     pub(super) fn collect(&mut self, deadline: Option<Instant>, stop: Stop) -> Result<(ResultSet, bool)> {
         let mut set = ResultSet::default();
@@ -176,7 +174,7 @@ impl PgConn {
         set: &mut ResultSet,
         rows_started: bool,
         deadline: Option<Instant>,
-        mut stop: Stop,
+        stop: Stop,
     ) -> Result<bool> {
         set.backend_pid = self.backend_pid;
         let mut error: Option<Error> = None;
@@ -215,7 +213,17 @@ impl PgConn {
                 }
             }
             // The messages of every statement's reply, read in place once all of a message is in.
-            self.take_data_rows(set, rows_open)?;
+            let cap = match stop {
+                Stop::Rows(n) => n as usize,
+                _ => usize::MAX,
+            };
+            self.take_data_rows(set, rows_open, cap)?;
+            if rows_open && set.nrows() >= cap {
+                // A stream's chunk is full; the reply goes on in the socket, read by the next
+                // chunk's call (`rows_started`).
+                stopped_early = true;
+                break;
+            }
             self.skip_completions();
             if let [b'Z', 0, 0, 0, 5, status, ..] = self.read_buf[..] {
                 // ReadyForQuery, the end of every exchange.
@@ -246,7 +254,7 @@ impl PgConn {
                     return Err(self.protocol_violation("the server sent a malformed CommandComplete"));
                 };
                 self.read_buf.advance(total);
-                self.command_complete(set, tag, &mut rows_open, &mut stop, deadline)?;
+                self.command_complete(set, tag, &mut rows_open)?;
                 answers += 1;
                 empty_query = false;
                 continue;
@@ -308,15 +316,8 @@ impl PgConn {
                     rows_open = false;
                     set.reset_statement();
                     empty_query = true;
-                    self.end_chunked_exchange(&mut stop, deadline)?;
                 }
                 Message::ParameterDescription(body) => self.last_param_count = body.parameters().count().ok(),
-                Message::PortalSuspended if stop == Stop::PortalSuspended && answers == 0 => {
-                    // The end of a stream's chunk: nothing more comes until the next Execute.
-                    stopped_early = true;
-                    self.take_unasked(true)?;
-                    break;
-                }
                 Message::PortalSuspended => {
                     return Err(self.protocol_violation("the server suspended a portal that had no row limit"));
                 }
@@ -343,7 +344,6 @@ impl PgConn {
                     errors += 1;
                     rows_open = false;
                     error.get_or_insert(e);
-                    self.end_chunked_exchange(&mut stop, deadline)?;
                 }
                 Message::CopyInResponse(_) if matches!(stop, Stop::CopyIn | Stop::Copy) => {
                     self.copy = Some(super::CopyDirection::In);
@@ -377,13 +377,8 @@ impl PgConn {
                         // The Sync sent with the statement was ignored in copy-in mode, and after
                         // the CopyFail the server waits for one; a simple Query gets its
                         // ReadyForQuery without (a Sync there would answer with a second one and
-                        // leave the connection a reply behind), as libpq does. A stream's
-                        // exchange (ended by Flush) takes the Sync that ends it, once.
-                        if stop == Stop::PortalSuspended {
-                            self.end_chunked_exchange(&mut stop, deadline)?;
-                        } else {
-                            frontend::sync(&mut self.write_buf);
-                        }
+                        // leave the connection a reply behind), as libpq does.
+                        frontend::sync(&mut self.write_buf);
                     }
                     self.flush_writes(deadline)?;
                     error.get_or_insert_with(refused);
@@ -439,9 +434,10 @@ impl PgConn {
     /// place: the bulk of a large result never becomes a `Message`. `rows_open`: a
     /// RowDescription began rows that have not ended; a DataRow anywhere else is a protocol
     /// violation, as is one past a stream chunk's row limit or past `max_result_bytes`.
-    fn take_data_rows(&mut self, set: &mut ResultSet, rows_open: bool) -> Result<()> {
+    fn take_data_rows(&mut self, set: &mut ResultSet, rows_open: bool, cap: usize) -> Result<()> {
         let ncols = set.columns().len();
-        while let Some(total) = complete_message(&self.read_buf, b'D') {
+        while set.nrows() < cap {
+            let Some(total) = complete_message(&self.read_buf, b'D') else { break };
             if !rows_open {
                 return Err(self.protocol_violation(
                     "the server sent a DataRow outside a result's rows (after its CommandComplete, or before its \
@@ -455,14 +451,6 @@ impl PgConn {
             if count != ncols {
                 let what =
                     format!("the server sent a DataRow of {count} values for a RowDescription of {ncols} columns");
-                return Err(self.protocol_violation(&what));
-            }
-            let limit = self.guard.row_limit;
-            if limit != 0 && set.nrows() >= limit as usize {
-                let what = format!(
-                    "the server sent more rows than the row limit of the Execute it answers ({limit}): a stream's \
-                     chunk holds at most its chunk size"
-                );
                 return Err(self.protocol_violation(&what));
             }
             self.guard.row_bytes += total as u64;
@@ -481,14 +469,7 @@ impl PgConn {
     }
 
     /// A statement's CommandComplete: its tag, and the end of a chunked exchange.
-    fn command_complete(
-        &mut self,
-        set: &mut ResultSet,
-        tag: CommandTag,
-        rows_open: &mut bool,
-        stop: &mut Stop,
-        deadline: Option<Instant>,
-    ) -> Result<()> {
+    fn command_complete(&mut self, set: &mut ResultSet, tag: CommandTag, rows_open: &mut bool) -> Result<()> {
         if !*rows_open {
             set.reset_statement();
         }
@@ -504,7 +485,7 @@ impl PgConn {
             }
         }
         set.command_tag = tag;
-        self.end_chunked_exchange(stop, deadline)
+        Ok(())
     }
 
     /// Drop the bodiless acknowledgements (ParseComplete, BindComplete, CloseComplete, NoData) at
@@ -618,7 +599,6 @@ impl PgConn {
             self.guard.more_replies -= 1;
             return Ok(());
         }
-        self.guard.row_limit = 0;
         self.guard.want_format = Want::Any;
         self.take_unasked(true)
     }
@@ -820,17 +800,6 @@ impl PgConn {
             || self.parameter("in_hot_standby") == Some("on")
             || self.parameter("default_transaction_read_only") == Some("on")
     }
-
-    /// A chunked exchange (sent with Flush) has ended: send the Sync that ends it and read on to
-    /// ReadyForQuery.
-    fn end_chunked_exchange(&mut self, stop: &mut Stop, deadline: Option<Instant>) -> Result<()> {
-        if *stop == Stop::PortalSuspended {
-            *stop = Stop::ReadyForQuery;
-            frontend::sync(&mut self.write_buf);
-            self.flush_writes(deadline)?;
-        }
-        Ok(())
-    }
 }
 
 /// Where a read of backend messages ends.
@@ -846,7 +815,9 @@ pub(super) enum Stop {
     /// statement's answer and the shift is caught before any of the exchange's answers is used,
     /// however the bytes were split across reads.
     BareSync,
-    PortalSuspended,
+    /// At ReadyForQuery, or once the result holds this many rows with the reply still coming
+    /// (a stream's chunk: the rest is read by the next call, with nothing sent in between).
+    Rows(u32),
     /// At CopyInResponse: the server waits for COPY FROM STDIN's data.
     CopyIn,
     /// At CopyOutResponse: COPY TO STDOUT's data follows.

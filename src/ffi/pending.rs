@@ -6,11 +6,15 @@ use std::ffi::c_char;
 use super::boundary::take_checked;
 use super::results::pgsess_results;
 use super::session::pgsess_session;
-use super::{arg, arg_mut, call, call_or, give, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR};
+use super::stream::pgsess_stream;
+use super::{
+    arg, arg_mut, call, call_or, give, params_arg, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR,
+};
 use crate::error::Error;
 use crate::session::PendingStatement;
 
-/// A statement sent with `pgsess_send_query_params` whose answer has not been read. Owned by
+/// A statement sent with `pgsess_send_query_params` (or `pgsess_send_query_stream`) whose
+/// answer has not been read. Owned by
 /// the caller and ended by exactly one of `pgsess_pending_finish` (which gives its results) or
 /// `pgsess_pending_free` (which abandons it). It holds its pooled connection (as results do)
 /// until then. One thread at a time; any thread.
@@ -62,6 +66,33 @@ pub unsafe extern "C" fn pgsess_send_query_params(
         };
         let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
         Ok(give::<pgsess_pending>(Box::new(s.send_statement(sql, &types, &params, binary)?)))
+    })
+}
+
+/// Send a stream's statement, as `pgsess_query_stream` (`typed` false) or
+/// `pgsess_query_stream_typed` (`typed` true) would, and return without waiting for its first
+/// chunk. Wait as for `pgsess_send_query_params` (`pgsess_pending_poll` says the first chunk
+/// is in once `chunk_rows` rows, or the end of the result, have arrived), then
+/// `pgsess_pending_finish_stream` gives the stream. Arguments, ownership and errors as for
+/// `pgsess_query_stream`.
+///
+/// # Safety
+/// As for `pgsess_query_stream`.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_send_query_stream(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+    chunk_rows: u32,
+    typed: bool,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_pending {
+    call(err, || {
+        let s = arg(session, "session")?;
+        let sql = str_arg(sql, "sql")?;
+        let params = params_arg(nparams, params, "params")?;
+        Ok(give::<pgsess_pending>(Box::new(s.send_stream(sql, &params, chunk_rows, typed)?)))
     })
 }
 
@@ -136,6 +167,25 @@ pub unsafe extern "C" fn pgsess_pending_finish(
     call(err, || {
         let p = take_checked(pending, "pending")?;
         Ok(give::<pgsess_results>(p.finish()?))
+    })
+}
+
+/// `pgsess_pending_finish` for a statement sent with `pgsess_send_query_stream`: reads its first
+/// chunk (waiting for what has not arrived) and gives the stream, as `pgsess_query_stream`
+/// returns it (free it with `pgsess_stream_free`), or NULL with `*err` set. `pending` is
+/// consumed either way; finishing a stream's statement with `pgsess_pending_finish`, or another
+/// with this, is `PGSESS_INTERFACE_ERROR` (and consumes it too).
+///
+/// # Safety
+/// `pending` NULL or a handle from this library.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pending_finish_stream(
+    pending: *mut pgsess_pending,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_stream {
+    call(err, || {
+        let p = take_checked(pending, "pending")?;
+        Ok(give::<pgsess_stream>(Box::new(p.finish_stream()?)))
     })
 }
 

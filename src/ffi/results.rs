@@ -266,12 +266,19 @@ pub unsafe extern "C" fn pgsess_results_query(results: *const pgsess_results) ->
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct pgsess_results_info {
+    /// `pgsess_results_nrows`.
     pub nrows: usize,
+    /// `pgsess_results_ncols`.
     pub ncols: usize,
+    /// `pgsess_results_rows_affected`.
     pub rows_affected: u64,
+    /// `pgsess_results_count`.
     pub count: i64,
+    /// `pgsess_results_backend_pid`.
     pub backend_pid: i32,
+    /// `pgsess_results_notice_count`.
     pub notice_count: usize,
+    /// `pgsess_results_status`, owned by the results.
     pub status: *const c_char,
 }
 
@@ -281,9 +288,13 @@ pub struct pgsess_results_info {
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct pgsess_column_info {
+    /// `pgsess_results_column_name`, owned by the results.
     pub name: *const c_char,
+    /// `pgsess_results_column_type`.
     pub type_oid: u32,
+    /// `pgsess_results_column_typmod`.
     pub typmod: i32,
+    /// `pgsess_results_column_format`.
     pub format: i32,
 }
 

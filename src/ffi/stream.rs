@@ -3,7 +3,7 @@
 use std::ptr::null_mut;
 
 use super::results::pgsess_results;
-use super::{arg_mut, call, give, pgsess_error, take, Handle, NO_ERR};
+use super::{arg, arg_mut, call, call_or, give, pgsess_error, take, Handle, NO_ERR};
 use crate::session::RowStream;
 
 /// Rows of one statement arriving in chunks, from `pgsess_query_stream`. Owned by the caller,
@@ -35,6 +35,56 @@ pub unsafe extern "C" fn pgsess_stream_next(
         let chunk = arg_mut(stream, "stream")?.next_chunk()?;
         Ok(chunk.map_or(null_mut(), |r| give::<pgsess_results>(Box::new(r))))
     })
+}
+
+/// The socket the stream's rows arrive on, to wait on before `pgsess_stream_next` as for a
+/// pending statement (`pgsess_pending_fd`: the same descriptor rules and serial number); -1
+/// when `stream` is not a live handle.
+///
+/// # Safety
+/// `stream` NULL or a live handle; `serial` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_stream_fd(stream: *const pgsess_stream, serial: *mut u64) -> i32 {
+    call_or(
+        |_| -1,
+        NO_ERR,
+        || {
+            let (fd, number) = arg(stream, "stream")?.socket()?;
+            if let Some(out) = serial.as_mut() {
+                *out = number;
+            }
+            Ok(fd)
+        },
+    )
+}
+
+/// Read what has arrived without blocking: 1 when `pgsess_stream_next` will not wait for the
+/// server (the next chunk's rows or the end of the result are in, the stream has ended, or
+/// the connection failed, which `pgsess_stream_next` then reports), 0 when more is to come
+/// (everything that had arrived was read: wait for the socket again), -1 when `stream` is not a
+/// live handle.
+///
+/// # Safety
+/// `stream` NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_stream_poll(stream: *mut pgsess_stream) -> i32 {
+    call_or(|_| -1, NO_ERR, || Ok(i32::from(arg_mut(stream, "stream")?.poll())))
+}
+
+/// How many milliseconds the caller may wait for the socket before calling `pgsess_stream_next`
+/// anyway (the statement timeout of the chunk's read, counted from the first
+/// `pgsess_stream_poll` for it); -1 without a statement timeout (or for a handle that is not
+/// live).
+///
+/// # Safety
+/// `stream` NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_stream_wait_ms(stream: *const pgsess_stream) -> i64 {
+    call_or(
+        |_| -1,
+        NO_ERR,
+        || Ok(arg(stream, "stream")?.wait_limit().map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
+    )
 }
 
 /// Free a stream. Rows not yet fetched are discarded (the server stops sending them) and the

@@ -651,15 +651,7 @@ impl Session {
         self.note_statement(first.as_ref().ok(), &lease);
         let first = first?;
         lease.set_holder(|| format!("a stream of \"{}\"", abbreviate(sql)));
-        Ok(RowStream {
-            session: self.clone(),
-            columns: first.columns().clone(),
-            first: Some(first),
-            more,
-            chunk_rows,
-            lease,
-            sql: sql.to_owned(),
-        })
+        Ok(RowStream::new(self.clone(), lease, first, more, chunk_rows, sql))
     }
 
     /// Run many statements in one round trip (pipelined, each its own implicit transaction): one
@@ -854,7 +846,8 @@ impl Session {
     }
 }
 
-/// Rows of one statement arriving in chunks (a suspended portal on one pooled connection).
+/// Rows of one statement arriving in chunks (its reply read a chunk at a time from one pooled
+/// connection).
 pub struct RowStream {
     session: Session,
     lease: Arc<Lease>,
@@ -863,11 +856,62 @@ pub struct RowStream {
     more: bool,
     chunk_rows: u32,
     sql: String,
+    /// How far the next chunk's rows have arrived (`poll`), and since when they were first
+    /// waited for outside the library (the statement timeout of that read counts from then).
+    scan: crate::conn::ReplyScan,
+    wait_began: Option<std::time::Instant>,
 }
 
 impl RowStream {
     /// The next chunk (at most `chunk_rows` rows), or `None` when every row has been returned.
     /// Only the first chunk may be empty (a result with no rows).
+    fn new(session: Session, lease: Arc<Lease>, first: ResultSet, more: bool, chunk_rows: u32, sql: &str) -> RowStream {
+        RowStream {
+            session,
+            columns: first.columns().clone(),
+            first: Some(first),
+            more,
+            chunk_rows,
+            lease,
+            sql: sql.to_owned(),
+            scan: crate::conn::ReplyScan::new(chunk_rows),
+            wait_began: None,
+        }
+    }
+
+    /// Read what has arrived without blocking: true when `next_chunk` will not wait for the
+    /// server (its rows, or the end of the reply, are buffered; or the stream has ended; or
+    /// the connection failed, which `next_chunk` reports).
+    pub fn poll(&mut self) -> bool {
+        if self.first.is_some() || !self.more {
+            return true;
+        }
+        self.wait_began.get_or_insert_with(std::time::Instant::now);
+        let scan = &mut self.scan;
+        let ready = self.lease.with_conn(|c| Ok(c.poll_scan(scan))).unwrap_or(true);
+        if !ready {
+            // The statement runs on while its caller waits outside the library: `cancel` must
+            // find it (`next_chunk`'s `run` ends the mark).
+            self.lease.set_running_for(self.session.0.id);
+        }
+        ready
+    }
+
+    /// The connection's socket and serial number, to wait on for the next chunk (see
+    /// `PendingStatement::socket`).
+    pub fn socket(&self) -> Result<(std::os::fd::RawFd, u64)> {
+        self.lease.with_conn(|c| Ok(c.share_socket()))
+    }
+
+    /// How long the caller may wait for the socket before calling `next_chunk` anyway (the
+    /// statement timeout of the chunk's read, counted from the first `poll` for it); `None`:
+    /// no bound.
+    pub fn wait_limit(&self) -> Option<Duration> {
+        let timeout = self.session.0.waits.statement_timeout?;
+        let began = self.wait_began.unwrap_or_else(std::time::Instant::now);
+        Some((began + timeout).saturating_duration_since(std::time::Instant::now()))
+    }
+
     pub fn next_chunk(&mut self) -> Result<Option<Results>> {
         if let Some(set) = self.first.take() {
             return Ok(Some(Results::new(set, &self.sql, Hold::Shared(self.lease.clone()))));
@@ -875,8 +919,17 @@ impl RowStream {
         if !self.more {
             return Ok(None);
         }
-        let (set, more) =
-            self.session.run(&self.lease, |c| c.stream_more(&self.columns, self.chunk_rows)).inspect_err(|_| {
+        self.scan = crate::conn::ReplyScan::new(self.chunk_rows);
+        let began = self.wait_began.take();
+        let (set, more) = self
+            .session
+            .run(&self.lease, |c| {
+                if let Some(at) = began {
+                    c.reply_wait_began(at);
+                }
+                c.stream_more(&self.columns, self.chunk_rows)
+            })
+            .inspect_err(|_| {
                 self.more = false;
             })?;
         self.more = more;
@@ -897,7 +950,7 @@ impl Drop for RowStream {
     fn drop(&mut self) {
         if self.more {
             let _ = self.session.run(&self.lease, |c| {
-                c.stream_abandon();
+                c.stream_abandon(&self.columns);
                 Ok(())
             });
         }

@@ -6,7 +6,9 @@
  * one (its connection is closed, the next statement runs), a pinned session's
  * state, and a duplicate of the socket made O_NONBLOCK while blocking
  * statements (a large parameter, a large result) go on working; and
- * pgsess_results_summary, what a binding reads of a result in one call.
+ * pgsess_results_summary, what a binding reads of a result in one call; a
+ * stream sent the same way (pgsess_send_query_stream), each chunk waited for
+ * with pgsess_stream_fd and pgsess_stream_poll.
  * Needs env PGSQL_CTEST (a PostgreSQL URI); opens it as pgsess_open("ctest").
  */
 #define _POSIX_C_SOURCE 200809L
@@ -252,6 +254,85 @@ int main(void)
         CHECK(read(dup_fd, &c, 1) == 0);
     }
     close(dup_fd);
+
+    /* A stream sent, its first chunk waited for, then each next chunk waited for too. */
+    {
+        const char *n[] = {"2500"};
+        pgsess_stream *st;
+        long rows = 0, chunks = 0;
+        p = pgsess_send_query_stream(cached, "SELECT i FROM generate_series(1, $1::int) i", 1, n, 1000, true, &err);
+        CHECK(p != NULL && err == NULL);
+        CHECK(pgsess_pending_finish(p, &err) == NULL && err != NULL); /* a stream's: refused */
+        CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+        pgsess_error_free(err);
+        err = NULL;
+        p = pgsess_send_query_stream(cached, "SELECT i FROM generate_series(1, $1::int) i", 1, n, 1000, true, &err);
+        wait_answer(p);
+        st = pgsess_pending_finish_stream(p, &err);
+        CHECK(st != NULL && err == NULL);
+        while (st != NULL) {
+            uint64_t serial = 0;
+            int fd = pgsess_stream_fd(st, &serial);
+            CHECK(fd >= 0 && serial > 0);
+            while (pgsess_stream_poll(st) == 0) {
+                struct pollfd pfd = {fd, POLLIN, 0};
+                CHECK(pgsess_stream_wait_ms(st) > 0);
+                CHECK(poll(&pfd, 1, 10000) == 1);
+            }
+            r = pgsess_stream_next(st, &err);
+            if (r == NULL)
+                break;
+            CHECK(pgsess_results_nrows(r) <= 1000);
+            rows += (long)pgsess_results_nrows(r);
+            chunks++;
+            pgsess_results_free(r);
+        }
+        CHECK(err == NULL);
+        CHECK_INTEQ(rows, 2500);
+        CHECK_INTEQ(chunks, 3);
+        CHECK_INTEQ(pgsess_stream_poll(st), 1); /* ended: next returns at once */
+        pgsess_stream_free(st);
+        CHECK_INTEQ(pgsess_stream_poll(NULL), -1);
+        CHECK_INTEQ(pgsess_stream_fd(NULL, NULL), -1);
+        /* A statement's pending finished as a stream: refused, consumed. */
+        p = send1(cached, "SELECT $1", "x", 0);
+        CHECK(pgsess_pending_finish_stream(p, &err) == NULL && err != NULL);
+        pgsess_error_free(err);
+        err = NULL;
+        CHECK(pgsess_send_query_stream(cached, "SELECT 1", 0, NULL, 0, false, &err) == NULL && err != NULL);
+        pgsess_error_free(err);
+        err = NULL;
+        /* pgsess_cancel reaches a stream's statement while its caller waits for a chunk. */
+        st = pgsess_query_stream(cached,
+                                 "SELECT i, repeat('x', CASE WHEN i > 10 THEN 9000 ELSE 1 END), "
+                                 "pg_sleep(CASE WHEN i > 10 THEN 0.5 ELSE 0 END) FROM generate_series(1, 20) i",
+                                 0, NULL, 10, &err);
+        CHECK(st != NULL);
+        r = st ? pgsess_stream_next(st, &err) : NULL;
+        CHECK(r != NULL && pgsess_results_nrows(r) == 10);
+        pgsess_results_free(r);
+        if (st) {
+            int fd = pgsess_stream_fd(st, NULL);
+            CHECK_INTEQ(pgsess_stream_poll(st), 0);
+            t0 = now_ms();
+            CHECK_INTEQ(pgsess_cancel(cached), PGSESS_OK);
+            while (pgsess_stream_poll(st) == 0) {
+                struct pollfd pfd = {fd, POLLIN, 0};
+                if (poll(&pfd, 1, 10000) != 1)
+                    break;
+            }
+            r = pgsess_stream_next(st, &err);
+            CHECK(r == NULL && err != NULL);
+            CHECK_STREQ(err ? pgsess_error_sqlstate(err) : NULL, "57014");
+            CHECK(now_ms() - t0 < 2000);
+            pgsess_error_free(err);
+            err = NULL;
+            pgsess_stream_free(st);
+        }
+        v = SCALAR(cached, "SELECT 'after the streams'");
+        CHECK_STREQ(v, "after the streams");
+        free(v);
+    }
 
     pgsess_close(cached);
     pgsess_close(s);
