@@ -391,10 +391,13 @@ func TestStream(t *testing.T) {
 		t.Errorf("1/0: %v", err)
 	}
 
-	// A deadline while rows still come: the server is asked to cancel, Next stops.
+	// A deadline while rows still come: the server is asked to cancel, Next stops. (The server
+	// sends its output 8 KB at a time: each slow row is larger, so the rows before it are not
+	// held back waiting for a full packet.)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	rows, err = s.Stream(ctx, "SELECT i, pg_sleep(CASE WHEN i > 500 THEN 0.01 ELSE 0 END) FROM generate_series(1, 1000) AS i")
+	rows, err = s.Stream(ctx, "SELECT i, repeat('x', CASE WHEN i > 500 THEN 9000 ELSE 1 END), "+
+		"pg_sleep(CASE WHEN i > 500 THEN 0.01 ELSE 0 END) FROM generate_series(1, 1000) AS i")
 	if err != nil {
 		t.Fatal(err)
 	}

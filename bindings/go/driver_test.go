@@ -320,7 +320,8 @@ func TestDriverDeadlineCancelsStatement(t *testing.T) {
 	// A cancel while rows stream: the Rows end with the context's error.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, "SELECT i, pg_sleep(CASE WHEN i > 1000 THEN 0.01 ELSE 0 END) FROM generate_series(1, 3000) AS i")
+	rows, err := db.QueryContext(ctx, "SELECT i, repeat('x', CASE WHEN i > 1000 THEN 9000 ELSE 1 END), "+
+		"pg_sleep(CASE WHEN i > 1000 THEN 0.01 ELSE 0 END) FROM generate_series(1, 3000) AS i")
 	if err != nil {
 		t.Fatal(err)
 	}

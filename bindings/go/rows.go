@@ -110,7 +110,13 @@ func (r *Rows) open(args []any) error {
 	}
 	stop := watch(r.ctx, r.cs)
 	var cerr *C.pgsess_error
-	st := C.pgsess_query_stream_typed(r.cs, csql, C.size_t(p.n), p.valuesPtr(), C.uint32_t(fetch), &cerr)
+	// Sent, its first chunk waited for in the netpoller, then read (see waitReply).
+	var st *C.pgsess_stream
+	pending := C.pgsess_send_query_stream(r.cs, csql, C.size_t(p.n), p.valuesPtr(), C.uint32_t(fetch), true, &cerr)
+	if pending != nil {
+		waitReply(pending)
+		st = C.pgsess_pending_finish_stream(pending, &cerr)
+	}
 	fired := stop()
 	if st == nil {
 		return finish(r.ctx, fired, takeError(cerr, "pgsess_query_stream"))
@@ -161,6 +167,7 @@ func (r *Rows) nextChunk() bool {
 		stop = watch(r.ctx, cs)
 	}
 	var cerr *C.pgsess_error
+	waitChunk(r.st)
 	chunk := C.pgsess_stream_next(r.st, &cerr)
 	fired := stop()
 	if held {

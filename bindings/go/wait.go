@@ -98,14 +98,35 @@ func (c *fdCache) get(fd int, serial uint64) *pollFile {
 func waitReply(p *C.pgsess_pending) {
 	var serial C.uint64_t
 	fd := int(C.pgsess_pending_fd(p, &serial))
+	waitSocket(fd, uint64(serial),
+		func() bool { return C.pgsess_pending_poll(p) != 0 },
+		func() int64 { return int64(C.pgsess_pending_wait_ms(p)) })
+}
+
+// waitChunk is waitReply for a stream's next chunk (pgsess_stream_poll, pgsess_stream_wait_ms).
+func waitChunk(st *C.pgsess_stream) {
+	if C.pgsess_stream_poll(st) != 0 {
+		return
+	}
+	var serial C.uint64_t
+	fd := int(C.pgsess_stream_fd(st, &serial))
+	waitSocket(fd, uint64(serial),
+		func() bool { return C.pgsess_stream_poll(st) != 0 },
+		func() int64 { return int64(C.pgsess_stream_wait_ms(st)) })
+}
+
+// waitSocket parks in the netpoller on connection serial's socket (fd, the library's) until
+// ready says the library will not wait, or waitMS (-1: no bound) passes. Returning early is
+// always safe: the library's call then waits itself.
+func waitSocket(fd int, serial uint64, ready func() bool, waitMS func() int64) {
 	if fd < 0 {
 		return
 	}
-	pf := pollFiles.get(fd, uint64(serial))
+	pf := pollFiles.get(fd, serial)
 	if pf == nil {
 		return
 	}
-	if ms := int64(C.pgsess_pending_wait_ms(p)); ms >= 0 {
+	if ms := waitMS(); ms >= 0 {
 		if ms == 0 {
 			return
 		}
@@ -117,6 +138,6 @@ func waitReply(p *C.pgsess_pending) {
 	}
 	// The first call reads at once (the socket is edge-triggered: what arrived before the
 	// registration is read here); each later one after the netpoller saw new input. An error
-	// (the deadline, a duplicate closed by eviction) leaves the rest to pgsess_pending_finish.
-	_ = pf.rc.Read(func(uintptr) bool { return C.pgsess_pending_poll(p) != 0 })
+	// (the deadline, a duplicate closed by eviction) leaves the rest to the library's call.
+	_ = pf.rc.Read(func(uintptr) bool { return ready() })
 }
