@@ -280,6 +280,7 @@ func main() {
 	poolEach := flag.Int("pool-each", 4000, "round trips per goroutine in pool8of4")
 	rss := flag.String("rss", "", "run the bulk fetch alone with this driver and print the peak RSS")
 	only := flag.String("drivers", "pgsess,pgx,libpq,pgsess-sql", "drivers to compare")
+	workloads := flag.String("workloads", "roundtrip,bulk,pool8of4", "workloads to run (for profiling one)")
 	flag.Parse()
 	uri := os.Getenv("PGSQL_BENCH")
 	if uri == "" {
@@ -317,6 +318,9 @@ func main() {
 	// results[workload][driver] = per-round ns per operation
 	results := map[string]map[string][]float64{"roundtrip": {}, "bulk": {}, "pool8of4": {}}
 	measure := func(w, name string, ops int, f func() error) {
+		if !strings.Contains(","+*workloads+",", ","+w+",") {
+			return
+		}
 		start := time.Now()
 		if err := f(); err != nil {
 			fail(fmt.Errorf("%s %s: %v", w, name, err))

@@ -101,14 +101,15 @@ const blockCells = 2048
 
 func newResults(r *C.pgsess_results, sql string, sl *slot) *Results {
 	// Everything but the rows in one cgo call (two for more than 16 columns).
-	var sum C.pgsess_results_info
-	var few [16]C.pgsess_column_info
-	infos := few[:]
-	C.pgsess_results_summary(r, &sum, &infos[0], C.size_t(len(infos)))
+	sc := getScratch()
+	defer putScratch(sc)
+	sum := &sc.sum
+	infos := sc.infos[:]
+	C.pgsess_results_summary(r, sum, &infos[0], C.size_t(len(infos)))
 	ncols := int(sum.ncols)
 	if ncols > len(infos) {
 		infos = make([]C.pgsess_column_info, ncols)
-		C.pgsess_results_summary(r, &sum, &infos[0], C.size_t(ncols))
+		C.pgsess_results_summary(r, sum, &infos[0], C.size_t(ncols))
 	}
 	res := &Results{
 		slot:   sl,

@@ -785,7 +785,9 @@ func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any
 	}
 	defer C.free(unsafe.Pointer(ctext))
 	n, values, lengths, formats := C.size_t(p.n), p.valuesPtr(), p.lengthsPtr(), p.formatsPtr()
-	var cerr *C.pgsess_error
+	sc := getScratch()
+	defer putScratch(sc)
+	cerr := &sc.cerr
 	var r *C.pgsess_results
 	switch {
 	case k == sqlBinary || (k == sqlText && n > 0):
@@ -798,33 +800,33 @@ func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any
 		if k == sqlBinary {
 			format = 1
 		}
-		pending := C.pgsess_send_query_params(cs, ctext, n, nil, values, lengths, formats, format, &cerr)
+		pending := C.pgsess_send_query_params(cs, ctext, n, nil, values, lengths, formats, format, cerr)
 		if pending != nil {
 			waitReply(pending)
-			r = C.pgsess_pending_finish(pending, &cerr)
+			r = C.pgsess_pending_finish(pending, cerr)
 		}
 	case k == sqlText && ctx != nil && p.binary:
-		r = C.pgsess_tx_query_params(ctx, ctext, n, nil, values, lengths, formats, &cerr)
+		r = C.pgsess_tx_query_params(ctx, ctext, n, nil, values, lengths, formats, cerr)
 	case k == sqlText && ctx != nil:
-		r = C.pgsess_tx_query(ctx, ctext, n, values, &cerr)
+		r = C.pgsess_tx_query(ctx, ctext, n, values, cerr)
 	case k == sqlText && p.binary:
-		r = C.pgsess_query_params(cs, ctext, n, nil, values, lengths, formats, &cerr)
+		r = C.pgsess_query_params(cs, ctext, n, nil, values, lengths, formats, cerr)
 	case k == sqlText:
-		r = C.pgsess_query(cs, ctext, n, values, &cerr)
+		r = C.pgsess_query(cs, ctext, n, values, cerr)
 	case ctx != nil && p.binary:
-		r = C.pgsess_tx_callproc_params(ctx, ctext, n, nil, values, lengths, formats, &cerr)
+		r = C.pgsess_tx_callproc_params(ctx, ctext, n, nil, values, lengths, formats, cerr)
 	case ctx != nil:
-		r = C.pgsess_tx_callproc(ctx, ctext, n, values, &cerr)
+		r = C.pgsess_tx_callproc(ctx, ctext, n, values, cerr)
 	case p.binary:
-		r = C.pgsess_callproc_params(cs, ctext, n, nil, values, lengths, formats, &cerr)
+		r = C.pgsess_callproc_params(cs, ctext, n, nil, values, lengths, formats, cerr)
 	default:
-		r = C.pgsess_callproc(cs, ctext, n, values, &cerr)
+		r = C.pgsess_callproc(cs, ctext, n, values, cerr)
 	}
 	if r == nil {
 		if k == funcName {
-			return nil, takeError(cerr, "callproc")
+			return nil, takeError(*cerr, "callproc")
 		}
-		return nil, takeError(cerr, "query")
+		return nil, takeError(*cerr, "query")
 	}
 	return newResults(r, text, sl), nil
 }

@@ -28,7 +28,42 @@ type pollFile struct {
 	rc       syscall.RawConn
 	used     uint64      // fdCache.tick when last handed out
 	deadline atomic.Bool // a read deadline is set on f
+	// What the wait in progress polls: a pending statement or a stream (set by get, for the
+	// goroutine that holds the connection), and ready bound to it once, so a wait allocates
+	// nothing.
+	pending *C.pgsess_pending
+	stream  *C.pgsess_stream
+	ready   func(uintptr) bool
 }
+
+// poll asks the library whether the answer waited for is in (see waitSocket).
+func (pf *pollFile) poll(uintptr) bool {
+	if pf.pending != nil {
+		return C.pgsess_pending_poll(pf.pending) != 0
+	}
+	return C.pgsess_stream_poll(pf.stream) != 0
+}
+
+// cScratch holds one call's out-parameters for C (an error, a serial number, a result's
+// summary and column descriptions). Passing an address to C makes what it points to escape to
+// the heap; reused through a pool, these cost no allocation per statement. No Go pointers in
+// it, so C may be given addresses inside it.
+type cScratch struct {
+	cerr   *C.pgsess_error
+	serial C.uint64_t
+	sum    C.pgsess_results_info
+	infos  [16]C.pgsess_column_info
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(cScratch) }}
+
+func getScratch() *cScratch {
+	sc := scratchPool.Get().(*cScratch)
+	sc.cerr = nil
+	return sc
+}
+
+func putScratch(sc *cScratch) { scratchPool.Put(sc) }
 
 // fdCache keeps one pollFile per library connection (by its serial number, which the library
 // never reuses), so that a statement costs no dup(2) and no epoll registration. The library
@@ -50,12 +85,13 @@ var pollFiles = fdCache{files: map[uint64]*pollFile{}}
 // get gives the pollFile of connection serial whose socket is fd (the library's descriptor),
 // making it on first use; nil when the socket cannot be registered (then the statement's
 // answer is waited for inside the library).
-func (c *fdCache) get(fd int, serial uint64) *pollFile {
+func (c *fdCache) get(fd int, serial uint64, pending *C.pgsess_pending, stream *C.pgsess_stream) *pollFile {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.tick++
 	if p := c.files[serial]; p != nil {
 		p.used = c.tick
+		p.pending, p.stream = pending, stream
 		return p
 	}
 	d, err := syscall.Dup(fd)
@@ -86,7 +122,8 @@ func (c *fdCache) get(fd int, serial uint64) *pollFile {
 		delete(c.files, oldest)
 		old.f.Close()
 	}
-	p := &pollFile{f: f, rc: rc, used: c.tick}
+	p := &pollFile{f: f, rc: rc, used: c.tick, pending: pending, stream: stream}
+	p.ready = p.poll
 	c.files[serial] = p
 	return p
 }
@@ -96,11 +133,15 @@ func (c *fdCache) get(fd int, serial uint64) *pollFile {
 // waits at most the cancel grace itself). The connection is this goroutine's until finished, so
 // its pollFile is too.
 func waitReply(p *C.pgsess_pending) {
-	var serial C.uint64_t
-	fd := int(C.pgsess_pending_fd(p, &serial))
-	waitSocket(fd, uint64(serial),
-		func() bool { return C.pgsess_pending_poll(p) != 0 },
-		func() int64 { return int64(C.pgsess_pending_wait_ms(p)) })
+	sc := getScratch()
+	defer putScratch(sc)
+	fd := int(C.pgsess_pending_fd(p, &sc.serial))
+	if fd < 0 {
+		return
+	}
+	if pf := pollFiles.get(fd, uint64(sc.serial), p, nil); pf != nil {
+		waitSocket(pf, int64(C.pgsess_pending_wait_ms(p)))
+	}
 }
 
 // waitChunk is waitReply for a stream's next chunk (pgsess_stream_poll, pgsess_stream_wait_ms).
@@ -108,25 +149,21 @@ func waitChunk(st *C.pgsess_stream) {
 	if C.pgsess_stream_poll(st) != 0 {
 		return
 	}
-	var serial C.uint64_t
-	fd := int(C.pgsess_stream_fd(st, &serial))
-	waitSocket(fd, uint64(serial),
-		func() bool { return C.pgsess_stream_poll(st) != 0 },
-		func() int64 { return int64(C.pgsess_stream_wait_ms(st)) })
-}
-
-// waitSocket parks in the netpoller on connection serial's socket (fd, the library's) until
-// ready says the library will not wait, or waitMS (-1: no bound) passes. Returning early is
-// always safe: the library's call then waits itself.
-func waitSocket(fd int, serial uint64, ready func() bool, waitMS func() int64) {
+	sc := getScratch()
+	defer putScratch(sc)
+	fd := int(C.pgsess_stream_fd(st, &sc.serial))
 	if fd < 0 {
 		return
 	}
-	pf := pollFiles.get(fd, serial)
-	if pf == nil {
-		return
+	if pf := pollFiles.get(fd, uint64(sc.serial), nil, st); pf != nil {
+		waitSocket(pf, int64(C.pgsess_stream_wait_ms(st)))
 	}
-	if ms := waitMS(); ms >= 0 {
+}
+
+// waitSocket parks in the netpoller on pf until its poll says the library will not wait, or ms
+// (-1: no bound) passes. Returning early is always safe: the library's call then waits itself.
+func waitSocket(pf *pollFile, ms int64) {
+	if ms >= 0 {
 		if ms == 0 {
 			return
 		}
@@ -139,5 +176,5 @@ func waitSocket(fd int, serial uint64, ready func() bool, waitMS func() int64) {
 	// The first call reads at once (the socket is edge-triggered: what arrived before the
 	// registration is read here); each later one after the netpoller saw new input. An error
 	// (the deadline, a duplicate closed by eviction) leaves the rest to the library's call.
-	_ = pf.rc.Read(func(uintptr) bool { return ready() })
+	_ = pf.rc.Read(pf.ready)
 }

@@ -109,17 +109,25 @@ pub unsafe extern "C" fn pgsess_send_query_stream(
 /// `pending` NULL or a live handle; `serial` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_pending_fd(pending: *const pgsess_pending, serial: *mut u64) -> i32 {
-    call_or(
-        |_| -1,
-        NO_ERR,
-        || {
-            let (fd, number) = arg(pending, "pending")?.socket()?;
-            if let Some(out) = serial.as_mut() {
-                *out = number;
-            }
-            Ok(fd)
-        },
-    )
+    call_or(|_| -1, NO_ERR, || socket_out(arg(pending, "pending")?.socket()?, serial))
+}
+
+/// A connection's socket as `pgsess_pending_fd` and `pgsess_stream_fd` give it: the descriptor,
+/// and its serial number into `*serial` unless that is NULL.
+///
+/// # Safety
+/// `serial` NULL or writable.
+pub(super) unsafe fn socket_out((fd, number): (i32, u64), serial: *mut u64) -> crate::error::Result<i32> {
+    if let Some(out) = serial.as_mut() {
+        *out = number;
+    }
+    Ok(fd)
+}
+
+/// A wait bound in milliseconds as `pgsess_pending_wait_ms` and `pgsess_stream_wait_ms` give it
+/// (-1: none).
+pub(super) fn wait_ms(limit: Option<std::time::Duration>) -> i64 {
+    limit.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Read what the server has sent so far without blocking. Returns 1 when the answer is in (or
@@ -144,11 +152,7 @@ pub unsafe extern "C" fn pgsess_pending_poll(pending: *mut pgsess_pending) -> i3
 /// `pending` NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_pending_wait_ms(pending: *const pgsess_pending) -> i64 {
-    call_or(
-        |_| -1,
-        NO_ERR,
-        || Ok(arg(pending, "pending")?.wait_limit().map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
-    )
+    call_or(|_| -1, NO_ERR, || Ok(wait_ms(arg(pending, "pending")?.wait_limit())))
 }
 
 /// End a pending statement and give its results, as `pgsess_query_params` would have (free them

@@ -273,11 +273,30 @@ pub unsafe extern "C" fn pgsess_query_stream(
     chunk_rows: u32,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_stream {
+    stream_statement(session, sql, nparams, params, chunk_rows, err, Session::query_stream)
+}
+
+/// A session's stream with text parameters (`Session::query_stream`, `query_stream_typed`).
+type StreamStatement = fn(&Session, &str, &[Option<&[u8]>], u32) -> crate::error::Result<crate::session::RowStream>;
+
+/// `pgsess_query_stream` and `pgsess_query_stream_typed`: the arguments checked, then `open`.
+///
+/// # Safety
+/// As for `pgsess_query`.
+unsafe fn stream_statement(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+    chunk_rows: u32,
+    err: *mut *mut pgsess_error,
+    open: StreamStatement,
+) -> *mut pgsess_stream {
     call(err, || {
         let s = arg(session, "session")?;
         let sql = str_arg(sql, "sql")?;
         let params = params_arg(nparams, params, "params")?;
-        Ok(give::<pgsess_stream>(Box::new(s.query_stream(sql, &params, chunk_rows)?)))
+        Ok(give::<pgsess_stream>(Box::new(open(s, sql, &params, chunk_rows)?)))
     })
 }
 
@@ -299,12 +318,7 @@ pub unsafe extern "C" fn pgsess_query_stream_typed(
     chunk_rows: u32,
     err: *mut *mut pgsess_error,
 ) -> *mut pgsess_stream {
-    call(err, || {
-        let s = arg(session, "session")?;
-        let sql = str_arg(sql, "sql")?;
-        let params = params_arg(nparams, params, "params")?;
-        Ok(give::<pgsess_stream>(Box::new(s.query_stream_typed(sql, &params, chunk_rows)?)))
-    })
+    stream_statement(session, sql, nparams, params, chunk_rows, err, Session::query_stream_typed)
 }
 
 /// Call a set-returning or scalar function: `SELECT * FROM name($1, ...)`. `name` may be

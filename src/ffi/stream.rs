@@ -45,17 +45,7 @@ pub unsafe extern "C" fn pgsess_stream_next(
 /// `stream` NULL or a live handle; `serial` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_stream_fd(stream: *const pgsess_stream, serial: *mut u64) -> i32 {
-    call_or(
-        |_| -1,
-        NO_ERR,
-        || {
-            let (fd, number) = arg(stream, "stream")?.socket()?;
-            if let Some(out) = serial.as_mut() {
-                *out = number;
-            }
-            Ok(fd)
-        },
-    )
+    call_or(|_| -1, NO_ERR, || super::pending::socket_out(arg(stream, "stream")?.socket()?, serial))
 }
 
 /// Read what has arrived without blocking: 1 when `pgsess_stream_next` will not wait for the
@@ -80,11 +70,7 @@ pub unsafe extern "C" fn pgsess_stream_poll(stream: *mut pgsess_stream) -> i32 {
 /// `stream` NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_stream_wait_ms(stream: *const pgsess_stream) -> i64 {
-    call_or(
-        |_| -1,
-        NO_ERR,
-        || Ok(arg(stream, "stream")?.wait_limit().map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
-    )
+    call_or(|_| -1, NO_ERR, || Ok(super::pending::wait_ms(arg(stream, "stream")?.wait_limit())))
 }
 
 /// Free a stream. Rows not yet fetched are discarded (the server stops sending them) and the
