@@ -18,16 +18,17 @@ import (
 	"unsafe"
 )
 
-// params holds statement parameters in C memory: one malloc'd block for all values (each
-// NUL-terminated), and Go arrays of C pointers, lengths and formats (which hold no Go pointers,
-// so they may be passed to C).
+// params holds statement parameters in C memory: one malloc'd block with the arrays of value
+// pointers, lengths and formats first and then every value (each NUL-terminated). All of it C
+// memory, so the pointers passed to C cost cgo no Go-pointer check, and nothing is copied by a
+// cgo call.
 type params struct {
 	n       int
 	binary  bool // some parameter is binary: use pgsess_query_params
 	block   unsafe.Pointer
-	values  []*C.char
-	lengths []C.int32_t
-	formats []C.int32_t
+	values  []*C.char   // in block
+	lengths []C.int32_t // in block, binary statements only
+	formats []C.int32_t // in block, binary statements only
 }
 
 type span struct {
@@ -42,7 +43,11 @@ func newParams(args []any) (*params, error) {
 	if len(args) == 0 {
 		return p, nil
 	}
-	spans := make([]span, len(args))
+	var few [8]span
+	spans := few[:0]
+	if len(args) > len(few) {
+		spans = make([]span, 0, len(args))
+	}
 	var data []byte
 	for i, a := range args {
 		off := len(data)
@@ -52,7 +57,7 @@ func newParams(args []any) (*params, error) {
 		if err != nil {
 			return nil, errorf(InterfaceError, "argument $%d (%T): %v", i+1, a, err)
 		}
-		spans[i] = span{off: off, len: len(data) - off, null: null, binary: bin}
+		spans = append(spans, span{off: off, len: len(data) - off, null: null, binary: bin})
 		if bin {
 			if len(data)-off > math.MaxInt32 {
 				return nil, errorf(InterfaceError, "argument $%d: %d bytes is too long", i+1, len(data)-off)
@@ -63,21 +68,28 @@ func newParams(args []any) (*params, error) {
 			data = append(data, 0)
 		}
 	}
-	if len(data) > 0 {
-		p.block = C.malloc(C.size_t(len(data)))
-		C.memcpy(p.block, unsafe.Pointer(&data[0]), C.size_t(len(data)))
-	}
-	p.values = make([]*C.char, len(args))
+	n := len(args)
+	ptrs := uintptr(n) * unsafe.Sizeof((*C.char)(nil))
+	ints := uintptr(0)
 	if p.binary {
-		p.lengths = make([]C.int32_t, len(args))
-		p.formats = make([]C.int32_t, len(args))
+		ints = 2 * uintptr(n) * unsafe.Sizeof(C.int32_t(0))
 	}
+	p.block = C.malloc(C.size_t(ptrs + ints + uintptr(len(data)) + 1))
+	p.values = unsafe.Slice((**C.char)(p.block), n)
+	if p.binary {
+		p.lengths = unsafe.Slice((*C.int32_t)(unsafe.Add(p.block, ptrs)), n)
+		p.formats = unsafe.Slice((*C.int32_t)(unsafe.Add(p.block, ptrs+ints/2)), n)
+	}
+	values := unsafe.Add(p.block, ptrs+ints)
+	copy(unsafe.Slice((*byte)(values), len(data)), data)
 	for i, sp := range spans {
+		p.values[i] = nil
 		if !sp.null {
-			p.values[i] = (*C.char)(unsafe.Add(p.block, sp.off))
+			p.values[i] = (*C.char)(unsafe.Add(values, sp.off))
 		}
 		if p.binary {
 			p.lengths[i] = C.int32_t(sp.len)
+			p.formats[i] = 0
 			if sp.binary {
 				p.formats[i] = 1
 			}

@@ -355,14 +355,18 @@ impl PgConn {
     /// read of the reply up to where `scan` stops will not wait for the server (its
     /// ReadyForQuery, or a stream's chunk of rows, is buffered), or what is buffered reached
     /// `PENDING_READ_LIMIT`, or the connection failed (the read then reports how).
+    ///
+    /// It reads until the socket is empty unless the scan is done first: a caller told "not
+    /// yet" may wait on an edge-triggered poller, which wakes only for bytes that arrive after
+    /// this; one told "done" never waits, and needs no read that finds nothing.
     pub fn poll_scan(&mut self, scan: &mut ReplyScan) -> bool {
         loop {
             if scan.scan(&self.read_buf) || self.read_buf.len() >= PENDING_READ_LIMIT {
                 return true;
             }
-            match self.stream.fill_available(&mut self.read_buf, PENDING_READ_LIMIT) {
-                Ok(true) => return scan.scan(&self.read_buf),
-                Ok(false) => {}
+            match self.stream.fill_nonblocking(&mut self.read_buf) {
+                Ok(true) => {}
+                Ok(false) => return false,
                 Err(_) => return true,
             }
         }

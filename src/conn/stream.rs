@@ -354,27 +354,25 @@ impl Stream {
         }
     }
 
-    /// Read, without ever blocking, what the socket holds now into `buf`, until the socket is
-    /// empty (`Ok(true)`: an edge-triggered waiter such as Go's netpoller wakes only for bytes
-    /// that arrive after this) or `buf` holds `limit` bytes (`Ok(false)`: more may be waiting).
-    /// A closed or failed socket is the error a blocking read would give.
-    pub fn fill_available(&mut self, buf: &mut BytesMut, limit: usize) -> io::Result<bool> {
+    /// One read that never blocks: `Ok(true)` when it appended to `buf` (with TLS, possibly
+    /// nothing yet: a partial record), `Ok(false)` when the socket had nothing (`WouldBlock`).
+    /// A caller that waits on an edge-triggered poller (Go's netpoller) reads until `Ok(false)`
+    /// before it waits, or it may not be woken for what is already there. A closed or failed
+    /// socket is the error a blocking read would give.
+    pub fn fill_nonblocking(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
         let fd = self.socket_fd();
-        while buf.len() < limit {
-            let read = match &mut self.tls {
-                Some(tls) => tls_fill(tls, fd, buf, libc::MSG_DONTWAIT),
-                None => self.read_plain(buf, libc::MSG_DONTWAIT),
-            };
-            match read {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.more_waiting = false;
-                    return Ok(true);
-                }
-                Err(e) => return Err(e),
+        let read = match &mut self.tls {
+            Some(tls) => tls_fill(tls, fd, buf, libc::MSG_DONTWAIT),
+            None => self.read_plain(buf, libc::MSG_DONTWAIT),
+        };
+        match read {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.more_waiting = false;
+                Ok(false)
             }
+            Err(e) => Err(e),
         }
-        Ok(false)
     }
 
     /// Another owner of this socket's open file description waits on it (a host runtime's
