@@ -342,6 +342,9 @@ impl PgConn {
             return self.explain_param_mismatch(outcome, sql, types, params.len()).map(|()| statement);
         }
         self.reply_since = Some(Instant::now());
+        // Its reply is on its way: until `finish_statement`, no other statement may be sent here
+        // and no idle reader may take its bytes for unasked ones (`ensure_no_open_stream`).
+        self.portal_open = true;
         Ok(statement)
     }
 
@@ -381,6 +384,7 @@ impl PgConn {
         let params: Vec<Param<'_>> = params.iter().map(|(v, b)| Param { value: v.as_deref(), binary: *b }).collect();
         let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
         let shape = Shape { result, chunk, typed, ..Shape::UNNAMED };
+        self.portal_open = false;
         let mut outcome = self.collect_into(set, false, None, shape.stop());
         let outcome = match how {
             None => outcome,
@@ -504,8 +508,9 @@ impl PgConn {
         }
         if self.portal_open {
             return Err(Error::interface(
-                "a stream is still open on this connection (a pinned or transaction's session): read it to the end \
-                 or free it (pgsess_stream_free) before running another statement",
+                "a stream is still open on this connection (a pinned or transaction's session), or a statement sent \
+                 without waiting is not finished: read it to the end or free it (pgsess_stream_free, \
+                 pgsess_pending_finish) before running another statement",
             ));
         }
         Ok(())

@@ -179,7 +179,7 @@ impl PgConn {
         set.backend_pid = self.backend_pid;
         let mut error: Option<Error> = None;
         let mut empty_query = false;
-        // Stopped before ReadyForQuery: at PortalSuspended or at the start of a COPY (`stop`).
+        // Stopped before ReadyForQuery: a stream's chunk is full, or a COPY has begun (`stop`).
         let mut stopped_early = false;
         let mut deadline = deadline;
         // The statement timeout counts from when the wait began: a pending statement's
@@ -433,7 +433,8 @@ impl PgConn {
     /// Append every complete DataRow at the front of the read buffer to `set`, parsing them in
     /// place: the bulk of a large result never becomes a `Message`. `rows_open`: a
     /// RowDescription began rows that have not ended; a DataRow anywhere else is a protocol
-    /// violation, as is one past a stream chunk's row limit or past `max_result_bytes`.
+    /// violation, as is one past `max_result_bytes`. At most `cap` rows in `set` (a stream's
+    /// chunk): the rest stay buffered for the next call.
     fn take_data_rows(&mut self, set: &mut ResultSet, rows_open: bool, cap: usize) -> Result<()> {
         let ncols = set.columns().len();
         while set.nrows() < cap {
@@ -468,7 +469,7 @@ impl PgConn {
         Ok(())
     }
 
-    /// A statement's CommandComplete: its tag, and the end of a chunked exchange.
+    /// A statement's CommandComplete: its tag.
     fn command_complete(&mut self, set: &mut ResultSet, tag: CommandTag, rows_open: &mut bool) -> Result<()> {
         if !*rows_open {
             set.reset_statement();

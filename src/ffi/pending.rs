@@ -17,7 +17,9 @@ use crate::session::PendingStatement;
 /// answer has not been read. Owned by
 /// the caller and ended by exactly one of `pgsess_pending_finish` (which gives its results) or
 /// `pgsess_pending_free` (which abandons it). It holds its pooled connection (as results do)
-/// until then. One thread at a time; any thread.
+/// until then; on a pinned session (or a transaction's) any other statement meanwhile fails
+/// with `PGSESS_INTERFACE_ERROR`, as libpq refuses a query while another is in progress. One
+/// thread at a time; any thread.
 ///
 /// The usual loop, as with libpq's `PQsendQueryParams`/`PQconsumeInput`/`PQisBusy`: wait until
 /// `pgsess_pending_fd` is readable (poll(2), epoll, a runtime's poller), then call

@@ -217,6 +217,14 @@ int main(void)
     CHECK(pin != NULL);
     EXEC(pin, "SET application_name = 'pending_c'");
     p = send1(pin, "SELECT current_setting($1)", "application_name", 0);
+    /* While it is pending, another statement on the pinned connection is refused, not mixed up
+     * with its reply. */
+    r = pgsess_query(pin, "SELECT 1", 0, NULL, &err);
+    CHECK(r == NULL && err != NULL);
+    CHECK_INTEQ(pgsess_error_code(err), PGSESS_INTERFACE_ERROR);
+    CHECK_CONTAINS(pgsess_error_message(err), "not finished");
+    pgsess_error_free(err);
+    err = NULL;
     wait_answer(p);
     r = pgsess_pending_finish(p, &err);
     CHECK_STREQ(r ? pgsess_results_value(r, 0, 0) : NULL, "pending_c");
