@@ -294,7 +294,7 @@ impl PgConn {
         self.send_shaped(sql, types, params, Shape { result, ..Shape::UNNAMED }, set)
     }
 
-    /// `send_statement` for a stream (`stream_open_as`): `finish_statement` then reads its
+    /// `send_statement` for a stream (`stream_open`): `finish_statement` then reads its
     /// first chunk of `chunk_rows`, and `poll_reply` says it is in once that many rows (or the
     /// end of the reply) are buffered.
     pub fn send_stream(
@@ -474,14 +474,11 @@ impl PgConn {
     /// (A portal suspended at each chunk's row limit costs a round trip per chunk, with server
     /// and client taking turns, and one more for the Sync when the result ends.) A caller that
     /// stops reading early leaves the server waiting on a full socket; `stream_abandon` ends it.
-    pub fn stream_open(&mut self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<(ResultSet, bool)> {
-        self.stream_open_as(sql, params, chunk_rows, false)
-    }
-
-    /// `stream_open`; `typed`: with the columns of the types `rows::binary::prefers_binary`
-    /// names in binary once the statement cache knows the statement's result types, as
-    /// `query_typed_into` (without a cache, as `stream_open`).
-    pub fn stream_open_as(
+    ///
+    /// `typed`: with the columns of the types `rows::binary::prefers_binary` names in binary
+    /// once the statement cache knows the statement's result types, as `query_typed_into`
+    /// (without a cache, all text).
+    pub fn stream_open(
         &mut self,
         sql: &str,
         params: &[Option<&[u8]>],

@@ -633,7 +633,7 @@ impl Session {
     }
 
     /// `query_stream` with the columns of the types `rows::binary::prefers_binary` names in
-    /// binary once the pool's statement cache knows the statement (`PgConn::stream_open_as`).
+    /// binary once the pool's statement cache knows the statement (`PgConn::stream_open`).
     pub fn query_stream_typed(&self, sql: &str, params: &[Option<&[u8]>], chunk_rows: u32) -> Result<RowStream> {
         self.query_stream_as(sql, params, chunk_rows, true)
     }
@@ -643,7 +643,7 @@ impl Session {
             return Err(Error::interface("chunk_rows must be at least 1"));
         }
         let lease = self.shared_lease()?;
-        let outcome = self.run(&lease, |c| c.stream_open_as(sql, params, chunk_rows, typed));
+        let outcome = self.run(&lease, |c| c.stream_open(sql, params, chunk_rows, typed));
         let (first, more) = match outcome {
             Ok((set, more)) => (Ok(set), more),
             Err(e) => (Err(e), false),

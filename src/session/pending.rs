@@ -144,11 +144,6 @@ impl PendingStatement {
         self.lease().with_conn(|c| Ok(c.share_socket()))
     }
 
-    /// Whether this is a stream's statement (`Session::send_stream`).
-    pub fn is_stream(&self) -> bool {
-        matches!(self.target, Some(Target::Stream { .. }))
-    }
-
     /// Read what has arrived without blocking; true once `finish` will not wait for the server
     /// (see `PgConn::poll_reply`), or when the connection cannot be read (`finish` says why).
     /// Stays true once it was.
