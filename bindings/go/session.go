@@ -805,14 +805,11 @@ func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any
 			waitReply(pending)
 			r = C.pgsess_pending_finish(pending, cerr)
 		}
-	case k == sqlText && ctx != nil && p.binary:
-		r = C.pgsess_tx_query_params(ctx, ctext, n, nil, values, lengths, formats, cerr)
+	// Without arguments (so never binary ones): the simple protocol, several statements allowed.
 	case k == sqlText && ctx != nil:
-		r = C.pgsess_tx_query(ctx, ctext, n, values, cerr)
-	case k == sqlText && p.binary:
-		r = C.pgsess_query_params(cs, ctext, n, nil, values, lengths, formats, cerr)
+		r = C.pgsess_tx_query(ctx, ctext, 0, nil, cerr)
 	case k == sqlText:
-		r = C.pgsess_query(cs, ctext, n, values, cerr)
+		r = C.pgsess_query(cs, ctext, 0, nil, cerr)
 	case ctx != nil && p.binary:
 		r = C.pgsess_tx_callproc_params(ctx, ctext, n, nil, values, lengths, formats, cerr)
 	case ctx != nil:
