@@ -225,8 +225,9 @@ typedef struct pgsess_notification pgsess_notification;
 typedef struct pgsess_options pgsess_options;
 
 /**
- * A statement sent with `pgsess_send_query_params` (or `pgsess_send_query_stream`) whose
- * answer has not been read. Owned by
+ * A statement sent with `pgsess_send_query_params` (or `pgsess_send_query_stream`), or staged
+ * to be sent with `pgsess_stage_query_params` (`pgsess_stage_query_stream`), whose answer has
+ * not been read. Owned by
  * the caller and ended by exactly one of `pgsess_pending_finish` (which gives its results) or
  * `pgsess_pending_free` (which abandons it). It holds its pooled connection (as results do)
  * until then; on a pinned session (or a transaction's) any other statement meanwhile fails
@@ -547,6 +548,27 @@ typedef struct pgsess_column_info {
  * transaction that cannot be repeated.
  */
 typedef pgsess_code (*pgsess_tx_fn)(struct pgsess_tx *tx, void *user_data, struct pgsess_error **err);
+
+/**
+ * Where to wait for a staged statement's answer, and how long (`pgsess_stage_query_params`):
+ * what `pgsess_pending_fd` and `pgsess_pending_wait_ms` give, filled in by the call that
+ * stages it.
+ */
+typedef struct pgsess_pending_socket {
+  /**
+   * The connection's socket, with the rules of `pgsess_pending_fd`.
+   */
+  int32_t fd;
+  /**
+   * The connection's serial number, unique in the process and never reused.
+   */
+  uint64_t serial;
+  /**
+   * The session's whole statement timeout in milliseconds (it counts from the send); -1:
+   * none.
+   */
+  int64_t wait_ms;
+} pgsess_pending_socket;
 
 /**
  * Receives a request's outcome: exactly one of `results` and `error` is non-NULL, and the
@@ -1996,6 +2018,49 @@ struct pgsess_pending *pgsess_send_query_params(struct pgsess_session *session, 
 struct pgsess_pending *pgsess_send_query_stream(struct pgsess_session *session, const char *sql, size_t nparams, const char *const *params, uint32_t chunk_rows, bool typed, struct pgsess_error **err);
 
 /**
+ * `pgsess_send_query_params` without the write: the connection is checked out and checked,
+ * the statement built and the statement cache consulted, but nothing is sent until
+ * `pgsess_pending_send` (or the first `pgsess_pending_poll`, or `pgsess_pending_finish`).
+ * The SQL is `sql_len` bytes at `sql`, not NUL-terminated (a binding passes its string as it
+ * is; from C, pass `strlen(sql)`); a zero byte in it is refused.
+ *
+ * For a caller whose poller must be armed before the answer can arrive: an edge-triggered one
+ * that forgets what arrived before it was armed (Go's netpoller does), or a caller that wants
+ * to skip the first non-blocking read. Stage, arm the wait on `socket->fd`, send, wait: no
+ * answer can arrive before the send, so there is nothing to read before the first wait.
+ * `*socket` (when not NULL) receives the socket, the connection's serial and the wait bound,
+ * which saves the calls of `pgsess_pending_fd` and `pgsess_pending_wait_ms`. Arguments, errors
+ * and ownership as for `pgsess_send_query_params`; freed before it is sent, the pending
+ * statement closes its connection as an abandoned one does.
+ *
+ * # Safety
+ * As for `pgsess_query_params`; `socket` NULL or writable.
+ */
+struct pgsess_pending *pgsess_stage_query_params(struct pgsess_session *session, const char *sql, size_t sql_len, size_t nparams, const uint32_t *param_types, const char *const *param_values, const int32_t *param_lengths, const int32_t *param_formats, int32_t result_format, struct pgsess_pending_socket *socket, struct pgsess_error **err);
+
+/**
+ * `pgsess_send_query_stream` without the write, as `pgsess_stage_query_params` is
+ * `pgsess_send_query_params` without it (the SQL given by its length too); finish it with
+ * `pgsess_pending_finish_stream`.
+ *
+ * # Safety
+ * As for `pgsess_query_stream`; `socket` NULL or writable.
+ */
+struct pgsess_pending *pgsess_stage_query_stream(struct pgsess_session *session, const char *sql, size_t sql_len, size_t nparams, const char *const *params, uint32_t chunk_rows, bool typed, struct pgsess_pending_socket *socket, struct pgsess_error **err);
+
+/**
+ * Send a staged statement (`pgsess_stage_query_params`). Returns 0 when it is sent (or was
+ * already): wait for the socket, then `pgsess_pending_poll`; 1 when the write failed:
+ * `pgsess_pending_finish` returns the error at once; -1 when `pending` is NULL or not a live
+ * handle. The statement timeout counts from the send. It reads nothing: the answer cannot have
+ * arrived before the send.
+ *
+ * # Safety
+ * `pending` NULL or a live handle.
+ */
+int32_t pgsess_pending_send(struct pgsess_pending *pending);
+
+/**
  * The socket the answer arrives on, to wait on for readability; -1 when `pending` is NULL or
  * not a live handle. The descriptor stays the library's: do not close it, read from it or change
  * its flags, except that a `dup(2)` of it may be set `O_NONBLOCK` and registered with a poller
@@ -2011,8 +2076,8 @@ struct pgsess_pending *pgsess_send_query_stream(struct pgsess_session *session, 
 int32_t pgsess_pending_fd(const struct pgsess_pending *pending, uint64_t *serial);
 
 /**
- * Read what the server has sent so far without blocking. Returns 1 when the answer is in (or
- * the connection failed): `pgsess_pending_finish` will not wait for the server; 0 when more is
+ * Read what the server has sent so far without blocking (a staged statement is sent first, as
+ * `pgsess_pending_send` sends it). Returns 1 when the answer is in (or the connection failed): `pgsess_pending_finish` will not wait for the server; 0 when more is
  * to come (wait for the socket again: everything that had arrived has been read, so an
  * edge-triggered poller wakes for what comes next); -1 when `pending` is NULL or not a live
  * handle.

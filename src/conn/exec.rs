@@ -280,18 +280,21 @@ impl PgConn {
     /// Send one statement as `query_params_into` (or `query_binary_into`, `binary`) does, and
     /// return without reading its reply: `poll_reply` reads what has arrived without blocking,
     /// `finish_statement` reads the rest into `set`. Nothing else may be sent on the connection
-    /// in between. The statement timeout counts from now.
+    /// in between. The statement timeout counts from the send. `staged`: everything is done
+    /// but the write, which `send_staged` (or the first `poll_reply` or `finish_statement`)
+    /// makes, so a caller can arm its wait for the reply before the reply can arrive.
     pub fn send_statement(
         &mut self,
         sql: &str,
         types: &[u32],
         params: &[Param<'_>],
         binary: bool,
+        staged: bool,
         set: &mut ResultSet,
     ) -> Result<SentStatement> {
         self.lend_spare_rows(set);
         let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
-        self.send_shaped(sql, types, params, Shape { result, ..Shape::UNNAMED }, set)
+        self.send_shaped(sql, types, params, Shape { result, deferred: staged, ..Shape::UNNAMED }, set)
     }
 
     /// `send_statement` for a stream (`stream_open`): `finish_statement` then reads its
@@ -303,10 +306,12 @@ impl PgConn {
         params: &[Option<&[u8]>],
         chunk_rows: u32,
         typed: bool,
+        staged: bool,
         set: &mut ResultSet,
     ) -> Result<SentStatement> {
         let params: Vec<Param<'_>> = text_params(params).collect();
-        self.send_shaped(sql, &[], &params, Shape { chunk: chunk_rows.max(1), typed, ..Shape::UNNAMED }, set)
+        let shape = Shape { chunk: chunk_rows.max(1), typed, deferred: staged, ..Shape::UNNAMED };
+        self.send_shaped(sql, &[], &params, shape, set)
     }
 
     fn send_shaped(
@@ -333,6 +338,8 @@ impl PgConn {
             how,
             was_idle,
             scan: ReplyScan::new(shape.chunk),
+            staged: shape.deferred,
+            failed: None,
         };
         if let Err(e) = sent {
             let outcome = match statement.how.as_mut() {
@@ -348,9 +355,31 @@ impl PgConn {
         Ok(statement)
     }
 
-    /// Read, without blocking, what the server has sent in reply to `sent`. True when
-    /// `finish_statement` will not wait for the server (see `poll_scan`).
+    /// Write a staged statement (`send_statement`'s `staged`); nothing for one already sent.
+    /// False when the write failed: the connection is broken, and `finish_statement` returns
+    /// the error. The statement timeout counts from here.
+    pub fn send_staged(&mut self, sent: &mut SentStatement) -> bool {
+        if !std::mem::take(&mut sent.staged) {
+            return sent.failed.is_none();
+        }
+        match self.flush_writes(None).map_err(Error::mark_unsent) {
+            Ok(()) => {
+                self.reply_since = Some(Instant::now());
+                true
+            }
+            Err(e) => {
+                sent.failed = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Read, without blocking, what the server has sent in reply to `sent` (written first if
+    /// staged). True when `finish_statement` will not wait for the server (see `poll_scan`).
     pub fn poll_reply(&mut self, sent: &mut SentStatement) -> bool {
+        if !self.send_staged(sent) {
+            return true;
+        }
         self.poll_scan(&mut sent.scan)
     }
 
@@ -379,13 +408,17 @@ impl PgConn {
     /// call would have: the statement cache learns from it, and a cached statement the server
     /// says is invalid is healed and, outside a transaction block, sent once more. True when a
     /// stream's reply has more rows (`stream_more` reads them).
-    pub fn finish_statement(&mut self, sent: SentStatement, set: &mut ResultSet) -> Result<bool> {
-        let SentStatement { sql, types, params, binary, chunk, typed, how, was_idle, .. } = sent;
+    pub fn finish_statement(&mut self, mut sent: SentStatement, set: &mut ResultSet) -> Result<bool> {
+        self.send_staged(&mut sent);
+        let SentStatement { sql, types, params, binary, chunk, typed, how, was_idle, failed, .. } = sent;
         let params: Vec<Param<'_>> = params.iter().map(|(v, b)| Param { value: v.as_deref(), binary: *b }).collect();
         let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
         let shape = Shape { result, chunk, typed, ..Shape::UNNAMED };
         self.portal_open = false;
-        let mut outcome = self.collect_into(set, false, None, shape.stop());
+        let mut outcome = match failed {
+            Some(e) => Err(e),
+            None => self.collect_into(set, false, None, shape.stop()),
+        };
         let outcome = match how {
             None => outcome,
             Some(mut how) => {
@@ -588,8 +621,7 @@ impl PgConn {
     }
 
     /// Parse (unless the statement is already prepared), Bind, Describe portal, Execute, then
-    /// Sync: all in one write, sent
-    /// unless `shape.batching`.
+    /// Sync: all in one write, sent unless `shape.batching` or `shape.deferred`.
     fn queue_extended<'p, P>(&mut self, sql: &str, types: &[u32], params: P, shape: Shape<'_>) -> Result<()>
     where
         P: ExactSizeIterator<Item = Param<'p>> + Clone,
@@ -636,7 +668,7 @@ impl PgConn {
             self.expect_reply(shape.result.want(), 1);
         }
         frontend::sync(&mut self.write_buf);
-        if shape.batching {
+        if shape.batching || shape.deferred {
             return Ok(());
         }
         self.flush_writes(None).map_err(Error::mark_unsent)
@@ -776,6 +808,8 @@ struct Shape<'n> {
     statement: &'n str,
     /// Send Parse for `statement` first.
     parse: bool,
+    /// Queue it and expect its reply, but leave the write to `send_staged`.
+    deferred: bool,
 }
 
 impl Shape<'_> {
@@ -791,8 +825,15 @@ impl Shape<'_> {
 
 impl Shape<'static> {
     /// The unnamed statement, parsed and run at once, text results, read to ReadyForQuery.
-    const UNNAMED: Shape<'static> =
-        Shape { chunk: 0, batching: false, result: ResultFormats::Text, typed: false, statement: "", parse: true };
+    const UNNAMED: Shape<'static> = Shape {
+        chunk: 0,
+        batching: false,
+        result: ResultFormats::Text,
+        typed: false,
+        statement: "",
+        parse: true,
+        deferred: false,
+    };
 }
 
 /// The result formats a statement binds.
@@ -864,6 +905,17 @@ pub struct SentStatement {
     /// The connection was outside a transaction block when it was sent.
     was_idle: bool,
     scan: ReplyScan,
+    /// Queued, not yet written (`send_staged` writes it).
+    staged: bool,
+    /// Why the staged write failed (`finish_statement` returns it).
+    failed: Option<Error>,
+}
+
+impl SentStatement {
+    /// Queued, not yet written (`PgConn::send_staged`).
+    pub fn is_staged(&self) -> bool {
+        self.staged
+    }
 }
 
 /// How far a buffered reply has been looked through without reading it (`PgConn::poll_scan`):

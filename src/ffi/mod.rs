@@ -72,6 +72,25 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
         .ok_or_else(|| Error::interface(format!("{what} is not valid UTF-8")))
 }
 
+/// `str_arg` for a string given as a pointer and a length in bytes (not NUL-terminated; a zero
+/// byte inside is refused, as SQL cannot hold one).
+///
+/// # Safety
+/// `p` NULL or readable for `len` bytes.
+pub(crate) unsafe fn str_len_arg<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a str> {
+    if p.is_null() {
+        return Err(Error::interface(format!("{what} is NULL")));
+    }
+    if isize::try_from(len).is_err() {
+        return Err(Error::interface(format!("{what}: a length of {len} bytes is too long")));
+    }
+    let bytes = std::slice::from_raw_parts(p.cast::<u8>(), len);
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(Error::interface(format!("{what} contains a zero byte at offset {at}")));
+    }
+    crate::text::utf8(bytes).ok_or_else(|| Error::interface(format!("{what} is not valid UTF-8")))
+}
+
 /// Parameters that fit on the stack stay there: a statement's parameter list costs no allocation.
 const INLINE_PARAMS: usize = 16;
 

@@ -8,13 +8,15 @@ use super::results::pgsess_results;
 use super::session::pgsess_session;
 use super::stream::pgsess_stream;
 use super::{
-    arg, arg_mut, call, call_or, give, params_arg, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR,
+    arg, arg_mut, call, call_or, give, params_arg, pgsess_error, str_arg, str_len_arg, take, typed_params_arg, Handle,
+    NO_ERR,
 };
 use crate::error::Error;
 use crate::session::PendingStatement;
 
-/// A statement sent with `pgsess_send_query_params` (or `pgsess_send_query_stream`) whose
-/// answer has not been read. Owned by
+/// A statement sent with `pgsess_send_query_params` (or `pgsess_send_query_stream`), or staged
+/// to be sent with `pgsess_stage_query_params` (`pgsess_stage_query_stream`), whose answer has
+/// not been read. Owned by
 /// the caller and ended by exactly one of `pgsess_pending_finish` (which gives its results) or
 /// `pgsess_pending_free` (which abandons it). It holds its pooled connection (as results do)
 /// until then; on a pinned session (or a transaction's) any other statement meanwhile fails
@@ -67,7 +69,7 @@ pub unsafe extern "C" fn pgsess_send_query_params(
             f => return Err(Error::interface(format!("result_format {f}: 0 (text) or 1 (binary)"))),
         };
         let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
-        Ok(give::<pgsess_pending>(Box::new(s.send_statement(sql, &types, &params, binary)?)))
+        Ok(give::<pgsess_pending>(Box::new(s.send_statement(sql, &types, &params, binary, false)?)))
     })
 }
 
@@ -94,8 +96,125 @@ pub unsafe extern "C" fn pgsess_send_query_stream(
         let s = arg(session, "session")?;
         let sql = str_arg(sql, "sql")?;
         let params = params_arg(nparams, params, "params")?;
-        Ok(give::<pgsess_pending>(Box::new(s.send_stream(sql, &params, chunk_rows, typed)?)))
+        Ok(give::<pgsess_pending>(Box::new(s.send_stream(sql, &params, chunk_rows, typed, false)?)))
     })
+}
+
+/// Where to wait for a staged statement's answer, and how long (`pgsess_stage_query_params`):
+/// what `pgsess_pending_fd` and `pgsess_pending_wait_ms` give, filled in by the call that
+/// stages it.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct pgsess_pending_socket {
+    /// The connection's socket, with the rules of `pgsess_pending_fd`.
+    pub fd: i32,
+    /// The connection's serial number, unique in the process and never reused.
+    pub serial: u64,
+    /// The session's whole statement timeout in milliseconds (it counts from the send); -1:
+    /// none.
+    pub wait_ms: i64,
+}
+
+/// `pgsess_send_query_params` without the write: the connection is checked out and checked,
+/// the statement built and the statement cache consulted, but nothing is sent until
+/// `pgsess_pending_send` (or the first `pgsess_pending_poll`, or `pgsess_pending_finish`).
+/// The SQL is `sql_len` bytes at `sql`, not NUL-terminated (a binding passes its string as it
+/// is; from C, pass `strlen(sql)`); a zero byte in it is refused.
+///
+/// For a caller whose poller must be armed before the answer can arrive: an edge-triggered one
+/// that forgets what arrived before it was armed (Go's netpoller does), or a caller that wants
+/// to skip the first non-blocking read. Stage, arm the wait on `socket->fd`, send, wait: no
+/// answer can arrive before the send, so there is nothing to read before the first wait.
+/// `*socket` (when not NULL) receives the socket, the connection's serial and the wait bound,
+/// which saves the calls of `pgsess_pending_fd` and `pgsess_pending_wait_ms`. Arguments, errors
+/// and ownership as for `pgsess_send_query_params`; freed before it is sent, the pending
+/// statement closes its connection as an abandoned one does.
+///
+/// # Safety
+/// As for `pgsess_query_params`; `socket` NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn pgsess_stage_query_params(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    sql_len: usize,
+    nparams: usize,
+    param_types: *const u32,
+    param_values: *const *const c_char,
+    param_lengths: *const i32,
+    param_formats: *const i32,
+    result_format: i32,
+    socket: *mut pgsess_pending_socket,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_pending {
+    call(err, || {
+        let s = arg(session, "session")?;
+        let sql = str_len_arg(sql, sql_len, "sql")?;
+        let binary = match result_format {
+            0 => false,
+            1 => true,
+            f => return Err(Error::interface(format!("result_format {f}: 0 (text) or 1 (binary)"))),
+        };
+        let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
+        let pending = s.send_statement(sql, &types, &params, binary, true)?;
+        staged_out(pending, socket)
+    })
+}
+
+/// `pgsess_send_query_stream` without the write, as `pgsess_stage_query_params` is
+/// `pgsess_send_query_params` without it (the SQL given by its length too); finish it with
+/// `pgsess_pending_finish_stream`.
+///
+/// # Safety
+/// As for `pgsess_query_stream`; `socket` NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn pgsess_stage_query_stream(
+    session: *mut pgsess_session,
+    sql: *const c_char,
+    sql_len: usize,
+    nparams: usize,
+    params: *const *const c_char,
+    chunk_rows: u32,
+    typed: bool,
+    socket: *mut pgsess_pending_socket,
+    err: *mut *mut pgsess_error,
+) -> *mut pgsess_pending {
+    call(err, || {
+        let s = arg(session, "session")?;
+        let sql = str_len_arg(sql, sql_len, "sql")?;
+        let params = params_arg(nparams, params, "params")?;
+        let pending = s.send_stream(sql, &params, chunk_rows, typed, true)?;
+        staged_out(pending, socket)
+    })
+}
+
+/// A staged statement's handle, its socket into `*socket` unless that is NULL.
+///
+/// # Safety
+/// `socket` NULL or writable.
+unsafe fn staged_out(
+    pending: PendingStatement,
+    socket: *mut pgsess_pending_socket,
+) -> crate::error::Result<*mut pgsess_pending> {
+    if let Some(out) = socket.as_mut() {
+        let (fd, serial) = pending.socket()?;
+        *out = pgsess_pending_socket { fd, serial, wait_ms: wait_ms(pending.wait_limit()) };
+    }
+    Ok(give::<pgsess_pending>(Box::new(pending)))
+}
+
+/// Send a staged statement (`pgsess_stage_query_params`). Returns 0 when it is sent (or was
+/// already): wait for the socket, then `pgsess_pending_poll`; 1 when the write failed:
+/// `pgsess_pending_finish` returns the error at once; -1 when `pending` is NULL or not a live
+/// handle. The statement timeout counts from the send. It reads nothing: the answer cannot have
+/// arrived before the send.
+///
+/// # Safety
+/// `pending` NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn pgsess_pending_send(pending: *mut pgsess_pending) -> i32 {
+    call_or(|_| -1, NO_ERR, || Ok(i32::from(!arg_mut(pending, "pending")?.send())))
 }
 
 /// The socket the answer arrives on, to wait on for readability; -1 when `pending` is NULL or
@@ -132,8 +251,8 @@ pub(super) fn wait_ms(limit: Option<std::time::Duration>) -> i64 {
     limit.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Read what the server has sent so far without blocking. Returns 1 when the answer is in (or
-/// the connection failed): `pgsess_pending_finish` will not wait for the server; 0 when more is
+/// Read what the server has sent so far without blocking (a staged statement is sent first, as
+/// `pgsess_pending_send` sends it). Returns 1 when the answer is in (or the connection failed): `pgsess_pending_finish` will not wait for the server; 0 when more is
 /// to come (wait for the socket again: everything that had arrived has been read, so an
 /// edge-triggered poller wakes for what comes next); -1 when `pending` is NULL or not a live
 /// handle.

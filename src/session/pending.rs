@@ -57,36 +57,41 @@ impl Target {
 impl Session {
     /// Send one statement as `query_params` (`binary`: as `query_binary`) does and return
     /// without waiting for its answer (see the module comment). The connection is checked out
-    /// (waiting up to the checkout timeout, as for any statement) before the send.
+    /// (waiting up to the checkout timeout, as for any statement) before the send. `staged`:
+    /// all but the write, which `PendingStatement::send` (or the first `poll`, or `finish`)
+    /// makes.
     pub fn send_statement(
         &self,
         sql: &str,
         types: &[u32],
         params: &[Param<'_>],
         binary: bool,
+        staged: bool,
     ) -> Result<PendingStatement> {
         let mut results = Results::boxed(sql, self.hold()?);
         let (lease, set) = results.lease_and_set();
         let lease = lease.expect("a statement's results hold its lease");
-        let sent = self.send_on(lease, sql, |c| c.send_statement(sql, types, params, binary, set))?;
+        let sent = self.send_on(lease, sql, |c| c.send_statement(sql, types, params, binary, staged, set))?;
         Ok(self.pending(Target::Results(results), sql, sent))
     }
 
     /// Send a stream's statement as `query_stream` (`typed`: `query_stream_typed`) does and
-    /// return without waiting for its first chunk (`PendingStatement::finish_stream`).
+    /// return without waiting for its first chunk (`PendingStatement::finish_stream`);
+    /// `staged` as for `send_statement`.
     pub fn send_stream(
         &self,
         sql: &str,
         params: &[Option<&[u8]>],
         chunk_rows: u32,
         typed: bool,
+        staged: bool,
     ) -> Result<PendingStatement> {
         if chunk_rows == 0 {
             return Err(Error::interface("chunk_rows must be at least 1"));
         }
         let lease = self.shared_lease()?;
         let mut set = ResultSet::default();
-        let sent = self.send_on(&lease, sql, |c| c.send_stream(sql, params, chunk_rows, typed, &mut set))?;
+        let sent = self.send_on(&lease, sql, |c| c.send_stream(sql, params, chunk_rows, typed, staged, &mut set))?;
         Ok(self.pending(Target::Stream { lease, set, chunk_rows }, sql, sent))
     }
 
@@ -144,11 +149,28 @@ impl PendingStatement {
         self.lease().with_conn(|c| Ok(c.share_socket()))
     }
 
-    /// Read what has arrived without blocking; true once `finish` will not wait for the server
-    /// (see `PgConn::poll_reply`), or when the connection cannot be read (`finish` says why).
-    /// Stays true once it was.
+    /// Write a staged statement (`Session::send_statement`'s `staged`); nothing for one already
+    /// sent. False when the write failed (`finish` says why). The statement timeout counts from
+    /// the write.
+    pub fn send(&mut self) -> bool {
+        let (Some(sent), Some(target)) = (self.sent.as_mut(), self.target.as_ref()) else { return true };
+        let was_staged = sent.is_staged();
+        let ok = target.lease().with_conn(|c| Ok(c.send_staged(sent))).unwrap_or(false);
+        if was_staged {
+            self.sent_at = Instant::now();
+        }
+        ok
+    }
+
+    /// Read what has arrived without blocking (a staged statement is written first); true once
+    /// `finish` will not wait for the server (see `PgConn::poll_reply`), or when the connection
+    /// cannot be read or written (`finish` says why). Stays true once it was.
     pub fn poll(&mut self) -> bool {
         if self.ready {
+            return true;
+        }
+        if self.sent.as_ref().is_some_and(SentStatement::is_staged) && !self.send() {
+            self.ready = true;
             return true;
         }
         let (Some(sent), Some(target)) = (self.sent.as_mut(), self.target.as_ref()) else { return true };
@@ -158,7 +180,11 @@ impl PendingStatement {
 
     /// How long the caller may wait for the socket before it should call `finish` anyway (the
     /// statement timeout passes then, and `finish` asks the server to cancel); `None`: no bound.
+    /// Counted from the write; for a statement still staged, the whole statement timeout.
     pub fn wait_limit(&self) -> Option<Duration> {
+        if self.sent.as_ref().is_some_and(SentStatement::is_staged) {
+            return self.timeout;
+        }
         self.timeout.map(|t| (self.sent_at + t).saturating_duration_since(Instant::now()))
     }
 

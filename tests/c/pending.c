@@ -8,7 +8,9 @@
  * statements (a large parameter, a large result) go on working; and
  * pgsess_results_summary, what a binding reads of a result in one call; a
  * stream sent the same way (pgsess_send_query_stream), each chunk waited for
- * with pgsess_stream_fd and pgsess_stream_poll.
+ * with pgsess_stream_fd and pgsess_stream_poll; and a statement staged
+ * (pgsess_stage_query_params / _stream), sent by pgsess_pending_send once the
+ * caller's wait is armed, or by the first poll or finish, or freed unsent.
  * Needs env PGSQL_CTEST (a PostgreSQL URI); opens it as pgsess_open("ctest").
  */
 #define _POSIX_C_SOURCE 200809L
@@ -17,6 +19,8 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +103,117 @@ static void round_trips(pgsess_session *s, int cache)
         pgsess_results_free(r);
     }
     (void)cache;
+}
+
+/* Staged statements: nothing is sent until pgsess_pending_send (or the first
+ * poll, or finish); the socket comes with the staging call. */
+static void staged(pgsess_session *s, pgsess_session *cached)
+{
+    pgsess_session *both[] = {s, cached};
+    pgsess_error *err = NULL;
+    pgsess_pending_socket sock;
+    pgsess_pending *p;
+    pgsess_results *r;
+    uint64_t serial = 0;
+    const char *sql = "SELECT $1::int4 + 1";
+    const char *values[] = {"41"};
+    const char *div = "SELECT 1/$1::int4";
+    const char *zero[] = {"0"};
+    char *v;
+    int k, i;
+
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < 3; i++) {
+            memset(&sock, 0xff, sizeof sock);
+            p = pgsess_stage_query_params(both[k], sql, strlen(sql), 1, NULL, values, NULL, NULL, i == 2, &sock,
+                                          &err);
+            CHECK(p != NULL && err == NULL);
+            if (p == NULL)
+                continue;
+            CHECK(sock.fd >= 0 && sock.fd == pgsess_pending_fd(p, &serial) && sock.serial == serial);
+            CHECK_INTEQ(sock.wait_ms, 1500); /* the whole statement timeout: nothing sent yet */
+            {
+                /* Nothing was sent: the server has nothing to answer. */
+                struct pollfd pfd = {sock.fd, POLLIN, 0};
+                CHECK_INTEQ(poll(&pfd, 1, 50), 0);
+            }
+            CHECK_INTEQ(pgsess_pending_send(p), 0);
+            CHECK_INTEQ(pgsess_pending_send(p), 0); /* sent already: nothing more */
+            CHECK(pgsess_pending_wait_ms(p) <= 1500);
+            CHECK(wait_answer(p) >= 0);
+            r = pgsess_pending_finish(p, &err);
+            CHECK(r != NULL);
+            CHECK_INTEQ(r ? pgsess_results_column_format(r, 0) : -1, i == 2);
+            if (i < 2)
+                CHECK_STREQ(r ? pgsess_results_value(r, 0, 0) : NULL, "42");
+            pgsess_results_free(r);
+        }
+        /* Never sent by the caller: the first poll sends it, then reads. */
+        p = pgsess_stage_query_params(both[k], sql, strlen(sql), 1, NULL, values, NULL, NULL, 0, NULL, &err);
+        CHECK(p != NULL);
+        CHECK(wait_answer(p) >= 0);
+        r = pgsess_pending_finish(p, &err);
+        CHECK_STREQ(r ? pgsess_results_value(r, 0, 0) : NULL, "42");
+        pgsess_results_free(r);
+        /* Neither sent nor polled: finish sends it and waits. */
+        p = pgsess_stage_query_params(both[k], sql, strlen(sql), 1, NULL, values, NULL, NULL, 0, NULL, &err);
+        r = pgsess_pending_finish(p, &err);
+        CHECK_STREQ(r ? pgsess_results_value(r, 0, 0) : NULL, "42");
+        pgsess_results_free(r);
+        /* Freed unsent: its connection is closed, the next statement runs on another. */
+        p = pgsess_stage_query_params(both[k], sql, strlen(sql), 1, NULL, values, NULL, NULL, 0, NULL, &err);
+        CHECK(p != NULL);
+        pgsess_pending_free(p);
+        v = SCALAR(both[k], "SELECT 'after a staged statement freed'");
+        CHECK_STREQ(v, "after a staged statement freed");
+        free(v);
+        /* The server's error comes from finish, as for a statement sent at once. */
+        p = pgsess_stage_query_params(both[k], div, strlen(div), 1, NULL, zero, NULL, NULL, 0, &sock, &err);
+        CHECK(p != NULL);
+        CHECK_INTEQ(pgsess_pending_send(p), 0);
+        wait_answer(p);
+        CHECK(pgsess_pending_finish(p, &err) == NULL && err != NULL);
+        CHECK_STREQ(err ? pgsess_error_sqlstate(err) : NULL, "22012");
+        pgsess_error_free(err);
+        err = NULL;
+    }
+    /* The SQL is given by its length: what follows is not read, a zero byte inside is refused. */
+    p = pgsess_stage_query_params(s, "SELECT $1::int4 + 1 garbage", strlen(sql), 1, NULL, values, NULL, NULL, 0,
+                                  NULL, &err);
+    r = p ? pgsess_pending_finish(p, &err) : NULL;
+    CHECK_STREQ(r ? pgsess_results_value(r, 0, 0) : NULL, "42");
+    pgsess_results_free(r);
+    CHECK(pgsess_stage_query_params(s, "SELECT 1\0 2", 10, 0, NULL, NULL, NULL, NULL, 0, NULL, &err) == NULL);
+    CHECK_CONTAINS(err ? pgsess_error_message(err) : NULL, "zero byte at offset 8");
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK(pgsess_stage_query_params(s, NULL, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, &err) == NULL && err != NULL);
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK(pgsess_stage_query_params(NULL, sql, strlen(sql), 0, NULL, NULL, NULL, NULL, 0, NULL, &err) == NULL);
+    pgsess_error_free(err);
+    err = NULL;
+    CHECK_INTEQ(pgsess_pending_send(NULL), -1);
+    /* A stream staged: sent once armed, each chunk then waited for as before. */
+    {
+        const char *ssql = "SELECT i FROM generate_series(1, $1::int4) i";
+        const char *n[] = {"25"};
+        pgsess_stream *st;
+        int rows = 0;
+        p = pgsess_stage_query_stream(cached, ssql, strlen(ssql), 1, n, 10, true, &sock, &err);
+        CHECK(p != NULL && sock.fd >= 0);
+        CHECK_INTEQ(p ? pgsess_pending_send(p) : -1, 0);
+        CHECK(p == NULL || wait_answer(p) >= 0);
+        st = p ? pgsess_pending_finish_stream(p, &err) : NULL;
+        CHECK(st != NULL);
+        while (st && (r = pgsess_stream_next(st, &err)) != NULL) {
+            rows += (int)pgsess_results_nrows(r);
+            pgsess_results_free(r);
+        }
+        CHECK(err == NULL);
+        CHECK_INTEQ(rows, 25);
+        pgsess_stream_free(st);
+    }
 }
 
 int main(void)
@@ -341,6 +456,8 @@ int main(void)
         CHECK_STREQ(v, "after the streams");
         free(v);
     }
+
+    staged(s, cached);
 
     pgsess_close(cached);
     pgsess_close(s);
