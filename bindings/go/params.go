@@ -38,8 +38,8 @@ type span struct {
 }
 
 // newParams converts args; a []byte is a binary parameter.
-func newParams(args []any) (*params, error) {
-	p := &params{n: len(args)}
+func newParams(args []any) (params, error) {
+	p := params{n: len(args)}
 	if len(args) == 0 {
 		return p, nil
 	}
@@ -55,12 +55,12 @@ func newParams(args []any) (*params, error) {
 		var err error
 		data, null, bin, err = appendArg(data, a, 0)
 		if err != nil {
-			return nil, errorf(InterfaceError, "argument $%d (%T): %v", i+1, a, err)
+			return params{}, errorf(InterfaceError, "argument $%d (%T): %v", i+1, a, err)
 		}
 		spans = append(spans, span{off: off, len: len(data) - off, null: null, binary: bin})
 		if bin {
 			if len(data)-off > math.MaxInt32 {
-				return nil, errorf(InterfaceError, "argument $%d: %d bytes is too long", i+1, len(data)-off)
+				return params{}, errorf(InterfaceError, "argument $%d: %d bytes is too long", i+1, len(data)-off)
 			}
 			p.binary = true
 		}

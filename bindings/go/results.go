@@ -22,6 +22,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -94,6 +96,89 @@ type Results struct {
 	slot *slot
 	// borrowed results belong to a BatchResults, which frees them: their Close does nothing.
 	borrowed bool
+	// inl holds the column metadata of a result with few columns.
+	inl struct {
+		cols [2]Column
+		bin  [2]bool
+		mods [2]int32
+	}
+}
+
+// smallCells is the size of the C blocks cellBlocks keeps: the cells of a small result (32
+// cells; a block for more is malloc'd and freed as it is).
+const smallCells = 512
+
+// cellBlocks keeps freed small cell blocks (C memory, smallCells bytes) for the next results,
+// so that a small result costs no malloc and free (two cgo calls). At most 64 are kept.
+var cellBlocks blockList
+
+type blockList struct {
+	mu   sync.Mutex
+	free []unsafe.Pointer
+}
+
+// get gives a C block of at least size bytes.
+func (l *blockList) get(size uintptr) unsafe.Pointer {
+	if size > smallCells {
+		return C.malloc(C.size_t(size))
+	}
+	l.mu.Lock()
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		l.mu.Unlock()
+		return b
+	}
+	l.mu.Unlock()
+	return C.malloc(smallCells)
+}
+
+// put gives back a block from get(size). One of more than smallCells bytes is freed.
+func (l *blockList) put(b unsafe.Pointer, size uintptr) {
+	if size > smallCells {
+		C.free(b)
+		return
+	}
+	l.mu.Lock()
+	if len(l.free) < 64 {
+		l.free = append(l.free, b)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	C.free(b)
+}
+
+// internMax is the longest C string internC keeps; internSlots how many it keeps.
+const (
+	internMax   = 63
+	internSlots = 256
+)
+
+// interned holds recently seen short strings from the library (column names, command
+// statuses), one per hash slot, so that a statement run again makes no new string for them.
+var interned [internSlots]atomic.Pointer[string]
+
+// internC is cstr without an allocation when p's text was seen recently.
+func internC(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	b := (*[internMax + 1]byte)(unsafe.Pointer(p))
+	h, n := uint32(2166136261), 0
+	for ; n <= internMax && b[n] != 0; n++ {
+		h = (h ^ uint32(b[n])) * 16777619
+	}
+	if n > internMax {
+		return C.GoString(p)
+	}
+	slot := &interned[h%internSlots]
+	if s := slot.Load(); s != nil && *s == string(b[:n]) {
+		return *s
+	}
+	s := string(b[:n])
+	slot.Store(&s)
+	return s
 }
 
 // blockCells is how many cells a Results reads per cgo call (rows of a block times columns).
@@ -101,11 +186,13 @@ const blockCells = 2048
 
 func newResults(r *C.pgsess_results, sql string, sl *slot) *Results {
 	// Everything but the rows in one cgo call (two for more than 16 columns).
-	sc := getScratch()
-	defer putScratch(sc)
+	b := getScratch()
+	defer putScratch(b)
+	sc := b.c
 	sum := &sc.sum
 	infos := sc.infos[:]
-	C.pgsess_results_summary(r, sum, &infos[0], C.size_t(len(infos)))
+	first := &sc.infos[0] // C memory: nothing for cgo to check
+	C.pgsess_results_summary(r, sum, first, C.size_t(len(infos)))
 	ncols := int(sum.ncols)
 	if ncols > len(infos) {
 		infos = make([]C.pgsess_column_info, ncols)
@@ -116,19 +203,24 @@ func newResults(r *C.pgsess_results, sql string, sl *slot) *Results {
 		r:      r,
 		sql:    sql,
 		nrows:  int(sum.nrows),
-		status: cstr(sum.status),
+		status: internC(sum.status),
 		nrAff:  uint64(sum.rows_affected),
 		count:  int64(sum.count),
 		pid:    int32(sum.backend_pid),
 		row:    -1,
 	}
-	res.cols = make([]Column, ncols)
-	res.bin = make([]bool, ncols)
-	res.mods = make([]int32, ncols)
+	if ncols <= len(res.inl.cols) {
+		// Few columns (a round trip's usual result): no allocation of their own.
+		res.cols, res.bin, res.mods = res.inl.cols[:ncols:ncols], res.inl.bin[:ncols:ncols], res.inl.mods[:ncols:ncols]
+	} else {
+		res.cols = make([]Column, ncols)
+		res.bin = make([]bool, ncols)
+		res.mods = make([]int32, ncols)
+	}
 	for i := range res.cols {
 		in := &infos[i]
 		res.mods[i] = int32(in.typmod)
-		res.cols[i] = Column{Name: cstr(in.name), TypeOID: uint32(in.type_oid)}
+		res.cols[i] = Column{Name: internC(in.name), TypeOID: uint32(in.type_oid)}
 		res.bin[i] = in.format == 1
 	}
 	if nn := int(sum.notice_count); nn > 0 {
@@ -148,7 +240,7 @@ func newResults(r *C.pgsess_results, sql string, sl *slot) *Results {
 		cells := rows * ncols
 		ptrSize := unsafe.Sizeof((*C.char)(nil))
 		lenSize := unsafe.Sizeof(C.size_t(0))
-		res.cmem = C.malloc(C.size_t(uintptr(cells) * (ptrSize + lenSize)))
+		res.cmem = cellBlocks.get(uintptr(cells) * (ptrSize + lenSize))
 		res.allVals = unsafe.Slice((**C.char)(res.cmem), cells)
 		res.allLens = unsafe.Slice((*C.size_t)(unsafe.Add(res.cmem, uintptr(cells)*ptrSize)), cells)
 		res.blockRows = rows
@@ -186,7 +278,7 @@ func (res *Results) drop() {
 	res.slot.unref()
 	res.slot = nil
 	if res.cmem != nil {
-		C.free(res.cmem)
+		cellBlocks.put(res.cmem, uintptr(len(res.allVals))*(unsafe.Sizeof((*C.char)(nil))+unsafe.Sizeof(C.size_t(0))))
 		res.cmem, res.vals, res.lens, res.allVals, res.allLens = nil, nil, nil, nil, nil
 		res.blockN = 0
 	}

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"unsafe"
 )
 
 // Rows are the rows of one statement read a chunk at a time (Session.Stream, Tx.Stream, and the
@@ -99,27 +98,28 @@ func (r *Rows) open(args []any) error {
 		r.status, r.nrAff = res.status, res.nrAff
 		return nil
 	}
-	csql, err := cString(r.sql, "SQL")
-	if err != nil {
-		return err
-	}
-	defer C.free(unsafe.Pointer(csql))
 	fetch := r.s.opts.fetchSize
 	if fetch <= 0 {
 		fetch = defaultFetchSize
 	}
 	stop := watch(r.ctx, r.cs)
-	var cerr *C.pgsess_error
-	// Sent, its first chunk waited for in the netpoller, then read (see waitReply).
+	b := getScratch()
+	defer putScratch(b)
+	sc := b.c
+	cerr := &sc.cerr
+	// Staged, sent once the wait in the netpoller is armed, its first chunk then read (see
+	// waitStaged).
 	var st *C.pgsess_stream
-	pending := C.pgsess_send_query_stream(r.cs, csql, C.size_t(p.n), p.valuesPtr(), C.uint32_t(fetch), true, &cerr)
+	csql, clen := sqlArg(r.sql)
+	pending := C.pgsess_stage_query_stream(r.cs, csql, clen, C.size_t(p.n), p.valuesPtr(), C.uint32_t(fetch), true,
+		&sc.sock, cerr)
 	if pending != nil {
-		waitReply(pending)
-		st = C.pgsess_pending_finish_stream(pending, &cerr)
+		waitStaged(pending, &sc.sock)
+		st = C.pgsess_pending_finish_stream(pending, cerr)
 	}
 	fired := stop()
 	if st == nil {
-		return finish(r.ctx, fired, takeError(cerr, "pgsess_query_stream"))
+		return finish(r.ctx, fired, takeError(*cerr, "pgsess_query_stream"))
 	}
 	r.st = st
 	if !r.nextChunk() {

@@ -569,15 +569,15 @@ type stmt struct {
 // (pinned). With a context that can end, a pooled session's statement gets a sub-session of its
 // own, so that the watcher cancels only it. ownSub forces a sub-session (for what lasts beyond
 // the call: a transaction, a stream). The caller must call st.exit.
-func (s *Session) enter(ctx context.Context, ownSub bool) (*stmt, error) {
+func (s *Session) enter(ctx context.Context, ownSub bool) (stmt, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, contextError(ctx, nil)
+		return stmt{}, contextError(ctx, nil)
 	}
 	cs, err := s.handle()
 	if err != nil {
-		return nil, err
+		return stmt{}, err
 	}
-	st := &stmt{s: s, cs: cs}
+	st := stmt{s: s, cs: cs}
 	switch {
 	case s.tx != nil:
 		st.slot = s.tx.slot.ref()
@@ -586,19 +586,19 @@ func (s *Session) enter(ctx context.Context, ownSub bool) (*stmt, error) {
 		case s.turn <- struct{}{}:
 		case <-ctx.Done():
 			s.release()
-			return nil, contextError(ctx, nil)
+			return stmt{}, contextError(ctx, nil)
 		}
 		st.turn = true
 		st.slot = s.pin.ref()
 	default:
 		if st.slot, err = s.gate.acquire(ctx, cs); err != nil {
 			s.release()
-			return nil, err
+			return stmt{}, err
 		}
 		if ownSub || ctx.Done() != nil {
 			if st.sub, err = s.takeSub(); err != nil {
 				st.exit(false)
-				return nil, err
+				return stmt{}, err
 			}
 			st.cs = st.sub
 		}
@@ -775,6 +775,34 @@ func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any
 		return nil, err
 	}
 	defer p.free()
+	n, values, lengths, formats := C.size_t(p.n), p.valuesPtr(), p.lengthsPtr(), p.formatsPtr()
+	b := getScratch()
+	defer putScratch(b)
+	sc := b.c
+	cerr := &sc.cerr
+	var r *C.pgsess_results
+	if k == sqlBinary || (k == sqlText && n > 0) {
+		// One statement on the extended protocol (pgsess_query with arguments is
+		// pgsess_query_params with text ones): staged, sent once the wait in the netpoller is
+		// armed, read (see waitStaged).
+		if ctx != nil {
+			cs = C.pgsess_tx_session(ctx)
+		}
+		format := C.int32_t(0)
+		if k == sqlBinary {
+			format = 1
+		}
+		csql, clen := sqlArg(text)
+		pending := C.pgsess_stage_query_params(cs, csql, clen, n, nil, values, lengths, formats, format, &sc.sock, cerr)
+		if pending != nil {
+			waitStaged(pending, &sc.sock)
+			r = C.pgsess_pending_finish(pending, cerr)
+		}
+		if r == nil {
+			return nil, takeError(*cerr, "query")
+		}
+		return newResults(r, text, sl), nil
+	}
 	what := "SQL"
 	if k == funcName {
 		what = "function name"
@@ -784,27 +812,7 @@ func run(cs *C.pgsess_session, ctx *C.pgsess_tx, k kind, text string, args []any
 		return nil, err
 	}
 	defer C.free(unsafe.Pointer(ctext))
-	n, values, lengths, formats := C.size_t(p.n), p.valuesPtr(), p.lengthsPtr(), p.formatsPtr()
-	sc := getScratch()
-	defer putScratch(sc)
-	cerr := &sc.cerr
-	var r *C.pgsess_results
 	switch {
-	case k == sqlBinary || (k == sqlText && n > 0):
-		// One statement on the extended protocol (pgsess_query with arguments is
-		// pgsess_query_params with text ones): sent, waited for in the netpoller, read.
-		if ctx != nil {
-			cs = C.pgsess_tx_session(ctx)
-		}
-		format := C.int32_t(0)
-		if k == sqlBinary {
-			format = 1
-		}
-		pending := C.pgsess_send_query_params(cs, ctext, n, nil, values, lengths, formats, format, cerr)
-		if pending != nil {
-			waitReply(pending)
-			r = C.pgsess_pending_finish(pending, cerr)
-		}
 	// Without arguments (so never binary ones): the simple protocol, several statements allowed.
 	case k == sqlText && ctx != nil:
 		r = C.pgsess_tx_query(ctx, ctext, 0, nil, cerr)
@@ -961,6 +969,18 @@ func (s *Session) Notices() []string {
 
 // cString copies s into C memory (free with C.free); a string holding a zero byte cannot be
 // passed to the library and is an InterfaceError.
+// sqlArg gives s to C as a pointer and a length (the pgsess_stage_* calls), without a copy: the
+// library reads it during the call only, and refuses a zero byte in it. The bytes hold no Go
+// pointer, so cgo allows passing them.
+func sqlArg(s string) (*C.char, C.size_t) {
+	if len(s) == 0 {
+		return &emptySQL[0], 0
+	}
+	return (*C.char)(*(*unsafe.Pointer)(unsafe.Pointer(&s))), C.size_t(len(s))
+}
+
+var emptySQL [1]C.char
+
 func cString(s, what string) (*C.char, error) {
 	for i := 0; i < len(s); i++ {
 		if s[i] == 0 {

@@ -1,21 +1,25 @@
 package pgsess
 
 /*
+#include <stdlib.h>
 #include <pgsess.h>
 */
 import "C"
 
 import (
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
-// A statement with arguments runs in three short cgo calls around a wait in Go's netpoller
-// (pgsess_send_query_params, then pgsess_pending_poll each time the socket is readable, then
-// pgsess_pending_finish) instead of one cgo call that blocks until the answer arrives. A
+// A statement with arguments runs in short cgo calls around a wait in Go's netpoller
+// (pgsess_stage_query_params, then pgsess_pending_send once the wait is armed,
+// pgsess_pending_poll each time the socket is readable, then pgsess_pending_finish) instead of
+// one cgo call that blocks until the answer arrives. A
 // blocking cgo call keeps its OS thread and, once the runtime's monitor notices (after 20 us
 // or more), makes the scheduler hand its P to another thread: with GOMAXPROCS=1 the other
 // goroutines wait meanwhile, and every statement costs thread hand-offs. Parked in the
@@ -33,37 +37,58 @@ type pollFile struct {
 	// nothing.
 	pending *C.pgsess_pending
 	stream  *C.pgsess_stream
-	ready   func(uintptr) bool
+	// The pending statement is staged: the wait's first call sends it instead of polling.
+	unsent bool
+	ready  func(uintptr) bool
 }
 
-// poll asks the library whether the answer waited for is in (see waitSocket).
+// poll asks the library whether the answer waited for is in (see waitSocket). For a staged
+// statement, the first call (the wait armed) sends it instead: its answer cannot have arrived
+// before, so there is nothing to read yet.
 func (pf *pollFile) poll(uintptr) bool {
 	if pf.pending != nil {
+		if pf.unsent {
+			pf.unsent = false
+			return C.pgsess_pending_send(pf.pending) != 0
+		}
 		return C.pgsess_pending_poll(pf.pending) != 0
 	}
 	return C.pgsess_stream_poll(pf.stream) != 0
 }
 
 // cScratch holds one call's out-parameters for C (an error, a serial number, a result's
-// summary and column descriptions). Passing an address to C makes what it points to escape to
-// the heap; reused through a pool, these cost no allocation per statement. No Go pointers in
-// it, so C may be given addresses inside it.
+// summary and column descriptions). It lives in C memory: an address passed to C then costs
+// neither an allocation (a Go address passed to C escapes to the heap) nor cgo's check of Go
+// pointers (which walks what the address points to). Reused through a pool.
 type cScratch struct {
 	cerr   *C.pgsess_error
 	serial C.uint64_t
+	sock   C.pgsess_pending_socket
 	sum    C.pgsess_results_info
 	infos  [16]C.pgsess_column_info
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(cScratch) }}
+// scratchBox owns one cScratch: the pool keeps boxes, and a box the garbage collector takes
+// from the pool frees its C memory (its finalizer, set once when it is made).
+type scratchBox struct{ c *cScratch }
 
-func getScratch() *cScratch {
-	sc := scratchPool.Get().(*cScratch)
-	sc.cerr = nil
-	return sc
+var scratchPool = sync.Pool{New: func() any {
+	b := &scratchBox{c: (*cScratch)(C.calloc(1, C.size_t(unsafe.Sizeof(cScratch{}))))}
+	if b.c == nil {
+		panic("pgsess: out of memory")
+	}
+	runtime.SetFinalizer(b, func(b *scratchBox) { C.free(unsafe.Pointer(b.c)) })
+	return b
+}}
+
+// getScratch takes a scratch from the pool (its error cleared); putScratch gives it back.
+func getScratch() *scratchBox {
+	b := scratchPool.Get().(*scratchBox)
+	b.c.cerr = nil
+	return b
 }
 
-func putScratch(sc *cScratch) { scratchPool.Put(sc) }
+func putScratch(b *scratchBox) { scratchPool.Put(b) }
 
 // fdCache keeps one pollFile per library connection (by its serial number, which the library
 // never reuses), so that a statement costs no dup(2) and no epoll registration. The library
@@ -91,7 +116,7 @@ func (c *fdCache) get(fd int, serial uint64, pending *C.pgsess_pending, stream *
 	c.tick++
 	if p := c.files[serial]; p != nil {
 		p.used = c.tick
-		p.pending, p.stream = pending, stream
+		p.pending, p.stream, p.unsent = pending, stream, false
 		return p
 	}
 	d, err := syscall.Dup(fd)
@@ -128,29 +153,30 @@ func (c *fdCache) get(fd int, serial uint64, pending *C.pgsess_pending, stream *
 	return p
 }
 
-// waitReply waits in the netpoller until the pending statement's answer is in, or its
-// statement timeout passes (pgsess_pending_wait_ms; pgsess_pending_finish then cancels and
-// waits at most the cancel grace itself). The connection is this goroutine's until finished, so
-// its pollFile is too.
-func waitReply(p *C.pgsess_pending) {
-	sc := getScratch()
-	defer putScratch(sc)
-	fd := int(C.pgsess_pending_fd(p, &sc.serial))
-	if fd < 0 {
+// waitStaged sends a staged statement (pgsess_stage_query_params, whose socket is sock) once
+// its wait in the netpoller is armed, and waits there until its answer is in, or its statement
+// timeout passes (pgsess_pending_finish then cancels and waits at most the cancel grace
+// itself). Returning without sending is safe: pgsess_pending_finish sends a statement still
+// staged, and waits in the library. The connection is this goroutine's until finished, so its
+// pollFile is too.
+func waitStaged(p *C.pgsess_pending, sock *C.pgsess_pending_socket) {
+	if sock.fd < 0 {
 		return
 	}
-	if pf := pollFiles.get(fd, uint64(sc.serial), p, nil); pf != nil {
-		waitSocket(pf, int64(C.pgsess_pending_wait_ms(p)))
+	if pf := pollFiles.get(int(sock.fd), uint64(sock.serial), p, nil); pf != nil {
+		pf.unsent = true
+		waitSocket(pf, int64(sock.wait_ms))
 	}
 }
 
-// waitChunk is waitReply for a stream's next chunk (pgsess_stream_poll, pgsess_stream_wait_ms).
+// waitChunk is waitStaged for a stream's next chunk, already sent (pgsess_stream_poll, pgsess_stream_wait_ms).
 func waitChunk(st *C.pgsess_stream) {
 	if C.pgsess_stream_poll(st) != 0 {
 		return
 	}
-	sc := getScratch()
-	defer putScratch(sc)
+	b := getScratch()
+	defer putScratch(b)
+	sc := b.c
 	fd := int(C.pgsess_stream_fd(st, &sc.serial))
 	if fd < 0 {
 		return
