@@ -18,17 +18,18 @@ import (
 	"unsafe"
 )
 
-// params holds statement parameters in C memory: one malloc'd block with the arrays of value
+// params holds statement parameters in C memory: one block (smallBlocks) with the arrays of value
 // pointers, lengths and formats first and then every value (each NUL-terminated). All of it C
 // memory, so the pointers passed to C cost cgo no Go-pointer check, and nothing is copied by a
 // cgo call.
 type params struct {
 	n       int
-	binary  bool // some parameter is binary: use pgsess_query_params
-	block   unsafe.Pointer
-	values  []*C.char   // in block
-	lengths []C.int32_t // in block, binary statements only
-	formats []C.int32_t // in block, binary statements only
+	binary  bool           // some parameter is binary: use pgsess_query_params
+	block   unsafe.Pointer // from smallBlocks
+	size    uintptr        // block's size
+	values  []*C.char      // in block
+	lengths []C.int32_t    // in block, binary statements only
+	formats []C.int32_t    // in block, binary statements only
 }
 
 type span struct {
@@ -74,7 +75,8 @@ func newParams(args []any) (params, error) {
 	if p.binary {
 		ints = 2 * uintptr(n) * unsafe.Sizeof(C.int32_t(0))
 	}
-	p.block = C.malloc(C.size_t(ptrs + ints + uintptr(len(data)) + 1))
+	p.size = ptrs + ints + uintptr(len(data)) + 1
+	p.block = smallBlocks.get(p.size)
 	p.values = unsafe.Slice((**C.char)(p.block), n)
 	if p.binary {
 		p.lengths = unsafe.Slice((*C.int32_t)(unsafe.Add(p.block, ptrs)), n)
@@ -100,7 +102,7 @@ func newParams(args []any) (params, error) {
 
 func (p *params) free() {
 	if p.block != nil {
-		C.free(p.block)
+		smallBlocks.put(p.block, p.size)
 		p.block = nil
 	}
 }

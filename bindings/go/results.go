@@ -104,13 +104,15 @@ type Results struct {
 	}
 }
 
-// smallCells is the size of the C blocks cellBlocks keeps: the cells of a small result (32
-// cells; a block for more is malloc'd and freed as it is).
-const smallCells = 512
+// smallBlock is the size of the C blocks smallBlocks keeps: the cells of a small result (32
+// cells), a statement's parameters up to that size; a block for more is malloc'd and freed as
+// it is.
+const smallBlock = 512
 
-// cellBlocks keeps freed small cell blocks (C memory, smallCells bytes) for the next results,
-// so that a small result costs no malloc and free (two cgo calls). At most 64 are kept.
-var cellBlocks blockList
+// smallBlocks keeps freed small C blocks (smallBlock bytes) for the next results' cells and
+// statements' parameters, so that these cost no malloc and free (two cgo calls each). At most
+// 64 are kept.
+var smallBlocks blockList
 
 type blockList struct {
 	mu   sync.Mutex
@@ -119,7 +121,7 @@ type blockList struct {
 
 // get gives a C block of at least size bytes.
 func (l *blockList) get(size uintptr) unsafe.Pointer {
-	if size > smallCells {
+	if size > smallBlock {
 		return C.malloc(C.size_t(size))
 	}
 	l.mu.Lock()
@@ -130,12 +132,12 @@ func (l *blockList) get(size uintptr) unsafe.Pointer {
 		return b
 	}
 	l.mu.Unlock()
-	return C.malloc(smallCells)
+	return C.malloc(smallBlock)
 }
 
-// put gives back a block from get(size). One of more than smallCells bytes is freed.
+// put gives back a block from get(size). One of more than smallBlock bytes is freed.
 func (l *blockList) put(b unsafe.Pointer, size uintptr) {
-	if size > smallCells {
+	if size > smallBlock {
 		C.free(b)
 		return
 	}
@@ -240,7 +242,7 @@ func newResults(r *C.pgsess_results, sql string, sl *slot) *Results {
 		cells := rows * ncols
 		ptrSize := unsafe.Sizeof((*C.char)(nil))
 		lenSize := unsafe.Sizeof(C.size_t(0))
-		res.cmem = cellBlocks.get(uintptr(cells) * (ptrSize + lenSize))
+		res.cmem = smallBlocks.get(uintptr(cells) * (ptrSize + lenSize))
 		res.allVals = unsafe.Slice((**C.char)(res.cmem), cells)
 		res.allLens = unsafe.Slice((*C.size_t)(unsafe.Add(res.cmem, uintptr(cells)*ptrSize)), cells)
 		res.blockRows = rows
@@ -278,7 +280,7 @@ func (res *Results) drop() {
 	res.slot.unref()
 	res.slot = nil
 	if res.cmem != nil {
-		cellBlocks.put(res.cmem, uintptr(len(res.allVals))*(unsafe.Sizeof((*C.char)(nil))+unsafe.Sizeof(C.size_t(0))))
+		smallBlocks.put(res.cmem, uintptr(len(res.allVals))*(unsafe.Sizeof((*C.char)(nil))+unsafe.Sizeof(C.size_t(0))))
 		res.cmem, res.vals, res.lens, res.allVals, res.allLens = nil, nil, nil, nil, nil
 		res.blockN = 0
 	}
