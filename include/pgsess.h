@@ -2050,10 +2050,13 @@ struct pgsess_pending *pgsess_stage_query_stream(struct pgsess_session *session,
 
 /**
  * Send a staged statement (`pgsess_stage_query_params`). Returns 0 when it is sent (or was
- * already): wait for the socket, then `pgsess_pending_poll`; 1 when the write failed:
- * `pgsess_pending_finish` returns the error at once; -1 when `pending` is NULL or not a live
- * handle. The statement timeout counts from the send. It reads nothing: the answer cannot have
- * arrived before the send.
+ * already): wait for the socket, then `pgsess_pending_poll`; 1 when `pgsess_pending_finish`
+ * will not wait for the server: the write failed (finish returns the error), or the answer is
+ * in already; -1 when `pending` is NULL or not a live handle. The statement timeout counts from
+ * the send. It reads only when the write took long enough for this thread to have been
+ * descheduled meanwhile (20 us), as when the server shares the CPU and answered at once; then
+ * it reads until the socket is empty, as `pgsess_pending_poll` does. Otherwise it reads
+ * nothing: the answer cannot have arrived before the send.
  *
  * # Safety
  * `pending` NULL or a live handle.

@@ -356,20 +356,25 @@ impl PgConn {
     }
 
     /// Write a staged statement (`send_statement`'s `staged`); nothing for one already sent.
-    /// False when the write failed: the connection is broken, and `finish_statement` returns
-    /// the error. The statement timeout counts from here.
-    pub fn send_staged(&mut self, sent: &mut SentStatement) -> bool {
+    /// `Sent::Failed` when the write failed: the connection is broken, and `finish_statement`
+    /// returns the error. The statement timeout counts from here.
+    pub fn send_staged(&mut self, sent: &mut SentStatement) -> Sent {
         if !std::mem::take(&mut sent.staged) {
-            return sent.failed.is_none();
+            return if sent.failed.is_none() { Sent::Waiting } else { Sent::Failed };
         }
+        let start = Instant::now();
         match self.flush_writes(None).map_err(Error::mark_unsent) {
             Ok(()) => {
-                self.reply_since = Some(Instant::now());
-                true
+                self.reply_since = Some(start);
+                if start.elapsed() >= DESCHEDULED_SEND {
+                    Sent::MaybeAnswered
+                } else {
+                    Sent::Waiting
+                }
             }
             Err(e) => {
                 sent.failed = Some(e);
-                false
+                Sent::Failed
             }
         }
     }
@@ -377,7 +382,7 @@ impl PgConn {
     /// Read, without blocking, what the server has sent in reply to `sent` (written first if
     /// staged). True when `finish_statement` will not wait for the server (see `poll_scan`).
     pub fn poll_reply(&mut self, sent: &mut SentStatement) -> bool {
-        if !self.send_staged(sent) {
+        if self.send_staged(sent) == Sent::Failed {
             return true;
         }
         self.poll_scan(&mut sent.scan)
@@ -409,7 +414,7 @@ impl PgConn {
     /// says is invalid is healed and, outside a transaction block, sent once more. True when a
     /// stream's reply has more rows (`stream_more` reads them).
     pub fn finish_statement(&mut self, mut sent: SentStatement, set: &mut ResultSet) -> Result<bool> {
-        self.send_staged(&mut sent);
+        let _ = self.send_staged(&mut sent);
         let SentStatement { sql, types, params, binary, chunk, typed, how, was_idle, failed, .. } = sent;
         let params: Vec<Param<'_>> = params.iter().map(|(v, b)| Param { value: v.as_deref(), binary: *b }).collect();
         let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
@@ -884,6 +889,25 @@ pub struct Param<'a> {
     pub value: Option<&'a [u8]>,
     pub binary: bool,
 }
+
+/// What `PgConn::send_staged` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Written; the answer is to be waited for.
+    Waiting,
+    /// Written, but the write took so long that this thread was likely descheduled meanwhile
+    /// (`DESCHEDULED_SEND`), and the server, sharing its CPU, may have answered already: a
+    /// read now, before a wait, may find the whole answer.
+    MaybeAnswered,
+    /// The write failed (`finish_statement` says why).
+    Failed,
+}
+
+/// A write of a statement that took this long most likely let another thread run on this CPU,
+/// such as the server itself when the two share one: then its answer is often in already, and a
+/// caller that waits first (an armed poller) would wait for what has arrived. A write alone
+/// takes a few microseconds; the server's answer to the shortest statement takes more.
+const DESCHEDULED_SEND: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// How much of a pending statement's reply `PgConn::poll_reply` reads ahead before it leaves
 /// the rest to `finish_statement` (which applies the reader's limits to what it keeps).

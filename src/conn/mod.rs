@@ -46,7 +46,7 @@ use crate::config::HostSpec;
 use crate::error::{Error, ServerFields};
 pub use cache::CacheShared;
 pub use copy::{CopyDirection, CopyFrames, COPY_FLUSH_AT};
-pub use exec::{check_param_count, BatchStatement, Param, ReplyScan, SentStatement, MAX_PARAMS};
+pub use exec::{check_param_count, BatchStatement, Param, ReplyScan, Sent, SentStatement, MAX_PARAMS};
 pub use notify::{is_connection_loss, Notification, NOTIFICATIONS_PER_CONNECTION};
 use reader::buffered_message;
 pub use reader::{

@@ -205,16 +205,19 @@ unsafe fn staged_out(
 }
 
 /// Send a staged statement (`pgsess_stage_query_params`). Returns 0 when it is sent (or was
-/// already): wait for the socket, then `pgsess_pending_poll`; 1 when the write failed:
-/// `pgsess_pending_finish` returns the error at once; -1 when `pending` is NULL or not a live
-/// handle. The statement timeout counts from the send. It reads nothing: the answer cannot have
-/// arrived before the send.
+/// already): wait for the socket, then `pgsess_pending_poll`; 1 when `pgsess_pending_finish`
+/// will not wait for the server: the write failed (finish returns the error), or the answer is
+/// in already; -1 when `pending` is NULL or not a live handle. The statement timeout counts from
+/// the send. It reads only when the write took long enough for this thread to have been
+/// descheduled meanwhile (20 us), as when the server shares the CPU and answered at once; then
+/// it reads until the socket is empty, as `pgsess_pending_poll` does. Otherwise it reads
+/// nothing: the answer cannot have arrived before the send.
 ///
 /// # Safety
 /// `pending` NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_pending_send(pending: *mut pgsess_pending) -> i32 {
-    call_or(|_| -1, NO_ERR, || Ok(i32::from(!arg_mut(pending, "pending")?.send())))
+    call_or(|_| -1, NO_ERR, || Ok(i32::from(arg_mut(pending, "pending")?.send())))
 }
 
 /// The socket the answer arrives on, to wait on for readability; -1 when `pending` is NULL or

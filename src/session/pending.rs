@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{abbreviate, Binding, RowStream, Session};
-use crate::conn::{Param, PgConn, SentStatement};
+use crate::conn::{Param, PgConn, Sent, SentStatement};
 use crate::error::{Error, Result};
 use crate::pool::Lease;
 use crate::results::Results;
@@ -149,17 +149,26 @@ impl PendingStatement {
         self.lease().with_conn(|c| Ok(c.share_socket()))
     }
 
-    /// Write a staged statement (`Session::send_statement`'s `staged`); nothing for one already
-    /// sent. False when the write failed (`finish` says why). The statement timeout counts from
+    /// Write a staged statement (`Session::send_statement`'s `staged`); for one already sent,
+    /// whether `poll` said its answer is in. True when `finish` will not wait for the server: the write failed (`finish` says
+    /// why), or it took long enough for the server to answer meanwhile (`Sent::MaybeAnswered`)
+    /// and a read without blocking found the whole answer. The statement timeout counts from
     /// the write.
     pub fn send(&mut self) -> bool {
         let (Some(sent), Some(target)) = (self.sent.as_mut(), self.target.as_ref()) else { return true };
-        let was_staged = sent.is_staged();
-        let ok = target.lease().with_conn(|c| Ok(c.send_staged(sent))).unwrap_or(false);
-        if was_staged {
-            self.sent_at = Instant::now();
+        if !sent.is_staged() {
+            return self.ready;
         }
-        ok
+        let outcome = target.lease().with_conn(|c| Ok(c.send_staged(sent))).unwrap_or(Sent::Failed);
+        self.sent_at = Instant::now();
+        match outcome {
+            Sent::Waiting => false,
+            Sent::MaybeAnswered => self.poll(),
+            Sent::Failed => {
+                self.ready = true;
+                true
+            }
+        }
     }
 
     /// Read what has arrived without blocking (a staged statement is written first); true once
@@ -169,9 +178,12 @@ impl PendingStatement {
         if self.ready {
             return true;
         }
-        if self.sent.as_ref().is_some_and(SentStatement::is_staged) && !self.send() {
-            self.ready = true;
-            return true;
+        if self.sent.as_ref().is_some_and(SentStatement::is_staged) {
+            // Written now; read whatever came meanwhile (a failed write makes this true).
+            let _ = self.send();
+            if self.ready {
+                return true;
+            }
         }
         let (Some(sent), Some(target)) = (self.sent.as_mut(), self.target.as_ref()) else { return true };
         self.ready = target.lease().with_conn(|c| Ok(c.poll_reply(sent))).unwrap_or(true);

@@ -120,7 +120,7 @@ static void staged(pgsess_session *s, pgsess_session *cached)
     const char *div = "SELECT 1/$1::int4";
     const char *zero[] = {"0"};
     char *v;
-    int k, i;
+    int k, i, sent;
 
     for (k = 0; k < 2; k++) {
         for (i = 0; i < 3; i++) {
@@ -137,8 +137,11 @@ static void staged(pgsess_session *s, pgsess_session *cached)
                 struct pollfd pfd = {sock.fd, POLLIN, 0};
                 CHECK_INTEQ(poll(&pfd, 1, 50), 0);
             }
-            CHECK_INTEQ(pgsess_pending_send(p), 0);
-            CHECK_INTEQ(pgsess_pending_send(p), 0); /* sent already: nothing more */
+            /* 1: the write took long enough (a slow or shared CPU, valgrind) for the
+             * answer to come meanwhile, and it was read. */
+            sent = pgsess_pending_send(p);
+            CHECK(sent == 0 || sent == 1);
+            CHECK_INTEQ(pgsess_pending_send(p), sent); /* sent already: nothing more */
             CHECK(pgsess_pending_wait_ms(p) <= 1500);
             CHECK(wait_answer(p) >= 0);
             r = pgsess_pending_finish(p, &err);
@@ -170,7 +173,7 @@ static void staged(pgsess_session *s, pgsess_session *cached)
         /* The server's error comes from finish, as for a statement sent at once. */
         p = pgsess_stage_query_params(both[k], div, strlen(div), 1, NULL, zero, NULL, NULL, 0, &sock, &err);
         CHECK(p != NULL);
-        CHECK_INTEQ(pgsess_pending_send(p), 0);
+        CHECK(pgsess_pending_send(p) >= 0);
         wait_answer(p);
         CHECK(pgsess_pending_finish(p, &err) == NULL && err != NULL);
         CHECK_STREQ(err ? pgsess_error_sqlstate(err) : NULL, "22012");
@@ -202,7 +205,7 @@ static void staged(pgsess_session *s, pgsess_session *cached)
         int rows = 0;
         p = pgsess_stage_query_stream(cached, ssql, strlen(ssql), 1, n, 10, true, &sock, &err);
         CHECK(p != NULL && sock.fd >= 0);
-        CHECK_INTEQ(p ? pgsess_pending_send(p) : -1, 0);
+        CHECK(p != NULL && pgsess_pending_send(p) >= 0);
         CHECK(p == NULL || wait_answer(p) >= 0);
         st = p ? pgsess_pending_finish_stream(p, &err) : NULL;
         CHECK(st != NULL);
