@@ -226,6 +226,8 @@ impl PgConn {
             opened_at: Instant::now(),
             statement_timeout: None,
             reply_since: None,
+            early_answers: 0,
+            staged_writes: 0,
             serial: {
                 static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
                 SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

@@ -358,34 +358,45 @@ impl PgConn {
     /// Write a staged statement (`send_statement`'s `staged`); nothing for one already sent.
     /// `Sent::Failed` when the write failed: the connection is broken, and `finish_statement`
     /// returns the error. The statement timeout counts from here.
+    ///
+    /// Whether to read at once: when the server shares this CPU it is woken by the write, often
+    /// takes the CPU during it, and has answered by the time it returns; a caller that waits
+    /// first (an armed poller) would then wait for what is there. When the server runs on
+    /// another CPU, a read now finds nothing and costs a system call. The connection learns
+    /// which it is (`early_answers`): it reads at once while answers mostly come that early,
+    /// and otherwise looks once in `LOOK_EVERY` writes, to notice a change.
     pub fn send_staged(&mut self, sent: &mut SentStatement) -> Sent {
         if !std::mem::take(&mut sent.staged) {
-            return if sent.failed.is_none() { Sent::Waiting } else { Sent::Failed };
+            return if sent.failed.is_some() { Sent::Failed } else { Sent::Waiting };
         }
         let start = Instant::now();
-        match self.flush_writes(None).map_err(Error::mark_unsent) {
-            Ok(()) => {
-                self.reply_since = Some(start);
-                if start.elapsed() >= DESCHEDULED_SEND {
-                    Sent::MaybeAnswered
-                } else {
-                    Sent::Waiting
-                }
-            }
-            Err(e) => {
-                sent.failed = Some(e);
-                Sent::Failed
-            }
+        if let Err(e) = self.flush_writes(None).map_err(Error::mark_unsent) {
+            sent.failed = Some(e);
+            return Sent::Failed;
+        }
+        self.reply_since = Some(start);
+        self.staged_writes = self.staged_writes.wrapping_add(1);
+        if self.early_answers < EARLY_ANSWERS_USUAL && self.staged_writes % LOOK_EVERY != 0 {
+            return Sent::Waiting;
+        }
+        let answered = self.poll_scan(&mut sent.scan);
+        // Smoothed: each look weighs 1/8.
+        let look = if answered { 1024 } else { 0 };
+        self.early_answers = self.early_answers - self.early_answers / 8 + look / 8;
+        if answered {
+            Sent::Answered
+        } else {
+            Sent::Waiting
         }
     }
 
     /// Read, without blocking, what the server has sent in reply to `sent` (written first if
     /// staged). True when `finish_statement` will not wait for the server (see `poll_scan`).
     pub fn poll_reply(&mut self, sent: &mut SentStatement) -> bool {
-        if self.send_staged(sent) == Sent::Failed {
-            return true;
+        match self.send_staged(sent) {
+            Sent::Failed | Sent::Answered => true,
+            Sent::Waiting => self.poll_scan(&mut sent.scan),
         }
-        self.poll_scan(&mut sent.scan)
     }
 
     /// Read, without blocking, what has arrived, and look through it with `scan`: true when a
@@ -893,21 +904,21 @@ pub struct Param<'a> {
 /// What `PgConn::send_staged` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sent {
-    /// Written; the answer is to be waited for.
+    /// Written; the answer is to be waited for (what arrived was read, if it looked).
     Waiting,
-    /// Written, but the write took so long that this thread was likely descheduled meanwhile
-    /// (`DESCHEDULED_SEND`), and the server, sharing its CPU, may have answered already: a
-    /// read now, before a wait, may find the whole answer.
-    MaybeAnswered,
+    /// Written, and the whole answer was in when it looked at once: `finish_statement` will not
+    /// wait.
+    Answered,
     /// The write failed (`finish_statement` says why).
     Failed,
 }
 
-/// A write of a statement that took this long most likely let another thread run on this CPU,
-/// such as the server itself when the two share one: then its answer is often in already, and a
-/// caller that waits first (an armed poller) would wait for what has arrived. A write alone
-/// takes a few microseconds; the server's answer to the shortest statement takes more.
-const DESCHEDULED_SEND: std::time::Duration = std::time::Duration::from_micros(20);
+/// `PgConn::send_staged` reads at once while at least this share (of 1024) of its looks found
+/// the answer in; a half.
+const EARLY_ANSWERS_USUAL: u32 = 512;
+
+/// Otherwise it looks once in this many staged writes.
+const LOOK_EVERY: u32 = 16;
 
 /// How much of a pending statement's reply `PgConn::poll_reply` reads ahead before it leaves
 /// the rest to `finish_statement` (which applies the reader's limits to what it keeps).

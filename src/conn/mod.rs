@@ -127,6 +127,11 @@ pub struct PgConn {
     /// When the wait for the next reply began, if not when its reading begins: a pending
     /// statement's send (`send_statement`). Taken by the reader.
     reply_since: Option<Instant>,
+    /// How often a staged statement's answer was in as soon as its write returned (the server
+    /// shares this CPU and answered during it), smoothed over the last few: 0 never, 1024
+    /// always; and the staged writes counted, for the occasional look (`PgConn::send_staged`).
+    early_answers: u32,
+    staged_writes: u32,
     /// Set once the startup's BackendKeyData is in.
     cancel_key: Arc<CancelKey>,
     /// The parameter count of the last ParameterDescription received.

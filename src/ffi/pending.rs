@@ -208,10 +208,10 @@ unsafe fn staged_out(
 /// already): wait for the socket, then `pgsess_pending_poll`; 1 when `pgsess_pending_finish`
 /// will not wait for the server: the write failed (finish returns the error), or the answer is
 /// in already; -1 when `pending` is NULL or not a live handle. The statement timeout counts from
-/// the send. It reads only when the write took long enough for this thread to have been
-/// descheduled meanwhile (20 us), as when the server shares the CPU and answered at once; then
-/// it reads until the socket is empty, as `pgsess_pending_poll` does. Otherwise it reads
-/// nothing: the answer cannot have arrived before the send.
+/// the send. Whether it reads after the write depends on what the connection has seen: where
+/// the server shares the CPU it usually answers during the write, and then the send reads until
+/// the socket is empty, as `pgsess_pending_poll` does; elsewhere it reads only once in 16 sends
+/// (to notice a change), so the first wait comes with no read that finds nothing.
 ///
 /// # Safety
 /// `pending` NULL or a live handle.

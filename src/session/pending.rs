@@ -150,10 +150,9 @@ impl PendingStatement {
     }
 
     /// Write a staged statement (`Session::send_statement`'s `staged`); for one already sent,
-    /// whether `poll` said its answer is in. True when `finish` will not wait for the server: the write failed (`finish` says
-    /// why), or it took long enough for the server to answer meanwhile (`Sent::MaybeAnswered`)
-    /// and a read without blocking found the whole answer. The statement timeout counts from
-    /// the write.
+    /// whether `poll` said its answer is in. True when `finish` will not wait for the server:
+    /// the write failed (`finish` says why), or the answer was in when it looked at once (see
+    /// `PgConn::send_staged`). The statement timeout counts from the write.
     pub fn send(&mut self) -> bool {
         let (Some(sent), Some(target)) = (self.sent.as_mut(), self.target.as_ref()) else { return true };
         if !sent.is_staged() {
@@ -161,14 +160,8 @@ impl PendingStatement {
         }
         let outcome = target.lease().with_conn(|c| Ok(c.send_staged(sent))).unwrap_or(Sent::Failed);
         self.sent_at = Instant::now();
-        match outcome {
-            Sent::Waiting => false,
-            Sent::MaybeAnswered => self.poll(),
-            Sent::Failed => {
-                self.ready = true;
-                true
-            }
-        }
+        self.ready = outcome != Sent::Waiting;
+        self.ready
     }
 
     /// Read what has arrived without blocking (a staged statement is written first); true once
