@@ -63,14 +63,19 @@ pub unsafe extern "C" fn pgsess_send_query_params(
     call(err, || {
         let s = arg(session, "session")?;
         let sql = str_arg(sql, "sql")?;
-        let binary = match result_format {
-            0 => false,
-            1 => true,
-            f => return Err(Error::interface(format!("result_format {f}: 0 (text) or 1 (binary)"))),
-        };
+        let binary = binary_results_arg(result_format)?;
         let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
         Ok(give::<pgsess_pending>(Box::new(s.send_statement(sql, &types, &params, binary, false)?)))
     })
+}
+
+/// A result format argument: 0 text, 1 binary (true).
+fn binary_results_arg(result_format: i32) -> crate::error::Result<bool> {
+    match result_format {
+        0 => Ok(false),
+        1 => Ok(true),
+        f => Err(Error::interface(format!("result_format {f}: 0 (text) or 1 (binary)"))),
+    }
 }
 
 /// Send a stream's statement, as `pgsess_query_stream` (`typed` false) or
@@ -150,11 +155,7 @@ pub unsafe extern "C" fn pgsess_stage_query_params(
     call(err, || {
         let s = arg(session, "session")?;
         let sql = str_len_arg(sql, sql_len, "sql")?;
-        let binary = match result_format {
-            0 => false,
-            1 => true,
-            f => return Err(Error::interface(format!("result_format {f}: 0 (text) or 1 (binary)"))),
-        };
+        let binary = binary_results_arg(result_format)?;
         let (types, params) = typed_params_arg(nparams, param_types, param_values, param_lengths, param_formats)?;
         let pending = s.send_statement(sql, &types, &params, binary, true)?;
         staged_out(pending, socket)
