@@ -22,6 +22,8 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+
+use rustc_hash::FxBuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -125,7 +127,8 @@ pub struct StatementCache {
     shared: Arc<CacheShared>,
     /// The pool epoch this cache has caught up with.
     seen_epoch: u64,
-    by_sql: HashMap<Box<str>, Vec<Entry>>,
+    /// FxHash (see Cargo.toml): looked up on every statement.
+    by_sql: HashMap<Box<str>, Vec<Entry>, FxBuildHasher>,
     len: usize,
     clock: u64,
     /// The connection's random part of every name.
@@ -143,7 +146,7 @@ impl StatementCache {
             capacity: capacity.max(1) as usize,
             shared,
             seen_epoch,
-            by_sql: HashMap::new(),
+            by_sql: HashMap::default(),
             len: 0,
             clock: 0,
             prefix,
