@@ -92,8 +92,7 @@ impl Results {
 
     /// The SQL text that produced these results.
     pub fn sql(&self) -> &str {
-        // SAFETY: copied from a `&str` by `sql_for_c`, which added the last byte (a NUL).
-        unsafe { std::str::from_utf8_unchecked(&self.sql[..self.sql.len() - 1]) }
+        sql_text(&self.sql)
     }
 
     /// The statement filling these results (`boxed`) succeeded: from now on they count as
@@ -114,6 +113,11 @@ impl Results {
         (self.hold.lease(), &mut self.set)
     }
 
+    /// `lease_and_set`, and the SQL.
+    pub(crate) fn lease_set_and_sql(&mut self) -> (Option<&Lease>, &mut ResultSet, &str) {
+        (self.hold.lease(), &mut self.set, sql_text(&self.sql))
+    }
+
     /// `sql` with its NUL, for C (up to its first NUL, which a statement that ran cannot hold).
     pub fn sql_c(&self) -> &CStr {
         CStr::from_bytes_until_nul(&self.sql).expect("sql_for_c ends it with a NUL")
@@ -124,6 +128,12 @@ impl Results {
 /// they were (results without a connection are not).
 fn count_outstanding(hold: &Hold) -> bool {
     hold.lease().inspect(|l| l.shared().counters.results_outstanding.inc()).is_some()
+}
+
+/// The text of `sql_for_c`'s bytes.
+fn sql_text(bytes: &[u8]) -> &str {
+    // SAFETY: copied from a `&str` by `sql_for_c`, which added the last byte (a NUL).
+    unsafe { std::str::from_utf8_unchecked(&bytes[..bytes.len() - 1]) }
 }
 
 /// `sql` followed by a NUL. Not scanned for a NUL inside: `Results::sql_c` stops at the first.

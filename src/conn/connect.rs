@@ -236,6 +236,7 @@ impl PgConn {
             last_row_description: None,
             spare_rows: None,
             cache: None,
+            replay: Default::default(),
             parse_completes: 0,
             exchange: super::Exchange::Simple,
             cancel_key: Arc::new(CancelKey { host: spec.clone(), backend_pid: 0, secret_key: 0, tls: None }),

@@ -328,10 +328,10 @@ impl PgConn {
             Some(how) => self.send_cached(sql, types, params.iter().copied(), shape, how),
             None => self.queue_extended(sql, types, params.iter().copied(), shape),
         };
+        let serial = self.replay.fill(sql, types, params, how.is_some());
         let mut statement = SentStatement {
-            sql: sql.into(),
-            types: types.into(),
-            params: params.iter().map(|p| (p.value.map(<[u8]>::to_vec), p.binary)).collect(),
+            serial,
+            sent_at: None,
             binary: matches!(shape.result, ResultFormats::Binary),
             chunk: shape.chunk,
             typed: shape.typed,
@@ -348,7 +348,9 @@ impl PgConn {
             };
             return self.explain_param_mismatch(outcome, sql, types, params.len()).map(|()| statement);
         }
-        self.reply_since = Some(Instant::now());
+        // A staged statement's wait begins at its write (`send_staged`).
+        statement.sent_at = (!shape.deferred).then(Instant::now);
+        self.reply_since = statement.sent_at;
         // Its reply is on its way: until `finish_statement`, no other statement may be sent here
         // and no idle reader may take its bytes for unasked ones (`ensure_no_open_stream`).
         self.portal_open = true;
@@ -375,6 +377,7 @@ impl PgConn {
             return Sent::Failed;
         }
         self.reply_since = Some(start);
+        sent.sent_at = Some(start);
         self.staged_writes = self.staged_writes.wrapping_add(1);
         if self.early_answers < EARLY_ANSWERS_USUAL && self.staged_writes % LOOK_EVERY != 0 {
             return Sent::Waiting;
@@ -426,8 +429,21 @@ impl PgConn {
     /// stream's reply has more rows (`stream_more` reads them).
     pub fn finish_statement(&mut self, mut sent: SentStatement, set: &mut ResultSet) -> Result<bool> {
         let _ = self.send_staged(&mut sent);
-        let SentStatement { sql, types, params, binary, chunk, typed, how, was_idle, failed, .. } = sent;
-        let params: Vec<Param<'_>> = params.iter().map(|(v, b)| Param { value: v.as_deref(), binary: *b }).collect();
+        // Taken for the reading (which needs `self`) and put back after, buffers and all.
+        let mut replay = std::mem::take(&mut self.replay);
+        let outcome = self.finish_sent(&replay, sent, set);
+        replay.trim();
+        self.replay = replay;
+        outcome
+    }
+
+    /// `finish_statement`, with the SQL and parameters `sent` was sent with.
+    fn finish_sent(&mut self, replay: &Replay, sent: SentStatement, set: &mut ResultSet) -> Result<bool> {
+        let SentStatement { binary, chunk, typed, how, was_idle, failed, serial, .. } = sent;
+        let (sql, types) = (&replay.sql[..], &replay.types[..]);
+        let params = replay.params();
+        // Not this statement's (it cannot be: one reply is outstanding at a time): never sent again.
+        let how = how.filter(|_| replay.serial == serial);
         let result = if binary { ResultFormats::Binary } else { ResultFormats::Text };
         let shape = Shape { result, chunk, typed, ..Shape::UNNAMED };
         self.portal_open = false;
@@ -440,18 +456,18 @@ impl PgConn {
             Some(mut how) => {
                 let mut attempt = 0;
                 loop {
-                    match self.after_cached(&sql, &types, &mut how, attempt, was_idle, outcome, set) {
+                    match self.after_cached(sql, types, &mut how, attempt, was_idle, outcome, set) {
                         Ok(Some(more)) => break Ok(more),
                         Err(e) => break Err(e),
                         Ok(None) => {}
                     }
                     attempt += 1;
-                    let sent = self.send_cached(&sql, &types, params.iter().copied(), shape, &how);
+                    let sent = self.send_cached(sql, types, params.clone(), shape, &how);
                     outcome = sent.and_then(|()| self.collect_into(set, false, None, shape.stop()));
                 }
             }
         };
-        let outcome = self.explain_param_mismatch(outcome, &sql, &types, params.len());
+        let outcome = self.explain_param_mismatch(outcome, sql, types, replay.given);
         if chunk > 0 {
             self.portal_open = matches!(outcome, Ok(true));
         }
@@ -925,12 +941,9 @@ const LOOK_EVERY: u32 = 16;
 pub const PENDING_READ_LIMIT: usize = 256 * 1024;
 
 /// A statement sent by `PgConn::send_statement` (or `send_stream`) whose reply is still to be
-/// read: what `finish_statement` needs to read it, and to send it once more if the statement
-/// cache heals it (its own copy of the SQL and the parameters).
+/// read: what `finish_statement` needs to read it. Its SQL and parameters, to send it once more
+/// if the statement cache heals it, are kept by the connection (`Replay`).
 pub struct SentStatement {
-    sql: Box<str>,
-    types: Box<[u32]>,
-    params: Vec<(Option<Vec<u8>>, bool)>,
     binary: bool,
     /// A stream's chunk size (0: not a stream), and whether its columns are typed.
     chunk: u32,
@@ -944,12 +957,85 @@ pub struct SentStatement {
     staged: bool,
     /// Why the staged write failed (`finish_statement` returns it).
     failed: Option<Error>,
+    /// Which of the connection's statements it is: the `Replay` it filled (`Replay::serial`).
+    serial: u64,
+    /// When it was written (`None` while staged): its statement timeout counts from then.
+    sent_at: Option<Instant>,
+}
+
+/// A connection keeps at most this much of its last statement's SQL or parameters' buffer
+/// (`Replay::trim`).
+const REPLAY_KEEP: usize = 64 * 1024;
+
+/// What `finish_statement` needs to send a statement once more (its SQL, parameter types and,
+/// for a cached statement, its parameters), kept by the connection and refilled by each
+/// statement sent, so that a statement costs no allocation for it once the buffers have grown.
+/// A connection has one statement's reply outstanding at a time (`portal_open`), so one is
+/// enough; `serial` ties it to its statement.
+#[derive(Default)]
+pub(super) struct Replay {
+    serial: u64,
+    sql: String,
+    types: Vec<u32>,
+    /// The parameters given (kept in `params` only for a cached statement, which may be sent again).
+    given: usize,
+    values: Vec<u8>,
+    /// Per parameter: its value's range in `values` (`None`: NULL), and whether it is binary.
+    params: Vec<(Option<std::ops::Range<usize>>, bool)>,
+}
+
+impl Replay {
+    /// Keep `sql`, `types` and (with `with_params`) `params` for a new statement: its serial.
+    fn fill(&mut self, sql: &str, types: &[u32], params: &[Param<'_>], with_params: bool) -> u64 {
+        self.serial += 1;
+        self.sql.clear();
+        self.sql.push_str(sql);
+        self.types.clear();
+        self.types.extend_from_slice(types);
+        self.given = params.len();
+        self.values.clear();
+        self.params.clear();
+        if with_params {
+            for p in params {
+                let range = p.value.map(|v| {
+                    let start = self.values.len();
+                    self.values.extend_from_slice(v);
+                    start..self.values.len()
+                });
+                self.params.push((range, p.binary));
+            }
+        }
+        self.serial
+    }
+
+    /// Let go of buffers a large statement grew past `REPLAY_KEEP`: the next statement
+    /// allocates what it needs.
+    fn trim(&mut self) {
+        if self.values.capacity() > REPLAY_KEEP {
+            self.values = Vec::new();
+        }
+        if self.sql.capacity() > REPLAY_KEEP {
+            self.sql = String::new();
+        }
+    }
+
+    /// The parameters kept, as they were given.
+    fn params(&self) -> impl ExactSizeIterator<Item = Param<'_>> + Clone + '_ {
+        self.params
+            .iter()
+            .map(|(range, binary)| Param { value: range.clone().map(|r| &self.values[r]), binary: *binary })
+    }
 }
 
 impl SentStatement {
     /// Queued, not yet written (`PgConn::send_staged`).
     pub fn is_staged(&self) -> bool {
         self.staged
+    }
+
+    /// When it was written; `None` while staged.
+    pub fn sent_at(&self) -> Option<Instant> {
+        self.sent_at
     }
 }
 
@@ -1022,7 +1108,28 @@ fn one_statement(sql: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{one_statement, ReplyScan};
+    use super::{one_statement, Param, Replay, ReplyScan, REPLAY_KEEP};
+
+    #[test]
+    fn a_replay_gives_back_the_parameters_it_kept_and_lets_go_of_large_buffers() {
+        let mut replay = Replay::default();
+        let big = vec![7u8; REPLAY_KEEP + 1];
+        let params = [
+            Param { value: Some(b"12"), binary: false },
+            Param { value: None, binary: false },
+            Param { value: Some(&big), binary: true },
+        ];
+        let first = replay.fill("SELECT $1, $2, $3", &[23], &params, true);
+        assert_eq!((&replay.sql[..], &replay.types[..], replay.given), ("SELECT $1, $2, $3", &[23][..], 3));
+        let kept: Vec<_> = replay.params().map(|p| (p.value.map(<[u8]>::to_vec), p.binary)).collect();
+        assert_eq!(kept, vec![(Some(b"12".to_vec()), false), (None, false), (Some(big.clone()), true)]);
+        replay.trim();
+        assert_eq!(replay.values.capacity(), 0, "a large statement's buffer is not kept");
+        // A statement that is not cached keeps no parameters, only their count.
+        let second = replay.fill("SELECT 1", &[], &params[..1], false);
+        assert!(second > first);
+        assert_eq!((replay.params().len(), replay.given), (0, 1));
+    }
 
     fn sent() -> ReplyScan {
         ReplyScan::new(0)

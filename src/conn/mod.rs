@@ -147,6 +147,8 @@ pub struct PgConn {
     require_writable: bool,
     /// The statement cache, when the pool has one (`use_statement_cache`).
     cache: Option<cache::StatementCache>,
+    /// The SQL and parameters of the statement whose reply is outstanding (`send_statement`).
+    replay: exec::Replay,
     /// ParseComplete messages read in the current exchange (whether a cached statement's
     /// Parse succeeded).
     parse_completes: u32,

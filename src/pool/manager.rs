@@ -235,13 +235,13 @@ impl Manager {
             state.conn = None;
             return Err(Error::operational("08006", "pooled connection found closed by the server; discarded"));
         }
-        mark_leased(&mut state);
+        mark_leased(&mut state, now);
         Ok(())
     }
 
     /// Lease a connection just opened (it needs no check).
     pub fn lease_new(&self, slot: &Slot) {
-        mark_leased(&mut slot.lock());
+        mark_leased(&mut slot.lock(), Instant::now());
     }
 }
 
@@ -255,9 +255,10 @@ fn health_check(conn: &mut PgConn) -> bool {
     answered && !conn.is_broken()
 }
 
-fn mark_leased(state: &mut SlotState) {
+/// `now`: the time of the checkout's check (read once for it).
+fn mark_leased(state: &mut SlotState, now: Instant) {
     state.leased = true;
-    state.leased_since = Instant::now();
+    state.leased_since = now;
     state.holder = None;
     state.leak_reported = false;
 }

@@ -372,7 +372,12 @@ impl Pool {
             Err(idle::NoConnection::Deadline)
         };
         c.waiting.dec();
-        c.record_wait(started.elapsed());
+        // The wait ended at the connection's check (its lease's start), read for the check.
+        let waited = match &got {
+            Ok(conn) => conn.lock().leased_since.saturating_duration_since(started),
+            Err(_) => started.elapsed(),
+        };
+        c.record_wait(waited);
         if self.shared.warming.load(Ordering::Relaxed) {
             self.shared.warming.store(false, Ordering::Relaxed);
         }

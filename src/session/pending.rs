@@ -26,12 +26,11 @@ pub struct PendingStatement {
     session: Session,
     /// What the reply goes into (`None` once finished).
     target: Option<Target>,
-    /// The statement's SQL (for the leak report of what holds the connection).
-    sql: Box<str>,
+    /// A stream's SQL (for the leak report of what holds the connection); results keep their own.
+    stream_sql: Option<Box<str>>,
     /// `None` once finished.
     sent: Option<SentStatement>,
-    /// When the statement was sent, and its statement timeout, if any.
-    sent_at: Instant,
+    /// Its statement timeout, if any (counted from the write: `SentStatement::sent_at`).
     timeout: Option<Duration>,
     /// `poll` said the reply is in.
     ready: bool,
@@ -128,10 +127,9 @@ impl Session {
     fn pending(&self, target: Target, sql: &str, sent: SentStatement) -> PendingStatement {
         PendingStatement {
             session: self.clone(),
+            stream_sql: matches!(target, Target::Stream { .. }).then(|| sql.into()),
             target: Some(target),
-            sql: sql.into(),
             sent: Some(sent),
-            sent_at: Instant::now(),
             timeout: self.0.waits.statement_timeout,
             ready: false,
         }
@@ -159,7 +157,6 @@ impl PendingStatement {
             return self.ready;
         }
         let outcome = target.lease().with_conn(|c| Ok(c.send_staged(sent))).unwrap_or(Sent::Failed);
-        self.sent_at = Instant::now();
         self.ready = outcome != Sent::Waiting;
         self.ready
     }
@@ -187,10 +184,10 @@ impl PendingStatement {
     /// statement timeout passes then, and `finish` asks the server to cancel); `None`: no bound.
     /// Counted from the write; for a statement still staged, the whole statement timeout.
     pub fn wait_limit(&self) -> Option<Duration> {
-        if self.sent.as_ref().is_some_and(SentStatement::is_staged) {
-            return self.timeout;
+        match self.sent.as_ref().and_then(SentStatement::sent_at) {
+            None => self.timeout,
+            Some(at) => self.timeout.map(|t| (at + t).saturating_duration_since(Instant::now())),
         }
-        self.timeout.map(|t| (self.sent_at + t).saturating_duration_since(Instant::now()))
     }
 
     /// Read the rest of the reply into `set` on `lease`, ending the statement as
@@ -218,10 +215,10 @@ impl PendingStatement {
             return Err(Error::interface("this pending statement is a stream's: finish it as a stream"));
         };
         let sent = self.sent.take().expect("a pending statement is finished once");
-        let (lease, set) = results.lease_and_set();
+        let (lease, set, sql) = results.lease_set_and_sql();
         let lease = lease.expect("a statement's results hold its lease");
         let outcome = Self::read_reply(&self.session, lease, sent, set);
-        self.session.statement_ended(lease, &self.sql, outcome.as_ref().ok().map(|_| &*set));
+        self.session.statement_ended(lease, sql, outcome.as_ref().ok().map(|_| &*set));
         outcome?; // on failure the lease drops with the results: the connection goes back at once
         results.statement_done();
         Ok(results)
@@ -239,8 +236,9 @@ impl PendingStatement {
         let outcome = Self::read_reply(&self.session, &lease, sent, &mut set);
         self.session.note_statement(outcome.as_ref().ok().map(|_| &set), &lease);
         let more = outcome?;
-        lease.set_holder(|| format!("a stream of \"{}\"", abbreviate(&self.sql)));
-        Ok(RowStream::new(self.session.clone(), lease, set, more, chunk_rows, &self.sql))
+        let sql = self.stream_sql.as_deref().unwrap_or_default();
+        lease.set_holder(|| format!("a stream of \"{}\"", abbreviate(sql)));
+        Ok(RowStream::new(self.session.clone(), lease, set, more, chunk_rows, sql))
     }
 }
 
