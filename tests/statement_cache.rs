@@ -335,3 +335,39 @@ fn a_typed_statement_whose_result_types_change_heals_and_learns_them_again() {
     assert_eq!(r.set.columns().iter().map(|c| c.format).collect::<Vec<_>>(), vec![1, 0, 1]);
     assert_eq!((r.set.get_int64(0, 0), text(&r, 0, 1), r.set.get_int64(0, 2)), (Ok(1), "2".to_owned(), Ok(3)));
 }
+
+#[test]
+fn a_pending_statement_healed_by_the_cache_is_sent_again_with_its_own_parameters() {
+    let c = support::shared();
+    c.psql(
+        "DROP TABLE IF EXISTS heal_pending; CREATE TABLE heal_pending (a int, b text); \
+         INSERT INTO heal_pending VALUES (1, 'one'), (2, 'two');",
+    );
+    let sql = "SELECT *, $2::text IS NULL FROM heal_pending WHERE a = $1 AND b = $3";
+    let s = Session::open("x", &options(c.uri(), 1, 8)).unwrap();
+    let run = |a: i32, b: &str, staged: bool| {
+        let a = a.to_be_bytes();
+        let params = [
+            pgsess::conn::Param { value: Some(&a), binary: true },
+            pgsess::conn::Param { value: None, binary: false },
+            pgsess::conn::Param { value: Some(b.as_bytes()), binary: false },
+        ];
+        let mut pending = s.send_statement(sql, &[23, 25, 25], &params, false, staged).unwrap();
+        pending.send();
+        pending.finish().unwrap()
+    };
+    let r = run(1, "one", true);
+    assert_eq!((r.set.ncols(), text(&r, 0, 1), text(&r, 0, 2)), (3, "one".to_owned(), "t".to_owned()));
+    drop(r);
+    // Another statement between: the connection's copy of the SQL and parameters is its own.
+    assert_eq!(one(&s, "SELECT $1::text || '!'", "x"), "x!");
+    c.psql("ALTER TABLE heal_pending ADD COLUMN c text DEFAULT 'new'");
+    for staged in [true, false] {
+        // Invalid after the ALTER: prepared again and sent again with these parameters.
+        let r = run(2, "two", staged);
+        let row: Vec<String> = (0..r.set.ncols()).map(|i| text(&r, 0, i)).collect();
+        assert_eq!(row, ["2", "two", "new", "t"], "staged: {staged}");
+        drop(r);
+        c.psql("ALTER TABLE heal_pending DROP COLUMN c; ALTER TABLE heal_pending ADD COLUMN c text DEFAULT 'new'");
+    }
+}
