@@ -2,7 +2,7 @@ package pgsess
 
 /*
 #include <string.h>
-#include <pgsess.h>
+#include "handles.h"
 */
 import "C"
 

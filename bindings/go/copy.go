@@ -2,7 +2,7 @@ package pgsess
 
 /*
 #include <stdlib.h>
-#include <pgsess.h>
+#include "handles.h"
 */
 import "C"
 

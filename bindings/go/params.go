@@ -3,7 +3,7 @@ package pgsess
 /*
 #include <stdlib.h>
 #include <string.h>
-#include <pgsess.h>
+#include "handles.h"
 */
 import "C"
 

@@ -3,7 +3,7 @@ package pgsess
 /*
 #include <stdint.h>
 #include <stdlib.h>
-#include <pgsess.h>
+#include "handles.h"
 
 // The Go function of passwordcb.go; its exported prototype has char * where the callback type
 // has const char *, so the pointer is converted here, in C.

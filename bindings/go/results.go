@@ -3,7 +3,7 @@ package pgsess
 /*
 #include <stdint.h>
 #include <stdlib.h>
-#include <pgsess.h>
+#include "handles.h"
 
 // The cell pointers and lengths of up to `rows` rows from `first` into a C block of rows*ncols
 // pointers followed by as many lengths (pgsess_results_cells). The block is passed as an

@@ -80,9 +80,10 @@ echo "go test: $tp passed, $tf failed (exit $rc)"
 passed=$((passed + tp))
 failed=$((failed + tf))
 
-# The per-row cost: Go (one cgo call per row) without the race detector, then C.
-check "go per-row benchmark (200,000 x 5)" bash -c \
-    'set -o pipefail; cd "$1" && go test -count=1 -run "^TestRowCost$" -bench "^BenchmarkRow" -benchtime 5x . | grep -E "row cost|ns/row|^ok"' _ "$here"
+# Without the race detector: the per-row cost, Go (one cgo call per row) then C, and the Go
+# round trip's allocations (TestRoundTripAllocations).
+check "go per-row benchmark (200,000 x 5) and round-trip allocations" bash -c \
+    'set -o pipefail; cd "$1" && go test -count=1 -v -run "^(TestRowCost|TestRoundTripAllocations)$" -bench "^BenchmarkRow" -benchtime 5x . | grep -E "row cost|ns/row|^--- |^ok"' _ "$here"
 # COPY TO of 1,000,000 rows: one cgo call per message (row) against one per chunk.
 check "go COPY TO benchmark (1,000,000 rows: per message vs chunked)" bash -c \
     'set -o pipefail; cd "$1" && go test -count=1 -run "^$" -bench "^BenchmarkCopyTo$" -benchtime 3x . | grep -E "ns/row|^ok"' _ "$here"

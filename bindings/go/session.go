@@ -3,7 +3,7 @@ package pgsess
 /*
 #cgo pkg-config: pgsess
 #include <stdlib.h>
-#include <pgsess.h>
+#include "handles.h"
 */
 import "C"
 

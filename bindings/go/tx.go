@@ -1,7 +1,7 @@
 package pgsess
 
 /*
-#include <pgsess.h>
+#include "handles.h"
 */
 import "C"
 
