@@ -22,10 +22,10 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-
-use rustc_hash::FxBuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxBuildHasher;
 
 use crate::rows::binary::prefers_binary;
 use crate::rows::{Column, FORMAT_BINARY, FORMAT_TEXT};

@@ -963,9 +963,10 @@ pub struct SentStatement {
     sent_at: Option<Instant>,
 }
 
-/// A connection keeps at most this much of its last statement's SQL or parameters' buffer
-/// (`Replay::trim`).
+/// A connection keeps at most this many bytes of its last statement's SQL or parameter values,
+/// and this many of its parameters' entries (`Replay::trim`).
 const REPLAY_KEEP: usize = 64 * 1024;
+const REPLAY_KEEP_PARAMS: usize = 1024;
 
 /// What `finish_statement` needs to send a statement once more (its SQL, parameter types and,
 /// for a cached statement, its parameters), kept by the connection and refilled by each
@@ -1008,14 +1009,20 @@ impl Replay {
         self.serial
     }
 
-    /// Let go of buffers a large statement grew past `REPLAY_KEEP`: the next statement
-    /// allocates what it needs.
+    /// Let go of buffers a large statement grew past `REPLAY_KEEP` (`REPLAY_KEEP_PARAMS`): the
+    /// next statement allocates what it needs.
     fn trim(&mut self) {
         if self.values.capacity() > REPLAY_KEEP {
             self.values = Vec::new();
         }
         if self.sql.capacity() > REPLAY_KEEP {
             self.sql = String::new();
+        }
+        if self.params.capacity() > REPLAY_KEEP_PARAMS {
+            self.params = Vec::new();
+        }
+        if self.types.capacity() > REPLAY_KEEP_PARAMS {
+            self.types = Vec::new();
         }
     }
 
@@ -1108,7 +1115,7 @@ fn one_statement(sql: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{one_statement, Param, Replay, ReplyScan, REPLAY_KEEP};
+    use super::{one_statement, Param, Replay, ReplyScan, REPLAY_KEEP, REPLAY_KEEP_PARAMS};
 
     #[test]
     fn a_replay_gives_back_the_parameters_it_kept_and_lets_go_of_large_buffers() {
@@ -1125,6 +1132,10 @@ mod tests {
         assert_eq!(kept, vec![(Some(b"12".to_vec()), false), (None, false), (Some(big.clone()), true)]);
         replay.trim();
         assert_eq!(replay.values.capacity(), 0, "a large statement's buffer is not kept");
+        let many = vec![Param { value: None, binary: false }; REPLAY_KEEP_PARAMS + 1];
+        replay.fill("SELECT", &[0; REPLAY_KEEP_PARAMS + 1], &many, true);
+        replay.trim();
+        assert_eq!((replay.params.capacity(), replay.types.capacity()), (0, 0), "nor its many parameters");
         // A statement that is not cached keeps no parameters, only their count.
         let second = replay.fill("SELECT 1", &[], &params[..1], false);
         assert!(second > first);
