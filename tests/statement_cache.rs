@@ -344,7 +344,9 @@ fn a_pending_statement_healed_by_the_cache_is_sent_again_with_its_own_parameters
          INSERT INTO heal_pending VALUES (1, 'one'), (2, 'two');",
     );
     let sql = "SELECT *, $2::text IS NULL FROM heal_pending WHERE a = $1 AND b = $3";
-    let s = Session::open("x", &options(c.uri(), 1, 8)).unwrap();
+    // A pool of its own (capacity 9): its statements stay prepared on its connection, where
+    // another test's count of prepared statements would see them.
+    let s = Session::open("x", &options(c.uri(), 1, 9)).unwrap();
     let run = |a: i32, b: &str, staged: bool| {
         let a = a.to_be_bytes();
         let params = [
