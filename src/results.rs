@@ -54,7 +54,7 @@ pub struct Results {
     /// stay valid.
     decoded: DecodedCache,
     /// The SQL text that produced these results, followed by a NUL for C.
-    sql: Box<[u8]>,
+    sql: SqlText,
     /// Returned to the pool when the last holder (results or transaction) lets go.
     hold: Hold,
     /// Counted in the pool's `results_outstanding` (from when they hold a statement's outcome).
@@ -66,13 +66,13 @@ impl Results {
     /// would end it for C).
     pub fn new(set: ResultSet, sql: &str, hold: Hold) -> Results {
         let counted = count_outstanding(&hold);
-        Results { set, sql: sql_for_c(sql), decoded: Default::default(), hold, counted }
+        Results { set, sql: SqlText::new(sql), decoded: Default::default(), hold, counted }
     }
 
     /// Empty results on the heap, for a statement to fill in place (`Session`'s statements);
     /// `statement_done` counts them once the statement succeeded.
     pub(crate) fn boxed(sql: &str, hold: Hold) -> Box<Results> {
-        let sql = sql_for_c(sql);
+        let sql = SqlText::new(sql);
         // Written field by field into the allocation, so the ~400-byte value is never built on
         // the stack and copied into the box.
         let mut results = Box::new(std::mem::MaybeUninit::<Results>::uninit());
@@ -92,7 +92,7 @@ impl Results {
 
     /// The SQL text that produced these results.
     pub fn sql(&self) -> &str {
-        sql_text(&self.sql)
+        self.sql.text()
     }
 
     /// The statement filling these results (`boxed`) succeeded: from now on they count as
@@ -115,12 +115,12 @@ impl Results {
 
     /// `lease_and_set`, and the SQL.
     pub(crate) fn lease_set_and_sql(&mut self) -> (Option<&Lease>, &mut ResultSet, &str) {
-        (self.hold.lease(), &mut self.set, sql_text(&self.sql))
+        (self.hold.lease(), &mut self.set, self.sql.text())
     }
 
     /// `sql` with its NUL, for C (up to its first NUL, which a statement that ran cannot hold).
     pub fn sql_c(&self) -> &CStr {
-        CStr::from_bytes_until_nul(&self.sql).expect("sql_for_c ends it with a NUL")
+        CStr::from_bytes_until_nul(self.sql.with_nul()).expect("SqlText ends it with a NUL")
     }
 }
 
@@ -130,18 +130,44 @@ fn count_outstanding(hold: &Hold) -> bool {
     hold.lease().inspect(|l| l.shared().counters.results_outstanding.inc()).is_some()
 }
 
-/// The text of `sql_for_c`'s bytes.
-fn sql_text(bytes: &[u8]) -> &str {
-    // SAFETY: copied from a `&str` by `sql_for_c`, which added the last byte (a NUL).
-    unsafe { std::str::from_utf8_unchecked(&bytes[..bytes.len() - 1]) }
+/// SQL of fewer bytes than this is kept inside the results (`SqlText::Inline`).
+const SQL_INLINE: usize = 96;
+
+/// A statement's SQL followed by a NUL (for C; not scanned for a NUL inside: `Results::sql_c`
+/// stops at the first). Short SQL, as most statements' is, lives inside the results, so that
+/// their one allocation holds it; longer SQL has its own.
+enum SqlText {
+    Inline { len: u8, bytes: [u8; SQL_INLINE] },
+    Boxed(Box<[u8]>),
 }
 
-/// `sql` followed by a NUL. Not scanned for a NUL inside: `Results::sql_c` stops at the first.
-fn sql_for_c(sql: &str) -> Box<[u8]> {
-    let mut bytes = Vec::with_capacity(sql.len() + 1);
-    bytes.extend_from_slice(sql.as_bytes());
-    bytes.push(0);
-    bytes.into_boxed_slice()
+impl SqlText {
+    fn new(sql: &str) -> SqlText {
+        let n = sql.len();
+        if n < SQL_INLINE {
+            let mut bytes = [0; SQL_INLINE];
+            bytes[..n].copy_from_slice(sql.as_bytes());
+            return SqlText::Inline { len: n as u8, bytes };
+        }
+        let mut bytes = Vec::with_capacity(n + 1);
+        bytes.extend_from_slice(sql.as_bytes());
+        bytes.push(0);
+        SqlText::Boxed(bytes.into_boxed_slice())
+    }
+
+    /// The SQL and its NUL.
+    fn with_nul(&self) -> &[u8] {
+        match self {
+            SqlText::Inline { len, bytes } => &bytes[..=*len as usize],
+            SqlText::Boxed(bytes) => bytes,
+        }
+    }
+
+    fn text(&self) -> &str {
+        let b = self.with_nul();
+        // SAFETY: copied from a `&str` by `new`, which added the last byte (a NUL).
+        unsafe { std::str::from_utf8_unchecked(&b[..b.len() - 1]) }
+    }
 }
 
 impl std::fmt::Debug for Results {
@@ -250,6 +276,22 @@ impl Drop for Results {
         }
         if let (true, Some(l)) = (self.counted, self.hold.lease()) {
             l.shared().counters.results_outstanding.dec();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SqlText, SQL_INLINE};
+
+    #[test]
+    fn sql_short_or_long_reads_back_with_its_nul() {
+        for n in [0, 1, SQL_INLINE - 1, SQL_INLINE, 10 * SQL_INLINE] {
+            let sql: String = "SELECT é".chars().cycle().take(n).collect();
+            let kept = SqlText::new(&sql);
+            assert_eq!(kept.text(), sql, "{n} characters");
+            assert_eq!(kept.with_nul(), [sql.as_bytes(), b"\0"].concat());
+            assert_eq!(matches!(kept, SqlText::Inline { .. }), sql.len() < SQL_INLINE);
         }
     }
 }
