@@ -4,9 +4,10 @@
  * C code only ever holds pointers to one. cgo cannot tell whether an incomplete struct holds Go
  * pointers, so it checks every such pointer passed to C, and that check allocates: one heap
  * object per cgo call (Go 1.19), 7 of a native round trip's 10 allocations. With a body cgo
- * sees that the type holds no pointers and passes it as it is. The body is never used for a layout: the binding only passes on the pointers the
- * library returns, and never makes, copies or dereferences a handle. Every file of the binding
- * that uses the library includes this header, not pgsess.h, so cgo sees one definition of each.
+ * sees that the type holds no pointers and passes it as it is. The body is never used for a
+ * layout: the binding only passes on the pointers the library returns, and never makes, copies
+ * or dereferences a handle. Every file of the binding that uses the library includes this
+ * header, not pgsess.h, so cgo sees one definition of each.
  */
 #ifndef PGSESS_GO_HANDLES_H
 #define PGSESS_GO_HANDLES_H
