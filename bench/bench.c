@@ -930,15 +930,15 @@ static double typed_pgsess(pgsess_session *s, struct typed_sum *out)
 }
 
 /* typed_pgsess with the rows read a block at a time: one column getter call per typed column
-   and one pgsess_results_cells call (for the text column) per block of TYPED_BLOCK rows. */
+   and one pgsess_results_column_cells call (for the text column) per block of TYPED_BLOCK rows. */
 #define TYPED_BLOCK 1024
 static double typed_pgsess_columns(pgsess_session *s, struct typed_sum *out)
 {
     static int64_t ints[TYPED_BLOCK], micros[TYPED_BLOCK];
     static double floats[TYPED_BLOCK];
     static bool bools[TYPED_BLOCK];
-    static const char *cells[TYPED_BLOCK * 5];
-    static size_t lens[TYPED_BLOCK * 5];
+    static const char *texts[TYPED_BLOCK];
+    static size_t lens[TYPED_BLOCK];
     size_t nrows, i, k, n;
     struct typed_sum t = {0, 0, 0, 0, 0, 0, 0};
     double t0 = now_us();
@@ -950,12 +950,12 @@ static double typed_pgsess_columns(pgsess_session *s, struct typed_sum *out)
             pgsess_results_get_epoch_micros_column(r, 2, i, n, micros, NULL, NULL) != PGSESS_OK ||
             pgsess_results_get_double_column(r, 3, i, n, floats, NULL, NULL) != PGSESS_OK ||
             pgsess_results_get_bool_column(r, 4, i, n, bools, NULL, NULL) != PGSESS_OK ||
-            pgsess_results_cells(r, i, n, cells, lens) != n)
+            pgsess_results_column_cells(r, 1, i, n, texts, lens) != n)
             die("pgsess bulk typed: a column getter failed on rows %zu..%zu", i, i + n);
         for (k = 0; k < n; k++) {
             t.ints += (unsigned long long)ints[k];
-            t.len += lens[k * 5 + 1];
-            t.first += (unsigned char)cells[k * 5 + 1][0];
+            t.len += lens[k];
+            t.first += (unsigned char)texts[k][0];
             t.micros += (unsigned long long)micros[k];
             t.floats += floats[k];
             t.trues += bools[k];
@@ -1034,8 +1034,10 @@ static void workload_bulk_typed(pgsess_session *s, PGconn *c)
     double *a = dalloc(BULK_BLOCKS), *b = dalloc(BULK_BLOCKS), *bb = dalloc(BULK_BLOCKS);
     double *rt = dalloc(BULK_BLOCKS), *rbin = dalloc(BULK_BLOCKS);
     double *ac = dalloc(BULK_BLOCKS), *rct = dalloc(BULK_BLOCKS), *rcbin = dalloc(BULK_BLOCKS);
+    double *acs = dalloc(BULK_BLOCKS), *bbs = dalloc(BULK_BLOCKS), *rcs = dalloc(BULK_BLOCKS);
     struct typed_sum want, got;
     long k;
+    double s0;
     printf("2b. bulk fetch into C types \"%s\": %ld rows, %ld blocks of one fetch per side, 1 warm-up each;\n"
            "    sides: pgsess_query_binary + typed getters (per value, and per column a block of rows at a time),\n"
            "    libpq text + atoi/strtod/strtol, libpq binary + ntohl/be64\n",
@@ -1060,11 +1062,15 @@ static void workload_bulk_typed(pgsess_session *s, PGconn *c)
                 typed_check("libpq text", &got, &want);
                 break;
             case 2:
+                s0 = sleeps_now();
                 ac[k] = typed_pgsess_columns(s, &got) / 1000.0;
+                acs[k] = sleeps_now() - s0;
                 typed_check("pgsess columns", &got, &want);
                 break;
             default:
+                s0 = sleeps_now();
                 bb[k] = typed_libpq_binary(c, &got) / 1000.0;
+                bbs[k] = sleeps_now() - s0;
                 typed_check("libpq binary", &got, &want);
             }
         }
@@ -1072,6 +1078,7 @@ static void workload_bulk_typed(pgsess_session *s, PGconn *c)
         rbin[k] = a[k] / bb[k];
         rct[k] = ac[k] / b[k];
         rcbin[k] = ac[k] / bb[k];
+        rcs[k] = acs[k] / bbs[k];
     }
     print_stats("pgsess binary + getters per fetch", "ms", a, BULK_BLOCKS);
     print_stats("libpq text + parsing per fetch", "ms", b, BULK_BLOCKS);
@@ -1081,6 +1088,8 @@ static void workload_bulk_typed(pgsess_session *s, PGconn *c)
     print_stats("ratio pgsess/libpq binary", "", rbin, BULK_BLOCKS);
     print_stats("ratio pgsess columns/libpq text", "", rct, BULK_BLOCKS);
     print_stats("ratio pgsess columns/libpq binary", "", rcbin, BULK_BLOCKS);
+    print_stats("pgsess column getters sleeps (voluntary switches) per fetch", "", acs, BULK_BLOCKS);
+    print_stats("libpq binary sleeps (voluntary switches) per fetch", "", bbs, BULK_BLOCKS);
     add_row("2b. bulk fetch into C types: pgsess binary + getters vs libpq text + parsing",
             median(a, (size_t)BULK_BLOCKS), median(b, (size_t)BULK_BLOCKS), "ms", median(rt, (size_t)BULK_BLOCKS),
             LOWER, 0.80, "(issue 15)");
@@ -1093,7 +1102,10 @@ static void workload_bulk_typed(pgsess_session *s, PGconn *c)
             median(rcbin, (size_t)BULK_BLOCKS), LOWER, 1.00, "(issue 15)");
     add_row("2b. (extra) pgsess binary + column getters vs libpq text + parsing", median(ac, (size_t)BULK_BLOCKS),
             median(b, (size_t)BULK_BLOCKS), "ms", median(rct, (size_t)BULK_BLOCKS), INFO, 0, NULL);
-    free(a), free(b), free(bb), free(rt), free(rbin), free(ac), free(rct), free(rcbin);
+    add_row("2b. (extra) sleeps (voluntary context switches) per fetch: pgsess column getters vs libpq binary",
+            median(acs, (size_t)BULK_BLOCKS), median(bbs, (size_t)BULK_BLOCKS), "", median(rcs, (size_t)BULK_BLOCKS),
+            INFO, 0, NULL);
+    free(a), free(b), free(bb), free(rt), free(rbin), free(ac), free(rct), free(rcbin), free(acs), free(bbs), free(rcs);
 }
 
 /* ------------------------------------------------------------------------------------------ */

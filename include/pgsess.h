@@ -1717,6 +1717,22 @@ const char *pgsess_results_rows_affected_text(const struct pgsess_results *resul
 size_t pgsess_results_cells(const struct pgsess_results *results, size_t first_row, size_t max_rows, const char **values, size_t *lengths);
 
 /**
+ * Fill the value pointers (NULL for SQL NULL) and, when `lengths` is not NULL, the lengths of
+ * column `col` of up to `max_rows` rows starting at row `first_row`: row `first_row + r` goes
+ * to index `r`. `pgsess_results_cells` for one column, as a columnar reader takes a text or
+ * bytea column beside the typed ones (`pgsess_results_get_int64_column` and the others).
+ * Returns how many rows were filled: `max_rows`, or fewer at the end of the results; 0 for
+ * `first_row` or `col` out of range, NULL `results` or NULL `values`. The pointers are owned by
+ * the results and valid until `pgsess_results_free`; each value is followed by a NUL byte (not
+ * counted in its length). Any thread, as for every reader of a results handle.
+ *
+ * # Safety
+ * `results` NULL or live; `values` NULL or room for `max_rows` pointers; `lengths` NULL or
+ * room for `max_rows` lengths.
+ */
+size_t pgsess_results_column_cells(const struct pgsess_results *results, size_t col, size_t first_row, size_t max_rows, const char **values, size_t *lengths);
+
+/**
  * Copy the bytes of up to `max_rows` rows' cells, from row `first_row`, back to back into
  * `buf` (`buf_size` bytes, without NUL terminators), each cell's length into `lengths` in the
  * order of `pgsess_results_cells` (`SIZE_MAX` for SQL NULL), whole rows only: for a binding

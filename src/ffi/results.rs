@@ -6,7 +6,7 @@ use std::ptr::null;
 use super::{arg, c_string, call, call_or, pgsess_error, take, Handle, NO_ERR};
 use crate::error::{Code, Error};
 use crate::results::Results;
-use crate::rows::typed::GetError;
+use crate::rows::typed::{Form, FormOf, GetError};
 
 /// The buffered result of one statement. Returned by `pgsess_query`, `pgsess_query_params`,
 /// `pgsess_query_binary`, `pgsess_callproc` and `pgsess_tx_query`; owned by the caller and freed with `pgsess_results_free`, which returns the
@@ -512,7 +512,7 @@ pub unsafe extern "C" fn pgsess_results_get_int64_column(
     nulls: *mut bool,
     read: *mut usize,
 ) -> Code {
-    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::get_int64)
+    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::int64_form)
 }
 
 /// `pgsess_results_get_int64_column` for `pgsess_results_get_double`'s values.
@@ -529,7 +529,7 @@ pub unsafe extern "C" fn pgsess_results_get_double_column(
     nulls: *mut bool,
     read: *mut usize,
 ) -> Code {
-    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::get_double)
+    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::double_form)
 }
 
 /// `pgsess_results_get_int64_column` for `pgsess_results_get_bool`'s values (false for NULL).
@@ -546,7 +546,7 @@ pub unsafe extern "C" fn pgsess_results_get_bool_column(
     nulls: *mut bool,
     read: *mut usize,
 ) -> Code {
-    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::get_bool)
+    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::bool_form)
 }
 
 /// `pgsess_results_get_int64_column` for `pgsess_results_get_epoch_micros`' values.
@@ -563,7 +563,7 @@ pub unsafe extern "C" fn pgsess_results_get_epoch_micros_column(
     nulls: *mut bool,
     read: *mut usize,
 ) -> Code {
-    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::get_epoch_micros)
+    typed_column(results, col, first, count, out, nulls, read, crate::rows::ResultSet::epoch_micros_form)
 }
 
 /// The `pgsess_results_get_*_column` calls: the arguments checked, then `ResultSet::get_column`.
@@ -571,15 +571,15 @@ pub unsafe extern "C" fn pgsess_results_get_epoch_micros_column(
 /// # Safety
 /// As for `pgsess_results_get_int64_column`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn typed_column<T: Copy + Default>(
+unsafe fn typed_column<F: Form>(
     results: *const pgsess_results,
     col: usize,
     first: usize,
     count: usize,
-    out: *mut T,
+    out: *mut F::Value,
     nulls: *mut bool,
     read: *mut usize,
-    get: fn(&crate::rows::ResultSet, usize, usize) -> Result<T, GetError>,
+    form: FormOf<F>,
 ) -> Code {
     call(NO_ERR, || {
         if !read.is_null() {
@@ -599,7 +599,7 @@ unsafe fn typed_column<T: Copy + Default>(
         // SAFETY: the caller gives `count` writable elements at `out` (and at `nulls`).
         let out = std::slice::from_raw_parts_mut(out, count);
         let nulls = (!nulls.is_null()).then(|| std::slice::from_raw_parts_mut(nulls, count));
-        let (done, outcome) = r.set.get_column(col, first, out, nulls, get);
+        let (done, outcome) = r.set.get_column(col, first, out, nulls, form);
         if !read.is_null() {
             *read = done;
         }

@@ -5,9 +5,32 @@
 
 use std::mem::MaybeUninit;
 
-use super::ResultSet;
+use super::{Block, ResultSet};
 
 impl ResultSet {
+    /// Call `f(block, first cell, rows)` for each block that holds some of the rows
+    /// `first..first + rows`, in order: the block, the index in it of the first cell of the
+    /// first of those rows it holds, and how many of them it holds; until `f` returns false.
+    /// The block walk that the readers of many rows share: no row is looked up on its own.
+    ///
+    /// # Safety
+    /// `first + rows <= nrows`.
+    #[inline]
+    unsafe fn for_each_block(&self, first: usize, rows: usize, mut f: impl FnMut(&Block, usize, usize) -> bool) {
+        let per_block = 1usize << self.shift;
+        let mut done = 0;
+        while done < rows {
+            let row = first + done;
+            // SAFETY: `row < first + rows <= nrows`.
+            let (block, base) = unsafe { self.locate(row) };
+            let here = (per_block - (row & (per_block - 1))).min(rows - done);
+            if !f(block, base, here) {
+                return;
+            }
+            done += here;
+        }
+    }
+
     /// Call `f(index, value with its NUL)` for every cell of the rows `first..first + rows`
     /// (fewer when the result ends sooner), row after row, `index` counting cells from 0 in that
     /// order (row-major: `(row - first) * ncols + col`); `value` is `None` for NULL. Returns how
@@ -20,15 +43,53 @@ impl ResultSet {
         }
         let rows = rows.min(self.nrows - first);
         let ncols = self.columns.len();
-        for r in 0..rows {
-            // SAFETY: `first + r < nrows`.
-            let (block, base) = unsafe { self.locate(first + r) };
-            for col in 0..ncols {
-                // SAFETY: the row is in range and `col` below the column count.
-                f(r * ncols + col, unsafe { block.value_at(base + col) });
-            }
-        }
+        let mut index = 0;
+        // SAFETY: `first + rows <= nrows`.
+        unsafe {
+            self.for_each_block(first, rows, |block, base, here| {
+                for cell in base..base + here * ncols {
+                    // SAFETY: the cells of the rows a block holds are all in it.
+                    f(index, block.value_at(cell));
+                    index += 1;
+                }
+                true
+            })
+        };
         rows
+    }
+
+    /// Call `f(i, value with its NUL)` for column `col` of the rows `first..first + rows`, `i`
+    /// counting from 0, `value` `None` for NULL, until `f` returns `None`. Returns how many
+    /// calls returned `Some`; nothing is visited unless the column exists and every one of the
+    /// rows is there.
+    #[inline]
+    pub fn for_each_in_column(
+        &self,
+        col: usize,
+        first: usize,
+        rows: usize,
+        mut f: impl FnMut(usize, Option<&[u8]>) -> Option<()>,
+    ) -> usize {
+        let ncols = self.columns.len();
+        if col >= ncols || !first.checked_add(rows).is_some_and(|end| end <= self.nrows) {
+            return 0;
+        }
+        let mut i = 0;
+        // SAFETY: `first + rows <= nrows`.
+        unsafe {
+            self.for_each_block(first, rows, |block, base, here| {
+                for cell in (base + col..base + here * ncols).step_by(ncols) {
+                    // SAFETY: the cells of the rows a block holds are all in it; `col` is below
+                    // the column count.
+                    if f(i, block.value_at(cell)).is_none() {
+                        return false;
+                    }
+                    i += 1;
+                }
+                true
+            })
+        };
+        i
     }
 
     /// Copy the bytes of the cells of rows `first..first + max_rows` back to back into `buf`

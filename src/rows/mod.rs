@@ -526,6 +526,32 @@ mod tests {
         }
         assert_eq!(r.for_each_in_row(0, 2, |_, _| ()), 2);
         assert_eq!(r.for_each_in_row(n, 3, |_, _| panic!("out of range")), 0);
+        // The block walks of many rows, from just before a block's end across the next two.
+        let first = rows_per_block - 2;
+        let rows = n - first;
+        for col in 0..3 {
+            let mut seen = Vec::new();
+            let visited = r.for_each_in_column(col, first, rows, |i, v| {
+                seen.push((i, v.map(<[u8]>::to_vec)));
+                Some(())
+            });
+            assert_eq!(visited, rows);
+            let want: Vec<_> = (0..rows).map(|i| (i, r.value_with_nul(first + i, col).map(<[u8]>::to_vec))).collect();
+            assert_eq!(seen, want, "column {col}");
+        }
+        let mut seen = Vec::new();
+        assert_eq!(r.for_each_cell_in_rows(first, usize::MAX, |i, v| seen.push((i, v.map(<[u8]>::to_vec)))), rows);
+        let want: Vec<_> =
+            (0..rows * 3).map(|i| (i, r.value_with_nul(first + i / 3, i % 3).map(<[u8]>::to_vec))).collect();
+        assert_eq!(seen, want);
+        // The column walk stops where its callback says, and visits nothing out of range.
+        let mut calls = 0;
+        assert_eq!(r.for_each_in_column(1, first, rows, |i, _| (i < 4).then(|| calls += 1)), 4);
+        assert_eq!(calls, 4);
+        assert_eq!(r.for_each_in_column(3, 0, 1, |_, _| panic!("no such column")), 0);
+        assert_eq!(r.for_each_in_column(0, first, rows + 1, |_, _| panic!("past the end")), 0);
+        assert_eq!(r.for_each_in_column(0, usize::MAX, 2, |_, _| panic!("past the end")), 0);
+        assert_eq!(r.for_each_in_column(0, n, 0, |_, _| panic!("no rows")), 0);
         r.begin_rows(cols(0).collect::<Vec<_>>().into());
         assert!(r.push_row(std::iter::empty()));
         assert_eq!((r.nrows(), r.value(0, 0)), (1, None));

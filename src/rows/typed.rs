@@ -50,15 +50,42 @@ pub mod oid {
     pub const XID8: u32 = 5069;
 }
 
+/// A typed getter's conversion of one column's non-NULL values. It is chosen once from the
+/// column's type, its format and the session settings its text depends on
+/// (`ResultSet::int64_form` and the others), then applied to each value (`decode`): the
+/// per-value getters and the column getters share it, and a column read in a block pays for
+/// the choice once.
+pub trait Form: Copy {
+    type Value: Copy + Default;
+    /// One non-NULL value's bytes, converted.
+    fn decode(self, bytes: &[u8]) -> Result<Self::Value, GetError>;
+}
+
+/// The choice of a `Form` for a column of a result (`ResultSet::int64_form` and the others).
+pub type FormOf<F> = fn(&ResultSet, &Column) -> F;
+
 impl ResultSet {
     /// The value's bytes and its column, or why there is none.
     #[inline]
     fn typed_value(&self, row: usize, col: usize) -> Result<(&[u8], &Column), GetError> {
         let column = self.columns.get(col).ok_or(GetError::OutOfRange)?;
-        if row >= self.nrows() {
+        if row >= self.nrows {
             return Err(GetError::OutOfRange);
         }
-        Ok((self.value(row, col).ok_or(GetError::Null)?, column))
+        // SAFETY: the row and column are in range (see `locate` and `Block::value_at`).
+        let value = unsafe {
+            let (block, base) = self.locate(row);
+            block.value_at(base + col)
+        };
+        let with_nul = value.ok_or(GetError::Null)?;
+        Ok((&with_nul[..with_nul.len() - 1], column))
+    }
+
+    /// One value read in the form `form` chooses for its column.
+    #[inline]
+    pub fn get_with<F: Form>(&self, row: usize, col: usize, form: FormOf<F>) -> Result<F::Value, GetError> {
+        let (bytes, column) = self.typed_value(row, col)?;
+        form(self, column).decode(bytes)
     }
 
     /// Whether column `col` exists and rows `first..first + count` are all there.
@@ -66,47 +93,65 @@ impl ResultSet {
         col < self.columns.len() && first.checked_add(count).is_some_and(|end| end <= self.nrows())
     }
 
-    /// Column `col` of the rows from `first` on, one per element of `out`, each read by `get`
-    /// (one of the getters above): what the `pgsess_results_get_*_column` calls give. A NULL
-    /// sets its `nulls` element (when given; without them it is `GetError::Null`) and leaves the
-    /// value `T::default()`. Returns the rows read and, when it stopped before the last, why;
-    /// rows past the end are `OutOfRange` before any is read.
-    pub fn get_column<T: Copy + Default>(
+    /// Column `col` of the rows from `first` on, one per element of `out`, each read as the
+    /// per-value getter of `form` reads it (the form chosen once for the column): what the
+    /// `pgsess_results_get_*_column` calls give. A NULL sets its `nulls` element (when given;
+    /// without them it is `GetError::Null`) and leaves the value `Default`. Returns the rows
+    /// read and, when it stopped before the last, why; rows past the end are `OutOfRange`
+    /// before any is read.
+    pub fn get_column<F: Form>(
         &self,
         col: usize,
         first: usize,
-        out: &mut [T],
+        out: &mut [F::Value],
         mut nulls: Option<&mut [bool]>,
-        get: impl Fn(&ResultSet, usize, usize) -> Result<T, GetError>,
+        form: FormOf<F>,
     ) -> (usize, Result<(), GetError>) {
         if !self.holds_block(col, first, out.len()) || nulls.as_ref().is_some_and(|n| n.len() != out.len()) {
             return (0, Err(GetError::OutOfRange));
         }
-        for (i, slot) in out.iter_mut().enumerate() {
-            let value = match get(self, first + i, col) {
-                Err(GetError::Null) if nulls.is_some() => None,
-                Ok(v) => Some(v),
-                Err(e) => return (i, Err(e)),
+        let form = form(self, &self.columns[col]);
+        let mut failed = Ok(());
+        let read = self.for_each_in_column(col, first, out.len(), |i, value| {
+            let value = match value {
+                None if nulls.is_some() => None,
+                None => {
+                    failed = Err(GetError::Null);
+                    return None;
+                }
+                Some(with_nul) => match form.decode(&with_nul[..with_nul.len() - 1]) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        failed = Err(e);
+                        return None;
+                    }
+                },
             };
             if let Some(n) = nulls.as_deref_mut() {
                 n[i] = value.is_none();
             }
-            *slot = value.unwrap_or_default();
-        }
-        (out.len(), Ok(()))
+            out[i] = value.unwrap_or_default();
+            Some(())
+        });
+        (read, failed)
     }
 
     /// int2, int4, int8 and oid columns.
     pub fn get_int64(&self, row: usize, col: usize) -> Result<i64, GetError> {
-        let (bytes, column) = self.typed_value(row, col)?;
-        let ty = column.type_oid;
-        if !matches!(ty, oid::INT2 | oid::INT4 | oid::INT8 | oid::OID) {
-            return Err(GetError::TypeMismatch);
+        self.get_with(row, col, Self::int64_form)
+    }
+
+    /// `get_int64`'s form for `column`.
+    #[inline]
+    pub fn int64_form(&self, column: &Column) -> Int64Form {
+        match (column.type_oid, column.is_binary()) {
+            (oid::INT2, true) => Int64Form::Int2,
+            (oid::INT4, true) => Int64Form::Int4,
+            (oid::INT8, true) => Int64Form::Int8,
+            (oid::OID, true) => Int64Form::Oid,
+            (oid::INT2 | oid::INT4 | oid::INT8 | oid::OID, false) => Int64Form::Text,
+            _ => Int64Form::Mismatch,
         }
-        if column.is_binary() {
-            return binary::integer(ty, bytes).ok_or(GetError::TypeMismatch);
-        }
-        text(bytes)?.parse().map_err(|_| GetError::Overflow)
     }
 
     /// int2 and int4 columns, and int8 and oid values that fit in 32 bits (others are an
@@ -120,44 +165,48 @@ impl ResultSet {
     /// float4 is the double nearest its shortest decimal (the text the server prints), in
     /// either format.
     pub fn get_double(&self, row: usize, col: usize) -> Result<f64, GetError> {
-        let (bytes, column) = self.typed_value(row, col)?;
-        let ty = column.type_oid;
-        if !matches!(ty, oid::FLOAT4 | oid::FLOAT8 | oid::NUMERIC) {
-            return Err(GetError::TypeMismatch);
+        self.get_with(row, col, Self::double_form)
+    }
+
+    /// `get_double`'s form for `column`.
+    #[inline]
+    pub fn double_form(&self, column: &Column) -> DoubleForm {
+        match (column.type_oid, column.is_binary()) {
+            (oid::FLOAT4, true) => DoubleForm::Float4,
+            (oid::FLOAT8, true) => DoubleForm::Float8,
+            (oid::NUMERIC, true) => DoubleForm::Numeric,
+            (oid::FLOAT4 | oid::FLOAT8 | oid::NUMERIC, false) => DoubleForm::Text,
+            _ => DoubleForm::Mismatch,
         }
-        if column.is_binary() {
-            return match ty {
-                oid::FLOAT4 => binary::float4(bytes).map(binary::float4_as_double).ok_or(GetError::TypeMismatch),
-                oid::FLOAT8 => binary::float8(bytes).ok_or(GetError::TypeMismatch),
-                _ => binary::numeric(bytes).ok_or(GetError::TypeMismatch)?.to_f64(),
-            };
-        }
-        let text = text(bytes)?;
-        let v: f64 = text.parse().map_err(|_| GetError::TypeMismatch)?;
-        if v.is_infinite() && !text.contains("nfinity") {
-            return Err(GetError::Overflow);
-        }
-        Ok(v)
     }
 
     pub fn get_bool(&self, row: usize, col: usize) -> Result<bool, GetError> {
-        let (bytes, column) = self.typed_value(row, col)?;
-        match (column.type_oid, column.is_binary(), bytes) {
-            (oid::BOOL, true, b) => binary::bool(b).ok_or(GetError::TypeMismatch),
-            (oid::BOOL, false, b"t") => Ok(true),
-            (oid::BOOL, false, b"f") => Ok(false),
-            _ => Err(GetError::TypeMismatch),
+        self.get_with(row, col, Self::bool_form)
+    }
+
+    /// `get_bool`'s form for `column`.
+    #[inline]
+    pub fn bool_form(&self, column: &Column) -> BoolForm {
+        match (column.type_oid, column.is_binary()) {
+            (oid::BOOL, true) => BoolForm::Binary,
+            (oid::BOOL, false) => BoolForm::Text,
+            _ => BoolForm::Mismatch,
         }
     }
 
     /// A uuid column's 16 bytes.
     pub fn get_uuid(&self, row: usize, col: usize) -> Result<[u8; 16], GetError> {
-        let (bytes, column) = self.typed_value(row, col)?;
-        if column.type_oid != oid::UUID {
-            return Err(GetError::TypeMismatch);
+        self.get_with(row, col, Self::uuid_form)
+    }
+
+    /// `get_uuid`'s form for `column`.
+    #[inline]
+    pub fn uuid_form(&self, column: &Column) -> UuidForm {
+        match (column.type_oid, column.is_binary()) {
+            (oid::UUID, true) => UuidForm::Binary,
+            (oid::UUID, false) => UuidForm::Text,
+            _ => UuidForm::Mismatch,
         }
-        if column.is_binary() { binary::uuid(bytes) } else { binary::parse_uuid_text(bytes) }
-            .ok_or(GetError::TypeMismatch)
     }
 
     /// Microseconds since 1970-01-01 00:00:00 UTC for timestamptz; since that wall-clock time for
@@ -166,32 +215,171 @@ impl ResultSet {
     /// i64 range (dates past the year 294246) is an overflow. Text is read in its ISO form
     /// (DateStyle ISO, the default); binary values under any DateStyle.
     pub fn get_epoch_micros(&self, row: usize, col: usize) -> Result<i64, GetError> {
-        let (bytes, column) = self.typed_value(row, col)?;
-        let ty = column.type_oid;
-        if !matches!(ty, oid::DATE | oid::TIME | oid::TIMESTAMP | oid::TIMESTAMPTZ) {
-            return Err(GetError::TypeMismatch);
+        self.get_with(row, col, Self::epoch_micros_form)
+    }
+
+    /// `get_epoch_micros`'s form for `column`.
+    #[inline]
+    pub fn epoch_micros_form(&self, column: &Column) -> MicrosForm {
+        match (column.type_oid, column.is_binary()) {
+            (oid::DATE, true) => MicrosForm::Date,
+            (oid::TIME, true) => MicrosForm::Time,
+            (oid::TIMESTAMP | oid::TIMESTAMPTZ, true) => MicrosForm::Timestamp,
+            (oid::TIME, false) => MicrosForm::TimeText,
+            (oid::DATE | oid::TIMESTAMP | oid::TIMESTAMPTZ, false) if self.non_iso_dates => MicrosForm::NonIsoText,
+            (oid::DATE | oid::TIMESTAMP, false) => MicrosForm::IsoText,
+            (oid::TIMESTAMPTZ, false) => MicrosForm::IsoTextWithZone,
+            _ => MicrosForm::Mismatch,
         }
-        if column.is_binary() {
-            return match ty {
-                oid::DATE => binary::date_epoch_micros(binary::date(bytes).ok_or(GetError::TypeMismatch)?),
-                oid::TIME => binary::time(bytes).ok_or(GetError::TypeMismatch),
-                _ => binary::timestamp_epoch_micros(binary::timestamp(bytes).ok_or(GetError::TypeMismatch)?),
-            };
+    }
+}
+
+/// `get_int64`'s forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Int64Form {
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+    /// The text of any of those.
+    Text,
+    Mismatch,
+}
+
+impl Form for Int64Form {
+    type Value = i64;
+    #[inline(always)]
+    fn decode(self, b: &[u8]) -> Result<i64, GetError> {
+        match self {
+            Int64Form::Int2 => binary::int2(b).map(i64::from).ok_or(GetError::TypeMismatch),
+            Int64Form::Int4 => binary::int4(b).map(i64::from).ok_or(GetError::TypeMismatch),
+            Int64Form::Int8 => binary::int8(b).ok_or(GetError::TypeMismatch),
+            Int64Form::Oid => binary::uint4(b).map(i64::from).ok_or(GetError::TypeMismatch),
+            Int64Form::Text => text(b)?.parse().map_err(|_| GetError::Overflow),
+            Int64Form::Mismatch => Err(GetError::TypeMismatch),
         }
-        let text = text(bytes)?;
-        if ty == oid::TIME {
-            // A time's text is the same under every DateStyle.
-            return parse_clock(text).ok_or(GetError::Unsupported);
+    }
+}
+
+/// `get_double`'s forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoubleForm {
+    Float4,
+    Float8,
+    Numeric,
+    /// The text of any of those.
+    Text,
+    Mismatch,
+}
+
+impl Form for DoubleForm {
+    type Value = f64;
+    #[inline(always)]
+    fn decode(self, b: &[u8]) -> Result<f64, GetError> {
+        match self {
+            DoubleForm::Float4 => binary::float4(b).map(binary::float4_as_double).ok_or(GetError::TypeMismatch),
+            DoubleForm::Float8 => binary::float8(b).ok_or(GetError::TypeMismatch),
+            DoubleForm::Numeric => binary::numeric(b).ok_or(GetError::TypeMismatch)?.to_f64(),
+            DoubleForm::Text => {
+                let text = text(b)?;
+                let v: f64 = text.parse().map_err(|_| GetError::TypeMismatch)?;
+                if v.is_infinite() && !text.contains("nfinity") {
+                    return Err(GetError::Overflow);
+                }
+                Ok(v)
+            }
+            DoubleForm::Mismatch => Err(GetError::TypeMismatch),
         }
-        match text {
-            "infinity" => return Ok(i64::MAX),
-            "-infinity" => return Ok(i64::MIN),
-            _ => {}
+    }
+}
+
+/// `get_bool`'s forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoolForm {
+    Binary,
+    Text,
+    Mismatch,
+}
+
+impl Form for BoolForm {
+    type Value = bool;
+    #[inline(always)]
+    fn decode(self, b: &[u8]) -> Result<bool, GetError> {
+        match (self, b) {
+            (BoolForm::Binary, b) => binary::bool(b).ok_or(GetError::TypeMismatch),
+            (BoolForm::Text, b"t") => Ok(true),
+            (BoolForm::Text, b"f") => Ok(false),
+            _ => Err(GetError::TypeMismatch),
         }
-        if self.non_iso_dates {
-            return Err(GetError::Unsupported);
+    }
+}
+
+/// `get_uuid`'s forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UuidForm {
+    Binary,
+    Text,
+    Mismatch,
+}
+
+impl Form for UuidForm {
+    type Value = [u8; 16];
+    #[inline(always)]
+    fn decode(self, b: &[u8]) -> Result<[u8; 16], GetError> {
+        match self {
+            UuidForm::Binary => binary::uuid(b).ok_or(GetError::TypeMismatch),
+            UuidForm::Text => binary::parse_uuid_text(b).ok_or(GetError::TypeMismatch),
+            UuidForm::Mismatch => Err(GetError::TypeMismatch),
         }
-        parse_iso_datetime(text, ty == oid::TIMESTAMPTZ)
+    }
+}
+
+/// `get_epoch_micros`'s forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MicrosForm {
+    Date,
+    Time,
+    /// timestamp or timestamptz.
+    Timestamp,
+    /// A time's text, the same under every DateStyle.
+    TimeText,
+    /// A date's or timestamp's text under a DateStyle other than ISO: only ±infinity is read.
+    NonIsoText,
+    /// A date's or timestamp's ISO text.
+    IsoText,
+    /// A timestamptz's ISO text.
+    IsoTextWithZone,
+    Mismatch,
+}
+
+impl Form for MicrosForm {
+    type Value = i64;
+    #[inline(always)]
+    fn decode(self, b: &[u8]) -> Result<i64, GetError> {
+        match self {
+            MicrosForm::Date => binary::date_epoch_micros(binary::date(b).ok_or(GetError::TypeMismatch)?),
+            MicrosForm::Time => binary::time(b).ok_or(GetError::TypeMismatch),
+            MicrosForm::Timestamp => {
+                binary::timestamp_epoch_micros(binary::timestamp(b).ok_or(GetError::TypeMismatch)?)
+            }
+            MicrosForm::TimeText => parse_clock(text(b)?).ok_or(GetError::Unsupported),
+            MicrosForm::NonIsoText => infinity(text(b)?).ok_or(GetError::Unsupported),
+            MicrosForm::IsoText | MicrosForm::IsoTextWithZone => {
+                let text = text(b)?;
+                infinity(text).map_or_else(|| parse_iso_datetime(text, self == MicrosForm::IsoTextWithZone), Ok)
+            }
+            MicrosForm::Mismatch => Err(GetError::TypeMismatch),
+        }
+    }
+}
+
+/// `infinity` and `-infinity`, a date's or timestamp's text under every DateStyle, as
+/// `i64::MAX`/`i64::MIN`.
+fn infinity(text: &str) -> Option<i64> {
+    match text {
+        "infinity" => Some(i64::MAX),
+        "-infinity" => Some(i64::MIN),
+        _ => None,
     }
 }
 
@@ -508,21 +696,24 @@ mod tests {
         }
         let mut out = [9i64; 3];
         let mut nulls = [true; 3];
-        assert_eq!(set.get_column(0, 0, &mut out, Some(&mut nulls), ResultSet::get_int64), (3, Ok(())));
+        assert_eq!(set.get_column(0, 0, &mut out, Some(&mut nulls), ResultSet::int64_form), (3, Ok(())));
         assert_eq!((out, nulls), ([1, 0, -3], [false, true, false]));
         // Without nulls a NULL stops it; a value that does not convert stops it too.
-        assert_eq!(set.get_column(0, 0, &mut out, None, ResultSet::get_int64), (1, Err(GetError::Null)));
+        assert_eq!(set.get_column(0, 0, &mut out, None, ResultSet::int64_form), (1, Err(GetError::Null)));
         let mut two = [0i64; 2];
         let per_value = set.get_int64(3, 0).unwrap_err();
-        assert_eq!(set.get_column(0, 2, &mut two, None, ResultSet::get_int64), (1, Err(per_value)));
-        assert_eq!(set.get_column(1, 0, &mut two, None, ResultSet::get_int64), (0, Err(GetError::TypeMismatch)));
+        assert_eq!(set.get_column(0, 2, &mut two, None, ResultSet::int64_form), (1, Err(per_value)));
+        assert_eq!(set.get_column(1, 0, &mut two, None, ResultSet::int64_form), (0, Err(GetError::TypeMismatch)));
         // Out of range before anything is read.
         let mut out = [7i64; 2];
-        assert_eq!(set.get_column(0, 3, &mut out, None, ResultSet::get_int64), (0, Err(GetError::OutOfRange)));
-        assert_eq!(set.get_column(2, 0, &mut out, None, ResultSet::get_int64), (0, Err(GetError::OutOfRange)));
-        assert_eq!(set.get_column(0, usize::MAX, &mut out, None, ResultSet::get_int64), (0, Err(GetError::OutOfRange)));
+        assert_eq!(set.get_column(0, 3, &mut out, None, ResultSet::int64_form), (0, Err(GetError::OutOfRange)));
+        assert_eq!(set.get_column(2, 0, &mut out, None, ResultSet::int64_form), (0, Err(GetError::OutOfRange)));
+        assert_eq!(
+            set.get_column(0, usize::MAX, &mut out, None, ResultSet::int64_form),
+            (0, Err(GetError::OutOfRange))
+        );
         assert_eq!(out, [7, 7]);
-        assert_eq!(set.get_column(0, 4, &mut [0i64; 0], None, ResultSet::get_int64), (0, Ok(())));
+        assert_eq!(set.get_column(0, 4, &mut [0i64; 0], None, ResultSet::int64_form), (0, Ok(())));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 /*
  * cells.c - reading a result in blocks, as the Go and Ruby bindings do: pgsess_results_cells
- * (pointers and lengths of many rows per call) and pgsess_results_copy_cells (the bytes of many
- * rows copied back to back, whole rows only, SIZE_MAX for NULL), checked cell for cell against
- * pgsess_results_value; a buffer too small for the first row; the end; NULL arguments.
+ * (pointers and lengths of many rows per call), pgsess_results_column_cells (one column's) and
+ * pgsess_results_copy_cells (the bytes of many rows copied back to back, whole rows only,
+ * SIZE_MAX for NULL), checked cell for cell against pgsess_results_value; a buffer too small for
+ * the first row; the end; NULL arguments.
  * Needs env PGSQL_CTEST (a PostgreSQL URI); opens it as pgsess_open("ctest").
  */
 #define _POSIX_C_SOURCE 200809L
@@ -41,6 +42,27 @@ int main(void)
     CHECK_INTEQ(pgsess_results_cells(r, ROWS, 64, values, lengths), 0);
     CHECK_INTEQ(pgsess_results_cells(NULL, 0, 64, values, lengths), 0);
     CHECK_INTEQ(pgsess_results_cells(r, 0, 64, NULL, lengths), 0);
+
+    /* pgsess_results_column_cells: one column, blocks of 64 rows from an odd start. */
+    int column_mismatches = 0;
+    for (size_t col = 0; col < COLS; col++) {
+        for (size_t first = 3; first < ROWS; first += 64) {
+            size_t k = pgsess_results_column_cells(r, col, first, 64, values, lengths);
+            CHECK_INTEQ(k, first + 64 <= ROWS ? 64 : ROWS - first);
+            for (size_t i = 0; i < k; i++) {
+                const char *want = pgsess_results_value(r, first + i, col);
+                if (values[i] != want || (want ? lengths[i] != strlen(want) : lengths[i] != 0))
+                    column_mismatches++;
+            }
+        }
+    }
+    CHECK_INTEQ(column_mismatches, 0);
+    CHECK_INTEQ(pgsess_results_column_cells(r, 1, 990, 64, values, NULL), 10);
+    CHECK_INTEQ(pgsess_results_column_cells(r, 1, ROWS, 64, values, lengths), 0);
+    CHECK_INTEQ(pgsess_results_column_cells(r, COLS, 0, 64, values, lengths), 0);
+    CHECK_INTEQ(pgsess_results_column_cells(r, 0, SIZE_MAX, SIZE_MAX, values, lengths), 0);
+    CHECK_INTEQ(pgsess_results_column_cells(NULL, 0, 0, 64, values, lengths), 0);
+    CHECK_INTEQ(pgsess_results_column_cells(r, 0, 0, 64, NULL, lengths), 0);
 
     /* pgsess_results_copy_cells: whole rows into a 4 KiB buffer, block after block. */
     char buf[4096];
