@@ -96,3 +96,17 @@ fn a_statement_without_a_signal_is_unaffected_and_sends_are_not_cut_short() {
     }
     assert_eq!(s.query("SELECT 'still'", &[]).unwrap().set.value(0, 0), Some(&b"still"[..]));
 }
+
+#[test]
+fn a_signal_cancels_a_large_result_while_its_rows_stream_in() {
+    // Past its first 256 KiB a result's rows are waited for after a short sleep that the
+    // socket does not end (`Stream::fill_after_pause`); a signal during that sleep cancels as
+    // one during poll(2) does. The statement would stream 10 GB: only the cancel ends it early.
+    let s = open("sig-on-stream", true);
+    let (r, took) = run_signalled(&s, "SELECT repeat('x', 1000) FROM generate_series(1, 10000000)");
+    let e = r.unwrap_err();
+    assert_eq!(e.code, Code::PGSESS_QUERY_CANCELED, "{e}");
+    assert!(took < Duration::from_millis(3000), "took {took:?}: the signals from 200 ms on did not end it");
+    assert_eq!(s.query("SELECT 'after'", &[]).unwrap().set.value(0, 0), Some(&b"after"[..]));
+    eprintln!("a streaming result cancelled on signal after {took:?}");
+}

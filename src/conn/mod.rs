@@ -348,12 +348,17 @@ impl PgConn {
         }
     }
 
-    /// Wait for more bytes from the server (one read) until `deadline`; false when it passed.
-    fn read_more_until(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
+    /// Wait for more bytes from the server (one read) until `deadline`, after a sleep of
+    /// `pause` when there is one (`Stream::fill_after_pause`); false when `deadline` passed.
+    fn read_more_until(&mut self, deadline: Option<Instant>, pause: Option<Duration>) -> Result<bool, Error> {
         if stream::remaining(deadline).is_err() {
             return Ok(false);
         }
-        match self.stream.fill_until(&mut self.read_buf, deadline) {
+        let read = match pause {
+            Some(pause) => self.stream.fill_after_pause(&mut self.read_buf, deadline, pause),
+            None => self.stream.fill_until(&mut self.read_buf, deadline),
+        };
+        match read {
             Ok(()) => {}
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
             Err(e) => return Err(self.io_failure(e)),

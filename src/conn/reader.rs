@@ -36,7 +36,7 @@
 //!   other than UTF8 is refused wherever it is announced.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use fallible_iterator::FallibleIterator;
@@ -66,7 +66,11 @@ pub const MAX_PARAMETERS: usize = 512;
 pub const MAX_PARAMETER_BYTES: usize = 256 * 1024;
 /// How long the start of a message a server sends unasked, buffered before a statement is sent
 /// (or at checkout), may wait for its rest before the connection counts as out of step.
-const PARTIAL_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+const PARTIAL_GRACE: Duration = Duration::from_millis(100);
+/// A result's rows past this many bytes are read in coalesced waits (`PgConn::coalesced_pause`).
+const COALESCE_AFTER_BYTES: u64 = 256 * 1024;
+/// The longest pause before one of those waits.
+const COALESCE_MAX_PAUSE: Duration = Duration::from_micros(200);
 /// The default `max_result_bytes`: the DataRow bytes one result (or one stream chunk) may take.
 pub const DEFAULT_MAX_RESULT_BYTES: u64 = crate::config::DEFAULT_MAX_RESULT_BYTES;
 
@@ -198,6 +202,8 @@ impl PgConn {
         let mut errors = 0u32;
         let one_statement = self.exchange != Exchange::Simple;
         self.guard.row_bytes = 0;
+        // When the rows passed `COALESCE_AFTER_BYTES` (`coalesced_pause`).
+        let mut big_since = None;
         loop {
             if stop == Stop::BareSync {
                 // Only ReadyForQuery, or what a server sends unasked, may answer a Sync alone.
@@ -276,7 +282,8 @@ impl PgConn {
                     (Some(d), Some(c)) => Some(d.min(c)),
                     (d, c) => d.or(c),
                 };
-                if self.read_rest_of_message(wake)? {
+                let pause = self.coalesced_pause(rows_open, &mut big_since);
+                if self.read_rest_of_message_after(wake, pause)? {
                     if self.stream.take_interrupted() && !cancelled_on_signal {
                         // `cancel_on_signal`: the caller's runtime wants its thread back (Ruby's
                         // Timeout and Thread#raise signal it): cancel, and wait for the answer
@@ -505,6 +512,12 @@ impl PgConn {
     /// least a read's worth): the buffer grows with the bytes that arrive, never to a length a
     /// message only claims, yet a large message is read with few copies.
     pub(super) fn read_rest_of_message(&mut self, wake: Option<Instant>) -> Result<bool> {
+        self.read_rest_of_message_after(wake, None)
+    }
+
+    /// `read_rest_of_message`, the wait after a sleep of `pause` when there is one
+    /// (`coalesced_pause`).
+    fn read_rest_of_message_after(&mut self, wake: Option<Instant>, pause: Option<Duration>) -> Result<bool> {
         if self.read_buf.len() >= 5 {
             self.check_front()?;
             let [_, a, b, c, d, ..] = self.read_buf[..] else { unreachable!("five bytes are buffered") };
@@ -513,7 +526,21 @@ impl PgConn {
             let step = self.read_buf.len().max(super::stream::READ_CHUNK);
             self.read_buf.reserve(missing.min(step));
         }
-        self.read_more_until(wake)
+        self.read_more_until(wake, pause)
+    }
+
+    /// The pause before the next wait for more of a result's rows (`Stream::fill_after_pause`):
+    /// none until the result's rows have taken `COALESCE_AFTER_BYTES`, then a sixteenth of the
+    /// time since they did, at most `COALESCE_MAX_PAUSE`. A large result is then read several
+    /// of the server's sends at a time, and its end arrives late by at most about a sixteenth
+    /// of the time it took; a small one is read as before. `big_since` is the collect's own.
+    fn coalesced_pause(&self, rows_open: bool, big_since: &mut Option<Instant>) -> Option<Duration> {
+        if !rows_open || self.guard.row_bytes < COALESCE_AFTER_BYTES {
+            return None;
+        }
+        let now = Instant::now();
+        let since = *big_since.get_or_insert(now);
+        Some(((now - since) / 16).min(COALESCE_MAX_PAUSE)).filter(|p| !p.is_zero())
     }
 
     /// Decode the message at the front of the read buffer, all of it there (`buffered_message`).
@@ -673,7 +700,7 @@ impl PgConn {
                     break;
                 }
                 self.read_ready()?;
-            } else if !self.read_more_until(Some(give_up))? {
+            } else if !self.read_more_until(Some(give_up), None)? {
                 break;
             }
         }
