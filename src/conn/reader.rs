@@ -80,6 +80,12 @@ pub(crate) struct Guard {
     pub(super) max_result_bytes: u64,
     /// DataRow bytes of the result being read.
     row_bytes: u64,
+    /// DataRow bytes of a stream's earlier chunks, when the result being read is a stream's
+    /// next chunk (`coalesced_pause`).
+    earlier_chunks_bytes: u64,
+    /// When the rows of the result being read (a stream's, across its chunks) passed
+    /// `COALESCE_AFTER_BYTES` (`coalesced_pause`).
+    big_since: Option<Instant>,
     /// The formats the columns of a RowDescription must have.
     pub(super) want_format: Want,
     /// ReadyForQuery messages still to come in the exchange after the one being read (a
@@ -112,6 +118,8 @@ impl Default for Guard {
         Guard {
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             row_bytes: 0,
+            earlier_chunks_bytes: 0,
+            big_since: None,
             want_format: Want::Any,
             more_replies: 0,
             idle_checked: false,
@@ -201,9 +209,14 @@ impl PgConn {
         let mut answers = 0u32;
         let mut errors = 0u32;
         let one_statement = self.exchange != Exchange::Simple;
+        if rows_started {
+            // A stream's next chunk: its rows go on with the same result.
+            self.guard.earlier_chunks_bytes += self.guard.row_bytes;
+        } else {
+            self.guard.earlier_chunks_bytes = 0;
+            self.guard.big_since = None;
+        }
         self.guard.row_bytes = 0;
-        // When the rows passed `COALESCE_AFTER_BYTES` (`coalesced_pause`).
-        let mut big_since = None;
         loop {
             if stop == Stop::BareSync {
                 // Only ReadyForQuery, or what a server sends unasked, may answer a Sync alone.
@@ -282,7 +295,7 @@ impl PgConn {
                     (Some(d), Some(c)) => Some(d.min(c)),
                     (d, c) => d.or(c),
                 };
-                let pause = self.coalesced_pause(rows_open, &mut big_since);
+                let pause = self.coalesced_pause(rows_open);
                 if self.read_rest_of_message_after(wake, pause)? {
                     if self.stream.take_interrupted() && !cancelled_on_signal {
                         // `cancel_on_signal`: the caller's runtime wants its thread back (Ruby's
@@ -530,16 +543,17 @@ impl PgConn {
     }
 
     /// The pause before the next wait for more of a result's rows (`Stream::fill_after_pause`):
-    /// none until the result's rows have taken `COALESCE_AFTER_BYTES`, then a sixteenth of the
-    /// time since they did, at most `COALESCE_MAX_PAUSE`. A large result is then read several
-    /// of the server's sends at a time, and its end arrives late by at most about a sixteenth
-    /// of the time it took; a small one is read as before. `big_since` is the collect's own.
-    fn coalesced_pause(&self, rows_open: bool, big_since: &mut Option<Instant>) -> Option<Duration> {
-        if !rows_open || self.guard.row_bytes < COALESCE_AFTER_BYTES {
+    /// none until the result's rows (a stream's, over all its chunks) have taken
+    /// `COALESCE_AFTER_BYTES`, then a sixteenth of the time since they did, at most
+    /// `COALESCE_MAX_PAUSE`. A large result is then read several of the server's sends at a
+    /// time, and its end arrives late by at most about a sixteenth of the time it took; a small
+    /// one is read as before.
+    fn coalesced_pause(&mut self, rows_open: bool) -> Option<Duration> {
+        if !rows_open || self.guard.earlier_chunks_bytes + self.guard.row_bytes < COALESCE_AFTER_BYTES {
             return None;
         }
         let now = Instant::now();
-        let since = *big_since.get_or_insert(now);
+        let since = *self.guard.big_since.get_or_insert(now);
         Some(((now - since) / 16).min(COALESCE_MAX_PAUSE)).filter(|p| !p.is_zero())
     }
 
