@@ -286,8 +286,9 @@ impl Stream {
                 self.bounds.interrupted.set(true);
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "interrupted by a signal"));
             }
-            // Read first; poll(2) only when the socket turns out empty.
-            self.more_waiting = true;
+            // Read first; poll(2) only when the socket turns out empty. (With TLS, poll(2)
+            // comes first and returns at once when records are in; `more_waiting` stays unset.)
+            self.more_waiting = self.tls.is_none();
         }
         self.fill_until(buf, deadline)
     }
@@ -750,13 +751,19 @@ mod tests {
         stream.bounds.cancel_on_signal = true;
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() } as u64;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
         let signaller = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            // SAFETY: the test thread waits in `fill_after_pause` until this signal ends it.
-            unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGUSR2) };
+            // Every 100 ms until the wait ends: one signal may come before the sleep begins.
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                // SAFETY: the test thread is alive until this thread is joined.
+                unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGUSR2) };
+            }
         });
         let started = Instant::now();
         let e = stream.fill_after_pause(&mut buf, None, Duration::from_secs(10)).unwrap_err();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
         signaller.join().unwrap();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
         assert!(stream.take_interrupted());

@@ -8,6 +8,20 @@ use super::results::pgsess_results;
 use super::{arg, call, NO_ERR};
 use crate::error::Error;
 
+/// Store cell `i` (its value with its NUL, `None` for SQL NULL) for C: its pointer in
+/// `values[i]` (NULL for SQL NULL) and, when `lengths` is not NULL, its length without the NUL
+/// in `lengths[i]` (0 for SQL NULL).
+///
+/// # Safety
+/// `values` and `lengths` (when not NULL) have room for index `i`.
+#[inline(always)]
+unsafe fn put_cell(values: *mut *const c_char, lengths: *mut usize, i: usize, v: Option<&[u8]>) {
+    *values.add(i) = v.map_or(null(), |v| v.as_ptr().cast());
+    if !lengths.is_null() {
+        *lengths.add(i) = v.map_or(0, |v| v.len() - 1);
+    }
+}
+
 /// Fill the value pointers (NULL for SQL NULL) and, when `lengths` is not NULL, their lengths of
 /// up to `max_rows` rows starting at row `first_row`, row after row: the cell of row
 /// `first_row + r` and column `c` goes to index `r * ncols + c`, where `ncols` is
@@ -38,12 +52,7 @@ pub unsafe extern "C" fn pgsess_results_cells(
         if max_rows.checked_mul(r.set.columns().len()).is_none() {
             return Err(Error::interface("max_rows * ncols does not fit a size_t"));
         }
-        Ok(r.set.for_each_cell_in_rows(first_row, max_rows, |i, v| {
-            *values.add(i) = v.map_or(null(), |v| v.as_ptr().cast());
-            if !lengths.is_null() {
-                *lengths.add(i) = v.map_or(0, |v| v.len() - 1);
-            }
-        }))
+        Ok(r.set.for_each_cell_in_rows(first_row, max_rows, |i, v| put_cell(values, lengths, i, v)))
     })
 }
 
@@ -75,10 +84,7 @@ pub unsafe extern "C" fn pgsess_results_column_cells(
         }
         let rows = max_rows.min(r.set.nrows().saturating_sub(first_row));
         Ok(r.set.for_each_in_column(col, first_row, rows, |i, v| {
-            *values.add(i) = v.map_or(null(), |v| v.as_ptr().cast());
-            if !lengths.is_null() {
-                *lengths.add(i) = v.map_or(0, |v| v.len() - 1);
-            }
+            put_cell(values, lengths, i, v);
             Some(())
         }))
     })
