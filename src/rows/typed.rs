@@ -137,6 +137,7 @@ impl ResultSet {
     }
 
     /// int2, int4, int8 and oid columns.
+    #[inline]
     pub fn get_int64(&self, row: usize, col: usize) -> Result<i64, GetError> {
         self.get_with(row, col, Self::int64_form)
     }
@@ -156,6 +157,7 @@ impl ResultSet {
 
     /// int2 and int4 columns, and int8 and oid values that fit in 32 bits (others are an
     /// overflow).
+    #[inline]
     pub fn get_int32(&self, row: usize, col: usize) -> Result<i32, GetError> {
         i32::try_from(self.get_int64(row, col)?).map_err(|_| GetError::Overflow)
     }
@@ -164,6 +166,7 @@ impl ResultSet {
     /// ±Infinity come through as such). A numeric beyond the double range is an overflow. A
     /// float4 is the double nearest its shortest decimal (the text the server prints), in
     /// either format.
+    #[inline]
     pub fn get_double(&self, row: usize, col: usize) -> Result<f64, GetError> {
         self.get_with(row, col, Self::double_form)
     }
@@ -180,6 +183,7 @@ impl ResultSet {
         }
     }
 
+    #[inline]
     pub fn get_bool(&self, row: usize, col: usize) -> Result<bool, GetError> {
         self.get_with(row, col, Self::bool_form)
     }
@@ -195,6 +199,7 @@ impl ResultSet {
     }
 
     /// A uuid column's 16 bytes.
+    #[inline]
     pub fn get_uuid(&self, row: usize, col: usize) -> Result<[u8; 16], GetError> {
         self.get_with(row, col, Self::uuid_form)
     }
@@ -214,6 +219,7 @@ impl ResultSet {
     /// `i64::MAX`/`i64::MIN`, as in PostgreSQL's own representation; a finite value beyond the
     /// i64 range (dates past the year 294246) is an overflow. Text is read in its ISO form
     /// (DateStyle ISO, the default); binary values under any DateStyle.
+    #[inline]
     pub fn get_epoch_micros(&self, row: usize, col: usize) -> Result<i64, GetError> {
         self.get_with(row, col, Self::epoch_micros_form)
     }
