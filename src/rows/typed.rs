@@ -72,12 +72,7 @@ impl ResultSet {
         if row >= self.nrows {
             return Err(GetError::OutOfRange);
         }
-        // SAFETY: the row and column are in range (see `locate` and `Block::value_at`).
-        let value = unsafe {
-            let (block, base) = self.locate(row);
-            block.value_at(base + col)
-        };
-        let with_nul = value.ok_or(GetError::Null)?;
+        let with_nul = self.value_with_nul(row, col).ok_or(GetError::Null)?;
         Ok((&with_nul[..with_nul.len() - 1], column))
     }
 
