@@ -5,7 +5,8 @@
 # trip) and 2 (bulk fetch; and pgsess's row accessor as an extra) for each side separately under valgrind --tool=callgrind, counting only
 # the client's instructions inside bench.c's measured_loop() (--collect-atstart=no
 # --toggle-collect=measured_loop: connecting, SCRAM and warm-up are not counted), and reports
-# instructions per call (workload 1) and per row (workload 2) and the ratio pgsess/libpq, then
+# instructions per call (workload 1) and per row (workload 2) and the ratio pgsess/libpq, the
+# code workload 1 runs on every call in cache lines and pages (bench/footprint.awk), then
 # pgsess's most expensive functions for workload 2. Rewrites the "Client CPU" section of
 # BENCHMARKS.md (unless PGSESS_BENCH_NO_WRITE=1).
 #
@@ -35,7 +36,10 @@ for workload in rt bulk bulkrow; do
     for side in $sides; do
         f="$BENCH_TMP/callgrind.$workload.$side"
         echo "callgrind: $workload $side x $n ..."
-        timeout 600 valgrind --tool=callgrind --collect-atstart=no --toggle-collect=measured_loop \
+        # For the round trip, each instruction's own count too (bench/footprint.awk).
+        per_instr=()
+        [[ $workload == rt ]] && per_instr=(--dump-instr=yes --compress-pos=no --compress-strings=no)
+        timeout 600 valgrind --tool=callgrind --collect-atstart=no --toggle-collect=measured_loop "${per_instr[@]}" \
             --callgrind-out-file="$f" "$BENCH_BIN" cg "$workload" "$side" "$n" >"$f.out" 2>"$f.log" || {
             echo "callgrind.sh: valgrind run failed ($workload $side); log:" >&2
             tail -n 20 "$f.log" >&2
@@ -54,11 +58,19 @@ rt_a=$(per rt pgsess "$rt_calls"); rt_b=$(per rt libpq "$rt_calls")
 bk_a=$(per bulk pgsess "$bulk_fetches"); bk_b=$(per bulk libpq "$bulk_fetches")
 bk_w=$(per bulkrow pgsess "$bulk_fetches")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# The code run on every round trip: "LINES PAGES LIB_LINES LIB_PAGES" (bench/footprint.awk).
+footprint() { # SIDE LIBRARY
+    awk -v calls="$rt_calls" -v lib="$2" -f "$BENCH_ROOT/bench/footprint.awk" "$BENCH_TMP/callgrind.rt.$1"
+}
+read -r fp_a fpp_a fl_a flp_a <<<"$(footprint pgsess libpgsess)"
+read -r fp_b fpp_b fl_b flp_b <<<"$(footprint libpq libpq)"
 
 table=$(
     echo "| workload (client instructions, valgrind callgrind) | pgsess | libpq | ratio pgsess/libpq |"
     echo "|---|---:|---:|---:|"
     echo "| 1. round trip \`SELECT \$1::int + 1\`: instructions per call ($rt_calls calls) | $rt_a | $rt_b | $(ratio "$rt_a" "$rt_b") |"
+    echo "| 1. the same: code run on every call, 64-byte lines (4 KiB pages), whole process | $fp_a ($fpp_a) | $fp_b ($fpp_b) | $(ratio "$fp_a" "$fp_b") |"
+    echo "| 1. the same, the library alone (libpgsess / libpq) | $fl_a ($flp_a) | $fl_b ($flp_b) | $(ratio "$fl_a" "$fl_b") |"
     echo "| 2. bulk fetch, every value read: instructions per row (${rows[bulk.pgsess]} rows x 5 columns, $bulk_fetches fetch(es)) | $bk_a | $bk_b | $(ratio "$bk_a" "$bk_b") |"
     echo "| 2. (extra) the same, pgsess reading with \`pgsess_results_row\` (one call per row) | $bk_w | $bk_b | $(ratio "$bk_w" "$bk_b") |"
 )
