@@ -7,7 +7,7 @@ use super::boundary::{lend_checked, unlend};
 use super::error::{pgsess_error, CError};
 use super::results::pgsess_results;
 use super::session::pgsess_session;
-use super::{arg, arg_mut, call, give, params_arg, str_arg, take, Handle, NO_ERR};
+use super::{arg, arg_mut, call, give, params_arg, read_arg, str_arg, take, Handle, NO_ERR};
 use crate::conn::BatchStatement;
 use crate::error::Code;
 use crate::results::Results;
@@ -109,7 +109,7 @@ pub unsafe extern "C" fn pgsess_batch_add(
 /// `batch` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_len(batch: *const pgsess_batch) -> usize {
-    call(NO_ERR, || Ok(arg(batch, "batch")?.len()))
+    read_arg(batch, "batch", |v| v.len())
 }
 
 /// Free a batch. NULL is ignored.
@@ -152,7 +152,7 @@ pub unsafe extern "C" fn pgsess_batch_run(
 /// `results` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_batch_results_count(results: *const pgsess_batch_results) -> usize {
-    call(NO_ERR, || Ok(arg(results, "results")?.items.len()))
+    read_arg(results, "results", |v| v.items.len())
 }
 
 /// The results of statement `index`, or NULL when it failed (see `pgsess_batch_results_error`)

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::ptr::null;
 
 use super::session::pgsess_session;
-use super::{arg, arg_mut, call, call_or, give, pgsess_error, str_arg, take, Handle, NO_ERR};
+use super::{arg, arg_mut, call, call_or, give, pgsess_error, read_arg, str_arg, take, Handle, NO_ERR};
 use crate::error::{Code, Error};
 use crate::session::Copy;
 
@@ -186,7 +186,7 @@ pub unsafe extern "C" fn pgsess_copy_start(
 /// `copy` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_copy_is_in(copy: *const pgsess_copy) -> bool {
-    call(NO_ERR, || Ok(arg(copy, "copy")?.direction() == crate::conn::CopyDirection::In))
+    read_arg(copy, "copy", |v| v.direction() == crate::conn::CopyDirection::In)
 }
 
 /// `pgsess_copy_read`, but every CopyData message the library has buffered at once (waiting for

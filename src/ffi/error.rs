@@ -3,7 +3,7 @@
 use std::ffi::{c_char, CString};
 use std::ptr::null;
 
-use super::{arg, c_string, call, give, lend, pgsess_code_arg, take, Handle, NO_ERR};
+use super::{arg, c_string, call, give, lend, pgsess_code_arg, read_arg, take, Handle, NO_ERR};
 use crate::error::{Code, Error, ServerFields};
 
 /// An error. Created by the library on failure of a call that takes `pgsess_error **err`; owned by
@@ -69,7 +69,7 @@ fn opt_ptr(s: &Option<CString>) -> *const c_char {
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_code(err: *const pgsess_error) -> Code {
-    call(NO_ERR, || Ok(arg(err, "err")?.error.code))
+    read_arg(err, "err", |v| v.error.code)
 }
 
 /// The DB-API category of the error's code (as `pgsess_code_category` gives it).
@@ -79,7 +79,7 @@ pub unsafe extern "C" fn pgsess_error_code(err: *const pgsess_error) -> Code {
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_category(err: *const pgsess_error) -> Code {
-    call(NO_ERR, || Ok(arg(err, "err")?.error.category()))
+    read_arg(err, "err", |v| v.error.category())
 }
 
 /// The DB-API category of a code: the code itself, except `PGSESS_QUERY_CANCELED`,
@@ -100,7 +100,7 @@ pub extern "C" fn pgsess_code_category(code: pgsess_code_arg) -> Code {
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_message(err: *const pgsess_error) -> *const c_char {
-    call(NO_ERR, || Ok(arg(err, "err")?.message.as_ptr()))
+    read_arg(err, "err", |v| v.message.as_ptr())
 }
 
 /// The five-character SQLSTATE: the server's, or the standard one for a client-side failure
@@ -122,7 +122,7 @@ pub unsafe extern "C" fn pgsess_error_sqlstate(err: *const pgsess_error) -> *con
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_detail(err: *const pgsess_error) -> *const c_char {
-    call(NO_ERR, || Ok(arg(err, "err")?.field(b'D')))
+    read_arg(err, "err", |v| v.field(b'D'))
 }
 
 /// The server's HINT field, or NULL. Owned by `err`.
@@ -131,7 +131,7 @@ pub unsafe extern "C" fn pgsess_error_detail(err: *const pgsess_error) -> *const
 /// `err` is NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_hint(err: *const pgsess_error) -> *const c_char {
-    call(NO_ERR, || Ok(arg(err, "err")?.field(b'H')))
+    read_arg(err, "err", |v| v.field(b'H'))
 }
 
 /// One field of the server's error report, by libpq's `PG_DIAG_*` code: `'S'` severity, `'V'`

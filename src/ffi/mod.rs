@@ -51,7 +51,7 @@ pub mod library;
 use std::ffi::{c_char, CStr, CString};
 
 use crate::error::{Error, Result};
-pub(crate) use boundary::{arg, arg_mut, call, call_or, give, lend, take, Handle, NO_ERR};
+pub(crate) use boundary::{arg, arg_mut, call, call_or, give, lend, read_arg, take, Handle, NO_ERR};
 pub use error::pgsess_error;
 
 /// The C type of a `pgsess_code` argument: read as a plain integer so that a value outside the

@@ -5,7 +5,7 @@ use std::ptr::null_mut;
 use std::time::Duration;
 
 use super::session::pgsess_session;
-use super::{arg, call, call_or, give, pgsess_error, str_arg, take, Handle, NO_ERR};
+use super::{arg, call, call_or, give, pgsess_error, read_arg, str_arg, take, Handle, NO_ERR};
 use crate::conn::Notification;
 use crate::error::Code;
 
@@ -138,7 +138,7 @@ pub unsafe extern "C" fn pgsess_notification_fd(session: *mut pgsess_session) ->
 /// `n` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_channel(n: *const pgsess_notification) -> *const c_char {
-    call(NO_ERR, || Ok(arg(n, "notification")?.channel.as_ptr()))
+    read_arg(n, "notification", |v| v.channel.as_ptr())
 }
 
 /// The payload (`""` when none was given, and for a gap marker). Owned by `n`. NULL for NULL.
@@ -147,7 +147,7 @@ pub unsafe extern "C" fn pgsess_notification_channel(n: *const pgsess_notificati
 /// `n` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_payload(n: *const pgsess_notification) -> *const c_char {
-    call(NO_ERR, || Ok(arg(n, "notification")?.payload.as_ptr()))
+    read_arg(n, "notification", |v| v.payload.as_ptr())
 }
 
 /// The process id of the notifying server backend (libpq's `be_pid`); 0 for a gap marker and
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn pgsess_notification_payload(n: *const pgsess_notificati
 /// `n` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_pid(n: *const pgsess_notification) -> i32 {
-    call(NO_ERR, || Ok(arg(n, "notification")?.pid))
+    read_arg(n, "notification", |v| v.pid)
 }
 
 /// True for a gap marker: delivered after the listener lost its connection and listened again
@@ -168,7 +168,7 @@ pub unsafe extern "C" fn pgsess_notification_pid(n: *const pgsess_notification) 
 /// `n` NULL or a handle from this library (live or ended).
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notification_is_gap(n: *const pgsess_notification) -> bool {
-    call(NO_ERR, || Ok(arg(n, "notification")?.gap))
+    read_arg(n, "notification", |v| v.gap)
 }
 
 /// Free a notification. NULL is ignored. Any thread.

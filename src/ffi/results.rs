@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::ptr::null;
 
-use super::{arg, c_string, call, call_or, pgsess_error, take, Handle, NO_ERR};
+use super::{arg, c_string, call, call_or, pgsess_error, read_arg, take, Handle, NO_ERR};
 use crate::error::{Code, Error};
 use crate::results::Results;
 use crate::rows::typed::{Form, FormOf, GetError};
@@ -34,17 +34,24 @@ unsafe fn typed<T: Copy>(
     out: *mut T,
     read: impl FnOnce(&Results) -> Result<T, GetError>,
 ) -> Code {
-    call(NO_ERR, || {
-        let r = arg(results, "results")?;
-        let out = out.as_mut().ok_or_else(|| Error::interface("out is NULL"))?;
-        Ok(match read(r) {
-            Ok(v) => {
-                *out = v;
-                Code::PGSESS_OK
-            }
-            Err(e) => crate::results::getter_code(e),
-        })
+    if out.is_null() {
+        return out_is_null();
+    }
+    read_arg(results, "results", |r| match read(r) {
+        Ok(v) => {
+            // SAFETY: not NULL (checked), and writable by the caller's promise.
+            unsafe { *out = v };
+            Code::PGSESS_OK
+        }
+        Err(e) => crate::results::getter_code(e),
     })
+}
+
+/// A typed getter's code for a NULL `out`.
+#[cold]
+#[inline(never)]
+fn out_is_null() -> Code {
+    Error::interface("out is NULL").code
 }
 
 /// Free results and return the pooled connection they hold (waking a caller waiting for one).
@@ -66,7 +73,7 @@ pub unsafe extern "C" fn pgsess_results_free(results: *mut pgsess_results) {
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_nrows(results: *const pgsess_results) -> usize {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.nrows()))
+    read_arg(results, "results", |r| r.set.nrows())
 }
 
 /// Number of columns (0 for a command without rows, or NULL).
@@ -75,7 +82,7 @@ pub unsafe extern "C" fn pgsess_results_nrows(results: *const pgsess_results) ->
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_ncols(results: *const pgsess_results) -> usize {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.ncols()))
+    read_arg(results, "results", |r| r.set.ncols())
 }
 
 /// Name of column `col`, or NULL when out of range.
@@ -84,7 +91,7 @@ pub unsafe extern "C" fn pgsess_results_ncols(results: *const pgsess_results) ->
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_name(results: *const pgsess_results, col: usize) -> *const c_char {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(null(), |c| c.name.as_ptr())))
+    read_arg(results, "results", |r| r.set.columns().get(col).map_or(null(), |c| c.name.as_ptr()))
 }
 
 /// Type OID of column `col` (as `PQftype`: 23 int4, 25 text, ...), or 0 when out of range.
@@ -93,7 +100,7 @@ pub unsafe extern "C" fn pgsess_results_column_name(results: *const pgsess_resul
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_type(results: *const pgsess_results, col: usize) -> u32 {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| c.type_oid)))
+    read_arg(results, "results", |r| r.set.columns().get(col).map_or(0, |c| c.type_oid))
 }
 
 /// The type modifier of column `col`, as `PQfmod`: varchar(n) and char(n) give n + 4,
@@ -115,7 +122,7 @@ pub unsafe extern "C" fn pgsess_results_column_typmod(results: *const pgsess_res
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_size(results: *const pgsess_results, col: usize) -> i32 {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| i32::from(c.type_size))))
+    read_arg(results, "results", |r| r.set.columns().get(col).map_or(0, |c| i32::from(c.type_size)))
 }
 
 /// The OID of the table column `col` comes from, as `PQftable`: 0 when it is not a plain
@@ -126,7 +133,7 @@ pub unsafe extern "C" fn pgsess_results_column_size(results: *const pgsess_resul
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_table(results: *const pgsess_results, col: usize) -> u32 {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| c.table_oid)))
+    read_arg(results, "results", |r| r.set.columns().get(col).map_or(0, |c| c.table_oid))
 }
 
 /// The attribute number of column `col` in the table `pgsess_results_column_table` names, as
@@ -137,7 +144,7 @@ pub unsafe extern "C" fn pgsess_results_column_table(results: *const pgsess_resu
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_column_table_column(results: *const pgsess_results, col: usize) -> i32 {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.columns().get(col).map_or(0, |c| i32::from(c.table_column))))
+    read_arg(results, "results", |r| r.set.columns().get(col).map_or(0, |c| i32::from(c.table_column)))
 }
 
 /// The format of column `col`'s values, as `PQfformat`: 0 text (the server's text output), 1
@@ -177,7 +184,7 @@ pub unsafe extern "C" fn pgsess_results_column_index(results: *const pgsess_resu
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_value(results: *const pgsess_results, row: usize, col: usize) -> *const c_char {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.value_with_nul(row, col).map_or(null(), |v| v.as_ptr().cast())))
+    read_arg(results, "results", |r| r.set.value_with_nul(row, col).map_or(null(), |v| v.as_ptr().cast()))
 }
 
 /// Length in bytes of the value at (`row`, `col`), without the NUL (`PQgetlength`; in a binary
@@ -187,7 +194,7 @@ pub unsafe extern "C" fn pgsess_results_value(results: *const pgsess_results, ro
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_value_length(results: *const pgsess_results, row: usize, col: usize) -> usize {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.value(row, col).map_or(0, <[u8]>::len)))
+    read_arg(results, "results", |r| r.set.value(row, col).map_or(0, <[u8]>::len))
 }
 
 /// Whether the value at (`row`, `col`) is SQL NULL; false when out of range.
@@ -196,7 +203,7 @@ pub unsafe extern "C" fn pgsess_results_value_length(results: *const pgsess_resu
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_is_null(results: *const pgsess_results, row: usize, col: usize) -> bool {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.is_null(row, col)))
+    read_arg(results, "results", |r| r.set.is_null(row, col))
 }
 
 /// Rows affected, as libpq's `PQcmdTuples` reads the command tag: INSERT, UPDATE, DELETE, MERGE,
@@ -208,7 +215,7 @@ pub unsafe extern "C" fn pgsess_results_is_null(results: *const pgsess_results, 
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_rows_affected(results: *const pgsess_results) -> u64 {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.rows_affected()))
+    read_arg(results, "results", |r| r.set.rows_affected())
 }
 
 /// The backend process id of the connection that ran the statement; 0 for NULL.
@@ -217,7 +224,7 @@ pub unsafe extern "C" fn pgsess_results_rows_affected(results: *const pgsess_res
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_backend_pid(results: *const pgsess_results) -> i32 {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.backend_pid))
+    read_arg(results, "results", |r| r.set.backend_pid)
 }
 
 /// Number of notices (NOTICE, WARNING, ...) the statement raised and the results keep: the
@@ -228,7 +235,7 @@ pub unsafe extern "C" fn pgsess_results_backend_pid(results: *const pgsess_resul
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_notice_count(results: *const pgsess_results) -> usize {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.notices.len()))
+    read_arg(results, "results", |r| r.set.notices.len())
 }
 
 /// Notice `index` in libpq's form (`"NOTICE:  text\n"`), or NULL when out of range. Owned by the
@@ -238,7 +245,7 @@ pub unsafe extern "C" fn pgsess_results_notice_count(results: *const pgsess_resu
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_notice(results: *const pgsess_results, index: usize) -> *const c_char {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.notices.get(index).map_or(null(), |n| n.as_ptr())))
+    read_arg(results, "results", |r| r.set.notices.get(index).map_or(null(), |n| n.as_ptr()))
 }
 
 /// The command tag (sprockets.clients.postgresql's `status`): `"SELECT 3"`, `"INSERT 0 2"`, `"CREATE TABLE"`; empty
@@ -248,7 +255,7 @@ pub unsafe extern "C" fn pgsess_results_notice(results: *const pgsess_results, i
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -> *const c_char {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.command_tag.as_c_str().as_ptr()))
+    read_arg(results, "results", |r| r.set.command_tag.as_c_str().as_ptr())
 }
 
 /// The SQL text that produced the results (sprockets.clients.postgresql's `query`). Owned by the results; NULL for NULL.
@@ -257,7 +264,7 @@ pub unsafe extern "C" fn pgsess_results_status(results: *const pgsess_results) -
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_query(results: *const pgsess_results) -> *const c_char {
-    call(NO_ERR, || Ok(arg(results, "results")?.sql_c().as_ptr()))
+    read_arg(results, "results", |r| r.sql_c().as_ptr())
 }
 
 /// What `pgsess_results_summary` gives in one call: the values of `pgsess_results_nrows`,
@@ -729,7 +736,7 @@ pub unsafe extern "C" fn pgsess_results_as_dict(
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_notices_dropped(results: *const pgsess_results) -> u64 {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.notices_dropped))
+    read_arg(results, "results", |r| r.set.notices_dropped)
 }
 
 /// The row count of the command tag as text, exactly as libpq's `PQcmdTuples` gives it: the
@@ -742,5 +749,5 @@ pub unsafe extern "C" fn pgsess_results_notices_dropped(results: *const pgsess_r
 /// `results` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_results_rows_affected_text(results: *const pgsess_results) -> *const c_char {
-    call(NO_ERR, || Ok(arg(results, "results")?.set.rows_affected_digits().as_ptr()))
+    read_arg(results, "results", |r| r.set.rows_affected_digits().as_ptr())
 }

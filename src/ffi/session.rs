@@ -6,7 +6,9 @@ use super::options::pgsess_options;
 use super::results::pgsess_results;
 use super::stream::pgsess_stream;
 use super::tx::pgsess_tx;
-use super::{arg, c_string, call, give, params_arg, pgsess_error, str_arg, take, typed_params_arg, Handle, NO_ERR};
+use super::{
+    arg, c_string, call, give, params_arg, pgsess_error, read_arg, str_arg, take, typed_params_arg, Handle, NO_ERR,
+};
 use crate::config::SessionOptions;
 use crate::error::{Code, Error};
 use crate::pool::PoolStats;
@@ -118,7 +120,7 @@ pub unsafe extern "C" fn pgsess_pin(session: *mut pgsess_session, err: *mut *mut
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_is_pinned(session: *const pgsess_session) -> bool {
-    call(NO_ERR, || Ok(arg(session, "session")?.is_pinned()))
+    read_arg(session, "session", |v| v.is_pinned())
 }
 
 /// Run `sql` with `nparams` text parameters `$1..$n` (`params[i]` NULL is SQL NULL; types are
@@ -409,7 +411,7 @@ pub unsafe extern "C" fn pgsess_cancel(session: *const pgsess_session) -> Code {
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_backend_pid(session: *const pgsess_session) -> i32 {
-    call(NO_ERR, || Ok(arg(session, "session")?.backend_pid()))
+    read_arg(session, "session", |v| v.backend_pid())
 }
 
 /// The pool's id: a hex hash of the normalised URI and pool options with a per-process salt
@@ -420,7 +422,7 @@ pub unsafe extern "C" fn pgsess_backend_pid(session: *const pgsess_session) -> i
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_pool_id(session: *const pgsess_session) -> *const c_char {
-    call(NO_ERR, || Ok(arg(session, "session")?.pool_id_c().as_ptr()))
+    read_arg(session, "session", |v| v.pool_id_c().as_ptr())
 }
 
 /// How many pinned sessions hold a connection of the session's pool now (their connections are
@@ -430,7 +432,7 @@ pub unsafe extern "C" fn pgsess_pool_id(session: *const pgsess_session) -> *cons
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_pool_pinned_sessions(session: *const pgsess_session) -> u64 {
-    call(NO_ERR, || Ok(arg(session, "session")?.pinned_sessions()))
+    read_arg(session, "session", |v| v.pinned_sessions())
 }
 
 /// How many COPY handles hold a connection of the session's pool now (their connections are
@@ -440,7 +442,7 @@ pub unsafe extern "C" fn pgsess_pool_pinned_sessions(session: *const pgsess_sess
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_pool_copies_open(session: *const pgsess_session) -> u64 {
-    call(NO_ERR, || Ok(arg(session, "session")?.copies_open()))
+    read_arg(session, "session", |v| v.copies_open())
 }
 
 /// Fill `*stats` with the state of the session's pool. `PGSESS_INTERFACE_ERROR` for NULL
@@ -464,7 +466,7 @@ pub unsafe extern "C" fn pgsess_pool_stats(session: *const pgsess_session, stats
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_encoding(session: *const pgsess_session) -> *const c_char {
-    call(NO_ERR, || Ok(arg(session, "session")?.encoding().as_ptr()))
+    read_arg(session, "session", |v| v.encoding().as_ptr())
 }
 
 /// Accepts UTF8 under any of PostgreSQL's spellings (`UTF8`, `utf-8`, `unicode`) and changes
@@ -492,7 +494,7 @@ pub unsafe extern "C" fn pgsess_set_encoding(
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_validate(session: *mut pgsess_session) -> bool {
-    call(NO_ERR, || Ok(arg(session, "session")?.validate()))
+    read_arg(session, "session", |v| v.validate())
 }
 
 /// The session's last 50 notices (NOTICE, WARNING, ...), oldest first, each in libpq's form
@@ -513,7 +515,7 @@ pub unsafe extern "C" fn pgsess_notices(session: *const pgsess_session) -> *mut 
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notice_count(session: *const pgsess_session) -> usize {
-    call(NO_ERR, || Ok(arg(session, "session")?.notice_count()))
+    read_arg(session, "session", |v| v.notice_count())
 }
 
 /// The session's notice `index` (0 is the oldest kept) whole, in libpq's form: the severity
@@ -540,5 +542,5 @@ pub unsafe extern "C" fn pgsess_notice(session: *const pgsess_session, index: us
 /// `session` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_notices_dropped(session: *const pgsess_session) -> u64 {
-    call(NO_ERR, || Ok(arg(session, "session")?.notices_dropped()))
+    read_arg(session, "session", |v| v.notices_dropped())
 }

@@ -7,7 +7,7 @@ use std::ptr::null_mut;
 use super::boundary::{lend_child, lend_scoped, take_checked};
 use super::results::pgsess_results;
 use super::session::{self, pgsess_session};
-use super::{arg, call, give, lend, pgsess_code_arg, pgsess_error, str_arg, take, Handle, NO_ERR};
+use super::{arg, call, give, lend, pgsess_code_arg, pgsess_error, read_arg, str_arg, take, Handle, NO_ERR};
 use crate::error::{Code, Error, Result};
 use crate::session::{Isolation, Transaction, TxOptions};
 
@@ -266,7 +266,7 @@ pub unsafe extern "C" fn pgsess_begin_with(
 /// `err` NULL or a live error object from this library.
 #[no_mangle]
 pub unsafe extern "C" fn pgsess_error_is_retryable(err: *const pgsess_error) -> bool {
-    call(NO_ERR, || Ok(arg(err, "err")?.error.is_retryable()))
+    read_arg(err, "err", |v| v.error.is_retryable())
 }
 
 /// The function `pgsess_run_in_tx` runs in a transaction. `tx` is the runner's: run statements
