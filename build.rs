@@ -44,9 +44,10 @@ fn main() {
 /// Ask the linker to place the functions that run on every statement side by side
 /// (`src/hot-symbols.txt`, written by `bench/hot-symbols.sh`): spread over the library, the
 /// round trip's code touched 52 pages and, whenever anything else ran on the CPU in between,
-/// was fetched again page by page; packed, 19. Only a linker that takes a symbol ordering file
-/// (lld, Rust's default on x86-64 Linux) gets the option: it is tried first on an empty
-/// library, built with the same rustc, target and flags. Names that no longer exist (renamed
+/// was fetched again page by page; packed, under 20. Only a linker that takes a symbol ordering
+/// file (lld, Rust's default on x86-64 Linux) gets the option: it is tried first on an empty
+/// library, built with the same rustc, target, flags and linker (`RUSTC_LINKER`, which cargo
+/// sets when one is configured). Names that no longer exist (renamed
 /// functions, another toolchain) are skipped by the linker. `PGSESS_NO_SYMBOL_ORDER=1` leaves
 /// the order to the linker.
 fn order_hot_symbols(crate_dir: &str, out_dir: &str) {
@@ -63,6 +64,9 @@ fn order_hot_symbols(crate_dir: &str, out_dir: &str) {
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     let mut probe = Command::new(rustc);
     probe.args(flags.split('\x1f').filter(|f| !f.is_empty()));
+    if let Ok(linker) = std::env::var("RUSTC_LINKER") {
+        probe.arg(format!("-Clinker={linker}"));
+    }
     probe.args(["--crate-type", "cdylib", "--crate-name", "pgsess_link_probe", "--target", &target, "-o"]);
     probe.arg(format!("{out_dir}/libpgsess_link_probe.so"));
     for a in &args {
