@@ -65,7 +65,7 @@ footprint() { # SIDE LIBRARY
 read -r fp_a fpp_a fl_a flp_a <<<"$(footprint pgsess libpgsess)"
 # How much of src/hot-symbols.txt the library still has (stale names are skipped by the linker).
 hot_list="$BENCH_ROOT/src/hot-symbols.txt"
-hot_total=$(grep -vc '^#' "$hot_list" 2>/dev/null || echo 0)
+hot_total=$(grep -vc '^#' "$hot_list" 2>/dev/null)
 hot_found=$(nm "$prefix/lib/libpgsess.so" 2>/dev/null | awk 'NR == FNR { if ($0 !~ /^#/) want[$0] = 1; next }
     ($NF in want) && !seen[$NF]++ { n++ } END { print n + 0 }' "$hot_list" - 2>/dev/null)
 read -r fp_b fpp_b fl_b flp_b <<<"$(footprint libpq libpq)"
@@ -92,7 +92,7 @@ top_rt=$(top_functions "$BENCH_TMP/callgrind.rt.pgsess" 16)
 echo
 echo "$table"
 echo
-echo "src/hot-symbols.txt: ${hot_found:-0} of $hot_total names are in the library (bench/hot-symbols.sh writes the list again)"
+echo "src/hot-symbols.txt: ${hot_found:-0} of ${hot_total:-0} names are in the library (bench/hot-symbols.sh writes the list again)"
 echo
 echo "pgsess, workload 2: top functions by exclusive instructions (whole measured loop: $(total_of "$BENCH_TMP/callgrind.bulk.pgsess") in total)"
 echo "$top"
